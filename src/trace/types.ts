@@ -1,0 +1,115 @@
+/**
+ * The events of a ptsim trace (format version 1, see docs/trace-format.md), as the trace reader
+ * hands them to the replay loop.
+ *
+ * The reader reuses one TraceEvent object for every line it delivers, so that reading a trace of
+ * hundreds of millions of events allocates nothing per event: a consumer copies what it keeps.
+ */
+
+/** Operation codes, in the order of the trace format's table. */
+export const Op = {
+  malloc: 0,
+  calloc: 1,
+  realloc: 2,
+  memalign: 3,
+  valloc: 4,
+  pvalloc: 5,
+  free: 6,
+  mallocTrim: 7,
+  mallopt: 8,
+  exit: 9,
+} as const;
+export type OpCode = (typeof Op)[keyof typeof Op];
+
+/** The operation names as they are written in a trace and in the fidelity log, indexed by OpCode. */
+export const OP_NAMES: readonly string[] = [
+  'malloc',
+  'calloc',
+  'realloc',
+  'memalign',
+  'valloc',
+  'pvalloc',
+  'free',
+  'malloc_trim',
+  'mallopt',
+  'exit',
+];
+
+/** glibc's numbers for the mallopt parameters a trace may name (malloc/malloc.h). */
+export const MALLOPT_PARAMS: Readonly<Record<string, number>> = {
+  M_MXFAST: 1,
+  M_NLBLKS: 2,
+  M_GRAIN: 3,
+  M_KEEP: 4,
+  M_TRIM_THRESHOLD: -1,
+  M_TOP_PAD: -2,
+  M_MMAP_THRESHOLD: -3,
+  M_MMAP_MAX: -4,
+  M_CHECK_ACTION: -5,
+  M_PERTURB: -6,
+  M_ARENA_TEST: -7,
+  M_ARENA_MAX: -8,
+};
+
+/** The token that stands for NULL, after normalisation by the reader. */
+export const NULL_TOKEN = '';
+
+/** One event line of a trace. */
+export interface TraceEvent {
+  /** 0-based index of the event among the trace's event lines. */
+  index: number;
+  /** 1-based line number in the file. */
+  line: number;
+  /** Nanoseconds from the `@TIME` field, or -1 when the line has none. */
+  time: number;
+  /** The trace's thread number. */
+  tid: number;
+  op: OpCode;
+  /**
+   * First numeric argument: malloc/valloc/pvalloc/realloc SIZE, calloc NMEMB, memalign ALIGN,
+   * malloc_trim PAD, mallopt VALUE. 0 when the operation has none. Sizes above 2^53 are not exact
+   * (doubles); the allocator only needs to know that they are above PTRDIFF_MAX.
+   */
+  n1: number;
+  /** Second numeric argument: calloc SIZE, memalign SIZE; otherwise 0. */
+  n2: number;
+  /**
+   * The token the call returns: PTR of malloc/calloc/memalign/valloc/pvalloc, NEW of realloc.
+   * NULL_TOKEN ('') when the recorded call returned NULL. '' for operations that return nothing.
+   */
+  out: string;
+  /** The token the call takes: PTR of free, OLD of realloc (NULL_TOKEN for NULL); otherwise ''. */
+  in: string;
+  /** mallopt: glibc's parameter number (M_MMAP_THRESHOLD is -3, ...); otherwise 0. */
+  param: number;
+}
+
+/** What the comment lines before the first event say about the recording. */
+export interface TraceHeader {
+  /** `# env NAME=VALUE` lines, in file order. */
+  env: Array<[name: string, value: string]>;
+  /** `# nprocs N`, when present. */
+  nprocs?: number;
+  /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
+  facts: Map<string, string>;
+}
+
+/** Receives a trace as it is read. */
+export interface TraceSink {
+  /** Called once, before the first event (or at the end of a trace without events). */
+  header(h: TraceHeader): void;
+  /** Called for each event line, in order. The object is reused for the next line. */
+  event(ev: TraceEvent): void;
+}
+
+/** A line that does not parse, reported with the file name and line number. */
+export class TraceSyntaxError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly detail: string,
+  ) {
+    super(`${file}:${line}: ${detail}`);
+    this.name = 'TraceSyntaxError';
+  }
+}
