@@ -1,0 +1,269 @@
+/**
+ * The public entry points, as glibc's __libc_* wrappers: initialisation on first use, the tcache
+ * fast paths, arena choice, and the wrappers' own rules (calloc's clearing, realloc(p, 0), the
+ * memalign family's alignment rounding, pvalloc's 2.30-2.41 rounding quirk, the dynamic mmap
+ * threshold raised by free()).
+ *
+ * Blocks are chunk handles here; the user pointer is the chunk's address + 16. NIL stands for NULL.
+ *
+ * glibc: ptmalloc_init (arena.c); __libc_malloc, __libc_free, __libc_realloc, __libc_calloc,
+ * _mid_memalign, __libc_memalign, __libc_valloc, __libc_pvalloc, __posix_memalign,
+ * __malloc_usable_size, __libc_mallopt, __malloc_trim (malloc.c).
+ */
+
+import { arenaForChunk, arenaGet, arenaGetRetry, unlockArena } from './arena.js';
+import { NIL, St } from './chunks.js';
+import {
+  CHUNK_HDR_SZ,
+  DEFAULT_MMAP_THRESHOLD_MAX,
+  DEFAULT_MXFAST,
+  IS_MMAPPED,
+  MALLOC_ALIGNMENT,
+  MINSIZE,
+  PAGE_SIZE,
+  PREV_INUSE,
+  SIZE_MAX_PLUS_1,
+  PTRDIFF_LIMIT,
+  checkedRequest2size,
+  csize2tidx,
+  maxFastFor,
+  powerof2,
+} from './constants.js';
+import { intFree, munmapChunk } from './free.js';
+import { intMalloc } from './malloc.js';
+import { intMemalign } from './memalign.js';
+import { intRealloc, mremapChunk } from './realloc.js';
+import { maybeInitTcache, tcacheGet } from './tcache.js';
+import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
+import { mtrim } from './trim.js';
+import { writeUser } from './mem.js';
+import type { Process } from './state.js';
+
+/** ptmalloc_init */
+export function ptmallocInit(s: Process): void {
+  if (s.initialized) return;
+  s.initialized = true;
+  s.kernel.getrandom(); // tcache_key_initialize
+  s.thread.arena = s.main;
+  // malloc_init_state(&main_arena) ran when the arena was built; this is its set_max_fast.
+  s.globalMaxFast = maxFastFor(DEFAULT_MXFAST);
+  applyTunables(s, resolveTunables(s.env));
+}
+
+/** Records a block handed to the program. */
+function handOut(s: Process, p: number, bytes: number): number {
+  if (p !== NIL) {
+    s.ck.req[p] = bytes;
+    s.ck.born[p] = s.eventIndex;
+  }
+  return p;
+}
+
+/** __libc_malloc */
+export function libcMalloc(s: Process, bytes: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  const tbytes = checkedRequest2size(bytes);
+  if (tbytes === 0) return NIL;
+  const tcIdx = csize2tidx(tbytes);
+  maybeInitTcache(s);
+  const tc = s.thread.tcache;
+  if (tcIdx < s.mp.tcacheBins && tc !== null && tc.counts[tcIdx]! > 0) {
+    return handOut(s, tcacheGet(s, tc, tcIdx), bytes);
+  }
+  if (s.singleThread) return handOut(s, intMalloc(s, s.main, bytes), bytes);
+  let ar = arenaGet(s, bytes);
+  let victim = intMalloc(s, ar, bytes);
+  if (victim === NIL && ar !== null) {
+    ar = arenaGetRetry(s, ar, bytes);
+    victim = intMalloc(s, ar, bytes);
+  }
+  unlockArena(s, ar);
+  return handOut(s, victim, bytes);
+}
+
+/** __libc_free */
+export function libcFree(s: Process, p: number): void {
+  if (p === NIL) return;
+  const ck = s.ck;
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
+    // The dynamic threshold: chunksize_nomask includes the M bit, so a chunk exactly at the
+    // threshold raises it, and one of exactly 32 MiB does not.
+    const raw = ck.size[p]! + ck.flags[p]!;
+    const mp = s.mp;
+    if (!mp.noDynThreshold && raw > mp.mmapThreshold && raw <= DEFAULT_MMAP_THRESHOLD_MAX) {
+      mp.mmapThreshold = ck.size[p]!;
+      mp.trimThreshold = 2 * mp.mmapThreshold;
+    }
+    munmapChunk(s, p);
+    return;
+  }
+  maybeInitTcache(s);
+  intFree(s, arenaForChunk(s, p), p);
+}
+
+/** __libc_calloc */
+export function libcCalloc(s: Process, n: number, elemSize: number): number {
+  const bytes = n * elemSize;
+  // The product must fit in a ptrdiff_t.
+  if (bytes >= PTRDIFF_LIMIT) return NIL;
+  if (!s.initialized) ptmallocInit(s);
+  maybeInitTcache(s);
+  const ck = s.ck;
+  const av = s.singleThread ? s.main : arenaGet(s, bytes);
+  let oldTopAddr = -1;
+  let oldTopSize = 0;
+  if (av !== null) {
+    oldTopAddr = ck.addr[av.top]!;
+    oldTopSize = ck.size[av.top]!;
+    if (av === s.main) {
+      // Only memory above the break's high-water mark is known to be zero. The difference is
+      // unsigned in glibc: negative means "huge".
+      let fresh = s.mp.sbrkBase + av.maxSystemMem - oldTopAddr;
+      if (fresh < 0) fresh += SIZE_MAX_PLUS_1;
+      if (oldTopSize < fresh) oldTopSize = fresh;
+    } else {
+      const h = av.heap!;
+      let fresh = h.start + h.mprotectSize - oldTopAddr;
+      if (fresh < 0) fresh += SIZE_MAX_PLUS_1;
+      if (oldTopSize < fresh) oldTopSize = fresh;
+    }
+  }
+  let p = intMalloc(s, av, bytes);
+  if (!s.singleThread) {
+    if (p === NIL && av !== null) {
+      const ar = arenaGetRetry(s, av, bytes);
+      p = intMalloc(s, ar, bytes);
+      unlockArena(s, ar);
+    } else unlockArena(s, av);
+  }
+  if (p === NIL) return NIL;
+  handOut(s, p, bytes);
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
+    if (s.perturbByte !== 0) writeUser(s, p, bytes);
+    return p;
+  }
+  let csz = ck.size[p]!;
+  if (s.perturbByte === 0 && ck.addr[p] === oldTopAddr && csz > oldTopSize) csz = oldTopSize;
+  writeUser(s, p, csz - 8);
+  return p;
+}
+
+/** __libc_realloc. Returns the block, or NIL (for realloc(p, 0), and on failure, when p stays live). */
+export function libcRealloc(s: Process, oldp: number, bytes: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  if (bytes === 0 && oldp !== NIL) {
+    libcFree(s, oldp);
+    return NIL;
+  }
+  if (oldp === NIL) return libcMalloc(s, bytes);
+  const ck = s.ck;
+  const oldsize = ck.size[oldp]!;
+  const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
+  let ar = null;
+  if (!mmapped) {
+    maybeInitTcache(s);
+    ar = arenaForChunk(s, oldp);
+  }
+  const nb = checkedRequest2size(bytes);
+  if (nb === 0) return NIL;
+  if (mmapped) {
+    const np = mremapChunk(s, oldp, nb);
+    if (np !== NIL) return handOut(s, np, bytes);
+    if (oldsize - 8 >= nb) return handOut(s, oldp, bytes);
+    const newp = libcMalloc(s, bytes);
+    if (newp === NIL) return NIL;
+    writeUser(s, newp, oldsize - CHUNK_HDR_SZ);
+    munmapChunk(s, oldp);
+    return newp;
+  }
+  if (s.singleThread) return handOut(s, intRealloc(s, ar!, oldp, oldsize, nb), bytes);
+  let newp = intRealloc(s, ar!, oldp, oldsize, nb);
+  if (newp === NIL) {
+    newp = libcMalloc(s, bytes);
+    if (newp !== NIL) {
+      writeUser(s, newp, oldsize - 8);
+      intFree(s, ar!, oldp);
+    }
+  }
+  return handOut(s, newp, bytes);
+}
+
+/** _mid_memalign: memalign, aligned_alloc and posix_memalign once their arguments are checked. */
+export function midMemalign(s: Process, alignment: number, bytes: number): number {
+  if (alignment <= MALLOC_ALIGNMENT) return libcMalloc(s, bytes);
+  if (alignment < MINSIZE) alignment = MINSIZE;
+  if (alignment > 2 ** 63) return NIL; // EINVAL
+  if (!powerof2(alignment)) {
+    let a = MALLOC_ALIGNMENT * 2;
+    while (a < alignment) a *= 2;
+    alignment = a;
+  }
+  if (s.singleThread) return handOut(s, intMemalign(s, s.main, alignment, bytes), bytes);
+  let ar = arenaGet(s, bytes + alignment + MINSIZE);
+  let p = intMemalign(s, ar, alignment, bytes);
+  if (p === NIL && ar !== null) {
+    ar = arenaGetRetry(s, ar, bytes);
+    p = intMemalign(s, ar, alignment, bytes);
+  }
+  unlockArena(s, ar);
+  return handOut(s, p, bytes);
+}
+
+/** __libc_memalign (also aligned_alloc, the same function in 2.36) */
+export function libcMemalign(s: Process, alignment: number, bytes: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  return midMemalign(s, alignment, bytes);
+}
+
+/** __libc_valloc */
+export function libcValloc(s: Process, bytes: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  return midMemalign(s, PAGE_SIZE, bytes);
+}
+
+/**
+ * __libc_pvalloc: rounds the size up with `& -(pagesize - 1)`, a mask that keeps bit 0, so an odd
+ * size rounds to one byte over a page multiple (a 2.30-2.41 quirk).
+ */
+export function libcPvalloc(s: Process, bytes: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  const sum = bytes + PAGE_SIZE - 1;
+  if (sum >= SIZE_MAX_PLUS_1) return NIL; // ENOMEM
+  const rounded = sum - (sum % PAGE_SIZE) + (sum % 2);
+  return midMemalign(s, PAGE_SIZE, rounded);
+}
+
+/** __posix_memalign's argument check: the alignment must be a power-of-two multiple of 8. */
+export function posixMemalignValid(alignment: number): boolean {
+  return alignment !== 0 && alignment % 8 === 0 && powerof2(alignment / 8);
+}
+
+/** musable / __malloc_usable_size */
+export function mallocUsableSize(s: Process, p: number): number {
+  if (p === NIL) return 0;
+  const ck = s.ck;
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0) return ck.size[p]! - CHUNK_HDR_SZ;
+  const n = ck.next[p]!;
+  if (n !== NIL && (ck.flags[n]! & PREV_INUSE) !== 0) return ck.size[p]! - 8;
+  return 0;
+}
+
+/** __libc_mallopt */
+export function mallopt(s: Process, param: number, value: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  return doMallopt(s, param, value);
+}
+
+/** __malloc_trim: mtrim on every arena, main first, then newest to oldest. */
+export function mallocTrim(s: Process, pad: number): number {
+  if (!s.initialized) ptmallocInit(s);
+  let result = 0;
+  let ar = s.main;
+  do {
+    result |= mtrim(s, ar, pad);
+    ar = ar.next;
+  } while (ar !== s.main);
+  return result;
+}
+
+export { St };

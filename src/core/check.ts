@@ -1,0 +1,166 @@
+/**
+ * The invariant checker: what must hold after every call, checked by walking the whole model, in
+ * the spirit of glibc's do_check_malloc_state (which glibc compiles only with MALLOC_DEBUG).
+ *
+ * Level 1 checks the cheap counters; level 2 walks every heap chunk by chunk and every bin:
+ *  - chunks tile each region exactly (each starts where the previous ends; no gaps);
+ *  - a chunk's P bit is clear exactly when the chunk before it is free in a regular bin, and then
+ *    its prev_size equals that chunk's size; no two neighbours are both free in a regular bin;
+ *  - every regular-bin chunk is in exactly one bin, the one its size maps to (or unsorted); large
+ *    bins are sorted largest first and their nextsize ring links each size group's first chunk;
+ *    the binmap bit of every non-empty bin is set;
+ *  - fastbin and tcache chunks have the right size class, still look in use, and the tcache
+ *    counts match the lists;
+ *  - the arena's system_mem equals the bytes its chunks cover, and the resident page count equals
+ *    a recount of the kernel's page sets and never exceeds what is mapped.
+ * A violation throws: it is a bug in ptsim, never a user mistake.
+ */
+
+import { NIL, St } from './chunks.js';
+import {
+  IS_MMAPPED,
+  MINSIZE,
+  NBINS,
+  NFASTBINS,
+  PREV_INUSE,
+  TCACHE_MAX_BINS,
+  binIndex,
+  csize2tidx,
+  fastbinIndex,
+  inSmallbinRange,
+} from './constants.js';
+import type { Arena, Process } from './state.js';
+
+function fail(what: string): never {
+  throw new Error(`ptsim internal error: heap invariant broken: ${what}`);
+}
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+
+export function checkProcess(s: Process, level: 1 | 2): void {
+  const k = s.kernel;
+  if (k.residentPages < 0) fail('negative resident page count');
+  if (k.residentPages * 4096 > k.mappedBytes()) fail('more resident bytes than mapped bytes');
+  if (level < 2) return;
+  if (k.recountResident() !== k.residentPages) fail(`resident page count ${k.residentPages} != recount ${k.recountResident()}`);
+  for (const av of s.arenas) checkArena(s, av);
+  checkTcaches(s);
+}
+
+function checkArena(s: Process, av: Arena): void {
+  const ck = s.ck;
+  if (av.topIsInitial) return;
+  // Walk each region of this arena from its first chunk.
+  const inBins = new Set<number>();
+  for (let i = 1; i < NBINS; i++) {
+    const b = av.bin(i);
+    let prev = b;
+    let count = 0;
+    for (let p = ck.fd[b]!; p !== b; p = ck.fd[p]!) {
+      if (ck.bk[p] !== prev) fail(`bin ${i}: broken bk link at ${hex(ck.addr[p]!)}`);
+      if (ck.state[p] !== St.BINNED || ck.bin[p] !== i) fail(`bin ${i}: chunk ${hex(ck.addr[p]!)} has state ${ck.state[p]} bin ${ck.bin[p]}`);
+      if (inBins.has(p)) fail(`chunk ${hex(ck.addr[p]!)} is in two bins`);
+      inBins.add(p);
+      const size = ck.size[p]!;
+      if (i !== 1 && binIndex(size) !== i) fail(`chunk of size ${size} in bin ${i}`);
+      if (i >= 64 && prev !== b && ck.size[prev]! < size) fail(`large bin ${i} not sorted`);
+      if ((ck.flags[p]! & PREV_INUSE) === 0) fail(`free chunk ${hex(ck.addr[p]!)} without P bit`);
+      prev = p;
+      if (++count > 10_000_000) fail(`bin ${i} loops`);
+    }
+    if (i >= 2 && count > 0 && (av.binmap[i >>> 5]! & (1 << (i & 31))) === 0) fail(`binmap bit of non-empty bin ${i} is clear`);
+    if (i >= 64 && count > 0) checkNextsizeRing(s, av, i);
+  }
+  for (let i = 0; i < NFASTBINS; i++) {
+    for (let p = av.fastbins[i]!; p !== NIL; p = ck.fd[p]!) {
+      if (ck.state[p] !== St.FAST) fail(`fastbin ${i} holds a chunk in state ${ck.state[p]}`);
+      if (fastbinIndex(ck.size[p]!) !== i) fail(`fastbin ${i} holds size ${ck.size[p]}`);
+    }
+  }
+  if (ck.state[av.top] !== St.TOP) fail('top chunk state');
+  if ((ck.flags[av.top]! & PREV_INUSE) === 0) fail('top chunk without P bit');
+
+  // Physical walk: find region starts among this arena's chunks.
+  let covered = 0;
+  let binnedSeen = 0;
+  for (let h = 0; h < ck.highWater; h++) {
+    const st = ck.state[h]!;
+    if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
+    if (ck.prev[h] !== NIL) continue;
+    if (av !== s.main) continue; // other arenas' regions are checked by their own walk when modelled
+    let prevFree = false;
+    let prevSize = 0;
+    for (let p = h; p !== NIL; p = ck.next[p]!) {
+      const size = ck.size[p]!;
+      const free = ck.state[p] === St.BINNED;
+      const pbit = (ck.flags[p]! & PREV_INUSE) !== 0;
+      if (p !== h) {
+        if (pbit === prevFree) fail(`P bit of ${hex(ck.addr[p]!)} is ${pbit} but the previous chunk is ${prevFree ? 'free' : 'in use'}`);
+        if (prevFree && ck.prevSize[p] !== prevSize) fail(`prev_size of ${hex(ck.addr[p]!)} is ${ck.prevSize[p]}, not ${prevSize}`);
+        if (prevFree && free) fail(`two free neighbours at ${hex(ck.addr[p]!)}`);
+      }
+      const n = ck.next[p]!;
+      if (n !== NIL && ck.addr[n] !== ck.addr[p]! + size) fail(`chunk at ${hex(ck.addr[p]!)} size ${size} is followed by ${hex(ck.addr[n]!)}`);
+      if (ck.addr[p]! % 16 !== 0) fail(`misaligned chunk ${hex(ck.addr[p]!)}`);
+      if (ck.prev[n] !== p && n !== NIL) fail('prev link mismatch');
+      if (n === NIL && p !== av.top && size !== 16) fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
+      if (free) binnedSeen++;
+      if (ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) {
+        if (size < MINSIZE) fail('cached chunk below MINSIZE');
+      }
+      covered += size;
+      prevFree = free;
+      prevSize = size;
+    }
+  }
+  if (av === s.main) {
+    if (binnedSeen !== inBins.size) fail(`${binnedSeen} free chunks in the heap but ${inBins.size} in bins`);
+    if (av.contiguous && covered !== av.systemMem) fail(`chunks cover ${covered} bytes, system_mem is ${av.systemMem}`);
+  }
+}
+
+function checkNextsizeRing(s: Process, av: Arena, i: number): void {
+  const ck = s.ck;
+  const b = av.bin(i);
+  // Each size group's first chunk carries the links; the ring visits the groups in order.
+  const heads: number[] = [];
+  let lastSize = -1;
+  for (let p = ck.fd[b]!; p !== b; p = ck.fd[p]!) {
+    const size = ck.size[p]!;
+    if (size !== lastSize) {
+      heads.push(p);
+      if (ck.fdNext[p] === NIL) fail(`large bin ${i}: group head ${hex(ck.addr[p]!)} without nextsize links`);
+    } else if (ck.fdNext[p] !== NIL) {
+      fail(`large bin ${i}: chunk ${hex(ck.addr[p]!)} inside a size group carries nextsize links`);
+    }
+    lastSize = size;
+  }
+  for (let j = 0; j < heads.length; j++) {
+    const h = heads[j]!;
+    const nxt = heads[(j + 1) % heads.length]!;
+    if (ck.fdNext[h] !== nxt || ck.bkNext[nxt] !== h) fail(`large bin ${i}: nextsize ring broken`);
+  }
+}
+
+function checkTcaches(s: Process): void {
+  const ck = s.ck;
+  for (const th of s.threads.values()) {
+    const tc = th.tcache;
+    if (tc === null) continue;
+    for (let i = 0; i < TCACHE_MAX_BINS; i++) {
+      let n = 0;
+      for (let p = tc.entries[i]!; p !== NIL; p = ck.fd[p]!) {
+        n++;
+        if (ck.state[p] !== St.TCACHE) fail(`tcache bin ${i} holds a chunk in state ${ck.state[p]}`);
+        if (csize2tidx(ck.size[p]!) !== i) fail(`tcache bin ${i} holds size ${ck.size[p]}`);
+        if (n > 65535) fail('tcache loop');
+      }
+      if (n !== tc.counts[i]) fail(`tcache bin ${i}: count ${tc.counts[i]} but ${n} entries`);
+      if (n > s.mp.tcacheCount) fail(`tcache bin ${i} over its limit`);
+    }
+  }
+}
+
+export { inSmallbinRange };

@@ -1,0 +1,199 @@
+/**
+ * Chunks, kept as a struct of arrays indexed by integer handles.
+ *
+ * glibc keeps its metadata inside the heap itself: each chunk starts with two words,
+ *
+ *     chunk -> +-------------------------------------------+
+ *              | prev_size: size of the previous chunk,    |  (only meaningful when the previous
+ *              |            if it is free                  |   chunk is free, or for an mmapped
+ *              +-------------------------------------------+   chunk, its offset in its mapping)
+ *              | size of this chunk              |A|M|P|   |
+ *       mem -> +-------------------------------------------+
+ *              | fd  (free: next in bin; tcache: next)     |
+ *              | bk  (free: previous in bin; tcache: key)  |
+ *              | fd_nextsize, bk_nextsize (large bins)     |
+ *              | ... user data ...                         |
+ *              +-------------------------------------------+
+ *              | prev_size of the next chunk = our footer  |  (the "footer" of a free chunk)
+ *
+ * ptsim keeps the same fields per chunk, against the chunk's simulated address, but never a byte
+ * image of the heap: memory grows with the number of chunks, not with the size of the heap. A
+ * handle is stable for as long as its chunk exists; splitting creates a handle for the new part,
+ * merging releases the absorbed one. Physical neighbours are linked (`next`/`prev`) so that
+ * `chunk_at_offset(p, size)` is an array read; `addr[next[p]] === addr[p] + size[p]` always holds
+ * inside a heap (check.ts verifies it).
+ *
+ * Bin headers are handles too (state BINHDR, no address), so list code reads like glibc's.
+ * Every write that glibc makes to heap memory goes through the helpers in mem.ts, which also
+ * touch the page (the touch model).
+ */
+
+export const NIL = -1;
+/** What fd_nextsize reads in a bin header: some non-NULL word of the arena (see unlinkChunk). */
+export const NOT_NULL = -2;
+
+/** What currently holds a chunk. */
+export const St = {
+  /** Handed out to the program (or a fencepost / in-use chunk glibc keeps for itself). */
+  INUSE: 0,
+  TCACHE: 1,
+  FAST: 2,
+  /** In the unsorted bin or a small/large bin; `bin` says which. */
+  BINNED: 3,
+  TOP: 4,
+  /** A bin header, not a chunk. */
+  BINHDR: 5,
+  /** A handle on the free list of handles. */
+  DEAD: 6,
+} as const;
+
+export class ChunkStore {
+  cap: number;
+  addr: Float64Array;
+  /** Chunk size without the flag bits. */
+  size: Float64Array;
+  /** The P, M and A bits of the size word. */
+  flags: Uint8Array;
+  /** The prev_size word at the chunk's start. */
+  prevSize: Float64Array;
+  fd: Int32Array;
+  bk: Int32Array;
+  fdNext: Int32Array;
+  bkNext: Int32Array;
+  /** Physical neighbours in the same contiguous region (NIL at its ends). */
+  next: Int32Array;
+  prev: Int32Array;
+  state: Uint8Array;
+  /** Bin index while BINNED (1 = unsorted). */
+  bin: Uint8Array;
+  /** Bytes the program asked for, while the chunk is handed out. */
+  req: Float64Array;
+  /** Index of the event that handed the chunk out. */
+  born: Float64Array;
+
+  private freeHandles: Int32Array;
+  private nFree = 0;
+  private used = 0;
+  /** Handles currently in use (chunks and bin headers). */
+  live = 0;
+
+  constructor(cap = 1024) {
+    this.cap = cap;
+    this.addr = new Float64Array(cap);
+    this.size = new Float64Array(cap);
+    this.flags = new Uint8Array(cap);
+    this.prevSize = new Float64Array(cap);
+    this.fd = new Int32Array(cap);
+    this.bk = new Int32Array(cap);
+    this.fdNext = new Int32Array(cap);
+    this.bkNext = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+    this.prev = new Int32Array(cap);
+    this.state = new Uint8Array(cap);
+    this.bin = new Uint8Array(cap);
+    this.req = new Float64Array(cap);
+    this.born = new Float64Array(cap);
+    this.freeHandles = new Int32Array(cap);
+  }
+
+  /** A fresh handle with every field reset. */
+  alloc(addr: number): number {
+    let h: number;
+    if (this.nFree > 0) h = this.freeHandles[--this.nFree]!;
+    else {
+      if (this.used === this.cap) this.grow();
+      h = this.used++;
+    }
+    this.live++;
+    this.addr[h] = addr;
+    this.size[h] = 0;
+    this.flags[h] = 0;
+    this.prevSize[h] = 0;
+    this.fd[h] = NIL;
+    this.bk[h] = NIL;
+    this.fdNext[h] = NIL;
+    this.bkNext[h] = NIL;
+    this.next[h] = NIL;
+    this.prev[h] = NIL;
+    this.state[h] = St.INUSE;
+    this.bin[h] = 0;
+    this.req[h] = 0;
+    this.born[h] = -1;
+    return h;
+  }
+
+  release(h: number): void {
+    this.state[h] = St.DEAD;
+    this.freeHandles[this.nFree++] = h;
+    this.live--;
+  }
+
+  /** Number of handles ever created (the range to scan in a full walk). */
+  get highWater(): number {
+    return this.used;
+  }
+
+  /**
+   * Creates the chunk that starts `offset` bytes into chunk p and links it physically after p.
+   * Sizes and flags are the caller's to write.
+   */
+  splitAt(p: number, offset: number): number {
+    const r = this.alloc(this.addr[p]! + offset);
+    const n = this.next[p]!;
+    this.prev[r] = p;
+    this.next[r] = n;
+    if (n !== NIL) this.prev[n] = r;
+    this.next[p] = r;
+    return r;
+  }
+
+  /** Removes chunk n from the physical chain (it has been absorbed by a neighbour) and frees its handle. */
+  absorb(n: number): void {
+    const p = this.prev[n]!;
+    const q = this.next[n]!;
+    if (p !== NIL) this.next[p] = q;
+    if (q !== NIL) this.prev[q] = p;
+    this.release(n);
+  }
+
+  /** Links b physically after a (both already exist). */
+  linkPhys(a: number, b: number): void {
+    this.next[a] = b;
+    this.prev[b] = a;
+  }
+
+  private grow(): void {
+    const cap = this.cap * 2;
+    const f64 = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array): Uint8Array => {
+      const b = new Uint8Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.addr = f64(this.addr);
+    this.size = f64(this.size);
+    this.flags = u8(this.flags);
+    this.prevSize = f64(this.prevSize);
+    this.fd = i32(this.fd);
+    this.bk = i32(this.bk);
+    this.fdNext = i32(this.fdNext);
+    this.bkNext = i32(this.bkNext);
+    this.next = i32(this.next);
+    this.prev = i32(this.prev);
+    this.state = u8(this.state);
+    this.bin = u8(this.bin);
+    this.req = f64(this.req);
+    this.born = f64(this.born);
+    this.freeHandles = i32(this.freeHandles);
+    this.cap = cap;
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Freeing a chunk into its arena, and the fastbin consolidation that undoes fastbins' refusal to
+ * coalesce.
+ *
+ * _int_free's order: the calling thread's tcache (if the bin has room); a fastbin (chunks up to
+ * global_max_fast, no coalescing, the next chunk keeps its P bit); otherwise coalescing with free
+ * neighbours on both sides, then either the head of the unsorted bin or the top. A free that
+ * leaves a chunk of at least FASTBIN_CONSOLIDATION_THRESHOLD (64 KiB, counting the top it merged
+ * into) consolidates the fastbins and may give memory back to the system: systrim for the main
+ * arena when the top reaches trim_threshold, heap_trim (always tried) for other arenas.
+ *
+ * glibc: _int_free, malloc_consolidate, munmap_chunk (malloc/malloc.c).
+ */
+
+import { insertUnsortedHead, unlinkChunk } from './bins.js';
+import { NIL, St } from './chunks.js';
+import {
+  FASTBIN_CONSOLIDATION_THRESHOLD,
+  IS_MMAPPED,
+  MINSIZE,
+  NFASTBINS,
+  PAGE_SIZE,
+  PREV_INUSE,
+  csize2tidx,
+  fastbinIndex,
+  inSmallbinRange,
+  powerof2,
+} from './constants.js';
+import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
+import { clearPrevInuse, freePerturb, setFoot, setHead, writeBk, writeFd, writeBkNext, writeFdNext } from './mem.js';
+import { heapTrim } from './heap.js';
+import { systrim } from './sysmalloc.js';
+import { tcachePut } from './tcache.js';
+import type { Arena, Process } from './state.js';
+
+/** _int_free(av, p, have_lock) */
+export function intFree(s: Process, av: Arena, p: number): void {
+  const ck = s.ck;
+  const mp = s.mp;
+  let size = ck.size[p]!;
+  if (ck.addr[p]! % 16 !== 0) mallocPrinterr(GLIBC_ABORT.FREE_INVALID_POINTER);
+  if (size < MINSIZE || size % 16 !== 0) mallocPrinterr(GLIBC_ABORT.FREE_INVALID_SIZE);
+
+  // ---- the calling thread's tcache
+  const tc = s.thread.tcache;
+  const tcIdx = csize2tidx(size);
+  if (tc !== null && tcIdx < mp.tcacheBins) {
+    if (ck.state[p] === St.TCACHE) {
+      // The key word matches: walk this thread's bin to tell a double free from a coincidence
+      // (the chunk may sit in another thread's cache).
+      let cnt = 0;
+      for (let e = tc.entries[tcIdx]!; e !== NIL; e = ck.fd[e]!, cnt++) {
+        if (cnt >= mp.tcacheCount) mallocPrinterr(GLIBC_ABORT.TOO_MANY_TCACHE);
+        if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
+      }
+    }
+    if (tc.counts[tcIdx]! < mp.tcacheCount) {
+      tcachePut(s, tc, p, tcIdx);
+      return;
+    }
+  }
+
+  // ---- fastbins
+  if (size <= s.globalMaxFast) {
+    freePerturb(s, p, size - 16);
+    av.haveFastchunks = true;
+    const idx = fastbinIndex(size);
+    const old = av.fastbins[idx]!;
+    if (old === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_FASTTOP);
+    writeFd(s, p, old);
+    av.fastbins[idx] = p;
+    ck.state[p] = St.FAST;
+    return;
+  }
+
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
+    munmapChunk(s, p);
+    return;
+  }
+
+  // ---- coalescing
+  const nextchunk = ck.next[p]!;
+  if (p === av.top) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TOP);
+  if (av.contiguous && ck.addr[nextchunk]! >= ck.addr[av.top]! + ck.size[av.top]!) {
+    mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_OUT);
+  }
+  if ((ck.flags[nextchunk]! & PREV_INUSE) === 0) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_PREV);
+  const nextsize = ck.size[nextchunk]!;
+  freePerturb(s, p, size - 16);
+
+  if ((ck.flags[p]! & PREV_INUSE) === 0) {
+    const prev = ck.prev[p]!;
+    size += ck.prevSize[p]!;
+    unlinkChunk(s, prev);
+    ck.absorb(p);
+    p = prev;
+  }
+
+  if (nextchunk !== av.top) {
+    const nextinuse = (ck.flags[ck.next[nextchunk]!]! & PREV_INUSE) !== 0;
+    if (!nextinuse) {
+      unlinkChunk(s, nextchunk);
+      size += nextsize;
+      ck.absorb(nextchunk);
+    } else {
+      clearPrevInuse(s, nextchunk);
+    }
+    ck.size[p] = size;
+    insertUnsortedHead(s, av, p, size);
+    setHead(s, p, size, PREV_INUSE);
+    setFoot(s, p, size);
+  } else {
+    size += nextsize;
+    ck.absorb(nextchunk);
+    setHead(s, p, size, PREV_INUSE);
+    av.top = p;
+    ck.state[p] = St.TOP;
+  }
+
+  if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+    if (av.haveFastchunks) mallocConsolidate(s, av);
+    if (av === s.main) {
+      if (ck.size[av.top]! >= mp.trimThreshold) systrim(s, mp.topPad, av);
+    } else {
+      heapTrim(s, av, mp.topPad);
+    }
+  }
+}
+
+/** malloc_consolidate: empties every fastbin, coalescing each chunk and putting it in the unsorted bin. */
+export function mallocConsolidate(s: Process, av: Arena): void {
+  const ck = s.ck;
+  av.haveFastchunks = false;
+  for (let i = 0; i < NFASTBINS; i++) {
+    let p = av.fastbins[i]!;
+    av.fastbins[i] = NIL;
+    while (p !== NIL) {
+      const nextp = ck.fd[p]!;
+      let size = ck.size[p]!;
+      const nextchunk = ck.next[p]!;
+      const nextsize = ck.size[nextchunk]!;
+      ck.state[p] = St.INUSE;
+
+      if ((ck.flags[p]! & PREV_INUSE) === 0) {
+        const prev = ck.prev[p]!;
+        size += ck.prevSize[p]!;
+        unlinkChunk(s, prev);
+        ck.absorb(p);
+        p = prev;
+      }
+
+      if (nextchunk !== av.top) {
+        const nextinuse = (ck.flags[ck.next[nextchunk]!]! & PREV_INUSE) !== 0;
+        if (!nextinuse) {
+          size += nextsize;
+          unlinkChunk(s, nextchunk);
+          ck.absorb(nextchunk);
+        } else {
+          clearPrevInuse(s, nextchunk);
+        }
+        const unsorted = av.bin(1);
+        const first = ck.fd[unsorted]!;
+        writeFd(s, unsorted, p);
+        writeBk(s, first, p);
+        if (!inSmallbinRange(size)) {
+          writeFdNext(s, p, NIL);
+          writeBkNext(s, p, NIL);
+        }
+        setHead(s, p, size, PREV_INUSE);
+        writeBk(s, p, unsorted);
+        writeFd(s, p, first);
+        setFoot(s, p, size);
+        ck.state[p] = St.BINNED;
+        ck.bin[p] = 1;
+      } else {
+        size += nextsize;
+        ck.absorb(nextchunk);
+        setHead(s, p, size, PREV_INUSE);
+        av.top = p;
+        ck.state[p] = St.TOP;
+      }
+      p = nextp;
+    }
+  }
+}
+
+/** munmap_chunk: gives an mmapped chunk's whole mapping back. */
+export function munmapChunk(s: Process, p: number): void {
+  const ck = s.ck;
+  const mem = ck.addr[p]! + 16;
+  const block = ck.addr[p]! - ck.prevSize[p]!;
+  const total = ck.prevSize[p]! + ck.size[p]!;
+  if (block % PAGE_SIZE !== 0 || total % PAGE_SIZE !== 0 || !powerof2(mem % PAGE_SIZE)) {
+    mallocPrinterr(GLIBC_ABORT.MUNMAP_INVALID_POINTER);
+  }
+  s.mp.nMmaps--;
+  s.mp.mmappedMem -= total;
+  s.kernel.munmap(block, total);
+  ck.release(p);
+}
+
+// insertUnsortedHead is used by _int_free; keep the name visible for readers of this module.
+export { insertUnsortedHead };

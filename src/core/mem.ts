@@ -1,0 +1,95 @@
+/**
+ * Every store glibc makes into heap memory, as a helper that updates the chunk store and touches
+ * the page it lands on (the touch model: a page becomes resident at its first write).
+ *
+ * Offsets follow struct malloc_chunk: prev_size at +0, size at +8, fd at +16, bk at +24,
+ * fd_nextsize at +32, bk_nextsize at +40. Bin headers live in the arena (libc's data for the main
+ * arena, the always-resident first page of a non-main heap), so stores into them touch nothing.
+ */
+
+import { St } from './chunks.js';
+import { PREV_INUSE } from './constants.js';
+import type { Process } from './state.js';
+
+/** set_head(p, size | flags) */
+export function setHead(s: Process, p: number, size: number, flags: number): void {
+  const ck = s.ck;
+  ck.size[p] = size;
+  ck.flags[p] = flags;
+  s.kernel.touch(ck.addr[p]! + 8);
+}
+
+/** set_head_size(p, size | extraFlags): keeps p's own flag bits. */
+export function setHeadSize(s: Process, p: number, size: number, extraFlags: number): void {
+  const ck = s.ck;
+  ck.size[p] = size;
+  ck.flags[p] = ck.flags[p]! | extraFlags;
+  s.kernel.touch(ck.addr[p]! + 8);
+}
+
+/** set_foot(p, size): the prev_size word of the chunk that follows p. */
+export function setFoot(s: Process, p: number, size: number): void {
+  const ck = s.ck;
+  ck.prevSize[ck.next[p]!] = size;
+  s.kernel.touch(ck.addr[p]! + size);
+}
+
+/** set_prev_size(p, v) */
+export function setPrevSize(s: Process, p: number, v: number): void {
+  s.ck.prevSize[p] = v;
+  s.kernel.touch(s.ck.addr[p]!);
+}
+
+/** set_inuse_bit_at_offset(p, size(p)): marks p in use in its successor's header. */
+export function setInuseBitAfter(s: Process, p: number): void {
+  const ck = s.ck;
+  const n = ck.next[p]!;
+  ck.flags[n] = ck.flags[n]! | PREV_INUSE;
+  s.kernel.touch(ck.addr[n]! + 8);
+}
+
+/** clear_inuse_bit_at_offset(n, 0): clears n's own PREV_INUSE bit. */
+export function clearPrevInuse(s: Process, n: number): void {
+  const ck = s.ck;
+  ck.flags[n] = ck.flags[n]! & ~PREV_INUSE;
+  s.kernel.touch(ck.addr[n]! + 8);
+}
+
+export function writeFd(s: Process, p: number, v: number): void {
+  const ck = s.ck;
+  ck.fd[p] = v;
+  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 16);
+}
+
+export function writeBk(s: Process, p: number, v: number): void {
+  const ck = s.ck;
+  ck.bk[p] = v;
+  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 24);
+}
+
+export function writeFdNext(s: Process, p: number, v: number): void {
+  const ck = s.ck;
+  ck.fdNext[p] = v;
+  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 32);
+}
+
+export function writeBkNext(s: Process, p: number, v: number): void {
+  const ck = s.ck;
+  ck.bkNext[p] = v;
+  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 40);
+}
+
+/** A memset/memcpy of `len` bytes from the user pointer of p. */
+export function writeUser(s: Process, p: number, len: number): void {
+  s.kernel.touchRange(s.ck.addr[p]! + 16, len);
+}
+
+/** alloc_perturb: fills the requested bytes when M_PERTURB is set. */
+export function allocPerturb(s: Process, p: number, bytes: number): void {
+  if (s.perturbByte !== 0) writeUser(s, p, bytes);
+}
+
+/** free_perturb: fills a freed chunk's user bytes when M_PERTURB is set. */
+export function freePerturb(s: Process, p: number, len: number): void {
+  if (s.perturbByte !== 0) writeUser(s, p, len);
+}

@@ -1,0 +1,209 @@
+/**
+ * The allocator's state: glibc's `struct malloc_state` (one per arena), `struct malloc_par` (the
+ * process-wide `mp_`), each thread's tcache, and the process object that holds them all with the
+ * chunk store and the simulated kernel.
+ *
+ * Field names follow glibc's so that a reader of malloc.c finds each one where they expect it.
+ */
+
+import { Kernel } from '../kernel/kernel.js';
+import { ChunkStore, NIL, NOT_NULL, St } from './chunks.js';
+import {
+  BINMAPSIZE,
+  DEFAULT_MMAP_MAX,
+  DEFAULT_MMAP_THRESHOLD,
+  DEFAULT_TOP_PAD,
+  DEFAULT_TRIM_THRESHOLD,
+  MAX_TCACHE_SIZE,
+  NBINS,
+  NFASTBINS,
+  TCACHE_FILL_COUNT,
+  TCACHE_MAX_BINS,
+  UNSORTED_BIN,
+} from './constants.js';
+
+/** struct malloc_par (mp_): tunable parameters and mmap statistics, shared by all arenas. */
+export interface MallocPar {
+  /** Free top memory above this is given back by free() (systrim / heap_trim). */
+  trimThreshold: number;
+  /** Extra bytes requested from the system whenever the heap grows (and kept when trimming). */
+  topPad: number;
+  /** Requests of at least this chunk size are served by mmap when the top is too small. */
+  mmapThreshold: number;
+  arenaTest: number;
+  arenaMax: number;
+  /** THP page size when glibc.malloc.hugetlb=1 (0: off). */
+  thpPagesize: number;
+  /** Huge page size for MAP_HUGETLB when glibc.malloc.hugetlb >= 2 (0: off). */
+  hpPagesize: number;
+  /** Chunks currently mmapped. */
+  nMmaps: number;
+  /** mmap is not used for chunks once nMmaps reaches this. */
+  nMmapsMax: number;
+  maxNMmaps: number;
+  /** Set when the program fixed a threshold itself: free() of an mmapped chunk no longer raises them. */
+  noDynThreshold: boolean;
+  mmappedMem: number;
+  maxMmappedMem: number;
+  /** First address the main arena got from sbrk (0 until then). */
+  sbrkBase: number;
+  /** Number of tcache bins in use (tcache_max). */
+  tcacheBins: number;
+  tcacheMaxBytes: number;
+  /** Chunks each tcache bin holds at most. */
+  tcacheCount: number;
+  /** Unsorted chunks _int_malloc may sort while filling the tcache before returning one (0: no limit). */
+  tcacheUnsortedLimit: number;
+}
+
+export function defaultMallocPar(): MallocPar {
+  return {
+    trimThreshold: DEFAULT_TRIM_THRESHOLD,
+    topPad: DEFAULT_TOP_PAD,
+    mmapThreshold: DEFAULT_MMAP_THRESHOLD,
+    arenaTest: 8,
+    arenaMax: 0,
+    thpPagesize: 0,
+    hpPagesize: 0,
+    nMmaps: 0,
+    nMmapsMax: DEFAULT_MMAP_MAX,
+    maxNMmaps: 0,
+    noDynThreshold: false,
+    mmappedMem: 0,
+    maxMmappedMem: 0,
+    sbrkBase: 0,
+    tcacheBins: TCACHE_MAX_BINS,
+    tcacheMaxBytes: MAX_TCACHE_SIZE,
+    tcacheCount: TCACHE_FILL_COUNT,
+    tcacheUnsortedLimit: 0,
+  };
+}
+
+/** One non-main heap (arena.c's heap_info): an aligned 64 MiB reservation, partly accessible. */
+export interface HeapInfo {
+  /** Start of the reservation (heap_info lives here). */
+  start: number;
+  /** Bytes in use from start (heap_info.size). */
+  size: number;
+  /** Bytes made accessible with mprotect so far (heap_info.mprotect_size). */
+  mprotectSize: number;
+  /** Position in the arena's chain: 0 for the heap holding the arena's header. */
+  number: number;
+  prev: HeapInfo | null;
+}
+
+/** struct malloc_state: one arena. */
+export class Arena {
+  /** 0 for the main arena, k for the k-th arena created after it. */
+  readonly index: number;
+  /** Handle of bin 0's header; bin i's header is binBase + i. */
+  readonly binBase: number;
+  /** Heads of the fastbins (handles, NIL when empty); LIFO lists through `fd`. */
+  readonly fastbins = new Int32Array(NFASTBINS).fill(NIL);
+  top: number;
+  /** The remainder of the most recent split of a small request. */
+  lastRemainder = NIL;
+  /** One bit per bin, set when a chunk is binned, cleared lazily by _int_malloc's scan. */
+  readonly binmap = new Uint32Array(BINMAPSIZE);
+  haveFastchunks = false;
+  /** The main arena is contiguous until the first brk failure; others never are. */
+  contiguous: boolean;
+  /** Bytes obtained from the system for this arena (brk, heaps, brk-fallback mappings). */
+  systemMem = 0;
+  maxSystemMem = 0;
+  /** The circular list of arenas: main, newest, ..., oldest. */
+  next: Arena;
+  nextFree: Arena | null = null;
+  attachedThreads = 1;
+  /** Non-main arenas: the heap holding the top (the end of the chain through `prev`). */
+  heap: HeapInfo | null = null;
+
+  constructor(ck: ChunkStore, index: number) {
+    this.index = index;
+    // malloc_init_state: every bin empty, linked to itself.
+    let base = NIL;
+    for (let i = 0; i < NBINS; i++) {
+      const h = ck.alloc(-1);
+      if (i === 0) base = h;
+      ck.state[h] = St.BINHDR;
+      ck.bin[h] = i;
+      ck.fd[h] = h;
+      ck.bk[h] = h;
+      ck.fdNext[h] = NOT_NULL;
+      ck.bkNext[h] = NOT_NULL;
+    }
+    this.binBase = base;
+    // The unsorted bin doubles as the initial top, of size 0.
+    this.top = base + UNSORTED_BIN;
+    this.contiguous = index === 0;
+    this.next = this;
+  }
+
+  bin(i: number): number {
+    return this.binBase + i;
+  }
+
+  /** True while top is still the dummy initial top. */
+  get topIsInitial(): boolean {
+    return this.top === this.binBase + UNSORTED_BIN;
+  }
+}
+
+/** One thread's tcache (tcache_perthread_struct), kept outside the heap image but mirroring it. */
+export interface Tcache {
+  /** counts[i]: chunks in bin i. */
+  counts: Uint16Array;
+  /** entries[i]: most recently cached chunk of bin i (a handle); the list continues through `fd`. */
+  entries: Int32Array;
+  /** The 640-byte chunk holding the struct in the heap. */
+  chunk: number;
+}
+
+/** A trace thread. */
+export interface ThreadState {
+  tid: number;
+  tcache: Tcache | null;
+  /** Set by tcache_thread_shutdown: the tcache is never re-created. */
+  tcacheShuttingDown: boolean;
+  /** thread_arena */
+  arena: Arena | null;
+}
+
+export function newTcache(chunk: number): Tcache {
+  return { counts: new Uint16Array(TCACHE_MAX_BINS), entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL), chunk };
+}
+
+/** The whole simulated process: what glibc's malloc keeps, plus the kernel beneath it. */
+export class Process {
+  readonly ck = new ChunkStore();
+  readonly kernel: Kernel;
+  readonly mp: MallocPar = defaultMallocPar();
+  readonly main: Arena;
+  /** Arenas in creation order (main first). */
+  readonly arenas: Arena[] = [];
+  /** __malloc_initialized */
+  initialized = false;
+  /** SINGLE_THREAD_P: true until the process creates its first thread. */
+  singleThread = true;
+  /** global_max_fast: largest chunk size kept in fastbins (0 before initialisation). */
+  globalMaxFast = 0;
+  perturbByte = 0;
+  /** __always_fail_morecore: the main arena may not use brk (glibc.malloc.hugetlb >= 2). */
+  alwaysFailMorecore = false;
+  /** Settings glibc reads from the environment at initialisation (GLIBC_TUNABLES, MALLOC_*_). */
+  env: Array<[name: string, value: string]> = [];
+  /** libc's cached program break (__curbrk); null until the first sbrk asks the kernel. */
+  curbrk: number | null = null;
+  /** The calling thread of the current call. */
+  thread: ThreadState;
+  readonly threads = new Map<number, ThreadState>();
+  /** Index of the event being replayed (for the chunks' birth records). */
+  eventIndex = 0;
+
+  constructor(kernel: Kernel) {
+    this.kernel = kernel;
+    this.main = new Arena(this.ck, 0);
+    this.arenas.push(this.main);
+    this.thread = { tid: 0, tcache: null, tcacheShuttingDown: false, arena: null };
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * Every way a program sets malloc's parameters: mallopt(), the GLIBC_TUNABLES string and the
+ * legacy MALLOC_*_ environment variables, with glibc 2.36's ranges and quirks.
+ *
+ * - Tunables are read once, at malloc's initialisation (ptmalloc_init), and applied in glibc's
+ *   order. A value outside a tunable's range is silently ignored. A GLIBC_TUNABLES entry wins over
+ *   the tunable's environment alias whatever their order in the environment (__tunables_init).
+ * - Numbers are parsed as _dl_strtoul does: decimal, 0x hex, leading-0 octal, an optional sign
+ *   (a negative value wraps), trailing junk ignored.
+ * - Setting top_pad, mmap_threshold, trim_threshold or mmap_max in any way switches the dynamic
+ *   mmap threshold off (mp_.no_dyn_threshold).
+ *
+ * glibc: __libc_mallopt and the do_set_* helpers (malloc/malloc.c), ptmalloc_init and the
+ * TUNABLE_CALLBACKs (malloc/arena.c), __tunables_init and parse_tunables (elf/dl-tunables.c),
+ * elf/dl-tunables.list.
+ */
+
+import {
+  MAX_FAST_SIZE,
+  MAX_TCACHE_COUNT,
+  MAX_TCACHE_SIZE,
+  csize2tidx,
+  maxFastFor,
+  request2size,
+} from './constants.js';
+import { mallocConsolidate } from './free.js';
+import type { Process } from './state.js';
+
+type TunableType = 'int32' | 'size_t';
+
+interface TunableDef {
+  /** Name after `glibc.malloc.` */
+  name: string;
+  type: TunableType;
+  min?: bigint;
+  max?: bigint;
+  /** The legacy environment variable that sets the same tunable. */
+  alias?: string;
+  /** What it does, for --help and diagnostics. */
+  doc: string;
+}
+
+const INT32_MIN = -(2n ** 31n);
+const INT32_MAX = 2n ** 31n - 1n;
+const SIZE_MAX = 2n ** 64n - 1n;
+
+/** elf/dl-tunables.list, the malloc namespace. */
+export const MALLOC_TUNABLES: readonly TunableDef[] = [
+  { name: 'check', type: 'int32', min: 0n, max: 3n, alias: 'MALLOC_CHECK_', doc: 'only used by libc_malloc_debug.so; no effect on malloc itself' },
+  { name: 'top_pad', type: 'size_t', alias: 'MALLOC_TOP_PAD_', doc: 'extra bytes asked of the system at each heap growth' },
+  { name: 'perturb', type: 'int32', min: 0n, max: 255n, alias: 'MALLOC_PERTURB_', doc: 'fill allocated and freed memory with this byte' },
+  { name: 'mmap_threshold', type: 'size_t', alias: 'MALLOC_MMAP_THRESHOLD_', doc: 'requests from this size on are mmapped' },
+  { name: 'trim_threshold', type: 'size_t', alias: 'MALLOC_TRIM_THRESHOLD_', doc: 'top memory above this is returned by free()' },
+  { name: 'mmap_max', type: 'int32', min: 0n, alias: 'MALLOC_MMAP_MAX_', doc: 'most chunks mmapped at once' },
+  { name: 'arena_max', type: 'size_t', min: 1n, alias: 'MALLOC_ARENA_MAX', doc: 'most arenas' },
+  { name: 'arena_test', type: 'size_t', min: 1n, alias: 'MALLOC_ARENA_TEST', doc: 'arenas created before arena_max is computed from the cores' },
+  { name: 'tcache_max', type: 'size_t', doc: 'largest request cached in the tcache (at most 1032)' },
+  { name: 'tcache_count', type: 'size_t', doc: 'chunks per tcache bin (at most 65535)' },
+  { name: 'tcache_unsorted_limit', type: 'size_t', doc: 'unsorted chunks sorted while filling the tcache (0: no limit)' },
+  { name: 'mxfast', type: 'size_t', min: 0n, doc: 'largest request kept in fastbins (at most 160)' },
+  { name: 'hugetlb', type: 'size_t', min: 0n, doc: '1: madvise transparent huge pages; 2 or a size: MAP_HUGETLB' },
+];
+
+/** _dl_strtoul: the value a string gives as a uint64. */
+export function dlStrtoul(str: string): bigint {
+  let i = 0;
+  while (str[i] === ' ' || str[i] === '\t') i++;
+  let positive = true;
+  if (str[i] === '-') {
+    positive = false;
+    i++;
+  } else if (str[i] === '+') i++;
+  const c0 = str.charCodeAt(i);
+  if (!(c0 >= 48 && c0 <= 57)) return 0n;
+  let base = 10n;
+  let maxDigit = 9;
+  if (str[i] === '0') {
+    if (str[i + 1] === 'x' || str[i + 1] === 'X') {
+      base = 16n;
+      i += 2;
+    } else {
+      base = 8n;
+      maxDigit = 7;
+    }
+  }
+  let result = 0n;
+  for (;; i++) {
+    const c = str.charCodeAt(i);
+    let d: number;
+    if (c >= 48 && c <= 48 + maxDigit) d = c - 48;
+    else if (base === 16n && c >= 97 && c <= 102) d = c - 87;
+    else if (base === 16n && c >= 65 && c <= 70) d = c - 55;
+    else break;
+    const dv = BigInt(d);
+    if (result >= (2n ** 64n - 1n - dv) / base) return 2n ** 64n - 1n;
+    result = result * base + dv;
+  }
+  return positive ? result : BigInt.asUintN(64, -result);
+}
+
+/** tunable_initialize / do_tunable_update_val: the accepted value, or undefined if out of range. */
+function validate(def: TunableDef, raw: string): bigint | undefined {
+  const u = dlStrtoul(raw);
+  if (def.type === 'int32') {
+    const v = BigInt.asIntN(64, u);
+    const min = def.min ?? INT32_MIN;
+    const max = def.max ?? INT32_MAX;
+    return v < min || v > max ? undefined : v;
+  }
+  const min = def.min ?? 0n;
+  const max = def.max ?? SIZE_MAX;
+  return u < min || u > max ? undefined : u;
+}
+
+/** A setting glibc ignores, reported to the user rather than dropped silently. */
+export interface TunableNote {
+  setting: string;
+  reason: string;
+}
+
+export interface ResolvedTunables {
+  /** Accepted values by tunable name (without the glibc.malloc. prefix). */
+  values: Map<string, bigint>;
+  notes: TunableNote[];
+}
+
+/**
+ * Reads the malloc tunables from an environment (NAME=VALUE pairs, as the process would see
+ * them): GLIBC_TUNABLES first, then the aliases for what it did not set.
+ */
+export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): ResolvedTunables {
+  const values = new Map<string, bigint>();
+  const notes: TunableNote[] = [];
+  const byName = new Map(MALLOC_TUNABLES.map((d) => [`glibc.malloc.${d.name}`, d]));
+  for (const [name, value] of env) {
+    if (name !== 'GLIBC_TUNABLES') continue;
+    // parse_tunables: NAME=VALUE pairs separated by ':'; a name without '=' is skipped.
+    for (const item of value.split(':')) {
+      if (item === '') continue;
+      const eq = item.indexOf('=');
+      if (eq < 0) {
+        notes.push({ setting: item, reason: 'no value: glibc skips it' });
+        continue;
+      }
+      const tname = item.slice(0, eq);
+      const def = byName.get(tname);
+      if (def === undefined) {
+        if (!tname.startsWith('glibc.malloc.')) continue; // other namespaces are not malloc's business
+        notes.push({ setting: item, reason: `${tname} is not a glibc 2.36 tunable: glibc ignores it` });
+        continue;
+      }
+      const v = validate(def, item.slice(eq + 1));
+      if (v === undefined) notes.push({ setting: item, reason: 'out of range: glibc ignores it' });
+      else values.set(def.name, v);
+    }
+  }
+  for (const [name, value] of env) {
+    const def = MALLOC_TUNABLES.find((d) => d.alias === name);
+    if (def === undefined) {
+      if (name.startsWith('MALLOC_') && name !== 'MALLOC_TRACE') {
+        notes.push({ setting: `${name}=${value}`, reason: `${name} is not read by glibc 2.36's malloc` });
+      }
+      continue;
+    }
+    if (values.has(def.name)) continue;
+    const v = validate(def, value);
+    if (v === undefined) notes.push({ setting: `${name}=${value}`, reason: 'out of range: glibc ignores it' });
+    else values.set(def.name, v);
+  }
+  if (values.has('check')) notes.push({ setting: 'glibc.malloc.check', reason: 'has effect only with libc_malloc_debug.so preloaded; ignored' });
+  return { values, notes };
+}
+
+/** The THP page size glibc reads from /sys/kernel/mm/transparent_hugepage/hpage_pmd_size on x86_64. */
+export const THP_PAGESIZE = 2 * 1024 * 1024;
+
+/** ptmalloc_init's TUNABLE_GET sequence: applies what was set, in glibc's order. */
+export function applyTunables(s: Process, t: ResolvedTunables): void {
+  const v = t.values;
+  const num = (name: string): number | undefined => {
+    const x = v.get(name);
+    return x === undefined ? undefined : Number(x);
+  };
+  const int32 = (name: string): number | undefined => {
+    const x = v.get(name);
+    return x === undefined ? undefined : Number(BigInt.asIntN(32, x));
+  };
+  let x: number | undefined;
+  if ((x = num('top_pad')) !== undefined) setTopPad(s, x);
+  if ((x = int32('perturb')) !== undefined) s.perturbByte = x;
+  if ((x = num('mmap_threshold')) !== undefined) setMmapThreshold(s, x);
+  if ((x = num('trim_threshold')) !== undefined) setTrimThreshold(s, x);
+  if ((x = int32('mmap_max')) !== undefined) setMmapsMax(s, x);
+  if ((x = num('arena_max')) !== undefined) s.mp.arenaMax = x;
+  if ((x = num('arena_test')) !== undefined) s.mp.arenaTest = x;
+  if ((x = num('tcache_max')) !== undefined) setTcacheMax(s, x);
+  if ((x = num('tcache_count')) !== undefined) setTcacheCount(s, x);
+  if ((x = num('tcache_unsorted_limit')) !== undefined) s.mp.tcacheUnsortedLimit = x;
+  if ((x = num('mxfast')) !== undefined) setMxfast(s, x);
+  if ((x = num('hugetlb')) !== undefined) {
+    // do_set_hugetlb: 1 enables THP advice when the kernel's THP mode is "madvise" (assumed, as
+    // on Debian); 2 and above need huge page pools, which ptsim does not model.
+    if (x === 1) s.mp.thpPagesize = THP_PAGESIZE;
+  }
+}
+
+function setTopPad(s: Process, v: number): number {
+  s.mp.topPad = v;
+  s.mp.noDynThreshold = true;
+  return 1;
+}
+function setMmapThreshold(s: Process, v: number): number {
+  s.mp.mmapThreshold = v;
+  s.mp.noDynThreshold = true;
+  return 1;
+}
+function setTrimThreshold(s: Process, v: number): number {
+  s.mp.trimThreshold = v;
+  s.mp.noDynThreshold = true;
+  return 1;
+}
+function setMmapsMax(s: Process, v: number): number {
+  s.mp.nMmapsMax = v;
+  s.mp.noDynThreshold = true;
+  return 1;
+}
+function setTcacheMax(s: Process, v: number): number {
+  if (v > MAX_TCACHE_SIZE) return 0;
+  s.mp.tcacheMaxBytes = v;
+  s.mp.tcacheBins = csize2tidx(request2size(v)) + 1;
+  return 1;
+}
+function setTcacheCount(s: Process, v: number): number {
+  if (v > MAX_TCACHE_COUNT) return 0;
+  s.mp.tcacheCount = v;
+  return 1;
+}
+function setMxfast(s: Process, v: number): number {
+  if (v > MAX_FAST_SIZE) return 0;
+  s.globalMaxFast = maxFastFor(v);
+  return 1;
+}
+
+/** glibc's mallopt parameter numbers (malloc.h). */
+export const M = {
+  MXFAST: 1,
+  TRIM_THRESHOLD: -1,
+  TOP_PAD: -2,
+  MMAP_THRESHOLD: -3,
+  MMAP_MAX: -4,
+  CHECK_ACTION: -5,
+  PERTURB: -6,
+  ARENA_TEST: -7,
+  ARENA_MAX: -8,
+} as const;
+
+/** (size_t) of a C int: negative values wrap. */
+function sizeT(value: number): number {
+  return value < 0 ? value + 2 ** 64 : value;
+}
+
+/**
+ * __libc_mallopt after initialisation: consolidates the main arena's fastbins (for every
+ * parameter, even an unknown one), then sets the parameter. Returns glibc's return value.
+ */
+export function doMallopt(s: Process, param: number, value: number): number {
+  value = value | 0;
+  mallocConsolidate(s, s.main);
+  switch (param) {
+    case M.MXFAST:
+      return setMxfast(s, sizeT(value));
+    case M.TRIM_THRESHOLD:
+      return setTrimThreshold(s, sizeT(value));
+    case M.TOP_PAD:
+      return setTopPad(s, sizeT(value));
+    case M.MMAP_THRESHOLD:
+      return setMmapThreshold(s, sizeT(value));
+    case M.MMAP_MAX:
+      return setMmapsMax(s, value);
+    case M.CHECK_ACTION:
+      return 1;
+    case M.PERTURB:
+      s.perturbByte = value;
+      return 1;
+    case M.ARENA_TEST:
+      if (value > 0) s.mp.arenaTest = value;
+      return 1;
+    case M.ARENA_MAX:
+      if (value > 0) s.mp.arenaMax = value;
+      return 1;
+    default:
+      return 1;
+  }
+}

@@ -1,0 +1,366 @@
+/**
+ * The simulated kernel beneath the allocator: the program break, anonymous mappings, and page
+ * residency. The allocator talks only to this layer, as glibc talks only to the kernel; nothing
+ * here knows about chunks.
+ *
+ * Addresses are plain numbers (all below 2^48, exact in a double). Pages are 4 KiB. A page is
+ * resident from its first write (`touch`) until it is unmapped, given back by lowering the break,
+ * or discarded by madvise(MADV_DONTNEED), which is the touch model of the fidelity log. Reads are
+ * not modelled: on Linux a read of an untouched anonymous page maps the shared zero page, which
+ * does not count towards RSS.
+ *
+ * Placement of mappings follows Linux's top-down allocator: the highest gap below the mmap base
+ * that fits. Real addresses depend on ASLR and on every other mapping of the process, so only
+ * offsets inside a mapping are meant to match a real run.
+ */
+
+import { PageSet } from './pages.js';
+
+export const PAGE_SIZE = 4096;
+export const PAGE_SHIFT = 12;
+
+/** Counts of the system calls the allocator made. */
+export interface SyscallCounts {
+  brk: number;
+  mmap: number;
+  munmap: number;
+  mremap: number;
+  mprotect: number;
+  madvise: number;
+  getrandom: number;
+}
+
+export interface KernelOptions {
+  /** Initial program break (page-aligned unless you want to model a static binary). */
+  brkBase?: number;
+  /** Highest address (exclusive) that mappings are placed below. */
+  mmapBase?: number;
+  /** The break cannot grow beyond brkBase + maxBrk bytes (as when a mapping sits above the heap). */
+  maxBrk?: number;
+  /** A single mapping longer than this fails (the kernel's overcommit heuristic refuses such requests). */
+  maxMapping?: number;
+}
+
+/** One anonymous mapping. */
+export interface Mapping {
+  start: number;
+  end: number;
+  pages: PageSet;
+}
+
+export const DEFAULT_BRK_BASE = 0x555555559000;
+export const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
+
+export class Kernel {
+  readonly brkBase: number;
+  /** Current program break. */
+  brkEnd: number;
+  private readonly brkPages = new PageSet(64);
+  private readonly maxBrkEnd: number;
+  private readonly mmapBase: number;
+  private readonly maxMapping: number;
+  /** Mappings sorted by start address; they never overlap. */
+  readonly mappings: Mapping[] = [];
+  private lastHit: Mapping | null = null;
+
+  readonly syscalls: SyscallCounts = { brk: 0, mmap: 0, munmap: 0, mremap: 0, mprotect: 0, madvise: 0, getrandom: 0 };
+  /** First touches of a page (minor page faults). */
+  pageFaults = 0;
+  /** Resident pages of the break area and all mappings. */
+  residentPages = 0;
+
+  constructor(opts: KernelOptions = {}) {
+    this.brkBase = opts.brkBase ?? DEFAULT_BRK_BASE;
+    this.brkEnd = this.brkBase;
+    this.maxBrkEnd = opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
+    this.mmapBase = opts.mmapBase ?? DEFAULT_MMAP_BASE;
+    this.maxMapping = opts.maxMapping ?? Number.POSITIVE_INFINITY;
+  }
+
+  // ---------------------------------------------------------------- brk
+
+  /** The brk system call: moves the break to `addr` if it can and returns the break afterwards. */
+  brk(addr: number): number {
+    this.syscalls.brk++;
+    if (addr === 0) return this.brkEnd;
+    if (addr < this.brkBase || addr > this.maxBrkEnd) return this.brkEnd;
+    const newTop = pageAlignUp(addr);
+    if (newTop > pageAlignUp(this.brkEnd)) {
+      // The heap may not grow into a mapping.
+      for (const m of this.mappings) if (m.end > this.brkEnd && m.start < newTop) return this.brkEnd;
+    } else if (newTop < pageAlignUp(this.brkEnd)) {
+      const first = (newTop - pageAlignDown(this.brkBase)) / PAGE_SIZE;
+      this.residentPages -= this.brkPages.clearRange(first, this.brkPages.capacity);
+    }
+    this.brkEnd = addr;
+    return addr;
+  }
+
+  // ---------------------------------------------------------------- mappings
+
+  /** mmap(NULL or hint, len, ..., MAP_PRIVATE|MAP_ANONYMOUS): returns the address, or -1. */
+  mmap(len: number, hint = 0): number {
+    this.syscalls.mmap++;
+    len = pageAlignUp(len);
+    if (len <= 0 || len > this.maxMapping) return -1;
+    let start = -1;
+    if (hint !== 0 && hint % PAGE_SIZE === 0 && this.isFree(hint, hint + len)) start = hint;
+    else start = this.findGap(len);
+    if (start < 0) return -1;
+    this.insertMapping({ start, end: start + len, pages: new PageSet(len / PAGE_SIZE) });
+    return start;
+  }
+
+  /** munmap(addr, len): removes any part of any mapping in the range. */
+  munmap(addr: number, len: number): void {
+    this.syscalls.munmap++;
+    this.removeRange(addr, addr + pageAlignUp(len));
+  }
+
+  /**
+   * mremap(addr, oldLen, newLen, MREMAP_MAYMOVE) of a whole mapping: grows in place when the
+   * addresses after it are free, otherwise moves it. Resident pages travel with the contents.
+   * Returns the new address, or -1.
+   */
+  mremap(addr: number, oldLen: number, newLen: number): number {
+    this.syscalls.mremap++;
+    newLen = pageAlignUp(newLen);
+    oldLen = pageAlignUp(oldLen);
+    const m = this.findMapping(addr);
+    if (m === null || m.start !== addr || m.end !== addr + oldLen || newLen > this.maxMapping) return -1;
+    if (newLen <= oldLen) {
+      this.removeRange(addr + newLen, addr + oldLen);
+      return addr;
+    }
+    if (this.isFree(m.end, addr + newLen)) {
+      m.pages.ensure(newLen / PAGE_SIZE);
+      m.end = addr + newLen;
+      return addr;
+    }
+    const start = this.findGap(newLen, m);
+    if (start < 0) return -1;
+    const pages = m.pages.slice(0, oldLen / PAGE_SIZE);
+    pages.ensure(newLen / PAGE_SIZE);
+    this.deleteMapping(m);
+    this.insertMapping({ start, end: start + newLen, pages });
+    this.residentPages += pages.count;
+    return start;
+  }
+
+  /** mprotect: counted; protection itself is not modelled (the allocator never writes to PROT_NONE). */
+  mprotect(_addr: number, _len: number): void {
+    this.syscalls.mprotect++;
+  }
+
+  /** madvise(addr, len, MADV_DONTNEED): the pages are discarded and read back as zeros. */
+  madviseDontneed(addr: number, len: number): void {
+    this.syscalls.madvise++;
+    this.discard(addr, addr + len);
+  }
+
+  /** madvise(addr, len, MADV_HUGEPAGE): counted only (pages are modelled at 4 KiB). */
+  madviseHugepage(): void {
+    this.syscalls.madvise++;
+  }
+
+  getrandom(): void {
+    this.syscalls.getrandom++;
+  }
+
+  // ---------------------------------------------------------------- touches
+
+  /** A write of at most 8 aligned bytes at `addr`. */
+  touch(addr: number): void {
+    if (addr >= this.brkBase && addr < this.brkEnd) {
+      const page = (addr - pageAlignDown(this.brkBase)) / PAGE_SIZE;
+      const p = page | 0;
+      if (p >= this.brkPages.capacity) this.brkPages.ensure(p + 1);
+      const n = this.brkPages.set(p);
+      this.residentPages += n;
+      this.pageFaults += n;
+      return;
+    }
+    const m = this.findMapping(addr);
+    if (m === null) throw new Error(`ptsim internal error: write to unmapped address 0x${addr.toString(16)}`);
+    const n = m.pages.set(Math.floor((addr - m.start) / PAGE_SIZE));
+    this.residentPages += n;
+    this.pageFaults += n;
+  }
+
+  /** A write of bytes [addr, addr+len). */
+  touchRange(addr: number, len: number): void {
+    if (len <= 0) return;
+    const end = addr + len;
+    if (addr >= this.brkBase && end <= this.brkEnd) {
+      const base = pageAlignDown(this.brkBase);
+      const first = Math.floor((addr - base) / PAGE_SIZE);
+      const last = Math.floor((end - 1 - base) / PAGE_SIZE);
+      this.brkPages.ensure(last + 1);
+      const n = this.brkPages.setRange(first, last + 1);
+      this.residentPages += n;
+      this.pageFaults += n;
+      return;
+    }
+    // A range may cross from one region into an adjacent one (heap mappings are contiguous).
+    let a = addr;
+    while (a < end) {
+      if (a >= this.brkBase && a < this.brkEnd) {
+        const stop = Math.min(end, this.brkEnd);
+        this.touchRange(a, stop - a);
+        a = stop;
+        continue;
+      }
+      const m = this.findMapping(a);
+      if (m === null) throw new Error(`ptsim internal error: write to unmapped address 0x${a.toString(16)}`);
+      const stop = Math.min(end, m.end);
+      const first = Math.floor((a - m.start) / PAGE_SIZE);
+      const last = Math.floor((stop - 1 - m.start) / PAGE_SIZE);
+      const n = m.pages.setRange(first, last + 1);
+      this.residentPages += n;
+      this.pageFaults += n;
+      a = stop;
+    }
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  /** Resident bytes in [start, end). */
+  residentIn(start: number, end: number): number {
+    let pages = 0;
+    if (start < this.brkEnd && end > this.brkBase) {
+      const base = pageAlignDown(this.brkBase);
+      const s = Math.max(start, this.brkBase);
+      const e = Math.min(end, this.brkEnd);
+      pages += this.brkPages.countRange(Math.floor((s - base) / PAGE_SIZE), Math.ceil((e - base) / PAGE_SIZE));
+    }
+    for (const m of this.mappings) {
+      if (m.end <= start || m.start >= end) continue;
+      const s = Math.max(start, m.start);
+      const e = Math.min(end, m.end);
+      pages += m.pages.countRange(Math.floor((s - m.start) / PAGE_SIZE), Math.ceil((e - m.start) / PAGE_SIZE));
+    }
+    return pages * PAGE_SIZE;
+  }
+
+  isResident(addr: number): boolean {
+    if (addr >= this.brkBase && addr < this.brkEnd) {
+      return this.brkPages.has(Math.floor((addr - pageAlignDown(this.brkBase)) / PAGE_SIZE));
+    }
+    const m = this.findMapping(addr);
+    return m !== null && m.pages.has(Math.floor((addr - m.start) / PAGE_SIZE));
+  }
+
+  /** Bytes mapped: the break area plus every mapping. */
+  mappedBytes(): number {
+    let n = pageAlignUp(this.brkEnd) - pageAlignDown(this.brkBase);
+    for (const m of this.mappings) n += m.end - m.start;
+    return n;
+  }
+
+  /** Recount of resident pages from the bitsets, for invariant checks. */
+  recountResident(): number {
+    let n = this.brkPages.recount();
+    for (const m of this.mappings) n += m.pages.recount();
+    return n;
+  }
+
+  findMapping(addr: number): Mapping | null {
+    const hit = this.lastHit;
+    if (hit !== null && addr >= hit.start && addr < hit.end) return hit;
+    const ms = this.mappings;
+    let lo = 0;
+    let hi = ms.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const m = ms[mid]!;
+      if (addr < m.start) hi = mid - 1;
+      else if (addr >= m.end) lo = mid + 1;
+      else {
+        this.lastHit = m;
+        return m;
+      }
+    }
+    return null;
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private isFree(start: number, end: number): boolean {
+    if (start < pageAlignUp(this.brkEnd) && end > this.brkBase) return false;
+    for (const m of this.mappings) if (m.start < end && m.end > start) return false;
+    return end <= this.mmapBase;
+  }
+
+  /** The highest gap below the mmap base that holds `len` bytes (Linux's top-down search). */
+  private findGap(len: number, ignore: Mapping | null = null): number {
+    let ceiling = this.mmapBase;
+    const floor = pageAlignUp(this.brkEnd) + 0x40000000; // keep room for the heap to grow
+    for (let i = this.mappings.length - 1; i >= 0; i--) {
+      const m = this.mappings[i]!;
+      if (m === ignore) continue;
+      if (m.start >= ceiling) {
+        ceiling = Math.min(ceiling, m.start);
+        continue;
+      }
+      if (ceiling - m.end >= len) return ceiling - len;
+      ceiling = m.start;
+    }
+    return ceiling - len >= floor ? ceiling - len : -1;
+  }
+
+  private insertMapping(m: Mapping): void {
+    const ms = this.mappings;
+    let i = ms.length;
+    while (i > 0 && ms[i - 1]!.start > m.start) i--;
+    ms.splice(i, 0, m);
+  }
+
+  private deleteMapping(m: Mapping): void {
+    const i = this.mappings.indexOf(m);
+    if (i >= 0) this.mappings.splice(i, 1);
+    this.residentPages -= m.pages.count;
+    if (this.lastHit === m) this.lastHit = null;
+  }
+
+  /** Unmaps [start, end), splitting mappings that extend beyond it. */
+  private removeRange(start: number, end: number): void {
+    const hits = this.mappings.filter((m) => m.start < end && m.end > start);
+    for (const m of hits) {
+      this.deleteMapping(m);
+      if (m.start < start) {
+        const pages = m.pages.slice(0, (start - m.start) / PAGE_SIZE);
+        this.insertMapping({ start: m.start, end: start, pages });
+        this.residentPages += pages.count;
+      }
+      if (m.end > end) {
+        const pages = m.pages.slice((end - m.start) / PAGE_SIZE, (m.end - m.start) / PAGE_SIZE);
+        this.insertMapping({ start: end, end: m.end, pages });
+        this.residentPages += pages.count;
+      }
+    }
+  }
+
+  /** Drops residency of whole pages in [start, end) wherever they are. */
+  private discard(start: number, end: number): void {
+    if (start < this.brkEnd && end > this.brkBase) {
+      const base = pageAlignDown(this.brkBase);
+      const s = Math.max(start, this.brkBase);
+      const e = Math.min(end, pageAlignUp(this.brkEnd));
+      this.residentPages -= this.brkPages.clearRange(Math.floor((s - base) / PAGE_SIZE), Math.ceil((e - base) / PAGE_SIZE));
+    }
+    for (const m of this.mappings) {
+      if (m.end <= start || m.start >= end) continue;
+      const s = Math.max(start, m.start);
+      const e = Math.min(end, m.end);
+      this.residentPages -= m.pages.clearRange(Math.floor((s - m.start) / PAGE_SIZE), Math.ceil((e - m.start) / PAGE_SIZE));
+    }
+  }
+}
+
+export function pageAlignUp(n: number): number {
+  return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
+}
+
+export function pageAlignDown(n: number): number {
+  return Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
+}

@@ -1,0 +1,422 @@
+/**
+ * The replay loop: feeds a trace's events to the simulated allocator, maps the trace's block tokens
+ * to the model's chunks, applies the touch model (the program writes every byte it asked for, once,
+ * right after each call), and records what each call returned (the fidelity log) and the process's
+ * resident memory after every event.
+ *
+ * Three kinds of trouble end a replay, each reported with the event and trace line:
+ *  - a mistake in the trace (a `free` of a token that is not live, a token reused while live):
+ *    a ReplayError;
+ *  - an abort glibc itself would raise (a double free it detects): recorded in the summary as
+ *    `abort`, with glibc's exact message;
+ *  - a state ptsim cannot model faithfully (a double free glibc would not detect, a feature not
+ *    modelled yet): a ReplayError that says so.
+ */
+
+import { libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
+import { NIL, St } from '../core/chunks.js';
+import { IS_MMAPPED, PREV_INUSE, csize2tidx, fastbinIndex } from '../core/constants.js';
+import { GLIBC_ABORT, GlibcAbort, ModelLimit, type GlibcAbortMessage } from '../core/errors.js';
+import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stats.js';
+import { Process, type ThreadState } from '../core/state.js';
+import { tcacheThreadShutdown } from '../core/tcache.js';
+import { checkProcess } from '../core/check.js';
+import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
+import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+
+/** A problem with the trace, or a state the model cannot follow, tied to an event. */
+export class ReplayError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number,
+    readonly event: number,
+    readonly detail: string,
+  ) {
+    super(`${file}:${line}: ${detail}`);
+    this.name = 'ReplayError';
+  }
+}
+
+/** One line of the fidelity log. */
+export interface EventRecord {
+  i: number;
+  op: string;
+  tid: number;
+  /** Present for calls that return a block: 0 main arena, k the k-th other arena, -1 mmapped. */
+  arena?: number;
+  heap?: number;
+  off?: number;
+  usable?: number;
+  /** Present (null) for calls that return a block but returned NULL. */
+  ptr?: null;
+  brk: number;
+}
+
+export interface ReplayOptions {
+  /** The environment glibc would read at start-up (GLIBC_TUNABLES, MALLOC_*_). */
+  env?: Array<[string, string]>;
+  /** mallopt(param, value) calls made before the first event, by glibc's parameter number. */
+  mallopts?: Array<[number, number]>;
+  kernel?: KernelOptions;
+  /** Receives the fidelity log, one record per event. */
+  onEvent?: (rec: EventRecord) => void;
+  /** Receives non-fatal remarks about the trace (file:line: text). */
+  onWarning?: (msg: string) => void;
+  /** 0: no checks; 1: cheap checks after every event; 2: a full heap walk after every event. */
+  checkLevel?: 0 | 1 | 2;
+}
+
+export interface ReplaySummary {
+  events: number;
+  mallinfo2: Mallinfo2;
+  rss: number;
+  peakRss: number;
+  brk: number;
+  /** Index of the event after which RSS was at its peak. */
+  peakEvent: number;
+  /** Bytes of the main arena's heap (system_mem). */
+  heap: number;
+  /** Bytes of chunks mmapped on their own. */
+  mmapped: number;
+  syscalls: SyscallCounts;
+  pageFaults: number;
+  /** Live blocks at the end. */
+  liveBlocks: number;
+  /** Bytes the program asked for and still holds. */
+  liveBytes: number;
+  warnings: number;
+  /** Set when glibc would have aborted. */
+  abort?: { message: GlibcAbortMessage; event: number; line: number };
+}
+
+/** How many freed tokens are remembered to tell a double free from a never-seen token. */
+const FREED_MEMORY = 65536;
+
+export class Replayer implements TraceSink {
+  readonly process: Process;
+  readonly kernel: Kernel;
+  private readonly tokens = new Map<string, number>();
+  /** Tokens whose call returned NULL in the model although the recording got a block. */
+  private readonly deadTokens = new Set<string>();
+  /** Recently freed tokens: their user address and the line of the free. */
+  private readonly freed = new Map<string, { mem: number; line: number }>();
+  private mainTid = -1;
+  private readonly exited = new Set<number>();
+  private events = 0;
+  private peakRss = 0;
+  private peakEvent = -1;
+  private warnings = 0;
+  private abort: ReplaySummary['abort'];
+  private headerSeen = false;
+
+  constructor(
+    readonly file: string,
+    private readonly opts: ReplayOptions = {},
+  ) {
+    this.kernel = new Kernel(opts.kernel);
+    this.process = new Process(this.kernel);
+    this.process.env = opts.env ?? [];
+  }
+
+  /** Trace header facts are applied by the caller (which merges them with its own options). */
+  header(_h: TraceHeader): void {
+    this.headerSeen = true;
+    const mallopts = this.opts.mallopts ?? [];
+    if (mallopts.length > 0) {
+      for (const [param, value] of mallopts) mallopt(this.process, param, value);
+    }
+  }
+
+  get aborted(): boolean {
+    return this.abort !== undefined;
+  }
+
+  event(ev: TraceEvent): void {
+    if (!this.headerSeen) this.header({ env: [], facts: new Map() });
+    if (this.abort !== undefined) return;
+    const s = this.process;
+    s.eventIndex = ev.index;
+    this.selectThread(ev);
+    let rec: EventRecord;
+    try {
+      rec = this.run(ev);
+    } catch (e) {
+      if (e instanceof GlibcAbort) {
+        this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
+        return;
+      }
+      if (e instanceof ModelLimit) throw new ReplayError(this.file, ev.line, ev.index, e.message);
+      throw e;
+    }
+    this.events++;
+    const rss = this.kernel.residentPages * PAGE_SIZE;
+    if (rss > this.peakRss) {
+      this.peakRss = rss;
+      this.peakEvent = ev.index;
+    }
+    if (this.opts.checkLevel) checkProcess(s, this.opts.checkLevel);
+    this.opts.onEvent?.(rec);
+  }
+
+  private selectThread(ev: TraceEvent): void {
+    const s = this.process;
+    if (this.mainTid < 0) this.mainTid = ev.tid;
+    let th = s.threads.get(ev.tid);
+    if (th === undefined || this.exited.has(ev.tid)) {
+      if (th !== undefined) this.exited.delete(ev.tid);
+      if (s.threads.size === 0 && ev.tid === this.mainTid) {
+        th = s.thread;
+        th.tid = ev.tid;
+      } else {
+        // A new thread: the process is multi-threaded from now on (SINGLE_THREAD_P is false).
+        th = { tid: ev.tid, tcache: null, tcacheShuttingDown: false, arena: null };
+        s.singleThread = false;
+      }
+      s.threads.set(ev.tid, th);
+    }
+    s.thread = th;
+  }
+
+  private run(ev: TraceEvent): EventRecord {
+    const s = this.process;
+    const ck = s.ck;
+    let p = NIL;
+    let returns = true;
+    let touch = 0;
+    switch (ev.op) {
+      case Op.malloc:
+        p = libcMalloc(s, ev.n1);
+        touch = ev.n1;
+        break;
+      case Op.calloc:
+        p = libcCalloc(s, ev.n1, ev.n2);
+        touch = ev.n1 * ev.n2;
+        break;
+      case Op.memalign:
+        p = libcMemalign(s, ev.n1, ev.n2);
+        touch = ev.n2;
+        break;
+      case Op.valloc:
+        p = libcValloc(s, ev.n1);
+        touch = ev.n1;
+        break;
+      case Op.pvalloc:
+        p = libcPvalloc(s, ev.n1);
+        touch = ev.n1;
+        break;
+      case Op.realloc:
+        return this.realloc(ev);
+      case Op.free: {
+        returns = false;
+        const h = this.takeToken(ev, 'free');
+        if (h !== NIL) libcFree(s, h);
+        break;
+      }
+      case Op.mallocTrim:
+        returns = false;
+        mallocTrim(s, ev.n1);
+        break;
+      case Op.mallopt:
+        returns = false;
+        mallopt(s, ev.param, ev.n1);
+        break;
+      case Op.exit:
+        returns = false;
+        this.threadExit(ev);
+        break;
+    }
+    if (!returns) return { i: ev.index, op: OP_NAMES[ev.op]!, tid: ev.tid, brk: this.brk() };
+    this.bind(ev, ev.out, p);
+    if (p !== NIL) this.kernel.touchRange(ck.addr[p]! + 16, touch);
+    return this.record(ev, p);
+  }
+
+  private realloc(ev: TraceEvent): EventRecord {
+    const s = this.process;
+    const ck = s.ck;
+    const old = ev.in === '' ? NIL : this.lookupLive(ev, 'realloc');
+    const oldReq = old === NIL ? 0 : ck.req[old]!;
+    const p = libcRealloc(s, old, ev.n1);
+    if (old !== NIL && ev.n1 === 0) {
+      // realloc(p, 0) frees p and returns NULL in glibc 2.36.
+      this.forget(ev, ev.in, old);
+    } else if (p === NIL && old !== NIL) {
+      this.warn(ev, `realloc of ${ev.in} to ${ev.n1} bytes returned NULL; ${ev.in} stays live`);
+    } else {
+      if (old !== NIL) this.forget(ev, ev.in, old);
+      if (ev.out === '' && old !== NIL && p !== NIL && ev.n1 !== 0) {
+        // The recorded realloc failed, so the program still uses OLD: it now names the new block.
+        this.warn(ev, `the recording says this realloc failed; ${ev.in} now names the block ptsim returned`);
+        this.tokens.set(ev.in, p);
+      } else {
+        this.bind(ev, ev.out, p);
+      }
+      if (p !== NIL && ev.n1 > oldReq) this.kernel.touchRange(ck.addr[p]! + 16 + oldReq, ev.n1 - oldReq);
+    }
+    return this.record(ev, p);
+  }
+
+  private record(ev: TraceEvent, p: number): EventRecord {
+    const op = OP_NAMES[ev.op]!;
+    if (p === NIL) return { i: ev.index, op, tid: ev.tid, ptr: null, brk: this.brk() };
+    const s = this.process;
+    const ck = s.ck;
+    const mem = ck.addr[p]! + 16;
+    if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
+      return { i: ev.index, op, tid: ev.tid, arena: -1, heap: 0, off: ck.prevSize[p]! + 16, usable: mallocUsableSize(s, p), brk: this.brk() };
+    }
+    return { i: ev.index, op, tid: ev.tid, arena: 0, heap: 0, off: mem - this.kernel.brkBase, usable: mallocUsableSize(s, p), brk: this.brk() };
+  }
+
+  private brk(): number {
+    return this.kernel.brkEnd - this.kernel.brkBase;
+  }
+
+  /** Binds the token a call returned to the model's block. */
+  private bind(ev: TraceEvent, token: string, p: number): void {
+    if (token === '') {
+      if (p !== NIL) this.warn(ev, 'the recording says this call returned NULL; the block ptsim returned stays live, unnamed');
+      return;
+    }
+    if (p === NIL) {
+      this.warn(ev, `ptsim's allocator returned NULL where the recording got ${token}; later frees of ${token} are ignored`);
+      this.deadTokens.add(token);
+      return;
+    }
+    if (this.tokens.has(token)) {
+      throw new ReplayError(this.file, ev.line, ev.index, `token ${token} is reused while still live (it was never freed)`);
+    }
+    this.tokens.set(token, p);
+    this.freed.delete(token);
+  }
+
+  private lookupLive(ev: TraceEvent, what: string): number {
+    const h = this.tokens.get(ev.in);
+    if (h !== undefined) return h;
+    this.notLive(ev, what);
+  }
+
+  /** The handle a free names, or NIL for free(NULL) and tokens whose allocation failed in the model. */
+  private takeToken(ev: TraceEvent, what: string): number {
+    if (ev.in === '') return NIL;
+    const h = this.tokens.get(ev.in);
+    if (h !== undefined) {
+      this.forget(ev, ev.in, h);
+      return h;
+    }
+    if (this.deadTokens.delete(ev.in)) return NIL;
+    this.notLive(ev, what);
+  }
+
+  private forget(ev: TraceEvent, token: string, h: number): void {
+    this.tokens.delete(token);
+    this.freed.set(token, { mem: this.process.ck.addr[h]! + 16, line: ev.line });
+    if (this.freed.size > FREED_MEMORY) this.freed.delete(this.freed.keys().next().value!);
+  }
+
+  /** A free or realloc of a token that is not live: a double free, or a token never seen. */
+  private notLive(ev: TraceEvent, what: string): never {
+    const f = this.freed.get(ev.in);
+    if (f === undefined) {
+      throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${ev.in}, which is not a live block (never allocated, or freed long ago)`);
+    }
+    const verdict = what === 'free' ? this.doubleFreeVerdict(f.mem) : null;
+    if (verdict !== null) throw new GlibcAbort(verdict);
+    throw new ReplayError(
+      this.file,
+      ev.line,
+      ev.index,
+      `${what} of ${ev.in}, which was already freed at line ${f.line}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+    );
+  }
+
+  /**
+   * What glibc's free() checks would say about a pointer freed a second time, without changing
+   * anything: its abort message, or null when glibc would not notice (and corrupt its lists).
+   */
+  private doubleFreeVerdict(mem: number): GlibcAbortMessage | null {
+    const s = this.process;
+    const ck = s.ck;
+    let p = NIL;
+    for (let h = 0; h < ck.highWater; h++) {
+      if (ck.state[h] !== St.DEAD && ck.state[h] !== St.BINHDR && ck.addr[h] === mem - 16) {
+        p = h;
+        break;
+      }
+    }
+    if (p === NIL) return null; // merged into a larger chunk: the outcome depends on memory contents
+    if ((ck.flags[p]! & IS_MMAPPED) !== 0) return null;
+    const size = ck.size[p]!;
+    const tc = s.thread.tcache;
+    const tcIdx = csize2tidx(size);
+    if (tc !== null && tcIdx < s.mp.tcacheBins) {
+      if (ck.state[p] === St.TCACHE) {
+        for (let e = tc.entries[tcIdx]!; e !== NIL; e = ck.fd[e]!) if (e === p) return GLIBC_ABORT.DOUBLE_FREE_TCACHE;
+      }
+      if (tc.counts[tcIdx]! < s.mp.tcacheCount) return null;
+    }
+    const av = s.main;
+    if (size <= s.globalMaxFast) return av.fastbins[fastbinIndex(size)] === p ? GLIBC_ABORT.DOUBLE_FREE_FASTTOP : null;
+    if (p === av.top) return GLIBC_ABORT.DOUBLE_FREE_TOP;
+    const next = ck.next[p]!;
+    if (next === NIL) return null;
+    if (av.contiguous && ck.addr[next]! >= ck.addr[av.top]! + ck.size[av.top]!) return GLIBC_ABORT.DOUBLE_FREE_OUT;
+    if ((ck.flags[next]! & PREV_INUSE) === 0) return GLIBC_ABORT.DOUBLE_FREE_PREV;
+    return null;
+  }
+
+  private threadExit(ev: TraceEvent): void {
+    const s = this.process;
+    // __libc_thread_freeres: the tcache is flushed; the arena is detached (arenas other than the
+    // main one are not modelled yet, so there is nothing more to do for the main thread's).
+    if (s.initialized) tcacheThreadShutdown(s);
+    this.exited.add(ev.tid);
+  }
+
+  private warn(ev: TraceEvent, msg: string): void {
+    this.warnings++;
+    this.opts.onWarning?.(`${this.file}:${ev.line}: ${msg}`);
+  }
+
+  /** The summary after the last event (or after an abort). */
+  finish(): ReplaySummary {
+    const s = this.process;
+    const k = this.kernel;
+    let liveBytes = 0;
+    for (const h of this.tokens.values()) liveBytes += s.ck.req[h]!;
+    const summary: ReplaySummary = {
+      events: this.events,
+      mallinfo2: mallinfo2(s),
+      rss: k.residentPages * PAGE_SIZE,
+      peakRss: this.peakRss,
+      brk: this.brk(),
+      peakEvent: this.peakEvent,
+      heap: s.main.systemMem,
+      mmapped: s.mp.mmappedMem,
+      syscalls: { ...k.syscalls },
+      pageFaults: k.pageFaults,
+      liveBlocks: this.tokens.size,
+      liveBytes,
+      warnings: this.warnings,
+    };
+    if (this.abort !== undefined) summary.abort = this.abort;
+    return summary;
+  }
+
+  /** malloc_stats() output at this point (what glibc prints on stderr). */
+  stats(): string {
+    if (!this.process.initialized) ptmallocInit(this.process);
+    return mallocStats(this.process);
+  }
+
+  /** malloc_info(0, fp) output at this point. */
+  info(): string {
+    if (!this.process.initialized) ptmallocInit(this.process);
+    return mallocInfo(this.process);
+  }
+
+  /** The thread whose call is being replayed (for diagnostics). */
+  get currentThread(): ThreadState {
+    return this.process.thread;
+  }
+}
