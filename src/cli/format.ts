@@ -1,0 +1,53 @@
+/**
+ * The readable form of a replay summary: short, ordered as a reader asks the questions (how much
+ * is resident, where, what glibc itself reports, what it cost).
+ */
+
+import type { ReplaySummary } from '../replay/replay.js';
+import type { TraceHeader } from '../trace/types.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** 2101248 -> "2.00 MiB (2,101,248 B)" */
+export function formatBytes(n: number): string {
+  const exact = `${n.toLocaleString('en-US')} B`;
+  if (Math.abs(n) < 1024) return exact;
+  let v = n;
+  let u = 0;
+  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(2)} ${UNITS[u]} (${exact})`;
+}
+
+export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null): string {
+  const m = s.mallinfo2;
+  const sc = s.syscalls;
+  const lines = [
+    `${name}: ${s.events.toLocaleString('en-US')} events replayed on a model of glibc 2.36 malloc (x86_64)`,
+    '',
+    `  resident (RSS) at the end   ${formatBytes(s.rss)}`,
+    `  resident at its peak        ${formatBytes(s.peakRss)}${s.peakEvent >= 0 ? `, after event ${s.peakEvent}` : ''}`,
+    `  heap (program break)        ${formatBytes(s.brk)} above the initial break; main arena holds ${formatBytes(s.heap)}`,
+    `  mmapped chunks              ${formatBytes(s.mmapped)} in ${m.hblks} chunk${m.hblks === 1 ? '' : 's'}`,
+    `  live blocks                 ${s.liveBlocks.toLocaleString('en-US')} holding ${formatBytes(s.liveBytes)} requested`,
+    '',
+    '  mallinfo2():',
+    `    arena    ${pad(m.arena)}  bytes from brk/heaps      ordblks  ${pad(m.ordblks)}  free chunks (incl. top)`,
+    `    uordblks ${pad(m.uordblks)}  in use (incl. tcache)     fordblks ${pad(m.fordblks)}  free (incl. top)`,
+    `    hblks    ${pad(m.hblks)}  mmapped chunks            hblkhd   ${pad(m.hblkhd)}  bytes mmapped`,
+    `    smblks   ${pad(m.smblks)}  fastbin chunks            fsmblks  ${pad(m.fsmblks)}  bytes in fastbins`,
+    `    keepcost ${pad(m.keepcost)}  top chunk                 usmblks  ${pad(m.usmblks)}`,
+    '',
+    `  system calls: brk ${sc.brk}, mmap ${sc.mmap}, munmap ${sc.munmap}, mremap ${sc.mremap}, mprotect ${sc.mprotect}, madvise ${sc.madvise}, getrandom ${sc.getrandom}`,
+    `  page faults (first touches): ${s.pageFaults.toLocaleString('en-US')}`,
+  ];
+  if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (see above)`);
+  if (s.abort !== undefined) lines.push('', `  glibc would abort at event ${s.abort.event} (line ${s.abort.line}): ${s.abort.message}`);
+  return lines.join('\n') + '\n';
+}
+
+function pad(n: number): string {
+  return String(n).padStart(12);
+}

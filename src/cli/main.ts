@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * The ptsim command: a thin dispatcher over the subcommands. User mistakes end in one clear line
+ * and exit status 2; anything else that escapes is a bug and keeps its stack trace.
+ */
+
+import { readFileSync } from 'node:fs';
+import { REPLAY_HELP, replayCommand } from './replay-command.js';
+import { UsageError } from './errors.js';
+
+const HELP = `Usage: ptsim COMMAND [options]
+
+ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
+(ptmalloc2, x86_64) and shows where every resident page is, and why.
+
+Commands:
+  replay TRACE     replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
+                   (ptsim replay --help for its options)
+
+Options:
+  -h, --help       show this help
+  --version        show ptsim's version
+
+Traces are text, one call per line (docs/trace-format.md); gzip-compressed traces are read as is.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const out = (s: string): void => void process.stdout.write(s);
+  const err = (s: string): void => void process.stderr.write(s);
+  const [cmd, ...rest] = argv;
+  try {
+    switch (cmd) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out(HELP + '\n');
+        return cmd === undefined ? 2 : 0;
+      case '--version': {
+        const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+        out(`ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64)\n`);
+        return 0;
+      }
+      case 'replay':
+        return await replayCommand(rest, out, err);
+      default:
+        throw new UsageError(`unknown command '${cmd}'`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
+      err(`ptsim: ${e.message}\n`);
+      err(`Try 'ptsim ${cmd === 'replay' ? 'replay ' : ''}--help'.\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+export { REPLAY_HELP };
+
+process.exitCode = await main(process.argv.slice(2));
