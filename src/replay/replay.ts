@@ -240,6 +240,7 @@ export class Replayer implements TraceSink {
     if (old !== NIL && ev.n1 === 0) {
       // realloc(p, 0) frees p and returns NULL in glibc 2.36.
       this.forget(ev, ev.in, old);
+      this.bind(ev, ev.out, NIL);
     } else if (p === NIL && old !== NIL) {
       this.warn(ev, `realloc of ${ev.in} to ${ev.n1} bytes returned NULL; ${ev.in} stays live`);
     } else {
@@ -367,9 +368,9 @@ export class Replayer implements TraceSink {
 
   private threadExit(ev: TraceEvent): void {
     const s = this.process;
-    // __libc_thread_freeres: the tcache is flushed; the arena is detached (arenas other than the
-    // main one are not modelled yet, so there is nothing more to do for the main thread's).
-    if (s.initialized) tcacheThreadShutdown(s);
+    // __libc_thread_freeres flushes the tcache and detaches the arena, but glibc runs it only for
+    // threads created with pthread_create: the process's main thread keeps both.
+    if (ev.tid !== this.mainTid && s.initialized) tcacheThreadShutdown(s);
     this.exited.add(ev.tid);
   }
 

@@ -151,7 +151,7 @@ export function generateTrace(opts: GenOptions): string {
         const b = takeLive();
         const r = rng();
         const s = r < 0.3 ? Math.max(1, Math.floor(b.size * (0.3 + rng() * 0.7))) : r < 0.8 ? Math.floor(b.size * (1 + rng())) + intBetween(rng, 1, 64) : size();
-        out.push(`1 realloc ${b.tok} ${s} ${addLive(s)}`);
+        out.push(s === 0 ? `1 realloc ${b.tok} 0 0` : `1 realloc ${b.tok} ${s} ${addLive(s)}`);
         break;
       }
       case 'memalign': {

@@ -1,0 +1,22 @@
+/**
+ * Generated traces (part 3 of 4): seeded random mixes of every operation, sizes from 0 bytes
+ * to tens of MiB crossing the mmap threshold both ways, phases that grow and shrink the heap,
+ * malloc_trim and mallopt calls. Each must replay identically on ptsim and on real glibc.
+ */
+
+import { describe, expect, it } from 'vitest';
+import { generateTrace } from '../gen/generate.js';
+import { differential } from './harness.js';
+
+const PART = 2;
+const PER_PART = 125;
+
+describe('generated traces replay identically on ptsim and real glibc', () => {
+  for (let n = PART * PER_PART; n < (PART + 1) * PER_PART; n++) {
+    const events = n % 25 === 0 ? 6000 : 150 + ((n * 7919) % 1200);
+    it(`seed diff-${n} (${events} events)`, () => {
+      const text = generateTrace({ seed: `diff-${n}`, events });
+      expect(differential(text, { name: `diff-${n}.trace`, stats: n % 10 === 0, info: n % 10 === 0 })).toBeNull();
+    });
+  }
+});

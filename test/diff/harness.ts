@@ -1,0 +1,110 @@
+/**
+ * The differential harness: replays one trace with ptsim and with the native replayer on this
+ * machine's glibc, and compares the two fidelity logs event by event and the summaries (events,
+ * mallinfo2, rss, peakRss, brk), plus malloc_stats and malloc_info when asked. A mismatch is
+ * described by the first differing event, both records, and the trace lines before it.
+ */
+
+import { readTraceText } from '../../src/trace/reader.js';
+import { ReplayError, Replayer, type EventRecord, type ReplaySummary } from '../../src/replay/replay.js';
+import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
+import { runNativeText, type NativeRun } from '../helpers/native.js';
+
+export interface SimRun {
+  events: EventRecord[];
+  summary: ReplaySummary;
+  stats: string;
+  info: string;
+  /** The line numbers of each event, for reports. */
+  lines: number[];
+  error?: string;
+}
+
+/** The environment a trace asks for in its `# env` header lines. */
+export function traceEnv(text: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  readTraceText(text, 'env', {
+    header: (h: TraceHeader) => {
+      for (const [k, v] of h.env) env[k] = v;
+    },
+    event: () => {},
+  });
+  return env;
+}
+
+export function runSim(text: string, env: Record<string, string>, name = 'trace'): SimRun {
+  const events: EventRecord[] = [];
+  const lines: number[] = [];
+  const r = new Replayer(name, { env: Object.entries(env), onEvent: (e) => events.push(e) });
+  let error: string | undefined;
+  try {
+    readTraceText(text, name, {
+      header: (h) => r.header(h),
+      event: (ev: TraceEvent) => {
+        lines.push(ev.line);
+        r.event(ev);
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof ReplayError)) throw e;
+    error = e.message;
+  }
+  const run: SimRun = { events, summary: r.finish(), stats: r.stats(), info: r.info(), lines };
+  if (error !== undefined) run.error = error;
+  return run;
+}
+
+const SUMMARY_KEYS = ['events', 'rss', 'peakRss', 'brk'] as const;
+
+function show(o: unknown): string {
+  return JSON.stringify(o);
+}
+
+/** Returns null when both runs agree, else a report of the first difference. */
+export function compareRuns(text: string, sim: SimRun, nat: NativeRun, opts: { stats?: boolean; info?: boolean } = {}): string | null {
+  const traceLines = text.split('\n');
+  const context = (eventIndex: number): string => {
+    const line = sim.lines[eventIndex] ?? traceLines.length;
+    const from = Math.max(0, line - 12);
+    return traceLines
+      .slice(from, line)
+      .map((l, k) => `${String(from + k + 1).padStart(6)}  ${l}`)
+      .join('\n');
+  };
+  if (sim.error !== undefined) return `ptsim stopped: ${sim.error}`;
+  if (nat.summary === null && nat.abort === undefined) return `the native replayer failed (exit ${nat.exitCode}, signal ${nat.signal}):\n${nat.stderr}`;
+  const n = Math.max(sim.events.length, nat.events.length);
+  for (let i = 0; i < n; i++) {
+    const a = sim.events[i];
+    const b = nat.events[i];
+    if (show(a) !== show(b)) {
+      return `first difference at event ${i}:\n  ptsim: ${show(a)}\n  glibc: ${show(b)}\ntrace lines up to it:\n${context(i)}`;
+    }
+  }
+  if (nat.abort !== undefined || sim.summary.abort !== undefined) {
+    const sa = sim.summary.abort;
+    const na = nat.abort;
+    if (sa === undefined || na === undefined || sa.message !== na.message.trim() || sa.event !== na.event) {
+      return `aborts differ:\n  ptsim: ${show(sa)}\n  glibc: ${show(na)}`;
+    }
+    return null;
+  }
+  const ns = nat.summary!;
+  for (const k of SUMMARY_KEYS) {
+    if (sim.summary[k] !== ns[k]) return `summary ${k} differs: ptsim ${sim.summary[k]}, glibc ${show(ns[k])}`;
+  }
+  if (show(sim.summary.mallinfo2) !== show(ns['mallinfo2'])) {
+    return `summary mallinfo2 differs:\n  ptsim: ${show(sim.summary.mallinfo2)}\n  glibc: ${show(ns['mallinfo2'])}`;
+  }
+  if (opts.stats && sim.stats !== nat.stats) return `malloc_stats differs:\n--- ptsim\n${sim.stats}--- glibc\n${nat.stats}`;
+  if (opts.info && sim.info !== nat.info) return `malloc_info differs:\n--- ptsim\n${sim.info}--- glibc\n${nat.info}`;
+  return null;
+}
+
+/** Replays `text` both ways and returns the difference report, or null. */
+export function differential(text: string, opts: { name?: string; stats?: boolean; info?: boolean; env?: Record<string, string> } = {}): string | null {
+  const env = { ...traceEnv(text), ...(opts.env ?? {}) };
+  const sim = runSim(text, env, opts.name);
+  const nat = runNativeText(text, { env, stats: opts.stats ?? false, info: opts.info ?? false, name: opts.name });
+  return compareRuns(text, sim, nat, opts);
+}

@@ -1,0 +1,152 @@
+/**
+ * The native replayer (test/native/replay.c): builds it with the system's C compiler and runs a
+ * trace through it on this machine's real glibc. Its fidelity log and summary have the same shape
+ * as ptsim's (docs/fidelity-log.md), so the tests can compare the two event by event.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SOURCE = resolve(HERE, '../native/replay.c');
+const BUILD_DIR = resolve(HERE, '../native/build');
+const BINARY = join(BUILD_DIR, 'replay');
+
+/** Dynamic, eager binding (no lazy PLT resolution in the middle of a replay), no warnings allowed. */
+const CFLAGS = ['-O2', '-pthread', '-Wall', '-Wextra', '-Wl,-z,now'];
+
+export interface NativeOptions {
+  /** Extra environment for the child (GLIBC_TUNABLES, MALLOC_*_): the only variables besides PATH. */
+  env?: Record<string, string>;
+  /** Capture malloc_stats() after the last event. */
+  stats?: boolean;
+  /** Capture malloc_info(0, fp) after the last event. */
+  info?: boolean;
+  /** Measure RSS after every event for peakRss (default true; false: peakRss is the final RSS). */
+  peak?: boolean;
+  /** Write and parse the fidelity log (default true). */
+  events?: boolean;
+  /** The file name used in trace error messages (default: the trace's path). */
+  name?: string;
+  /** Check peak mode's shortcut against a full page count after every event (slow). */
+  verifyPeak?: boolean;
+}
+
+export interface NativeRun {
+  /** The fidelity log, one object per replayed event. */
+  events: Array<Record<string, unknown>>;
+  /** The summary, or null when the replayer wrote none (a trace error, a crash). */
+  summary: Record<string, unknown> | null;
+  /** Set when glibc aborted: its message and the index of the event that aborted. */
+  abort?: { message: string; event: number };
+  stats?: string;
+  info?: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: string | null;
+}
+
+/** Compiles the replayer unless the binary is newer than its source; returns the binary's path. */
+export function buildNativeReplayer(): string {
+  if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
+  mkdirSync(BUILD_DIR, { recursive: true });
+  // Build under a private name, then rename: a concurrent caller never sees a half-written binary.
+  const tmp = `${BINARY}.${process.pid}.tmp`;
+  const r = spawnSync('cc', [...CFLAGS, '-o', tmp, SOURCE], { encoding: 'utf8' });
+  if (r.error) throw new Error(`cannot run cc to build the native replayer: ${r.error.message}`);
+  if (r.status !== 0) {
+    rmSync(tmp, { force: true });
+    throw new Error(`building the native replayer failed (cc ${[...CFLAGS, '-o', tmp, SOURCE].join(' ')}):\n${r.stderr}${r.stdout}`);
+  }
+  renameSync(tmp, BINARY);
+  return BINARY;
+}
+
+function isGzip(path: string): boolean {
+  const fd = openSync(path, 'r');
+  try {
+    const b = Buffer.alloc(2);
+    return readSync(fd, b, 0, 2, 0) === 2 && b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readIfExists(path: string): string | undefined {
+  return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+}
+
+function parseLog(text: string): Array<Record<string, unknown>> {
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) if (line !== '') out.push(JSON.parse(line) as Record<string, unknown>);
+  return out;
+}
+
+/** glibc's abort message: the last line on stderr that the replayer did not write itself. */
+function abortMessage(stderr: string): string {
+  const lines = stderr.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('replay:'));
+  return lines.length > 0 ? lines[lines.length - 1]!.trim() : '';
+}
+
+/** Replays a trace file (plain or gzip) on the real glibc. */
+export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRun {
+  const binary = buildNativeReplayer();
+  const dir = mkdtempSync(join(tmpdir(), 'ptsim-native-'));
+  try {
+    let trace = tracePath;
+    if (isGzip(tracePath)) {
+      trace = join(dir, 'trace.txt');
+      writeFileSync(trace, gunzipSync(readFileSync(tracePath)));
+    }
+    const files = { events: join(dir, 'events.jsonl'), summary: join(dir, 'summary.json'), stats: join(dir, 'stats.txt'), info: join(dir, 'info.xml') };
+    const args = [trace, '--summary', files.summary, '--name', opts.name ?? tracePath];
+    const wantEvents = opts.events !== false;
+    args.push(...(wantEvents ? ['--events', files.events] : ['--no-events']));
+    if (opts.peak === false) args.push('--no-peak');
+    if (opts.verifyPeak) args.push('--verify-peak');
+    if (opts.stats) args.push('--stats', files.stats);
+    if (opts.info) args.push('--info', files.info);
+
+    // A clean environment: glibc reads GLIBC_TUNABLES and MALLOC_*_ at start-up, so nothing may
+    // leak in from the test runner's own environment.
+    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env };
+    const r = spawnSync(binary, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    if (r.error) throw new Error(`cannot run the native replayer: ${r.error.message}`);
+
+    const events = wantEvents ? parseLog(readIfExists(files.events) ?? '') : [];
+    const summaryText = readIfExists(files.summary)?.trim() ?? '';
+    const summary = summaryText === '' ? null : (JSON.parse(summaryText) as Record<string, unknown>);
+    const run: NativeRun = { events, summary, stderr: r.stderr, exitCode: r.status, signal: r.signal };
+    if (summary?.['abort'] === true || r.signal === 'SIGABRT') {
+      const n = summary?.['events'];
+      run.abort = { message: abortMessage(r.stderr), event: typeof n === 'number' ? n : events.length };
+    }
+    if (opts.stats) {
+      const s = readIfExists(files.stats);
+      if (s !== undefined) run.stats = s;
+    }
+    if (opts.info) {
+      const s = readIfExists(files.info);
+      if (s !== undefined) run.info = s;
+    }
+    return run;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Replays a trace given as text. */
+export function runNativeText(traceText: string, opts: NativeOptions = {}): NativeRun {
+  const dir = mkdtempSync(join(tmpdir(), 'ptsim-trace-'));
+  try {
+    const path = join(dir, 'inline.trace');
+    writeFileSync(path, traceText);
+    return runNative(path, { name: 'inline.trace', ...opts });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

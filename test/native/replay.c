@@ -1,0 +1,1506 @@
+/*
+ * replay: replays a ptsim trace on this machine's real glibc malloc and writes the same fidelity
+ * log and summary as `ptsim replay`, so the tests can compare the simulator with the real thing
+ * event by event. Written for glibc 2.36 on x86_64 Linux; used only by the tests.
+ *
+ *   replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]
+ *          [--no-peak] [--no-events] [--name DISPLAY] [--verify-peak]
+ *
+ * Exit status: 0 done; 2 a mistake in the trace (FILE:LINE: ... on stderr); 3 refused to run
+ * (the heap was already used, or /proc/self/pagemap or glibc's main arena cannot be read);
+ * 4 a resource failure of the replayer itself. When glibc aborts (a double free it detects), the
+ * process dies of SIGABRT after writing {"events":N,"abort":true} as the summary, N being the
+ * number of events completed (the aborting event's index); a SIGSEGV or SIGBUS (say, a double
+ * free of an mmapped chunk, whose header is gone) leaves {"events":N,"signal":"SIGSEGV"}.
+ *
+ * Keeping the measured heap clean
+ * -------------------------------
+ * The replayer must not allocate from the heap it measures, yet glibc itself does: in glibc 2.36
+ * pthread_create has the creating thread calloc the new thread's DTV (_dl_allocate_tls, 288-byte
+ * chunk), stdio allocates its buffers on first use, fopen allocates the FILE. This executable
+ * therefore defines malloc, free, calloc, realloc and the memalign family itself, serving them from
+ * a private mmap'd pool. glibc's manual ("Replacing malloc") guarantees that libc and the dynamic
+ * loader then use these for all their internal allocations, so none of them reach glibc's arenas.
+ * The replayed calls reach glibc's allocator through its exported entry points __libc_malloc,
+ * __libc_calloc, ... which are the real implementations. (In a recorded program the DTV and stdio
+ * allocations go through malloc like any other call, so they are part of the trace already; the
+ * replayer must not add its own.)
+ *
+ * Threads
+ * -------
+ * Each trace thread is a real pthread; the thread of the first event is the process's main thread
+ * (glibc attaches the main arena to the thread that initialises malloc, and our start-up check runs
+ * mallinfo2 -> ptmalloc_init on the main thread). Events run strictly in trace order: a baton (one
+ * futex word per thread) is handed to the thread of the next event, so exactly one thread is ever
+ * inside the allocator. `N exit` makes thread N return from its start routine, which runs
+ * __libc_thread_freeres -> __malloc_arena_thread_freeres (tcache flushed, arena put on the free
+ * list); the main thread joins it before the next event. The main thread itself cannot be torn
+ * down that way: glibc 2.36 runs no __libc_thread_freeres for a main thread that calls pthread_exit
+ * (see __libc_start_call_main), and that function is not exported, so an exit of the first trace
+ * thread only ends its trace thread number, as pthread_exit on the main thread would.
+ *
+ * Resident memory
+ * ---------------
+ * The touch model of fidelity-log.md is applied with memset right after each call. RSS counts
+ * pages of the allocator's memory that /proc/self/pagemap shows present and exclusively mapped
+ * (mincore would also count the shared zero page that a read of untouched memory maps). Peak
+ * mode avoids most of the per-event page counting; see rss_after_event. THP is disabled for the
+ * process (PR_SET_THP_DISABLE) so that no huge page changes residency behind glibc's back.
+ *
+ * Not replayed: malloc-check (libc_malloc_debug.so would be bypassed by the __libc_* calls) and
+ * hugetlb tunables (heap_for_ptr here assumes 64 MiB heaps).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <gnu/libc-version.h>
+#include <limits.h>
+#include <link.h>
+#include <linux/futex.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* glibc's allocator proper, exported next to the public names we interpose. */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+
+#define EXIT_TRACE 2
+#define EXIT_REFUSE 3
+#define EXIT_RESOURCE 4
+
+#define PAGE 4096UL
+/* Layout facts of glibc 2.36 on x86_64 (malloc/malloc.c, malloc/arena.c). */
+#define HEAP_MAX ((uintptr_t)64 << 20) /* HEAP_MAX_SIZE: heaps are 64 MiB-aligned */
+#define MS_TOP 96                      /* struct malloc_state: top */
+#define MS_BINS 112                    /* bins[] */
+#define MS_NEXT 2160                   /* next (the ring of arenas) */
+#define MS_SIZE 2200
+#define HI_AR_PTR 0                    /* heap_info: ar_ptr, prev, size, mprotect_size */
+#define HI_PREV 8
+#define HI_SIZE 16
+#define HI_MPROTECT 24
+#define IS_MMAPPED 2
+#define NON_MAIN_ARENA 4
+
+#define WORD(addr) (*(const uintptr_t *)(uintptr_t)(addr))
+
+static void die(int code, const char *msg) __attribute__((noreturn));
+
+/* ------------------------------------------------------------------------------------------ */
+/* The private pool behind the interposed malloc family.                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * A bump allocator over one large MAP_NORESERVE reservation: only touched pages cost memory.
+ * Every block has a 16-byte header holding its requested size (for realloc). free gives memory
+ * back only when the block is the most recent one; libc and ld.so allocate little. The first call
+ * may come from the dynamic loader before main, while the process is still single-threaded, so
+ * the lazy initialisation needs no lock; the bump itself is a CAS because a thread starting up
+ * can allocate while its creator runs.
+ */
+#define POOL_BYTES ((uintptr_t)4 << 30)
+static uintptr_t pool_base, pool_end, pool_top;
+static unsigned long foreign_frees;
+
+static void pool_init(void) {
+  if (pool_base) return;
+  void *m = mmap(NULL, POOL_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) die(EXIT_RESOURCE, "replay: cannot map the private allocation pool\n");
+  pool_base = (uintptr_t)m;
+  pool_end = pool_base + POOL_BYTES;
+  pool_top = pool_base;
+}
+
+static inline int in_pool(const void *p) { return pool_base && (uintptr_t)p - pool_base < POOL_BYTES; }
+
+static void *pool_alloc(size_t size, size_t align) {
+  if (!pool_base) pool_init();
+  if (size > POOL_BYTES) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  uintptr_t sz = (size + 15) & ~(uintptr_t)15;
+  uintptr_t old = __atomic_load_n(&pool_top, __ATOMIC_RELAXED), user, end;
+  do {
+    user = (old + 16 + align - 1) & ~(uintptr_t)(align - 1);
+    end = user + sz;
+    if (end > pool_end) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  } while (!__atomic_compare_exchange_n(&pool_top, &old, end, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+  ((size_t *)user)[-2] = size;
+  return (void *)user;
+}
+
+static inline size_t pool_size(const void *p) { return ((const size_t *)p)[-2]; }
+
+static void pool_free(void *p) {
+  uintptr_t u = (uintptr_t)p;
+  uintptr_t end = u + ((pool_size(p) + 15) & ~(uintptr_t)15);
+  /* Only the most recent block can be taken back. */
+  __atomic_compare_exchange_n(&pool_top, &end, u - 16, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static size_t pow2_at_least(size_t a) {
+  size_t p = 16;
+  while (p < a && p) p <<= 1;
+  return p;
+}
+
+void *malloc(size_t size) { return pool_alloc(size, 16); }
+
+void free(void *p) {
+  if (!p) return;
+  if (in_pool(p)) {
+    pool_free(p);
+    return;
+  }
+  /* Not ours: memory glibc's allocator handed out. Should never happen; pass it on and count. */
+  __atomic_add_fetch(&foreign_frees, 1, __ATOMIC_RELAXED);
+  __libc_free(p);
+}
+
+void *calloc(size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = pool_alloc(bytes, 16);
+  if (p) memset(p, 0, bytes); /* a rolled-back block may be dirty */
+  return p;
+}
+
+void *realloc(void *p, size_t size) {
+  if (!p) return pool_alloc(size, 16);
+  if (!in_pool(p)) {
+    __atomic_add_fetch(&foreign_frees, 1, __ATOMIC_RELAXED);
+    return __libc_realloc(p, size);
+  }
+  size_t old = pool_size(p);
+  if (size <= old) return p;
+  void *q = pool_alloc(size, 16);
+  if (q) memcpy(q, p, old);
+  return q;
+}
+
+void *memalign(size_t align, size_t size) { return pool_alloc(size, pow2_at_least(align)); }
+void *aligned_alloc(size_t align, size_t size) { return pool_alloc(size, pow2_at_least(align)); }
+void *valloc(size_t size) { return pool_alloc(size, PAGE); }
+void *pvalloc(size_t size) { return pool_alloc(size ? (size + PAGE - 1) & ~(PAGE - 1) : PAGE, PAGE); }
+
+int posix_memalign(void **out, size_t align, size_t size) {
+  if (align % sizeof(void *) != 0 || (align & (align - 1)) != 0 || align == 0) return EINVAL;
+  void *p = pool_alloc(size, pow2_at_least(align));
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Output: the fidelity log goes through one big buffer, written with write() only.             */
+/* ------------------------------------------------------------------------------------------ */
+
+#define LOG_CAP (1u << 20)
+static char log_buf[LOG_CAP];
+static size_t log_len;
+static int fd_events = -1, fd_summary = -1, fd_pagemap = -1;
+static unsigned long events_done; /* events completed (= log lines written) */
+
+static void write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return; /* nothing sensible to do from here (we may be in a signal handler) */
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void log_flush(void) {
+  if (fd_events >= 0 && log_len) write_all(fd_events, log_buf, log_len);
+  log_len = 0;
+}
+
+static void die(int code, const char *msg) {
+  log_flush();
+  write_all(2, msg, strlen(msg));
+  _exit(code);
+}
+
+static inline char *put_u64(char *o, uint64_t v) {
+  char t[20];
+  int n = 0;
+  do {
+    t[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *o++ = t[--n];
+  return o;
+}
+
+static inline char *put_i64(char *o, int64_t v) {
+  if (v < 0) {
+    *o++ = '-';
+    return put_u64(o, -(uint64_t)v);
+  }
+  return put_u64(o, (uint64_t)v);
+}
+
+static inline char *put_lit(char *o, const char *s, size_t n) {
+  memcpy(o, s, n);
+  return o + n;
+}
+#define PUT(o, lit) put_lit(o, lit, sizeof(lit) - 1)
+
+/* ------------------------------------------------------------------------------------------ */
+/* Token keys and the table of live tokens (its code follows the parser).                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Live tokens sit in a small open-addressing table (linear probing, backward-shift deletion)
+ * whose entries carry the first 16 bytes of the key, so a lookup touches one or two cache lines
+ * and not the trace. A freed token goes to an append-only log (the graves), read only when a
+ * free or realloc names a token that is not live: a double free, or a mistake in the trace.
+ */
+struct tok {
+  uint64_t k0, k1;  /* the key's first 16 bytes, zero-padded */
+  const char *key;  /* the whole key, in the mapped trace */
+  void *ptr;        /* the real block; NULL when the real call returned NULL */
+  uint64_t req;     /* its requested size, for the realloc touch */
+  uint32_t len, hash;
+  int32_t mm;       /* index in the mmapped-chunk registry, or -1 */
+  uint32_t used;
+  uint64_t pad;
+};
+struct grave {
+  const char *key;
+  uint64_t len;
+  void *ptr; /* freeing this token again frees this address again */
+  uint64_t req;
+};
+struct key {
+  const char *s;
+  uint32_t n, h;
+  uint64_t k0, k1;
+};
+
+static struct tok *live;
+static uint64_t live_mask, live_n;
+static struct grave *graves;
+static uint64_t n_graves, max_graves;
+
+/* Reading 16 bytes from any key is safe: the trace is followed by a page of zeros. */
+static inline void key_of(struct key *k, const char *s, uint32_t n) {
+  uint64_t w0, w1, h;
+  memcpy(&w0, s, 8);
+  memcpy(&w1, s + 8, 8);
+  if (n < 8) {
+    w0 &= ~0ull >> (64 - 8 * n);
+    w1 = 0;
+  } else if (n < 16) {
+    w1 = n == 8 ? 0 : w1 & ~0ull >> (128 - 8 * n);
+  }
+  h = (w0 ^ (uint64_t)n * 0x9E3779B97F4A7C15ull) * 0xff51afd7ed558ccdull;
+  h = (h ^ (h >> 32) ^ w1) * 0xc4ceb9fe1a85ec53ull;
+  for (uint32_t i = 16; i < n; i += 8) {
+    uint64_t w;
+    memcpy(&w, s + i, 8);
+    if (n - i < 8) w &= ~0ull >> (64 - 8 * (n - i));
+    h = (h ^ (h >> 29) ^ w) * 0xff51afd7ed558ccdull;
+  }
+  h ^= h >> 32;
+  h *= 0x9E3779B97F4A7C15ull;
+  h ^= h >> 29;
+  k->s = s;
+  k->n = n;
+  k->h = (uint32_t)h;
+  k->k0 = w0;
+  k->k1 = w1;
+}
+
+static inline int key_eq(const struct key *a, const struct key *b) {
+  return a->n == b->n && a->k0 == b->k0 && a->k1 == b->k1 && (a->n <= 16 || memcmp(a->s + 16, b->s + 16, a->n - 16) == 0);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The trace: mapped read-only with a zeroed page behind it, parsed by hand.                   */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { OP_MALLOC, OP_CALLOC, OP_REALLOC, OP_MEMALIGN, OP_VALLOC, OP_PVALLOC, OP_FREE, OP_TRIM, OP_MALLOPT, OP_EXIT };
+static const char *const op_name[] = {"malloc", "calloc", "realloc", "memalign", "valloc",
+                                      "pvalloc", "free", "malloc_trim", "mallopt", "exit"};
+static const unsigned char op_len[] = {6, 6, 7, 8, 6, 7, 4, 11, 7, 4};
+
+struct event {
+  uint64_t index, line;
+  uint32_t tid;
+  int op;
+  uint64_t n1, n2; /* SIZE / NMEMB,SIZE / ALIGN,SIZE / PAD */
+  int param, value; /* mallopt */
+  struct key in, out; /* the tokens taken and returned */
+  int has_in, has_out;  /* 0 for the NULL token, or none */
+};
+
+static const char *trace_name;
+static const char *tp, *tend; /* parse cursor and end of the mapped trace */
+static uint64_t cur_line, next_index;
+static struct event cur; /* the event being run; handed between threads with the baton */
+
+static void trace_error(uint64_t line, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void trace_error(uint64_t line, const char *fmt, ...) {
+  char msg[1024];
+  int n = snprintf(msg, sizeof msg, "%s:%llu: ", trace_name, (unsigned long long)line);
+  va_list ap;
+  va_start(ap, fmt);
+  n += vsnprintf(msg + n, sizeof msg - (size_t)n - 1, fmt, ap);
+  va_end(ap);
+  if (n > (int)sizeof msg - 2) n = (int)sizeof msg - 2;
+  msg[n++] = '\n';
+  msg[n] = 0;
+  die(EXIT_TRACE, msg);
+}
+
+static void map_trace(const char *path) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    char m[600];
+    snprintf(m, sizeof m, "replay: cannot open %s: %s\n", path, strerror(errno));
+    die(EXIT_TRACE, m);
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) die(EXIT_RESOURCE, "replay: fstat failed\n");
+  size_t size = (size_t)st.st_size;
+  /* Reserve the file's pages plus one zero page, then map the file over the start: every field
+     can then be read 8 bytes at a time and the text ends in NUL bytes. */
+  size_t span = ((size + PAGE - 1) & ~(PAGE - 1)) + PAGE;
+  char *base = mmap(NULL, span, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (base == MAP_FAILED) die(EXIT_RESOURCE, "replay: cannot map the trace\n");
+  if (size > 0 && mmap(base, size, PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED)
+    die(EXIT_RESOURCE, "replay: cannot map the trace\n");
+  close(fd);
+  /* Fault the whole file in now: page faults inside the timed loop made it slow and erratic
+     (MAP_POPULATE did not populate this mapping). */
+  volatile char sink = 0;
+  for (size_t o = 0; o < size; o += PAGE) sink ^= base[o];
+  (void)sink;
+  tp = base;
+  tend = base + size;
+}
+
+/* The first min(n, 8) bytes of s as a word (the zero page behind the trace makes the read safe). */
+static inline uint64_t word8(const char *s, size_t n) {
+  uint64_t w;
+  memcpy(&w, s, 8);
+  return n >= 8 ? w : w & ~(~0ull << (8 * n));
+}
+
+static uint64_t op_word[OP_EXIT + 1];
+
+static void init_op_words(void) {
+  for (int i = 0; i <= OP_EXIT; i++) {
+    char b[16] = {0};
+    memcpy(b, op_name[i], op_len[i]);
+    op_word[i] = word8(b, op_len[i]);
+  }
+}
+
+static inline int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* Next field: a run of bytes above ' '. Returns its start; *e gets its end. */
+static inline const char *field(const char **e) {
+  const char *p = tp;
+  while (is_blank(*p)) p++;
+  const char *s = p;
+  for (;;) { /* 8 bytes at a time: the first byte below '!' ends the field */
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t stop = (w - 0x2121212121212121ull) & ~w & 0x8080808080808080ull;
+    if (stop) {
+      p += __builtin_ctzll(stop) >> 3;
+      break;
+    }
+    p += 8;
+  }
+  *e = p;
+  tp = p;
+  return s;
+}
+
+static inline int parse_u64(const char *s, const char *e, uint64_t *out) {
+  uint64_t v = 0;
+  if (s == e) return 0;
+  if (e - s > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    for (s += 2; s < e; s++) {
+      unsigned c = (unsigned char)*s, d;
+      if (c - '0' < 10) d = c - '0';
+      else if ((c | 0x20) - 'a' < 6) d = (c | 0x20) - 'a' + 10;
+      else return 0;
+      if (v >> 60) return 0;
+      v = v << 4 | d;
+    }
+  } else if (e - s <= 19) { /* cannot overflow */
+    for (; s < e; s++) {
+      unsigned d = (unsigned)(unsigned char)*s - '0';
+      if (d > 9) return 0;
+      v = v * 10 + d;
+    }
+  } else {
+    for (; s < e; s++) {
+      unsigned d = (unsigned)(unsigned char)*s - '0';
+      if (d > 9) return 0;
+      if (v > (UINT64_MAX - d) / 10) return 0;
+      v = v * 10 + d;
+    }
+  }
+  *out = v;
+  return 1;
+}
+
+static int parse_int(const char *s, const char *e, int *out) {
+  int neg = 0;
+  uint64_t v;
+  if (s < e && (*s == '-' || *s == '+')) neg = *s++ == '-';
+  if (!parse_u64(s, e, &v)) return 0;
+  if (neg ? v > (uint64_t)INT_MAX + 1 : v > (uint64_t)INT_MAX) return 0;
+  *out = neg ? (int)-(int64_t)v : (int)v;
+  return 1;
+}
+
+static inline __attribute__((always_inline)) uint64_t num_arg(const char *what) {
+  const char *e, *s = field(&e);
+  uint64_t v;
+  if (s == e) trace_error(cur_line, "%s: missing %s", op_name[cur.op], what);
+  if (!parse_u64(s, e, &v)) trace_error(cur_line, "%s: bad %s '%.*s'", op_name[cur.op], what, (int)(e - s), s);
+  return v;
+}
+
+/* `0` (or any spelling of the number zero) is NULL. */
+static inline int null_token(const char *s, uint32_t n) {
+  uint32_t i = 0;
+  if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) i = 2;
+  for (; i < n; i++)
+    if (s[i] != '0') return 0;
+  return 1;
+}
+
+static inline __attribute__((always_inline)) void token_arg(struct key *k, int *has, const char *what) {
+  const char *e, *s = field(&e);
+  if (s == e) trace_error(cur_line, "%s: missing %s", op_name[cur.op], what);
+  if (e - s > 0xffff) trace_error(cur_line, "%s: token too long", op_name[cur.op]);
+  uint32_t n = (uint32_t)(e - s);
+  *has = !null_token(s, n);
+  if (*has) {
+    key_of(k, s, n);
+    __builtin_prefetch(&live[k->h & live_mask]); /* its table entry is needed soon */
+  }
+}
+
+static const struct {
+  const char *name;
+  int value;
+} mallopt_params[] = {
+    {"M_MXFAST", 1},          {"M_NLBLKS", 2},         {"M_GRAIN", 3},          {"M_KEEP", 4},
+    {"M_TRIM_THRESHOLD", -1}, {"M_TOP_PAD", -2},       {"M_MMAP_THRESHOLD", -3}, {"M_MMAP_MAX", -4},
+    {"M_CHECK_ACTION", -5},   {"M_PERTURB", -6},       {"M_ARENA_TEST", -7},    {"M_ARENA_MAX", -8},
+};
+
+/* Parses the next event line into cur. Returns 0 at the end of the trace. */
+static int parse_next(void) {
+  const char *p, *e, *s;
+  for (;;) {
+    if (tp >= tend) return 0;
+    cur_line++;
+    p = tp;
+    while (is_blank(*p)) p++;
+    if (*p == '\n') {
+      tp = p + 1;
+      continue;
+    }
+    if (p >= tend) {
+      tp = tend;
+      return 0;
+    }
+    if (*p == '#') {
+      const char *nl = memchr(p, '\n', (size_t)(tend - p));
+      tp = nl ? nl + 1 : tend;
+      continue;
+    }
+    break;
+  }
+  tp = p;
+  s = field(&e);
+  if (*s == '@') { /* @TIME: checked, then ignored */
+    uint64_t t;
+    if (!parse_u64(s + 1, e, &t)) trace_error(cur_line, "bad time field '%.*s'", (int)(e - s), s);
+    s = field(&e);
+  }
+  {
+    uint64_t tid = 0;
+    int ok = s < e && e - s <= 10;
+    for (const char *q = s; ok && q < e; q++) {
+      ok = (unsigned)(unsigned char)*q - '0' < 10;
+      tid = tid * 10 + (uint64_t)(*q - '0');
+    }
+    if (s == e) trace_error(cur_line, "missing thread number");
+    if (!ok || tid > UINT32_MAX) trace_error(cur_line, "bad thread number '%.*s'", (int)(e - s), s);
+    cur.tid = (uint32_t)tid;
+  }
+  s = field(&e);
+  {
+    size_t n = (size_t)(e - s);
+    uint64_t w = word8(s, n);
+    int op = -1;
+    for (int i = 0; i <= OP_EXIT; i++)
+      if (n == op_len[i] && w == op_word[i] && (n <= 8 || memcmp(s + 8, op_name[i] + 8, n - 8) == 0)) {
+        op = i;
+        break;
+      }
+    if (n == 0) trace_error(cur_line, "missing operation");
+    if (op < 0) trace_error(cur_line, "unknown operation '%.*s'", (int)n, s);
+    cur.op = op;
+  }
+  cur.has_in = cur.has_out = 0;
+  cur.n1 = cur.n2 = 0;
+  switch (cur.op) {
+  case OP_MALLOC:
+  case OP_VALLOC:
+  case OP_PVALLOC:
+    cur.n1 = num_arg("SIZE");
+    token_arg(&cur.out, &cur.has_out, "PTR");
+    break;
+  case OP_CALLOC:
+    cur.n1 = num_arg("NMEMB");
+    cur.n2 = num_arg("SIZE");
+    token_arg(&cur.out, &cur.has_out, "PTR");
+    break;
+  case OP_MEMALIGN:
+    cur.n1 = num_arg("ALIGN");
+    cur.n2 = num_arg("SIZE");
+    token_arg(&cur.out, &cur.has_out, "PTR");
+    break;
+  case OP_REALLOC:
+    token_arg(&cur.in, &cur.has_in, "OLD");
+    cur.n1 = num_arg("SIZE");
+    token_arg(&cur.out, &cur.has_out, "NEW");
+    break;
+  case OP_FREE:
+    token_arg(&cur.in, &cur.has_in, "PTR");
+    break;
+  case OP_TRIM:
+    cur.n1 = num_arg("PAD");
+    break;
+  case OP_MALLOPT: {
+    s = field(&e);
+    if (s == e) trace_error(cur_line, "mallopt: missing PARAM");
+    int found = 0;
+    if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z')) {
+      for (size_t i = 0; i < sizeof mallopt_params / sizeof mallopt_params[0]; i++)
+        if (strlen(mallopt_params[i].name) == (size_t)(e - s) && memcmp(s, mallopt_params[i].name, (size_t)(e - s)) == 0) {
+          cur.param = mallopt_params[i].value;
+          found = 1;
+        }
+    } else {
+      found = parse_int(s, e, &cur.param);
+    }
+    if (!found) trace_error(cur_line, "mallopt: unknown parameter '%.*s'", (int)(e - s), s);
+    s = field(&e);
+    if (s == e) trace_error(cur_line, "mallopt: missing VALUE");
+    if (!parse_int(s, e, &cur.value)) trace_error(cur_line, "mallopt: bad VALUE '%.*s'", (int)(e - s), s);
+    break;
+  }
+  case OP_EXIT:
+    break;
+  }
+  p = tp;
+  while (is_blank(*p)) p++;
+  if (p < tend && *p != '\n') {
+    s = p;
+    while ((unsigned char)*p > ' ') p++;
+    if (p == s) trace_error(cur_line, "unexpected byte 0x%02x after %s", (unsigned char)*s, op_name[cur.op]);
+    trace_error(cur_line, "unexpected field '%.*s' after %s", (int)(p - s), s, op_name[cur.op]);
+  }
+  tp = p < tend ? p + 1 : tend;
+  cur.line = cur_line;
+  cur.index = next_index++;
+  return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Resident pages, from /proc/self/pagemap.                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+static void *map_anon(size_t bytes) {
+  void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (m == MAP_FAILED) die(EXIT_RESOURCE, "replay: out of memory (mmap)\n");
+  return m;
+}
+
+#define PM_BATCH 8192
+static uint64_t pm_buf[PM_BATCH];
+
+static uint64_t resident_pages(uintptr_t start, uintptr_t end) {
+  uint64_t n = 0, pg = start / PAGE, last = (end + PAGE - 1) / PAGE;
+  while (pg < last) {
+    size_t k = last - pg > PM_BATCH ? PM_BATCH : (size_t)(last - pg);
+    ssize_t r = pread(fd_pagemap, pm_buf, k * 8, (off_t)(pg * 8));
+    if (r < 8) die(EXIT_RESOURCE, "replay: reading /proc/self/pagemap failed\n");
+    k = (size_t)r / 8;
+    for (size_t i = 0; i < k; i++) n += (pm_buf[i] >> 63) & (pm_buf[i] >> 56) & 1; /* present && exclusive */
+    pg += k;
+  }
+  return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Tokens and the blocks they name.                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Live mmapped chunks. Nothing but the event that creates one (glibc's header, perturb, our
+ * touch) writes to it, and it is unmapped as a whole, so in peak mode its resident pages are
+ * counted once, right after that event, and kept.
+ */
+struct mmrec {
+  uintptr_t base, len;
+  uint64_t pages;
+  struct tok *owner; /* the live token naming it, or NULL for a block the trace does not name */
+};
+#define MM_MAX (1u << 22)
+static struct mmrec *mm;
+static uint32_t mm_n;
+static uint64_t mm_pages;
+static int count_now; /* peak mode: count mmapped chunks as they appear */
+
+static void mm_add(void *p, struct tok *owner) {
+  uintptr_t chunk = (uintptr_t)p - 16;
+  uintptr_t prev = WORD(chunk), size = WORD(chunk + 8) & ~(uintptr_t)7;
+  if (mm_n >= MM_MAX) die(EXIT_RESOURCE, "replay: too many live mmapped chunks\n");
+  struct mmrec *r = &mm[mm_n];
+  r->base = chunk - prev; /* prev_size of an mmapped chunk: its offset in its mapping */
+  r->len = prev + size;
+  r->pages = count_now ? resident_pages(r->base, r->base + r->len) : 0;
+  r->owner = owner;
+  mm_pages += r->pages;
+  if (owner) owner->mm = (int32_t)mm_n;
+  mm_n++;
+}
+
+static void mm_del(int32_t i) {
+  mm_pages -= mm[i].pages;
+  mm[i] = mm[--mm_n];
+  if ((uint32_t)i < mm_n && mm[i].owner) mm[i].owner->mm = i;
+}
+
+static struct tok *live_find(const struct key *k) {
+  for (uint64_t i = k->h & live_mask;; i = (i + 1) & live_mask) {
+    struct tok *t = &live[i];
+    if (!t->used) return NULL;
+    if (t->hash == k->h && t->len == k->n && t->k0 == k->k0 && t->k1 == k->k1 &&
+        (k->n <= 16 || memcmp(t->key + 16, k->s + 16, k->n - 16) == 0))
+      return t;
+  }
+}
+
+/* An entry moved inside the table: its mmapped chunk must follow it. */
+static inline void moved(struct tok *t) {
+  if (t->mm >= 0) mm[t->mm].owner = t;
+}
+
+static void live_grow(void) {
+  uint64_t ncap = (live_mask + 1) * 2;
+  struct tok *old = live, *nt = map_anon(ncap * sizeof *nt);
+  memset(nt, 0, ncap * sizeof *nt); /* fault it in now rather than during later events */
+  for (uint64_t i = 0; i <= live_mask; i++) {
+    if (!old[i].used) continue;
+    uint64_t j = old[i].hash & (ncap - 1);
+    while (nt[j].used) j = (j + 1) & (ncap - 1);
+    nt[j] = old[i];
+    moved(&nt[j]);
+  }
+  munmap(old, (live_mask + 1) * sizeof *old);
+  live = nt;
+  live_mask = ncap - 1;
+}
+
+/* The free entry a token that is not live goes to; a live token there is a mistake in the trace. */
+static struct tok *live_claim(const struct key *k, uint64_t line) {
+  if ((live_n + 1) * 2 > live_mask + 1) live_grow();
+  for (uint64_t i = k->h & live_mask;; i = (i + 1) & live_mask) {
+    struct tok *t = &live[i];
+    if (!t->used) return t;
+    if (t->hash == k->h && t->len == k->n && t->k0 == k->k0 && t->k1 == k->k1 &&
+        (k->n <= 16 || memcmp(t->key + 16, k->s + 16, k->n - 16) == 0))
+      trace_error(line, "token %.*s is reused while still live (it was never freed)", (int)k->n, k->s);
+  }
+}
+
+/* Names a block (maybe NULL) with the token whose entry live_claim gave. */
+static void live_fill(struct tok *t, const struct key *k, void *ptr, uint64_t req) {
+  t->k0 = k->k0;
+  t->k1 = k->k1;
+  t->key = k->s;
+  t->ptr = ptr;
+  t->req = ptr ? req : 0;
+  t->len = k->n;
+  t->hash = k->h;
+  t->mm = -1;
+  t->used = 1;
+  live_n++;
+  if (ptr && (((const size_t *)ptr)[-1] & IS_MMAPPED)) mm_add(ptr, t);
+}
+
+/* Graves are faulted in a megabyte at a time with one madvise, which costs much less than a
+   page fault every 128 frees (and keeps those faults out of peak mode's event windows). */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static uint64_t graves_ready;
+
+static void graves_populate(void) {
+  uint64_t chunk = (1u << 20) / sizeof *graves, n = max_graves - graves_ready < chunk ? max_graves - graves_ready : chunk;
+  if (madvise(&graves[graves_ready], n * sizeof *graves, MADV_POPULATE_WRITE) != 0)
+    memset(&graves[graves_ready], 0, n * sizeof *graves); /* kernels before 5.14 */
+  graves_ready += n;
+}
+
+/* The token's block was freed (or moved by realloc): bury the token. */
+static void live_remove(struct tok *t) {
+  if (n_graves >= graves_ready) {
+    if (n_graves >= max_graves) die(EXIT_RESOURCE, "replay: too many frees\n");
+    graves_populate();
+  }
+  graves[n_graves++] = (struct grave){t->key, t->len, t->ptr, t->req};
+  if (t->mm >= 0) mm_del(t->mm);
+  live_n--;
+  uint64_t i = (uint64_t)(t - live);
+  for (uint64_t j = i;;) {
+    j = (j + 1) & live_mask;
+    if (!live[j].used) break;
+    uint64_t home = live[j].hash & live_mask;
+    /* move j into the hole at i unless its home lies cyclically in (i, j] */
+    if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+      live[i] = live[j];
+      moved(&live[i]);
+      i = j;
+    }
+  }
+  live[i].used = 0;
+}
+
+/* The most recent burial of a token, or NULL if it was never live. */
+static const struct grave *grave_find(const struct key *k) {
+  for (uint64_t i = n_graves; i-- > 0;)
+    if (graves[i].len == k->n && memcmp(graves[i].key, k->s, k->n) == 0) return &graves[i];
+  return NULL;
+}
+/* ------------------------------------------------------------------------------------------ */
+/* Where a block lives: arenas, heaps, offsets.                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+static uintptr_t main_arena; /* found by scanning libc's data, see find_main_arena */
+static uintptr_t B0;         /* the program break before the first allocation */
+
+#define MAX_ARENAS 65536
+static uintptr_t arena_by_no[MAX_ARENAS]; /* arena_by_no[k-1] = the k-th arena created */
+static unsigned n_arenas;
+
+/* _int_new_arena inserts each new arena right after main_arena in the `next` ring, so the ring
+   reads main, newest, ..., oldest: arena k is the (n-k)-th after main. */
+static void arenas_refresh(void) {
+  unsigned n = 0;
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena && n < MAX_ARENAS; a = WORD(a + MS_NEXT)) n++;
+  unsigned j = 0;
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena && j < n; a = WORD(a + MS_NEXT)) arena_by_no[n - 1 - j++] = a;
+  n_arenas = n;
+}
+
+static long arena_number(uintptr_t ar) {
+  static uintptr_t last_ar;
+  static long last_no;
+  if (ar == last_ar) return last_no;
+  for (int pass = 0; pass < 2; pass++) {
+    for (unsigned k = 0; k < n_arenas; k++)
+      if (arena_by_no[k] == ar) {
+        last_ar = ar;
+        last_no = (long)k + 1;
+        return last_no;
+      }
+    arenas_refresh();
+  }
+  return -2; /* not in the ring: cannot happen with glibc 2.36 */
+}
+
+static uintptr_t cur_brk(void) { return (uintptr_t)sbrk(0); }
+
+/* Resident pages of the main heap [B0, brk) and of every heap of every other arena. Non-main
+   heaps are found from each arena's top chunk (always in the arena's newest heap) and the
+   heap_info prev chain; [heap, heap + mprotect_size) is all of a heap that can be resident. */
+static uint64_t heap_pages(void) {
+  uint64_t pages = resident_pages(B0, cur_brk());
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
+    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV))
+      pages += resident_pages(h, h + WORD(h + HI_MPROTECT));
+  return pages;
+}
+
+/* The allocator's memory, counted afresh: heaps and every live mmapped chunk. */
+static uint64_t rss_full(void) {
+  mm_pages = 0;
+  for (uint32_t i = 0; i < mm_n; i++) mm_pages += resident_pages(mm[i].base, mm[i].base + mm[i].len);
+  return (heap_pages() + mm_pages) * PAGE;
+}
+
+/*
+ * Peak mode measures RSS after every event without scanning the heaps every time (a scan costs
+ * about 35 ns a page in the kernel). During an event a heap page can only become resident through
+ * a page fault of the thread running it (nothing else runs), and can only stop being resident
+ * through brk (systrim), munmap or madvise on a heap (heap_trim, shrink_heap: they change a
+ * heap_info size or the chain), or mtrim (malloc_trim). So the heaps are rescanned only when the
+ * thread's minor-fault count, the break, or the heaps' signature changed, and after malloc_trim
+ * and thread exits (another thread ran). Our own first writes to a page only cause needless
+ * rescans. Mmapped chunks are counted by the registry.
+ */
+static uint64_t heap_pages_known, window_faults, window_sig;
+
+static long thread_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+
+static uint64_t heaps_signature(void) {
+  uint64_t sig = cur_brk();
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
+    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV))
+      sig = ((sig * 31 + h) * 31 + WORD(h + HI_SIZE)) * 31 + WORD(h + HI_MPROTECT);
+  return sig;
+}
+
+static void window_open(void) {
+  window_faults = (uint64_t)thread_faults();
+  window_sig = heaps_signature();
+}
+
+static uint64_t rss_after_event(int force) {
+  if (force || (uint64_t)thread_faults() != window_faults || heaps_signature() != window_sig) heap_pages_known = heap_pages();
+  return (heap_pages_known + mm_pages) * PAGE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Running one event.                                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+static int want_events = 1, want_peak = 1;
+static uint64_t peak_rss;
+#define TOUCH_BYTE 0xa5
+
+static inline int mmapped(const void *p) { return (((const size_t *)p)[-1] & IS_MMAPPED) != 0; }
+
+static inline char *log_head(const struct event *e) {
+  if (log_len > LOG_CAP - 256) log_flush();
+  char *o = log_buf + log_len;
+  o = PUT(o, "{\"i\":");
+  o = put_u64(o, e->index);
+  o = PUT(o, ",\"op\":\"");
+  o = put_lit(o, op_name[e->op], op_len[e->op]);
+  o = PUT(o, "\",\"tid\":");
+  return put_u64(o, e->tid);
+}
+
+static inline void log_tail(char *o) {
+  o = PUT(o, ",\"brk\":");
+  o = put_i64(o, (int64_t)(cur_brk() - B0));
+  o = PUT(o, "}\n");
+  log_len = (size_t)(o - log_buf);
+}
+
+static void log_block(const struct event *e, void *r) {
+  char *o = log_head(e);
+  if (!r) {
+    o = PUT(o, ",\"ptr\":null");
+  } else {
+    uintptr_t p = (uintptr_t)r, head = WORD(p - 8);
+    long arena, heap = 0;
+    int64_t off;
+    if (head & IS_MMAPPED) {
+      arena = -1;
+      off = (int64_t)WORD(p - 16) + 16; /* prev_size of an mmapped chunk: its lead in the mapping */
+    } else if (head & NON_MAIN_ARENA) {
+      uintptr_t h = p & ~(HEAP_MAX - 1); /* heap_for_ptr */
+      arena = arena_number(WORD(h + HI_AR_PTR));
+      for (uintptr_t q = WORD(h + HI_PREV); q; q = WORD(q + HI_PREV)) heap++;
+      off = (int64_t)(p - h);
+    } else {
+      arena = 0;
+      off = (int64_t)(p - B0);
+    }
+    o = PUT(o, ",\"arena\":");
+    o = put_i64(o, arena);
+    o = PUT(o, ",\"heap\":");
+    o = put_i64(o, heap);
+    o = PUT(o, ",\"off\":");
+    o = put_i64(o, off);
+    o = PUT(o, ",\"usable\":");
+    o = put_u64(o, malloc_usable_size(r));
+  }
+  log_tail(o);
+}
+
+static int verify_peak; /* --verify-peak: check the shortcut above against a full count */
+
+static void verify_rss(uint64_t r) {
+  uint64_t mmp = 0;
+  for (uint32_t i = 0; i < mm_n; i++) mmp += resident_pages(mm[i].base, mm[i].base + mm[i].len);
+  uint64_t full = (heap_pages() + mmp) * PAGE;
+  if (full != r) {
+    char m[200];
+    snprintf(m, sizeof m, "replay: --verify-peak: after event %llu the RSS is %llu, not %llu\n", (unsigned long long)cur.index,
+             (unsigned long long)full, (unsigned long long)r);
+    die(EXIT_RESOURCE, m);
+  }
+}
+
+static void end_event(int force_scan) {
+  if (want_peak) {
+    uint64_t r = rss_after_event(force_scan);
+    if (verify_peak) verify_rss(r);
+    if (r > peak_rss) peak_rss = r;
+    if (n_graves >= graves_ready && n_graves < max_graves) graves_populate(); /* outside the next window */
+  }
+  events_done++;
+}
+
+static void run_plain(void) {
+  if (want_events) log_tail(log_head(&cur));
+}
+
+/* The recording got NULL but the call succeeded: the block stays live, unnamed. */
+static void unnamed(void *r) {
+  if (r && mmapped(r)) mm_add(r, NULL);
+}
+
+/*
+ * After malloc, calloc, memalign, valloc, pvalloc. A token the recording names but whose real call
+ * returned NULL names NULL: freeing it later is a no-op. The token is checked after the call, so
+ * that the call overlaps the cache miss on its entry; a token reused while live then stops the
+ * replay with the call made but not recorded.
+ */
+static void run_alloc(void *r, uint64_t req) {
+  if (r && req) memset(r, TOUCH_BYTE, req); /* the touch model: the program writes what it asked for */
+  if (cur.has_out) live_fill(live_claim(&cur.out, cur.line), &cur.out, r, req);
+  else unnamed(r);
+  if (want_events) log_block(&cur, r);
+}
+
+/* The block a free or realloc names. A token freed before yields its old address again, so that
+   a double free in the trace is a real double free; a token never seen is a mistake. */
+static struct tok *take(const struct key *k, const char *what, void **ptr, uint64_t *req) {
+  struct tok *t = live_find(k);
+  if (t) {
+    *ptr = t->ptr;
+    *req = t->req;
+    return t;
+  }
+  const struct grave *g = grave_find(k);
+  if (!g) trace_error(cur.line, "%s of %.*s, which was never allocated", what, (int)k->n, k->s);
+  *ptr = g->ptr;
+  *req = g->req;
+  return NULL;
+}
+
+static void run_free(void) {
+  if (cur.has_in) {
+    void *p;
+    uint64_t req;
+    struct tok *t = take(&cur.in, "free", &p, &req);
+    if (t) live_remove(t);
+    if (p) __libc_free(p); /* NULL when the allocation failed here: then the free is a no-op */
+  }
+  run_plain();
+}
+
+static void run_realloc(void) {
+  const struct key *ki = cur.has_in ? &cur.in : NULL, *ko = cur.has_out ? &cur.out : NULL;
+  struct tok *t = NULL;
+  void *old = NULL;
+  uint64_t oldreq = 0, n = cur.n1;
+  if (ki) t = take(ki, "realloc", &old, &oldreq);
+  /* NEW may repeat a live OLD: an in-place realloc recorded by address */
+  int same = ki && ko && t && key_eq(ki, ko);
+  if (ko && !same && live_find(ko)) /* checked without live_claim, which may move t */
+    trace_error(cur.line, "token %.*s is reused while still live (it was never freed)", (int)ko->n, ko->s);
+  void *r = __libc_realloc(old, n);
+  if (!r && !(old && n == 0)) {
+    /* The call failed: the old block is untouched (and still named by OLD if it was live). */
+    if (ko && !same) live_fill(live_claim(ko, cur.line), ko, NULL, 0);
+  } else {
+    /* The old block is gone: moved, resized in place, or freed by realloc(p, 0). */
+    if (r && n > oldreq) memset((char *)r + oldreq, TOUCH_BYTE, n - oldreq);
+    if (t) live_remove(t);
+    if (ko) live_fill(live_claim(ko, cur.line), ko, r, n);
+    else if (r && ki && n != 0) live_fill(live_claim(ki, cur.line), ki, r, n); /* recorded as failed, yet it worked: OLD names it */
+    else unnamed(r);
+  }
+  if (want_events) log_block(&cur, r);
+}
+
+static void run_event(void) {
+  uint64_t bytes;
+  switch (cur.op) {
+  case OP_MALLOC:
+    run_alloc(__libc_malloc(cur.n1), cur.n1);
+    break;
+  case OP_CALLOC:
+    if (__builtin_mul_overflow(cur.n1, cur.n2, &bytes)) bytes = 0; /* the call fails anyway */
+    run_alloc(__libc_calloc(cur.n1, cur.n2), bytes);
+    break;
+  case OP_MEMALIGN:
+    run_alloc(__libc_memalign(cur.n1, cur.n2), cur.n2);
+    break;
+  case OP_VALLOC:
+    run_alloc(__libc_valloc(cur.n1), cur.n1);
+    break;
+  case OP_PVALLOC:
+    run_alloc(__libc_pvalloc(cur.n1), cur.n1);
+    break;
+  case OP_REALLOC:
+    run_realloc();
+    break;
+  case OP_FREE:
+    run_free();
+    break;
+  case OP_TRIM:
+    malloc_trim(cur.n1);
+    run_plain();
+    break;
+  case OP_MALLOPT:
+    mallopt(cur.param, cur.value);
+    run_plain();
+    break;
+  case OP_EXIT: /* only the main thread gets here; see the comment at the top */
+    run_plain();
+    break;
+  }
+  end_event(cur.op == OP_TRIM);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads and the baton.                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+enum { CMD_RUN = 1, CMD_JOIN, CMD_FINISH };
+#define MAX_THREADS 4096
+#define THREAD_STACK (256u << 10)
+
+struct slot {
+  int go; /* the futex word: 0 = wait, else a command */
+  int used;
+  uint32_t tid;
+  int bound; /* a trace thread number currently maps to this slot */
+  pthread_t th;
+} __attribute__((aligned(64)));
+
+static struct slot slots[MAX_THREADS];
+static struct slot *const main_slot = &slots[0];
+static struct slot *pending_join;
+
+/* Thread number -> slot, open addressing with backward-shift deletion. */
+#define TID_CAP (2 * MAX_THREADS)
+static uint64_t tid_keys[TID_CAP]; /* tid + 1; 0 = empty */
+static struct slot *tid_vals[TID_CAP];
+static struct slot *tid_cache;
+
+static inline uint32_t tid_home(uint64_t key) { return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 51) & (TID_CAP - 1); }
+
+static struct slot *tid_get(uint32_t tid) {
+  if (tid_cache && tid_cache->tid == tid) return tid_cache;
+  for (uint32_t i = tid_home((uint64_t)tid + 1);; i = (i + 1) & (TID_CAP - 1)) {
+    if (!tid_keys[i]) return NULL;
+    if (tid_keys[i] == (uint64_t)tid + 1) return tid_cache = tid_vals[i];
+  }
+}
+
+static void tid_put(uint32_t tid, struct slot *s) {
+  uint32_t i = tid_home((uint64_t)tid + 1);
+  while (tid_keys[i]) i = (i + 1) & (TID_CAP - 1);
+  tid_keys[i] = (uint64_t)tid + 1;
+  tid_vals[i] = s;
+  s->tid = tid;
+  s->bound = 1;
+}
+
+static void tid_del(uint32_t tid) {
+  uint32_t i = tid_home((uint64_t)tid + 1);
+  while (tid_keys[i] != (uint64_t)tid + 1) i = (i + 1) & (TID_CAP - 1);
+  tid_vals[i]->bound = 0;
+  for (uint32_t j = i;;) {
+    j = (j + 1) & (TID_CAP - 1);
+    if (!tid_keys[j]) break;
+    uint32_t k = tid_home(tid_keys[j]);
+    /* move j back into the hole at i unless its home lies cyclically in (i, j] */
+    if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+      tid_keys[i] = tid_keys[j];
+      tid_vals[i] = tid_vals[j];
+      i = j;
+    }
+  }
+  tid_keys[i] = 0;
+  tid_cache = NULL;
+}
+
+static void futex(int *w, int op, int val) { syscall(SYS_futex, w, op, val, NULL, NULL, 0); }
+
+static void give(struct slot *to, int cmd) {
+  __atomic_store_n(&to->go, cmd, __ATOMIC_RELEASE);
+  futex(&to->go, FUTEX_WAKE_PRIVATE, 1);
+}
+
+static int wait_cmd(struct slot *self) {
+  int c;
+  for (int spin = 0; spin < 200; spin++) {
+    if ((c = __atomic_load_n(&self->go, __ATOMIC_ACQUIRE))) goto got;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  while (!(c = __atomic_load_n(&self->go, __ATOMIC_ACQUIRE))) futex(&self->go, FUTEX_WAIT_PRIVATE, 0);
+got:
+  __atomic_store_n(&self->go, 0, __ATOMIC_RELAXED);
+  return c;
+}
+
+static void serve(struct slot *self);
+
+static void *thread_main(void *arg) {
+  serve(arg);
+  return NULL; /* start_thread then runs __libc_thread_freeres: the trace's `exit` */
+}
+
+/* A thread number seen for the first time (or again after its exit) is a new thread. Its stack
+   comes from glibc's stack cache or mmap, its DTV from our pool: nothing touches glibc's heap. */
+static struct slot *spawn(uint32_t tid) {
+  struct slot *s = NULL;
+  for (int i = 1; i < MAX_THREADS; i++)
+    if (!slots[i].used) {
+      s = &slots[i];
+      break;
+    }
+  if (!s) trace_error(cur.line, "more than %d live threads", MAX_THREADS - 1);
+  s->used = 1;
+  s->go = 0;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, THREAD_STACK);
+  int err = pthread_create(&s->th, &a, thread_main, s);
+  pthread_attr_destroy(&a);
+  if (err) {
+    char m[200];
+    snprintf(m, sizeof m, "replay: pthread_create failed: %s\n", strerror(err));
+    die(EXIT_RESOURCE, m);
+  }
+  tid_put(tid, s);
+  return s;
+}
+
+/* Parses the next event and says which thread must run it. */
+static struct slot *next_owner(int *cmd) {
+  if (!parse_next()) {
+    *cmd = CMD_FINISH;
+    return main_slot;
+  }
+  *cmd = CMD_RUN;
+  struct slot *s = tid_get(cur.tid);
+  return s ? s : spawn(cur.tid);
+}
+
+/* The main thread, after the thread that ran an `exit` event has returned: join it (its teardown
+   is then complete), and only then record the event. */
+static void finish_join(void) {
+  struct slot *s = pending_join;
+  pending_join = NULL;
+  int err = pthread_join(s->th, NULL);
+  if (err) die(EXIT_RESOURCE, "replay: pthread_join failed\n");
+  s->used = 0;
+  run_plain();
+  end_event(1);
+}
+
+static void serve(struct slot *self) {
+  for (;;) {
+    int cmd = wait_cmd(self);
+    for (;;) {
+      if (cmd == CMD_FINISH) return;
+      if (cmd == CMD_JOIN) {
+        finish_join();
+      } else if (cur.op == OP_EXIT) {
+        tid_del(cur.tid);
+        if (self != main_slot) {
+          pending_join = self;
+          give(main_slot, CMD_JOIN);
+          return; /* touch nothing of ours after this: the main thread may reuse the slot */
+        }
+        if (want_peak) window_open();
+        run_event();
+      } else {
+        if (want_peak) window_open();
+        run_event();
+      }
+      struct slot *next = next_owner(&cmd);
+      if (next != self) {
+        give(next, cmd);
+        break;
+      }
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start-up checks.                                                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+static __attribute__((noreturn)) void refuse(const char *why) {
+  char m[700];
+  snprintf(m, sizeof m, "replay: refusing to run: %s\n", why);
+  die(EXIT_REFUSE, m);
+}
+
+static uintptr_t start_brk(void) {
+  char buf[4096];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) refuse("cannot open /proc/self/stat");
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) refuse("cannot read /proc/self/stat");
+  buf[n] = 0;
+  char *p = strrchr(buf, ')'); /* the command name may contain spaces and parentheses */
+  if (!p) refuse("cannot parse /proc/self/stat");
+  p++;
+  for (int f = 3; f <= 47; f++) { /* fields after ')' start at number 3; start_brk is 47 */
+    while (*p == ' ') p++;
+    char *s = p;
+    while (*p && *p != ' ') p++;
+    if (f == 47) {
+      uint64_t v;
+      if (!parse_u64(s, p, &v)) refuse("cannot parse start_brk in /proc/self/stat");
+      return (uintptr_t)v;
+    }
+  }
+  refuse("/proc/self/stat has no start_brk field");
+}
+
+static void check_pagemap(void) {
+  fd_pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  if (fd_pagemap < 0) refuse("cannot open /proc/self/pagemap");
+  char *pg = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pg == MAP_FAILED) refuse("cannot map a test page");
+  *(volatile char *)pg = 1;
+  uint64_t e = 0;
+  if (pread(fd_pagemap, &e, 8, (off_t)((uintptr_t)pg / PAGE * 8)) != 8 || !(e >> 63 & 1) || !(e >> 56 & 1))
+    refuse("/proc/self/pagemap does not report a written page as present and exclusively mapped");
+  munmap(pg, PAGE);
+}
+
+/*
+ * main_arena is a static in libc. After ptmalloc_init, and before any allocation, its state is
+ * unmistakable: top is the unsorted bin header, which lives inside the struct itself (initial_top),
+ * every bin points at itself and next points back at the arena. Scan libc's writable segment for it.
+ */
+static int scan_libc(struct dl_phdr_info *info, size_t size, void *data) {
+  (void)size;
+  if (!info->dlpi_name || !strstr(info->dlpi_name, "libc.so")) return 0;
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
+    uintptr_t lo = (info->dlpi_addr + ph->p_vaddr + 7) & ~(uintptr_t)7;
+    uintptr_t hi = info->dlpi_addr + ph->p_vaddr + ph->p_memsz;
+    for (uintptr_t m = lo; m + MS_SIZE <= hi; m += 8) {
+      if (WORD(m + MS_TOP) == m + MS_TOP && WORD(m + MS_BINS) == m + MS_TOP && WORD(m + MS_BINS + 8) == m + MS_TOP &&
+          WORD(m + MS_BINS + 16) == m + MS_BINS && WORD(m + MS_NEXT) == m) {
+        *(uintptr_t *)data = m;
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static void check_heap_untouched(void) {
+  uintptr_t sb = start_brk(), now = cur_brk();
+  if (now != sb) {
+    char m[200];
+    snprintf(m, sizeof m, "the program break has moved before the first call (sbrk(0)=%#lx, start_brk=%#lx)",
+             (unsigned long)now, (unsigned long)sb);
+    refuse(m);
+  }
+  struct mallinfo2 mi = mallinfo2(); /* runs ptmalloc_init on this, the main, thread */
+  if (mi.arena || mi.hblks || mi.uordblks) refuse("glibc's heap was already used before the first call");
+  if (strcmp(gnu_get_libc_version(), "2.36") != 0) {
+    char m[200];
+    snprintf(m, sizeof m, "replay: warning: built for glibc 2.36, running on %s\n", gnu_get_libc_version());
+    write_all(2, m, strlen(m));
+  }
+  dl_iterate_phdr(scan_libc, &main_arena);
+  if (!main_arena) refuse("cannot find glibc's main_arena (is this glibc 2.36?)");
+  B0 = cur_brk();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Aborts, the summary, main.                                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* glibc's malloc_printerr has printed its message and called abort(): keep what we have. */
+static void on_fatal(int sig) {
+  char buf[96], *o = buf;
+  log_flush();
+  o = PUT(o, "{\"events\":");
+  o = put_u64(o, events_done);
+  if (sig == SIGABRT) o = PUT(o, ",\"abort\":true}\n");
+  else if (sig == SIGSEGV) o = PUT(o, ",\"signal\":\"SIGSEGV\"}\n");
+  else o = PUT(o, ",\"signal\":\"SIGBUS\"}\n");
+  if (fd_summary >= 0) write_all(fd_summary, buf, (size_t)(o - buf));
+  /* SA_RESETHAND restored the default action; the signal is blocked until we return, then it
+     kills the process (abort() would also raise it again). */
+  raise(sig);
+}
+
+static void write_stats(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) die(EXIT_RESOURCE, "replay: cannot create the --stats file\n");
+  int saved = dup(2);
+  dup2(fd, 2); /* malloc_stats prints on stderr */
+  malloc_stats();
+  dup2(saved, 2);
+  close(saved);
+  close(fd);
+}
+
+static void write_info(const char *path) {
+  FILE *f = fopen(path, "w"); /* its allocations come from our pool */
+  if (!f) die(EXIT_RESOURCE, "replay: cannot create the --info file\n");
+  malloc_info(0, f);
+  fclose(f);
+}
+
+static int open_out(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    char m[600];
+    snprintf(m, sizeof m, "replay: cannot create %s: %s\n", path, strerror(errno));
+    die(EXIT_RESOURCE, m);
+  }
+  return fd;
+}
+
+static void usage(void) {
+  die(EXIT_TRACE, "usage: replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]"
+                  " [--no-peak] [--no-events] [--name DISPLAY] [--verify-peak]\n");
+}
+
+int main(int argc, char **argv) {
+  pool_init();
+  prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); /* huge pages would change residency behind our back */
+
+  const char *trace = NULL, *events = NULL, *summary = NULL, *stats = NULL, *info = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--events") && i + 1 < argc) events = argv[++i];
+    else if (!strcmp(a, "--summary") && i + 1 < argc) summary = argv[++i];
+    else if (!strcmp(a, "--stats") && i + 1 < argc) stats = argv[++i];
+    else if (!strcmp(a, "--info") && i + 1 < argc) info = argv[++i];
+    else if (!strcmp(a, "--name") && i + 1 < argc) trace_name = argv[++i];
+    else if (!strcmp(a, "--no-peak")) want_peak = 0;
+    else if (!strcmp(a, "--no-events")) want_events = 0;
+    else if (!strcmp(a, "--verify-peak")) verify_peak = 1;
+    else if (a[0] == '-' && a[1] == '-') usage();
+    else if (!trace) trace = a;
+    else usage();
+  }
+  if (!trace || !summary || (!events && want_events)) usage();
+  if (!events) want_events = 0;
+  if (!trace_name) trace_name = trace;
+  count_now = want_peak;
+
+  map_trace(trace);
+  init_op_words();
+  if (want_events) fd_events = open_out(events);
+  fd_summary = open_out(summary);
+
+  check_pagemap();
+
+  /* Our own tables, all mmap'd. A line buries at most one token and takes at least 8 bytes. */
+  live_mask = 4095;
+  live = map_anon((live_mask + 1) * sizeof *live);
+  memset(live, 0, (live_mask + 1) * sizeof *live);
+  memset(log_buf, 0, sizeof log_buf); /* our own buffers are resident before the first event */
+  memset(pm_buf, 0, sizeof pm_buf);
+  max_graves = (uint64_t)(tend - tp) / 8 + 64;
+  graves = map_anon(max_graves * sizeof *graves);
+  mm = map_anon((size_t)MM_MAX * sizeof *mm);
+
+  check_heap_untouched();
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_fatal;
+  sa.sa_flags = SA_RESETHAND;
+  sigaction(SIGABRT, &sa, NULL);
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  main_slot->used = 1;
+  main_slot->th = pthread_self();
+  if (parse_next()) {
+    tid_put(cur.tid, main_slot);
+    main_slot->go = CMD_RUN;
+    serve(main_slot);
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+
+  /* After the last event; none of these changes the heap. */
+  uint64_t rss = rss_full(); /* the final figure owes nothing to the bookkeeping above */
+  if (!want_peak || rss > peak_rss) peak_rss = rss;
+  struct mallinfo2 mi = mallinfo2();
+  uintptr_t brk_now = cur_brk();
+  if (stats) write_stats(stats);
+  if (info) write_info(info);
+
+  char out[1024];
+  int n = snprintf(out, sizeof out,
+                   "{\"events\":%lu,\"mallinfo2\":{\"arena\":%zu,\"ordblks\":%zu,\"smblks\":%zu,\"hblks\":%zu,"
+                   "\"hblkhd\":%zu,\"usmblks\":%zu,\"fsmblks\":%zu,\"uordblks\":%zu,\"fordblks\":%zu,\"keepcost\":%zu},"
+                   "\"rss\":%llu,\"peakRss\":%llu,\"brk\":%lld,\"seconds\":%.6f",
+                   events_done, mi.arena, mi.ordblks, mi.smblks, mi.hblks, mi.hblkhd, mi.usmblks, mi.fsmblks,
+                   mi.uordblks, mi.fordblks, mi.keepcost, (unsigned long long)rss, (unsigned long long)peak_rss,
+                   (long long)(brk_now - B0), seconds);
+  unsigned long ff = __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED);
+  if (ff) n += snprintf(out + n, sizeof out - (size_t)n, ",\"foreignFrees\":%lu", ff);
+  n += snprintf(out + n, sizeof out - (size_t)n, "}\n");
+  log_flush();
+  write_all(fd_summary, out, (size_t)n);
+  /* Other trace threads may still be parked on their batons; as in the recorded process, they
+     are not torn down. */
+  _exit(0);
+}
