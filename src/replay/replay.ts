@@ -98,8 +98,14 @@ export class Replayer implements TraceSink {
   private readonly tokens = new Map<string, number>();
   /** Tokens whose call returned NULL in the model although the recording got a block. */
   private readonly deadTokens = new Set<string>();
-  /** Recently freed tokens: their user address and the line of the free. */
-  private readonly freed = new Map<string, { mem: number; line: number }>();
+  /**
+   * The last FREED_MEMORY frees (a ring): token, user address and line, searched only when a free
+   * names a token that is not live, to tell a double free from a token never seen.
+   */
+  private readonly freedToken: string[] = new Array<string>(FREED_MEMORY).fill('');
+  private readonly freedMem = new Float64Array(FREED_MEMORY);
+  private readonly freedLine = new Float64Array(FREED_MEMORY);
+  private freedNext = 0;
   private mainTid = -1;
   private readonly exited = new Set<number>();
   private events = 0;
@@ -288,7 +294,6 @@ export class Replayer implements TraceSink {
       throw new ReplayError(this.file, ev.line, ev.index, `token ${token} is reused while still live (it was never freed)`);
     }
     this.tokens.set(token, p);
-    this.freed.delete(token);
   }
 
   private lookupLive(ev: TraceEvent, what: string): number {
@@ -311,23 +316,33 @@ export class Replayer implements TraceSink {
 
   private forget(ev: TraceEvent, token: string, h: number): void {
     this.tokens.delete(token);
-    this.freed.set(token, { mem: this.process.ck.addr[h]! + 16, line: ev.line });
-    if (this.freed.size > FREED_MEMORY) this.freed.delete(this.freed.keys().next().value!);
+    const slot = this.freedNext;
+    this.freedNext = (slot + 1) % FREED_MEMORY;
+    this.freedToken[slot] = token;
+    this.freedMem[slot] = this.process.ck.addr[h]! + 16;
+    this.freedLine[slot] = ev.line;
   }
 
   /** A free or realloc of a token that is not live: a double free, or a token never seen. */
   private notLive(ev: TraceEvent, what: string): never {
-    const f = this.freed.get(ev.in);
-    if (f === undefined) {
+    let slot = -1;
+    for (let k = 1; k <= FREED_MEMORY; k++) {
+      const i = (this.freedNext - k + FREED_MEMORY) % FREED_MEMORY;
+      if (this.freedToken[i] === ev.in) {
+        slot = i;
+        break;
+      }
+    }
+    if (slot < 0) {
       throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${ev.in}, which is not a live block (never allocated, or freed long ago)`);
     }
-    const verdict = what === 'free' ? this.doubleFreeVerdict(f.mem) : null;
+    const verdict = what === 'free' ? this.doubleFreeVerdict(this.freedMem[slot]!) : null;
     if (verdict !== null) throw new GlibcAbort(verdict);
     throw new ReplayError(
       this.file,
       ev.line,
       ev.index,
-      `${what} of ${ev.in}, which was already freed at line ${f.line}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+      `${what} of ${ev.in}, which was already freed at line ${this.freedLine[slot]}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
     );
   }
 

@@ -1,0 +1,130 @@
+/**
+ * The replay benchmark (`npm run bench`, never part of `npm test`): a generated trace of 10 million
+ * events, gzip-compressed, replayed end to end by the ptsim command (reading, gunzip, parsing,
+ * replaying, printing the summary), and the same trace replayed by the native replayer on the real
+ * glibc. Prints events per second for both and their ratio.
+ *
+ * BENCH_EVENTS overrides the number of events. The trace is cached in the system's temp directory
+ * by size and seed, so repeated runs skip the generation.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createGzip } from 'node:zlib';
+import seedrandom from 'seedrandom';
+import { it } from 'vitest';
+import { buildNativeReplayer } from '../helpers/native.js';
+
+const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 10_000_000);
+const SEED = 'bench-1';
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+
+/**
+ * A service-like mix: mostly small blocks (strings, nodes) with a long-lived working set, some
+ * medium buffers, a few large ones crossing the mmap threshold, reallocs that grow buffers,
+ * callocs, and rare aligned allocations.
+ */
+async function generate(plain: string, gz: string): Promise<void> {
+  const rng = seedrandom(SEED);
+  const live: string[] = [];
+  const sizes: number[] = [];
+  let serial = 0;
+  const plainOut = createWriteStream(plain);
+  const gzip = createGzip({ level: 6 });
+  const gzOut = gzip.pipe(createWriteStream(gz));
+  let buf = '';
+  const flush = async (): Promise<void> => {
+    const ok1 = plainOut.write(buf);
+    const ok2 = gzip.write(buf);
+    buf = '';
+    if (!ok1) await new Promise((r) => plainOut.once('drain', r));
+    if (!ok2) await new Promise((r) => gzip.once('drain', r));
+  };
+  const size = (): number => {
+    const r = rng();
+    if (r < 0.7) return Math.floor(rng() * 128);
+    if (r < 0.95) return 128 + Math.floor(rng() * 2000);
+    if (r < 0.995) return 2048 + Math.floor(rng() * 60000);
+    return 100000 + Math.floor(rng() * 400000);
+  };
+  for (let i = 0; i < EVENTS; i++) {
+    const r = rng();
+    if (live.length > 0 && (r < 0.47 || live.length > 20000)) {
+      const k = rng() < 0.6 ? live.length - 1 : Math.floor(rng() * live.length);
+      const tok = live[k]!;
+      live[k] = live[live.length - 1]!;
+      sizes[k] = sizes[sizes.length - 1]!;
+      live.pop();
+      sizes.pop();
+      buf += `1 free ${tok}\n`;
+    } else if (r < 0.52 && live.length > 0) {
+      const k = Math.floor(rng() * live.length);
+      const s = Math.floor(sizes[k]! * (1 + rng())) + 1;
+      const tok = `0x${(0x5000 + serial++).toString(16)}`;
+      buf += `1 realloc ${live[k]} ${s} ${tok}\n`;
+      live[k] = tok;
+      sizes[k] = s;
+    } else {
+      const s = size();
+      const tok = `0x${(0x5000 + serial++).toString(16)}`;
+      const q = rng();
+      if (q < 0.05) buf += `1 calloc 1 ${s} ${tok}\n`;
+      else if (q < 0.06) buf += `1 memalign 64 ${s} ${tok}\n`;
+      else buf += `1 malloc ${s} ${tok}\n`;
+      live.push(tok);
+      sizes.push(s);
+    }
+    if (buf.length > 1 << 20) await flush();
+  }
+  await flush();
+  await Promise.all([
+    new Promise<void>((r) => plainOut.end(r)),
+    new Promise<void>((r) => {
+      gzOut.on('finish', r);
+      gzip.end();
+    }),
+  ]);
+}
+
+function rate(events: number, seconds: number): string {
+  return `${(events / seconds / 1e6).toFixed(2)} M events/s`;
+}
+
+it(`replays ${EVENTS.toLocaleString('en-US')} events with ptsim and with real glibc`, async () => {
+  const dir = join(tmpdir(), 'ptsim-bench');
+  mkdirSync(dir, { recursive: true });
+  const plain = join(dir, `${SEED}-${EVENTS}.trace`);
+  const gz = `${plain}.gz`;
+  if (!existsSync(gz) || !existsSync(plain)) {
+    const t0 = performance.now();
+    await generate(`${plain}.tmp`, `${gz}.tmp`);
+    renameSync(`${plain}.tmp`, plain);
+    renameSync(`${gz}.tmp`, gz);
+    console.log(`generated ${plain} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+  const mb = (p: string): string => `${(statSync(p).size / 1e6).toFixed(0)} MB`;
+  console.log(`trace: ${EVENTS.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`);
+
+  // ptsim, end to end: the command a user runs.
+  const t0 = performance.now();
+  const sim = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const simSeconds = (performance.now() - t0) / 1000;
+  if (sim.status !== 0) throw new Error(`ptsim failed: ${sim.stderr}`);
+  const simSummary = JSON.parse(sim.stdout) as { events: number; rss: number; peakRss: number };
+
+  // The native replayer on the plain file: no event log, no per-event RSS.
+  const binary = buildNativeReplayer();
+  const out = join(dir, 'native-summary.json');
+  const t1 = performance.now();
+  const nat = spawnSync(binary, [plain, '--summary', out, '--no-events', '--no-peak'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+  const natWall = (performance.now() - t1) / 1000;
+  if (nat.status !== 0) throw new Error(`native replayer failed: ${nat.stderr}`);
+  const natSummary = JSON.parse(readFileSync(out, 'utf8')) as { events: number; rss: number; seconds: number };
+
+  console.log(`ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}`);
+  console.log(`glibc  native replay loop:        ${natSummary.seconds.toFixed(2)} s, ${rate(natSummary.events, natSummary.seconds)} (whole process ${natWall.toFixed(2)} s)`);
+  console.log(`ratio  glibc loop / ptsim end to end: ${(simSeconds / natSummary.seconds).toFixed(1)}x`);
+  console.log(`final RSS: ptsim ${simSummary.rss}, glibc ${natSummary.rss}${simSummary.rss === natSummary.rss ? ' (identical)' : ' (DIFFERENT)'}`);
+});
