@@ -20,6 +20,7 @@ import {
   IS_MMAPPED,
   MALLOC_ALIGNMENT,
   MINSIZE,
+  NON_MAIN_ARENA,
   PAGE_SIZE,
   PREV_INUSE,
   SIZE_MAX_PLUS_1,
@@ -37,6 +38,7 @@ import { maybeInitTcache, tcacheGet } from './tcache.js';
 import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
+import { heapForPtr } from './heap.js';
 import type { Process } from './state.js';
 
 /** ptmalloc_init */
@@ -267,3 +269,34 @@ export function mallocTrim(s: Process, pad: number): number {
 }
 
 export { St };
+
+/** Where a block lives, as the fidelity log names it. */
+export interface BlockLocation {
+  /** 0 main arena, k the k-th arena created after it, -1 a chunk mmapped on its own. */
+  arena: number;
+  /** The heap of that arena holding the block (0 for the main arena and mmapped chunks). */
+  heap: number;
+  /** Bytes from the start of that heap (main arena: the initial break; mmapped: its mapping). */
+  off: number;
+}
+
+/** Fills `out` with the location of block p (arena_for_chunk, heap_for_ptr). */
+export function blockLocation(s: Process, p: number, out: BlockLocation): void {
+  const ck = s.ck;
+  const mem = ck.addr[p]! + 16;
+  const flags = ck.flags[p]!;
+  if ((flags & IS_MMAPPED) !== 0) {
+    out.arena = -1;
+    out.heap = 0;
+    out.off = ck.prevSize[p]! + 16;
+  } else if ((flags & NON_MAIN_ARENA) === 0) {
+    out.arena = 0;
+    out.heap = 0;
+    out.off = mem - s.kernel.brkBase;
+  } else {
+    const h = heapForPtr(s, ck.addr[p]!);
+    out.arena = h.arena.index;
+    out.heap = h.number;
+    out.off = mem - h.start;
+  }
+}

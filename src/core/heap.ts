@@ -5,8 +5,16 @@
  * Not modelled yet: only the main arena exists so far, and these entry points refuse to run.
  */
 
+import { HEAP_MAX_SIZE } from './constants.js';
 import { ModelLimit } from './errors.js';
-import type { Arena, Process } from './state.js';
+import type { Arena, HeapInfo, Process } from './state.js';
+
+/** heap_for_ptr: the heap whose 64 MiB-aligned reservation holds address a. */
+export function heapForPtr(s: Process, a: number): HeapInfo {
+  const h = s.heaps.get(Math.floor(a / HEAP_MAX_SIZE) * HEAP_MAX_SIZE);
+  if (h === undefined) throw new Error(`ptsim internal error: no heap holds 0x${a.toString(16)}`);
+  return h;
+}
 
 /** sysmalloc's non-main branch: grow the top's heap, or start a new heap. Returns false if neither worked. */
 export function growHeapForTop(_s: Process, _av: Arena, _nb: number, _oldTop: number, _oldSize: number): boolean {

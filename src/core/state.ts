@@ -90,6 +90,8 @@ export interface HeapInfo {
   /** Position in the arena's chain: 0 for the heap holding the arena's header. */
   number: number;
   prev: HeapInfo | null;
+  /** The arena this heap belongs to (heap_info.ar_ptr). */
+  arena: Arena;
 }
 
 /** struct malloc_state: one arena. */
@@ -197,6 +199,8 @@ export class Process {
   /** The calling thread of the current call. */
   thread: ThreadState;
   readonly threads = new Map<number, ThreadState>();
+  /** Every non-main heap, by the start of its reservation (what heap_for_ptr finds). */
+  readonly heaps = new Map<number, HeapInfo>();
   /** Index of the event being replayed (for the chunks' birth records). */
   eventIndex = 0;
 

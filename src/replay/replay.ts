@@ -13,7 +13,7 @@
  *    modelled yet): a ReplayError that says so.
  */
 
-import { libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
+import { blockLocation, type BlockLocation, libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
 import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED, PREV_INUSE, csize2tidx, fastbinIndex } from '../core/constants.js';
 import { GLIBC_ABORT, GlibcAbort, ModelLimit, type GlibcAbortMessage } from '../core/errors.js';
@@ -114,6 +114,7 @@ export class Replayer implements TraceSink {
   private warnings = 0;
   private abort: ReplaySummary['abort'];
   private headerSeen = false;
+  private readonly loc: BlockLocation = { arena: 0, heap: 0, off: 0 };
 
   constructor(
     readonly file: string,
@@ -266,13 +267,9 @@ export class Replayer implements TraceSink {
   private record(ev: TraceEvent, p: number): EventRecord {
     const op = OP_NAMES[ev.op]!;
     if (p === NIL) return { i: ev.index, op, tid: ev.tid, ptr: null, brk: this.brk() };
-    const s = this.process;
-    const ck = s.ck;
-    const mem = ck.addr[p]! + 16;
-    if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
-      return { i: ev.index, op, tid: ev.tid, arena: -1, heap: 0, off: ck.prevSize[p]! + 16, usable: mallocUsableSize(s, p), brk: this.brk() };
-    }
-    return { i: ev.index, op, tid: ev.tid, arena: 0, heap: 0, off: mem - this.kernel.brkBase, usable: mallocUsableSize(s, p), brk: this.brk() };
+    const loc = this.loc;
+    blockLocation(this.process, p, loc);
+    return { i: ev.index, op, tid: ev.tid, arena: loc.arena, heap: loc.heap, off: loc.off, usable: mallocUsableSize(this.process, p), brk: this.brk() };
   }
 
   private brk(): number {
