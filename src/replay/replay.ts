@@ -22,7 +22,9 @@ import { Process, type ThreadState } from '../core/state.js';
 import { tcacheThreadShutdown } from '../core/tcache.js';
 import { checkProcess } from '../core/check.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
+import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import { TokenTable } from './tokens.js';
 
 /** A problem with the trace, or a state the model cannot follow, tied to an event. */
 export class ReplayError extends Error {
@@ -92,17 +94,40 @@ export interface ReplaySummary {
 /** How many freed tokens are remembered to tell a double free from a never-seen token. */
 const FREED_MEMORY = 65536;
 
+/** What run() returns for a call that returns no block (free, mallopt, ...). */
+const NO_BLOCK = -2;
+
+/** The key of the token an event takes: the reader's, or made from the text for other producers. */
+function inKey(ev: TraceEvent): number {
+  const key = ev.inKey;
+  return key !== undefined ? key : tokenKey(ev.in);
+}
+
+/** The key of the token an event returns. */
+function outKey(ev: TraceEvent): number {
+  const key = ev.outKey;
+  return key !== undefined ? key : tokenKey(ev.out);
+}
+
+/** A token's text, for messages: made from its key, or the text itself for a token without one. */
+function tokenName(key: number, text: string): string {
+  return key > 0 ? keyedTokenText(key) : text;
+}
+
 export class Replayer implements TraceSink {
   readonly process: Process;
   readonly kernel: Kernel;
-  private readonly tokens = new Map<string, number>();
+  /** Live tokens: the block each names. */
+  private readonly tokens = new TokenTable();
   /** Tokens whose call returned NULL in the model although the recording got a block. */
-  private readonly deadTokens = new Set<string>();
+  private readonly deadTokens = new TokenTable(16);
   /**
-   * The last FREED_MEMORY frees (a ring): token, user address and line, searched only when a free
-   * names a token that is not live, to tell a double free from a token never seen.
+   * The last FREED_MEMORY frees (a ring): token (key, and text for a token without one), user
+   * address and line, searched only when a free names a token that is not live, to tell a double
+   * free from a token never seen.
    */
-  private readonly freedToken: string[] = new Array<string>(FREED_MEMORY).fill('');
+  private readonly freedKey = new Float64Array(FREED_MEMORY);
+  private readonly freedText: string[] = new Array<string>(FREED_MEMORY).fill('');
   private readonly freedMem = new Float64Array(FREED_MEMORY);
   private readonly freedLine = new Float64Array(FREED_MEMORY);
   private freedNext = 0;
@@ -144,9 +169,9 @@ export class Replayer implements TraceSink {
     const s = this.process;
     s.eventIndex = ev.index;
     this.selectThread(ev);
-    let rec: EventRecord;
+    let p: number;
     try {
-      rec = this.run(ev);
+      p = this.run(ev);
     } catch (e) {
       if (e instanceof GlibcAbort) {
         this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
@@ -162,7 +187,10 @@ export class Replayer implements TraceSink {
       this.peakEvent = ev.index;
     }
     if (this.opts.checkLevel) checkProcess(s, this.opts.checkLevel);
-    this.opts.onEvent?.(rec);
+    // The fidelity log's record is made only for a listener: a replay without one allocates
+    // nothing per event.
+    const onEvent = this.opts.onEvent;
+    if (onEvent !== undefined) onEvent(this.record(ev, p));
   }
 
   private selectThread(ev: TraceEvent): void {
@@ -184,11 +212,11 @@ export class Replayer implements TraceSink {
     s.thread = th;
   }
 
-  private run(ev: TraceEvent): EventRecord {
+  /** Replays one call: returns the block it returned (NIL for NULL), or NO_BLOCK for calls that return none. */
+  private run(ev: TraceEvent): number {
     const s = this.process;
     const ck = s.ck;
     let p = NIL;
-    let returns = true;
     let touch = 0;
     switch (ev.op) {
       case Op.malloc:
@@ -214,58 +242,57 @@ export class Replayer implements TraceSink {
       case Op.realloc:
         return this.realloc(ev);
       case Op.free: {
-        returns = false;
         const h = this.takeToken(ev, 'free');
         if (h !== NIL) libcFree(s, h);
-        break;
+        return NO_BLOCK;
       }
       case Op.mallocTrim:
-        returns = false;
         mallocTrim(s, ev.n1);
-        break;
+        return NO_BLOCK;
       case Op.mallopt:
-        returns = false;
         mallopt(s, ev.param, ev.n1);
-        break;
+        return NO_BLOCK;
       case Op.exit:
-        returns = false;
         this.threadExit(ev);
-        break;
+        return NO_BLOCK;
     }
-    if (!returns) return { i: ev.index, op: OP_NAMES[ev.op]!, tid: ev.tid, brk: this.brk() };
-    this.bind(ev, ev.out, p);
+    this.bind(ev, p);
     if (p !== NIL) this.kernel.touchRange(ck.addr[p]! + 16, touch);
-    return this.record(ev, p);
+    return p;
   }
 
-  private realloc(ev: TraceEvent): EventRecord {
+  private realloc(ev: TraceEvent): number {
     const s = this.process;
     const ck = s.ck;
-    const old = ev.in === '' ? NIL : this.lookupLive(ev, 'realloc');
+    const key = inKey(ev);
+    const old = key === 0 ? NIL : this.lookupLive(ev, key, 'realloc');
     const oldReq = old === NIL ? 0 : ck.req[old]!;
     const p = libcRealloc(s, old, ev.n1);
     if (old !== NIL && ev.n1 === 0) {
       // realloc(p, 0) frees p and returns NULL in glibc 2.36.
-      this.forget(ev, ev.in, old);
-      this.bind(ev, ev.out, NIL);
+      this.forget(ev, key, old);
+      this.bind(ev, NIL);
     } else if (p === NIL && old !== NIL) {
-      this.warn(ev, `realloc of ${ev.in} to ${ev.n1} bytes returned NULL; ${ev.in} stays live`);
+      const name = tokenName(key, ev.in);
+      this.warn(ev, `realloc of ${name} to ${ev.n1} bytes returned NULL; ${name} stays live`);
     } else {
-      if (old !== NIL) this.forget(ev, ev.in, old);
-      if (ev.out === '' && old !== NIL && p !== NIL && ev.n1 !== 0) {
+      if (old !== NIL) this.forget(ev, key, old);
+      if (outKey(ev) === 0 && old !== NIL && p !== NIL && ev.n1 !== 0) {
         // The recorded realloc failed, so the program still uses OLD: it now names the new block.
-        this.warn(ev, `the recording says this realloc failed; ${ev.in} now names the block ptsim returned`);
-        this.tokens.set(ev.in, p);
+        this.warn(ev, `the recording says this realloc failed; ${tokenName(key, ev.in)} now names the block ptsim returned`);
+        this.tokens.set(key, key === NO_KEY ? ev.in : '', p);
       } else {
-        this.bind(ev, ev.out, p);
+        this.bind(ev, p);
       }
       if (p !== NIL && ev.n1 > oldReq) this.kernel.touchRange(ck.addr[p]! + 16 + oldReq, ev.n1 - oldReq);
     }
-    return this.record(ev, p);
+    return p;
   }
 
+  /** The fidelity log's record of an event, after the call (p as run() returned it). */
   private record(ev: TraceEvent, p: number): EventRecord {
     const op = OP_NAMES[ev.op]!;
+    if (p === NO_BLOCK) return { i: ev.index, op, tid: ev.tid, brk: this.brk() };
     if (p === NIL) return { i: ev.index, op, tid: ev.tid, ptr: null, brk: this.brk() };
     const loc = this.loc;
     blockLocation(this.process, p, loc);
@@ -276,62 +303,79 @@ export class Replayer implements TraceSink {
     return this.kernel.brkEnd - this.kernel.brkBase;
   }
 
-  /** Binds the token a call returned to the model's block. */
-  private bind(ev: TraceEvent, token: string, p: number): void {
-    if (token === '') {
+  /** Binds the token a call returned (the event's `out`) to the model's block. */
+  private bind(ev: TraceEvent, p: number): void {
+    const key = outKey(ev);
+    if (key === 0) {
       if (p !== NIL) this.warn(ev, 'the recording says this call returned NULL; the block ptsim returned stays live, unnamed');
       return;
     }
+    // The text is read only for a token without a key: a keyed token's text is never made.
+    const text = key === NO_KEY ? ev.out : '';
     if (p === NIL) {
-      this.warn(ev, `ptsim's allocator returned NULL where the recording got ${token}; later frees of ${token} are ignored`);
-      this.deadTokens.add(token);
+      const name = tokenName(key, text);
+      this.warn(ev, `ptsim's allocator returned NULL where the recording got ${name}; later frees of ${name} are ignored`);
+      this.deadTokens.set(key, text, 0);
       return;
     }
-    if (this.tokens.has(token)) {
-      throw new ReplayError(this.file, ev.line, ev.index, `token ${token} is reused while still live (it was never freed)`);
+    if (this.tokens.get(key, text) !== NIL) {
+      throw new ReplayError(this.file, ev.line, ev.index, `token ${tokenName(key, text)} is reused while still live (it was never freed)`);
     }
-    this.tokens.set(token, p);
+    this.tokens.set(key, text, p);
   }
 
-  private lookupLive(ev: TraceEvent, what: string): number {
-    const h = this.tokens.get(ev.in);
-    if (h !== undefined) return h;
-    this.notLive(ev, what);
+  /** The block a realloc names (the event's `in`, with key `key`, not NULL). */
+  private lookupLive(ev: TraceEvent, key: number, what: string): number {
+    const h = this.tokens.get(key, key === NO_KEY ? ev.in : '');
+    if (h !== NIL) return h;
+    this.notLive(ev, key, what);
   }
 
   /** The handle a free names, or NIL for free(NULL) and tokens whose allocation failed in the model. */
   private takeToken(ev: TraceEvent, what: string): number {
-    if (ev.in === '') return NIL;
-    const h = this.tokens.get(ev.in);
-    if (h !== undefined) {
-      this.forget(ev, ev.in, h);
+    const key = inKey(ev);
+    if (key === 0) return NIL;
+    const text = key === NO_KEY ? ev.in : '';
+    const h = this.tokens.delete(key, text);
+    if (h !== NIL) {
+      this.remember(ev, key, text, h);
       return h;
     }
-    if (this.deadTokens.delete(ev.in)) return NIL;
-    this.notLive(ev, what);
+    if (this.deadTokens.delete(key, text) !== NIL) return NIL;
+    this.notLive(ev, key, what);
   }
 
-  private forget(ev: TraceEvent, token: string, h: number): void {
-    this.tokens.delete(token);
+  /** Unbinds the token a call took (the event's `in`, with key `key`), which named block h. */
+  private forget(ev: TraceEvent, key: number, h: number): void {
+    const text = key === NO_KEY ? ev.in : '';
+    this.tokens.delete(key, text);
+    this.remember(ev, key, text, h);
+  }
+
+  /** Records a freed token in the ring of recent frees. */
+  private remember(ev: TraceEvent, key: number, text: string, h: number): void {
     const slot = this.freedNext;
     this.freedNext = (slot + 1) % FREED_MEMORY;
-    this.freedToken[slot] = token;
+    this.freedKey[slot] = key;
+    this.freedText[slot] = text;
     this.freedMem[slot] = this.process.ck.addr[h]! + 16;
     this.freedLine[slot] = ev.line;
   }
 
   /** A free or realloc of a token that is not live: a double free, or a token never seen. */
-  private notLive(ev: TraceEvent, what: string): never {
+  private notLive(ev: TraceEvent, key: number, what: string): never {
+    const text = key === NO_KEY ? ev.in : '';
+    const name = tokenName(key, text);
     let slot = -1;
     for (let k = 1; k <= FREED_MEMORY; k++) {
       const i = (this.freedNext - k + FREED_MEMORY) % FREED_MEMORY;
-      if (this.freedToken[i] === ev.in) {
+      if (this.freedKey[i] === key && this.freedText[i] === text) {
         slot = i;
         break;
       }
     }
     if (slot < 0) {
-      throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${ev.in}, which is not a live block (never allocated, or freed long ago)`);
+      throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${name}, which is not a live block (never allocated, or freed long ago)`);
     }
     const verdict = what === 'free' ? this.doubleFreeVerdict(this.freedMem[slot]!) : null;
     if (verdict !== null) throw new GlibcAbort(verdict);
@@ -339,7 +383,7 @@ export class Replayer implements TraceSink {
       this.file,
       ev.line,
       ev.index,
-      `${what} of ${ev.in}, which was already freed at line ${this.freedLine[slot]}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+      `${what} of ${name}, which was already freed at line ${this.freedLine[slot]}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
     );
   }
 
@@ -396,7 +440,9 @@ export class Replayer implements TraceSink {
     const s = this.process;
     const k = this.kernel;
     let liveBytes = 0;
-    for (const h of this.tokens.values()) liveBytes += s.ck.req[h]!;
+    this.tokens.forEachHandle((h) => {
+      liveBytes += s.ck.req[h]!;
+    });
     const summary: ReplaySummary = {
       events: this.events,
       mallinfo2: mallinfo2(s),

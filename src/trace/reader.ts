@@ -10,10 +10,11 @@
  * - The input is never held whole in memory: readTraceFile reads 1 MiB at a time, and the parser
  *   keeps only the unfinished last line of a chunk (the "carry") until the next chunk completes it.
  *   A line longer than MAX_LINE bytes is an error, so a file without newlines cannot fill memory.
- * - The hot path allocates nothing per line except the strings of PTR tokens: the parser works on
- *   the raw bytes, recognises operation names and parses numbers straight from them, and fills one
- *   TraceEvent object that it hands to the sink for every event line. Consumers copy what they keep
- *   (see types.ts).
+ * - The hot path allocates nothing per line: the parser works on the raw bytes, recognises
+ *   operation names and parses numbers straight from them, and fills one event object (event.ts)
+ *   that it hands to the sink for every event line. Consumers copy what they keep (see types.ts).
+ *   PTR tokens are read as keys (token-key.ts); only a token without a key (not NULL, not written
+ *   `0x...` like a pointer) is made a string as it is read.
  * - Each line is first tried by a fast path that only knows the common shape of a line (single
  *   spaces, decimal numbers, printable ASCII tokens, the five frequent operations) and finds the
  *   end of the line as it goes. Anything else, including every mistake, goes to the general path,
@@ -39,17 +40,9 @@ import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync } from 'node:zlib';
-import {
-  MALLOPT_PARAMS,
-  NULL_TOKEN,
-  OP_NAMES,
-  Op,
-  TraceSyntaxError,
-  type OpCode,
-  type TraceEvent,
-  type TraceHeader,
-  type TraceSink,
-} from './types.js';
+import { ReadEvent } from './event.js';
+import { NO_KEY, tokenKeyOf } from './token-key.js';
+import { MALLOPT_PARAMS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
 
 /** What reading a whole trace found. */
 export interface TraceReadResult {
@@ -161,14 +154,6 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-/** True when the bytes spell the number zero (`0`, `00`, `0x0`, `0x0000`): a NULL pointer token. */
-function isZero(b: Buffer, s: number, e: number): boolean {
-  let i = s;
-  if (e - s > 2 && b[s] === ZERO && (b[s + 1] | 0x20) === 0x78) i = s + 2;
-  for (; i < e; i++) if (b[i] !== ZERO) return false;
-  return true;
-}
-
 const fcc = String.fromCharCode;
 
 /**
@@ -256,7 +241,7 @@ function printableEnd(b: Buffer, i: number): number {
  */
 export class TraceParser {
   /** The one event object, refilled for every line. */
-  private readonly ev: TraceEvent = { index: 0, line: 0, time: -1, tid: 0, op: 0, n1: 0, n2: 0, out: '', in: '', param: 0 };
+  private readonly ev = new ReadEvent();
   private readonly header: TraceHeader = { env: [], facts: new Map() };
   private headerSent = false;
   /** Lines finished so far; while a line is being handled, its own number. */
@@ -437,13 +422,15 @@ export class TraceParser {
     let s = 0;
     let n1 = 0;
     let n2 = 0;
-    let input = NULL_TOKEN;
+    let inKey = 0;
+    let inText = NULL_TOKEN;
     switch (op) {
       case Op.free:
         s = i;
         i = printableEnd(b, i);
         if (i === s) return -1;
-        input = this.token(b, s, i);
+        inKey = tokenKeyOf(b, s, i);
+        if (inKey === NO_KEY) inText = asciiString(b, s, i);
         break;
       case Op.malloc:
         i = this.fastNum(b, i);
@@ -454,7 +441,8 @@ export class TraceParser {
         s = i;
         i = printableEnd(b, i);
         if (b[i] !== SPACE || i === s) return -1;
-        input = this.token(b, s, i);
+        inKey = tokenKeyOf(b, s, i);
+        if (inKey === NO_KEY) inText = asciiString(b, s, i);
         i = this.fastNum(b, i + 1);
         if (i < 0) return -1;
         n1 = this.num;
@@ -468,12 +456,14 @@ export class TraceParser {
         n2 = this.num;
         break;
     }
-    let output = NULL_TOKEN;
+    let outKey = 0;
+    let outText = NULL_TOKEN;
     if (op !== Op.free) {
       s = i;
       i = printableEnd(b, i);
       if (i === s) return -1;
-      output = this.token(b, s, i);
+      outKey = tokenKeyOf(b, s, i);
+      if (outKey === NO_KEY) outText = asciiString(b, s, i);
     }
     // The last token must end the line.
     if (b[i] === CR) i++;
@@ -485,8 +475,8 @@ export class TraceParser {
     ev.op = op;
     ev.n1 = n1;
     ev.n2 = n2;
-    ev.out = output;
-    ev.in = input;
+    ev.setOut(outKey, outText);
+    ev.setIn(inKey, inText);
     ev.param = 0;
     ev.line = this.lineNo;
     ev.index = this.events++;
@@ -581,29 +571,29 @@ export class TraceParser {
 
     ev.n1 = 0;
     ev.n2 = 0;
-    ev.out = NULL_TOKEN;
-    ev.in = NULL_TOKEN;
+    ev.setOut(0, NULL_TOKEN);
+    ev.setIn(0, NULL_TOKEN);
     ev.param = 0;
     switch (op) {
       case Op.malloc:
       case Op.valloc:
       case Op.pvalloc:
         ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], 'size');
-        ev.out = this.token(b, t[2 * k + 2], t[2 * k + 3]);
+        this.outToken(b, t[2 * k + 2], t[2 * k + 3]);
         break;
       case Op.free:
-        ev.in = this.token(b, t[2 * k], t[2 * k + 1]);
+        this.inToken(b, t[2 * k], t[2 * k + 1]);
         break;
       case Op.calloc:
       case Op.memalign:
         ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], op === Op.calloc ? 'nmemb' : 'alignment');
         ev.n2 = this.size(b, t[2 * k + 2], t[2 * k + 3], 'size');
-        ev.out = this.token(b, t[2 * k + 4], t[2 * k + 5]);
+        this.outToken(b, t[2 * k + 4], t[2 * k + 5]);
         break;
       case Op.realloc:
-        ev.in = this.token(b, t[2 * k], t[2 * k + 1]);
+        this.inToken(b, t[2 * k], t[2 * k + 1]);
         ev.n1 = this.size(b, t[2 * k + 2], t[2 * k + 3], 'size');
-        ev.out = this.token(b, t[2 * k + 4], t[2 * k + 5]);
+        this.outToken(b, t[2 * k + 4], t[2 * k + 5]);
         break;
       case Op.mallocTrim:
         ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], 'pad');
@@ -621,10 +611,16 @@ export class TraceParser {
     this.sink.event(ev);
   }
 
-  /** A PTR token: NULL_TOKEN for a spelling of zero, otherwise the token's text. */
-  private token(b: Buffer, s: number, e: number): string {
-    if (b[s] === ZERO && isZero(b, s, e)) return NULL_TOKEN;
-    return tokenString(b, s, e);
+  /** The PTR token a call takes (general path): its key, and its text if it has none. */
+  private inToken(b: Buffer, s: number, e: number): void {
+    const key = tokenKeyOf(b, s, e);
+    this.ev.setIn(key, key === NO_KEY ? tokenString(b, s, e) : NULL_TOKEN);
+  }
+
+  /** The PTR token a call returns (general path). */
+  private outToken(b: Buffer, s: number, e: number): void {
+    const key = tokenKeyOf(b, s, e);
+    this.ev.setOut(key, key === NO_KEY ? tokenString(b, s, e) : NULL_TOKEN);
   }
 
   /**

@@ -82,6 +82,15 @@ export interface TraceEvent {
   in: string;
   /** mallopt: glibc's parameter number (M_MMAP_THRESHOLD is -3, ...); otherwise 0. */
   param: number;
+  /**
+   * Optional numeric keys of `in` and `out` (token-key.ts: 0 for NULL_TOKEN, the value of a
+   * `0x...` pointer token, -1 for a token known by its text only). When present they always agree
+   * with `in` and `out`; the trace reader sets them, and a consumer may index tokens by key and
+   * read the text only for tokens without one (the reader makes a keyed token's text only when
+   * `in` or `out` is read).
+   */
+  inKey?: number;
+  outKey?: number;
 }
 
 /** What the comment lines before the first event say about the recording. */

@@ -10,6 +10,7 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser, TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
+import { tokenKey } from '../../src/trace/token-key.js';
 import { MALLOPT_PARAMS, Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
 
 /** A sink that copies every event (the reader reuses one object) and records the header calls. */
@@ -71,19 +72,11 @@ function expectError(text: string, line: number, detail: string | RegExp, name =
   }
 }
 
-const ev = (fields: Partial<TraceEvent>): TraceEvent => ({
-  index: 0,
-  line: 1,
-  time: -1,
-  tid: 1,
-  op: Op.malloc,
-  n1: 0,
-  n2: 0,
-  out: '',
-  in: '',
-  param: 0,
-  ...fields,
-});
+/** An event as the reader delivers it: the token keys agree with the tokens. */
+const ev = (fields: Partial<TraceEvent>): TraceEvent => {
+  const e: TraceEvent = { index: 0, line: 1, time: -1, tid: 1, op: Op.malloc, n1: 0, n2: 0, out: '', in: '', param: 0, ...fields };
+  return { ...e, inKey: tokenKey(e.in), outKey: tokenKey(e.out) };
+};
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-reader-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

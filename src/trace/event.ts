@@ -1,0 +1,58 @@
+/**
+ * The event object a trace reader fills and hands to its sink, reused for every line.
+ *
+ * Its tokens are held as keys (token-key.ts): a token that has a key (NULL, or a pointer written
+ * `0x...`, which is nearly every token of a recorded trace) costs no string at all, and a consumer
+ * that indexes tokens by key, like the replay loop, never makes one. `in` and `out` are still
+ * there for every other consumer: they are accessors that make the text from the key when read
+ * (own, enumerable properties, so that `{ ...ev }` copies them as plain strings). Tokens without a
+ * key keep their text as read.
+ */
+
+import { keyedTokenText, NO_KEY, tokenKey } from './token-key.js';
+import { NULL_TOKEN, type OpCode, type TraceEvent } from './types.js';
+
+export class ReadEvent implements TraceEvent {
+  index = 0;
+  line = 0;
+  time = -1;
+  tid = 0;
+  op: OpCode = 0;
+  n1 = 0;
+  n2 = 0;
+  declare out: string;
+  declare in: string;
+  param = 0;
+  inKey = 0;
+  outKey = 0;
+  /** The texts of tokens without a key (NULL_TOKEN otherwise). */
+  #inText = NULL_TOKEN;
+  #outText = NULL_TOKEN;
+
+  constructor() {
+    Object.defineProperties(this, {
+      out: {
+        enumerable: true,
+        get: (): string => (this.outKey > 0 ? keyedTokenText(this.outKey) : this.#outText),
+        set: (text: string): void => this.setOut(tokenKey(text), text),
+      },
+      in: {
+        enumerable: true,
+        get: (): string => (this.inKey > 0 ? keyedTokenText(this.inKey) : this.#inText),
+        set: (text: string): void => this.setIn(tokenKey(text), text),
+      },
+    });
+  }
+
+  /** Sets the token the call takes: its key, and its text when the key is NO_KEY. */
+  setIn(key: number, text: string): void {
+    this.inKey = key;
+    this.#inText = key === NO_KEY ? text : NULL_TOKEN;
+  }
+
+  /** Sets the token the call returns: its key, and its text when the key is NO_KEY. */
+  setOut(key: number, text: string): void {
+    this.outKey = key;
+    this.#outText = key === NO_KEY ? text : NULL_TOKEN;
+  }
+}
