@@ -3,6 +3,7 @@
  */
 
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readTraceFile } from '../trace/reader.js';
 import { MALLOPT_PARAMS, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
@@ -32,6 +33,8 @@ Options:
   --ignore-trace-env   ignore the trace's own '# env' header lines
   --brk-base ADDR      the initial program break to simulate (default: the trace's '# start_brk'
                        if page-aligned, else 0x555555559000); only alignments above 4096 depend on it
+  --cores N            the number of CPUs glibc sees, which sets its arena limit (8 x N arenas);
+                       default: the trace's '# nprocs', else this machine's online CPUs
   --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
                        the heap): glibc then falls back to mmap
   --check              check the heap's invariants after every event (slow; for debugging ptsim)
@@ -57,6 +60,7 @@ interface ReplayArgs {
   envOverrides: Array<[string, string]>;
   ignoreTraceEnv: boolean;
   brkBase?: number;
+  cores?: number;
 }
 
 function parseNumber(text: string, what: string): number {
@@ -99,6 +103,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
       'ignore-trace-env': { type: 'boolean', default: false },
       'brk-base': { type: 'string' },
       'max-brk': { type: 'string' },
+      cores: { type: 'string' },
       check: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -118,6 +123,11 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
     if (brkBase <= 0 || brkBase >= 2 ** 47 || brkBase % 16 !== 0) throw new UsageError('--brk-base must be a 16-byte aligned user-space address');
   }
   if (values['max-brk'] !== undefined) kernel.maxBrk = parseNumber(values['max-brk'], '--max-brk');
+  let cores: number | undefined;
+  if (values.cores !== undefined) {
+    cores = parseNumber(values.cores, '--cores');
+    if (cores < 1 || cores > 1 << 20) throw new UsageError('--cores must be between 1 and 1048576');
+  }
   return {
     trace: positionals[0]!,
     events: values.events,
@@ -128,6 +138,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
     envOverrides,
     ignoreTraceEnv: values['ignore-trace-env'],
     brkBase,
+    cores,
     options: {
       mallopts: values.mallopt.map(parseMallopt),
       kernel,
@@ -192,6 +203,7 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
       else if (startBrk !== undefined && /^0x[0-9a-f]+$/i.test(startBrk) && parseInt(startBrk, 16) % 4096 === 0) kernel.brkBase = parseInt(startBrk, 16);
       replayer = new Replayer(displayName, {
         ...args.options,
+        cores: args.cores ?? h.nprocs ?? cpus().length,
         kernel,
         env,
         onEvent: log === null ? undefined : (rec) => log.write(rec),

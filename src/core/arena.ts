@@ -1,31 +1,132 @@
 /**
- * Arena selection: which arena serves a thread's call (thread_arena, arena_get, arena_get2,
- * reused_arena, arena_get_retry), and which arena a chunk belongs to (arena_for_chunk).
+ * Arenas: which arena serves a thread's call, and which arena a chunk belongs to.
  *
- * The main thread uses the main arena. Other threads get arenas of their own; that part of the
- * model (non-main arenas and their heaps) is not written yet, and a trace that needs it stops with
- * a clear message rather than a wrong answer.
+ * The thread that initialises malloc uses the main arena. Any other thread gets one at its first
+ * call that needs it (usually tcache_init): first an arena of an exited thread (free_list, most
+ * recently freed first), else a new arena while fewer than the limit exist, else the arenas in
+ * turn (reused_arena: main, newest, ..., oldest; without contention trylock always succeeds, so
+ * this is plain round-robin). The limit is fixed once, the first time it is needed after more than
+ * arena_test arenas exist: arena_max if set, else 8 x the number of CPUs. A thread keeps its arena
+ * for life (apart from arena_get_retry after an allocation failure) and at exit flushes its tcache
+ * and, if it was the arena's last thread, puts the arena on the free list.
  *
- * glibc: arena_get, arena_get2, arena_get_retry, arena_for_chunk (malloc/arena.c).
+ * glibc: arena_get, arena_get2, _int_new_arena, get_free_list, reused_arena, arena_get_retry,
+ * arena_for_chunk, __malloc_arena_thread_freeres (malloc/arena.c).
  */
 
-import { NON_MAIN_ARENA } from './constants.js';
-import { ModelLimit } from './errors.js';
-import type { Arena, Process } from './state.js';
+import { NIL, St } from './chunks.js';
+import { HEAP_INFO_SIZE, MALLOC_ALIGNMENT, MALLOC_STATE_SIZE, NON_MAIN_ARENA, PREV_INUSE } from './constants.js';
+import { heapForPtr, newHeap } from './heap.js';
+import { setHead } from './mem.js';
+import { Arena, type Process } from './state.js';
+import { tcacheThreadShutdown } from './tcache.js';
 
-/** arena_get: the calling thread's arena (locking is not modelled: calls never overlap). */
-export function arenaGet(s: Process, _size: number): Arena | null {
+/** arena_get: the calling thread's arena, or one chosen for it (locking is not modelled). */
+export function arenaGet(s: Process, size: number): Arena | null {
   const a = s.thread.arena;
-  if (a !== null) return a;
-  throw new ModelLimit(
-    `thread ${s.thread.tid} would need an arena of its own; ptsim models the main thread's arena only so far`,
-  );
+  return a !== null ? a : arenaGet2(s, size, null);
+}
+
+/** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
+const FIRST_TOP_OFFSET = (() => {
+  const end = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
+  const misalign = (end + 16) % MALLOC_ALIGNMENT;
+  return misalign > 0 ? end + MALLOC_ALIGNMENT - misalign : end;
+})();
+
+/** detach_arena */
+function detachArena(a: Arena | null): void {
+  if (a !== null) a.attachedThreads--;
+}
+
+/** _int_new_arena: a heap of its own holding the arena's state, and the arena as the thread's. */
+function intNewArena(s: Process, size: number): Arena | null {
+  const h =
+    newHeap(s, size + (HEAP_INFO_SIZE + MALLOC_STATE_SIZE + MALLOC_ALIGNMENT), s.mp.topPad) ??
+    newHeap(s, HEAP_INFO_SIZE + MALLOC_STATE_SIZE + MALLOC_ALIGNMENT, s.mp.topPad);
+  if (h === null) return null;
+  const a = new Arena(s.ck, s.arenas.length);
+  s.arenas.push(a);
+  h.arena = a;
+  a.heap = h;
+  s.heaps.set(h.start, h);
+  // malloc_init_state writes the arena's bins, on the heap's first page.
+  s.kernel.touch(h.start + HEAP_INFO_SIZE);
+  a.attachedThreads = 1;
+  a.systemMem = a.maxSystemMem = h.size;
+  const top = s.ck.alloc(h.start + FIRST_TOP_OFFSET);
+  setHead(s, top, h.size - FIRST_TOP_OFFSET, PREV_INUSE);
+  s.ck.state[top] = St.TOP;
+  a.top = top;
+  const replaced = s.thread.arena;
+  s.thread.arena = a;
+  a.next = s.main.next;
+  s.main.next = a;
+  detachArena(replaced);
+  return a;
+}
+
+/** get_free_list */
+function getFreeList(s: Process): Arena | null {
+  const result = s.freeList;
+  if (result !== null) {
+    s.freeList = result.nextFree;
+    result.attachedThreads = 1;
+    detachArena(s.thread.arena);
+    s.thread.arena = result;
+  }
+  return result;
+}
+
+/** remove_from_free_list */
+function removeFromFreeList(s: Process, arena: Arena): void {
+  let prev: Arena | null = null;
+  for (let p = s.freeList; p !== null; p = p.nextFree) {
+    if (p === arena) {
+      if (prev === null) s.freeList = p.nextFree;
+      else prev.nextFree = p.nextFree;
+      break;
+    }
+    prev = p;
+  }
+}
+
+/** reused_arena: the next arena in turn (the first one trylock takes, i.e. next_to_use). */
+function reusedArena(s: Process, _avoid: Arena | null): Arena {
+  if (s.nextToUse === null) s.nextToUse = s.main;
+  const result = s.nextToUse;
+  detachArena(s.thread.arena);
+  removeFromFreeList(s, result);
+  result.attachedThreads++;
+  s.thread.arena = result;
+  s.nextToUse = result.next;
+  return result;
+}
+
+/** arena_get2 */
+export function arenaGet2(s: Process, size: number, avoid: Arena | null): Arena | null {
+  let a = getFreeList(s);
+  if (a === null) {
+    if (s.narenasLimit === 0) {
+      if (s.mp.arenaMax !== 0) s.narenasLimit = s.mp.arenaMax;
+      else if (s.narenas > s.mp.arenaTest) s.narenasLimit = 8 * (s.ncores >= 1 ? s.ncores : 2);
+    }
+    // (size_t) 0 - 1 is huge: no limit yet.
+    if (s.narenasLimit === 0 || s.narenas <= s.narenasLimit - 1) {
+      s.narenas++;
+      a = intNewArena(s, size);
+      if (a === null) s.narenas--;
+    } else {
+      a = reusedArena(s, avoid);
+    }
+  }
+  return a;
 }
 
 /** arena_get_retry: after _int_malloc failed in `ar`. */
-export function arenaGetRetry(s: Process, ar: Arena, _bytes: number): Arena | null {
+export function arenaGetRetry(s: Process, ar: Arena, bytes: number): Arena | null {
   if (ar !== s.main) return s.main;
-  throw new ModelLimit('the main arena is out of memory and glibc would now create another arena; not modelled yet');
+  return arenaGet2(s, bytes, ar);
 }
 
 export function unlockArena(_s: Process, _ar: Arena | null): void {}
@@ -33,5 +134,18 @@ export function unlockArena(_s: Process, _ar: Arena | null): void {}
 /** arena_for_chunk */
 export function arenaForChunk(s: Process, p: number): Arena {
   if ((s.ck.flags[p]! & NON_MAIN_ARENA) === 0) return s.main;
-  throw new ModelLimit('a chunk of a non-main arena; not modelled yet');
+  return heapForPtr(s, s.ck.addr[p]!).arena;
 }
+
+/** __malloc_arena_thread_freeres: a thread created by pthread_create exits. */
+export function arenaThreadFreeres(s: Process): void {
+  tcacheThreadShutdown(s);
+  const a = s.thread.arena;
+  s.thread.arena = null;
+  if (a !== null && --a.attachedThreads === 0) {
+    a.nextFree = s.freeList;
+    s.freeList = a;
+  }
+}
+
+export { NIL };

@@ -18,6 +18,8 @@
 
 import { NIL, St } from './chunks.js';
 import {
+  HEAP_INFO_SIZE,
+  HEAP_MAX_SIZE,
   IS_MMAPPED,
   MINSIZE,
   NBINS,
@@ -82,14 +84,15 @@ function checkArena(s: Process, av: Arena): void {
   if (ck.state[av.top] !== St.TOP) fail('top chunk state');
   if ((ck.flags[av.top]! & PREV_INUSE) === 0) fail('top chunk without P bit');
 
-  // Physical walk: find region starts among this arena's chunks.
+  // Physical walk of every region of this arena: the brk heap (and brk-fallback regions) for the
+  // main arena, each heap of the chain for the others.
   let covered = 0;
   let binnedSeen = 0;
   for (let h = 0; h < ck.highWater; h++) {
     const st = ck.state[h]!;
     if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
     if (ck.prev[h] !== NIL) continue;
-    if (av !== s.main) continue; // other arenas' regions are checked by their own walk when modelled
+    if (ownerOf(s, ck.addr[h]!) !== av) continue;
     let prevFree = false;
     let prevSize = 0;
     for (let p = h; p !== NIL; p = ck.next[p]!) {
@@ -104,22 +107,40 @@ function checkArena(s: Process, av: Arena): void {
       const n = ck.next[p]!;
       if (n !== NIL && ck.addr[n] !== ck.addr[p]! + size) fail(`chunk at ${hex(ck.addr[p]!)} size ${size} is followed by ${hex(ck.addr[n]!)}`);
       if (ck.addr[p]! % 16 !== 0) fail(`misaligned chunk ${hex(ck.addr[p]!)}`);
-      if (ck.prev[n] !== p && n !== NIL) fail('prev link mismatch');
-      if (n === NIL && p !== av.top && size !== 16) fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
+      if (n !== NIL && ck.prev[n] !== p) fail('prev link mismatch');
+      if (n === NIL && p !== av.top && size !== 16 && size !== 0) fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
       if (free) binnedSeen++;
-      if (ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) {
-        if (size < MINSIZE) fail('cached chunk below MINSIZE');
-      }
-      covered += size;
+      if ((ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) && size < MINSIZE) fail('cached chunk below MINSIZE');
+      // A size-0 fencepost still occupies its 16-byte header.
+      covered += size === 0 ? 16 : size;
       prevFree = free;
       prevSize = size;
     }
   }
+  if (binnedSeen !== inBins.size) fail(`${binnedSeen} free chunks in arena ${av.index} but ${inBins.size} in its bins`);
   if (av === s.main) {
-    if (binnedSeen !== inBins.size) fail(`${binnedSeen} free chunks in the heap but ${inBins.size} in bins`);
     if (av.contiguous && covered !== av.systemMem) fail(`chunks cover ${covered} bytes, system_mem is ${av.systemMem}`);
+  } else {
+    let heapBytes = 0;
+    let expectCovered = 0;
+    for (let hp = av.heap; hp !== null; hp = hp.prev) {
+      if (hp.arena !== av) fail('heap of another arena in the chain');
+      heapBytes += hp.size;
+      expectCovered += hp.size - (hp.prev === null ? FIRST_TOP_OFFSET : HEAP_INFO_SIZE);
+    }
+    if (heapBytes !== av.systemMem) fail(`arena ${av.index}: heaps hold ${heapBytes} bytes, system_mem is ${av.systemMem}`);
+    if (covered !== expectCovered) fail(`arena ${av.index}: chunks cover ${covered} bytes, its heaps ${expectCovered}`);
   }
 }
+
+/** The arena whose memory holds address a: a heap's arena, else the main arena. */
+function ownerOf(s: Process, a: number): Arena {
+  const h = s.heaps.get(Math.floor(a / HEAP_MAX_SIZE) * HEAP_MAX_SIZE);
+  return h === undefined ? s.main : h.arena;
+}
+
+/** Offset of the top chunk in an arena's first heap (after heap_info and malloc_state). */
+const FIRST_TOP_OFFSET = 0x8d0;
 
 function checkNextsizeRing(s: Process, av: Arena, i: number): void {
   const ck = s.ck;

@@ -122,6 +122,28 @@ export class ChunkStore {
     return h;
   }
 
+  /**
+   * n fresh handles with consecutive numbers (for an arena's bin headers, addressed as base + i),
+   * taken past the high-water mark, never from the free list. Returns the first.
+   */
+  allocBlock(n: number): number {
+    while (this.used + n > this.cap) this.grow();
+    const base = this.used;
+    this.used += n;
+    this.live += n;
+    for (let h = base; h < base + n; h++) {
+      this.addr[h] = -1;
+      this.fd[h] = NIL;
+      this.bk[h] = NIL;
+      this.fdNext[h] = NIL;
+      this.bkNext[h] = NIL;
+      this.next[h] = NIL;
+      this.prev[h] = NIL;
+      this.born[h] = -1;
+    }
+    return base;
+  }
+
   release(h: number): void {
     this.state[h] = St.DEAD;
     this.freeHandles[this.nFree++] = h;

@@ -92,6 +92,11 @@ export interface HeapInfo {
   prev: HeapInfo | null;
   /** The arena this heap belongs to (heap_info.ar_ptr). */
   arena: Arena;
+  /**
+   * Once a later heap exists: the size-0 fencepost chunk that ends this heap (heap_trim finds it
+   * at the heap's end when it deletes the later heap). NIL while this heap holds the top.
+   */
+  fence: number;
 }
 
 /** struct malloc_state: one arena. */
@@ -123,10 +128,9 @@ export class Arena {
   constructor(ck: ChunkStore, index: number) {
     this.index = index;
     // malloc_init_state: every bin empty, linked to itself.
-    let base = NIL;
+    const base = ck.allocBlock(NBINS);
     for (let i = 0; i < NBINS; i++) {
-      const h = ck.alloc(-1);
-      if (i === 0) base = h;
+      const h = base + i;
       ck.state[h] = St.BINHDR;
       ck.bin[h] = i;
       ck.fd[h] = h;
@@ -201,6 +205,20 @@ export class Process {
   readonly threads = new Map<number, ThreadState>();
   /** Every non-main heap, by the start of its reservation (what heap_for_ptr finds). */
   readonly heaps = new Map<number, HeapInfo>();
+  /** Number of CPUs glibc counts when it fixes the arena limit (online CPUs on Debian's 2.36). */
+  ncores = 2;
+  /** narenas: arenas created so far, the main one included. */
+  narenas = 1;
+  /** arena_get2's narenas_limit: 0 until fixed, then never recomputed. */
+  narenasLimit = 0;
+  /** Arenas of exited threads, most recent first (free_list, linked through nextFree). */
+  freeList: Arena | null = null;
+  /** reused_arena's next_to_use. */
+  nextToUse: Arena | null = null;
+  /** new_heap's aligned_heap_area: where the next 64 MiB-aligned reservation may fit (0: none). */
+  alignedHeapArea = 0;
+  /** check_may_shrink_heap(): vm.overcommit_memory is 2, so shrunk heap memory is remapped, not madvised. */
+  mayShrinkHeap = false;
   /** Index of the event being replayed (for the chunks' birth records). */
   eventIndex = 0;
 

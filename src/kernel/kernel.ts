@@ -111,6 +111,14 @@ export class Kernel {
     return start;
   }
 
+  /** mmap(addr, len, ..., MAP_FIXED): a fresh mapping replacing whatever was there. */
+  mmapFixed(addr: number, len: number): void {
+    this.syscalls.mmap++;
+    len = pageAlignUp(len);
+    this.removeRange(addr, addr + len);
+    this.insertMapping({ start: addr, end: addr + len, pages: new PageSet(len / PAGE_SIZE) });
+  }
+
   /** munmap(addr, len): removes any part of any mapping in the range. */
   munmap(addr: number, len: number): void {
     this.syscalls.munmap++;

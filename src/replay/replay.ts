@@ -19,7 +19,7 @@ import { IS_MMAPPED, PREV_INUSE, csize2tidx, fastbinIndex } from '../core/consta
 import { GLIBC_ABORT, GlibcAbort, ModelLimit, type GlibcAbortMessage } from '../core/errors.js';
 import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stats.js';
 import { Process, type ThreadState } from '../core/state.js';
-import { tcacheThreadShutdown } from '../core/tcache.js';
+import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
@@ -64,6 +64,11 @@ export interface ReplayOptions {
   onEvent?: (rec: EventRecord) => void;
   /** Receives non-fatal remarks about the trace (file:line: text). */
   onWarning?: (msg: string) => void;
+  /**
+   * CPUs glibc counts for its arena limit (at most 8 x cores arenas by default). The CLI passes
+   * the trace's `# nprocs` or the replaying machine's CPU count; 2 when nobody says.
+   */
+  cores?: number;
   /** 0: no checks; 1: cheap checks after every event; 2: a full heap walk after every event. */
   checkLevel?: 0 | 1 | 2;
 }
@@ -132,6 +137,8 @@ export class Replayer implements TraceSink {
   private readonly freedLine = new Float64Array(FREED_MEMORY);
   private freedNext = 0;
   private mainTid = -1;
+  /** The process's main thread (the thread of the first event), whatever its number becomes later. */
+  private mainThread: ThreadState | null = null;
   private readonly exited = new Set<number>();
   private events = 0;
   private peakRss = 0;
@@ -148,6 +155,7 @@ export class Replayer implements TraceSink {
     this.kernel = new Kernel(opts.kernel);
     this.process = new Process(this.kernel);
     this.process.env = opts.env ?? [];
+    this.process.ncores = opts.cores ?? 2;
   }
 
   /** Trace header facts are applied by the caller (which merges them with its own options). */
@@ -202,6 +210,7 @@ export class Replayer implements TraceSink {
       if (s.threads.size === 0 && ev.tid === this.mainTid) {
         th = s.thread;
         th.tid = ev.tid;
+        this.mainThread = th;
       } else {
         // A new thread: the process is multi-threaded from now on (SINGLE_THREAD_P is false).
         th = { tid: ev.tid, tcache: null, tcacheShuttingDown: false, arena: null };
@@ -426,7 +435,7 @@ export class Replayer implements TraceSink {
     const s = this.process;
     // __libc_thread_freeres flushes the tcache and detaches the arena, but glibc runs it only for
     // threads created with pthread_create: the process's main thread keeps both.
-    if (ev.tid !== this.mainTid && s.initialized) tcacheThreadShutdown(s);
+    if (s.thread !== this.mainThread) arenaThreadFreeres(s);
     this.exited.add(ev.tid);
   }
 

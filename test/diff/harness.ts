@@ -5,6 +5,7 @@
  * described by the first differing event, both records, and the trace lines before it.
  */
 
+import { cpus } from 'node:os';
 import { readTraceText } from '../../src/trace/reader.js';
 import { ReplayError, Replayer, type EventRecord, type ReplaySummary } from '../../src/replay/replay.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
@@ -35,7 +36,8 @@ export function traceEnv(text: string): Record<string, string> {
 export function runSim(text: string, env: Record<string, string>, name = 'trace'): SimRun {
   const events: EventRecord[] = [];
   const lines: number[] = [];
-  const r = new Replayer(name, { env: Object.entries(env), onEvent: (e) => events.push(e) });
+  // Debian's glibc 2.36 fixes its arena limit from the online CPUs of the machine it runs on.
+  const r = new Replayer(name, { env: Object.entries(env), cores: cpus().length, onEvent: (e) => events.push(e) });
   let error: string | undefined;
   try {
     readTraceText(text, name, {
