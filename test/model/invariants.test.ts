@@ -17,6 +17,8 @@ import { IS_MMAPPED } from '../../src/core/constants.js';
 import { mallinfo2 } from '../../src/core/stats.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
+import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { traceEnv } from '../diff/harness.js';
 
 const SEED = 20261122;
 
@@ -58,8 +60,32 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   },
 );
 
+/** A command and the thread that makes it (1 is the main thread); `exit` ends a thread. */
+type ThreadCmd = { tid: number; cmd: Cmd | { op: 'exit' } };
+
+const threadCmd: fc.Arbitrary<ThreadCmd> = fc.record({
+  tid: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 4, arbitrary: fc.integer({ min: 2, max: 24 }) }),
+  cmd: fc.oneof({ weight: 30, arbitrary: cmd }, { weight: 1, arbitrary: fc.constant({ op: 'exit' as const }) }),
+});
+
+/** Renders thread commands as a trace (the first command's thread is the main thread). */
+function toThreadTrace(tcmds: ThreadCmd[]): string {
+  const lines: string[] = [];
+  const body = toTrace(tcmds.map((t) => (t.cmd.op === 'exit' ? { op: 'free' as const, which: -1 } : t.cmd)), true);
+  let k = 0;
+  for (const t of tcmds) {
+    const line = body[k++]!;
+    if (t.cmd.op === 'exit') {
+      if (t.tid !== tcmds[0]!.tid) lines.push(`${t.tid} exit`);
+    } else lines.push(`${t.tid} ${line.slice(2)}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
 /** Renders commands as a trace, choosing live tokens by index. */
-function toTrace(cmds: Cmd[]): string {
+function toTrace(cmds: Cmd[]): string;
+function toTrace(cmds: Cmd[], asLines: true): string[];
+function toTrace(cmds: Cmd[], asLines = false): string | string[] {
   const live: string[] = [];
   let serial = 0;
   const lines: string[] = [];
@@ -96,6 +122,10 @@ function toTrace(cmds: Cmd[]): string {
         lines.push(`1 ${c.op} ${c.size} ${add()}`);
         break;
       case 'free': {
+        if (c.which < 0) {
+          lines.push('1 exit');
+          break;
+        }
         const t = take(c.which);
         lines.push(t === null ? '1 free 0' : `1 free ${t}`);
         break;
@@ -108,12 +138,15 @@ function toTrace(cmds: Cmd[]): string {
         break;
     }
   }
-  return lines.join('\n') + '\n';
+  return asLines ? lines : lines.join('\n') + '\n';
 }
 
+/** The highest heap number seen (1: some arena got a second heap). */
+let maxHeapNumber = 0;
+
 /** Replays a trace with full checks after every event, plus the program-visible guarantees. */
-function replayChecked(trace: string): void {
-  const r = new Replayer('prop.trace', { checkLevel: 2 });
+function replayChecked(trace: string): Replayer {
+  const r = new Replayer('prop.trace', { checkLevel: 2, cores: 1, env: Object.entries(traceEnv(trace)) });
   const s = r.process;
   const ck = s.ck;
   const sizes = new Map<string, number>();
@@ -138,13 +171,16 @@ function replayChecked(trace: string): void {
       const m = mallinfo2(s);
       expect(m.uordblks + m.fordblks).toBe(m.arena);
       expect(m.hblkhd).toBe(s.mp.mmappedMem);
-      let freeWalk = s.main.topIsInitial ? 0 : ck.size[s.main.top]!;
+      let freeWalk = 0;
+      for (const a of s.arenas) if (!a.topIsInitial) freeWalk += ck.size[a.top]!;
       for (let h = 0; h < ck.highWater; h++) if (ck.state[h] === St.BINNED || ck.state[h] === St.FAST) freeWalk += ck.size[h]!;
       expect(m.fordblks).toBe(freeWalk);
       expect(r.kernel.residentPages * 4096).toBeLessThanOrEqual(r.kernel.mappedBytes());
+      for (const h of s.heaps.values()) maxHeapNumber = Math.max(maxHeapNumber, h.number);
     },
   });
   void NIL;
+  return r;
 }
 
 describe('heap invariants hold after every event', () => {
@@ -161,5 +197,27 @@ describe('heap invariants hold after every event', () => {
       }),
       { seed: SEED, numRuns: 100 },
     );
+  });
+  it('for random multi-thread call sequences (every arena and heap)', () => {
+    fc.assert(
+      fc.property(fc.array(threadCmd, { minLength: 1, maxLength: 400, size: 'max' }), (tcmds) => {
+        const trace = toThreadTrace(tcmds);
+        try {
+          replayChecked(trace);
+        } catch (e) {
+          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`);
+        }
+      }),
+      { seed: SEED + 1, numRuns: 60 },
+    );
+  });
+  it('for traces that fill, multiply, shrink and delete thread heaps', () => {
+    for (let n = 0; n < 4; n++) {
+      const trace = generateThreadedTrace({ seed: `heaps-${n}`, events: 600, heapStress: true });
+      maxHeapNumber = 0;
+      replayChecked(trace);
+      // The point of these traces: thread arenas went through more than one heap.
+      expect(maxHeapNumber).toBeGreaterThanOrEqual(1);
+    }
   });
 });
