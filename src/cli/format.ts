@@ -5,6 +5,7 @@
 
 import type { ReplaySummary } from '../replay/replay.js';
 import type { TraceHeader } from '../trace/types.js';
+import type { ArenaReport } from '../core/stats.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
@@ -21,7 +22,7 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(2)} ${UNITS[u]} (${exact})`;
 }
 
-export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null): string {
+export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null, cores: number, arenas: ArenaReport[]): string {
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
@@ -32,6 +33,13 @@ export function formatSummary(name: string, s: ReplaySummary, _header: TraceHead
     `  heap (program break)        ${formatBytes(s.brk)} above the initial break; main arena holds ${formatBytes(s.heap)}`,
     `  mmapped chunks              ${formatBytes(s.mmapped)} in ${m.hblks} chunk${m.hblks === 1 ? '' : 's'}`,
     `  live blocks                 ${s.liveBlocks.toLocaleString('en-US')} holding ${formatBytes(s.liveBytes)} requested`,
+    `  arenas                      ${arenas.length} (glibc's limit: ${8 * cores} with ${cores} CPU${cores === 1 ? '' : 's'})`,
+    ...(arenas.length > 1
+      ? arenas.map(
+          (a) =>
+            `    arena ${String(a.index).padStart(2)}${a.index === 0 ? ' (main)' : '       '}  ${pad(a.systemBytes)} bytes in ${a.heaps} heap${a.heaps === 1 ? ' ' : 's'}, ${pad(a.inUseBytes)} in use, ${pad(a.residentBytes)} resident, ${a.threads} thread${a.threads === 1 ? '' : 's'}`,
+        )
+      : []),
     '',
     '  mallinfo2():',
     `    arena    ${pad(m.arena)}  bytes from brk/heaps      ordblks  ${pad(m.ordblks)}  free chunks (incl. top)`,

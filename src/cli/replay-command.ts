@@ -9,6 +9,7 @@ import { readTraceFile } from '../trace/reader.js';
 import { MALLOPT_PARAMS, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
 import { ReplayError, Replayer, type EventRecord, type ReplayOptions, type ReplaySummary } from '../replay/replay.js';
 import { resolveTunables } from '../core/tunables.js';
+import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
 import { UsageError } from './errors.js';
 
@@ -235,8 +236,10 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
   }
   if (r === null) return failure !== null ? 2 : 0;
   const summary: ReplaySummary = r.finish();
-  if (args.json) out(JSON.stringify(summary) + '\n');
-  else out(formatSummary(displayName, summary, header));
+  const arenas = arenaReports(r.process);
+  const cores = r.process.ncores;
+  if (args.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');
+  else out(formatSummary(displayName, summary, header, cores, arenas));
   if (args.stats) out(r.stats());
   if (args.info) out(r.info());
   if (summary.abort !== undefined) {

@@ -205,3 +205,45 @@ export function mallocInfo(s: Process): string {
   out += '</malloc>\n';
   return out;
 }
+
+/** One arena's share of the process, for reports. */
+export interface ArenaReport {
+  /** 0 main, k the k-th arena created. */
+  index: number;
+  /** Threads attached to it now. */
+  threads: number;
+  /** Heaps (non-main arenas; 1 for the main arena's brk heap). */
+  heaps: number;
+  /** Bytes it holds from the system (system_mem). */
+  systemBytes: number;
+  /** Bytes in use, tcache included (mallinfo2's uordblks for this arena). */
+  inUseBytes: number;
+  /** Free bytes: top, bins and fastbins. */
+  freeBytes: number;
+  /** Resident bytes of its memory. */
+  residentBytes: number;
+}
+
+/** The arenas in glibc's list order (main, newest, ..., oldest) with their memory. */
+export function arenaReports(s: Process): ArenaReport[] {
+  const out: ArenaReport[] = [];
+  let ar = s.main;
+  do {
+    const m = emptyMallinfo();
+    intMallinfo(s, ar, m);
+    let heaps = 0;
+    let resident = 0;
+    if (ar === s.main) {
+      heaps = 1;
+      resident = s.mp.sbrkBase === 0 ? 0 : s.kernel.residentIn(s.kernel.brkBase, s.kernel.brkEnd);
+    } else {
+      for (let h = ar.heap; h !== null; h = h.prev) {
+        heaps++;
+        resident += s.kernel.residentIn(h.start, h.start + h.size);
+      }
+    }
+    out.push({ index: ar.index, threads: ar.attachedThreads, heaps, systemBytes: ar.systemMem, inUseBytes: m.uordblks, freeBytes: m.fordblks, residentBytes: resident });
+    ar = ar.next;
+  } while (ar !== s.main);
+  return out;
+}

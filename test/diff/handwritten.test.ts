@@ -11,11 +11,21 @@ import { describe, expect, it } from 'vitest';
 import { differential } from './harness.js';
 
 const CASES = join(dirname(fileURLToPath(import.meta.url)), 'cases');
+const BUNDLED = join(dirname(fileURLToPath(import.meta.url)), '../../traces');
 
 describe('hand-written traces replay identically on ptsim and real glibc', () => {
   for (const file of readdirSync(CASES).filter((f) => f.endsWith('.trace')).sort()) {
     it(file, () => {
       const text = readFileSync(join(CASES, file), 'utf8');
+      expect(differential(text, { name: file, stats: true, info: true })).toBeNull();
+    });
+  }
+});
+
+describe('the bundled example traces replay identically on ptsim and real glibc', () => {
+  for (const file of readdirSync(BUNDLED).filter((f) => f.endsWith('.trace')).sort()) {
+    it(file, () => {
+      const text = readFileSync(join(BUNDLED, file), 'utf8');
       expect(differential(text, { name: file, stats: true, info: true })).toBeNull();
     });
   }
