@@ -1,0 +1,118 @@
+/**
+ * The ptsim command as a user meets it: help, the summary, and clear one-line errors with file
+ * and line for mistakes (never a stack trace), with the documented exit statuses.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const MAIN = join(ROOT, 'dist/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function ptsim(args: string[], input?: string): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input, cwd: ROOT });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function trace(name: string, text: string | Buffer): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('ptsim', () => {
+  it('explains itself', () => {
+    const top = ptsim(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.out).toContain('replay TRACE');
+    const help = ptsim(['replay', '--help']);
+    expect(help.code).toBe(0);
+    for (const opt of ['--events', '--json', '--stats', '--info', '--mallopt', '--tunables', '--env', '--cores', '--brk-base', '--max-brk', '--check']) {
+      expect(help.out).toContain(opt);
+    }
+  });
+
+  it('replays the bundled field report and prints a summary', () => {
+    const r = ptsim(['replay', 'traces/field-report.trace']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('resident (RSS) at the end');
+    expect(r.out).toContain('mallinfo2()');
+  });
+
+  it('prints the JSON summary the fidelity log contract names', () => {
+    const r = ptsim(['replay', trace('a.trace', '1 malloc 24 a\n1 free a\n'), '--json']);
+    expect(r.code).toBe(0);
+    const s = JSON.parse(r.out) as Record<string, unknown>;
+    for (const k of ['events', 'mallinfo2', 'rss', 'peakRss', 'brk']) expect(s).toHaveProperty(k);
+    expect(s['events']).toBe(2);
+  });
+
+  it('reads gzip traces by their magic bytes and standard input as -', () => {
+    const gz = trace('z.bin', gzipSync('1 malloc 100 a\n'));
+    expect(JSON.parse(ptsim(['replay', gz, '--json']).out).events).toBe(1);
+    expect(JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out).events).toBe(2);
+  });
+
+  it('writes the fidelity log', () => {
+    const log = join(dir, 'events.jsonl');
+    const r = ptsim(['replay', trace('b.trace', '1 malloc 24 a\n1 realloc a 0 0\n'), '--events', log]);
+    expect(r.code).toBe(0);
+    const lines = spawnSync('cat', [log], { encoding: 'utf8' }).stdout.trim().split('\n');
+    expect(lines).toEqual([
+      '{"i":0,"op":"malloc","tid":1,"arena":0,"heap":0,"off":672,"usable":24,"brk":135168}',
+      '{"i":1,"op":"realloc","tid":1,"ptr":null,"brk":135168}',
+    ]);
+  });
+
+  it('names the file and line of a malformed line', () => {
+    const p = trace('bad.trace', '1 malloc 24 a\n1 malocc 24 b\n');
+    const r = ptsim(['replay', p]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${p}:2:`);
+    expect(r.err).toContain('malocc');
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('names the token and line of a free of an unknown block', () => {
+    const p = trace('unknown.trace', '1 malloc 24 a\n1 free zz\n');
+    const r = ptsim(['replay', p]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${p}:2: free of zz`);
+  });
+
+  it('reports glibc\'s own abort message with the event that caused it', () => {
+    const p = trace('df.trace', '1 malloc 24 a\n1 free a\n1 free a\n');
+    const r = ptsim(['replay', p]);
+    expect(r.code).toBe(3);
+    expect(r.err).toContain('free(): double free detected in tcache 2');
+    expect(r.err).toContain('event 2');
+    expect(r.err).toContain(`${p}:3`);
+  });
+
+  it('reports a missing file and bad options in one line', () => {
+    const missing = ptsim(['replay', join(dir, 'nope.trace')]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('no such file');
+    const opt = ptsim(['replay', 'traces/field-report.trace', '--frobnicate']);
+    expect(opt.code).toBe(2);
+    expect(opt.err).toContain("Try 'ptsim replay --help'");
+    const mallopt = ptsim(['replay', 'traces/field-report.trace', '--mallopt', 'M_NOPE=1']);
+    expect(mallopt.code).toBe(2);
+    expect(mallopt.err).toContain('unknown parameter');
+  });
+
+  it('applies settings: the field report stops pinning memory with a fixed mmap threshold', () => {
+    const base = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json']).out) as { rss: number };
+    const fixed = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json', '--mallopt', 'M_MMAP_THRESHOLD=131072']).out) as { rss: number };
+    expect(base.rss).toBeGreaterThan(8 << 20);
+    expect(fixed.rss).toBeLessThan(64 << 10);
+    const env = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json', '--env', 'MALLOC_MMAP_THRESHOLD_=131072']).out) as { rss: number };
+    expect(env.rss).toBe(fixed.rss);
+  });
+});
