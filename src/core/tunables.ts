@@ -167,6 +167,10 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
     if (v === undefined) notes.push({ setting: `${name}=${value}`, reason: 'out of range: glibc ignores it' });
     else values.set(def.name, v);
   }
+  const huge = values.get('hugetlb');
+  if (huge !== undefined && huge >= 2n) {
+    notes.push({ setting: `glibc.malloc.hugetlb=${huge}`, reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0' });
+  }
   if (values.has('check')) notes.push({ setting: 'glibc.malloc.check', reason: 'has effect only with libc_malloc_debug.so preloaded; ignored' });
   return { values, notes };
 }
