@@ -18,6 +18,8 @@ import { PageSet } from './pages.js';
 
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
+/** 1 / PAGE_SIZE: a page number is floor(offset * PAGE_FRACTION), exact for every offset below 2^53. */
+const PAGE_FRACTION = 1 / PAGE_SIZE;
 
 /** Counts of the system calls the allocator made. */
 export interface SyscallCounts {
@@ -55,6 +57,9 @@ export class Kernel {
   readonly brkBase: number;
   /** Current program break. */
   brkEnd: number;
+  /** The start of the page that holds brkBase: page 0 of brkPages. */
+  private readonly brkPageBase: number;
+  /** Residency of the break area; always large enough for every page below the break (see brk). */
   private readonly brkPages = new PageSet(64);
   private readonly maxBrkEnd: number;
   private readonly mmapBase: number;
@@ -72,6 +77,7 @@ export class Kernel {
   constructor(opts: KernelOptions = {}) {
     this.brkBase = opts.brkBase ?? DEFAULT_BRK_BASE;
     this.brkEnd = this.brkBase;
+    this.brkPageBase = pageAlignDown(this.brkBase);
     this.maxBrkEnd = opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
     this.mmapBase = opts.mmapBase ?? DEFAULT_MMAP_BASE;
     this.maxMapping = opts.maxMapping ?? Number.POSITIVE_INFINITY;
@@ -88,8 +94,10 @@ export class Kernel {
     if (newTop > pageAlignUp(this.brkEnd)) {
       // The heap may not grow into a mapping.
       for (const m of this.mappings) if (m.end > this.brkEnd && m.start < newTop) return this.brkEnd;
+      // Every page below the break has its bit, so that touches need no bounds check.
+      this.brkPages.ensure((newTop - this.brkPageBase) * PAGE_FRACTION);
     } else if (newTop < pageAlignUp(this.brkEnd)) {
-      const first = (newTop - pageAlignDown(this.brkBase)) / PAGE_SIZE;
+      const first = (newTop - this.brkPageBase) * PAGE_FRACTION;
       this.residentPages -= this.brkPages.clearRange(first, this.brkPages.capacity);
     }
     this.brkEnd = addr;
@@ -177,20 +185,26 @@ export class Kernel {
 
   // ---------------------------------------------------------------- touches
 
-  /** A write of at most 8 aligned bytes at `addr`. */
+  /**
+   * A write of at most 8 aligned bytes at `addr`. The allocator makes several per call, nearly all
+   * into the break area: that case is a bit test and nothing else.
+   */
   touch(addr: number): void {
-    if (addr >= this.brkBase && addr < this.brkEnd) {
-      const page = (addr - pageAlignDown(this.brkBase)) / PAGE_SIZE;
-      const p = page | 0;
-      if (p >= this.brkPages.capacity) this.brkPages.ensure(p + 1);
-      const n = this.brkPages.set(p);
-      this.residentPages += n;
-      this.pageFaults += n;
-      return;
+    if (addr < this.brkEnd && addr >= this.brkBase) {
+      if (this.brkPages.set(Math.floor((addr - this.brkPageBase) * PAGE_FRACTION)) !== 0) {
+        this.residentPages++;
+        this.pageFaults++;
+      }
+    } else {
+      this.touchMapping(addr);
     }
+  }
+
+  /** touch() outside the break area, kept out of line so that touch() inlines into its callers. */
+  private touchMapping(addr: number): void {
     const m = this.findMapping(addr);
     if (m === null) throw new Error(`ptsim internal error: write to unmapped address 0x${addr.toString(16)}`);
-    const n = m.pages.set(Math.floor((addr - m.start) / PAGE_SIZE));
+    const n = m.pages.set(Math.floor((addr - m.start) * PAGE_FRACTION));
     this.residentPages += n;
     this.pageFaults += n;
   }
@@ -200,11 +214,10 @@ export class Kernel {
     if (len <= 0) return;
     const end = addr + len;
     if (addr >= this.brkBase && end <= this.brkEnd) {
-      const base = pageAlignDown(this.brkBase);
-      const first = Math.floor((addr - base) / PAGE_SIZE);
-      const last = Math.floor((end - 1 - base) / PAGE_SIZE);
-      this.brkPages.ensure(last + 1);
-      const n = this.brkPages.setRange(first, last + 1);
+      const base = this.brkPageBase;
+      const first = Math.floor((addr - base) * PAGE_FRACTION);
+      const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
+      const n = first === last ? this.brkPages.set(first) : this.brkPages.setRange(first, last + 1);
       this.residentPages += n;
       this.pageFaults += n;
       return;

@@ -96,7 +96,7 @@ export interface ReplaySummary {
   abort?: { message: GlibcAbortMessage; event: number; line: number };
 }
 
-/** How many freed tokens are remembered to tell a double free from a never-seen token. */
+/** How many freed tokens are remembered to tell a double free from a never-seen token (a power of 2). */
 const FREED_MEMORY = 65536;
 
 /** What run() returns for a call that returns no block (free, mallopt, ...). */
@@ -127,9 +127,9 @@ export class Replayer implements TraceSink {
   /** Tokens whose call returned NULL in the model although the recording got a block. */
   private readonly deadTokens = new TokenTable(16);
   /**
-   * The last FREED_MEMORY frees (a ring): token (key, and text for a token without one), user
-   * address and line, searched only when a free names a token that is not live, to tell a double
-   * free from a token never seen.
+   * The last FREED_MEMORY frees (a ring): token (key, and text for a token without one; the text
+   * in a keyed token's slot is stale), user address and line, searched only when a free names a
+   * token that is not live, to tell a double free from a token never seen.
    */
   private readonly freedKey = new Float64Array(FREED_MEMORY);
   private readonly freedText: string[] = new Array<string>(FREED_MEMORY).fill('');
@@ -327,10 +327,9 @@ export class Replayer implements TraceSink {
       this.deadTokens.set(key, text, 0);
       return;
     }
-    if (this.tokens.get(key, text) !== NIL) {
+    if (this.tokens.add(key, text, p) !== NIL) {
       throw new ReplayError(this.file, ev.line, ev.index, `token ${tokenName(key, text)} is reused while still live (it was never freed)`);
     }
-    this.tokens.set(key, text, p);
   }
 
   /** The block a realloc names (the event's `in`, with key `key`, not NULL). */
@@ -361,12 +360,12 @@ export class Replayer implements TraceSink {
     this.remember(ev, key, text, h);
   }
 
-  /** Records a freed token in the ring of recent frees. */
+  /** Records a freed token in the ring of recent frees (the text only for a token without a key). */
   private remember(ev: TraceEvent, key: number, text: string, h: number): void {
     const slot = this.freedNext;
-    this.freedNext = (slot + 1) % FREED_MEMORY;
+    this.freedNext = (slot + 1) & (FREED_MEMORY - 1);
     this.freedKey[slot] = key;
-    this.freedText[slot] = text;
+    if (key === NO_KEY) this.freedText[slot] = text;
     this.freedMem[slot] = this.process.ck.addr[h]! + 16;
     this.freedLine[slot] = ev.line;
   }
@@ -378,7 +377,7 @@ export class Replayer implements TraceSink {
     let slot = -1;
     for (let k = 1; k <= FREED_MEMORY; k++) {
       const i = (this.freedNext - k + FREED_MEMORY) % FREED_MEMORY;
-      if (this.freedKey[i] === key && this.freedText[i] === text) {
+      if (this.freedKey[i] === key && (key !== NO_KEY || this.freedText[i] === text)) {
         slot = i;
         break;
       }

@@ -54,9 +54,22 @@ export class TokenTable {
 
   /** Binds the token to handle h (replacing any binding). */
   set(key: number, text: string, h: number): void {
+    this.bind(key, text, h, true);
+  }
+
+  /**
+   * Binds the token to handle h unless it is bound already. Returns the handle it was bound to
+   * (unchanged), or NIL when the binding is new: one probe for both the check and the binding.
+   */
+  add(key: number, text: string, h: number): number {
+    return this.bind(key, text, h, false);
+  }
+
+  private bind(key: number, text: string, h: number, replace: boolean): number {
     if (key <= 0) {
-      this.named.set(text, h);
-      return;
+      const old = this.named.get(text);
+      if (old === undefined || replace) this.named.set(text, h);
+      return old ?? NIL;
     }
     const keys = this.keys;
     const mask = this.mask;
@@ -64,8 +77,9 @@ export class TokenTable {
     for (;;) {
       const k = keys[i]!;
       if (k === key) {
-        this.vals[i] = h;
-        return;
+        const old = this.vals[i]!;
+        if (replace) this.vals[i] = h;
+        return old;
       }
       if (k === EMPTY) break;
       i = (i + 1) & mask;
@@ -73,6 +87,7 @@ export class TokenTable {
     keys[i] = key;
     this.vals[i] = h;
     if (++this.keyed * 2 > mask) this.grow();
+    return NIL;
   }
 
   /** Unbinds the token and returns the handle it named, or NIL if it was not bound. */

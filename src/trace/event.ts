@@ -29,19 +29,34 @@ export class ReadEvent implements TraceEvent {
   #inText = NULL_TOKEN;
   #outText = NULL_TOKEN;
 
+  /**
+   * The `in` and `out` accessors, defined on each instance. The same functions serve every
+   * instance, so that all share one hidden class (closures per instance would give each its own,
+   * and make every access to the event slow).
+   */
+  static readonly #tokenAccessors: PropertyDescriptorMap = {
+    out: {
+      enumerable: true,
+      get(this: ReadEvent): string {
+        return this.outKey > 0 ? keyedTokenText(this.outKey) : this.#outText;
+      },
+      set(this: ReadEvent, text: string): void {
+        this.setOut(tokenKey(text), text);
+      },
+    },
+    in: {
+      enumerable: true,
+      get(this: ReadEvent): string {
+        return this.inKey > 0 ? keyedTokenText(this.inKey) : this.#inText;
+      },
+      set(this: ReadEvent, text: string): void {
+        this.setIn(tokenKey(text), text);
+      },
+    },
+  };
+
   constructor() {
-    Object.defineProperties(this, {
-      out: {
-        enumerable: true,
-        get: (): string => (this.outKey > 0 ? keyedTokenText(this.outKey) : this.#outText),
-        set: (text: string): void => this.setOut(tokenKey(text), text),
-      },
-      in: {
-        enumerable: true,
-        get: (): string => (this.inKey > 0 ? keyedTokenText(this.inKey) : this.#inText),
-        set: (text: string): void => this.setIn(tokenKey(text), text),
-      },
-    });
+    Object.defineProperties(this, ReadEvent.#tokenAccessors);
   }
 
   /** Sets the token the call takes: its key, and its text when the key is NO_KEY. */

@@ -9,7 +9,7 @@ import { NIL } from '../../src/core/chunks.js';
 import { NO_KEY } from '../../src/trace/token-key.js';
 import { TokenTable } from '../../src/replay/tokens.js';
 
-type Step = { op: 'set' | 'delete' | 'get'; key: number; h: number };
+type Step = { op: 'set' | 'add' | 'delete' | 'get'; key: number; h: number };
 
 describe('TokenTable', () => {
   it('behaves like a Map under random binds, lookups and deletions', () => {
@@ -19,7 +19,7 @@ describe('TokenTable', () => {
       fc.integer({ min: 1, max: 2 ** 52 - 1 }),
       fc.constant(NO_KEY),
     );
-    const step = fc.record({ op: fc.constantFrom<Step['op']>('set', 'set', 'delete', 'get'), key, h: fc.integer({ min: 0, max: 1000 }) });
+    const step = fc.record({ op: fc.constantFrom<Step['op']>('set', 'add', 'add', 'delete', 'get'), key, h: fc.integer({ min: 0, max: 1000 }) });
     fc.assert(
       fc.property(fc.array(step, { maxLength: 400 }), fc.integer({ min: 1, max: 8 }), (steps, cap) => {
         const t = new TokenTable(cap);
@@ -31,6 +31,9 @@ describe('TokenTable', () => {
           if (op === 'set') {
             t.set(k, text, h);
             model.set(id, h);
+          } else if (op === 'add') {
+            expect(t.add(k, text, h)).toBe(model.get(id) ?? NIL);
+            if (!model.has(id)) model.set(id, h);
           } else if (op === 'delete') {
             expect(t.delete(k, text)).toBe(model.get(id) ?? NIL);
             model.delete(id);
