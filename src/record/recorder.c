@@ -1,0 +1,1169 @@
+/*
+ * The ptsim recorder: a shared library loaded into a program with LD_PRELOAD by `ptsim record`.
+ * It interposes the malloc family and writes every call as a line of a ptsim trace (version 1,
+ * docs/trace-format.md), in the order in which glibc ran the calls. docs/recording.md is the
+ * user's account of it; this comment is the implementer's.
+ *
+ * Configuration comes from the environment the process started with (read from
+ * /proc/self/environ, because the first call can come from the dynamic loader before libc has set
+ * up `environ`):
+ *   PTSIM_RECORD_DIR   directory the trace files go to: PID.N.trace, N counting the program
+ *                      images of one process (exec keeps the pid). Without it the library only
+ *                      forwards calls to glibc.
+ *   PTSIM_RECORD_PPID  when set, only a process whose parent has this pid records (ptsim record
+ *                      --no-children): the started program and the programs it execs.
+ *
+ * Exactness. Every wrapper takes one process-wide lock, makes the real call, writes the record and
+ * drops the lock, so the file's order is the order in which the allocator ran the calls, across
+ * threads. The real calls are glibc's own exported entry points (__libc_malloc, __libc_calloc,
+ * ...; posix_memalign, aligned_alloc and malloc_trim through dlsym(RTLD_NEXT)), so the program's
+ * heap is exactly what it would be without the recorder: the recorder itself never allocates from
+ * it (its buffers are mmapped, it formats numbers itself and never calls stdio).
+ *
+ * Before main. With LD_PRELOAD our malloc is bound for every object, the dynamic loader included
+ * (ld.so switches from its minimal allocator to the interposed malloc once relocation is done,
+ * __rtld_malloc_init_real), so the first call can arrive before our constructor runs and before
+ * libc's own constructors: initialisation is lazy, under the lock, and uses only system calls.
+ * dlsym may itself call malloc or calloc (for its error state); while a thread is inside our dlsym
+ * its allocations are served from a small static pool, never recorded and never handed to glibc
+ * (free and realloc recognise pool pointers by address).
+ *
+ * Threads. A thread gets its number (1, 2, ...) at its first call. Its `exit` line must come after
+ * everything it does: glibc's start_thread runs the thread_local destructors, then the
+ * pthread_key destructors (__nptl_deallocate_tsd), then __libc_thread_freeres, whose resolver,
+ * strerror and dlerror clean-ups still call free() before __malloc_arena_thread_freeres flushes
+ * the tcache and releases the arena. So our pthread_key destructor does not write `exit`: it
+ * puts the thread on a pending list, and the line is written by the first call (from any thread)
+ * that finds the thread gone, that is when the kernel has cleared the tid word of its struct
+ * pthread (CLONE_CHILD_CLEARTID, the word pthread_join waits on). A joiner's next call therefore
+ * always comes after the `exit`. The word is read with process_vm_readv, because a joined
+ * thread's descriptor may have been unmapped by glibc's stack cache; a descriptor reused by a new
+ * thread shows a different tid, which also means gone. The word's offset in struct pthread is
+ * found at start (the main thread's descriptor holds our pid there) and checked on every new
+ * thread; if the check ever fails, `exit` is written by the destructor itself instead.
+ *
+ * fork. The child records to a file of its own. glibc's fork leaves a single-threaded child's
+ * heap exactly as the parent's, so the child's file begins with the parent's trace up to the fork
+ * (copied from the parent's file when the child first writes) and replays as the process it is.
+ * Our pthread_atfork prepare handler takes the lock and flushes, so no call is half-recorded at
+ * the fork. A child that makes no allocator call (fork then exec, the common case) writes no file.
+ * For a multi-threaded parent, glibc's __malloc_fork_unlock_child puts every arena but the forking
+ * thread's on the free list, which a trace cannot say: the child's file notes it.
+ *
+ * exec. The new program inherits LD_PRELOAD and records to its own file (a fresh heap, a fresh
+ * header). Our exec wrappers flush first; a failed exec just continues.
+ *
+ * Flushing. Records go to a 1 MiB buffer written out when full, at fork, at exec, at _exit (we
+ * interpose _exit and _Exit), from our library destructor (exit() from any thread; later calls
+ * are written through at once), and from handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT
+ * and SIGTERM installed where the program has none, which flush, restore the default action and
+ * re-raise. The last line of a complete file is `# end N events (REASON)`.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysinfo.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+/* glibc's allocator proper, exported next to the public names we interpose. */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+extern void *__libc_valloc(size_t);
+extern void *__libc_pvalloc(size_t);
+extern int __libc_mallopt(int, int);
+
+#define EXPORT __attribute__((visibility("default")))
+/* Initial-exec TLS: resolved at load time, never through __tls_get_addr, which may allocate. */
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+#define BUF_CAP (1u << 20)
+#define LINE_MAX_BYTES 192
+#define PEND_MAX 1024
+#define HIGH_FD 900 /* our descriptors live up here, out of the way of the program's own */
+
+enum { ST_UNINIT, ST_ON, ST_OFF };
+
+/* ------------------------------------------------------------------------------------------ */
+/* State. Everything below is guarded by `lk` except where a comment says otherwise.          */
+/* ------------------------------------------------------------------------------------------ */
+
+static int state; /* read without the lock on the fast path */
+/* Recursive: our pthread_atfork handler holds it across fork(), and other libraries' fork
+   handlers, running in between in the same thread, may allocate. */
+static pthread_mutex_t lk = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+static volatile pid_t lk_owner; /* kernel tid of the holder, for the signal handlers */
+static int lk_depth;
+
+static char *buf; /* BUF_CAP bytes, mmapped */
+static size_t len;
+static int fd = -1;          /* our trace file, created at the first flush that has events */
+static dev_t fd_dev;
+static ino_t fd_ino;
+static uint64_t file_bytes;  /* bytes in our file */
+static uint64_t events;      /* event lines in our file and buffer, a fork prefix included */
+static uint64_t own_events;  /* of those, recorded by this process image */
+static uint64_t t0;          /* CLOCK_MONOTONIC at the start of the recording, in ns */
+static pid_t my_pid;
+static int finished;         /* the exit flush is done: write each record through at once */
+static char out_dir[PATH_MAX];
+static char path[PATH_MAX];  /* our file, once created */
+
+/* A forked child's file starts with the first `src_len` bytes (`src_events` events) of its
+   parent's file, copied when the child first writes. */
+static int src_fd = -1;
+static dev_t src_dev;
+static ino_t src_ino;
+static uint64_t src_len, src_events;
+static char src_path[PATH_MAX];
+
+static uint32_t next_tid;
+static uint32_t live_threads;
+static pthread_key_t thread_key;
+static int thread_key_ok;
+static long tid_off = -1; /* offset of the tid word in struct pthread; -1: unknown */
+static long only_ppid = -1; /* PTSIM_RECORD_PPID, or -1 */
+
+struct pend {
+  uint32_t no;
+  pid_t ktid;
+  uintptr_t pd;
+  uint32_t fails;
+};
+static struct pend pending[PEND_MAX];
+static int npending;
+
+static TLS uint32_t t_no;   /* this thread's number; 0 until its first call */
+static TLS pid_t t_ktid;    /* its kernel tid */
+static TLS int t_boot;      /* inside our dlsym: allocations come from the bootstrap pool */
+static TLS void *t_freeing; /* the pointer being freed, for a signal raised inside free() */
+
+/* Real functions found with dlsym(RTLD_NEXT): the next definition after ours. */
+typedef int (*posix_memalign_fn)(void **, size_t, size_t);
+typedef void *(*aligned_alloc_fn)(size_t, size_t);
+typedef int (*malloc_trim_fn)(size_t);
+typedef void (*exit_fn)(int) __attribute__((noreturn));
+typedef int (*execve_fn)(const char *, char *const[], char *const[]);
+typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
+typedef int (*fexecve_fn)(int, char *const[], char *const[]);
+typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
+static posix_memalign_fn real_posix_memalign;
+static aligned_alloc_fn real_aligned_alloc;
+static malloc_trim_fn real_malloc_trim;
+static exit_fn real_exit, real_Exit;
+static execve_fn real_execve;
+static execvpe_fn real_execvpe;
+static fexecve_fn real_fexecve;
+static execveat_fn real_execveat;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The bootstrap pool: what dlsym allocates while we resolve a symbol.                         */
+/* ------------------------------------------------------------------------------------------ */
+
+#define BOOT_BYTES (64u << 10)
+static char boot_pool[BOOT_BYTES] __attribute__((aligned(4096)));
+static size_t boot_top; /* atomic */
+
+static inline int in_boot(const void *p) { return (uintptr_t)p - (uintptr_t)boot_pool < BOOT_BYTES; }
+
+static void *boot_alloc(size_t n, size_t align) {
+  if (align < 16) align = 16;
+  if (n > BOOT_BYTES || align > 4096) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t old = __atomic_load_n(&boot_top, __ATOMIC_RELAXED), user, end;
+  do {
+    user = (old + 16 + align - 1) & ~(align - 1);
+    end = user + ((n + 15) & ~(size_t)15);
+    if (end > BOOT_BYTES) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  } while (!__atomic_compare_exchange_n(&boot_top, &old, end, 1, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+  *(size_t *)(boot_pool + user - 16) = n; /* its size, for realloc */
+  return boot_pool + user;                /* static storage: already zero, never reused */
+}
+
+static inline size_t boot_size(const void *p) { return *(const size_t *)((const char *)p - 16); }
+
+static void *resolve(const char *name) {
+  t_boot++;
+  void *f = dlsym(RTLD_NEXT, name);
+  t_boot--;
+  return f;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Small helpers: no stdio, no heap.                                                           */
+/* ------------------------------------------------------------------------------------------ */
+
+static inline pid_t self_ktid(void) {
+  pid_t t = t_ktid;
+  if (!t) t = t_ktid = (pid_t)syscall(SYS_gettid);
+  return t;
+}
+
+static inline uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline char *put_u64(char *o, uint64_t v) {
+  char t[20];
+  int n = 0;
+  do {
+    t[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *o++ = t[--n];
+  return o;
+}
+
+static inline char *put_i64(char *o, int64_t v) {
+  if (v < 0) {
+    *o++ = '-';
+    return put_u64(o, -(uint64_t)v);
+  }
+  return put_u64(o, (uint64_t)v);
+}
+
+static inline char *put_hex(char *o, uint64_t v) {
+  static const char digits[] = "0123456789abcdef";
+  char t[16];
+  int n = 0;
+  *o++ = '0';
+  *o++ = 'x';
+  do {
+    t[n++] = digits[v & 15];
+    v >>= 4;
+  } while (v);
+  while (n) *o++ = t[--n];
+  return o;
+}
+
+/* A pointer token: 0 for NULL, else its address in hex. */
+static inline char *put_ptr(char *o, const void *p) {
+  if (!p) {
+    *o++ = '0';
+    return o;
+  }
+  return put_hex(o, (uintptr_t)p);
+}
+
+static inline char *put_str(char *o, const char *s) {
+  while (*s) *o++ = *s++;
+  return o;
+}
+
+static void write_all(int to, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(to, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    p += w;
+    n -= (size_t)w;
+  }
+}
+
+static void say(const char *msg) { write_all(2, msg, strlen(msg)); }
+
+/* Moves a descriptor up, out of the range a program reuses first, close-on-exec. */
+static int high_fd(int f) {
+  if (f < 0 || f >= HIGH_FD) return f;
+  int g = fcntl(f, F_DUPFD_CLOEXEC, HIGH_FD);
+  if (g < 0) return f;
+  close(f);
+  return g;
+}
+
+/* Reads a whole small /proc file into `dst` (NUL-terminated); returns its length or -1. */
+static ssize_t read_proc(const char *name, char *dst, size_t cap) {
+  int f = open(name, O_RDONLY | O_CLOEXEC);
+  if (f < 0) return -1;
+  size_t n = 0;
+  while (n + 1 < cap) {
+    ssize_t r = read(f, dst + n, cap - 1 - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  close(f);
+  dst[n] = 0;
+  return (ssize_t)n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The lock.                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+static inline void lock(void) {
+  pthread_mutex_lock(&lk);
+  if (lk_depth++ == 0) lk_owner = self_ktid();
+}
+
+static inline void unlock(void) {
+  if (--lk_depth == 0) lk_owner = 0;
+  pthread_mutex_unlock(&lk);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The file.                                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+static void stop_recording(const char *why) {
+  state = ST_OFF;
+  say("ptsim recorder: ");
+  say(why);
+  say("; recording stopped\n");
+}
+
+/* Is `f` still the file we opened? A program may close descriptors it does not know about and
+   reuse their numbers; then we must not write into its files. */
+static int same_file(int f, dev_t dev, ino_t ino) {
+  struct stat st;
+  return f >= 0 && fstat(f, &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+static int open_source(void) {
+  if (same_file(src_fd, src_dev, src_ino)) return 1;
+  int f = high_fd(open(src_path, O_RDONLY | O_CLOEXEC));
+  if (f < 0) return 0;
+  if (!same_file(f, src_dev, src_ino)) {
+    close(f);
+    return 0;
+  }
+  src_fd = f;
+  return 1;
+}
+
+/* Copies the parent's trace up to the fork into our new file. */
+static int copy_prefix(void) {
+  if (!open_source()) return 0;
+  uint64_t done = 0;
+  while (done < src_len) {
+    loff_t off = (loff_t)done;
+    ssize_t n = copy_file_range(src_fd, &off, fd, NULL, src_len - done, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += (uint64_t)n;
+  }
+  if (done < src_len) { /* copy_file_range unsupported here: copy through a scratch mapping */
+    char *tmp = mmap(NULL, 1u << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (tmp == MAP_FAILED) return 0;
+    while (done < src_len) {
+      size_t want = src_len - done < (1u << 16) ? (size_t)(src_len - done) : (1u << 16);
+      ssize_t n = pread(src_fd, tmp, want, (off_t)done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      write_all(fd, tmp, (size_t)n);
+      done += (uint64_t)n;
+    }
+    munmap(tmp, 1u << 16);
+  }
+  close(src_fd);
+  src_fd = -1;
+  file_bytes = done;
+  return done == src_len;
+}
+
+static int create_file(void) {
+  char *o = put_str(path, out_dir);
+  *o++ = '/';
+  o = put_u64(o, (uint64_t)my_pid);
+  *o++ = '.';
+  for (unsigned n = 0; n < 1000; n++) {
+    char *e = put_u64(o, n);
+    put_str(e, ".trace")[0] = 0;
+    /* Readable too: a forked child copies its prefix from the descriptor it inherits. Not
+       O_APPEND, which copy_file_range refuses; we are the only writer. */
+    int f = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (f < 0 && errno == EEXIST) continue;
+    if (f < 0) break;
+    fd = high_fd(f);
+    struct stat st;
+    fstat(fd, &st);
+    fd_dev = st.st_dev;
+    fd_ino = st.st_ino;
+    file_bytes = 0;
+    if (src_len > 0 && !copy_prefix()) {
+      static const char note[] = "# the parent's trace before the fork could not be copied: this trace does not replay\n";
+      write_all(fd, note, sizeof note - 1);
+    }
+    return 1;
+  }
+  stop_recording("cannot create a trace file in PTSIM_RECORD_DIR");
+  return 0;
+}
+
+/* Writes the buffer out, creating the file first if this image has recorded anything. */
+static void flush_buf(void) {
+  if (len == 0) return;
+  if (fd < 0) {
+    if (own_events == 0) return; /* comments only: no file for a process that never allocated */
+    if (!create_file()) {
+      len = 0;
+      return;
+    }
+  } else if (!same_file(fd, fd_dev, fd_ino)) {
+    /* Someone closed or replaced our descriptor: reopen our file by name. */
+    int f = high_fd(open(path, O_RDWR | O_CLOEXEC));
+    if (f < 0 || !same_file(f, fd_dev, fd_ino) || lseek(f, 0, SEEK_END) < 0) {
+      if (f >= 0) close(f);
+      len = 0;
+      stop_recording("the trace file went away");
+      return;
+    }
+    fd = f;
+  }
+  write_all(fd, buf, len);
+  file_bytes += len;
+  len = 0;
+}
+
+static void append(const char *p, size_t n) {
+  if (len + n > BUF_CAP) flush_buf();
+  if (n > BUF_CAP) n = BUF_CAP;
+  memcpy(buf + len, p, n);
+  len += n;
+}
+
+/* One event line, already formatted (without the `@TIME TID ` head, which is added here). */
+static char *rec_head(char *line, uint32_t no, const char *op) {
+  char *o = line;
+  *o++ = '@';
+  o = put_u64(o, now_ns() - t0);
+  *o++ = ' ';
+  o = put_u64(o, no);
+  *o++ = ' ';
+  o = put_str(o, op);
+  *o++ = ' ';
+  return o;
+}
+
+static void rec_commit(char *line, char *o) {
+  if (o[-1] == ' ') o--; /* an operation without arguments (exit) */
+  *o++ = '\n';
+  append(line, (size_t)(o - line));
+  events++;
+  own_events++;
+  if (finished) flush_buf();
+}
+
+static void trailer(const char *why) {
+  if (own_events == 0) return;
+  char line[LINE_MAX_BYTES];
+  char *o = put_str(line, "# end ");
+  o = put_u64(o, events);
+  o = put_str(o, " events (");
+  o = put_str(o, why);
+  o = put_str(o, ")\n");
+  append(line, (size_t)(o - line));
+  flush_buf();
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Threads that ended.                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+static void emit_exit(uint32_t no) {
+  char line[LINE_MAX_BYTES];
+  char *o = rec_head(line, no, "exit");
+  rec_commit(line, o);
+  if (live_threads) live_threads--;
+}
+
+/* The tid word of a thread descriptor, or 0 when it cannot be read (unmapped: the thread is gone). */
+static pid_t read_tid_word(uintptr_t pd) {
+  pid_t v = 0;
+  struct iovec local = {&v, sizeof v};
+  struct iovec remote = {(void *)(pd + (uintptr_t)tid_off), sizeof v};
+  if (syscall(SYS_process_vm_readv, my_pid, &local, 1UL, &remote, 1UL, 0UL) != (long)sizeof v) return 0;
+  return v;
+}
+
+/* Writes `exit` for every pending thread that is gone. Under the lock. */
+static void reap_pending(int always) {
+  for (int i = 0; i < npending;) {
+    struct pend *p = &pending[i];
+    /* A thread stuck in a destructor for long is checked ever more rarely. */
+    if (!always && p->fails > 1000 && (p->fails++ & 1023) != 0) {
+      i++;
+      continue;
+    }
+    if (read_tid_word(p->pd) == p->ktid) {
+      p->fails++;
+      i++;
+      continue;
+    }
+    emit_exit(p->no);
+    pending[i] = pending[--npending];
+  }
+}
+
+/* pthread_key destructor, run by __nptl_deallocate_tsd when a thread that allocated ends. */
+static void on_thread_end(void *value) {
+  (void)value;
+  if (state != ST_ON || t_no == 0) return;
+  lock();
+  if (state == ST_ON) {
+    if (tid_off >= 0 && npending < PEND_MAX) {
+      pending[npending++] = (struct pend){t_no, self_ktid(), (uintptr_t)pthread_self(), 0};
+    } else {
+      emit_exit(t_no);
+    }
+  }
+  unlock();
+}
+
+/* Finds the tid word in struct pthread: the main thread's descriptor holds the pid there. */
+static void find_tid_word(void) {
+  pid_t me = self_ktid();
+  const char *pd = (const char *)pthread_self();
+  if (me != getpid()) return; /* not the main thread: leave it unknown */
+  /* glibc 2.3x on x86_64 keeps it at 0x2d0 (THREAD_SELF->tid, %fs:0x2d0); look there first. */
+  if (*(const pid_t *)(pd + 0x2d0) == me) {
+    tid_off = 0x2d0;
+    return;
+  }
+  for (long o = 0; o < 2048; o += 4)
+    if (*(const pid_t *)(pd + o) == me) {
+      tid_off = o;
+      return;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start-up: the header.                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+static void header_line(const char *key, const char *value, size_t n) {
+  char line[LINE_MAX_BYTES + 64];
+  char *o = put_str(line, "# ");
+  o = put_str(o, key);
+  *o++ = ' ';
+  append(line, (size_t)(o - line));
+  /* Facts for people: control bytes would break the line, so they become '?'. */
+  for (size_t i = 0; i < n; i += sizeof line) {
+    size_t k = n - i < sizeof line ? n - i : sizeof line;
+    memcpy(line, value + i, k);
+    for (size_t j = 0; j < k; j++)
+      if ((unsigned char)line[j] < 0x20 || line[j] == 0x7f) line[j] = '?';
+    append(line, k);
+  }
+  append("\n", 1);
+}
+
+static int shell_plain(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_./:=,+@%^-", c) != NULL;
+}
+
+/* `# cmdline`: the arguments, quoted like a shell would need them. */
+static void cmdline_line(char *scratch, size_t cap) {
+  ssize_t n = read_proc("/proc/self/cmdline", scratch, cap / 2);
+  if (n <= 0) return;
+  char *out = scratch + cap / 2, *o = out, *end = scratch + cap - 8;
+  for (char *a = scratch; a < scratch + n && o < end; a += strlen(a) + 1) {
+    if (a != scratch) *o++ = ' ';
+    int plain = *a != 0;
+    for (char *c = a; *c; c++) plain &= shell_plain(*c);
+    if (plain) {
+      for (char *c = a; *c && o < end; c++) *o++ = *c;
+      continue;
+    }
+    *o++ = '\'';
+    for (char *c = a; *c && o < end - 4; c++) {
+      if (*c == '\'') o = put_str(o, "'\\''");
+      else *o++ = *c;
+    }
+    *o++ = '\'';
+  }
+  header_line("cmdline", out, (size_t)(o - out));
+}
+
+static int env_name_ok(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || (i > 0 && c >= '0' && c <= '9'))) return 0;
+  }
+  return n > 0;
+}
+
+/* Reads the start-up environment: our settings, and the allocator settings for the header. */
+static void read_environment(char *scratch, size_t cap, int write_header, const char **dir, long *ppid) {
+  ssize_t n = read_proc("/proc/self/environ", scratch, cap);
+  if (n <= 0) return;
+  for (char *v = scratch; v < scratch + n; v += strlen(v) + 1) {
+    char *eq = strchr(v, '=');
+    if (!eq) continue;
+    size_t name_len = (size_t)(eq - v);
+    if (name_len == 16 && memcmp(v, "PTSIM_RECORD_DIR", 16) == 0) *dir = eq + 1;
+    else if (name_len == 17 && memcmp(v, "PTSIM_RECORD_PPID", 17) == 0) *ppid = atol(eq + 1);
+    else if (write_header && ((name_len == 14 && memcmp(v, "GLIBC_TUNABLES", 14) == 0) || (name_len > 7 && memcmp(v, "MALLOC_", 7) == 0))) {
+      /* glibc reads these when malloc initialises (ptmalloc_init); the replay applies them. */
+      if (env_name_ok(v, name_len) && !strchr(eq + 1, '\n')) header_line("env", v, strlen(v));
+    }
+  }
+}
+
+/* Field 47 of /proc/self/stat: where the kernel put the program break (the heap's start). */
+static uint64_t start_brk(char *scratch, size_t cap) {
+  ssize_t n = read_proc("/proc/self/stat", scratch, cap);
+  if (n <= 0) return 0;
+  char *p = strrchr(scratch, ')'); /* the command name may contain spaces and ')' */
+  if (!p) return 0;
+  p++;
+  for (int field = 3; *p; field++) {
+    while (*p == ' ') p++;
+    if (field == 47) return strtoull(p, NULL, 10);
+    while (*p && *p != ' ') p++;
+  }
+  return 0;
+}
+
+static void write_header(char *scratch, size_t cap) {
+  char num[32];
+  append("# ptsim trace v1\n", 17);
+  header_line("pid", num, (size_t)(put_u64(num, (uint64_t)my_pid) - num));
+  ssize_t n = readlink("/proc/self/exe", scratch, cap - 1);
+  if (n > 0) header_line("exe", scratch, (size_t)n);
+  cmdline_line(scratch, cap);
+  /* Debian's glibc 2.36 sets the arena limit from the online CPUs, which get_nprocs counts. */
+  header_line("nprocs", num, (size_t)(put_u64(num, (uint64_t)get_nprocs()) - num));
+  uint64_t b = start_brk(scratch, cap);
+  if (b) header_line("start_brk", num, (size_t)(put_hex(num, b) - num));
+  /* A program break already moved before the first call (someone called sbrk) shifts the heap. */
+  uintptr_t cur = (uintptr_t)sbrk(0);
+  if (b && cur != b) header_line("brk_at_first_call", num, (size_t)(put_hex(num, cur) - num));
+}
+
+/* Under the lock, once per process image (a forked child inherits the result). */
+static void init_recording(void) {
+  state = ST_OFF;
+  my_pid = getpid();
+  size_t cap = 4u << 20; /* room for the largest environment the kernel allows */
+  char *scratch = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (scratch == MAP_FAILED) return;
+  const char *dir = NULL;
+  long ppid = -1;
+  read_environment(scratch, cap, 0, &dir, &ppid);
+  if (!dir || !*dir || strlen(dir) > sizeof out_dir - 64 || (ppid >= 0 && getppid() != ppid)) {
+    munmap(scratch, cap);
+    return;
+  }
+  strcpy(out_dir, dir);
+  only_ppid = ppid;
+  buf = mmap(NULL, BUF_CAP, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) {
+    buf = NULL;
+    munmap(scratch, cap);
+    return;
+  }
+  t0 = now_ns();
+  write_header(scratch, cap);
+  read_environment(scratch, cap, 1, &dir, &ppid);
+  munmap(scratch, cap);
+  find_tid_word();
+  thread_key_ok = pthread_key_create(&thread_key, on_thread_end) == 0;
+  state = ST_ON;
+}
+
+/* A thread's first call: its number, and the key whose destructor tells us when it ends. */
+static __attribute__((noinline)) int first_call(void) {
+  lock();
+  if (state == ST_UNINIT) init_recording();
+  if (state != ST_ON) {
+    unlock();
+    return 0;
+  }
+  t_no = ++next_tid;
+  live_threads++;
+  /* Every new thread confirms where the tid word is; if one does not, stop trusting it. */
+  if (tid_off >= 0 && *(const pid_t *)((const char *)pthread_self() + tid_off) != self_ktid()) tid_off = -1;
+  unlock();
+  /* Outside the lock: for a key above 31 pthread_setspecific callocs a second-level block,
+     which is a real call of this thread and is recorded like any other. */
+  if (thread_key_ok) pthread_setspecific(thread_key, (void *)1);
+  return 1;
+}
+
+/* Takes the lock if this call is to be recorded. */
+static inline int rec_begin(void) {
+  if (__atomic_load_n(&state, __ATOMIC_RELAXED) == ST_OFF) return 0;
+  if (__builtin_expect(t_no == 0, 0) && !first_call()) return 0;
+  lock();
+  if (__builtin_expect(state != ST_ON, 0)) {
+    unlock();
+    return 0;
+  }
+  if (__builtin_expect(npending != 0, 0)) reap_pending(0);
+  return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* The interposed allocator.                                                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Writes one record and drops the lock, keeping the errno the real call left. */
+#define REC_END(line, o)   \
+  do {                     \
+    int saved_ = errno;    \
+    rec_commit(line, o);   \
+    unlock();              \
+    errno = saved_;        \
+  } while (0)
+
+EXPORT void *malloc(size_t n) {
+  if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 16);
+  if (!rec_begin()) return __libc_malloc(n);
+  void *p = __libc_malloc(n);
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "malloc");
+  o = put_u64(o, n);
+  *o++ = ' ';
+  o = put_ptr(o, p);
+  REC_END(line, o);
+  return p;
+}
+
+EXPORT void *calloc(size_t nmemb, size_t size) {
+  if (__builtin_expect(t_boot, 0)) {
+    size_t bytes;
+    if (__builtin_mul_overflow(nmemb, size, &bytes)) return NULL;
+    return boot_alloc(bytes, 16);
+  }
+  if (!rec_begin()) return __libc_calloc(nmemb, size);
+  void *p = __libc_calloc(nmemb, size);
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "calloc");
+  o = put_u64(o, nmemb);
+  *o++ = ' ';
+  o = put_u64(o, size);
+  *o++ = ' ';
+  o = put_ptr(o, p);
+  REC_END(line, o);
+  return p;
+}
+
+EXPORT void free(void *p) {
+  /* glibc's free(NULL) returns before doing anything at all, so it is not worth a line. */
+  if (!p || in_boot(p)) return;
+  if (!rec_begin()) {
+    __libc_free(p);
+    return;
+  }
+  t_freeing = p; /* if glibc aborts in here, the signal handler writes this free */
+  __libc_free(p);
+  t_freeing = NULL;
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "free");
+  o = put_ptr(o, p);
+  REC_END(line, o);
+}
+
+EXPORT void *realloc(void *p, size_t n) {
+  if (__builtin_expect(in_boot(p), 0)) {
+    /* A pool block grows into glibc's heap: for glibc that is a malloc (recorded as one). */
+    void *q = malloc(n);
+    if (q) memcpy(q, p, boot_size(p) < n ? boot_size(p) : n);
+    return q;
+  }
+  if (!rec_begin()) return __libc_realloc(p, n);
+  void *q = __libc_realloc(p, n);
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "realloc");
+  o = put_ptr(o, p);
+  *o++ = ' ';
+  o = put_u64(o, n);
+  *o++ = ' ';
+  o = put_ptr(o, q);
+  REC_END(line, o);
+  return q;
+}
+
+static void *rec_memalign(const char *op, size_t align, size_t n, void *p) {
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, op);
+  if (align) {
+    o = put_u64(o, align);
+    *o++ = ' ';
+  }
+  o = put_u64(o, n);
+  *o++ = ' ';
+  o = put_ptr(o, p);
+  REC_END(line, o);
+  return p;
+}
+
+EXPORT void *memalign(size_t align, size_t n) {
+  if (__builtin_expect(t_boot, 0)) return boot_alloc(n, align);
+  if (!rec_begin()) return __libc_memalign(align, n);
+  return rec_memalign("memalign", align, n, __libc_memalign(align, n));
+}
+
+/* In glibc 2.36 aligned_alloc is memalign under another name; the trace has no op of its own
+   for it. The real one is still called, for a glibc where it differs. */
+EXPORT void *aligned_alloc(size_t align, size_t n) {
+  if (__builtin_expect(t_boot, 0)) return boot_alloc(n, align);
+  if (!real_aligned_alloc) real_aligned_alloc = (aligned_alloc_fn)resolve("aligned_alloc");
+  aligned_alloc_fn f = real_aligned_alloc ? real_aligned_alloc : __libc_memalign;
+  if (!rec_begin()) return f(align, n);
+  return rec_memalign("memalign", align, n, f(align, n));
+}
+
+/* glibc's __posix_memalign returns EINVAL for an alignment that is not a power-of-two multiple
+   of sizeof(void *) without allocating (it does run ptmalloc_init first): no line then. A
+   failure with ENOMEM did run _mid_memalign, so it is a memalign that returned NULL. */
+EXPORT int posix_memalign(void **out, size_t align, size_t n) {
+  if (__builtin_expect(t_boot, 0)) {
+    void *p = boot_alloc(n, align);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+  }
+  if (!real_posix_memalign) real_posix_memalign = (posix_memalign_fn)resolve("posix_memalign");
+  if (!real_posix_memalign) return ENOMEM;
+  if (!rec_begin()) return real_posix_memalign(out, align, n);
+  void *p = NULL;
+  int r = real_posix_memalign(&p, align, n);
+  if (r == 0) *out = p;
+  if (r == 0 || r == ENOMEM) rec_memalign("memalign", align, n, p);
+  else unlock();
+  return r;
+}
+
+EXPORT void *valloc(size_t n) {
+  if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 4096);
+  if (!rec_begin()) return __libc_valloc(n);
+  return rec_memalign("valloc", 0, n, __libc_valloc(n));
+}
+
+EXPORT void *pvalloc(size_t n) {
+  if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 4096);
+  if (!rec_begin()) return __libc_pvalloc(n);
+  return rec_memalign("pvalloc", 0, n, __libc_pvalloc(n));
+}
+
+EXPORT int malloc_trim(size_t pad) {
+  if (!real_malloc_trim) real_malloc_trim = (malloc_trim_fn)resolve("malloc_trim");
+  if (!real_malloc_trim) return 0;
+  if (!rec_begin()) return real_malloc_trim(pad);
+  int r = real_malloc_trim(pad);
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "malloc_trim");
+  o = put_u64(o, pad);
+  REC_END(line, o);
+  return r;
+}
+
+/* Every mallopt call is recorded, unknown parameters too: __libc_mallopt consolidates the main
+   arena's fastbins before it looks at the parameter. */
+EXPORT int mallopt(int param, int value) {
+  if (!rec_begin()) return __libc_mallopt(param, value);
+  int r = __libc_mallopt(param, value);
+  static const struct {
+    int param;
+    const char *name;
+  } names[] = {{M_MXFAST, "M_MXFAST"},         {M_TRIM_THRESHOLD, "M_TRIM_THRESHOLD"}, {M_TOP_PAD, "M_TOP_PAD"},
+               {M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD"}, {M_MMAP_MAX, "M_MMAP_MAX"},     {M_PERTURB, "M_PERTURB"},
+               {M_ARENA_TEST, "M_ARENA_TEST"}, {M_ARENA_MAX, "M_ARENA_MAX"}};
+  char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "mallopt");
+  const char *name = NULL;
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (names[i].param == param) name = names[i].name;
+  o = name ? put_str(o, name) : put_i64(o, param);
+  *o++ = ' ';
+  o = put_i64(o, value);
+  REC_END(line, o);
+  return r;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Endings: exit, _exit, exec, fatal signals.                                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The last flush of this image (or of this attempt, for exec). */
+static void finish(const char *why) {
+  if (state != ST_ON) return;
+  lock();
+  if (state == ST_ON) {
+    reap_pending(1);
+    trailer(why);
+    flush_buf();
+    finished = 1;
+  }
+  unlock();
+}
+
+/* Runs from _dl_fini during exit(), whichever thread called it, after the program's destructors
+   (our library was initialised before the program, so it is finalised after it). */
+__attribute__((destructor)) static void at_exit(void) {
+  if (getpid() == my_pid) finish("exit");
+}
+
+EXPORT void _exit(int status) {
+  if (!real_exit) real_exit = (exit_fn)resolve("_exit");
+  /* In a vfork child our memory is the parent's: leave its recording alone. */
+  if (state == ST_ON && getpid() == my_pid) finish("_exit");
+  if (real_exit) real_exit(status);
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
+
+EXPORT void _Exit(int status) {
+  if (!real_Exit) real_Exit = (exit_fn)resolve("_Exit");
+  if (state == ST_ON && getpid() == my_pid) finish("_exit");
+  if (real_Exit) real_Exit(status);
+  syscall(SYS_exit_group, status);
+  __builtin_unreachable();
+}
+
+/* Before an exec: flush everything, for the image is about to vanish. If the exec fails the
+   program goes on and the next ending writes another `# end` line. */
+static void before_exec(void) {
+  if (state == ST_ON && getpid() == my_pid) {
+    finish("exec");
+    lock();
+    finished = 0;
+    unlock();
+  }
+}
+
+EXPORT int execve(const char *file, char *const argv[], char *const envp[]) {
+  if (!real_execve) real_execve = (execve_fn)resolve("execve");
+  before_exec();
+  return real_execve(file, argv, envp);
+}
+
+EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) {
+  if (!real_execvpe) real_execvpe = (execvpe_fn)resolve("execvpe");
+  before_exec();
+  return real_execvpe(file, argv, envp);
+}
+
+EXPORT int execv(const char *file, char *const argv[]) { return execve(file, argv, environ); }
+
+EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+EXPORT int fexecve(int f, char *const argv[], char *const envp[]) {
+  if (!real_fexecve) real_fexecve = (fexecve_fn)resolve("fexecve");
+  before_exec();
+  return real_fexecve(f, argv, envp);
+}
+
+EXPORT int execveat(int dirfd, const char *file, char *const argv[], char *const envp[], int flags) {
+  if (!real_execveat) real_execveat = (execveat_fn)resolve("execveat");
+  before_exec();
+  return real_execveat(dirfd, file, argv, envp, flags);
+}
+
+/* execl, execle, execlp: glibc's call its internal __execve directly, so they need wrappers of
+   their own. The argument list is gathered on the stack, as glibc does. */
+static size_t count_args(const char *first, va_list ap) {
+  size_t n = 1;
+  if (first)
+    while (va_arg(ap, const char *)) n++;
+  return n;
+}
+
+#define GATHER_ARGS(arg, argv, n, ap)                \
+  va_start(ap, arg);                                 \
+  n = count_args(arg, ap);                           \
+  va_end(ap);                                        \
+  char *argv[n + 1];                                 \
+  va_start(ap, arg);                                 \
+  argv[0] = (char *)arg;                             \
+  for (size_t i_ = 1; i_ < n; i_++) argv[i_] = va_arg(ap, char *); \
+  argv[n] = NULL
+
+EXPORT int execl(const char *file, const char *arg, ...) {
+  va_list ap;
+  size_t n;
+  GATHER_ARGS(arg, argv, n, ap);
+  va_end(ap);
+  return execve(file, argv, environ);
+}
+
+EXPORT int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  size_t n;
+  GATHER_ARGS(arg, argv, n, ap);
+  va_end(ap);
+  return execvpe(file, argv, environ);
+}
+
+EXPORT int execle(const char *file, const char *arg, ...) {
+  va_list ap;
+  size_t n;
+  GATHER_ARGS(arg, argv, n, ap);
+  (void)va_arg(ap, char *); /* the NULL ending the arguments */
+  char *const *envp = va_arg(ap, char *const *);
+  va_end(ap);
+  return execve(file, argv, envp);
+}
+
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM};
+
+static void on_fatal_signal(int sig) {
+  int saved = errno;
+  if (state == ST_ON && getpid() == my_pid) {
+    /* Wait a little for another thread's record; a thread interrupted inside a call (glibc's
+       own abort from free, say) already holds the lock: it is recursive. */
+    int locked = 0;
+    for (int i = 0; i < 200 && !locked; i++) {
+      locked = pthread_mutex_trylock(&lk) == 0;
+      if (!locked) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+      }
+    }
+    if (locked && lk_depth++ == 0) lk_owner = self_ktid();
+    if (t_freeing && t_no) {
+      /* glibc's malloc_printerr aborts from inside free: write that free, so the replay
+         reproduces the abort. */
+      char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "free");
+      o = put_ptr(o, t_freeing);
+      rec_commit(line, o);
+      t_freeing = NULL;
+    }
+    char why[32], *o = put_str(why, "signal ");
+    o = put_u64(o, (uint64_t)sig);
+    *o = 0;
+    trailer(why);
+    flush_buf();
+    if (locked) unlock();
+  }
+  /* Default action, re-raised for this thread; a fault re-executes and faults again. */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigaction(sig, &sa, NULL);
+  syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
+  errno = saved;
+}
+
+static void install_signal_handlers(void) {
+  for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+    struct sigaction old;
+    if (sigaction(fatal_signals[i], NULL, &old) != 0) continue;
+    /* Only where the program (or its parent, for an ignored signal) set nothing. */
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
+      struct sigaction sa;
+      memset(&sa, 0, sizeof sa);
+      sa.sa_handler = on_fatal_signal;
+      sa.sa_flags = SA_RESTART;
+      sigemptyset(&sa.sa_mask);
+      sigaction(fatal_signals[i], &sa, NULL);
+    }
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* fork.                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Runs before glibc's own __malloc_fork_lock_parent: with our lock held no call is in progress,
+   and the file holds everything up to this point. */
+static void fork_prepare(void) {
+  if (state != ST_ON) return;
+  lock();
+  if (state == ST_ON) {
+    reap_pending(1);
+    flush_buf();
+  }
+}
+
+static void fork_parent(void) {
+  if (lk_depth > 0 && lk_owner == self_ktid()) unlock();
+}
+
+static void fork_child(void) {
+  /* TLS still holds the parent thread's kernel tid, which is what the prepare handler stored. */
+  if (!(lk_depth > 0 && lk_owner == t_ktid)) return;
+  /* The mutex still names the parent's thread as its owner: start afresh. */
+  pthread_mutex_t fresh = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+  memcpy(&lk, &fresh, sizeof lk);
+  lk_depth = 0;
+  lk_owner = 0;
+  pid_t parent = my_pid;
+  my_pid = getpid();
+  t_ktid = (pid_t)syscall(SYS_gettid);
+  if (state != ST_ON) return;
+  if (only_ppid >= 0) { /* --no-children */
+    state = ST_OFF;
+    if (fd >= 0) close(fd);
+    fd = -1;
+    return;
+  }
+  /* The parent's other threads do not exist here. */
+  uint32_t others = live_threads > 1 + (uint32_t)npending ? live_threads - 1 - (uint32_t)npending : 0;
+  npending = 0;
+  live_threads = 1;
+  if (fd >= 0) {
+    /* Everything the parent recorded is in its file: that is our prefix. The inherited
+       descriptor is only read at explicit offsets, so sharing it with the parent is harmless. */
+    if (src_fd >= 0) close(src_fd);
+    src_fd = fd;
+    src_dev = fd_dev;
+    src_ino = fd_ino;
+    src_len = file_bytes;
+    src_events = events;
+    memcpy(src_path, path, sizeof src_path);
+    fd = -1;
+    len = 0;
+  }
+  /* Otherwise the buffer still holds the header (or an earlier fork's note) and whatever prefix
+     the parent itself had inherited. */
+  own_events = 0;
+  file_bytes = 0;
+  char line[LINE_MAX_BYTES], *o = put_str(line, "# fork: pid ");
+  o = put_u64(o, (uint64_t)my_pid);
+  o = put_str(o, ", child of pid ");
+  o = put_u64(o, (uint64_t)parent);
+  o = put_str(o, " after its event ");
+  o = put_u64(o, events);
+  *o++ = '\n';
+  append(line, (size_t)(o - line));
+  if (others) {
+    o = put_str(line, "# fork: the parent had ");
+    o = put_u64(o, others);
+    o = put_str(o, " other threads; glibc put their arenas on the free list (__malloc_fork_unlock_child), which a trace cannot express\n");
+    append(line, (size_t)(o - line));
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start.                                                                                      */
+/* ------------------------------------------------------------------------------------------ */
+
+__attribute__((constructor)) static void at_start(void) {
+  if (state == ST_UNINIT) {
+    lock();
+    if (state == ST_UNINIT) init_recording();
+    unlock();
+  }
+  if (state != ST_ON) return;
+  /* Resolve now, in one thread, what the wrappers would otherwise resolve on first use. */
+  real_posix_memalign = (posix_memalign_fn)resolve("posix_memalign");
+  real_aligned_alloc = (aligned_alloc_fn)resolve("aligned_alloc");
+  real_malloc_trim = (malloc_trim_fn)resolve("malloc_trim");
+  real_exit = (exit_fn)resolve("_exit");
+  real_Exit = (exit_fn)resolve("_Exit");
+  real_execve = (execve_fn)resolve("execve");
+  real_execvpe = (execvpe_fn)resolve("execvpe");
+  real_fexecve = (fexecve_fn)resolve("fexecve");
+  real_execveat = (execveat_fn)resolve("execveat");
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  install_signal_handlers();
+}

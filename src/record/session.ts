@@ -1,0 +1,298 @@
+/**
+ * One recording: runs a program with the recorder preloaded, waits for it, then turns the files
+ * the recorder wrote (one per process image, PID.N.trace in a work directory next to the output)
+ * into the traces the user asked for, compressed or not, with the started program's trace under
+ * the requested name.
+ */
+
+import { spawn, type StdioOptions } from 'node:child_process';
+import { closeSync, createReadStream, createWriteStream, fstatSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { buildRecorder } from './build.js';
+
+export interface RecordOptions {
+  command: string;
+  args: string[];
+  /** The started program's trace. Other processes' traces get its name with `.PID` inserted. */
+  output: string;
+  gzip: boolean;
+  /** Record forked children and every descendant too (default true). */
+  children?: boolean;
+  /** The built recorder; built (or taken from the cache) when absent. */
+  library?: string;
+  /** The environment to run the program in (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  /** Collect the program's standard output and error instead of passing them through. */
+  capture?: boolean;
+  /** Pass SIGTERM, SIGHUP and SIGQUIT on to the program, and ignore SIGINT (the terminal sends it to the program too). */
+  forwardSignals?: boolean;
+  /** How long to wait, after the program ends, for descendants that are still recording (ms). */
+  settleMs?: number;
+}
+
+export interface RecordedTrace {
+  /** Where the trace now is. */
+  file: string;
+  pid: number;
+  /** The program image of that process: 0 for its first, 1 after its first exec, ... */
+  image: number;
+  /** Event lines in the file. */
+  events: number;
+  /** Of those, how many were copied from the parent's trace at a fork. */
+  inherited: number;
+  /** The parent, for a forked child whose file starts with its parent's trace. */
+  forkedFrom?: number;
+  /** The executable (from the trace's header). */
+  exe: string;
+  /** How the recording ended: exit, _exit, exec, signal N, or incomplete (killed by SIGKILL, or still running). */
+  ending: string;
+  /** The started program's (last) image: the trace under the requested name. */
+  main: boolean;
+}
+
+export interface RecordResult {
+  pid: number;
+  /** The program's exit status, or null when a signal ended it. */
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  /** What a shell would report: the status, or 128 + the signal's number. */
+  exitCode: number;
+  /** The main trace first, then the others by pid and image. */
+  traces: RecordedTrace[];
+  stdout?: string;
+  stderr?: string;
+}
+
+/** The program could not be started (not found, not executable). */
+export class SpawnError extends Error {
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'SpawnError';
+  }
+}
+
+/** `trace.gz` + `.123` -> `trace.123.gz`; `trace` + `.123` -> `trace.123`. */
+export function withSuffix(output: string, suffix: string): string {
+  return output.endsWith('.gz') ? `${output.slice(0, -3)}${suffix}.gz` : `${output}${suffix}`;
+}
+
+interface RawFile {
+  path: string;
+  pid: number;
+  image: number;
+}
+
+const TRAILER = /^# end (\d+) events \(([^)]*)\)$/;
+
+function readAt(fd: number, pos: number, n: number): string {
+  const b = Buffer.alloc(n);
+  const got = readSync(fd, b, 0, n, pos);
+  return b.toString('latin1', 0, got);
+}
+
+/** Events in a file without its final `# end` line, counted line by line; a torn last line is cut off. */
+function countAndRepair(path: string): number {
+  const fd = openSync(path, 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const chunk = Buffer.alloc(1 << 20);
+    let events = 0;
+    let first = -1; // the first byte of the current line, -1 before it
+    let lastNewline = -1;
+    for (let pos = 0; pos < size; ) {
+      const n = readSync(fd, chunk, 0, chunk.length, pos);
+      if (n <= 0) break;
+      for (let i = 0; i < n; i++) {
+        const c = chunk[i]!;
+        if (c === 0x0a) {
+          if (first !== -1 && first !== 0x23) events++;
+          first = -1;
+          lastNewline = pos + i;
+        } else if (first === -1) {
+          first = c;
+        }
+      }
+      pos += n;
+    }
+    // The process died in the middle of writing a line: drop the torn line.
+    if (lastNewline + 1 < size) ftruncateSync(fd, lastNewline + 1);
+    return events;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+interface FileFacts {
+  exe: string;
+  events: number;
+  ending: string;
+  inherited: number;
+  forkedFrom?: number;
+}
+
+function inspect(path: string): FileFacts {
+  const fd = openSync(path, 'r');
+  let head: string;
+  let tail: string;
+  let size: number;
+  try {
+    size = fstatSync(fd).size;
+    head = readAt(fd, 0, Math.min(size, 1 << 16));
+    tail = readAt(fd, Math.max(0, size - 4096), Math.min(size, 4096));
+  } finally {
+    closeSync(fd);
+  }
+  const exe = /^# exe (.*)$/m.exec(head)?.[1] ?? '?';
+  // A forked child's file holds its parent's trace, then its own: the last fork note is its own.
+  let inherited = 0;
+  let forkedFrom: number | undefined;
+  const forkRe = /^# fork: pid (\d+), child of pid (\d+) after its event (\d+)$/gm;
+  const pid = Number(/^(\d+)\./.exec(basename(path))?.[1]);
+  for (let m = forkRe.exec(head); m !== null; m = forkRe.exec(head)) {
+    if (Number(m[1]) === pid) {
+      forkedFrom = Number(m[2]);
+      inherited = Number(m[3]);
+    }
+  }
+  const lines = tail.split('\n');
+  const last = lines[lines.length - 1] === '' ? lines[lines.length - 2] : undefined;
+  const t = last === undefined ? null : TRAILER.exec(last);
+  if (t !== null) return { exe, events: Number(t[1]), ending: t[2]!, inherited, forkedFrom };
+  // No final `# end`: killed without a chance to flush (SIGKILL), or records written after the
+  // exit flush (by threads still running while exit() ran).
+  const earlier = [...tail.matchAll(/^# end \d+ events \(([^)]*)\)$/gm)].pop();
+  return { exe, events: countAndRepair(path), ending: earlier?.[1] ?? 'incomplete', inherited, forkedFrom };
+}
+
+function listFiles(work: string): RawFile[] {
+  const files: RawFile[] = [];
+  for (const name of readdirSync(work)) {
+    const m = /^(\d+)\.(\d+)\.trace$/.exec(name);
+    if (m !== null) files.push({ path: join(work, name), pid: Number(m[1]), image: Number(m[2]) });
+  }
+  return files.sort((a, b) => a.pid - b.pid || a.image - b.image);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Waits (up to `ms`) for descendants whose files have no `# end` line yet and that still run. */
+async function settle(work: string, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const running = listFiles(work).filter((f) => {
+      if (!alive(f.pid)) return false;
+      const fd = openSync(f.path, 'r');
+      try {
+        const size = fstatSync(fd).size;
+        return !/# end \d+ events \([^)]*\)\n$/.test(readAt(fd, Math.max(0, size - 200), Math.min(size, 200)));
+      } finally {
+        closeSync(fd);
+      }
+    });
+    if (running.length === 0 || Date.now() >= deadline) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Names, moves (and compresses) the recorder's files. */
+async function finalize(work: string, output: string, topPid: number, gzip: boolean): Promise<RecordedTrace[]> {
+  const files = listFiles(work);
+  const byPid = new Map<number, RawFile[]>();
+  for (const f of files) byPid.set(f.pid, [...(byPid.get(f.pid) ?? []), f]);
+  const top = byPid.get(topPid);
+  const mainFile = top !== undefined ? top[top.length - 1] : undefined;
+  const out: RecordedTrace[] = [];
+  for (const f of files) {
+    const facts = inspect(f.path);
+    const main = f === mainFile;
+    const siblings = byPid.get(f.pid)!;
+    let target: string;
+    if (main) target = output;
+    else if (siblings.length === 1) target = withSuffix(output, `.${f.pid}`);
+    else target = withSuffix(output, `.${f.pid}.${siblings.indexOf(f) + 1}`);
+    if (gzip) {
+      await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
+      unlinkSync(f.path);
+    } else {
+      renameSync(f.path, target);
+    }
+    out.push({ file: target, pid: f.pid, image: f.image, main, ...facts });
+  }
+  return out.sort((a, b) => Number(b.main) - Number(a.main));
+}
+
+function signalNumber(sig: NodeJS.Signals): number {
+  return (osConstants.signals as Record<string, number>)[sig] ?? 0;
+}
+
+/** Runs the program under the recorder and returns what it recorded. */
+export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
+  const library = o.library ?? buildRecorder();
+  const output = resolve(o.output);
+  // The work directory sits next to the output, so that the files are renamed, not copied.
+  const work = mkdtempSync(join(dirname(output), `.${basename(output)}.ptsim-`));
+  try {
+    const env: NodeJS.ProcessEnv = { ...(o.env ?? process.env) };
+    const preload = (env['LD_PRELOAD'] ?? '').trim();
+    env['LD_PRELOAD'] = preload === '' ? library : `${library}:${preload}`;
+    env['PTSIM_RECORD_DIR'] = work;
+    if (o.children === false) env['PTSIM_RECORD_PPID'] = String(process.pid);
+    else delete env['PTSIM_RECORD_PPID'];
+
+    const stdio: StdioOptions = o.capture ? ['inherit', 'pipe', 'pipe'] : 'inherit';
+    const child = spawn(o.command, o.args, { stdio, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+
+    const forwarded: Array<[NodeJS.Signals, () => void]> = [];
+    if (o.forwardSignals) {
+      forwarded.push(['SIGINT', () => {}]);
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) forwarded.push([sig, () => void child.kill(sig)]);
+      for (const [sig, h] of forwarded) process.on(sig, h);
+    }
+    let ended: { status: number | null; signal: NodeJS.Signals | null };
+    try {
+      ended = await new Promise((resolvePromise, reject) => {
+        child.once('error', (e: NodeJS.ErrnoException) => {
+          const what = e.code === 'ENOENT' ? 'command not found' : e.code === 'EACCES' ? 'permission denied' : e.message;
+          reject(new SpawnError(`${o.command}: ${what}`, e.code));
+        });
+        // 'close', not 'exit': with pipes, the output must be complete too.
+        child.once('close', (status, signal) => resolvePromise({ status, signal }));
+      });
+    } finally {
+      for (const [sig, h] of forwarded) process.off(sig, h);
+    }
+    await settle(work, o.settleMs ?? 2000);
+    const traces = await finalize(work, output, child.pid!, o.gzip);
+    const result: RecordResult = {
+      pid: child.pid!,
+      status: ended.status,
+      signal: ended.signal,
+      exitCode: ended.signal !== null ? 128 + signalNumber(ended.signal) : (ended.status ?? 1),
+      traces,
+    };
+    if (o.capture) {
+      result.stdout = stdout;
+      result.stderr = stderr;
+    }
+    return result;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
