@@ -23,8 +23,10 @@ import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
+import { TokenNumbers } from '../trace/token-numbers.js';
+import { NONE, TokenTable } from '../trace/token-table.js';
 import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
-import { TokenTable } from './tokens.js';
+import { LiveTokens } from './tokens.js';
 
 /** A problem with the trace, or a state the model cannot follow, tied to an event. */
 export class ReplayError extends Error {
@@ -123,7 +125,9 @@ export class Replayer implements TraceSink {
   readonly process: Process;
   readonly kernel: Kernel;
   /** Live tokens: the block each names. */
-  private readonly tokens = new TokenTable();
+  private readonly tokens = new LiveTokens();
+  /** Numbers the tokens of events that come without numbers (not from the trace reader). */
+  private readonly numbers = new TokenNumbers();
   /** Tokens whose call returned NULL in the model although the recording got a block. */
   private readonly deadTokens = new TokenTable(16);
   /**
@@ -274,22 +278,27 @@ export class Replayer implements TraceSink {
     const s = this.process;
     const ck = s.ck;
     const key = inKey(ev);
-    const old = key === 0 ? NIL : this.lookupLive(ev, key, 'realloc');
+    const text = key === NO_KEY ? ev.in : '';
+    // OLD gives its number up, even if the model keeps it bound (see tokens.ts).
+    const id = this.inNumber(ev, key, text);
+    const old = key === 0 ? NIL : this.lookupLive(ev, id, key, text, 'realloc');
     const oldReq = old === NIL ? 0 : ck.req[old]!;
     const p = libcRealloc(s, old, ev.n1);
     if (old !== NIL && ev.n1 === 0) {
       // realloc(p, 0) frees p and returns NULL in glibc 2.36.
-      this.forget(ev, key, old);
+      this.forget(ev, id, key, text, old);
       this.bind(ev, NIL);
     } else if (p === NIL && old !== NIL) {
-      const name = tokenName(key, ev.in);
+      const name = tokenName(key, text);
       this.warn(ev, `realloc of ${name} to ${ev.n1} bytes returned NULL; ${name} stays live`);
+      this.tokens.keep(id, key, text, old);
+      this.outNumber(ev);
     } else {
-      if (old !== NIL) this.forget(ev, key, old);
+      if (old !== NIL) this.forget(ev, id, key, text, old);
       if (outKey(ev) === 0 && old !== NIL && p !== NIL && ev.n1 !== 0) {
         // The recorded realloc failed, so the program still uses OLD: it now names the new block.
-        this.warn(ev, `the recording says this realloc failed; ${tokenName(key, ev.in)} now names the block ptsim returned`);
-        this.tokens.set(key, key === NO_KEY ? ev.in : '', p);
+        this.warn(ev, `the recording says this realloc failed; ${tokenName(key, text)} now names the block ptsim returned`);
+        this.tokens.keep(id, key, text, p);
       } else {
         this.bind(ev, p);
       }
@@ -312,8 +321,23 @@ export class Replayer implements TraceSink {
     return this.kernel.brkEnd - this.kernel.brkBase;
   }
 
+  /** The number of the token an event takes: the reader's, or given here for other producers. */
+  private inNumber(ev: TraceEvent, key: number, text: string): number {
+    const id = ev.inId;
+    return id !== undefined ? id : this.numbers.takeIn(key, text);
+  }
+
+  /** The number of the token an event returns (the reader's, or given here). */
+  private outNumber(ev: TraceEvent): number {
+    const id = ev.outId;
+    if (id !== undefined) return id;
+    const key = outKey(ev);
+    return this.numbers.numberOut(key, key === NO_KEY ? ev.out : '');
+  }
+
   /** Binds the token a call returned (the event's `out`) to the model's block. */
   private bind(ev: TraceEvent, p: number): void {
+    const id = this.outNumber(ev);
     const key = outKey(ev);
     if (key === 0) {
       if (p !== NIL) this.warn(ev, 'the recording says this call returned NULL; the block ptsim returned stays live, unnamed');
@@ -327,14 +351,14 @@ export class Replayer implements TraceSink {
       this.deadTokens.set(key, text, 0);
       return;
     }
-    if (this.tokens.add(key, text, p) !== NIL) {
+    if (this.tokens.bind(id, key, text, p) !== NIL) {
       throw new ReplayError(this.file, ev.line, ev.index, `token ${tokenName(key, text)} is reused while still live (it was never freed)`);
     }
   }
 
-  /** The block a realloc names (the event's `in`, with key `key`, not NULL). */
-  private lookupLive(ev: TraceEvent, key: number, what: string): number {
-    const h = this.tokens.get(key, key === NO_KEY ? ev.in : '');
+  /** The block a realloc names (the event's `in`: number, key and text; not NULL). */
+  private lookupLive(ev: TraceEvent, id: number, key: number, text: string, what: string): number {
+    const h = this.tokens.find(id, key, text);
     if (h !== NIL) return h;
     this.notLive(ev, key, what);
   }
@@ -344,19 +368,18 @@ export class Replayer implements TraceSink {
     const key = inKey(ev);
     if (key === 0) return NIL;
     const text = key === NO_KEY ? ev.in : '';
-    const h = this.tokens.delete(key, text);
+    const h = this.tokens.unbind(this.inNumber(ev, key, text), key, text);
     if (h !== NIL) {
       this.remember(ev, key, text, h);
       return h;
     }
-    if (this.deadTokens.delete(key, text) !== NIL) return NIL;
+    if (this.deadTokens.delete(key, text) !== NONE) return NIL;
     this.notLive(ev, key, what);
   }
 
-  /** Unbinds the token a call took (the event's `in`, with key `key`), which named block h. */
-  private forget(ev: TraceEvent, key: number, h: number): void {
-    const text = key === NO_KEY ? ev.in : '';
-    this.tokens.delete(key, text);
+  /** Unbinds the token a call took (the event's `in`), which named block h. */
+  private forget(ev: TraceEvent, id: number, key: number, text: string, h: number): void {
+    this.tokens.unbind(id, key, text);
     this.remember(ev, key, text, h);
   }
 

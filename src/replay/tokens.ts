@@ -1,170 +1,89 @@
 /**
- * The token table of a replay: which block each trace token names (token -> chunk handle).
+ * The live tokens of a replay: which block each trace token names (token -> chunk handle).
  *
- * A token is given as its key (token-key.ts) and, for a token without a key, its text. Keyed
- * tokens, nearly all the tokens of a recorded trace, live in an open-addressing hash table of
- * doubles: linear probing, deletion by backward shift (no tombstones, so a long replay of
- * allocations and frees never degrades it), doubling when more than half full. The rare tokens
- * without a key (names like `buf1`) live in a Map by their text.
+ * A token is known by its number (token-numbers.ts), and by its key and text (token-key.ts) for
+ * the rare cases the number cannot serve. Blocks are kept in an array indexed by token number: a
+ * lookup is one array read, and the hashing was done by whoever numbered the tokens (the trace
+ * reader, on its own thread when it has one).
  *
- * Nothing here allocates per operation, apart from the Map's own work for unkeyed tokens.
+ * Numbers follow the trace's syntax, not the model: a token gives its number up at every realloc
+ * that takes it, even when the model keeps it bound (realloc returned NULL in the model, or the
+ * recording says the realloc failed, so that OLD names the new block). Such a token is kept
+ * ("orphaned") in a table by key and text, which lookups consult only while it is not empty.
  */
 
 import { NIL } from '../core/chunks.js';
+import { NONE, TokenTable } from '../trace/token-table.js';
 
-/** Key stored in an empty slot: 0 is the key of NULL, which is never bound. */
-const EMPTY = 0;
-
-export class TokenTable {
-  private keys: Float64Array;
-  private vals: Int32Array;
-  private mask: number;
-  /** 32 - log2(slots): slotOf's shift. */
-  private shift: number;
-  /** Keyed tokens in the table. */
-  private keyed = 0;
-  /** Tokens without a key, by text. */
-  private readonly named = new Map<string, number>();
-
-  constructor(capacity = 1024) {
-    let n = 16;
-    while (n < capacity * 2) n *= 2;
-    this.keys = new Float64Array(n);
-    this.vals = new Int32Array(n);
-    this.mask = n - 1;
-    this.shift = Math.clz32(n) + 1;
-  }
+export class LiveTokens {
+  /** The block each token number names (NIL for none). */
+  private handles = new Int32Array(1024).fill(NIL);
+  /** Numbered tokens bound. */
+  private numbered = 0;
+  /** Bound tokens that have no number. */
+  private readonly orphans = new TokenTable(16);
 
   /** Tokens bound. */
   get size(): number {
-    return this.keyed + this.named.size;
+    return this.numbered + this.orphans.size;
   }
 
-  /** The handle bound to the token (key above 0, or NO_KEY and its text), or NIL. */
-  get(key: number, text: string): number {
-    if (key <= 0) return this.named.get(text) ?? NIL;
-    const keys = this.keys;
-    const mask = this.mask;
-    for (let i = slotOf(key, this.shift); ; i = (i + 1) & mask) {
-      const k = keys[i]!;
-      if (k === key) return this.vals[i]!;
-      if (k === EMPTY) return NIL;
+  /** The block a token names (number `id`, or -1; key and text), or NIL. */
+  find(id: number, key: number, text: string): number {
+    if (id >= 0 && id < this.handles.length) {
+      const h = this.handles[id]!;
+      if (h !== NIL) return h;
     }
+    if (this.orphans.size === 0) return NIL;
+    const h = this.orphans.get(key, text);
+    return h === NONE ? NIL : h;
   }
 
-  /** Binds the token to handle h (replacing any binding). */
-  set(key: number, text: string, h: number): void {
-    this.bind(key, text, h, true);
-  }
-
-  /**
-   * Binds the token to handle h unless it is bound already. Returns the handle it was bound to
-   * (unchanged), or NIL when the binding is new: one probe for both the check and the binding.
-   */
-  add(key: number, text: string, h: number): number {
-    return this.bind(key, text, h, false);
-  }
-
-  private bind(key: number, text: string, h: number, replace: boolean): number {
-    if (key <= 0) {
-      const old = this.named.get(text);
-      if (old === undefined || replace) this.named.set(text, h);
-      return old ?? NIL;
-    }
-    const keys = this.keys;
-    const mask = this.mask;
-    let i = slotOf(key, this.shift);
-    for (;;) {
-      const k = keys[i]!;
-      if (k === key) {
-        const old = this.vals[i]!;
-        if (replace) this.vals[i] = h;
-        return old;
-      }
-      if (k === EMPTY) break;
-      i = (i + 1) & mask;
-    }
-    keys[i] = key;
-    this.vals[i] = h;
-    if (++this.keyed * 2 > mask) this.grow();
+  /** Binds the token (number `id` >= 0, key, text) to block h, unless it is bound: returns the block it names, or NIL when the binding is new. */
+  bind(id: number, key: number, text: string, h: number): number {
+    if (id >= this.handles.length) this.grow(id);
+    const old = this.find(id, key, text);
+    if (old !== NIL) return old;
+    this.handles[id] = h;
+    this.numbered++;
     return NIL;
   }
 
-  /** Unbinds the token and returns the handle it named, or NIL if it was not bound. */
-  delete(key: number, text: string): number {
-    if (key <= 0) {
-      const h = this.named.get(text);
-      if (h === undefined) return NIL;
-      this.named.delete(text);
-      return h;
-    }
-    const keys = this.keys;
-    const vals = this.vals;
-    const mask = this.mask;
-    const shift = this.shift;
-    let i = slotOf(key, shift);
-    for (;;) {
-      const k = keys[i]!;
-      if (k === key) break;
-      if (k === EMPTY) return NIL;
-      i = (i + 1) & mask;
-    }
-    const h = vals[i]!;
-    this.keyed--;
-    // Backward shift: move later entries of the probe run into the hole when their home slot
-    // does not lie (cyclically) between the hole and them.
-    let hole = i;
-    for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
-      const k = keys[j]!;
-      if (k === EMPTY) break;
-      const home = slotOf(k, shift);
-      if (((j - home) & mask) >= ((j - hole) & mask)) {
-        keys[hole] = k;
-        vals[hole] = vals[j]!;
-        hole = j;
+  /** Unbinds the token (number `id` or -1, key, text) and returns the block it named, or NIL. */
+  unbind(id: number, key: number, text: string): number {
+    if (id >= 0 && id < this.handles.length) {
+      const h = this.handles[id]!;
+      if (h !== NIL) {
+        this.handles[id] = NIL;
+        this.numbered--;
+        return h;
       }
     }
-    keys[hole] = EMPTY;
-    return h;
+    if (this.orphans.size === 0) return NIL;
+    const h = this.orphans.delete(key, text);
+    return h === NONE ? NIL : h;
   }
 
-  /** Calls f with every bound handle. */
+  /**
+   * Keeps the token bound to block h after a realloc took its number (`id`, or -1): from now on
+   * it is found by key and text.
+   */
+  keep(id: number, key: number, text: string, h: number): void {
+    this.unbind(id, key, text);
+    this.orphans.set(key, text, h);
+  }
+
+  /** Calls f with the block of every bound token. */
   forEachHandle(f: (h: number) => void): void {
-    const keys = this.keys;
-    for (let i = 0; i <= this.mask; i++) if (keys[i] !== EMPTY) f(this.vals[i]!);
-    for (const h of this.named.values()) f(h);
+    for (let id = 0; id < this.handles.length; id++) if (this.handles[id] !== NIL) f(this.handles[id]!);
+    this.orphans.forEachValue(f);
   }
 
-  private grow(): void {
-    const oldKeys = this.keys;
-    const oldVals = this.vals;
-    const n = oldKeys.length * 2;
-    const mask = n - 1;
-    const shift = Math.clz32(n) + 1;
-    const keys = new Float64Array(n);
-    const vals = new Int32Array(n);
-    for (let j = 0; j < oldKeys.length; j++) {
-      const k = oldKeys[j]!;
-      if (k === EMPTY) continue;
-      let i = slotOf(k, shift);
-      while (keys[i] !== EMPTY) i = (i + 1) & mask;
-      keys[i] = k;
-      vals[i] = oldVals[j]!;
-    }
-    this.keys = keys;
-    this.vals = vals;
-    this.mask = mask;
-    this.shift = shift;
+  private grow(id: number): void {
+    let n = this.handles.length * 2;
+    while (n <= id) n *= 2;
+    const bigger = new Int32Array(n).fill(NIL);
+    bigger.set(this.handles);
+    this.handles = bigger;
   }
-}
-
-/**
- * The home slot of a key (below 2^52) in a table of 2^(32 - shift) slots: Fibonacci hashing of
- * its 32-bit halves folded together, whose top bits mix all the key's bits (pointers are multiples
- * of 16 and differ mostly in their middle bits).
- */
-function slotOf(key: number, shift: number): number {
-  const lo = key >>> 0;
-  const hi = (key / 4294967296) >>> 0;
-  return Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1) >>> shift;
 }

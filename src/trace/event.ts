@@ -6,7 +6,7 @@
  * that indexes tokens by key, like the replay loop, never makes one. `in` and `out` are still
  * there for every other consumer: they are accessors that make the text from the key when read
  * (own, enumerable properties, so that `{ ...ev }` copies them as plain strings). Tokens without a
- * key keep their text as read.
+ * key keep their text as read. The reader also numbers the tokens (inId, outId: token-numbers.ts).
  */
 
 import { keyedTokenText, NO_KEY, tokenKey } from './token-key.js';
@@ -25,6 +25,8 @@ export class ReadEvent implements TraceEvent {
   param = 0;
   inKey = 0;
   outKey = 0;
+  inId = -1;
+  outId = -1;
   /** The texts of tokens without a key (NULL_TOKEN otherwise). */
   #inText = NULL_TOKEN;
   #outText = NULL_TOKEN;

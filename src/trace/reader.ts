@@ -37,11 +37,16 @@
  */
 
 import { isUtf8 } from 'node:buffer';
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { createGunzip, gunzipSync } from 'node:zlib';
+import { EventBatch } from './batch.js';
 import { ReadEvent } from './event.js';
+import type { ParseWorkerInput, ParseWorkerMessage } from './parse-worker.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
+import { TokenNumbers } from './token-numbers.js';
 import { MALLOPT_PARAMS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
 
 /** What reading a whole trace found. */
@@ -242,6 +247,8 @@ function printableEnd(b: Buffer, i: number): number {
 export class TraceParser {
   /** The one event object, refilled for every line. */
   private readonly ev = new ReadEvent();
+  /** Numbers the tokens of the events (their inId and outId). */
+  private readonly numbers = new TokenNumbers();
   private readonly header: TraceHeader = { env: [], facts: new Map() };
   private headerSent = false;
   /** Lines finished so far; while a line is being handled, its own number. */
@@ -480,6 +487,7 @@ export class TraceParser {
     ev.param = 0;
     ev.line = this.lineNo;
     ev.index = this.events++;
+    this.numberTokens();
     this.sink.event(ev);
     return i;
   }
@@ -608,7 +616,17 @@ export class TraceParser {
     ev.op = op as OpCode;
     ev.line = this.lineNo;
     ev.index = this.events++;
+    this.numberTokens();
     this.sink.event(ev);
+  }
+
+  /** Numbers the event's tokens, the one it takes first (see token-numbers.ts). */
+  private numberTokens(): void {
+    const ev = this.ev;
+    const inKey = ev.inKey;
+    ev.inId = this.numbers.takeIn(inKey, inKey === NO_KEY ? ev.in : NULL_TOKEN);
+    const outKey = ev.outKey;
+    ev.outId = this.numbers.numberOut(outKey, outKey === NO_KEY ? ev.out : NULL_TOKEN);
   }
 
   /** The PTR token a call takes (general path): its key, and its text if it has none. */
@@ -862,9 +880,101 @@ export function readTraceText(text: string | Uint8Array, name: string, sink: Tra
  * with gzip's magic bytes. Resolves when the whole trace has been delivered; rejects with a
  * TraceSyntaxError for a line that does not parse, a TraceReadError when the file cannot be read,
  * or whatever the sink threw.
+ *
+ * A file of WORKER_MIN_BYTES or more is read and parsed by the parse worker on a thread of its
+ * own, which leaves the calling thread to the sink (the replay); `worker` forces the choice
+ * either way. The sink sees the same calls either way.
  */
-export async function readTraceFile(path: string, sink: TraceSink, opts?: { displayName?: string }): Promise<TraceReadResult> {
+export async function readTraceFile(path: string, sink: TraceSink, opts?: { displayName?: string; worker?: boolean }): Promise<TraceReadResult> {
   const name = opts?.displayName ?? (path === '-' ? '<stdin>' : path);
+  const worker = opts?.worker ?? (path !== '-' && fileSize(path) >= WORKER_MIN_BYTES);
+  if (worker && existsSync(WORKER_SCRIPT)) return readInWorker(path, name, sink);
+  return streamTraceFile(path, name, sink);
+}
+
+/** The size of a file, or -1 when it cannot be known (the reading will report why). */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * Files from this size on are parsed by the parse worker: starting it costs tens of milliseconds,
+ * which a file of a few hundred thousand events repays.
+ */
+const WORKER_MIN_BYTES = 4 << 20;
+
+/**
+ * The parse worker's script. It exists once compiled (dist/); code run from the TypeScript
+ * sources (the unit tests) reads in the calling thread.
+ */
+const WORKER_SCRIPT = fileURLToPath(new URL('./parse-worker.js', import.meta.url));
+
+/**
+ * readTraceFile through the parse worker (parse-worker.ts): the worker reads, gunzips and parses;
+ * this thread only calls the sink, batch by batch, with the same calls in the same order as
+ * streamTraceFile would make, and the same errors.
+ */
+function readInWorker(path: string, name: string, sink: TraceSink): Promise<TraceReadResult> {
+  const inFlight = new Int32Array(new SharedArrayBuffer(4));
+  const input: ParseWorkerInput = { path, name, inFlight };
+  const worker = new Worker(WORKER_SCRIPT, { workerData: input });
+  const ev = new ReadEvent();
+  const deliver = (e: ReadEvent): void => sink.event(e);
+  return new Promise<TraceReadResult>((resolve, reject) => {
+    let settled = false;
+    const settle = (error: unknown, result?: TraceReadResult): void => {
+      if (settled) return;
+      settled = true;
+      // The worker ends by itself after its last message; after an error of the sink it is stopped.
+      if (error !== null) {
+        void worker.terminate();
+        reject(error);
+      } else resolve(result!);
+    };
+    worker.on('message', (m: ParseWorkerMessage) => {
+      if (settled) return;
+      try {
+        switch (m.kind) {
+          case 'header':
+            sink.header(m.header);
+            break;
+          case 'events':
+            EventBatch.from(m).forEach(ev, deliver);
+            Atomics.sub(inFlight, 0, 1);
+            Atomics.notify(inFlight, 0);
+            break;
+          case 'end':
+            settle(null, m.result);
+            break;
+          case 'syntax':
+            settle(new TraceSyntaxError(m.file, m.line, m.detail));
+            break;
+          case 'read':
+            settle(new TraceReadError(m.file, m.detail));
+            break;
+          case 'crash':
+            settle(Object.assign(new Error(m.message), { stack: m.stack }));
+            break;
+        }
+      } catch (e) {
+        // Errors thrown by the sink pass through unchanged.
+        settle(e);
+      }
+    });
+    worker.on('error', (e) => settle(e));
+    worker.on('exit', (code) => settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)));
+  });
+}
+
+/**
+ * readTraceFile in the calling thread: streams the file (or standard input) into a TraceParser
+ * that calls `sink`. `name` is the file name used in error messages.
+ */
+export async function streamTraceFile(path: string, name: string, sink: TraceSink): Promise<TraceReadResult> {
   const parser = new TraceParser(name, sink);
   // Errors raised by the parser or the sink are passed through as they are; only I/O and zlib
   // errors are translated.

@@ -91,6 +91,14 @@ export interface TraceEvent {
    */
   inKey?: number;
   outKey?: number;
+  /**
+   * Optional token numbers of `in` and `out` (token-numbers.ts: small integers given by the
+   * reader, -1 for NULL and for a taken token that had none), for consumers that keep per-token
+   * state in arrays. A token keeps its number from the event that returns it until the next event
+   * that takes it; the number may then go to another token.
+   */
+  inId?: number;
+  outId?: number;
 }
 
 /** What the comment lines before the first event say about the recording. */

@@ -5,7 +5,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { ReplayError, Replayer, type EventRecord, type ReplaySummary } from '../../src/replay/replay.js';
+import { ReplayError, Replayer, type EventRecord, type ReplayOptions, type ReplaySummary } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import type { TraceEvent } from '../../src/trace/types.js';
 
@@ -15,10 +15,13 @@ interface Run {
   error?: string;
 }
 
+/** A kernel whose break and mappings cannot grow past 1 MiB: larger requests fail in the model. */
+const SMALL: ReplayOptions = { kernel: { maxBrk: 1 << 20, maxMapping: 1 << 20 } };
+
 /** Replays `text`; `copy` turns each event into what the replayer is given. */
-function replay(text: string, opts: { log?: boolean; copy?: (ev: TraceEvent) => TraceEvent } = {}): Run {
+function replay(text: string, opts: { log?: boolean; copy?: (ev: TraceEvent) => TraceEvent; replay?: ReplayOptions } = {}): Run {
   const records: EventRecord[] = [];
-  const r = new Replayer('t.trace', opts.log === false ? {} : { onEvent: (rec) => records.push(rec) });
+  const r = new Replayer('t.trace', { ...opts.replay, ...(opts.log === false ? {} : { onEvent: (rec: EventRecord) => records.push(rec) }) });
   let error: string | undefined;
   try {
     readTraceText(text, 't.trace', {
@@ -77,12 +80,17 @@ describe('tokens', () => {
     expect(keyed.summary.liveBlocks).toBeGreaterThan(100);
   });
 
-  it('replays events without keys (any producer) exactly like the reader’s', () => {
-    const copy = (ev: TraceEvent): TraceEvent => {
-      const { inKey: _i, outKey: _o, ...plain } = { ...ev };
-      return plain;
+  it('replays events without keys or numbers (any producer) exactly like the reader’s', () => {
+    const plain = (ev: TraceEvent): TraceEvent => {
+      const { inKey: _ik, outKey: _ok, inId: _ii, outId: _oi, ...rest } = { ...ev };
+      return rest;
     };
-    expect(replay(text, { copy })).toEqual(keyed);
+    expect(replay(text, { copy: plain })).toEqual(keyed);
+    const keysOnly = (ev: TraceEvent): TraceEvent => {
+      const { inId: _ii, outId: _oi, ...rest } = { ...ev };
+      return rest;
+    };
+    expect(replay(text, { copy: keysOnly })).toEqual(keyed);
   });
 
   it('gives the same summary with and without a fidelity log listener', () => {
@@ -131,6 +139,32 @@ describe('token mistakes', () => {
         expect(run.error).toBeUndefined();
         expect(run.summary.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 2, line: 3 });
         expect(run.summary.events).toBe(2);
+      });
+
+      it('keeps OLD live when realloc returns NULL in the model, and frees it later', () => {
+        const warnings: string[] = [];
+        const r = new Replayer('t.trace', { ...SMALL, onWarning: (w) => warnings.push(w) });
+        const text = `1 malloc 24 ${a}\n1 realloc ${a} 4000000 ${b}\n1 realloc ${a} 100 ${a}\n1 free ${a}\n1 malloc 10 ${b}\n`;
+        readTraceText(text, 't.trace', { header: (h) => r.header(h), event: (ev) => r.event(ev) });
+        expect(warnings[0]).toBe(`t.trace:2: realloc of ${a} to 4000000 bytes returned NULL; ${a} stays live`);
+        expect(r.finish().liveBlocks).toBe(1);
+        expect(replay(text + `1 free ${b}\n`, { replay: SMALL }).summary.liveBlocks).toBe(0);
+        expect(replay(text + `1 free ${a}\n`, { replay: SMALL }).summary.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 5, line: 6 });
+        expect(replay(`1 malloc 24 ${a}\n1 realloc ${a} 4000000 ${b}\n1 malloc 24 ${a}\n`, { replay: SMALL }).error).toBe(
+          `t.trace:3: token ${a} is reused while still live (it was never freed)`,
+        );
+        // A block the model could not allocate: its token is ignored by a free.
+        const dead = replay(`1 malloc 4000000 ${a}\n1 malloc 24 ${b}\n1 free ${a}\n1 malloc 24 ${a}\n1 free ${a}\n`, { replay: SMALL });
+        expect(dead.error).toBeUndefined();
+        expect(dead.summary.liveBlocks).toBe(1);
+      });
+
+      it('lets OLD name the new block when the recording says realloc failed', () => {
+        const run = replay(`1 malloc 24 ${a}\n1 realloc ${a} 100 0\n1 realloc ${a} 200 0\n1 malloc 5 ${b}\n1 free ${a}\n`);
+        expect(run.error).toBeUndefined();
+        expect(run.summary.liveBlocks).toBe(1);
+        expect(run.summary.liveBytes).toBe(5);
+        expect(run.summary.warnings).toBe(2);
       });
 
       it('lets a token be used again once freed', () => {

@@ -72,10 +72,13 @@ function expectError(text: string, line: number, detail: string | RegExp, name =
   }
 }
 
-/** An event as the reader delivers it: the token keys agree with the tokens. */
+/**
+ * The first event of a trace as the reader delivers it: the token keys agree with the tokens, the
+ * token it returns has number 0 and the token it takes has none (it was never returned).
+ */
 const ev = (fields: Partial<TraceEvent>): TraceEvent => {
   const e: TraceEvent = { index: 0, line: 1, time: -1, tid: 1, op: Op.malloc, n1: 0, n2: 0, out: '', in: '', param: 0, ...fields };
-  return { ...e, inKey: tokenKey(e.in), outKey: tokenKey(e.out) };
+  return { ...e, inKey: tokenKey(e.in), outKey: tokenKey(e.out), inId: -1, outId: e.out === '' ? -1 : 0 };
 };
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-reader-'));

@@ -1,0 +1,83 @@
+/**
+ * The parse worker: reads, gunzips and parses a trace file on a thread of its own, so that the
+ * thread that replays the events does nothing else (readTraceFile starts it for large files).
+ *
+ * Messages to the parent, in trace order: the header (once, before the first batch, or before
+ * the end of a trace without events), batches of events (batch.ts), then either the end (what
+ * reading found) or the error that stopped the reading (every event before the failing line is
+ * delivered first).
+ *
+ * Backpressure: `inFlight` (shared with the parent) counts the batches sent and not yet replayed;
+ * at MAX_IN_FLIGHT the worker blocks (Atomics.wait) until the parent has replayed one. Memory stays
+ * bounded however much faster parsing is than replaying.
+ */
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { EventBatch } from './batch.js';
+import type { ReadEvent } from './event.js';
+import { TraceReadError, streamTraceFile, type TraceReadResult } from './reader.js';
+import { TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from './types.js';
+
+/** What the parent gives the worker. */
+export interface ParseWorkerInput {
+  path: string;
+  /** The file name used in error messages. */
+  name: string;
+  /** inFlight[0]: batches sent and not yet replayed (an Int32Array over a SharedArrayBuffer). */
+  inFlight: Int32Array;
+}
+
+/** Batches the parent may hold before the worker waits. */
+export const MAX_IN_FLIGHT = 4;
+
+export type ParseWorkerMessage =
+  | { kind: 'header'; header: TraceHeader }
+  | ReturnType<EventBatch['message']>
+  | { kind: 'end'; result: TraceReadResult }
+  | { kind: 'syntax'; file: string; line: number; detail: string }
+  | { kind: 'read'; file: string; detail: string }
+  | { kind: 'crash'; message: string; stack: string };
+
+function send(m: ParseWorkerMessage, transfer: ArrayBuffer[] = []): void {
+  parentPort!.postMessage(m, transfer);
+}
+
+const { path, name, inFlight } = workerData as ParseWorkerInput;
+
+class BatchingSink implements TraceSink {
+  private batch = new EventBatch();
+
+  header(h: TraceHeader): void {
+    send({ kind: 'header', header: h });
+  }
+
+  event(ev: TraceEvent): void {
+    // The parser's own event object (event.ts), whose token keys are always set.
+    if (this.batch.add(ev as ReadEvent)) this.flush();
+  }
+
+  /** Sends the events batched so far, first waiting while the parent holds MAX_IN_FLIGHT batches. */
+  flush(): void {
+    if (this.batch.count === 0) return;
+    for (;;) {
+      const n = Atomics.load(inFlight, 0);
+      if (n < MAX_IN_FLIGHT) break;
+      Atomics.wait(inFlight, 0, n);
+    }
+    Atomics.add(inFlight, 0, 1);
+    send(this.batch.message(), [this.batch.buffer]);
+    this.batch = new EventBatch();
+  }
+}
+
+const sink = new BatchingSink();
+try {
+  const result = await streamTraceFile(path, name, sink);
+  sink.flush();
+  send({ kind: 'end', result });
+} catch (e) {
+  sink.flush();
+  if (e instanceof TraceSyntaxError) send({ kind: 'syntax', file: e.file, line: e.line, detail: e.detail });
+  else if (e instanceof TraceReadError) send({ kind: 'read', file: e.file, detail: e.detail });
+  else send({ kind: 'crash', message: String(e instanceof Error ? e.message : e), stack: e instanceof Error ? (e.stack ?? '') : '' });
+}

@@ -1,0 +1,139 @@
+/**
+ * Tests of the parse worker (src/trace/parse-worker.ts, used by readTraceFile for large files):
+ * the sink sees exactly the calls and errors it sees when the trace is read in the calling thread.
+ *
+ * A worker runs compiled JavaScript, so these tests use the build in dist/ (`npm test` builds
+ * first); their classes are dist's, hence the comparisons by name rather than instanceof.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, describe, expect, it } from 'vitest';
+import type * as Reader from '../../src/trace/reader.js';
+import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
+
+const { readTraceFile } = (await import(new URL('../../dist/trace/reader.js', import.meta.url).href)) as typeof Reader;
+
+const tmp = mkdtempSync(join(tmpdir(), 'ptsim-worker-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+let tmpCount = 0;
+function tmpFile(content: string | Uint8Array): string {
+  const path = join(tmp, `t${tmpCount++}.trace`);
+  writeFileSync(path, content);
+  return path;
+}
+
+interface Read {
+  calls: Array<['header', TraceHeader] | ['event', TraceEvent]>;
+  result?: unknown;
+  error?: { name: string; message: string };
+}
+
+/** Reads `path` in the worker or in this thread, recording every sink call and the outcome. */
+async function read(path: string, worker: boolean, sinkError?: (ev: TraceEvent) => Error | undefined): Promise<Read> {
+  const out: Read = { calls: [] };
+  const sink: TraceSink = {
+    header: (h) => out.calls.push(['header', h]),
+    event: (ev) => {
+      out.calls.push(['event', { ...ev }]);
+      const e = sinkError?.(ev);
+      if (e !== undefined) throw e;
+    },
+  };
+  try {
+    out.result = await readTraceFile(path, sink, { worker, displayName: 'shown.trace' });
+  } catch (e) {
+    const err = e as Error;
+    out.error = { name: err.name, message: err.message };
+  }
+  return out;
+}
+
+async function expectSame(path: string): Promise<Read> {
+  const here = await read(path, false);
+  const there = await read(path, true);
+  expect(there).toEqual(here);
+  return there;
+}
+
+/** A trace of `n` events: pointer tokens, named tokens, times, every operation. */
+function trace(n: number): string {
+  const lines = ['# pid 42', '# env MALLOC_ARENA_MAX=2', '# nprocs 4'];
+  for (let i = 0; i < n; i++) {
+    const t = i % 3 === 0 ? `name${i >> 1}` : `0x${(0x55d0c2a4f2a0 + 16 * (i >> 1)).toString(16)}`;
+    const prev = i % 3 === 0 ? `name${(i >> 1) - 1}` : `0x${(0x55d0c2a4f2a0 + 16 * ((i >> 1) - 1)).toString(16)}`;
+    if (i % 2 === 0) lines.push(`${i % 7 === 0 ? `@${i} ` : ''}1 ${i % 10 === 0 ? 'calloc 2' : 'malloc'} ${i % 500} ${t}`);
+    else if (i % 11 === 1) lines.push(`2 realloc ${prev} ${i % 300} ${t}`);
+    else lines.push(`1 free ${prev}`);
+    if (i % 1000 === 999) lines.push('1 mallopt M_MMAP_THRESHOLD 131072', '1 malloc_trim 0', '3 exit', '# a comment', '');
+  }
+  return lines.join('\n') + '\n';
+}
+
+describe('the parse worker', () => {
+  it('delivers the same header, events and result as reading in this thread', async () => {
+    const text = trace(300);
+    const r = await expectSame(tmpFile(text));
+    expect(r.calls[0]![0]).toBe('header');
+    expect(r.calls.filter((c) => c[0] === 'event')).toHaveLength(r.calls.length - 1);
+    await expectSame(tmpFile(gzipSync(text)));
+  });
+
+  it('streams a trace of many batches, holding the worker back while the sink is slow', async () => {
+    // Over 200,000 events: more batches than may wait for the sink at once.
+    const path = tmpFile(gzipSync(trace(210_000), { level: 1 }));
+    let n = 0;
+    const slow = (): undefined => {
+      if (++n % 50_000 === 0) {
+        const until = Date.now() + 100;
+        while (Date.now() < until);
+      }
+      return undefined;
+    };
+    const here = await read(path, false);
+    const there = await read(path, true, slow);
+    expect(there.result).toEqual(here.result);
+    expect(there.calls.length).toBe(here.calls.length);
+    expect(there.calls).toEqual(here.calls);
+  });
+
+  it('delivers the header of a trace without events, and of an empty file', async () => {
+    await expectSame(tmpFile('# pid 1\n# exe /bin/true\n'));
+    await expectSame(tmpFile(''));
+  });
+
+  it('reports a syntax error after delivering every event before it', async () => {
+    const r = await expectSame(tmpFile(trace(50) + '1 mallocc 10 x\n1 malloc 10 y\n'));
+    expect(r.error?.name).toBe('TraceSyntaxError');
+    expect(r.error?.message).toMatch(/^shown\.trace:\d+: unknown operation 'mallocc'/);
+    const long = await expectSame(tmpFile(gzipSync(trace(100_000) + '1 free\n')));
+    expect(long.error?.message).toMatch(/^shown\.trace:\d+: free takes PTR, got 0 arguments$/);
+  });
+
+  it('reports files it cannot read', async () => {
+    const missing = await expectSame(join(tmp, 'missing.trace'));
+    expect(missing.error).toEqual({ name: 'TraceReadError', message: 'shown.trace: no such file' });
+    const gz = gzipSync(trace(1000));
+    const corrupt = await expectSame(tmpFile(gz.subarray(0, gz.length - 100)));
+    expect(corrupt.error?.message).toMatch(/^shown\.trace: gzip data is corrupt or truncated/);
+  });
+
+  it('passes an error thrown by the sink through unchanged, and stops the worker', async () => {
+    const path = tmpFile(gzipSync(trace(200_000), { level: 1 }));
+    const boom = new Error('boom');
+    let seen = 0;
+    const t0 = Date.now();
+    const sink: TraceSink = {
+      header() {},
+      event(ev) {
+        seen++;
+        if (ev.index === 20_000) throw boom;
+      },
+    };
+    await expect(readTraceFile(path, sink, { worker: true })).rejects.toBe(boom);
+    expect(seen).toBe(20_001);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
