@@ -28,19 +28,23 @@
  * its allocations are served from a small static pool, never recorded and never handed to glibc
  * (free and realloc recognise pool pointers by address).
  *
- * Threads. A thread gets its number (1, 2, ...) at its first call. Its `exit` line must come after
- * everything it does: glibc's start_thread runs the thread_local destructors, then the
+ * Threads. A thread gets its number (1, 2, ...) at its first call. Its `exit` line must sit where
+ * glibc tears its malloc state down: start_thread runs the thread_local destructors, then the
  * pthread_key destructors (__nptl_deallocate_tsd), then __libc_thread_freeres, whose resolver,
  * strerror and dlerror clean-ups still call free() before __malloc_arena_thread_freeres flushes
- * the tcache and releases the arena. So our pthread_key destructor does not write `exit`: it
- * puts the thread on a pending list, and the line is written by the first call (from any thread)
- * that finds the thread gone, that is when the kernel has cleared the tid word of its struct
- * pthread (CLONE_CHILD_CLEARTID, the word pthread_join waits on). A joiner's next call therefore
- * always comes after the `exit`. The word is read with process_vm_readv, because a joined
- * thread's descriptor may have been unmapped by glibc's stack cache; a descriptor reused by a new
- * thread shows a different tid, which also means gone. The word's offset in struct pthread is
- * found at start (the main thread's descriptor holds our pid there) and checked on every new
- * thread; if the check ever fails, `exit` is written by the destructor itself instead.
+ * the tcache into the arena (calls no wrapper sees) and puts the arena on the free list. So our
+ * pthread_key destructor, in glibc's last round of destructors, only makes the thread take an
+ * "exit gate": until the thread is done, that is until start_thread sets the EXITING bit of its
+ * struct pthread right after __libc_thread_freeres (or, when pthread_exit set that bit early,
+ * until the kernel clears its tid word), every other thread's call waits, and the first one to
+ * go on writes the `exit` line. So the file has the thread's last frees, then `exit`, then
+ * whatever the others did after, as glibc ran them; a joiner's next call always follows the
+ * exit. The descriptor is read with process_vm_readv, for a joined thread's may be unmapped by
+ * glibc's stack cache. Where those words are is checked at start (the main thread's tid word
+ * holds our pid; cancelhandling's place is known for glibc 2.36) and on every new thread; if
+ * the tid word cannot be found, the destructor writes `exit` itself. A gate held for 500 ms (a
+ * destructor waiting for a thread that waits at the gate) is given up: that thread's `exit` is
+ * then written when its tid word clears.
  *
  * fork. The child records to a file of its own. glibc's fork leaves a single-threaded child's
  * heap exactly as the parent's, so the child's file begins with the parent's trace up to the fork
@@ -63,6 +67,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnu/libc-version.h>
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -137,7 +142,23 @@ static uint32_t next_tid;
 static uint32_t live_threads;
 static pthread_key_t thread_key;
 static int thread_key_ok;
-static long tid_off = -1; /* offset of the tid word in struct pthread; -1: unknown */
+static long tid_off = -1;  /* offset of the tid word in struct pthread; -1: unknown */
+static long canc_off = -1; /* offset of its cancelhandling word; -1: unknown */
+#define EXITING_BIT 0x10   /* in cancelhandling: start_thread sets it after __libc_thread_freeres */
+#define GATE_TIMEOUT_NS (500ull * 1000 * 1000)
+
+/* The thread whose exit is in progress, if any (see on_thread_end): while it holds the gate,
+   other threads' calls wait, so that glibc's tcache flush and arena release for it, which no
+   wrapper sees, happen at the place of its `exit` line. */
+struct dying {
+  uint32_t no;
+  pid_t ktid;
+  uintptr_t pd;
+  int by_tid; /* its EXITING bit was set early (pthread_exit): wait for the tid word instead */
+  uint64_t since;
+};
+static pid_t gate_holder; /* kernel tid of that thread, 0 when none */
+static struct dying gate;
 static long only_ppid = -1; /* PTSIM_RECORD_PPID, or -1 */
 
 struct pend {
@@ -153,6 +174,7 @@ static TLS uint32_t t_no;   /* this thread's number; 0 until its first call */
 static TLS pid_t t_ktid;    /* its kernel tid */
 static TLS int t_boot;      /* inside our dlsym: allocations come from the bootstrap pool */
 static TLS void *t_freeing; /* the pointer being freed, for a signal raised inside free() */
+static TLS int t_rounds;    /* times our key destructor ran for this thread */
 
 /* Real functions found with dlsym(RTLD_NEXT): the next definition after ours. */
 typedef int (*posix_memalign_fn)(void **, size_t, size_t);
@@ -314,9 +336,14 @@ static ssize_t read_proc(const char *name, char *dst, size_t cap) {
 /* The lock.                                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
+static void wait_gate(pid_t me);
+
 static inline void lock(void) {
+  pid_t me = self_ktid();
   pthread_mutex_lock(&lk);
-  if (lk_depth++ == 0) lk_owner = self_ktid();
+  if (lk_depth++ > 0) return;
+  lk_owner = me;
+  if (__builtin_expect(gate_holder != 0, 0) && gate_holder != me) wait_gate(me);
 }
 
 static inline void unlock(void) {
@@ -490,20 +517,26 @@ static void emit_exit(uint32_t no) {
   if (live_threads) live_threads--;
 }
 
-/* The tid word of a thread descriptor, or 0 when it cannot be read (unmapped: the thread is gone). */
-static pid_t read_tid_word(uintptr_t pd) {
-  pid_t v = 0;
-  struct iovec local = {&v, sizeof v};
-  struct iovec remote = {(void *)(pd + (uintptr_t)tid_off), sizeof v};
-  if (syscall(SYS_process_vm_readv, my_pid, &local, 1UL, &remote, 1UL, 0UL) != (long)sizeof v) return 0;
-  return v;
+/* Reads an int of another thread's descriptor, which may have been unmapped by glibc's stack
+   cache once the thread was joined: process_vm_readv fails cleanly where a load would fault. */
+static int read_word(uintptr_t addr, int *out) {
+  struct iovec local = {out, sizeof *out};
+  struct iovec remote = {(void *)addr, sizeof *out};
+  return syscall(SYS_process_vm_readv, my_pid, &local, 1UL, &remote, 1UL, 0UL) == (long)sizeof *out;
 }
 
-/* Writes `exit` for every pending thread that is gone. Under the lock. */
+/* The tid word of a thread descriptor, or 0 when it cannot be read (the thread is gone). */
+static pid_t read_tid_word(uintptr_t pd) {
+  int v;
+  return read_word(pd + (uintptr_t)tid_off, &v) ? v : 0;
+}
+
+/* Writes `exit` for every pending thread that is gone. Under the lock. Threads land here only
+   when their exit could not be ordered through the gate (it timed out). */
 static void reap_pending(int always) {
   for (int i = 0; i < npending;) {
     struct pend *p = &pending[i];
-    /* A thread stuck in a destructor for long is checked ever more rarely. */
+    /* A thread stuck for long is checked ever more rarely. */
     if (!always && p->fails > 1000 && (p->fails++ & 1023) != 0) {
       i++;
       continue;
@@ -518,16 +551,71 @@ static void reap_pending(int always) {
   }
 }
 
-/* pthread_key destructor, run by __nptl_deallocate_tsd when a thread that allocated ends. */
+/* Has the thread holding the gate finished with the allocator? */
+static int gate_done(void) {
+  if (read_tid_word(gate.pd) != gate.ktid) return 1; /* gone altogether */
+  if (gate.by_tid) return 0;
+  int v;
+  return !read_word(gate.pd + (uintptr_t)canc_off, &v) || (v & EXITING_BIT) != 0;
+}
+
+/* Called by lock() with the mutex held, while another thread's exit is in progress: waits,
+   letting go of the mutex (the exiting thread's own frees need it), until that thread is done,
+   then writes its `exit`. */
+static void wait_gate(pid_t me) {
+  for (unsigned i = 0; gate_holder != 0 && gate_holder != me; i++) {
+    if (gate_done()) {
+      gate_holder = 0;
+      emit_exit(gate.no);
+      return;
+    }
+    if (now_ns() - gate.since > GATE_TIMEOUT_NS) {
+      /* Stuck, perhaps in a destructor waiting for a thread that waits here: stop holding the
+         others back. Its exit is written once its tid word clears, wherever that falls. */
+      gate_holder = 0;
+      if (npending < PEND_MAX) pending[npending++] = (struct pend){gate.no, gate.ktid, gate.pd, 0};
+      else emit_exit(gate.no);
+      return;
+    }
+    lk_depth = 0;
+    lk_owner = 0;
+    pthread_mutex_unlock(&lk);
+    if (i < 64) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, 20000};
+      nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&lk);
+    lk_depth = 1;
+    lk_owner = me;
+  }
+}
+
+/*
+ * pthread_key destructor, run by __nptl_deallocate_tsd when a thread that allocated ends. It
+ * re-arms itself until glibc's last round (PTHREAD_DESTRUCTOR_ITERATIONS), so that the other
+ * keys' destructors, which may free, have run. The thread then takes the gate: from here until
+ * start_thread sets its EXITING bit, right after __libc_thread_freeres (or until its tid word
+ * clears, for a thread whose EXITING bit pthread_exit set early), only it may make recorded
+ * calls; the next thread to take the lock after that writes its `exit`.
+ */
 static void on_thread_end(void *value) {
   (void)value;
   if (state != ST_ON || t_no == 0) return;
-  lock();
+  if (++t_rounds < PTHREAD_DESTRUCTOR_ITERATIONS) {
+    pthread_setspecific(thread_key, (void *)1);
+    return;
+  }
+  lock(); /* waits while another thread's exit is in progress */
   if (state == ST_ON) {
-    if (tid_off >= 0 && npending < PEND_MAX) {
-      pending[npending++] = (struct pend){t_no, self_ktid(), (uintptr_t)pthread_self(), 0};
-    } else {
+    if (tid_off < 0) {
       emit_exit(t_no);
+    } else {
+      uintptr_t pd = (uintptr_t)pthread_self();
+      int early = canc_off < 0 || (*(volatile int *)(pd + (uintptr_t)canc_off) & EXITING_BIT) != 0;
+      gate = (struct dying){t_no, self_ktid(), pd, early, now_ns()};
+      gate_holder = gate.ktid;
     }
   }
   unlock();
@@ -541,6 +629,8 @@ static void find_tid_word(void) {
   /* glibc 2.3x on x86_64 keeps it at 0x2d0 (THREAD_SELF->tid, %fs:0x2d0); look there first. */
   if (*(const pid_t *)(pd + 0x2d0) == me) {
     tid_off = 0x2d0;
+    /* cancelhandling sits at 0x308 in glibc 2.36's struct pthread (%fs:0x308 in its code). */
+    if (strcmp(gnu_get_libc_version(), "2.36") == 0 && (*(const int *)(pd + 0x308) & EXITING_BIT) == 0) canc_off = 0x308;
     return;
   }
   for (long o = 0; o < 2048; o += 4)
@@ -696,7 +786,9 @@ static __attribute__((noinline)) int first_call(void) {
   t_no = ++next_tid;
   live_threads++;
   /* Every new thread confirms where the tid word is; if one does not, stop trusting it. */
-  if (tid_off >= 0 && *(const pid_t *)((const char *)pthread_self() + tid_off) != self_ktid()) tid_off = -1;
+  const char *pd = (const char *)pthread_self();
+  if (tid_off >= 0 && *(const pid_t *)(pd + tid_off) != self_ktid()) tid_off = canc_off = -1;
+  if (canc_off >= 0 && (*(const int *)(pd + canc_off) & EXITING_BIT) != 0) canc_off = -1;
   unlock();
   /* Outside the lock: for a key above 31 pthread_setspecific callocs a second-level block,
      which is a real call of this thread and is recorded like any other. */
@@ -1109,6 +1201,7 @@ static void fork_child(void) {
   /* The parent's other threads do not exist here. */
   uint32_t others = live_threads > 1 + (uint32_t)npending ? live_threads - 1 - (uint32_t)npending : 0;
   npending = 0;
+  gate_holder = 0; /* free: the prepare handler's lock waited for it */
   live_threads = 1;
   if (fd >= 0) {
     /* Everything the parent recorded is in its file: that is our prefix. The inherited
