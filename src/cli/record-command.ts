@@ -1,0 +1,152 @@
+/**
+ * `ptsim record [-o FILE] [--gzip] -- COMMAND ARGS...`: runs a program under ptsim's malloc recorder
+ * and writes its calls as a trace for `ptsim replay`.
+ */
+
+import { basename, isAbsolute, relative } from 'node:path';
+import { parseArgs } from 'node:util';
+import { buildRecorder, RecorderBuildError } from '../record/build.js';
+import { recordProgram, SpawnError, type RecordedTrace } from '../record/session.js';
+import { UsageError } from './errors.js';
+
+export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--] COMMAND [ARGS...]
+
+Runs COMMAND with ptsim's recorder loaded (LD_PRELOAD) and writes every malloc, calloc, realloc,
+free, memalign, aligned_alloc, posix_memalign, valloc, pvalloc, malloc_trim and mallopt call it
+makes, from every thread, in the order glibc ran them, as a trace for 'ptsim replay'. The recorder
+is a small C library built with the system's C compiler (cc, or $CC) on first use and cached in
+$XDG_CACHE_HOME/ptsim (default ~/.cache/ptsim).
+
+Options:
+  -o, --output FILE   write the trace to FILE (default: COMMAND's name + .trace, or .trace.gz)
+  --gzip              compress the trace with gzip (implied by a FILE ending in .gz)
+  --no-children       record only COMMAND and the programs it execs, not its child processes
+  -q, --quiet         do not report what was recorded
+  -h, --help          show this help
+
+Processes: a forked child records to FILE.PID (FILE.PID.gz), starting with its parent's trace up
+to the fork so that it replays as the process it is; a child that makes no allocator call (fork,
+then exec) writes nothing. A program started with exec has a fresh heap and a trace of its own:
+FILE is the last program COMMAND's process ran (a wrapper script that execs the real program
+leaves FILE.PID.N for the wrapper). Statically linked and setuid programs cannot be recorded.
+
+When COMMAND ends, ptsim record reports the events recorded and the files written (on standard
+error; COMMAND's own output passes through untouched).
+
+Exit status: COMMAND's own, or 128+N when signal N killed it; 125 when ptsim record itself
+failed (no C compiler, say), 126 when COMMAND cannot be run, 127 when it is not found; 2 for a
+mistake on the command line.`;
+
+interface RecordArgs {
+  output?: string;
+  gzip: boolean;
+  children: boolean;
+  quiet: boolean;
+  command: string[];
+}
+
+/** Options end at `--` or at the first argument that is not an option, as with env or time. */
+function splitCommand(argv: string[]): { options: string[]; command: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return { options: argv.slice(0, i), command: argv.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), command: argv.slice(i) };
+    if (a === '-o' || a === '--output') i++; // its value may look like anything
+  }
+  return { options: argv, command: [] };
+}
+
+function parseRecordArgs(argv: string[]): RecordArgs | 'help' {
+  const { options, command } = splitCommand(argv);
+  const { values } = parseArgs({
+    args: options,
+    allowPositionals: false,
+    strict: true,
+    options: {
+      output: { type: 'string', short: 'o' },
+      gzip: { type: 'boolean', default: false },
+      'no-children': { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  if (command.length === 0) throw new UsageError('record needs a COMMAND to run, for example: ptsim record -o out.trace -- ls -l');
+  if (values.output !== undefined && (values.output === '' || values.output === '-')) {
+    throw new UsageError('record writes its trace to a file: give -o FILE');
+  }
+  return { output: values.output, gzip: values.gzip, children: !values['no-children'], quiet: values.quiet, command };
+}
+
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
+}
+
+/** A path as the user would type it: relative to the current directory when below it. */
+function shown(path: string): string {
+  const r = relative(process.cwd(), path);
+  return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path;
+}
+
+function describe(t: RecordedTrace): string {
+  const parts = [`pid ${t.pid}`, t.exe];
+  if (t.forkedFrom !== undefined) parts.push(`forked from pid ${t.forkedFrom}; its first ${plural(t.inherited, 'event')} are the parent's`);
+  if (t.ending === 'exec') parts.push('then exec');
+  else if (t.ending.startsWith('signal')) parts.push(`killed by ${t.ending}`);
+  else if (t.ending === 'incomplete') parts.push('incomplete: killed without a chance to flush, or still running');
+  return parts.join(', ');
+}
+
+export async function recordCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const args = parseRecordArgs(argv);
+  if (args === 'help') {
+    out(RECORD_HELP + '\n');
+    return 0;
+  }
+  const [command, ...commandArgs] = args.command as [string, ...string[]];
+  const gzip = args.gzip || (args.output?.endsWith('.gz') ?? false);
+  const output = args.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
+
+  let library: string;
+  try {
+    library = buildRecorder();
+  } catch (e) {
+    if (!(e instanceof RecorderBuildError)) throw e;
+    err(`ptsim: ${e.message}\n`);
+    return 125;
+  }
+  let result;
+  try {
+    result = await recordProgram({ command, args: commandArgs, output, gzip, children: args.children, library, forwardSignals: true });
+  } catch (e) {
+    if (e instanceof SpawnError) {
+      err(`ptsim: ${e.message}\n`);
+      return e.code === 'ENOENT' ? 127 : 126;
+    }
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR') {
+      err(`ptsim: cannot write the trace ${output}: ${(e as Error).message}\n`);
+      return 125;
+    }
+    throw e;
+  }
+  if (!args.quiet) {
+    const main = result.traces.find((t) => t.main);
+    const others = result.traces.filter((t) => !t.main);
+    if (main !== undefined) {
+      err(`ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`);
+    } else {
+      err(
+        `ptsim record: ${command} made no allocator call that could be recorded ` +
+          '(a statically linked or setuid program cannot be recorded with LD_PRELOAD); no trace written to ' +
+          `${output}\n`,
+      );
+    }
+    if (others.length > 0) {
+      err(`ptsim record: ${plural(others.length, 'other process image')} recorded too:\n`);
+      const width = Math.max(...others.map((t) => shown(t.file).length));
+      for (const t of others) err(`  ${shown(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
+    }
+  }
+  return result.exitCode;
+}
