@@ -1,0 +1,91 @@
+/**
+ * `ptsim record` as a user meets it: help, mistakes on the command line, the report, gzip, exit
+ * statuses, and the message when there is no C compiler.
+ */
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { RECORD_HELP, recordCommand } from '../../src/cli/record-command.js';
+import { UsageError } from '../../src/cli/errors.js';
+import { buildRecorder, RecorderBuildError } from '../../src/record/build.js';
+import { BUILD, events, program, scratch } from './helpers.js';
+
+async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await recordCommand(argv, (s) => (out += s), (s) => (err += s));
+  return { code, out, err };
+}
+
+beforeAll(() => {
+  // The command builds into the per-user cache: keep it out of the user's home.
+  process.env['XDG_CACHE_HOME'] = join(BUILD, 'xdg');
+});
+
+describe('ptsim record', () => {
+  it('explains itself', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe(RECORD_HELP + '\n');
+    for (const opt of ['-o, --output', '--gzip', '--no-children', 'Exit status']) expect(r.out).toContain(opt);
+  });
+
+  it('reports mistakes on the command line as usage errors', async () => {
+    await expect(run([])).rejects.toThrow(UsageError);
+    await expect(run(['-o', 'x.trace', '--'])).rejects.toThrow(/needs a COMMAND/);
+    await expect(run(['-o', '-', '--', 'true'])).rejects.toThrow(UsageError);
+    await expect(run(['--frobnicate', '--', 'true'])).rejects.toThrow(/frobnicate/);
+  });
+
+  it('records, reports the events and the file, and exits with the program status', async () => {
+    const dir = scratch('cmd');
+    const out = join(dir, 'single.trace');
+    const r = await run(['-o', out, program('single'), join(dir, 'single.log')]);
+    expect(r.code).toBe(0);
+    expect(r.out).not.toContain('ptsim record'); // the report goes to standard error
+    const text = readFileSync(out, 'utf8');
+    const n = events(text).length;
+    expect(r.err).toBe(`ptsim record: ${n} events recorded in ${out} (pid ${/^# pid (\d+)$/m.exec(text)![1]}, ${program('single')})\n`);
+    expect(events(text).map((e) => e.call).join('\n') + '\n').toBe(readFileSync(join(dir, 'single.log'), 'utf8'));
+  });
+
+  it('--gzip (or a name ending in .gz) compresses; a forked child is listed with its file', async () => {
+    const dir = scratch('cmd');
+    const out = join(dir, 'fork.trace.gz');
+    const r = await run(['-o', out, '--', program('fork'), dir]);
+    expect(r.code).toBe(0);
+    const raw = readFileSync(out);
+    expect([raw[0], raw[1]]).toEqual([0x1f, 0x8b]);
+    expect(gunzipSync(raw).toString('utf8')).toMatch(/^# ptsim trace v1\n/);
+    const pid = /^# child 1 (\d+)$/m.exec(readFileSync(join(dir, 'parent.log'), 'utf8'))![1];
+    const child = join(dir, `fork.trace.${pid}.gz`);
+    expect(existsSync(child)).toBe(true);
+    expect(r.err).toContain('other process images recorded too:');
+    expect(r.err).toMatch(new RegExp(`fork\\.trace\\.${pid}\\.gz +\\d+ events +pid ${pid}, .*, forked from pid \\d+; its first \\d+ events are the parent's`));
+    const gz = await run(['--gzip', '-o', join(dir, 'plain-name.trace'), '--', program('single'), join(dir, 'single.log')]);
+    expect(gz.code).toBe(0);
+    expect(readFileSync(join(dir, 'plain-name.trace'))[0]).toBe(0x1f);
+  });
+
+  it('exits as the program did: its status, 128+N for signal N, 127 when not found', async () => {
+    const dir = scratch('cmd');
+    expect((await run(['-o', join(dir, 'a.trace'), '--', program('endings'), '_exit', dir])).code).toBe(3);
+    const killed = await run(['-o', join(dir, 'b.trace'), '--', program('endings'), 'term', dir]);
+    expect(killed.code).toBe(143);
+    expect(killed.err).toContain('killed by signal 15');
+    const missing = await run(['-o', join(dir, 'c.trace'), '--', join(dir, 'no-such-program')]);
+    expect(missing.code).toBe(127);
+    expect(missing.err).toContain('command not found');
+    const nothing = await run(['-o', join(dir, 'd.trace'), '--', 'true']);
+    expect(nothing.code).toBe(0);
+    expect(nothing.err).toContain('made no allocator call that could be recorded');
+  });
+
+  it('says clearly when there is no C compiler', () => {
+    const env = { ...process.env, CC: join(BUILD, 'no-such-cc') };
+    expect(() => buildRecorder({ cacheDir: scratch('nocc'), env })).toThrow(RecorderBuildError);
+    expect(() => buildRecorder({ cacheDir: scratch('nocc'), env })).toThrow(/C compiler on first use, and there is none here .* Install one/);
+  });
+});
