@@ -3,10 +3,10 @@
  * and writes its calls as a trace for `ptsim replay`.
  */
 
-import { basename, isAbsolute, relative } from 'node:path';
+import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { buildRecorder, RecorderBuildError } from '../record/build.js';
-import { recordProgram, SpawnError, type RecordedTrace } from '../record/session.js';
+import { recordProgram, sideDirectory, SpawnError, type RecordedTrace } from '../record/session.js';
 import { UsageError } from './errors.js';
 
 export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--] COMMAND [ARGS...]
@@ -20,15 +20,17 @@ $XDG_CACHE_HOME/ptsim (default ~/.cache/ptsim).
 Options:
   -o, --output FILE   write the trace to FILE (default: COMMAND's name + .trace, or .trace.gz)
   --gzip              compress the trace with gzip (implied by a FILE ending in .gz)
-  --no-children       record only COMMAND and the programs it execs, not its child processes
+  --no-children       record only COMMAND's process (and the programs it execs), not its children
   -q, --quiet         do not report what was recorded
   -h, --help          show this help
 
-Processes: a forked child records to FILE.PID (FILE.PID.gz), starting with its parent's trace up
-to the fork so that it replays as the process it is; a child that makes no allocator call (fork,
-then exec) writes nothing. A program started with exec has a fresh heap and a trace of its own:
-FILE is the last program COMMAND's process ran (a wrapper script that execs the real program
-leaves FILE.PID.N for the wrapper). Statically linked and setuid programs cannot be recorded.
+Processes: FILE is the trace of the last program COMMAND's process ran (a wrapper script that
+execs the real program ends up with the real program's trace). Every other process image gets
+a trace of its own in the directory FILE.d: a forked child's (FILE.d/PID.trace) starts with its
+parent's trace up to the fork, so that it replays as the process it is, and a child that makes
+no allocator call (fork, then exec) writes none; a program started with exec has a fresh heap
+and a fresh trace (FILE.d/PID.N.trace for the N-th program of process PID). Statically linked
+and setuid programs cannot be recorded.
 
 When COMMAND ends, ptsim record reports the events recorded and the files written (on standard
 error; COMMAND's own output passes through untouched).
@@ -36,6 +38,9 @@ error; COMMAND's own output passes through untouched).
 Exit status: COMMAND's own, or 128+N when signal N killed it; 125 when ptsim record itself
 failed (no C compiler, say), 126 when COMMAND cannot be run, 127 when it is not found; 2 for a
 mistake on the command line.`;
+
+/** Other process images listed by name in the report; the rest are counted. */
+const MAX_LISTED = 12;
 
 interface RecordArgs {
   output?: string;
@@ -143,9 +148,11 @@ export async function recordCommand(argv: string[], out: (s: string) => void, er
       );
     }
     if (others.length > 0) {
-      err(`ptsim record: ${plural(others.length, 'other process image')} recorded too:\n`);
-      const width = Math.max(...others.map((t) => shown(t.file).length));
-      for (const t of others) err(`  ${shown(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
+      err(`ptsim record: ${plural(others.length, 'other process image')} recorded in ${shown(sideDirectory(resolve(output)))}:\n`);
+      const listed = others.slice(0, MAX_LISTED);
+      const width = Math.max(...listed.map((t) => basename(t.file).length));
+      for (const t of listed) err(`  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
+      if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
     }
   }
   return result.exitCode;

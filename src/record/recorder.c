@@ -136,6 +136,8 @@ static int src_fd = -1;
 static dev_t src_dev;
 static ino_t src_ino;
 static uint64_t src_len, src_events;
+static pid_t forked_from; /* our parent, when this process image began with a fork */
+static uint64_t forked_after;
 static char src_path[PATH_MAX];
 
 static uint32_t next_tid;
@@ -501,6 +503,14 @@ static void trailer(const char *why) {
   o = put_u64(o, events);
   o = put_str(o, " events (");
   o = put_str(o, why);
+  if (forked_from) { /* said again at the end, where it is found without reading the prefix */
+    o = put_str(o, "; pid ");
+    o = put_u64(o, (uint64_t)my_pid);
+    o = put_str(o, " forked from pid ");
+    o = put_u64(o, (uint64_t)forked_from);
+    o = put_str(o, " after its event ");
+    o = put_u64(o, forked_after);
+  }
   o = put_str(o, ")\n");
   append(line, (size_t)(o - line));
   flush_buf();
@@ -1220,6 +1230,8 @@ static void fork_child(void) {
      the parent itself had inherited. */
   own_events = 0;
   file_bytes = 0;
+  forked_from = parent;
+  forked_after = events;
   char line[LINE_MAX_BYTES], *o = put_str(line, "# fork: pid ");
   o = put_u64(o, (uint64_t)my_pid);
   o = put_str(o, ", child of pid ");

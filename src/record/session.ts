@@ -1,12 +1,12 @@
 /**
  * One recording: runs a program with the recorder preloaded, waits for it, then turns the files
  * the recorder wrote (one per process image, PID.N.trace in a work directory next to the output)
- * into the traces the user asked for, compressed or not, with the started program's trace under
- * the requested name.
+ * into the traces the user asked for, compressed or not: the started program's trace under the
+ * requested name, every other process image's in a directory beside it (FILE.d/PID.trace).
  */
 
 import { spawn, type StdioOptions } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, fstatSync, ftruncateSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, existsSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -16,7 +16,7 @@ import { buildRecorder } from './build.js';
 export interface RecordOptions {
   command: string;
   args: string[];
-  /** The started program's trace. Other processes' traces get its name with `.PID` inserted. */
+  /** The started program's trace. Other process images' traces go to sideDirectory(output). */
   output: string;
   gzip: boolean;
   /** Record forked children and every descendant too (default true). */
@@ -77,10 +77,13 @@ export class SpawnError extends Error {
   }
 }
 
-/** `trace.gz` + `.123` -> `trace.123.gz`; `trace` + `.123` -> `trace.123`. */
-export function withSuffix(output: string, suffix: string): string {
-  return output.endsWith('.gz') ? `${output.slice(0, -3)}${suffix}.gz` : `${output}${suffix}`;
+/** Where the other process images' traces go: `out.trace` and `out.trace.gz` -> `out.trace.d`. */
+export function sideDirectory(output: string): string {
+  return `${output.endsWith('.gz') ? output.slice(0, -3) : output}.d`;
 }
+
+/** Names of the files this module writes in the side directory (and replaces on the next run). */
+const SIDE_FILE = /^\d+(\.\d+)?\.trace(\.gz)?$/;
 
 interface RawFile {
   path: string;
@@ -88,7 +91,8 @@ interface RawFile {
   image: number;
 }
 
-const TRAILER = /^# end (\d+) events \(([^)]*)\)$/;
+/** `# end N events (REASON)`, with `; pid C forked from pid P after its event K` for a forked child. */
+const TRAILER = /^# end (\d+) events \(([^;)]*)(?:; pid \d+ forked from pid (\d+) after its event (\d+))?\)$/;
 
 function readAt(fd: number, pos: number, n: number): string {
   const b = Buffer.alloc(n);
@@ -140,34 +144,29 @@ function inspect(path: string): FileFacts {
   const fd = openSync(path, 'r');
   let head: string;
   let tail: string;
-  let size: number;
   try {
-    size = fstatSync(fd).size;
+    const size = fstatSync(fd).size;
     head = readAt(fd, 0, Math.min(size, 1 << 16));
     tail = readAt(fd, Math.max(0, size - 4096), Math.min(size, 4096));
   } finally {
     closeSync(fd);
   }
   const exe = /^# exe (.*)$/m.exec(head)?.[1] ?? '?';
-  // A forked child's file holds its parent's trace, then its own: the last fork note is its own.
-  let inherited = 0;
-  let forkedFrom: number | undefined;
-  const forkRe = /^# fork: pid (\d+), child of pid (\d+) after its event (\d+)$/gm;
-  const pid = Number(/^(\d+)\./.exec(basename(path))?.[1]);
-  for (let m = forkRe.exec(head); m !== null; m = forkRe.exec(head)) {
-    if (Number(m[1]) === pid) {
-      forkedFrom = Number(m[2]);
-      inherited = Number(m[3]);
-    }
-  }
   const lines = tail.split('\n');
   const last = lines[lines.length - 1] === '' ? lines[lines.length - 2] : undefined;
   const t = last === undefined ? null : TRAILER.exec(last);
-  if (t !== null) return { exe, events: Number(t[1]), ending: t[2]!, inherited, forkedFrom };
+  if (t !== null) {
+    const facts: FileFacts = { exe, events: Number(t[1]), ending: t[2]!, inherited: 0 };
+    if (t[3] !== undefined) {
+      facts.forkedFrom = Number(t[3]);
+      facts.inherited = Number(t[4]);
+    }
+    return facts;
+  }
   // No final `# end`: killed without a chance to flush (SIGKILL), or records written after the
   // exit flush (by threads still running while exit() ran).
-  const earlier = [...tail.matchAll(/^# end \d+ events \(([^)]*)\)$/gm)].pop();
-  return { exe, events: countAndRepair(path), ending: earlier?.[1] ?? 'incomplete', inherited, forkedFrom };
+  const earlier = [...tail.matchAll(/^# end \d+ events \(([^;)]*)[;)]/gm)].pop();
+  return { exe, events: countAndRepair(path), ending: earlier?.[1] ?? 'incomplete', inherited: 0 };
 }
 
 function listFiles(work: string): RawFile[] {
@@ -212,17 +211,24 @@ async function finalize(work: string, output: string, topPid: number, gzip: bool
   const files = listFiles(work);
   const byPid = new Map<number, RawFile[]>();
   for (const f of files) byPid.set(f.pid, [...(byPid.get(f.pid) ?? []), f]);
+  // The started program's trace: the last program its process ran (a wrapper execs the real one).
   const top = byPid.get(topPid);
   const mainFile = top !== undefined ? top[top.length - 1] : undefined;
+  const side = sideDirectory(output);
+  if (existsSync(side)) {
+    for (const name of readdirSync(side)) if (SIDE_FILE.test(name)) rmSync(join(side, name), { force: true });
+  }
   const out: RecordedTrace[] = [];
   for (const f of files) {
     const facts = inspect(f.path);
     const main = f === mainFile;
     const siblings = byPid.get(f.pid)!;
-    let target: string;
-    if (main) target = output;
-    else if (siblings.length === 1) target = withSuffix(output, `.${f.pid}`);
-    else target = withSuffix(output, `.${f.pid}.${siblings.indexOf(f) + 1}`);
+    const ext = gzip ? '.trace.gz' : '.trace';
+    let target = output;
+    if (!main) {
+      mkdirSync(side, { recursive: true });
+      target = join(side, siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`);
+    }
     if (gzip) {
       await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
       unlinkSync(f.path);

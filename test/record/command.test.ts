@@ -60,10 +60,10 @@ describe('ptsim record', () => {
     expect([raw[0], raw[1]]).toEqual([0x1f, 0x8b]);
     expect(gunzipSync(raw).toString('utf8')).toMatch(/^# ptsim trace v1\n/);
     const pid = /^# child 1 (\d+)$/m.exec(readFileSync(join(dir, 'parent.log'), 'utf8'))![1];
-    const child = join(dir, `fork.trace.${pid}.gz`);
+    const child = join(dir, 'fork.trace.d', `${pid}.trace.gz`);
     expect(existsSync(child)).toBe(true);
-    expect(r.err).toContain('other process images recorded too:');
-    expect(r.err).toMatch(new RegExp(`fork\\.trace\\.${pid}\\.gz +\\d+ events +pid ${pid}, .*, forked from pid \\d+; its first \\d+ events are the parent's`));
+    expect(r.err).toContain(`4 other process images recorded in ${join(dir, 'fork.trace.d')}:\n`);
+    expect(r.err).toMatch(new RegExp(`\n  ${pid}\\.trace\\.gz +\\d+ events +pid ${pid}, .*, forked from pid \\d+; its first \\d+ events are the parent's\n`));
     const gz = await run(['--gzip', '-o', join(dir, 'plain-name.trace'), '--', program('single'), join(dir, 'single.log')]);
     expect(gz.code).toBe(0);
     expect(readFileSync(join(dir, 'plain-name.trace'))[0]).toBe(0x1f);

@@ -130,7 +130,7 @@ describe('threads', () => {
 });
 
 describe('fork and exec', () => {
-  it('a forked child records to FILE.PID, starting with the parent trace up to the fork', async () => {
+  it('a forked child records to FILE.d/PID.trace, starting with the parent trace up to the fork', async () => {
     const dir = scratch('fork');
     const r = await record(program('fork'), [dir]);
     expect(r.exitCode).toBe(0);
@@ -140,11 +140,11 @@ describe('fork and exec', () => {
     const parent = events(r.main).map((e) => e.call);
     expect(parent).toEqual(logged(parentLog));
     expect(r.traces.map((t) => t.file.slice(r.dir.length + 1)).sort()).toEqual(
-      ['out.trace', `out.trace.${childPid(1)}`, `out.trace.${childPid(2)}`, `out.trace.${childPid(3)}.1`, `out.trace.${childPid(3)}.2`].sort(),
+      ['out.trace', `out.trace.d/${childPid(1)}.trace`, `out.trace.d/${childPid(2)}.trace`, `out.trace.d/${childPid(3)}.1.trace`, `out.trace.d/${childPid(3)}.2.trace`].sort(),
     );
     const byName = (n: string): string => r.text.get(join(r.dir, n))!;
     for (const c of [1, 2, 3]) {
-      const name = c === 3 ? `out.trace.${childPid(3)}.1` : `out.trace.${childPid(c)}`;
+      const name = c === 3 ? `out.trace.d/${childPid(3)}.1.trace` : `out.trace.d/${childPid(c)}.trace`;
       const text = byName(name);
       const own = logged(readFileSync(join(dir, `child${c}.log`), 'utf8'));
       expect(events(text).map((e) => e.call)).toEqual([...parent.slice(0, forkAfter), ...own]);
@@ -155,7 +155,7 @@ describe('fork and exec', () => {
       expect(addressCheck(text)).toBeNull();
     }
     // The program child 3 exec'd: a trace of its own, from a fresh heap.
-    const exec = byName(`out.trace.${childPid(3)}.2`);
+    const exec = byName(`out.trace.d/${childPid(3)}.2.trace`);
     expect(exec).toContain(`# pid ${childPid(3)}\n`);
     expect(exec).toContain('# cmdline fork --exec ');
     expect(events(exec).map((e) => e.call)).toEqual(logged(readFileSync(join(dir, 'exec.log'), 'utf8')));
