@@ -1,0 +1,128 @@
+/**
+ * heaptrack's raw data: what its preloaded library writes before heaptrack_interpret digests it
+ * (`heaptrack --raw` keeps it, as FILE.raw.zst). One record per line, a letter and hex fields:
+ *
+ *   v 10400 3                        heaptrack's version and the file format's
+ *   x 9 /tmp/prog                    the executable;  X ./prog args   the command line
+ *   I 1000 5e2922                    page size and pages
+ *   m ... / t IP PARENT / R RSS      modules, backtrace nodes, resident pages: not needed here
+ *   + SIZE TRACE PTR                 an allocation of SIZE bytes at PTR (no 0x prefix)
+ *   - PTR                            a free
+ *   c MS                             milliseconds since the start (every 10 ms, from a timer thread)
+ *
+ * Events carry the time of the last `c` before them, in nanoseconds (0 before the first).
+ *
+ * What the format cannot say: heaptrack writes realloc as a free of the old block and an
+ * allocation of the new one (even when the block grew in place), calloc and the aligned
+ * allocations as plain allocations of their size; it has no thread ids (everything is thread 1)
+ * and no failed calls. Some entry points are not tracked at all by some versions (memalign in
+ * 1.4), so their blocks' frees show up as frees of pointers never seen, reported and skipped.
+ *
+ * The interpreted file (`heaptrack.prog.PID.zst`, what heaptrack keeps by default) has lost the
+ * pointers (`+ INDEX` and `- INDEX` name allocation sites, not blocks), so it cannot be replayed;
+ * it is recognised and refused with a message saying how to get raw data.
+ */
+
+import { NULL_TOKEN, Op } from '../trace/types.js';
+import type { ImportCore } from './core.js';
+import { LineImporter } from './importer.js';
+import { lineShown } from './scan.js';
+
+export class HeaptrackImporter extends LineImporter {
+  /** The time of the last `c` record, in ns. */
+  private now = 0;
+
+  constructor(core: ImportCore, strict: boolean) {
+    super(core, strict);
+    core.header.facts.set('from', 'heaptrack');
+  }
+
+  protected parse(b: Buffer, s: number, e: number, no: number): void {
+    if (s === e) return;
+    const letter = b[s]!;
+    if (e - s > 1 && b[s + 1] !== 0x20) this.core.fail(no, `not a heaptrack record: '${lineShown(b, s, e)}' (expected a letter, a space and fields)`);
+    const sc = this.scan.set(b, s + 1, e);
+    const c = this.core.call;
+    switch (letter) {
+      case 0x2b: {
+        // + SIZE TRACE PTR
+        sc.blanks();
+        const size = this.size(sc.hex(), no);
+        sc.blanks();
+        const trace = sc.hex();
+        sc.blanks();
+        if (size >= 0 && trace < 0 && sc.atEnd()) this.interpreted(no);
+        if (size < 0 || trace < 0 || !sc.ptr(false)) this.core.fail(no, `malformed allocation record '${lineShown(b, s, e)}' (expected '+ SIZE TRACE PTR' in hex)`);
+        sc.blanks();
+        if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' after the allocation record`);
+        c.op = Op.malloc;
+        c.n1 = size;
+        c.inKey = 0;
+        c.inText = NULL_TOKEN;
+        c.outKey = sc.key;
+        c.outText = sc.text;
+        break;
+      }
+      case 0x2d: {
+        // - PTR
+        sc.blanks();
+        if (!sc.ptr(false)) this.core.fail(no, `malformed free record '${lineShown(b, s, e)}' (expected '- PTR' in hex)`);
+        sc.blanks();
+        if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' after the free record`);
+        if (sc.key === 0) return;
+        c.op = Op.free;
+        c.n1 = 0;
+        c.inKey = sc.key;
+        c.inText = sc.text;
+        c.outKey = 0;
+        c.outText = NULL_TOKEN;
+        break;
+      }
+      case 0x63: {
+        // c MS
+        sc.blanks();
+        const ms = sc.hex();
+        if (ms < 0) this.core.fail(no, `malformed timestamp record '${lineShown(b, s, e)}' (expected 'c MILLISECONDS' in hex)`);
+        this.now = ms * 1e6;
+        return;
+      }
+      case 0x78: // x LEN PATH
+        this.fact('exe', b, s, e, true);
+        return;
+      case 0x58: // X ARGS...
+        this.fact('cmdline', b, s, e, false);
+        return;
+      case 0x61: // a SIZE TRACE: an allocation site, only in interpreted files
+        this.interpreted(no);
+        return;
+      default:
+        if (letter === 0x23) return; // a comment
+        if (!((letter >= 0x41 && letter <= 0x5a) || (letter >= 0x61 && letter <= 0x7a))) {
+          this.core.fail(no, `not a heaptrack record: '${lineShown(b, s, e)}'`);
+        }
+        // v, I, m, t, i, s, R, A, S...: versions, modules, backtraces and resident sizes.
+        return;
+    }
+    c.tid = 1;
+    c.n2 = 0;
+    c.line = no;
+    c.time = this.now;
+    this.core.submit();
+  }
+
+  /** Keeps a fact about the recording for the header (only the first occurrence). */
+  private fact(key: string, b: Buffer, s: number, e: number, skipLength: boolean): void {
+    const facts = this.core.header.facts;
+    if (facts.has(key)) return;
+    let text = b.toString('utf8', s + 1, e).trim();
+    if (skipLength) text = text.replace(/^[0-9a-f]+\s+/, '');
+    facts.set(key, text);
+  }
+
+  private interpreted(no: number): never {
+    this.core.fail(
+      no,
+      "this is heaptrack's interpreted output, which names allocation sites rather than blocks and cannot be replayed; record raw data with 'heaptrack --raw PROGRAM' (it writes FILE.raw.zst) and import that",
+    );
+  }
+}

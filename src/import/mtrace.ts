@@ -1,0 +1,172 @@
+/**
+ * glibc's mtrace log (MALLOC_TRACE), as glibc's malloc/mtrace-impl.c writes it.
+ *
+ * Each record is one line, optionally preceded by where the call came from:
+ *
+ *   = Start                                   tracing began (mtrace()); `= End` when muntrace() ran
+ *   @ ./a.out:(main+0x1e)[0x555555555169] + 0x5555555592a0 0x10    glibc <= 2.33: symbol+offset, absolute address
+ *   @ ./a.out:(main+1e)[0x1169] + 0x5555555592a0 0x10              glibc >= 2.34: offset without 0x, address in the object
+ *   @ [0x7f...] - 0x5555555592a0              the caller could not be named
+ *   + PTR SIZE        an allocation (malloc, calloc, the memalign family, realloc from NULL)
+ *   - PTR             a free (also realloc to size 0)
+ *   < OLD             a realloc that succeeded, always followed at once by:
+ *   > NEW SIZE
+ *   ! OLD SIZE        a realloc that failed
+ *
+ * PTR is printed with %p (`(nil)` for NULL), SIZE with %#lx (`0x10`, and `0` for zero).
+ *
+ * What the format cannot say: calloc and the memalign family look like malloc, so they import as
+ * malloc of the same size; there are no threads (everything is thread 1); allocations made by
+ * glibc itself and before mtrace() was called are missing, so frees of them at exit (glibc's
+ * __libc_freeres) are reported as frees of pointers never seen, and skipped.
+ *
+ * The caller prefix is skipped without being interpreted: it ends in `] ` in every style, but a
+ * file name may contain anything, so the record is read from the end of the line instead.
+ */
+
+import { NO_KEY } from '../trace/token-key.js';
+import { NULL_TOKEN, Op } from '../trace/types.js';
+import type { ImportCore } from './core.js';
+import { LineImporter } from './importer.js';
+import { lineShown } from './scan.js';
+
+/** Record characters. */
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const LT = 0x3c;
+const GT = 0x3e;
+const BANG = 0x21;
+const EQ = 0x3d;
+const AT = 0x40;
+
+export class MtraceImporter extends LineImporter {
+  /** Start and end of the last three blank-separated fields of the line. */
+  private readonly f = new Int32Array(6);
+  /** The `<` line waiting for its `>`: its line number (0: none) and pointer. */
+  private openLine = 0;
+  private openKey = 0;
+  private openText = NULL_TOKEN;
+
+  constructor(core: ImportCore, strict: boolean) {
+    super(core, strict);
+    core.header.facts.set('from', 'mtrace');
+  }
+
+  protected parse(b: Buffer, s: number, e: number, no: number): void {
+    while (s < e && (b[s] === 0x20 || b[s] === 0x09)) s++;
+    if (s === e) return;
+    if (b[s] === EQ) {
+      // `= Start` and `= End` mark where tracing was switched on and off.
+      if (this.openLine > 0) this.unpaired(no);
+      return;
+    }
+    const n = this.fields(b, s, e);
+    const f = this.f;
+    let form = 0;
+    let fieldStart = 0;
+    if (n === 3 && f[1]! - f[0]! === 1 && (b[f[0]!] === PLUS || b[f[0]!] === GT || b[f[0]!] === BANG)) {
+      form = b[f[0]!]!;
+      fieldStart = f[0]!;
+    } else if (n >= 2 && f[3]! - f[2]! === 1 && (b[f[2]!] === MINUS || b[f[2]!] === LT)) {
+      form = b[f[2]!]!;
+      fieldStart = f[2]!;
+    }
+    if (form === 0) this.core.fail(no, `not an mtrace record: '${lineShown(b, s, e)}' (expected '+ PTR SIZE', '- PTR', '< PTR', '> PTR SIZE' or '! PTR SIZE', after an optional '@ caller')`);
+    if (fieldStart > s && b[s] !== AT) this.core.fail(no, `unexpected text before the record: '${lineShown(b, s, fieldStart)}' (a caller is written '@ ...')`);
+
+    const scan = this.scan;
+    const three = form === PLUS || form === GT || form === BANG;
+    scan.set(b, three ? f[2]! : f[4]!, three ? f[3]! : f[5]!);
+    if (!scan.ptr(true) || !scan.atEnd()) this.core.fail(no, `'${lineShown(b, scan.i, scan.e)}' is not a pointer (expected 0x... or (nil))`);
+    const key = scan.key;
+    const text = scan.text;
+    let size = 0;
+    if (three) {
+      scan.set(b, f[4]!, f[5]!);
+      size = this.size(scan.num(), no);
+      if (size < 0 || !scan.atEnd()) this.core.fail(no, `'${lineShown(b, f[4]!, f[5]!)}' is not a size`);
+    }
+
+    if (this.openLine > 0 && form !== GT) this.unpaired(no);
+    const c = this.core.call;
+    c.tid = 1;
+    c.line = no;
+    c.time = -1;
+    c.n2 = 0;
+    switch (form) {
+      case PLUS:
+        c.op = Op.malloc;
+        c.n1 = size;
+        this.tokens(0, NULL_TOKEN, key, text);
+        break;
+      case MINUS:
+        if (key === 0) return; // glibc never logs free(NULL); nothing to replay either way
+        c.op = Op.free;
+        c.n1 = 0;
+        this.tokens(key, text, 0, NULL_TOKEN);
+        break;
+      case LT:
+        if (key === 0) this.core.fail(no, "a '<' record needs the pointer being reallocated, not NULL");
+        this.openLine = no;
+        this.openKey = key;
+        this.openText = key === NO_KEY ? text : NULL_TOKEN;
+        return;
+      case GT:
+        if (this.openLine === 0) this.core.fail(no, "a '>' record (realloc's new block) without the '<' record before it");
+        if (key === 0) this.core.fail(no, "a '>' record with a NULL block (a failed realloc is written '!')");
+        c.op = Op.realloc;
+        c.n1 = size;
+        this.tokens(this.openKey, this.openText, key, text);
+        c.line = this.openLine;
+        this.openLine = 0;
+        break;
+      case BANG:
+        c.op = Op.realloc;
+        c.n1 = size;
+        this.tokens(key, text, 0, NULL_TOKEN);
+        break;
+    }
+    this.core.submit();
+  }
+
+  protected override flush(): void {
+    if (this.openLine > 0) {
+      this.core.warn(this.openLine, 'incomplete last line', "the log ends after a realloc's '<' record, without its '>' record (cut short?): the realloc is ignored", true);
+      this.openLine = 0;
+    }
+  }
+
+  private tokens(inKey: number, inText: string, outKey: number, outText: string): void {
+    const c = this.core.call;
+    c.inKey = inKey;
+    c.inText = inText;
+    c.outKey = outKey;
+    c.outText = outText;
+  }
+
+  private unpaired(no: number): never {
+    this.core.fail(no, `the realloc at line ${this.openLine} ('<' record) is not followed by its '>' record`);
+  }
+
+  /**
+   * Finds the last three blank-separated fields of b[s, e), last field first in f[4..5]:
+   * f[0..1] is the third from the end, f[2..3] the second, f[4..5] the last. Returns how many
+   * fields the line has, counted up to 3 (only the fields found are set).
+   */
+  private fields(b: Buffer, s: number, e: number): number {
+    const f = this.f;
+    let n = 0;
+    let i = e;
+    while (n < 3) {
+      while (i > s && (b[i - 1] === 0x20 || b[i - 1] === 0x09)) i--;
+      if (i === s) break;
+      const end = i;
+      while (i > s && b[i - 1] !== 0x20 && b[i - 1] !== 0x09) i--;
+      const k = 2 - n;
+      f[2 * k] = i;
+      f[2 * k + 1] = end;
+      n++;
+    }
+    return n;
+  }
+}

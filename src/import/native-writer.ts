@@ -1,0 +1,146 @@
+/**
+ * Writes TraceEvents as a native trace (docs/trace-format.md), the inverse of the native reader:
+ * reading the output back gives the same header and the same events (tokens, numbers, times,
+ * threads and all) as the writer was given.
+ *
+ * Output goes to a file descriptor with synchronous writes of about 1 MiB: a TraceSink is called
+ * synchronously, so it cannot wait for a stream to drain, and blocking writes are what keeps
+ * memory flat when the output is slower than the input. `gzip` compresses each block as one gzip
+ * member; concatenated members are one valid gzip file (RFC 1952), which gunzip and ptsim read
+ * as a whole.
+ */
+
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+import { MALLOPT_PARAMS, OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+
+/** Characters gathered before a write. */
+const BLOCK = 1 << 20;
+
+/** mallopt parameter names by glibc's number, to write them as names. */
+const PARAM_NAMES = new Map<number, string>(Object.entries(MALLOPT_PARAMS).map(([k, v]) => [v, k]));
+
+/**
+ * The tokens as the native format writes them. A keyed token is written from its key, so that its
+ * text is never made as a string first; only a token without a key is read as text.
+ */
+function inToken(ev: TraceEvent): string {
+  const k = ev.inKey;
+  if (k === undefined) return ev.in === '' ? '0' : ev.in;
+  return k === 0 ? '0' : k > 0 ? '0x' + k.toString(16) : ev.in;
+}
+
+function outToken(ev: TraceEvent): string {
+  const k = ev.outKey;
+  if (k === undefined) return ev.out === '' ? '0' : ev.out;
+  return k === 0 ? '0' : k > 0 ? '0x' + k.toString(16) : ev.out;
+}
+
+/**
+ * A number as the native format writes it: decimal digits, never an exponent. Sizes are at most
+ * 2^64 - 1, which a double holds as 2^64: that one is written as 2^64 - 1, which reads back as
+ * the same double.
+ */
+function num(n: number): string {
+  if (n >= 2 ** 64) return '18446744073709551615';
+  return n < 1e21 && n > -1e21 ? String(n) : BigInt(n).toString();
+}
+
+/** The text of one event line (without its newline). */
+export function eventLine(ev: TraceEvent): string {
+  let s = ev.time >= 0 ? `@${num(ev.time)} ${ev.tid} ` : `${ev.tid} `;
+  switch (ev.op) {
+    case Op.malloc:
+    case Op.valloc:
+    case Op.pvalloc:
+      s += `${OP_NAMES[ev.op]} ${num(ev.n1)} ${outToken(ev)}`;
+      break;
+    case Op.calloc:
+    case Op.memalign:
+      s += `${OP_NAMES[ev.op]} ${num(ev.n1)} ${num(ev.n2)} ${outToken(ev)}`;
+      break;
+    case Op.realloc:
+      s += `realloc ${inToken(ev)} ${num(ev.n1)} ${outToken(ev)}`;
+      break;
+    case Op.free:
+      s += `free ${inToken(ev)}`;
+      break;
+    case Op.mallocTrim:
+      s += `malloc_trim ${num(ev.n1)}`;
+      break;
+    case Op.mallopt:
+      s += `mallopt ${PARAM_NAMES.get(ev.param) ?? String(ev.param)} ${num(ev.n1)}`;
+      break;
+    case Op.exit:
+      s += 'exit';
+      break;
+  }
+  return s;
+}
+
+/** The header's comment lines (each with its newline). */
+export function headerLines(h: TraceHeader): string {
+  let s = '';
+  for (const [k, v] of h.env) s += `# env ${k}=${v}\n`;
+  if (h.nprocs !== undefined) s += `# nprocs ${h.nprocs}\n`;
+  for (const [k, v] of h.facts) s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
+  return s;
+}
+
+/** A TraceSink that writes a native trace to a file (`-`: standard output). */
+export class NativeTraceWriter implements TraceSink {
+  private buf = '';
+  private readonly fd: number;
+  private readonly ownsFd: boolean;
+  /** Events written. */
+  events = 0;
+  /** Bytes written to the file (compressed when gzip). */
+  bytes = 0;
+
+  constructor(
+    path: string,
+    private readonly gzip = false,
+  ) {
+    if (path === '-') {
+      this.fd = 1;
+      this.ownsFd = false;
+    } else {
+      this.fd = openSync(path, 'w');
+      this.ownsFd = true;
+    }
+  }
+
+  header(h: TraceHeader): void {
+    this.buf += headerLines(h);
+  }
+
+  event(ev: TraceEvent): void {
+    this.buf += eventLine(ev) + '\n';
+    this.events++;
+    if (this.buf.length >= BLOCK) this.flush();
+  }
+
+  /** Writes what is gathered, then closes the file. */
+  close(): void {
+    this.flush();
+    if (this.ownsFd) closeSync(this.fd);
+  }
+
+  private flush(): void {
+    if (this.buf.length === 0) return;
+    let data: Buffer = Buffer.from(this.buf, 'utf8');
+    this.buf = '';
+    if (this.gzip) data = gzipSync(data);
+    let off = 0;
+    while (off < data.length) {
+      try {
+        off += writeSync(this.fd, data, off);
+      } catch (e) {
+        // Standard output may be a non-blocking pipe: wait a little for the reader.
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    }
+    this.bytes += data.length;
+  }
+}
