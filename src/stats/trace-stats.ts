@@ -1,0 +1,379 @@
+/**
+ * Statistics of a trace, gathered as it streams by (a TraceSink): events by operation, threads,
+ * requested sizes in power-of-two buckets, the peak of live requested bytes and when it happened,
+ * allocation lifetimes in events and in time, and the blocks never freed.
+ *
+ * Built for traces of hundreds of millions of events: the per-event path allocates nothing and
+ * never makes a token's text (tokens are indexed by their keys, token-key.ts). What is kept per
+ * allocation lives only while the block does (its index, time and size, in typed arrays reused
+ * through a free list); lifetimes go into fixed histograms (log-histogram.ts).
+ *
+ * What counts as what:
+ *  - an allocation is any call that returns a block: malloc, calloc, the memalign family, and a
+ *    realloc from NULL; its requested size is SIZE, NMEMB x SIZE for calloc;
+ *  - a realloc that returns a block carries the allocation on: its lifetime runs from the call
+ *    that created the block to the call that ends it, a free or a realloc to size 0;
+ *  - the size histogram counts the size asked by every allocation call and every realloc that
+ *    asks for a size (failed or not);
+ *  - a call whose recording returned NULL (other than realloc(p, 0), which frees) failed.
+ */
+
+import { NO_KEY, tokenKey } from '../trace/token-key.js';
+import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import { ABSENT, LiveSet } from '../import/live-set.js';
+import { LogHistogram, type Summary } from './log-histogram.js';
+
+/** Size buckets: 0 for size 0, k for sizes in [2^(k-1), 2^k). */
+const SIZE_BUCKETS = 66;
+
+export interface SizeBucket {
+  /** Smallest and largest size of the bucket, in bytes. */
+  min: number;
+  max: number;
+  count: number;
+}
+
+export interface TraceStatsReport {
+  events: number;
+  /** Events by operation name (only operations that occur). */
+  operations: Record<string, number>;
+  /** Calls whose recording returned NULL. */
+  failed: number;
+  /** Events per thread, by thread number, in order of appearance. */
+  threads: Array<{ tid: number; events: number }>;
+  /** Time of the first and last timed events (ns), when the trace has times. */
+  time?: { first: number; last: number };
+  /** Requested sizes, power-of-two buckets that are not empty. */
+  sizes: SizeBucket[];
+  /** Bytes requested by all calls that asked for a size. */
+  requestedBytes: number;
+  /** The most live requested bytes at once, and the event after which it was reached. */
+  peak: { bytes: number; blocks: number; event: number; line: number; time?: number };
+  lifetimes: {
+    /** Blocks whose lifetime ended (freed, or reallocated to size 0). */
+    count: number;
+    /** In events: the index of the ending call minus the index of the allocating call. */
+    events: Summary;
+    /** In nanoseconds, when both calls have times. */
+    ns?: Summary;
+  };
+  neverFreed: { blocks: number; bytes: number };
+  /** Oddities of the trace: frees of tokens that were not live, tokens allocated while live. */
+  anomalies: { unknownFrees: number; reusedLive: number };
+}
+
+/**
+ * Where a live block's record is: its allocating event's index and time, and its size, at a
+ * "handle". Events that carry token numbers (TraceEvent.inId/outId, given by the native reader
+ * and the importers) index the records by number, without hashing anything here: handle 2 x id.
+ * The other tokens (events without numbers, and the token of a failed realloc, which gives its
+ * number up while its block lives on) are found by key in a LiveSet, with records at odd handles
+ * 2 x slot + 1 taken from a free list.
+ */
+export class TraceStats implements TraceSink {
+  headerSeen: TraceHeader | null = null;
+  private events = 0;
+  private readonly ops = new Float64Array(OP_NAMES.length);
+  private failed = 0;
+  // Threads: tid -> index into tidCount, with the last one cached.
+  private readonly tidIndex = new Map<number, number>();
+  private tidList: number[] = [];
+  private tidCount: Float64Array = new Float64Array(16);
+  private lastTid = NaN;
+  private lastTidSlot = 0;
+  private firstTime = -1;
+  private lastTime = -1;
+  private readonly sizes = new Float64Array(SIZE_BUCKETS);
+  private requested = 0;
+  /**
+   * Records of live blocks, four numbers per handle (index, time, size, unused) side by side, so
+   * that a block's record is one cache line: traces free blocks in no particular order, and three
+   * separate arrays cost three cache misses per free.
+   */
+  private rec: Float64Array = new Float64Array(4 << 12);
+  /** Which token numbers name a live block. */
+  private numbered: Uint8Array = new Uint8Array(1 << 11);
+  /** Tokens without a number, by key: their handles. */
+  private readonly unnumbered = new LiveSet(64);
+  private freeSlots: Int32Array = new Int32Array(64);
+  private freeCount = 0;
+  private slotsUsed = 0;
+  private liveBytes = 0;
+  private liveBlocks = 0;
+  private peakBytes = 0;
+  private peakBlocks = 0;
+  private peakEvent = -1;
+  private peakLine = 0;
+  private peakTime = -1;
+  private readonly lifeEvents = new LogHistogram();
+  private readonly lifeNs = new LogHistogram();
+  private unknownFrees = 0;
+  private reusedLive = 0;
+
+  header(h: TraceHeader): void {
+    this.headerSeen = h;
+  }
+
+  event(ev: TraceEvent): void {
+    this.events++;
+    const op = ev.op;
+    this.ops[op]!++;
+    const tid = ev.tid;
+    if (tid === this.lastTid) this.tidCount[this.lastTidSlot]!++;
+    else this.countThread(tid);
+    const time = ev.time;
+    if (time >= 0) {
+      if (this.firstTime < 0) this.firstTime = time;
+      this.lastTime = time;
+    }
+    switch (op) {
+      case Op.malloc:
+      case Op.valloc:
+      case Op.pvalloc:
+        this.allocation(ev, ev.n1);
+        break;
+      case Op.calloc:
+        this.allocation(ev, ev.n1 * ev.n2);
+        break;
+      case Op.memalign:
+        this.allocation(ev, ev.n2);
+        break;
+      case Op.realloc:
+        this.realloc(ev);
+        break;
+      case Op.free: {
+        const h = this.take(ev);
+        if (h >= 0) this.end(ev, h);
+        break;
+      }
+    }
+  }
+
+  private countThread(tid: number): void {
+    let slot = this.tidIndex.get(tid);
+    if (slot === undefined) {
+      slot = this.tidList.length;
+      this.tidIndex.set(tid, slot);
+      this.tidList.push(tid);
+      if (slot >= this.tidCount.length) this.tidCount = grow64(this.tidCount, slot);
+    }
+    this.tidCount[slot]!++;
+    this.lastTid = tid;
+    this.lastTidSlot = slot;
+  }
+
+  private sized(size: number): void {
+    this.requested += size;
+    const b = size < 1 ? 0 : size < 0x80000000 ? 32 - Math.clz32(size) : Math.min(SIZE_BUCKETS - 1, Math.floor(Math.log2(size)) + 1);
+    this.sizes[b]!++;
+  }
+
+  private allocation(ev: TraceEvent, size: number): void {
+    this.sized(size);
+    if (outKeyOf(ev) === 0) {
+      this.failed++;
+      return;
+    }
+    this.born(ev, size);
+  }
+
+  /** A new live block: the one the event returns. */
+  private born(ev: TraceEvent, size: number): void {
+    const r = this.place(ev) * 4;
+    this.rec[r] = ev.index;
+    this.rec[r + 1] = ev.time;
+    this.rec[r + 2] = size;
+    this.liveBytes += size;
+    this.liveBlocks++;
+    this.checkPeak(ev);
+  }
+
+  private realloc(ev: TraceEvent): void {
+    const size = ev.n1;
+    if (inKeyOf(ev) === 0) {
+      // realloc(NULL, n) is malloc(n)
+      this.allocation(ev, size);
+      return;
+    }
+    if (size !== 0) this.sized(size);
+    const old = this.take(ev);
+    if (old < 0) {
+      // A realloc of a token not live (counted by take): the block it returned is known from now on.
+      if (outKeyOf(ev) !== 0) this.born(ev, size);
+      return;
+    }
+    if (outKeyOf(ev) === 0) {
+      if (size === 0) {
+        this.end(ev, old);
+      } else {
+        // A failed realloc: the block lives on under its token, which gave its number up.
+        this.failed++;
+        const key = inKeyOf(ev);
+        const h = this.unnumberedHandle(key, key === NO_KEY ? ev.in : '');
+        this.move(old, h);
+      }
+      return;
+    }
+    // The block lives on under its new token, with its new size.
+    const h = this.place(ev);
+    if (h !== old) this.move(old, h);
+    const r = h * 4;
+    this.liveBytes += size - this.rec[r + 2]!;
+    this.rec[r + 2] = size;
+    this.checkPeak(ev);
+  }
+
+  /**
+   * The handle for the block the event returns (its `out` token, not NULL). A token that names
+   * a live block already is an oddity: that block is dropped (its end is unknown).
+   */
+  private place(ev: TraceEvent): number {
+    const id = ev.outId;
+    const key = outKeyOf(ev);
+    if (this.unnumbered.size > 0) {
+      // The token may be an unnumbered one coming back (after a failed realloc, say).
+      const old = this.unnumbered.delete(key, key === NO_KEY ? ev.out : '');
+      if (old !== ABSENT) this.drop(old);
+    }
+    if (id !== undefined && id >= 0) {
+      if (id >= this.numbered.length) this.growNumbers(id);
+      if (this.numbered[id] === 1) this.drop(2 * id);
+      this.numbered[id] = 1;
+      return 2 * id;
+    }
+    return this.unnumberedHandle(key, key === NO_KEY ? ev.out : '');
+  }
+
+  /** A new odd handle for an unnumbered token, registered under its key. */
+  private unnumberedHandle(key: number, text: string): number {
+    const slot = this.freeCount > 0 ? this.freeSlots[--this.freeCount]! : this.slotsUsed++;
+    const h = 2 * slot + 1;
+    if (h * 4 >= this.rec.length) this.growRecords(h);
+    this.unnumbered.set(key, text, h);
+    return h;
+  }
+
+  /** The handle of the live block the event's `in` token names, unregistered; -1 when none. */
+  private take(ev: TraceEvent): number {
+    const key = inKeyOf(ev);
+    if (key === 0) return -1;
+    const id = ev.inId;
+    if (id !== undefined && id >= 0 && id < this.numbered.length && this.numbered[id] === 1) {
+      this.numbered[id] = 0;
+      return 2 * id;
+    }
+    if (this.unnumbered.size > 0) {
+      const h = this.unnumbered.delete(key, key === NO_KEY ? ev.in : '');
+      if (h !== ABSENT) {
+        this.freeOdd(h);
+        return h;
+      }
+    }
+    this.unknownFrees++;
+    return -1;
+  }
+
+  /** Moves a record from handle a to handle b (registered already). */
+  private move(a: number, b: number): void {
+    this.rec.copyWithin(b * 4, a * 4, (a * 4) + 3);
+  }
+
+  /** A live block dropped without a known end (its token was handed out again). */
+  private drop(h: number): void {
+    this.reusedLive++;
+    this.liveBytes -= this.rec[(h * 4) + 2]!;
+    this.liveBlocks--;
+    if ((h & 1) === 1) this.freeOdd(h);
+  }
+
+  /** The block at handle h ends (free, or realloc to 0): its lifetime is recorded. */
+  private end(ev: TraceEvent, h: number): void {
+    const r = h * 4;
+    const rec = this.rec;
+    this.lifeEvents.add(ev.index - rec[r]!);
+    const born = rec[r + 1]!;
+    if (born >= 0 && ev.time >= 0) this.lifeNs.add(ev.time - born);
+    this.liveBytes -= rec[r + 2]!;
+    this.liveBlocks--;
+  }
+
+  private freeOdd(h: number): void {
+    if (this.freeCount === this.freeSlots.length) this.freeSlots = grow32(this.freeSlots);
+    this.freeSlots[this.freeCount++] = (h - 1) / 2;
+  }
+
+  private growNumbers(id: number): void {
+    let n = this.numbered.length * 2;
+    while (n <= id) n *= 2;
+    const bigger = new Uint8Array(n);
+    bigger.set(this.numbered);
+    this.numbered = bigger;
+    this.growRecords(2 * n);
+  }
+
+  private growRecords(h: number): void {
+    if (h * 4 < this.rec.length) return;
+    this.rec = grow64(this.rec, (h * 4) + 3);
+  }
+
+  private checkPeak(ev: TraceEvent): void {
+    if (this.liveBytes > this.peakBytes) {
+      this.peakBytes = this.liveBytes;
+      this.peakBlocks = this.liveBlocks;
+      this.peakEvent = ev.index;
+      this.peakLine = ev.line;
+      this.peakTime = ev.time;
+    }
+  }
+
+  report(): TraceStatsReport {
+    const operations: Record<string, number> = {};
+    for (let op = 0; op < OP_NAMES.length; op++) if (this.ops[op]! > 0) operations[OP_NAMES[op]!] = this.ops[op]!;
+    const sizes: SizeBucket[] = [];
+    for (let b = 0; b < SIZE_BUCKETS; b++) {
+      if (this.sizes[b]! === 0) continue;
+      sizes.push(b === 0 ? { min: 0, max: 0, count: this.sizes[b]! } : { min: 2 ** (b - 1), max: 2 ** b - 1, count: this.sizes[b]! });
+    }
+    const r: TraceStatsReport = {
+      events: this.events,
+      operations,
+      failed: this.failed,
+      threads: this.tidList.map((tid, i) => ({ tid, events: this.tidCount[i]! })),
+      sizes,
+      requestedBytes: this.requested,
+      peak: { bytes: this.peakBytes, blocks: this.peakBlocks, event: this.peakEvent, line: this.peakLine },
+      lifetimes: { count: this.lifeEvents.count, events: this.lifeEvents.summary() },
+      neverFreed: { blocks: this.liveBlocks, bytes: this.liveBytes },
+      anomalies: { unknownFrees: this.unknownFrees, reusedLive: this.reusedLive },
+    };
+    if (this.firstTime >= 0) {
+      r.time = { first: this.firstTime, last: this.lastTime };
+      if (this.peakTime >= 0) r.peak.time = this.peakTime;
+      r.lifetimes.ns = this.lifeNs.summary();
+    }
+    return r;
+  }
+}
+
+function inKeyOf(ev: TraceEvent): number {
+  return ev.inKey !== undefined ? ev.inKey : tokenKey(ev.in);
+}
+
+function outKeyOf(ev: TraceEvent): number {
+  return ev.outKey !== undefined ? ev.outKey : tokenKey(ev.out);
+}
+
+/** A copy of `a` with room for index `at` at least (doubling). */
+function grow64(a: Float64Array, at: number): Float64Array {
+  let n = a.length * 2;
+  while (n <= at) n *= 2;
+  const b = new Float64Array(n);
+  b.set(a);
+  return b;
+}
+
+function grow32(a: Int32Array): Int32Array {
+  const b = new Int32Array(a.length * 2);
+  b.set(a);
+  return b;
+}
