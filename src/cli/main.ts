@@ -7,6 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { REPLAY_HELP, replayCommand } from './replay-command.js';
 import { UsageError } from './errors.js';
+import { CONVERT_HELP, convertCommand } from './convert-command.js';
+import { STATS_HELP, statsCommand } from './stats-command.js';
+import { RECORD_HELP, recordCommand } from './record-command.js';
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -14,14 +17,18 @@ ptsim replays a recorded malloc trace through an exact model of glibc 2.36's all
 (ptmalloc2, x86_64) and shows where every resident page is, and why.
 
 Commands:
-  replay TRACE     replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
-                   (ptsim replay --help for its options)
+  replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
+  record -- CMD ...  run a program and record its malloc calls as a trace
+  stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
+  convert IN -o OUT  write a trace of any format ptsim reads as a native trace
+(ptsim COMMAND --help for each command's options)
 
 Options:
   -h, --help       show this help
   --version        show ptsim's version
 
-Traces are text, one call per line (docs/trace-format.md); gzip-compressed traces are read as is.`;
+Traces are ptsim's text format (docs/trace-format.md) or other tools' logs: mtrace, logalloc,
+ltrace, heaptrack --raw, malloclab (docs/importing.md); gzip/zstd/xz/bzip2 are read as is.`;
 
 export async function main(argv: string[]): Promise<number> {
   const out = (s: string): void => void process.stdout.write(s);
@@ -42,19 +49,25 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'replay':
         return await replayCommand(rest, out, err);
+      case 'record':
+        return await recordCommand(rest, out, err);
+      case 'stats':
+        return await statsCommand(rest, out, err);
+      case 'convert':
+        return await convertCommand(rest, out, err);
       default:
         throw new UsageError(`unknown command '${cmd}'`);
     }
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       err(`ptsim: ${e.message}\n`);
-      err(`Try 'ptsim ${cmd === 'replay' ? 'replay ' : ''}--help'.\n`);
+      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
       return 2;
     }
     throw e;
   }
 }
 
-export { REPLAY_HELP };
+export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP };
 
 process.exitCode = await main(process.argv.slice(2));

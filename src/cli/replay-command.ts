@@ -5,7 +5,8 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { readTraceFile } from '../trace/reader.js';
+import { openTrace } from '../import/index.js';
+import { IMPORT_HELP, IMPORT_OPTIONS, importArgs, type ImportArgs } from './import-options.js';
 import { MALLOPT_PARAMS, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
 import { ReplayError, Replayer, type EventRecord, type ReplayOptions, type ReplaySummary } from '../replay/replay.js';
 import { resolveTunables } from '../core/tunables.js';
@@ -15,7 +16,8 @@ import { UsageError } from './errors.js';
 
 export const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
-Replays TRACE (a ptsim trace, plain or gzip-compressed; - reads standard input) through a model of
+Replays TRACE (a ptsim trace or another tool's log, see docs/importing.md; plain or compressed;
+- reads standard input) through a model of
 glibc 2.36's malloc on x86_64 and reports where the memory went: resident memory at the end and at
 its peak, the heap, mmapped chunks, mallinfo2, system calls and page faults.
 
@@ -39,6 +41,7 @@ Options:
   --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
                        the heap): glibc then falls back to mmap
   --check              check the heap's invariants after every event (slow; for debugging ptsim)
+${IMPORT_HELP}
   -h, --help           show this help
 
 Settings apply in glibc's order: the environment (GLIBC_TUNABLES, MALLOC_*_) when malloc
@@ -52,6 +55,7 @@ that point).`;
 
 interface ReplayArgs {
   trace: string;
+  import: ImportArgs;
   events?: string;
   json: boolean;
   stats: boolean;
@@ -106,6 +110,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
       'max-brk': { type: 'string' },
       cores: { type: 'string' },
       check: { type: 'boolean', default: false },
+      ...IMPORT_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -131,6 +136,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
   }
   return {
     trace: positionals[0]!,
+    import: importArgs(values),
     events: values.events,
     json: values.json,
     stats: values.stats,
@@ -220,7 +226,13 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
   };
   let failure: Error | null = null;
   try {
-    await readTraceFile(args.trace, sink, { displayName });
+    await openTrace(args.trace, sink, {
+      ...args.import,
+      displayName,
+      onWarning: (m) => {
+        if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
+      },
+    });
   } catch (e) {
     if (!(e instanceof Error)) throw e;
     failure = e;
