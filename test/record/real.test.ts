@@ -3,12 +3,16 @@
  * every block at the address the program really got.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { differential } from '../diff/harness.js';
 import { addressCheck, events, record } from './helpers.js';
 
 const PYTHON = '/usr/bin/python3';
+const TRACES = fileURLToPath(new URL('../../traces', import.meta.url));
 
 describe('real programs', () => {
   it('ls -la /usr/lib', async () => {
@@ -30,4 +34,15 @@ describe('real programs', () => {
     expect(differential(r.main, { name: 'python3' })).toBeNull();
     expect(addressCheck(r.main)).toBeNull();
   });
+});
+
+describe('the traces recorded with ptsim record in traces/', () => {
+  for (const file of readdirSync(TRACES).filter((f) => f.endsWith('.trace.gz')).sort()) {
+    it(`${file} replays identically, every block where the program had it`, () => {
+      const text = gunzipSync(readFileSync(join(TRACES, file))).toString('utf8');
+      expect(text).toMatch(/^# ptsim trace v1\n/);
+      expect(differential(text, { name: file })).toBeNull();
+      expect(addressCheck(text)).toBeNull();
+    });
+  }
 });
