@@ -23,7 +23,7 @@
  * `chunk_at_offset(p, size)` is an array read; `addr[next[p]] === addr[p] + size[p]` always holds
  * inside a heap (check.ts verifies it).
  *
- * Bin headers are handles too (state BINHDR, no address), so list code reads like glibc's.
+ * Bin headers are handles too (state BINHDR, address -1: none), so list code reads like glibc's.
  * Every write that glibc makes to heap memory goes through the helpers in mem.ts, which also
  * touch the page (the touch model).
  */

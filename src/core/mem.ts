@@ -4,10 +4,11 @@
  *
  * Offsets follow struct malloc_chunk: prev_size at +0, size at +8, fd at +16, bk at +24,
  * fd_nextsize at +32, bk_nextsize at +40. Bin headers live in the arena (libc's data for the main
- * arena, the always-resident first page of a non-main heap), so stores into them touch nothing.
+ * arena, the always-resident first page of a non-main heap), so stores into them touch nothing:
+ * they are the handles without an address (-1, see ChunkStore.allocBlock), which the link
+ * writers test rather than the state (one array read fewer per write).
  */
 
-import { St } from './chunks.js';
 import { PREV_INUSE } from './constants.js';
 import type { Process } from './state.js';
 
@@ -58,25 +59,29 @@ export function clearPrevInuse(s: Process, n: number): void {
 export function writeFd(s: Process, p: number, v: number): void {
   const ck = s.ck;
   ck.fd[p] = v;
-  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 16);
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 16);
 }
 
 export function writeBk(s: Process, p: number, v: number): void {
   const ck = s.ck;
   ck.bk[p] = v;
-  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 24);
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 24);
 }
 
 export function writeFdNext(s: Process, p: number, v: number): void {
   const ck = s.ck;
   ck.fdNext[p] = v;
-  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 32);
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 32);
 }
 
 export function writeBkNext(s: Process, p: number, v: number): void {
   const ck = s.ck;
   ck.bkNext[p] = v;
-  if (ck.state[p] !== St.BINHDR) s.kernel.touch(ck.addr[p]! + 40);
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 40);
 }
 
 /** A memset/memcpy of `len` bytes from the user pointer of p. */

@@ -22,6 +22,8 @@ export class LiveTokens {
   private numbered = 0;
   /** Bound tokens that have no number. */
   private readonly orphans = new TokenTable(16);
+  /** Whether `orphans` holds any token: the one test the common case pays. */
+  private anyOrphans = false;
 
   /** Tokens bound. */
   get size(): number {
@@ -34,12 +36,15 @@ export class LiveTokens {
       const h = this.handles[id]!;
       if (h !== NIL) return h;
     }
-    if (this.orphans.size === 0) return NIL;
+    if (!this.anyOrphans) return NIL;
     const h = this.orphans.get(key, text);
     return h === NONE ? NIL : h;
   }
 
-  /** Binds the token (number `id` >= 0, key, text) to block h, unless it is bound: returns the block it names, or NIL when the binding is new. */
+  /**
+   * Binds the token (number `id` >= 0, key, text) to block h, unless it is bound: returns the
+   * block it names, or NIL when the binding is new.
+   */
   bind(id: number, key: number, text: string, h: number): number {
     if (id >= this.handles.length) this.grow(id);
     const old = this.find(id, key, text);
@@ -59,8 +64,9 @@ export class LiveTokens {
         return h;
       }
     }
-    if (this.orphans.size === 0) return NIL;
+    if (!this.anyOrphans) return NIL;
     const h = this.orphans.delete(key, text);
+    this.anyOrphans = this.orphans.size > 0;
     return h === NONE ? NIL : h;
   }
 
@@ -71,6 +77,7 @@ export class LiveTokens {
   keep(id: number, key: number, text: string, h: number): void {
     this.unbind(id, key, text);
     this.orphans.set(key, text, h);
+    this.anyOrphans = true;
   }
 
   /** Calls f with the block of every bound token. */

@@ -38,6 +38,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { createReadStream, existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -882,12 +883,12 @@ export function readTraceText(text: string | Uint8Array, name: string, sink: Tra
  * or whatever the sink threw.
  *
  * A file of WORKER_MIN_BYTES or more is read and parsed by the parse worker on a thread of its
- * own, which leaves the calling thread to the sink (the replay); `worker` forces the choice
- * either way. The sink sees the same calls either way.
+ * own, which leaves the calling thread to the sink (the replay), when the machine has more than
+ * one CPU; `worker` forces the choice either way. The sink sees the same calls either way.
  */
 export async function readTraceFile(path: string, sink: TraceSink, opts?: { displayName?: string; worker?: boolean }): Promise<TraceReadResult> {
   const name = opts?.displayName ?? (path === '-' ? '<stdin>' : path);
-  const worker = opts?.worker ?? (path !== '-' && fileSize(path) >= WORKER_MIN_BYTES);
+  const worker = opts?.worker ?? (path !== '-' && availableParallelism() > 1 && fileSize(path) >= WORKER_MIN_BYTES);
   if (worker && existsSync(WORKER_SCRIPT)) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
 }
