@@ -438,6 +438,12 @@ static int create_file(void) {
     }
     return 1;
   }
+  if (errno == ENOENT) {
+    /* The directory is gone: ptsim record has finished (this is a descendant that outlived the
+       recorded program). Nothing to say. */
+    state = ST_OFF;
+    return 0;
+  }
   stop_recording("cannot create a trace file in PTSIM_RECORD_DIR");
   return 0;
 }
@@ -806,16 +812,23 @@ static __attribute__((noinline)) int first_call(void) {
   return 1;
 }
 
-/* Takes the lock if this call is to be recorded. */
+/* Takes the lock if this call is to be recorded. glibc sees the errno the program left: our
+   own system calls on the way (a failed process_vm_readv, say) must not show. */
 static inline int rec_begin(void) {
   if (__atomic_load_n(&state, __ATOMIC_RELAXED) == ST_OFF) return 0;
-  if (__builtin_expect(t_no == 0, 0) && !first_call()) return 0;
+  int saved = errno;
+  if (__builtin_expect(t_no == 0, 0) && !first_call()) {
+    errno = saved;
+    return 0;
+  }
   lock();
   if (__builtin_expect(state != ST_ON, 0)) {
     unlock();
+    errno = saved;
     return 0;
   }
   if (__builtin_expect(npending != 0, 0)) reap_pending(0);
+  errno = saved;
   return 1;
 }
 
