@@ -3,13 +3,11 @@
  */
 
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { openTrace } from '../import/index.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs, type ImportArgs } from './import-options.js';
-import { MALLOPT_PARAMS, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
-import { ReplayError, Replayer, type EventRecord, type ReplayOptions, type ReplaySummary } from '../replay/replay.js';
-import { resolveTunables } from '../core/tunables.js';
+import { ReplayError, type EventRecord, type ReplaySummary } from '../replay/replay.js';
+import { replayFile, type ReplaySettings } from '../replay/run-file.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
 import { UsageError } from './errors.js';
@@ -26,20 +24,7 @@ Options:
   --json               print the summary as one JSON object instead of text
   --stats              also print what malloc_stats() would print at the end
   --info               also print what malloc_info() would print at the end
-  --mallopt NAME=VALUE call mallopt(NAME, VALUE) before the trace's first event; NAME is
-                       M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_MAX, M_MXFAST,
-                       M_PERTURB, M_ARENA_MAX, M_ARENA_TEST or glibc's number (repeatable)
-  --tunables STRING    the GLIBC_TUNABLES value the program runs with, for example
-                       glibc.malloc.mmap_threshold=131072:glibc.malloc.tcache_count=0
-  --env NAME=VALUE     a MALLOC_*_ environment variable the program runs with, for example
-                       MALLOC_TRIM_THRESHOLD_=0 or MALLOC_ARENA_MAX=2 (repeatable)
-  --ignore-trace-env   ignore the trace's own '# env' header lines
-  --brk-base ADDR      the initial program break to simulate (default: the trace's '# start_brk'
-                       if page-aligned, else 0x555555559000); only alignments above 4096 depend on it
-  --cores N            the number of CPUs glibc sees, which sets its arena limit (8 x N arenas);
-                       default: the trace's '# nprocs', else this machine's online CPUs
-  --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
-                       the heap): glibc then falls back to mmap
+${SETTINGS_HELP}
   --check              check the heap's invariants after every event (slow; for debugging ptsim)
 ${IMPORT_HELP}
   -h, --help           show this help
@@ -60,36 +45,8 @@ interface ReplayArgs {
   json: boolean;
   stats: boolean;
   info: boolean;
-  options: ReplayOptions;
-  tunables?: string;
-  envOverrides: Array<[string, string]>;
-  ignoreTraceEnv: boolean;
-  brkBase?: number;
-  cores?: number;
-}
-
-function parseNumber(text: string, what: string): number {
-  const t = text.trim();
-  const v = /^-?0x[0-9a-f]+$/i.test(t) ? (t.startsWith('-') ? -parseInt(t.slice(1), 16) : parseInt(t, 16)) : /^-?\d+$/.test(t) ? Number(t) : NaN;
-  if (!Number.isFinite(v)) throw new UsageError(`${what}: '${text}' is not a number`);
-  return v;
-}
-
-function splitAssignment(text: string, flag: string): [string, string] {
-  const eq = text.indexOf('=');
-  if (eq <= 0) throw new UsageError(`${flag} takes NAME=VALUE, got '${text}'`);
-  return [text.slice(0, eq), text.slice(eq + 1)];
-}
-
-export function parseMallopt(text: string): [number, number] {
-  const [name, value] = splitAssignment(text, '--mallopt');
-  let param: number;
-  if (name in MALLOPT_PARAMS) param = MALLOPT_PARAMS[name]!;
-  else if (/^-?\d+$/.test(name)) param = Number(name);
-  else throw new UsageError(`--mallopt: unknown parameter '${name}' (known: ${Object.keys(MALLOPT_PARAMS).join(', ')})`);
-  const v = parseNumber(value, `--mallopt ${name}`);
-  if (v < -(2 ** 31) || v >= 2 ** 32) throw new UsageError(`--mallopt ${name}: ${value} does not fit in an int`);
-  return [param, v];
+  settings: ReplaySettings;
+  checkLevel: 0 | 2;
 }
 
 function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
@@ -102,13 +59,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
       json: { type: 'boolean', default: false },
       stats: { type: 'boolean', default: false },
       info: { type: 'boolean', default: false },
-      mallopt: { type: 'string', multiple: true, default: [] },
-      tunables: { type: 'string' },
-      env: { type: 'string', multiple: true, default: [] },
-      'ignore-trace-env': { type: 'boolean', default: false },
-      'brk-base': { type: 'string' },
-      'max-brk': { type: 'string' },
-      cores: { type: 'string' },
+      ...SETTINGS_OPTIONS,
       check: { type: 'boolean', default: false },
       ...IMPORT_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
@@ -118,22 +69,6 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
   if (positionals.length !== 1) {
     throw new UsageError(positionals.length === 0 ? 'replay needs a TRACE file (- for standard input)' : `replay takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
   }
-  const envOverrides = values.env.map((e) => splitAssignment(e, '--env'));
-  for (const [name] of envOverrides) {
-    if (name === 'GLIBC_TUNABLES') throw new UsageError('use --tunables STRING for GLIBC_TUNABLES');
-  }
-  const kernel: ReplayOptions['kernel'] = {};
-  let brkBase: number | undefined;
-  if (values['brk-base'] !== undefined) {
-    brkBase = parseNumber(values['brk-base'], '--brk-base');
-    if (brkBase <= 0 || brkBase >= 2 ** 47 || brkBase % 16 !== 0) throw new UsageError('--brk-base must be a 16-byte aligned user-space address');
-  }
-  if (values['max-brk'] !== undefined) kernel.maxBrk = parseNumber(values['max-brk'], '--max-brk');
-  let cores: number | undefined;
-  if (values.cores !== undefined) {
-    cores = parseNumber(values.cores, '--cores');
-    if (cores < 1 || cores > 1 << 20) throw new UsageError('--cores must be between 1 and 1048576');
-  }
   return {
     trace: positionals[0]!,
     import: importArgs(values),
@@ -141,16 +76,8 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
     json: values.json,
     stats: values.stats,
     info: values.info,
-    tunables: values.tunables,
-    envOverrides,
-    ignoreTraceEnv: values['ignore-trace-env'],
-    brkBase,
-    cores,
-    options: {
-      mallopts: values.mallopt.map(parseMallopt),
-      kernel,
-      checkLevel: values.check ? 2 : 0,
-    },
+    settings: settingsArgs(values),
+    checkLevel: values.check ? 2 : 0,
   };
 }
 
@@ -179,15 +106,6 @@ class EventLogWriter {
   }
 }
 
-/** The environment the replayed program sees: the trace's header, then the command line's overrides. */
-export function mergeEnv(header: TraceHeader | null, ignoreTraceEnv: boolean, tunables: string | undefined, overrides: Array<[string, string]>): Array<[string, string]> {
-  const env = new Map<string, string>();
-  if (header !== null && !ignoreTraceEnv) for (const [k, v] of header.env) env.set(k, v);
-  if (tunables !== undefined) env.set('GLIBC_TUNABLES', tunables);
-  for (const [k, v] of overrides) env.set(k, v);
-  return [...env];
-}
-
 export async function replayCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const args = parseReplayArgs(argv);
   if (args === 'help') {
@@ -196,50 +114,24 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
   }
   const displayName = args.trace === '-' ? '<stdin>' : args.trace;
   const log = args.events !== undefined ? new EventLogWriter(args.events) : null;
-  let replayer: Replayer | null = null;
-  let header: TraceHeader | null = null;
   const warnings: string[] = [];
-  const sink: TraceSink = {
-    header(h: TraceHeader): void {
-      header = h;
-      const env = mergeEnv(h, args.ignoreTraceEnv, args.tunables, args.envOverrides);
-      for (const note of resolveTunables(env).notes) warnings.push(`ptsim: warning: ${note.setting}: ${note.reason}`);
-      const kernel = { ...args.options.kernel };
-      const startBrk = h.facts.get('start_brk');
-      if (args.brkBase !== undefined) kernel.brkBase = args.brkBase;
-      else if (startBrk !== undefined && /^0x[0-9a-f]+$/i.test(startBrk) && parseInt(startBrk, 16) % 4096 === 0) kernel.brkBase = parseInt(startBrk, 16);
-      replayer = new Replayer(displayName, {
-        ...args.options,
-        cores: args.cores ?? h.nprocs ?? cpus().length,
-        kernel,
-        env,
-        onEvent: log === null ? undefined : (rec) => log.write(rec),
-        onWarning: (m) => {
-          if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
-        },
-      });
-      replayer.header(h);
-    },
-    event(ev: TraceEvent): void {
-      replayer!.event(ev);
-    },
+  const warn = (m: string): void => {
+    if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
   };
-  let failure: Error | null = null;
-  try {
-    await openTrace(args.trace, sink, {
-      ...args.import,
-      displayName,
-      onWarning: (m) => {
-        if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
-      },
-    });
-  } catch (e) {
-    if (!(e instanceof Error)) throw e;
-    failure = e;
-  }
+  const run = await replayFile(args.trace, {
+    ...args.settings,
+    import: args.import,
+    displayName,
+    checkLevel: args.checkLevel,
+    onEvent: log === null ? undefined : (rec) => log.write(rec),
+    onWarning: warn,
+  });
+  for (const n of run.notes) warnings.unshift(`ptsim: warning: ${n}`);
+  const header = run.header;
+  const failure = run.failure;
   await log?.close();
   for (const w of warnings) err(w + '\n');
-  const r = replayer as Replayer | null;
+  const r = run.replayer;
   if (failure !== null) {
     const known = failure instanceof ReplayError || failure.name === 'TraceSyntaxError' || failure.name === 'TraceReadError';
     if (!known) throw failure;
