@@ -9,7 +9,7 @@
 
 import type { ReadEvent } from './event.js';
 import { NO_KEY } from './token-key.js';
-import { NULL_TOKEN, type OpCode } from './types.js';
+import { NULL_TOKEN, type OpCode, type TraceSink } from './types.js';
 
 /** Events per batch: about 1 MiB of columns, big enough that the cost of a message vanishes. */
 export const BATCH_EVENTS = 16384;
@@ -98,11 +98,8 @@ export class EventBatch {
     return this.count === BATCH_EVENTS;
   }
 
-  /**
-   * Fills ev with each event of the batch in turn and calls f after each. `f` sees one object,
-   * refilled, as a trace sink does.
-   */
-  forEach(ev: ReadEvent, f: (ev: ReadEvent) => void): void {
+  /** Hands the batch's events to sink in order, in one object (ev) refilled for each. */
+  deliver(ev: ReadEvent, sink: TraceSink): void {
     const texts = this.texts;
     let t = 0;
     for (let i = 0; i < this.count; i++) {
@@ -120,7 +117,7 @@ export class EventBatch {
       ev.setOut(outKey, outKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
       ev.inId = this.inId[i]!;
       ev.outId = this.outId[i]!;
-      f(ev);
+      sink.event(ev);
     }
   }
 }

@@ -924,7 +924,6 @@ function readInWorker(path: string, name: string, sink: TraceSink): Promise<Trac
   const input: ParseWorkerInput = { path, name, inFlight };
   const worker = new Worker(WORKER_SCRIPT, { workerData: input });
   const ev = new ReadEvent();
-  const deliver = (e: ReadEvent): void => sink.event(e);
   return new Promise<TraceReadResult>((resolve, reject) => {
     let settled = false;
     const settle = (error: unknown, result?: TraceReadResult): void => {
@@ -944,7 +943,7 @@ function readInWorker(path: string, name: string, sink: TraceSink): Promise<Trac
             sink.header(m.header);
             break;
           case 'events':
-            EventBatch.from(m).forEach(ev, deliver);
+            EventBatch.from(m).deliver(ev, sink);
             Atomics.sub(inFlight, 0, 1);
             Atomics.notify(inFlight, 0);
             break;
