@@ -10,6 +10,7 @@ import { UsageError } from './errors.js';
 import { CONVERT_HELP, convertCommand } from './convert-command.js';
 import { STATS_HELP, statsCommand } from './stats-command.js';
 import { RECORD_HELP, recordCommand } from './record-command.js';
+import { EXPLAIN_HELP, explainCommand } from './explain-command.js';
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -18,6 +19,7 @@ ptsim replays a recorded malloc trace through an exact model of glibc 2.36's all
 
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
+  explain TRACE      why resident memory stays high: where it is, what pins it, what would help
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
@@ -49,6 +51,8 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'replay':
         return await replayCommand(rest, out, err);
+      case 'explain':
+        return await explainCommand(rest, out, err);
       case 'record':
         return await recordCommand(rest, out, err);
       case 'stats':
@@ -61,13 +65,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       err(`ptsim: ${e.message}\n`);
-      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
+      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
       return 2;
     }
     throw e;
   }
 }
 
-export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP };
+export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP, EXPLAIN_HELP };
 
 process.exitCode = await main(process.argv.slice(2));

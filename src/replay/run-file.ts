@@ -17,6 +17,8 @@ export interface ReplaySettings {
   env?: Array<[string, string]>;
   /** A GLIBC_TUNABLES value that overrides the trace's. */
   tunables?: string;
+  /** Tunables appended to whatever GLIBC_TUNABLES the program runs with (for what-if variants). */
+  extraTunables?: string;
   /** mallopt(param, value) calls before the first event. */
   mallopts?: Array<[number, number]>;
   ignoreTraceEnv?: boolean;
@@ -60,6 +62,10 @@ export function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[
   if (header !== null && !s.ignoreTraceEnv) for (const [k, v] of header.env) env.set(k, v);
   if (s.tunables !== undefined) env.set('GLIBC_TUNABLES', s.tunables);
   for (const [k, v] of s.env ?? []) env.set(k, v);
+  if (s.extraTunables !== undefined) {
+    const t = env.get('GLIBC_TUNABLES');
+    env.set('GLIBC_TUNABLES', t === undefined || t === '' ? s.extraTunables : `${t}:${s.extraTunables}`);
+  }
   return [...env];
 }
 

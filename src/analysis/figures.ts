@@ -1,0 +1,139 @@
+/**
+ * Replaying one configuration for its figures (resident memory, system calls, page faults), in
+ * this thread or in worker threads, so that explain, compare and sweep can run many configurations
+ * side by side on the machine's cores. A configuration's figures are exactly those of a separate
+ * `ptsim replay` with the same settings.
+ */
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { mallocTrim } from '../core/api.js';
+import type { SyscallCounts } from '../kernel/kernel.js';
+import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import type { TraceEvent } from '../trace/types.js';
+import type { Replayer } from '../replay/replay.js';
+
+export interface FiguresJob {
+  path: string;
+  displayName?: string;
+  import?: ImportSettings;
+  settings: ReplaySettings;
+  /** Stop after this event (the point of an explanation); the whole trace when absent. */
+  stopAfter?: number;
+  /** Call malloc_trim(0) once the replay reached its point, and measure after it. */
+  trimAtEnd?: boolean;
+  /** Sample RSS every this many events into `timeline` (0: none). */
+  sampleEvery?: number;
+}
+
+export interface Figures {
+  events: number;
+  /** Resident bytes at the point (after the trim, for a trim job). */
+  rss: number;
+  peakRss: number;
+  peakEvent: number;
+  /** Time-weighted mean RSS over the events replayed (each event weighs the same when the trace has no times). */
+  meanRss: number;
+  heapBytes: number;
+  mmappedBytes: number;
+  syscalls: SyscallCounts;
+  pageFaults: number;
+  /** What malloc_trim(0) returned (trim jobs). */
+  trimResult?: number;
+  /** [event index, rss] samples. */
+  timeline?: Array<[number, number]>;
+  /** Why the replay ended early, if it did. */
+  failure?: string;
+}
+
+/** Replays one job in this thread. */
+export async function runFigures(job: FiguresJob): Promise<Figures> {
+  let area = 0;
+  let lastT = -1;
+  let lastRss = 0;
+  let firstT = -1;
+  const timeline: Array<[number, number]> = [];
+  const every = job.sampleEvery ?? 0;
+  const observe = (ev: TraceEvent, r: Replayer): void => {
+    const t = ev.time >= 0 ? ev.time : ev.index;
+    if (lastT >= 0) area += lastRss * (t - lastT);
+    else firstT = t;
+    lastT = t;
+    lastRss = r.kernel.residentPages * 4096;
+    if (every > 0 && ev.index % every === 0) timeline.push([ev.index, lastRss]);
+  };
+  const run = await replayFile(job.path, { ...job.settings, import: job.import, displayName: job.displayName, stopAfter: job.stopAfter, observe });
+  const r = run.replayer;
+  if (r === null) throw run.failure ?? new Error(`${job.path}: nothing to replay`);
+  let trimResult: number | undefined;
+  if (job.trimAtEnd) trimResult = mallocTrim(r.process, 0);
+  const s = r.finish();
+  const span = lastT - firstT;
+  const f: Figures = {
+    events: s.events,
+    rss: r.kernel.residentPages * 4096,
+    peakRss: s.peakRss,
+    peakEvent: s.peakEvent,
+    meanRss: span > 0 ? area / span : lastRss,
+    heapBytes: s.mallinfo2.arena,
+    mmappedBytes: s.mmapped,
+    syscalls: { ...r.kernel.syscalls },
+    pageFaults: r.kernel.pageFaults,
+  };
+  if (trimResult !== undefined) f.trimResult = trimResult;
+  if (every > 0) f.timeline = timeline;
+  if (run.failure !== null) f.failure = run.failure.message;
+  return f;
+}
+
+/**
+ * Runs jobs on up to `parallel` worker threads (1: all in this thread), calling `progress` as each
+ * finishes. Results come back in the jobs' order.
+ */
+export async function runMany(jobs: FiguresJob[], parallel = availableParallelism(), progress?: (done: number, total: number) => void): Promise<Figures[]> {
+  const results: Figures[] = new Array<Figures>(jobs.length);
+  let done = 0;
+  const workerUrl = new URL('./figures-worker.js', import.meta.url);
+  const canUseWorkers = parallel > 1 && jobs.length > 1 && workerUrl.pathname.endsWith('.js') && (await exists(workerUrl));
+  if (!canUseWorkers) {
+    for (let i = 0; i < jobs.length; i++) {
+      results[i] = await runFigures(jobs[i]!);
+      progress?.(++done, jobs.length);
+    }
+    return results;
+  }
+  let next = 0;
+  const lanes: Array<Promise<void>> = [];
+  for (let w = 0; w < Math.min(parallel, jobs.length); w++) {
+    lanes.push(
+      (async () => {
+        const worker = new Worker(workerUrl);
+        try {
+          while (next < jobs.length) {
+            const i = next++;
+            results[i] = await new Promise<Figures>((resolve, reject) => {
+              worker.once('message', (m: { ok: true; figures: Figures } | { ok: false; error: string }) => (m.ok ? resolve(m.figures) : reject(new Error(m.error))));
+              worker.once('error', reject);
+              worker.postMessage(jobs[i]);
+            });
+            progress?.(++done, jobs.length);
+          }
+        } finally {
+          await worker.terminate();
+        }
+      })(),
+    );
+  }
+  await Promise.all(lanes);
+  return results;
+}
+
+async function exists(url: URL): Promise<boolean> {
+  const { access } = await import('node:fs/promises');
+  try {
+    await access(url);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,170 @@
+/**
+ * `ptsim explain TRACE`: why the resident memory is what it is, and which setting would help.
+ */
+
+import { parseArgs } from 'node:util';
+import { explain, type Explanation, type MomentExplanation, type Moment } from '../analysis/explain.js';
+import { UsageError } from './errors.js';
+import { formatBytes } from './format.js';
+import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
+import { Progress } from './progress.js';
+
+export const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
+
+Replays TRACE and explains its resident memory at the end and at its peak: where every resident
+byte is (live blocks, allocator overhead, each kind of free memory glibc keeps), the block that
+pins each heap's top, each change of the mmap and trim thresholds, and what each remedy would
+change, computed by replaying the trace again with it (malloc_trim(0), a fixed M_MMAP_THRESHOLD,
+M_TRIM_THRESHOLD=0, M_MMAP_MAX=0, no tcache, and fewer arenas when there are several).
+
+Options:
+  --at WHEN            end, peak or an event index (repeatable; default: end and peak)
+  --json               print the explanation as one JSON object
+  --no-what-if         skip the remedies (faster)
+  --jobs N             replay the remedies on N worker threads (default: the number of CPUs)
+${SETTINGS_HELP}
+${IMPORT_HELP}
+  -h, --help           show this help`;
+
+function parseMoment(text: string): Moment {
+  if (text === 'end' || text === 'peak') return text;
+  const n = parseNumber(text, '--at');
+  if (n < 0) throw new UsageError('--at takes end, peak or an event index (0 or more)');
+  return n;
+}
+
+export async function explainCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      at: { type: 'string', multiple: true, default: [] },
+      json: { type: 'boolean', default: false },
+      'no-what-if': { type: 'boolean', default: false },
+      jobs: { type: 'string' },
+      ...SETTINGS_OPTIONS,
+      ...IMPORT_OPTIONS,
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    out(EXPLAIN_HELP + '\n');
+    return 0;
+  }
+  if (positionals.length !== 1) throw new UsageError('explain needs one TRACE file (- is not accepted: the trace is read more than once)');
+  const path = positionals[0]!;
+  if (path === '-') throw new UsageError('explain reads the trace several times: give a file, not -');
+  const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
+  const progress = new Progress('replaying remedies', err);
+  let ex: Explanation;
+  try {
+    ex = await explain(path, {
+      settings: settingsArgs(values),
+      import: importArgs(values),
+      at: values.at.length > 0 ? values.at.map(parseMoment) : undefined,
+      whatIfs: !values['no-what-if'],
+      parallel: jobs,
+      progress: (d, t) => progress.update(d, t),
+    });
+  } catch (e) {
+    progress.done();
+    if (e instanceof Error && ['ReplayError', 'TraceSyntaxError', 'TraceReadError'].includes(e.name)) {
+      err(`ptsim: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  progress.done();
+  out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
+  return 0;
+}
+
+function short(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.abs(n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const s = u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+  return n < 0 ? `-${s}` : s;
+}
+
+const CAUSE_NAMES: Record<string, string> = {
+  'live-requested': 'live data',
+  'live-overhead': 'live overhead',
+  'free-tcache': 'tcache',
+  'free-fastbins': 'fastbins',
+  'free-bins': 'free in bins',
+  'free-top': 'free top',
+  metadata: 'glibc metadata',
+};
+
+function formatMoment(ex: Explanation, m: MomentExplanation): string {
+  const where = m.moment === 'end' ? 'at the end' : m.moment === 'peak' ? 'at the peak' : 'at event';
+  const lines: string[] = [];
+  lines.push(`${ex.trace} ${where} (event ${m.event}, line ${m.line}): ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`);
+  lines.push('');
+  lines.push('  where it is');
+  for (const c of m.causes) {
+    if (c.bytes === 0 && c.chunks === 0) continue;
+    const share = m.residentBytes > 0 ? ((100 * c.bytes) / m.residentBytes).toFixed(1) : '0.0';
+    lines.push(`    ${CAUSE_NAMES[c.cause]!.padEnd(15)} ${short(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`);
+  }
+  if (m.arenas.filter((a) => a.residentBytes > 0).length > 2) {
+    lines.push('');
+    lines.push('  by arena');
+    for (const a of m.arenas) {
+      if (a.residentBytes === 0) continue;
+      const name = a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
+      const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
+      lines.push(`    ${name.padEnd(15)} ${short(a.residentBytes).padStart(10)} resident, ${short(free)} of it free`);
+    }
+  }
+  const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
+  if (pins.length > 0) {
+    lines.push('');
+    lines.push('  what pins it (a heap only gives memory back from its top)');
+    for (const p of pins.slice(0, 8)) {
+      const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
+      const what =
+        p.kind === 'live'
+          ? `live block ${p.token || '?'} (${p.requested} bytes, allocated at event ${p.bornEvent}, line ${p.line})`
+          : p.kind === 'glibc'
+            ? "glibc's own chunk (the tcache structure or a fencepost)"
+            : `a freed ${p.size}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
+      lines.push(`    ${heap}: ${what} holds ${short(p.heldBytes)} of free memory right below it (${short(p.freeBelowBytes)} free below it in all)`);
+    }
+    if (pins.length > 8) lines.push(`    ... and ${pins.length - 8} more heaps`);
+  }
+  if (m.thresholds.length > 0) {
+    lines.push('');
+    lines.push('  thresholds');
+    for (const t of m.thresholds) {
+      const at = t.event < 0 ? 'at start-up' : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
+      const since = t.heapAllocationsSince > 0 ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${short(t.heapBytesSince)}) went to a heap instead of mmap` : '';
+      lines.push(`    ${at}: mmap threshold ${short(t.oldMmapThreshold)} -> ${short(t.newMmapThreshold)}, trim threshold ${short(t.oldTrimThreshold)} -> ${short(t.newTrimThreshold)} (${t.cause})${since}`);
+    }
+  }
+  if (m.remedies.length > 0) {
+    lines.push('');
+    lines.push('  what would help (each replayed to this moment)');
+    for (const r of m.remedies) {
+      if (r.failure !== undefined) {
+        lines.push(`    ${r.setting.padEnd(30)} could not be replayed: ${r.failure}`);
+        continue;
+      }
+      const cost = `${r.extraSyscalls >= 0 ? '+' : ''}${r.extraSyscalls} syscalls, ${r.extraPageFaults >= 0 ? '+' : ''}${r.extraPageFaults} page faults`;
+      lines.push(`    ${r.setting.padEnd(30)} ${short(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${short(Math.abs(r.saved))}), peak ${short(r.peakRss)}, ${cost}`);
+      lines.push(`    ${''.padEnd(30)} ${r.why}`);
+    }
+  }
+  return lines.join('\n') + '\n';
+}
+
+export function formatExplanation(ex: Explanation): string {
+  return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
+}
