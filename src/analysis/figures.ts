@@ -108,12 +108,17 @@ export async function runMany(jobs: FiguresJob[], parallel = availableParallelis
     lanes.push(
       (async () => {
         const worker = new Worker(workerUrl);
+        // One job at a time per worker: a single pair of listeners settles the job in flight.
+        let settle: ((m: { ok: true; figures: Figures } | { ok: false; error: string }) => void) | null = null;
+        let fail: ((e: Error) => void) | null = null;
+        worker.on('message', (m: { ok: true; figures: Figures } | { ok: false; error: string }) => settle?.(m));
+        worker.on('error', (e: Error) => fail?.(e));
         try {
           while (next < jobs.length) {
             const i = next++;
             results[i] = await new Promise<Figures>((resolve, reject) => {
-              worker.once('message', (m: { ok: true; figures: Figures } | { ok: false; error: string }) => (m.ok ? resolve(m.figures) : reject(new Error(m.error))));
-              worker.once('error', reject);
+              settle = (m) => (m.ok ? resolve(m.figures) : reject(new Error(m.error)));
+              fail = reject;
               worker.postMessage(jobs[i]);
             });
             progress?.(++done, jobs.length);

@@ -11,6 +11,8 @@ import { CONVERT_HELP, convertCommand } from './convert-command.js';
 import { STATS_HELP, statsCommand } from './stats-command.js';
 import { RECORD_HELP, recordCommand } from './record-command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain-command.js';
+import { COMPARE_HELP, compareCommand } from './compare-command.js';
+import { SWEEP_HELP, sweepCommand } from './sweep-command.js';
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -20,6 +22,8 @@ ptsim replays a recorded malloc trace through an exact model of glibc 2.36's all
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
   explain TRACE      why resident memory stays high: where it is, what pins it, what would help
+  compare TRACE      the same trace under several settings, side by side
+  sweep TRACE        a grid of settings and its memory/CPU frontier
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
@@ -53,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
         return await replayCommand(rest, out, err);
       case 'explain':
         return await explainCommand(rest, out, err);
+      case 'compare':
+        return await compareCommand(rest, out, err);
+      case 'sweep':
+        return await sweepCommand(rest, out, err);
       case 'record':
         return await recordCommand(rest, out, err);
       case 'stats':
@@ -65,13 +73,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       err(`ptsim: ${e.message}\n`);
-      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
+      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'compare', 'sweep', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
       return 2;
     }
     throw e;
   }
 }
 
-export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP, EXPLAIN_HELP };
+export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP, EXPLAIN_HELP, COMPARE_HELP, SWEEP_HELP };
 
 process.exitCode = await main(process.argv.slice(2));
