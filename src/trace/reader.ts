@@ -263,7 +263,7 @@ export class TraceParser {
   /** Set while handling a last line that has no newline, so that errors mention truncation. */
   private unterminated = false;
   private ended = false;
-  /** The value of the last number read by fastNum. */
+  /** The value of the last number read by fastNum, or the key of the last token read by fastToken. */
   private num = 0;
 
   constructor(
@@ -435,9 +435,9 @@ export class TraceParser {
     switch (op) {
       case Op.free:
         s = i;
-        i = printableEnd(b, i);
+        i = this.fastToken(b, i);
         if (i === s) return -1;
-        inKey = tokenKeyOf(b, s, i);
+        inKey = this.num;
         if (inKey === NO_KEY) inText = asciiString(b, s, i);
         break;
       case Op.malloc:
@@ -447,9 +447,9 @@ export class TraceParser {
         break;
       case Op.realloc:
         s = i;
-        i = printableEnd(b, i);
+        i = this.fastToken(b, i);
         if (b[i] !== SPACE || i === s) return -1;
-        inKey = tokenKeyOf(b, s, i);
+        inKey = this.num;
         if (inKey === NO_KEY) inText = asciiString(b, s, i);
         i = this.fastNum(b, i + 1);
         if (i < 0) return -1;
@@ -468,9 +468,9 @@ export class TraceParser {
     let outText = NULL_TOKEN;
     if (op !== Op.free) {
       s = i;
-      i = printableEnd(b, i);
+      i = this.fastToken(b, i);
       if (i === s) return -1;
-      outKey = tokenKeyOf(b, s, i);
+      outKey = this.num;
       if (outKey === NO_KEY) outText = asciiString(b, s, i);
     }
     // The last token must end the line.
@@ -510,6 +510,40 @@ export class TraceParser {
     if (c !== SPACE || i === start || i - start > 15) return -1;
     this.num = v;
     return i + 1;
+  }
+
+  /**
+   * Fast path: the printable-ASCII token at b[i] (none if b[i] is not printable). Leaves its key
+   * in this.num and returns the offset after it. A pointer (`0x`, then 1 to 13 lower-case hex
+   * digits, the first not 0: the common case) is read in one pass, its key computed on the way;
+   * any other token is measured, then given its key by tokenKeyOf.
+   */
+  private fastToken(b: Buffer, i: number): number {
+    const s = i;
+    if (b[i] === ZERO && b[i + 1] === 0x78 && b[i + 2] !== ZERO) {
+      let v = 0;
+      let j = i + 2;
+      for (;;) {
+        const c = b[j];
+        let d = c - ZERO;
+        if (d >>> 0 > 9) {
+          d = c - 0x61;
+          if (d >>> 0 > 5) break;
+          d += 10;
+        }
+        v = v * 16 + d;
+        j++;
+      }
+      // The digits must end the token (a blank, CR or LF follows), and be 1 to 13 of them.
+      const digits = j - i - 2;
+      if (digits >= 1 && digits <= 13 && (b[j] - 0x21) >>> 0 > 0x5d) {
+        this.num = v;
+        return j;
+      }
+    }
+    const e = printableEnd(b, i);
+    this.num = e > s ? tokenKeyOf(b, s, e) : NO_KEY;
+    return e;
   }
 
   /** The general path: splits the line b[ls, le) into tokens, then checks and delivers it. */

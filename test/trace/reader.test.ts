@@ -200,6 +200,19 @@ describe('event lines', () => {
     expect(one('1 free 0a').in).toBe('0a');
   });
 
+  it('keys pointer tokens alike on the fast and the general path', () => {
+    const tokens = ['0x1', '0x55d0c2a4f2a0', '0xfffffffffffff', '0x10000000000000', '0x12z', '0x12G', '0xA', '0x0', '0x01', '0x', '0xg', '0', 'a0x1'];
+    for (const t of tokens) {
+      // A single space is the fast path's shape; a tab sends the line to the general path.
+      const fast = parse(`1 malloc 1 ${t}\n1 free ${t}\n1 realloc ${t} 2 ${t}\n`).events;
+      const general = parse(`1\tmalloc 1 ${t}\n1\tfree ${t}\n1\trealloc ${t} 2 ${t}\n`).events;
+      expect(fast).toEqual(general);
+      expect(fast[0]!.outKey).toBe(tokenKey(t === '0' || t === '0x0' ? '' : t));
+      expect(fast[1]!.inKey).toBe(fast[0]!.outKey);
+      expect([fast[2]!.inKey, fast[2]!.outKey]).toEqual([fast[0]!.outKey, fast[0]!.outKey]);
+    }
+  });
+
   it('keeps any run of non-blank characters as a token', () => {
     expect(one('1 malloc 1 buf_17[x]').out).toBe('buf_17[x]');
     expect(one('1 malloc 1 ~!@#$%^&*()').out).toBe('~!@#$%^&*()');
