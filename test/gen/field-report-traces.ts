@@ -83,7 +83,7 @@ See docs/field-reports/load-test.md.
   t.comment(`The file buffer is freed: an mmapped chunk of 12 MiB + 4 KiB goes back to the kernel, and
 the mmap threshold rises to that size (the trim threshold to twice as much).`);
   t.ev(`free file${n}`);
-  t.comment(`2. The load test. Requests start (request record, header, body) and complete (all three
+  t.comment(`2. The load test. Requests start (request record, body, header) and complete (all three
 freed) in an interleaved order; the number in flight ramps up to ${CONCURRENCY}.`);
   let started = 0;
   const inflight: number[] = [];
