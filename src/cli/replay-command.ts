@@ -11,6 +11,7 @@ import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-option
 import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
 import { UsageError } from './errors.js';
+import { TIMELINE_HELP, TIMELINE_OPTIONS, replayWithTimeline, timelineArgs, type TimelineRequest } from './timeline-options.js';
 
 export const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
@@ -24,6 +25,7 @@ Options:
   --json               print the summary as one JSON object instead of text
   --stats              also print what malloc_stats() would print at the end
   --info               also print what malloc_info() would print at the end
+${TIMELINE_HELP}
 ${SETTINGS_HELP}
   --check              check the heap's invariants after every event (slow; for debugging ptsim)
 ${IMPORT_HELP}
@@ -47,6 +49,7 @@ interface ReplayArgs {
   info: boolean;
   settings: ReplaySettings;
   checkLevel: 0 | 2;
+  timeline: TimelineRequest | null;
 }
 
 function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
@@ -59,6 +62,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
       json: { type: 'boolean', default: false },
       stats: { type: 'boolean', default: false },
       info: { type: 'boolean', default: false },
+      ...TIMELINE_OPTIONS,
       ...SETTINGS_OPTIONS,
       check: { type: 'boolean', default: false },
       ...IMPORT_OPTIONS,
@@ -78,6 +82,7 @@ function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
     info: values.info,
     settings: settingsArgs(values),
     checkLevel: values.check ? 2 : 0,
+    timeline: timelineArgs(values),
   };
 }
 
@@ -118,14 +123,17 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
   const warn = (m: string): void => {
     if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
   };
-  const run = await replayFile(args.trace, {
-    ...args.settings,
-    import: args.import,
-    displayName,
-    checkLevel: args.checkLevel,
-    onEvent: log === null ? undefined : (rec) => log.write(rec),
-    onWarning: warn,
-  });
+  const run = await replayWithTimeline(args.timeline, (observe) =>
+    replayFile(args.trace, {
+      ...args.settings,
+      import: args.import,
+      displayName,
+      checkLevel: args.checkLevel,
+      onEvent: log === null ? undefined : (rec) => log.write(rec),
+      onWarning: warn,
+      observe,
+    }),
+  );
   for (const n of run.notes) warnings.unshift(`ptsim: warning: ${n}`);
   const header = run.header;
   const failure = run.failure;

@@ -1,0 +1,298 @@
+/**
+ * Timelines: the process's memory sampled along a replay (RSS, heap, mmapped bytes, live bytes,
+ * resident bytes by cause, the two thresholds), for `ptsim replay --timeline` and the HTML report.
+ *
+ * A sampler is fed by replayFile's `observe` hook. It samples on a grid (every N events, or every
+ * T of trace time), at most one sample per grid cell, and keeps a budget of samples: when the
+ * budget is exceeded the cell doubles and every other sample is dropped. A trace of any length
+ * thus ends with between half the budget and the budget, evenly spread, without knowing its
+ * length in advance. The sample at peak RSS and the one after the last event are always kept.
+ *
+ * Two fields cost a walk over every chunk: live bytes and the breakdown by cause. They are
+ * measured only when the walk is paid for by the events replayed since the previous one (see
+ * LIVE_BUDGET), and always after the last event; elsewhere they are null. The rest is read from
+ * counters the model keeps anyway, so sampling every event costs little.
+ */
+
+import { St } from '../core/chunks.js';
+import type { Process } from '../core/state.js';
+import type { Replayer } from '../replay/replay.js';
+import type { TraceEvent } from '../trace/types.js';
+import { breakdown, CAUSES, type Cause } from './breakdown.js';
+
+export interface TimelineOptions {
+  /** Sample every this many events (default 1). */
+  every?: number;
+  /** Sample every this many nanoseconds of trace time instead (events without a time count by index). */
+  everyTime?: number;
+  /** Keep at most this many samples, peak and last included (default 2000; 0: no limit). */
+  samples?: number;
+}
+
+export const DEFAULT_TIMELINE_SAMPLES = 2000;
+
+/** One sample, after an event. Byte counts are bytes. */
+export interface TimelineSample {
+  event: number;
+  /** The event's @TIME in nanoseconds, or its index when the trace has no times. */
+  time: number;
+  rss: number;
+  /** Bytes the arenas got from the system (the sum of their system_mem). */
+  heap: number;
+  /** Bytes of chunks mmapped on their own. */
+  mmapped: number;
+  /** Bytes the program asked for and still holds (null: not measured at this sample). */
+  live: number | null;
+  /** Resident bytes by cause (breakdown.ts; null: not measured at this sample). */
+  causes: Record<Cause, number> | null;
+  mmapThreshold: number;
+  trimThreshold: number;
+  /** 'peak', 'last', 'peak last' or ''. */
+  mark: string;
+}
+
+/**
+ * What the walks may cost, in chunk handles visited: a fixed allowance, then so many per event
+ * replayed. Live bytes is a quick pass (about 40 ns a handle); the breakdown costs some 25 times
+ * more per chunk and loops over the handles once per arena, so it gets far less. Measured on
+ * large heaps, the walks then add a tenth to a fifth to the replay's own time; a small trace gets its
+ * walks at nearly every sample from the fixed allowance. The peak sample (every event of a
+ * climb is a new peak) draws on allowances of its own, smaller, so that a long climb cannot
+ * starve the regular samples.
+ */
+const LIVE_BUDGET = { free: 4_000_000, perEvent: 2 };
+const CAUSES_BUDGET = { free: 300_000, perEvent: 1 / 8 };
+const PEAK_LIVE_BUDGET = { free: 1_000_000, perEvent: 1 / 4 };
+const PEAK_CAUSES_BUDGET = { free: 50_000, perEvent: 1 / 64 };
+
+/** How much a sample measures: counters only, plus live bytes, plus the breakdown. */
+const enum Detail {
+  None = 0,
+  Live = 1,
+  Causes = 2,
+}
+
+/** Bytes the program asked for and still holds: every handed-out chunk but glibc's own. */
+export function liveBytes(s: Process): number {
+  const ck = s.ck;
+  const state = ck.state;
+  const born = ck.born;
+  const req = ck.req;
+  let n = 0;
+  for (let h = 0; h < ck.highWater; h++) if (state[h] === St.INUSE && born[h]! >= 0) n += req[h]!;
+  // The tcache structures are chunks glibc hands to itself, with a request size and an event.
+  const own = new Set<number>();
+  for (const th of s.threads.values()) if (th.tcache !== null) own.add(th.tcache.chunk);
+  if (s.thread.tcache !== null) own.add(s.thread.tcache.chunk);
+  for (const h of own) if (state[h] === St.INUSE && born[h]! >= 0) n -= req[h]!;
+  return n;
+}
+
+function heapBytes(s: Process): number {
+  let n = 0;
+  for (const a of s.arenas) n += a.systemMem;
+  return n;
+}
+
+class WalkBudget {
+  private spent = 0;
+  constructor(private readonly rule: { free: number; perEvent: number }) {}
+
+  /** Charges a walk of `cost` handles at `event` if the budget allows it. */
+  take(event: number, cost: number): boolean {
+    if (this.spent + cost > this.rule.free + this.rule.perEvent * (event + 1)) return false;
+    this.spent += cost;
+    return true;
+  }
+}
+
+/** The walks allowed to one stream of samples. */
+class WalkAllowance {
+  private readonly live: WalkBudget;
+  private readonly causes: WalkBudget;
+  constructor(live: { free: number; perEvent: number }, causes: { free: number; perEvent: number }) {
+    this.live = new WalkBudget(live);
+    this.causes = new WalkBudget(causes);
+  }
+
+  /** The detail a sample at `event` may have (and is charged for). */
+  take(event: number, s: Process): Detail {
+    const handles = s.ck.highWater;
+    if (!this.live.take(event, handles)) return Detail.None;
+    return this.causes.take(event, handles * (1 + s.arenas.length / 8)) ? Detail.Causes : Detail.Live;
+  }
+}
+
+export class TimelineSampler {
+  /** The grid cell: events, or nanoseconds of trace time. It doubles as the budget requires. */
+  interval: number;
+  readonly byTime: boolean;
+  /** True once an event carried a @TIME. */
+  timed = false;
+  private readonly budget: number;
+  private samples: TimelineSample[] = [];
+  /** The grid cell of the last sample taken. */
+  private lastCell = Number.NEGATIVE_INFINITY;
+  private peak: TimelineSample | null = null;
+  private peakRss = 0;
+  private lastEvent = -1;
+  private lastTime = -1;
+  private replayer: Replayer | null = null;
+  private readonly regular = new WalkAllowance(LIVE_BUDGET, CAUSES_BUDGET);
+  private readonly peaks = new WalkAllowance(PEAK_LIVE_BUDGET, PEAK_CAUSES_BUDGET);
+
+  constructor(opts: TimelineOptions = {}) {
+    if (opts.every !== undefined && opts.everyTime !== undefined) throw new RangeError('sample by events or by time, not both');
+    this.byTime = opts.everyTime !== undefined;
+    this.interval = opts.everyTime ?? opts.every ?? 1;
+    if (!(this.interval > 0) || !Number.isFinite(this.interval)) throw new RangeError('the sampling interval must be a positive number');
+    this.budget = opts.samples ?? DEFAULT_TIMELINE_SAMPLES;
+    if (!Number.isInteger(this.budget) || (this.budget !== 0 && this.budget < 4)) throw new RangeError('a timeline keeps at least 4 samples (0: no limit)');
+  }
+
+  /** The observe hook: call after every event. */
+  readonly observe = (ev: TraceEvent, r: Replayer): void => {
+    this.replayer = r;
+    const time = ev.time >= 0 ? ev.time : ev.index;
+    if (ev.time >= 0) this.timed = true;
+    this.lastEvent = ev.index;
+    this.lastTime = time;
+    const rss = r.kernel.residentPages * 4096;
+    // The replay's own rule for its peak (the first event at the highest RSS), so that the peak
+    // sample is the summary's peakEvent.
+    if (rss > this.peakRss) {
+      this.peakRss = rss;
+      this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, this.peaks.take(ev.index, r.process));
+    }
+    const cell = Math.floor((this.byTime ? time : ev.index) / this.interval);
+    if (cell <= this.lastCell) return;
+    this.lastCell = cell;
+    this.samples.push(this.fill(blank(), ev.index, time, r, this.regular.take(ev.index, r.process)));
+    // Two places are kept for the peak and the last event.
+    if (this.budget > 0) while (this.samples.length > this.budget - 2) this.coarsen();
+  };
+
+  /** The samples in event order, the peak and the last event included. Call once, after the replay. */
+  finish(): TimelineSample[] {
+    const r = this.replayer;
+    if (r === null) return [];
+    const out = this.samples;
+    this.samples = [];
+    let last = out.length > 0 && out[out.length - 1]!.event === this.lastEvent ? out[out.length - 1]! : null;
+    if (last === null) {
+      last = this.fill(blank(), this.lastEvent, this.lastTime, r, Detail.Causes);
+      out.push(last);
+    } else if (last.causes === null) {
+      this.fill(last, this.lastEvent, this.lastTime, r, Detail.Causes);
+    }
+    last.mark = 'last';
+    const peak = this.peak;
+    if (peak !== null) {
+      const same = out.find((x) => x.event === peak.event);
+      if (same !== undefined) {
+        same.mark = same.mark === '' ? 'peak' : `peak ${same.mark}`;
+        // The same moment, measured by whichever of the two walked more.
+        if (same.causes === null && peak.causes !== null) same.causes = peak.causes;
+        if (same.live === null && peak.live !== null) same.live = peak.live;
+      } else {
+        peak.mark = 'peak';
+        let i = out.length;
+        while (i > 0 && out[i - 1]!.event > peak.event) i--;
+        out.splice(i, 0, peak);
+      }
+    }
+    return out;
+  }
+
+  private fill(x: TimelineSample, event: number, time: number, r: Replayer, detail: Detail): TimelineSample {
+    const s = r.process;
+    x.event = event;
+    x.time = time;
+    x.rss = r.kernel.residentPages * 4096;
+    x.heap = heapBytes(s);
+    x.mmapped = s.mp.mmappedMem;
+    x.mmapThreshold = s.mp.mmapThreshold;
+    x.trimThreshold = s.mp.trimThreshold;
+    x.mark = '';
+    x.live = detail >= Detail.Live ? liveBytes(s) : null;
+    if (detail >= Detail.Causes) {
+      const b = breakdown(s);
+      const c = {} as Record<Cause, number>;
+      for (const k of CAUSES) c[k] = b.causes[k].bytes;
+      x.causes = c;
+    } else x.causes = null;
+    return x;
+  }
+
+  /** Doubles the grid cell and keeps one sample per new cell: its first, unless a later one measured more. */
+  private coarsen(): void {
+    this.interval *= 2;
+    const kept: TimelineSample[] = [];
+    let cell = Number.NEGATIVE_INFINITY;
+    for (const x of this.samples) {
+      const c = Math.floor((this.byTime ? x.time : x.event) / this.interval);
+      if (c !== cell) {
+        kept.push(x);
+        cell = c;
+      } else if (detailOf(x) > detailOf(kept[kept.length - 1]!)) {
+        kept[kept.length - 1] = x;
+      }
+    }
+    this.samples = kept;
+    const last = kept[kept.length - 1];
+    this.lastCell = last === undefined ? Number.NEGATIVE_INFINITY : Math.floor((this.byTime ? last.time : last.event) / this.interval);
+  }
+}
+
+function detailOf(x: TimelineSample): Detail {
+  return x.causes !== null ? Detail.Causes : x.live !== null ? Detail.Live : Detail.None;
+}
+
+function blank(): TimelineSample {
+  return { event: 0, time: 0, rss: 0, heap: 0, mmapped: 0, live: null, causes: null, mmapThreshold: 0, trimThreshold: 0, mark: '' };
+}
+
+// ------------------------------------------------------------------ files
+
+export type TimelineFormat = 'csv' | 'jsonl';
+
+/** The format a file name asks for, or null when its extension is not one of ours. */
+export function timelineFormatOf(path: string): TimelineFormat | null {
+  const p = path.toLowerCase();
+  if (p.endsWith('.csv')) return 'csv';
+  if (p.endsWith('.jsonl') || p.endsWith('.ndjson')) return 'jsonl';
+  return null;
+}
+
+function causeColumn(c: Cause): string {
+  return `resident_${c.replace(/-/g, '_')}`;
+}
+
+/** The columns of a timeline file, in order (the CSV header and the JSON keys alike). */
+export const TIMELINE_COLUMNS: readonly string[] = ['event', 'time', 'rss', 'heap', 'mmapped', 'live_bytes', ...CAUSES.map(causeColumn), 'mmap_threshold', 'trim_threshold', 'mark'];
+
+/** A sample as one flat row keyed by TIMELINE_COLUMNS (null where not measured). */
+export function timelineRow(x: TimelineSample): Record<string, number | string | null> {
+  const row: Record<string, number | string | null> = { event: x.event, time: x.time, rss: x.rss, heap: x.heap, mmapped: x.mmapped, live_bytes: x.live };
+  for (const c of CAUSES) row[causeColumn(c)] = x.causes === null ? null : x.causes[c];
+  row['mmap_threshold'] = x.mmapThreshold;
+  row['trim_threshold'] = x.trimThreshold;
+  row['mark'] = x.mark;
+  return row;
+}
+
+/** The text of a timeline file: CSV with a header row, or one JSON object per line. */
+export function formatTimeline(samples: TimelineSample[], format: TimelineFormat): string {
+  const lines: string[] = [];
+  if (format === 'csv') {
+    lines.push(TIMELINE_COLUMNS.join(','));
+    // Every field is a number, empty (not measured) or a mark of letters and a space: nothing to quote.
+    for (const x of samples) {
+      const row = timelineRow(x);
+      lines.push(TIMELINE_COLUMNS.map((k) => row[k] ?? '').join(','));
+    }
+  } else {
+    for (const x of samples) lines.push(JSON.stringify(timelineRow(x)));
+  }
+  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+}

@@ -1,0 +1,99 @@
+/**
+ * `--timeline FILE` and its companions: a replaying command samples the replay (analysis/
+ * timeline.ts) and writes the samples as CSV or JSON lines, chosen by the file's extension.
+ */
+
+import { writeFileSync } from 'node:fs';
+import { DEFAULT_TIMELINE_SAMPLES, TimelineSampler, formatTimeline, timelineFormatOf, type TimelineFormat, type TimelineOptions } from '../analysis/timeline.js';
+import type { Replayer } from '../replay/replay.js';
+import type { RunResult } from '../replay/run-file.js';
+import type { TraceEvent } from '../trace/types.js';
+import { UsageError } from './errors.js';
+import { parseNumber } from './settings-options.js';
+
+export const TIMELINE_OPTIONS = {
+  timeline: { type: 'string' },
+  'timeline-every': { type: 'string' },
+  'timeline-every-time': { type: 'string' },
+  'timeline-samples': { type: 'string' },
+} as const;
+
+export const TIMELINE_HELP = `  --timeline FILE      write RSS, heap, mmapped bytes, live bytes, resident bytes by cause and
+                       the mmap and trim thresholds along the replay to FILE: CSV (.csv) or JSON
+                       lines (.jsonl, .ndjson); see docs/report.md
+  --timeline-every N   sample every N events (default 1)
+  --timeline-every-time T
+                       sample every T of trace time (the trace's @TIME; 500us, 10ms, 2s, or
+                       nanoseconds); a trace without times counts events instead
+  --timeline-samples K keep at most K samples, the peak and the last event included, doubling
+                       the interval as needed (default ${DEFAULT_TIMELINE_SAMPLES}; 0: keep every sample)`;
+
+export interface TimelineValues {
+  timeline?: string;
+  'timeline-every'?: string;
+  'timeline-every-time'?: string;
+  'timeline-samples'?: string;
+}
+
+export interface TimelineRequest {
+  path: string;
+  format: TimelineFormat;
+  options: TimelineOptions;
+}
+
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
+
+/** A span of trace time: a number with ns, us, ms or s (nanoseconds without a unit). */
+export function parseDuration(text: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)?\s*$/.exec(text);
+  if (m === null) throw new UsageError(`${what}: '${text}' is not a duration (for example 500us, 10ms, 2s, or nanoseconds)`);
+  const v = Number(m[1]) * UNITS[m[2] ?? 'ns']!;
+  if (!(v >= 1)) throw new UsageError(`${what}: the interval must be at least 1 ns`);
+  return v;
+}
+
+/** The timeline a command line asks for, or null; every mistake is found before the replay starts. */
+export function timelineArgs(values: TimelineValues): TimelineRequest | null {
+  const path = values.timeline;
+  const every = values['timeline-every'];
+  const everyTime = values['timeline-every-time'];
+  const samples = values['timeline-samples'];
+  if (path === undefined) {
+    if (every !== undefined || everyTime !== undefined || samples !== undefined) throw new UsageError('--timeline-every, --timeline-every-time and --timeline-samples go with --timeline FILE');
+    return null;
+  }
+  const format = timelineFormatOf(path);
+  if (format === null) throw new UsageError(`--timeline ${path}: the file name must end in .csv (CSV) or .jsonl / .ndjson (JSON lines)`);
+  if (every !== undefined && everyTime !== undefined) throw new UsageError('--timeline-every and --timeline-every-time exclude each other');
+  const options: TimelineOptions = {};
+  if (every !== undefined) {
+    const n = parseNumber(every, '--timeline-every');
+    if (n < 1) throw new UsageError('--timeline-every must be 1 or more');
+    options.every = n;
+  }
+  if (everyTime !== undefined) options.everyTime = parseDuration(everyTime, '--timeline-every-time');
+  if (samples !== undefined) {
+    const k = parseNumber(samples, '--timeline-samples');
+    if (k !== 0 && k < 4) throw new UsageError('--timeline-samples must be 0 (no limit) or at least 4');
+    options.samples = k;
+  }
+  return { path, format, options };
+}
+
+/**
+ * Runs a replay with the timeline's observe hook (when one is asked for) and writes the file. The
+ * file is created first, so that a path that cannot be written fails before a long replay; after
+ * a replay that stopped early it covers the events before the stop.
+ */
+export async function replayWithTimeline(req: TimelineRequest | null, run: (observe?: (ev: TraceEvent, r: Replayer) => void) => Promise<RunResult>): Promise<RunResult> {
+  if (req === null) return run(undefined);
+  try {
+    writeFileSync(req.path, '');
+  } catch (e) {
+    throw new UsageError(`--timeline ${req.path}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`);
+  }
+  const sampler = new TimelineSampler(req.options);
+  const result = await run(sampler.observe);
+  writeFileSync(req.path, formatTimeline(sampler.finish(), req.format));
+  return result;
+}

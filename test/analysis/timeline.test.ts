@@ -1,0 +1,172 @@
+/**
+ * Timelines: a long trace stays within its budget of samples, evenly spread, with the peak and the
+ * last event always kept and measured like the replay's own summary; sampling by events and by
+ * trace time; the CSV and JSON-lines files `ptsim replay --timeline` writes.
+ */
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CAUSES } from '../../src/analysis/breakdown.js';
+import { TIMELINE_COLUMNS, TimelineSampler, formatTimeline, type TimelineOptions, type TimelineSample } from '../../src/analysis/timeline.js';
+import { replayCommand } from '../../src/cli/replay-command.js';
+import { replayFile } from '../../src/replay/run-file.js';
+import { generateTrace } from '../gen/generate.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-timeline-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const LONG = file('long.trace', generateTrace({ seed: 'timeline-long', events: 60_000, maxLiveBytes: 64 << 20 }));
+const SHORT = file('short.trace', generateTrace({ seed: 'timeline-short', events: 2_000 }));
+// The same kind of trace with @TIME stamps, irregular: bursts and pauses.
+const TIMED = file(
+  'timed.trace',
+  (() => {
+    let t = 0;
+    let k = 0;
+    return generateTrace({ seed: 'timeline-timed', events: 20_000 })
+      .split('\n')
+      .map((line) => {
+        if (line === '' || line.startsWith('#')) return line;
+        t += k++ % 500 < 400 ? 1_000 : 250_000;
+        return `@${t} ${line}`;
+      })
+      .join('\n');
+  })(),
+);
+
+async function sample(path: string, opts: TimelineOptions): Promise<{ samples: TimelineSample[]; sampler: TimelineSampler; summary: ReturnType<NonNullable<Awaited<ReturnType<typeof replayFile>>['replayer']>['finish']> }> {
+  const sampler = new TimelineSampler(opts);
+  const run = await replayFile(path, { cores: 2, observe: sampler.observe });
+  expect(run.failure).toBeNull();
+  const summary = run.replayer!.finish();
+  return { samples: sampler.finish(), sampler, summary };
+}
+
+function regular(samples: TimelineSample[]): TimelineSample[] {
+  return samples.filter((x) => x.mark === '');
+}
+
+describe('the timeline sampler', () => {
+  it('keeps its budget on a long trace, evenly spread, with the peak and the last event', async () => {
+    for (const budget of [50, 300, 2000]) {
+      const { samples, sampler, summary } = await sample(LONG, { samples: budget });
+      expect(samples.length).toBeLessThanOrEqual(budget);
+      // Coarsening halves the samples at most once past the budget: at least a third remains
+      // whenever the trace had more events than the budget.
+      expect(samples.length).toBeGreaterThan(Math.min(summary.events, budget) / 3);
+      // In event order, one per grid cell of the final interval.
+      for (let i = 1; i < samples.length; i++) expect(samples[i]!.event).toBeGreaterThan(samples[i - 1]!.event);
+      const cells = regular(samples).map((x) => Math.floor(x.event / sampler.interval));
+      expect(new Set(cells).size).toBe(cells.length);
+      // The peak: the replay's own peak event and RSS.
+      const peak = samples.filter((x) => x.mark.includes('peak'));
+      expect(peak).toHaveLength(1);
+      expect(peak[0]!.event).toBe(summary.peakEvent);
+      expect(peak[0]!.rss).toBe(summary.peakRss);
+      expect(Math.max(...samples.map((x) => x.rss))).toBe(summary.peakRss);
+      // The last event, measured in full.
+      const last = samples[samples.length - 1]!;
+      expect(last.mark).toContain('last');
+      expect(last.event).toBe(summary.events - 1);
+      expect(last.rss).toBe(summary.rss);
+      expect(last.mmapped).toBe(summary.mmapped);
+      expect(last.live).toBe(summary.liveBytes);
+      let resident = 0;
+      for (const c of CAUSES) resident += last.causes![c];
+      expect(resident).toBe(summary.rss);
+    }
+  });
+
+  it('measures every sample of a short trace in full, and equals a replay stopped at each sampled event', async () => {
+    const { samples } = await sample(SHORT, { samples: 0, every: 97 });
+    expect(samples.every((x) => x.live !== null && x.causes !== null)).toBe(true);
+    for (const x of samples.filter((_, i) => i % 5 === 0)) {
+      const run = await replayFile(SHORT, { cores: 2, stopAfter: x.event });
+      const r = run.replayer!;
+      const s = r.finish();
+      expect(x.rss).toBe(s.rss);
+      expect(x.live).toBe(s.liveBytes);
+      expect(x.heap).toBe(r.process.arenas.reduce((n, a) => n + a.systemMem, 0));
+      expect(x.mmapped).toBe(s.mmapped);
+      expect(x.mmapThreshold).toBe(r.process.mp.mmapThreshold);
+      expect(x.trimThreshold).toBe(r.process.mp.trimThreshold);
+    }
+  });
+
+  it('samples every N events, or every event without a budget', async () => {
+    const all = await sample(SHORT, { samples: 0 });
+    expect(all.samples).toHaveLength(all.summary.events);
+    const every = await sample(SHORT, { samples: 0, every: 100 });
+    // One sample at each multiple of 100; the others are the peak and the last event.
+    expect(every.samples.filter((x) => x.event % 100 === 0)).toHaveLength(Math.ceil(every.summary.events / 100));
+    for (const x of every.samples.filter((y) => y.event % 100 !== 0)) expect(x.mark).not.toBe('');
+  });
+
+  it('samples by trace time', async () => {
+    const { samples, sampler, summary } = await sample(TIMED, { everyTime: 50_000, samples: 400 });
+    expect(sampler.timed).toBe(true);
+    expect(samples.length).toBeLessThanOrEqual(400);
+    const cells = regular(samples).map((x) => Math.floor(x.time / sampler.interval));
+    expect(new Set(cells).size).toBe(cells.length);
+    // Time stamps are the trace's, and a pause of 250 us is a gap in the samples, not a run of them.
+    expect(samples[samples.length - 1]!.event).toBe(summary.events - 1);
+    expect(samples[0]!.time).toBeGreaterThan(0);
+  });
+
+  it('refuses settings that cannot work', () => {
+    expect(() => new TimelineSampler({ every: 0 })).toThrow();
+    expect(() => new TimelineSampler({ samples: 2 })).toThrow();
+    expect(() => new TimelineSampler({ every: 2, everyTime: 5 })).toThrow();
+  });
+});
+
+describe('timeline files', () => {
+  function lines(p: string): string[] {
+    return readFileSync(p, 'utf8').trimEnd().split('\n');
+  }
+
+  it('writes CSV with a header row, and JSON lines, from ptsim replay --timeline', async () => {
+    const out: string[] = [];
+    const quiet = (s: string): void => void out.push(s);
+    const csv = join(dir, 't.csv');
+    expect(await replayCommand([LONG, '--cores', '2', '--timeline', csv, '--timeline-samples', '100'], quiet, quiet)).toBe(0);
+    const rows = lines(csv);
+    expect(rows[0]).toBe(TIMELINE_COLUMNS.join(','));
+    expect(rows.length - 1).toBeLessThanOrEqual(100);
+    for (const row of rows.slice(1)) expect(row.split(',')).toHaveLength(TIMELINE_COLUMNS.length);
+    const last = rows[rows.length - 1]!.split(',');
+    expect(last[TIMELINE_COLUMNS.indexOf('mark')]).toContain('last');
+
+    for (const ext of ['jsonl', 'ndjson']) {
+      const p = join(dir, `t.${ext}`);
+      expect(await replayCommand([LONG, '--cores', '2', '--timeline', p, '--timeline-samples', '100'], quiet, quiet)).toBe(0);
+      const objs = lines(p).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(objs).toHaveLength(rows.length - 1);
+      for (const o of objs) expect(Object.keys(o)).toEqual([...TIMELINE_COLUMNS]);
+      // The same samples as the CSV file.
+      expect(objs.map((o) => o['rss'])).toEqual(rows.slice(1).map((r) => Number(r.split(',')[2])));
+    }
+  });
+
+  it('formats what was not measured as empty CSV fields and JSON nulls', () => {
+    const x: TimelineSample = { event: 3, time: 3, rss: 4096, heap: 135168, mmapped: 0, live: null, causes: null, mmapThreshold: 131072, trimThreshold: 131072, mark: '' };
+    expect(formatTimeline([x], 'csv').split('\n')[1]).toBe('3,3,4096,135168,0,,,,,,,,,131072,131072,');
+    expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({ live_bytes: null, resident_free_top: null, mark: '' });
+  });
+
+  it('refuses other extensions and stray options before replaying', async () => {
+    const noop = (): void => {};
+    await expect(replayCommand([SHORT, '--timeline', join(dir, 't.txt')], noop, noop)).rejects.toThrow(/\.csv.*\.jsonl/);
+    await expect(replayCommand([SHORT, '--timeline-every', '10'], noop, noop)).rejects.toThrow(/--timeline FILE/);
+    await expect(replayCommand([SHORT, '--timeline', join(dir, 'x.csv'), '--timeline-every', '5', '--timeline-every-time', '1ms'], noop, noop)).rejects.toThrow(/exclude/);
+    await expect(replayCommand([SHORT, '--timeline', join(dir, 'no-such-dir', 'x.csv')], noop, noop)).rejects.toThrow(/cannot write/);
+  });
+});
