@@ -4,17 +4,30 @@
  * never on its wording. The generated traces must also be exactly what their generator writes.
  */
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { explain, type MomentExplanation } from '../../src/analysis/explain.js';
 import type { Cause } from '../../src/analysis/breakdown.js';
+import { replayFile } from '../../src/replay/run-file.js';
 import { FIELD_REPORT_TRACES } from '../gen/field-report-traces.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const trace = (name: string): string => join(ROOT, 'traces', name);
 
 const MiB = 1 << 20;
+
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-field-reports-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Replays a trace's text and returns RSS at the end. */
+async function rssOf(name: string, text: string): Promise<number> {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  const run = await replayFile(p, { cores: 2 });
+  return run.replayer!.finish().rss;
+}
 
 function bytesOf(m: MomentExplanation, cause: Cause): number {
   return m.causes.find((c) => c.cause === cause)!.bytes;
@@ -101,6 +114,12 @@ describe('the field reports, explained', () => {
     expect(m!.remedies[0]!.id).toBe('malloc_trim');
     expect(remedy(m!, 'malloc_trim').saved).toBeGreaterThan(0.9 * m!.residentBytes);
     for (const id of ['mmap_threshold', 'trim_threshold', 'mmap_max', 'tcache_off']) expect(remedy(m!, id).saved).toBe(0);
+    // And it really is the summary: allocated at start-up instead, it pins nothing, and the freed
+    // tree goes back to the kernel by itself.
+    const text = readFileSync(trace('pinned-top.trace'), 'utf8');
+    const early = text.replace('1 malloc 72 summary\n', '').replace('1 malloc 2048 config\n', '1 malloc 2048 config\n1 malloc 72 summary\n');
+    expect(early).not.toBe(text);
+    expect(await rssOf('pinned-early.trace', early)).toBeLessThan(0.1 * m!.residentBytes);
   });
 
   it('fastbins-tcache.trace: the freed table sits in fastbins and the tcache, unmerged', async () => {
