@@ -176,84 +176,9 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
 
     if (returnCached) return tcacheGet(s, tc!, tcIdx);
 
-    // ---- large request: best fit within its own bin
-    if (!inSmallbinRange(nb)) {
-      const bin = av.bin(idx);
-      let v = ck.fd[bin]!;
-      if (v !== bin && ck.size[v]! >= nb) {
-        v = ck.bkNext[v]!;
-        let size: number;
-        while ((size = ck.size[v]!) < nb) v = ck.bkNext[v]!;
-        // Avoid taking the chunk that carries the nextsize links when another of its size follows.
-        if (v !== ck.bk[bin]! && ck.size[v] === ck.size[ck.fd[v]!]) v = ck.fd[v]!;
-        const remainderSize = size - nb;
-        unlinkChunk(s, v);
-        if (remainderSize < MINSIZE) {
-          setInuseBitAfter(s, v);
-          if (aFlag !== 0) setArenaBit(s, v);
-        } else {
-          const remainder = ck.splitAt(v, nb);
-          insertUnsortedHead(s, av, remainder, remainderSize);
-          setHead(s, v, nb, PREV_INUSE | aFlag);
-          setHead(s, remainder, remainderSize, PREV_INUSE);
-          setFoot(s, remainder, remainderSize);
-        }
-        ck.state[v] = St.INUSE;
-        allocPerturb(s, v, bytes);
-        return v;
-      }
-    }
-
-    // ---- binmap scan: the smallest non-empty bin above idx
-    ++idx;
-    let block = idx >>> 5;
-    let map = av.binmap[block]!;
-    let bit = (1 << (idx & 31)) >>> 0;
-    let bin = av.bin(idx);
-    let useTop = false;
-    for (;;) {
-      if (bit > map || bit === 0) {
-        do {
-          if (++block >= BINMAPSIZE) {
-            useTop = true;
-            break;
-          }
-        } while ((map = av.binmap[block]!) === 0);
-        if (useTop) break;
-        bin = av.bin(block << 5);
-        bit = 1;
-      }
-      while ((bit & map) === 0) {
-        bin++;
-        bit = (bit << 1) >>> 0;
-      }
-      const v = ck.bk[bin]!;
-      if (v === bin) {
-        // A false alarm: the bin emptied since its bit was set.
-        map = (map & ~bit) >>> 0;
-        av.binmap[block] = map;
-        bin++;
-        bit = (bit << 1) >>> 0;
-        continue;
-      }
-      const size = ck.size[v]!;
-      const remainderSize = size - nb;
-      unlinkChunk(s, v);
-      if (remainderSize < MINSIZE) {
-        setInuseBitAfter(s, v);
-        if (aFlag !== 0) setArenaBit(s, v);
-      } else {
-        const remainder = ck.splitAt(v, nb);
-        insertUnsortedHead(s, av, remainder, remainderSize);
-        if (inSmallbinRange(nb)) av.lastRemainder = ck.addr[remainder]!;
-        setHead(s, v, nb, PREV_INUSE | aFlag);
-        setHead(s, remainder, remainderSize, PREV_INUSE);
-        setFoot(s, remainder, remainderSize);
-      }
-      ck.state[v] = St.INUSE;
-      allocPerturb(s, v, bytes);
-      return v;
-    }
+    // ---- the bins above the unsorted one: best fit, then the binmap scan
+    const found = searchBins(s, av, nb, idx, bytes, aFlag);
+    if (found !== NIL) return found;
 
     // ---- the top chunk
     const top = av.top;
@@ -277,6 +202,95 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
       return p;
     }
   }
+}
+
+/**
+ * The regular bins for a request the unsorted pass did not serve: best fit in a large request's
+ * own bin, then the smallest non-empty larger bin from the binmap. Returns the chunk, or NIL when
+ * only the top (or the system) can serve it. Kept apart from intMalloc, whose hot paths stay small.
+ */
+function searchBins(s: Process, av: Arena, nb: number, idx: number, bytes: number, aFlag: number): number {
+  const ck = s.ck;
+  // ---- large request: best fit within its own bin
+  if (!inSmallbinRange(nb)) {
+    const bin = av.bin(idx);
+    let v = ck.fd[bin]!;
+    if (v !== bin && ck.size[v]! >= nb) {
+      v = ck.bkNext[v]!;
+      let size: number;
+      while ((size = ck.size[v]!) < nb) v = ck.bkNext[v]!;
+      // Avoid taking the chunk that carries the nextsize links when another of its size follows.
+      if (v !== ck.bk[bin]! && ck.size[v] === ck.size[ck.fd[v]!]) v = ck.fd[v]!;
+      const remainderSize = size - nb;
+      unlinkChunk(s, v);
+      if (remainderSize < MINSIZE) {
+        setInuseBitAfter(s, v);
+        if (aFlag !== 0) setArenaBit(s, v);
+      } else {
+        const remainder = ck.splitAt(v, nb);
+        insertUnsortedHead(s, av, remainder, remainderSize);
+        setHead(s, v, nb, PREV_INUSE | aFlag);
+        setHead(s, remainder, remainderSize, PREV_INUSE);
+        setFoot(s, remainder, remainderSize);
+      }
+      ck.state[v] = St.INUSE;
+      allocPerturb(s, v, bytes);
+      return v;
+    }
+  }
+
+  // ---- binmap scan: the smallest non-empty bin above idx
+  ++idx;
+  let block = idx >>> 5;
+  let map = av.binmap[block]!;
+  let bit = (1 << (idx & 31)) >>> 0;
+  let bin = av.bin(idx);
+  let useTop = false;
+  for (;;) {
+    if (bit > map || bit === 0) {
+      do {
+        if (++block >= BINMAPSIZE) {
+          useTop = true;
+          break;
+        }
+      } while ((map = av.binmap[block]!) === 0);
+      if (useTop) break;
+      bin = av.bin(block << 5);
+      bit = 1;
+    }
+    while ((bit & map) === 0) {
+      bin++;
+      bit = (bit << 1) >>> 0;
+    }
+    const v = ck.bk[bin]!;
+    if (v === bin) {
+      // A false alarm: the bin emptied since its bit was set.
+      map = (map & ~bit) >>> 0;
+      av.binmap[block] = map;
+      bin++;
+      bit = (bit << 1) >>> 0;
+      continue;
+    }
+    const size = ck.size[v]!;
+    const remainderSize = size - nb;
+    unlinkChunk(s, v);
+    if (remainderSize < MINSIZE) {
+      setInuseBitAfter(s, v);
+      if (aFlag !== 0) setArenaBit(s, v);
+    } else {
+      const remainder = ck.splitAt(v, nb);
+      insertUnsortedHead(s, av, remainder, remainderSize);
+      if (inSmallbinRange(nb)) av.lastRemainder = ck.addr[remainder]!;
+      setHead(s, v, nb, PREV_INUSE | aFlag);
+      setHead(s, remainder, remainderSize, PREV_INUSE);
+      setFoot(s, remainder, remainderSize);
+    }
+    ck.state[v] = St.INUSE;
+    allocPerturb(s, v, bytes);
+    return v;
+  }
+
+  return NIL;
 }
 
 /** set_non_main_arena */

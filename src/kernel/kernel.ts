@@ -39,7 +39,11 @@ export interface KernelOptions {
   mmapBase?: number;
   /** The break cannot grow beyond brkBase + maxBrk bytes (as when a mapping sits above the heap). */
   maxBrk?: number;
-  /** A single mapping longer than this fails (the kernel's overcommit heuristic refuses such requests). */
+  /**
+   * The largest single mapping or heap growth the kernel grants (default 1 TiB). Linux's default
+   * overcommit heuristic refuses one request larger than the machine's RAM plus swap, which a
+   * replay cannot know; without a limit a petabyte request would be "granted" here.
+   */
   maxMapping?: number;
 }
 
@@ -51,6 +55,7 @@ export interface Mapping {
 }
 
 export const DEFAULT_BRK_BASE = 0x555555559000;
+export const DEFAULT_MAX_MAPPING = 2 ** 40;
 export const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
 
 export class Kernel {
@@ -80,7 +85,7 @@ export class Kernel {
     this.brkPageBase = pageAlignDown(this.brkBase);
     this.maxBrkEnd = opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
     this.mmapBase = opts.mmapBase ?? DEFAULT_MMAP_BASE;
-    this.maxMapping = opts.maxMapping ?? Number.POSITIVE_INFINITY;
+    this.maxMapping = opts.maxMapping ?? DEFAULT_MAX_MAPPING;
   }
 
   // ---------------------------------------------------------------- brk
@@ -90,6 +95,8 @@ export class Kernel {
     this.syscalls.brk++;
     if (addr === 0) return this.brkEnd;
     if (addr < this.brkBase || addr > this.maxBrkEnd) return this.brkEnd;
+    // A growth the overcommit heuristic would refuse, or one that runs into the mmap area.
+    if (addr > this.brkEnd && (addr - this.brkEnd > this.maxMapping || addr > this.mmapBase)) return this.brkEnd;
     const newTop = pageAlignUp(addr);
     if (newTop > pageAlignUp(this.brkEnd)) {
       // The heap may not grow into a mapping.

@@ -144,6 +144,9 @@ export class Replayer implements TraceSink {
   /** The process's main thread (the thread of the first event), whatever its number becomes later. */
   private mainThread: ThreadState | null = null;
   private readonly exited = new Set<number>();
+  /** The thread of the previous event, while it has not exited. */
+  private lastTid = -1;
+  private lastThread: ThreadState | null = null;
   private events = 0;
   private peakRss = 0;
   private peakEvent = -1;
@@ -207,6 +210,11 @@ export class Replayer implements TraceSink {
 
   private selectThread(ev: TraceEvent): void {
     const s = this.process;
+    // Most events come from the thread of the event before: nothing to look up.
+    if (ev.tid === this.lastTid) {
+      s.thread = this.lastThread!;
+      return;
+    }
     if (this.mainTid < 0) this.mainTid = ev.tid;
     let th = s.threads.get(ev.tid);
     if (th === undefined || this.exited.has(ev.tid)) {
@@ -223,6 +231,8 @@ export class Replayer implements TraceSink {
       s.threads.set(ev.tid, th);
     }
     s.thread = th;
+    this.lastTid = ev.tid;
+    this.lastThread = th;
   }
 
   /** Replays one call: returns the block it returned (NIL for NULL), or NO_BLOCK for calls that return none. */
@@ -459,6 +469,7 @@ export class Replayer implements TraceSink {
     // threads created with pthread_create: the process's main thread keeps both.
     if (s.thread !== this.mainThread) arenaThreadFreeres(s);
     this.exited.add(ev.tid);
+    this.lastTid = -1;
   }
 
   private warn(ev: TraceEvent, msg: string): void {
