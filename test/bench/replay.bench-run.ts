@@ -4,13 +4,15 @@
  * replaying, printing the summary), and the same trace replayed by the native replayer on the real
  * glibc. Prints events per second for both and their ratio.
  *
- * BENCH_EVENTS overrides the number of events. The trace is cached in the system's temp directory
- * by size and seed, so repeated runs skip the generation.
+ * A second trace of 5 million events spreads the same mix over 8 threads that run in bursts,
+ * free each other's blocks now and then, and exit and start again: arenas, heaps and cross-thread
+ * frees on the hot path. BENCH_EVENTS and BENCH_MT_EVENTS override the numbers of events. Traces
+ * are cached in the system's temp directory by size and seed, so repeated runs skip generation.
  */
 
 import { spawnSync } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createGzip } from 'node:zlib';
 import seedrandom from 'seedrandom';
@@ -18,7 +20,10 @@ import { it } from 'vitest';
 import { buildNativeReplayer } from '../helpers/native.js';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 10_000_000);
+const MT_EVENTS = Number(process.env['BENCH_MT_EVENTS'] ?? 5_000_000);
 const SEED = 'bench-1';
+const MT_SEED = 'bench-mt-1';
+const MT_THREADS = 8;
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 
 /**
@@ -26,10 +31,19 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
  * medium buffers, a few large ones crossing the mmap threshold, reallocs that grow buffers,
  * callocs, and rare aligned allocations.
  */
-async function generate(plain: string, gz: string): Promise<void> {
-  const rng = seedrandom(SEED);
-  const live: string[] = [];
-  const sizes: number[] = [];
+async function generate(plain: string, gz: string, events: number, threads: number, seed: string): Promise<void> {
+  const rng = seedrandom(seed);
+  // One working set per thread; a thread frees another's block now and then.
+  const lives: string[][] = [];
+  const sizesOf: number[][] = [];
+  for (let t = 0; t < threads; t++) {
+    lives.push([]);
+    sizesOf.push([]);
+  }
+  let tid = 1;
+  let burst = 0;
+  const tidOf = new Array<number>(threads).fill(0).map((_, t) => t + 1);
+  let nextTid = threads + 1;
   let serial = 0;
   const plainOut = createWriteStream(plain);
   const gzip = createGzip({ level: 6 });
@@ -49,32 +63,49 @@ async function generate(plain: string, gz: string): Promise<void> {
     if (r < 0.995) return 2048 + Math.floor(rng() * 60000);
     return 100000 + Math.floor(rng() * 400000);
   };
-  for (let i = 0; i < EVENTS; i++) {
+  for (let i = 0; i < events; i++) {
+    if (threads > 1 && --burst <= 0) {
+      // The next thread runs a burst of calls.
+      tid = 1 + Math.floor(rng() * threads);
+      burst = 20 + Math.floor(rng() * 80);
+      if (tid > 1 && rng() < 0.002) {
+        // This thread ends (its blocks stay, for others to free) and a new one takes its slot.
+        buf += `${tidOf[tid - 1]} exit\n`;
+        tidOf[tid - 1] = nextTid++;
+        continue;
+      }
+    }
+    const t = tidOf[tid - 1]!;
+    const owner = threads > 1 && rng() < 0.05 ? Math.floor(rng() * threads) : tid - 1;
+    const live = lives[owner]!;
+    const sizes = sizesOf[owner]!;
+    const mine = lives[tid - 1]!;
+    const mySizes = sizesOf[tid - 1]!;
     const r = rng();
-    if (live.length > 0 && (r < 0.47 || live.length > 20000)) {
+    if (live.length > 0 && (r < 0.47 || live.length > 20000 / threads)) {
       const k = rng() < 0.6 ? live.length - 1 : Math.floor(rng() * live.length);
       const tok = live[k]!;
       live[k] = live[live.length - 1]!;
       sizes[k] = sizes[sizes.length - 1]!;
       live.pop();
       sizes.pop();
-      buf += `1 free ${tok}\n`;
-    } else if (r < 0.52 && live.length > 0) {
-      const k = Math.floor(rng() * live.length);
-      const s = Math.floor(sizes[k]! * (1 + rng())) + 1;
+      buf += `${t} free ${tok}\n`;
+    } else if (r < 0.52 && mine.length > 0) {
+      const k = Math.floor(rng() * mine.length);
+      const s = Math.floor(mySizes[k]! * (1 + rng())) + 1;
       const tok = `0x${(0x5000 + serial++).toString(16)}`;
-      buf += `1 realloc ${live[k]} ${s} ${tok}\n`;
-      live[k] = tok;
-      sizes[k] = s;
+      buf += `${t} realloc ${mine[k]} ${s} ${tok}\n`;
+      mine[k] = tok;
+      mySizes[k] = s;
     } else {
       const s = size();
       const tok = `0x${(0x5000 + serial++).toString(16)}`;
       const q = rng();
-      if (q < 0.05) buf += `1 calloc 1 ${s} ${tok}\n`;
-      else if (q < 0.06) buf += `1 memalign 64 ${s} ${tok}\n`;
-      else buf += `1 malloc ${s} ${tok}\n`;
-      live.push(tok);
-      sizes.push(s);
+      if (q < 0.05) buf += `${t} calloc 1 ${s} ${tok}\n`;
+      else if (q < 0.06) buf += `${t} memalign 64 ${s} ${tok}\n`;
+      else buf += `${t} malloc ${s} ${tok}\n`;
+      mine.push(tok);
+      mySizes.push(s);
     }
     if (buf.length > 1 << 20) await flush();
   }
@@ -92,27 +123,27 @@ function rate(events: number, seconds: number): string {
   return `${(events / seconds / 1e6).toFixed(2)} M events/s`;
 }
 
-it(`replays ${EVENTS.toLocaleString('en-US')} events with ptsim and with real glibc`, async () => {
+async function bench(label: string, seed: string, events: number, threads: number): Promise<void> {
   const dir = join(tmpdir(), 'ptsim-bench');
   mkdirSync(dir, { recursive: true });
-  const plain = join(dir, `${SEED}-${EVENTS}.trace`);
+  const plain = join(dir, `${seed}-${events}.trace`);
   const gz = `${plain}.gz`;
   if (!existsSync(gz) || !existsSync(plain)) {
     const t0 = performance.now();
-    await generate(`${plain}.tmp`, `${gz}.tmp`);
+    await generate(`${plain}.tmp`, `${gz}.tmp`, events, threads, seed);
     renameSync(`${plain}.tmp`, plain);
     renameSync(`${gz}.tmp`, gz);
     console.log(`generated ${plain} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const mb = (p: string): string => `${(statSync(p).size / 1e6).toFixed(0)} MB`;
-  console.log(`trace: ${EVENTS.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`);
+  console.log(`${label}: ${events.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`);
 
   // ptsim, end to end: the command a user runs.
   const t0 = performance.now();
-  const sim = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json'], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const sim = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json', '--cores', String(cpus().length)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const simSeconds = (performance.now() - t0) / 1000;
   if (sim.status !== 0) throw new Error(`ptsim failed: ${sim.stderr}`);
-  const simSummary = JSON.parse(sim.stdout) as { events: number; rss: number; peakRss: number };
+  const simSummary = JSON.parse(sim.stdout) as { events: number; rss: number; peakRss: number; arenas: unknown[] };
 
   // The native replayer on the plain file: no event log, no per-event RSS.
   const binary = buildNativeReplayer();
@@ -123,8 +154,16 @@ it(`replays ${EVENTS.toLocaleString('en-US')} events with ptsim and with real gl
   if (nat.status !== 0) throw new Error(`native replayer failed: ${nat.stderr}`);
   const natSummary = JSON.parse(readFileSync(out, 'utf8')) as { events: number; rss: number; seconds: number };
 
-  console.log(`ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}`);
+  console.log(`ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}${threads > 1 ? `, ${simSummary.arenas.length} arenas` : ''}`);
   console.log(`glibc  native replay loop:        ${natSummary.seconds.toFixed(2)} s, ${rate(natSummary.events, natSummary.seconds)} (whole process ${natWall.toFixed(2)} s)`);
-  console.log(`ratio  glibc loop / ptsim end to end: ${(simSeconds / natSummary.seconds).toFixed(1)}x`);
+  console.log(`ratio  ptsim end to end / glibc loop: ${(simSeconds / natSummary.seconds).toFixed(2)}`);
   console.log(`final RSS: ptsim ${simSummary.rss}, glibc ${natSummary.rss}${simSummary.rss === natSummary.rss ? ' (identical)' : ' (DIFFERENT)'}`);
+}
+
+it(`replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`, async () => {
+  await bench('single-thread trace', SEED, EVENTS, 1);
+});
+
+it(`replays ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads with ptsim and with real glibc`, async () => {
+  await bench(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
 });
