@@ -53,6 +53,9 @@ export function formatSummary(name: string, s: ReplaySummary, _header: TraceHead
   ];
   if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (see above)`);
   if (s.abort !== undefined) lines.push('', `  glibc would abort at event ${s.abort.event} (line ${s.abort.line}): ${s.abort.message}`);
+  else if (s.rss > 2 * s.liveBytes + 65536) {
+    lines.push('', `  glibc keeps ${formatBytes(s.rss - s.liveBytes)} more than the program holds; to see where and why: ptsim explain ${name}`);
+  }
   return lines.join('\n') + '\n';
 }
 
