@@ -52,18 +52,21 @@ export interface TimelineSample {
 }
 
 /**
- * What the walks may cost, in chunk handles visited: a fixed allowance, then so many per event
- * replayed. Live bytes is a quick pass (about 40 ns a handle); the breakdown costs some 25 times
- * more per chunk and loops over the handles once per arena, so it gets far less. Measured on
- * large heaps, the walks then add a tenth to a fifth to the replay's own time; a small trace gets its
- * walks at nearly every sample from the fixed allowance. The peak sample (every event of a
- * climb is a new peak) draws on allowances of its own, smaller, so that a long climb cannot
- * starve the regular samples.
+ * What the walks may cost, in chunk handles visited: a fixed allowance (enough for a small trace to
+ * be measured at every sample), growing by `perSample` with each regular sample taken and by
+ * `perEvent` with each event replayed. Samples are taken evenly along the trace, whatever its
+ * length, so the second part is spread out along it too; the third keeps long traces on large
+ * heaps measured. Live bytes is a quick pass (a few ns a handle). The breakdown costs about
+ * 0.3 us a handle (measured) and loops over the handles once per arena: it is taken at one sample
+ * in CAUSES_STRIDE at most, and its allowance per event keeps it near a tenth of the replay's own
+ * time. The peak sample (every event of a climb is a new peak) draws on allowances of its own,
+ * smaller, so that a long climb cannot starve the regular samples.
  */
-const LIVE_BUDGET = { free: 4_000_000, perEvent: 2 };
-const CAUSES_BUDGET = { free: 300_000, perEvent: 1 / 8 };
-const PEAK_LIVE_BUDGET = { free: 1_000_000, perEvent: 1 / 4 };
-const PEAK_CAUSES_BUDGET = { free: 50_000, perEvent: 1 / 64 };
+const LIVE_BUDGET = { free: 4_000_000, perSample: 2000, perEvent: 2 };
+const CAUSES_BUDGET = { free: 300_000, perSample: 250, perEvent: 1 / 8 };
+const CAUSES_STRIDE = 8;
+const PEAK_LIVE_BUDGET = { free: 1_000_000, perSample: 500, perEvent: 1 / 4 };
+const PEAK_CAUSES_BUDGET = { free: 50_000, perSample: 50, perEvent: 1 / 64 };
 
 /** How much a sample measures: counters only, plus live bytes, plus the breakdown. */
 const enum Detail {
@@ -94,33 +97,57 @@ function heapBytes(s: Process): number {
   return n;
 }
 
+interface Allowance {
+  free: number;
+  perSample: number;
+  perEvent: number;
+}
+
+/** Walks charged against an allowance. */
 class WalkBudget {
   private spent = 0;
-  constructor(private readonly rule: { free: number; perEvent: number }) {}
+  constructor(private readonly rule: Allowance) {}
 
-  /** Charges a walk of `cost` handles at `event` if the budget allows it. */
-  take(event: number, cost: number): boolean {
-    if (this.spent + cost > this.rule.free + this.rule.perEvent * (event + 1)) return false;
+  /** Charges a walk of `cost` handles if the allowance after `samples` samples and `event` covers it. */
+  take(samples: number, event: number, cost: number): boolean {
+    if (this.spent + cost > this.rule.free + this.rule.perSample * samples + this.rule.perEvent * (event + 1)) return false;
     this.spent += cost;
     return true;
   }
 }
 
-/** The walks allowed to one stream of samples. */
-class WalkAllowance {
-  private readonly live: WalkBudget;
-  private readonly causes: WalkBudget;
-  constructor(live: { free: number; perEvent: number }, causes: { free: number; perEvent: number }) {
-    this.live = new WalkBudget(live);
-    this.causes = new WalkBudget(causes);
+/**
+ * Walks for the regular samples, spread evenly: every sample while the allowance covers them all,
+ * then (from the first refusal) at most one in each cell of a grid `stride` times the sampling interval, so that a walked sample is the first of its cell at every coarser
+ * interval and survives coarsening (and about one kept sample in `stride` is measured in full).
+ * A sample refused for want of allowance leaves its cell open for the next one.
+ */
+class DetailGrid {
+  private readonly budget: WalkBudget;
+  private lastX = Number.NEGATIVE_INFINITY;
+  /** 1 while every sample could be walked (a small heap is measured at each sample), then `stride`. */
+  private cells = 1;
+  constructor(
+    rule: Allowance,
+    private readonly stride: number,
+  ) {
+    this.budget = new WalkBudget(rule);
   }
 
-  /** The detail a sample at `event` may have (and is charged for). */
-  take(event: number, s: Process): Detail {
-    const handles = s.ck.highWater;
-    if (!this.live.take(event, handles)) return Detail.None;
-    return this.causes.take(event, handles * (1 + s.arenas.length / 8)) ? Detail.Causes : Detail.Live;
+  take(x: number, samples: number, event: number, cost: number, interval: number): boolean {
+    const cell = interval * this.cells;
+    if (Math.floor(x / cell) <= Math.floor(this.lastX / cell)) return false;
+    if (!this.budget.take(samples, event, cost)) {
+      this.cells = this.stride;
+      return false;
+    }
+    this.lastX = x;
+    return true;
   }
+}
+
+function causesCost(s: Process): number {
+  return s.ck.highWater * (1 + s.arenas.length / 8);
 }
 
 export class TimelineSampler {
@@ -138,8 +165,12 @@ export class TimelineSampler {
   private lastEvent = -1;
   private lastTime = -1;
   private replayer: Replayer | null = null;
-  private readonly regular = new WalkAllowance(LIVE_BUDGET, CAUSES_BUDGET);
-  private readonly peaks = new WalkAllowance(PEAK_LIVE_BUDGET, PEAK_CAUSES_BUDGET);
+  /** Regular samples taken so far, kept or not. */
+  private taken = 0;
+  private readonly liveGrid = new DetailGrid(LIVE_BUDGET, 1);
+  private readonly causesGrid = new DetailGrid(CAUSES_BUDGET, CAUSES_STRIDE);
+  private readonly peakLive = new WalkBudget(PEAK_LIVE_BUDGET);
+  private readonly peakCauses = new WalkBudget(PEAK_CAUSES_BUDGET);
 
   constructor(opts: TimelineOptions = {}) {
     if (opts.every !== undefined && opts.everyTime !== undefined) throw new RangeError('sample by events or by time, not both');
@@ -162,12 +193,23 @@ export class TimelineSampler {
     // sample is the summary's peakEvent.
     if (rss > this.peakRss) {
       this.peakRss = rss;
-      this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, this.peaks.take(ev.index, r.process));
+      const s = r.process;
+      const n = this.taken;
+      const detail = this.peakCauses.take(n, ev.index, causesCost(s)) ? Detail.Causes : this.peakLive.take(n, ev.index, s.ck.highWater) ? Detail.Live : Detail.None;
+      this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, detail);
     }
-    const cell = Math.floor((this.byTime ? time : ev.index) / this.interval);
+    const x = this.byTime ? time : ev.index;
+    const cell = Math.floor(x / this.interval);
     if (cell <= this.lastCell) return;
     this.lastCell = cell;
-    this.samples.push(this.fill(blank(), ev.index, time, r, this.regular.take(ev.index, r.process)));
+    const s = r.process;
+    const n = ++this.taken;
+    const detail = this.causesGrid.take(x, n, ev.index, causesCost(s), this.interval)
+      ? Detail.Causes
+      : this.liveGrid.take(x, n, ev.index, s.ck.highWater, this.interval)
+        ? Detail.Live
+        : Detail.None;
+    this.samples.push(this.fill(blank(), ev.index, time, r, detail));
     // Two places are kept for the peak and the last event.
     if (this.budget > 0) while (this.samples.length > this.budget - 2) this.coarsen();
   };

@@ -48,7 +48,7 @@ import { ReadEvent } from './event.js';
 import type { ParseWorkerInput, ParseWorkerMessage } from './parse-worker.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
-import { MALLOPT_PARAMS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
+import { MALLOPT_PARAMS, MAX_HEADER_COMMENTS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
 
 /** What reading a whole trace found. */
 export interface TraceReadResult {
@@ -809,7 +809,13 @@ export class TraceParser {
    * newline. `env` and `nprocs` are checked; any other key is kept as a fact for people.
    */
   private headerLine(b: Buffer, s: number, le: number): void {
-    const text = b.toString('utf8', s, le).trim();
+    const raw = b.toString('utf8', s, le);
+    const text = raw.trim();
+    const comments = (this.header.comments ??= []);
+    if (comments.length < MAX_HEADER_COMMENTS) {
+      const shown = raw.trimEnd().replace(/^ /, '');
+      comments.push(shown.length > 1000 ? `${shown.slice(0, 1000)}...` : shown);
+    }
     const m = /^(\S+)(?:\s+(.*))?$/s.exec(text);
     if (m === null) return; // a bare '#'
     const key = m[1]!;

@@ -109,7 +109,12 @@ export interface TraceHeader {
   nprocs?: number;
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
+  /** The comment lines before the first event as written (without the `#`), the first MAX_HEADER_COMMENTS of them. */
+  comments?: string[];
 }
+
+/** How many header comment lines a reader keeps as text. */
+export const MAX_HEADER_COMMENTS = 200;
 
 /** Receives a trace as it is read. */
 export interface TraceSink {
