@@ -13,6 +13,7 @@ import { RECORD_HELP, recordCommand } from './record-command.js';
 import { EXPLAIN_HELP, explainCommand } from './explain-command.js';
 import { COMPARE_HELP, compareCommand } from './compare-command.js';
 import { SWEEP_HELP, sweepCommand } from './sweep-command.js';
+import { REPORT_HELP, reportCommand } from './report-command.js';
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -24,6 +25,7 @@ Commands:
   explain TRACE      why resident memory stays high: where it is, what pins it, what would help
   compare TRACE      the same trace under several settings, side by side
   sweep TRACE        a grid of settings and its memory/CPU frontier
+  report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
@@ -61,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
         return await compareCommand(rest, out, err);
       case 'sweep':
         return await sweepCommand(rest, out, err);
+      case 'report':
+        return await reportCommand(rest, out, err);
       case 'record':
         return await recordCommand(rest, out, err);
       case 'stats':
@@ -73,13 +77,13 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       err(`ptsim: ${e.message}\n`);
-      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'compare', 'sweep', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
+      err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'compare', 'sweep', 'report', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
       return 2;
     }
     throw e;
   }
 }
 
-export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP, EXPLAIN_HELP, COMPARE_HELP, SWEEP_HELP };
+export { REPLAY_HELP, STATS_HELP, CONVERT_HELP, RECORD_HELP, EXPLAIN_HELP, COMPARE_HELP, SWEEP_HELP, REPORT_HELP };
 
 process.exitCode = await main(process.argv.slice(2));

@@ -1,10 +1,14 @@
 /**
  * vitest globalSetup: builds the native replayer (test/native/replay.c) once, before any test file
- * runs, so that a compiler error shows up once and clearly rather than in every test.
+ * runs, so that a compiler error shows up once and clearly rather than in every test; and makes sure
+ * a headless Chromium is there for the report's browser test (browser.ts).
  */
 
+import { ensureChromium } from './browser.js';
 import { buildNativeReplayer } from './native.js';
 
 export default function setup(): void {
   buildNativeReplayer();
+  const browser = ensureChromium();
+  if (browser !== '') process.stderr.write(`ptsim tests: ${browser}\n`);
 }

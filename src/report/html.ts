@@ -1,0 +1,229 @@
+/**
+ * The report as one HTML file that opens without a network: the explanation as tables written
+ * here, the data as a JSON block (#ptsim-data) that the inlined script draws the charts and the
+ * heap map from, and the chart library inlined. Text from the trace goes through escapeHtml in
+ * the tables and through jsonForScript in the data block.
+ */
+
+import { CAUSE_TEXT } from '../analysis/breakdown.js';
+import type { MomentExplanation } from '../analysis/explain.js';
+import { chartAssets } from './assets.js';
+import { CLIENT_SCRIPT } from './client.js';
+import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
+import type { ReportData } from './report.js';
+
+const CAUSE_NAMES: Record<string, string> = {
+  'live-requested': 'live data',
+  'live-overhead': 'live overhead',
+  'free-tcache': 'tcache',
+  'free-fastbins': 'fastbins',
+  'free-bins': 'free in bins',
+  'free-top': 'free top',
+  metadata: 'glibc metadata',
+};
+
+function bytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = Math.abs(n);
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const s = u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+  return n < 0 ? `-${s}` : s;
+}
+
+function num(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+const STYLE = `
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1a202c; margin: 0; background: #f7f7f5; }
+main { max-width: 1200px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 22px; margin: 0 0 4px; word-break: break-all; }
+h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #d2d6dc; padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 20px 0 6px; }
+details.header { margin: 8px 0; }
+details.header summary { cursor: pointer; color: #4a5568; }
+details.header pre { background: #fff; border: 1px solid #e2e8f0; padding: 8px 12px; overflow-x: auto; font-size: 12px; }
+.sub { color: #4a5568; margin: 0 0 12px; }
+table { border-collapse: collapse; margin: 6px 0 12px; background: #fff; }
+th, td { padding: 4px 10px; border-bottom: 1px solid #e2e8f0; text-align: left; vertical-align: top; }
+th { background: #edf2f7; font-weight: 600; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.bar { display: inline-block; height: 10px; background: #3b7dd8; vertical-align: middle; }
+.why { color: #4a5568; font-size: 13px; }
+.facts td:first-child { color: #4a5568; }
+code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12.5px; word-break: break-all; }
+.chart { margin: 10px 0 18px; background: #fff; padding: 6px 0; }
+#chart-rss, #chart-thresholds { background: #fff; padding: 6px 0; }
+.legend { margin: 6px 0 10px; }
+.legend-item { display: inline-block; margin-right: 14px; font-size: 13px; }
+.swatch { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; border: 1px solid rgba(0,0,0,0.15); }
+.pin-swatch { border: 2px solid #e53e3e; background: transparent; }
+.region { margin: 8px 0 14px; background: #fff; padding: 6px 4px; }
+.region-head { font-size: 13px; color: #2d3748; margin: 0 0 4px 4px; }
+.tooltip { position: absolute; z-index: 10; background: #1a202c; color: #fff; padding: 6px 8px; border-radius: 4px; font-size: 12px; pointer-events: none; max-width: 520px; }
+.note { color: #4a5568; font-size: 13px; }
+.warn { color: #9b2c2c; }
+`;
+
+function explanationHtml(d: ReportData, m: MomentExplanation): string {
+  const out: string[] = [];
+  const where = m.moment === 'end' ? 'at the end of the trace' : m.moment === 'peak' ? 'at its peak' : `after event ${num(m.event)}`;
+  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(bytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages.</p>`);
+
+  out.push('<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>');
+  for (const c of m.causes) {
+    if (c.bytes === 0 && c.chunks === 0) continue;
+    const share = m.residentBytes > 0 ? (100 * c.bytes) / m.residentBytes : 0;
+    out.push(
+      `<tr><td>${h(CAUSE_NAMES[c.cause] ?? c.cause)}</td><td class="n">${h(bytes(c.bytes))}</td><td class="n"><span class="bar" style="width:${Math.round(share)}px"></span> ${share.toFixed(1)}%</td><td class="n">${num(c.pages)}</td><td class="n">${num(c.chunks)}</td><td class="why">${h(CAUSE_TEXT[c.cause])}</td></tr>`,
+    );
+  }
+  out.push('</table>');
+
+  const arenas = m.arenas.filter((a) => a.residentBytes > 0);
+  if (arenas.length > 2) {
+    out.push('<h3>By arena</h3><table><tr><th>arena</th><th>resident</th><th>of it free</th></tr>');
+    for (const a of arenas) {
+      const name = a.arena < 0 ? 'chunks mmapped on their own' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
+      const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
+      out.push(`<tr><td>${h(name)}</td><td class="n">${h(bytes(a.residentBytes))}</td><td class="n">${h(bytes(free))}</td></tr>`);
+    }
+    out.push('</table>');
+  }
+
+  const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
+  if (pins.length > 0) {
+    out.push('<h3>What pins it</h3><p class="note">A heap gives memory back only from its top: the highest chunk still held keeps the free memory below it. Pins are outlined in red on the heap map.</p>');
+    out.push('<table><tr><th>heap</th><th>held by</th><th>allocated</th><th>free right below</th><th>free below in all</th></tr>');
+    for (const p of pins) {
+      const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
+      const what =
+        p.kind === 'live'
+          ? `live block <code>${h(p.token || '?')}</code> (${num(p.requested)} bytes)`
+          : p.kind === 'glibc'
+            ? "glibc's own chunk (the tcache structure or a fencepost)"
+            : `a freed ${num(p.size)}-byte chunk held in the ${h(p.kind)}`;
+      const born = p.bornEvent >= 0 ? `event ${num(p.bornEvent)}, line ${num(p.line)}` : '';
+      out.push(`<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(bytes(p.heldBytes))}</td><td class="n">${h(bytes(p.freeBelowBytes))}</td></tr>`);
+    }
+    out.push('</table>');
+  }
+
+  const changes = d.configs[0]!.thresholds;
+  out.push('<h3>Threshold history</h3>');
+  if (changes.length === 0) out.push('<p class="note">The mmap and trim thresholds kept their defaults (128 KiB each) through the whole trace.</p>');
+  else {
+    out.push('<p class="note">Each change is a dashed line on the charts below. After the dynamic threshold rises, blocks that used to get a mapping of their own (returned to the system on free) come from the heap instead.</p>');
+    out.push('<table><tr><th>when</th><th>cause</th><th>mmap threshold</th><th>trim threshold</th><th>later heap allocations it caused</th></tr>');
+    for (const t of changes) {
+      const at = t.event < 0 ? 'start-up' : `event ${num(t.event)} (line ${num(t.line)}, ${h(t.op)}${t.token ? ` <code>${h(t.token)}</code>` : ''})`;
+      out.push(
+        `<tr><td>${at}</td><td>${h(t.cause)}</td><td class="n">${h(bytes(t.oldMmapThreshold))} &rarr; ${h(bytes(t.newMmapThreshold))}</td><td class="n">${h(bytes(t.oldTrimThreshold))} &rarr; ${h(bytes(t.newTrimThreshold))}</td><td class="n">${t.heapAllocationsSince > 0 ? `${num(t.heapAllocationsSince)} (${h(bytes(t.heapBytesSince))})` : ''}</td></tr>`,
+      );
+    }
+    out.push('</table>');
+  }
+
+  if (m.remedies.length > 0) {
+    out.push('<h3>What would help</h3><p class="note">Each remedy replayed to this moment, ranked by the memory it saves.</p>');
+    out.push('<table><tr><th>setting</th><th>resident</th><th>saves</th><th>peak</th><th>system calls</th><th>page faults</th><th>what it does</th></tr>');
+    for (const r of m.remedies) {
+      if (r.failure !== undefined) {
+        out.push(`<tr><td><code>${h(r.setting)}</code></td><td colspan="6" class="warn">could not be replayed: ${h(r.failure)}</td></tr>`);
+        continue;
+      }
+      const sign = (n: number): string => (n >= 0 ? `+${num(n)}` : num(n));
+      out.push(
+        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(bytes(r.rss))}</td><td class="n">${h(bytes(r.saved))}</td><td class="n">${h(bytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}</td></tr>`,
+      );
+    }
+    out.push('</table>');
+  }
+  return out.join('\n');
+}
+
+function configsHtml(d: ReportData): string {
+  const out: string[] = ['<table><tr><th>configuration</th><th>final RSS</th><th>peak RSS</th><th>peak at event</th><th>heap</th><th>mmapped</th><th>brk</th><th>mmap</th><th>munmap</th><th>mremap</th><th>mprotect</th><th>madvise</th><th>page faults</th></tr>'];
+  for (const c of d.configs) {
+    const s = c.summary;
+    const sc = s.syscalls;
+    out.push(
+      `<tr><td><code>${h(c.name)}</code></td><td class="n">${h(bytes(s.rss))}</td><td class="n">${h(bytes(s.peakRss))}</td><td class="n">${num(s.peakEvent)}</td><td class="n">${h(bytes(s.heap))}</td><td class="n">${h(bytes(s.mmapped))}</td>` +
+        [sc.brk, sc.mmap, sc.munmap, sc.mremap, sc.mprotect, sc.madvise, s.pageFaults].map((n) => `<td class="n">${num(n)}</td>`).join('') +
+        '</tr>',
+    );
+    if (s.abort !== undefined) out.push(`<tr><td></td><td colspan="12" class="warn">glibc would abort: ${h(s.abort)}</td></tr>`);
+    if (c.failure !== undefined) out.push(`<tr><td></td><td colspan="12" class="warn">the replay stopped early: ${h(c.failure)}</td></tr>`);
+  }
+  out.push('</table>');
+  return out.join('\n');
+}
+
+function headerHtml(d: ReportData, baseSettings: string): string {
+  const rows: Array<[string, string]> = [
+    ['events', num(d.events)],
+    ['CPUs glibc sees', num(d.explanation.cores)],
+    ['arenas at the end', num(d.explanation.arenas)],
+    ['time axis', d.timed ? "the trace's @TIME stamps" : 'event index (the trace has no times)'],
+  ];
+  if (baseSettings !== '') rows.push(['settings for every configuration', baseSettings]);
+  for (const [k, v] of d.header.facts) rows.push([`# ${k}`, v]);
+  for (const [k, v] of d.header.env) rows.push(['# env', `${k}=${v}`]);
+  const table = `<table class="facts">${rows.map(([k, v]) => `<tr><td>${h(k)}</td><td class="mono">${h(v)}</td></tr>`).join('')}</table>`;
+  const lines = d.header.comments;
+  if (lines.length === 0) return table;
+  return `${table}
+<details class="header"><summary>the trace's header (${num(lines.length)} comment line${lines.length === 1 ? '' : 's'})</summary><pre>${h(lines.map((l) => `# ${l}`).join('\n'))}</pre></details>`;
+}
+
+/** The whole page. `baseSettings` describes the settings every configuration ran with. */
+export function renderReport(d: ReportData, baseSettings = ''): string {
+  const assets = chartAssets();
+  const m = d.explanation.moments[0]!;
+  const samples = d.configs[0]!.series.event.length;
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ptsim report: ${h(d.trace)}</title>
+<style>${inlineStyle(assets.style)}</style>
+<style>${STYLE}</style>
+</head>
+<body>
+<main>
+<h1>ptsim report: ${h(d.trace)}</h1>
+<p class="sub">A replay on a model of glibc 2.36's malloc (x86_64): where the resident memory is, why glibc keeps it, and what each setting would change.</p>
+${headerHtml(d, baseSettings)}
+<h2>Explanation</h2>
+${explanationHtml(d, m)}
+<h2>Resident memory over time</h2>
+<p class="note">${num(samples)} samples per configuration (the peak and the last event always among them). Dashed lines: changes of the mmap threshold; solid line: the moment explained above. Live bytes and free-but-resident bytes are measured at fewer samples on large heaps (a walk over every chunk).</p>
+<div id="chart-rss"></div>
+<h3>Configurations</h3>
+${configsHtml(d)}
+<div id="chart-configs"></div>
+<h2>Thresholds</h2>
+<div id="chart-thresholds"></div>
+<h2>Heap map ${h(m.moment === 'end' ? 'at the end' : m.moment === 'peak' ? 'at the peak' : 'after event ' + num(m.event))}</h2>
+<p class="note">Each region of the allocator's memory, addresses left to right and row by row; hover for a chunk's address, size and state.</p>
+<div id="heap-map"></div>
+</main>
+<script type="application/json" id="ptsim-data">${jsonForScript(d)}</script>
+<script>
+/* uPlot ${h(assets.version)}
+${assets.license.replace(/\*\//g, '* /')}
+*/
+${inlineScript(assets.script)}
+</script>
+<script>
+${inlineScript(CLIENT_SCRIPT)}
+</script>
+</body>
+</html>
+`;
+}

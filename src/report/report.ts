@@ -1,0 +1,169 @@
+/**
+ * `ptsim report`: everything a report shows, gathered as one value (ReportData) that the page
+ * embeds as JSON and draws from: the explanation at the chosen moment, a timeline per
+ * configuration (the default first), the threshold history on the same time axis, and the heap map.
+ */
+
+import { explain, type Explanation, type Moment, type MomentExplanation } from '../analysis/explain.js';
+import { CAUSES, type Cause } from '../analysis/breakdown.js';
+import type { TimelineOptions, TimelineSample } from '../analysis/timeline.js';
+import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import { heapMap, type HeapMap } from './heap-map.js';
+import { runConfigs, type ConfigRun, type ConfigRunJob, type TimedThresholdChange } from './runs.js';
+
+export interface ReportConfig {
+  name: string;
+  /** Added to the base settings (withConfig) for this configuration's replay. */
+  settings: ReplaySettings;
+}
+
+export interface ReportOptions {
+  displayName?: string;
+  import?: ImportSettings;
+  /** Settings every configuration runs with (the command line's --mallopt, --tunables, ...). */
+  base: ReplaySettings;
+  /** The configurations to compare with the default one (which is added first). */
+  configs: ReportConfig[];
+  /** Combines the base settings with a configuration's. */
+  combine: (base: ReplaySettings, config: ReplaySettings) => ReplaySettings;
+  at: Moment;
+  timeline: TimelineOptions;
+  whatIfs?: boolean;
+  parallel?: number;
+  progress?: (what: string, done: number, total: number) => void;
+}
+
+/** The `# KEY VALUE` facts ptsim record writes; other header comments are prose, shown as written. */
+const RECORDING_FACTS = new Set(['pid', 'exe', 'cmdline', 'start_brk']);
+
+/** A timeline as columns, the shape the charts take. */
+export interface SeriesColumns {
+  event: number[];
+  time: number[];
+  rss: number[];
+  heap: number[];
+  mmapped: number[];
+  live: Array<number | null>;
+  causes: Record<Cause, Array<number | null>>;
+  mmapThreshold: number[];
+  trimThreshold: number[];
+  mark: string[];
+}
+
+export interface ReportConfigData {
+  name: string;
+  series: SeriesColumns;
+  thresholds: TimedThresholdChange[];
+  summary: ConfigRun['summary'];
+  failure?: string;
+}
+
+export interface ReportData {
+  format: 'ptsim-report/1';
+  trace: string;
+  events: number;
+  /** Whether times are the trace's @TIME in nanoseconds (else event indexes). */
+  timed: boolean;
+  moment: { kind: MomentExplanation['moment']; event: number; line: number; time: number };
+  /** Facts a recorder writes (pid, exe, cmdline, start_brk), `# env` settings, and every header comment as written. */
+  header: { facts: Array<[string, string]>; env: Array<[string, string]>; comments: string[] };
+  configs: ReportConfigData[];
+  explanation: Explanation;
+  heapMap: HeapMap;
+}
+
+/** Samples as columns. */
+export function toColumns(samples: TimelineSample[]): SeriesColumns {
+  const causes = {} as Record<Cause, Array<number | null>>;
+  for (const c of CAUSES) causes[c] = samples.map((x) => (x.causes === null ? null : x.causes[c]));
+  return {
+    event: samples.map((x) => x.event),
+    time: samples.map((x) => x.time),
+    rss: samples.map((x) => x.rss),
+    heap: samples.map((x) => x.heap),
+    mmapped: samples.map((x) => x.mmapped),
+    live: samples.map((x) => x.live),
+    causes,
+    mmapThreshold: samples.map((x) => x.mmapThreshold),
+    trimThreshold: samples.map((x) => x.trimThreshold),
+    mark: samples.map((x) => x.mark),
+  };
+}
+
+/** A trace mistake found by a replay in a worker comes back as a plain Error: give it its name back. */
+function failureError(run: ConfigRun): Error {
+  const e = new Error(run.failure);
+  e.name = run.failureName ?? 'ReplayError';
+  return e;
+}
+
+export async function buildReport(path: string, opts: ReportOptions): Promise<ReportData> {
+  const displayName = opts.displayName ?? path;
+  const all: ReportConfig[] = [{ name: 'default', settings: {} }, ...opts.configs];
+  const jobs: ConfigRunJob[] = all.map((c, i) => {
+    const job: ConfigRunJob = { path, displayName, import: opts.import, settings: opts.combine(opts.base, c.settings), timeline: opts.timeline };
+    // The default configuration maps the heap on its way, unless the moment is the peak (known
+    // only at the end: a second replay stops there).
+    if (i === 0 && opts.at !== 'peak') job.mapAt = opts.at;
+    return job;
+  });
+  const runs = await runConfigs(jobs, opts.parallel, (d, t) => opts.progress?.('replaying configurations', d, t));
+  const base = runs[0]!;
+  if (base.failure !== undefined) throw failureError(base);
+
+  const explanation = await explain(path, {
+    displayName,
+    import: opts.import,
+    settings: opts.combine(opts.base, {}),
+    at: [opts.at],
+    whatIfs: opts.whatIfs,
+    parallel: opts.parallel,
+    progress: (d, t) => opts.progress?.('replaying remedies', d, t),
+  });
+  const m = explanation.moments[0];
+  if (m === undefined) throw new Error(`${displayName}: nothing to explain (no event replayed)`);
+
+  let map = base.map;
+  let time = base.mapTime;
+  if (map === undefined || opts.at === 'peak') {
+    const stop = m.event;
+    let t = -1;
+    const run = await replayFile(path, {
+      ...opts.combine(opts.base, {}),
+      import: opts.import,
+      displayName,
+      stopAfter: stop,
+      observe: (ev) => {
+        t = ev.time >= 0 ? ev.time : ev.index;
+      },
+    });
+    if (run.replayer === null) throw run.failure ?? new Error(`${displayName}: nothing to replay`);
+    map = heapMap(run.replayer.process, stop);
+    time = t;
+  }
+  // The pins of the map and of the explanation are the same chunks; the explanation knows their tokens and lines.
+  for (const p of map.pins) {
+    const arena = map.regions[p.region]!.arena;
+    const e = m.pins.find((q) => q.arena === arena && q.addr === p.addr);
+    if (e !== undefined) {
+      p.token = e.token;
+      p.line = e.line;
+    }
+  }
+
+  return {
+    format: 'ptsim-report/1',
+    trace: displayName,
+    events: explanation.events,
+    timed: base.timed,
+    moment: { kind: m.moment, event: m.event, line: m.line, time: time ?? 0 },
+    header: { facts: base.facts.filter(([k]) => RECORDING_FACTS.has(k)), env: base.env, comments: base.comments },
+    configs: runs.map((r, i) => {
+      const c: ReportConfigData = { name: all[i]!.name, series: toColumns(r.samples), thresholds: r.thresholds, summary: r.summary };
+      if (r.failure !== undefined) c.failure = r.failure;
+      return c;
+    }),
+    explanation,
+    heapMap: map,
+  };
+}

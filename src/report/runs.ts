@@ -1,0 +1,181 @@
+/**
+ * The replays behind a report: one per configuration, each sampled into a timeline, with its
+ * threshold history placed on the trace's time axis and, for the configuration being explained,
+ * the heap map at the chosen moment. Configurations run on worker threads when the compiled
+ * worker is there (as figures.ts does for compare), else one after the other.
+ */
+
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { access } from 'node:fs/promises';
+import { ThresholdHistory, type ThresholdChange } from '../analysis/thresholds.js';
+import { TimelineSampler, type TimelineOptions, type TimelineSample } from '../analysis/timeline.js';
+import type { SyscallCounts } from '../kernel/kernel.js';
+import type { Replayer } from '../replay/replay.js';
+import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import type { TraceEvent } from '../trace/types.js';
+import { heapMap, type HeapMap } from './heap-map.js';
+
+export interface ConfigRunJob {
+  path: string;
+  displayName?: string;
+  import?: ImportSettings;
+  settings: ReplaySettings;
+  timeline: TimelineOptions;
+  /** Map the heap after this event, or after the last one ('end'; also when the trace ends before the event). */
+  mapAt?: number | 'end';
+}
+
+/** A threshold change with the trace time of its event (the first event's time for start-up settings). */
+export type TimedThresholdChange = ThresholdChange & { time: number };
+
+export interface ConfigRun {
+  samples: TimelineSample[];
+  /** Whether the trace carries @TIME stamps (else times are event indexes). */
+  timed: boolean;
+  thresholds: TimedThresholdChange[];
+  summary: {
+    events: number;
+    rss: number;
+    peakRss: number;
+    peakEvent: number;
+    heap: number;
+    mmapped: number;
+    liveBytes: number;
+    syscalls: SyscallCounts;
+    pageFaults: number;
+    /** glibc's abort message, when the replay ended in one. */
+    abort?: string;
+  };
+  /** The trace's header: `# KEY VALUE` facts and `# env` lines. */
+  facts: Array<[string, string]>;
+  /** The header's comment lines as written. */
+  comments: string[];
+  env: Array<[string, string]>;
+  map?: HeapMap;
+  /** The trace time of the mapped event. */
+  mapTime?: number;
+  /** Why the replay stopped early (a mistake in the trace, a state the model cannot follow). */
+  failure?: string;
+  failureName?: string;
+}
+
+/** Replays one configuration in this thread. */
+export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
+  const sampler = new TimelineSampler(job.timeline);
+  const history = new ThresholdHistory();
+  const times: number[] = [];
+  let firstTime = -1;
+  let map: HeapMap | undefined;
+  let mapTime: number | undefined;
+  let lastEvent = -1;
+  let lastTime = -1;
+  const observe = (ev: TraceEvent, r: Replayer): void => {
+    sampler.observe(ev, r);
+    const time = ev.time >= 0 ? ev.time : ev.index;
+    if (firstTime < 0) firstTime = time;
+    lastEvent = ev.index;
+    lastTime = time;
+    const before = history.changes.length;
+    history.observe(ev, r);
+    for (let i = before; i < history.changes.length; i++) times.push(history.changes[i]!.event < 0 ? firstTime : time);
+    if (typeof job.mapAt === 'number' && ev.index === job.mapAt) {
+      map = heapMap(r.process, ev.index);
+      mapTime = time;
+    }
+  };
+  const run = await replayFile(job.path, {
+    ...job.settings,
+    import: job.import,
+    displayName: job.displayName,
+    onEvent: (rec) => {
+      history.lastRecord = rec;
+    },
+    observe,
+  });
+  const r = run.replayer;
+  if (r === null) throw run.failure ?? new Error(`${job.displayName ?? job.path}: nothing to replay`);
+  if (job.mapAt !== undefined && map === undefined) {
+    map = heapMap(r.process, lastEvent);
+    mapTime = lastTime;
+  }
+  const s = r.finish();
+  const out: ConfigRun = {
+    samples: sampler.finish(),
+    timed: sampler.timed,
+    thresholds: history.changes.map((c, i) => ({ ...c, time: times[i]! })),
+    summary: {
+      events: s.events,
+      rss: s.rss,
+      peakRss: s.peakRss,
+      peakEvent: s.peakEvent,
+      heap: r.process.arenas.reduce((n, a) => n + a.systemMem, 0),
+      mmapped: s.mmapped,
+      liveBytes: s.liveBytes,
+      syscalls: s.syscalls,
+      pageFaults: s.pageFaults,
+    },
+    facts: run.header === null ? [] : [...run.header.facts],
+    env: run.header === null ? [] : [...run.header.env],
+    comments: run.header?.comments ?? [],
+  };
+  if (s.abort !== undefined) out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
+  if (map !== undefined) {
+    out.map = map;
+    out.mapTime = mapTime!;
+  }
+  if (run.failure !== null) {
+    out.failure = run.failure.message;
+    out.failureName = run.failure.name;
+  }
+  return out;
+}
+
+/** Runs the jobs on up to `parallel` worker threads; results in the jobs' order. */
+export async function runConfigs(jobs: ConfigRunJob[], parallel = availableParallelism(), progress?: (done: number, total: number) => void): Promise<ConfigRun[]> {
+  const results = new Array<ConfigRun>(jobs.length);
+  let done = 0;
+  const workerUrl = new URL('./run-worker.js', import.meta.url);
+  // Under a TypeScript runner the sources are .ts and there is no compiled worker: run here.
+  const useWorkers = parallel > 1 && jobs.length > 1 && workerUrl.pathname.endsWith('.js') && (await access(workerUrl).then(() => true, () => false));
+  if (!useWorkers) {
+    for (let i = 0; i < jobs.length; i++) {
+      results[i] = await runConfig(jobs[i]!);
+      progress?.(++done, jobs.length);
+    }
+    return results;
+  }
+  let next = 0;
+  const lanes: Array<Promise<void>> = [];
+  for (let w = 0; w < Math.min(parallel, jobs.length); w++) {
+    lanes.push(
+      (async () => {
+        const worker = new Worker(workerUrl);
+        try {
+          while (next < jobs.length) {
+            const i = next++;
+            results[i] = await new Promise<ConfigRun>((resolve, reject) => {
+              const onError = (e: Error): void => reject(e);
+              worker.once('error', onError);
+              worker.once('message', (m: { ok: true; run: ConfigRun } | { ok: false; error: string; name: string }) => {
+                worker.off('error', onError);
+                if (m.ok) resolve(m.run);
+                else {
+                  const e = new Error(m.error);
+                  e.name = m.name;
+                  reject(e);
+                }
+              });
+              worker.postMessage(jobs[i]);
+            });
+            progress?.(++done, jobs.length);
+          }
+        } finally {
+          await worker.terminate();
+        }
+      })(),
+    );
+  }
+  await Promise.all(lanes);
+  return results;
+}
