@@ -23,6 +23,7 @@ import {
   IS_MMAPPED,
   MINSIZE,
   NBINS,
+  NON_MAIN_ARENA,
   NFASTBINS,
   PREV_INUSE,
   TCACHE_MAX_BINS,
@@ -47,8 +48,41 @@ export function checkProcess(s: Process, level: 1 | 2): void {
   if (k.residentPages * 4096 > k.mappedBytes()) fail('more resident bytes than mapped bytes');
   if (level < 2) return;
   if (k.recountResident() !== k.residentPages) fail(`resident page count ${k.residentPages} != recount ${k.recountResident()}`);
+  checkArenaList(s);
   for (const av of s.arenas) checkArena(s, av);
   checkTcaches(s);
+}
+
+/**
+ * The arena list: the main arena first and indexes in creation order; `next` a ring through every
+ * arena once (each new arena is linked in right after the main one, as _int_new_arena does);
+ * narenas equal to their number; the free list made of arenas no thread is attached to, each once;
+ * every thread's arena one of the list.
+ */
+function checkArenaList(s: Process): void {
+  if (s.arenas[0] !== s.main) fail('the main arena is not the first');
+  if (s.narenas !== s.arenas.length) fail(`narenas ${s.narenas} but ${s.arenas.length} arenas`);
+  s.arenas.forEach((a, i) => {
+    if (a.index !== i) fail(`arena ${i} has index ${a.index}`);
+    if (!s.arenas.includes(a.next)) fail(`arena ${i}: next is not an arena of the list`);
+  });
+  // The ring visits every arena once.
+  const seen = new Set<Arena>();
+  let a = s.main;
+  do {
+    if (seen.has(a)) fail('the arena ring loops before returning to the main arena');
+    seen.add(a);
+    a = a.next;
+  } while (a !== s.main);
+  if (seen.size !== s.arenas.length) fail(`the arena ring holds ${seen.size} of ${s.arenas.length} arenas`);
+  const free = new Set<Arena>();
+  for (let f = s.freeList; f !== null; f = f.nextFree) {
+    if (free.has(f)) fail(`arena ${f.index} twice on the free list`);
+    if (f.attachedThreads !== 0) fail(`arena ${f.index} on the free list with ${f.attachedThreads} threads attached`);
+    if (f === s.main) fail('the main arena on the free list');
+    free.add(f);
+  }
+  for (const t of s.threads.values()) if (t.arena !== null && !s.arenas.includes(t.arena)) fail(`thread ${t.tid}: its arena is not in the list`);
 }
 
 function checkArena(s: Process, av: Arena): void {
@@ -110,6 +144,14 @@ function checkArena(s: Process, av: Arena): void {
       if (n !== NIL && ck.prev[n] !== p) fail('prev link mismatch');
       if (n === NIL && p !== av.top && size !== 16 && size !== 0) fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
       if (free) binnedSeen++;
+      // A chunk handed out (or cached in a tcache or fastbin, which keeps its in-use header) carries
+      // NON_MAIN_ARENA exactly when its arena is not the main one. Free and top chunks do not keep
+      // the bit, nor do the small fenceposts sysmalloc leaves when a heap is full (32 bytes at most).
+      const st = ck.state[p]!;
+      if (st === St.TCACHE || st === St.FAST || (st === St.INUSE && size > 32)) {
+        const aBit = (ck.flags[p]! & NON_MAIN_ARENA) !== 0;
+        if (aBit !== (av !== s.main)) fail(`chunk at ${hex(ck.addr[p]!)} of arena ${av.index} has NON_MAIN_ARENA ${aBit ? 'set' : 'clear'}`);
+      }
       if ((ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) && size < MINSIZE) fail('cached chunk below MINSIZE');
       // A size-0 fencepost still occupies its 16-byte header.
       covered += size === 0 ? 16 : size;
