@@ -12,9 +12,11 @@ import { differential } from '../diff/harness.js';
 import { checkOutput, examplesOf, readPage, replaySettingsOf, ROOT, runExamples, tracesOf } from './examples.js';
 
 const DIRS = ['docs/learn', 'docs/field-reports'];
+const PAGES = ['docs/explaining.md'];
 
 const pages: string[] = [];
 for (const d of DIRS) for (const f of readdirSync(join(ROOT, d)).filter((f) => f.endsWith('.md')).sort()) pages.push(`${d}/${f}`);
+pages.push(...PAGES);
 
 describe('the documentation examples print what the pages show', () => {
   for (const page of pages) {
