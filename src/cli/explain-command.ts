@@ -104,9 +104,9 @@ const CAUSE_NAMES: Record<string, string> = {
 };
 
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
-  const where = m.moment === 'end' ? 'at the end' : m.moment === 'peak' ? 'at the peak' : 'at event';
+  const where = m.moment === 'end' ? `at the end (event ${m.event}, line ${m.line})` : m.moment === 'peak' ? `at the peak (event ${m.event}, line ${m.line})` : `after event ${m.event} (line ${m.line})`;
   const lines: string[] = [];
-  lines.push(`${ex.trace} ${where} (event ${m.event}, line ${m.line}): ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`);
+  lines.push(`${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`);
   lines.push('');
   lines.push('  where it is');
   for (const c of m.causes) {
