@@ -22,7 +22,20 @@ export function formatBytes(n: number): string {
   return `${v.toFixed(2)} ${UNITS[u]} (${exact})`;
 }
 
-export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null, cores: number, arenas: ArenaReport[]): string {
+/**
+ * The most arenas arena_get2 lets exist: arena_max when set; else 8 per CPU (64-bit), except that
+ * the limit is only fixed once there are more than arena_test arenas, so that arena_test + 1 can
+ * exist even when that is more (one CPU and the default arena_test of 8 allow 9).
+ */
+function arenaLimit(cores: number, arenaMax: number, arenaTest: number): string {
+  if (arenaMax !== 0) return `limit: ${arenaMax}, set by arena_max`;
+  const cpus = `${cores} CPU${cores === 1 ? '' : 's'}`;
+  const perCpu = 8 * cores;
+  if (arenaTest + 1 > perCpu) return `glibc's limit: ${arenaTest + 1}, as arena_test is ${arenaTest}; 8 per CPU with ${cpus} would be ${perCpu}`;
+  return `glibc's limit: ${perCpu} with ${cpus}`;
+}
+
+export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null, cores: number, arenas: ArenaReport[], arenaMax = 0, arenaTest = 8): string {
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
@@ -33,7 +46,7 @@ export function formatSummary(name: string, s: ReplaySummary, _header: TraceHead
     `  heap (program break)        ${formatBytes(s.brk)} above the initial break; main arena holds ${formatBytes(s.heap)}`,
     `  mmapped chunks              ${formatBytes(s.mmapped)} in ${m.hblks} chunk${m.hblks === 1 ? '' : 's'}`,
     `  live blocks                 ${s.liveBlocks.toLocaleString('en-US')} holding ${formatBytes(s.liveBytes)} requested`,
-    `  arenas                      ${arenas.length} (glibc's limit: ${8 * cores} with ${cores} CPU${cores === 1 ? '' : 's'})`,
+    `  arenas                      ${arenas.length} (${arenaLimit(cores, arenaMax, arenaTest)})`,
     ...(arenas.length > 1
       ? arenas.map(
           (a) =>

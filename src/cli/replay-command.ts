@@ -151,7 +151,7 @@ export async function replayCommand(argv: string[], out: (s: string) => void, er
   const arenas = arenaReports(r.process);
   const cores = r.process.ncores;
   if (args.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');
-  else out(formatSummary(displayName, summary, header, cores, arenas));
+  else out(formatSummary(displayName, summary, header, cores, arenas, r.process.mp.arenaMax, r.process.mp.arenaTest));
   if (args.stats) out(r.stats());
   if (args.info) out(r.info());
   if (summary.abort !== undefined) {

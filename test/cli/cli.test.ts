@@ -107,6 +107,17 @@ describe('ptsim', () => {
     expect(mallopt.err).toContain('unknown parameter');
   });
 
+  it("states the arena limit glibc applies: arena_max when set, else 8 per CPU, never below arena_test + 1", () => {
+    // Eleven threads, each allocating once: each new thread gets an arena while the limit allows.
+    const t = trace('eleven.trace', Array.from({ length: 11 }, (_, i) => `${i + 1} malloc 10 b${i}`).join('\n') + '\n');
+    const line = (args: string[]): string => ptsim(['replay', t, ...args]).out.split('\n').find((l) => l.trimStart().startsWith('arenas '))!.trim();
+    expect(line(['--cores', '2'])).toBe("arenas                      11 (glibc's limit: 16 with 2 CPUs)");
+    // arena_get2 fixes the limit only once there are more than arena_test (8) arenas: with one CPU, 9.
+    expect(line(['--cores', '1'])).toBe("arenas                      9 (glibc's limit: 9, as arena_test is 8; 8 per CPU with 1 CPU would be 8)");
+    expect(line(['--cores', '1', '--mallopt', 'M_ARENA_TEST=3'])).toBe("arenas                      8 (glibc's limit: 8 with 1 CPU)");
+    expect(line(['--cores', '2', '--env', 'MALLOC_ARENA_MAX=3'])).toBe('arenas                      3 (limit: 3, set by arena_max)');
+  });
+
   it('applies settings: the field report stops pinning memory with a fixed mmap threshold', () => {
     const base = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json']).out) as { rss: number };
     const fixed = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json', '--mallopt', 'M_MMAP_THRESHOLD=131072']).out) as { rss: number };
