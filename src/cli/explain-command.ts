@@ -114,6 +114,8 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     const share = m.residentBytes > 0 ? ((100 * c.bytes) / m.residentBytes).toFixed(1) : '0.0';
     lines.push(`    ${CAUSE_NAMES[c.cause]!.padEnd(15)} ${short(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`);
   }
+  // Mapped pages that cost nothing: never written since they were mapped, or given back with madvise.
+  lines.push(`    ${'not resident'.padEnd(15)} ${short(m.mappedBytes - m.residentBytes).padStart(10)}  of ${short(m.mappedBytes)} mapped: pages never touched, or given back with madvise; they cost no RSS`);
   if (m.arenas.filter((a) => a.residentBytes > 0).length > 2) {
     lines.push('');
     lines.push('  by arena');

@@ -72,7 +72,7 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, mono
 function explanationHtml(d: ReportData, m: MomentExplanation): string {
   const out: string[] = [];
   const where = m.moment === 'end' ? 'at the end of the trace' : m.moment === 'peak' ? 'at its peak' : `after event ${num(m.event)}`;
-  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(bytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages.</p>`);
+  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(bytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(bytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`);
 
   out.push('<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>');
   for (const c of m.causes) {

@@ -45,6 +45,9 @@ describe('the breakdown', () => {
         const b = breakdown(r.process);
         expect(b.residentBytes).toBe(r.kernel.residentPages * 4096);
         expect(b.residentPages).toBe(r.kernel.residentPages);
+        // What is mapped but not resident is never negative, in all and for each cause.
+        expect(b.mappedBytes).toBeGreaterThanOrEqual(b.residentBytes);
+        for (const c of Object.values(b.causes)) expect(c.mappedBytes).toBeGreaterThanOrEqual(c.bytes);
       }
     });
   }
