@@ -193,7 +193,7 @@ describe('ptsim report', () => {
       const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
       const r = spawnSync(
         CHROMIUM!,
-        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`, '--window-size=1280,2000', '--virtual-time-budget=5000', '--dump-dom', `file://${page}`],
+        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--window-size=1280,2000', '--virtual-time-budget=5000', '--dump-dom', `file://${page}`],
         { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
       );
       rmSync(profile, { recursive: true, force: true });
