@@ -69,11 +69,19 @@ function emptyTotals(): Record<Cause, CauseTotals> {
 
 const PAGE = 4096;
 
-/** Accumulates byte ranges per cause, and settles partly shared pages by majority. */
+/**
+ * Accumulates byte ranges per cause, and settles partly shared pages by majority.
+ *
+ * The ranges of one page always arrive one after the other: a chunk chain is walked in address
+ * order, and chains, heaps and mmapped chunks never share a page. So only the page being filled is
+ * kept, and it is settled as soon as a range of another page arrives: no map, nothing allocated per
+ * chunk.
+ */
 class Attributor {
   readonly totals = emptyTotals();
-  /** Per page shared between causes: bytes per cause index. */
-  private readonly edges = new Map<number, Float64Array>();
+  /** The shared page being filled (-1: none), and its bytes per cause index. */
+  private page = -1;
+  private readonly shares = new Float64Array(CAUSES.length);
 
   constructor(private readonly s: Process) {}
 
@@ -86,43 +94,46 @@ class Attributor {
     const k = this.s.kernel;
     const firstFull = Math.ceil(a / PAGE) * PAGE;
     const lastFull = Math.floor(b / PAGE) * PAGE;
+    const ci = CAUSE_INDEX[cause];
     if (firstFull < lastFull) {
+      if (a < firstFull) this.edge(ci, a, firstFull);
       const pages = k.residentIn(firstFull, lastFull) / PAGE;
       t.bytes += pages * PAGE;
       t.pages += pages;
-      if (a < firstFull) this.edge(cause, a, firstFull);
-      if (lastFull < b) this.edge(cause, lastFull, b);
+      if (lastFull < b) this.edge(ci, lastFull, b);
     } else {
       // Within one page, or across one page boundary.
       if (firstFull > a && firstFull < b) {
-        this.edge(cause, a, firstFull);
-        this.edge(cause, firstFull, b);
-      } else this.edge(cause, a, b);
+        this.edge(ci, a, firstFull);
+        this.edge(ci, firstFull, b);
+      } else this.edge(ci, a, b);
     }
   }
 
-  private edge(cause: Cause, a: number, b: number): void {
+  private edge(ci: number, a: number, b: number): void {
     if (!this.s.kernel.isResident(a)) return;
-    this.totals[cause].bytes += b - a;
+    this.totals[CAUSES[ci]!].bytes += b - a;
     const page = Math.floor(a / PAGE);
-    let v = this.edges.get(page);
-    if (v === undefined) {
-      v = new Float64Array(CAUSES.length);
-      this.edges.set(page, v);
+    if (page !== this.page) {
+      this.settle();
+      this.page = page;
     }
-    v[CAUSES.indexOf(cause)]! += b - a;
+    this.shares[ci]! += b - a;
   }
 
-  /** Gives each shared page to the cause with most bytes in it (the first in CAUSES on a tie). */
+  /** Gives the page being filled to the cause with most bytes in it (the first in CAUSES on a tie). */
   settle(): void {
-    for (const v of this.edges.values()) {
-      let best = 0;
-      for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
-      this.totals[CAUSES[best]!].pages++;
-    }
-    this.edges.clear();
+    if (this.page < 0) return;
+    const v = this.shares;
+    let best = 0;
+    for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
+    this.totals[CAUSES[best]!].pages++;
+    v.fill(0);
+    this.page = -1;
   }
 }
+
+const CAUSE_INDEX = Object.fromEntries(CAUSES.map((c, i) => [c, i])) as Record<Cause, number>;
 
 function causeOfChunk(s: Process, h: number): Cause {
   switch (s.ck.state[h]) {
