@@ -5,9 +5,8 @@
  * `ptsim replay` with the same settings.
  */
 
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { mallocTrim } from '../core/api.js';
+import { runPool } from './pool.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { TraceEvent } from '../trace/types.js';
@@ -90,55 +89,6 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
  * Runs jobs on up to `parallel` worker threads (1: all in this thread), calling `progress` as each
  * finishes. Results come back in the jobs' order.
  */
-export async function runMany(jobs: FiguresJob[], parallel = availableParallelism(), progress?: (done: number, total: number) => void): Promise<Figures[]> {
-  const results: Figures[] = new Array<Figures>(jobs.length);
-  let done = 0;
-  const workerUrl = new URL('./figures-worker.js', import.meta.url);
-  const canUseWorkers = parallel > 1 && jobs.length > 1 && workerUrl.pathname.endsWith('.js') && (await exists(workerUrl));
-  if (!canUseWorkers) {
-    for (let i = 0; i < jobs.length; i++) {
-      results[i] = await runFigures(jobs[i]!);
-      progress?.(++done, jobs.length);
-    }
-    return results;
-  }
-  let next = 0;
-  const lanes: Array<Promise<void>> = [];
-  for (let w = 0; w < Math.min(parallel, jobs.length); w++) {
-    lanes.push(
-      (async () => {
-        const worker = new Worker(workerUrl);
-        // One job at a time per worker: a single pair of listeners settles the job in flight.
-        let settle: ((m: { ok: true; figures: Figures } | { ok: false; error: string }) => void) | null = null;
-        let fail: ((e: Error) => void) | null = null;
-        worker.on('message', (m: { ok: true; figures: Figures } | { ok: false; error: string }) => settle?.(m));
-        worker.on('error', (e: Error) => fail?.(e));
-        try {
-          while (next < jobs.length) {
-            const i = next++;
-            results[i] = await new Promise<Figures>((resolve, reject) => {
-              settle = (m) => (m.ok ? resolve(m.figures) : reject(new Error(m.error)));
-              fail = reject;
-              worker.postMessage(jobs[i]);
-            });
-            progress?.(++done, jobs.length);
-          }
-        } finally {
-          await worker.terminate();
-        }
-      })(),
-    );
-  }
-  await Promise.all(lanes);
-  return results;
-}
-
-async function exists(url: URL): Promise<boolean> {
-  const { access } = await import('node:fs/promises');
-  try {
-    await access(url);
-    return true;
-  } catch {
-    return false;
-  }
+export function runMany(jobs: FiguresJob[], parallel?: number, progress?: (done: number, total: number) => void): Promise<Figures[]> {
+  return runPool(new URL('./figures-worker.js', import.meta.url), jobs, runFigures, parallel, progress);
 }

@@ -2,12 +2,10 @@
  * The replays behind a report: one per configuration, each sampled into a timeline, with its
  * threshold history placed on the trace's time axis and, for the configuration being explained,
  * the heap map at the chosen moment. Configurations run on worker threads when the compiled
- * worker is there (as figures.ts does for compare), else one after the other.
+ * worker is there (pool.ts), else one after the other.
  */
 
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { access } from 'node:fs/promises';
+import { runPool } from '../analysis/pool.js';
 import { ThresholdHistory, type ThresholdChange } from '../analysis/thresholds.js';
 import { TimelineSampler, type TimelineOptions, type TimelineSample } from '../analysis/timeline.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
@@ -132,50 +130,6 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
 }
 
 /** Runs the jobs on up to `parallel` worker threads; results in the jobs' order. */
-export async function runConfigs(jobs: ConfigRunJob[], parallel = availableParallelism(), progress?: (done: number, total: number) => void): Promise<ConfigRun[]> {
-  const results = new Array<ConfigRun>(jobs.length);
-  let done = 0;
-  const workerUrl = new URL('./run-worker.js', import.meta.url);
-  // Under a TypeScript runner the sources are .ts and there is no compiled worker: run here.
-  const useWorkers = parallel > 1 && jobs.length > 1 && workerUrl.pathname.endsWith('.js') && (await access(workerUrl).then(() => true, () => false));
-  if (!useWorkers) {
-    for (let i = 0; i < jobs.length; i++) {
-      results[i] = await runConfig(jobs[i]!);
-      progress?.(++done, jobs.length);
-    }
-    return results;
-  }
-  let next = 0;
-  const lanes: Array<Promise<void>> = [];
-  for (let w = 0; w < Math.min(parallel, jobs.length); w++) {
-    lanes.push(
-      (async () => {
-        const worker = new Worker(workerUrl);
-        try {
-          while (next < jobs.length) {
-            const i = next++;
-            results[i] = await new Promise<ConfigRun>((resolve, reject) => {
-              const onError = (e: Error): void => reject(e);
-              worker.once('error', onError);
-              worker.once('message', (m: { ok: true; run: ConfigRun } | { ok: false; error: string; name: string }) => {
-                worker.off('error', onError);
-                if (m.ok) resolve(m.run);
-                else {
-                  const e = new Error(m.error);
-                  e.name = m.name;
-                  reject(e);
-                }
-              });
-              worker.postMessage(jobs[i]);
-            });
-            progress?.(++done, jobs.length);
-          }
-        } finally {
-          await worker.terminate();
-        }
-      })(),
-    );
-  }
-  await Promise.all(lanes);
-  return results;
+export function runConfigs(jobs: ConfigRunJob[], parallel?: number, progress?: (done: number, total: number) => void): Promise<ConfigRun[]> {
+  return runPool(new URL('./run-worker.js', import.meta.url), jobs, runConfig, parallel, progress);
 }
