@@ -38,6 +38,17 @@ export const CAUSE_TEXT: Record<Cause, string> = {
   'metadata': "glibc's own bookkeeping in the heap: the tcache structure, heap and arena headers, fenceposts",
 };
 
+/** Each cause's short name, as the explanation's tables print it. */
+export const CAUSE_NAMES: Record<Cause, string> = {
+  'live-requested': 'live data',
+  'live-overhead': 'live overhead',
+  'free-tcache': 'tcache',
+  'free-fastbins': 'fastbins',
+  'free-bins': 'free in bins',
+  'free-top': 'free top',
+  metadata: 'glibc metadata',
+};
+
 export interface CauseTotals {
   bytes: number;
   pages: number;

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runMany, type Figures, type FiguresJob } from '../analysis/figures.js';
 import { costOf } from '../analysis/frontier.js';
 import { parseConfig, readConfigFile, withConfig, type Config } from './config.js';
-import { UsageError } from './errors.js';
+import { UsageError, isTraceMistake } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { Progress } from './progress.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
@@ -95,7 +95,7 @@ export async function compareCommand(argv: string[], out: (s: string) => void, e
     figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress.update(d, t));
   } catch (e) {
     progress.done();
-    if (e instanceof Error && /^[^\n]*:\d+: |no such file|not a|TraceSyntaxError|TraceReadError/.test(e.message + e.name)) {
+    if (isTraceMistake(e)) {
       err(`ptsim: ${e.message}\n`);
       return 2;
     }

@@ -3,8 +3,10 @@
  */
 
 import { parseArgs } from 'node:util';
+import { CAUSE_NAMES } from '../analysis/breakdown.js';
 import { explain, type Explanation, type MomentExplanation, type Moment } from '../analysis/explain.js';
-import { UsageError } from './errors.js';
+import { shortBytes } from '../analysis/units.js';
+import { UsageError, isTraceMistake } from './errors.js';
 import { formatBytes } from './format.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
@@ -27,7 +29,8 @@ ${SETTINGS_HELP}
 ${IMPORT_HELP}
   -h, --help           show this help`;
 
-function parseMoment(text: string): Moment {
+/** An --at value: end, peak or an event index. */
+export function parseMoment(text: string): Moment {
   if (text === 'end' || text === 'peak') return text;
   const n = parseNumber(text, '--at');
   if (n < 0) throw new UsageError('--at takes end, peak or an event index (0 or more)');
@@ -70,7 +73,7 @@ export async function explainCommand(argv: string[], out: (s: string) => void, e
     });
   } catch (e) {
     progress.done();
-    if (e instanceof Error && ['ReplayError', 'TraceSyntaxError', 'TraceReadError'].includes(e.name)) {
+    if (isTraceMistake(e)) {
       err(`ptsim: ${e.message}\n`);
       return 2;
     }
@@ -81,28 +84,6 @@ export async function explainCommand(argv: string[], out: (s: string) => void, e
   return 0;
 }
 
-function short(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Math.abs(n);
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const s = u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-  return n < 0 ? `-${s}` : s;
-}
-
-const CAUSE_NAMES: Record<string, string> = {
-  'live-requested': 'live data',
-  'live-overhead': 'live overhead',
-  'free-tcache': 'tcache',
-  'free-fastbins': 'fastbins',
-  'free-bins': 'free in bins',
-  'free-top': 'free top',
-  metadata: 'glibc metadata',
-};
-
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where = m.moment === 'end' ? `at the end (event ${m.event}, line ${m.line})` : m.moment === 'peak' ? `at the peak (event ${m.event}, line ${m.line})` : `after event ${m.event} (line ${m.line})`;
   const lines: string[] = [];
@@ -112,10 +93,10 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
   for (const c of m.causes) {
     if (c.bytes === 0 && c.chunks === 0) continue;
     const share = m.residentBytes > 0 ? ((100 * c.bytes) / m.residentBytes).toFixed(1) : '0.0';
-    lines.push(`    ${CAUSE_NAMES[c.cause]!.padEnd(15)} ${short(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`);
+    lines.push(`    ${CAUSE_NAMES[c.cause].padEnd(15)} ${shortBytes(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`);
   }
   // Mapped pages that cost nothing: never written since they were mapped, or given back with madvise.
-  lines.push(`    ${'not resident'.padEnd(15)} ${short(m.mappedBytes - m.residentBytes).padStart(10)}  of ${short(m.mappedBytes)} mapped: pages never touched, or given back with madvise; they cost no RSS`);
+  lines.push(`    ${'not resident'.padEnd(15)} ${shortBytes(m.mappedBytes - m.residentBytes).padStart(10)}  of ${shortBytes(m.mappedBytes)} mapped: pages never touched, or given back with madvise; they cost no RSS`);
   if (m.arenas.filter((a) => a.residentBytes > 0).length > 2) {
     lines.push('');
     lines.push('  by arena');
@@ -123,7 +104,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
       if (a.residentBytes === 0) continue;
       const name = a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
       const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
-      lines.push(`    ${name.padEnd(15)} ${short(a.residentBytes).padStart(10)} resident, ${short(free)} of it free`);
+      lines.push(`    ${name.padEnd(15)} ${shortBytes(a.residentBytes).padStart(10)} resident, ${shortBytes(free)} of it free`);
     }
   }
   const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
@@ -138,7 +119,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
           : p.kind === 'glibc'
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${p.size}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
-      lines.push(`    ${heap}: ${what} holds ${short(p.heldBytes)} of free memory right below it (${short(p.freeBelowBytes)} free below it in all)`);
+      lines.push(`    ${heap}: ${what} holds ${shortBytes(p.heldBytes)} of free memory right below it (${shortBytes(p.freeBelowBytes)} free below it in all)`);
     }
     if (pins.length > 8) lines.push(`    ... and ${pins.length - 8} more heaps`);
   }
@@ -147,8 +128,8 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     lines.push('  thresholds');
     for (const t of m.thresholds) {
       const at = t.event < 0 ? 'at start-up' : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
-      const since = t.heapAllocationsSince > 0 ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${short(t.heapBytesSince)}) went to a heap instead of mmap` : '';
-      lines.push(`    ${at}: mmap threshold ${short(t.oldMmapThreshold)} -> ${short(t.newMmapThreshold)}, trim threshold ${short(t.oldTrimThreshold)} -> ${short(t.newTrimThreshold)} (${t.cause})${since}`);
+      const since = t.heapAllocationsSince > 0 ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap` : '';
+      lines.push(`    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`);
     }
   }
   if (m.remedies.length > 0) {
@@ -160,7 +141,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
         continue;
       }
       const cost = `${r.extraSyscalls >= 0 ? '+' : ''}${r.extraSyscalls} syscalls, ${r.extraPageFaults >= 0 ? '+' : ''}${r.extraPageFaults} page faults`;
-      lines.push(`    ${r.setting.padEnd(30)} ${short(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${short(Math.abs(r.saved))}), peak ${short(r.peakRss)}, ${cost}`);
+      lines.push(`    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${shortBytes(Math.abs(r.saved))}), peak ${shortBytes(r.peakRss)}, ${cost}`);
       lines.push(`    ${''.padEnd(30)} ${r.why}`);
     }
   }

@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { REPLAY_HELP, replayCommand } from './replay-command.js';
-import { UsageError } from './errors.js';
+import { UsageError, isTraceMistake } from './errors.js';
 import { CONVERT_HELP, convertCommand } from './convert-command.js';
 import { STATS_HELP, statsCommand } from './stats-command.js';
 import { RECORD_HELP, recordCommand } from './record-command.js';
@@ -78,6 +78,11 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       err(`ptsim: ${e.message}\n`);
       err(`Try 'ptsim ${cmd !== undefined && ['replay', 'explain', 'compare', 'sweep', 'report', 'record', 'stats', 'convert'].includes(cmd) ? cmd + ' ' : ''}--help'.\n`);
+      return 2;
+    }
+    // A trace mistake that a command did not report itself.
+    if (isTraceMistake(e)) {
+      err(`ptsim: ${e.message}\n`);
       return 2;
     }
     throw e;

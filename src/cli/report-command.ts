@@ -5,12 +5,12 @@
 
 import { closeSync, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import type { Moment } from '../analysis/explain.js';
 import { DEFAULT_TIMELINE_SAMPLES } from '../analysis/timeline.js';
 import { renderReport } from '../report/html.js';
 import { buildReport, type ReportConfig } from '../report/report.js';
 import { parseConfig, readConfigFile, withConfig } from './config.js';
-import { UsageError } from './errors.js';
+import { UsageError, isTraceMistake } from './errors.js';
+import { parseMoment } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { Progress } from './progress.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
@@ -38,13 +38,6 @@ ${IMPORT_HELP}
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included;
 the explanation and the heap map are of the default configuration.`;
-
-function parseMoment(text: string): Moment {
-  if (text === 'end' || text === 'peak') return text;
-  const n = parseNumber(text, '--at');
-  if (n < 0) throw new UsageError('--at takes end, peak or an event index (0 or more)');
-  return n;
-}
 
 /** The settings options as typed, for the page's header. */
 function describeSettings(argv: string[]): string {
@@ -132,7 +125,7 @@ export async function reportCommand(argv: string[], out: (s: string) => void, er
   } catch (e) {
     progress.done();
     discard();
-    if (e instanceof Error && ['ReplayError', 'TraceSyntaxError', 'TraceReadError'].includes(e.name)) {
+    if (isTraceMistake(e)) {
       err(`ptsim: ${e.message}\n`);
       return 2;
     }

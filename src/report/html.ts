@@ -5,34 +5,13 @@
  * the tables and through jsonForScript in the data block.
  */
 
-import { CAUSE_TEXT } from '../analysis/breakdown.js';
+import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
+import { shortBytes } from '../analysis/units.js';
 import { chartAssets } from './assets.js';
 import { CLIENT_SCRIPT } from './client.js';
 import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
 import type { ReportData } from './report.js';
-
-const CAUSE_NAMES: Record<string, string> = {
-  'live-requested': 'live data',
-  'live-overhead': 'live overhead',
-  'free-tcache': 'tcache',
-  'free-fastbins': 'fastbins',
-  'free-bins': 'free in bins',
-  'free-top': 'free top',
-  metadata: 'glibc metadata',
-};
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = Math.abs(n);
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const s = u === 0 ? `${v} B` : `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-  return n < 0 ? `-${s}` : s;
-}
 
 function num(n: number): string {
   return n.toLocaleString('en-US');
@@ -72,14 +51,14 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, mono
 function explanationHtml(d: ReportData, m: MomentExplanation): string {
   const out: string[] = [];
   const where = m.moment === 'end' ? 'at the end of the trace' : m.moment === 'peak' ? 'at its peak' : `after event ${num(m.event)}`;
-  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(bytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(bytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`);
+  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(shortBytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(shortBytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`);
 
   out.push('<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>');
   for (const c of m.causes) {
     if (c.bytes === 0 && c.chunks === 0) continue;
     const share = m.residentBytes > 0 ? (100 * c.bytes) / m.residentBytes : 0;
     out.push(
-      `<tr><td>${h(CAUSE_NAMES[c.cause] ?? c.cause)}</td><td class="n">${h(bytes(c.bytes))}</td><td class="n"><span class="bar" style="width:${Math.round(share)}px"></span> ${share.toFixed(1)}%</td><td class="n">${num(c.pages)}</td><td class="n">${num(c.chunks)}</td><td class="why">${h(CAUSE_TEXT[c.cause])}</td></tr>`,
+      `<tr><td>${h(CAUSE_NAMES[c.cause])}</td><td class="n">${h(shortBytes(c.bytes))}</td><td class="n"><span class="bar" style="width:${Math.round(share)}px"></span> ${share.toFixed(1)}%</td><td class="n">${num(c.pages)}</td><td class="n">${num(c.chunks)}</td><td class="why">${h(CAUSE_TEXT[c.cause])}</td></tr>`,
     );
   }
   out.push('</table>');
@@ -90,7 +69,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     for (const a of arenas) {
       const name = a.arena < 0 ? 'chunks mmapped on their own' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
       const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
-      out.push(`<tr><td>${h(name)}</td><td class="n">${h(bytes(a.residentBytes))}</td><td class="n">${h(bytes(free))}</td></tr>`);
+      out.push(`<tr><td>${h(name)}</td><td class="n">${h(shortBytes(a.residentBytes))}</td><td class="n">${h(shortBytes(free))}</td></tr>`);
     }
     out.push('</table>');
   }
@@ -108,7 +87,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${num(p.size)}-byte chunk held in the ${h(p.kind)}`;
       const born = p.bornEvent >= 0 ? `event ${num(p.bornEvent)}, line ${num(p.line)}` : '';
-      out.push(`<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(bytes(p.heldBytes))}</td><td class="n">${h(bytes(p.freeBelowBytes))}</td></tr>`);
+      out.push(`<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td></tr>`);
     }
     out.push('</table>');
   }
@@ -122,7 +101,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     for (const t of changes) {
       const at = t.event < 0 ? 'start-up' : `event ${num(t.event)} (line ${num(t.line)}, ${h(t.op)}${t.token ? ` <code>${h(t.token)}</code>` : ''})`;
       out.push(
-        `<tr><td>${at}</td><td>${h(t.cause)}</td><td class="n">${h(bytes(t.oldMmapThreshold))} &rarr; ${h(bytes(t.newMmapThreshold))}</td><td class="n">${h(bytes(t.oldTrimThreshold))} &rarr; ${h(bytes(t.newTrimThreshold))}</td><td class="n">${t.heapAllocationsSince > 0 ? `${num(t.heapAllocationsSince)} (${h(bytes(t.heapBytesSince))})` : ''}</td></tr>`,
+        `<tr><td>${at}</td><td>${h(t.cause)}</td><td class="n">${h(shortBytes(t.oldMmapThreshold))} &rarr; ${h(shortBytes(t.newMmapThreshold))}</td><td class="n">${h(shortBytes(t.oldTrimThreshold))} &rarr; ${h(shortBytes(t.newTrimThreshold))}</td><td class="n">${t.heapAllocationsSince > 0 ? `${num(t.heapAllocationsSince)} (${h(shortBytes(t.heapBytesSince))})` : ''}</td></tr>`,
       );
     }
     out.push('</table>');
@@ -138,7 +117,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
       }
       const sign = (n: number): string => (n >= 0 ? `+${num(n)}` : num(n));
       out.push(
-        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(bytes(r.rss))}</td><td class="n">${h(bytes(r.saved))}</td><td class="n">${h(bytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}</td></tr>`,
+        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(shortBytes(r.rss))}</td><td class="n">${h(shortBytes(r.saved))}</td><td class="n">${h(shortBytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}</td></tr>`,
       );
     }
     out.push('</table>');
@@ -152,7 +131,7 @@ function configsHtml(d: ReportData): string {
     const s = c.summary;
     const sc = s.syscalls;
     out.push(
-      `<tr><td><code>${h(c.name)}</code></td><td class="n">${h(bytes(s.rss))}</td><td class="n">${h(bytes(s.peakRss))}</td><td class="n">${num(s.peakEvent)}</td><td class="n">${h(bytes(s.heap))}</td><td class="n">${h(bytes(s.mmapped))}</td>` +
+      `<tr><td><code>${h(c.name)}</code></td><td class="n">${h(shortBytes(s.rss))}</td><td class="n">${h(shortBytes(s.peakRss))}</td><td class="n">${num(s.peakEvent)}</td><td class="n">${h(shortBytes(s.heap))}</td><td class="n">${h(shortBytes(s.mmapped))}</td>` +
         [sc.brk, sc.mmap, sc.munmap, sc.mremap, sc.mprotect, sc.madvise, s.pageFaults].map((n) => `<td class="n">${num(n)}</td>`).join('') +
         '</tr>',
     );

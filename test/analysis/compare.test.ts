@@ -53,6 +53,14 @@ describe('compare', () => {
     }
   });
 
+  it('reports a trace it cannot read in one line, from worker threads too', () => {
+    for (const args of [['compare', 'no-such.trace', '--config', 'M_MMAP_THRESHOLD=131072', '--config', 'M_TRIM_THRESHOLD=0'], ['sweep', 'no-such.trace', '--param', 'mmap_threshold=64K..256K']]) {
+      const r = ptsim(args);
+      expect(r.code).toBe(2);
+      expect(r.err.trim()).toBe('ptsim: no-such.trace: no such file');
+    }
+  });
+
   it('rejects settings it does not know, in one line', () => {
     const r = ptsim(['compare', 'traces/field-report.trace', '--config', 'FOO=1']);
     expect(r.code).toBe(2);
