@@ -25,7 +25,9 @@ describe('one thread, every function', () => {
   });
 
   it('writes the header facts first and a final # end line', async () => {
-    const r = await record(program('single'), ['an arg', "it's"], {
+    // The program writes its own log to its first argument: a file with a space in its name, in a scratch directory.
+    const arg = join(scratch('args'), 'an arg');
+    const r = await record(program('single'), [arg, "it's"], {
       env: { ...process.env, MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=5', MALLOC_TOP_PAD_: '0' },
     });
     const lines = r.main.split('\n');
@@ -33,7 +35,7 @@ describe('one thread, every function', () => {
     const header = lines.slice(0, lines.findIndex((l) => !l.startsWith('#')));
     expect(header).toContain(`# pid ${r.pid}`);
     expect(header).toContain(`# exe ${program('single')}`);
-    expect(header).toContain(`# cmdline ${program('single')} 'an arg' 'it'\\''s'`);
+    expect(header).toContain(`# cmdline ${program('single')} '${arg}' 'it'\\''s'`);
     expect(header.find((l) => l.startsWith('# nprocs '))).toMatch(/^# nprocs [1-9]\d*$/);
     expect(header.find((l) => l.startsWith('# start_brk '))).toMatch(/^# start_brk 0x[0-9a-f]+000$/);
     expect(header.filter((l) => l.startsWith('# env ')).sort()).toEqual([
