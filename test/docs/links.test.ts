@@ -1,7 +1,8 @@
 /**
  * The documentation's links lead somewhere: every relative link of the README, the traces' README
  * and the pages under docs/ names a file of the repository (and an anchor, when it gives one, a
- * heading of that page); every docs/ page the command's help or the sources point to exists.
+ * heading of that page); every docs/ page the command's help or the sources point to exists; every
+ * entry of docs/glibc-facts.md that a test or a source cites is there.
  */
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -52,6 +53,19 @@ describe('documentation links', () => {
       expect(broken).toEqual([]);
     });
   }
+
+  it('the glibc facts the tests and sources cite are entries of docs/glibc-facts.md', () => {
+    // A citation is the page's path and an anchor, maybe followed by more anchors (", #perturb").
+    const entries = anchors(join(ROOT, 'docs/glibc-facts.md'));
+    const cited = new Set<string>();
+    for (const f of [...walk(join(ROOT, 'test'), (p) => /\.(ts|c|trace)$/.test(p) && !p.includes('/build/')), ...walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p))]) {
+      for (const m of readFileSync(f, 'utf8').matchAll(/docs\/glibc-facts\.md((?:,? ?#[\w-]+)+)/g)) {
+        for (const slug of m[1]!.matchAll(/#([\w-]+)/g)) cited.add(slug[1]!);
+      }
+    }
+    expect(cited.size).toBeGreaterThan(0);
+    expect([...cited].filter((s) => !entries.has(s))).toEqual([]);
+  });
 
   it('the pages the sources name exist', () => {
     const named = new Set<string>();

@@ -114,7 +114,7 @@ describe('the brk-failure fallback (docs/glibc-facts.md#brk-fallback, #brk-fallb
   });
 });
 
-describe('mallopt (docs/glibc-facts.md#mallopt-returns)', () => {
+describe('mallopt (docs/glibc-facts.md#mallopt-returns, #mallopt-mxfast, #mallopt-consolidates, #perturb)', () => {
   it('returns 1, or 0 only for an M_MXFAST above 160 (a negative value wraps to a huge one)', () => {
     const calls: Array<[number, number, string]> = [
       [M_MXFAST, 160, '1'],
@@ -199,7 +199,7 @@ describe('settings that turn the dynamic mmap threshold off (docs/glibc-facts.md
   });
 });
 
-describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges)', () => {
+describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges, #tcache-tunables)', () => {
   it('perturb takes 0..255 only: 256, 0x101, 999 and -1 are ignored', () => {
     for (const env of ['GLIBC_TUNABLES=glibc.malloc.perturb=256', 'MALLOC_PERTURB_=0x101', 'GLIBC_TUNABLES=glibc.malloc.perturb=999', 'MALLOC_PERTURB_=-1']) {
       expect([env, one([env], 'fill 64')]).toEqual([env, '0x00']);
@@ -242,7 +242,7 @@ describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges)', ()
   });
 });
 
-describe('how tunable and MALLOC_*_ values are read (docs/glibc-facts.md#tunable-numbers)', () => {
+describe('how tunable and MALLOC_*_ values are read (docs/glibc-facts.md#tunable-numbers, #top-pad)', () => {
   it.each([
     ['GLIBC_TUNABLES=glibc.malloc.perturb=0xa5', '0x5a'], // hex: 165
     ['MALLOC_PERTURB_=0245', '0x5a'], // octal: 165
@@ -276,6 +276,17 @@ describe('GLIBC_TUNABLES over MALLOC_*_ (docs/glibc-facts.md#tunable-precedence)
   it('the GLIBC_TUNABLES entry wins, in either order', () => {
     expect(one(['MALLOC_TOP_PAD_=4096', 'GLIBC_TUNABLES=glibc.malloc.top_pad=0'], 'first-brk')).toBe('0x1000');
     expect(one(['GLIBC_TUNABLES=glibc.malloc.top_pad=0', 'MALLOC_TOP_PAD_=4096'], 'first-brk')).toBe('0x1000');
+  });
+
+  it('but an ignored GLIBC_TUNABLES entry leaves the variable in force', () => {
+    expect(one(['MALLOC_PERTURB_=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=999'], 'fill 64')).toBe('0xf8');
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=999', 'MALLOC_PERTURB_=7'], 'fill 64')).toBe('0xf8');
+  });
+
+  it('among GLIBC_TUNABLES entries the last valid one wins; among variables, the first valid one', () => {
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=5:glibc.malloc.perturb=7'], 'fill 64')).toBe('0xf8');
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=5'], 'fill 64')).toBe('0xfa');
+    expect(one(['MALLOC_PERTURB_=7', 'MALLOC_PERTURB_=5'], 'fill 64')).toBe('0xf8');
   });
 });
 
