@@ -1,9 +1,10 @@
 /**
  * The brk-failure fallback of sysmalloc, which the differential suite cannot reach (the native
- * replayer does not block the program break). Expected figures were measured on glibc 2.36 with
- * the break blocked by a mapping and mmap disabled (M_MMAP_MAX 0), as recorded in the project's
- * glibc facts (section 3.4): 2.36 passes sysmalloc_mmap_fallback's size arguments the wrong way
- * round, so the first fallback is rounded to 1 MiB.
+ * replayer does not block the program break). Expected figures are glibc 2.36's with the break
+ * blocked by a mapping and mmap disabled (M_MMAP_MAX 0), measured by test/native/probes.test.ts
+ * ('the brk-failure fallback'): docs/glibc-facts.md#brk-fallback, #brk-fallback-later. 2.36 passes
+ * sysmalloc_mmap_fallback's size arguments the wrong way round, so the first fallback is rounded
+ * to 1 MiB.
  */
 
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,9 @@
 /**
  * mallopt, GLIBC_TUNABLES and MALLOC_*_ variables: glibc 2.36's parsing, ranges and return values.
- * Expected values are glibc's, as measured on glibc 2.36 (Debian 2.36-9) and recorded in the
- * project's glibc facts (section 8), or follow from elf/dl-tunables.c as cited.
+ * Expected values are glibc's, measured on glibc 2.36 (Debian 2.36-9) by test/native/probes.test.ts
+ * and listed in docs/glibc-facts.md#tunable-numbers, #tunable-ranges, #tunable-precedence,
+ * #tcache-tunables, #dynamic-threshold-off, #top-pad, #mallopt-returns, #mallopt-mxfast,
+ * #arena-limit.
  */
 
 import { describe, expect, it } from 'vitest';
