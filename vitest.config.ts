@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -5,6 +6,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // Builds the native replayer (test/native/replay.c) once, with the system's cc, before any test runs.
     globalSetup: ['test/helpers/global-setup.ts'],
+    // One test file per CPU (vitest's default keeps one CPU for itself, which on a two-CPU machine
+    // runs every file in turn): the differential tests mostly wait on the native replayer, a
+    // child process, so the main process has little to do.
+    maxWorkers: availableParallelism(),
     testTimeout: 120_000,
     hookTimeout: 300_000,
   },

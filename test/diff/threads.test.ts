@@ -1,19 +1,19 @@
 /**
- * Generated multi-thread traces (part 2 of 2): 2 to 40 threads on real pthreads in the native
- * replayer, run one call at a time in trace order. Arena creation, the arena limit and round-robin
- * reuse, the free list of exited threads' arenas, cross-thread frees, heaps that grow, multiply,
- * shrink and go away. Each must replay identically on ptsim and on real glibc.
+ * Generated multi-thread traces: 2 to 40 threads on real pthreads in the native replayer, run one
+ * call at a time in trace order. Arena creation, the arena limit and round-robin reuse, the free
+ * list of exited threads' arenas, cross-thread frees, heaps that grow, multiply, shrink and go
+ * away. Each must replay identically on ptsim and on real glibc.
  */
 
 import { describe, expect, it } from 'vitest';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 import { differential } from './harness.js';
 
-const PART = 1;
-const PER_PART = 150;
+/** Seeds threads-0 .. threads-299; every 30th trace is a long one. */
+const TRACES = 300;
 
 describe('generated multi-thread traces replay identically on ptsim and real glibc', () => {
-  for (let n = PART * PER_PART; n < (PART + 1) * PER_PART; n++) {
+  for (let n = 0; n < TRACES; n++) {
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `threads-${n}`, events });
