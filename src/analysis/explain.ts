@@ -16,7 +16,7 @@ import { openTrace } from '../import/index.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { Replayer } from '../replay/replay.js';
 import type { TraceEvent } from '../trace/types.js';
-import { MALLOPT_PARAMS } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
 import { breakdown, CAUSE_TEXT, CAUSES, type Breakdown, type Cause } from './breakdown.js';
 import { runMany, type Figures, type FiguresJob } from './figures.js';
 import { findPins, type Pin } from './pins.js';

@@ -3,7 +3,7 @@
  * environment variables, CPUs, the program break), shared by every command that replays.
  */
 
-import { MALLOPT_PARAMS } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { UsageError } from './errors.js';
 

@@ -1,7 +1,7 @@
 /**
  * glibc 2.36 malloc constants for x86_64 (malloc/malloc.c, malloc/arena.c,
  * sysdeps/generic/malloc-size.h, sysdeps/generic/malloc-machine.h), and the size arithmetic built
- * on them.
+ * on them; and the names and numbers of mallopt's parameters (malloc/malloc.h).
  *
  * Sizes are plain numbers. Every size the allocator handles in practice is far below 2^53, so
  * doubles are exact; a request above PTRDIFF_MAX is refused before any arithmetic.
@@ -136,3 +136,25 @@ export function alignDown(n: number, a: number): number {
 export function powerof2(n: number): boolean {
   return n === 0 || (n > 0 && Number.isInteger(Math.log2(n)));
 }
+
+/**
+ * glibc's mallopt parameter numbers (malloc/malloc.h), named without their M_ prefix. NLBLKS, GRAIN
+ * and KEEP are defined there for compatibility and ignored by __libc_mallopt.
+ */
+export const M = {
+  MXFAST: 1,
+  NLBLKS: 2,
+  GRAIN: 3,
+  KEEP: 4,
+  TRIM_THRESHOLD: -1,
+  TOP_PAD: -2,
+  MMAP_THRESHOLD: -3,
+  MMAP_MAX: -4,
+  CHECK_ACTION: -5,
+  PERTURB: -6,
+  ARENA_TEST: -7,
+  ARENA_MAX: -8,
+} as const;
+
+/** The same parameters by their full names (M_MMAP_THRESHOLD, ...), as a trace or a command line writes them. */
+export const MALLOPT_PARAMS: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(M).map(([name, value]) => [`M_${name}`, value]));

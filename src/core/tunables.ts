@@ -16,6 +16,7 @@
  */
 
 import {
+  M,
   MAX_FAST_SIZE,
   MAX_TCACHE_COUNT,
   MAX_TCACHE_SIZE,
@@ -244,19 +245,6 @@ function setMxfast(s: Process, v: number): number {
   s.globalMaxFast = maxFastFor(v);
   return 1;
 }
-
-/** glibc's mallopt parameter numbers (malloc.h). */
-export const M = {
-  MXFAST: 1,
-  TRIM_THRESHOLD: -1,
-  TOP_PAD: -2,
-  MMAP_THRESHOLD: -3,
-  MMAP_MAX: -4,
-  CHECK_ACTION: -5,
-  PERTURB: -6,
-  ARENA_TEST: -7,
-  ARENA_MAX: -8,
-} as const;
 
 /** (size_t) of a C int: negative values wrap. */
 function sizeT(value: number): number {
