@@ -46,7 +46,7 @@ const INT32_MAX = 2n ** 31n - 1n;
 const SIZE_MAX = 2n ** 64n - 1n;
 
 /** elf/dl-tunables.list, the malloc namespace. */
-export const MALLOC_TUNABLES: readonly TunableDef[] = [
+const MALLOC_TUNABLES: readonly TunableDef[] = [
   { name: 'check', type: 'int32', min: 0n, max: 3n, alias: 'MALLOC_CHECK_', doc: 'only used by libc_malloc_debug.so; no effect on malloc itself' },
   { name: 'top_pad', type: 'size_t', alias: 'MALLOC_TOP_PAD_', doc: 'extra bytes asked of the system at each heap growth' },
   { name: 'perturb', type: 'int32', min: 0n, max: 255n, alias: 'MALLOC_PERTURB_', doc: 'fill allocated and freed memory with this byte' },
@@ -114,12 +114,12 @@ function validate(def: TunableDef, raw: string): bigint | undefined {
 }
 
 /** A setting glibc ignores, reported to the user rather than dropped silently. */
-export interface TunableNote {
+interface TunableNote {
   setting: string;
   reason: string;
 }
 
-export interface ResolvedTunables {
+interface ResolvedTunables {
   /** Accepted values by tunable name (without the glibc.malloc. prefix). */
   values: Map<string, bigint>;
   notes: TunableNote[];
@@ -177,7 +177,7 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
 }
 
 /** The THP page size glibc reads from /sys/kernel/mm/transparent_hugepage/hpage_pmd_size on x86_64. */
-export const THP_PAGESIZE = 2 * 1024 * 1024;
+const THP_PAGESIZE = 2 * 1024 * 1024;
 
 /** ptmalloc_init's TUNABLE_GET sequence: applies what was set, in glibc's order. */
 export function applyTunables(s: Process, t: ResolvedTunables): void {
