@@ -25,7 +25,7 @@ const HELP_OPTION = { help: { type: 'boolean', short: 'h', default: false } } as
 type Config<O extends Options> = { args: string[]; options: O & typeof HELP_OPTION; allowPositionals: boolean; strict: true };
 
 /** The command line as the command's logic gets it: parsed by its declaration. */
-export interface CommandArgs<O extends Options> {
+interface CommandArgs<O extends Options> {
   values: ReturnType<typeof parseArgs<Config<O>>>['values'];
   positionals: string[];
   /** What `split` set apart from the options (record's COMMAND); empty otherwise. */
@@ -53,7 +53,7 @@ export interface CommandIO {
 }
 
 /** A command as it declares itself. */
-export interface CommandSpec<O extends Options> {
+interface CommandSpec<O extends Options> {
   /** The word after `ptsim`. */
   name: string;
   /** What `ptsim NAME --help` prints. */

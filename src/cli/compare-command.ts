@@ -10,7 +10,7 @@ import { UsageError } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
-export const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
+const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
 
 Replays TRACE once per configuration (the default configuration always first) and prints one row
 per configuration: peak, final and time-weighted mean RSS, heap and mmapped bytes, system calls by
@@ -34,7 +34,7 @@ ${IMPORT_HELP}
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included.`;
 
-export interface CompareRow {
+interface CompareRow {
   name: string;
   figures: Figures;
 }
@@ -43,7 +43,7 @@ function mib(n: number): string {
   return (n / (1 << 20)).toFixed(2);
 }
 
-export function formatCompare(trace: string, rows: CompareRow[]): string {
+function formatCompare(trace: string, rows: CompareRow[]): string {
   const head = ['configuration', 'peak MiB', 'final MiB', 'mean MiB', 'heap MiB', 'mmap MiB', 'brk', 'mmap', 'munmap', 'mremap', 'mprot', 'madvise', 'faults'];
   const body = rows.map((r) => {
     const f = r.figures;

@@ -11,7 +11,7 @@ import { formatBytes } from './format.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
-export const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
+const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
 
 Replays TRACE and explains its resident memory at the end and at its peak: where every resident
 byte is (live blocks, allocator overhead, each kind of free memory glibc keeps), the block that
@@ -130,6 +130,6 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
   return lines.join('\n') + '\n';
 }
 
-export function formatExplanation(ex: Explanation): string {
+function formatExplanation(ex: Explanation): string {
   return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
 }

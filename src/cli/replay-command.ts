@@ -13,7 +13,7 @@ import { defineCommand } from './command.js';
 import { GlibcAborted, UsageError } from './errors.js';
 import { TIMELINE_HELP, TIMELINE_OPTIONS, replayWithTimeline, timelineArgs } from './timeline-options.js';
 
-export const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
+const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
 Replays TRACE (a ptsim trace or another tool's log, see docs/importing.md; plain or compressed;
 - reads standard input) through a model of

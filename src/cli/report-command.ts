@@ -14,7 +14,7 @@ import { parseMoment } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
-export const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
+const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
 
 Writes one self-contained HTML page about TRACE (it needs no network to open): the explanation of
 ptsim explain at one moment, RSS over time for the default configuration and each --config, the

@@ -52,7 +52,7 @@ export const statsCommand = defineCommand({
 const n = (v: number): string => v.toLocaleString('en-US');
 
 /** A duration in ns, readable. */
-export function formatDuration(ns: number): string {
+function formatDuration(ns: number): string {
   if (ns < 1e3) return `${Math.round(ns)} ns`;
   if (ns < 1e6) return `${(ns / 1e3).toFixed(1)} µs`;
   if (ns < 1e9) return `${(ns / 1e6).toFixed(1)} ms`;
@@ -74,7 +74,7 @@ function bucketLabel(min: number, max: number): string {
   return min === max ? u(min) : `[${u(min)}, ${u(max + 1)})`;
 }
 
-export function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): string {
+function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): string {
   const lines: string[] = [];
   const span = r.time !== undefined ? `, ${formatDuration(r.time.last - r.time.first)} of recording` : '';
   lines.push(`${name} (${read.format}): ${n(r.events)} events, ${r.threads.length} thread${r.threads.length === 1 ? '' : 's'}${span}`);

@@ -24,7 +24,7 @@ const PARAMS: Record<string, string> = {
   tcache_unsorted_limit: 'glibc.malloc.tcache_unsorted_limit',
 };
 
-export const SWEEP_HELP = `Usage: ptsim sweep TRACE --param NAME=VALUES [--param NAME=VALUES ...] [options]
+const SWEEP_HELP = `Usage: ptsim sweep TRACE --param NAME=VALUES [--param NAME=VALUES ...] [options]
 
 Replays TRACE for every combination of the parameters' values and reports each configuration's
 memory (final, peak or mean RSS) against its kernel work (system calls plus page faults), marking
