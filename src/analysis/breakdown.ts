@@ -49,7 +49,7 @@ export const CAUSE_NAMES: Record<Cause, string> = {
   metadata: 'glibc metadata',
 };
 
-export interface CauseTotals {
+interface CauseTotals {
   bytes: number;
   pages: number;
   /** Bytes of address space this cause covers, resident or not. */
@@ -57,7 +57,7 @@ export interface CauseTotals {
   chunks: number;
 }
 
-export interface ArenaBreakdown {
+interface ArenaBreakdown {
   /** 0 main, k the k-th arena created; -1 for chunks mmapped on their own. */
   arena: number;
   causes: Record<Cause, CauseTotals>;

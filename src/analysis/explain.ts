@@ -16,7 +16,7 @@ import { openTrace } from '../import/index.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { Replayer } from '../replay/replay.js';
 import type { TraceEvent } from '../trace/types.js';
-import { MALLOPT_PARAMS } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
 import { breakdown, CAUSE_TEXT, CAUSES, type Breakdown, type Cause } from './breakdown.js';
 import { runMany, type Figures, type FiguresJob } from './figures.js';
 import { findPins, type Pin } from './pins.js';
@@ -24,7 +24,7 @@ import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 
 export type Moment = 'end' | 'peak' | number;
 
-export interface ExplainOptions {
+interface ExplainOptions {
   displayName?: string;
   import?: ImportSettings;
   settings: ReplaySettings;
@@ -37,14 +37,14 @@ export interface ExplainOptions {
   progress?: (done: number, total: number) => void;
 }
 
-export interface PinReport extends Pin {
+interface PinReport extends Pin {
   /** Trace line of the event that handed the chunk out (0 if unknown). */
   line: number;
   /** The token the trace gave it. */
   token: string;
 }
 
-export interface Remedy {
+interface Remedy {
   id: string;
   /** What was changed, in the terms a user would type. */
   setting: string;

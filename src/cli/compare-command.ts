@@ -2,16 +2,15 @@
  * `ptsim compare TRACE --config ...`: the same trace under several configurations, side by side.
  */
 
-import { parseArgs } from 'node:util';
 import { runMany, type Figures, type FiguresJob } from '../analysis/figures.js';
 import { costOf } from '../analysis/frontier.js';
 import { parseConfig, readConfigFile, withConfig, type Config } from './config.js';
-import { UsageError, isTraceMistake } from './errors.js';
+import { defineCommand } from './command.js';
+import { UsageError } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { Progress } from './progress.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
-export const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
+const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
 
 Replays TRACE once per configuration (the default configuration always first) and prints one row
 per configuration: peak, final and time-weighted mean RSS, heap and mmapped bytes, system calls by
@@ -35,7 +34,7 @@ ${IMPORT_HELP}
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included.`;
 
-export interface CompareRow {
+interface CompareRow {
   name: string;
   figures: Figures;
 }
@@ -44,7 +43,7 @@ function mib(n: number): string {
   return (n / (1 << 20)).toFixed(2);
 }
 
-export function formatCompare(trace: string, rows: CompareRow[]): string {
+function formatCompare(trace: string, rows: CompareRow[]): string {
   const head = ['configuration', 'peak MiB', 'final MiB', 'mean MiB', 'heap MiB', 'mmap MiB', 'brk', 'mmap', 'munmap', 'mremap', 'mprot', 'madvise', 'faults'];
   const body = rows.map((r) => {
     const f = r.figures;
@@ -63,46 +62,29 @@ export function formatCompare(trace: string, rows: CompareRow[]): string {
   return out.join('\n') + '\n';
 }
 
-export async function compareCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      config: { type: 'string', multiple: true, default: [] },
-      configs: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      jobs: { type: 'string' },
-      ...SETTINGS_OPTIONS,
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(COMPARE_HELP + '\n');
+export const compareCommand = defineCommand({
+  name: 'compare',
+  help: COMPARE_HELP,
+  options: {
+    config: { type: 'string', multiple: true, default: [] },
+    configs: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    jobs: { type: 'string' },
+    ...SETTINGS_OPTIONS,
+    ...IMPORT_OPTIONS,
+  },
+  progress: 'replaying configurations',
+  async run({ values, positionals }, { out, progress }) {
+    if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('compare needs one TRACE file (not -: it is read once per configuration)');
+    const configs: Config[] = [{ name: 'default', settings: {} }];
+    for (const c of values.config) configs.push(parseConfig(c));
+    if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
+    const base = settingsArgs(values);
+    const path = positionals[0]!;
+    const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
+    const figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress(d, t));
+    const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
+    out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));
     return 0;
-  }
-  if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('compare needs one TRACE file (not -: it is read once per configuration)');
-  const configs: Config[] = [{ name: 'default', settings: {} }];
-  for (const c of values.config) configs.push(parseConfig(c));
-  if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
-  const base = settingsArgs(values);
-  const path = positionals[0]!;
-  const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
-  const progress = new Progress('replaying configurations', err);
-  let figs: Figures[];
-  try {
-    figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress.update(d, t));
-  } catch (e) {
-    progress.done();
-    if (isTraceMistake(e)) {
-      err(`ptsim: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  progress.done();
-  const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
-  out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));
-  return 0;
-}
+  },
+});

@@ -13,7 +13,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { ReplaySettings } from '../replay/run-file.js';
-import { MALLOPT_PARAMS } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
 import { UsageError } from './errors.js';
 import { parseMallopt, splitAssignment } from './settings-options.js';
 

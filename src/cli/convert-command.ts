@@ -4,9 +4,9 @@
 
 import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { openTrace } from '../import/index.js';
 import { NativeTraceWriter } from '../import/native-writer.js';
+import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 
@@ -30,65 +30,55 @@ with as docs/importing.md describes, or stop the conversion with --strict.
 Exit status: 0 when IN was converted; 2 for a mistake in IN or on the command line (OUT is then
 removed).`;
 
-export async function convertCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      gzip: { type: 'boolean', default: false },
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(CONVERT_HELP + '\n');
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'convert needs an input trace IN (- for standard input)' : `convert takes one IN, got ${positionals.length}: ${positionals.join(' ')}`);
-  }
-  if (values.output === undefined) throw new UsageError('convert needs -o OUT (- for standard output)');
-  const input = positionals[0]!;
-  const output = values.output;
-  if (input !== '-' && output !== '-' && resolve(input) === resolve(output)) throw new UsageError('convert cannot write over its input: give another -o OUT');
-  const args = importArgs(values);
-  const displayName = input === '-' ? '<stdin>' : input;
+export const convertCommand = defineCommand({
+  name: 'convert',
+  help: CONVERT_HELP,
+  options: {
+    output: { type: 'string', short: 'o' },
+    gzip: { type: 'boolean', default: false },
+    ...IMPORT_OPTIONS,
+  },
+  async run({ values, positionals }, { err }) {
+    if (positionals.length !== 1) {
+      throw new UsageError(positionals.length === 0 ? 'convert needs an input trace IN (- for standard input)' : `convert takes one IN, got ${positionals.length}: ${positionals.join(' ')}`);
+    }
+    if (values.output === undefined) throw new UsageError('convert needs -o OUT (- for standard output)');
+    const input = positionals[0]!;
+    const output = values.output;
+    if (input !== '-' && output !== '-' && resolve(input) === resolve(output)) throw new UsageError('convert cannot write over its input: give another -o OUT');
+    const args = importArgs(values);
+    const displayName = input === '-' ? '<stdin>' : input;
 
-  let writer: NativeTraceWriter;
-  try {
-    writer = new NativeTraceWriter(output, values.gzip);
-  } catch (e) {
-    err(`ptsim: cannot write ${output}: ${(e as Error).message}\n`);
-    return 2;
-  }
-  try {
-    const r = await openTrace(input, writer, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
-    writer.close();
-    const skipped = Object.entries(r.skipped).map(([what, n]) => `${n} ${what}`);
-    const target = output === '-' ? 'standard output' : output;
-    err(`ptsim: converted ${r.events.toLocaleString('en-US')} events from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`);
-    if (skipped.length > 0) err(`ptsim: left out: ${skipped.join(', ')}\n`);
-    return 0;
-  } catch (e) {
+    let writer: NativeTraceWriter;
     try {
+      writer = new NativeTraceWriter(output, values.gzip);
+    } catch (e) {
+      err(`ptsim: cannot write ${output}: ${(e as Error).message}\n`);
+      return 2;
+    }
+    try {
+      const r = await openTrace(input, writer, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
       writer.close();
-    } catch {
-      // the error being reported matters more
+      const skipped = Object.entries(r.skipped).map(([what, n]) => `${n} ${what}`);
+      const target = output === '-' ? 'standard output' : output;
+      err(`ptsim: converted ${r.events.toLocaleString('en-US')} events from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`);
+      if (skipped.length > 0) err(`ptsim: left out: ${skipped.join(', ')}\n`);
+      return 0;
+    } catch (e) {
+      try {
+        writer.close();
+      } catch {
+        // the error being reported matters more
+      }
+      if (output !== '-') rmSync(output, { force: true });
+      const io = e as NodeJS.ErrnoException;
+      // The reader of standard output went away (`ptsim convert ... -o - | head`): it has what it wanted.
+      if (io.code === 'EPIPE' && output === '-') return 0;
+      if (io.syscall === 'write') {
+        err(`ptsim: cannot write ${output}: ${io.message}\n`);
+        return 2;
+      }
+      throw e;
     }
-    if (output !== '-') rmSync(output, { force: true });
-    if (e instanceof Error && (e.name === 'TraceSyntaxError' || e.name === 'TraceReadError')) {
-      err(`ptsim: ${e.message}\n`);
-      return 2;
-    }
-    const io = e as NodeJS.ErrnoException;
-    // The reader of standard output went away (`ptsim convert ... -o - | head`): it has what it wanted.
-    if (io.code === 'EPIPE' && output === '-') return 0;
-    if (io.syscall === 'write') {
-      err(`ptsim: cannot write ${output}: ${io.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-}
+  },
+});

@@ -2,17 +2,16 @@
  * `ptsim explain TRACE`: why the resident memory is what it is, and which setting would help.
  */
 
-import { parseArgs } from 'node:util';
 import { CAUSE_NAMES } from '../analysis/breakdown.js';
 import { explain, type Explanation, type MomentExplanation, type Moment } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
-import { UsageError, isTraceMistake } from './errors.js';
+import { defineCommand } from './command.js';
+import { UsageError } from './errors.js';
 import { formatBytes } from './format.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
-import { Progress } from './progress.js';
 
-export const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
+const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
 
 Replays TRACE and explains its resident memory at the end and at its peak: where every resident
 byte is (live blocks, allocator overhead, each kind of free memory glibc keeps), the block that
@@ -37,52 +36,35 @@ export function parseMoment(text: string): Moment {
   return n;
 }
 
-export async function explainCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      at: { type: 'string', multiple: true, default: [] },
-      json: { type: 'boolean', default: false },
-      'no-what-if': { type: 'boolean', default: false },
-      jobs: { type: 'string' },
-      ...SETTINGS_OPTIONS,
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(EXPLAIN_HELP + '\n');
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError('explain needs one TRACE file (- is not accepted: the trace is read more than once)');
-  const path = positionals[0]!;
-  if (path === '-') throw new UsageError('explain reads the trace several times: give a file, not -');
-  const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
-  const progress = new Progress('replaying remedies', err);
-  let ex: Explanation;
-  try {
-    ex = await explain(path, {
+export const explainCommand = defineCommand({
+  name: 'explain',
+  help: EXPLAIN_HELP,
+  options: {
+    at: { type: 'string', multiple: true, default: [] },
+    json: { type: 'boolean', default: false },
+    'no-what-if': { type: 'boolean', default: false },
+    jobs: { type: 'string' },
+    ...SETTINGS_OPTIONS,
+    ...IMPORT_OPTIONS,
+  },
+  progress: 'replaying remedies',
+  async run({ values, positionals }, { out, progress }) {
+    if (positionals.length !== 1) throw new UsageError('explain needs one TRACE file (- is not accepted: the trace is read more than once)');
+    const path = positionals[0]!;
+    if (path === '-') throw new UsageError('explain reads the trace several times: give a file, not -');
+    const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
+    const ex = await explain(path, {
       settings: settingsArgs(values),
       import: importArgs(values),
       at: values.at.length > 0 ? values.at.map(parseMoment) : undefined,
       whatIfs: !values['no-what-if'],
       parallel: jobs,
-      progress: (d, t) => progress.update(d, t),
+      progress: (d, t) => progress(d, t),
     });
-  } catch (e) {
-    progress.done();
-    if (isTraceMistake(e)) {
-      err(`ptsim: ${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
-  progress.done();
-  out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
-  return 0;
-}
+    out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
+    return 0;
+  },
+});
 
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where = m.moment === 'end' ? `at the end (event ${m.event}, line ${m.line})` : m.moment === 'peak' ? `at the peak (event ${m.event}, line ${m.line})` : `after event ${m.event} (line ${m.line})`;
@@ -148,6 +130,6 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
   return lines.join('\n') + '\n';
 }
 
-export function formatExplanation(ex: Explanation): string {
+function formatExplanation(ex: Explanation): string {
   return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
 }

@@ -21,7 +21,7 @@ export const IMPORT_HELP = `  --from FORMAT        the trace's format: ${FORMATS
   --pid PID            logalloc logs: the process to read, as its pid is written in the log
                        (default: the first one in the log)`;
 
-export interface ImportArgs {
+interface ImportArgs {
   from?: TraceFormat;
   strict: boolean;
   pid?: number;

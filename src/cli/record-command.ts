@@ -4,9 +4,9 @@
  */
 
 import { basename, isAbsolute, relative, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { buildRecorder, RecorderBuildError } from '../record/build.js';
 import { recordProgram, sideDirectory, SpawnError, type RecordedTrace } from '../record/session.js';
+import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 
 export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--] COMMAND [ARGS...]
@@ -42,45 +42,15 @@ mistake on the command line.`;
 /** Other process images listed by name in the report; the rest are counted. */
 const MAX_LISTED = 12;
 
-interface RecordArgs {
-  output?: string;
-  gzip: boolean;
-  children: boolean;
-  quiet: boolean;
-  command: string[];
-}
-
 /** Options end at `--` or at the first argument that is not an option, as with env or time. */
-function splitCommand(argv: string[]): { options: string[]; command: string[] } {
+function splitCommand(argv: string[]): { options: string[]; rest: string[] } {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') return { options: argv.slice(0, i), command: argv.slice(i + 1) };
-    if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), command: argv.slice(i) };
+    if (a === '--') return { options: argv.slice(0, i), rest: argv.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), rest: argv.slice(i) };
     if (a === '-o' || a === '--output') i++; // its value may look like anything
   }
-  return { options: argv, command: [] };
-}
-
-function parseRecordArgs(argv: string[]): RecordArgs | 'help' {
-  const { options, command } = splitCommand(argv);
-  const { values } = parseArgs({
-    args: options,
-    allowPositionals: false,
-    strict: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      gzip: { type: 'boolean', default: false },
-      'no-children': { type: 'boolean', default: false },
-      quiet: { type: 'boolean', short: 'q', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) return 'help';
-  if (command.length === 0) throw new UsageError('record needs a COMMAND to run, for example: ptsim record -o out.trace -- ls -l');
-  if (values.output !== undefined && (values.output === '' || values.output === '-')) {
-    throw new UsageError('record writes its trace to a file: give -o FILE');
-  }
-  return { output: values.output, gzip: values.gzip, children: !values['no-children'], quiet: values.quiet, command };
+  return { options: argv, rest: [] };
 }
 
 function plural(n: number, one: string, many = `${one}s`): string {
@@ -102,58 +72,69 @@ function describe(t: RecordedTrace): string {
   return parts.join(', ');
 }
 
-export async function recordCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const args = parseRecordArgs(argv);
-  if (args === 'help') {
-    out(RECORD_HELP + '\n');
-    return 0;
-  }
-  const [command, ...commandArgs] = args.command as [string, ...string[]];
-  const gzip = args.gzip || (args.output?.endsWith('.gz') ?? false);
-  const output = args.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
-
-  let library: string;
-  try {
-    library = buildRecorder();
-  } catch (e) {
-    if (!(e instanceof RecorderBuildError)) throw e;
-    err(`ptsim: ${e.message}\n`);
-    return 125;
-  }
-  let result;
-  try {
-    result = await recordProgram({ command, args: commandArgs, output, gzip, children: args.children, library, forwardSignals: true });
-  } catch (e) {
-    if (e instanceof SpawnError) {
-      err(`ptsim: ${e.message}\n`);
-      return e.code === 'ENOENT' ? 127 : 126;
+export const recordCommand = defineCommand({
+  name: 'record',
+  help: RECORD_HELP,
+  options: {
+    output: { type: 'string', short: 'o' },
+    gzip: { type: 'boolean', default: false },
+    'no-children': { type: 'boolean', default: false },
+    quiet: { type: 'boolean', short: 'q', default: false },
+  },
+  positionals: false,
+  split: splitCommand,
+  async run({ values, rest }, { err }) {
+    if (rest.length === 0) throw new UsageError('record needs a COMMAND to run, for example: ptsim record -o out.trace -- ls -l');
+    if (values.output !== undefined && (values.output === '' || values.output === '-')) {
+      throw new UsageError('record writes its trace to a file: give -o FILE');
     }
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR') {
-      err(`ptsim: cannot write the trace ${output}: ${(e as Error).message}\n`);
+    const [command, ...commandArgs] = rest as [string, ...string[]];
+    const gzip = values.gzip || (values.output?.endsWith('.gz') ?? false);
+    const output = values.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
+
+    let library: string;
+    try {
+      library = buildRecorder();
+    } catch (e) {
+      if (!(e instanceof RecorderBuildError)) throw e;
+      err(`ptsim: ${e.message}\n`);
       return 125;
     }
-    throw e;
-  }
-  if (!args.quiet) {
-    const main = result.traces.find((t) => t.main);
-    const others = result.traces.filter((t) => !t.main);
-    if (main !== undefined) {
-      err(`ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`);
-    } else {
-      err(
-        `ptsim record: ${command} made no allocator call that could be recorded ` +
-          '(a statically linked or setuid program cannot be recorded with LD_PRELOAD); no trace written to ' +
-          `${output}\n`,
-      );
+    let result;
+    try {
+      result = await recordProgram({ command, args: commandArgs, output, gzip, children: !values['no-children'], library, forwardSignals: true });
+    } catch (e) {
+      if (e instanceof SpawnError) {
+        err(`ptsim: ${e.message}\n`);
+        return e.code === 'ENOENT' ? 127 : 126;
+      }
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EACCES' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR') {
+        err(`ptsim: cannot write the trace ${output}: ${(e as Error).message}\n`);
+        return 125;
+      }
+      throw e;
     }
-    if (others.length > 0) {
-      err(`ptsim record: ${plural(others.length, 'other process image')} recorded in ${shown(sideDirectory(resolve(output)))}:\n`);
-      const listed = others.slice(0, MAX_LISTED);
-      const width = Math.max(...listed.map((t) => basename(t.file).length));
-      for (const t of listed) err(`  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
-      if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
+    if (!values.quiet) {
+      const main = result.traces.find((t) => t.main);
+      const others = result.traces.filter((t) => !t.main);
+      if (main !== undefined) {
+        err(`ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`);
+      } else {
+        err(
+          `ptsim record: ${command} made no allocator call that could be recorded ` +
+            '(a statically linked or setuid program cannot be recorded with LD_PRELOAD); no trace written to ' +
+            `${output}\n`,
+        );
+      }
+      if (others.length > 0) {
+        err(`ptsim record: ${plural(others.length, 'other process image')} recorded in ${shown(sideDirectory(resolve(output)))}:\n`);
+        const listed = others.slice(0, MAX_LISTED);
+        const width = Math.max(...listed.map((t) => basename(t.file).length));
+        for (const t of listed) err(`  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
+        if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
+      }
     }
-  }
-  return result.exitCode;
-}
+    return result.exitCode;
+  },
+});

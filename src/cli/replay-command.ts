@@ -3,17 +3,17 @@
  */
 
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { parseArgs } from 'node:util';
-import { IMPORT_HELP, IMPORT_OPTIONS, importArgs, type ImportArgs } from './import-options.js';
-import { ReplayError, type EventRecord, type ReplaySummary } from '../replay/replay.js';
-import { replayFile, type ReplaySettings } from '../replay/run-file.js';
+import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
+import type { EventRecord, ReplaySummary } from '../replay/replay.js';
+import { replayFile } from '../replay/run-file.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
-import { UsageError } from './errors.js';
-import { TIMELINE_HELP, TIMELINE_OPTIONS, replayWithTimeline, timelineArgs, type TimelineRequest } from './timeline-options.js';
+import { defineCommand } from './command.js';
+import { GlibcAborted, UsageError } from './errors.js';
+import { TIMELINE_HELP, TIMELINE_OPTIONS, replayWithTimeline, timelineArgs } from './timeline-options.js';
 
-export const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
+const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
 Replays TRACE (a ptsim trace or another tool's log, see docs/importing.md; plain or compressed;
 - reads standard input) through a model of
@@ -40,52 +40,6 @@ Exit status: 0 when the trace replayed to the end; 2 for a mistake in the trace 
 line; 3 when glibc would have aborted (the message and event are reported, with the summary up to
 that point).`;
 
-interface ReplayArgs {
-  trace: string;
-  import: ImportArgs;
-  events?: string;
-  json: boolean;
-  stats: boolean;
-  info: boolean;
-  settings: ReplaySettings;
-  checkLevel: 0 | 2;
-  timeline: TimelineRequest | null;
-}
-
-function parseReplayArgs(argv: string[]): ReplayArgs | 'help' {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      events: { type: 'string' },
-      json: { type: 'boolean', default: false },
-      stats: { type: 'boolean', default: false },
-      info: { type: 'boolean', default: false },
-      ...TIMELINE_OPTIONS,
-      ...SETTINGS_OPTIONS,
-      check: { type: 'boolean', default: false },
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) return 'help';
-  if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'replay needs a TRACE file (- for standard input)' : `replay takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
-  }
-  return {
-    trace: positionals[0]!,
-    import: importArgs(values),
-    events: values.events,
-    json: values.json,
-    stats: values.stats,
-    info: values.info,
-    settings: settingsArgs(values),
-    checkLevel: values.check ? 2 : 0,
-    timeline: timelineArgs(values),
-  };
-}
-
 /** Buffered writer of the fidelity log. */
 class EventLogWriter {
   private buf = '';
@@ -111,52 +65,63 @@ class EventLogWriter {
   }
 }
 
-export async function replayCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const args = parseReplayArgs(argv);
-  if (args === 'help') {
-    out(REPLAY_HELP + '\n');
-    return 0;
-  }
-  const displayName = args.trace === '-' ? '<stdin>' : args.trace;
-  const log = args.events !== undefined ? new EventLogWriter(args.events) : null;
-  const warnings: string[] = [];
-  const warn = (m: string): void => {
-    if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
-  };
-  const run = await replayWithTimeline(args.timeline, (observe) =>
-    replayFile(args.trace, {
-      ...args.settings,
-      import: args.import,
-      displayName,
-      checkLevel: args.checkLevel,
-      onEvent: log === null ? undefined : (rec) => log.write(rec),
-      onWarning: warn,
-      observe,
-    }),
-  );
-  for (const n of run.notes) warnings.unshift(`ptsim: warning: ${n}`);
-  const header = run.header;
-  const failure = run.failure;
-  await log?.close();
-  for (const w of warnings) err(w + '\n');
-  const r = run.replayer;
-  if (failure !== null) {
-    const known = failure instanceof ReplayError || failure.name === 'TraceSyntaxError' || failure.name === 'TraceReadError';
-    if (!known) throw failure;
-    err(`ptsim: ${failure.message}\n`);
-    if (r !== null) err(`ptsim: replay stopped; the summary below covers the ${r.finish().events} events before it\n`);
-  }
-  if (r === null) return failure !== null ? 2 : 0;
-  const summary: ReplaySummary = r.finish();
-  const arenas = arenaReports(r.process);
-  const cores = r.process.ncores;
-  if (args.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');
-  else out(formatSummary(displayName, summary, header, cores, arenas, r.process.mp.arenaMax, r.process.mp.arenaTest));
-  if (args.stats) out(r.stats());
-  if (args.info) out(r.info());
-  if (summary.abort !== undefined) {
-    err(`ptsim: glibc would abort at event ${summary.abort.event} (${displayName}:${summary.abort.line}): ${summary.abort.message}\n`);
-    return 3;
-  }
-  return failure !== null ? 2 : 0;
-}
+export const replayCommand = defineCommand({
+  name: 'replay',
+  help: REPLAY_HELP,
+  options: {
+    events: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    stats: { type: 'boolean', default: false },
+    info: { type: 'boolean', default: false },
+    ...TIMELINE_OPTIONS,
+    ...SETTINGS_OPTIONS,
+    check: { type: 'boolean', default: false },
+    ...IMPORT_OPTIONS,
+  },
+  async run({ values, positionals }, { out, err, fail }) {
+    if (positionals.length !== 1) {
+      throw new UsageError(positionals.length === 0 ? 'replay needs a TRACE file (- for standard input)' : `replay takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
+    }
+    const trace = positionals[0]!;
+    const importSettings = importArgs(values);
+    const settings = settingsArgs(values);
+    const timeline = timelineArgs(values);
+    const displayName = trace === '-' ? '<stdin>' : trace;
+    const log = values.events !== undefined ? new EventLogWriter(values.events) : null;
+    const warnings: string[] = [];
+    const warn = (m: string): void => {
+      if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
+    };
+    const run = await replayWithTimeline(timeline, (observe) =>
+      replayFile(trace, {
+        ...settings,
+        import: importSettings,
+        displayName,
+        checkLevel: values.check ? 2 : 0,
+        onEvent: log === null ? undefined : (rec) => log.write(rec),
+        onWarning: warn,
+        observe,
+      }),
+    );
+    for (const n of run.notes) warnings.unshift(`ptsim: warning: ${n}`);
+    await log?.close();
+    for (const w of warnings) err(w + '\n');
+    const r = run.replayer;
+    let status = 0;
+    if (run.failure !== null) {
+      // A mistake in the trace ends the replay; the summary covers the events before it.
+      status = fail(run.failure);
+      if (r !== null) err(`ptsim: replay stopped; the summary below covers the ${r.finish().events} events before it\n`);
+    }
+    if (r === null) return status;
+    const summary: ReplaySummary = r.finish();
+    const arenas = arenaReports(r.process);
+    const cores = r.process.ncores;
+    if (values.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');
+    else out(formatSummary(displayName, summary, run.header, cores, arenas, r.process.mp.arenaMax, r.process.mp.arenaTest));
+    if (values.stats) out(r.stats());
+    if (values.info) out(r.info());
+    if (summary.abort !== undefined) throw new GlibcAborted(displayName, summary.abort);
+    return status;
+  },
+});

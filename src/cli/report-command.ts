@@ -4,18 +4,17 @@
  */
 
 import { closeSync, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { DEFAULT_TIMELINE_SAMPLES } from '../analysis/timeline.js';
 import { renderReport } from '../report/html.js';
 import { buildReport, type ReportConfig } from '../report/report.js';
 import { parseConfig, readConfigFile, withConfig } from './config.js';
-import { UsageError, isTraceMistake } from './errors.js';
+import { defineCommand } from './command.js';
+import { UsageError } from './errors.js';
 import { parseMoment } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { Progress } from './progress.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
-export const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
+const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
 
 Writes one self-contained HTML page about TRACE (it needs no network to open): the explanation of
 ptsim explain at one moment, RSS over time for the default configuration and each --config, the
@@ -54,85 +53,62 @@ function describeSettings(argv: string[]): string {
   return out.join(' ');
 }
 
-export async function reportCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      output: { type: 'string', short: 'o' },
-      config: { type: 'string', multiple: true, default: [] },
-      configs: { type: 'string' },
-      at: { type: 'string' },
-      samples: { type: 'string' },
-      'no-what-if': { type: 'boolean', default: false },
-      jobs: { type: 'string' },
-      ...SETTINGS_OPTIONS,
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(REPORT_HELP + '\n');
-    return 0;
-  }
-  if (positionals.length !== 1) throw new UsageError('report needs one TRACE file');
-  const path = positionals[0]!;
-  if (path === '-') throw new UsageError('report reads the trace several times: give a file, not -');
-  if (values.output === undefined) throw new UsageError('report needs -o FILE.html, the page to write');
-  const configs: ReportConfig[] = values.config.map((c) => parseConfig(c));
-  if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
-  const samples = values.samples !== undefined ? parseNumber(values.samples, '--samples') : DEFAULT_TIMELINE_SAMPLES;
-  if (samples < 4) throw new UsageError('--samples must be at least 4');
-  const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
-  if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
-  const output = values.output;
-  // Fail on an unwritable path now, not after the replays, without truncating a file already there
-  // (it is replaced only once the new page is ready); a file created here goes if the report fails.
-  const existed = existsSync(output);
-  try {
-    closeSync(openSync(output, 'a'));
-  } catch (e) {
-    throw new UsageError(`-o ${output}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`);
-  }
-  const discard = (): void => {
-    if (!existed) rmSync(output, { force: true });
-  };
-
-  let progress = new Progress('replaying configurations', err);
-  let label = 'replaying configurations';
-  let html: string;
-  try {
-    const data = await buildReport(path, {
-      import: importArgs(values),
-      base: settingsArgs(values),
-      configs,
-      combine: withConfig,
-      at: values.at !== undefined ? parseMoment(values.at) : 'end',
-      timeline: { samples },
-      whatIfs: !values['no-what-if'],
-      parallel: jobs,
-      progress: (what, d, t) => {
-        if (what !== label) {
-          progress.done();
-          progress = new Progress(what, err);
-          label = what;
-        }
-        progress.update(d, t);
-      },
-    });
-    html = renderReport(data, describeSettings(argv));
-  } catch (e) {
-    progress.done();
-    discard();
-    if (isTraceMistake(e)) {
-      err(`ptsim: ${e.message}\n`);
-      return 2;
+export const reportCommand = defineCommand({
+  name: 'report',
+  help: REPORT_HELP,
+  options: {
+    output: { type: 'string', short: 'o' },
+    config: { type: 'string', multiple: true, default: [] },
+    configs: { type: 'string' },
+    at: { type: 'string' },
+    samples: { type: 'string' },
+    'no-what-if': { type: 'boolean', default: false },
+    jobs: { type: 'string' },
+    ...SETTINGS_OPTIONS,
+    ...IMPORT_OPTIONS,
+  },
+  progress: 'replaying configurations',
+  async run({ values, positionals, argv }, { out, progress }) {
+    if (positionals.length !== 1) throw new UsageError('report needs one TRACE file');
+    const path = positionals[0]!;
+    if (path === '-') throw new UsageError('report reads the trace several times: give a file, not -');
+    if (values.output === undefined) throw new UsageError('report needs -o FILE.html, the page to write');
+    const configs: ReportConfig[] = values.config.map((c) => parseConfig(c));
+    if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
+    const samples = values.samples !== undefined ? parseNumber(values.samples, '--samples') : DEFAULT_TIMELINE_SAMPLES;
+    if (samples < 4) throw new UsageError('--samples must be at least 4');
+    const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
+    if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
+    const output = values.output;
+    // Fail on an unwritable path now, not after the replays, without truncating a file already there
+    // (it is replaced only once the new page is ready); a file created here goes if the report fails.
+    const existed = existsSync(output);
+    try {
+      closeSync(openSync(output, 'a'));
+    } catch (e) {
+      throw new UsageError(`-o ${output}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`);
     }
-    throw e;
-  }
-  progress.done();
-  writeFileSync(output, html);
-  out(`${output}: report on ${path} written (${(html.length / 1024).toFixed(0)} KiB)\n`);
-  return 0;
-}
+
+    let html: string;
+    try {
+      const data = await buildReport(path, {
+        import: importArgs(values),
+        base: settingsArgs(values),
+        configs,
+        combine: withConfig,
+        at: values.at !== undefined ? parseMoment(values.at) : 'end',
+        timeline: { samples },
+        whatIfs: !values['no-what-if'],
+        parallel: jobs,
+        progress: (what, d, t) => progress(d, t, what),
+      });
+      html = renderReport(data, describeSettings(argv));
+    } catch (e) {
+      if (!existed) rmSync(output, { force: true });
+      throw e;
+    }
+    writeFileSync(output, html);
+    out(`${output}: report on ${path} written (${(html.length / 1024).toFixed(0)} KiB)\n`);
+    return 0;
+  },
+});

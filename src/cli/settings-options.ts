@@ -3,7 +3,7 @@
  * environment variables, CPUs, the program break), shared by every command that replays.
  */
 
-import { MALLOPT_PARAMS } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { UsageError } from './errors.js';
 
@@ -32,7 +32,7 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
   --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
                        the heap): glibc then falls back to mmap`;
 
-export interface SettingsValues {
+interface SettingsValues {
   mallopt: string[];
   tunables?: string;
   env: string[];
@@ -69,7 +69,7 @@ export function parseMallopt(text: string): [number, number] {
 }
 
 /** An environment assignment: NAME=VALUE, where GLIBC_TUNABLES has its own option. */
-export function parseEnv(text: string): [string, string] {
+function parseEnv(text: string): [string, string] {
   const [name, value] = splitAssignment(text, '--env');
   if (name === 'GLIBC_TUNABLES') throw new UsageError('use --tunables STRING for GLIBC_TUNABLES');
   return [name, value];

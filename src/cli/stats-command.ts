@@ -2,10 +2,10 @@
  * `ptsim stats TRACE`: what a trace contains, without replaying it.
  */
 
-import { parseArgs } from 'node:util';
 import { openTrace, type OpenTraceResult } from '../import/index.js';
 import type { Summary } from '../stats/log-histogram.js';
 import { TraceStats, type TraceStatsReport } from '../stats/trace-stats.js';
+import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { formatBytes } from './format.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
@@ -26,48 +26,33 @@ Lifetimes run from the call that allocated a block to the free (or realloc to si
 it; a realloc that moves a block carries its lifetime on. Percentiles are estimated to within
 about 9% (exact below 128). Exit status: 0, or 2 for a mistake in TRACE or on the command line.`;
 
-export async function statsCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      json: { type: 'boolean', default: false },
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(STATS_HELP + '\n');
-    return 0;
-  }
-  if (positionals.length !== 1) {
-    throw new UsageError(positionals.length === 0 ? 'stats needs a TRACE file (- for standard input)' : `stats takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
-  }
-  const path = positionals[0]!;
-  const displayName = path === '-' ? '<stdin>' : path;
-  const args = importArgs(values);
-  const stats = new TraceStats();
-  let read: OpenTraceResult;
-  try {
-    read = await openTrace(path, stats, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
-  } catch (e) {
-    if (e instanceof Error && (e.name === 'TraceSyntaxError' || e.name === 'TraceReadError')) {
-      err(`ptsim: ${e.message}\n`);
-      return 2;
+export const statsCommand = defineCommand({
+  name: 'stats',
+  help: STATS_HELP,
+  options: {
+    json: { type: 'boolean', default: false },
+    ...IMPORT_OPTIONS,
+  },
+  async run({ values, positionals }, { out, err }) {
+    if (positionals.length !== 1) {
+      throw new UsageError(positionals.length === 0 ? 'stats needs a TRACE file (- for standard input)' : `stats takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
     }
-    throw e;
-  }
-  const r = stats.report();
-  if (values.json) out(JSON.stringify({ file: displayName, format: read.format, lines: read.lines, skipped: read.skipped, ...r }) + '\n');
-  else out(formatStats(displayName, read, r));
-  return 0;
-}
+    const path = positionals[0]!;
+    const displayName = path === '-' ? '<stdin>' : path;
+    const args = importArgs(values);
+    const stats = new TraceStats();
+    const read = await openTrace(path, stats, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
+    const r = stats.report();
+    if (values.json) out(JSON.stringify({ file: displayName, format: read.format, lines: read.lines, skipped: read.skipped, ...r }) + '\n');
+    else out(formatStats(displayName, read, r));
+    return 0;
+  },
+});
 
 const n = (v: number): string => v.toLocaleString('en-US');
 
 /** A duration in ns, readable. */
-export function formatDuration(ns: number): string {
+function formatDuration(ns: number): string {
   if (ns < 1e3) return `${Math.round(ns)} ns`;
   if (ns < 1e6) return `${(ns / 1e3).toFixed(1)} µs`;
   if (ns < 1e9) return `${(ns / 1e6).toFixed(1)} ms`;
@@ -89,7 +74,7 @@ function bucketLabel(min: number, max: number): string {
   return min === max ? u(min) : `[${u(min)}, ${u(max + 1)})`;
 }
 
-export function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): string {
+function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): string {
   const lines: string[] = [];
   const span = r.time !== undefined ? `, ${formatDuration(r.time.last - r.time.first)} of recording` : '';
   lines.push(`${name} (${read.format}): ${n(r.events)} events, ${r.threads.length} thread${r.threads.length === 1 ? '' : 's'}${span}`);

@@ -2,13 +2,12 @@
  * `ptsim sweep TRACE --param NAME=RANGE ...`: a grid of configurations, and its frontier.
  */
 
-import { parseArgs } from 'node:util';
-import { runMany, type Figures, type FiguresJob } from '../analysis/figures.js';
+import { runMany, type FiguresJob } from '../analysis/figures.js';
 import { costOf, memoryOf, paretoFrontier, type Objective } from '../analysis/frontier.js';
 import { parseConfig, withConfig } from './config.js';
+import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { Progress } from './progress.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
 /** Sweepable parameters and the setting each one is. */
@@ -25,7 +24,7 @@ const PARAMS: Record<string, string> = {
   tcache_unsorted_limit: 'glibc.malloc.tcache_unsorted_limit',
 };
 
-export const SWEEP_HELP = `Usage: ptsim sweep TRACE --param NAME=VALUES [--param NAME=VALUES ...] [options]
+const SWEEP_HELP = `Usage: ptsim sweep TRACE --param NAME=VALUES [--param NAME=VALUES ...] [options]
 
 Replays TRACE for every combination of the parameters' values and reports each configuration's
 memory (final, peak or mean RSS) against its kernel work (system calls plus page faults), marking
@@ -67,64 +66,53 @@ export function parseValues(name: string, text: string): number[] {
   return text.split(',').map((v) => parseSize(v, `--param ${name}`));
 }
 
-export async function sweepCommand(argv: string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    strict: true,
-    options: {
-      param: { type: 'string', multiple: true, default: [] },
-      objective: { type: 'string', default: 'final' },
-      max: { type: 'string', default: '400' },
-      json: { type: 'boolean', default: false },
-      jobs: { type: 'string' },
-      ...SETTINGS_OPTIONS,
-      ...IMPORT_OPTIONS,
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    out(SWEEP_HELP + '\n');
+export const sweepCommand = defineCommand({
+  name: 'sweep',
+  help: SWEEP_HELP,
+  options: {
+    param: { type: 'string', multiple: true, default: [] },
+    objective: { type: 'string', default: 'final' },
+    max: { type: 'string', default: '400' },
+    json: { type: 'boolean', default: false },
+    jobs: { type: 'string' },
+    ...SETTINGS_OPTIONS,
+    ...IMPORT_OPTIONS,
+  },
+  progress: 'sweeping',
+  async run({ values, positionals }, { out, progress }) {
+    if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('sweep needs one TRACE file');
+    if (values.param.length === 0) throw new UsageError('sweep needs at least one --param NAME=VALUES');
+    const objective = values.objective as Objective;
+    if (!['final', 'peak', 'mean'].includes(objective)) throw new UsageError('--objective is final, peak or mean');
+    const axes = values.param.map((p) => {
+      const eq = p.indexOf('=');
+      const name = eq > 0 ? p.slice(0, eq) : p;
+      if (!(name in PARAMS)) throw new UsageError(`--param: unknown parameter '${name}' (known: ${Object.keys(PARAMS).join(', ')})`);
+      if (eq < 0) throw new UsageError(`--param ${name} needs values: ${name}=A..B or ${name}=a,b,c`);
+      return { name, values: parseValues(name, p.slice(eq + 1)) };
+    });
+    let grid: Array<Array<[string, number]>> = [[]];
+    for (const ax of axes) grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, number]]));
+    const max = parseNumber(values.max, '--max');
+    if (grid.length > max) throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
+    const base = settingsArgs(values);
+    const path = positionals[0]!;
+    const configs = grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v}`).join(' ')));
+    const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
+    const figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress(d, t));
+    const frontier = paretoFrontier(figs, objective);
+    const rows = grid.map((g, i) => ({ params: Object.fromEntries(g), memory: memoryOf(figs[i]!, objective), cost: costOf(figs[i]!), frontier: frontier.has(i), figures: figs[i]! }));
+    if (values.json) {
+      out(JSON.stringify({ trace: path, objective, rows }) + '\n');
+      return 0;
+    }
+    const sorted = [...rows].sort((a, b) => a.memory - b.memory || a.cost - b.cost);
+    const lines = [`${path}: ${rows.length} configurations, ${objective} RSS against system calls + page faults (* = frontier)`, ''];
+    for (const r of sorted) {
+      const ps = Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(' ');
+      lines.push(`${r.frontier ? '*' : ' '} ${(r.memory / (1 << 20)).toFixed(2).padStart(10)} MiB  ${String(r.cost).padStart(10)}  ${ps}${r.figures.failure !== undefined ? '  (stopped early: ' + r.figures.failure + ')' : ''}`);
+    }
+    out(lines.join('\n') + '\n');
     return 0;
-  }
-  if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('sweep needs one TRACE file');
-  if (values.param.length === 0) throw new UsageError('sweep needs at least one --param NAME=VALUES');
-  const objective = values.objective as Objective;
-  if (!['final', 'peak', 'mean'].includes(objective)) throw new UsageError('--objective is final, peak or mean');
-  const axes = values.param.map((p) => {
-    const eq = p.indexOf('=');
-    const name = eq > 0 ? p.slice(0, eq) : p;
-    if (!(name in PARAMS)) throw new UsageError(`--param: unknown parameter '${name}' (known: ${Object.keys(PARAMS).join(', ')})`);
-    if (eq < 0) throw new UsageError(`--param ${name} needs values: ${name}=A..B or ${name}=a,b,c`);
-    return { name, values: parseValues(name, p.slice(eq + 1)) };
-  });
-  let grid: Array<Array<[string, number]>> = [[]];
-  for (const ax of axes) grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, number]]));
-  const max = parseNumber(values.max, '--max');
-  if (grid.length > max) throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
-  const base = settingsArgs(values);
-  const path = positionals[0]!;
-  const configs = grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v}`).join(' ')));
-  const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
-  const progress = new Progress('sweeping', err);
-  let figs: Figures[];
-  try {
-    figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress.update(d, t));
-  } finally {
-    progress.done();
-  }
-  const frontier = paretoFrontier(figs, objective);
-  const rows = grid.map((g, i) => ({ params: Object.fromEntries(g), memory: memoryOf(figs[i]!, objective), cost: costOf(figs[i]!), frontier: frontier.has(i), figures: figs[i]! }));
-  if (values.json) {
-    out(JSON.stringify({ trace: path, objective, rows }) + '\n');
-    return 0;
-  }
-  const sorted = [...rows].sort((a, b) => a.memory - b.memory || a.cost - b.cost);
-  const lines = [`${path}: ${rows.length} configurations, ${objective} RSS against system calls + page faults (* = frontier)`, ''];
-  for (const r of sorted) {
-    const ps = Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(' ');
-    lines.push(`${r.frontier ? '*' : ' '} ${(r.memory / (1 << 20)).toFixed(2).padStart(10)} MiB  ${String(r.cost).padStart(10)}  ${ps}${r.figures.failure !== undefined ? '  (stopped early: ' + r.figures.failure + ')' : ''}`);
-  }
-  out(lines.join('\n') + '\n');
-  return 0;
-}
+  },
+});

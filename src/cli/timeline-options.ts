@@ -28,14 +28,14 @@ export const TIMELINE_HELP = `  --timeline FILE      write RSS, heap, mmapped by
   --timeline-samples K keep at most K samples, the peak and the last event included, doubling
                        the interval as needed (default ${DEFAULT_TIMELINE_SAMPLES}; 0: keep every sample)`;
 
-export interface TimelineValues {
+interface TimelineValues {
   timeline?: string;
   'timeline-every'?: string;
   'timeline-every-time'?: string;
   'timeline-samples'?: string;
 }
 
-export interface TimelineRequest {
+interface TimelineRequest {
   path: string;
   format: TimelineFormat;
   options: TimelineOptions;
@@ -44,7 +44,7 @@ export interface TimelineRequest {
 const UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
 
 /** A span of trace time: a number with ns, us, ms or s (nanoseconds without a unit). */
-export function parseDuration(text: string, what: string): number {
+function parseDuration(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)?\s*$/.exec(text);
   if (m === null) throw new UsageError(`${what}: '${text}' is not a duration (for example 500us, 10ms, 2s, or nanoseconds)`);
   const v = Number(m[1]) * UNITS[m[2] ?? 'ns']!;

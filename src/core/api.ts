@@ -7,12 +7,13 @@
  * Blocks are chunk handles here; the user pointer is the chunk's address + 16. NIL stands for NULL.
  *
  * glibc: ptmalloc_init (arena.c); __libc_malloc, __libc_free, __libc_realloc, __libc_calloc,
- * _mid_memalign, __libc_memalign, __libc_valloc, __libc_pvalloc, __posix_memalign,
- * __malloc_usable_size, __libc_mallopt, __malloc_trim (malloc.c).
+ * _mid_memalign, __libc_memalign, __libc_valloc, __libc_pvalloc, __malloc_usable_size,
+ * __libc_mallopt, __malloc_trim (malloc.c). A trace writes posix_memalign and aligned_alloc calls as
+ * memalign (docs/trace-format.md).
  */
 
-import { arenaForChunk, arenaGet, arenaGetRetry, unlockArena } from './arena.js';
-import { NIL, St } from './chunks.js';
+import { arenaForChunk, arenaGet, arenaGetRetry } from './arena.js';
+import { NIL } from './chunks.js';
 import {
   CHUNK_HDR_SZ,
   DEFAULT_MMAP_THRESHOLD_MAX,
@@ -79,7 +80,6 @@ export function libcMalloc(s: Process, bytes: number): number {
     ar = arenaGetRetry(s, ar, bytes);
     victim = intMalloc(s, ar, bytes);
   }
-  unlockArena(s, ar);
   return handOut(s, victim, bytes);
 }
 
@@ -131,13 +131,7 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
     }
   }
   let p = intMalloc(s, av, bytes);
-  if (!s.singleThread) {
-    if (p === NIL && av !== null) {
-      const ar = arenaGetRetry(s, av, bytes);
-      p = intMalloc(s, ar, bytes);
-      unlockArena(s, ar);
-    } else unlockArena(s, av);
-  }
+  if (!s.singleThread && p === NIL && av !== null) p = intMalloc(s, arenaGetRetry(s, av, bytes), bytes);
   if (p === NIL) return NIL;
   handOut(s, p, bytes);
   if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
@@ -191,7 +185,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
 }
 
 /** _mid_memalign: memalign, aligned_alloc and posix_memalign once their arguments are checked. */
-export function midMemalign(s: Process, alignment: number, bytes: number): number {
+function midMemalign(s: Process, alignment: number, bytes: number): number {
   if (alignment <= MALLOC_ALIGNMENT) return libcMalloc(s, bytes);
   if (alignment < MINSIZE) alignment = MINSIZE;
   if (alignment > 2 ** 63) return NIL; // EINVAL
@@ -207,7 +201,6 @@ export function midMemalign(s: Process, alignment: number, bytes: number): numbe
     ar = arenaGetRetry(s, ar, bytes);
     p = intMemalign(s, ar, alignment, bytes);
   }
-  unlockArena(s, ar);
   return handOut(s, p, bytes);
 }
 
@@ -233,11 +226,6 @@ export function libcPvalloc(s: Process, bytes: number): number {
   if (sum >= SIZE_MAX_PLUS_1) return NIL; // ENOMEM
   const rounded = sum - (sum % PAGE_SIZE) + (sum % 2);
   return midMemalign(s, PAGE_SIZE, rounded);
-}
-
-/** __posix_memalign's argument check: the alignment must be a power-of-two multiple of 8. */
-export function posixMemalignValid(alignment: number): boolean {
-  return alignment !== 0 && alignment % 8 === 0 && powerof2(alignment / 8);
 }
 
 /** musable / __malloc_usable_size */
@@ -267,8 +255,6 @@ export function mallocTrim(s: Process, pad: number): number {
   } while (ar !== s.main);
   return result;
 }
-
-export { St };
 
 /** Where a block lives, as the fidelity log names it. */
 export interface BlockLocation {

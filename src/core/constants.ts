@@ -1,7 +1,7 @@
 /**
  * glibc 2.36 malloc constants for x86_64 (malloc/malloc.c, malloc/arena.c,
  * sysdeps/generic/malloc-size.h, sysdeps/generic/malloc-machine.h), and the size arithmetic built
- * on them.
+ * on them; and the names and numbers of mallopt's parameters (malloc/malloc.h).
  *
  * Sizes are plain numbers. Every size the allocator handles in practice is far below 2^53, so
  * doubles are exact; a request above PTRDIFF_MAX is refused before any arithmetic.
@@ -20,8 +20,7 @@ export const IS_MMAPPED = 0x2;
 export const NON_MAIN_ARENA = 0x4;
 
 export const NBINS = 128;
-export const NSMALLBINS = 64;
-export const MIN_LARGE_SIZE = 1024;
+const MIN_LARGE_SIZE = 1024;
 export const NFASTBINS = 10;
 export const BINMAPSIZE = 4;
 /** The unsorted bin is bin 1; it also serves as the arena's initial (size 0) top. */
@@ -81,7 +80,7 @@ export function csize2tidx(size: number): number {
 }
 
 /** tidx2usize: the largest request a tcache bin serves. */
-export function tidx2usize(idx: number): number {
+function tidx2usize(idx: number): number {
   return idx * MALLOC_ALIGNMENT + MINSIZE - SIZE_SZ;
 }
 
@@ -136,3 +135,25 @@ export function alignDown(n: number, a: number): number {
 export function powerof2(n: number): boolean {
   return n === 0 || (n > 0 && Number.isInteger(Math.log2(n)));
 }
+
+/**
+ * glibc's mallopt parameter numbers (malloc/malloc.h), named without their M_ prefix. NLBLKS, GRAIN
+ * and KEEP are defined there for compatibility and ignored by __libc_mallopt.
+ */
+export const M = {
+  MXFAST: 1,
+  NLBLKS: 2,
+  GRAIN: 3,
+  KEEP: 4,
+  TRIM_THRESHOLD: -1,
+  TOP_PAD: -2,
+  MMAP_THRESHOLD: -3,
+  MMAP_MAX: -4,
+  CHECK_ACTION: -5,
+  PERTURB: -6,
+  ARENA_TEST: -7,
+  ARENA_MAX: -8,
+} as const;
+
+/** The same parameters by their full names (M_MMAP_THRESHOLD, ...), as a trace or a command line writes them. */
+export const MALLOPT_PARAMS: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(M).map(([name, value]) => [`M_${name}`, value]));

@@ -23,7 +23,7 @@ import {
 } from './constants.js';
 
 /** struct malloc_par (mp_): tunable parameters and mmap statistics, shared by all arenas. */
-export interface MallocPar {
+interface MallocPar {
   /** Free top memory above this is given back by free() (systrim / heap_trim). */
   trimThreshold: number;
   /** Extra bytes requested from the system whenever the heap grows (and kept when trimming). */
@@ -56,7 +56,7 @@ export interface MallocPar {
   tcacheUnsortedLimit: number;
 }
 
-export function defaultMallocPar(): MallocPar {
+function defaultMallocPar(): MallocPar {
   return {
     trimThreshold: DEFAULT_TRIM_THRESHOLD,
     topPad: DEFAULT_TOP_PAD,

@@ -12,7 +12,7 @@
 
 import { NIL, St } from './chunks.js';
 import { TCACHE_MAX_BINS, TCACHE_STRUCT_SIZE } from './constants.js';
-import { arenaGet, arenaGetRetry, unlockArena } from './arena.js';
+import { arenaGet, arenaGetRetry } from './arena.js';
 import { intMalloc } from './malloc.js';
 import { libcFree } from './api.js';
 import { writeUser } from './mem.js';
@@ -44,7 +44,7 @@ export function tcacheGet(s: Process, tc: Tcache, idx: number): number {
 }
 
 /** tcache_init: allocates and clears this thread's cache. */
-export function tcacheInit(s: Process): void {
+function tcacheInit(s: Process): void {
   const th = s.thread;
   if (th.tcacheShuttingDown) return;
   let ar = arenaGet(s, TCACHE_STRUCT_SIZE);
@@ -53,7 +53,6 @@ export function tcacheInit(s: Process): void {
     ar = arenaGetRetry(s, ar, TCACHE_STRUCT_SIZE);
     victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
   }
-  unlockArena(s, ar);
   if (victim !== NIL) {
     s.ck.state[victim] = St.INUSE;
     s.ck.req[victim] = TCACHE_STRUCT_SIZE;

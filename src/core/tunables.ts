@@ -16,6 +16,7 @@
  */
 
 import {
+  M,
   MAX_FAST_SIZE,
   MAX_TCACHE_COUNT,
   MAX_TCACHE_SIZE,
@@ -45,7 +46,7 @@ const INT32_MAX = 2n ** 31n - 1n;
 const SIZE_MAX = 2n ** 64n - 1n;
 
 /** elf/dl-tunables.list, the malloc namespace. */
-export const MALLOC_TUNABLES: readonly TunableDef[] = [
+const MALLOC_TUNABLES: readonly TunableDef[] = [
   { name: 'check', type: 'int32', min: 0n, max: 3n, alias: 'MALLOC_CHECK_', doc: 'only used by libc_malloc_debug.so; no effect on malloc itself' },
   { name: 'top_pad', type: 'size_t', alias: 'MALLOC_TOP_PAD_', doc: 'extra bytes asked of the system at each heap growth' },
   { name: 'perturb', type: 'int32', min: 0n, max: 255n, alias: 'MALLOC_PERTURB_', doc: 'fill allocated and freed memory with this byte' },
@@ -113,12 +114,12 @@ function validate(def: TunableDef, raw: string): bigint | undefined {
 }
 
 /** A setting glibc ignores, reported to the user rather than dropped silently. */
-export interface TunableNote {
+interface TunableNote {
   setting: string;
   reason: string;
 }
 
-export interface ResolvedTunables {
+interface ResolvedTunables {
   /** Accepted values by tunable name (without the glibc.malloc. prefix). */
   values: Map<string, bigint>;
   notes: TunableNote[];
@@ -176,7 +177,7 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
 }
 
 /** The THP page size glibc reads from /sys/kernel/mm/transparent_hugepage/hpage_pmd_size on x86_64. */
-export const THP_PAGESIZE = 2 * 1024 * 1024;
+const THP_PAGESIZE = 2 * 1024 * 1024;
 
 /** ptmalloc_init's TUNABLE_GET sequence: applies what was set, in glibc's order. */
 export function applyTunables(s: Process, t: ResolvedTunables): void {
@@ -244,19 +245,6 @@ function setMxfast(s: Process, v: number): number {
   s.globalMaxFast = maxFastFor(v);
   return 1;
 }
-
-/** glibc's mallopt parameter numbers (malloc.h). */
-export const M = {
-  MXFAST: 1,
-  TRIM_THRESHOLD: -1,
-  TOP_PAD: -2,
-  MMAP_THRESHOLD: -3,
-  MMAP_MAX: -4,
-  CHECK_ACTION: -5,
-  PERTURB: -6,
-  ARENA_TEST: -7,
-  ARENA_MAX: -8,
-} as const;
 
 /** (size_t) of a C int: negative values wrap. */
 function sizeT(value: number): number {

@@ -12,7 +12,8 @@
 
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
-import { MALLOPT_PARAMS, OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
+import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
 
 /** Characters gathered before a write. */
 const BLOCK = 1 << 20;

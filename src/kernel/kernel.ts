@@ -17,7 +17,6 @@
 import { PageSet } from './pages.js';
 
 export const PAGE_SIZE = 4096;
-export const PAGE_SHIFT = 12;
 /** 1 / PAGE_SIZE: a page number is floor(offset * PAGE_FRACTION), exact for every offset below 2^53. */
 const PAGE_FRACTION = 1 / PAGE_SIZE;
 
@@ -48,15 +47,15 @@ export interface KernelOptions {
 }
 
 /** One anonymous mapping. */
-export interface Mapping {
+interface Mapping {
   start: number;
   end: number;
   pages: PageSet;
 }
 
-export const DEFAULT_BRK_BASE = 0x555555559000;
-export const DEFAULT_MAX_MAPPING = 2 ** 40;
-export const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
+const DEFAULT_BRK_BASE = 0x555555559000;
+const DEFAULT_MAX_MAPPING = 2 ** 40;
+const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
 
 export class Kernel {
   readonly brkBase: number;
@@ -385,10 +384,10 @@ export class Kernel {
   }
 }
 
-export function pageAlignUp(n: number): number {
+function pageAlignUp(n: number): number {
   return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 }
 
-export function pageAlignDown(n: number): number {
+function pageAlignDown(n: number): number {
   return Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
 }

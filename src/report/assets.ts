@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
-export interface ChartAssets {
+interface ChartAssets {
   script: string;
   style: string;
   license: string;

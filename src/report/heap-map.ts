@@ -15,19 +15,18 @@ import type { Process } from '../core/state.js';
 import { findPins, type Pin } from '../analysis/pins.js';
 
 /** The states a chunk is drawn in; a state is its index here. */
-export const MAP_STATES = ['live', 'tcache', 'fastbin', 'bin', 'top', 'metadata'] as const;
-export type MapState = (typeof MAP_STATES)[number];
+const MAP_STATES = ['live', 'tcache', 'fastbin', 'bin', 'top', 'metadata'] as const;
 const LIVE = 0;
 const METADATA = 5;
 
 /** Regions with more chunks than this are sent as buckets. */
-export const MAX_EXACT_CHUNKS = 20_000;
+const MAX_EXACT_CHUNKS = 20_000;
 /** Buckets of an aggregated region. */
-export const MAP_BUCKETS = 4096;
+const MAP_BUCKETS = 4096;
 /** Residency is sent for at most this many equal spans per region. */
 const RESIDENT_SPANS = 2048;
 
-export interface MapChunks {
+interface MapChunks {
   /** Offsets from the region's start (laid end to end for the mmapped region). */
   off: number[];
   size: number[];
@@ -40,7 +39,7 @@ export interface MapChunks {
   addr?: number[];
 }
 
-export interface MapBuckets {
+interface MapBuckets {
   /** Bytes of address space per bucket. */
   span: number;
   /** bytes[state][bucket]: bytes of chunks in that state inside the bucket. */
@@ -49,7 +48,7 @@ export interface MapBuckets {
   count: number[];
 }
 
-export interface MapRegion {
+interface MapRegion {
   name: string;
   /** 0 main, k the k-th arena; -1 the chunks mmapped on their own. */
   arena: number;
@@ -69,7 +68,7 @@ export interface MapRegion {
   residentBytes: number;
 }
 
-export interface MapPin {
+interface MapPin {
   region: number;
   /** Offset of the pinning chunk in its region. */
   off: number;

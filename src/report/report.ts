@@ -17,7 +17,7 @@ export interface ReportConfig {
   settings: ReplaySettings;
 }
 
-export interface ReportOptions {
+interface ReportOptions {
   displayName?: string;
   import?: ImportSettings;
   /** Settings every configuration runs with (the command line's --mallopt, --tunables, ...). */
@@ -37,7 +37,7 @@ export interface ReportOptions {
 const RECORDING_FACTS = new Set(['pid', 'exe', 'cmdline', 'start_brk']);
 
 /** A timeline as columns, the shape the charts take. */
-export interface SeriesColumns {
+interface SeriesColumns {
   event: number[];
   time: number[];
   rss: number[];
@@ -50,7 +50,7 @@ export interface SeriesColumns {
   mark: string[];
 }
 
-export interface ReportConfigData {
+interface ReportConfigData {
   name: string;
   series: SeriesColumns;
   thresholds: TimedThresholdChange[];
@@ -73,7 +73,7 @@ export interface ReportData {
 }
 
 /** Samples as columns. */
-export function toColumns(samples: TimelineSample[]): SeriesColumns {
+function toColumns(samples: TimelineSample[]): SeriesColumns {
   const causes = {} as Record<Cause, Array<number | null>>;
   for (const c of CAUSES) causes[c] = samples.map((x) => (x.causes === null ? null : x.causes[c]));
   return {

@@ -26,7 +26,7 @@ import { LogHistogram, type Summary } from './log-histogram.js';
 /** Size buckets: 0 for size 0, k for sizes in [2^(k-1), 2^k). */
 const SIZE_BUCKETS = 66;
 
-export interface SizeBucket {
+interface SizeBucket {
   /** Smallest and largest size of the bucket, in bytes. */
   min: number;
   max: number;

@@ -48,7 +48,8 @@ import { ReadEvent } from './event.js';
 import type { ParseWorkerInput, ParseWorkerMessage } from './parse-worker.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
-import { MALLOPT_PARAMS, MAX_HEADER_COMMENTS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
+import { MALLOPT_PARAMS } from '../core/constants.js';
+import { MAX_HEADER_COMMENTS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
 
 /** What reading a whole trace found. */
 export interface TraceReadResult {

@@ -35,22 +35,6 @@ export const OP_NAMES: readonly string[] = [
   'exit',
 ];
 
-/** glibc's numbers for the mallopt parameters a trace may name (malloc/malloc.h). */
-export const MALLOPT_PARAMS: Readonly<Record<string, number>> = {
-  M_MXFAST: 1,
-  M_NLBLKS: 2,
-  M_GRAIN: 3,
-  M_KEEP: 4,
-  M_TRIM_THRESHOLD: -1,
-  M_TOP_PAD: -2,
-  M_MMAP_THRESHOLD: -3,
-  M_MMAP_MAX: -4,
-  M_CHECK_ACTION: -5,
-  M_PERTURB: -6,
-  M_ARENA_TEST: -7,
-  M_ARENA_MAX: -8,
-};
-
 /** The token that stands for NULL, after normalisation by the reader. */
 export const NULL_TOKEN = '';
 

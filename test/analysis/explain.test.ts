@@ -13,7 +13,7 @@ import { breakdown } from '../../src/analysis/breakdown.js';
 import { findPins } from '../../src/analysis/pins.js';
 import { St } from '../../src/core/chunks.js';
 import { replayFile } from '../../src/replay/run-file.js';
-import { MALLOPT_PARAMS } from '../../src/trace/types.js';
+import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 

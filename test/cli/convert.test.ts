@@ -33,7 +33,7 @@ function collector(): { sink: TraceSink; events: TraceEvent[]; header: TraceHead
 async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await convertCommand(args, (s) => void (out += s), (s) => void (err += s));
+  const code = await convertCommand.run(args, (s) => void (out += s), (s) => void (err += s));
   return { code, out, err };
 }
 

@@ -85,7 +85,7 @@ function statsOf(text: string, strip = false): ReturnType<TraceStats['report']> 
 async function stats(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await statsCommand(args, (s) => void (out += s), (s) => void (err += s));
+  const code = await statsCommand.run(args, (s) => void (out += s), (s) => void (err += s));
   return { code, out, err };
 }
 

@@ -9,7 +9,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { libcMalloc, mallopt, mallocUsableSize } from '../../src/core/api.js';
-import { M } from '../../src/core/tunables.js';
+import { M } from '../../src/core/constants.js';
 import { Process } from '../../src/core/state.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { mallinfo2 } from '../../src/core/stats.js';

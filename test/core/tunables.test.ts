@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { mallopt, ptmallocInit, libcMalloc } from '../../src/core/api.js';
 import { Process } from '../../src/core/state.js';
 import { Kernel } from '../../src/kernel/kernel.js';
-import { dlStrtoul, resolveTunables, M } from '../../src/core/tunables.js';
+import { M } from '../../src/core/constants.js';
+import { dlStrtoul, resolveTunables } from '../../src/core/tunables.js';
 
 function proc(env: Array<[string, string]> = []): Process {
   const s = new Process(new Kernel());

@@ -11,7 +11,8 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser, TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { tokenKey } from '../../src/trace/token-key.js';
-import { MALLOPT_PARAMS, Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
+import { MALLOPT_PARAMS } from '../../src/core/constants.js';
+import { Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
 
 /** A sink that copies every event (the reader reuses one object) and records the header calls. */
 function collector(): { sink: TraceSink; events: TraceEvent[]; headers: TraceHeader[]; order: string[] } {

@@ -1,0 +1,71 @@
+/**
+ * The ptsim command: its own --help and --version, and a thin dispatcher over the subcommands (each
+ * declared with the skeleton of command.ts). A mistake on the command line ends in one line, a
+ * pointer to the right --help, and exit status 2; anything else that escapes is a bug and keeps its
+ * stack trace.
+ */
+
+import { readFileSync } from 'node:fs';
+import type { Command, Print } from './command.js';
+import { compareCommand } from './compare-command.js';
+import { convertCommand } from './convert-command.js';
+import { UsageError } from './errors.js';
+import { explainCommand } from './explain-command.js';
+import { recordCommand } from './record-command.js';
+import { replayCommand } from './replay-command.js';
+import { reportCommand } from './report-command.js';
+import { statsCommand } from './stats-command.js';
+import { sweepCommand } from './sweep-command.js';
+
+const COMMANDS: readonly Command[] = [replayCommand, explainCommand, compareCommand, sweepCommand, reportCommand, recordCommand, statsCommand, convertCommand];
+
+const HELP = `Usage: ptsim COMMAND [options]
+
+ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
+(ptmalloc2, x86_64) and shows where every resident page is, and why.
+
+Commands:
+  replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
+  explain TRACE      why resident memory stays high: where it is, what pins it, what would help
+  compare TRACE      the same trace under several settings, side by side
+  sweep TRACE        a grid of settings and its memory/CPU frontier
+  report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
+  record -- CMD ...  run a program and record its malloc calls as a trace
+  stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
+  convert IN -o OUT  write a trace of any format ptsim reads as a native trace
+(ptsim COMMAND --help for each command's options)
+
+Options:
+  -h, --help       show this help
+  --version        show ptsim's version
+
+Traces are ptsim's text format (docs/trace-format.md) or other tools' logs: mtrace, logalloc,
+ltrace, heaptrack --raw, malloclab (docs/importing.md); gzip/zstd/xz/bzip2 are read as is.`;
+
+/** Runs `ptsim ARGV...`; returns the exit status. */
+export async function ptsim(argv: string[], out: Print, err: Print): Promise<number> {
+  const [name, ...rest] = argv;
+  const command = COMMANDS.find((c) => c.name === name);
+  try {
+    switch (name) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out(HELP + '\n');
+        return name === undefined ? 2 : 0;
+      case '--version': {
+        const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+        out(`ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64)\n`);
+        return 0;
+      }
+    }
+    if (command === undefined) throw new UsageError(`unknown command '${name}'`);
+    return await command.run(rest, out, err);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err(`ptsim: ${e.message}\n`);
+    err(`Try 'ptsim ${command !== undefined ? command.name + ' ' : ''}--help'.\n`);
+    return 2;
+  }
+}
