@@ -41,17 +41,3 @@ export class GlibcAbort extends Error {
 export function mallocPrinterr(message: GlibcAbortMessage): never {
   throw new GlibcAbort(message);
 }
-
-/** A state the model cannot represent faithfully (for example an undetected double free). */
-export class ModelLimit extends Error {
-  readonly kind = 'model-limit' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelLimit';
-  }
-}
-
-/** A broken invariant of ptsim itself: a bug, never a user mistake. */
-export function assert(cond: boolean, what: string): asserts cond {
-  if (!cond) throw new Error(`ptsim internal error: ${what}`);
-}

@@ -9,14 +9,14 @@
  *    a ReplayError;
  *  - an abort glibc itself would raise (a double free it detects): recorded in the summary as
  *    `abort`, with glibc's exact message;
- *  - a state ptsim cannot model faithfully (a double free glibc would not detect, a feature not
- *    modelled yet): a ReplayError that says so.
+ *  - a state ptsim cannot model faithfully (a double free glibc would not detect, after which its
+ *    lists are corrupt): a ReplayError that says so.
  */
 
 import { blockLocation, type BlockLocation, libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
 import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED, PREV_INUSE, csize2tidx, fastbinIndex } from '../core/constants.js';
-import { GLIBC_ABORT, GlibcAbort, ModelLimit, type GlibcAbortMessage } from '../core/errors.js';
+import { GLIBC_ABORT, GlibcAbort, type GlibcAbortMessage } from '../core/errors.js';
 import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stats.js';
 import { Process, type ThreadState } from '../core/state.js';
 import { arenaThreadFreeres } from '../core/arena.js';
@@ -192,7 +192,6 @@ export class Replayer implements TraceSink {
         this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
         return;
       }
-      if (e instanceof ModelLimit) throw new ReplayError(this.file, ev.line, ev.index, e.message);
       throw e;
     }
     this.events++;
