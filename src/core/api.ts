@@ -32,6 +32,7 @@ import {
   powerof2,
 } from './constants.js';
 import { intFree, munmapChunk } from './free.js';
+import { reallocPointerCheck } from './free-checks.js';
 import { intMalloc } from './malloc.js';
 import { intMemalign } from './memalign.js';
 import { intRealloc, mremapChunk } from './realloc.js';
@@ -160,6 +161,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
     maybeInitTcache(s);
     ar = arenaForChunk(s, oldp);
   }
+  reallocPointerCheck(oldsize);
   const nb = checkedRequest2size(bytes);
   if (nb === 0) return NIL;
   if (mmapped) {

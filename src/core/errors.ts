@@ -8,10 +8,8 @@ export const GLIBC_ABORT = {
   FREE_INVALID_POINTER: 'free(): invalid pointer',
   FREE_INVALID_SIZE: 'free(): invalid size',
   DOUBLE_FREE_TCACHE: 'free(): double free detected in tcache 2',
-  TOO_MANY_TCACHE: 'free(): too many chunks detected in tcache',
   INVALID_NEXT_SIZE_FAST: 'free(): invalid next size (fast)',
   DOUBLE_FREE_FASTTOP: 'double free or corruption (fasttop)',
-  INVALID_FASTBIN_ENTRY: 'invalid fastbin entry (free)',
   DOUBLE_FREE_TOP: 'double free or corruption (top)',
   DOUBLE_FREE_OUT: 'double free or corruption (out)',
   DOUBLE_FREE_PREV: 'double free or corruption (!prev)',
@@ -40,18 +38,4 @@ export class GlibcAbort extends Error {
 /** malloc_printerr */
 export function mallocPrinterr(message: GlibcAbortMessage): never {
   throw new GlibcAbort(message);
-}
-
-/** A state the model cannot represent faithfully (for example an undetected double free). */
-export class ModelLimit extends Error {
-  readonly kind = 'model-limit' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'ModelLimit';
-  }
-}
-
-/** A broken invariant of ptsim itself: a bug, never a user mistake. */
-export function assert(cond: boolean, what: string): asserts cond {
-  if (!cond) throw new Error(`ptsim internal error: ${what}`);
 }

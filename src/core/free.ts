@@ -7,7 +7,8 @@
  * neighbours on both sides, then either the head of the unsorted bin or the top. A free that
  * leaves a chunk of at least FASTBIN_CONSOLIDATION_THRESHOLD (64 KiB, counting the top it merged
  * into) consolidates the fastbins and may give memory back to the system: systrim for the main
- * arena when the top reaches trim_threshold, heap_trim (always tried) for other arenas.
+ * arena when the top reaches trim_threshold, heap_trim (always tried) for other arenas. glibc's
+ * checks on the chunk, which choose among these ways, are freeChecks (free-checks.ts).
  *
  * glibc: _int_free, malloc_consolidate, munmap_chunk (malloc/malloc.c).
  */
@@ -16,8 +17,6 @@ import { insertUnsortedHead, unlinkChunk } from './bins.js';
 import { NIL, St } from './chunks.js';
 import {
   FASTBIN_CONSOLIDATION_THRESHOLD,
-  IS_MMAPPED,
-  MINSIZE,
   NFASTBINS,
   PAGE_SIZE,
   PREV_INUSE,
@@ -27,6 +26,7 @@ import {
   powerof2,
 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
+import { FreeRoute, freeChecks } from './free-checks.js';
 import { clearPrevInuse, freePerturb, setFoot, setHead, writeBk, writeFd, writeBkNext, writeFdNext } from './mem.js';
 import { heapTrim } from './heap.js';
 import { systrim } from './sysmalloc.js';
@@ -37,58 +37,44 @@ import type { Arena, Process } from './state.js';
 export function intFree(s: Process, av: Arena, p: number): void {
   const ck = s.ck;
   const mp = s.mp;
+  const route = freeChecks(s, av, p);
   let size = ck.size[p]!;
-  if (ck.addr[p]! % 16 !== 0) mallocPrinterr(GLIBC_ABORT.FREE_INVALID_POINTER);
-  if (size < MINSIZE || size % 16 !== 0) mallocPrinterr(GLIBC_ABORT.FREE_INVALID_SIZE);
 
-  // ---- the calling thread's tcache
-  const tc = s.thread.tcache;
-  const tcIdx = csize2tidx(size);
-  if (tc !== null && tcIdx < mp.tcacheBins) {
-    if (ck.state[p] === St.TCACHE) {
-      // The key word matches: walk this thread's bin to tell a double free from a coincidence
-      // (the chunk may sit in another thread's cache).
-      let cnt = 0;
-      for (let e = tc.entries[tcIdx]!; e !== NIL; e = ck.fd[e]!, cnt++) {
-        if (cnt >= mp.tcacheCount) mallocPrinterr(GLIBC_ABORT.TOO_MANY_TCACHE);
-        if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
-      }
-    }
-    if (tc.counts[tcIdx]! < mp.tcacheCount) {
-      tcachePut(s, tc, p, tcIdx);
-      return;
-    }
+  if (route === FreeRoute.TCACHE) {
+    tcachePut(s, s.thread.tcache!, p, csize2tidx(size));
+    return;
   }
 
-  // ---- fastbins
-  if (size <= s.globalMaxFast) {
+  if (route === FreeRoute.FASTBIN) {
     freePerturb(s, p, size - 16);
     av.haveFastchunks = true;
     const idx = fastbinIndex(size);
-    const old = av.fastbins[idx]!;
-    if (old === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_FASTTOP);
-    writeFd(s, p, old);
+    writeFd(s, p, av.fastbins[idx]!);
     av.fastbins[idx] = p;
     ck.state[p] = St.FAST;
     return;
   }
 
-  if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
+  if (route === FreeRoute.MMAP) {
     munmapChunk(s, p);
     return;
   }
 
   // ---- coalescing
+  av.rewrites++;
+  const merged = av.merged;
+  merged.x = -1;
+  merged.n = -1;
   const nextchunk = ck.next[p]!;
-  if (p === av.top) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TOP);
-  if (av.contiguous && ck.addr[nextchunk]! >= ck.addr[av.top]! + ck.size[av.top]!) {
-    mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_OUT);
-  }
-  if ((ck.flags[nextchunk]! & PREV_INUSE) === 0) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_PREV);
   const nextsize = ck.size[nextchunk]!;
   freePerturb(s, p, size - 16);
 
   if ((ck.flags[p]! & PREV_INUSE) === 0) {
+    // p's header stays in memory, inside the chunk before it.
+    merged.x = ck.addr[p]!;
+    merged.xSize = size;
+    merged.xFlags = ck.flags[p]!;
+    merged.xPrevSize = ck.prevSize[p]!;
     const prev = ck.prev[p]!;
     size += ck.prevSize[p]!;
     unlinkChunk(s, prev);
@@ -99,6 +85,9 @@ export function intFree(s: Process, av: Arena, p: number): void {
   if (nextchunk !== av.top) {
     const nextinuse = (ck.flags[ck.next[nextchunk]!]! & PREV_INUSE) !== 0;
     if (!nextinuse) {
+      merged.n = ck.addr[nextchunk]!;
+      merged.nSize = nextsize;
+      merged.nFlags = ck.flags[nextchunk]!;
       unlinkChunk(s, nextchunk);
       size += nextsize;
       ck.absorb(nextchunk);
@@ -109,15 +98,23 @@ export function intFree(s: Process, av: Arena, p: number): void {
     insertUnsortedHead(s, av, p, size);
     setHead(s, p, size, PREV_INUSE);
     setFoot(s, p, size);
+    // A large chunk's NULL nextsize links (at +32 and +40) land on a header 32 bytes in.
+    if (merged.x === ck.addr[p]! + 32 && !inSmallbinRange(size)) merged.xSize = merged.xFlags = merged.xPrevSize = 0;
   } else {
+    merged.n = ck.addr[nextchunk]!;
+    merged.nSize = nextsize;
+    merged.nFlags = ck.flags[nextchunk]!;
     size += nextsize;
     ck.absorb(nextchunk);
     setHead(s, p, size, PREV_INUSE);
     av.top = p;
     ck.state[p] = St.TOP;
   }
+  merged.epoch = av.rewrites;
 
   if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+    // Consolidation and trimming rewrite free memory.
+    av.rewrites++;
     if (av.haveFastchunks) mallocConsolidate(s, av);
     if (av === s.main) {
       if (ck.size[av.top]! >= mp.trimThreshold) systrim(s, mp.topPad, av);
@@ -130,6 +127,7 @@ export function intFree(s: Process, av: Arena, p: number): void {
 /** malloc_consolidate: empties every fastbin, coalescing each chunk and putting it in the unsorted bin. */
 export function mallocConsolidate(s: Process, av: Arena): void {
   const ck = s.ck;
+  av.rewrites++;
   av.haveFastchunks = false;
   for (let i = 0; i < NFASTBINS; i++) {
     let p = av.fastbins[i]!;

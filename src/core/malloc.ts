@@ -48,6 +48,7 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
     return p;
   }
 
+  av.rewrites++;
   const aFlag = av.index !== 0 ? NON_MAIN_ARENA : 0;
   const tc = s.thread.tcache;
   const mp = s.mp;

@@ -14,6 +14,7 @@ import { NIL, St } from './chunks.js';
 import { IS_MMAPPED, MALLOC_ALIGN_MASK, MINSIZE, NON_MAIN_ARENA, PAGE_SIZE, PREV_INUSE, SIZE_SZ, alignUp, powerof2 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
 import { intFree } from './free.js';
+import { reallocChecks } from './free-checks.js';
 import { intMalloc } from './malloc.js';
 import { setHead, setHeadSize, setInuseBitAfter, writeUser } from './mem.js';
 import type { Arena, Process } from './state.js';
@@ -21,6 +22,8 @@ import type { Arena, Process } from './state.js';
 /** _int_realloc: returns the (possibly same) chunk, or NIL when no memory could be found. */
 export function intRealloc(s: Process, av: Arena, oldp: number, oldsize: number, nb: number): number {
   const ck = s.ck;
+  reallocChecks(s, av, oldp);
+  av.rewrites++;
   const aFlag = av !== s.main ? NON_MAIN_ARENA : 0;
   const next = ck.next[oldp]!;
   const nextsize = ck.size[next]!;

@@ -99,6 +99,24 @@ export interface HeapInfo {
   fence: number;
 }
 
+/**
+ * The headers the last coalescing free of an arena merged away, which glibc leaves in memory
+ * (inside the merged chunk) and reads again if the program frees one of those chunks a second
+ * time: the freed chunk's own header when it merged into the free chunk before it (x), and the
+ * header of the free chunk (or top) after it that it absorbed (n). An address of -1: none. Valid
+ * while the arena's `rewrites` still equals `epoch`.
+ */
+export interface MergedHeaders {
+  epoch: number;
+  x: number;
+  xSize: number;
+  xFlags: number;
+  xPrevSize: number;
+  n: number;
+  nSize: number;
+  nFlags: number;
+}
+
 /** struct malloc_state: one arena. */
 export class Arena {
   /** 0 for the main arena, k for the k-th arena created after it. */
@@ -124,6 +142,14 @@ export class Arena {
   attachedThreads = 1;
   /** Non-main arenas: the heap holding the top (the end of the chain through `prev`). */
   heap: HeapInfo | null = null;
+  /**
+   * Counts the operations that may write into this arena's free chunks or move its chunk
+   * boundaries: every call of _int_malloc, _int_realloc, malloc_consolidate and mtrim, and every
+   * _int_free that coalesces (tcache and fastbin frees write only into the chunk being freed).
+   * Not part of glibc's state: it tells how long `merged` stays true.
+   */
+  rewrites = 0;
+  readonly merged: MergedHeaders = { epoch: -1, x: -1, xSize: 0, xFlags: 0, xPrevSize: 0, n: -1, nSize: 0, nFlags: 0 };
 
   constructor(ck: ChunkStore, index: number) {
     this.index = index;

@@ -17,6 +17,7 @@ import type { Arena, Process } from './state.js';
 const MALLOC_CHUNK_STRUCT = 48;
 
 export function mtrim(s: Process, av: Arena, pad: number): number {
+  av.rewrites++; // the pages it discards read back as zeros
   mallocConsolidate(s, av);
   const ck = s.ck;
   const psindex = binIndex(PAGE_SIZE);

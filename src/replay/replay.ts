@@ -9,14 +9,15 @@
  *    a ReplayError;
  *  - an abort glibc itself would raise (a double free it detects): recorded in the summary as
  *    `abort`, with glibc's exact message;
- *  - a state ptsim cannot model faithfully (a double free glibc would not detect, a feature not
- *    modelled yet): a ReplayError that says so.
+ *  - a state ptsim cannot model faithfully (a double free glibc would not detect, after which its
+ *    lists are corrupt, or one whose outcome depends on heap memory ptsim does not keep): a
+ *    ReplayError that says so.
  */
 
 import { blockLocation, type BlockLocation, libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
-import { NIL, St } from '../core/chunks.js';
-import { IS_MMAPPED, PREV_INUSE, csize2tidx, fastbinIndex } from '../core/constants.js';
-import { GLIBC_ABORT, GlibcAbort, ModelLimit, type GlibcAbortMessage } from '../core/errors.js';
+import { NIL } from '../core/chunks.js';
+import { GlibcAbort, type GlibcAbortMessage } from '../core/errors.js';
+import { freeAgainVerdict, reallocAgainVerdict } from '../core/free-checks.js';
 import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stats.js';
 import { Process, type ThreadState } from '../core/state.js';
 import { arenaThreadFreeres } from '../core/arena.js';
@@ -192,7 +193,6 @@ export class Replayer implements TraceSink {
         this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
         return;
       }
-      if (e instanceof ModelLimit) throw new ReplayError(this.file, ev.line, ev.index, e.message);
       throw e;
     }
     this.events++;
@@ -293,10 +293,12 @@ export class Replayer implements TraceSink {
     const id = this.inNumber(ev, key, text);
     const old = key === 0 ? NIL : this.lookupLive(ev, id, key, text, 'realloc');
     const oldReq = old === NIL ? 0 : ck.req[old]!;
+    // Taken before the call, which may merge the old chunk away.
+    const oldMem = old === NIL ? 0 : ck.addr[old]! + 16;
     const p = libcRealloc(s, old, ev.n1);
     if (old !== NIL && ev.n1 === 0) {
       // realloc(p, 0) frees p and returns NULL in glibc 2.36.
-      this.forget(ev, id, key, text, old);
+      this.forget(ev, id, key, text, oldMem);
       this.bind(ev, NIL);
     } else if (p === NIL && old !== NIL) {
       const name = tokenName(key, text);
@@ -304,7 +306,7 @@ export class Replayer implements TraceSink {
       this.tokens.keep(id, key, text, old);
       this.outNumber(ev);
     } else {
-      if (old !== NIL) this.forget(ev, id, key, text, old);
+      if (old !== NIL) this.forget(ev, id, key, text, oldMem);
       if (outKey(ev) === 0 && old !== NIL && p !== NIL && ev.n1 !== 0) {
         // The recorded realloc failed, so the program still uses OLD: it now names the new block.
         this.warn(ev, `the recording says this realloc failed; ${tokenName(key, text)} now names the block ptsim returned`);
@@ -380,26 +382,26 @@ export class Replayer implements TraceSink {
     const text = key === NO_KEY ? ev.in : '';
     const h = this.tokens.unbind(this.inNumber(ev, key, text), key, text);
     if (h !== NIL) {
-      this.remember(ev, key, text, h);
+      this.remember(ev, key, text, this.process.ck.addr[h]! + 16);
       return h;
     }
     if (this.deadTokens.delete(key, text) !== NONE) return NIL;
     this.notLive(ev, key, what);
   }
 
-  /** Unbinds the token a call took (the event's `in`), which named block h. */
-  private forget(ev: TraceEvent, id: number, key: number, text: string, h: number): void {
+  /** Unbinds the token a call took (the event's `in`), whose block was at user address mem. */
+  private forget(ev: TraceEvent, id: number, key: number, text: string, mem: number): void {
     this.tokens.unbind(id, key, text);
-    this.remember(ev, key, text, h);
+    this.remember(ev, key, text, mem);
   }
 
-  /** Records a freed token in the ring of recent frees (the text only for a token without a key). */
-  private remember(ev: TraceEvent, key: number, text: string, h: number): void {
+  /** Records a freed token and its user address in the ring of recent frees (the text only for a token without a key). */
+  private remember(ev: TraceEvent, key: number, text: string, mem: number): void {
     const slot = this.freedNext;
     this.freedNext = (slot + 1) & (FREED_MEMORY - 1);
     this.freedKey[slot] = key;
     if (key === NO_KEY) this.freedText[slot] = text;
-    this.freedMem[slot] = this.process.ck.addr[h]! + 16;
+    this.freedMem[slot] = mem;
     this.freedLine[slot] = ev.line;
   }
 
@@ -418,49 +420,17 @@ export class Replayer implements TraceSink {
     if (slot < 0) {
       throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${name}, which is not a live block (never allocated, or freed long ago)`);
     }
-    const verdict = what === 'free' ? this.doubleFreeVerdict(this.freedMem[slot]!) : null;
-    if (verdict !== null) throw new GlibcAbort(verdict);
-    throw new ReplayError(
-      this.file,
-      ev.line,
-      ev.index,
-      `${what} of ${name}, which was already freed at line ${this.freedLine[slot]}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
-    );
-  }
-
-  /**
-   * What glibc's free() checks would say about a pointer freed a second time, without changing
-   * anything: its abort message, or null when glibc would not notice (and corrupt its lists).
-   */
-  private doubleFreeVerdict(mem: number): GlibcAbortMessage | null {
-    const s = this.process;
-    const ck = s.ck;
-    let p = NIL;
-    for (let h = 0; h < ck.highWater; h++) {
-      if (ck.state[h] !== St.DEAD && ck.state[h] !== St.BINHDR && ck.addr[h] === mem - 16) {
-        p = h;
-        break;
-      }
+    // glibc is handed the old address again: what would it make of it now?
+    const mem = this.freedMem[slot]!;
+    const verdict = what === 'realloc' ? reallocAgainVerdict(this.process, mem, ev.n1) : freeAgainVerdict(this.process, mem);
+    const already = `${what} of ${name}, which was already freed at line ${this.freedLine[slot]}`;
+    if (verdict === 'undetected') {
+      throw new ReplayError(this.file, ev.line, ev.index, `${already}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`);
     }
-    if (p === NIL) return null; // merged into a larger chunk: the outcome depends on memory contents
-    if ((ck.flags[p]! & IS_MMAPPED) !== 0) return null;
-    const size = ck.size[p]!;
-    const tc = s.thread.tcache;
-    const tcIdx = csize2tidx(size);
-    if (tc !== null && tcIdx < s.mp.tcacheBins) {
-      if (ck.state[p] === St.TCACHE) {
-        for (let e = tc.entries[tcIdx]!; e !== NIL; e = ck.fd[e]!) if (e === p) return GLIBC_ABORT.DOUBLE_FREE_TCACHE;
-      }
-      if (tc.counts[tcIdx]! < s.mp.tcacheCount) return null;
+    if (verdict === 'unknown') {
+      throw new ReplayError(this.file, ev.line, ev.index, `${already}: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`);
     }
-    const av = s.main;
-    if (size <= s.globalMaxFast) return av.fastbins[fastbinIndex(size)] === p ? GLIBC_ABORT.DOUBLE_FREE_FASTTOP : null;
-    if (p === av.top) return GLIBC_ABORT.DOUBLE_FREE_TOP;
-    const next = ck.next[p]!;
-    if (next === NIL) return null;
-    if (av.contiguous && ck.addr[next]! >= ck.addr[av.top]! + ck.size[av.top]!) return GLIBC_ABORT.DOUBLE_FREE_OUT;
-    if ((ck.flags[next]! & PREV_INUSE) === 0) return GLIBC_ABORT.DOUBLE_FREE_PREV;
-    return null;
+    throw new GlibcAbort(verdict);
   }
 
   private threadExit(ev: TraceEvent): void {

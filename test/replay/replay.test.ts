@@ -134,6 +134,36 @@ describe('token mistakes', () => {
         );
       });
 
+      it("reports a double free glibc would not detect in a thread arena: the block sits in another thread's tcache", () => {
+        // Thread 3 finds the tcache key in the block but walks only its own bin.
+        const text = `1 malloc 24 m\n2 malloc 24 ${a}\n2 free ${a}\n3 free ${a}\n3 malloc 24 ${b}\n`;
+        const run = replay(text);
+        expect(run.error).toBe(
+          `t.trace:4: free of ${a}, which was already freed at line 3: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+        );
+        expect(run.summary.events).toBe(3);
+        // Freed again by the thread whose tcache holds it: caught.
+        expect(replay(`1 malloc 24 m\n2 malloc 24 ${a}\n2 free ${a}\n2 free ${a}\n`).summary.abort).toEqual({
+          message: 'free(): double free detected in tcache 2',
+          event: 3,
+          line: 4,
+        });
+      });
+
+      it("judges a double free in a thread arena by the chunk's own arena", () => {
+        // The 32-byte bin of thread 2's tcache is full: x goes to arena 1's fastbin, at its head.
+        const fill = [1, 2, 3, 4, 5, 6, 7];
+        const text = ['1 malloc 24 m', ...fill.map((i) => `2 malloc 24 f${i}`), `2 malloc 24 ${a}`, ...fill.map((i) => `2 free f${i}`), `2 free ${a}`, `2 free ${a}`].join('\n');
+        expect(replay(text + '\n').summary.abort).toEqual({ message: 'double free or corruption (fasttop)', event: 17, line: 18 });
+      });
+
+      it('says so when the outcome depends on memory ptsim does not keep', () => {
+        // An mmapped block is unmapped by its free: glibc would read its header from unmapped memory.
+        expect(replay(`1 malloc 1000000 ${a}\n1 free ${a}\n1 free ${a}\n`).error).toBe(
+          `t.trace:3: free of ${a}, which was already freed at line 2: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`,
+        );
+      });
+
       it('records the abort of a double free glibc detects', () => {
         const run = replay(`1 malloc 24 ${a}\n1 free ${a}\n1 free ${a}\n1 malloc 24 ${b}\n`);
         expect(run.error).toBeUndefined();
