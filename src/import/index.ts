@@ -9,7 +9,8 @@
  * with zstd, xz or bzip2 (decompressed by their programs).
  */
 
-import { TraceParser, TraceReadError, readTraceFile } from '../trace/reader.js';
+import { TraceParser } from '../trace/parser.js';
+import { TraceReadError, readTraceFile } from '../trace/reader.js';
 import type { TraceSink } from '../trace/types.js';
 import { ImportCore, type ImportReport } from './core.js';
 import { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';

@@ -135,3 +135,14 @@ export class TraceSyntaxError extends Error {
     this.name = 'TraceSyntaxError';
   }
 }
+
+/** A trace that cannot be read at all: missing file, unreadable file, corrupt compressed data. */
+export class TraceReadError extends Error {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+    this.name = 'TraceReadError';
+  }
+}

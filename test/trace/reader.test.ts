@@ -1,6 +1,6 @@
 /**
- * Tests of the trace reader (src/trace/reader.ts): every line form of the trace format, the header,
- * chunking, gzip, files, and every error with its file name and line number.
+ * Tests of the trace reader (src/trace/parser.ts and reader.ts): every line form of the trace
+ * format, the header, chunking, gzip, files, and every error with its file name and line number.
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TraceParser, TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
+import { TraceParser } from '../../src/trace/parser.js';
+import { TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { tokenKey } from '../../src/trace/token-key.js';
 import { MALLOPT_PARAMS, Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
 
