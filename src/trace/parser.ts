@@ -37,7 +37,7 @@ import { isUtf8 } from 'node:buffer';
 import { ReadEvent } from './event.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
-import { MALLOPT_PARAMS, MAX_HEADER_COMMENTS, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
+import { LINE_TOO_LONG, MALLOPT_PARAMS, MAX_HEADER_COMMENTS, MAX_LINE, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
 
 /** What reading a whole trace found. */
 export interface TraceReadResult {
@@ -47,8 +47,6 @@ export interface TraceReadResult {
   lines: number;
 }
 
-/** Longest line accepted when it spans chunks: protects memory against a binary file without newlines. */
-const MAX_LINE = 16 << 20;
 /** Token offsets kept per line. A valid event line has at most 6 tokens; later ones are only counted. */
 const MAX_TOKENS = 8;
 /** Longest token copied verbatim into an error message. */
@@ -292,7 +290,7 @@ export class TraceParser {
     const need = this.carryLen + (e - s);
     if (need > MAX_LINE) {
       this.lineNo++;
-      this.fail(`line is longer than ${MAX_LINE >> 20} MiB: is this a text trace?`);
+      this.fail(LINE_TOO_LONG);
     }
     if (need > this.carry.length) {
       let size = this.carry.length * 2;

@@ -116,6 +116,15 @@ export interface TraceHeader {
 /** How many header comment lines a reader keeps as text. */
 export const MAX_HEADER_COMMENTS = 200;
 
+/**
+ * Longest line a reader accepts (the native parser and the importers' line splitter alike): a
+ * binary file without newlines must not fill memory.
+ */
+export const MAX_LINE = 16 << 20;
+
+/** What a reader says of a line longer than MAX_LINE. */
+export const LINE_TOO_LONG = `line is longer than ${MAX_LINE >> 20} MiB: is this a text trace?`;
+
 /** Receives a trace as it is read. */
 export interface TraceSink {
   /** Called once, before the first event (or at the end of a trace without events). */
