@@ -134,7 +134,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-const fcc = String.fromCharCode;
+/**
+ * String.fromCharCode, typed to take Buffer reads as they are typed (number | undefined): every
+ * caller passes offsets inside the token it converts, so no read here is past the end.
+ */
+const fcc = String.fromCharCode as (...codes: Array<number | undefined>) => string;
 
 /**
  * The string of the printable-ASCII bytes b[s, e). String.fromCharCode with the bytes as separate
@@ -203,14 +207,17 @@ function asciiString(b: Buffer, s: number, e: number): string {
  */
 function tokenString(b: Buffer, s: number, e: number): string {
   for (let i = s; i < e; i++) {
-    if (b[i] > 0x7e) return isUtf8(b.subarray(s, e)) ? b.toString('utf8', s, e) : (b as FastSliceBuffer).latin1Slice(s, e);
+    if (b[i]! > 0x7e) return isUtf8(b.subarray(s, e)) ? b.toString('utf8', s, e) : (b as FastSliceBuffer).latin1Slice(s, e);
   }
   return asciiString(b, s, e);
 }
 
-/** The offset of the first byte at or after i that is not printable ASCII (0x21-0x7e). */
+/**
+ * The offset of the first byte at or after i that is not printable ASCII (0x21-0x7e). Fast path:
+ * the caller guarantees that such a byte (the line's LF) follows.
+ */
 function printableEnd(b: Buffer, i: number): number {
-  while ((b[i] - 0x21) >>> 0 <= 0x5d) i++;
+  while ((b[i]! - 0x21) >>> 0 <= 0x5d) i++;
   return i;
 }
 
@@ -330,32 +337,33 @@ export class TraceParser {
    * returns -1, having delivered nothing, as soon as the line looks any different.
    *
    * The caller guarantees that a LF follows in b. Reads never go past it: every loop stops at a
-   * byte that LF cannot match, so no bounds checks are needed.
+   * byte that LF cannot match, so no bounds checks are needed (hence the `!` on this path's reads,
+   * here and in fastNum, fastToken and printableEnd).
    */
   private fastLine(b: Buffer, ls: number): number {
     const ev = this.ev;
     let i = ls;
-    let c = b[i];
+    let c = b[i]!;
     let d = 0;
     let time = -1;
     if (c === AT) {
       const start = ++i;
       time = 0;
       for (;;) {
-        c = b[i];
+        c = b[i]!;
         d = c - ZERO;
         if (d >>> 0 > 9) break;
         time = time * 10 + d;
         i++;
       }
       if (c !== SPACE || i === start || i - start > 15) return -1;
-      c = b[++i];
+      c = b[++i]!;
     }
     d = c - ZERO;
     if (d >>> 0 > 9) return -1;
     let tid = d;
     for (;;) {
-      c = b[++i];
+      c = b[++i]!;
       d = c - ZERO;
       if (d >>> 0 > 9) break;
       tid = tid * 10 + d;
@@ -474,11 +482,11 @@ export class TraceParser {
   private fastNum(b: Buffer, i: number): number {
     const start = i;
     let v = 0;
-    let c = b[i];
+    let c = b[i]!;
     let d = c - ZERO;
     while (d >>> 0 <= 9) {
       v = v * 10 + d;
-      c = b[++i];
+      c = b[++i]!;
       d = c - ZERO;
     }
     if (c !== SPACE || i === start || i - start > 15) return -1;
@@ -498,7 +506,7 @@ export class TraceParser {
       let v = 0;
       let j = i + 2;
       for (;;) {
-        const c = b[j];
+        const c = b[j]!;
         let d = c - ZERO;
         if (d >>> 0 > 9) {
           d = c - 0x61;
@@ -510,7 +518,7 @@ export class TraceParser {
       }
       // The digits must end the token (a blank, CR or LF follows), and be 1 to 13 of them.
       const digits = j - i - 2;
-      if (digits >= 1 && digits <= 13 && (b[j] - 0x21) >>> 0 > 0x5d) {
+      if (digits >= 1 && digits <= 13 && (b[j]! - 0x21) >>> 0 > 0x5d) {
         this.num = v;
         return j;
       }
@@ -527,7 +535,7 @@ export class TraceParser {
     let ts = -1; // start of the token being read, -1 between tokens
     let ctl = -1; // offset of the first control character of the line, -1 if none
     for (let i = ls; i < le; i++) {
-      const c = b[i];
+      const c = b[i]!;
       if (c > SPACE) {
         if (ts < 0) ts = i;
       } else if (c === SPACE || c === TAB || c === CR) {
@@ -557,16 +565,15 @@ export class TraceParser {
 
   /** Checks and delivers a line of nt tokens (offsets in this.tok); le is the offset of its newline. */
   private line(b: Buffer, ls: number, le: number, nt: number, ctl: number): void {
-    const t = this.tok;
-    if (this.lineNo === 1 && b[t[0]] === 0xef) nt = this.skipBom(b, nt);
+    if (this.lineNo === 1 && b[this.tokStart(0)] === 0xef) nt = this.skipBom(b, nt);
     if (nt === 0) return;
-    const s0 = t[0];
+    const s0 = this.tokStart(0);
     if (b[s0] === HASH) {
       if (!this.headerSent) this.headerLine(b, s0 + 1, le);
       return;
     }
     if (ctl >= 0) {
-      this.fail(`unexpected control character 0x${b[ctl].toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`);
+      this.fail(`unexpected control character 0x${b[ctl]!.toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`);
     }
     if (!this.headerSent) this.sendHeader();
 
@@ -574,15 +581,15 @@ export class TraceParser {
     let k = 0; // index of the next token
     ev.time = -1;
     if (b[s0] === AT) {
-      ev.time = this.time(b, s0, t[1]);
+      ev.time = this.time(b, s0, this.tokEnd(0));
       k = 1;
     }
     if (k >= nt) this.fail('missing thread number');
-    ev.tid = this.tid(b, t[2 * k], t[2 * k + 1]);
+    ev.tid = this.tid(b, this.tokStart(k), this.tokEnd(k));
     k++;
     if (k >= nt) this.fail('missing operation after the thread number');
-    const op = opCode(b, t[2 * k], t[2 * k + 1]);
-    if (op < 0) this.unknownOp(b, t[2 * k], t[2 * k + 1]);
+    const op = opCode(b, this.tokStart(k), this.tokEnd(k));
+    if (op < 0) this.unknownOp(b, this.tokStart(k), this.tokEnd(k));
     k++;
     if (nt - k !== ARITY[op]) this.arity(op, nt - k);
 
@@ -595,29 +602,29 @@ export class TraceParser {
       case Op.malloc:
       case Op.valloc:
       case Op.pvalloc:
-        ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], 'size');
-        this.outToken(b, t[2 * k + 2], t[2 * k + 3]);
+        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'size');
+        this.outToken(b, this.tokStart(k + 1), this.tokEnd(k + 1));
         break;
       case Op.free:
-        this.inToken(b, t[2 * k], t[2 * k + 1]);
+        this.inToken(b, this.tokStart(k), this.tokEnd(k));
         break;
       case Op.calloc:
       case Op.memalign:
-        ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], op === Op.calloc ? 'nmemb' : 'alignment');
-        ev.n2 = this.size(b, t[2 * k + 2], t[2 * k + 3], 'size');
-        this.outToken(b, t[2 * k + 4], t[2 * k + 5]);
+        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), op === Op.calloc ? 'nmemb' : 'alignment');
+        ev.n2 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size');
+        this.outToken(b, this.tokStart(k + 2), this.tokEnd(k + 2));
         break;
       case Op.realloc:
-        this.inToken(b, t[2 * k], t[2 * k + 1]);
-        ev.n1 = this.size(b, t[2 * k + 2], t[2 * k + 3], 'size');
-        this.outToken(b, t[2 * k + 4], t[2 * k + 5]);
+        this.inToken(b, this.tokStart(k), this.tokEnd(k));
+        ev.n1 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size');
+        this.outToken(b, this.tokStart(k + 2), this.tokEnd(k + 2));
         break;
       case Op.mallocTrim:
-        ev.n1 = this.size(b, t[2 * k], t[2 * k + 1], 'pad');
+        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'pad');
         break;
       case Op.mallopt:
-        ev.param = this.malloptParam(b, t[2 * k], t[2 * k + 1]);
-        ev.n1 = this.malloptValue(b, t[2 * k + 2], t[2 * k + 3]);
+        ev.param = this.malloptParam(b, this.tokStart(k), this.tokEnd(k));
+        ev.n1 = this.malloptValue(b, this.tokStart(k + 1), this.tokEnd(k + 1));
         break;
       case Op.exit:
         break;
@@ -627,6 +634,22 @@ export class TraceParser {
     ev.index = this.events++;
     this.numberTokens();
     this.sink.event(ev);
+  }
+
+  /** Where token j of the line being checked starts (j below MAX_TOKENS; offsets in this.tok). */
+  private tokStart(j: number): number {
+    return this.tokOffset(2 * j);
+  }
+
+  /** Where token j of the line being checked ends. */
+  private tokEnd(j: number): number {
+    return this.tokOffset(2 * j + 1);
+  }
+
+  private tokOffset(i: number): number {
+    const v = this.tok[i];
+    if (v === undefined) throw new Error(`ptsim internal error: token ${i >> 1} of a line is beyond the ${MAX_TOKENS} kept`);
+    return v;
   }
 
   /** Numbers the event's tokens, the one it takes first (see token-numbers.ts). */
@@ -656,9 +679,9 @@ export class TraceParser {
    */
   private size(b: Buffer, s: number, e: number, what: string): number {
     let v = 0;
-    if (e - s > 2 && b[s] === ZERO && (b[s + 1] | 0x20) === 0x78) {
+    if (e - s > 2 && b[s] === ZERO && (b[s + 1]! | 0x20) === 0x78) {
       for (let i = s + 2; i < e; i++) {
-        const c = b[i];
+        const c = b[i]!;
         let d = c - ZERO;
         if (d >>> 0 > 9) {
           d = (c | 0x20) - 0x61;
@@ -670,7 +693,7 @@ export class TraceParser {
       if (e - s > 18) this.checkSizeRange(b, s, e, what, 16);
     } else {
       for (let i = s; i < e; i++) {
-        const d = b[i] - ZERO;
+        const d = b[i]! - ZERO;
         if (d >>> 0 > 9) return this.notANumber(b, s, e, what);
         v = v * 10 + d;
       }
@@ -703,7 +726,7 @@ export class TraceParser {
     if (e - s === 1) this.fail(`missing time after '@'`);
     let v = 0;
     for (let i = s + 1; i < e; i++) {
-      const d = b[i] - ZERO;
+      const d = b[i]! - ZERO;
       if (d >>> 0 > 9) this.fail(`time '${show(b, s, e)}' is not '@' followed by a decimal number of nanoseconds`);
       v = v * 10 + d;
     }
@@ -715,7 +738,7 @@ export class TraceParser {
   private tid(b: Buffer, s: number, e: number): number {
     let v = 0;
     for (let i = s; i < e; i++) {
-      const d = b[i] - ZERO;
+      const d = b[i]! - ZERO;
       if (d >>> 0 > 9) this.badTid(b, s, e);
       v = v * 10 + d;
     }
@@ -748,7 +771,7 @@ export class TraceParser {
   /** mallopt PARAM: a name from MALLOPT_PARAMS or glibc's number for it (an int). */
   private malloptParam(b: Buffer, s: number, e: number): number {
     const text = show(b, s, e);
-    const c = b[s];
+    const c = b[s]!;
     if ((c >= ZERO && c <= ZERO + 9) || c === MINUS) {
       const v = this.intValue(b, s, e);
       if (v === undefined) this.fail(`mallopt parameter '${text}' is not a number`);
@@ -810,10 +833,11 @@ export class TraceParser {
   /** A UTF-8 byte order mark at the start of the file is skipped (some editors write one). */
   private skipBom(b: Buffer, nt: number): number {
     const t = this.tok;
-    const s = t[0];
-    if (t[1] - s < 3 || b[s + 1] !== 0xbb || b[s + 2] !== 0xbf) return nt;
+    const s = this.tokStart(0);
+    const e = this.tokEnd(0);
+    if (e - s < 3 || b[s + 1] !== 0xbb || b[s + 2] !== 0xbf) return nt;
     t[0] = s + 3;
-    if (t[0] < t[1]) return nt;
+    if (s + 3 < e) return nt;
     // The BOM was a token of its own: drop it.
     t.copyWithin(0, 2);
     return nt - 1;

@@ -492,8 +492,7 @@ describe('gzip', () => {
     const good = gzipSync(Buffer.from(text.repeat(50)));
     const truncated = good.subarray(0, good.length - 20);
     const corrupt = Buffer.from(good);
-    corrupt[20] ^= 0xff;
-    corrupt[30] ^= 0xff;
+    for (const at of [20, 30]) corrupt.writeUInt8(corrupt.readUInt8(at) ^ 0xff, at);
     for (const bad of [truncated, corrupt]) {
       expect(() => parse(bad, 'bad.trace')).toThrow(TraceReadError);
       expect(() => parse(bad, 'bad.trace')).toThrow(/^bad\.trace: gzip data is corrupt or truncated/);
