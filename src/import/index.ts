@@ -24,7 +24,6 @@ import { MalloclabImporter } from './malloclab.js';
 import { MtraceImporter } from './mtrace.js';
 
 export { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';
-export type { ImportReport } from './core.js';
 
 export interface OpenTraceOptions {
   /** The format (`native`, `mtrace`, `logalloc`, `ltrace`, `heaptrack`, `malloclab`); default: recognised. */
