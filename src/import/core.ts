@@ -28,8 +28,8 @@
 import { ReadEvent } from '../trace/event.js';
 import { NO_KEY, keyedTokenText } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
+import { NONE, TokenTable } from '../trace/token-table.js';
 import { NULL_TOKEN, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from '../trace/types.js';
-import { ABSENT, LiveSet } from './live-set.js';
 
 /** One call as an importer recognised it. */
 export class Call {
@@ -91,6 +91,13 @@ const WINDOW = 4096;
 /** Warnings of one kind shown one by one before the rest are only counted. */
 const SHOWN_PER_KIND = 10;
 
+/** The live table holds int32 values: the line of an allocation beyond this one is kept as this one. */
+const MAX_KEPT_LINE = 0x7fffffff;
+
+function keptLine(line: number): number {
+  return line < MAX_KEPT_LINE ? line : MAX_KEPT_LINE;
+}
+
 /** Whether two tokens are the same: same key above 0, or both without key and the same text. */
 function sameToken(k1: number, t1: string, k2: number, t2: string): boolean {
   return k1 === k2 && (k1 !== NO_KEY || t1 === t2);
@@ -110,8 +117,8 @@ export class ImportCore {
   /** Numbers the events' tokens (inId, outId) by the native reader's rule. */
   private readonly numbers = new TokenNumbers();
   private events = 0;
-  /** Live tokens, each with the line that allocated it. */
-  private readonly live = new LiveSet();
+  /** Live tokens, each with the line that allocated it (keptLine). */
+  private readonly live = new TokenTable();
   /** Calls held back while a conflict waits for its resolution; pending[0] is the conflict. */
   private pending: Call[] = [];
   private readonly pool: Call[] = [];
@@ -147,7 +154,7 @@ export class ImportCore {
       // The common case first: an allocation whose token is not live is added in the same probe
       // that checks it.
       if (c.outKey !== 0 && (c.op === Op.malloc || c.op === Op.calloc || c.op === Op.memalign || c.op === Op.valloc || c.op === Op.pvalloc)) {
-        if (this.live.add(c.outKey, c.outText, c.line) === ABSENT) {
+        if (this.live.add(c.outKey, c.outText, keptLine(c.line)) === NONE) {
           this.emit(c.op, c.tid, c.n1, c.n2, c.time, c.line, 0, NULL_TOKEN, c.outKey, c.outText);
           return;
         }
@@ -207,7 +214,7 @@ export class ImportCore {
   private conflicts(c: Call): boolean {
     const k = c.outKey;
     if (k === 0 || c.op === Op.free) return false;
-    if (this.live.get(k, c.outText) === ABSENT) return false;
+    if (this.live.get(k, c.outText) === NONE) return false;
     return !(c.op === Op.realloc && sameToken(c.inKey, c.inText, k, c.outText));
   }
 
@@ -270,7 +277,7 @@ export class ImportCore {
     this.warn(
       c.line,
       'address handed out again while still live',
-      `${shown} is handed out again but was never freed since line ${at}; taken as freed just before`,
+      `${shown} is handed out again but was never freed since ${at < MAX_KEPT_LINE ? `line ${at}` : `a line after ${MAX_KEPT_LINE - 1}`}; taken as freed just before`,
       true,
     );
     // The old block must have been freed for the allocator to hand its address out again.
@@ -282,23 +289,23 @@ export class ImportCore {
   private apply(c: Call): void {
     const op = c.op;
     if (op === Op.free) {
-      if (c.inKey !== 0 && this.live.delete(c.inKey, c.inText) === ABSENT) {
+      if (c.inKey !== 0 && this.live.delete(c.inKey, c.inText) === NONE) {
         this.unknown(c, 'free');
         return;
       }
     } else if (op === Op.realloc && c.inKey !== 0) {
-      if (this.live.delete(c.inKey, c.inText) === ABSENT) {
+      if (this.live.delete(c.inKey, c.inText) === NONE) {
         this.unknown(c, 'realloc');
         if (c.outKey === 0) return;
         // The program holds the result from now on: known as a plain allocation of it.
-        this.live.set(c.outKey, c.outText, c.line);
+        this.live.set(c.outKey, c.outText, keptLine(c.line));
         this.emit(Op.malloc, c.tid, c.n1, 0, c.time, c.line, 0, NULL_TOKEN, c.outKey, c.outText);
         return;
       }
-      if (c.outKey !== 0) this.live.set(c.outKey, c.outText, c.line);
-      else if (c.n1 !== 0) this.live.set(c.inKey, c.inText, c.line); // failed: the old block stays
+      if (c.outKey !== 0) this.live.set(c.outKey, c.outText, keptLine(c.line));
+      else if (c.n1 !== 0) this.live.set(c.inKey, c.inText, keptLine(c.line)); // failed: the old block stays
     } else if (c.outKey !== 0) {
-      this.live.set(c.outKey, c.outText, c.line);
+      this.live.set(c.outKey, c.outText, keptLine(c.line));
     }
     this.emit(op, c.tid, c.n1, c.n2, c.time, c.line, c.inKey, c.inText, c.outKey, c.outText);
   }

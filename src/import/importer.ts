@@ -5,7 +5,7 @@
 
 import { TraceSyntaxError } from '../trace/types.js';
 import { ImportCore, type ImportReport } from './core.js';
-import type { LineHandler } from './input.js';
+import type { LineHandler } from './lines.js';
 import { Scan } from './scan.js';
 
 export abstract class LineImporter implements LineHandler {

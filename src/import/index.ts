@@ -4,25 +4,26 @@
  * sink either way, the same events the native reader would give for the same calls written as a
  * native trace (so `ptsim convert` output reads back as exactly what was imported).
  *
- * The format is `opts.from`, or recognised from the first lines (detect.ts). Input is streamed:
- * a file or standard input (`-`), gzip-compressed (recognised by its magic bytes), or compressed
- * with zstd, xz or bzip2 (decompressed by their programs).
+ * The format is `opts.from`, or recognised from the first lines (detect.ts). Input comes through
+ * the same pipeline as the native reader's (src/trace/source.ts): a file or standard input (`-`),
+ * plain or compressed (gzip, zstd, xz, bzip2, recognised by their magic bytes), streamed.
  */
 
-import { TraceParser, TraceReadError, readTraceFile } from '../trace/reader.js';
-import type { TraceSink } from '../trace/types.js';
+import { TraceParser, type TraceReadResult } from '../trace/parser.js';
+import { readTraceFile } from '../trace/reader.js';
+import { decompressBytes, inputName, peekInput, streamChosenInput } from '../trace/source.js';
+import { TraceReadError, type TraceSink } from '../trace/types.js';
 import { ImportCore, type ImportReport } from './core.js';
 import { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';
 import { HeaptrackImporter } from './heaptrack.js';
 import type { LineImporter } from './importer.js';
-import { LineSplitter, peekFile, streamInput } from './input.js';
+import { LineSplitter } from './lines.js';
 import { LogallocImporter } from './logalloc.js';
 import { LtraceImporter } from './ltrace.js';
 import { MalloclabImporter } from './malloclab.js';
 import { MtraceImporter } from './mtrace.js';
 
 export { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';
-export type { ImportReport } from './core.js';
 
 export interface OpenTraceOptions {
   /** The format (`native`, `mtrace`, `logalloc`, `ltrace`, `heaptrack`, `malloclab`); default: recognised. */
@@ -52,71 +53,49 @@ const HEAD_BYTES = 64 << 10;
  * sink threw.
  */
 export async function openTrace(path: string, sink: TraceSink, opts: OpenTraceOptions = {}): Promise<OpenTraceResult> {
-  const name = opts.displayName ?? (path === '-' ? '<stdin>' : path);
+  const name = inputName(path, opts.displayName);
   let format: TraceFormat | undefined;
   if (opts.from !== undefined) {
     format = formatNamed(opts.from);
     if (format === undefined) throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
   }
-  if (path !== '-' && (format === undefined || format === 'native')) {
-    // A plain or gzip file in the native format goes to the native reader, which has a faster
-    // path for large files; anything else is streamed once, below.
-    const head = peekFile(path, name, HEAD_BYTES);
-    if (head.compression === 'none' || head.compression === 'gzip') {
-      format ??= detectFormat(head.text.toString('latin1')) ?? unknownFormat(name, head.text);
-      if (format === 'native') {
-        const r = await readTraceFile(path, sink, { displayName: name });
-        return { format, events: r.events, lines: r.lines, warnings: 0, skipped: {}, reordered: 0 };
-      }
-    }
+  if (format === undefined && path !== '-') {
+    // A file whose first bytes can be looked at without a program (plain or gzip) is recognised
+    // before it is read, so that a native trace goes to the native reader, which has a faster
+    // path for large files; anything else is recognised while it is streamed, below.
+    const { head } = peekInput(path, name, HEAD_BYTES);
+    if (head !== undefined) format = detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
   }
+  if (format === 'native') return nativeResult(await readTraceFile(path, sink, { displayName: name }));
   return streamOnce(path, name, sink, format, opts);
 }
 
+/** What reading a native trace found, as openTrace reports it. */
+function nativeResult(r: TraceReadResult): OpenTraceResult {
+  return { format: 'native', events: r.events, lines: r.lines, warnings: 0, skipped: {}, reordered: 0 };
+}
+
 /**
- * Streams the input once: the first HEAD_BYTES are held until the format is known (from the
- * options, or recognised from them), then everything goes to that format's reader.
+ * Streams the input once, to the reader of its format: the one given, or the one its first
+ * HEAD_BYTES show.
  */
 async function streamOnce(path: string, name: string, sink: TraceSink, known: TraceFormat | undefined, opts: OpenTraceOptions): Promise<OpenTraceResult> {
-  let format = known;
-  let head: Buffer[] = [];
-  let headLen = 0;
-  let push: ((chunk: Buffer) => void) | null = null;
-  let end: (() => OpenTraceResult) | null = null;
-
-  const start = (): void => {
-    format ??= detectFormat(Buffer.concat(head).toString('latin1')) ?? unknownFormat(name, Buffer.concat(head));
+  let end: (() => OpenTraceResult) | undefined;
+  await streamChosenInput(path, name, known === undefined ? HEAD_BYTES : 0, (head) => {
+    const format = known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
     if (format === 'native') {
       const parser = new TraceParser(name, sink);
-      push = (chunk) => parser.push(chunk);
-      end = () => {
-        const r = parser.end();
-        return { format: 'native', events: r.events, lines: r.lines, warnings: 0, skipped: {}, reordered: 0 };
-      };
-    } else {
-      const importer = createImporter(format, name, sink, opts);
-      const splitter = new LineSplitter(importer, name);
-      const f = format;
-      push = (chunk) => splitter.push(chunk);
-      end = () => ({ format: f, ...importer.end(splitter.end()) });
+      end = () => nativeResult(parser.end());
+      return (chunk) => parser.push(chunk);
     }
-    const held = head;
-    head = [];
-    for (const chunk of held) push!(chunk);
-  };
-
-  await streamInput(path, name, (chunk) => {
-    if (push !== null) {
-      push(chunk);
-      return;
-    }
-    // Until the format is known, chunks are copied: the stream may reuse their memory.
-    head.push(Buffer.from(chunk));
-    headLen += chunk.length;
-    if (format !== undefined || headLen >= HEAD_BYTES) start();
+    const importer = createImporter(format, name, sink, opts);
+    const splitter = new LineSplitter(importer, name);
+    end = () => ({ format, ...importer.end(splitter.end()) });
+    return (chunk) => splitter.push(chunk);
   });
-  if (push === null) start();
-  return end!();
+  // streamChosenInput calls the chooser exactly once, which sets `end`.
+  if (end === undefined) throw new Error('ptsim internal error: no reader was chosen');
+  return end();
 }
 
 /** The importer of a format other than native. */
@@ -139,18 +118,18 @@ export function createImporter(format: Exclude<TraceFormat, 'native'>, name: str
 }
 
 /**
- * Imports a log held in memory (text or bytes, not compressed), for tests and small inputs.
- * `name` is the file name used in messages.
+ * Imports a log held in memory (text, or the bytes of a plain or compressed log), for tests and
+ * small inputs. `name` is the file name used in messages.
  */
 export function importText(text: string | Uint8Array, name: string, sink: TraceSink, opts: OpenTraceOptions = {}): OpenTraceResult {
-  const bytes = typeof text === 'string' ? Buffer.from(text, 'utf8') : Buffer.from(text.buffer, text.byteOffset, text.byteLength);
+  const data = decompressBytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, name);
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   const format = opts.from !== undefined ? formatNamed(opts.from) : (detectFormat(bytes.subarray(0, HEAD_BYTES).toString('latin1')) ?? unknownFormat(name, bytes));
   if (format === undefined) throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
   if (format === 'native') {
     const parser = new TraceParser(name, sink);
     parser.push(bytes);
-    const r = parser.end();
-    return { format, events: r.events, lines: r.lines, warnings: 0, skipped: {}, reordered: 0 };
+    return nativeResult(parser.end());
   }
   const importer = createImporter(format, name, sink, opts);
   const splitter = new LineSplitter(importer, name);

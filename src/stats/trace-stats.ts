@@ -19,8 +19,8 @@
  */
 
 import { NO_KEY, tokenKey } from '../trace/token-key.js';
+import { NONE, TokenTable } from '../trace/token-table.js';
 import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
-import { ABSENT, LiveSet } from '../import/live-set.js';
 import { LogHistogram, type Summary } from './log-histogram.js';
 
 /** Size buckets: 0 for size 0, k for sizes in [2^(k-1), 2^k). */
@@ -67,7 +67,7 @@ export interface TraceStatsReport {
  * "handle". Events that carry token numbers (TraceEvent.inId/outId, given by the native reader
  * and the importers) index the records by number, without hashing anything here: handle 2 x id.
  * The other tokens (events without numbers, and the token of a failed realloc, which gives its
- * number up while its block lives on) are found by key in a LiveSet, with records at odd handles
+ * number up while its block lives on) are found by key in a TokenTable, with records at odd handles
  * 2 x slot + 1 taken from a free list.
  */
 export class TraceStats implements TraceSink {
@@ -94,7 +94,7 @@ export class TraceStats implements TraceSink {
   /** Which token numbers name a live block. */
   private numbered: Uint8Array = new Uint8Array(1 << 11);
   /** Tokens without a number, by key: their handles. */
-  private readonly unnumbered = new LiveSet(64);
+  private readonly unnumbered = new TokenTable(64);
   private freeSlots: Int32Array = new Int32Array(64);
   private freeCount = 0;
   private slotsUsed = 0;
@@ -233,7 +233,7 @@ export class TraceStats implements TraceSink {
     if (this.unnumbered.size > 0) {
       // The token may be an unnumbered one coming back (after a failed realloc, say).
       const old = this.unnumbered.delete(key, key === NO_KEY ? ev.out : '');
-      if (old !== ABSENT) this.drop(old);
+      if (old !== NONE) this.drop(old);
     }
     if (id !== undefined && id >= 0) {
       if (id >= this.numbered.length) this.growNumbers(id);
@@ -264,7 +264,7 @@ export class TraceStats implements TraceSink {
     }
     if (this.unnumbered.size > 0) {
       const h = this.unnumbered.delete(key, key === NO_KEY ? ev.in : '');
-      if (h !== ABSENT) {
+      if (h !== NONE) {
         this.freeOdd(h);
         return h;
       }

@@ -1,6 +1,7 @@
 /**
  * The parse worker: reads, gunzips and parses a trace file on a thread of its own, so that the
- * thread that replays the events does nothing else (readTraceFile starts it for large files).
+ * thread that replays the events does nothing else (readTraceFile starts it for large files, and
+ * worker-client.ts hands what it sends to the sink).
  *
  * Messages to the parent, in trace order: the header (once, before the first batch, or before
  * the end of a trace without events), batches of events (batch.ts), then either the end (what
@@ -15,8 +16,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { EventBatch } from './batch.js';
 import type { ReadEvent } from './event.js';
-import { TraceReadError, streamTraceFile, type TraceReadResult } from './reader.js';
-import { TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from './types.js';
+import type { TraceReadResult } from './parser.js';
+import { streamTraceFile } from './reader.js';
+import { TraceReadError, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from './types.js';
 
 /** What the parent gives the worker. */
 export interface ParseWorkerInput {

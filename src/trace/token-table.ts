@@ -1,13 +1,20 @@
 /**
- * A map from trace tokens to non-negative integers (token numbers, chunk handles).
+ * The one map from trace tokens to small non-negative integers, for every reader and consumer
+ * that indexes tokens: token numbers (token-numbers.ts, on the parser's hot path), the replay's
+ * tokens that lost their number, the importers' live pointers with the line that allocated each
+ * (import/core.ts), and the statistics' blocks without a token number.
  *
- * A token is given as its key (token-key.ts) and, for a token without a key, its text. Keyed
- * tokens, nearly all the tokens of a recorded trace, live in an open-addressing hash table of
- * doubles: linear probing, deletion by backward shift (no tombstones, so a long replay of
- * allocations and frees never degrades it), doubling when more than half full. The rare tokens
- * without a key (names like `buf1`) live in a Map by their text.
+ * A token is given as its key (token-key.ts) and, for a token without a key, its text; NULL (key
+ * 0) is never bound. Keyed tokens, nearly all the tokens of a recorded trace, live in an
+ * open-addressing hash table: keys in a Float64Array (exact below 2^52), values in an Int32Array
+ * (so values are 0 to 2^31-1), linear probing, deletion by backward shift (no tombstones, so a
+ * long replay of allocations and frees never degrades it), doubling when more than half full. The
+ * rare tokens without a key (names like `buf1`) live in a Map by their text.
  *
- * Nothing here allocates per operation, apart from the Map's own work for unkeyed tokens.
+ * Why not a Map for all: a recorded log holds tens of millions of pointer tokens over its life,
+ * and a Map of numbers costs an allocation per entry and far more time per operation than a
+ * probe in typed arrays. Nothing here allocates per operation, apart from the Map's own work for
+ * unkeyed tokens. (Values are int32 rather than doubles: doubles cost the parser a few per cent.)
  */
 
 /** What the table answers for a token it does not hold. */
@@ -53,7 +60,7 @@ export class TokenTable {
     }
   }
 
-  /** Binds the token to value h (replacing any binding). */
+  /** Binds the token to value h, 0 to 2^31-1 (replacing any binding). */
   set(key: number, text: string, h: number): void {
     this.bind(key, text, h, true);
   }

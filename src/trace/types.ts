@@ -100,6 +100,15 @@ export interface TraceHeader {
 /** How many header comment lines a reader keeps as text. */
 export const MAX_HEADER_COMMENTS = 200;
 
+/**
+ * Longest line a reader accepts (the native parser and the importers' line splitter alike): a
+ * binary file without newlines must not fill memory.
+ */
+export const MAX_LINE = 16 << 20;
+
+/** What a reader says of a line longer than MAX_LINE. */
+export const LINE_TOO_LONG = `line is longer than ${MAX_LINE >> 20} MiB: is this a text trace?`;
+
 /** Receives a trace as it is read. */
 export interface TraceSink {
   /** Called once, before the first event (or at the end of a trace without events). */
@@ -117,5 +126,16 @@ export class TraceSyntaxError extends Error {
   ) {
     super(`${file}:${line}: ${detail}`);
     this.name = 'TraceSyntaxError';
+  }
+}
+
+/** A trace that cannot be read at all: missing file, unreadable file, corrupt compressed data. */
+export class TraceReadError extends Error {
+  constructor(
+    readonly file: string,
+    readonly detail: string,
+  ) {
+    super(`${file}: ${detail}`);
+    this.name = 'TraceReadError';
   }
 }

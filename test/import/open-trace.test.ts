@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createImporter, importText, openTrace, type OpenTraceOptions } from '../../src/import/index.js';
-import { LineSplitter, type LineHandler } from '../../src/import/input.js';
+import { LineSplitter, type LineHandler } from '../../src/import/lines.js';
 import { TraceReadError } from '../../src/trace/reader.js';
 import { TraceSyntaxError } from '../../src/trace/types.js';
 import { collect } from './helpers.js';
@@ -56,7 +56,7 @@ describe('openTrace', () => {
     const plain = file('h.raw', 'v 10400 3\n+ 18 8 10\nc 5\n- 10\n');
     execFileSync('zstd', ['-q', '-f', plain, '-o', `${plain}.zst`]);
     expect(await open(`${plain}.zst`)).toEqual({ lines: ['2: @0 1 malloc 24 0x10', '4: @5000000 1 free 0x10'], format: 'heaptrack', warnings: [] });
-    // A native trace compressed with zstd, which the native reader alone does not read.
+    // A native trace compressed with zstd.
     const n = file('n2.trace', '1 malloc 24 a\n');
     execFileSync('zstd', ['-q', '-f', n, '-o', `${n}.zst`]);
     expect(await open(`${n}.zst`)).toEqual({ lines: ['1: 1 malloc 24 a'], format: 'native', warnings: [] });
@@ -91,6 +91,14 @@ describe('openTrace', () => {
       importer.end(split.end());
       expect(chunked.lines).toEqual(whole.lines);
     }
+  });
+
+  it('rejects a line longer than 16 MiB as the native reader does', () => {
+    const splitter = new LineSplitter({ line() {} }, 'big.log');
+    const chunk = Buffer.alloc(1 << 20, 0x61);
+    expect(() => {
+      for (let i = 0; i < 17; i++) splitter.push(chunk);
+    }).toThrow('big.log:1: line is longer than 16 MiB: is this a text trace?');
   });
 
   it('streams a log larger than its chunks and the detection sample', async () => {

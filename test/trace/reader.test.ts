@@ -1,15 +1,17 @@
 /**
- * Tests of the trace reader (src/trace/reader.ts): every line form of the trace format, the header,
- * chunking, gzip, files, and every error with its file name and line number.
+ * Tests of the trace reader (src/trace/parser.ts and reader.ts): every line form of the trace
+ * format, the header, chunking, gzip, files, and every error with its file name and line number.
  */
 
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TraceParser, TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
+import { TraceParser } from '../../src/trace/parser.js';
+import { TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { tokenKey } from '../../src/trace/token-key.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
@@ -81,6 +83,11 @@ const ev = (fields: Partial<TraceEvent>): TraceEvent => {
   const e: TraceEvent = { index: 0, line: 1, time: -1, tid: 1, op: Op.malloc, n1: 0, n2: 0, out: '', in: '', param: 0, ...fields };
   return { ...e, inKey: tokenKey(e.in), outKey: tokenKey(e.out), inId: -1, outId: e.out === '' ? -1 : 0 };
 };
+
+/** Whether a program can be run (the compressors are optional). */
+function have(program: string): boolean {
+  return spawnSync(program, ['--version'], { stdio: 'ignore' }).error === undefined;
+}
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-reader-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -486,8 +493,7 @@ describe('gzip', () => {
     const good = gzipSync(Buffer.from(text.repeat(50)));
     const truncated = good.subarray(0, good.length - 20);
     const corrupt = Buffer.from(good);
-    corrupt[20] ^= 0xff;
-    corrupt[30] ^= 0xff;
+    for (const at of [20, 30]) corrupt.writeUInt8(corrupt.readUInt8(at) ^ 0xff, at);
     for (const bad of [truncated, corrupt]) {
       expect(() => parse(bad, 'bad.trace')).toThrow(TraceReadError);
       expect(() => parse(bad, 'bad.trace')).toThrow(/^bad\.trace: gzip data is corrupt or truncated/);
@@ -543,12 +549,32 @@ describe('readTraceFile', () => {
     await expect(readTraceFile(tmp, collector().sink, { displayName: 'dir' })).rejects.toThrow('dir: is a directory, not a trace file');
   });
 
-  it('recognises other compressors', async () => {
+  it.skipIf(!['xz', 'zstd', 'bzip2'].every(have))('reads xz, zstd and bzip2 compressed traces through their programs', async () => {
+    const text = '# pid 7\n1 malloc 24 a\n1 free a\n';
+    const expected = parse(text);
+    for (const program of ['xz', 'zstd', 'bzip2']) {
+      const packed = execFileSync(program, ['-c'], { input: text });
+      const c = collector();
+      expect(await readTraceFile(tmpFile(packed), c.sink)).toEqual(expected.result);
+      expect(c.events).toEqual(expected.events);
+      expect(parse(packed).events).toEqual(expected.events);
+    }
     const xz = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]);
-    await expect(readTraceFile(tmpFile(xz), collector().sink, { displayName: 'a.xz' })).rejects.toThrow(
-      'a.xz: is xz-compressed; ptsim reads plain or gzip-compressed traces (decompress it first)',
-    );
-    expect(() => parse(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), 'a.zst')).toThrow('a.zst: is zstd-compressed');
+    await expect(readTraceFile(tmpFile(xz), collector().sink, { displayName: 'a.xz' })).rejects.toThrow(/^a\.xz: xz data is corrupt or truncated \(xz -dc: /);
+    expect(() => parse(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), 'a.zst')).toThrow(/^a\.zst: zstd data is corrupt or truncated \(zstd -dc: /);
+  });
+
+  it('says which program a compressed trace needs when it is not installed', async () => {
+    const zst = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]);
+    const message = "a.zst: is zstd-compressed, and reading it needs the 'zstd' program, which is not installed (install zstd, or decompress the file first)";
+    const path = process.env['PATH'];
+    process.env['PATH'] = join(tmp, 'no-programs-here');
+    try {
+      await expect(readTraceFile(tmpFile(zst), collector().sink, { displayName: 'a.zst' })).rejects.toThrow(new TraceReadError('a.zst', message.slice('a.zst: '.length)));
+      expect(() => parse(zst, 'a.zst')).toThrow(message);
+    } finally {
+      process.env['PATH'] = path;
+    }
   });
 
   it('passes errors thrown by the sink through unchanged', async () => {

@@ -1,0 +1,86 @@
+/**
+ * The parent's side of the parse worker (parse-worker.ts): starts it on a file and hands the
+ * batches it sends to the sink, in this thread, with the same calls in the same order as reading
+ * in this thread would make, and the same errors.
+ */
+
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { EventBatch } from './batch.js';
+import { ReadEvent } from './event.js';
+import type { TraceReadResult } from './parser.js';
+import type { ParseWorkerInput, ParseWorkerMessage } from './parse-worker.js';
+import { TraceReadError, TraceSyntaxError, type TraceSink } from './types.js';
+
+/**
+ * Files from this size on are worth the parse worker: starting it costs tens of milliseconds,
+ * which a file of a few hundred thousand events repays.
+ */
+export const WORKER_MIN_BYTES = 4 << 20;
+
+/**
+ * The parse worker's script. It exists once compiled (dist/); code run from the TypeScript
+ * sources (the unit tests) reads in the calling thread.
+ */
+const WORKER_SCRIPT = fileURLToPath(new URL('./parse-worker.js', import.meta.url));
+
+/** Whether the parse worker can be started (its compiled script exists). */
+export function workerAvailable(): boolean {
+  return existsSync(WORKER_SCRIPT);
+}
+
+/**
+ * Reads the trace file at `path` in the parse worker: the worker reads, decompresses and parses;
+ * this thread only calls the sink, batch by batch. `name` is the file name used in error messages.
+ */
+export function readInWorker(path: string, name: string, sink: TraceSink): Promise<TraceReadResult> {
+  const inFlight = new Int32Array(new SharedArrayBuffer(4));
+  const input: ParseWorkerInput = { path, name, inFlight };
+  const worker = new Worker(WORKER_SCRIPT, { workerData: input });
+  const ev = new ReadEvent();
+  return new Promise<TraceReadResult>((resolve, reject) => {
+    let settled = false;
+    const settle = (error: unknown, result?: TraceReadResult): void => {
+      if (settled) return;
+      settled = true;
+      // The worker ends by itself after its last message; after an error of the sink it is stopped.
+      if (error !== null) {
+        void worker.terminate();
+        reject(error);
+      } else resolve(result!);
+    };
+    worker.on('message', (m: ParseWorkerMessage) => {
+      if (settled) return;
+      try {
+        switch (m.kind) {
+          case 'header':
+            sink.header(m.header);
+            break;
+          case 'events':
+            EventBatch.from(m).deliver(ev, sink);
+            Atomics.sub(inFlight, 0, 1);
+            Atomics.notify(inFlight, 0);
+            break;
+          case 'end':
+            settle(null, m.result);
+            break;
+          case 'syntax':
+            settle(new TraceSyntaxError(m.file, m.line, m.detail));
+            break;
+          case 'read':
+            settle(new TraceReadError(m.file, m.detail));
+            break;
+          case 'crash':
+            settle(Object.assign(new Error(m.message), { stack: m.stack }));
+            break;
+        }
+      } catch (e) {
+        // Errors thrown by the sink pass through unchanged.
+        settle(e);
+      }
+    });
+    worker.on('error', (e) => settle(e));
+    worker.on('exit', (code) => settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)));
+  });
+}
