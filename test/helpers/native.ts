@@ -28,18 +28,32 @@ export interface NativeOptions {
   info?: boolean;
   /** Measure RSS after every event for peakRss (default true; false: peakRss is the final RSS). */
   peak?: boolean;
+  /** Also write each event's RSS on its log line: `rss`, bytes, after `brk` (needs `peak`). */
+  rss?: boolean;
   /** Write and parse the fidelity log (default true). */
   events?: boolean;
   /** The file name used in trace error messages (default: the trace's path). */
   name?: string;
-  /** Check peak mode's shortcut against a full page count after every event (slow). */
-  verifyPeak?: boolean;
+  /** Check the RSS measured after every event against a full page count, and the set of resident
+   *  heap pages against a full scan; the replayer dies at the first difference (slow). */
+  verifyRss?: boolean;
+  /** false: measure RSS after each event by rescanning the heaps, as when perf_event_open is not
+   *  available, instead of from the sampled page faults (default true). */
+  perf?: boolean;
+  /** A limit on open files for the replayer (`ulimit -n`): each live thread holds a perf fd. */
+  maxFiles?: number;
 }
 
 export interface NativeRun {
-  /** The fidelity log, one object per replayed event. */
+  /** The fidelity log, one object per replayed event (with `rss` when asked for). */
   events: Array<Record<string, unknown>>;
-  /** The summary, or null when the replayer wrote none (a trace error, a crash). */
+  /**
+   * The summary, or null when the replayer wrote none (a trace error, a crash). Besides the keys
+   * of fidelity-log.md and `seconds`, when RSS is measured after every event: `rssBy` ("faults" or
+   * "rescans"), `fullScans` (events that needed a full scan of the heaps) and, by faults,
+   * `rssPaths` (how often each way out of residency was seen: brk, shrink, delete, munmap, mremap,
+   * trim, exit).
+   */
   summary: Record<string, unknown> | null;
   /** Set when glibc aborted: its message and the index of the event that aborted. */
   abort?: { message: string; event: number };
@@ -107,14 +121,22 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     const wantEvents = opts.events !== false;
     args.push(...(wantEvents ? ['--events', files.events] : ['--no-events']));
     if (opts.peak === false) args.push('--no-peak');
-    if (opts.verifyPeak) args.push('--verify-peak');
+    if (opts.rss) args.push('--rss');
+    if (opts.verifyRss) args.push('--verify-rss');
+    if (opts.perf === false) args.push('--no-perf');
     if (opts.stats) args.push('--stats', files.stats);
     if (opts.info) args.push('--info', files.info);
 
     // A clean environment: glibc reads GLIBC_TUNABLES and MALLOC_*_ at start-up, so nothing may
     // leak in from the test runner's own environment.
     const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env };
-    const r = spawnSync(binary, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    let cmd = binary;
+    let argv = args;
+    if (opts.maxFiles !== undefined) {
+      cmd = '/bin/sh';
+      argv = ['-c', `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, binary, ...args];
+    }
+    const r = spawnSync(cmd, argv, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
     if (r.error) throw new Error(`cannot run the native replayer: ${r.error.message}`);
 
     const events = wantEvents ? parseLog(readIfExists(files.events) ?? '') : [];

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { runNative, runNativeText } from '../helpers/native.js';
+import { runNative, runNativeText, type NativeRun } from '../helpers/native.js';
 
 const PAGE = 4096;
 const trace = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url));
@@ -204,11 +204,45 @@ describe('a mixed multi-threaded trace', () => {
     expect(a.summary!['foreignFrees']).toBeUndefined();
     expect(new Set(a.events.map((e) => e['arena'])).size).toBeGreaterThan(2); // several arenas, mmapped blocks
   });
+});
 
-  it("measures the same RSS after every event as a full page count (peak mode's shortcut)", () => {
-    const run = runNativeText(text, { verifyPeak: true });
-    expect(run.stderr).toBe('');
-    expect(run.exitCode).toBe(0);
+/** Whether the replayer measured by sampled page faults (else it said why not on stderr). */
+const byFaults = (run: NativeRun): boolean => run.summary?.['rssBy'] === 'faults';
+
+/**
+ * The checks of a run made with --rss --verify-rss: the replayer compared every event's RSS with a
+ * full page count, and the set of resident heap pages with a full scan, and would have died at the
+ * first difference. Returns how often each way out of residency was seen.
+ */
+function expectExactRss(run: NativeRun): Record<string, number> {
+  expect(run.stderr.replace(/^replay: note: perf_event_open.*\n/, '')).toBe('');
+  expect(run.exitCode).toBe(0);
+  const s = run.summary!;
+  const rss = run.events.map((e) => e['rss'] as number);
+  expect(rss.every((r) => Number.isInteger(r) && r >= 0 && r % PAGE === 0)).toBe(true);
+  expect(rss.length).toBe(s['events']);
+  for (const e of run.events) expect(Object.keys(e).slice(-2)).toEqual(['brk', 'rss']);
+  expect(Math.max(...rss)).toBe(s['peakRss']);
+  expect(rss[rss.length - 1]).toBe(s['rss']); // the final rss is a separate full count
+  // On this machine perf_event_open works; elsewhere the fallback (rescans) is checked the same way.
+  if (run.stderr === '') expect(s['rssBy']).toBe('faults');
+  return (s['rssPaths'] ?? {}) as Record<string, number>;
+}
+
+describe('RSS after every event, from the sampled page faults', () => {
+  it('matches a full count after every event of a mixed trace: calloc, memalign, valloc, realloc, trims, exits, mmapped chunks', () => {
+    const run = runNativeText(mixedTrace(42, 1500), { rss: true, verifyRss: true });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) {
+      expect(paths['munmap']).toBeGreaterThan(0);
+      expect(paths['trim']).toBeGreaterThan(0);
+      expect(paths['exit']).toBeGreaterThan(0);
+    }
+  });
+
+  it('needs per-event measurement for --rss and --verify-rss', () => {
+    expect(runNativeText('1 malloc 24 a\n', { rss: true, peak: false }).exitCode).toBe(2);
+    expect(runNativeText('1 malloc 24 a\n', { verifyRss: true, peak: false }).exitCode).toBe(2);
   });
 });
 
@@ -265,8 +299,11 @@ describe('calls', () => {
     // 245 pages. The first malloc also ran tcache_init, whose 640-byte memset and the top header
     // write page 0 of the main heap: 1 page. After the free (munmap) only that page is left.
     const text = '1 malloc 1000000 a\n1 free a\n';
-    const run = runNativeText(text);
-    expect(run.events[0]).toEqual({ i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 245 * PAGE - 16, brk: 0x21000 });
+    const run = runNativeText(text, { rss: true });
+    expect(run.events).toEqual([
+      { i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 245 * PAGE - 16, brk: 0x21000, rss: 246 * PAGE },
+      { i: 1, op: 'free', tid: 1, brk: 0x21000, rss: PAGE },
+    ]);
     expect(run.summary!['rss']).toBe(PAGE);
     expect(run.summary!['peakRss']).toBe(246 * PAGE);
     // Without per-event measurement, peakRss is the final RSS.
@@ -279,8 +316,9 @@ describe('calls', () => {
     // 489 pages, keeping the 245 written pages; the program then writes [16 + 1000000,
     // 16 + 2000000), ending in page 488 (2000015 / 4096 = 488.3). All 489 pages, plus page 0 of
     // the main heap: the peak is 490 pages, reached after the realloc.
-    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n');
-    expect(run.events[1]).toEqual({ i: 1, op: 'realloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 489 * PAGE - 16, brk: 0x21000 });
+    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n', { rss: true });
+    expect(run.events[1]).toEqual({ i: 1, op: 'realloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 489 * PAGE - 16, brk: 0x21000, rss: 490 * PAGE });
+    expect(run.events.map((e) => e['rss'])).toEqual([246 * PAGE, 490 * PAGE, PAGE]);
     expect(run.summary!['peakRss']).toBe(490 * PAGE);
     expect(run.summary!['rss']).toBe(PAGE);
   });
