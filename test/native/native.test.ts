@@ -11,6 +11,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { traceEnv } from '../diff/harness.js';
+import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { generateTrace } from '../gen/generate.js';
 import { runNative, runNativeText, type NativeRun } from '../helpers/native.js';
 
 const PAGE = 4096;
@@ -238,6 +241,61 @@ describe('RSS after every event, from the sampled page faults', () => {
       expect(paths['trim']).toBeGreaterThan(0);
       expect(paths['exit']).toBeGreaterThan(0);
     }
+  });
+
+  it('matches a full count while thread heaps grow, shrink and are deleted, and the break goes up and down', () => {
+    // heaps-4 of the heap-stress suite (test/diff/threads-heaps.test.ts): 897 events.
+    const text = generateThreadedTrace({ seed: 'heaps-4', events: 897, heapStress: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) {
+      expect(paths['brk']).toBeGreaterThan(0); // systrim
+      expect(paths['shrink']).toBeGreaterThan(0); // shrink_heap
+      expect(paths['delete']).toBeGreaterThan(0); // delete_heap
+      expect(paths['trim']).toBeGreaterThan(0); // malloc_trim
+      // Only malloc_trim needed a full scan: the ring buffers lost nothing.
+      expect(run.summary!['fullScans']).toBe(paths['trim']);
+    }
+  });
+
+  it('matches a full count with many threads coming and going, cross-thread frees, calloc and memalign', () => {
+    const text = generateThreadedTrace({ seed: 'threads-0', events: 1500 });
+    expect(text).toMatch(/ calloc /);
+    expect(text).toMatch(/ memalign /);
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) {
+      expect(paths['exit']).toBeGreaterThan(0);
+      expect(paths['brk']).toBeGreaterThan(0);
+      expect(paths['munmap']).toBeGreaterThan(0);
+    }
+  });
+
+  it('matches a full count when realloc moves mmapped chunks with mremap', () => {
+    const text = generateTrace({ seed: 'diff-3', events: 1500, maxLiveBytes: 32 << 20 });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) expect(paths['mremap']).toBeGreaterThan(0);
+  });
+
+  it('gives the same figures as rescanning the heaps, which it falls back to without perf', () => {
+    const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
+    const faults = runNativeText(text, { env: traceEnv(text), rss: true });
+    const rescans = runNativeText(text, { env: traceEnv(text), rss: true, perf: false, verifyRss: true });
+    expect(rescans.stderr).toBe('');
+    expect(rescans.summary!['rssBy']).toBe('rescans');
+    expect(rescans.events).toEqual(faults.events);
+    expect(rescans.summary!['peakRss']).toBe(faults.summary!['peakRss']);
+  });
+
+  it('falls back to rescans for the rest of the run when a later thread cannot open its sampling', () => {
+    // With 12 open files the main thread and the first few others get their perf fd, a later one not.
+    const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, maxFiles: 12 });
+    expect(run.exitCode).toBe(0);
+    expect(run.stderr).toMatch(/^replay: note: perf_event_open failed \(Too many open files\): RSS after each event by rescanning the heaps instead \(slower\)\n$/);
+    expect(run.summary!['rssBy']).toBe('rescans');
+    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true }).events);
   });
 
   it('needs per-event measurement for --rss and --verify-rss', () => {
