@@ -37,10 +37,13 @@ export interface NativeOptions {
   /** Check the RSS measured after every event against a full page count, and the set of resident
    *  heap pages against a full scan; the replayer dies at the first difference (slow). */
   verifyRss?: boolean;
-  /** false: measure RSS after each event by rescanning the heaps, as when perf_event_open is not
-   *  available, instead of from the sampled page faults (default true). */
-  perf?: boolean;
-  /** A limit on open files for the replayer (`ulimit -n`): each live thread holds a perf fd. */
+  /**
+   * How the RSS after each event is kept: 'auto' (default) samples page faults while that is
+   * cheaper than rescanning the heaps; 'faults' samples them from the first event to the last;
+   * 'rescans' never does, as when perf_event_open is not available.
+   */
+  rssBy?: 'auto' | 'faults' | 'rescans';
+  /** A limit on open files for the replayer (`ulimit -n`), say to keep perf_event_open from working. */
   maxFiles?: number;
 }
 
@@ -49,10 +52,12 @@ export interface NativeRun {
   events: Array<Record<string, unknown>>;
   /**
    * The summary, or null when the replayer wrote none (a trace error, a crash). Besides the keys
-   * of fidelity-log.md and `seconds`, when RSS is measured after every event: `rssBy` ("faults" or
-   * "rescans"), `fullScans` (events that needed a full scan of the heaps) and, by faults,
-   * `rssPaths` (how often each way out of residency was seen: brk, shrink, delete, munmap, mremap,
-   * trim, exit).
+   * of fidelity-log.md and `seconds`, when RSS is measured after every event: `rssBy` ("faults"
+   * when page-fault sampling was available, else "rescans") and `fullScans` (events measured by a
+   * full scan of the heaps); with sampling available, `sampledEvents` (events measured from the
+   * samples), `unsampled` (of those, events after which not every page fault had been sampled:
+   * each got a full scan) and `rssPaths` (how often each way out of residency was seen: brk,
+   * shrink, delete, munmap, mremap, trim, exit).
    */
   summary: Record<string, unknown> | null;
   /** Set when glibc aborted: its message and the index of the event that aborted. */
@@ -123,7 +128,7 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     if (opts.peak === false) args.push('--no-peak');
     if (opts.rss) args.push('--rss');
     if (opts.verifyRss) args.push('--verify-rss');
-    if (opts.perf === false) args.push('--no-perf');
+    if (opts.rssBy !== undefined) args.push('--rss-by', opts.rssBy);
     if (opts.stats) args.push('--stats', files.stats);
     if (opts.info) args.push('--info', files.info);
 

@@ -209,7 +209,7 @@ describe('a mixed multi-threaded trace', () => {
   });
 });
 
-/** Whether the replayer measured by sampled page faults (else it said why not on stderr). */
+/** Whether page-fault sampling was available to the replayer (else it said why not on stderr). */
 const byFaults = (run: NativeRun): boolean => run.summary?.['rssBy'] === 'faults';
 
 /**
@@ -229,13 +229,16 @@ function expectExactRss(run: NativeRun): Record<string, number> {
   expect(rss[rss.length - 1]).toBe(s['rss']); // the final rss is a separate full count
   // On this machine perf_event_open works; elsewhere the fallback (rescans) is checked the same way.
   if (run.stderr === '') expect(s['rssBy']).toBe('faults');
+  if (byFaults(run)) expect(s['unsampled']).toBe(0); // every page fault was sampled
+
   return (s['rssPaths'] ?? {}) as Record<string, number>;
 }
 
 describe('RSS after every event, from the sampled page faults', () => {
   it('matches a full count after every event of a mixed trace: calloc, memalign, valloc, realloc, trims, exits, mmapped chunks', () => {
-    const run = runNativeText(mixedTrace(42, 1500), { rss: true, verifyRss: true });
+    const run = runNativeText(mixedTrace(42, 1500), { rss: true, verifyRss: true, rssBy: 'faults' });
     const paths = expectExactRss(run);
+    if (byFaults(run)) expect(run.summary!['sampledEvents']).toBe(1500);
     if (byFaults(run)) {
       expect(paths['munmap']).toBeGreaterThan(0);
       expect(paths['trim']).toBeGreaterThan(0);
@@ -246,23 +249,36 @@ describe('RSS after every event, from the sampled page faults', () => {
   it('matches a full count while thread heaps grow, shrink and are deleted, and the break goes up and down', () => {
     // heaps-4 of the heap-stress suite (test/diff/threads-heaps.test.ts): 897 events.
     const text = generateThreadedTrace({ seed: 'heaps-4', events: 897, heapStress: true });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
     const paths = expectExactRss(run);
     if (byFaults(run)) {
       expect(paths['brk']).toBeGreaterThan(0); // systrim
       expect(paths['shrink']).toBeGreaterThan(0); // shrink_heap
       expect(paths['delete']).toBeGreaterThan(0); // delete_heap
       expect(paths['trim']).toBeGreaterThan(0); // malloc_trim
-      // Only malloc_trim needed a full scan: the ring buffers lost nothing.
+      // Only malloc_trim needed a full scan: no fault went unsampled.
       expect(run.summary!['fullScans']).toBe(paths['trim']);
     }
+  });
+
+  it('switches between sampling and rescans as the heaps grow and shrink, exact either way', () => {
+    // heaps-22: 621 events, the heaps from nothing to hundreds of MiB and back.
+    const text = generateThreadedTrace({ seed: 'heaps-22', events: 621, heapStress: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    expectExactRss(run);
+    if (byFaults(run)) {
+      const sampled = run.summary!['sampledEvents'] as number;
+      expect(sampled).toBeGreaterThan(0); // big heaps: sampling
+      expect(sampled).toBeLessThan(621); // the first events, small heaps: rescans
+    }
+    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans' }).events);
   });
 
   it('matches a full count with many threads coming and going, cross-thread frees, calloc and memalign', () => {
     const text = generateThreadedTrace({ seed: 'threads-0', events: 1500 });
     expect(text).toMatch(/ calloc /);
     expect(text).toMatch(/ memalign /);
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
     const paths = expectExactRss(run);
     if (byFaults(run)) {
       expect(paths['exit']).toBeGreaterThan(0);
@@ -273,29 +289,32 @@ describe('RSS after every event, from the sampled page faults', () => {
 
   it('matches a full count when realloc moves mmapped chunks with mremap', () => {
     const text = generateTrace({ seed: 'diff-3', events: 1500, maxLiveBytes: 32 << 20 });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
     const paths = expectExactRss(run);
     if (byFaults(run)) expect(paths['mremap']).toBeGreaterThan(0);
   });
 
-  it('gives the same figures as rescanning the heaps, which it falls back to without perf', () => {
+  it('gives the same figures by samples, by rescans and by the automatic choice', () => {
     const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
-    const faults = runNativeText(text, { env: traceEnv(text), rss: true });
-    const rescans = runNativeText(text, { env: traceEnv(text), rss: true, perf: false, verifyRss: true });
+    const auto = runNativeText(text, { env: traceEnv(text), rss: true });
+    const faults = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' });
+    const rescans = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans', verifyRss: true });
     expect(rescans.stderr).toBe('');
     expect(rescans.summary!['rssBy']).toBe('rescans');
-    expect(rescans.events).toEqual(faults.events);
+    expect(faults.events).toEqual(auto.events);
+    expect(rescans.events).toEqual(auto.events);
     expect(rescans.summary!['peakRss']).toBe(faults.summary!['peakRss']);
   });
 
-  it('falls back to rescans for the rest of the run when a later thread cannot open its sampling', () => {
-    // With 12 open files the main thread and the first few others get their perf fd, a later one not.
+  it('falls back to rescans, with a note, when perf_event_open fails', () => {
+    // Seven open files: the standard streams, the log, the summary, pagemap, and the fault count;
+    // the first ring's perf_event_open finds none left (what was opened is closed again).
     const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, maxFiles: 12 });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, maxFiles: 7 });
     expect(run.exitCode).toBe(0);
-    expect(run.stderr).toMatch(/^replay: note: perf_event_open failed \(Too many open files\): RSS after each event by rescanning the heaps instead \(slower\)\n$/);
+    expect(run.stderr).toBe('replay: note: perf_event_open failed (Too many open files): RSS after each event by rescanning the heaps instead (slower)\n');
     expect(run.summary!['rssBy']).toBe('rescans');
-    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true }).events);
+    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' }).events);
   });
 
   it('needs per-event measurement for --rss and --verify-rss', () => {

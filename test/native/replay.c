@@ -4,13 +4,17 @@
  * event by event. Written for glibc 2.36 on x86_64 Linux; used only by the tests.
  *
  *   replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]
- *          [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--no-perf]
+ *          [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss]
+ *          [--rss-by auto|faults|rescans]
  *
  * By default the allocator's RSS is measured after every event for the summary's peakRss; --rss
  * also writes it on each log line ("rss", after "brk"); --no-peak measures only at the end (peakRss
  * is then the final RSS); --verify-rss checks every event's figure against a full page count and
- * dies at the first difference; --no-perf measures by rescans, as when perf_event_open is not
- * available. The summary says which way ("rssBy") and how many events needed a full scan.
+ * dies at the first difference. --rss-by says how the per-event figure is kept: auto (the
+ * default) samples page faults while that is cheaper than rescanning the heaps, faults samples
+ * them always, rescans never (as when perf_event_open is not available). The summary says which
+ * ("rssBy": "faults" when sampling was available, else "rescans"), how many events needed a full
+ * scan ("fullScans") and how many were measured from samples ("sampledEvents").
  *
  * Exit status: 0 done; 2 a mistake in the trace (FILE:LINE: ... on stderr); 3 refused to run
  * (the heap was already used, or /proc/self/pagemap or glibc's main arena cannot be read);
@@ -51,16 +55,17 @@
  * pages of the allocator's memory (the main heap [B0, brk), each heap of the other arenas, each
  * live mmapped chunk) that /proc/self/pagemap shows present and exclusively mapped (mincore would
  * also count the shared zero page that a read of untouched memory maps). The final `rss` is such
- * a full count. After every event the figure is kept up to date without scanning the heaps: each
- * replay thread samples its own page faults with perf_event_open, one sample per fault with its
- * address; the faulted pages that lie in the heaps are looked up in pagemap and added to a bitmap
- * of the heaps' resident pages, and the ranges that a lowered break, a shrunk heap or a deleted
- * heap gave back are taken out of it (malloc_trim, which discards pages inside free chunks, gets a
- * full scan). Mmapped chunks are counted once, after the event that creates them. A scan costs
- * about 35 ns a page; sampling adds 0.3 to 0.5 us to a fault of 2 to 3 us. See "RSS after
- * every event" below for the details and the fallback. THP is disabled for the process
- * (PR_SET_THP_DISABLE) so that no huge page changes residency behind glibc's back, nor maps many
- * pages with one fault.
+ * a full count. After every event the figure comes from a bitmap of the heaps' resident pages,
+ * kept up to date without scanning the heaps while they are big: the page faults of every replay
+ * thread are sampled with perf_event_open, one sample per fault with its address, and counted;
+ * the faulted pages that lie in the heaps are looked up in pagemap and added, and the ranges that
+ * a lowered break, a shrunk heap or a deleted heap gave back are taken out (malloc_trim, which
+ * discards pages inside free chunks, gets a full scan). While the heaps are small, rescanning
+ * them after an event that faulted is cheaper, and sampling is switched off. Mmapped chunks are
+ * counted once, after the event that creates them. A scan costs about 35 ns a page; sampling adds
+ * 0.3 to 0.5 us to a fault of 2 to 3 us. See "RSS after every event" below for the details and
+ * the fallback. THP is disabled for the process (PR_SET_THP_DISABLE) so that no huge page changes
+ * residency behind glibc's back, nor maps many pages with one fault.
  *
  * Not replayed: malloc-check (libc_malloc_debug.so would be bypassed by the __libc_* calls) and
  * hugetlb tunables (heap_for_ptr here assumes 64 MiB heaps).
@@ -75,12 +80,14 @@
 #include <linux/perf_event.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -805,7 +812,7 @@ static void live_fill(struct tok *t, const struct key *k, void *ptr, uint64_t re
 
 /* Graves are faulted in a megabyte at a time with one madvise (see populate), which costs much
    less than a page fault every 128 frees; end_event does it after the measurement, so that the
-   fallback's fault count (see rss_by_rescans) does not see it either. */
+   rescans' fault count (see window_open), which counts these too, does not see it. */
 static uint64_t graves_ready;
 
 static void graves_populate(void) {
@@ -902,74 +909,59 @@ static uint64_t rss_full(void) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* RSS after every event, by rescanning (the fallback).                                        */
-/* ------------------------------------------------------------------------------------------ */
-
-/*
- * Without page-fault sampling (see the next section) the heaps are rescanned after an event only
- * when it may have changed them: during an event a heap page can only become resident through a
- * page fault of the thread running it (nothing else runs), and can only stop being resident
- * through brk (systrim), munmap or madvise on a heap (heap_trim, shrink_heap: they change a
- * heap_info size or the chain), or mtrim (malloc_trim). So the heaps are rescanned when the
- * thread's minor-fault count, the break, or the heaps' signature changed, and after malloc_trim
- * and thread exits (another thread ran). Exact, but a fault anywhere in the event (our own first
- * writes included) costs a scan of every heap.
- */
-static uint64_t heap_pages_known, window_faults, window_sig;
-
-static long thread_faults(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_minflt;
-}
-
-static uint64_t heaps_signature(void) {
-  uint64_t sig = cur_brk();
-  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
-    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV))
-      sig = ((sig * 31 + h) * 31 + WORD(h + HI_SIZE)) * 31 + WORD(h + HI_MPROTECT);
-  return sig;
-}
-
-static void window_open(void) {
-  window_faults = (uint64_t)thread_faults();
-  window_sig = heaps_signature();
-}
-
-static unsigned long full_scans; /* events measured by a full scan of the heaps */
-
-static uint64_t rss_by_rescans(int force) {
-  if (force || (uint64_t)thread_faults() != window_faults || heaps_signature() != window_sig) {
-    heap_pages_known = heap_pages();
-    full_scans++;
-  }
-  return (heap_pages_known + mm_pages) * PAGE;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* RSS after every event, from the page faults: the set of the heaps' resident pages.          */
+/* RSS after every event: the set of the heaps' resident pages.                                */
 /* ------------------------------------------------------------------------------------------ */
 
 /*
  * We keep the set of resident pages of the heaps (the main heap [B0, brk) and each non-main heap
  * [h, h + mprotect_size), as heap_pages counts them) as one bitmap per 64 MiB region, plus a
- * running count, and bring it up to date after each event from what happened during the event:
+ * running count, and bring it up to date after each event from what happened during the event.
  *
- * - Pages become resident only through page faults of the thread that runs the event (it is the
- *   only one running). Each replay thread samples its own page faults with perf_event_open
- *   (software event PERF_COUNT_SW_PAGE_FAULTS, one sample per fault, carrying the faulting
- *   address) into a ring buffer of its own. After the event, every sampled page that lies in the
- *   heaps and is not in the set yet is looked up in /proc/self/pagemap (contiguous pages with one
- *   pread) and added if it is present and exclusively mapped: a read fault maps the shared zero
- *   page, which does not count. Faults anywhere else (our own tables, buffers, stacks, mmapped
- *   chunks, which the registry above counts) are ignored, so the replayer's memory never counts.
- * - Pages stop being resident only when the break goes down (systrim), when a non-main heap
- *   shrinks (shrink_heap: everything from its new size up is gone, whether glibc used
- *   MADV_DONTNEED or mmap MAP_FIXED) or is deleted (munmap of the whole heap), and in malloc_trim
- *   (mtrim's MADV_DONTNEED inside free chunks). After each event the break and the chain of heaps
- *   are compared with what they were after the previous one and the ranges that went away are
- *   cleared from the set; after malloc_trim the heaps are scanned afresh. Growth (brk up, a heap's
- *   size up, a new heap) adds nothing by itself: its pages count once written.
+ * Pages stop being resident only when the break goes down (systrim), when a non-main heap shrinks
+ * (shrink_heap: everything from its new size up is gone, whether glibc used MADV_DONTNEED or mmap
+ * MAP_FIXED) or is deleted (munmap of the whole heap), and in malloc_trim (mtrim's MADV_DONTNEED
+ * inside free chunks). After each event the break and the chain of heaps are compared with what
+ * they were after the previous one and the ranges that went away are cleared from the set; after
+ * malloc_trim the heaps are scanned afresh. Growth (brk up, a heap's size up, a new heap) adds
+ * nothing by itself: its pages count once written.
+ *
+ * Pages become resident only through page faults of the thread that runs the event (it is the
+ * only one running), and there are two ways to learn which:
+ *
+ * - Sampling. Before any other thread exists, the main thread opens with perf_event_open one
+ *   sampling event per CPU it may run on (software event PERF_COUNT_SW_PAGE_FAULTS, this task on
+ *   that CPU, one sample per fault carrying the faulting address, inherited by every thread
+ *   created later), each with its ring buffer: a thread's samples go to the ring of the CPU it
+ *   faulted on. (One event per thread, opened by each thread, cost 0.3 to 0.7 ms per thread here,
+ *   perf_event_open and the ring's pages; an inherited event costs nothing measurable at
+ *   pthread_create.) After the event, every sampled page that lies in the heaps and is not in the
+ *   set yet is looked up in /proc/self/pagemap (contiguous pages with one pread) and added if it
+ *   is present and exclusively mapped: a read fault maps the shared zero page, which does not
+ *   count. Faults anywhere else (our own tables, buffers, stacks, mmapped chunks, which the
+ *   registry above counts) are ignored, so the replayer's memory never counts. That no fault went
+ *   unsampled is checked after every event: an inherited counting event of the same faults on
+ *   any CPU must have grown by exactly the number of samples taken (plus those the kernel reports
+ *   lost). The count is read before the rings' heads are, and nothing in between touches memory
+ *   that could fault (the rings are faulted in when opened). If it does not add up (lost
+ *   samples, throttling, a CPU that came online) the heaps are scanned afresh for that event.
+ * - Rescans. The heaps are scanned afresh after an event in which the running thread took a page
+ *   fault (its minor-fault count from getrusage), the heaps changed, or another thread ran (an
+ *   exit). Exact as well, but a fault anywhere in the event, our own first writes included, costs
+ *   a scan of every heap.
+ *
+ * Sampling costs every fault of the process some 0.3 to 0.5 us (the faults in mmapped chunks and
+ * in our own memory included) and every event a little (reading the count, perf's work when the
+ * baton passes to another thread; the counting event alone made small replays 5% slower), while
+ * a rescan costs about 35 ns a page of the heaps: with heaps of a few MiB rescans are the cheaper
+ * way. The faults of each event are known either way (the sample count while sampling, getrusage
+ * otherwise), so we know what either way would have cost, and switch sampling and its count on
+ * (PERF_EVENT_IOC_ENABLE, which reaches every inherited copy) when it would have cost less than
+ * half what the rescans did over the last events, and off in the opposite case (--rss-by auto,
+ * the default). The set is exact in both modes, and a page is only ever added when pagemap says
+ * it counts; only the speed depends on the choice. When perf_event_open or a ring is not
+ * available (another kernel, a stricter perf_event_paranoid, RLIMIT_MEMLOCK) the run measures by
+ * rescans, with a note on stderr; --rss-by rescans does the same on purpose, --rss-by faults
+ * samples from the first event to the last.
  *
  * This rests on two facts of glibc 2.36. Within one call it never shrinks a heap (or the break)
  * and grows it again, nor deletes a heap and makes a new one at the same address: the calls that
@@ -979,17 +971,12 @@ static uint64_t rss_by_rescans(int force) {
  * by page against a full scan after every event.
  *
  * A thread's `exit` runs __libc_thread_freeres in the exiting thread, which writes the heaps (its
- * tcache is freed): the main thread drains that thread's ring after joining it. The samples are
- * written synchronously, as each fault happens, so they are all there once the thread is gone.
- *
- * When the kernel could not keep every sample (a PERF_RECORD_LOST, or throttling) the heaps are
- * scanned afresh for that event. When perf_event_open or the ring is not available (another
- * kernel, a stricter perf_event_paranoid, RLIMIT_MEMLOCK), the whole run measures by rescans, as
- * in the previous section, with a note on stderr.
+ * tcache is freed): its samples are in the rings, written as each fault happened, by the time the
+ * main thread has joined it and ends the event; without sampling, the exit gets a rescan.
  */
 #define REGION_PAGES (HEAP_MAX / PAGE)    /* 16384 pages: a region is a non-main heap's span */
 #define REGION_WORDS (REGION_PAGES / 64) /* its bitmap: 256 words, 2 KiB */
-#define RING_PAGES 128                    /* 512 KiB of samples (16 bytes each): a 128 MiB memset */
+#define RING_PAGES 128                    /* 512 KiB per CPU, 16 bytes a sample: a 128 MiB memset */
 #define RING_MASK ((uint64_t)RING_PAGES * PAGE - 1)
 #define CAND_MAX 65536                    /* pages waiting for their pagemap look-up */
 #define HEAPS_MAX 65536                   /* non-main heaps alive at once (4 TiB of heaps) */
@@ -1005,13 +992,24 @@ static uint64_t regions_mask, regions_n;
 static uint64_t *bits_free, *bits_end; /* bitmaps are carved from mmapped blocks */
 
 struct ring {
-  struct perf_event_mmap_page *meta; /* NULL: no ring */
+  struct perf_event_mmap_page *meta;
   const unsigned char *data;
+  uint64_t head;  /* data_head, as taken right after the count */
   int fd;
-  int throttled; /* between a PERF_RECORD_THROTTLE and its UNTHROTTLE: faults go unsampled */
+  int throttled;  /* between a PERF_RECORD_THROTTLE and its UNTHROTTLE: faults go unsampled */
 };
+static struct ring rings[CPU_SETSIZE];
+static int n_rings, fd_count = -1;
+static uint64_t faults_counted; /* the counting event's value at the last look */
+static unsigned long unsampled;  /* events after which not every fault had been sampled */
 
-static int use_faults = 1;            /* measure by faults (else by rescans) */
+enum { END_CALL, END_TRIM, END_EXIT }; /* how an event ends, for end_event */
+enum { BY_AUTO, BY_FAULTS, BY_RESCANS };
+static int rss_by = BY_AUTO;          /* --rss-by: choose by cost, always sample, never sample */
+static int perf_ok = 1;               /* sampling is available (else rescans only) */
+static int sampling;                  /* sampling and its count are switched on */
+static unsigned long full_scans;      /* events measured by a full scan of the heaps */
+static unsigned long sampled_events;  /* events measured from samples */
 static uint64_t set_pages;            /* pages in the set */
 static uint64_t main_lo, main_hi;     /* the main heap's pages, [B0, brk) as last seen */
 static uint64_t heap_stamp;           /* looks at the heaps so far */
@@ -1020,7 +1018,6 @@ static uint32_t n_heaps_now, n_heaps_before;
 static uint64_t *cand;
 static size_t n_cand;
 static uint64_t last_fault_page = UINT64_MAX;
-static struct ring gone_ring;         /* the ring of a thread that has just exited, to drain */
 
 static void region_table(uint64_t cap) {
   struct region *old = regions;
@@ -1108,15 +1105,20 @@ static inline int counts(uint64_t e) { return (int)((e >> 63) & (e >> 56) & 1); 
 /*
  * Looks at the heaps after an event and takes out of the set what went away: the pages above a
  * lowered break, those at and above the new size of a heap that shrank, all of a heap that is
- * gone. Also records each heap's range for the fault filter below.
+ * gone. Also records each heap's range for the fault filter below, and their pages in all
+ * (heap_span). Returns 1 if the break or any heap changed since the last look.
  */
-static void heaps_look(void) {
+static uint64_t heap_span;
+
+static int heaps_look(void) {
   uint64_t hi = (cur_brk() + PAGE - 1) / PAGE;
+  int changed = hi != main_hi;
   if (hi < main_hi) { /* systrim */
     set_clear(hi, main_hi);
     paths.brk++;
   }
   main_hi = hi;
+  heap_span = main_hi - main_lo;
   heap_stamp++;
   uintptr_t *t = heaps_before;
   heaps_before = heaps_now;
@@ -1131,20 +1133,25 @@ static void heaps_look(void) {
         set_clear((h + size) / PAGE, (h + r->lim) / PAGE);
         paths.shrink++;
       }
+      changed |= r->stamp != heap_stamp - 1 || size != r->size || lim != r->lim;
       r->size = size;
       r->lim = lim;
       r->stamp = heap_stamp;
+      heap_span += lim / PAGE;
       if (n_heaps_now >= HEAPS_MAX) die(EXIT_RESOURCE, "replay: too many heaps\n");
       heaps_now[n_heaps_now++] = h;
     }
+  changed |= n_heaps_now != n_heaps_before;
   for (uint32_t i = 0; i < n_heaps_before; i++) {
     uintptr_t h = heaps_before[i];
     struct region *r = region_find(h / HEAP_MAX, 0);
     if (r->stamp != heap_stamp) { /* delete_heap */
       set_clear(h / PAGE, (h + r->lim) / PAGE);
       paths.del++;
+      changed = 1;
     }
   }
+  return changed;
 }
 
 /* Is page pg in the heaps as last looked at? */
@@ -1186,71 +1193,126 @@ static inline void note_fault(uint64_t addr) {
   cand[n_cand++] = pg;
 }
 
-/* Opens the calling thread's sampling of its own page faults. Returns NULL, or why not. */
-static const char *ring_open(struct ring *r) {
+static int fault_event(int cpu, int sample, int exclude_kernel) {
   struct perf_event_attr a;
   memset(&a, 0, sizeof a);
   a.size = sizeof a;
   a.type = PERF_TYPE_SOFTWARE;
   a.config = PERF_COUNT_SW_PAGE_FAULTS;
-  a.sample_period = 1;
-  a.sample_type = PERF_SAMPLE_ADDR;
+  a.sample_period = sample ? 1 : 0; /* every fault, or only count them */
+  a.disabled = 1;                   /* off until sampling pays: see above */
+  a.sample_type = sample ? PERF_SAMPLE_ADDR : 0;
+  a.inherit = 1; /* threads created later have their own copy, feeding this ring and count */
+  a.exclude_kernel = (unsigned)exclude_kernel;
   a.exclude_hv = 1;
-  int fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-  if (fd < 0 && (errno == EACCES || errno == EPERM)) {
+  return (int)syscall(SYS_perf_event_open, &a, 0, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static void faults_close(void) {
+  for (int i = 0; i < n_rings; i++) {
+    munmap(rings[i].meta, (size_t)(RING_PAGES + 1) * PAGE);
+    close(rings[i].fd);
+  }
+  n_rings = 0;
+  if (fd_count >= 0) close(fd_count);
+  fd_count = -1;
+}
+
+/* Opens the sampling (one ring per CPU this process may run on) and the count. Returns NULL, or
+   why not (then nothing stays open). Must run before the first thread is created. */
+static const char *faults_open(void) {
+  static cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) return "sched_getaffinity failed";
+  int xk = 0;
+  fd_count = fault_event(-1, 0, 0);
+  if (fd_count < 0 && (errno == EACCES || errno == EPERM)) {
     /* perf_event_paranoid >= 2 without privileges: user-mode faults only. That loses nothing here:
        no system call of ours or of glibc's allocator writes into the heaps. */
-    a.exclude_kernel = 1;
-    fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
+    xk = 1;
+    fd_count = fault_event(-1, 0, 1);
   }
-  if (fd < 0) return "perf_event_open failed";
-  void *m = mmap(NULL, (size_t)(RING_PAGES + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (m == MAP_FAILED) {
-    close(fd);
-    return "cannot map a perf ring buffer";
+  if (fd_count < 0) return "perf_event_open failed";
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &cpus)) continue;
+    int fd = fault_event(cpu, 1, xk);
+    if (fd < 0) {
+      int e = errno;
+      faults_close();
+      errno = e;
+      return "perf_event_open failed";
+    }
+    void *m = mmap(NULL, (size_t)(RING_PAGES + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      faults_close();
+      errno = e;
+      return "cannot map a perf ring buffer";
+    }
+    struct ring *r = &rings[n_rings++];
+    r->fd = fd;
+    r->meta = m;
+    r->data = (const unsigned char *)m + PAGE;
+    /* Fault the ring in now: reading it later must not fault (see the count check). */
+    volatile unsigned char sink = 0;
+    for (size_t o = 0; o < (size_t)RING_PAGES * PAGE; o += PAGE) sink ^= r->data[o];
+    (void)sink;
   }
-  r->meta = m;
-  r->data = (const unsigned char *)m + PAGE;
-  r->fd = fd;
-  r->throttled = 0;
   return NULL;
 }
 
-static void ring_close(struct ring *r) {
-  munmap(r->meta, (size_t)(RING_PAGES + 1) * PAGE);
-  close(r->fd);
-  r->meta = NULL;
-}
-
-/* Takes every sample the kernel wrote since the last call. Returns 1 if faults may have gone
-   unsampled. Records are 8-byte aligned and made of 8-byte words, so no word straddles the end. */
-static int ring_drain(struct ring *r) {
-  uint64_t head = __atomic_load_n(&r->meta->data_head, __ATOMIC_ACQUIRE), tail = r->meta->data_tail;
-  int missed = r->throttled;
+/* Takes the samples of one ring up to r->head. Returns the samples and lost samples it saw; sets
+   *missed if the kernel dropped or withheld some. Records are 8-byte aligned and made of 8-byte
+   words, so no word straddles the end. */
+static uint64_t ring_drain(struct ring *r, int *missed) {
+  uint64_t tail = r->meta->data_tail, seen = 0;
+  if (r->throttled) *missed = 1;
   last_fault_page = UINT64_MAX;
-  while (tail < head) {
+  while (tail < r->head) {
     struct perf_event_header h;
+    uint64_t w;
     memcpy(&h, r->data + (tail & RING_MASK), sizeof h);
     if (h.type == PERF_RECORD_SAMPLE) {
-      uint64_t addr;
-      memcpy(&addr, r->data + ((tail + 8) & RING_MASK), 8);
-      note_fault(addr);
+      memcpy(&w, r->data + ((tail + 8) & RING_MASK), 8); /* the address */
+      note_fault(w);
+      seen++;
     } else if (h.type == PERF_RECORD_LOST) {
-      missed = 1;
+      memcpy(&w, r->data + ((tail + 16) & RING_MASK), 8); /* after the id: how many */
+      seen += w;
+      *missed = 1;
     } else if (h.type == PERF_RECORD_THROTTLE) {
-      missed = r->throttled = 1;
+      *missed = r->throttled = 1;
     } else if (h.type == PERF_RECORD_UNTHROTTLE) {
-      missed = 1;
+      *missed = 1;
       r->throttled = 0;
     }
     if (h.size < sizeof h) { /* cannot happen; do not loop forever */
-      missed = 1;
-      tail = head;
+      *missed = 1;
+      tail = r->head;
       break;
     }
     tail += h.size;
   }
   __atomic_store_n(&r->meta->data_tail, tail, __ATOMIC_RELEASE);
+  return seen;
+}
+
+/* Takes every sample since the last call from all the rings. Returns 1 if some fault of the
+   process may have gone unsampled. */
+static uint64_t fault_count(void) {
+  uint64_t count;
+  if (read(fd_count, &count, sizeof count) != sizeof count) die(EXIT_RESOURCE, "replay: reading the page-fault count failed\n");
+  return count;
+}
+
+static int faults_drain(void) {
+  uint64_t count = fault_count();
+  for (int i = 0; i < n_rings; i++) rings[i].head = __atomic_load_n(&rings[i].meta->data_head, __ATOMIC_ACQUIRE);
+  int missed = 0;
+  uint64_t seen = 0;
+  for (int i = 0; i < n_rings; i++) seen += ring_drain(&rings[i], &missed);
+  if (seen != count - faults_counted) missed = 1;
+  faults_counted = count;
   return missed;
 }
 
@@ -1269,8 +1331,14 @@ static void heaps_rescan(void) {
       size_t k = (size_t)((end < stop ? end : stop) - p);
       if (k > PM_BATCH) k = PM_BATCH;
       pagemap_read(p, k);
-      for (size_t j = 0; j < k; j++)
-        if (counts(pm_buf[j])) set_add(p + j);
+      uint64_t *bits = NULL;
+      for (size_t j = 0; j < k; j++) {
+        if (!counts(pm_buf[j])) continue;
+        if (!bits) bits = region_bits(region_find(p / REGION_PAGES, 1));
+        uint64_t i_r = (p + j) % REGION_PAGES;
+        bits[i_r / 64] |= 1ull << (i_r % 64); /* the bitmaps were cleared above */
+        set_pages++;
+      }
       p += k;
     }
   }
@@ -1330,7 +1398,7 @@ static uint64_t set_verify(void) {
   return in_ranges;
 }
 
-static void faults_init(void) {
+static void set_init(void) {
   region_table(1024);
   heaps_now = map_anon(HEAPS_MAX * sizeof *heaps_now);
   heaps_before = map_anon(HEAPS_MAX * sizeof *heaps_before);
@@ -1342,30 +1410,68 @@ static void faults_init(void) {
   full_scans = 0;
 }
 
-/* Sampling is unavailable from now on (or from the start): measure by rescans instead. */
-static int rescan_next;
-
+/* Sampling is not available: rescans only. */
 static void faults_unavailable(const char *why) {
   char m[300];
   snprintf(m, sizeof m, "replay: note: %s (%s): RSS after each event by rescanning the heaps instead (slower)\n", why, strerror(errno));
   write_all(2, m, strlen(m));
-  use_faults = 0;
-  rescan_next = 1;
+  perf_ok = 0;
 }
 
-/* The RSS after the event, brought up to date from its faults (and those of a thread that exited);
-   full: scan the heaps afresh (after malloc_trim). */
-static uint64_t rss_by_faults(struct ring *own, int full) {
-  heaps_look();
-  int missed = ring_drain(own);
-  if (gone_ring.meta) {
-    missed |= ring_drain(&gone_ring);
-    ring_close(&gone_ring);
-    paths.exit++;
+/* The rescans' trigger: the minor faults of the thread running the event, from its start. */
+static uint64_t window_faults;
+
+static uint64_t thread_faults(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_THREAD, &ru);
+  return (uint64_t)ru.ru_minflt;
+}
+
+static void window_open(void) { window_faults = thread_faults(); }
+
+/* Costs in rescanned pages (35 ns), measured here: an event while sampling (the count, the rings,
+   perf's work at thread switches), and a sampled fault. */
+#define SAMPLE_EVENT_COST 100.0
+#define SAMPLE_COST 12.0
+#define COST_DECAY (1.0 - 1.0 / 64)
+static double cost_rescans, cost_sampling;
+
+static void set_sampling(int on) {
+  for (int i = 0; i <= n_rings; i++)
+    if (ioctl(i < n_rings ? rings[i].fd : fd_count, on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0) != 0)
+      die(EXIT_RESOURCE, "replay: cannot switch page-fault sampling\n");
+  sampling = on;
+  /* Compare count and samples from here. Samples left in the rings from before (faults of ours
+     since the last drain) are harmless: a page is only added if pagemap says it counts. */
+  if (on) faults_drain();
+  n_cand = 0;
+  cost_rescans = cost_sampling = 0;
+}
+
+/* The RSS after the event, brought up to date from what happened since the previous one (for an
+   exit, the thread's teardown too). */
+static uint64_t rss_after_event(int how) {
+  int changed = heaps_look(), rescan;
+  uint64_t faults;
+  if (sampling) {
+    uint64_t before = faults_counted;
+    rescan = faults_drain();
+    unsampled += (unsigned long)rescan;
+    sampled_events++;
+    faults = faults_counted - before;
+  } else {
+    faults = how == END_EXIT ? 0 : thread_faults() - window_faults; /* another thread's faults */
+    rescan = changed || faults || how == END_EXIT;
   }
-  paths.trim += (unsigned long)full;
-  if (full || missed) heaps_rescan();
+  paths.trim += how == END_TRIM;
+  if (rescan || how == END_TRIM) heaps_rescan();
   else cand_flush();
+  if (perf_ok && rss_by == BY_AUTO) {
+    cost_rescans = cost_rescans * COST_DECAY + (double)(changed || faults ? heap_span : 0);
+    cost_sampling = cost_sampling * COST_DECAY + SAMPLE_EVENT_COST + SAMPLE_COST * (double)faults;
+    if (!sampling && cost_sampling * 2 < cost_rescans) set_sampling(1);
+    else if (sampling && cost_rescans * 2 < cost_sampling) set_sampling(0);
+  }
   return (set_pages + mm_pages) * PAGE;
 }
 
@@ -1455,8 +1561,7 @@ static void verify_event(uint64_t r) {
     }
     mmp += n;
   }
-  /* In fault mode the page-by-page check of the set is the full count of the heaps. */
-  uint64_t full = ((use_faults ? set_verify() : heap_pages()) + mmp) * PAGE;
+  uint64_t full = (set_verify() + mmp) * PAGE; /* the page-by-page check is also a full count */
   if (full != r) {
     char m[300];
     snprintf(m, sizeof m, "replay: --verify-rss: after event %llu the RSS is %llu, not %llu\n", (unsigned long long)cur.index,
@@ -1465,20 +1570,14 @@ static void verify_event(uint64_t r) {
   }
 }
 
-enum { END_CALL, END_TRIM, END_EXIT };
-static struct ring *own_ring; /* the ring of the thread running the event */
 static uint64_t last_rss;
 
 /* After the event (for an exit, once the thread is joined): measure, then finish its log line. */
 static void end_event(int how) {
   uint64_t r = 0;
   if (want_peak) {
-    if (use_faults) {
-      r = rss_by_faults(own_ring, how == END_TRIM);
-    } else {
-      r = rss_by_rescans(how != END_CALL || rescan_next); /* an exit: another thread ran */
-      rescan_next = 0;
-    }
+    paths.exit += how == END_EXIT;
+    r = rss_after_event(how);
     if (verify_rss) verify_event(r);
     if (r > peak_rss) peak_rss = r;
     last_rss = r;
@@ -1617,7 +1716,6 @@ struct slot {
   uint32_t tid;
   int bound; /* a trace thread number currently maps to this slot */
   pthread_t th;
-  struct ring ring; /* its page-fault samples */
 } __attribute__((aligned(64)));
 
 static struct slot slots[MAX_THREADS];
@@ -1692,13 +1790,7 @@ got:
 static void serve(struct slot *self);
 
 static void *thread_main(void *arg) {
-  struct slot *s = arg;
-  /* Sampling starts before the thread's first event (this runs before it takes the baton). */
-  if (want_peak && use_faults) {
-    const char *why = ring_open(&s->ring);
-    if (why) faults_unavailable(why);
-  }
-  serve(s);
+  serve(arg);
   return NULL; /* start_thread then runs __libc_thread_freeres: the trace's `exit` */
 }
 
@@ -1747,11 +1839,6 @@ static void finish_join(void) {
   int err = pthread_join(s->th, NULL);
   if (err) die(EXIT_RESOURCE, "replay: pthread_join failed\n");
   s->used = 0;
-  if (s->ring.meta) { /* its teardown's faults are in its ring: end_event drains it */
-    if (use_faults) gone_ring = s->ring;
-    else ring_close(&s->ring);
-    s->ring.meta = NULL;
-  }
   run_plain();
   end_event(END_EXIT);
 }
@@ -1761,7 +1848,6 @@ static void serve(struct slot *self) {
     int cmd = wait_cmd(self);
     for (;;) {
       if (cmd == CMD_FINISH) return;
-      own_ring = &self->ring;
       if (cmd == CMD_JOIN) {
         finish_join();
       } else if (cur.op == OP_EXIT) {
@@ -1771,10 +1857,10 @@ static void serve(struct slot *self) {
           give(main_slot, CMD_JOIN);
           return; /* touch nothing of ours after this: the main thread may reuse the slot */
         }
-        if (want_peak && !use_faults) window_open();
+        if (want_peak && !sampling) window_open();
         run_event();
       } else {
-        if (want_peak && !use_faults) window_open();
+        if (want_peak && !sampling) window_open();
         run_event();
       }
       struct slot *next = next_owner(&cmd);
@@ -1925,17 +2011,12 @@ static int open_out(const char *path) {
 
 static void usage(void) {
   die(EXIT_TRACE, "usage: replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]"
-                  " [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--no-perf]\n");
+                  " [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--rss-by auto|faults|rescans]\n");
 }
 
 int main(int argc, char **argv) {
   pool_init();
   prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); /* huge pages would change residency behind our back */
-  struct rlimit nofile; /* each live thread holds a perf_event fd */
-  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
-    nofile.rlim_cur = nofile.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &nofile);
-  }
 
   const char *trace = NULL, *events = NULL, *summary = NULL, *stats = NULL, *info = NULL;
   for (int i = 1; i < argc; i++) {
@@ -1949,7 +2030,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--no-events")) want_events = 0;
     else if (!strcmp(a, "--verify-rss")) verify_rss = 1;
     else if (!strcmp(a, "--rss")) want_rss_key = 1;
-    else if (!strcmp(a, "--no-perf")) use_faults = 0;
+    else if (!strcmp(a, "--rss-by") && i + 1 < argc) {
+      const char *m = argv[++i];
+      if (!strcmp(m, "auto")) rss_by = BY_AUTO;
+      else if (!strcmp(m, "faults")) rss_by = BY_FAULTS;
+      else if (!strcmp(m, "rescans")) rss_by = BY_RESCANS, perf_ok = 0;
+      else usage();
+    }
     else if (a[0] == '-' && a[1] == '-') usage();
     else if (!trace) trace = a;
     else usage();
@@ -1978,10 +2065,11 @@ int main(int argc, char **argv) {
   mm = map_anon((size_t)MM_MAX * sizeof *mm);
 
   check_heap_untouched();
-  if (want_peak && use_faults) {
-    faults_init();
-    const char *why = ring_open(&main_slot->ring);
+  if (want_peak) {
+    const char *why = perf_ok ? faults_open() : NULL; /* before any thread: they inherit it */
     if (why) faults_unavailable(why);
+    set_init();
+    if (perf_ok && rss_by == BY_FAULTS) set_sampling(1);
   }
 
   struct sigaction sa;
@@ -2029,13 +2117,13 @@ int main(int argc, char **argv) {
                    (long long)(brk_now - B0), seconds);
   unsigned long ff = __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED);
   if (ff) n += snprintf(out + n, sizeof out - (size_t)n, ",\"foreignFrees\":%lu", ff);
-  if (want_peak) /* how the per-event RSS was measured, and how many events needed a full scan */
-    n += snprintf(out + n, sizeof out - (size_t)n, ",\"rssBy\":\"%s\",\"fullScans\":%lu", use_faults ? "faults" : "rescans",
+  if (want_peak) /* how the per-event RSS was measured: how many events by a full scan, by samples */
+    n += snprintf(out + n, sizeof out - (size_t)n, ",\"rssBy\":\"%s\",\"fullScans\":%lu", perf_ok ? "faults" : "rescans",
                   full_scans);
-  if (want_peak && use_faults)
+  if (want_peak && perf_ok)
     n += snprintf(out + n, sizeof out - (size_t)n,
-                  ",\"rssPaths\":{\"brk\":%lu,\"shrink\":%lu,\"delete\":%lu,\"munmap\":%lu,\"mremap\":%lu,\"trim\":%lu,\"exit\":%lu}",
-                  paths.brk, paths.shrink, paths.del, paths.munmap, paths.mremap, paths.trim, paths.exit);
+                  ",\"sampledEvents\":%lu,\"unsampled\":%lu,\"rssPaths\":{\"brk\":%lu,\"shrink\":%lu,\"delete\":%lu,\"munmap\":%lu,\"mremap\":%lu,\"trim\":%lu,\"exit\":%lu}",
+                  sampled_events, unsampled, paths.brk, paths.shrink, paths.del, paths.munmap, paths.mremap, paths.trim, paths.exit);
   n += snprintf(out + n, sizeof out - (size_t)n, "}\n");
   log_flush();
   write_all(fd_summary, out, (size_t)n);
