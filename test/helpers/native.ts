@@ -28,18 +28,37 @@ export interface NativeOptions {
   info?: boolean;
   /** Measure RSS after every event for peakRss (default true; false: peakRss is the final RSS). */
   peak?: boolean;
+  /** Also write each event's RSS on its log line: `rss`, bytes, after `brk` (needs `peak`). */
+  rss?: boolean;
   /** Write and parse the fidelity log (default true). */
   events?: boolean;
   /** The file name used in trace error messages (default: the trace's path). */
   name?: string;
-  /** Check peak mode's shortcut against a full page count after every event (slow). */
-  verifyPeak?: boolean;
+  /** Check the RSS measured after every event against a full page count, and the set of resident
+   *  heap pages against a full scan; the replayer dies at the first difference (slow). */
+  verifyRss?: boolean;
+  /**
+   * How the RSS after each event is kept: 'auto' (default) samples page faults while that is
+   * cheaper than rescanning the heaps; 'faults' samples them from the first event to the last;
+   * 'rescans' never does, as when perf_event_open is not available.
+   */
+  rssBy?: 'auto' | 'faults' | 'rescans';
+  /** A limit on open files for the replayer (`ulimit -n`), say to keep perf_event_open from working. */
+  maxFiles?: number;
 }
 
 export interface NativeRun {
-  /** The fidelity log, one object per replayed event. */
+  /** The fidelity log, one object per replayed event (with `rss` when asked for). */
   events: Array<Record<string, unknown>>;
-  /** The summary, or null when the replayer wrote none (a trace error, a crash). */
+  /**
+   * The summary, or null when the replayer wrote none (a trace error, a crash). Besides the keys
+   * of fidelity-log.md and `seconds`, when RSS is measured after every event: `rssBy` ("faults"
+   * when page-fault sampling was available, else "rescans") and `fullScans` (events measured by a
+   * full scan of the heaps); with sampling available, `sampledEvents` (events measured from the
+   * samples), `unsampled` (of those, events after which not every page fault had been sampled:
+   * each got a full scan) and `rssPaths` (how often each way out of residency was seen: brk,
+   * shrink, delete, munmap, mremap, trim, exit).
+   */
   summary: Record<string, unknown> | null;
   /** Set when glibc aborted: its message and the index of the event that aborted. */
   abort?: { message: string; event: number };
@@ -107,14 +126,22 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     const wantEvents = opts.events !== false;
     args.push(...(wantEvents ? ['--events', files.events] : ['--no-events']));
     if (opts.peak === false) args.push('--no-peak');
-    if (opts.verifyPeak) args.push('--verify-peak');
+    if (opts.rss) args.push('--rss');
+    if (opts.verifyRss) args.push('--verify-rss');
+    if (opts.rssBy !== undefined) args.push('--rss-by', opts.rssBy);
     if (opts.stats) args.push('--stats', files.stats);
     if (opts.info) args.push('--info', files.info);
 
     // A clean environment: glibc reads GLIBC_TUNABLES and MALLOC_*_ at start-up, so nothing may
     // leak in from the test runner's own environment.
     const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env };
-    const r = spawnSync(binary, args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    let cmd = binary;
+    let argv = args;
+    if (opts.maxFiles !== undefined) {
+      cmd = '/bin/sh';
+      argv = ['-c', `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, binary, ...args];
+    }
+    const r = spawnSync(cmd, argv, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
     if (r.error) throw new Error(`cannot run the native replayer: ${r.error.message}`);
 
     const events = wantEvents ? parseLog(readIfExists(files.events) ?? '') : [];

@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { runNative, runNativeText } from '../helpers/native.js';
+import { traceEnv } from '../diff/harness.js';
+import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { generateTrace } from '../gen/generate.js';
+import { runNative, runNativeText, type NativeRun } from '../helpers/native.js';
 
 const PAGE = 4096;
 const trace = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url));
@@ -204,11 +207,119 @@ describe('a mixed multi-threaded trace', () => {
     expect(a.summary!['foreignFrees']).toBeUndefined();
     expect(new Set(a.events.map((e) => e['arena'])).size).toBeGreaterThan(2); // several arenas, mmapped blocks
   });
+});
 
-  it("measures the same RSS after every event as a full page count (peak mode's shortcut)", () => {
-    const run = runNativeText(text, { verifyPeak: true });
-    expect(run.stderr).toBe('');
+/** Whether page-fault sampling was available to the replayer (else it said why not on stderr). */
+const byFaults = (run: NativeRun): boolean => run.summary?.['rssBy'] === 'faults';
+
+/**
+ * The checks of a run made with --rss --verify-rss: the replayer compared every event's RSS with a
+ * full page count, and the set of resident heap pages with a full scan, and would have died at the
+ * first difference. Returns how often each way out of residency was seen.
+ */
+function expectExactRss(run: NativeRun): Record<string, number> {
+  expect(run.stderr.replace(/^replay: note: perf_event_open.*\n/, '')).toBe('');
+  expect(run.exitCode).toBe(0);
+  const s = run.summary!;
+  const rss = run.events.map((e) => e['rss'] as number);
+  expect(rss.every((r) => Number.isInteger(r) && r >= 0 && r % PAGE === 0)).toBe(true);
+  expect(rss.length).toBe(s['events']);
+  for (const e of run.events) expect(Object.keys(e).slice(-2)).toEqual(['brk', 'rss']);
+  expect(Math.max(...rss)).toBe(s['peakRss']);
+  expect(rss[rss.length - 1]).toBe(s['rss']); // the final rss is a separate full count
+  // On this machine perf_event_open works; elsewhere the fallback (rescans) is checked the same way.
+  if (run.stderr === '') expect(s['rssBy']).toBe('faults');
+  if (byFaults(run)) expect(s['unsampled']).toBe(0); // every page fault was sampled
+
+  return (s['rssPaths'] ?? {}) as Record<string, number>;
+}
+
+describe('RSS after every event, from the sampled page faults', () => {
+  it('matches a full count after every event of a mixed trace: calloc, memalign, valloc, realloc, trims, exits, mmapped chunks', () => {
+    const run = runNativeText(mixedTrace(42, 1500), { rss: true, verifyRss: true, rssBy: 'faults' });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) expect(run.summary!['sampledEvents']).toBe(1500);
+    if (byFaults(run)) {
+      expect(paths['munmap']).toBeGreaterThan(0);
+      expect(paths['trim']).toBeGreaterThan(0);
+      expect(paths['exit']).toBeGreaterThan(0);
+    }
+  });
+
+  it('matches a full count while thread heaps grow, shrink and are deleted, and the break goes up and down', () => {
+    // heaps-4 of the heap-stress suite (test/diff/threads-heaps.test.ts): 897 events.
+    const text = generateThreadedTrace({ seed: 'heaps-4', events: 897, heapStress: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) {
+      expect(paths['brk']).toBeGreaterThan(0); // systrim
+      expect(paths['shrink']).toBeGreaterThan(0); // shrink_heap
+      expect(paths['delete']).toBeGreaterThan(0); // delete_heap
+      expect(paths['trim']).toBeGreaterThan(0); // malloc_trim
+      // Only malloc_trim needed a full scan: no fault went unsampled.
+      expect(run.summary!['fullScans']).toBe(paths['trim']);
+    }
+  });
+
+  it('switches between sampling and rescans as the heaps grow and shrink, exact either way', () => {
+    // heaps-22: 621 events, the heaps from nothing to hundreds of MiB and back.
+    const text = generateThreadedTrace({ seed: 'heaps-22', events: 621, heapStress: true });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true });
+    expectExactRss(run);
+    if (byFaults(run)) {
+      const sampled = run.summary!['sampledEvents'] as number;
+      expect(sampled).toBeGreaterThan(0); // big heaps: sampling
+      expect(sampled).toBeLessThan(621); // the first events, small heaps: rescans
+    }
+    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans' }).events);
+  });
+
+  it('matches a full count with many threads coming and going, cross-thread frees, calloc and memalign', () => {
+    const text = generateThreadedTrace({ seed: 'threads-0', events: 1500 });
+    expect(text).toMatch(/ calloc /);
+    expect(text).toMatch(/ memalign /);
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) {
+      expect(paths['exit']).toBeGreaterThan(0);
+      expect(paths['brk']).toBeGreaterThan(0);
+      expect(paths['munmap']).toBeGreaterThan(0);
+    }
+  });
+
+  it('matches a full count when realloc moves mmapped chunks with mremap', () => {
+    const text = generateTrace({ seed: 'diff-3', events: 1500, maxLiveBytes: 32 << 20 });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const paths = expectExactRss(run);
+    if (byFaults(run)) expect(paths['mremap']).toBeGreaterThan(0);
+  });
+
+  it('gives the same figures by samples, by rescans and by the automatic choice', () => {
+    const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
+    const auto = runNativeText(text, { env: traceEnv(text), rss: true });
+    const faults = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' });
+    const rescans = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans', verifyRss: true });
+    expect(rescans.stderr).toBe('');
+    expect(rescans.summary!['rssBy']).toBe('rescans');
+    expect(faults.events).toEqual(auto.events);
+    expect(rescans.events).toEqual(auto.events);
+    expect(rescans.summary!['peakRss']).toBe(faults.summary!['peakRss']);
+  });
+
+  it('falls back to rescans, with a note, when perf_event_open fails', () => {
+    // Seven open files: the standard streams, the log, the summary, pagemap, and the fault count;
+    // the first ring's perf_event_open finds none left (what was opened is closed again).
+    const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
+    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, maxFiles: 7 });
     expect(run.exitCode).toBe(0);
+    expect(run.stderr).toBe('replay: note: perf_event_open failed (Too many open files): RSS after each event by rescanning the heaps instead (slower)\n');
+    expect(run.summary!['rssBy']).toBe('rescans');
+    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' }).events);
+  });
+
+  it('needs per-event measurement for --rss and --verify-rss', () => {
+    expect(runNativeText('1 malloc 24 a\n', { rss: true, peak: false }).exitCode).toBe(2);
+    expect(runNativeText('1 malloc 24 a\n', { verifyRss: true, peak: false }).exitCode).toBe(2);
   });
 });
 
@@ -265,8 +376,11 @@ describe('calls', () => {
     // 245 pages. The first malloc also ran tcache_init, whose 640-byte memset and the top header
     // write page 0 of the main heap: 1 page. After the free (munmap) only that page is left.
     const text = '1 malloc 1000000 a\n1 free a\n';
-    const run = runNativeText(text);
-    expect(run.events[0]).toEqual({ i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 245 * PAGE - 16, brk: 0x21000 });
+    const run = runNativeText(text, { rss: true });
+    expect(run.events).toEqual([
+      { i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 245 * PAGE - 16, brk: 0x21000, rss: 246 * PAGE },
+      { i: 1, op: 'free', tid: 1, brk: 0x21000, rss: PAGE },
+    ]);
     expect(run.summary!['rss']).toBe(PAGE);
     expect(run.summary!['peakRss']).toBe(246 * PAGE);
     // Without per-event measurement, peakRss is the final RSS.
@@ -279,8 +393,9 @@ describe('calls', () => {
     // 489 pages, keeping the 245 written pages; the program then writes [16 + 1000000,
     // 16 + 2000000), ending in page 488 (2000015 / 4096 = 488.3). All 489 pages, plus page 0 of
     // the main heap: the peak is 490 pages, reached after the realloc.
-    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n');
-    expect(run.events[1]).toEqual({ i: 1, op: 'realloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 489 * PAGE - 16, brk: 0x21000 });
+    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n', { rss: true });
+    expect(run.events[1]).toEqual({ i: 1, op: 'realloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 489 * PAGE - 16, brk: 0x21000, rss: 490 * PAGE });
+    expect(run.events.map((e) => e['rss'])).toEqual([246 * PAGE, 490 * PAGE, PAGE]);
     expect(run.summary!['peakRss']).toBe(490 * PAGE);
     expect(run.summary!['rss']).toBe(PAGE);
   });

@@ -4,7 +4,17 @@
  * event by event. Written for glibc 2.36 on x86_64 Linux; used only by the tests.
  *
  *   replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]
- *          [--no-peak] [--no-events] [--name DISPLAY] [--verify-peak]
+ *          [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss]
+ *          [--rss-by auto|faults|rescans]
+ *
+ * By default the allocator's RSS is measured after every event for the summary's peakRss; --rss
+ * also writes it on each log line ("rss", after "brk"); --no-peak measures only at the end (peakRss
+ * is then the final RSS); --verify-rss checks every event's figure against a full page count and
+ * dies at the first difference. --rss-by says how the per-event figure is kept: auto (the
+ * default) samples page faults while that is cheaper than rescanning the heaps, faults samples
+ * them always, rescans never (as when perf_event_open is not available). The summary says which
+ * ("rssBy": "faults" when sampling was available, else "rescans"), how many events needed a full
+ * scan ("fullScans") and how many were measured from samples ("sampledEvents").
  *
  * Exit status: 0 done; 2 a mistake in the trace (FILE:LINE: ... on stderr); 3 refused to run
  * (the heap was already used, or /proc/self/pagemap or glibc's main arena cannot be read);
@@ -42,10 +52,20 @@
  * Resident memory
  * ---------------
  * The touch model of fidelity-log.md is applied with memset right after each call. RSS counts
- * pages of the allocator's memory that /proc/self/pagemap shows present and exclusively mapped
- * (mincore would also count the shared zero page that a read of untouched memory maps). Peak
- * mode avoids most of the per-event page counting; see rss_after_event. THP is disabled for the
- * process (PR_SET_THP_DISABLE) so that no huge page changes residency behind glibc's back.
+ * pages of the allocator's memory (the main heap [B0, brk), each heap of the other arenas, each
+ * live mmapped chunk) that /proc/self/pagemap shows present and exclusively mapped (mincore would
+ * also count the shared zero page that a read of untouched memory maps). The final `rss` is such
+ * a full count. After every event the figure comes from a bitmap of the heaps' resident pages,
+ * kept up to date without scanning the heaps while they are big: the page faults of every replay
+ * thread are sampled with perf_event_open, one sample per fault with its address, and counted;
+ * the faulted pages that lie in the heaps are looked up in pagemap and added, and the ranges that
+ * a lowered break, a shrunk heap or a deleted heap gave back are taken out (malloc_trim, which
+ * discards pages inside free chunks, gets a full scan). While the heaps are small, rescanning
+ * them after an event that faulted is cheaper, and sampling is switched off. Mmapped chunks are
+ * counted once, after the event that creates them. A scan costs about 35 ns a page; sampling adds
+ * 0.3 to 0.5 us to a fault of 2 to 3 us. See "RSS after every event" below for the details and
+ * the fallback. THP is disabled for the process (PR_SET_THP_DISABLE) so that no huge page changes
+ * residency behind glibc's back, nor maps many pages with one fault.
  *
  * Not replayed: malloc-check (libc_malloc_debug.so would be bypassed by the __libc_* calls) and
  * hugetlb tunables (heap_for_ptr here assumes 64 MiB heaps).
@@ -57,14 +77,17 @@
 #include <limits.h>
 #include <link.h>
 #include <linux/futex.h>
+#include <linux/perf_event.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -655,6 +678,16 @@ static void *map_anon(size_t bytes) {
   return m;
 }
 
+/* Makes fresh anonymous memory of ours resident with one madvise: cheaper than a fault a page, and
+   the kernel populates it without taking page faults, so none lands in the perf ring buffer
+   (which samples only the faults the CPU takes). */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+static void populate(void *p, size_t bytes) {
+  if (madvise(p, bytes, MADV_POPULATE_WRITE) != 0) memset(p, 0, bytes); /* kernels before 5.14 */
+}
+
 #define PM_BATCH 8192
 static uint64_t pm_buf[PM_BATCH];
 
@@ -677,8 +710,9 @@ static uint64_t resident_pages(uintptr_t start, uintptr_t end) {
 
 /*
  * Live mmapped chunks. Nothing but the event that creates one (glibc's header, perturb, our
- * touch) writes to it, and it is unmapped as a whole, so in peak mode its resident pages are
- * counted once, right after that event, and kept.
+ * touch) writes to it, and it is unmapped as a whole (a realloc that mremaps it ends its record
+ * and starts another), so when RSS is measured after every event (the default) its resident pages
+ * are counted once, from pagemap, right after our touch, and kept.
  */
 struct mmrec {
   uintptr_t base, len;
@@ -689,7 +723,13 @@ struct mmrec {
 static struct mmrec *mm;
 static uint32_t mm_n;
 static uint64_t mm_pages;
-static int count_now; /* peak mode: count mmapped chunks as they appear */
+/* How often each way out of residency was taken (reported in the summary, so that the tests can
+   show that --verify-rss saw each of them): pages given back by lowering the break, by shrinking a
+   heap, by deleting one; mmapped chunks unmapped, reallocated in mmap; malloc_trim; thread exits. */
+static struct {
+  unsigned long brk, shrink, del, munmap, mremap, trim, exit;
+} paths;
+static int count_now; /* RSS after every event: count mmapped chunks as they appear */
 
 static void mm_add(void *p, struct tok *owner) {
   uintptr_t chunk = (uintptr_t)p - 16;
@@ -706,6 +746,7 @@ static void mm_add(void *p, struct tok *owner) {
 }
 
 static void mm_del(int32_t i) {
+  paths.munmap++;
   mm_pages -= mm[i].pages;
   mm[i] = mm[--mm_n];
   if ((uint32_t)i < mm_n && mm[i].owner) mm[i].owner->mm = i;
@@ -729,7 +770,7 @@ static inline void moved(struct tok *t) {
 static void live_grow(void) {
   uint64_t ncap = (live_mask + 1) * 2;
   struct tok *old = live, *nt = map_anon(ncap * sizeof *nt);
-  memset(nt, 0, ncap * sizeof *nt); /* fault it in now rather than during later events */
+  populate(nt, ncap * sizeof *nt); /* now, rather than a fault at a time during later events */
   for (uint64_t i = 0; i <= live_mask; i++) {
     if (!old[i].used) continue;
     uint64_t j = old[i].hash & (ncap - 1);
@@ -769,17 +810,14 @@ static void live_fill(struct tok *t, const struct key *k, void *ptr, uint64_t re
   if (ptr && (((const size_t *)ptr)[-1] & IS_MMAPPED)) mm_add(ptr, t);
 }
 
-/* Graves are faulted in a megabyte at a time with one madvise, which costs much less than a
-   page fault every 128 frees (and keeps those faults out of peak mode's event windows). */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
+/* Graves are faulted in a megabyte at a time with one madvise (see populate), which costs much
+   less than a page fault every 128 frees; end_event does it after the measurement, so that the
+   rescans' fault count (see window_open), which counts these too, does not see it. */
 static uint64_t graves_ready;
 
 static void graves_populate(void) {
   uint64_t chunk = (1u << 20) / sizeof *graves, n = max_graves - graves_ready < chunk ? max_graves - graves_ready : chunk;
-  if (madvise(&graves[graves_ready], n * sizeof *graves, MADV_POPULATE_WRITE) != 0)
-    memset(&graves[graves_ready], 0, n * sizeof *graves); /* kernels before 5.14 */
+  populate(&graves[graves_ready], n * sizeof *graves);
   graves_ready += n;
 }
 
@@ -870,40 +908,571 @@ static uint64_t rss_full(void) {
   return (heap_pages() + mm_pages) * PAGE;
 }
 
-/*
- * Peak mode measures RSS after every event without scanning the heaps every time (a scan costs
- * about 35 ns a page in the kernel). During an event a heap page can only become resident through
- * a page fault of the thread running it (nothing else runs), and can only stop being resident
- * through brk (systrim), munmap or madvise on a heap (heap_trim, shrink_heap: they change a
- * heap_info size or the chain), or mtrim (malloc_trim). So the heaps are rescanned only when the
- * thread's minor-fault count, the break, or the heaps' signature changed, and after malloc_trim
- * and thread exits (another thread ran). Our own first writes to a page only cause needless
- * rescans. Mmapped chunks are counted by the registry.
- */
-static uint64_t heap_pages_known, window_faults, window_sig;
+/* ------------------------------------------------------------------------------------------ */
+/* RSS after every event: the set of the heaps' resident pages.                                */
+/* ------------------------------------------------------------------------------------------ */
 
-static long thread_faults(void) {
+/*
+ * We keep the set of resident pages of the heaps (the main heap [B0, brk) and each non-main heap
+ * [h, h + mprotect_size), as heap_pages counts them) as one bitmap per 64 MiB region, plus a
+ * running count, and bring it up to date after each event from what happened during the event.
+ *
+ * Pages stop being resident only when the break goes down (systrim), when a non-main heap shrinks
+ * (shrink_heap: everything from its new size up is gone, whether glibc used MADV_DONTNEED or mmap
+ * MAP_FIXED) or is deleted (munmap of the whole heap), and in malloc_trim (mtrim's MADV_DONTNEED
+ * inside free chunks). After each event the break and the chain of heaps are compared with what
+ * they were after the previous one and the ranges that went away are cleared from the set; after
+ * malloc_trim the heaps are scanned afresh. Growth (brk up, a heap's size up, a new heap) adds
+ * nothing by itself: its pages count once written.
+ *
+ * Pages become resident only through page faults of the thread that runs the event (it is the
+ * only one running), and there are two ways to learn which:
+ *
+ * - Sampling. Before any other thread exists, the main thread opens with perf_event_open one
+ *   sampling event per CPU it may run on (software event PERF_COUNT_SW_PAGE_FAULTS, this task on
+ *   that CPU, one sample per fault carrying the faulting address, inherited by every thread
+ *   created later), each with its ring buffer: a thread's samples go to the ring of the CPU it
+ *   faulted on. (One event per thread, opened by each thread, cost 0.3 to 0.7 ms per thread here,
+ *   perf_event_open and the ring's pages; an inherited event costs nothing measurable at
+ *   pthread_create.) After the event, every sampled page that lies in the heaps and is not in the
+ *   set yet is looked up in /proc/self/pagemap (contiguous pages with one pread) and added if it
+ *   is present and exclusively mapped: a read fault maps the shared zero page, which does not
+ *   count. Faults anywhere else (our own tables, buffers, stacks, mmapped chunks, which the
+ *   registry above counts) are ignored, so the replayer's memory never counts. That no fault went
+ *   unsampled is checked after every event: an inherited counting event of the same faults on
+ *   any CPU must have grown by exactly the number of samples taken (plus those the kernel reports
+ *   lost). The count is read before the rings' heads are, and nothing in between touches memory
+ *   that could fault (the rings are faulted in when opened). If it does not add up (lost
+ *   samples, throttling, a CPU that came online) the heaps are scanned afresh for that event.
+ * - Rescans. The heaps are scanned afresh after an event in which the running thread took a page
+ *   fault (its minor-fault count from getrusage), the heaps changed, or another thread ran (an
+ *   exit). Exact as well, but a fault anywhere in the event, our own first writes included, costs
+ *   a scan of every heap.
+ *
+ * Sampling costs every fault of the process some 0.3 to 0.5 us (the faults in mmapped chunks and
+ * in our own memory included) and every event a little (reading the count, perf's work when the
+ * baton passes to another thread; the counting event alone made small replays 5% slower), while
+ * a rescan costs about 35 ns a page of the heaps: with heaps of a few MiB rescans are the cheaper
+ * way. The faults of each event are known either way (the sample count while sampling, getrusage
+ * otherwise), so we know what either way would have cost, and switch sampling and its count on
+ * (PERF_EVENT_IOC_ENABLE, which reaches every inherited copy) when it would have cost less than
+ * half what the rescans did over the last events, and off in the opposite case (--rss-by auto,
+ * the default). The set is exact in both modes, and a page is only ever added when pagemap says
+ * it counts; only the speed depends on the choice. When perf_event_open or a ring is not
+ * available (another kernel, a stricter perf_event_paranoid, RLIMIT_MEMLOCK) the run measures by
+ * rescans, with a note on stderr; --rss-by rescans does the same on purpose, --rss-by faults
+ * samples from the first event to the last.
+ *
+ * This rests on two facts of glibc 2.36. Within one call it never shrinks a heap (or the break)
+ * and grows it again, nor deletes a heap and makes a new one at the same address: the calls that
+ * do both (realloc, memalign) allocate first and free after. And a page never becomes resident
+ * without a fault of the running thread: THP is off for the process, anonymous memory has no
+ * fault-around, and nothing writes the heaps through the kernel. --verify-rss checks the set page
+ * by page against a full scan after every event.
+ *
+ * A thread's `exit` runs __libc_thread_freeres in the exiting thread, which writes the heaps (its
+ * tcache is freed): its samples are in the rings, written as each fault happened, by the time the
+ * main thread has joined it and ends the event; without sampling, the exit gets a rescan.
+ */
+#define REGION_PAGES (HEAP_MAX / PAGE)    /* 16384 pages: a region is a non-main heap's span */
+#define REGION_WORDS (REGION_PAGES / 64) /* its bitmap: 256 words, 2 KiB */
+#define RING_PAGES 128                    /* 512 KiB per CPU, 16 bytes a sample: a 128 MiB memset */
+#define RING_MASK ((uint64_t)RING_PAGES * PAGE - 1)
+#define CAND_MAX 65536                    /* pages waiting for their pagemap look-up */
+#define HEAPS_MAX 65536                   /* non-main heaps alive at once (4 TiB of heaps) */
+
+struct region {
+  uint64_t key;       /* region number (address >> 26) + 1; 0: a free entry */
+  uint64_t *bits;     /* one bit per page in the set; NULL while none has been */
+  uint64_t size, lim; /* the non-main heap based here, as last seen: size and mprotect_size */
+  uint64_t stamp;     /* the look at the heaps that last saw that heap (0: none) */
+};
+static struct region *regions;
+static uint64_t regions_mask, regions_n;
+static uint64_t *bits_free, *bits_end; /* bitmaps are carved from mmapped blocks */
+
+struct ring {
+  struct perf_event_mmap_page *meta;
+  const unsigned char *data;
+  uint64_t head;  /* data_head, as taken right after the count */
+  int fd;
+  int throttled;  /* between a PERF_RECORD_THROTTLE and its UNTHROTTLE: faults go unsampled */
+};
+static struct ring rings[CPU_SETSIZE];
+static int n_rings, fd_count = -1;
+static uint64_t faults_counted; /* the counting event's value at the last look */
+static unsigned long unsampled;  /* events after which not every fault had been sampled */
+
+enum { END_CALL, END_TRIM, END_EXIT }; /* how an event ends, for end_event */
+enum { BY_AUTO, BY_FAULTS, BY_RESCANS };
+static int rss_by = BY_AUTO;          /* --rss-by: choose by cost, always sample, never sample */
+static int perf_ok = 1;               /* sampling is available (else rescans only) */
+static int sampling;                  /* sampling and its count are switched on */
+static unsigned long full_scans;      /* events measured by a full scan of the heaps */
+static unsigned long sampled_events;  /* events measured from samples */
+static uint64_t set_pages;            /* pages in the set */
+static uint64_t main_lo, main_hi;     /* the main heap's pages, [B0, brk) as last seen */
+static uint64_t heap_stamp;           /* looks at the heaps so far */
+static uintptr_t *heaps_now, *heaps_before;
+static uint32_t n_heaps_now, n_heaps_before;
+static uint64_t *cand;
+static size_t n_cand;
+static uint64_t last_fault_page = UINT64_MAX;
+
+static void region_table(uint64_t cap) {
+  struct region *old = regions;
+  uint64_t old_cap = old ? regions_mask + 1 : 0;
+  regions = map_anon(cap * sizeof *regions);
+  regions_mask = cap - 1;
+  for (uint64_t i = 0; i < old_cap; i++) {
+    if (!old[i].key) continue;
+    uint64_t j = (old[i].key * 0x9E3779B97F4A7C15ull) >> 40 & regions_mask;
+    while (regions[j].key) j = (j + 1) & regions_mask;
+    regions[j] = old[i];
+  }
+  if (old) munmap(old, old_cap * sizeof *old);
+}
+
+/* The entry of region number rn; NULL if it has none and create is 0. Entries are never removed:
+   a region that held a heap keeps its (cleared) bitmap for the next heap there. */
+static struct region *region_find(uint64_t rn, int create) {
+  uint64_t key = rn + 1;
+  for (uint64_t i = (key * 0x9E3779B97F4A7C15ull) >> 40 & regions_mask;; i = (i + 1) & regions_mask) {
+    struct region *r = &regions[i];
+    if (r->key == key) return r;
+    if (r->key) continue;
+    if (!create) return NULL;
+    if ((regions_n + 1) * 2 > regions_mask + 1) {
+      region_table((regions_mask + 1) * 2);
+      return region_find(rn, 1);
+    }
+    regions_n++;
+    r->key = key;
+    return r;
+  }
+}
+
+static uint64_t *region_bits(struct region *r) {
+  if (!r->bits) {
+    if (bits_free == bits_end) {
+      bits_free = map_anon(256 * REGION_WORDS * 8);
+      bits_end = bits_free + 256 * REGION_WORDS;
+    }
+    r->bits = bits_free; /* fresh from mmap: zero */
+    bits_free += REGION_WORDS;
+  }
+  return r->bits;
+}
+
+static inline void set_add(uint64_t pg) {
+  uint64_t *b = region_bits(region_find(pg / REGION_PAGES, 1)), i = pg % REGION_PAGES, m = 1ull << (i % 64);
+  if (!(b[i / 64] & m)) {
+    b[i / 64] |= m;
+    set_pages++;
+  }
+}
+
+/* Removes the pages [p0, p1) from the set. */
+static void set_clear(uint64_t p0, uint64_t p1) {
+  while (p0 < p1) {
+    uint64_t rn = p0 / REGION_PAGES, end = (rn + 1) * REGION_PAGES < p1 ? (rn + 1) * REGION_PAGES : p1;
+    struct region *r = region_find(rn, 0);
+    if (r && r->bits) {
+      for (uint64_t i = p0 % REGION_PAGES, e = i + (end - p0); i < e;) {
+        uint64_t w = i / 64, lo = i % 64, n = e - i < 64 - lo ? e - i : 64 - lo;
+        uint64_t m = (n == 64 ? ~0ull : ((1ull << n) - 1)) << lo;
+        set_pages -= (uint64_t)__builtin_popcountll(r->bits[w] & m);
+        r->bits[w] &= ~m;
+        i += n;
+      }
+    }
+    p0 = end;
+  }
+}
+
+/* Reads the pagemap entries of k pages from pg into pm_buf. */
+static void pagemap_read(uint64_t pg, size_t k) {
+  size_t got = 0;
+  while (got < k) {
+    ssize_t r = pread(fd_pagemap, pm_buf + got, (k - got) * 8, (off_t)((pg + got) * 8));
+    if (r < 8) die(EXIT_RESOURCE, "replay: reading /proc/self/pagemap failed\n");
+    got += (size_t)r / 8;
+  }
+}
+
+static inline int counts(uint64_t e) { return (int)((e >> 63) & (e >> 56) & 1); } /* present && exclusive */
+
+/*
+ * Looks at the heaps after an event and takes out of the set what went away: the pages above a
+ * lowered break, those at and above the new size of a heap that shrank, all of a heap that is
+ * gone. Also records each heap's range for the fault filter below, and their pages in all
+ * (heap_span). Returns 1 if the break or any heap changed since the last look.
+ */
+static uint64_t heap_span;
+
+static int heaps_look(void) {
+  uint64_t hi = (cur_brk() + PAGE - 1) / PAGE;
+  int changed = hi != main_hi;
+  if (hi < main_hi) { /* systrim */
+    set_clear(hi, main_hi);
+    paths.brk++;
+  }
+  main_hi = hi;
+  heap_span = main_hi - main_lo;
+  heap_stamp++;
+  uintptr_t *t = heaps_before;
+  heaps_before = heaps_now;
+  heaps_now = t;
+  n_heaps_before = n_heaps_now;
+  n_heaps_now = 0;
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
+    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV)) {
+      uint64_t size = WORD(h + HI_SIZE), lim = WORD(h + HI_MPROTECT);
+      struct region *r = region_find(h / HEAP_MAX, 1);
+      if (r->stamp == heap_stamp - 1 && size < r->size) { /* shrink_heap */
+        set_clear((h + size) / PAGE, (h + r->lim) / PAGE);
+        paths.shrink++;
+      }
+      changed |= r->stamp != heap_stamp - 1 || size != r->size || lim != r->lim;
+      r->size = size;
+      r->lim = lim;
+      r->stamp = heap_stamp;
+      heap_span += lim / PAGE;
+      if (n_heaps_now >= HEAPS_MAX) die(EXIT_RESOURCE, "replay: too many heaps\n");
+      heaps_now[n_heaps_now++] = h;
+    }
+  changed |= n_heaps_now != n_heaps_before;
+  for (uint32_t i = 0; i < n_heaps_before; i++) {
+    uintptr_t h = heaps_before[i];
+    struct region *r = region_find(h / HEAP_MAX, 0);
+    if (r->stamp != heap_stamp) { /* delete_heap */
+      set_clear(h / PAGE, (h + r->lim) / PAGE);
+      paths.del++;
+      changed = 1;
+    }
+  }
+  return changed;
+}
+
+/* Is page pg in the heaps as last looked at? */
+static inline int in_heaps(uint64_t pg) {
+  if (pg - main_lo < main_hi - main_lo) return 1;
+  struct region *r = region_find(pg / REGION_PAGES, 0);
+  return r && r->stamp == heap_stamp && pg % REGION_PAGES < r->lim / PAGE;
+}
+
+static inline int in_set(uint64_t pg) {
+  struct region *r = region_find(pg / REGION_PAGES, 0);
+  return r && r->bits && (r->bits[pg % REGION_PAGES / 64] >> (pg % 64) & 1);
+}
+
+/* Looks the waiting pages up in pagemap, consecutive ones with one pread, and adds those that
+   count. A page may wait twice (a read fault, then a write fault): adding is idempotent. */
+static void cand_flush(void) {
+  for (size_t i = 0; i < n_cand;) {
+    uint64_t p0 = cand[i], p1 = p0 + 1;
+    size_t j = i + 1;
+    while (j < n_cand && p1 - p0 < PM_BATCH && (cand[j] == p1 || cand[j] == p1 - 1)) {
+      if (cand[j] == p1) p1++;
+      j++;
+    }
+    pagemap_read(p0, (size_t)(p1 - p0));
+    for (uint64_t k = 0; k < p1 - p0; k++)
+      if (counts(pm_buf[k])) set_add(p0 + k);
+    i = j;
+  }
+  n_cand = 0;
+}
+
+static inline void note_fault(uint64_t addr) {
+  uint64_t pg = addr / PAGE;
+  if (pg == last_fault_page) return; /* a memset faults page after page: skip repeats cheaply */
+  last_fault_page = pg;
+  if (!in_heaps(pg) || in_set(pg)) return;
+  if (n_cand == CAND_MAX) cand_flush();
+  cand[n_cand++] = pg;
+}
+
+static int fault_event(int cpu, int sample, int exclude_kernel) {
+  struct perf_event_attr a;
+  memset(&a, 0, sizeof a);
+  a.size = sizeof a;
+  a.type = PERF_TYPE_SOFTWARE;
+  a.config = PERF_COUNT_SW_PAGE_FAULTS;
+  a.sample_period = sample ? 1 : 0; /* every fault, or only count them */
+  a.disabled = 1;                   /* off until sampling pays: see above */
+  a.sample_type = sample ? PERF_SAMPLE_ADDR : 0;
+  a.inherit = 1; /* threads created later have their own copy, feeding this ring and count */
+  a.exclude_kernel = (unsigned)exclude_kernel;
+  a.exclude_hv = 1;
+  return (int)syscall(SYS_perf_event_open, &a, 0, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static void faults_close(void) {
+  for (int i = 0; i < n_rings; i++) {
+    munmap(rings[i].meta, (size_t)(RING_PAGES + 1) * PAGE);
+    close(rings[i].fd);
+  }
+  n_rings = 0;
+  if (fd_count >= 0) close(fd_count);
+  fd_count = -1;
+}
+
+/* Opens the sampling (one ring per CPU this process may run on) and the count. Returns NULL, or
+   why not (then nothing stays open). Must run before the first thread is created. */
+static const char *faults_open(void) {
+  static cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) != 0) return "sched_getaffinity failed";
+  int xk = 0;
+  fd_count = fault_event(-1, 0, 0);
+  if (fd_count < 0 && (errno == EACCES || errno == EPERM)) {
+    /* perf_event_paranoid >= 2 without privileges: user-mode faults only. That loses nothing here:
+       no system call of ours or of glibc's allocator writes into the heaps. */
+    xk = 1;
+    fd_count = fault_event(-1, 0, 1);
+  }
+  if (fd_count < 0) return "perf_event_open failed";
+  for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+    if (!CPU_ISSET(cpu, &cpus)) continue;
+    int fd = fault_event(cpu, 1, xk);
+    if (fd < 0) {
+      int e = errno;
+      faults_close();
+      errno = e;
+      return "perf_event_open failed";
+    }
+    void *m = mmap(NULL, (size_t)(RING_PAGES + 1) * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+      int e = errno;
+      close(fd);
+      faults_close();
+      errno = e;
+      return "cannot map a perf ring buffer";
+    }
+    struct ring *r = &rings[n_rings++];
+    r->fd = fd;
+    r->meta = m;
+    r->data = (const unsigned char *)m + PAGE;
+    /* Fault the ring in now: reading it later must not fault (see the count check). */
+    volatile unsigned char sink = 0;
+    for (size_t o = 0; o < (size_t)RING_PAGES * PAGE; o += PAGE) sink ^= r->data[o];
+    (void)sink;
+  }
+  return NULL;
+}
+
+/* Takes the samples of one ring up to r->head. Returns the samples and lost samples it saw; sets
+   *missed if the kernel dropped or withheld some. Records are 8-byte aligned and made of 8-byte
+   words, so no word straddles the end. */
+static uint64_t ring_drain(struct ring *r, int *missed) {
+  uint64_t tail = r->meta->data_tail, seen = 0;
+  if (r->throttled) *missed = 1;
+  last_fault_page = UINT64_MAX;
+  while (tail < r->head) {
+    struct perf_event_header h;
+    uint64_t w;
+    memcpy(&h, r->data + (tail & RING_MASK), sizeof h);
+    if (h.type == PERF_RECORD_SAMPLE) {
+      memcpy(&w, r->data + ((tail + 8) & RING_MASK), 8); /* the address */
+      note_fault(w);
+      seen++;
+    } else if (h.type == PERF_RECORD_LOST) {
+      memcpy(&w, r->data + ((tail + 16) & RING_MASK), 8); /* after the id: how many */
+      seen += w;
+      *missed = 1;
+    } else if (h.type == PERF_RECORD_THROTTLE) {
+      *missed = r->throttled = 1;
+    } else if (h.type == PERF_RECORD_UNTHROTTLE) {
+      *missed = 1;
+      r->throttled = 0;
+    }
+    if (h.size < sizeof h) { /* cannot happen; do not loop forever */
+      *missed = 1;
+      tail = r->head;
+      break;
+    }
+    tail += h.size;
+  }
+  __atomic_store_n(&r->meta->data_tail, tail, __ATOMIC_RELEASE);
+  return seen;
+}
+
+/* Takes every sample since the last call from all the rings. Returns 1 if some fault of the
+   process may have gone unsampled. */
+static uint64_t fault_count(void) {
+  uint64_t count;
+  if (read(fd_count, &count, sizeof count) != sizeof count) die(EXIT_RESOURCE, "replay: reading the page-fault count failed\n");
+  return count;
+}
+
+static int faults_drain(void) {
+  uint64_t count = fault_count();
+  for (int i = 0; i < n_rings; i++) rings[i].head = __atomic_load_n(&rings[i].meta->data_head, __ATOMIC_ACQUIRE);
+  int missed = 0;
+  uint64_t seen = 0;
+  for (int i = 0; i < n_rings; i++) seen += ring_drain(&rings[i], &missed);
+  if (seen != count - faults_counted) missed = 1;
+  faults_counted = count;
+  return missed;
+}
+
+/* The set, forgotten and read again from pagemap over every heap. */
+static void heaps_rescan(void) {
+  for (uint64_t i = 0; i <= regions_mask; i++)
+    if (regions[i].bits) memset(regions[i].bits, 0, REGION_WORDS * 8);
+  set_pages = 0;
+  n_cand = 0;
+  full_scans++;
+  for (uint32_t i = 0; i <= n_heaps_now; i++) {
+    uint64_t p = i < n_heaps_now ? heaps_now[i] / PAGE : main_lo;
+    uint64_t end = i < n_heaps_now ? (heaps_now[i] + region_find(heaps_now[i] / HEAP_MAX, 0)->lim) / PAGE : main_hi;
+    while (p < end) {
+      uint64_t stop = (p / REGION_PAGES + 1) * REGION_PAGES; /* one region at a time */
+      size_t k = (size_t)((end < stop ? end : stop) - p);
+      if (k > PM_BATCH) k = PM_BATCH;
+      pagemap_read(p, k);
+      uint64_t *bits = NULL;
+      for (size_t j = 0; j < k; j++) {
+        if (!counts(pm_buf[j])) continue;
+        if (!bits) bits = region_bits(region_find(p / REGION_PAGES, 1));
+        uint64_t i_r = (p + j) % REGION_PAGES;
+        bits[i_r / 64] |= 1ull << (i_r % 64); /* the bitmaps were cleared above */
+        set_pages++;
+      }
+      p += k;
+    }
+  }
+}
+
+/* The set checked page by page against pagemap, over every heap; dies at the first difference.
+   Returns the heaps' resident pages, as heap_pages counts them. */
+static uint64_t set_verify(void) {
+  uint64_t in_ranges = 0;
+  /* The ranges scanned below are those of the last look at the heaps: check them against the
+     arenas, walked afresh as heap_pages walks them. */
+  uint32_t n = 0;
+  int same = main_hi == (cur_brk() + PAGE - 1) / PAGE;
+  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
+    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV), n++)
+      same = same && n < n_heaps_now && heaps_now[n] == h && region_find(h / HEAP_MAX, 0)->lim == WORD(h + HI_MPROTECT);
+  if (!same || n != n_heaps_now) {
+    char m[200];
+    snprintf(m, sizeof m, "replay: --verify-rss: after event %llu the heaps are not where the set has them\n", (unsigned long long)cur.index);
+    die(EXIT_RESOURCE, m);
+  }
+  for (uint32_t i = 0; i <= n_heaps_now; i++) {
+    uint64_t p = i < n_heaps_now ? heaps_now[i] / PAGE : main_lo;
+    uint64_t end = i < n_heaps_now ? (heaps_now[i] + region_find(heaps_now[i] / HEAP_MAX, 0)->lim) / PAGE : main_hi;
+    while (p < end) {
+      uint64_t stop = (p / REGION_PAGES + 1) * REGION_PAGES; /* one region at a time */
+      size_t k = (size_t)((end < stop ? end : stop) - p);
+      if (k > PM_BATCH) k = PM_BATCH;
+      pagemap_read(p, k);
+      const struct region *r = region_find(p / REGION_PAGES, 0);
+      const uint64_t *bits = r ? r->bits : NULL;
+      for (size_t j = 0; j < k; j++) {
+        uint64_t i_r = (p + j) % REGION_PAGES;
+        int want = counts(pm_buf[j]), have = bits && (bits[i_r / 64] >> (i_r % 64) & 1);
+        in_ranges += (uint64_t)want;
+        if (want != have) {
+          char m[300];
+          snprintf(m, sizeof m, "replay: --verify-rss: after event %llu, heap page %#llx is %s\n",
+                   (unsigned long long)cur.index, (unsigned long long)((p + j) * PAGE),
+                   want ? "resident but missing from the set" : "in the set but not resident");
+          die(EXIT_RESOURCE, m);
+        }
+      }
+      p += k;
+    }
+  }
+  uint64_t all = 0;
+  for (uint64_t i = 0; i <= regions_mask; i++)
+    if (regions[i].bits)
+      for (uint64_t w = 0; w < REGION_WORDS; w++) all += (uint64_t)__builtin_popcountll(regions[i].bits[w]);
+  if (all != in_ranges || all != set_pages) {
+    char m[300];
+    snprintf(m, sizeof m, "replay: --verify-rss: after event %llu the set holds %llu pages and counts %llu, but the heaps have %llu\n",
+             (unsigned long long)cur.index, (unsigned long long)all, (unsigned long long)set_pages, (unsigned long long)in_ranges);
+    die(EXIT_RESOURCE, m);
+  }
+  return in_ranges;
+}
+
+static void set_init(void) {
+  region_table(1024);
+  heaps_now = map_anon(HEAPS_MAX * sizeof *heaps_now);
+  heaps_before = map_anon(HEAPS_MAX * sizeof *heaps_before);
+  cand = map_anon(CAND_MAX * sizeof *cand);
+  main_lo = B0 / PAGE;
+  main_hi = (B0 + PAGE - 1) / PAGE;
+  heaps_look();
+  heaps_rescan(); /* the page B0 is in, if B0 is not page-aligned */
+  full_scans = 0;
+}
+
+/* Sampling is not available: rescans only. */
+static void faults_unavailable(const char *why) {
+  char m[300];
+  snprintf(m, sizeof m, "replay: note: %s (%s): RSS after each event by rescanning the heaps instead (slower)\n", why, strerror(errno));
+  write_all(2, m, strlen(m));
+  perf_ok = 0;
+}
+
+/* The rescans' trigger: the minor faults of the thread running the event, from its start. */
+static uint64_t window_faults;
+
+static uint64_t thread_faults(void) {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
-  return ru.ru_minflt;
+  return (uint64_t)ru.ru_minflt;
 }
 
-static uint64_t heaps_signature(void) {
-  uint64_t sig = cur_brk();
-  for (uintptr_t a = WORD(main_arena + MS_NEXT); a != main_arena; a = WORD(a + MS_NEXT))
-    for (uintptr_t h = WORD(a + MS_TOP) & ~(HEAP_MAX - 1); h; h = WORD(h + HI_PREV))
-      sig = ((sig * 31 + h) * 31 + WORD(h + HI_SIZE)) * 31 + WORD(h + HI_MPROTECT);
-  return sig;
+static void window_open(void) { window_faults = thread_faults(); }
+
+/* Costs in rescanned pages (35 ns), measured here: an event while sampling (the count, the rings,
+   perf's work at thread switches), and a sampled fault. */
+#define SAMPLE_EVENT_COST 100.0
+#define SAMPLE_COST 12.0
+#define COST_DECAY (1.0 - 1.0 / 64)
+static double cost_rescans, cost_sampling;
+
+static void set_sampling(int on) {
+  for (int i = 0; i <= n_rings; i++)
+    if (ioctl(i < n_rings ? rings[i].fd : fd_count, on ? PERF_EVENT_IOC_ENABLE : PERF_EVENT_IOC_DISABLE, 0) != 0)
+      die(EXIT_RESOURCE, "replay: cannot switch page-fault sampling\n");
+  sampling = on;
+  /* Compare count and samples from here. Samples left in the rings from before (faults of ours
+     since the last drain) are harmless: a page is only added if pagemap says it counts. */
+  if (on) faults_drain();
+  n_cand = 0;
+  cost_rescans = cost_sampling = 0;
 }
 
-static void window_open(void) {
-  window_faults = (uint64_t)thread_faults();
-  window_sig = heaps_signature();
-}
-
-static uint64_t rss_after_event(int force) {
-  if (force || (uint64_t)thread_faults() != window_faults || heaps_signature() != window_sig) heap_pages_known = heap_pages();
-  return (heap_pages_known + mm_pages) * PAGE;
+/* The RSS after the event, brought up to date from what happened since the previous one (for an
+   exit, the thread's teardown too). */
+static uint64_t rss_after_event(int how) {
+  int changed = heaps_look(), rescan;
+  uint64_t faults;
+  if (sampling) {
+    uint64_t before = faults_counted;
+    rescan = faults_drain();
+    unsampled += (unsigned long)rescan;
+    sampled_events++;
+    faults = faults_counted - before;
+  } else {
+    faults = how == END_EXIT ? 0 : thread_faults() - window_faults; /* another thread's faults */
+    rescan = changed || faults || how == END_EXIT;
+  }
+  paths.trim += how == END_TRIM;
+  if (rescan || how == END_TRIM) heaps_rescan();
+  else cand_flush();
+  if (perf_ok && rss_by == BY_AUTO) {
+    cost_rescans = cost_rescans * COST_DECAY + (double)(changed || faults ? heap_span : 0);
+    cost_sampling = cost_sampling * COST_DECAY + SAMPLE_EVENT_COST + SAMPLE_COST * (double)faults;
+    if (!sampling && cost_sampling * 2 < cost_rescans) set_sampling(1);
+    else if (sampling && cost_rescans * 2 < cost_sampling) set_sampling(0);
+  }
+  return (set_pages + mm_pages) * PAGE;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -927,9 +1496,21 @@ static inline char *log_head(const struct event *e) {
   return put_u64(o, e->tid);
 }
 
-static inline void log_tail(char *o) {
+/* A line is written up to its last keys during the event; end_event adds brk (and rss) once the
+   event is measured. */
+static char *log_open;
+static int want_rss_key; /* --rss */
+
+static inline void log_tail(char *o) { log_open = o; }
+
+static inline void log_close(uint64_t rss) {
+  char *o = log_open;
   o = PUT(o, ",\"brk\":");
   o = put_i64(o, (int64_t)(cur_brk() - B0));
+  if (want_rss_key) {
+    o = PUT(o, ",\"rss\":");
+    o = put_u64(o, rss);
+  }
   o = PUT(o, "}\n");
   log_len = (size_t)(o - log_buf);
 }
@@ -966,27 +1547,43 @@ static void log_block(const struct event *e, void *r) {
   log_tail(o);
 }
 
-static int verify_peak; /* --verify-peak: check the shortcut above against a full count */
+static int verify_rss; /* --verify-rss: check the RSS of every event against a full count */
 
-static void verify_rss(uint64_t r) {
+static void verify_event(uint64_t r) {
   uint64_t mmp = 0;
-  for (uint32_t i = 0; i < mm_n; i++) mmp += resident_pages(mm[i].base, mm[i].base + mm[i].len);
-  uint64_t full = (heap_pages() + mmp) * PAGE;
+  for (uint32_t i = 0; i < mm_n; i++) {
+    uint64_t n = resident_pages(mm[i].base, mm[i].base + mm[i].len);
+    if (n != mm[i].pages) {
+      char m[300];
+      snprintf(m, sizeof m, "replay: --verify-rss: after event %llu the mmapped chunk at %#lx has %llu resident pages, not %llu\n",
+               (unsigned long long)cur.index, (unsigned long)mm[i].base, (unsigned long long)n, (unsigned long long)mm[i].pages);
+      die(EXIT_RESOURCE, m);
+    }
+    mmp += n;
+  }
+  uint64_t full = (set_verify() + mmp) * PAGE; /* the page-by-page check is also a full count */
   if (full != r) {
-    char m[200];
-    snprintf(m, sizeof m, "replay: --verify-peak: after event %llu the RSS is %llu, not %llu\n", (unsigned long long)cur.index,
+    char m[300];
+    snprintf(m, sizeof m, "replay: --verify-rss: after event %llu the RSS is %llu, not %llu\n", (unsigned long long)cur.index,
              (unsigned long long)full, (unsigned long long)r);
     die(EXIT_RESOURCE, m);
   }
 }
 
-static void end_event(int force_scan) {
+static uint64_t last_rss;
+
+/* After the event (for an exit, once the thread is joined): measure, then finish its log line. */
+static void end_event(int how) {
+  uint64_t r = 0;
   if (want_peak) {
-    uint64_t r = rss_after_event(force_scan);
-    if (verify_peak) verify_rss(r);
+    paths.exit += how == END_EXIT;
+    r = rss_after_event(how);
+    if (verify_rss) verify_event(r);
     if (r > peak_rss) peak_rss = r;
-    if (n_graves >= graves_ready && n_graves < max_graves) graves_populate(); /* outside the next window */
+    last_rss = r;
+    if (n_graves >= graves_ready && n_graves < max_graves) graves_populate(); /* not during the next event */
   }
+  if (want_events) log_close(r);
   events_done++;
 }
 
@@ -1056,6 +1653,7 @@ static void run_realloc(void) {
   } else {
     /* The old block is gone: moved, resized in place, or freed by realloc(p, 0). */
     if (r && n > oldreq) memset((char *)r + oldreq, TOUCH_BYTE, n - oldreq);
+    if (t && t->mm >= 0 && r && mmapped(r)) paths.mremap++;
     if (t) live_remove(t);
     if (ko) live_fill(live_claim(ko, cur.line), ko, r, n);
     else if (r && ki && n != 0) live_fill(live_claim(ki, cur.line), ki, r, n); /* recorded as failed, yet it worked: OLD names it */
@@ -1101,7 +1699,7 @@ static void run_event(void) {
     run_plain();
     break;
   }
-  end_event(cur.op == OP_TRIM);
+  end_event(cur.op == OP_TRIM ? END_TRIM : END_CALL);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1242,7 +1840,7 @@ static void finish_join(void) {
   if (err) die(EXIT_RESOURCE, "replay: pthread_join failed\n");
   s->used = 0;
   run_plain();
-  end_event(1);
+  end_event(END_EXIT);
 }
 
 static void serve(struct slot *self) {
@@ -1259,10 +1857,10 @@ static void serve(struct slot *self) {
           give(main_slot, CMD_JOIN);
           return; /* touch nothing of ours after this: the main thread may reuse the slot */
         }
-        if (want_peak) window_open();
+        if (want_peak && !sampling) window_open();
         run_event();
       } else {
-        if (want_peak) window_open();
+        if (want_peak && !sampling) window_open();
         run_event();
       }
       struct slot *next = next_owner(&cmd);
@@ -1413,7 +2011,7 @@ static int open_out(const char *path) {
 
 static void usage(void) {
   die(EXIT_TRACE, "usage: replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]"
-                  " [--no-peak] [--no-events] [--name DISPLAY] [--verify-peak]\n");
+                  " [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--rss-by auto|faults|rescans]\n");
 }
 
 int main(int argc, char **argv) {
@@ -1430,12 +2028,21 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--name") && i + 1 < argc) trace_name = argv[++i];
     else if (!strcmp(a, "--no-peak")) want_peak = 0;
     else if (!strcmp(a, "--no-events")) want_events = 0;
-    else if (!strcmp(a, "--verify-peak")) verify_peak = 1;
+    else if (!strcmp(a, "--verify-rss")) verify_rss = 1;
+    else if (!strcmp(a, "--rss")) want_rss_key = 1;
+    else if (!strcmp(a, "--rss-by") && i + 1 < argc) {
+      const char *m = argv[++i];
+      if (!strcmp(m, "auto")) rss_by = BY_AUTO;
+      else if (!strcmp(m, "faults")) rss_by = BY_FAULTS;
+      else if (!strcmp(m, "rescans")) rss_by = BY_RESCANS, perf_ok = 0;
+      else usage();
+    }
     else if (a[0] == '-' && a[1] == '-') usage();
     else if (!trace) trace = a;
     else usage();
   }
   if (!trace || !summary || (!events && want_events)) usage();
+  if (!want_peak && (want_rss_key || verify_rss)) usage(); /* --rss, --verify-rss: measured after every event */
   if (!events) want_events = 0;
   if (!trace_name) trace_name = trace;
   count_now = want_peak;
@@ -1458,6 +2065,12 @@ int main(int argc, char **argv) {
   mm = map_anon((size_t)MM_MAX * sizeof *mm);
 
   check_heap_untouched();
+  if (want_peak) {
+    const char *why = perf_ok ? faults_open() : NULL; /* before any thread: they inherit it */
+    if (why) faults_unavailable(why);
+    set_init();
+    if (perf_ok && rss_by == BY_FAULTS) set_sampling(1);
+  }
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -1481,6 +2094,13 @@ int main(int argc, char **argv) {
 
   /* After the last event; none of these changes the heap. */
   uint64_t rss = rss_full(); /* the final figure owes nothing to the bookkeeping above */
+  if (want_peak && events_done > 0 && rss != last_rss) {
+    /* Nothing ran since the last event: the per-event figures were wrong. */
+    char m[300];
+    snprintf(m, sizeof m, "replay: the RSS measured after the last event (%llu) differs from a full count (%llu)\n",
+             (unsigned long long)last_rss, (unsigned long long)rss);
+    die(EXIT_RESOURCE, m);
+  }
   if (!want_peak || rss > peak_rss) peak_rss = rss;
   struct mallinfo2 mi = mallinfo2();
   uintptr_t brk_now = cur_brk();
@@ -1497,6 +2117,13 @@ int main(int argc, char **argv) {
                    (long long)(brk_now - B0), seconds);
   unsigned long ff = __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED);
   if (ff) n += snprintf(out + n, sizeof out - (size_t)n, ",\"foreignFrees\":%lu", ff);
+  if (want_peak) /* how the per-event RSS was measured: how many events by a full scan, by samples */
+    n += snprintf(out + n, sizeof out - (size_t)n, ",\"rssBy\":\"%s\",\"fullScans\":%lu", perf_ok ? "faults" : "rescans",
+                  full_scans);
+  if (want_peak && perf_ok)
+    n += snprintf(out + n, sizeof out - (size_t)n,
+                  ",\"sampledEvents\":%lu,\"unsampled\":%lu,\"rssPaths\":{\"brk\":%lu,\"shrink\":%lu,\"delete\":%lu,\"munmap\":%lu,\"mremap\":%lu,\"trim\":%lu,\"exit\":%lu}",
+                  sampled_events, unsampled, paths.brk, paths.shrink, paths.del, paths.munmap, paths.mremap, paths.trim, paths.exit);
   n += snprintf(out + n, sizeof out - (size_t)n, "}\n");
   log_flush();
   write_all(fd_summary, out, (size_t)n);
