@@ -1,6 +1,7 @@
 /**
  * Tests of the native replayer itself (test/native/replay.c), against facts measured on this
- * machine's glibc 2.36 (Debian 2.36-9+deb12u14, x86_64): glibc-malloc-facts.md, appendix B.
+ * machine's glibc 2.36 (Debian 2.36-9+deb12u14, x86_64), written up with their probes in
+ * docs/glibc-facts.md.
  * Resident sizes are checked only where they follow exactly from the touch model; each such check
  * says how.
  */
@@ -19,7 +20,7 @@ import { runNative, runNativeText, type NativeRun } from '../helpers/native.js';
 const PAGE = 4096;
 const trace = (name: string): string => fileURLToPath(new URL(`./${name}`, import.meta.url));
 
-describe('the first calls of a fresh process (facts 14.1, 14.2)', () => {
+describe('the first calls of a fresh process (docs/glibc-facts.md#first-calls, #top-then-mmap)', () => {
   const run = runNative(trace('first-calls.trace'), { stats: true, info: true });
 
   it('places each block where glibc 2.36 was measured to', () => {
@@ -91,7 +92,7 @@ describe('the first calls of a fresh process (facts 14.1, 14.2)', () => {
 });
 
 describe('threads', () => {
-  it('gives a new thread arena 1 at heap+0xb70 and hands the arena on after an exit (facts 14.6, 9.3)', () => {
+  it('gives a new thread arena 1 at heap+0xb70 and hands the arena on after an exit (docs/glibc-facts.md#thread-arena, #arena-free-list)', () => {
     const run = runNative(trace('threads.trace'));
     expect(run.exitCode).toBe(0);
     expect(run.events).toEqual([
@@ -122,7 +123,7 @@ describe('threads', () => {
     ]);
   });
 
-  it("keeps pthread_create's own allocations out of the heap (fact 9.8)", () => {
+  it("keeps pthread_create's own allocations out of the heap (docs/glibc-facts.md#hidden-allocations)", () => {
     // Creating threads 2 and 3 callocs their DTVs (288-byte chunks) in the creating thread's arena
     // in a normal program; here they go to the replayer's pool, so the main arena holds only the
     // tcache (656) and a (32).
@@ -324,7 +325,7 @@ describe('RSS after every event, from the sampled page faults', () => {
 });
 
 describe('aborts', () => {
-  it('lets glibc catch a double free and reports the event (fact 11)', () => {
+  it('lets glibc catch a double free and reports the event (docs/glibc-facts.md#abort-messages)', () => {
     const run = runNative(trace('double-free.trace'));
     expect(run.signal).toBe('SIGABRT');
     expect(run.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 2 });
@@ -352,7 +353,7 @@ describe('calls', () => {
     ]);
   });
 
-  it('shows the dynamic mmap threshold (fact 14.3)', () => {
+  it('shows the dynamic mmap threshold (docs/glibc-facts.md#dynamic-threshold)', () => {
     const run = runNativeText(['1 malloc 2097152 a', '1 free a', '1 malloc 2097152 b', '1 malloc 2101232 c', ''].join('\n'));
     expect(run.events).toEqual([
       { i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 2101232, brk: 0x21000 },
@@ -430,7 +431,7 @@ describe('settings', () => {
   it('takes tunables from the given environment only', () => {
     const text = '1 malloc 24 a\n1 free a\n';
     const mi = (r: ReturnType<typeof runNativeText>): Record<string, number> => r.summary!['mallinfo2'] as Record<string, number>;
-    // tcache_count=0: the freed chunk goes to a fastbin (fact 14.9)
+    // tcache_count=0: the freed chunk goes to a fastbin (docs/glibc-facts.md#tcache-tunables)
     const tuned = runNativeText(text, { env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' } });
     expect(mi(tuned)).toMatchObject({ smblks: 1, fsmblks: 32 });
     // the test runner's own environment does not leak into the replay
