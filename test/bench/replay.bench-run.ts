@@ -11,6 +11,7 @@
  */
 
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -53,8 +54,8 @@ async function generate(plain: string, gz: string, events: number, threads: numb
     const ok1 = plainOut.write(buf);
     const ok2 = gzip.write(buf);
     buf = '';
-    if (!ok1) await new Promise((r) => plainOut.once('drain', r));
-    if (!ok2) await new Promise((r) => gzip.once('drain', r));
+    if (!ok1) await once(plainOut, 'drain');
+    if (!ok2) await once(gzip, 'drain');
   };
   const size = (): number => {
     const r = rng();
