@@ -8,8 +8,8 @@
 import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
-import { chartAssets } from './assets.js';
-import { CLIENT_SCRIPT } from './client.js';
+import { chartAssets, pageScript } from './assets.js';
+import type { PageData } from './client/page-data.js';
 import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
 import type { ReportData } from './report.js';
 
@@ -164,6 +164,8 @@ export function renderReport(d: ReportData, baseSettings = ''): string {
   const assets = chartAssets();
   const m = d.explanation.moments[0]!;
   const samples = d.configs[0]!.series.event.length;
+  // The page's script reads the data as a PageData: this fails to compile if the two drift apart.
+  const forPage: PageData = d;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -192,7 +194,7 @@ ${configsHtml(d)}
 <p class="note">Each region of the allocator's memory, addresses left to right and row by row; hover for a chunk's address, size and state.</p>
 <div id="heap-map"></div>
 </main>
-<script type="application/json" id="ptsim-data">${jsonForScript(d)}</script>
+<script type="application/json" id="ptsim-data">${jsonForScript(forPage)}</script>
 <script>
 /* uPlot ${h(assets.version)}
 ${assets.license.replace(/\*\//g, '* /')}
@@ -200,7 +202,7 @@ ${assets.license.replace(/\*\//g, '* /')}
 ${inlineScript(assets.script)}
 </script>
 <script>
-${inlineScript(CLIENT_SCRIPT)}
+${inlineScript(pageScript())}
 </script>
 </body>
 </html>

@@ -205,6 +205,10 @@ describe('ptsim report', () => {
       const configs = page === load.path ? 3 : 2;
       expect(Number(drawn![1])).toBe(configs + 2);
       expect(Number(drawn![2])).toBeGreaterThan(0);
+      // Each heap map canvas is drawn when the page opens, not only after a resize.
+      const mapCanvases = [...dom.slice(dom.indexOf('id="heap-map"')).matchAll(/<canvas width="(\d+)" height="(\d+)"/g)];
+      expect(mapCanvases).toHaveLength(Number(drawn![2]));
+      for (const c of mapCanvases) expect(Number(c[2])).toBeGreaterThan(0);
       // No payload ran: each would have changed the title.
       const title = /<title>([^<]*)<\/title>/.exec(dom);
       expect(title![1]).toMatch(/^ptsim report: /);
