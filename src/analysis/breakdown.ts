@@ -13,7 +13,7 @@
  */
 
 import { NIL, St } from '../core/chunks.js';
-import { IS_MMAPPED, TCACHE_STRUCT_SIZE } from '../core/constants.js';
+import { IS_MMAPPED } from '../core/constants.js';
 import type { Arena, Process } from '../core/state.js';
 
 export const CAUSES = [
@@ -233,7 +233,6 @@ export function breakdown(s: Process): Breakdown {
   const tcacheStructs = new Set<number>();
   for (const th of s.threads.values()) if (th.tcache !== null) tcacheStructs.add(th.tcache.chunk);
   if (s.thread.tcache !== null) tcacheStructs.add(s.thread.tcache.chunk);
-  void TCACHE_STRUCT_SIZE;
   const arenas: ArenaBreakdown[] = [];
   let ar = s.main;
   do {

@@ -31,7 +31,7 @@ export interface Pin {
 }
 
 /** Resident bytes of [a, b): whole resident pages, and the resident parts of the pages at its ends. */
-export function residentBytes(s: Process, a: number, b: number): number {
+function residentBytes(s: Process, a: number, b: number): number {
   if (b <= a) return 0;
   const P = 4096;
   const k = s.kernel;

@@ -76,7 +76,7 @@ const enum Detail {
 }
 
 /** Bytes the program asked for and still holds: every handed-out chunk but glibc's own. */
-export function liveBytes(s: Process): number {
+function liveBytes(s: Process): number {
   const ck = s.ck;
   const state = ck.state;
   const born = ck.born;
@@ -314,7 +314,7 @@ function causeColumn(c: Cause): string {
 export const TIMELINE_COLUMNS: readonly string[] = ['event', 'time', 'rss', 'heap', 'mmapped', 'live_bytes', ...CAUSES.map(causeColumn), 'mmap_threshold', 'trim_threshold', 'mark'];
 
 /** A sample as one flat row keyed by TIMELINE_COLUMNS (null where not measured). */
-export function timelineRow(x: TimelineSample): Record<string, number | string | null> {
+function timelineRow(x: TimelineSample): Record<string, number | string | null> {
   const row: Record<string, number | string | null> = { event: x.event, time: x.time, rss: x.rss, heap: x.heap, mmapped: x.mmapped, live_bytes: x.live };
   for (const c of CAUSES) row[causeColumn(c)] = x.causes === null ? null : x.causes[c];
   row['mmap_threshold'] = x.mmapThreshold;

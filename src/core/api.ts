@@ -12,7 +12,7 @@
  */
 
 import { arenaForChunk, arenaGet, arenaGetRetry, unlockArena } from './arena.js';
-import { NIL, St } from './chunks.js';
+import { NIL } from './chunks.js';
 import {
   CHUNK_HDR_SZ,
   DEFAULT_MMAP_THRESHOLD_MAX,
@@ -39,7 +39,7 @@ import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
 import { heapForPtr } from './heap.js';
-import type { Process } from './state.js';
+import type { Arena, Process } from './state.js';
 
 /** ptmalloc_init */
 export function ptmallocInit(s: Process): void {
@@ -161,7 +161,8 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   const ck = s.ck;
   const oldsize = ck.size[oldp]!;
   const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
-  let ar = null;
+  // Set for a heap chunk; an mmapped chunk has no arena (and returns before it is needed).
+  let ar: Arena | null = null;
   if (!mmapped) {
     maybeInitTcache(s);
     ar = arenaForChunk(s, oldp);
@@ -191,7 +192,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
 }
 
 /** _mid_memalign: memalign, aligned_alloc and posix_memalign once their arguments are checked. */
-export function midMemalign(s: Process, alignment: number, bytes: number): number {
+function midMemalign(s: Process, alignment: number, bytes: number): number {
   if (alignment <= MALLOC_ALIGNMENT) return libcMalloc(s, bytes);
   if (alignment < MINSIZE) alignment = MINSIZE;
   if (alignment > 2 ** 63) return NIL; // EINVAL
@@ -235,11 +236,6 @@ export function libcPvalloc(s: Process, bytes: number): number {
   return midMemalign(s, PAGE_SIZE, rounded);
 }
 
-/** __posix_memalign's argument check: the alignment must be a power-of-two multiple of 8. */
-export function posixMemalignValid(alignment: number): boolean {
-  return alignment !== 0 && alignment % 8 === 0 && powerof2(alignment / 8);
-}
-
 /** musable / __malloc_usable_size */
 export function mallocUsableSize(s: Process, p: number): number {
   if (p === NIL) return 0;
@@ -267,8 +263,6 @@ export function mallocTrim(s: Process, pad: number): number {
   } while (ar !== s.main);
   return result;
 }
-
-export { St };
 
 /** Where a block lives, as the fidelity log names it. */
 export interface BlockLocation {

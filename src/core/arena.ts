@@ -14,7 +14,7 @@
  * arena_for_chunk, __malloc_arena_thread_freeres (malloc/arena.c).
  */
 
-import { NIL, St } from './chunks.js';
+import { St } from './chunks.js';
 import { HEAP_INFO_SIZE, MALLOC_ALIGNMENT, MALLOC_STATE_SIZE, NON_MAIN_ARENA, PREV_INUSE } from './constants.js';
 import { heapForPtr, newHeap } from './heap.js';
 import { setHead } from './mem.js';
@@ -104,7 +104,7 @@ function reusedArena(s: Process, _avoid: Arena | null): Arena {
 }
 
 /** arena_get2 */
-export function arenaGet2(s: Process, size: number, avoid: Arena | null): Arena | null {
+function arenaGet2(s: Process, size: number, avoid: Arena | null): Arena | null {
   let a = getFreeList(s);
   if (a === null) {
     if (s.narenasLimit === 0) {
@@ -147,5 +147,3 @@ export function arenaThreadFreeres(s: Process): void {
     s.freeList = a;
   }
 }
-
-export { NIL };

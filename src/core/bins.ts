@@ -17,7 +17,7 @@ import { writeBk, writeBkNext, writeFd, writeFdNext } from './mem.js';
 import type { Arena, Process } from './state.js';
 
 /** mark_bin */
-export function markBin(av: Arena, i: number): void {
+function markBin(av: Arena, i: number): void {
   av.binmap[i >>> 5] = (av.binmap[i >>> 5]! | (1 << (i & 31))) >>> 0;
 }
 

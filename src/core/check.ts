@@ -30,7 +30,6 @@ import {
   binIndex,
   csize2tidx,
   fastbinIndex,
-  inSmallbinRange,
 } from './constants.js';
 import type { Arena, Process } from './state.js';
 
@@ -225,5 +224,3 @@ function checkTcaches(s: Process): void {
     }
   }
 }
-
-export { inSmallbinRange };

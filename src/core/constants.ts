@@ -20,8 +20,7 @@ export const IS_MMAPPED = 0x2;
 export const NON_MAIN_ARENA = 0x4;
 
 export const NBINS = 128;
-export const NSMALLBINS = 64;
-export const MIN_LARGE_SIZE = 1024;
+const MIN_LARGE_SIZE = 1024;
 export const NFASTBINS = 10;
 export const BINMAPSIZE = 4;
 /** The unsorted bin is bin 1; it also serves as the arena's initial (size 0) top. */
@@ -81,7 +80,7 @@ export function csize2tidx(size: number): number {
 }
 
 /** tidx2usize: the largest request a tcache bin serves. */
-export function tidx2usize(idx: number): number {
+function tidx2usize(idx: number): number {
   return idx * MALLOC_ALIGNMENT + MINSIZE - SIZE_SZ;
 }
 

@@ -14,7 +14,7 @@
  * chunk handed out (state, requested size).
  */
 
-import { unlinkChunk, insertUnsortedHead, markBin, placeInBin } from './bins.js';
+import { unlinkChunk, insertUnsortedHead, placeInBin } from './bins.js';
 import { NIL, St } from './chunks.js';
 import {
   BINMAPSIZE,
@@ -294,10 +294,7 @@ function searchBins(s: Process, av: Arena, nb: number, idx: number, bytes: numbe
 }
 
 /** set_non_main_arena */
-export function setArenaBit(s: Process, p: number): void {
+function setArenaBit(s: Process, p: number): void {
   s.ck.flags[p] = s.ck.flags[p]! | NON_MAIN_ARENA;
   s.kernel.touch(s.ck.addr[p]! + 8);
 }
-
-// Re-exported for modules that bin chunks outside _int_malloc.
-export { markBin };

@@ -6,7 +6,7 @@
  * Field names follow glibc's so that a reader of malloc.c finds each one where they expect it.
  */
 
-import { Kernel } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { ChunkStore, NIL, NOT_NULL, St } from './chunks.js';
 import {
   BINMAPSIZE,
@@ -56,7 +56,7 @@ export interface MallocPar {
   tcacheUnsortedLimit: number;
 }
 
-export function defaultMallocPar(): MallocPar {
+function defaultMallocPar(): MallocPar {
   return {
     trimThreshold: DEFAULT_TRIM_THRESHOLD,
     topPad: DEFAULT_TOP_PAD,

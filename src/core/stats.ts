@@ -23,12 +23,12 @@ export interface Mallinfo2 {
   keepcost: number;
 }
 
-export function emptyMallinfo(): Mallinfo2 {
+function emptyMallinfo(): Mallinfo2 {
   return { arena: 0, ordblks: 0, smblks: 0, hblks: 0, hblkhd: 0, usmblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, keepcost: 0 };
 }
 
 /** int_mallinfo: adds one arena's figures to m. */
-export function intMallinfo(s: Process, av: Arena, m: Mallinfo2): void {
+function intMallinfo(s: Process, av: Arena, m: Mallinfo2): void {
   const ck = s.ck;
   let avail = ck.size[av.top]!;
   let nblocks = 1;

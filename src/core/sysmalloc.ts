@@ -35,7 +35,7 @@ import { setHead, setPrevSize } from './mem.js';
 import type { Arena, Process } from './state.js';
 
 /** __sbrk: moves the break by `increment`; returns the old break, or -1. */
-export function sbrk(s: Process, increment: number): number {
+function sbrk(s: Process, increment: number): number {
   if (s.curbrk === null) s.curbrk = s.kernel.brk(0);
   if (increment === 0) return s.curbrk;
   const old = s.curbrk;
@@ -48,7 +48,7 @@ export function sbrk(s: Process, increment: number): number {
 }
 
 /** MORECORE (__glibc_morecore): sbrk with 0 for failure. */
-export function morecore(s: Process, increment: number): number {
+function morecore(s: Process, increment: number): number {
   if (s.alwaysFailMorecore) return 0;
   const r = sbrk(s, increment);
   return r === -1 ? 0 : r;
@@ -61,7 +61,7 @@ function madviseThp(s: Process, size: number): void {
 }
 
 /** sysmalloc_mmap: a chunk with a mapping of its own. Returns the chunk, or NIL. */
-export function sysmallocMmap(s: Process, nb: number, pagesize: number): number {
+function sysmallocMmap(s: Process, nb: number, pagesize: number): number {
   const size = alignUp(nb + SIZE_SZ, pagesize);
   if (size <= nb) return NIL;
   const mm = s.kernel.mmap(size);

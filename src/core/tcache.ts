@@ -44,7 +44,7 @@ export function tcacheGet(s: Process, tc: Tcache, idx: number): number {
 }
 
 /** tcache_init: allocates and clears this thread's cache. */
-export function tcacheInit(s: Process): void {
+function tcacheInit(s: Process): void {
   const th = s.thread;
   if (th.tcacheShuttingDown) return;
   let ar = arenaGet(s, TCACHE_STRUCT_SIZE);

@@ -17,7 +17,6 @@
 import { PageSet } from './pages.js';
 
 export const PAGE_SIZE = 4096;
-export const PAGE_SHIFT = 12;
 /** 1 / PAGE_SIZE: a page number is floor(offset * PAGE_FRACTION), exact for every offset below 2^53. */
 const PAGE_FRACTION = 1 / PAGE_SIZE;
 
@@ -54,9 +53,9 @@ export interface Mapping {
   pages: PageSet;
 }
 
-export const DEFAULT_BRK_BASE = 0x555555559000;
-export const DEFAULT_MAX_MAPPING = 2 ** 40;
-export const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
+const DEFAULT_BRK_BASE = 0x555555559000;
+const DEFAULT_MAX_MAPPING = 2 ** 40;
+const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
 
 export class Kernel {
   readonly brkBase: number;
@@ -118,9 +117,10 @@ export class Kernel {
     this.syscalls.mmap++;
     len = pageAlignUp(len);
     if (len <= 0 || len > this.maxMapping) return -1;
-    let start = -1;
-    if (hint !== 0 && hint % PAGE_SIZE === 0 && this.isFree(hint, hint + len)) start = hint;
-    else start = this.findGap(len);
+    const start =
+      hint !== 0 && hint % PAGE_SIZE === 0 && this.isFree(hint, hint + len)
+        ? hint
+        : this.findGap(len);
     if (start < 0) return -1;
     this.insertMapping({ start, end: start + len, pages: new PageSet(len / PAGE_SIZE) });
     return start;
@@ -385,10 +385,10 @@ export class Kernel {
   }
 }
 
-export function pageAlignUp(n: number): number {
+function pageAlignUp(n: number): number {
   return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 }
 
-export function pageAlignDown(n: number): number {
+function pageAlignDown(n: number): number {
   return Math.floor(n / PAGE_SIZE) * PAGE_SIZE;
 }

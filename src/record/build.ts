@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The C source: src/record/recorder.c, next to this file in the source tree and two levels up from dist/. */
-export const RECORDER_SOURCE = fileURLToPath(new URL('../../src/record/recorder.c', import.meta.url));
+const RECORDER_SOURCE = fileURLToPath(new URL('../../src/record/recorder.c', import.meta.url));
 
 /**
  * -fvisibility=hidden: only the interposed functions are exported. -fno-builtin: the compiler must
@@ -34,7 +34,7 @@ export class RecorderBuildError extends Error {
  * $XDG_CACHE_HOME/ptsim, else ~/.cache/ptsim. LD_PRELOAD splits its value at spaces and colons, so
  * a cache path containing either falls back to a per-user directory under the system's tmpdir.
  */
-export function recorderCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+function recorderCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env['XDG_CACHE_HOME'];
   const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.cache');
   const dir = join(base, 'ptsim');

@@ -57,7 +57,7 @@ export interface RunResult {
 }
 
 /** The environment the replayed program sees: the trace's header, then the caller's overrides. */
-export function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string, string]> {
+function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string, string]> {
   const env = new Map<string, string>();
   if (header !== null && !s.ignoreTraceEnv) for (const [k, v] of header.env) env.set(k, v);
   if (s.tunables !== undefined) env.set('GLIBC_TUNABLES', s.tunables);

@@ -15,15 +15,14 @@ import type { Process } from '../core/state.js';
 import { findPins, type Pin } from '../analysis/pins.js';
 
 /** The states a chunk is drawn in; a state is its index here. */
-export const MAP_STATES = ['live', 'tcache', 'fastbin', 'bin', 'top', 'metadata'] as const;
-export type MapState = (typeof MAP_STATES)[number];
+const MAP_STATES = ['live', 'tcache', 'fastbin', 'bin', 'top', 'metadata'] as const;
 const LIVE = 0;
 const METADATA = 5;
 
 /** Regions with more chunks than this are sent as buckets. */
-export const MAX_EXACT_CHUNKS = 20_000;
+const MAX_EXACT_CHUNKS = 20_000;
 /** Buckets of an aggregated region. */
-export const MAP_BUCKETS = 4096;
+const MAP_BUCKETS = 4096;
 /** Residency is sent for at most this many equal spans per region. */
 const RESIDENT_SPANS = 2048;
 

@@ -73,7 +73,7 @@ export interface ReportData {
 }
 
 /** Samples as columns. */
-export function toColumns(samples: TimelineSample[]): SeriesColumns {
+function toColumns(samples: TimelineSample[]): SeriesColumns {
   const causes = {} as Record<Cause, Array<number | null>>;
   for (const c of CAUSES) causes[c] = samples.map((x) => (x.causes === null ? null : x.causes[c]));
   return {

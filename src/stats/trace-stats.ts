@@ -146,6 +146,11 @@ export class TraceStats implements TraceSink {
         if (h >= 0) this.end(ev, h);
         break;
       }
+      case Op.mallocTrim:
+      case Op.mallopt:
+      case Op.exit:
+        // No block starts or ends.
+        break;
     }
   }
 

@@ -12,7 +12,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { Replayer } from '../../src/replay/replay.js';
-import { NIL, St } from '../../src/core/chunks.js';
+import { St } from '../../src/core/chunks.js';
 import { IS_MMAPPED } from '../../src/core/constants.js';
 import { mallinfo2 } from '../../src/core/stats.js';
 import { readTraceText } from '../../src/trace/reader.js';
@@ -179,7 +179,6 @@ function replayChecked(trace: string): Replayer {
       for (const h of s.heaps.values()) maxHeapNumber = Math.max(maxHeapNumber, h.number);
     },
   });
-  void NIL;
   return r;
 }
 
@@ -192,7 +191,7 @@ describe('heap invariants hold after every event', () => {
           replayChecked(trace);
         } catch (e) {
           // fast-check reports the shrunk case's error: carry the trace in it.
-          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`);
+          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`, { cause: e });
         }
       }),
       { seed: SEED, numRuns: 100 },
@@ -205,7 +204,7 @@ describe('heap invariants hold after every event', () => {
         try {
           replayChecked(trace);
         } catch (e) {
-          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`);
+          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`, { cause: e });
         }
       }),
       { seed: SEED + 1, numRuns: 60 },

@@ -17,7 +17,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Built programs and the recorder's cache live outside the repository. */
 export const BUILD = join(tmpdir(), `ptsim-record-tests-${process.getuid?.() ?? 0}`);
 
-export function recorder(): string {
+function recorder(): string {
   return buildRecorder({ cacheDir: join(BUILD, 'cache') });
 }
 

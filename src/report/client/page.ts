@@ -19,7 +19,7 @@ window.addEventListener('error', (e) => {
 });
 
 (() => {
-  const data = JSON.parse(document.getElementById('ptsim-data')!.textContent!) as PageData;
+  const data = JSON.parse(document.getElementById('ptsim-data')!.textContent) as PageData;
   const COLORS = [
     '#2b6cb0',
     '#c53030',
