@@ -176,7 +176,11 @@ export interface ThreadState {
 }
 
 export function newTcache(chunk: number): Tcache {
-  return { counts: new Uint16Array(TCACHE_MAX_BINS), entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL), chunk };
+  return {
+    counts: new Uint16Array(TCACHE_MAX_BINS),
+    entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL),
+    chunk,
+  };
 }
 
 /** The whole simulated process: what glibc's malloc keeps, plus the kernel beneath it. */

@@ -24,7 +24,18 @@ export interface Mallinfo2 {
 }
 
 function emptyMallinfo(): Mallinfo2 {
-  return { arena: 0, ordblks: 0, smblks: 0, hblks: 0, hblkhd: 0, usmblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, keepcost: 0 };
+  return {
+    arena: 0,
+    ordblks: 0,
+    smblks: 0,
+    hblks: 0,
+    hblkhd: 0,
+    usmblks: 0,
+    fsmblks: 0,
+    uordblks: 0,
+    fordblks: 0,
+    keepcost: 0,
+  };
 }
 
 /** int_mallinfo: adds one arena's figures to m. */
@@ -160,7 +171,8 @@ export function mallocInfo(s: Process): string {
       if (i === 1) unsorted = line;
       else lines.push(line);
     }
-    for (const l of lines) out += `  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
+    for (const l of lines)
+      out += `  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
     if (unsorted !== null) {
       out += `  <unsorted from="${unsorted.from}" to="${unsorted.to}" total="${unsorted.total}" count="${unsorted.count}"/>\n`;
     }
@@ -242,7 +254,15 @@ export function arenaReports(s: Process): ArenaReport[] {
         resident += s.kernel.residentIn(h.start, h.start + h.size);
       }
     }
-    out.push({ index: ar.index, threads: ar.attachedThreads, heaps, systemBytes: ar.systemMem, inUseBytes: m.uordblks, freeBytes: m.fordblks, residentBytes: resident });
+    out.push({
+      index: ar.index,
+      threads: ar.attachedThreads,
+      heaps,
+      systemBytes: ar.systemMem,
+      inUseBytes: m.uordblks,
+      freeBytes: m.fordblks,
+      residentBytes: resident,
+    });
     ar = ar.next;
   } while (ar !== s.main);
   return out;

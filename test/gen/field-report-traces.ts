@@ -211,7 +211,9 @@ See docs/field-reports/fastbins-tcache.md.
       t.ev(`malloc 24 k${i}`);
       t.ev(`malloc ${intBetween(rng, 24, 120)} v${i}`);
     }
-    t.comment(`Batch ${batch} done: drop the values (every other chunk of the table), then the keys.`);
+    t.comment(
+      `Batch ${batch} done: drop the values (every other chunk of the table), then the keys.`,
+    );
     for (let i = 0; i < ENTRIES; i++) t.ev(`free v${i}`);
     for (let i = 0; i < ENTRIES; i++) t.ev(`free k${i}`);
   }

@@ -42,21 +42,48 @@ const size = fc.oneof(
 
 const cmd: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 6, arbitrary: size.map((s) => ({ op: 'malloc' as const, size: s })) },
-  { weight: 1, arbitrary: fc.record({ n: fc.integer({ min: 0, max: 8 }), size }).map((r) => ({ op: 'calloc' as const, n: r.n, size: Math.floor(r.size / 4) })) },
-  { weight: 2, arbitrary: fc.record({ which: fc.nat(), size }).map((r) => ({ op: 'realloc' as const, ...r })) },
-  { weight: 1, arbitrary: fc.record({ align: fc.constantFrom(8, 16, 32, 48, 64, 256, 4096), size }).map((r) => ({ op: 'memalign' as const, ...r })) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constantFrom('valloc' as const, 'pvalloc' as const), size }) },
-  { weight: 6, arbitrary: fc.nat().map((w) => ({ op: 'free' as const, which: w })) },
-  { weight: 1, arbitrary: fc.constantFrom(0, 4096, 131072).map((p) => ({ op: 'trim' as const, pad: p })) },
   {
     weight: 1,
-    arbitrary: fc.oneof(
-      fc.record({ param: fc.constant('M_MXFAST'), value: fc.constantFrom(0, 64, 128, 160) }),
-      fc.record({ param: fc.constant('M_MMAP_THRESHOLD'), value: fc.constantFrom(65536, 131072, 1 << 20) }),
-      fc.record({ param: fc.constant('M_TRIM_THRESHOLD'), value: fc.constantFrom(0, 65536, 1 << 20) }),
-      fc.record({ param: fc.constant('M_TOP_PAD'), value: fc.constantFrom(0, 4096, 131072) }),
-      fc.record({ param: fc.constant('M_MMAP_MAX'), value: fc.constantFrom(0, 65536) }),
-    ).map((r) => ({ op: 'mallopt' as const, ...r })),
+    arbitrary: fc
+      .record({ n: fc.integer({ min: 0, max: 8 }), size })
+      .map((r) => ({ op: 'calloc' as const, n: r.n, size: Math.floor(r.size / 4) })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ which: fc.nat(), size }).map((r) => ({ op: 'realloc' as const, ...r })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ align: fc.constantFrom(8, 16, 32, 48, 64, 256, 4096), size })
+      .map((r) => ({ op: 'memalign' as const, ...r })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constantFrom('valloc' as const, 'pvalloc' as const), size }),
+  },
+  { weight: 6, arbitrary: fc.nat().map((w) => ({ op: 'free' as const, which: w })) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(0, 4096, 131072).map((p) => ({ op: 'trim' as const, pad: p })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .oneof(
+        fc.record({ param: fc.constant('M_MXFAST'), value: fc.constantFrom(0, 64, 128, 160) }),
+        fc.record({
+          param: fc.constant('M_MMAP_THRESHOLD'),
+          value: fc.constantFrom(65536, 131072, 1 << 20),
+        }),
+        fc.record({
+          param: fc.constant('M_TRIM_THRESHOLD'),
+          value: fc.constantFrom(0, 65536, 1 << 20),
+        }),
+        fc.record({ param: fc.constant('M_TOP_PAD'), value: fc.constantFrom(0, 4096, 131072) }),
+        fc.record({ param: fc.constant('M_MMAP_MAX'), value: fc.constantFrom(0, 65536) }),
+      )
+      .map((r) => ({ op: 'mallopt' as const, ...r })),
   },
 );
 
@@ -64,14 +91,23 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
 type ThreadCmd = { tid: number; cmd: Cmd | { op: 'exit' } };
 
 const threadCmd: fc.Arbitrary<ThreadCmd> = fc.record({
-  tid: fc.oneof({ weight: 3, arbitrary: fc.constant(1) }, { weight: 4, arbitrary: fc.integer({ min: 2, max: 24 }) }),
-  cmd: fc.oneof({ weight: 30, arbitrary: cmd }, { weight: 1, arbitrary: fc.constant({ op: 'exit' as const }) }),
+  tid: fc.oneof(
+    { weight: 3, arbitrary: fc.constant(1) },
+    { weight: 4, arbitrary: fc.integer({ min: 2, max: 24 }) },
+  ),
+  cmd: fc.oneof(
+    { weight: 30, arbitrary: cmd },
+    { weight: 1, arbitrary: fc.constant({ op: 'exit' as const }) },
+  ),
 });
 
 /** Renders thread commands as a trace (the first command's thread is the main thread). */
 function toThreadTrace(tcmds: ThreadCmd[]): string {
   const lines: string[] = [];
-  const body = toTrace(tcmds.map((t) => (t.cmd.op === 'exit' ? { op: 'free' as const, which: -1 } : t.cmd)), true);
+  const body = toTrace(
+    tcmds.map((t) => (t.cmd.op === 'exit' ? { op: 'free' as const, which: -1 } : t.cmd)),
+    true,
+  );
   let k = 0;
   for (const t of tcmds) {
     const line = body[k++]!;
@@ -111,7 +147,13 @@ function toTrace(cmds: Cmd[], asLines = false): string | string[] {
         break;
       case 'realloc': {
         const t = take(c.which);
-        lines.push(t === null ? `1 realloc 0 ${c.size} ${add()}` : c.size === 0 ? `1 realloc ${t} 0 0` : `1 realloc ${t} ${c.size} ${add()}`);
+        lines.push(
+          t === null
+            ? `1 realloc 0 ${c.size} ${add()}`
+            : c.size === 0
+              ? `1 realloc ${t} 0 0`
+              : `1 realloc ${t} ${c.size} ${add()}`,
+        );
         break;
       }
       case 'memalign':
@@ -146,7 +188,11 @@ let maxHeapNumber = 0;
 
 /** Replays a trace with full checks after every event, plus the program-visible guarantees. */
 function replayChecked(trace: string): Replayer {
-  const r = new Replayer('prop.trace', { checkLevel: 2, cores: 1, env: Object.entries(traceEnv(trace)) });
+  const r = new Replayer('prop.trace', {
+    checkLevel: 2,
+    cores: 1,
+    env: Object.entries(traceEnv(trace)),
+  });
   const s = r.process;
   const ck = s.ck;
   const sizes = new Map<string, number>();
@@ -154,7 +200,8 @@ function replayChecked(trace: string): Replayer {
     header: (h: TraceHeader) => r.header(h),
     event: (ev: TraceEvent) => {
       r.event(ev);
-      if (ev.out !== '') sizes.set(ev.out, ev.op === 1 ? ev.n1 * ev.n2 : ev.op === 3 ? ev.n2 : ev.n1);
+      if (ev.out !== '')
+        sizes.set(ev.out, ev.op === 1 ? ev.n1 * ev.n2 : ev.op === 3 ? ev.n2 : ev.n1);
       // Live user blocks: aligned, large enough, never overlapping.
       const blocks: Array<[number, number]> = [];
       for (let h = 0; h < ck.highWater; h++) {
@@ -166,14 +213,16 @@ function replayChecked(trace: string): Replayer {
         blocks.push([mem, mem + ck.req[h]!]);
       }
       blocks.sort((a, b) => a[0] - b[0]);
-      for (let i = 1; i < blocks.length; i++) expect(blocks[i]![0]).toBeGreaterThanOrEqual(blocks[i - 1]![1]);
+      for (let i = 1; i < blocks.length; i++)
+        expect(blocks[i]![0]).toBeGreaterThanOrEqual(blocks[i - 1]![1]);
       // mallinfo2 against a walk: free bytes in bins and top, plus in-use bytes, make system_mem.
       const m = mallinfo2(s);
       expect(m.uordblks + m.fordblks).toBe(m.arena);
       expect(m.hblkhd).toBe(s.mp.mmappedMem);
       let freeWalk = 0;
       for (const a of s.arenas) if (!a.topIsInitial) freeWalk += ck.size[a.top]!;
-      for (let h = 0; h < ck.highWater; h++) if (ck.state[h] === St.BINNED || ck.state[h] === St.FAST) freeWalk += ck.size[h]!;
+      for (let h = 0; h < ck.highWater; h++)
+        if (ck.state[h] === St.BINNED || ck.state[h] === St.FAST) freeWalk += ck.size[h]!;
       expect(m.fordblks).toBe(freeWalk);
       expect(r.kernel.residentPages * 4096).toBeLessThanOrEqual(r.kernel.mappedBytes());
       for (const h of s.heaps.values()) maxHeapNumber = Math.max(maxHeapNumber, h.number);
@@ -191,7 +240,10 @@ describe('heap invariants hold after every event', () => {
           replayChecked(trace);
         } catch (e) {
           // fast-check reports the shrunk case's error: carry the trace in it.
-          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`, { cause: e });
+          throw new Error(
+            `${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`,
+            { cause: e },
+          );
         }
       }),
       { seed: SEED, numRuns: 100 },
@@ -204,7 +256,10 @@ describe('heap invariants hold after every event', () => {
         try {
           replayChecked(trace);
         } catch (e) {
-          throw new Error(`${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`, { cause: e });
+          throw new Error(
+            `${e instanceof Error ? e.message : String(e)}\ncounterexample trace:\n${trace}`,
+            { cause: e },
+          );
         }
       }),
       { seed: SEED + 1, numRuns: 60 },

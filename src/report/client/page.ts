@@ -180,17 +180,15 @@ window.addEventListener('error', (e) => {
       cursor: { sync: { key: 'ptsim' } },
       series: [
         { label: xLabel, value: (_u, v) => fmtX(v) },
-        ...series.map(
-          (s): uPlot.Series => ({
-            label: s.label,
-            stroke: s.color,
-            width: s.width || 1.5,
-            spanGaps: true,
-            points: { show: !!s.sparse, size: 4 },
-            paths: s.stepped ? uPlot.paths.stepped!({ align: 1 }) : undefined,
-            value: (_u, v) => fmtBytes(v),
-          }),
-        ),
+        ...series.map((s): uPlot.Series => ({
+          label: s.label,
+          stroke: s.color,
+          width: s.width || 1.5,
+          spanGaps: true,
+          points: { show: !!s.sparse, size: 4 },
+          paths: s.stepped ? uPlot.paths.stepped!({ align: 1 }) : undefined,
+          value: (_u, v) => fmtBytes(v),
+        })),
       ],
       axes: [
         { label: xLabel, values: (_u, vals) => vals.map(fmtX) },
@@ -217,15 +215,19 @@ window.addEventListener('error', (e) => {
       return [column(idx, (i) => xOf(c.series.time[i]!)), column(idx, (i) => c.series.rss[i]!)];
     });
     const joined = uPlot.join(tables);
-    const series = data.configs.map(
-      (c, k): Line => ({
-        label: c.name,
-        color: COLORS[k % COLORS.length]!,
-        width: k === 0 ? 2.5 : 1.5,
-      }),
-    );
+    const series = data.configs.map((c, k): Line => ({
+      label: c.name,
+      color: COLORS[k % COLORS.length]!,
+      width: k === 0 ? 2.5 : 1.5,
+    }));
     /* The charts show times in seconds, the markers keep nanoseconds: xOf converts both. */
-    makeChart(host, 'RSS over time, each configuration', joined, series, data.configs[0]!.thresholds);
+    makeChart(
+      host,
+      'RSS over time, each configuration',
+      joined,
+      series,
+      data.configs[0]!.thresholds,
+    );
   })();
 
   /* ---------------------------------------------------------------- each configuration in detail */
