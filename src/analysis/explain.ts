@@ -180,9 +180,7 @@ async function eventFacts(
 }
 
 /** The remedies worth trying, given what the replay as given looked like. */
-function remedies(
-  arenaCount: number,
-): Array<{
+function remedies(arenaCount: number): Array<{
   id: string;
   setting: string;
   why: string;
