@@ -70,6 +70,20 @@ const typeChecked = defineConfig(
     },
   },
   {
+    // Every fast-check property runs with the shared, reproducible seed (test/helpers/fc.ts).
+    files: ['test/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector:
+            "CallExpression[callee.object.name='fc'][callee.property.name=/^(assert|check)$/]:not([arguments.1.callee.name='fcParams'])",
+          message: 'Pass fcParams(...) (test/helpers/fc.ts) as the parameters: the run seed.',
+        },
+      ],
+    },
+  },
+  {
     // The page's script is a classic script, not a module (see its header): it can name the
     // types of its data only with import() types.
     files: ['src/report/client/page.ts'],

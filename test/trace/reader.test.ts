@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
+import { fcParams } from '../helpers/fc.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser, TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { tokenKey } from '../../src/trace/token-key.js';
@@ -431,7 +432,7 @@ describe('fast and general paths agree', () => {
         const b = parse(odd.join(''));
         expect(b.events).toEqual(a.events);
       }),
-      { numRuns: 300 },
+      fcParams({ numRuns: 300 }),
     );
   });
 });
