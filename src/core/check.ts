@@ -49,8 +49,29 @@ export function checkProcess(s: Process, level: 1 | 2): void {
   if (k.recountResident() !== k.residentPages)
     fail(`resident page count ${k.residentPages} != recount ${k.recountResident()}`);
   checkArenaList(s);
-  for (const av of s.arenas) checkArena(s, av);
+  const heads = regionHeads(s);
+  for (const av of s.arenas) checkArena(s, av, heads[av.index]!);
   checkTcaches(s);
+}
+
+/**
+ * The first chunk of each region (the brk heap and brk-fallback regions of the main arena, each
+ * heap of the others), by the index of the arena whose memory it is: one pass over the chunk
+ * store for all arenas.
+ */
+function regionHeads(s: Process): number[][] {
+  const ck = s.ck;
+  const heads: number[][] = s.arenas.map(() => []);
+  for (let h = 0; h < ck.highWater; h++) {
+    const st = ck.state[h]!;
+    if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
+    if (ck.prev[h] !== NIL) continue;
+    const owner = ownerOf(s, ck.addr[h]!);
+    if (s.arenas[owner.index] !== owner)
+      fail(`region at ${hex(ck.addr[h]!)}: arena not in the list`);
+    heads[owner.index]!.push(h);
+  }
+  return heads;
 }
 
 /**
@@ -89,7 +110,7 @@ function checkArenaList(s: Process): void {
       fail(`thread ${t.tid}: its arena is not in the list`);
 }
 
-function checkArena(s: Process, av: Arena): void {
+function checkArena(s: Process, av: Arena, heads: readonly number[]): void {
   const ck = s.ck;
   if (av.topIsInitial) return;
   // Walk each region of this arena from its first chunk.
@@ -128,11 +149,7 @@ function checkArena(s: Process, av: Arena): void {
   // main arena, each heap of the chain for the others.
   let covered = 0;
   let binnedSeen = 0;
-  for (let h = 0; h < ck.highWater; h++) {
-    const st = ck.state[h]!;
-    if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
-    if (ck.prev[h] !== NIL) continue;
-    if (ownerOf(s, ck.addr[h]!) !== av) continue;
+  for (const h of heads) {
     let prevFree = false;
     let prevSize = 0;
     for (let p = h; p !== NIL; p = ck.next[p]!) {
