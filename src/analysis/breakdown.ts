@@ -13,7 +13,7 @@
  */
 
 import { NIL, St } from '../core/chunks.js';
-import { IS_MMAPPED, TCACHE_STRUCT_SIZE } from '../core/constants.js';
+import { IS_MMAPPED } from '../core/constants.js';
 import type { Arena, Process } from '../core/state.js';
 
 export const CAUSES = [
@@ -30,12 +30,18 @@ export type Cause = (typeof CAUSES)[number];
 /** One line of plain explanation per cause, for readers who have never read malloc.c. */
 export const CAUSE_TEXT: Record<Cause, string> = {
   'live-requested': 'bytes the program asked for and still holds',
-  'live-overhead': "allocator overhead of live blocks: chunk headers, rounding to 16 bytes, alignment waste, the unused end of an mmapped block's last page",
-  'free-tcache': "freed blocks cached per thread (tcache, up to 7 per size): glibc still counts them as in use and never merges or returns them",
-  'free-fastbins': 'freed small blocks in fastbins: not merged with their neighbours until something consolidates them',
-  'free-bins': 'freed blocks in the regular bins: merged, reusable, but inside the heap, so only malloc_trim can return their pages',
-  'free-top': 'the free top of a heap, kept because it is below the trim threshold (or a pad glibc always keeps)',
-  'metadata': "glibc's own bookkeeping in the heap: the tcache structure, heap and arena headers, fenceposts",
+  'live-overhead':
+    "allocator overhead of live blocks: chunk headers, rounding to 16 bytes, alignment waste, the unused end of an mmapped block's last page",
+  'free-tcache':
+    'freed blocks cached per thread (tcache, up to 7 per size): glibc still counts them as in use and never merges or returns them',
+  'free-fastbins':
+    'freed small blocks in fastbins: not merged with their neighbours until something consolidates them',
+  'free-bins':
+    'freed blocks in the regular bins: merged, reusable, but inside the heap, so only malloc_trim can return their pages',
+  'free-top':
+    'the free top of a heap, kept because it is below the trim threshold (or a pad glibc always keeps)',
+  metadata:
+    "glibc's own bookkeeping in the heap: the tcache structure, heap and arena headers, fenceposts",
 };
 
 /** Each cause's short name, as the explanation's tables print it. */
@@ -165,7 +171,14 @@ function causeOfChunk(s: Process, h: number): Cause {
  * Attributes one in-use chunk over [start, end): the bytes the program asked for, the rest overhead;
  * glibc's own chunks are metadata.
  */
-function addInUse(s: Process, at: Attributor, h: number, start: number, end: number, isTcacheStruct: boolean): void {
+function addInUse(
+  s: Process,
+  at: Attributor,
+  h: number,
+  start: number,
+  end: number,
+  isTcacheStruct: boolean,
+): void {
   const ck = s.ck;
   if (isTcacheStruct || ck.born[h]! < 0 || ck.size[h]! <= 16) {
     at.add('metadata', start, end, true);
@@ -185,7 +198,8 @@ function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>
   const regions: Array<[number, number]> = [];
   if (av === null) {
     for (let h = 0; h < ck.highWater; h++) {
-      if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) === 0) continue;
+      if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) === 0)
+        continue;
       // The whole mapping: the alignment lead before the chunk, the slack after the request.
       addInUse(s, at, h, ck.addr[h]! - ck.prevSize[h]!, ck.addr[h]! + ck.size[h]!, false);
     }
@@ -193,12 +207,19 @@ function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>
     if (av === s.main) {
       if (!av.topIsInitial) regions.push([s.kernel.brkBase, s.kernel.brkEnd]);
     } else {
-      for (let hp = av.heap; hp !== null; hp = hp.prev) regions.push([hp.start, hp.start + hp.size]);
+      for (let hp = av.heap; hp !== null; hp = hp.prev)
+        regions.push([hp.start, hp.start + hp.size]);
     }
     // Chunk chains: each region's chain starts at a chunk with no physical predecessor.
     for (let h = 0; h < ck.highWater; h++) {
       const st = ck.state[h]!;
-      if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0 || ck.prev[h] !== NIL) continue;
+      if (
+        st === St.DEAD ||
+        st === St.BINHDR ||
+        (ck.flags[h]! & IS_MMAPPED) !== 0 ||
+        ck.prev[h] !== NIL
+      )
+        continue;
       const a = ck.addr[h]!;
       const region = regions.find(([x, y]) => a >= x && a < y);
       if (region === undefined) continue;
@@ -233,7 +254,6 @@ export function breakdown(s: Process): Breakdown {
   const tcacheStructs = new Set<number>();
   for (const th of s.threads.values()) if (th.tcache !== null) tcacheStructs.add(th.tcache.chunk);
   if (s.thread.tcache !== null) tcacheStructs.add(s.thread.tcache.chunk);
-  void TCACHE_STRUCT_SIZE;
   const arenas: ArenaBreakdown[] = [];
   let ar = s.main;
   do {

@@ -69,7 +69,14 @@ export interface MomentExplanation {
   residentBytes: number;
   residentPages: number;
   mappedBytes: number;
-  causes: Array<{ cause: Cause; text: string; bytes: number; pages: number; mappedBytes: number; chunks: number }>;
+  causes: Array<{
+    cause: Cause;
+    text: string;
+    bytes: number;
+    pages: number;
+    mappedBytes: number;
+    chunks: number;
+  }>;
   arenas: Breakdown['arenas'];
   pins: PinReport[];
   thresholds: ThresholdChange[];
@@ -94,7 +101,11 @@ interface Snapshot {
 }
 
 /** Replays up to `stopAfter` (or the end) and takes the snapshot there. */
-async function snapshot(path: string, opts: ExplainOptions, stopAfter: number | undefined): Promise<{ snap: Snapshot; r: Replayer }> {
+async function snapshot(
+  path: string,
+  opts: ExplainOptions,
+  stopAfter: number | undefined,
+): Promise<{ snap: Snapshot; r: Replayer }> {
   const history = new ThresholdHistory();
   let lastLine = 0;
   let lastEvent = -1;
@@ -127,11 +138,25 @@ async function snapshot(path: string, opts: ExplainOptions, stopAfter: number | 
     syscalls: s.syscalls,
     pageFaults: s.pageFaults,
   };
-  return { snap: { event: lastEvent, line: lastLine, b: breakdown(r.process), pins: findPins(r.process), thresholds: history.changes, baseline }, r };
+  return {
+    snap: {
+      event: lastEvent,
+      line: lastLine,
+      b: breakdown(r.process),
+      pins: findPins(r.process),
+      thresholds: history.changes,
+      baseline,
+    },
+    r,
+  };
 }
 
 /** Line numbers and tokens of a few events, read from the trace without replaying it. */
-async function eventFacts(path: string, opts: ExplainOptions, wanted: Set<number>): Promise<Map<number, { line: number; token: string }>> {
+async function eventFacts(
+  path: string,
+  opts: ExplainOptions,
+  wanted: Set<number>,
+): Promise<Map<number, { line: number; token: string }>> {
   const out = new Map<number, { line: number; token: string }>();
   if (wanted.size === 0) return out;
   const last = Math.max(...wanted);
@@ -155,17 +180,65 @@ async function eventFacts(path: string, opts: ExplainOptions, wanted: Set<number
 }
 
 /** The remedies worth trying, given what the replay as given looked like. */
-function remedies(arenaCount: number): Array<{ id: string; setting: string; why: string; settings: ReplaySettings; trimAtEnd?: boolean }> {
-  const list: Array<{ id: string; setting: string; why: string; settings: ReplaySettings; trimAtEnd?: boolean }> = [
-    { id: 'malloc_trim', setting: 'malloc_trim(0) at this moment', why: 'consolidates and returns every whole free page inside the heaps, and the top of the main heap', settings: {}, trimAtEnd: true },
-    { id: 'mmap_threshold', setting: 'M_MMAP_THRESHOLD=131072', why: 'fixes the mmap threshold at 128 KiB: big blocks stay in mmap and go back to the kernel on free()', settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_THRESHOLD']!, 131072]] } },
-    { id: 'trim_threshold', setting: 'M_TRIM_THRESHOLD=0', why: 'free() lowers the heap top whenever it can', settings: { mallopts: [[MALLOPT_PARAMS['M_TRIM_THRESHOLD']!, 0]] } },
-    { id: 'mmap_max', setting: 'M_MMAP_MAX=0', why: 'no block gets an mmap of its own: everything comes from the heaps', settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_MAX']!, 0]] } },
-    { id: 'tcache_off', setting: 'glibc.malloc.tcache_count=0', why: 'no per-thread cache: freed blocks go straight back to their arena', settings: { extraTunables: 'glibc.malloc.tcache_count=0' } },
+function remedies(arenaCount: number): Array<{
+  id: string;
+  setting: string;
+  why: string;
+  settings: ReplaySettings;
+  trimAtEnd?: boolean;
+}> {
+  const list: Array<{
+    id: string;
+    setting: string;
+    why: string;
+    settings: ReplaySettings;
+    trimAtEnd?: boolean;
+  }> = [
+    {
+      id: 'malloc_trim',
+      setting: 'malloc_trim(0) at this moment',
+      why: 'consolidates and returns every whole free page inside the heaps, and the top of the main heap',
+      settings: {},
+      trimAtEnd: true,
+    },
+    {
+      id: 'mmap_threshold',
+      setting: 'M_MMAP_THRESHOLD=131072',
+      why: 'fixes the mmap threshold at 128 KiB: big blocks stay in mmap and go back to the kernel on free()',
+      settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_THRESHOLD']!, 131072]] },
+    },
+    {
+      id: 'trim_threshold',
+      setting: 'M_TRIM_THRESHOLD=0',
+      why: 'free() lowers the heap top whenever it can',
+      settings: { mallopts: [[MALLOPT_PARAMS['M_TRIM_THRESHOLD']!, 0]] },
+    },
+    {
+      id: 'mmap_max',
+      setting: 'M_MMAP_MAX=0',
+      why: 'no block gets an mmap of its own: everything comes from the heaps',
+      settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_MAX']!, 0]] },
+    },
+    {
+      id: 'tcache_off',
+      setting: 'glibc.malloc.tcache_count=0',
+      why: 'no per-thread cache: freed blocks go straight back to their arena',
+      settings: { extraTunables: 'glibc.malloc.tcache_count=0' },
+    },
   ];
   if (arenaCount > 1) {
-    list.push({ id: 'arena_max_1', setting: 'M_ARENA_MAX=1', why: 'one arena for all threads: memory freed by one thread serves the others', settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 1]] } });
-    list.push({ id: 'arena_max_2', setting: 'M_ARENA_MAX=2', why: 'at most two arenas', settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 2]] } });
+    list.push({
+      id: 'arena_max_1',
+      setting: 'M_ARENA_MAX=1',
+      why: 'one arena for all threads: memory freed by one thread serves the others',
+      settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 1]] },
+    });
+    list.push({
+      id: 'arena_max_2',
+      setting: 'M_ARENA_MAX=2',
+      why: 'at most two arenas',
+      settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 2]] },
+    });
   }
   return list;
 }
@@ -194,7 +267,10 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         points.push({ kind: m === 'peak' ? 'peak' : 'event', snap: endSnap });
         continue;
       }
-      points.push({ kind: m === 'peak' ? 'peak' : 'event', snap: (await snapshot(path, opts, ev)).snap });
+      points.push({
+        kind: m === 'peak' ? 'peak' : 'event',
+        snap: (await snapshot(path, opts, ev)).snap,
+      });
     }
   }
 
@@ -208,8 +284,15 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
           ...opts.settings,
           mallopts: [...(opts.settings.mallopts ?? []), ...(rem.settings.mallopts ?? [])],
         };
-        if (rem.settings.extraTunables !== undefined) settings.extraTunables = rem.settings.extraTunables;
-        const job: FiguresJob = { path, displayName: opts.displayName, import: opts.import, settings, stopAfter: p.snap.event };
+        if (rem.settings.extraTunables !== undefined)
+          settings.extraTunables = rem.settings.extraTunables;
+        const job: FiguresJob = {
+          path,
+          displayName: opts.displayName,
+          import: opts.import,
+          settings,
+          stopAfter: p.snap.event,
+        };
         if (rem.trimAtEnd) job.trimAtEnd = true;
         jobs.push(job);
       }
@@ -218,12 +301,15 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   const figures = jobs.length > 0 ? await runMany(jobs, opts.parallel, opts.progress) : [];
 
   const wanted = new Set<number>();
-  for (const p of points) for (const pin of p.snap.pins) if (pin.bornEvent >= 0) wanted.add(pin.bornEvent);
+  for (const p of points)
+    for (const pin of p.snap.pins) if (pin.bornEvent >= 0) wanted.add(pin.bornEvent);
   const facts = await eventFacts(path, opts, wanted);
 
   const out: MomentExplanation[] = points.map((p, k) => {
     const b = p.snap.b;
-    const causes = CAUSES.map((c) => ({ cause: c, text: CAUSE_TEXT[c], ...b.causes[c] })).sort((x, y) => y.bytes - x.bytes);
+    const causes = CAUSES.map((c) => ({ cause: c, text: CAUSE_TEXT[c], ...b.causes[c] })).sort(
+      (x, y) => y.bytes - x.bytes,
+    );
     const rems: Remedy[] = [];
     if (opts.whatIfs !== false) {
       base.forEach((rem, j) => {
@@ -246,7 +332,11 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       rems.sort((x, y) => y.saved - x.saved || x.extraSyscalls - y.extraSyscalls);
     }
     const pins: PinReport[] = p.snap.pins
-      .map((pin) => ({ ...pin, line: facts.get(pin.bornEvent)?.line ?? 0, token: facts.get(pin.bornEvent)?.token ?? '' }))
+      .map((pin) => ({
+        ...pin,
+        line: facts.get(pin.bornEvent)?.line ?? 0,
+        token: facts.get(pin.bornEvent)?.token ?? '',
+      }))
       .sort((x, y) => y.heldBytes - x.heldBytes);
     return {
       moment: p.kind,
@@ -262,5 +352,11 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       remedies: rems,
     };
   });
-  return { trace: opts.displayName ?? path, events: endSnap.baseline.events, cores, arenas: arenaCount, moments: out };
+  return {
+    trace: opts.displayName ?? path,
+    events: endSnap.baseline.events,
+    cores,
+    arenas: arenaCount,
+    moments: out,
+  };
 }

@@ -61,7 +61,13 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
     lastRss = r.kernel.residentPages * 4096;
     if (every > 0 && ev.index % every === 0) timeline.push([ev.index, lastRss]);
   };
-  const run = await replayFile(job.path, { ...job.settings, import: job.import, displayName: job.displayName, stopAfter: job.stopAfter, observe });
+  const run = await replayFile(job.path, {
+    ...job.settings,
+    import: job.import,
+    displayName: job.displayName,
+    stopAfter: job.stopAfter,
+    observe,
+  });
   const r = run.replayer;
   if (r === null) throw run.failure ?? new Error(`${job.path}: nothing to replay`);
   let trimResult: number | undefined;
@@ -89,6 +95,16 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
  * Runs jobs on up to `parallel` worker threads (1: all in this thread), calling `progress` as each
  * finishes. Results come back in the jobs' order.
  */
-export function runMany(jobs: FiguresJob[], parallel?: number, progress?: (done: number, total: number) => void): Promise<Figures[]> {
-  return runPool(new URL('./figures-worker.js', import.meta.url), jobs, runFigures, parallel, progress);
+export function runMany(
+  jobs: FiguresJob[],
+  parallel?: number,
+  progress?: (done: number, total: number) => void,
+): Promise<Figures[]> {
+  return runPool(
+    new URL('./figures-worker.js', import.meta.url),
+    jobs,
+    runFigures,
+    parallel,
+    progress,
+  );
 }

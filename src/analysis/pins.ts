@@ -64,7 +64,14 @@ function chainEnd(s: Process, av: Arena, start: number, end: number): number {
 }
 
 /** The pin of one heap [start, end) of arena av, or null when nothing below the end is held. */
-function pinOf(s: Process, av: Arena, heapNumber: number, start: number, end: number, tcacheStructs: Set<number>): Pin | null {
+function pinOf(
+  s: Process,
+  av: Arena,
+  heapNumber: number,
+  start: number,
+  end: number,
+  tcacheStructs: Set<number>,
+): Pin | null {
   const ck = s.ck;
   const last = chainEnd(s, av, start, end);
   if (last === NIL) return null;
@@ -74,7 +81,14 @@ function pinOf(s: Process, av: Arena, heapNumber: number, start: number, end: nu
   while (p !== NIL && (ck.state[p] === St.BINNED || ck.size[p]! <= 16)) p = ck.prev[p]!;
   if (p === NIL) return null;
   const st = ck.state[p]!;
-  const kind: Pin['kind'] = st === St.TCACHE ? 'tcache' : st === St.FAST ? 'fastbin' : ck.born[p]! < 0 || tcacheStructs.has(p) ? 'glibc' : 'live';
+  const kind: Pin['kind'] =
+    st === St.TCACHE
+      ? 'tcache'
+      : st === St.FAST
+        ? 'fastbin'
+        : ck.born[p]! < 0 || tcacheStructs.has(p)
+          ? 'glibc'
+          : 'live';
   let held = 0;
   let q = ck.prev[p]!;
   while (q !== NIL && isFree(ck.state[q]!)) {
@@ -82,7 +96,8 @@ function pinOf(s: Process, av: Arena, heapNumber: number, start: number, end: nu
     q = ck.prev[q]!;
   }
   let freeBelow = held;
-  for (; q !== NIL; q = ck.prev[q]!) if (isFree(ck.state[q]!)) freeBelow += residentBytes(s, ck.addr[q]!, ck.addr[q]! + ck.size[q]!);
+  for (; q !== NIL; q = ck.prev[q]!)
+    if (isFree(ck.state[q]!)) freeBelow += residentBytes(s, ck.addr[q]!, ck.addr[q]! + ck.size[q]!);
   return {
     arena: av.index,
     heap: heapNumber,

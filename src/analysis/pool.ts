@@ -72,7 +72,12 @@ export function serveJobs<J, R>(run: (job: J) => Promise<R>): void {
   parentPort!.on('message', (job: J) => {
     run(job).then(
       (result) => parentPort!.postMessage({ ok: true, result } satisfies Reply<R>),
-      (e: unknown) => parentPort!.postMessage({ ok: false, error: e instanceof Error ? e.message : String(e), name: e instanceof Error ? e.name : 'Error' } satisfies Reply<R>),
+      (e: unknown) =>
+        parentPort!.postMessage({
+          ok: false,
+          error: e instanceof Error ? e.message : String(e),
+          name: e instanceof Error ? e.name : 'Error',
+        } satisfies Reply<R>),
     );
   });
 }

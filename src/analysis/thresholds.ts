@@ -53,7 +53,11 @@ export class ThresholdHistory {
       // The most recent change that made this size a heap allocation rather than an mmap.
       for (let i = this.changes.length - 1; i >= 0; i--) {
         const c = this.changes[i]!;
-        if (c.newMmapThreshold > c.oldMmapThreshold && chunk >= c.oldMmapThreshold && chunk < mp.mmapThreshold) {
+        if (
+          c.newMmapThreshold > c.oldMmapThreshold &&
+          chunk >= c.oldMmapThreshold &&
+          chunk < mp.mmapThreshold
+        ) {
           c.heapAllocationsSince++;
           c.heapBytesSince += chunk;
           break;
@@ -61,13 +65,20 @@ export class ThresholdHistory {
       }
     }
     if (mp.mmapThreshold !== this.mmap || mp.trimThreshold !== this.trim) {
-      const cause = ev.op === Op.mallopt ? 'mallopt' : 'dynamic threshold: free of an mmapped block';
+      const cause =
+        ev.op === Op.mallopt ? 'mallopt' : 'dynamic threshold: free of an mmapped block';
       this.record(ev.index, ev, cause, mp.mmapThreshold, mp.trimThreshold);
     }
     this.lastRecord = null;
   }
 
-  private record(event: number, ev: TraceEvent, cause: ThresholdChange['cause'], mmap: number, trim: number): void {
+  private record(
+    event: number,
+    ev: TraceEvent,
+    cause: ThresholdChange['cause'],
+    mmap: number,
+    trim: number,
+  ): void {
     this.changes.push({
       event,
       line: event < 0 ? 0 : ev.line,

@@ -110,7 +110,11 @@ class WalkBudget {
 
   /** Charges a walk of `cost` handles if the allowance after `samples` samples and `event` covers it. */
   take(samples: number, event: number, cost: number): boolean {
-    if (this.spent + cost > this.rule.free + this.rule.perSample * samples + this.rule.perEvent * (event + 1)) return false;
+    if (
+      this.spent + cost >
+      this.rule.free + this.rule.perSample * samples + this.rule.perEvent * (event + 1)
+    )
+      return false;
     this.spent += cost;
     return true;
   }
@@ -173,12 +177,15 @@ export class TimelineSampler {
   private readonly peakCauses = new WalkBudget(PEAK_CAUSES_BUDGET);
 
   constructor(opts: TimelineOptions = {}) {
-    if (opts.every !== undefined && opts.everyTime !== undefined) throw new RangeError('sample by events or by time, not both');
+    if (opts.every !== undefined && opts.everyTime !== undefined)
+      throw new RangeError('sample by events or by time, not both');
     this.byTime = opts.everyTime !== undefined;
     this.interval = opts.everyTime ?? opts.every ?? 1;
-    if (!(this.interval > 0) || !Number.isFinite(this.interval)) throw new RangeError('the sampling interval must be a positive number');
+    if (!(this.interval > 0) || !Number.isFinite(this.interval))
+      throw new RangeError('the sampling interval must be a positive number');
     this.budget = opts.samples ?? DEFAULT_TIMELINE_SAMPLES;
-    if (!Number.isInteger(this.budget) || (this.budget !== 0 && this.budget < 4)) throw new RangeError('a timeline keeps at least 4 samples (0: no limit)');
+    if (!Number.isInteger(this.budget) || (this.budget !== 0 && this.budget < 4))
+      throw new RangeError('a timeline keeps at least 4 samples (0: no limit)');
   }
 
   /** The observe hook: call after every event. */
@@ -195,7 +202,11 @@ export class TimelineSampler {
       this.peakRss = rss;
       const s = r.process;
       const n = this.taken;
-      const detail = this.peakCauses.take(n, ev.index, causesCost(s)) ? Detail.Causes : this.peakLive.take(n, ev.index, s.ck.highWater) ? Detail.Live : Detail.None;
+      const detail = this.peakCauses.take(n, ev.index, causesCost(s))
+        ? Detail.Causes
+        : this.peakLive.take(n, ev.index, s.ck.highWater)
+          ? Detail.Live
+          : Detail.None;
       this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, detail);
     }
     const x = this.byTime ? time : ev.index;
@@ -220,7 +231,8 @@ export class TimelineSampler {
     if (r === null) return [];
     const out = this.samples;
     this.samples = [];
-    let last = out.length > 0 && out[out.length - 1]!.event === this.lastEvent ? out[out.length - 1]! : null;
+    let last =
+      out.length > 0 && out[out.length - 1]!.event === this.lastEvent ? out[out.length - 1]! : null;
     if (last === null) {
       last = this.fill(blank(), this.lastEvent, this.lastTime, r, Detail.Causes);
       out.push(last);
@@ -246,7 +258,13 @@ export class TimelineSampler {
     return out;
   }
 
-  private fill(x: TimelineSample, event: number, time: number, r: Replayer, detail: Detail): TimelineSample {
+  private fill(
+    x: TimelineSample,
+    event: number,
+    time: number,
+    r: Replayer,
+    detail: Detail,
+  ): TimelineSample {
     const s = r.process;
     x.event = event;
     x.time = time;
@@ -282,7 +300,10 @@ export class TimelineSampler {
     }
     this.samples = kept;
     const last = kept[kept.length - 1];
-    this.lastCell = last === undefined ? Number.NEGATIVE_INFINITY : Math.floor((this.byTime ? last.time : last.event) / this.interval);
+    this.lastCell =
+      last === undefined
+        ? Number.NEGATIVE_INFINITY
+        : Math.floor((this.byTime ? last.time : last.event) / this.interval);
   }
 }
 
@@ -291,7 +312,18 @@ function detailOf(x: TimelineSample): Detail {
 }
 
 function blank(): TimelineSample {
-  return { event: 0, time: 0, rss: 0, heap: 0, mmapped: 0, live: null, causes: null, mmapThreshold: 0, trimThreshold: 0, mark: '' };
+  return {
+    event: 0,
+    time: 0,
+    rss: 0,
+    heap: 0,
+    mmapped: 0,
+    live: null,
+    causes: null,
+    mmapThreshold: 0,
+    trimThreshold: 0,
+    mark: '',
+  };
 }
 
 // ------------------------------------------------------------------ files
@@ -311,7 +343,18 @@ function causeColumn(c: Cause): string {
 }
 
 /** The columns of a timeline file, in order (the CSV header and the JSON keys alike). */
-export const TIMELINE_COLUMNS: readonly string[] = ['event', 'time', 'rss', 'heap', 'mmapped', 'live_bytes', ...CAUSES.map(causeColumn), 'mmap_threshold', 'trim_threshold', 'mark'];
+export const TIMELINE_COLUMNS: readonly string[] = [
+  'event',
+  'time',
+  'rss',
+  'heap',
+  'mmapped',
+  'live_bytes',
+  ...CAUSES.map(causeColumn),
+  'mmap_threshold',
+  'trim_threshold',
+  'mark',
+];
 
 /** A sample as one flat row keyed by TIMELINE_COLUMNS (null where not measured). */
 function timelineRow(x: TimelineSample): Record<string, number | string | null> {

@@ -41,7 +41,7 @@ import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
 import { heapForPtr } from './heap.js';
-import type { Process } from './state.js';
+import type { Arena, Process } from './state.js';
 
 /** ptmalloc_init */
 export function ptmallocInit(s: Process): void {
@@ -156,7 +156,8 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   const ck = s.ck;
   const oldsize = ck.size[oldp]!;
   const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
-  let ar = null;
+  // Set for a heap chunk; an mmapped chunk has no arena (and returns before it is needed).
+  let ar: Arena | null = null;
   if (!mmapped) {
     maybeInitTcache(s);
     ar = arenaForChunk(s, oldp);

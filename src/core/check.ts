@@ -46,10 +46,32 @@ export function checkProcess(s: Process, level: 1 | 2): void {
   if (k.residentPages < 0) fail('negative resident page count');
   if (k.residentPages * 4096 > k.mappedBytes()) fail('more resident bytes than mapped bytes');
   if (level < 2) return;
-  if (k.recountResident() !== k.residentPages) fail(`resident page count ${k.residentPages} != recount ${k.recountResident()}`);
+  if (k.recountResident() !== k.residentPages)
+    fail(`resident page count ${k.residentPages} != recount ${k.recountResident()}`);
   checkArenaList(s);
-  for (const av of s.arenas) checkArena(s, av);
+  const heads = regionHeads(s);
+  for (const av of s.arenas) checkArena(s, av, heads[av.index]!);
   checkTcaches(s);
+}
+
+/**
+ * The first chunk of each region (the brk heap and brk-fallback regions of the main arena, each
+ * heap of the others), by the index of the arena whose memory it is: one pass over the chunk
+ * store for all arenas.
+ */
+function regionHeads(s: Process): number[][] {
+  const ck = s.ck;
+  const heads: number[][] = s.arenas.map(() => []);
+  for (let h = 0; h < ck.highWater; h++) {
+    const st = ck.state[h]!;
+    if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
+    if (ck.prev[h] !== NIL) continue;
+    const owner = ownerOf(s, ck.addr[h]!);
+    if (s.arenas[owner.index] !== owner)
+      fail(`region at ${hex(ck.addr[h]!)}: arena not in the list`);
+    heads[owner.index]!.push(h);
+  }
+  return heads;
 }
 
 /**
@@ -73,18 +95,22 @@ function checkArenaList(s: Process): void {
     seen.add(a);
     a = a.next;
   } while (a !== s.main);
-  if (seen.size !== s.arenas.length) fail(`the arena ring holds ${seen.size} of ${s.arenas.length} arenas`);
+  if (seen.size !== s.arenas.length)
+    fail(`the arena ring holds ${seen.size} of ${s.arenas.length} arenas`);
   const free = new Set<Arena>();
   for (let f = s.freeList; f !== null; f = f.nextFree) {
     if (free.has(f)) fail(`arena ${f.index} twice on the free list`);
-    if (f.attachedThreads !== 0) fail(`arena ${f.index} on the free list with ${f.attachedThreads} threads attached`);
+    if (f.attachedThreads !== 0)
+      fail(`arena ${f.index} on the free list with ${f.attachedThreads} threads attached`);
     if (f === s.main) fail('the main arena on the free list');
     free.add(f);
   }
-  for (const t of s.threads.values()) if (t.arena !== null && !s.arenas.includes(t.arena)) fail(`thread ${t.tid}: its arena is not in the list`);
+  for (const t of s.threads.values())
+    if (t.arena !== null && !s.arenas.includes(t.arena))
+      fail(`thread ${t.tid}: its arena is not in the list`);
 }
 
-function checkArena(s: Process, av: Arena): void {
+function checkArena(s: Process, av: Arena, heads: readonly number[]): void {
   const ck = s.ck;
   if (av.topIsInitial) return;
   // Walk each region of this arena from its first chunk.
@@ -95,7 +121,8 @@ function checkArena(s: Process, av: Arena): void {
     let count = 0;
     for (let p = ck.fd[b]!; p !== b; p = ck.fd[p]!) {
       if (ck.bk[p] !== prev) fail(`bin ${i}: broken bk link at ${hex(ck.addr[p]!)}`);
-      if (ck.state[p] !== St.BINNED || ck.bin[p] !== i) fail(`bin ${i}: chunk ${hex(ck.addr[p]!)} has state ${ck.state[p]} bin ${ck.bin[p]}`);
+      if (ck.state[p] !== St.BINNED || ck.bin[p] !== i)
+        fail(`bin ${i}: chunk ${hex(ck.addr[p]!)} has state ${ck.state[p]} bin ${ck.bin[p]}`);
       if (inBins.has(p)) fail(`chunk ${hex(ck.addr[p]!)} is in two bins`);
       inBins.add(p);
       const size = ck.size[p]!;
@@ -105,7 +132,8 @@ function checkArena(s: Process, av: Arena): void {
       prev = p;
       if (++count > 10_000_000) fail(`bin ${i} loops`);
     }
-    if (i >= 2 && count > 0 && (av.binmap[i >>> 5]! & (1 << (i & 31))) === 0) fail(`binmap bit of non-empty bin ${i} is clear`);
+    if (i >= 2 && count > 0 && (av.binmap[i >>> 5]! & (1 << (i & 31))) === 0)
+      fail(`binmap bit of non-empty bin ${i} is clear`);
     if (i >= 64 && count > 0) checkNextsizeRing(s, av, i);
   }
   for (let i = 0; i < NFASTBINS; i++) {
@@ -121,11 +149,7 @@ function checkArena(s: Process, av: Arena): void {
   // main arena, each heap of the chain for the others.
   let covered = 0;
   let binnedSeen = 0;
-  for (let h = 0; h < ck.highWater; h++) {
-    const st = ck.state[h]!;
-    if (st === St.DEAD || st === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) !== 0) continue;
-    if (ck.prev[h] !== NIL) continue;
-    if (ownerOf(s, ck.addr[h]!) !== av) continue;
+  for (const h of heads) {
     let prevFree = false;
     let prevSize = 0;
     for (let p = h; p !== NIL; p = ck.next[p]!) {
@@ -133,15 +157,21 @@ function checkArena(s: Process, av: Arena): void {
       const free = ck.state[p] === St.BINNED;
       const pbit = (ck.flags[p]! & PREV_INUSE) !== 0;
       if (p !== h) {
-        if (pbit === prevFree) fail(`P bit of ${hex(ck.addr[p]!)} is ${pbit} but the previous chunk is ${prevFree ? 'free' : 'in use'}`);
-        if (prevFree && ck.prevSize[p] !== prevSize) fail(`prev_size of ${hex(ck.addr[p]!)} is ${ck.prevSize[p]}, not ${prevSize}`);
+        if (pbit === prevFree)
+          fail(
+            `P bit of ${hex(ck.addr[p]!)} is ${pbit} but the previous chunk is ${prevFree ? 'free' : 'in use'}`,
+          );
+        if (prevFree && ck.prevSize[p] !== prevSize)
+          fail(`prev_size of ${hex(ck.addr[p]!)} is ${ck.prevSize[p]}, not ${prevSize}`);
         if (prevFree && free) fail(`two free neighbours at ${hex(ck.addr[p]!)}`);
       }
       const n = ck.next[p]!;
-      if (n !== NIL && ck.addr[n] !== ck.addr[p]! + size) fail(`chunk at ${hex(ck.addr[p]!)} size ${size} is followed by ${hex(ck.addr[n]!)}`);
+      if (n !== NIL && ck.addr[n] !== ck.addr[p]! + size)
+        fail(`chunk at ${hex(ck.addr[p]!)} size ${size} is followed by ${hex(ck.addr[n]!)}`);
       if (ck.addr[p]! % 16 !== 0) fail(`misaligned chunk ${hex(ck.addr[p]!)}`);
       if (n !== NIL && ck.prev[n] !== p) fail('prev link mismatch');
-      if (n === NIL && p !== av.top && size !== 16 && size !== 0) fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
+      if (n === NIL && p !== av.top && size !== 16 && size !== 0)
+        fail(`region ends with ${hex(ck.addr[p]!)}, neither top nor a fencepost`);
       if (free) binnedSeen++;
       // A chunk handed out (or cached in a tcache or fastbin, which keeps its in-use header) carries
       // NON_MAIN_ARENA exactly when its arena is not the main one. Free and top chunks do not keep
@@ -149,18 +179,24 @@ function checkArena(s: Process, av: Arena): void {
       const st = ck.state[p]!;
       if (st === St.TCACHE || st === St.FAST || (st === St.INUSE && size > 32)) {
         const aBit = (ck.flags[p]! & NON_MAIN_ARENA) !== 0;
-        if (aBit !== (av !== s.main)) fail(`chunk at ${hex(ck.addr[p]!)} of arena ${av.index} has NON_MAIN_ARENA ${aBit ? 'set' : 'clear'}`);
+        if (aBit !== (av !== s.main))
+          fail(
+            `chunk at ${hex(ck.addr[p]!)} of arena ${av.index} has NON_MAIN_ARENA ${aBit ? 'set' : 'clear'}`,
+          );
       }
-      if ((ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) && size < MINSIZE) fail('cached chunk below MINSIZE');
+      if ((ck.state[p] === St.FAST || ck.state[p] === St.TCACHE) && size < MINSIZE)
+        fail('cached chunk below MINSIZE');
       // A size-0 fencepost still occupies its 16-byte header.
       covered += size === 0 ? 16 : size;
       prevFree = free;
       prevSize = size;
     }
   }
-  if (binnedSeen !== inBins.size) fail(`${binnedSeen} free chunks in arena ${av.index} but ${inBins.size} in its bins`);
+  if (binnedSeen !== inBins.size)
+    fail(`${binnedSeen} free chunks in arena ${av.index} but ${inBins.size} in its bins`);
   if (av === s.main) {
-    if (av.contiguous && covered !== av.systemMem) fail(`chunks cover ${covered} bytes, system_mem is ${av.systemMem}`);
+    if (av.contiguous && covered !== av.systemMem)
+      fail(`chunks cover ${covered} bytes, system_mem is ${av.systemMem}`);
   } else {
     let heapBytes = 0;
     let expectCovered = 0;
@@ -169,8 +205,10 @@ function checkArena(s: Process, av: Arena): void {
       heapBytes += hp.size;
       expectCovered += hp.size - (hp.prev === null ? FIRST_TOP_OFFSET : HEAP_INFO_SIZE);
     }
-    if (heapBytes !== av.systemMem) fail(`arena ${av.index}: heaps hold ${heapBytes} bytes, system_mem is ${av.systemMem}`);
-    if (covered !== expectCovered) fail(`arena ${av.index}: chunks cover ${covered} bytes, its heaps ${expectCovered}`);
+    if (heapBytes !== av.systemMem)
+      fail(`arena ${av.index}: heaps hold ${heapBytes} bytes, system_mem is ${av.systemMem}`);
+    if (covered !== expectCovered)
+      fail(`arena ${av.index}: chunks cover ${covered} bytes, its heaps ${expectCovered}`);
   }
 }
 
@@ -193,7 +231,8 @@ function checkNextsizeRing(s: Process, av: Arena, i: number): void {
     const size = ck.size[p]!;
     if (size !== lastSize) {
       heads.push(p);
-      if (ck.fdNext[p] === NIL) fail(`large bin ${i}: group head ${hex(ck.addr[p]!)} without nextsize links`);
+      if (ck.fdNext[p] === NIL)
+        fail(`large bin ${i}: group head ${hex(ck.addr[p]!)} without nextsize links`);
     } else if (ck.fdNext[p] !== NIL) {
       fail(`large bin ${i}: chunk ${hex(ck.addr[p]!)} inside a size group carries nextsize links`);
     }
@@ -215,7 +254,8 @@ function checkTcaches(s: Process): void {
       let n = 0;
       for (let p = tc.entries[i]!; p !== NIL; p = ck.fd[p]!) {
         n++;
-        if (ck.state[p] !== St.TCACHE) fail(`tcache bin ${i} holds a chunk in state ${ck.state[p]}`);
+        if (ck.state[p] !== St.TCACHE)
+          fail(`tcache bin ${i} holds a chunk in state ${ck.state[p]}`);
         if (csize2tidx(ck.size[p]!) !== i) fail(`tcache bin ${i} holds size ${ck.size[p]}`);
         if (n > 65535) fail('tcache loop');
       }

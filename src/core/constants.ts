@@ -66,7 +66,9 @@ export const SIZE_MAX_PLUS_1 = 2 ** 64;
 
 /** request2size: the chunk size that serves a request of `req` bytes. */
 export function request2size(req: number): number {
-  return req + SIZE_SZ + MALLOC_ALIGN_MASK < MINSIZE ? MINSIZE : Math.floor((req + SIZE_SZ + MALLOC_ALIGN_MASK) / 16) * 16;
+  return req + SIZE_SZ + MALLOC_ALIGN_MASK < MINSIZE
+    ? MINSIZE
+    : Math.floor((req + SIZE_SZ + MALLOC_ALIGN_MASK) / 16) * 16;
 }
 
 /** checked_request2size: 0 for a request above PTRDIFF_MAX, else request2size. */

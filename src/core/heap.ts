@@ -118,7 +118,13 @@ function shrinkHeap(s: Process, h: HeapInfo, diff: number): number {
  * sysmalloc for a non-main arena: grow the top's heap, else start a new heap (fencing off and
  * freeing the old top). Returns false when neither worked.
  */
-export function growHeapForTop(s: Process, av: Arena, nb: number, oldTop: number, oldSize: number): boolean {
+export function growHeapForTop(
+  s: Process,
+  av: Arena,
+  nb: number,
+  oldTop: number,
+  oldSize: number,
+): boolean {
   const ck = s.ck;
   const oldHeap = heapForPtr(s, ck.addr[oldTop]!);
   const oldHeapSize = oldHeap.size;

@@ -31,7 +31,16 @@ import {
 } from './constants.js';
 import { mallocPrinterr, GLIBC_ABORT } from './errors.js';
 import { mallocConsolidate } from './free.js';
-import { allocPerturb, setHead, setFoot, setInuseBitAfter, writeBk, writeFd, writeFdNext, writeBkNext } from './mem.js';
+import {
+  allocPerturb,
+  setHead,
+  setFoot,
+  setInuseBitAfter,
+  writeBk,
+  writeFd,
+  writeFdNext,
+  writeBkNext,
+} from './mem.js';
 import { sysmalloc } from './sysmalloc.js';
 import { tcacheGet, tcachePut } from './tcache.js';
 import type { Arena, Process } from './state.js';
@@ -169,7 +178,11 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
       placeInBin(s, av, victim, size);
 
       ++tcacheUnsortedCount;
-      if (returnCached && mp.tcacheUnsortedLimit > 0 && tcacheUnsortedCount > mp.tcacheUnsortedLimit) {
+      if (
+        returnCached &&
+        mp.tcacheUnsortedLimit > 0 &&
+        tcacheUnsortedCount > mp.tcacheUnsortedLimit
+      ) {
         return tcacheGet(s, tc!, tcIdx);
       }
       if (++iters >= MAX_ITERS) break;
@@ -210,7 +223,14 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
  * own bin, then the smallest non-empty larger bin from the binmap. Returns the chunk, or NIL when
  * only the top (or the system) can serve it. Kept apart from intMalloc, whose hot paths stay small.
  */
-function searchBins(s: Process, av: Arena, nb: number, idx: number, bytes: number, aFlag: number): number {
+function searchBins(
+  s: Process,
+  av: Arena,
+  nb: number,
+  idx: number,
+  bytes: number,
+  aFlag: number,
+): number {
   const ck = s.ck;
   // ---- large request: best fit within its own bin
   if (!inSmallbinRange(nb)) {

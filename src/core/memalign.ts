@@ -10,13 +10,26 @@
  */
 
 import { NIL } from './chunks.js';
-import { IS_MMAPPED, MINSIZE, NON_MAIN_ARENA, PREV_INUSE, PTRDIFF_LIMIT, alignUp, checkedRequest2size } from './constants.js';
+import {
+  IS_MMAPPED,
+  MINSIZE,
+  NON_MAIN_ARENA,
+  PREV_INUSE,
+  PTRDIFF_LIMIT,
+  alignUp,
+  checkedRequest2size,
+} from './constants.js';
 import { intFree } from './free.js';
 import { intMalloc } from './malloc.js';
 import { setHead, setHeadSize, setInuseBitAfter, setPrevSize } from './mem.js';
 import type { Arena, Process } from './state.js';
 
-export function intMemalign(s: Process, av: Arena | null, alignment: number, bytes: number): number {
+export function intMemalign(
+  s: Process,
+  av: Arena | null,
+  alignment: number,
+  bytes: number,
+): number {
   const ck = s.ck;
   const nb = checkedRequest2size(bytes);
   if (nb === 0 || alignment >= PTRDIFF_LIMIT) return NIL; // ENOMEM

@@ -11,7 +11,17 @@
 
 import { unlinkChunk } from './bins.js';
 import { NIL, St } from './chunks.js';
-import { IS_MMAPPED, MALLOC_ALIGN_MASK, MINSIZE, NON_MAIN_ARENA, PAGE_SIZE, PREV_INUSE, SIZE_SZ, alignUp, powerof2 } from './constants.js';
+import {
+  IS_MMAPPED,
+  MALLOC_ALIGN_MASK,
+  MINSIZE,
+  NON_MAIN_ARENA,
+  PAGE_SIZE,
+  PREV_INUSE,
+  SIZE_SZ,
+  alignUp,
+  powerof2,
+} from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
 import { intFree } from './free.js';
 import { reallocChecks } from './free-checks.js';
@@ -20,7 +30,13 @@ import { setHead, setHeadSize, setInuseBitAfter, writeUser } from './mem.js';
 import type { Arena, Process } from './state.js';
 
 /** _int_realloc: returns the (possibly same) chunk, or NIL when no memory could be found. */
-export function intRealloc(s: Process, av: Arena, oldp: number, oldsize: number, nb: number): number {
+export function intRealloc(
+  s: Process,
+  av: Arena,
+  oldp: number,
+  oldsize: number,
+  nb: number,
+): number {
   const ck = s.ck;
   reallocChecks(s, av, oldp);
   av.rewrites++;
@@ -40,7 +56,11 @@ export function intRealloc(s: Process, av: Arena, oldp: number, oldsize: number,
     ck.addr[next] = ck.addr[oldp]! + nb;
     setHead(s, next, newsize - nb, PREV_INUSE);
     return oldp;
-  } else if (next !== av.top && (ck.flags[ck.next[next]!]! & PREV_INUSE) === 0 && oldsize + nextsize >= nb) {
+  } else if (
+    next !== av.top &&
+    (ck.flags[ck.next[next]!]! & PREV_INUSE) === 0 &&
+    oldsize + nextsize >= nb
+  ) {
     // Grow into the free chunk that follows.
     newp = oldp;
     newsize = oldsize + nextsize;

@@ -6,7 +6,7 @@
  * Field names follow glibc's so that a reader of malloc.c finds each one where they expect it.
  */
 
-import { Kernel } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { ChunkStore, NIL, NOT_NULL, St } from './chunks.js';
 import {
   BINMAPSIZE,
@@ -202,7 +202,11 @@ export interface ThreadState {
 }
 
 export function newTcache(chunk: number): Tcache {
-  return { counts: new Uint16Array(TCACHE_MAX_BINS), entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL), chunk };
+  return {
+    counts: new Uint16Array(TCACHE_MAX_BINS),
+    entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL),
+    chunk,
+  };
 }
 
 /** The whole simulated process: what glibc's malloc keeps, plus the kernel beneath it. */

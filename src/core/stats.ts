@@ -160,7 +160,8 @@ export function mallocInfo(s: Process): string {
       if (i === 1) unsorted = line;
       else lines.push(line);
     }
-    for (const l of lines) out += `  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
+    for (const l of lines)
+      out += `  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
     if (unsorted !== null) {
       out += `  <unsorted from="${unsorted.from}" to="${unsorted.to}" total="${unsorted.total}" count="${unsorted.count}"/>\n`;
     }
@@ -242,7 +243,15 @@ export function arenaReports(s: Process): ArenaReport[] {
         resident += s.kernel.residentIn(h.start, h.start + h.size);
       }
     }
-    out.push({ index: ar.index, threads: ar.attachedThreads, heaps, systemBytes: ar.systemMem, inUseBytes: m.uordblks, freeBytes: m.fordblks, residentBytes: resident });
+    out.push({
+      index: ar.index,
+      threads: ar.attachedThreads,
+      heaps,
+      systemBytes: ar.systemMem,
+      inUseBytes: m.uordblks,
+      freeBytes: m.fordblks,
+      residentBytes: resident,
+    });
     ar = ar.next;
   } while (ar !== s.main);
   return out;

@@ -72,7 +72,15 @@ export class Kernel {
   readonly mappings: Mapping[] = [];
   private lastHit: Mapping | null = null;
 
-  readonly syscalls: SyscallCounts = { brk: 0, mmap: 0, munmap: 0, mremap: 0, mprotect: 0, madvise: 0, getrandom: 0 };
+  readonly syscalls: SyscallCounts = {
+    brk: 0,
+    mmap: 0,
+    munmap: 0,
+    mremap: 0,
+    mprotect: 0,
+    madvise: 0,
+    getrandom: 0,
+  };
   /** First touches of a page (minor page faults). */
   pageFaults = 0;
   /** Resident pages of the break area and all mappings. */
@@ -82,7 +90,8 @@ export class Kernel {
     this.brkBase = opts.brkBase ?? DEFAULT_BRK_BASE;
     this.brkEnd = this.brkBase;
     this.brkPageBase = pageAlignDown(this.brkBase);
-    this.maxBrkEnd = opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
+    this.maxBrkEnd =
+      opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
     this.mmapBase = opts.mmapBase ?? DEFAULT_MMAP_BASE;
     this.maxMapping = opts.maxMapping ?? DEFAULT_MAX_MAPPING;
   }
@@ -95,11 +104,13 @@ export class Kernel {
     if (addr === 0) return this.brkEnd;
     if (addr < this.brkBase || addr > this.maxBrkEnd) return this.brkEnd;
     // A growth the overcommit heuristic would refuse, or one that runs into the mmap area.
-    if (addr > this.brkEnd && (addr - this.brkEnd > this.maxMapping || addr > this.mmapBase)) return this.brkEnd;
+    if (addr > this.brkEnd && (addr - this.brkEnd > this.maxMapping || addr > this.mmapBase))
+      return this.brkEnd;
     const newTop = pageAlignUp(addr);
     if (newTop > pageAlignUp(this.brkEnd)) {
       // The heap may not grow into a mapping.
-      for (const m of this.mappings) if (m.end > this.brkEnd && m.start < newTop) return this.brkEnd;
+      for (const m of this.mappings)
+        if (m.end > this.brkEnd && m.start < newTop) return this.brkEnd;
       // Every page below the break has its bit, so that touches need no bounds check.
       this.brkPages.ensure((newTop - this.brkPageBase) * PAGE_FRACTION);
     } else if (newTop < pageAlignUp(this.brkEnd)) {
@@ -117,9 +128,10 @@ export class Kernel {
     this.syscalls.mmap++;
     len = pageAlignUp(len);
     if (len <= 0 || len > this.maxMapping) return -1;
-    let start = -1;
-    if (hint !== 0 && hint % PAGE_SIZE === 0 && this.isFree(hint, hint + len)) start = hint;
-    else start = this.findGap(len);
+    const start =
+      hint !== 0 && hint % PAGE_SIZE === 0 && this.isFree(hint, hint + len)
+        ? hint
+        : this.findGap(len);
     if (start < 0) return -1;
     this.insertMapping({ start, end: start + len, pages: new PageSet(len / PAGE_SIZE) });
     return start;
@@ -149,7 +161,8 @@ export class Kernel {
     newLen = pageAlignUp(newLen);
     oldLen = pageAlignUp(oldLen);
     const m = this.findMapping(addr);
-    if (m === null || m.start !== addr || m.end !== addr + oldLen || newLen > this.maxMapping) return -1;
+    if (m === null || m.start !== addr || m.end !== addr + oldLen || newLen > this.maxMapping)
+      return -1;
     if (newLen <= oldLen) {
       this.removeRange(addr + newLen, addr + oldLen);
       return addr;
@@ -209,7 +222,8 @@ export class Kernel {
   /** touch() outside the break area, kept out of line so that touch() inlines into its callers. */
   private touchMapping(addr: number): void {
     const m = this.findMapping(addr);
-    if (m === null) throw new Error(`ptsim internal error: write to unmapped address 0x${addr.toString(16)}`);
+    if (m === null)
+      throw new Error(`ptsim internal error: write to unmapped address 0x${addr.toString(16)}`);
     const n = m.pages.set(Math.floor((addr - m.start) * PAGE_FRACTION));
     this.residentPages += n;
     this.pageFaults += n;
@@ -238,7 +252,8 @@ export class Kernel {
         continue;
       }
       const m = this.findMapping(a);
-      if (m === null) throw new Error(`ptsim internal error: write to unmapped address 0x${a.toString(16)}`);
+      if (m === null)
+        throw new Error(`ptsim internal error: write to unmapped address 0x${a.toString(16)}`);
       const stop = Math.min(end, m.end);
       const first = Math.floor((a - m.start) / PAGE_SIZE);
       const last = Math.floor((stop - 1 - m.start) / PAGE_SIZE);
@@ -258,13 +273,19 @@ export class Kernel {
       const base = pageAlignDown(this.brkBase);
       const s = Math.max(start, this.brkBase);
       const e = Math.min(end, this.brkEnd);
-      pages += this.brkPages.countRange(Math.floor((s - base) / PAGE_SIZE), Math.ceil((e - base) / PAGE_SIZE));
+      pages += this.brkPages.countRange(
+        Math.floor((s - base) / PAGE_SIZE),
+        Math.ceil((e - base) / PAGE_SIZE),
+      );
     }
     for (const m of this.mappings) {
       if (m.end <= start || m.start >= end) continue;
       const s = Math.max(start, m.start);
       const e = Math.min(end, m.end);
-      pages += m.pages.countRange(Math.floor((s - m.start) / PAGE_SIZE), Math.ceil((e - m.start) / PAGE_SIZE));
+      pages += m.pages.countRange(
+        Math.floor((s - m.start) / PAGE_SIZE),
+        Math.ceil((e - m.start) / PAGE_SIZE),
+      );
     }
     return pages * PAGE_SIZE;
   }
@@ -373,13 +394,19 @@ export class Kernel {
       const base = pageAlignDown(this.brkBase);
       const s = Math.max(start, this.brkBase);
       const e = Math.min(end, pageAlignUp(this.brkEnd));
-      this.residentPages -= this.brkPages.clearRange(Math.floor((s - base) / PAGE_SIZE), Math.ceil((e - base) / PAGE_SIZE));
+      this.residentPages -= this.brkPages.clearRange(
+        Math.floor((s - base) / PAGE_SIZE),
+        Math.ceil((e - base) / PAGE_SIZE),
+      );
     }
     for (const m of this.mappings) {
       if (m.end <= start || m.start >= end) continue;
       const s = Math.max(start, m.start);
       const e = Math.min(end, m.end);
-      this.residentPages -= m.pages.clearRange(Math.floor((s - m.start) / PAGE_SIZE), Math.ceil((e - m.start) / PAGE_SIZE));
+      this.residentPages -= m.pages.clearRange(
+        Math.floor((s - m.start) / PAGE_SIZE),
+        Math.ceil((e - m.start) / PAGE_SIZE),
+      );
     }
   }
 }

@@ -19,7 +19,16 @@ const RECORDER_SOURCE = fileURLToPath(new URL('../../src/record/recorder.c', imp
  * not turn our own code into calls of the functions we define. -z now: every symbol is bound at
  * load time, so no lazy binding runs inside a recorded call.
  */
-const CFLAGS = ['-O2', '-fPIC', '-shared', '-pthread', '-fvisibility=hidden', '-fno-builtin', '-Wall', '-Wl,-z,now'];
+const CFLAGS = [
+  '-O2',
+  '-fPIC',
+  '-shared',
+  '-pthread',
+  '-fvisibility=hidden',
+  '-fno-builtin',
+  '-Wall',
+  '-Wl,-z,now',
+];
 const LIBS = ['-ldl'];
 
 /** The recorder cannot be built: no compiler, or the compiler failed. */
@@ -36,7 +45,8 @@ export class RecorderBuildError extends Error {
  */
 function recorderCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env['XDG_CACHE_HOME'];
-  const base = xdg !== undefined && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.cache');
+  const base =
+    xdg !== undefined && xdg.startsWith('/') ? xdg : join(env['HOME'] ?? homedir(), '.cache');
   const dir = join(base, 'ptsim');
   if (!/[\s:]/.test(dir)) return dir;
   return join(tmpdir(), `ptsim-${userInfo().uid}`);
@@ -55,16 +65,25 @@ export function buildRecorder(opts: { cacheDir?: string; env?: NodeJS.ProcessEnv
   try {
     source = readFileSync(RECORDER_SOURCE);
   } catch {
-    throw new RecorderBuildError(`the recorder's source is missing (${RECORDER_SOURCE}): this ptsim installation is incomplete`);
+    throw new RecorderBuildError(
+      `the recorder's source is missing (${RECORDER_SOURCE}): this ptsim installation is incomplete`,
+    );
   }
-  const hash = createHash('sha256').update(source).update(CFLAGS.join(' ')).update(LIBS.join(' ')).digest('hex').slice(0, 16);
+  const hash = createHash('sha256')
+    .update(source)
+    .update(CFLAGS.join(' '))
+    .update(LIBS.join(' '))
+    .digest('hex')
+    .slice(0, 16);
   const dir = opts.cacheDir ?? recorderCacheDir(env);
   const lib = join(dir, `recorder-${hash}.so`);
   if (existsSync(lib)) return lib;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (e) {
-    throw new RecorderBuildError(`cannot create the cache directory ${dir} for the recorder: ${(e as Error).message}`);
+    throw new RecorderBuildError(
+      `cannot create the cache directory ${dir} for the recorder: ${(e as Error).message}`,
+    );
   }
   // Built under a private name, then renamed: a concurrent ptsim never loads a half-written file.
   const tmp = `${lib}.${process.pid}.tmp`;
@@ -83,7 +102,9 @@ export function buildRecorder(opts: { cacheDir?: string; env?: NodeJS.ProcessEnv
   }
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
-    throw new RecorderBuildError(`building the recorder failed (${[cc, ...args].join(' ')}):\n${r.stderr}${r.stdout}`);
+    throw new RecorderBuildError(
+      `building the recorder failed (${[cc, ...args].join(' ')}):\n${r.stderr}${r.stdout}`,
+    );
   }
   renameSync(tmp, lib);
   return lib;

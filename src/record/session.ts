@@ -6,7 +6,22 @@
  */
 
 import { spawn, type StdioOptions } from 'node:child_process';
-import { closeSync, createReadStream, createWriteStream, existsSync, fstatSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readdirSync, readSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  fstatSync,
+  ftruncateSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  rmSync,
+  unlinkSync,
+} from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -92,7 +107,8 @@ interface RawFile {
 }
 
 /** `# end N events (REASON)`, with `; pid C forked from pid P after its event K` for a forked child. */
-const TRAILER = /^# end (\d+) events \(([^;)]*)(?:; pid \d+ forked from pid (\d+) after its event (\d+))?\)$/;
+const TRAILER =
+  /^# end (\d+) events \(([^;)]*)(?:; pid \d+ forked from pid (\d+) after its event (\d+))?\)$/;
 
 function readAt(fd: number, pos: number, n: number): string {
   const b = Buffer.alloc(n);
@@ -109,7 +125,7 @@ function countAndRepair(path: string): number {
     let events = 0;
     let first = -1; // the first byte of the current line, -1 before it
     let lastNewline = -1;
-    for (let pos = 0; pos < size; ) {
+    for (let pos = 0; pos < size;) {
       const n = readSync(fd, chunk, 0, chunk.length, pos);
       if (n <= 0) break;
       for (let i = 0; i < n; i++) {
@@ -196,7 +212,9 @@ async function settle(work: string, ms: number): Promise<void> {
       const fd = openSync(f.path, 'r');
       try {
         const size = fstatSync(fd).size;
-        return !/# end \d+ events \([^)]*\)\n$/.test(readAt(fd, Math.max(0, size - 200), Math.min(size, 200)));
+        return !/# end \d+ events \([^)]*\)\n$/.test(
+          readAt(fd, Math.max(0, size - 200), Math.min(size, 200)),
+        );
       } finally {
         closeSync(fd);
       }
@@ -207,7 +225,12 @@ async function settle(work: string, ms: number): Promise<void> {
 }
 
 /** Names, moves (and compresses) the recorder's files. */
-async function finalize(work: string, output: string, topPid: number, gzip: boolean): Promise<RecordedTrace[]> {
+async function finalize(
+  work: string,
+  output: string,
+  topPid: number,
+  gzip: boolean,
+): Promise<RecordedTrace[]> {
   const files = listFiles(work);
   const byPid = new Map<number, RawFile[]>();
   for (const f of files) byPid.set(f.pid, [...(byPid.get(f.pid) ?? []), f]);
@@ -216,7 +239,8 @@ async function finalize(work: string, output: string, topPid: number, gzip: bool
   const mainFile = top !== undefined ? top[top.length - 1] : undefined;
   const side = sideDirectory(output);
   if (existsSync(side)) {
-    for (const name of readdirSync(side)) if (SIDE_FILE.test(name)) rmSync(join(side, name), { force: true });
+    for (const name of readdirSync(side))
+      if (SIDE_FILE.test(name)) rmSync(join(side, name), { force: true });
   }
   const out: RecordedTrace[] = [];
   for (const f of files) {
@@ -227,7 +251,10 @@ async function finalize(work: string, output: string, topPid: number, gzip: bool
     let target = output;
     if (!main) {
       mkdirSync(side, { recursive: true });
-      target = join(side, siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`);
+      target = join(
+        side,
+        siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`,
+      );
     }
     if (gzip) {
       await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
@@ -268,14 +295,20 @@ export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
     const forwarded: Array<[NodeJS.Signals, () => void]> = [];
     if (o.forwardSignals) {
       forwarded.push(['SIGINT', () => {}]);
-      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) forwarded.push([sig, () => void child.kill(sig)]);
+      for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const)
+        forwarded.push([sig, () => void child.kill(sig)]);
       for (const [sig, h] of forwarded) process.on(sig, h);
     }
     let ended: { status: number | null; signal: NodeJS.Signals | null };
     try {
       ended = await new Promise((resolvePromise, reject) => {
         child.once('error', (e: NodeJS.ErrnoException) => {
-          const what = e.code === 'ENOENT' ? 'command not found' : e.code === 'EACCES' ? 'permission denied' : e.message;
+          const what =
+            e.code === 'ENOENT'
+              ? 'command not found'
+              : e.code === 'EACCES'
+                ? 'permission denied'
+                : e.message;
           reject(new SpawnError(`${o.command}: ${what}`, e.code));
         });
         // 'close', not 'exit': with pipes, the output must be complete too.

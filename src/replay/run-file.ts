@@ -64,7 +64,10 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
   for (const [k, v] of s.env ?? []) env.set(k, v);
   if (s.extraTunables !== undefined) {
     const t = env.get('GLIBC_TUNABLES');
-    env.set('GLIBC_TUNABLES', t === undefined || t === '' ? s.extraTunables : `${t}:${s.extraTunables}`);
+    env.set(
+      'GLIBC_TUNABLES',
+      t === undefined || t === '' ? s.extraTunables : `${t}:${s.extraTunables}`,
+    );
   }
   return [...env];
 }
@@ -87,7 +90,12 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
       const kernel: { brkBase?: number; maxBrk?: number } = {};
       const startBrk = h.facts.get('start_brk');
       if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
-      else if (startBrk !== undefined && /^0x[0-9a-f]+$/i.test(startBrk) && parseInt(startBrk, 16) % 4096 === 0) kernel.brkBase = parseInt(startBrk, 16);
+      else if (
+        startBrk !== undefined &&
+        /^0x[0-9a-f]+$/i.test(startBrk) &&
+        parseInt(startBrk, 16) % 4096 === 0
+      )
+        kernel.brkBase = parseInt(startBrk, 16);
       if (opts.maxBrk !== undefined) kernel.maxBrk = opts.maxBrk;
       const r = new Replayer(displayName, {
         mallopts: opts.mallopts ?? [],

@@ -82,7 +82,8 @@ export class LiveTokens {
 
   /** Calls f with the block of every bound token. */
   forEachHandle(f: (h: number) => void): void {
-    for (let id = 0; id < this.handles.length; id++) if (this.handles[id] !== NIL) f(this.handles[id]!);
+    for (let id = 0; id < this.handles.length; id++)
+      if (this.handles[id] !== NIL) f(this.handles[id]!);
     this.orphans.forEachValue(f);
   }
 

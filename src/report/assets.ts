@@ -1,12 +1,14 @@
 /**
- * The charting library, read from the installed package when a report is written and inlined into
- * it, so that the page needs no network: uPlot's minified script, its stylesheet and its licence
- * (MIT asks for the notice to travel with every copy).
+ * The scripts a report inlines, read when a report is written so that the page needs no network:
+ * the charting library from the installed package (uPlot's minified script, its stylesheet and its
+ * licence: MIT asks for the notice to travel with every copy), and the page's own script as
+ * `npm run build` compiled it (client/page.ts).
  */
 
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 interface ChartAssets {
   script: string;
@@ -31,4 +33,18 @@ export function chartAssets(): ChartAssets {
     version: pkg.version,
   };
   return cached;
+}
+
+let pageCode: string | null = null;
+
+/** The page's own script, compiled from client/page.ts next to this module. */
+export function pageScript(): string {
+  if (pageCode !== null) return pageCode;
+  const file = fileURLToPath(new URL('./client/page.js', import.meta.url));
+  try {
+    pageCode = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`the report page's script ${file} is missing: run npm run build`, { cause: e });
+  }
+  return pageCode;
 }

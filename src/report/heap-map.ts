@@ -136,8 +136,29 @@ export function heapMap(s: Process, event: number): HeapMap {
   if (s.thread.tcache !== null) own.add(s.thread.tcache.chunk);
 
   const drafts: Draft[] = [];
-  const region = (name: string, arena: number, heap: number, start: number, end: number, packed = false): Draft => {
-    const d: Draft = { region: { name, arena, heap, start, size: end - start, packed, chunkCount: 0, resident: [], residentSpan: 4096, residentBytes: 0 }, handles: [] };
+  const region = (
+    name: string,
+    arena: number,
+    heap: number,
+    start: number,
+    end: number,
+    packed = false,
+  ): Draft => {
+    const d: Draft = {
+      region: {
+        name,
+        arena,
+        heap,
+        start,
+        size: end - start,
+        packed,
+        chunkCount: 0,
+        resident: [],
+        residentSpan: 4096,
+        residentBytes: 0,
+      },
+      handles: [],
+    };
     drafts.push(d);
     return d;
   };
@@ -146,11 +167,20 @@ export function heapMap(s: Process, event: number): HeapMap {
     if (av === s.main) continue;
     const heaps = [];
     for (let hp = av.heap; hp !== null; hp = hp.prev) heaps.push(hp);
-    for (const hp of heaps.reverse()) region(`arena ${av.index}: heap ${hp.number}`, av.index, hp.number, hp.start, hp.start + hp.size);
+    for (const hp of heaps.reverse())
+      region(
+        `arena ${av.index}: heap ${hp.number}`,
+        av.index,
+        hp.number,
+        hp.start,
+        hp.start + hp.size,
+      );
   }
   const mmapped = region('chunks mmapped on their own (laid end to end)', -1, 0, 0, 0, true);
   let other: Draft | null = null;
-  const bounded = drafts.filter((d) => !d.region.packed).sort((a, b) => a.region.start - b.region.start);
+  const bounded = drafts
+    .filter((d) => !d.region.packed)
+    .sort((a, b) => a.region.start - b.region.start);
 
   for (let h = 0; h < ck.highWater; h++) {
     const st = ck.state[h];
@@ -176,7 +206,14 @@ export function heapMap(s: Process, event: number): HeapMap {
     }
     if (found === null) {
       // Main-arena memory outside the break (the mmap fallback after brk failed): one more region.
-      other ??= region('main arena: memory outside the brk heap (laid end to end)', 0, 1, 0, 0, true);
+      other ??= region(
+        'main arena: memory outside the brk heap (laid end to end)',
+        0,
+        1,
+        0,
+        0,
+        true,
+      );
       found = other;
     }
     found.handles.push(h);
@@ -202,7 +239,8 @@ export function heapMap(s: Process, event: number): HeapMap {
       r.start = hs.length > 0 ? ck.addr[hs[0]!]! : 0;
       r.size = cursor;
       let res = 0;
-      for (const h of hs) res += s.kernel.residentIn(ck.addr[h]!, ck.addr[h]! + Math.max(ck.size[h]!, 16));
+      for (const h of hs)
+        res += s.kernel.residentIn(ck.addr[h]!, ck.addr[h]! + Math.max(ck.size[h]!, 16));
       r.residentBytes = res;
     } else {
       r.residentSpan = residentSpan(r.size);
@@ -238,12 +276,24 @@ export function heapMap(s: Process, event: number): HeapMap {
     }
   }
 
-  const regions = drafts.filter((d) => d.region.chunkCount > 0 || !d.region.packed).map((d) => d.region);
+  const regions = drafts
+    .filter((d) => d.region.chunkCount > 0 || !d.region.packed)
+    .map((d) => d.region);
   const pins: MapPin[] = [];
   for (const p of findPins(s)) {
     const i = regions.findIndex((r) => !r.packed && p.addr >= r.start && p.addr < r.start + r.size);
     if (i < 0) continue;
-    pins.push({ region: i, off: p.addr - regions[i]!.start, addr: p.addr, size: p.size, kind: p.kind, requested: p.requested, bornEvent: p.bornEvent, heldBytes: p.heldBytes, freeBelowBytes: p.freeBelowBytes });
+    pins.push({
+      region: i,
+      off: p.addr - regions[i]!.start,
+      addr: p.addr,
+      size: p.size,
+      kind: p.kind,
+      requested: p.requested,
+      bornEvent: p.bornEvent,
+      heldBytes: p.heldBytes,
+      freeBelowBytes: p.freeBelowBytes,
+    });
   }
   return { event, states: MAP_STATES, regions, pins };
 }

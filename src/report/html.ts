@@ -8,8 +8,8 @@
 import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
-import { chartAssets } from './assets.js';
-import { CLIENT_SCRIPT } from './client.js';
+import { chartAssets, pageScript } from './assets.js';
+import type { PageData } from './client/page-data.js';
 import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
 import type { ReportData } from './report.js';
 
@@ -50,10 +50,19 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, mono
 
 function explanationHtml(d: ReportData, m: MomentExplanation): string {
   const out: string[] = [];
-  const where = m.moment === 'end' ? 'at the end of the trace' : m.moment === 'peak' ? 'at its peak' : `after event ${num(m.event)}`;
-  out.push(`<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(shortBytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(shortBytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`);
+  const where =
+    m.moment === 'end'
+      ? 'at the end of the trace'
+      : m.moment === 'peak'
+        ? 'at its peak'
+        : `after event ${num(m.event)}`;
+  out.push(
+    `<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(shortBytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(shortBytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`,
+  );
 
-  out.push('<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>');
+  out.push(
+    '<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>',
+  );
   for (const c of m.causes) {
     if (c.bytes === 0 && c.chunks === 0) continue;
     const share = m.residentBytes > 0 ? (100 * c.bytes) / m.residentBytes : 0;
@@ -67,17 +76,32 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
   if (arenas.length > 2) {
     out.push('<h3>By arena</h3><table><tr><th>arena</th><th>resident</th><th>of it free</th></tr>');
     for (const a of arenas) {
-      const name = a.arena < 0 ? 'chunks mmapped on their own' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
-      const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
-      out.push(`<tr><td>${h(name)}</td><td class="n">${h(shortBytes(a.residentBytes))}</td><td class="n">${h(shortBytes(free))}</td></tr>`);
+      const name =
+        a.arena < 0
+          ? 'chunks mmapped on their own'
+          : a.arena === 0
+            ? 'main arena'
+            : `arena ${a.arena}`;
+      const free =
+        a.causes['free-bins'].bytes +
+        a.causes['free-top'].bytes +
+        a.causes['free-fastbins'].bytes +
+        a.causes['free-tcache'].bytes;
+      out.push(
+        `<tr><td>${h(name)}</td><td class="n">${h(shortBytes(a.residentBytes))}</td><td class="n">${h(shortBytes(free))}</td></tr>`,
+      );
     }
     out.push('</table>');
   }
 
   const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
   if (pins.length > 0) {
-    out.push('<h3>What pins it</h3><p class="note">A heap gives memory back only from its top: the highest chunk still held keeps the free memory below it. Pins are outlined in red on the heap map.</p>');
-    out.push('<table><tr><th>heap</th><th>held by</th><th>allocated</th><th>free right below</th><th>free below in all</th></tr>');
+    out.push(
+      '<h3>What pins it</h3><p class="note">A heap gives memory back only from its top: the highest chunk still held keeps the free memory below it. Pins are outlined in red on the heap map.</p>',
+    );
+    out.push(
+      '<table><tr><th>heap</th><th>held by</th><th>allocated</th><th>free right below</th><th>free below in all</th></tr>',
+    );
     for (const p of pins) {
       const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
       const what =
@@ -87,19 +111,31 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${num(p.size)}-byte chunk held in the ${h(p.kind)}`;
       const born = p.bornEvent >= 0 ? `event ${num(p.bornEvent)}, line ${num(p.line)}` : '';
-      out.push(`<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td></tr>`);
+      out.push(
+        `<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td></tr>`,
+      );
     }
     out.push('</table>');
   }
 
   const changes = d.configs[0]!.thresholds;
   out.push('<h3>Threshold history</h3>');
-  if (changes.length === 0) out.push('<p class="note">The mmap and trim thresholds kept their defaults (128 KiB each) through the whole trace.</p>');
+  if (changes.length === 0)
+    out.push(
+      '<p class="note">The mmap and trim thresholds kept their defaults (128 KiB each) through the whole trace.</p>',
+    );
   else {
-    out.push('<p class="note">Each change is a dashed line on the charts below. After the dynamic threshold rises, blocks that used to get a mapping of their own (returned to the system on free) come from the heap instead.</p>');
-    out.push('<table><tr><th>when</th><th>cause</th><th>mmap threshold</th><th>trim threshold</th><th>later heap allocations it caused</th></tr>');
+    out.push(
+      '<p class="note">Each change is a dashed line on the charts below. After the dynamic threshold rises, blocks that used to get a mapping of their own (returned to the system on free) come from the heap instead.</p>',
+    );
+    out.push(
+      '<table><tr><th>when</th><th>cause</th><th>mmap threshold</th><th>trim threshold</th><th>later heap allocations it caused</th></tr>',
+    );
     for (const t of changes) {
-      const at = t.event < 0 ? 'start-up' : `event ${num(t.event)} (line ${num(t.line)}, ${h(t.op)}${t.token ? ` <code>${h(t.token)}</code>` : ''})`;
+      const at =
+        t.event < 0
+          ? 'start-up'
+          : `event ${num(t.event)} (line ${num(t.line)}, ${h(t.op)}${t.token ? ` <code>${h(t.token)}</code>` : ''})`;
       out.push(
         `<tr><td>${at}</td><td>${h(t.cause)}</td><td class="n">${h(shortBytes(t.oldMmapThreshold))} &rarr; ${h(shortBytes(t.newMmapThreshold))}</td><td class="n">${h(shortBytes(t.oldTrimThreshold))} &rarr; ${h(shortBytes(t.newTrimThreshold))}</td><td class="n">${t.heapAllocationsSince > 0 ? `${num(t.heapAllocationsSince)} (${h(shortBytes(t.heapBytesSince))})` : ''}</td></tr>`,
       );
@@ -108,11 +144,17 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
   }
 
   if (m.remedies.length > 0) {
-    out.push('<h3>What would help</h3><p class="note">Each remedy replayed to this moment, ranked by the memory it saves.</p>');
-    out.push('<table><tr><th>setting</th><th>resident</th><th>saves</th><th>peak</th><th>system calls</th><th>page faults</th><th>what it does</th></tr>');
+    out.push(
+      '<h3>What would help</h3><p class="note">Each remedy replayed to this moment, ranked by the memory it saves.</p>',
+    );
+    out.push(
+      '<table><tr><th>setting</th><th>resident</th><th>saves</th><th>peak</th><th>system calls</th><th>page faults</th><th>what it does</th></tr>',
+    );
     for (const r of m.remedies) {
       if (r.failure !== undefined) {
-        out.push(`<tr><td><code>${h(r.setting)}</code></td><td colspan="6" class="warn">could not be replayed: ${h(r.failure)}</td></tr>`);
+        out.push(
+          `<tr><td><code>${h(r.setting)}</code></td><td colspan="6" class="warn">could not be replayed: ${h(r.failure)}</td></tr>`,
+        );
         continue;
       }
       const sign = (n: number): string => (n >= 0 ? `+${num(n)}` : num(n));
@@ -126,17 +168,27 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
 }
 
 function configsHtml(d: ReportData): string {
-  const out: string[] = ['<table><tr><th>configuration</th><th>final RSS</th><th>peak RSS</th><th>peak at event</th><th>heap</th><th>mmapped</th><th>brk</th><th>mmap</th><th>munmap</th><th>mremap</th><th>mprotect</th><th>madvise</th><th>page faults</th></tr>'];
+  const out: string[] = [
+    '<table><tr><th>configuration</th><th>final RSS</th><th>peak RSS</th><th>peak at event</th><th>heap</th><th>mmapped</th><th>brk</th><th>mmap</th><th>munmap</th><th>mremap</th><th>mprotect</th><th>madvise</th><th>page faults</th></tr>',
+  ];
   for (const c of d.configs) {
     const s = c.summary;
     const sc = s.syscalls;
     out.push(
       `<tr><td><code>${h(c.name)}</code></td><td class="n">${h(shortBytes(s.rss))}</td><td class="n">${h(shortBytes(s.peakRss))}</td><td class="n">${num(s.peakEvent)}</td><td class="n">${h(shortBytes(s.heap))}</td><td class="n">${h(shortBytes(s.mmapped))}</td>` +
-        [sc.brk, sc.mmap, sc.munmap, sc.mremap, sc.mprotect, sc.madvise, s.pageFaults].map((n) => `<td class="n">${num(n)}</td>`).join('') +
+        [sc.brk, sc.mmap, sc.munmap, sc.mremap, sc.mprotect, sc.madvise, s.pageFaults]
+          .map((n) => `<td class="n">${num(n)}</td>`)
+          .join('') +
         '</tr>',
     );
-    if (s.abort !== undefined) out.push(`<tr><td></td><td colspan="12" class="warn">glibc would abort: ${h(s.abort)}</td></tr>`);
-    if (c.failure !== undefined) out.push(`<tr><td></td><td colspan="12" class="warn">the replay stopped early: ${h(c.failure)}</td></tr>`);
+    if (s.abort !== undefined)
+      out.push(
+        `<tr><td></td><td colspan="12" class="warn">glibc would abort: ${h(s.abort)}</td></tr>`,
+      );
+    if (c.failure !== undefined)
+      out.push(
+        `<tr><td></td><td colspan="12" class="warn">the replay stopped early: ${h(c.failure)}</td></tr>`,
+      );
   }
   out.push('</table>');
   return out.join('\n');
@@ -164,6 +216,8 @@ export function renderReport(d: ReportData, baseSettings = ''): string {
   const assets = chartAssets();
   const m = d.explanation.moments[0]!;
   const samples = d.configs[0]!.series.event.length;
+  // The page's script reads the data as a PageData: this fails to compile if the two drift apart.
+  const forPage: PageData = d;
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -192,7 +246,7 @@ ${configsHtml(d)}
 <p class="note">Each region of the allocator's memory, addresses left to right and row by row; hover for a chunk's address, size and state.</p>
 <div id="heap-map"></div>
 </main>
-<script type="application/json" id="ptsim-data">${jsonForScript(d)}</script>
+<script type="application/json" id="ptsim-data">${jsonForScript(forPage)}</script>
 <script>
 /* uPlot ${h(assets.version)}
 ${assets.license.replace(/\*\//g, '* /')}
@@ -200,7 +254,7 @@ ${assets.license.replace(/\*\//g, '* /')}
 ${inlineScript(assets.script)}
 </script>
 <script>
-${inlineScript(CLIENT_SCRIPT)}
+${inlineScript(pageScript())}
 </script>
 </body>
 </html>

@@ -4,12 +4,22 @@
  * configuration (the default first), the threshold history on the same time axis, and the heap map.
  */
 
-import { explain, type Explanation, type Moment, type MomentExplanation } from '../analysis/explain.js';
+import {
+  explain,
+  type Explanation,
+  type Moment,
+  type MomentExplanation,
+} from '../analysis/explain.js';
 import { CAUSES, type Cause } from '../analysis/breakdown.js';
 import type { TimelineOptions, TimelineSample } from '../analysis/timeline.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { heapMap, type HeapMap } from './heap-map.js';
-import { runConfigs, type ConfigRun, type ConfigRunJob, type TimedThresholdChange } from './runs.js';
+import {
+  runConfigs,
+  type ConfigRun,
+  type ConfigRunJob,
+  type TimedThresholdChange,
+} from './runs.js';
 
 export interface ReportConfig {
   name: string;
@@ -101,13 +111,21 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
   const displayName = opts.displayName ?? path;
   const all: ReportConfig[] = [{ name: 'default', settings: {} }, ...opts.configs];
   const jobs: ConfigRunJob[] = all.map((c, i) => {
-    const job: ConfigRunJob = { path, displayName, import: opts.import, settings: opts.combine(opts.base, c.settings), timeline: opts.timeline };
+    const job: ConfigRunJob = {
+      path,
+      displayName,
+      import: opts.import,
+      settings: opts.combine(opts.base, c.settings),
+      timeline: opts.timeline,
+    };
     // The default configuration maps the heap on its way, unless the moment is the peak (known
     // only at the end: a second replay stops there).
     if (i === 0 && opts.at !== 'peak') job.mapAt = opts.at;
     return job;
   });
-  const runs = await runConfigs(jobs, opts.parallel, (d, t) => opts.progress?.('replaying configurations', d, t));
+  const runs = await runConfigs(jobs, opts.parallel, (d, t) =>
+    opts.progress?.('replaying configurations', d, t),
+  );
   const base = runs[0]!;
   if (base.failure !== undefined) throw failureError(base);
 
@@ -157,9 +175,18 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     events: explanation.events,
     timed: base.timed,
     moment: { kind: m.moment, event: m.event, line: m.line, time: time ?? 0 },
-    header: { facts: base.facts.filter(([k]) => RECORDING_FACTS.has(k)), env: base.env, comments: base.comments },
+    header: {
+      facts: base.facts.filter(([k]) => RECORDING_FACTS.has(k)),
+      env: base.env,
+      comments: base.comments,
+    },
     configs: runs.map((r, i) => {
-      const c: ReportConfigData = { name: all[i]!.name, series: toColumns(r.samples), thresholds: r.thresholds, summary: r.summary };
+      const c: ReportConfigData = {
+        name: all[i]!.name,
+        series: toColumns(r.samples),
+        thresholds: r.thresholds,
+        summary: r.summary,
+      };
       if (r.failure !== undefined) c.failure = r.failure;
       return c;
     }),

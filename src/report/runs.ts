@@ -7,7 +7,11 @@
 
 import { runPool } from '../analysis/pool.js';
 import { ThresholdHistory, type ThresholdChange } from '../analysis/thresholds.js';
-import { TimelineSampler, type TimelineOptions, type TimelineSample } from '../analysis/timeline.js';
+import {
+  TimelineSampler,
+  type TimelineOptions,
+  type TimelineSample,
+} from '../analysis/timeline.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
 import type { Replayer } from '../replay/replay.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
@@ -76,7 +80,8 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
     lastTime = time;
     const before = history.changes.length;
     history.observe(ev, r);
-    for (let i = before; i < history.changes.length; i++) times.push(history.changes[i]!.event < 0 ? firstTime : time);
+    for (let i = before; i < history.changes.length; i++)
+      times.push(history.changes[i]!.event < 0 ? firstTime : time);
     if (typeof job.mapAt === 'number' && ev.index === job.mapAt) {
       map = heapMap(r.process, ev.index);
       mapTime = time;
@@ -92,7 +97,8 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
     observe,
   });
   const r = run.replayer;
-  if (r === null) throw run.failure ?? new Error(`${job.displayName ?? job.path}: nothing to replay`);
+  if (r === null)
+    throw run.failure ?? new Error(`${job.displayName ?? job.path}: nothing to replay`);
   if (job.mapAt !== undefined && map === undefined) {
     map = heapMap(r.process, lastEvent);
     mapTime = lastTime;
@@ -117,7 +123,8 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
     env: run.header === null ? [] : [...run.header.env],
     comments: run.header?.comments ?? [],
   };
-  if (s.abort !== undefined) out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
+  if (s.abort !== undefined)
+    out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
   if (map !== undefined) {
     out.map = map;
     out.mapTime = mapTime!;
@@ -130,6 +137,10 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
 }
 
 /** Runs the jobs on up to `parallel` worker threads; results in the jobs' order. */
-export function runConfigs(jobs: ConfigRunJob[], parallel?: number, progress?: (done: number, total: number) => void): Promise<ConfigRun[]> {
+export function runConfigs(
+  jobs: ConfigRunJob[],
+  parallel?: number,
+  progress?: (done: number, total: number) => void,
+): Promise<ConfigRun[]> {
   return runPool(new URL('./run-worker.js', import.meta.url), jobs, runConfig, parallel, progress);
 }

@@ -32,7 +32,10 @@ export class LogHistogram {
   max = -Infinity;
 
   add(v: number): void {
-    const b = v < LINEAR ? Math.floor(v) : Math.min(BUCKETS - 1, LINEAR + Math.floor((Math.log2(v) - LOG2_LINEAR) * PER_OCTAVE));
+    const b =
+      v < LINEAR
+        ? Math.floor(v)
+        : Math.min(BUCKETS - 1, LINEAR + Math.floor((Math.log2(v) - LOG2_LINEAR) * PER_OCTAVE));
     this.counts[b]!++;
     this.count++;
     this.sum += v;

@@ -146,6 +146,11 @@ export class TraceStats implements TraceSink {
         if (h >= 0) this.end(ev, h);
         break;
       }
+      case Op.mallocTrim:
+      case Op.mallopt:
+      case Op.exit:
+        // No block starts or ends.
+        break;
     }
   }
 
@@ -164,7 +169,12 @@ export class TraceStats implements TraceSink {
 
   private sized(size: number): void {
     this.requested += size;
-    const b = size < 1 ? 0 : size < 0x80000000 ? 32 - Math.clz32(size) : Math.min(SIZE_BUCKETS - 1, Math.floor(Math.log2(size)) + 1);
+    const b =
+      size < 1
+        ? 0
+        : size < 0x80000000
+          ? 32 - Math.clz32(size)
+          : Math.min(SIZE_BUCKETS - 1, Math.floor(Math.log2(size)) + 1);
     this.sizes[b]!++;
   }
 
@@ -275,13 +285,13 @@ export class TraceStats implements TraceSink {
 
   /** Moves a record from handle a to handle b (registered already). */
   private move(a: number, b: number): void {
-    this.rec.copyWithin(b * 4, a * 4, (a * 4) + 3);
+    this.rec.copyWithin(b * 4, a * 4, a * 4 + 3);
   }
 
   /** A live block dropped without a known end (its token was handed out again). */
   private drop(h: number): void {
     this.reusedLive++;
-    this.liveBytes -= this.rec[(h * 4) + 2]!;
+    this.liveBytes -= this.rec[h * 4 + 2]!;
     this.liveBlocks--;
     if ((h & 1) === 1) this.freeOdd(h);
   }
@@ -313,7 +323,7 @@ export class TraceStats implements TraceSink {
 
   private growRecords(h: number): void {
     if (h * 4 < this.rec.length) return;
-    this.rec = grow64(this.rec, (h * 4) + 3);
+    this.rec = grow64(this.rec, h * 4 + 3);
   }
 
   private checkPeak(ev: TraceEvent): void {
@@ -328,11 +338,16 @@ export class TraceStats implements TraceSink {
 
   report(): TraceStatsReport {
     const operations: Record<string, number> = {};
-    for (let op = 0; op < OP_NAMES.length; op++) if (this.ops[op]! > 0) operations[OP_NAMES[op]!] = this.ops[op]!;
+    for (let op = 0; op < OP_NAMES.length; op++)
+      if (this.ops[op]! > 0) operations[OP_NAMES[op]!] = this.ops[op]!;
     const sizes: SizeBucket[] = [];
     for (let b = 0; b < SIZE_BUCKETS; b++) {
       if (this.sizes[b]! === 0) continue;
-      sizes.push(b === 0 ? { min: 0, max: 0, count: this.sizes[b]! } : { min: 2 ** (b - 1), max: 2 ** b - 1, count: this.sizes[b]! });
+      sizes.push(
+        b === 0
+          ? { min: 0, max: 0, count: this.sizes[b]! }
+          : { min: 2 ** (b - 1), max: 2 ** b - 1, count: this.sizes[b]! },
+      );
     }
     const r: TraceStatsReport = {
       events: this.events,
@@ -341,7 +356,12 @@ export class TraceStats implements TraceSink {
       threads: this.tidList.map((tid, i) => ({ tid, events: this.tidCount[i]! })),
       sizes,
       requestedBytes: this.requested,
-      peak: { bytes: this.peakBytes, blocks: this.peakBlocks, event: this.peakEvent, line: this.peakLine },
+      peak: {
+        bytes: this.peakBytes,
+        blocks: this.peakBlocks,
+        event: this.peakEvent,
+        line: this.peakLine,
+      },
       lifetimes: { count: this.lifeEvents.count, events: this.lifeEvents.summary() },
       neverFreed: { blocks: this.liveBlocks, bytes: this.liveBytes },
       anomalies: { unknownFrees: this.unknownFrees, reusedLive: this.reusedLive },

@@ -15,15 +15,30 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const MAIN = join(ROOT, 'dist/cli/main.js');
 
 function ptsim(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    maxBuffer: 1 << 26,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 describe('compare', () => {
   it('gives each configuration the figures of a separate replay', () => {
     const trace = 'traces/thread-arenas.trace';
-    const configs = ['M_MMAP_THRESHOLD=131072', 'glibc.malloc.arena_max=2', 'MALLOC_ARENA_MAX=1 M_TRIM_THRESHOLD=0'];
-    const r = ptsim(['compare', trace, '--cores', '2', ...configs.flatMap((c) => ['--config', c]), '--json']);
+    const configs = [
+      'M_MMAP_THRESHOLD=131072',
+      'glibc.malloc.arena_max=2',
+      'MALLOC_ARENA_MAX=1 M_TRIM_THRESHOLD=0',
+    ];
+    const r = ptsim([
+      'compare',
+      trace,
+      '--cores',
+      '2',
+      ...configs.flatMap((c) => ['--config', c]),
+      '--json',
+    ]);
     expect(r.code).toBe(0);
     const rows = (JSON.parse(r.out) as { rows: Array<{ name: string; figures: Figures }> }).rows;
     expect(rows.map((x) => x.name)).toEqual(['default', ...configs]);
@@ -34,9 +49,27 @@ describe('compare', () => {
       ['--env', 'MALLOC_ARENA_MAX=1', '--mallopt', 'M_TRIM_THRESHOLD=0'],
     ];
     single.forEach((args, i) => {
-      const s = JSON.parse(ptsim(['replay', trace, '--cores', '2', '--json', ...args]).out) as { rss: number; peakRss: number; syscalls: object; pageFaults: number; mallinfo2: { arena: number } };
+      const s = JSON.parse(ptsim(['replay', trace, '--cores', '2', '--json', ...args]).out) as {
+        rss: number;
+        peakRss: number;
+        syscalls: object;
+        pageFaults: number;
+        mallinfo2: { arena: number };
+      };
       const f = rows[i]!.figures;
-      expect({ rss: f.rss, peak: f.peakRss, syscalls: f.syscalls, faults: f.pageFaults, heap: f.heapBytes }).toEqual({ rss: s.rss, peak: s.peakRss, syscalls: s.syscalls, faults: s.pageFaults, heap: s.mallinfo2.arena });
+      expect({
+        rss: f.rss,
+        peak: f.peakRss,
+        syscalls: f.syscalls,
+        faults: f.pageFaults,
+        heap: f.heapBytes,
+      }).toEqual({
+        rss: s.rss,
+        peak: s.peakRss,
+        syscalls: s.syscalls,
+        faults: s.pageFaults,
+        heap: s.mallinfo2.arena,
+      });
     });
   });
 
@@ -44,17 +77,43 @@ describe('compare', () => {
     const { writeFileSync, mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'ptsim-compare-'));
-    writeFileSync(join(dir, 'c.yaml'), '- M_MMAP_THRESHOLD=131072\n- name: one arena\n  settings: M_ARENA_MAX=1\n');
-    writeFileSync(join(dir, 'c.json'), JSON.stringify(['M_MMAP_THRESHOLD=131072', { name: 'one arena', settings: 'M_ARENA_MAX=1' }]));
+    writeFileSync(
+      join(dir, 'c.yaml'),
+      '- M_MMAP_THRESHOLD=131072\n- name: one arena\n  settings: M_ARENA_MAX=1\n',
+    );
+    writeFileSync(
+      join(dir, 'c.json'),
+      JSON.stringify(['M_MMAP_THRESHOLD=131072', { name: 'one arena', settings: 'M_ARENA_MAX=1' }]),
+    );
     for (const f of ['c.yaml', 'c.json']) {
-      const r = ptsim(['compare', 'traces/field-report.trace', '--configs', join(dir, f), '--json', '--jobs', '1']);
+      const r = ptsim([
+        'compare',
+        'traces/field-report.trace',
+        '--configs',
+        join(dir, f),
+        '--json',
+        '--jobs',
+        '1',
+      ]);
       expect(r.code).toBe(0);
-      expect((JSON.parse(r.out) as { rows: Array<{ name: string }> }).rows.map((x) => x.name)).toEqual(['default', 'M_MMAP_THRESHOLD=131072', 'one arena']);
+      expect(
+        (JSON.parse(r.out) as { rows: Array<{ name: string }> }).rows.map((x) => x.name),
+      ).toEqual(['default', 'M_MMAP_THRESHOLD=131072', 'one arena']);
     }
   });
 
   it('reports a trace it cannot read in one line, from worker threads too', () => {
-    for (const args of [['compare', 'no-such.trace', '--config', 'M_MMAP_THRESHOLD=131072', '--config', 'M_TRIM_THRESHOLD=0'], ['sweep', 'no-such.trace', '--param', 'mmap_threshold=64K..256K']]) {
+    for (const args of [
+      [
+        'compare',
+        'no-such.trace',
+        '--config',
+        'M_MMAP_THRESHOLD=131072',
+        '--config',
+        'M_TRIM_THRESHOLD=0',
+      ],
+      ['sweep', 'no-such.trace', '--param', 'mmap_threshold=64K..256K'],
+    ]) {
       const r = ptsim(args);
       expect(r.code).toBe(2);
       expect(r.err.trim()).toBe('ptsim: no-such.trace: no such file');
@@ -70,12 +129,45 @@ describe('compare', () => {
 
 describe('sweep', () => {
   it('covers the grid with the figures of separate replays and marks the frontier', () => {
-    const r = ptsim(['sweep', 'traces/thread-arenas.trace', '--cores', '2', '--param', 'arena_max=1,2,8', '--param', 'mmap_threshold=64K..256K', '--json']);
+    const r = ptsim([
+      'sweep',
+      'traces/thread-arenas.trace',
+      '--cores',
+      '2',
+      '--param',
+      'arena_max=1,2,8',
+      '--param',
+      'mmap_threshold=64K..256K',
+      '--json',
+    ]);
     expect(r.code).toBe(0);
-    const rows = (JSON.parse(r.out) as { rows: Array<{ params: Record<string, number>; memory: number; frontier: boolean; figures: Figures }> }).rows;
+    const rows = (
+      JSON.parse(r.out) as {
+        rows: Array<{
+          params: Record<string, number>;
+          memory: number;
+          frontier: boolean;
+          figures: Figures;
+        }>;
+      }
+    ).rows;
     expect(rows).toHaveLength(9);
-    const one = rows.find((x) => x.params['arena_max'] === 1 && x.params['mmap_threshold'] === 131072)!;
-    const s = JSON.parse(ptsim(['replay', 'traces/thread-arenas.trace', '--cores', '2', '--json', '--mallopt', 'M_ARENA_MAX=1', '--mallopt', 'M_MMAP_THRESHOLD=131072']).out) as { rss: number };
+    const one = rows.find(
+      (x) => x.params['arena_max'] === 1 && x.params['mmap_threshold'] === 131072,
+    )!;
+    const s = JSON.parse(
+      ptsim([
+        'replay',
+        'traces/thread-arenas.trace',
+        '--cores',
+        '2',
+        '--json',
+        '--mallopt',
+        'M_ARENA_MAX=1',
+        '--mallopt',
+        'M_MMAP_THRESHOLD=131072',
+      ]).out,
+    ) as { rss: number };
     expect(one.memory).toBe(s.rss);
     expect(rows.filter((x) => x.frontier).length).toBeGreaterThan(0);
   });
@@ -87,14 +179,28 @@ describe('sweep', () => {
   });
 
   it('computes the Pareto frontier', () => {
-    const f = (rss: number, faults: number): Figures => ({ events: 1, rss, peakRss: rss, peakEvent: 0, meanRss: rss, heapBytes: 0, mmappedBytes: 0, syscalls: { brk: 0, mmap: 0, munmap: 0, mremap: 0, mprotect: 0, madvise: 0, getrandom: 0 }, pageFaults: faults });
-    expect([...paretoFrontier([f(10, 5), f(5, 10), f(10, 10), f(7, 7)], 'final')].sort()).toEqual([0, 1, 3]);
+    const f = (rss: number, faults: number): Figures => ({
+      events: 1,
+      rss,
+      peakRss: rss,
+      peakEvent: 0,
+      meanRss: rss,
+      heapBytes: 0,
+      mmappedBytes: 0,
+      syscalls: { brk: 0, mmap: 0, munmap: 0, mremap: 0, mprotect: 0, madvise: 0, getrandom: 0 },
+      pageFaults: faults,
+    });
+    expect(
+      [...paretoFrontier([f(10, 5), f(5, 10), f(10, 10), f(7, 7)], 'final')].sort((a, b) => a - b),
+    ).toEqual([0, 1, 3]);
   });
 });
 
 describe('configuration strings', () => {
   it('sort settings into mallopt calls, tunables and environment variables', () => {
-    expect(parseConfig('M_MMAP_THRESHOLD=131072, glibc.malloc.arena_max=2 MALLOC_TOP_PAD_=0').settings).toEqual({
+    expect(
+      parseConfig('M_MMAP_THRESHOLD=131072, glibc.malloc.arena_max=2 MALLOC_TOP_PAD_=0').settings,
+    ).toEqual({
       mallopts: [[-3, 131072]],
       env: [['MALLOC_TOP_PAD_', '0']],
       extraTunables: 'glibc.malloc.arena_max=2',

@@ -47,7 +47,8 @@ describe('the breakdown', () => {
         expect(b.residentPages).toBe(r.kernel.residentPages);
         // What is mapped but not resident is never negative, in all and for each cause.
         expect(b.mappedBytes).toBeGreaterThanOrEqual(b.residentBytes);
-        for (const c of Object.values(b.causes)) expect(c.mappedBytes).toBeGreaterThanOrEqual(c.bytes);
+        for (const c of Object.values(b.causes))
+          expect(c.mappedBytes).toBeGreaterThanOrEqual(c.bytes);
       }
     });
   }
@@ -63,7 +64,13 @@ describe('the pin', () => {
       const chunks: number[] = [];
       for (let h = 0; h < ck.highWater; h++) {
         const a = ck.addr[h]!;
-        if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR || a < s.kernel.brkBase || a >= s.kernel.brkEnd) continue;
+        if (
+          ck.state[h] === St.DEAD ||
+          ck.state[h] === St.BINHDR ||
+          a < s.kernel.brkBase ||
+          a >= s.kernel.brkEnd
+        )
+          continue;
         chunks.push(h);
       }
       chunks.sort((x, y) => ck.addr[x]! - ck.addr[y]!);
@@ -93,10 +100,22 @@ describe('the remedies', () => {
         const settings =
           rem.id === 'tcache_off'
             ? { cores: 2, extraTunables: 'glibc.malloc.tcache_count=0' }
-            : { cores: 2, mallopts: [[MALLOPT_PARAMS[rem.setting.split('=')[0]!]!, Number(rem.setting.split('=')[1])] as [number, number]] };
+            : {
+                cores: 2,
+                mallopts: [
+                  [
+                    MALLOPT_PARAMS[rem.setting.split('=')[0]!]!,
+                    Number(rem.setting.split('=')[1]),
+                  ] as [number, number],
+                ],
+              };
         const run = await replayFile(path, settings);
         const s = run.replayer!.finish();
-        expect({ id: rem.id, rss: rem.rss, peak: rem.peakRss }).toEqual({ id: rem.id, rss: s.rss, peak: s.peakRss });
+        expect({ id: rem.id, rss: rem.rss, peak: rem.peakRss }).toEqual({
+          id: rem.id,
+          rss: s.rss,
+          peak: s.peakRss,
+        });
       }
     }
   });
@@ -107,7 +126,13 @@ describe('the field reports', () => {
     const ex = await explain(TRACES[0]!, { settings: {}, at: ['end'], parallel: 1 });
     const m = ex.moments[0]!;
     expect(m.causes[0]!.cause).toBe('free-bins');
-    expect(m.thresholds[0]).toMatchObject({ event: 1, cause: 'dynamic threshold: free of an mmapped block', oldMmapThreshold: 131072, newMmapThreshold: 0x201000, heapAllocationsSince: 4 });
+    expect(m.thresholds[0]).toMatchObject({
+      event: 1,
+      cause: 'dynamic threshold: free of an mmapped block',
+      oldMmapThreshold: 131072,
+      newMmapThreshold: 0x201000,
+      heapAllocationsSince: 4,
+    });
     expect(m.pins[0]).toMatchObject({ arena: 0, kind: 'live', token: 'config', bornEvent: 6 });
     expect(m.pins[0]!.heldBytes).toBeGreaterThanOrEqual(8 << 20);
     const best = m.remedies[0]!;
@@ -118,7 +143,9 @@ describe('the field reports', () => {
   it('per-thread arenas: the free memory sits in eight arenas and one arena fixes it', async () => {
     const ex = await explain(TRACES[1]!, { settings: { cores: 4 }, at: ['end'], parallel: 1 });
     const m = ex.moments[0]!;
-    const arenasHolding = m.arenas.filter((a) => a.arena > 0 && a.causes['free-bins'].bytes >= 4 << 20);
+    const arenasHolding = m.arenas.filter(
+      (a) => a.arena > 0 && a.causes['free-bins'].bytes >= 4 << 20,
+    );
     expect(arenasHolding).toHaveLength(8);
     const one = m.remedies.find((r) => r.id === 'arena_max_1')!;
     expect(one.saved).toBeGreaterThan(27 << 20);

@@ -39,7 +39,10 @@ function remedy(m: MomentExplanation, id: string): MomentExplanation['remedies']
   return r;
 }
 
-async function explainAt(name: string, at: Array<'end' | 'peak' | number>): Promise<MomentExplanation[]> {
+async function explainAt(
+  name: string,
+  at: Array<'end' | 'peak' | number>,
+): Promise<MomentExplanation[]> {
   const ex = await explain(trace(name), { settings: { cores: 2 }, at, parallel: 1 });
   return ex.moments;
 }
@@ -87,7 +90,12 @@ describe('the field reports, explained', () => {
     // of the load test (400 of them) came from the heap.
     expect(end!.thresholds).toHaveLength(1);
     const t = end!.thresholds[0]!;
-    expect(t).toMatchObject({ cause: 'dynamic threshold: free of an mmapped block', token: 'file8', oldMmapThreshold: 128 << 10, heapAllocationsSince: 400 });
+    expect(t).toMatchObject({
+      cause: 'dynamic threshold: free of an mmapped block',
+      token: 'file8',
+      oldMmapThreshold: 128 << 10,
+      heapAllocationsSince: 400,
+    });
     expect(t.event).toBeLessThan(peak!.event / 10);
     expect(t.newMmapThreshold).toBeGreaterThan(12 * MiB);
     // The biggest cause is the top chunk, bigger than the default trim threshold (so it would
@@ -96,7 +104,9 @@ describe('the field reports, explained', () => {
     const top = end!.causes.find((c) => c.cause === 'free-top')!;
     expect(top.mappedBytes).toBeGreaterThan(t.oldTrimThreshold);
     expect(top.mappedBytes).toBeLessThan(t.newTrimThreshold);
-    expect(bytesOf(end!, 'free-top') + bytesOf(end!, 'free-bins')).toBeGreaterThan(0.99 * end!.residentBytes);
+    expect(bytesOf(end!, 'free-top') + bytesOf(end!, 'free-bins')).toBeGreaterThan(
+      0.99 * end!.residentBytes,
+    );
     // A fixed threshold brings it down; the tcache is not the cause.
     expect(remedy(end!, 'mmap_threshold').saved).toBeGreaterThan(0.99 * end!.residentBytes);
     expect(remedy(end!, 'mmap_threshold').extraSyscalls).toBeGreaterThan(400);
@@ -108,16 +118,25 @@ describe('the field reports, explained', () => {
     expect(m!.thresholds).toHaveLength(0);
     expect(m!.causes[0]!.cause).toBe('free-bins');
     expect(m!.pins).toHaveLength(1);
-    expect(m!.pins[0]).toMatchObject({ arena: 0, kind: 'live', token: 'summary', requested: 72, holdsTop: true });
+    expect(m!.pins[0]).toMatchObject({
+      arena: 0,
+      kind: 'live',
+      token: 'summary',
+      requested: 72,
+      holdsTop: true,
+    });
     expect(m!.pins[0]!.heldBytes).toBeGreaterThan(0.95 * m!.residentBytes);
     // Only malloc_trim helps; no setting does.
     expect(m!.remedies[0]!.id).toBe('malloc_trim');
     expect(remedy(m!, 'malloc_trim').saved).toBeGreaterThan(0.9 * m!.residentBytes);
-    for (const id of ['mmap_threshold', 'trim_threshold', 'mmap_max', 'tcache_off']) expect(remedy(m!, id).saved).toBe(0);
+    for (const id of ['mmap_threshold', 'trim_threshold', 'mmap_max', 'tcache_off'])
+      expect(remedy(m!, id).saved).toBe(0);
     // And it really is the summary: allocated at start-up instead, it pins nothing, and the freed
     // tree goes back to the kernel by itself.
     const text = readFileSync(trace('pinned-top.trace'), 'utf8');
-    const early = text.replace('1 malloc 72 summary\n', '').replace('1 malloc 2048 config\n', '1 malloc 2048 config\n1 malloc 72 summary\n');
+    const early = text
+      .replace('1 malloc 72 summary\n', '')
+      .replace('1 malloc 2048 config\n', '1 malloc 2048 config\n1 malloc 72 summary\n');
     expect(early).not.toBe(text);
     expect(await rssOf('pinned-early.trace', early)).toBeLessThan(0.1 * m!.residentBytes);
   });
@@ -144,10 +163,14 @@ describe('the field reports, explained', () => {
     expect(after!.residentBytes).toBeLessThan(before!.residentBytes);
     // What the trim did at that moment is what the malloc_trim remedy predicted there.
     expect(remedy(before!, 'malloc_trim').rss).toBe(after!.residentBytes);
-    const main = (m: MomentExplanation): MomentExplanation['arenas'][number] => m.arenas.find((a) => a.arena === 0)!;
-    const thread = (m: MomentExplanation): MomentExplanation['arenas'][number] => m.arenas.find((a) => a.arena === 1)!;
+    const main = (m: MomentExplanation): MomentExplanation['arenas'][number] =>
+      m.arenas.find((a) => a.arena === 0)!;
+    const thread = (m: MomentExplanation): MomentExplanation['arenas'][number] =>
+      m.arenas.find((a) => a.arena === 1)!;
     // Main arena: most of the free chunks' pages and the top's pages are gone ...
-    expect(main(after!).causes['free-bins'].pages).toBeLessThan(main(before!).causes['free-bins'].pages / 5);
+    expect(main(after!).causes['free-bins'].pages).toBeLessThan(
+      main(before!).causes['free-bins'].pages / 5,
+    );
     expect(main(after!).causes['free-top'].bytes).toBeLessThan(4096);
     // ... but not all: the first page of each free chunk and the pages shared with live blocks stay.
     expect(main(after!).causes['free-bins'].bytes).toBeGreaterThan(0);

@@ -9,7 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CAUSES } from '../../src/analysis/breakdown.js';
-import { TIMELINE_COLUMNS, TimelineSampler, formatTimeline, type TimelineOptions, type TimelineSample } from '../../src/analysis/timeline.js';
+import {
+  TIMELINE_COLUMNS,
+  TimelineSampler,
+  formatTimeline,
+  type TimelineOptions,
+  type TimelineSample,
+} from '../../src/analysis/timeline.js';
 import { replayCommand } from '../../src/cli/replay-command.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import { generateTrace } from '../gen/generate.js';
@@ -23,7 +29,10 @@ function file(name: string, text: string): string {
   return p;
 }
 
-const LONG = file('long.trace', generateTrace({ seed: 'timeline-long', events: 60_000, maxLiveBytes: 64 << 20 }));
+const LONG = file(
+  'long.trace',
+  generateTrace({ seed: 'timeline-long', events: 60_000, maxLiveBytes: 64 << 20 }),
+);
 const SHORT = file('short.trace', generateTrace({ seed: 'timeline-short', events: 2_000 }));
 // The same kind of trace with @TIME stamps, irregular: bursts and pauses.
 const TIMED = file(
@@ -42,7 +51,14 @@ const TIMED = file(
   })(),
 );
 
-async function sample(path: string, opts: TimelineOptions): Promise<{ samples: TimelineSample[]; sampler: TimelineSampler; summary: ReturnType<NonNullable<Awaited<ReturnType<typeof replayFile>>['replayer']>['finish']> }> {
+async function sample(
+  path: string,
+  opts: TimelineOptions,
+): Promise<{
+  samples: TimelineSample[];
+  sampler: TimelineSampler;
+  summary: ReturnType<NonNullable<Awaited<ReturnType<typeof replayFile>>['replayer']>['finish']>;
+}> {
   const sampler = new TimelineSampler(opts);
   const run = await replayFile(path, { cores: 2, observe: sampler.observe });
   expect(run.failure).toBeNull();
@@ -63,7 +79,8 @@ describe('the timeline sampler', () => {
       // whenever the trace had more events than the budget.
       expect(samples.length).toBeGreaterThan(Math.min(summary.events, budget) / 3);
       // In event order, one per grid cell of the final interval.
-      for (let i = 1; i < samples.length; i++) expect(samples[i]!.event).toBeGreaterThan(samples[i - 1]!.event);
+      for (let i = 1; i < samples.length; i++)
+        expect(samples[i]!.event).toBeGreaterThan(samples[i - 1]!.event);
       const cells = regular(samples).map((x) => Math.floor(x.event / sampler.interval));
       expect(new Set(cells).size).toBe(cells.length);
       // The peak: the replay's own peak event and RSS.
@@ -106,7 +123,9 @@ describe('the timeline sampler', () => {
     expect(all.samples).toHaveLength(all.summary.events);
     const every = await sample(SHORT, { samples: 0, every: 100 });
     // One sample at each multiple of 100; the others are the peak and the last event.
-    expect(every.samples.filter((x) => x.event % 100 === 0)).toHaveLength(Math.ceil(every.summary.events / 100));
+    expect(every.samples.filter((x) => x.event % 100 === 0)).toHaveLength(
+      Math.ceil(every.summary.events / 100),
+    );
     for (const x of every.samples.filter((y) => y.event % 100 !== 0)) expect(x.mark).not.toBe('');
   });
 
@@ -157,9 +176,26 @@ describe('timeline files', () => {
   });
 
   it('formats what was not measured as empty CSV fields and JSON nulls', () => {
-    const x: TimelineSample = { event: 3, time: 3, rss: 4096, heap: 135168, mmapped: 0, live: null, causes: null, mmapThreshold: 131072, trimThreshold: 131072, mark: '' };
-    expect(formatTimeline([x], 'csv').split('\n')[1]).toBe('3,3,4096,135168,0,,,,,,,,,131072,131072,');
-    expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({ live_bytes: null, resident_free_top: null, mark: '' });
+    const x: TimelineSample = {
+      event: 3,
+      time: 3,
+      rss: 4096,
+      heap: 135168,
+      mmapped: 0,
+      live: null,
+      causes: null,
+      mmapThreshold: 131072,
+      trimThreshold: 131072,
+      mark: '',
+    };
+    expect(formatTimeline([x], 'csv').split('\n')[1]).toBe(
+      '3,3,4096,135168,0,,,,,,,,,131072,131072,',
+    );
+    expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({
+      live_bytes: null,
+      resident_free_top: null,
+      mark: '',
+    });
   });
 
   it('refuses other extensions and stray options before replaying', async () => {

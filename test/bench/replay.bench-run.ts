@@ -11,7 +11,15 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { once } from 'node:events';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+} from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createGzip } from 'node:zlib';
@@ -31,7 +39,13 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
  * medium buffers, a few large ones crossing the mmap threshold, reallocs that grow buffers,
  * callocs, and rare aligned allocations.
  */
-async function generate(plain: string, gz: string, events: number, threads: number, seed: string): Promise<void> {
+async function generate(
+  plain: string,
+  gz: string,
+  events: number,
+  threads: number,
+  seed: string,
+): Promise<void> {
   const rng = seedrandom(seed);
   // One working set per thread; a thread frees another's block now and then.
   const lives: string[][] = [];
@@ -53,8 +67,8 @@ async function generate(plain: string, gz: string, events: number, threads: numb
     const ok1 = plainOut.write(buf);
     const ok2 = gzip.write(buf);
     buf = '';
-    if (!ok1) await new Promise((r) => plainOut.once('drain', r));
-    if (!ok2) await new Promise((r) => gzip.once('drain', r));
+    if (!ok1) await once(plainOut, 'drain');
+    if (!ok2) await once(gzip, 'drain');
   };
   const size = (): number => {
     const r = rng();
@@ -136,28 +150,54 @@ async function bench(label: string, seed: string, events: number, threads: numbe
     console.log(`generated ${plain} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const mb = (p: string): string => `${(statSync(p).size / 1e6).toFixed(0)} MB`;
-  console.log(`${label}: ${events.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`);
+  console.log(
+    `${label}: ${events.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`,
+  );
 
   // ptsim, end to end: the command a user runs.
   const t0 = performance.now();
-  const sim = spawnSync(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json', '--cores', String(cpus().length)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const sim = spawnSync(
+    process.execPath,
+    [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json', '--cores', String(cpus().length)],
+    { encoding: 'utf8', maxBuffer: 1 << 24 },
+  );
   const simSeconds = (performance.now() - t0) / 1000;
   if (sim.status !== 0) throw new Error(`ptsim failed: ${sim.stderr}`);
-  const simSummary = JSON.parse(sim.stdout) as { events: number; rss: number; peakRss: number; arenas: unknown[] };
+  const simSummary = JSON.parse(sim.stdout) as {
+    events: number;
+    rss: number;
+    peakRss: number;
+    arenas: unknown[];
+  };
 
   // The native replayer on the plain file: no event log, no per-event RSS.
   const binary = buildNativeReplayer();
   const out = join(dir, 'native-summary.json');
   const t1 = performance.now();
-  const nat = spawnSync(binary, [plain, '--summary', out, '--no-events', '--no-peak'], { encoding: 'utf8', env: { PATH: process.env['PATH'] ?? '' } });
+  const nat = spawnSync(binary, [plain, '--summary', out, '--no-events', '--no-peak'], {
+    encoding: 'utf8',
+    env: { PATH: process.env['PATH'] ?? '' },
+  });
   const natWall = (performance.now() - t1) / 1000;
   if (nat.status !== 0) throw new Error(`native replayer failed: ${nat.stderr}`);
-  const natSummary = JSON.parse(readFileSync(out, 'utf8')) as { events: number; rss: number; seconds: number };
+  const natSummary = JSON.parse(readFileSync(out, 'utf8')) as {
+    events: number;
+    rss: number;
+    seconds: number;
+  };
 
-  console.log(`ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}${threads > 1 ? `, ${simSummary.arenas.length} arenas` : ''}`);
-  console.log(`glibc  native replay loop:        ${natSummary.seconds.toFixed(2)} s, ${rate(natSummary.events, natSummary.seconds)} (whole process ${natWall.toFixed(2)} s)`);
-  console.log(`ratio  ptsim end to end / glibc loop: ${(simSeconds / natSummary.seconds).toFixed(2)}`);
-  console.log(`final RSS: ptsim ${simSummary.rss}, glibc ${natSummary.rss}${simSummary.rss === natSummary.rss ? ' (identical)' : ' (DIFFERENT)'}`);
+  console.log(
+    `ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}${threads > 1 ? `, ${simSummary.arenas.length} arenas` : ''}`,
+  );
+  console.log(
+    `glibc  native replay loop:        ${natSummary.seconds.toFixed(2)} s, ${rate(natSummary.events, natSummary.seconds)} (whole process ${natWall.toFixed(2)} s)`,
+  );
+  console.log(
+    `ratio  ptsim end to end / glibc loop: ${(simSeconds / natSummary.seconds).toFixed(2)}`,
+  );
+  console.log(
+    `final RSS: ptsim ${simSummary.rss}, glibc ${natSummary.rss}${simSummary.rss === natSummary.rss ? ' (identical)' : ' (DIFFERENT)'}`,
+  );
 }
 
 it(`replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`, async () => {

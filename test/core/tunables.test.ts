@@ -36,30 +36,51 @@ describe('_dl_strtoul', () => {
 describe('tunables and environment variables (measured on glibc 2.36)', () => {
   it('ignores out-of-range values', () => {
     expect(resolveTunables([['MALLOC_ARENA_MAX', '0']]).values.has('arena_max')).toBe(false);
-    expect(resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.perturb=256']]).values.has('perturb')).toBe(false);
+    expect(
+      resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.perturb=256']]).values.has('perturb'),
+    ).toBe(false);
     expect(resolveTunables([['MALLOC_PERTURB_', '0x101']]).values.has('perturb')).toBe(false);
     expect(resolveTunables([['MALLOC_MMAP_MAX_', '-1']]).values.has('mmap_max')).toBe(false);
-    expect(resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.mmap_max=-1']]).values.has('mmap_max')).toBe(false);
+    expect(
+      resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.mmap_max=-1']]).values.has('mmap_max'),
+    ).toBe(false);
   });
 
   it('applies in-range values, including a size_t -1 that wraps to "no limit"', () => {
     expect(resolveTunables([['MALLOC_MMAP_MAX_', '0']]).values.get('mmap_max')).toBe(0n);
-    expect(resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.arena_max=0x2']]).values.get('arena_max')).toBe(2n);
-    expect(resolveTunables([['MALLOC_ARENA_MAX', '-1']]).values.get('arena_max')).toBe(2n ** 64n - 1n);
+    expect(
+      resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.arena_max=0x2']]).values.get('arena_max'),
+    ).toBe(2n);
+    expect(resolveTunables([['MALLOC_ARENA_MAX', '-1']]).values.get('arena_max')).toBe(
+      2n ** 64n - 1n,
+    );
   });
 
   it('lets GLIBC_TUNABLES win over the alias, in either order', () => {
     for (const env of [
-      [['MALLOC_TOP_PAD_', '4096'], ['GLIBC_TUNABLES', 'glibc.malloc.top_pad=0']],
-      [['GLIBC_TUNABLES', 'glibc.malloc.top_pad=0'], ['MALLOC_TOP_PAD_', '4096']],
+      [
+        ['MALLOC_TOP_PAD_', '4096'],
+        ['GLIBC_TUNABLES', 'glibc.malloc.top_pad=0'],
+      ],
+      [
+        ['GLIBC_TUNABLES', 'glibc.malloc.top_pad=0'],
+        ['MALLOC_TOP_PAD_', '4096'],
+      ],
     ] as Array<Array<[string, string]>>) {
       expect(resolveTunables(env).values.get('top_pad')).toBe(0n);
     }
   });
 
   it('reports settings glibc ignores', () => {
-    const notes = resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.nosuch=1:glibc.malloc.perturb=999'], ['MALLOC_FOO_', '1']]).notes;
-    expect(notes.map((n) => n.setting)).toEqual(['glibc.malloc.nosuch=1', 'glibc.malloc.perturb=999', 'MALLOC_FOO_=1']);
+    const notes = resolveTunables([
+      ['GLIBC_TUNABLES', 'glibc.malloc.nosuch=1:glibc.malloc.perturb=999'],
+      ['MALLOC_FOO_', '1'],
+    ]).notes;
+    expect(notes.map((n) => n.setting)).toEqual([
+      'glibc.malloc.nosuch=1',
+      'glibc.malloc.perturb=999',
+      'MALLOC_FOO_=1',
+    ]);
   });
 
   it('tcache_max: 0 still caches one bin, above 1032 is ignored', () => {
@@ -68,8 +89,15 @@ describe('tunables and environment variables (measured on glibc 2.36)', () => {
   });
 
   it('setting top_pad, mmap_threshold, trim_threshold or mmap_max turns the dynamic threshold off', () => {
-    for (const name of ['MALLOC_TOP_PAD_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_MMAP_MAX_']) {
-      expect(proc([[name, name === 'MALLOC_TOP_PAD_' ? '131072' : '65536']]).mp.noDynThreshold).toBe(true);
+    for (const name of [
+      'MALLOC_TOP_PAD_',
+      'MALLOC_MMAP_THRESHOLD_',
+      'MALLOC_TRIM_THRESHOLD_',
+      'MALLOC_MMAP_MAX_',
+    ]) {
+      expect(
+        proc([[name, name === 'MALLOC_TOP_PAD_' ? '131072' : '65536']]).mp.noDynThreshold,
+      ).toBe(true);
     }
     expect(proc([['MALLOC_PERTURB_', '1']]).mp.noDynThreshold).toBe(false);
     expect(proc([['GLIBC_TUNABLES', 'glibc.malloc.mxfast=64']]).mp.noDynThreshold).toBe(false);

@@ -9,13 +9,25 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { differential } from '../diff/harness.js';
-import { checkOutput, examplesOf, readPage, replaySettingsOf, ROOT, runExamples, tracesOf } from './examples.js';
+import {
+  checkOutput,
+  examplesOf,
+  readPage,
+  replaySettingsOf,
+  ROOT,
+  runExamples,
+  tracesOf,
+} from './examples.js';
 
 const DIRS = ['docs/learn', 'docs/field-reports'];
 const PAGES = ['docs/explaining.md'];
 
 const pages: string[] = [];
-for (const d of DIRS) for (const f of readdirSync(join(ROOT, d)).filter((f) => f.endsWith('.md')).sort()) pages.push(`${d}/${f}`);
+for (const d of DIRS)
+  for (const f of readdirSync(join(ROOT, d))
+    .filter((f) => f.endsWith('.md'))
+    .sort())
+    pages.push(`${d}/${f}`);
 pages.push(...PAGES);
 
 describe('the documentation examples print what the pages show', () => {
@@ -25,7 +37,11 @@ describe('the documentation examples print what the pages show', () => {
       expect(examplesOf(md).length).toBeGreaterThan(0);
       for (const ran of runExamples(md)) {
         const problem = checkOutput(ran);
-        expect(problem === null ? null : `${page}:${ran.example.line}: $ ${ran.example.command.split('\n')[0]}\n${problem}`).toBeNull();
+        expect(
+          problem === null
+            ? null
+            : `${page}:${ran.example.line}: $ ${ran.example.command.split('\n')[0]}\n${problem}`,
+        ).toBeNull();
       }
     });
   }
@@ -44,8 +60,15 @@ describe("the learning pages' traces replay identically on glibc", () => {
         const key = `${r.trace} ${JSON.stringify(r.env)}`;
         if (seen.has(key)) continue;
         seen.add(key);
-        const diff = differential(traces.get(r.trace)!, { name: r.trace, env: r.env, stats: true, info: true });
-        expect(diff === null ? null : `${page}: ${r.trace} with ${JSON.stringify(r.env)}:\n${diff}`).toBeNull();
+        const diff = differential(traces.get(r.trace)!, {
+          name: r.trace,
+          env: r.env,
+          stats: true,
+          info: true,
+        });
+        expect(
+          diff === null ? null : `${page}: ${r.trace} with ${JSON.stringify(r.env)}:\n${diff}`,
+        ).toBeNull();
       }
     });
   }

@@ -34,7 +34,8 @@ export function examplesOf(markdown: string): Example[] {
   // null outside code blocks.
   let indent: string | null = null;
   let current: Example | null = null;
-  const unindent = (l: string): string => (indent !== null && l.startsWith(indent) ? l.slice(indent.length) : l.trimStart());
+  const unindent = (l: string): string =>
+    indent !== null && l.startsWith(indent) ? l.slice(indent.length) : l.trimStart();
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!;
     const fence = /^(\s*)```/.exec(raw);
@@ -104,7 +105,8 @@ export function checkOutput(ran: Ran): string | null {
         break;
       }
     }
-    if (found < 0) return `this line is not in the output (or not in this order):\n  ${want}\nthe command printed:\n${ran.stdout}`;
+    if (found < 0)
+      return `this line is not in the output (or not in this order):\n  ${want}\nthe command printed:\n${ran.stdout}`;
     at = found + 1;
   }
   return null;
@@ -121,7 +123,10 @@ export function tracesOf(markdown: string): Map<string, string> {
 }
 
 /** The environment settings (`--env`, `--tunables`) each `ptsim replay FILE` command gives a page trace. */
-export function replaySettingsOf(markdown: string, traces: Map<string, string>): Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> {
+export function replaySettingsOf(
+  markdown: string,
+  traces: Map<string, string>,
+): Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> {
   const out: Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> = [];
   for (const ex of examplesOf(markdown)) {
     const m = /^npx ptsim replay (\S+)(.*)$/.exec(ex.command.split('\n')[0]!);

@@ -34,7 +34,11 @@ function anchors(file: string): Set<string> {
   return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1]!)));
 }
 
-const PAGES = [join(ROOT, 'README.md'), join(ROOT, 'traces/README.md'), ...walk(join(ROOT, 'docs'), (f) => f.endsWith('.md'))];
+const PAGES = [
+  join(ROOT, 'README.md'),
+  join(ROOT, 'traces/README.md'),
+  ...walk(join(ROOT, 'docs'), (f) => f.endsWith('.md')),
+];
 
 describe('documentation links', () => {
   for (const page of PAGES) {
@@ -48,7 +52,8 @@ describe('documentation links', () => {
         const [path, anchor] = target.split('#') as [string, string | undefined];
         const file = path === '' ? page : normalize(join(dirname(page), path));
         if (!existsSync(file)) broken.push(target);
-        else if (anchor !== undefined && file.endsWith('.md') && !anchors(file).has(anchor)) broken.push(target);
+        else if (anchor !== undefined && file.endsWith('.md') && !anchors(file).has(anchor))
+          broken.push(target);
       }
       expect(broken).toEqual([]);
     });
@@ -82,7 +87,8 @@ describe('documentation links', () => {
 
   it('the pages the sources name exist', () => {
     const named = new Set<string>();
-    for (const f of walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p))) for (const m of readFileSync(f, 'utf8').matchAll(/\bdocs\/[\w/-]+\.md\b/g)) named.add(m[0]);
+    for (const f of walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p)))
+      for (const m of readFileSync(f, 'utf8').matchAll(/\bdocs\/[\w/-]+\.md\b/g)) named.add(m[0]);
     expect(named.size).toBeGreaterThan(0);
     expect([...named].filter((d) => !existsSync(join(ROOT, d)))).toEqual([]);
   });

@@ -38,7 +38,7 @@ class Lines {
  * came from the heap; after the test every body is freed, but the heap's free top stays below the
  * raised trim threshold (24 MiB) and RSS stays at its peak.
  */
-export function loadTestTrace(): string {
+function loadTestTrace(): string {
   const rng: Rng = seedrandom('load-test');
   const REQUESTS = 400;
   const CONCURRENCY = 24;
@@ -122,7 +122,7 @@ freed, yet RSS stays at the peak.`);
  * A document parsed into many small and medium blocks, a small summary kept, the document freed:
  * the summary is the highest block of the heap and pins every free byte below it.
  */
-export function pinnedTopTrace(): string {
+function pinnedTopTrace(): string {
   const rng: Rng = seedrandom('pinned-top');
   const PARTS = 2000;
   const t = new Lines();
@@ -179,7 +179,7 @@ free chunks, but they cannot merge into the top: the summary separates them from
  * A batch job that builds a table of small entries, drops it, and does it again: every entry goes
  * to the tcache or a fastbin, where freed chunks never merge.
  */
-export function fastbinsTrace(): string {
+function fastbinsTrace(): string {
   const rng: Rng = seedrandom('fastbins-tcache');
   const ENTRIES = 5000;
   const t = new Lines();
@@ -211,7 +211,9 @@ See docs/field-reports/fastbins-tcache.md.
       t.ev(`malloc 24 k${i}`);
       t.ev(`malloc ${intBetween(rng, 24, 120)} v${i}`);
     }
-    t.comment(`Batch ${batch} done: drop the values (every other chunk of the table), then the keys.`);
+    t.comment(
+      `Batch ${batch} done: drop the values (every other chunk of the table), then the keys.`,
+    );
     for (let i = 0; i < ENTRIES; i++) t.ev(`free v${i}`);
     for (let i = 0; i < ENTRIES; i++) t.ev(`free k${i}`);
   }

@@ -43,7 +43,8 @@ export function generateThreadedTrace(opts: ThreadGenOptions): string {
   // Personality: how big blocks get and whether they stay in the heaps.
   const bigHeap = rng() < 0.4; // big blocks from the heaps: thread heaps fill, grow, shrink, go
   if (bigHeap) out.push(`# env MALLOC_MMAP_THRESHOLD_=${pick(rng, [1 << 20, 4 << 20, 16 << 20])}`);
-  if (rng() < 0.25) out.push(`# env GLIBC_TUNABLES=glibc.malloc.tcache_count=${pick(rng, [0, 1, 3])}`);
+  if (rng() < 0.25)
+    out.push(`# env GLIBC_TUNABLES=glibc.malloc.tcache_count=${pick(rng, [0, 1, 3])}`);
   if (rng() < 0.15) out.push(`# env MALLOC_ARENA_MAX=${intBetween(rng, 1, 4)}`);
   if (rng() < 0.15) out.push(`# env MALLOC_TRIM_THRESHOLD_=${pick(rng, [0, 65536, 1 << 20])}`);
   const bigWeight = bigHeap ? 0.15 + rng() * 0.2 : rng() * 0.05;
@@ -96,7 +97,10 @@ export function generateThreadedTrace(opts: ThreadGenOptions): string {
     // Thread life cycle.
     if (alive.length < maxThreads && rng() < 0.02) {
       // A new thread: sometimes it takes the number of one that exited.
-      const tid = exited.length > 0 && rng() < 0.5 ? exited.splice(Math.floor(rng() * exited.length), 1)[0]! : nextTid++;
+      const tid =
+        exited.length > 0 && rng() < 0.5
+          ? exited.splice(Math.floor(rng() * exited.length), 1)[0]!
+          : nextTid++;
       alive.push(tid);
     }
     if (alive.length > 1 && rng() < exitRate) {
@@ -162,7 +166,8 @@ function heapStressTrace(opts: ThreadGenOptions): string {
   // Per thread: grow to a target, then shrink to another, alternating.
   const target = new Map<number, number>();
   const held = new Map<number, number>();
-  const newTarget = (): number => (rng() < 0.5 ? intBetween(rng, 70, 200) : intBetween(rng, 0, 30)) << 20;
+  const newTarget = (): number =>
+    (rng() < 0.5 ? intBetween(rng, 70, 200) : intBetween(rng, 0, 30)) << 20;
   for (let n = 0; n < opts.events; n++) {
     if (alive.length < threads && rng() < 0.05) {
       const tid = nextTid++;

@@ -81,12 +81,63 @@ function personality(rng: Rng): Personality {
 const ALIGNMENTS = [8, 16, 24, 32, 48, 64, 100, 128, 256, 512, 1024, 2048, 4096];
 
 const MALLOPTS: Array<(rng: Rng) => string> = [
-  (r) => `M_MMAP_THRESHOLD ${pickWeighted<[number, number]>(r, [[1, 0], [2, 65536], [3, 131072], [2, 1 << 20], [1, 4 << 20], [1, 33554432]])[1]}`,
-  (r) => `M_TRIM_THRESHOLD ${pickWeighted<[number, number]>(r, [[1, 0], [2, 65536], [2, 131072], [2, 1 << 20], [1, -1]])[1]}`,
-  (r) => `M_TOP_PAD ${pickWeighted<[number, number]>(r, [[2, 0], [1, 4096], [2, 131072], [1, 1 << 20]])[1]}`,
-  (r) => `M_MXFAST ${pickWeighted<[number, number]>(r, [[1, 0], [1, 32], [1, 64], [2, 128], [1, 160], [1, 200]])[1]}`,
-  (r) => `M_MMAP_MAX ${pickWeighted<[number, number]>(r, [[1, 0], [1, 2], [2, 65536]])[1]}`,
-  (r) => `M_PERTURB ${pickWeighted<[number, number]>(r, [[2, 0], [1, 0xa5], [1, 256]])[1]}`,
+  (r) =>
+    `M_MMAP_THRESHOLD ${
+      pickWeighted<[number, number]>(r, [
+        [1, 0],
+        [2, 65536],
+        [3, 131072],
+        [2, 1 << 20],
+        [1, 4 << 20],
+        [1, 33554432],
+      ])[1]
+    }`,
+  (r) =>
+    `M_TRIM_THRESHOLD ${
+      pickWeighted<[number, number]>(r, [
+        [1, 0],
+        [2, 65536],
+        [2, 131072],
+        [2, 1 << 20],
+        [1, -1],
+      ])[1]
+    }`,
+  (r) =>
+    `M_TOP_PAD ${
+      pickWeighted<[number, number]>(r, [
+        [2, 0],
+        [1, 4096],
+        [2, 131072],
+        [1, 1 << 20],
+      ])[1]
+    }`,
+  (r) =>
+    `M_MXFAST ${
+      pickWeighted<[number, number]>(r, [
+        [1, 0],
+        [1, 32],
+        [1, 64],
+        [2, 128],
+        [1, 160],
+        [1, 200],
+      ])[1]
+    }`,
+  (r) =>
+    `M_MMAP_MAX ${
+      pickWeighted<[number, number]>(r, [
+        [1, 0],
+        [1, 2],
+        [2, 65536],
+      ])[1]
+    }`,
+  (r) =>
+    `M_PERTURB ${
+      pickWeighted<[number, number]>(r, [
+        [2, 0],
+        [1, 0xa5],
+        [1, 256],
+      ])[1]
+    }`,
   (r) => `M_ARENA_MAX ${intBetween(r, 0, 4)}`,
   () => `M_CHECK_ACTION 3`,
 ];
@@ -150,7 +201,12 @@ export function generateTrace(opts: GenOptions): string {
         }
         const b = takeLive();
         const r = rng();
-        const s = r < 0.3 ? Math.max(1, Math.floor(b.size * (0.3 + rng() * 0.7))) : r < 0.8 ? Math.floor(b.size * (1 + rng())) + intBetween(rng, 1, 64) : size();
+        const s =
+          r < 0.3
+            ? Math.max(1, Math.floor(b.size * (0.3 + rng() * 0.7)))
+            : r < 0.8
+              ? Math.floor(b.size * (1 + rng())) + intBetween(rng, 1, 64)
+              : size();
         out.push(s === 0 ? `1 realloc ${b.tok} 0 0` : `1 realloc ${b.tok} ${s} ${addLive(s)}`);
         break;
       }
@@ -174,7 +230,8 @@ export function generateTrace(opts: GenOptions): string {
         out.push(`1 malloc_trim ${rng() < 0.7 ? 0 : intBetween(rng, 1, 1 << 20)}`);
         break;
       case 'mallopt':
-        if (opts.mallopts !== false) out.push(`1 mallopt ${MALLOPTS[Math.floor(rng() * MALLOPTS.length)]!(rng)}`);
+        if (opts.mallopts !== false)
+          out.push(`1 mallopt ${MALLOPTS[Math.floor(rng() * MALLOPTS.length)]!(rng)}`);
         else out.push(`1 malloc 24 ${addLive(24)}`);
         break;
     }

@@ -5,7 +5,19 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -79,7 +91,9 @@ export function buildNativeReplayer(): string {
   if (r.error) throw new Error(`cannot run cc to build the native replayer: ${r.error.message}`);
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
-    throw new Error(`building the native replayer failed (cc ${[...CFLAGS, '-o', tmp, SOURCE].join(' ')}):\n${r.stderr}${r.stdout}`);
+    throw new Error(
+      `building the native replayer failed (cc ${[...CFLAGS, '-o', tmp, SOURCE].join(' ')}):\n${r.stderr}${r.stdout}`,
+    );
   }
   renameSync(tmp, BINARY);
   return BINARY;
@@ -101,7 +115,8 @@ function readIfExists(path: string): string | undefined {
 
 function parseLog(text: string): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = [];
-  for (const line of text.split('\n')) if (line !== '') out.push(JSON.parse(line) as Record<string, unknown>);
+  for (const line of text.split('\n'))
+    if (line !== '') out.push(JSON.parse(line) as Record<string, unknown>);
   return out;
 }
 
@@ -121,7 +136,12 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
       trace = join(dir, 'trace.txt');
       writeFileSync(trace, gunzipSync(readFileSync(tracePath)));
     }
-    const files = { events: join(dir, 'events.jsonl'), summary: join(dir, 'summary.json'), stats: join(dir, 'stats.txt'), info: join(dir, 'info.xml') };
+    const files = {
+      events: join(dir, 'events.jsonl'),
+      summary: join(dir, 'summary.json'),
+      stats: join(dir, 'stats.txt'),
+      info: join(dir, 'info.xml'),
+    };
     const args = [trace, '--summary', files.summary, '--name', opts.name ?? tracePath];
     const wantEvents = opts.events !== false;
     args.push(...(wantEvents ? ['--events', files.events] : ['--no-events']));
@@ -146,11 +166,21 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
 
     const events = wantEvents ? parseLog(readIfExists(files.events) ?? '') : [];
     const summaryText = readIfExists(files.summary)?.trim() ?? '';
-    const summary = summaryText === '' ? null : (JSON.parse(summaryText) as Record<string, unknown>);
-    const run: NativeRun = { events, summary, stderr: r.stderr, exitCode: r.status, signal: r.signal };
+    const summary =
+      summaryText === '' ? null : (JSON.parse(summaryText) as Record<string, unknown>);
+    const run: NativeRun = {
+      events,
+      summary,
+      stderr: r.stderr,
+      exitCode: r.status,
+      signal: r.signal,
+    };
     if (summary?.['abort'] === true || r.signal === 'SIGABRT') {
       const n = summary?.['events'];
-      run.abort = { message: abortMessage(r.stderr), event: typeof n === 'number' ? n : events.length };
+      run.abort = {
+        message: abortMessage(r.stderr),
+        event: typeof n === 'number' ? n : events.length,
+      };
     }
     if (opts.stats) {
       const s = readIfExists(files.stats);

@@ -29,7 +29,8 @@ describe('ptsim record', () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toBe(RECORD_HELP + '\n');
-    for (const opt of ['-o, --output', '--gzip', '--no-children', 'Exit status']) expect(r.out).toContain(opt);
+    for (const opt of ['-o, --output', '--gzip', '--no-children', 'Exit status'])
+      expect(r.out).toContain(opt);
   });
 
   it('reports mistakes on the command line as usage errors', async () => {
@@ -47,8 +48,14 @@ describe('ptsim record', () => {
     expect(r.out).not.toContain('ptsim record'); // the report goes to standard error
     const text = readFileSync(out, 'utf8');
     const n = events(text).length;
-    expect(r.err).toBe(`ptsim record: ${n} events recorded in ${out} (pid ${/^# pid (\d+)$/m.exec(text)![1]}, ${program('single')})\n`);
-    expect(events(text).map((e) => e.call).join('\n') + '\n').toBe(readFileSync(join(dir, 'single.log'), 'utf8'));
+    expect(r.err).toBe(
+      `ptsim record: ${n} events recorded in ${out} (pid ${/^# pid (\d+)$/m.exec(text)![1]}, ${program('single')})\n`,
+    );
+    expect(
+      events(text)
+        .map((e) => e.call)
+        .join('\n') + '\n',
+    ).toBe(readFileSync(join(dir, 'single.log'), 'utf8'));
   });
 
   it('--gzip (or a name ending in .gz) compresses; a forked child is listed with its file', async () => {
@@ -63,15 +70,28 @@ describe('ptsim record', () => {
     const child = join(dir, 'fork.trace.d', `${pid}.trace.gz`);
     expect(existsSync(child)).toBe(true);
     expect(r.err).toContain(`4 other process images recorded in ${join(dir, 'fork.trace.d')}:\n`);
-    expect(r.err).toMatch(new RegExp(`\n  ${pid}\\.trace\\.gz +\\d+ events +pid ${pid}, .*, forked from pid \\d+; its first \\d+ events are the parent's\n`));
-    const gz = await run(['--gzip', '-o', join(dir, 'plain-name.trace'), '--', program('single'), join(dir, 'single.log')]);
+    expect(r.err).toMatch(
+      new RegExp(
+        `\n  ${pid}\\.trace\\.gz +\\d+ events +pid ${pid}, .*, forked from pid \\d+; its first \\d+ events are the parent's\n`,
+      ),
+    );
+    const gz = await run([
+      '--gzip',
+      '-o',
+      join(dir, 'plain-name.trace'),
+      '--',
+      program('single'),
+      join(dir, 'single.log'),
+    ]);
     expect(gz.code).toBe(0);
     expect(readFileSync(join(dir, 'plain-name.trace'))[0]).toBe(0x1f);
   });
 
   it('exits as the program did: its status, 128+N for signal N, 127 when not found', async () => {
     const dir = scratch('cmd');
-    expect((await run(['-o', join(dir, 'a.trace'), '--', program('endings'), '_exit', dir])).code).toBe(3);
+    expect(
+      (await run(['-o', join(dir, 'a.trace'), '--', program('endings'), '_exit', dir])).code,
+    ).toBe(3);
     const killed = await run(['-o', join(dir, 'b.trace'), '--', program('endings'), 'term', dir]);
     expect(killed.code).toBe(143);
     expect(killed.err).toContain('killed by signal 15');
@@ -86,6 +106,8 @@ describe('ptsim record', () => {
   it('says clearly when there is no C compiler', () => {
     const env = { ...process.env, CC: join(BUILD, 'no-such-cc') };
     expect(() => buildRecorder({ cacheDir: scratch('nocc'), env })).toThrow(RecorderBuildError);
-    expect(() => buildRecorder({ cacheDir: scratch('nocc'), env })).toThrow(/C compiler on first use, and there is none here .* Install one/);
+    expect(() => buildRecorder({ cacheDir: scratch('nocc'), env })).toThrow(
+      /C compiler on first use, and there is none here .* Install one/,
+    );
   });
 });

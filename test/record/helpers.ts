@@ -17,7 +17,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 /** Built programs and the recorder's cache live outside the repository. */
 export const BUILD = join(tmpdir(), `ptsim-record-tests-${process.getuid?.() ?? 0}`);
 
-export function recorder(): string {
+function recorder(): string {
   return buildRecorder({ cacheDir: join(BUILD, 'cache') });
 }
 
@@ -30,7 +30,11 @@ export function program(name: string): string {
   mkdirSync(dirname(bin), { recursive: true });
   const tmp = `${bin}.${process.pid}.tmp`;
   // -fno-builtin: the compiler must not remove or merge the allocator calls the program logs.
-  const r = spawnSync('cc', ['-O1', '-fno-builtin', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, src], { encoding: 'utf8' });
+  const r = spawnSync(
+    'cc',
+    ['-O1', '-fno-builtin', '-Wall', '-Wextra', '-Werror', '-pthread', '-o', tmp, src],
+    { encoding: 'utf8' },
+  );
   if (r.status !== 0) throw new Error(`cc ${src} failed:\n${r.stderr}`);
   renameSync(tmp, bin);
   return bin;
@@ -50,7 +54,11 @@ export interface Recording extends RecordResult {
 }
 
 /** Records `command` into a fresh directory; the program's output is captured. */
-export async function record(command: string, args: string[], opts: Partial<RecordOptions> = {}): Promise<Recording> {
+export async function record(
+  command: string,
+  args: string[],
+  opts: Partial<RecordOptions> = {},
+): Promise<Recording> {
   const dir = opts.output !== undefined ? dirname(opts.output) : scratch('rec');
   const r = await recordProgram({
     command,
@@ -87,7 +95,13 @@ export function events(text: string): Line[] {
     if (l === '' || l.startsWith('#')) return;
     const f = l.split(' ');
     const at = f[0]!.startsWith('@') ? 1 : 0;
-    out.push({ line: k + 1, tid: Number(f[at]), call: f.slice(at + 1).join(' '), op: f[at + 1]!, args: f.slice(at + 2) });
+    out.push({
+      line: k + 1,
+      tid: Number(f[at]),
+      call: f.slice(at + 1).join(' '),
+      op: f[at + 1]!,
+      args: f.slice(at + 2),
+    });
   });
   return out;
 }
@@ -120,7 +134,8 @@ export function addressCheck(text: string): string | null {
   const evs = events(text);
   // A replay that reproduces glibc's abort stops before the aborting call.
   const replayed = sim.summary.abort !== undefined ? sim.summary.abort.event : evs.length;
-  if (sim.events.length !== replayed) return `${evs.length} event lines, ${sim.events.length} replayed`;
+  if (sim.events.length !== replayed)
+    return `${evs.length} event lines, ${sim.events.length} replayed`;
   const heapBase = new Map<string, bigint>();
   const heapOf = new Map<bigint, string>();
   for (let i = 0; i < replayed; i++) {
@@ -136,7 +151,8 @@ export function addressCheck(text: string): string | null {
     if (rec.arena === 0) {
       if (ptr - base !== off) return `main-arena offset ${ptr - base} recorded at ${where}`;
     } else if (rec.arena === -1) {
-      if ((ptr - off) % 4096n !== 0n) return `mmapped chunk at page offset ${ptr % 4096n} recorded at ${where}`;
+      if ((ptr - off) % 4096n !== 0n)
+        return `mmapped chunk at page offset ${ptr % 4096n} recorded at ${where}`;
     } else {
       const key = `${rec.arena}/${rec.heap}`;
       const real = ptr - off;

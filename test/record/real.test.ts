@@ -25,9 +25,12 @@ describe('real programs', () => {
   });
 
   it.skipIf(!existsSync(PYTHON))('python3 building and dropping dicts', async () => {
-    const script = 'd = {}\nfor i in range(20000):\n    d[str(i)] = [i] * (i % 7)\nfor i in range(0, 20000, 2):\n    del d[str(i)]\nprint(len(d))';
+    const script =
+      'd = {}\nfor i in range(20000):\n    d[str(i)] = [i] * (i % 7)\nfor i in range(0, 20000, 2):\n    del d[str(i)]\nprint(len(d))';
     // PYTHONMALLOC=malloc: every object through malloc, not only those above pymalloc's 512 bytes.
-    const r = await record(PYTHON, ['-c', script], { env: { ...process.env, PYTHONMALLOC: 'malloc' } });
+    const r = await record(PYTHON, ['-c', script], {
+      env: { ...process.env, PYTHONMALLOC: 'malloc' },
+    });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toBe('10000\n');
     expect(events(r.main).length).toBeGreaterThan(10000);
@@ -37,7 +40,9 @@ describe('real programs', () => {
 });
 
 describe('the traces recorded with ptsim record in traces/', () => {
-  for (const file of readdirSync(TRACES).filter((f) => f.endsWith('.trace.gz')).sort()) {
+  for (const file of readdirSync(TRACES)
+    .filter((f) => f.endsWith('.trace.gz'))
+    .sort()) {
     it(`${file} replays identically, every block where the program had it`, () => {
       const text = gunzipSync(readFileSync(join(TRACES, file))).toString('utf8');
       expect(text).toMatch(/^# ptsim trace v1\n/);

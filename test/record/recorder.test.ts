@@ -20,7 +20,10 @@ describe('one thread, every function', () => {
     expect(got.map((e) => e.call)).toEqual(logged(r.stdout!));
     expect(new Set(got.map((e) => e.tid))).toEqual(new Set([1]));
     // Timestamps: nanoseconds from the start, never decreasing.
-    const times = r.main.split('\n').filter((l) => l.startsWith('@')).map((l) => Number(l.slice(1, l.indexOf(' '))));
+    const times = r.main
+      .split('\n')
+      .filter((l) => l.startsWith('@'))
+      .map((l) => Number(l.slice(1, l.indexOf(' '))));
     expect(times.every((t, i) => i === 0 || t >= times[i - 1]!)).toBe(true);
   });
 
@@ -28,16 +31,26 @@ describe('one thread, every function', () => {
     // The program writes its own log to its first argument: a file with a space in its name, in a scratch directory.
     const arg = join(scratch('args'), 'an arg');
     const r = await record(program('single'), [arg, "it's"], {
-      env: { ...process.env, MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.tcache_count=5', MALLOC_TOP_PAD_: '0' },
+      env: {
+        ...process.env,
+        MALLOC_ARENA_MAX: '2',
+        GLIBC_TUNABLES: 'glibc.malloc.tcache_count=5',
+        MALLOC_TOP_PAD_: '0',
+      },
     });
     const lines = r.main.split('\n');
     expect(lines[0]).toBe('# ptsim trace v1');
-    const header = lines.slice(0, lines.findIndex((l) => !l.startsWith('#')));
+    const header = lines.slice(
+      0,
+      lines.findIndex((l) => !l.startsWith('#')),
+    );
     expect(header).toContain(`# pid ${r.pid}`);
     expect(header).toContain(`# exe ${program('single')}`);
     expect(header).toContain(`# cmdline ${program('single')} '${arg}' 'it'\\''s'`);
     expect(header.find((l) => l.startsWith('# nprocs '))).toMatch(/^# nprocs [1-9]\d*$/);
-    expect(header.find((l) => l.startsWith('# start_brk '))).toMatch(/^# start_brk 0x[0-9a-f]+000$/);
+    expect(header.find((l) => l.startsWith('# start_brk '))).toMatch(
+      /^# start_brk 0x[0-9a-f]+000$/,
+    );
     expect(header.filter((l) => l.startsWith('# env ')).sort()).toEqual([
       '# env GLIBC_TUNABLES=glibc.malloc.tcache_count=5',
       '# env MALLOC_ARENA_MAX=2',
@@ -87,7 +100,9 @@ describe('threads', () => {
       const strerror = log.find((l) => l.startsWith('strerror '))!.split(' ')[1]!;
       const expected = log.filter((l) => !l.startsWith('strerror '));
       // The worker's thread number: the thread of its malloc(1000 + w), a size no other thread asks for.
-      const tid = all.find((e) => e.call === expected.find((l) => l.startsWith(`malloc ${1000 + w} `)))!.tid;
+      const tid = all.find(
+        (e) => e.call === expected.find((l) => l.startsWith(`malloc ${1000 + w} `)),
+      )!.tid;
       expect(seen.has(tid)).toBe(false);
       seen.add(tid);
       const mine = byTid.get(tid)!;
@@ -109,7 +124,8 @@ describe('threads', () => {
       const unwinder = mine.slice(afterAt + after.length, -2);
       if (w !== 9) expect(unwinder).toEqual([]);
       else expect(unwinder.length).toBeGreaterThan(0);
-      for (const e of [...inside, ...unwinder]) expect(['malloc', 'calloc', 'realloc', 'free']).toContain(e.op);
+      for (const e of [...inside, ...unwinder])
+        expect(['malloc', 'calloc', 'realloc', 'free']).toContain(e.op);
       expect(inside.some((e) => e.op !== 'free' && e.args.at(-1) === strerror)).toBe(true);
       if (w !== 8) {
         // Joined workers: the exit precedes the main thread's first call after pthread_join.
@@ -123,8 +139,11 @@ describe('threads', () => {
     let k = 0;
     for (const e of mainCalls) if (k < mainLog.length && e.call === mainLog[k]) k++;
     expect(k).toBe(mainLog.length);
-    const knownMain = new Set(mainLog.flatMap((l) => l.split(' ').slice(1)).filter((t) => t.startsWith('0x')));
-    for (const e of mainCalls) if (!e.args.some((a) => knownMain.has(a))) expect(['calloc', 'free']).toContain(e.op);
+    const knownMain = new Set(
+      mainLog.flatMap((l) => l.split(' ').slice(1)).filter((t) => t.startsWith('0x')),
+    );
+    for (const e of mainCalls)
+      if (!e.args.some((a) => knownMain.has(a))) expect(['calloc', 'free']).toContain(e.op);
     expect(byTid.size).toBe(workers + 1);
     expect(differential(r.main, { name: 'threads', stats: true, info: true })).toBeNull();
     expect(addressCheck(r.main)).toBeNull();
@@ -137,22 +156,37 @@ describe('fork and exec', () => {
     const r = await record(program('fork'), [dir]);
     expect(r.exitCode).toBe(0);
     const parentLog = readFileSync(join(dir, 'parent.log'), 'utf8');
-    const childPid = (c: number): number => Number(new RegExp(`^# child ${c} (\\d+)$`, 'm').exec(parentLog)![1]);
+    const childPid = (c: number): number =>
+      Number(new RegExp(`^# child ${c} (\\d+)$`, 'm').exec(parentLog)![1]);
     const forkAfter = Number(/^# fork-after 1 (\d+)$/m.exec(parentLog)![1]);
     const parent = events(r.main).map((e) => e.call);
     expect(parent).toEqual(logged(parentLog));
     expect(r.traces.map((t) => t.file.slice(r.dir.length + 1)).sort()).toEqual(
-      ['out.trace', `out.trace.d/${childPid(1)}.trace`, `out.trace.d/${childPid(2)}.trace`, `out.trace.d/${childPid(3)}.1.trace`, `out.trace.d/${childPid(3)}.2.trace`].sort(),
+      [
+        'out.trace',
+        `out.trace.d/${childPid(1)}.trace`,
+        `out.trace.d/${childPid(2)}.trace`,
+        `out.trace.d/${childPid(3)}.1.trace`,
+        `out.trace.d/${childPid(3)}.2.trace`,
+      ].sort(),
     );
     const byName = (n: string): string => r.text.get(join(r.dir, n))!;
     for (const c of [1, 2, 3]) {
-      const name = c === 3 ? `out.trace.d/${childPid(3)}.1.trace` : `out.trace.d/${childPid(c)}.trace`;
+      const name =
+        c === 3 ? `out.trace.d/${childPid(3)}.1.trace` : `out.trace.d/${childPid(c)}.trace`;
       const text = byName(name);
       const own = logged(readFileSync(join(dir, `child${c}.log`), 'utf8'));
       expect(events(text).map((e) => e.call)).toEqual([...parent.slice(0, forkAfter), ...own]);
-      expect(text).toContain(`# fork: pid ${childPid(c)}, child of pid ${r.pid} after its event ${forkAfter}\n`);
+      expect(text).toContain(
+        `# fork: pid ${childPid(c)}, child of pid ${r.pid} after its event ${forkAfter}\n`,
+      );
       const t = r.traces.find((x) => x.file.endsWith(`/${name}`))!;
-      expect(t).toMatchObject({ pid: childPid(c), forkedFrom: r.pid, inherited: forkAfter, ending: ['exit', '_exit', 'exec'][c - 1] });
+      expect(t).toMatchObject({
+        pid: childPid(c),
+        forkedFrom: r.pid,
+        inherited: forkAfter,
+        ending: ['exit', '_exit', 'exec'][c - 1],
+      });
       expect(differential(text, { name })).toBeNull();
       expect(addressCheck(text)).toBeNull();
     }
@@ -160,7 +194,9 @@ describe('fork and exec', () => {
     const exec = byName(`out.trace.d/${childPid(3)}.2.trace`);
     expect(exec).toContain(`# pid ${childPid(3)}\n`);
     expect(exec).toContain('# cmdline fork --exec ');
-    expect(events(exec).map((e) => e.call)).toEqual(logged(readFileSync(join(dir, 'exec.log'), 'utf8')));
+    expect(events(exec).map((e) => e.call)).toEqual(
+      logged(readFileSync(join(dir, 'exec.log'), 'utf8')),
+    );
     expect(differential(exec, { name: 'exec' })).toBeNull();
     expect(addressCheck(exec)).toBeNull();
     // Child 4 made no allocator call: no file.
@@ -174,7 +210,9 @@ describe('fork and exec', () => {
     const r = await record(program('fork'), [dir], { children: false });
     expect(r.exitCode).toBe(0);
     expect(r.traces).toHaveLength(1);
-    expect(events(r.main).map((e) => e.call)).toEqual(logged(readFileSync(join(dir, 'parent.log'), 'utf8')));
+    expect(events(r.main).map((e) => e.call)).toEqual(
+      logged(readFileSync(join(dir, 'parent.log'), 'utf8')),
+    );
   });
 });
 
@@ -194,8 +232,12 @@ describe('endings', () => {
       expect(r.traces).toHaveLength(1);
       expect(r.traces[0]!.ending).toBe(ending);
       // (pthread_create's calloc of the new thread's DTV is glibc's own call.)
-      const calls = events(r.main).filter((e) => e.op !== 'exit' && !(mode === 'thread' && e.op === 'calloc'));
-      expect(calls.map((e) => e.call)).toEqual(logged(readFileSync(join(dir, 'endings.log'), 'utf8')));
+      const calls = events(r.main).filter(
+        (e) => e.op !== 'exit' && !(mode === 'thread' && e.op === 'calloc'),
+      );
+      expect(calls.map((e) => e.call)).toEqual(
+        logged(readFileSync(join(dir, 'endings.log'), 'utf8')),
+      );
       // For the abort, the free glibc aborted in is the trace's last call, so the replays
       // reproduce the abort ("free(): double free detected in tcache 2") at that event.
       expect(differential(r.main, { name: `endings-${mode}` })).toBeNull();

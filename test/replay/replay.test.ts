@@ -5,7 +5,13 @@
  */
 
 import { describe, expect, it } from 'vitest';
-import { ReplayError, Replayer, type EventRecord, type ReplayOptions, type ReplaySummary } from '../../src/replay/replay.js';
+import {
+  ReplayError,
+  Replayer,
+  type EventRecord,
+  type ReplayOptions,
+  type ReplaySummary,
+} from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import type { TraceEvent } from '../../src/trace/types.js';
 
@@ -19,9 +25,15 @@ interface Run {
 const SMALL: ReplayOptions = { kernel: { maxBrk: 1 << 20, maxMapping: 1 << 20 } };
 
 /** Replays `text`; `copy` turns each event into what the replayer is given. */
-function replay(text: string, opts: { log?: boolean; copy?: (ev: TraceEvent) => TraceEvent; replay?: ReplayOptions } = {}): Run {
+function replay(
+  text: string,
+  opts: { log?: boolean; copy?: (ev: TraceEvent) => TraceEvent; replay?: ReplayOptions } = {},
+): Run {
   const records: EventRecord[] = [];
-  const r = new Replayer('t.trace', { ...opts.replay, ...(opts.log === false ? {} : { onEvent: (rec: EventRecord) => records.push(rec) }) });
+  const r = new Replayer('t.trace', {
+    ...opts.replay,
+    ...(opts.log === false ? {} : { onEvent: (rec: EventRecord) => records.push(rec) }),
+  });
   let error: string | undefined;
   try {
     readTraceText(text, 't.trace', {
@@ -57,7 +69,11 @@ function workload(): string {
       const k = next;
       next += 0x40;
       const size = r < 990 ? (r * 13) % 600 : 200_000;
-      lines.push(r % 7 === 0 ? `1 calloc 3 ${size} 0x${k.toString(16)}` : `1 malloc ${size} 0x${k.toString(16)}`);
+      lines.push(
+        r % 7 === 0
+          ? `1 calloc 3 ${size} 0x${k.toString(16)}`
+          : `1 malloc ${size} 0x${k.toString(16)}`,
+      );
       live.push(k);
     }
   }
@@ -108,12 +124,18 @@ describe('token mistakes', () => {
   ] as const) {
     describe(kind, () => {
       it('reports a free of a token never seen', () => {
-        expect(replay(`1 malloc 24 ${a}\n1 free ${b}\n`).error).toBe(`t.trace:2: free of ${b}, which is not a live block (never allocated, or freed long ago)`);
-        expect(replay(`1 realloc ${b} 10 ${a}\n`).error).toBe(`t.trace:1: realloc of ${b}, which is not a live block (never allocated, or freed long ago)`);
+        expect(replay(`1 malloc 24 ${a}\n1 free ${b}\n`).error).toBe(
+          `t.trace:2: free of ${b}, which is not a live block (never allocated, or freed long ago)`,
+        );
+        expect(replay(`1 realloc ${b} 10 ${a}\n`).error).toBe(
+          `t.trace:1: realloc of ${b}, which is not a live block (never allocated, or freed long ago)`,
+        );
       });
 
       it('reports a token reused while live', () => {
-        expect(replay(`1 malloc 24 ${a}\n1 malloc 24 ${a}\n`).error).toBe(`t.trace:2: token ${a} is reused while still live (it was never freed)`);
+        expect(replay(`1 malloc 24 ${a}\n1 malloc 24 ${a}\n`).error).toBe(
+          `t.trace:2: token ${a} is reused while still live (it was never freed)`,
+        );
       });
 
       it('reports a double free glibc would not detect', () => {
@@ -167,7 +189,11 @@ describe('token mistakes', () => {
       it('records the abort of a double free glibc detects', () => {
         const run = replay(`1 malloc 24 ${a}\n1 free ${a}\n1 free ${a}\n1 malloc 24 ${b}\n`);
         expect(run.error).toBeUndefined();
-        expect(run.summary.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 2, line: 3 });
+        expect(run.summary.abort).toEqual({
+          message: 'free(): double free detected in tcache 2',
+          event: 2,
+          line: 3,
+        });
         expect(run.summary.events).toBe(2);
       });
 
@@ -176,21 +202,34 @@ describe('token mistakes', () => {
         const r = new Replayer('t.trace', { ...SMALL, onWarning: (w) => warnings.push(w) });
         const text = `1 malloc 24 ${a}\n1 realloc ${a} 4000000 ${b}\n1 realloc ${a} 100 ${a}\n1 free ${a}\n1 malloc 10 ${b}\n`;
         readTraceText(text, 't.trace', { header: (h) => r.header(h), event: (ev) => r.event(ev) });
-        expect(warnings[0]).toBe(`t.trace:2: realloc of ${a} to 4000000 bytes returned NULL; ${a} stays live`);
+        expect(warnings[0]).toBe(
+          `t.trace:2: realloc of ${a} to 4000000 bytes returned NULL; ${a} stays live`,
+        );
         expect(r.finish().liveBlocks).toBe(1);
         expect(replay(text + `1 free ${b}\n`, { replay: SMALL }).summary.liveBlocks).toBe(0);
-        expect(replay(text + `1 free ${a}\n`, { replay: SMALL }).summary.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 5, line: 6 });
-        expect(replay(`1 malloc 24 ${a}\n1 realloc ${a} 4000000 ${b}\n1 malloc 24 ${a}\n`, { replay: SMALL }).error).toBe(
-          `t.trace:3: token ${a} is reused while still live (it was never freed)`,
-        );
+        expect(replay(text + `1 free ${a}\n`, { replay: SMALL }).summary.abort).toEqual({
+          message: 'free(): double free detected in tcache 2',
+          event: 5,
+          line: 6,
+        });
+        expect(
+          replay(`1 malloc 24 ${a}\n1 realloc ${a} 4000000 ${b}\n1 malloc 24 ${a}\n`, {
+            replay: SMALL,
+          }).error,
+        ).toBe(`t.trace:3: token ${a} is reused while still live (it was never freed)`);
         // A block the model could not allocate: its token is ignored by a free.
-        const dead = replay(`1 malloc 4000000 ${a}\n1 malloc 24 ${b}\n1 free ${a}\n1 malloc 24 ${a}\n1 free ${a}\n`, { replay: SMALL });
+        const dead = replay(
+          `1 malloc 4000000 ${a}\n1 malloc 24 ${b}\n1 free ${a}\n1 malloc 24 ${a}\n1 free ${a}\n`,
+          { replay: SMALL },
+        );
         expect(dead.error).toBeUndefined();
         expect(dead.summary.liveBlocks).toBe(1);
       });
 
       it('lets OLD name the new block when the recording says realloc failed', () => {
-        const run = replay(`1 malloc 24 ${a}\n1 realloc ${a} 100 0\n1 realloc ${a} 200 0\n1 malloc 5 ${b}\n1 free ${a}\n`);
+        const run = replay(
+          `1 malloc 24 ${a}\n1 realloc ${a} 100 0\n1 realloc ${a} 200 0\n1 malloc 5 ${b}\n1 free ${a}\n`,
+        );
         expect(run.error).toBeUndefined();
         expect(run.summary.liveBlocks).toBe(1);
         expect(run.summary.liveBytes).toBe(5);
@@ -198,7 +237,9 @@ describe('token mistakes', () => {
       });
 
       it('lets a token be used again once freed', () => {
-        const run = replay(`1 malloc 24 ${a}\n1 free ${a}\n1 malloc 40 ${a}\n1 realloc ${a} 100 ${b}\n1 free ${b}\n`);
+        const run = replay(
+          `1 malloc 24 ${a}\n1 free ${a}\n1 malloc 40 ${a}\n1 realloc ${a} 100 ${b}\n1 free ${b}\n`,
+        );
         expect(run.error).toBeUndefined();
         expect(run.summary.liveBlocks).toBe(0);
       });

@@ -22,7 +22,11 @@ const dir = mkdtempSync(join(tmpdir(), 'ptsim-report-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function ptsim(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: ROOT, maxBuffer: 1 << 26 });
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: 'utf8',
+    cwd: ROOT,
+    maxBuffer: 1 << 26,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -33,7 +37,11 @@ function dataOf(html: string): ReportData {
   return JSON.parse(m![1]!) as ReportData;
 }
 
-function report(trace: string, name: string, extra: string[]): { html: string; data: ReportData; out: string; path: string } {
+function report(
+  trace: string,
+  name: string,
+  extra: string[],
+): { html: string; data: ReportData; out: string; path: string } {
   const path = join(dir, name);
   const r = ptsim(['report', trace, '-o', path, '--cores', '2', ...extra]);
   expect(r.err).not.toMatch(/Error|at .*\.js:/);
@@ -43,17 +51,28 @@ function report(trace: string, name: string, extra: string[]): { html: string; d
 }
 
 const CONFIGS = ['M_MMAP_THRESHOLD=131072', 'glibc.malloc.arena_max=1 M_TRIM_THRESHOLD=0'];
-const SINGLE = [[], ['--mallopt', 'M_MMAP_THRESHOLD=131072'], ['--tunables', 'glibc.malloc.arena_max=1', '--mallopt', 'M_TRIM_THRESHOLD=0']];
+const SINGLE = [
+  [],
+  ['--mallopt', 'M_MMAP_THRESHOLD=131072'],
+  ['--tunables', 'glibc.malloc.arena_max=1', '--mallopt', 'M_TRIM_THRESHOLD=0'],
+];
 
 describe('ptsim report', () => {
-  const load = report('traces/load-test.trace', 'load.html', [...CONFIGS.flatMap((c) => ['--config', c]), '--samples', '300', '--no-what-if']);
+  const load = report('traces/load-test.trace', 'load.html', [
+    ...CONFIGS.flatMap((c) => ['--config', c]),
+    '--samples',
+    '300',
+    '--no-what-if',
+  ]);
 
   it('charts each configuration with the figures of a separate replay', () => {
     const { data } = load;
     expect(data.format).toBe('ptsim-report/1');
     expect(data.configs.map((c) => c.name)).toEqual(['default', ...CONFIGS]);
     SINGLE.forEach((args, i) => {
-      const s = JSON.parse(ptsim(['replay', 'traces/load-test.trace', '--cores', '2', '--json', ...args]).out) as { rss: number; peakRss: number; events: number; syscalls: object; pageFaults: number };
+      const s = JSON.parse(
+        ptsim(['replay', 'traces/load-test.trace', '--cores', '2', '--json', ...args]).out,
+      ) as { rss: number; peakRss: number; events: number; syscalls: object; pageFaults: number };
       const c = data.configs[i]!;
       const n = c.series.event.length;
       expect(n).toBeLessThanOrEqual(300);
@@ -75,7 +94,11 @@ describe('ptsim report', () => {
     const c = load.data.configs[1]!;
     const picks = [3, 40, 120, 200].map((k) => Math.min(k, c.series.event.length - 2));
     for (const k of picks) {
-      const run = await replayFile('traces/load-test.trace', { cores: 2, mallopts: [[-3, 131072]], stopAfter: c.series.event[k]! });
+      const run = await replayFile('traces/load-test.trace', {
+        cores: 2,
+        mallopts: [[-3, 131072]],
+        stopAfter: c.series.event[k]!,
+      });
       const r = run.replayer!;
       const s = r.finish();
       expect(c.series.rss[k]).toBe(s.rss);
@@ -93,8 +116,15 @@ describe('ptsim report', () => {
   });
 
   it('shows the threshold history and the pins of ptsim explain', () => {
-    const e = JSON.parse(ptsim(['explain', 'traces/load-test.trace', '--cores', '2', '--json', '--no-what-if']).out) as {
-      moments: Array<{ event: number; residentBytes: number; pins: Array<{ addr: number; token: string; line: number; heldBytes: number }>; thresholds: Array<{ event: number }> }>;
+    const e = JSON.parse(
+      ptsim(['explain', 'traces/load-test.trace', '--cores', '2', '--json', '--no-what-if']).out,
+    ) as {
+      moments: Array<{
+        event: number;
+        residentBytes: number;
+        pins: Array<{ addr: number; token: string; line: number; heldBytes: number }>;
+        thresholds: Array<{ event: number }>;
+      }>;
     };
     const m = e.moments[0]!;
     const d = load.data;
@@ -107,7 +137,9 @@ describe('ptsim report', () => {
     expect(d.configs[1]!.thresholds.filter((t) => t.cause.startsWith('dynamic'))).toEqual([]);
     // The heap map marks the chunk explain names as the pin, with its token and line.
     expect(m.pins.length).toBeGreaterThan(0);
-    expect(d.heapMap.pins.map((p) => [p.addr, p.token, p.line])).toEqual(m.pins.map((p) => [p.addr, p.token, p.line]));
+    expect(d.heapMap.pins.map((p) => [p.addr, p.token, p.line])).toEqual(
+      m.pins.map((p) => [p.addr, p.token, p.line]),
+    );
     // Each region's states tile it: chunk bytes plus glibc's metadata cover the region exactly.
     const main = d.heapMap.regions[0]!;
     expect(main.arena).toBe(0);
@@ -123,7 +155,9 @@ describe('ptsim report', () => {
 
   it('opens without a network: every script and style inline, nothing fetched', () => {
     const { html } = load;
-    expect(html).not.toMatch(/<(script|img|iframe|link|audio|video|source|embed|object)\b[^>]*\b(src|href|data)\s*=/i);
+    expect(html).not.toMatch(
+      /<(script|img|iframe|link|audio|video|source|embed|object)\b[^>]*\b(src|href|data)\s*=/i,
+    );
     expect(html).not.toMatch(/@import|url\(\s*['"]?(https?:)?\/\//i);
     expect(html.match(/<script\b/g)).toHaveLength(3);
     expect(html).toContain('uPlot');
@@ -152,7 +186,11 @@ describe('ptsim report', () => {
         '',
       ].join('\n'),
     );
-    const { html, data } = report(trace, 'evil.html', ['--no-what-if', '--config', 'M_MMAP_THRESHOLD=4096']);
+    const { html, data } = report(trace, 'evil.html', [
+      '--no-what-if',
+      '--config',
+      'M_MMAP_THRESHOLD=4096',
+    ]);
     // Three script elements and no others; the payloads only ever appear escaped.
     expect(html.match(/<script\b/gi)).toHaveLength(3);
     expect(html).not.toContain('<img');
@@ -163,7 +201,9 @@ describe('ptsim report', () => {
     expect(data.trace).toBe(trace);
     expect(data.heapMap.pins.map((p) => p.token)).toContain(evil);
     expect(data.header.facts).toContainEqual(['pid', '<img src=x onerror="document.title=1">']);
-    expect(data.header.comments[0]).toBe('<script>document.title="pwned-header"</script> & <b>bold</b>');
+    expect(data.header.comments[0]).toBe(
+      '<script>document.title="pwned-header"</script> & <b>bold</b>',
+    );
   });
 
   it('refuses bad input in one line and keeps an existing file', () => {
@@ -182,33 +222,65 @@ describe('ptsim report', () => {
     const noOut = ptsim(['report', 'traces/load-test.trace']);
     expect(noOut.code).toBe(2);
     expect(noOut.err).toMatch(/^ptsim: report needs -o FILE.html/);
-    const dirOut = ptsim(['report', 'traces/load-test.trace', '-o', join(dir, 'no/such/dir/r.html')]);
+    const dirOut = ptsim([
+      'report',
+      'traces/load-test.trace',
+      '-o',
+      join(dir, 'no/such/dir/r.html'),
+    ]);
     expect(dirOut.code).toBe(2);
     expect(dirOut.err).toContain('cannot write it');
   });
 
   const CHROMIUM = findChromium();
-  it.skipIf(CHROMIUM === undefined)('draws its charts and heap map in a headless browser, with no script error (skipped where Chromium is missing and cannot be installed)', () => {
-    for (const page of [load.path, join(dir, 'evil.html')]) {
-      const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
-      const r = spawnSync(
-        CHROMIUM!,
-        ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', `--user-data-dir=${profile}`, '--window-size=1280,2000', '--virtual-time-budget=5000', '--dump-dom', `file://${page}`],
-        { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
-      );
-      rmSync(profile, { recursive: true, force: true });
-      const dom = r.stdout;
-      expect(/data-ptsim-error="[^"]*"/.exec(dom)?.[0]).toBeUndefined();
-      const drawn = /data-ptsim-drawn="(\d+) charts, (\d+) heap map canvases"/.exec(dom);
-      expect(drawn).not.toBeNull();
-      // One chart of RSS for all configurations, one per configuration, one of the thresholds.
-      const configs = page === load.path ? 3 : 2;
-      expect(Number(drawn![1])).toBe(configs + 2);
-      expect(Number(drawn![2])).toBeGreaterThan(0);
-      // No payload ran: each would have changed the title.
-      const title = /<title>([^<]*)<\/title>/.exec(dom);
-      expect(title![1]).toMatch(/^ptsim report: /);
-      expect(title![1]).not.toContain('pwned');
-    }
-  }, 200_000);
+  it.skipIf(CHROMIUM === undefined)(
+    'draws its charts and heap map in a headless browser, with no script error (skipped where Chromium is missing and cannot be installed)',
+    () => {
+      for (const page of [load.path, join(dir, 'evil.html')]) {
+        const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
+        const r = spawnSync(
+          CHROMIUM!,
+          [
+            '--headless',
+            '--no-sandbox',
+            '--disable-gpu',
+            '--disable-quic',
+            '--no-first-run',
+            '--disable-background-networking',
+            '--disable-component-update',
+            '--disable-sync',
+            '--disable-dev-shm-usage',
+            `--user-data-dir=${profile}`,
+            '--window-size=1280,2000',
+            '--virtual-time-budget=5000',
+            '--dump-dom',
+            `file://${page}`,
+          ],
+          { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
+        );
+        rmSync(profile, { recursive: true, force: true });
+        const dom = r.stdout;
+        expect(/data-ptsim-error="[^"]*"/.exec(dom)?.[0]).toBeUndefined();
+        const drawn = /data-ptsim-drawn="(\d+) charts, (\d+) heap map canvases"/.exec(dom);
+        expect(drawn).not.toBeNull();
+        // One chart of RSS for all configurations, one per configuration, one of the thresholds.
+        const configs = page === load.path ? 3 : 2;
+        expect(Number(drawn![1])).toBe(configs + 2);
+        expect(Number(drawn![2])).toBeGreaterThan(0);
+        // Each heap map canvas is drawn when the page opens, not only after a resize.
+        const mapCanvases = [
+          ...dom
+            .slice(dom.indexOf('id="heap-map"'))
+            .matchAll(/<canvas width="(\d+)" height="(\d+)"/g),
+        ];
+        expect(mapCanvases).toHaveLength(Number(drawn![2]));
+        for (const c of mapCanvases) expect(Number(c[2])).toBeGreaterThan(0);
+        // No payload ran: each would have changed the title.
+        const title = /<title>([^<]*)<\/title>/.exec(dom);
+        expect(title![1]).toMatch(/^ptsim report: /);
+        expect(title![1]).not.toContain('pwned');
+      }
+    },
+    200_000,
+  );
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
+import { fcParams } from '../helpers/fc.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser } from '../../src/trace/parser.js';
 import { TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
@@ -439,7 +440,7 @@ describe('fast and general paths agree', () => {
         const b = parse(odd.join(''));
         expect(b.events).toEqual(a.events);
       }),
-      { numRuns: 300 },
+      fcParams({ numRuns: 300 }),
     );
   });
 });

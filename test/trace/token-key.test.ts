@@ -4,6 +4,7 @@
  */
 
 import fc from 'fast-check';
+import { fcParams } from '../helpers/fc.js';
 import { describe, expect, it } from 'vitest';
 import { NO_KEY, keyedTokenText, tokenKey, tokenKeyOf } from '../../src/trace/token-key.js';
 
@@ -45,7 +46,7 @@ describe('token keys', () => {
         if (k > 0) expect(keyedTokenText(k)).toBe(t);
         if (k === NO_KEY) expect(/^0x[1-9a-f][0-9a-f]{0,12}$/.test(t)).toBe(false);
       }),
-      { numRuns: 2000 },
+      fcParams({ numRuns: 2000 }),
     );
   });
 });

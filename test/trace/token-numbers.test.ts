@@ -5,6 +5,7 @@
  */
 
 import fc from 'fast-check';
+import { fcParams } from '../helpers/fc.js';
 import { describe, expect, it } from 'vitest';
 import { readTraceText } from '../../src/trace/reader.js';
 import { NO_KEY } from '../../src/trace/token-key.js';
@@ -40,7 +41,7 @@ describe('TokenNumbers', () => {
         }
         expect(numbers.limit).toBe(most);
       }),
-      { numRuns: 500 },
+      fcParams({ numRuns: 500 }),
     );
   });
 });

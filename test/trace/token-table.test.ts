@@ -4,6 +4,7 @@
  */
 
 import fc from 'fast-check';
+import { fcParams } from '../helpers/fc.js';
 import { describe, expect, it } from 'vitest';
 import { NO_KEY } from '../../src/trace/token-key.js';
 import { NONE, TokenTable } from '../../src/trace/token-table.js';
@@ -49,7 +50,7 @@ describe('TokenTable', () => {
         t.forEachValue((h) => handles.push(h));
         expect(handles.sort()).toEqual([...model.values()].sort());
       }),
-      { numRuns: 500 },
+      fcParams({ numRuns: 500 }),
     );
   });
 

@@ -1,0 +1,78 @@
+/**
+ * What the report page's script reads from the page's data block (#ptsim-data): the parts of
+ * ReportData (../report.ts) that it draws. The page is type-checked on its own, with the browser's
+ * types and without Node's, so it cannot import ReportData and all it brings; html.ts checks
+ * instead that every ReportData is a PageData, so the two cannot drift apart.
+ */
+
+/** A configuration's timeline as columns (SeriesColumns). */
+export interface PageSeries {
+  event: number[];
+  time: number[];
+  rss: number[];
+  heap: number[];
+  mmapped: number[];
+  live: Array<number | null>;
+  causes: Record<'free-tcache' | 'free-fastbins' | 'free-bins' | 'free-top', Array<number | null>>;
+  mmapThreshold: number[];
+  trimThreshold: number[];
+}
+
+/** A change of the thresholds, at a time on the charts' axis (TimedThresholdChange). */
+export interface PageThresholdChange {
+  time: number;
+  cause: string;
+  newMmapThreshold: number;
+}
+
+export interface PageConfig {
+  name: string;
+  series: PageSeries;
+  thresholds: PageThresholdChange[];
+}
+
+/** A region of the heap map (MapRegion). */
+export interface PageRegion {
+  name: string;
+  start: number;
+  size: number;
+  packed: boolean;
+  chunkCount: number;
+  chunks?: {
+    off: number[];
+    size: number[];
+    state: number[];
+    req: number[];
+    born: number[];
+    addr?: number[];
+  };
+  buckets?: { span: number; bytes: number[][]; count: number[] };
+  resident: number[];
+  residentSpan: number;
+  residentBytes: number;
+}
+
+/** A pin on the heap map (MapPin). */
+export interface PagePin {
+  region: number;
+  off: number;
+  size: number;
+  kind: string;
+  heldBytes: number;
+  token?: string;
+  line?: number;
+}
+
+export interface PageData {
+  /** Whether times are the trace's @TIME in nanoseconds (else event indexes). */
+  timed: boolean;
+  /** The moment the page explains. */
+  moment: { time: number };
+  configs: PageConfig[];
+  heapMap: {
+    /** State names; a chunk's state is an index here. */
+    states: readonly string[];
+    regions: PageRegion[];
+    pins: PagePin[];
+  };
+}
