@@ -5,32 +5,12 @@
  * Prettier's business (.prettierrc.json); no rule here is about layout.
  *
  * The rules that need types (typescript-eslint's type-checked sets) read them from
- * tsconfig.eslint.json (sources and tests) and src/report/client/tsconfig.json (the report page).
+ * tsconfig.test.json (sources and tests) and src/report/client/tsconfig.json (the report page).
  */
 
 import js from '@eslint/js';
 import { defineConfig } from 'eslint/config';
 import tseslint from 'typescript-eslint';
-
-/**
- * Files being changed on other branches as this configuration lands: their findings are reported
- * as warnings, not errors, so that fixing them does not collide with that work. Fix them and
- * remove them from this list (and from .prettierignore and knip.json) once that work is merged.
- */
-const PENDING = [
-  'src/cli/**',
-  'src/import/**',
-  'src/trace/**',
-  'src/core/errors.ts',
-  'src/core/free.ts',
-  'src/core/tunables.ts',
-  'src/replay/replay.ts',
-  'test/cli/**',
-  'test/diff/**',
-  'test/import/**',
-  'test/native/**',
-  'test/trace/**',
-];
 
 const typeChecked = defineConfig(
   {
@@ -38,7 +18,7 @@ const typeChecked = defineConfig(
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
-        project: ['./tsconfig.eslint.json', './src/report/client/tsconfig.json'],
+        project: ['./tsconfig.test.json', './src/report/client/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -120,25 +100,10 @@ const typeChecked = defineConfig(
   },
 );
 
-/** Every rule switched on above, as a warning. Options set above are kept (ESLint merges them). */
-const asWarnings = (() => {
-  /** @type {Map<string, unknown>} */
-  const severity = new Map();
-  for (const c of typeChecked) {
-    for (const [rule, v] of Object.entries(c.rules ?? {})) {
-      severity.set(rule, Array.isArray(v) ? v[0] : v);
-    }
-  }
-  return Object.fromEntries(
-    [...severity].filter(([, v]) => v !== 'off' && v !== 0).map(([rule]) => [rule, 'warn']),
-  );
-})();
-
 export default defineConfig(
   { ignores: ['dist/', 'test/native/build/'] },
   { linterOptions: { reportUnusedDisableDirectives: 'error' } },
   // The configuration files themselves: plain JavaScript, checked without types.
   { files: ['**/*.js'], extends: [js.configs.recommended] },
   typeChecked,
-  { files: PENDING, rules: asWarnings },
 );

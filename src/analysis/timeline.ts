@@ -358,7 +358,14 @@ export const TIMELINE_COLUMNS: readonly string[] = [
 
 /** A sample as one flat row keyed by TIMELINE_COLUMNS (null where not measured). */
 function timelineRow(x: TimelineSample): Record<string, number | string | null> {
-  const row: Record<string, number | string | null> = { event: x.event, time: x.time, rss: x.rss, heap: x.heap, mmapped: x.mmapped, live_bytes: x.live };
+  const row: Record<string, number | string | null> = {
+    event: x.event,
+    time: x.time,
+    rss: x.rss,
+    heap: x.heap,
+    mmapped: x.mmapped,
+    live_bytes: x.live,
+  };
   for (const c of CAUSES) row[causeColumn(c)] = x.causes === null ? null : x.causes[c];
   row['mmap_threshold'] = x.mmapThreshold;
   row['trim_threshold'] = x.trimThreshold;

@@ -22,7 +22,12 @@ type Options = NonNullable<ParseArgsConfig['options']>;
 
 const HELP_OPTION = { help: { type: 'boolean', short: 'h', default: false } } as const;
 
-type Config<O extends Options> = { args: string[]; options: O & typeof HELP_OPTION; allowPositionals: boolean; strict: true };
+type Config<O extends Options> = {
+  args: string[];
+  options: O & typeof HELP_OPTION;
+  allowPositionals: boolean;
+  strict: true;
+};
 
 /** The command line as the command's logic gets it: parsed by its declaration. */
 interface CommandArgs<O extends Options> {
@@ -92,7 +97,12 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
       const { options, rest } = spec.split?.(argv) ?? { options: argv, rest: [] };
       let parsed: ReturnType<typeof parseArgs<Config<O>>>;
       try {
-        const config: Config<O> = { args: options, options: { ...spec.options, ...HELP_OPTION }, allowPositionals: spec.positionals ?? true, strict: true };
+        const config: Config<O> = {
+          args: options,
+          options: { ...spec.options, ...HELP_OPTION },
+          allowPositionals: spec.positionals ?? true,
+          strict: true,
+        };
         parsed = parseArgs(config);
       } catch (e) {
         throw isParseArgsError(e) ? new UsageError(e.message) : e;
@@ -115,7 +125,8 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
           err(s);
         },
         progress: (done, total, what = label) => {
-          if (what === undefined) throw new Error(`ptsim internal error: ${spec.name} reports progress without a label`);
+          if (what === undefined)
+            throw new Error(`ptsim internal error: ${spec.name} reports progress without a label`);
           if (bar === null || what !== label) {
             bar?.done();
             bar = new Progress(what, err);
@@ -136,7 +147,10 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
         },
       };
       try {
-        return await spec.run({ values: parsed.values, positionals: parsed.positionals, rest, argv }, io);
+        return await spec.run(
+          { values: parsed.values, positionals: parsed.positionals, rest, argv },
+          io,
+        );
       } catch (e) {
         if (e instanceof UsageError) throw e;
         return io.fail(e);

@@ -44,20 +44,57 @@ function mib(n: number): string {
 }
 
 function formatCompare(trace: string, rows: CompareRow[]): string {
-  const head = ['configuration', 'peak MiB', 'final MiB', 'mean MiB', 'heap MiB', 'mmap MiB', 'brk', 'mmap', 'munmap', 'mremap', 'mprot', 'madvise', 'faults'];
+  const head = [
+    'configuration',
+    'peak MiB',
+    'final MiB',
+    'mean MiB',
+    'heap MiB',
+    'mmap MiB',
+    'brk',
+    'mmap',
+    'munmap',
+    'mremap',
+    'mprot',
+    'madvise',
+    'faults',
+  ];
   const body = rows.map((r) => {
     const f = r.figures;
     const sc = f.syscalls;
-    return [r.name, mib(f.peakRss), mib(f.rss), mib(f.meanRss), mib(f.heapBytes), mib(f.mmappedBytes), sc.brk, sc.mmap, sc.munmap, sc.mremap, sc.mprotect, sc.madvise, f.pageFaults].map(String);
+    return [
+      r.name,
+      mib(f.peakRss),
+      mib(f.rss),
+      mib(f.meanRss),
+      mib(f.heapBytes),
+      mib(f.mmappedBytes),
+      sc.brk,
+      sc.mmap,
+      sc.munmap,
+      sc.mremap,
+      sc.mprotect,
+      sc.madvise,
+      f.pageFaults,
+    ].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  const out = [`${trace}: ${rows[0]?.figures.events.toLocaleString('en-US') ?? 0} events, ${rows.length} configurations`, '', line(head), ...body.map(line)];
+  const line = (cells: string[]): string =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const out = [
+    `${trace}: ${rows[0]?.figures.events.toLocaleString('en-US') ?? 0} events, ${rows.length} configurations`,
+    '',
+    line(head),
+    ...body.map(line),
+  ];
   const failed = rows.filter((r) => r.figures.failure !== undefined);
   for (const r of failed) out.push(`  ${r.name}: replay stopped early: ${r.figures.failure}`);
   const best = [...rows].sort((a, b) => a.figures.rss - b.figures.rss)[0];
   if (best !== undefined && rows.length > 1) {
-    out.push('', `lowest final RSS: ${best.name} (${mib(best.figures.rss)} MiB, ${costOf(best.figures)} system calls and page faults)`);
+    out.push(
+      '',
+      `lowest final RSS: ${best.name} (${mib(best.figures.rss)} MiB, ${costOf(best.figures)} system calls and page faults)`,
+    );
   }
   return out.join('\n') + '\n';
 }
@@ -75,14 +112,25 @@ export const compareCommand = defineCommand({
   },
   progress: 'replaying configurations',
   async run({ values, positionals }, { out, progress }) {
-    if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('compare needs one TRACE file (not -: it is read once per configuration)');
+    if (positionals.length !== 1 || positionals[0] === '-')
+      throw new UsageError(
+        'compare needs one TRACE file (not -: it is read once per configuration)',
+      );
     const configs: Config[] = [{ name: 'default', settings: {} }];
     for (const c of values.config) configs.push(parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
     const base = settingsArgs(values);
     const path = positionals[0]!;
-    const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
-    const figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress(d, t));
+    const jobs: FiguresJob[] = configs.map((c) => ({
+      path,
+      import: importArgs(values),
+      settings: withConfig(base, c.settings),
+    }));
+    const figs = await runMany(
+      jobs,
+      values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined,
+      (d, t) => progress(d, t),
+    );
     const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
     out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));
     return 0;

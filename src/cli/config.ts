@@ -34,7 +34,10 @@ export function parseConfig(text: string, name?: string): Config {
     if (key in MALLOPT_PARAMS) mallopts.push(parseMallopt(item));
     else if (key.startsWith('glibc.')) tunables.push(item);
     else if (key.startsWith('MALLOC_')) env.push(splitAssignment(item, 'a configuration'));
-    else throw new UsageError(`'${item}': a configuration sets M_* (mallopt), glibc.malloc.* (tunables) or MALLOC_* (environment) parameters`);
+    else
+      throw new UsageError(
+        `'${item}': a configuration sets M_* (mallopt), glibc.malloc.* (tunables) or MALLOC_* (environment) parameters`,
+      );
   }
   const settings: ReplaySettings = {};
   if (mallopts.length > 0) settings.mallopts = mallopts;
@@ -55,16 +58,24 @@ export function readConfigFile(path: string): Config[] {
   try {
     data = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
-    throw new UsageError(`${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+    throw new UsageError(
+      `${path}: not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+    );
   }
   if (!Array.isArray(data)) throw new UsageError(`${path}: expected a list of configurations`);
   return data.map((item: unknown, i) => {
     if (typeof item === 'string') return parseConfig(item);
-    if (item !== null && typeof item === 'object' && typeof (item as { settings?: unknown }).settings === 'string') {
+    if (
+      item !== null &&
+      typeof item === 'object' &&
+      typeof (item as { settings?: unknown }).settings === 'string'
+    ) {
       const o = item as { name?: unknown; settings: string };
       return parseConfig(o.settings, typeof o.name === 'string' ? o.name : undefined);
     }
-    throw new UsageError(`${path}: item ${i + 1} must be a string of settings or { name, settings }`);
+    throw new UsageError(
+      `${path}: item ${i + 1} must be a string of settings or { name, settings }`,
+    );
   });
 }
 
@@ -73,7 +84,9 @@ export function withConfig(base: ReplaySettings, c: ReplaySettings): ReplaySetti
   const s: ReplaySettings = { ...base };
   s.mallopts = [...(base.mallopts ?? []), ...(c.mallopts ?? [])];
   s.env = [...(base.env ?? []), ...(c.env ?? [])];
-  const extra = [base.extraTunables, c.extraTunables].filter((x): x is string => x !== undefined && x !== '');
+  const extra = [base.extraTunables, c.extraTunables].filter(
+    (x): x is string => x !== undefined && x !== '',
+  );
   if (extra.length > 0) s.extraTunables = extra.join(':');
   return s;
 }

@@ -40,12 +40,18 @@ export const convertCommand = defineCommand({
   },
   async run({ values, positionals }, { err }) {
     if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'convert needs an input trace IN (- for standard input)' : `convert takes one IN, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new UsageError(
+        positionals.length === 0
+          ? 'convert needs an input trace IN (- for standard input)'
+          : `convert takes one IN, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
-    if (values.output === undefined) throw new UsageError('convert needs -o OUT (- for standard output)');
+    if (values.output === undefined)
+      throw new UsageError('convert needs -o OUT (- for standard output)');
     const input = positionals[0]!;
     const output = values.output;
-    if (input !== '-' && output !== '-' && resolve(input) === resolve(output)) throw new UsageError('convert cannot write over its input: give another -o OUT');
+    if (input !== '-' && output !== '-' && resolve(input) === resolve(output))
+      throw new UsageError('convert cannot write over its input: give another -o OUT');
     const args = importArgs(values);
     const displayName = input === '-' ? '<stdin>' : input;
 
@@ -57,11 +63,17 @@ export const convertCommand = defineCommand({
       return 2;
     }
     try {
-      const r = await openTrace(input, writer, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
+      const r = await openTrace(input, writer, {
+        ...args,
+        displayName,
+        onWarning: (m) => err(`ptsim: warning: ${m}\n`),
+      });
       writer.close();
       const skipped = Object.entries(r.skipped).map(([what, n]) => `${n} ${what}`);
       const target = output === '-' ? 'standard output' : output;
-      err(`ptsim: converted ${r.events.toLocaleString('en-US')} events from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`);
+      err(
+        `ptsim: converted ${r.events.toLocaleString('en-US')} events from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`,
+      );
       if (skipped.length > 0) err(`ptsim: left out: ${skipped.join(', ')}\n`);
       return 0;
     } catch (e) {

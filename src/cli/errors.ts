@@ -17,7 +17,10 @@ export class UsageError extends Error {
  * name, since one found in a worker thread comes back as a plain Error carrying the name.
  */
 export function isTraceMistake(e: unknown): e is Error {
-  return e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError' || e.name === 'TraceReadError');
+  return (
+    e instanceof Error &&
+    (e.name === 'ReplayError' || e.name === 'TraceSyntaxError' || e.name === 'TraceReadError')
+  );
 }
 
 /** glibc would have aborted the replayed program: its message, the event and the trace line; exit status 3. */

@@ -3,7 +3,12 @@
  */
 
 import { CAUSE_NAMES } from '../analysis/breakdown.js';
-import { explain, type Explanation, type MomentExplanation, type Moment } from '../analysis/explain.js';
+import {
+  explain,
+  type Explanation,
+  type MomentExplanation,
+  type Moment,
+} from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
 import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
@@ -49,9 +54,13 @@ export const explainCommand = defineCommand({
   },
   progress: 'replaying remedies',
   async run({ values, positionals }, { out, progress }) {
-    if (positionals.length !== 1) throw new UsageError('explain needs one TRACE file (- is not accepted: the trace is read more than once)');
+    if (positionals.length !== 1)
+      throw new UsageError(
+        'explain needs one TRACE file (- is not accepted: the trace is read more than once)',
+      );
     const path = positionals[0]!;
-    if (path === '-') throw new UsageError('explain reads the trace several times: give a file, not -');
+    if (path === '-')
+      throw new UsageError('explain reads the trace several times: give a file, not -');
     const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
     const ex = await explain(path, {
       settings: settingsArgs(values),
@@ -67,26 +76,44 @@ export const explainCommand = defineCommand({
 });
 
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
-  const where = m.moment === 'end' ? `at the end (event ${m.event}, line ${m.line})` : m.moment === 'peak' ? `at the peak (event ${m.event}, line ${m.line})` : `after event ${m.event} (line ${m.line})`;
+  const where =
+    m.moment === 'end'
+      ? `at the end (event ${m.event}, line ${m.line})`
+      : m.moment === 'peak'
+        ? `at the peak (event ${m.event}, line ${m.line})`
+        : `after event ${m.event} (line ${m.line})`;
   const lines: string[] = [];
-  lines.push(`${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`);
+  lines.push(
+    `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`,
+  );
   lines.push('');
   lines.push('  where it is');
   for (const c of m.causes) {
     if (c.bytes === 0 && c.chunks === 0) continue;
     const share = m.residentBytes > 0 ? ((100 * c.bytes) / m.residentBytes).toFixed(1) : '0.0';
-    lines.push(`    ${CAUSE_NAMES[c.cause].padEnd(15)} ${shortBytes(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`);
+    lines.push(
+      `    ${CAUSE_NAMES[c.cause].padEnd(15)} ${shortBytes(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`,
+    );
   }
   // Mapped pages that cost nothing: never written since they were mapped, or given back with madvise.
-  lines.push(`    ${'not resident'.padEnd(15)} ${shortBytes(m.mappedBytes - m.residentBytes).padStart(10)}  of ${shortBytes(m.mappedBytes)} mapped: pages never touched, or given back with madvise; they cost no RSS`);
+  lines.push(
+    `    ${'not resident'.padEnd(15)} ${shortBytes(m.mappedBytes - m.residentBytes).padStart(10)}  of ${shortBytes(m.mappedBytes)} mapped: pages never touched, or given back with madvise; they cost no RSS`,
+  );
   if (m.arenas.filter((a) => a.residentBytes > 0).length > 2) {
     lines.push('');
     lines.push('  by arena');
     for (const a of m.arenas) {
       if (a.residentBytes === 0) continue;
-      const name = a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
-      const free = a.causes['free-bins'].bytes + a.causes['free-top'].bytes + a.causes['free-fastbins'].bytes + a.causes['free-tcache'].bytes;
-      lines.push(`    ${name.padEnd(15)} ${shortBytes(a.residentBytes).padStart(10)} resident, ${shortBytes(free)} of it free`);
+      const name =
+        a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
+      const free =
+        a.causes['free-bins'].bytes +
+        a.causes['free-top'].bytes +
+        a.causes['free-fastbins'].bytes +
+        a.causes['free-tcache'].bytes;
+      lines.push(
+        `    ${name.padEnd(15)} ${shortBytes(a.residentBytes).padStart(10)} resident, ${shortBytes(free)} of it free`,
+      );
     }
   }
   const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
@@ -101,7 +128,9 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
           : p.kind === 'glibc'
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${p.size}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
-      lines.push(`    ${heap}: ${what} holds ${shortBytes(p.heldBytes)} of free memory right below it (${shortBytes(p.freeBelowBytes)} free below it in all)`);
+      lines.push(
+        `    ${heap}: ${what} holds ${shortBytes(p.heldBytes)} of free memory right below it (${shortBytes(p.freeBelowBytes)} free below it in all)`,
+      );
     }
     if (pins.length > 8) lines.push(`    ... and ${pins.length - 8} more heaps`);
   }
@@ -109,9 +138,17 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     lines.push('');
     lines.push('  thresholds');
     for (const t of m.thresholds) {
-      const at = t.event < 0 ? 'at start-up' : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
-      const since = t.heapAllocationsSince > 0 ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap` : '';
-      lines.push(`    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`);
+      const at =
+        t.event < 0
+          ? 'at start-up'
+          : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
+      const since =
+        t.heapAllocationsSince > 0
+          ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap`
+          : '';
+      lines.push(
+        `    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`,
+      );
     }
   }
   if (m.remedies.length > 0) {
@@ -123,7 +160,9 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
         continue;
       }
       const cost = `${r.extraSyscalls >= 0 ? '+' : ''}${r.extraSyscalls} syscalls, ${r.extraPageFaults >= 0 ? '+' : ''}${r.extraPageFaults} page faults`;
-      lines.push(`    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${shortBytes(Math.abs(r.saved))}), peak ${shortBytes(r.peakRss)}, ${cost}`);
+      lines.push(
+        `    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${shortBytes(Math.abs(r.saved))}), peak ${shortBytes(r.peakRss)}, ${cost}`,
+      );
       lines.push(`    ${''.padEnd(30)} ${r.why}`);
     }
   }

@@ -31,11 +31,20 @@ function arenaLimit(cores: number, arenaMax: number, arenaTest: number): string 
   if (arenaMax !== 0) return `limit: ${arenaMax}, set by arena_max`;
   const cpus = `${cores} CPU${cores === 1 ? '' : 's'}`;
   const perCpu = 8 * cores;
-  if (arenaTest + 1 > perCpu) return `glibc's limit: ${arenaTest + 1}, as arena_test is ${arenaTest}; 8 per CPU with ${cpus} would be ${perCpu}`;
+  if (arenaTest + 1 > perCpu)
+    return `glibc's limit: ${arenaTest + 1}, as arena_test is ${arenaTest}; 8 per CPU with ${cpus} would be ${perCpu}`;
   return `glibc's limit: ${perCpu} with ${cpus}`;
 }
 
-export function formatSummary(name: string, s: ReplaySummary, _header: TraceHeader | null, cores: number, arenas: ArenaReport[], arenaMax = 0, arenaTest = 8): string {
+export function formatSummary(
+  name: string,
+  s: ReplaySummary,
+  _header: TraceHeader | null,
+  cores: number,
+  arenas: ArenaReport[],
+  arenaMax = 0,
+  arenaTest = 8,
+): string {
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
@@ -65,9 +74,16 @@ export function formatSummary(name: string, s: ReplaySummary, _header: TraceHead
     `  page faults (first touches): ${s.pageFaults.toLocaleString('en-US')}`,
   ];
   if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (see above)`);
-  if (s.abort !== undefined) lines.push('', `  glibc would abort at event ${s.abort.event} (line ${s.abort.line}): ${s.abort.message}`);
+  if (s.abort !== undefined)
+    lines.push(
+      '',
+      `  glibc would abort at event ${s.abort.event} (line ${s.abort.line}): ${s.abort.message}`,
+    );
   else if (s.rss > 2 * s.liveBytes + 65536) {
-    lines.push('', `  glibc keeps ${formatBytes(s.rss - s.liveBytes)} more than the program holds; to see where and why: ptsim explain ${name}`);
+    lines.push(
+      '',
+      `  glibc keeps ${formatBytes(s.rss - s.liveBytes)} more than the program holds; to see where and why: ptsim explain ${name}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

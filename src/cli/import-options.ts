@@ -32,11 +32,15 @@ export function importArgs(values: { from?: string; strict?: boolean; pid?: stri
   let from: TraceFormat | undefined;
   if (values.from !== undefined) {
     from = formatNamed(values.from);
-    if (from === undefined) throw new UsageError(`--from: unknown format '${values.from}' (known: ${FORMATS.join(', ')})`);
+    if (from === undefined)
+      throw new UsageError(
+        `--from: unknown format '${values.from}' (known: ${FORMATS.join(', ')})`,
+      );
   }
   let pid: number | undefined;
   if (values.pid !== undefined) {
-    if (!/^\d+$/.test(values.pid.trim())) throw new UsageError(`--pid: '${values.pid}' is not a process id`);
+    if (!/^\d+$/.test(values.pid.trim()))
+      throw new UsageError(`--pid: '${values.pid}' is not a process id`);
     pid = Number(values.pid.trim());
   }
   return { from, strict: values.strict ?? false, pid };

@@ -20,7 +20,9 @@ export class Progress {
     if (!this.tty || Date.now() - this.start < 1000) return;
     const width = 30;
     const filled = total > 0 ? Math.round((done / total) * width) : 0;
-    this.write(`\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+    this.write(
+      `\r${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`,
+    );
     this.shown = true;
   }
 

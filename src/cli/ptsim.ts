@@ -17,7 +17,16 @@ import { reportCommand } from './report-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
 
-const COMMANDS: readonly Command[] = [replayCommand, explainCommand, compareCommand, sweepCommand, reportCommand, recordCommand, statsCommand, convertCommand];
+const COMMANDS: readonly Command[] = [
+  replayCommand,
+  explainCommand,
+  compareCommand,
+  sweepCommand,
+  reportCommand,
+  recordCommand,
+  statsCommand,
+  convertCommand,
+];
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -55,7 +64,9 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
         out(HELP + '\n');
         return name === undefined ? 2 : 0;
       case '--version': {
-        const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+        const pkg = JSON.parse(
+          readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+        ) as { version: string };
         out(`ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64)\n`);
         return 0;
       }

@@ -65,10 +65,14 @@ function shown(path: string): string {
 
 function describe(t: RecordedTrace): string {
   const parts = [`pid ${t.pid}`, t.exe];
-  if (t.forkedFrom !== undefined) parts.push(`forked from pid ${t.forkedFrom}; its first ${plural(t.inherited, 'event')} are the parent's`);
+  if (t.forkedFrom !== undefined)
+    parts.push(
+      `forked from pid ${t.forkedFrom}; its first ${plural(t.inherited, 'event')} are the parent's`,
+    );
   if (t.ending === 'exec') parts.push('then exec');
   else if (t.ending.startsWith('signal')) parts.push(`killed by ${t.ending}`);
-  else if (t.ending === 'incomplete') parts.push('incomplete: killed without a chance to flush, or still running');
+  else if (t.ending === 'incomplete')
+    parts.push('incomplete: killed without a chance to flush, or still running');
   return parts.join(', ');
 }
 
@@ -84,7 +88,10 @@ export const recordCommand = defineCommand({
   positionals: false,
   split: splitCommand,
   async run({ values, rest }, { err }) {
-    if (rest.length === 0) throw new UsageError('record needs a COMMAND to run, for example: ptsim record -o out.trace -- ls -l');
+    if (rest.length === 0)
+      throw new UsageError(
+        'record needs a COMMAND to run, for example: ptsim record -o out.trace -- ls -l',
+      );
     if (values.output !== undefined && (values.output === '' || values.output === '-')) {
       throw new UsageError('record writes its trace to a file: give -o FILE');
     }
@@ -102,14 +109,28 @@ export const recordCommand = defineCommand({
     }
     let result;
     try {
-      result = await recordProgram({ command, args: commandArgs, output, gzip, children: !values['no-children'], library, forwardSignals: true });
+      result = await recordProgram({
+        command,
+        args: commandArgs,
+        output,
+        gzip,
+        children: !values['no-children'],
+        library,
+        forwardSignals: true,
+      });
     } catch (e) {
       if (e instanceof SpawnError) {
         err(`ptsim: ${e.message}\n`);
         return e.code === 'ENOENT' ? 127 : 126;
       }
       const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'EACCES' || code === 'ENOENT' || code === 'EROFS' || code === 'ENOSPC' || code === 'ENOTDIR') {
+      if (
+        code === 'EACCES' ||
+        code === 'ENOENT' ||
+        code === 'EROFS' ||
+        code === 'ENOSPC' ||
+        code === 'ENOTDIR'
+      ) {
         err(`ptsim: cannot write the trace ${output}: ${(e as Error).message}\n`);
         return 125;
       }
@@ -119,7 +140,9 @@ export const recordCommand = defineCommand({
       const main = result.traces.find((t) => t.main);
       const others = result.traces.filter((t) => !t.main);
       if (main !== undefined) {
-        err(`ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`);
+        err(
+          `ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`,
+        );
       } else {
         err(
           `ptsim record: ${command} made no allocator call that could be recorded ` +
@@ -128,10 +151,15 @@ export const recordCommand = defineCommand({
         );
       }
       if (others.length > 0) {
-        err(`ptsim record: ${plural(others.length, 'other process image')} recorded in ${shown(sideDirectory(resolve(output)))}:\n`);
+        err(
+          `ptsim record: ${plural(others.length, 'other process image')} recorded in ${shown(sideDirectory(resolve(output)))}:\n`,
+        );
         const listed = others.slice(0, MAX_LISTED);
         const width = Math.max(...listed.map((t) => basename(t.file).length));
-        for (const t of listed) err(`  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`);
+        for (const t of listed)
+          err(
+            `  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`,
+          );
         if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
       }
     }

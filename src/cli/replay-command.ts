@@ -11,7 +11,12 @@ import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
 import { defineCommand } from './command.js';
 import { GlibcAborted, UsageError } from './errors.js';
-import { TIMELINE_HELP, TIMELINE_OPTIONS, replayWithTimeline, timelineArgs } from './timeline-options.js';
+import {
+  TIMELINE_HELP,
+  TIMELINE_OPTIONS,
+  replayWithTimeline,
+  timelineArgs,
+} from './timeline-options.js';
 
 const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
@@ -50,7 +55,8 @@ class EventLogWriter {
   write(rec: EventRecord): void {
     let line = `{"i":${rec.i},"op":"${rec.op}","tid":${rec.tid}`;
     if (rec.ptr === null) line += ',"ptr":null';
-    else if (rec.arena !== undefined) line += `,"arena":${rec.arena},"heap":${rec.heap},"off":${rec.off},"usable":${rec.usable}`;
+    else if (rec.arena !== undefined)
+      line += `,"arena":${rec.arena},"heap":${rec.heap},"off":${rec.off},"usable":${rec.usable}`;
     this.buf += `${line},"brk":${rec.brk}}\n`;
     if (this.buf.length > 1 << 20) this.flush();
   }
@@ -61,7 +67,9 @@ class EventLogWriter {
   async close(): Promise<void> {
     this.flush();
     if (this.out === process.stdout) return;
-    await new Promise<void>((resolve, reject) => (this.out as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      (this.out as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())),
+    );
   }
 }
 
@@ -80,7 +88,11 @@ export const replayCommand = defineCommand({
   },
   async run({ values, positionals }, { out, err, fail }) {
     if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'replay needs a TRACE file (- for standard input)' : `replay takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new UsageError(
+        positionals.length === 0
+          ? 'replay needs a TRACE file (- for standard input)'
+          : `replay takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
     const trace = positionals[0]!;
     const importSettings = importArgs(values);
@@ -111,14 +123,28 @@ export const replayCommand = defineCommand({
     if (run.failure !== null) {
       // A mistake in the trace ends the replay; the summary covers the events before it.
       status = fail(run.failure);
-      if (r !== null) err(`ptsim: replay stopped; the summary below covers the ${r.finish().events} events before it\n`);
+      if (r !== null)
+        err(
+          `ptsim: replay stopped; the summary below covers the ${r.finish().events} events before it\n`,
+        );
     }
     if (r === null) return status;
     const summary: ReplaySummary = r.finish();
     const arenas = arenaReports(r.process);
     const cores = r.process.ncores;
     if (values.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');
-    else out(formatSummary(displayName, summary, run.header, cores, arenas, r.process.mp.arenaMax, r.process.mp.arenaTest));
+    else
+      out(
+        formatSummary(
+          displayName,
+          summary,
+          run.header,
+          cores,
+          arenas,
+          r.process.mp.arenaMax,
+          r.process.mp.arenaTest,
+        ),
+      );
     if (values.stats) out(r.stats());
     if (values.info) out(r.info());
     if (summary.abort !== undefined) throw new GlibcAborted(displayName, summary.abort);

@@ -46,7 +46,8 @@ function describeSettings(argv: string[]): string {
     const a = argv[i]!;
     const [flag] = a.split('=', 1);
     if (!names.has(flag!)) continue;
-    const takesValue = (SETTINGS_OPTIONS as Record<string, { type: string }>)[flag!.slice(2)]!.type === 'string';
+    const takesValue =
+      (SETTINGS_OPTIONS as Record<string, { type: string }>)[flag!.slice(2)]!.type === 'string';
     if (a.includes('=') || !takesValue) out.push(a);
     else out.push(`${a} ${argv[++i] ?? ''}`);
   }
@@ -71,11 +72,16 @@ export const reportCommand = defineCommand({
   async run({ values, positionals, argv }, { out, progress }) {
     if (positionals.length !== 1) throw new UsageError('report needs one TRACE file');
     const path = positionals[0]!;
-    if (path === '-') throw new UsageError('report reads the trace several times: give a file, not -');
-    if (values.output === undefined) throw new UsageError('report needs -o FILE.html, the page to write');
+    if (path === '-')
+      throw new UsageError('report reads the trace several times: give a file, not -');
+    if (values.output === undefined)
+      throw new UsageError('report needs -o FILE.html, the page to write');
     const configs: ReportConfig[] = values.config.map((c) => parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
-    const samples = values.samples !== undefined ? parseNumber(values.samples, '--samples') : DEFAULT_TIMELINE_SAMPLES;
+    const samples =
+      values.samples !== undefined
+        ? parseNumber(values.samples, '--samples')
+        : DEFAULT_TIMELINE_SAMPLES;
     if (samples < 4) throw new UsageError('--samples must be at least 4');
     const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
     if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
@@ -86,7 +92,9 @@ export const reportCommand = defineCommand({
     try {
       closeSync(openSync(output, 'a'));
     } catch (e) {
-      throw new UsageError(`-o ${output}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`);
+      throw new UsageError(
+        `-o ${output}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`,
+      );
     }
 
     let html: string;

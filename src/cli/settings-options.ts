@@ -45,7 +45,13 @@ interface SettingsValues {
 /** A number as the command line gives it: decimal or 0x hexadecimal, optionally negative. */
 export function parseNumber(text: string, what: string): number {
   const t = text.trim();
-  const v = /^-?0x[0-9a-f]+$/i.test(t) ? (t.startsWith('-') ? -parseInt(t.slice(1), 16) : parseInt(t, 16)) : /^-?\d+$/.test(t) ? Number(t) : NaN;
+  const v = /^-?0x[0-9a-f]+$/i.test(t)
+    ? t.startsWith('-')
+      ? -parseInt(t.slice(1), 16)
+      : parseInt(t, 16)
+    : /^-?\d+$/.test(t)
+      ? Number(t)
+      : NaN;
   if (!Number.isFinite(v)) throw new UsageError(`${what}: '${text}' is not a number`);
   return v;
 }
@@ -62,9 +68,13 @@ export function parseMallopt(text: string): [number, number] {
   let param: number;
   if (name in MALLOPT_PARAMS) param = MALLOPT_PARAMS[name]!;
   else if (/^-?\d+$/.test(name)) param = Number(name);
-  else throw new UsageError(`--mallopt: unknown parameter '${name}' (known: ${Object.keys(MALLOPT_PARAMS).join(', ')})`);
+  else
+    throw new UsageError(
+      `--mallopt: unknown parameter '${name}' (known: ${Object.keys(MALLOPT_PARAMS).join(', ')})`,
+    );
   const v = parseNumber(value, `--mallopt ${name}`);
-  if (v < -(2 ** 31) || v >= 2 ** 32) throw new UsageError(`--mallopt ${name}: ${value} does not fit in an int`);
+  if (v < -(2 ** 31) || v >= 2 ** 32)
+    throw new UsageError(`--mallopt ${name}: ${value} does not fit in an int`);
   return [param, v];
 }
 
@@ -84,7 +94,8 @@ export function settingsArgs(values: SettingsValues): ReplaySettings {
   if (values.tunables !== undefined) s.tunables = values.tunables;
   if (values['brk-base'] !== undefined) {
     const b = parseNumber(values['brk-base'], '--brk-base');
-    if (b <= 0 || b >= 2 ** 47 || b % 16 !== 0) throw new UsageError('--brk-base must be a 16-byte aligned user-space address');
+    if (b <= 0 || b >= 2 ** 47 || b % 16 !== 0)
+      throw new UsageError('--brk-base must be a 16-byte aligned user-space address');
     s.brkBase = b;
   }
   if (values['max-brk'] !== undefined) s.maxBrk = parseNumber(values['max-brk'], '--max-brk');

@@ -35,15 +35,32 @@ export const statsCommand = defineCommand({
   },
   async run({ values, positionals }, { out, err }) {
     if (positionals.length !== 1) {
-      throw new UsageError(positionals.length === 0 ? 'stats needs a TRACE file (- for standard input)' : `stats takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`);
+      throw new UsageError(
+        positionals.length === 0
+          ? 'stats needs a TRACE file (- for standard input)'
+          : `stats takes one TRACE, got ${positionals.length}: ${positionals.join(' ')}`,
+      );
     }
     const path = positionals[0]!;
     const displayName = path === '-' ? '<stdin>' : path;
     const args = importArgs(values);
     const stats = new TraceStats();
-    const read = await openTrace(path, stats, { ...args, displayName, onWarning: (m) => err(`ptsim: warning: ${m}\n`) });
+    const read = await openTrace(path, stats, {
+      ...args,
+      displayName,
+      onWarning: (m) => err(`ptsim: warning: ${m}\n`),
+    });
     const r = stats.report();
-    if (values.json) out(JSON.stringify({ file: displayName, format: read.format, lines: read.lines, skipped: read.skipped, ...r }) + '\n');
+    if (values.json)
+      out(
+        JSON.stringify({
+          file: displayName,
+          format: read.format,
+          lines: read.lines,
+          skipped: read.skipped,
+          ...r,
+        }) + '\n',
+      );
     else out(formatStats(displayName, read, r));
     return 0;
   },
@@ -66,7 +83,14 @@ function summaryLine(s: Summary, f: (v: number) => string): string {
 /** A size bucket's label: `0`, `1`, `[2, 4)`, `[4, 8)`, ..., with units from 1 KiB on. */
 function bucketLabel(min: number, max: number): string {
   const u = (v: number): string => {
-    for (const [unit, k] of [['EiB', 2 ** 60], ['PiB', 2 ** 50], ['TiB', 2 ** 40], ['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    for (const [unit, k] of [
+      ['EiB', 2 ** 60],
+      ['PiB', 2 ** 50],
+      ['TiB', 2 ** 40],
+      ['GiB', 2 ** 30],
+      ['MiB', 2 ** 20],
+      ['KiB', 2 ** 10],
+    ] as const) {
       if (v >= k && v % k === 0) return `${v / k} ${unit}`;
     }
     return `${v}`;
@@ -76,21 +100,31 @@ function bucketLabel(min: number, max: number): string {
 
 function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): string {
   const lines: string[] = [];
-  const span = r.time !== undefined ? `, ${formatDuration(r.time.last - r.time.first)} of recording` : '';
-  lines.push(`${name} (${read.format}): ${n(r.events)} events, ${r.threads.length} thread${r.threads.length === 1 ? '' : 's'}${span}`);
+  const span =
+    r.time !== undefined ? `, ${formatDuration(r.time.last - r.time.first)} of recording` : '';
+  lines.push(
+    `${name} (${read.format}): ${n(r.events)} events, ${r.threads.length} thread${r.threads.length === 1 ? '' : 's'}${span}`,
+  );
   lines.push('', '  operations');
   for (const [op, count] of Object.entries(r.operations)) {
-    lines.push(`    ${op.padEnd(12)} ${n(count).padStart(14)}  ${((100 * count) / r.events).toFixed(1).padStart(5)}%`);
+    lines.push(
+      `    ${op.padEnd(12)} ${n(count).padStart(14)}  ${((100 * count) / r.events).toFixed(1).padStart(5)}%`,
+    );
   }
   if (r.failed > 0) lines.push(`    (${n(r.failed)} calls returned NULL in the recording)`);
   const skipped = Object.entries(read.skipped);
-  if (skipped.length > 0) lines.push(`    left out by the import: ${skipped.map(([what, c]) => `${n(c)} ${what}`).join(', ')}`);
+  if (skipped.length > 0)
+    lines.push(
+      `    left out by the import: ${skipped.map(([what, c]) => `${n(c)} ${what}`).join(', ')}`,
+    );
 
   if (r.threads.length > 1) {
     lines.push('', '  threads (events)');
     const shown = r.threads.slice(0, 16);
-    for (const t of shown) lines.push(`    ${String(t.tid).padStart(6)} ${n(t.events).padStart(14)}`);
-    if (r.threads.length > shown.length) lines.push(`    ... and ${r.threads.length - shown.length} more threads`);
+    for (const t of shown)
+      lines.push(`    ${String(t.tid).padStart(6)} ${n(t.events).padStart(14)}`);
+    if (r.threads.length > shown.length)
+      lines.push(`    ... and ${r.threads.length - shown.length} more threads`);
   }
 
   lines.push('', '  requested sizes (bytes)');
@@ -103,21 +137,32 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
 
   lines.push('');
   if (r.peak.event >= 0) {
-    const when = r.peak.time !== undefined ? `, ${formatDuration(r.peak.time - (r.time?.first ?? 0))} in` : '';
-    lines.push(`  peak live requested bytes  ${formatBytes(r.peak.bytes)} in ${n(r.peak.blocks)} blocks, after event ${r.peak.event} (line ${r.peak.line}${when})`);
+    const when =
+      r.peak.time !== undefined ? `, ${formatDuration(r.peak.time - (r.time?.first ?? 0))} in` : '';
+    lines.push(
+      `  peak live requested bytes  ${formatBytes(r.peak.bytes)} in ${n(r.peak.blocks)} blocks, after event ${r.peak.event} (line ${r.peak.line}${when})`,
+    );
   } else {
     lines.push('  peak live requested bytes  0 B (nothing was allocated)');
   }
-  lines.push(`  never freed                ${n(r.neverFreed.blocks)} blocks holding ${formatBytes(r.neverFreed.bytes)}`);
+  lines.push(
+    `  never freed                ${n(r.neverFreed.blocks)} blocks holding ${formatBytes(r.neverFreed.bytes)}`,
+  );
 
   lines.push('', `  allocation lifetimes (${n(r.lifetimes.count)} blocks freed)`);
   if (r.lifetimes.count > 0) {
-    lines.push(`    in events  ${summaryLine(r.lifetimes.events, (v) => n(Math.round(v * 10) / 10))}`);
-    if (r.lifetimes.ns !== undefined && r.lifetimes.ns.count > 0) lines.push(`    in time    ${summaryLine(r.lifetimes.ns, formatDuration)}`);
+    lines.push(
+      `    in events  ${summaryLine(r.lifetimes.events, (v) => n(Math.round(v * 10) / 10))}`,
+    );
+    if (r.lifetimes.ns !== undefined && r.lifetimes.ns.count > 0)
+      lines.push(`    in time    ${summaryLine(r.lifetimes.ns, formatDuration)}`);
   }
   const a = r.anomalies;
   if (a.unknownFrees > 0 || a.reusedLive > 0) {
-    lines.push('', `  oddities: ${n(a.unknownFrees)} frees or reallocs of tokens not live, ${n(a.reusedLive)} tokens handed out while live`);
+    lines.push(
+      '',
+      `  oddities: ${n(a.unknownFrees)} frees or reallocs of tokens not live, ${n(a.reusedLive)} tokens handed out while live`,
+    );
   }
   return lines.join('\n') + '\n';
 }

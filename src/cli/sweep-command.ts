@@ -47,7 +47,9 @@ ${IMPORT_HELP}
 function parseSize(text: string, what: string): number {
   const m = /^(-?[0-9a-fx]+)([kmg]?)$/i.exec(text.trim());
   if (m === null) throw new UsageError(`${what}: '${text}' is not a number`);
-  const mult = { '': 1, k: 1024, m: 1 << 20, g: 1 << 30 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const mult = { '': 1, k: 1024, m: 1 << 20, g: 1 << 30 }[
+    m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'
+  ];
   return parseNumber(m[1]!, what) * mult;
 }
 
@@ -80,37 +82,67 @@ export const sweepCommand = defineCommand({
   },
   progress: 'sweeping',
   async run({ values, positionals }, { out, progress }) {
-    if (positionals.length !== 1 || positionals[0] === '-') throw new UsageError('sweep needs one TRACE file');
-    if (values.param.length === 0) throw new UsageError('sweep needs at least one --param NAME=VALUES');
+    if (positionals.length !== 1 || positionals[0] === '-')
+      throw new UsageError('sweep needs one TRACE file');
+    if (values.param.length === 0)
+      throw new UsageError('sweep needs at least one --param NAME=VALUES');
     const objective = values.objective as Objective;
-    if (!['final', 'peak', 'mean'].includes(objective)) throw new UsageError('--objective is final, peak or mean');
+    if (!['final', 'peak', 'mean'].includes(objective))
+      throw new UsageError('--objective is final, peak or mean');
     const axes = values.param.map((p) => {
       const eq = p.indexOf('=');
       const name = eq > 0 ? p.slice(0, eq) : p;
-      if (!(name in PARAMS)) throw new UsageError(`--param: unknown parameter '${name}' (known: ${Object.keys(PARAMS).join(', ')})`);
-      if (eq < 0) throw new UsageError(`--param ${name} needs values: ${name}=A..B or ${name}=a,b,c`);
+      if (!(name in PARAMS))
+        throw new UsageError(
+          `--param: unknown parameter '${name}' (known: ${Object.keys(PARAMS).join(', ')})`,
+        );
+      if (eq < 0)
+        throw new UsageError(`--param ${name} needs values: ${name}=A..B or ${name}=a,b,c`);
       return { name, values: parseValues(name, p.slice(eq + 1)) };
     });
     let grid: Array<Array<[string, number]>> = [[]];
-    for (const ax of axes) grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, number]]));
+    for (const ax of axes)
+      grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, number]]));
     const max = parseNumber(values.max, '--max');
-    if (grid.length > max) throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
+    if (grid.length > max)
+      throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
     const base = settingsArgs(values);
     const path = positionals[0]!;
     const configs = grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v}`).join(' ')));
-    const jobs: FiguresJob[] = configs.map((c) => ({ path, import: importArgs(values), settings: withConfig(base, c.settings) }));
-    const figs = await runMany(jobs, values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined, (d, t) => progress(d, t));
+    const jobs: FiguresJob[] = configs.map((c) => ({
+      path,
+      import: importArgs(values),
+      settings: withConfig(base, c.settings),
+    }));
+    const figs = await runMany(
+      jobs,
+      values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined,
+      (d, t) => progress(d, t),
+    );
     const frontier = paretoFrontier(figs, objective);
-    const rows = grid.map((g, i) => ({ params: Object.fromEntries(g), memory: memoryOf(figs[i]!, objective), cost: costOf(figs[i]!), frontier: frontier.has(i), figures: figs[i]! }));
+    const rows = grid.map((g, i) => ({
+      params: Object.fromEntries(g),
+      memory: memoryOf(figs[i]!, objective),
+      cost: costOf(figs[i]!),
+      frontier: frontier.has(i),
+      figures: figs[i]!,
+    }));
     if (values.json) {
       out(JSON.stringify({ trace: path, objective, rows }) + '\n');
       return 0;
     }
     const sorted = [...rows].sort((a, b) => a.memory - b.memory || a.cost - b.cost);
-    const lines = [`${path}: ${rows.length} configurations, ${objective} RSS against system calls + page faults (* = frontier)`, ''];
+    const lines = [
+      `${path}: ${rows.length} configurations, ${objective} RSS against system calls + page faults (* = frontier)`,
+      '',
+    ];
     for (const r of sorted) {
-      const ps = Object.entries(r.params).map(([k, v]) => `${k}=${v}`).join(' ');
-      lines.push(`${r.frontier ? '*' : ' '} ${(r.memory / (1 << 20)).toFixed(2).padStart(10)} MiB  ${String(r.cost).padStart(10)}  ${ps}${r.figures.failure !== undefined ? '  (stopped early: ' + r.figures.failure + ')' : ''}`);
+      const ps = Object.entries(r.params)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ');
+      lines.push(
+        `${r.frontier ? '*' : ' '} ${(r.memory / (1 << 20)).toFixed(2).padStart(10)} MiB  ${String(r.cost).padStart(10)}  ${ps}${r.figures.failure !== undefined ? '  (stopped early: ' + r.figures.failure + ')' : ''}`,
+      );
     }
     out(lines.join('\n') + '\n');
     return 0;

@@ -4,7 +4,14 @@
  */
 
 import { writeFileSync } from 'node:fs';
-import { DEFAULT_TIMELINE_SAMPLES, TimelineSampler, formatTimeline, timelineFormatOf, type TimelineFormat, type TimelineOptions } from '../analysis/timeline.js';
+import {
+  DEFAULT_TIMELINE_SAMPLES,
+  TimelineSampler,
+  formatTimeline,
+  timelineFormatOf,
+  type TimelineFormat,
+  type TimelineOptions,
+} from '../analysis/timeline.js';
 import type { Replayer } from '../replay/replay.js';
 import type { RunResult } from '../replay/run-file.js';
 import type { TraceEvent } from '../trace/types.js';
@@ -41,12 +48,15 @@ interface TimelineRequest {
   options: TimelineOptions;
 }
 
-const UNITS: Record<string, number> = { ns: 1, us: 1e3, 'µs': 1e3, ms: 1e6, s: 1e9 };
+const UNITS: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9 };
 
 /** A span of trace time: a number with ns, us, ms or s (nanoseconds without a unit). */
 function parseDuration(text: string, what: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)?\s*$/.exec(text);
-  if (m === null) throw new UsageError(`${what}: '${text}' is not a duration (for example 500us, 10ms, 2s, or nanoseconds)`);
+  if (m === null)
+    throw new UsageError(
+      `${what}: '${text}' is not a duration (for example 500us, 10ms, 2s, or nanoseconds)`,
+    );
   const v = Number(m[1]) * UNITS[m[2] ?? 'ns']!;
   if (!(v >= 1)) throw new UsageError(`${what}: the interval must be at least 1 ns`);
   return v;
@@ -59,22 +69,31 @@ export function timelineArgs(values: TimelineValues): TimelineRequest | null {
   const everyTime = values['timeline-every-time'];
   const samples = values['timeline-samples'];
   if (path === undefined) {
-    if (every !== undefined || everyTime !== undefined || samples !== undefined) throw new UsageError('--timeline-every, --timeline-every-time and --timeline-samples go with --timeline FILE');
+    if (every !== undefined || everyTime !== undefined || samples !== undefined)
+      throw new UsageError(
+        '--timeline-every, --timeline-every-time and --timeline-samples go with --timeline FILE',
+      );
     return null;
   }
   const format = timelineFormatOf(path);
-  if (format === null) throw new UsageError(`--timeline ${path}: the file name must end in .csv (CSV) or .jsonl / .ndjson (JSON lines)`);
-  if (every !== undefined && everyTime !== undefined) throw new UsageError('--timeline-every and --timeline-every-time exclude each other');
+  if (format === null)
+    throw new UsageError(
+      `--timeline ${path}: the file name must end in .csv (CSV) or .jsonl / .ndjson (JSON lines)`,
+    );
+  if (every !== undefined && everyTime !== undefined)
+    throw new UsageError('--timeline-every and --timeline-every-time exclude each other');
   const options: TimelineOptions = {};
   if (every !== undefined) {
     const n = parseNumber(every, '--timeline-every');
     if (n < 1) throw new UsageError('--timeline-every must be 1 or more');
     options.every = n;
   }
-  if (everyTime !== undefined) options.everyTime = parseDuration(everyTime, '--timeline-every-time');
+  if (everyTime !== undefined)
+    options.everyTime = parseDuration(everyTime, '--timeline-every-time');
   if (samples !== undefined) {
     const k = parseNumber(samples, '--timeline-samples');
-    if (k !== 0 && k < 4) throw new UsageError('--timeline-samples must be 0 (no limit) or at least 4');
+    if (k !== 0 && k < 4)
+      throw new UsageError('--timeline-samples must be 0 (no limit) or at least 4');
     options.samples = k;
   }
   return { path, format, options };
@@ -85,12 +104,17 @@ export function timelineArgs(values: TimelineValues): TimelineRequest | null {
  * file is created first, so that a path that cannot be written fails before a long replay; after
  * a replay that stopped early it covers the events before the stop.
  */
-export async function replayWithTimeline(req: TimelineRequest | null, run: (observe?: (ev: TraceEvent, r: Replayer) => void) => Promise<RunResult>): Promise<RunResult> {
+export async function replayWithTimeline(
+  req: TimelineRequest | null,
+  run: (observe?: (ev: TraceEvent, r: Replayer) => void) => Promise<RunResult>,
+): Promise<RunResult> {
   if (req === null) return run(undefined);
   try {
     writeFileSync(req.path, '');
   } catch (e) {
-    throw new UsageError(`--timeline ${req.path}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`);
+    throw new UsageError(
+      `--timeline ${req.path}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`,
+    );
   }
   const sampler = new TimelineSampler(req.options);
   const result = await run(sampler.observe);

@@ -132,7 +132,8 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
     }
   }
   let p = intMalloc(s, av, bytes);
-  if (!s.singleThread && p === NIL && av !== null) p = intMalloc(s, arenaGetRetry(s, av, bytes), bytes);
+  if (!s.singleThread && p === NIL && av !== null)
+    p = intMalloc(s, arenaGetRetry(s, av, bytes), bytes);
   if (p === NIL) return NIL;
   handOut(s, p, bytes);
   if ((ck.flags[p]! & IS_MMAPPED) !== 0) {

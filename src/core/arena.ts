@@ -15,7 +15,13 @@
  */
 
 import { St } from './chunks.js';
-import { HEAP_INFO_SIZE, MALLOC_ALIGNMENT, MALLOC_STATE_SIZE, NON_MAIN_ARENA, PREV_INUSE } from './constants.js';
+import {
+  HEAP_INFO_SIZE,
+  MALLOC_ALIGNMENT,
+  MALLOC_STATE_SIZE,
+  NON_MAIN_ARENA,
+  PREV_INUSE,
+} from './constants.js';
 import { heapForPtr, newHeap } from './heap.js';
 import { setHead } from './mem.js';
 import { Arena, type Process } from './state.js';

@@ -158,4 +158,6 @@ export const M = {
 } as const;
 
 /** The same parameters by their full names (M_MMAP_THRESHOLD, ...), as a trace or a command line writes them. */
-export const MALLOPT_PARAMS: Readonly<Record<string, number>> = Object.fromEntries(Object.entries(M).map(([name, value]) => [`M_${name}`, value]));
+export const MALLOPT_PARAMS: Readonly<Record<string, number>> = Object.fromEntries(
+  Object.entries(M).map(([name, value]) => [`M_${name}`, value]),
+);

@@ -23,7 +23,15 @@
 import { arenaForChunk } from './arena.js';
 import { libcRealloc } from './api.js';
 import { NIL, St } from './chunks.js';
-import { CHUNK_HDR_SZ, IS_MMAPPED, MINSIZE, PREV_INUSE, checkedRequest2size, csize2tidx, fastbinIndex } from './constants.js';
+import {
+  CHUNK_HDR_SZ,
+  IS_MMAPPED,
+  MINSIZE,
+  PREV_INUSE,
+  checkedRequest2size,
+  csize2tidx,
+  fastbinIndex,
+} from './constants.js';
 import { GLIBC_ABORT, GlibcAbort, mallocPrinterr, type GlibcAbortMessage } from './errors.js';
 import { maybeInitTcache } from './tcache.js';
 import type { Arena, Process } from './state.js';
@@ -48,7 +56,8 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
   const size = ck.size[p]!;
   // "p > -size || misaligned": chunk addresses are 16-aligned and no size wraps the address
   // space, but -0 is 0, so a zero size fails here.
-  if (size < MINSIZE) mallocPrinterr(size === 0 ? GLIBC_ABORT.FREE_INVALID_POINTER : GLIBC_ABORT.FREE_INVALID_SIZE);
+  if (size < MINSIZE)
+    mallocPrinterr(size === 0 ? GLIBC_ABORT.FREE_INVALID_POINTER : GLIBC_ABORT.FREE_INVALID_SIZE);
 
   const tc = s.thread.tcache;
   if (tc !== null) {
@@ -57,7 +66,8 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
       // The key word matches only in a cached chunk (the model's TCACHE state); the walk of this
       // thread's bin then tells a double free from a chunk in another thread's cache.
       if (ck.state[p] === St.TCACHE) {
-        for (let e = tc.entries[idx]!; e !== NIL; e = ck.fd[e]!) if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
+        for (let e = tc.entries[idx]!; e !== NIL; e = ck.fd[e]!)
+          if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
       }
       if (tc.counts[idx]! < s.mp.tcacheCount) return FreeRoute.TCACHE;
     }
@@ -66,7 +76,8 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
   const next = ck.next[p]!;
   const nextsize = ck.size[next]!;
   if (size <= s.globalMaxFast) {
-    if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem) mallocPrinterr(GLIBC_ABORT.INVALID_NEXT_SIZE_FAST);
+    if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem)
+      mallocPrinterr(GLIBC_ABORT.INVALID_NEXT_SIZE_FAST);
     if (av.fastbins[fastbinIndex(size)] === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_FASTTOP);
     return FreeRoute.FASTBIN;
   }
@@ -76,9 +87,11 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
   if (p === top) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TOP);
   // The next chunk's address is p + size (not the model's neighbour: p may be a header glibc
   // reads from the middle of another chunk, or a top, which has none).
-  if (av.contiguous && ck.addr[p]! + size >= ck.addr[top]! + ck.size[top]!) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_OUT);
+  if (av.contiguous && ck.addr[p]! + size >= ck.addr[top]! + ck.size[top]!)
+    mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_OUT);
   if ((ck.flags[next]! & PREV_INUSE) === 0) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_PREV);
-  if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem) mallocPrinterr(GLIBC_ABORT.INVALID_NEXT_SIZE_NORMAL);
+  if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem)
+    mallocPrinterr(GLIBC_ABORT.INVALID_NEXT_SIZE_NORMAL);
   // Backward consolidation: the chunk prev_size bytes before must be that big.
   if ((ck.flags[p]! & PREV_INUSE) === 0 && ck.size[ck.prev[p]!]! !== ck.prevSize[p]!) {
     mallocPrinterr(GLIBC_ABORT.CORRUPTED_PREV_SIZE_CONSOLIDATING);
@@ -95,10 +108,12 @@ export function reallocPointerCheck(oldsize: number): void {
 export function reallocChecks(s: Process, av: Arena, oldp: number): void {
   const ck = s.ck;
   const oldsize = ck.size[oldp]!;
-  if (oldsize + ck.flags[oldp]! <= CHUNK_HDR_SZ || oldsize >= av.systemMem) mallocPrinterr(GLIBC_ABORT.REALLOC_INVALID_OLD_SIZE);
+  if (oldsize + ck.flags[oldp]! <= CHUNK_HDR_SZ || oldsize >= av.systemMem)
+    mallocPrinterr(GLIBC_ABORT.REALLOC_INVALID_OLD_SIZE);
   const next = ck.next[oldp]!;
   const nextsize = ck.size[next]!;
-  if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem) mallocPrinterr(GLIBC_ABORT.REALLOC_INVALID_NEXT_SIZE);
+  if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem)
+    mallocPrinterr(GLIBC_ABORT.REALLOC_INVALID_NEXT_SIZE);
 }
 
 /** What glibc would do with a block the program already freed. */
@@ -203,7 +218,11 @@ export function reallocAgainVerdict(s: Process, mem: number, bytes: number): Aga
       // _int_realloc cannot grow in place: the next chunk is in use. Whatever _int_malloc does,
       // it neither returns that chunk nor empties a tcache bin, so the old chunk is freed with
       // the calling thread's tcache still holding it.
-      if (ck.state[v.p] === St.TCACHE && nb > oldsize && (nextState === St.INUSE || nextState === St.TCACHE)) {
+      if (
+        ck.state[v.p] === St.TCACHE &&
+        nb > oldsize &&
+        (nextState === St.INUSE || nextState === St.TCACHE)
+      ) {
         try {
           freeChecks(s, av, v.p);
         } catch (e) {
@@ -281,7 +300,8 @@ class ChunkView {
         const nextAddr = addr + m.xSize;
         const next = chunkAt(s, nextAddr);
         if (next !== NIL) ck.next[v.p] = next;
-        else if (m.n === nextAddr && m.xSize > 0) ck.next[v.p] = v.temp(nextAddr, m.nSize, m.nFlags, 0);
+        else if (m.n === nextAddr && m.xSize > 0)
+          ck.next[v.p] = v.temp(nextAddr, m.nSize, m.nFlags, 0);
         else ck.next[v.p] = v.unknown('next');
         const prev = chunkAt(s, addr - m.xPrevSize);
         ck.prev[v.p] = prev !== NIL && m.xPrevSize > 0 ? prev : v.unknown('prev');

@@ -27,7 +27,16 @@ import {
 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
 import { FreeRoute, freeChecks } from './free-checks.js';
-import { clearPrevInuse, freePerturb, setFoot, setHead, writeBk, writeFd, writeBkNext, writeFdNext } from './mem.js';
+import {
+  clearPrevInuse,
+  freePerturb,
+  setFoot,
+  setHead,
+  writeBk,
+  writeFd,
+  writeBkNext,
+  writeFdNext,
+} from './mem.js';
 import { heapTrim } from './heap.js';
 import { systrim } from './sysmalloc.js';
 import { tcachePut } from './tcache.js';
@@ -99,7 +108,8 @@ export function intFree(s: Process, av: Arena, p: number): void {
     setHead(s, p, size, PREV_INUSE);
     setFoot(s, p, size);
     // A large chunk's NULL nextsize links (at +32 and +40) land on a header 32 bytes in.
-    if (merged.x === ck.addr[p]! + 32 && !inSmallbinRange(size)) merged.xSize = merged.xFlags = merged.xPrevSize = 0;
+    if (merged.x === ck.addr[p]! + 32 && !inSmallbinRange(size))
+      merged.xSize = merged.xFlags = merged.xPrevSize = 0;
   } else {
     merged.n = ck.addr[nextchunk]!;
     merged.nSize = nextsize;

@@ -149,7 +149,16 @@ export class Arena {
    * Not part of glibc's state: it tells how long `merged` stays true.
    */
   rewrites = 0;
-  readonly merged: MergedHeaders = { epoch: -1, x: -1, xSize: 0, xFlags: 0, xPrevSize: 0, n: -1, nSize: 0, nFlags: 0 };
+  readonly merged: MergedHeaders = {
+    epoch: -1,
+    x: -1,
+    xSize: 0,
+    xFlags: 0,
+    xPrevSize: 0,
+    n: -1,
+    nSize: 0,
+    nFlags: 0,
+  };
 
   constructor(ck: ChunkStore, index: number) {
     this.index = index;

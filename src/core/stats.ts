@@ -24,7 +24,18 @@ export interface Mallinfo2 {
 }
 
 function emptyMallinfo(): Mallinfo2 {
-  return { arena: 0, ordblks: 0, smblks: 0, hblks: 0, hblkhd: 0, usmblks: 0, fsmblks: 0, uordblks: 0, fordblks: 0, keepcost: 0 };
+  return {
+    arena: 0,
+    ordblks: 0,
+    smblks: 0,
+    hblks: 0,
+    hblkhd: 0,
+    usmblks: 0,
+    fsmblks: 0,
+    uordblks: 0,
+    fordblks: 0,
+    keepcost: 0,
+  };
 }
 
 /** int_mallinfo: adds one arena's figures to m. */

@@ -47,19 +47,78 @@ const SIZE_MAX = 2n ** 64n - 1n;
 
 /** elf/dl-tunables.list, the malloc namespace. */
 const MALLOC_TUNABLES: readonly TunableDef[] = [
-  { name: 'check', type: 'int32', min: 0n, max: 3n, alias: 'MALLOC_CHECK_', doc: 'only used by libc_malloc_debug.so; no effect on malloc itself' },
-  { name: 'top_pad', type: 'size_t', alias: 'MALLOC_TOP_PAD_', doc: 'extra bytes asked of the system at each heap growth' },
-  { name: 'perturb', type: 'int32', min: 0n, max: 255n, alias: 'MALLOC_PERTURB_', doc: 'fill allocated and freed memory with this byte' },
-  { name: 'mmap_threshold', type: 'size_t', alias: 'MALLOC_MMAP_THRESHOLD_', doc: 'requests from this size on are mmapped' },
-  { name: 'trim_threshold', type: 'size_t', alias: 'MALLOC_TRIM_THRESHOLD_', doc: 'top memory above this is returned by free()' },
-  { name: 'mmap_max', type: 'int32', min: 0n, alias: 'MALLOC_MMAP_MAX_', doc: 'most chunks mmapped at once' },
+  {
+    name: 'check',
+    type: 'int32',
+    min: 0n,
+    max: 3n,
+    alias: 'MALLOC_CHECK_',
+    doc: 'only used by libc_malloc_debug.so; no effect on malloc itself',
+  },
+  {
+    name: 'top_pad',
+    type: 'size_t',
+    alias: 'MALLOC_TOP_PAD_',
+    doc: 'extra bytes asked of the system at each heap growth',
+  },
+  {
+    name: 'perturb',
+    type: 'int32',
+    min: 0n,
+    max: 255n,
+    alias: 'MALLOC_PERTURB_',
+    doc: 'fill allocated and freed memory with this byte',
+  },
+  {
+    name: 'mmap_threshold',
+    type: 'size_t',
+    alias: 'MALLOC_MMAP_THRESHOLD_',
+    doc: 'requests from this size on are mmapped',
+  },
+  {
+    name: 'trim_threshold',
+    type: 'size_t',
+    alias: 'MALLOC_TRIM_THRESHOLD_',
+    doc: 'top memory above this is returned by free()',
+  },
+  {
+    name: 'mmap_max',
+    type: 'int32',
+    min: 0n,
+    alias: 'MALLOC_MMAP_MAX_',
+    doc: 'most chunks mmapped at once',
+  },
   { name: 'arena_max', type: 'size_t', min: 1n, alias: 'MALLOC_ARENA_MAX', doc: 'most arenas' },
-  { name: 'arena_test', type: 'size_t', min: 1n, alias: 'MALLOC_ARENA_TEST', doc: 'arenas created before arena_max is computed from the cores' },
-  { name: 'tcache_max', type: 'size_t', doc: 'largest request cached in the tcache (at most 1032)' },
+  {
+    name: 'arena_test',
+    type: 'size_t',
+    min: 1n,
+    alias: 'MALLOC_ARENA_TEST',
+    doc: 'arenas created before arena_max is computed from the cores',
+  },
+  {
+    name: 'tcache_max',
+    type: 'size_t',
+    doc: 'largest request cached in the tcache (at most 1032)',
+  },
   { name: 'tcache_count', type: 'size_t', doc: 'chunks per tcache bin (at most 65535)' },
-  { name: 'tcache_unsorted_limit', type: 'size_t', doc: 'unsorted chunks sorted while filling the tcache (0: no limit)' },
-  { name: 'mxfast', type: 'size_t', min: 0n, doc: 'largest request kept in fastbins (at most 160)' },
-  { name: 'hugetlb', type: 'size_t', min: 0n, doc: '1: madvise transparent huge pages; 2 or a size: MAP_HUGETLB' },
+  {
+    name: 'tcache_unsorted_limit',
+    type: 'size_t',
+    doc: 'unsorted chunks sorted while filling the tcache (0: no limit)',
+  },
+  {
+    name: 'mxfast',
+    type: 'size_t',
+    min: 0n,
+    doc: 'largest request kept in fastbins (at most 160)',
+  },
+  {
+    name: 'hugetlb',
+    type: 'size_t',
+    min: 0n,
+    doc: '1: madvise transparent huge pages; 2 or a size: MAP_HUGETLB',
+  },
 ];
 
 /** _dl_strtoul: the value a string gives as a uint64. */
@@ -85,7 +144,7 @@ export function dlStrtoul(str: string): bigint {
     }
   }
   let result = 0n;
-  for (;; i++) {
+  for (; ; i++) {
     const c = str.charCodeAt(i);
     let d: number;
     if (c >= 48 && c <= 48 + maxDigit) d = c - 48;
@@ -147,7 +206,10 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
       const def = byName.get(tname);
       if (def === undefined) {
         if (!tname.startsWith('glibc.malloc.')) continue; // other namespaces are not malloc's business
-        notes.push({ setting: item, reason: `${tname} is not a glibc 2.36 tunable: glibc ignores it` });
+        notes.push({
+          setting: item,
+          reason: `${tname} is not a glibc 2.36 tunable: glibc ignores it`,
+        });
         continue;
       }
       const v = validate(def, item.slice(eq + 1));
@@ -159,20 +221,31 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
     const def = MALLOC_TUNABLES.find((d) => d.alias === name);
     if (def === undefined) {
       if (name.startsWith('MALLOC_') && name !== 'MALLOC_TRACE') {
-        notes.push({ setting: `${name}=${value}`, reason: `${name} is not read by glibc 2.36's malloc` });
+        notes.push({
+          setting: `${name}=${value}`,
+          reason: `${name} is not read by glibc 2.36's malloc`,
+        });
       }
       continue;
     }
     if (values.has(def.name)) continue;
     const v = validate(def, value);
-    if (v === undefined) notes.push({ setting: `${name}=${value}`, reason: 'out of range: glibc ignores it' });
+    if (v === undefined)
+      notes.push({ setting: `${name}=${value}`, reason: 'out of range: glibc ignores it' });
     else values.set(def.name, v);
   }
   const huge = values.get('hugetlb');
   if (huge !== undefined && huge >= 2n) {
-    notes.push({ setting: `glibc.malloc.hugetlb=${huge}`, reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0' });
+    notes.push({
+      setting: `glibc.malloc.hugetlb=${huge}`,
+      reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0',
+    });
   }
-  if (values.has('check')) notes.push({ setting: 'glibc.malloc.check', reason: 'has effect only with libc_malloc_debug.so preloaded; ignored' });
+  if (values.has('check'))
+    notes.push({
+      setting: 'glibc.malloc.check',
+      reason: 'has effect only with libc_malloc_debug.so preloaded; ignored',
+    });
   return { values, notes };
 }
 

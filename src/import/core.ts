@@ -29,7 +29,14 @@ import { ReadEvent } from '../trace/event.js';
 import { NO_KEY, keyedTokenText } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
-import { NULL_TOKEN, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from '../trace/types.js';
+import {
+  NULL_TOKEN,
+  Op,
+  TraceSyntaxError,
+  type OpCode,
+  type TraceHeader,
+  type TraceSink,
+} from '../trace/types.js';
 
 /** One call as an importer recognised it. */
 export class Call {
@@ -149,11 +156,19 @@ export class ImportCore {
   submit(): void {
     const c = this.call;
     // The native format's limit on times, so that a conversion always reads back.
-    if (c.time > Number.MAX_SAFE_INTEGER) this.fail(c.line, `time ${c.time} ns is out of range (more than 2^53-1)`);
+    if (c.time > Number.MAX_SAFE_INTEGER)
+      this.fail(c.line, `time ${c.time} ns is out of range (more than 2^53-1)`);
     if (this.pending.length === 0) {
       // The common case first: an allocation whose token is not live is added in the same probe
       // that checks it.
-      if (c.outKey !== 0 && (c.op === Op.malloc || c.op === Op.calloc || c.op === Op.memalign || c.op === Op.valloc || c.op === Op.pvalloc)) {
+      if (
+        c.outKey !== 0 &&
+        (c.op === Op.malloc ||
+          c.op === Op.calloc ||
+          c.op === Op.memalign ||
+          c.op === Op.valloc ||
+          c.op === Op.pvalloc)
+      ) {
         if (this.live.add(c.outKey, c.outText, keptLine(c.line)) === NONE) {
           this.emit(c.op, c.tid, c.n1, c.n2, c.time, c.line, 0, NULL_TOKEN, c.outKey, c.outText);
           return;
@@ -177,7 +192,8 @@ export class ImportCore {
     this.ended = true;
     this.drain();
     for (const [kind, n] of this.warnCount) {
-      if (n > SHOWN_PER_KIND) this.onWarning(`${this.name}: ... ${n - SHOWN_PER_KIND} more of: ${kind} (${n} in all)`);
+      if (n > SHOWN_PER_KIND)
+        this.onWarning(`${this.name}: ... ${n - SHOWN_PER_KIND} more of: ${kind} (${n} in all)`);
     }
     if (this.reordered > 0) {
       this.onWarning(
@@ -185,7 +201,13 @@ export class ImportCore {
       );
     }
     if (!this.headerSent) this.sendHeader();
-    return { events: this.events, lines, warnings: this.warningsTotal, skipped: this.skipped, reordered: this.reordered };
+    return {
+      events: this.events,
+      lines,
+      warnings: this.warningsTotal,
+      skipped: this.skipped,
+      reordered: this.reordered,
+    };
   }
 
   /** A line that cannot be understood. */
@@ -202,7 +224,8 @@ export class ImportCore {
     this.warningsTotal++;
     const n = (this.warnCount.get(kind) ?? 0) + 1;
     this.warnCount.set(kind, n);
-    if (n <= SHOWN_PER_KIND) this.onWarning(line > 0 ? `${this.name}:${line}: ${detail}` : `${this.name}: ${detail}`);
+    if (n <= SHOWN_PER_KIND)
+      this.onWarning(line > 0 ? `${this.name}:${line}: ${detail}` : `${this.name}: ${detail}`);
   }
 
   /** Counts a call left out on purpose (a function ptsim does not replay, another process...). */
@@ -314,11 +337,28 @@ export class ImportCore {
     const shown = tokenShown(c.inKey, c.inText);
     const kind = `${what} of a pointer never seen`;
     this.skip(kind);
-    const outcome = what === 'realloc' && c.outKey !== 0 ? 'replayed as an allocation of its result' : 'skipped';
-    this.warn(c.line, kind, `${what} of ${shown}, which was never allocated in this log: ${outcome}`, true);
+    const outcome =
+      what === 'realloc' && c.outKey !== 0 ? 'replayed as an allocation of its result' : 'skipped';
+    this.warn(
+      c.line,
+      kind,
+      `${what} of ${shown}, which was never allocated in this log: ${outcome}`,
+      true,
+    );
   }
 
-  private emit(op: OpCode, tid: number, n1: number, n2: number, time: number, line: number, inKey: number, inText: string, outKey: number, outText: string): void {
+  private emit(
+    op: OpCode,
+    tid: number,
+    n1: number,
+    n2: number,
+    time: number,
+    line: number,
+    inKey: number,
+    inText: string,
+    outKey: number,
+    outText: string,
+  ): void {
     if (!this.headerSent) this.sendHeader();
     const ev = this.ev;
     ev.index = this.events++;

@@ -9,7 +9,14 @@
  * malloclab traces start with four lines of one number each.
  */
 
-export const FORMATS = ['native', 'mtrace', 'logalloc', 'ltrace', 'heaptrack', 'malloclab'] as const;
+export const FORMATS = [
+  'native',
+  'mtrace',
+  'logalloc',
+  'ltrace',
+  'heaptrack',
+  'malloclab',
+] as const;
 export type TraceFormat = (typeof FORMATS)[number];
 
 /** The format a `--from` value names, or undefined. */
@@ -23,7 +30,8 @@ const SAMPLE = 40;
 const OPS = 'malloc|calloc|realloc|memalign|valloc|pvalloc|free|malloc_trim|mallopt|exit';
 const NATIVE = new RegExp(`^(@\\d+[ \\t]+)?\\d+[ \\t]+(${OPS})([ \\t]|$)`);
 const MTRACE = /^(= (Start|End)$|(@ .*\] )?[-+<>!] (0x[0-9a-f]+|\(nil\))( (0x[0-9a-f]+|0))?$)/;
-const HEAPTRACK = /^(v [0-9a-f]+ [0-9a-f]+|[xXImtiscRA] .*|\+ [0-9a-f]+ [0-9a-f]+ [0-9a-f]+|\+ [0-9a-f]+|- [0-9a-f]+|a [0-9a-f]+ [0-9a-f]+)$/;
+const HEAPTRACK =
+  /^(v [0-9a-f]+ [0-9a-f]+|[xXImtiscRA] .*|\+ [0-9a-f]+ [0-9a-f]+ [0-9a-f]+|\+ [0-9a-f]+|- [0-9a-f]+|a [0-9a-f]+ [0-9a-f]+)$/;
 const LOGALLOC = /^\d+ (\d+ )?[A-Za-z_]\w*\([^()]*\)(=\S+)?$/;
 const LTRACE =
   /^(\d+ +|\[pid \d+\] +)?(\[0x[0-9a-f]+\] +)?([\d:.]+ +)?(([\w.+-]+->)?[\w@.]+\(.*(\) *= .*|<unfinished \.\.\.>)|<\.\.\. [\w@.]+ resumed>.*|--- .* ---|\+\+\+ .* \+\+\+)$/;
@@ -49,7 +57,12 @@ export function detectFormat(head: string): TraceFormat | undefined {
   // A possibly cut last line (the head is a prefix of the file) is left out when there are others.
   if (lines.length > 1 && !head.endsWith('\n')) lines.pop();
 
-  if (lines.length >= 4 && lines.slice(0, 4).every((l) => NUMBER.test(l)) && lines.slice(4).every((l) => MALLOCLAB_REQUEST.test(l))) return 'malloclab';
+  if (
+    lines.length >= 4 &&
+    lines.slice(0, 4).every((l) => NUMBER.test(l)) &&
+    lines.slice(4).every((l) => MALLOCLAB_REQUEST.test(l))
+  )
+    return 'malloclab';
   const tests: Array<[TraceFormat, RegExp]> = [
     ['native', NATIVE],
     ['mtrace', MTRACE],

@@ -40,7 +40,11 @@ export class HeaptrackImporter extends LineImporter {
   protected parse(b: Buffer, s: number, e: number, no: number): void {
     if (s === e) return;
     const letter = b[s]!;
-    if (e - s > 1 && b[s + 1] !== 0x20) this.core.fail(no, `not a heaptrack record: '${lineShown(b, s, e)}' (expected a letter, a space and fields)`);
+    if (e - s > 1 && b[s + 1] !== 0x20)
+      this.core.fail(
+        no,
+        `not a heaptrack record: '${lineShown(b, s, e)}' (expected a letter, a space and fields)`,
+      );
     const sc = this.scan.set(b, s + 1, e);
     const c = this.core.call;
     switch (letter) {
@@ -52,9 +56,14 @@ export class HeaptrackImporter extends LineImporter {
         const trace = sc.hex();
         sc.blanks();
         if (size >= 0 && trace < 0 && sc.atEnd()) this.interpreted(no);
-        if (size < 0 || trace < 0 || !sc.ptr(false)) this.core.fail(no, `malformed allocation record '${lineShown(b, s, e)}' (expected '+ SIZE TRACE PTR' in hex)`);
+        if (size < 0 || trace < 0 || !sc.ptr(false))
+          this.core.fail(
+            no,
+            `malformed allocation record '${lineShown(b, s, e)}' (expected '+ SIZE TRACE PTR' in hex)`,
+          );
         sc.blanks();
-        if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' after the allocation record`);
+        if (!sc.atEnd())
+          this.core.fail(no, `unexpected '${sc.rest()}' after the allocation record`);
         c.op = Op.malloc;
         c.n1 = size;
         c.inKey = 0;
@@ -66,7 +75,11 @@ export class HeaptrackImporter extends LineImporter {
       case 0x2d: {
         // - PTR
         sc.blanks();
-        if (!sc.ptr(false)) this.core.fail(no, `malformed free record '${lineShown(b, s, e)}' (expected '- PTR' in hex)`);
+        if (!sc.ptr(false))
+          this.core.fail(
+            no,
+            `malformed free record '${lineShown(b, s, e)}' (expected '- PTR' in hex)`,
+          );
         sc.blanks();
         if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' after the free record`);
         if (sc.key === 0) return;
@@ -82,7 +95,11 @@ export class HeaptrackImporter extends LineImporter {
         // c MS
         sc.blanks();
         const ms = sc.hex();
-        if (ms < 0) this.core.fail(no, `malformed timestamp record '${lineShown(b, s, e)}' (expected 'c MILLISECONDS' in hex)`);
+        if (ms < 0)
+          this.core.fail(
+            no,
+            `malformed timestamp record '${lineShown(b, s, e)}' (expected 'c MILLISECONDS' in hex)`,
+          );
         this.now = ms * 1e6;
         return;
       }

@@ -26,8 +26,18 @@ export abstract class LineImporter implements LineHandler {
     try {
       this.parse(b, s, e, no);
     } catch (err) {
-      if (!(err instanceof TraceSyntaxError) || err.name !== 'TraceSyntaxError' || this.strict || err.line !== no) throw err;
-      this.core.warn(no, 'incomplete last line', `the last line is incomplete (the log was cut short?) and is ignored: ${err.detail}`);
+      if (
+        !(err instanceof TraceSyntaxError) ||
+        err.name !== 'TraceSyntaxError' ||
+        this.strict ||
+        err.line !== no
+      )
+        throw err;
+      this.core.warn(
+        no,
+        'incomplete last line',
+        `the last line is incomplete (the log was cut short?) and is ignored: ${err.detail}`,
+      );
     }
   }
 
@@ -37,7 +47,11 @@ export abstract class LineImporter implements LineHandler {
    */
   protected size(v: number, no: number, what = 'size'): number {
     const sc = this.scan;
-    if (sc.big) this.core.fail(no, `${what} ${sc.b.toString('latin1', sc.numStart, sc.i)} is out of range (more than 2^64-1)`);
+    if (sc.big)
+      this.core.fail(
+        no,
+        `${what} ${sc.b.toString('latin1', sc.numStart, sc.i)} is out of range (more than 2^64-1)`,
+      );
     return v;
   }
 

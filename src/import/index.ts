@@ -52,34 +52,57 @@ const HEAD_BYTES = 64 << 10;
  * TraceReadError for a file that cannot be read or whose format is unknown, or with what the
  * sink threw.
  */
-export async function openTrace(path: string, sink: TraceSink, opts: OpenTraceOptions = {}): Promise<OpenTraceResult> {
+export async function openTrace(
+  path: string,
+  sink: TraceSink,
+  opts: OpenTraceOptions = {},
+): Promise<OpenTraceResult> {
   const name = inputName(path, opts.displayName);
   let format: TraceFormat | undefined;
   if (opts.from !== undefined) {
     format = formatNamed(opts.from);
-    if (format === undefined) throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
+    if (format === undefined)
+      throw new TraceReadError(
+        name,
+        `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`,
+      );
   }
   if (format === undefined && path !== '-') {
     // A file whose first bytes can be looked at without a program (plain or gzip) is recognised
     // before it is read, so that a native trace goes to the native reader, which has a faster
     // path for large files; anything else is recognised while it is streamed, below.
     const { head } = peekInput(path, name, HEAD_BYTES);
-    if (head !== undefined) format = detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
+    if (head !== undefined)
+      format = detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
   }
-  if (format === 'native') return nativeResult(await readTraceFile(path, sink, { displayName: name }));
+  if (format === 'native')
+    return nativeResult(await readTraceFile(path, sink, { displayName: name }));
   return streamOnce(path, name, sink, format, opts);
 }
 
 /** What reading a native trace found, as openTrace reports it. */
 function nativeResult(r: TraceReadResult): OpenTraceResult {
-  return { format: 'native', events: r.events, lines: r.lines, warnings: 0, skipped: {}, reordered: 0 };
+  return {
+    format: 'native',
+    events: r.events,
+    lines: r.lines,
+    warnings: 0,
+    skipped: {},
+    reordered: 0,
+  };
 }
 
 /**
  * Streams the input once, to the reader of its format: the one given, or the one its first
  * HEAD_BYTES show.
  */
-async function streamOnce(path: string, name: string, sink: TraceSink, known: TraceFormat | undefined, opts: OpenTraceOptions): Promise<OpenTraceResult> {
+async function streamOnce(
+  path: string,
+  name: string,
+  sink: TraceSink,
+  known: TraceFormat | undefined,
+  opts: OpenTraceOptions,
+): Promise<OpenTraceResult> {
   let end: (() => OpenTraceResult) | undefined;
   await streamChosenInput(path, name, known === undefined ? HEAD_BYTES : 0, (head) => {
     const format = known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
@@ -99,10 +122,19 @@ async function streamOnce(path: string, name: string, sink: TraceSink, known: Tr
 }
 
 /** The importer of a format other than native. */
-export function createImporter(format: Exclude<TraceFormat, 'native'>, name: string, sink: TraceSink, opts: OpenTraceOptions = {}): LineImporter {
+export function createImporter(
+  format: Exclude<TraceFormat, 'native'>,
+  name: string,
+  sink: TraceSink,
+  opts: OpenTraceOptions = {},
+): LineImporter {
   const strict = opts.strict ?? false;
   const single = format === 'mtrace' || format === 'heaptrack' || format === 'malloclab';
-  const core = new ImportCore(name, sink, { strict, onWarning: opts.onWarning, singleThreaded: single });
+  const core = new ImportCore(name, sink, {
+    strict,
+    onWarning: opts.onWarning,
+    singleThreaded: single,
+  });
   switch (format) {
     case 'mtrace':
       return new MtraceImporter(core, strict);
@@ -121,11 +153,21 @@ export function createImporter(format: Exclude<TraceFormat, 'native'>, name: str
  * Imports a log held in memory (text, or the bytes of a plain or compressed log), for tests and
  * small inputs. `name` is the file name used in messages.
  */
-export function importText(text: string | Uint8Array, name: string, sink: TraceSink, opts: OpenTraceOptions = {}): OpenTraceResult {
+export function importText(
+  text: string | Uint8Array,
+  name: string,
+  sink: TraceSink,
+  opts: OpenTraceOptions = {},
+): OpenTraceResult {
   const data = decompressBytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, name);
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const format = opts.from !== undefined ? formatNamed(opts.from) : (detectFormat(bytes.subarray(0, HEAD_BYTES).toString('latin1')) ?? unknownFormat(name, bytes));
-  if (format === undefined) throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
+  const format =
+    opts.from !== undefined
+      ? formatNamed(opts.from)
+      : (detectFormat(bytes.subarray(0, HEAD_BYTES).toString('latin1')) ??
+        unknownFormat(name, bytes));
+  if (format === undefined)
+    throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
   if (format === 'native') {
     const parser = new TraceParser(name, sink);
     parser.push(bytes);
@@ -140,7 +182,14 @@ export function importText(text: string | Uint8Array, name: string, sink: TraceS
 function unknownFormat(name: string, head: Uint8Array): never {
   const text = Buffer.from(head.buffer, head.byteOffset, head.byteLength).toString('utf8');
   const first = text.split('\n').find((l) => l.trim() !== '');
-  if (first === undefined) throw new TraceReadError(name, `is empty: no trace to read (give --from to read an empty ${FORMATS.join('/')} trace)`);
+  if (first === undefined)
+    throw new TraceReadError(
+      name,
+      `is empty: no trace to read (give --from to read an empty ${FORMATS.join('/')} trace)`,
+    );
   const shown = first.length > 80 ? first.slice(0, 80) + '...' : first;
-  throw new TraceReadError(name, `cannot tell which format this is (it starts with '${shown.replace(/[\x00-\x1f\x7f]/g, '?')}'); give --from ${FORMATS.join('|')}`);
+  throw new TraceReadError(
+    name,
+    `cannot tell which format this is (it starts with '${shown.replace(/[\x00-\x1f\x7f]/g, '?')}'); give --from ${FORMATS.join('|')}`,
+  );
 }

@@ -72,21 +72,39 @@ export class LogallocImporter extends LineImporter {
     sc.blanks();
     if (sc.atEnd()) return;
     const pid = sc.dec();
-    if (pid < 0 || sc.blanks() === 0) this.core.fail(no, `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`);
+    if (pid < 0 || sc.blanks() === 0)
+      this.core.fail(
+        no,
+        `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`,
+      );
     let tid = pid;
     const c0 = sc.peek();
     if (c0 >= 0x30 && c0 <= 0x39) {
       tid = sc.dec();
-      if (sc.blanks() === 0) this.core.fail(no, `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`);
+      if (sc.blanks() === 0)
+        this.core.fail(
+          no,
+          `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`,
+        );
     }
     const nameStart = sc.i;
     while (!sc.atEnd()) {
       const c = sc.peek();
-      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x5f)) break;
+      if (!(
+        (c >= 0x61 && c <= 0x7a) ||
+        (c >= 0x41 && c <= 0x5a) ||
+        (c >= 0x30 && c <= 0x39) ||
+        c === 0x5f
+      ))
+        break;
       sc.i++;
     }
     const nameEnd = sc.i;
-    if (nameEnd === nameStart || !sc.eat(LPAREN)) this.core.fail(no, `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`);
+    if (nameEnd === nameStart || !sc.eat(LPAREN))
+      this.core.fail(
+        no,
+        `not a logalloc line: '${lineShown(b, s, e)}' (expected 'PID TID FUNCTION(ARGS)=RESULT')`,
+      );
 
     if (this.pid < 0) {
       this.pid = pid;
@@ -107,7 +125,8 @@ export class LogallocImporter extends LineImporter {
     const spec = fn.args;
     let ni = 0;
     for (let k = 0; k < spec.length; k++) {
-      if (k > 0 && !sc.eat(COMMA)) this.core.fail(no, `${spec.length} arguments expected in '${lineShown(b, s, e)}'`);
+      if (k > 0 && !sc.eat(COMMA))
+        this.core.fail(no, `${spec.length} arguments expected in '${lineShown(b, s, e)}'`);
       sc.blanks();
       if (spec[k] === 'p') {
         if (!this.pointer(no, b, s, e)) this.core.fail(no, `pointer expected at '${sc.rest()}'`);
@@ -120,12 +139,18 @@ export class LogallocImporter extends LineImporter {
       }
       sc.blanks();
     }
-    if (!sc.eat(RPAREN)) this.core.fail(no, `')' expected at '${sc.rest()}' (${spec.length} argument${spec.length === 1 ? '' : 's'} for ${b.toString('latin1', nameStart, nameEnd)})`);
+    if (!sc.eat(RPAREN))
+      this.core.fail(
+        no,
+        `')' expected at '${sc.rest()}' (${spec.length} argument${spec.length === 1 ? '' : 's'} for ${b.toString('latin1', nameStart, nameEnd)})`,
+      );
     let outKey = 0;
     let outText = NULL_TOKEN;
     if (fn.result) {
-      if (!sc.eat(EQUALS)) this.core.fail(no, `'=RESULT' expected after the call: '${lineShown(b, s, e)}'`);
-      if (!this.pointer(no, b, s, e)) this.core.fail(no, `pointer expected as the result at '${sc.rest()}'`);
+      if (!sc.eat(EQUALS))
+        this.core.fail(no, `'=RESULT' expected after the call: '${lineShown(b, s, e)}'`);
+      if (!this.pointer(no, b, s, e))
+        this.core.fail(no, `pointer expected as the result at '${sc.rest()}'`);
       outKey = sc.key;
       outText = sc.text;
     }
@@ -183,7 +208,8 @@ export class LogallocImporter extends LineImporter {
     if (sc.peek() === HASH) {
       const start = sc.i;
       sc.i++;
-      if (sc.dec() < 0) this.core.fail(no, `slot number expected after '#' in '${lineShown(b, s, e)}'`);
+      if (sc.dec() < 0)
+        this.core.fail(no, `slot number expected after '#' in '${lineShown(b, s, e)}'`);
       sc.key = NO_KEY;
       sc.text = sc.textFrom(start);
       return true;

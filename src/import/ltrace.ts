@@ -57,7 +57,9 @@ const FUNCTIONS: ReadonlyMap<string, { op: OpCode; args: string }> = new Map([
 ]);
 
 /** Functions whose result ptsim cannot know from ltrace's line. */
-const UNUSABLE: ReadonlyMap<string, string> = new Map([['posix_memalign', 'posix_memalign (ltrace does not show the block it stores)']]);
+const UNUSABLE: ReadonlyMap<string, string> = new Map([
+  ['posix_memalign', 'posix_memalign (ltrace does not show the block it stores)'],
+]);
 
 /** A call left unfinished: its name and the arguments written so far, by thread. */
 interface Unfinished {
@@ -92,7 +94,8 @@ export class LtraceImporter extends LineImporter {
     let pid = 0;
     if (sc.eatText('[pid ')) {
       pid = sc.dec();
-      if (pid < 0 || !sc.eat(0x5d)) this.core.fail(no, `malformed '[pid N]' prefix: '${lineShown(b, s, e)}'`);
+      if (pid < 0 || !sc.eat(0x5d))
+        this.core.fail(no, `malformed '[pid N]' prefix: '${lineShown(b, s, e)}'`);
       sc.blanks();
     } else {
       const at = sc.i;
@@ -134,13 +137,22 @@ export class LtraceImporter extends LineImporter {
       break;
     }
     const nameEnd = sc.i;
-    if (nameEnd === nameStart || !sc.eat(0x28)) this.core.fail(no, `not an ltrace line: '${lineShown(b, s, e)}' (expected 'FUNCTION(ARGS) = RESULT')`);
+    if (nameEnd === nameStart || !sc.eat(0x28))
+      this.core.fail(
+        no,
+        `not an ltrace line: '${lineShown(b, s, e)}' (expected 'FUNCTION(ARGS) = RESULT')`,
+      );
     const name = this.nameOf(b, nameStart, nameEnd);
     const fn = FUNCTIONS.get(name);
     const unfinishedAt = this.findUnfinished(b, sc.i, e);
     if (unfinishedAt >= 0) {
       // Only our functions are kept; the resumed line of any other is skipped by its name.
-      if (fn !== undefined) this.unfinished.set(pid, { name, args: b.toString('latin1', sc.i, unfinishedAt), line: no });
+      if (fn !== undefined)
+        this.unfinished.set(pid, {
+          name,
+          args: b.toString('latin1', sc.i, unfinishedAt),
+          line: no,
+        });
       return;
     }
     if (fn === undefined) {
@@ -152,19 +164,36 @@ export class LtraceImporter extends LineImporter {
 
   protected override flush(): void {
     for (const u of this.unfinished.values()) {
-      this.core.warn(u.line, 'call never resumed', `${u.name}(${u.args.trim()} <unfinished ...> is never resumed (the log was cut short?): ignored`, true);
+      this.core.warn(
+        u.line,
+        'call never resumed',
+        `${u.name}(${u.args.trim()} <unfinished ...> is never resumed (the log was cut short?): ignored`,
+        true,
+      );
     }
     this.unfinished.clear();
   }
 
   /** `<... NAME resumed> REST`: completes the call left unfinished by the same pid. */
-  private resumed(b: Buffer, s: number, e: number, no: number, pid: number, tid: number, time: number): void {
+  private resumed(
+    b: Buffer,
+    s: number,
+    e: number,
+    no: number,
+    pid: number,
+    tid: number,
+    time: number,
+  ): void {
     const sc = this.scan;
     const ns = sc.i;
     while (!sc.atEnd() && sc.peek() !== 0x20) sc.i++;
     const name = b.toString('latin1', ns, sc.i);
     sc.blanks();
-    if (!sc.eatText('resumed>')) this.core.fail(no, `malformed resumed line: '${lineShown(b, s, e)}' (expected '<... NAME resumed> ...')`);
+    if (!sc.eatText('resumed>'))
+      this.core.fail(
+        no,
+        `malformed resumed line: '${lineShown(b, s, e)}' (expected '<... NAME resumed> ...')`,
+      );
     const fn = FUNCTIONS.get(name);
     if (fn === undefined) {
       this.core.skip(UNUSABLE.get(name) ?? `function ${name}`);
@@ -172,7 +201,12 @@ export class LtraceImporter extends LineImporter {
     }
     const u = this.unfinished.get(pid);
     if (u === undefined || u.name !== name) {
-      this.core.warn(no, 'resumed call never started', `'<... ${name} resumed>' without the unfinished ${name} call of this thread before it: ignored`, true);
+      this.core.warn(
+        no,
+        'resumed call never started',
+        `'<... ${name} resumed>' without the unfinished ${name} call of this thread before it: ignored`,
+        true,
+      );
       return;
     }
     this.unfinished.delete(pid);
@@ -185,14 +219,25 @@ export class LtraceImporter extends LineImporter {
    * Reads `ARGS) = RESULT [<DURATION>]` from b[s, e) (just after the opening parenthesis) for
    * function `name`, and submits the call.
    */
-  private call(op: OpCode, spec: string, name: string, b: Buffer, s: number, e: number, no: number, tid: number, time: number): void {
+  private call(
+    op: OpCode,
+    spec: string,
+    name: string,
+    b: Buffer,
+    s: number,
+    e: number,
+    no: number,
+    tid: number,
+    time: number,
+  ): void {
     const sc = this.scan.set(b, s, e);
     let inKey = 0;
     let inText = NULL_TOKEN;
     let ni = 0;
     for (let k = 0; k < spec.length; k++) {
       sc.blanks();
-      if (k > 0 && !sc.eat(0x2c)) this.core.fail(no, `${name}: ${spec.length} arguments expected, at '${sc.rest()}'`);
+      if (k > 0 && !sc.eat(0x2c))
+        this.core.fail(no, `${name}: ${spec.length} arguments expected, at '${sc.rest()}'`);
       sc.blanks();
       const kind = spec[k];
       if (kind === 'p') {
@@ -215,9 +260,11 @@ export class LtraceImporter extends LineImporter {
     let outKey = 0;
     let outText = NULL_TOKEN;
     if (op === Op.free) {
-      if (!sc.eatText('<void>')) this.core.fail(no, `${name}: '<void>' expected as the result, found '${sc.rest()}'`);
+      if (!sc.eatText('<void>'))
+        this.core.fail(no, `${name}: '<void>' expected as the result, found '${sc.rest()}'`);
     } else {
-      if (!sc.ptr(true)) this.core.fail(no, `${name}: a pointer expected as the result, found '${sc.rest()}'`);
+      if (!sc.ptr(true))
+        this.core.fail(no, `${name}: a pointer expected as the result, found '${sc.rest()}'`);
       outKey = sc.key;
       outText = sc.text;
     }
@@ -295,7 +342,12 @@ export class LtraceImporter extends LineImporter {
     } else if (sc.peek() === 0x2e) {
       whole = a;
       // -r counts from the previous line and starts at 0; -ttt counts from 1970.
-      kind = this.clockKind === 'relative' || this.clockKind === 'epoch' ? this.clockKind : a < 1e8 ? 'relative' : 'epoch';
+      kind =
+        this.clockKind === 'relative' || this.clockKind === 'epoch'
+          ? this.clockKind
+          : a < 1e8
+            ? 'relative'
+            : 'epoch';
     } else {
       sc.i = at;
       return -1;
@@ -306,7 +358,8 @@ export class LtraceImporter extends LineImporter {
       return -1;
     }
     if (this.clockKind === 'none') this.clockKind = kind;
-    else if (kind !== this.clockKind) this.core.fail(no, 'the timestamps change style in the middle of the log');
+    else if (kind !== this.clockKind)
+      this.core.fail(no, 'the timestamps change style in the middle of the log');
     if (kind === 'relative') {
       this.relNs += whole * 1e9 + frac;
       return this.relNs;

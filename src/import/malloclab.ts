@@ -46,30 +46,45 @@ export class MalloclabImporter extends LineImporter {
       const v = sc.dec();
       sc.blanks();
       if (v < 0 || !sc.atEnd()) {
-        this.core.fail(no, `header line ${this.headerValues.length + 1} of a malloclab trace should be the ${HEADER[this.headerValues.length]} (one number), not '${lineShown(b, s, e)}'`);
+        this.core.fail(
+          no,
+          `header line ${this.headerValues.length + 1} of a malloclab trace should be the ${HEADER[this.headerValues.length]} (one number), not '${lineShown(b, s, e)}'`,
+        );
       }
       this.headerValues.push(v);
       if (this.headerValues.length === HEADER.length) {
-        this.core.header.facts.set('malloclab', `heap ${this.headerValues[0]} ids ${this.headerValues[1]} requests ${this.headerValues[2]} weight ${this.headerValues[3]}`);
+        this.core.header.facts.set(
+          'malloclab',
+          `heap ${this.headerValues[0]} ids ${this.headerValues[1]} requests ${this.headerValues[2]} weight ${this.headerValues[3]}`,
+        );
       }
       return;
     }
     const kind = sc.peek();
     sc.i++;
     if ((kind !== 0x61 && kind !== 0x72 && kind !== 0x66) || sc.blanks() === 0) {
-      this.core.fail(no, `not a malloclab request: '${lineShown(b, s, e)}' (expected 'a ID BYTES', 'r ID BYTES' or 'f ID')`);
+      this.core.fail(
+        no,
+        `not a malloclab request: '${lineShown(b, s, e)}' (expected 'a ID BYTES', 'r ID BYTES' or 'f ID')`,
+      );
     }
     const id = sc.dec();
     if (id < 0) this.core.fail(no, `block id expected at '${sc.rest()}'`);
     let bytes = 0;
     if (kind !== 0x66) {
-      if (sc.blanks() === 0 || (bytes = this.size(sc.dec(), no)) < 0) this.core.fail(no, `size in bytes expected after the id in '${lineShown(b, s, e)}'`);
+      if (sc.blanks() === 0 || (bytes = this.size(sc.dec(), no)) < 0)
+        this.core.fail(no, `size in bytes expected after the id in '${lineShown(b, s, e)}'`);
     }
     sc.blanks();
     if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' at the end of the request`);
     this.requests++;
     const ids = this.headerValues[1]!;
-    if (id >= ids) this.core.warn(no, 'id out of range', `block id ${id} is not below the header's number of ids (${ids})`);
+    if (id >= ids)
+      this.core.warn(
+        no,
+        'id out of range',
+        `block id ${id} is not below the header's number of ids (${ids})`,
+      );
 
     const name = this.names[id] ?? (this.names[id] = `id${id}`);
     const c = this.core.call;
@@ -102,14 +117,29 @@ export class MalloclabImporter extends LineImporter {
 
   protected override flush(): void {
     if (this.headerValues.length < HEADER.length) {
-      if (this.lastLine > 0 || this.headerValues.length > 0) this.core.warn(this.lastLine, 'incomplete header', `the file ends inside the four header lines of a malloclab trace (cut short?)`, true);
+      if (this.lastLine > 0 || this.headerValues.length > 0)
+        this.core.warn(
+          this.lastLine,
+          'incomplete header',
+          `the file ends inside the four header lines of a malloclab trace (cut short?)`,
+          true,
+        );
       return;
     }
     const announced = this.headerValues[2]!;
     if (this.requests < announced) {
-      this.core.warn(this.lastLine, 'fewer requests', `the header announces ${announced} requests but the file has ${this.requests} (cut short?)`, true);
+      this.core.warn(
+        this.lastLine,
+        'fewer requests',
+        `the header announces ${announced} requests but the file has ${this.requests} (cut short?)`,
+        true,
+      );
     } else if (this.requests > announced) {
-      this.core.warn(this.lastLine, 'more requests', `the header announces ${announced} requests but the file has ${this.requests}`);
+      this.core.warn(
+        this.lastLine,
+        'more requests',
+        `the header announces ${announced} requests but the file has ${this.requests}`,
+      );
     }
   }
 }

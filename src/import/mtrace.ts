@@ -64,27 +64,44 @@ export class MtraceImporter extends LineImporter {
     const f = this.f;
     let form = 0;
     let fieldStart = 0;
-    if (n === 3 && f[1]! - f[0]! === 1 && (b[f[0]!] === PLUS || b[f[0]!] === GT || b[f[0]!] === BANG)) {
+    if (
+      n === 3 &&
+      f[1]! - f[0]! === 1 &&
+      (b[f[0]!] === PLUS || b[f[0]!] === GT || b[f[0]!] === BANG)
+    ) {
       form = b[f[0]!]!;
       fieldStart = f[0]!;
     } else if (n >= 2 && f[3]! - f[2]! === 1 && (b[f[2]!] === MINUS || b[f[2]!] === LT)) {
       form = b[f[2]!]!;
       fieldStart = f[2]!;
     }
-    if (form === 0) this.core.fail(no, `not an mtrace record: '${lineShown(b, s, e)}' (expected '+ PTR SIZE', '- PTR', '< PTR', '> PTR SIZE' or '! PTR SIZE', after an optional '@ caller')`);
-    if (fieldStart > s && b[s] !== AT) this.core.fail(no, `unexpected text before the record: '${lineShown(b, s, fieldStart)}' (a caller is written '@ ...')`);
+    if (form === 0)
+      this.core.fail(
+        no,
+        `not an mtrace record: '${lineShown(b, s, e)}' (expected '+ PTR SIZE', '- PTR', '< PTR', '> PTR SIZE' or '! PTR SIZE', after an optional '@ caller')`,
+      );
+    if (fieldStart > s && b[s] !== AT)
+      this.core.fail(
+        no,
+        `unexpected text before the record: '${lineShown(b, s, fieldStart)}' (a caller is written '@ ...')`,
+      );
 
     const scan = this.scan;
     const three = form === PLUS || form === GT || form === BANG;
     scan.set(b, three ? f[2]! : f[4]!, three ? f[3]! : f[5]!);
-    if (!scan.ptr(true) || !scan.atEnd()) this.core.fail(no, `'${lineShown(b, scan.i, scan.e)}' is not a pointer (expected 0x... or (nil))`);
+    if (!scan.ptr(true) || !scan.atEnd())
+      this.core.fail(
+        no,
+        `'${lineShown(b, scan.i, scan.e)}' is not a pointer (expected 0x... or (nil))`,
+      );
     const key = scan.key;
     const text = scan.text;
     let size = 0;
     if (three) {
       scan.set(b, f[4]!, f[5]!);
       size = this.size(scan.num(), no);
-      if (size < 0 || !scan.atEnd()) this.core.fail(no, `'${lineShown(b, f[4]!, f[5]!)}' is not a size`);
+      if (size < 0 || !scan.atEnd())
+        this.core.fail(no, `'${lineShown(b, f[4]!, f[5]!)}' is not a size`);
     }
 
     if (this.openLine > 0 && form !== GT) this.unpaired(no);
@@ -106,14 +123,17 @@ export class MtraceImporter extends LineImporter {
         this.tokens(key, text, 0, NULL_TOKEN);
         break;
       case LT:
-        if (key === 0) this.core.fail(no, "a '<' record needs the pointer being reallocated, not NULL");
+        if (key === 0)
+          this.core.fail(no, "a '<' record needs the pointer being reallocated, not NULL");
         this.openLine = no;
         this.openKey = key;
         this.openText = key === NO_KEY ? text : NULL_TOKEN;
         return;
       case GT:
-        if (this.openLine === 0) this.core.fail(no, "a '>' record (realloc's new block) without the '<' record before it");
-        if (key === 0) this.core.fail(no, "a '>' record with a NULL block (a failed realloc is written '!')");
+        if (this.openLine === 0)
+          this.core.fail(no, "a '>' record (realloc's new block) without the '<' record before it");
+        if (key === 0)
+          this.core.fail(no, "a '>' record with a NULL block (a failed realloc is written '!')");
         c.op = Op.realloc;
         c.n1 = size;
         this.tokens(this.openKey, this.openText, key, text);
@@ -131,7 +151,12 @@ export class MtraceImporter extends LineImporter {
 
   protected override flush(): void {
     if (this.openLine > 0) {
-      this.core.warn(this.openLine, 'incomplete last line', "the log ends after a realloc's '<' record, without its '>' record (cut short?): the realloc is ignored", true);
+      this.core.warn(
+        this.openLine,
+        'incomplete last line',
+        "the log ends after a realloc's '<' record, without its '>' record (cut short?): the realloc is ignored",
+        true,
+      );
       this.openLine = 0;
     }
   }
@@ -145,7 +170,10 @@ export class MtraceImporter extends LineImporter {
   }
 
   private unpaired(no: number): never {
-    this.core.fail(no, `the realloc at line ${this.openLine} ('<' record) is not followed by its '>' record`);
+    this.core.fail(
+      no,
+      `the realloc at line ${this.openLine} ('<' record) is not followed by its '>' record`,
+    );
   }
 
   /**

@@ -84,7 +84,8 @@ export function headerLines(h: TraceHeader): string {
   let s = '';
   for (const [k, v] of h.env) s += `# env ${k}=${v}\n`;
   if (h.nprocs !== undefined) s += `# nprocs ${h.nprocs}\n`;
-  for (const [k, v] of h.facts) s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
+  for (const [k, v] of h.facts)
+    s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
   return s;
 }
 

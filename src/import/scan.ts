@@ -91,7 +91,8 @@ export class Scan {
       this.i++;
     }
     // Doubles cannot tell 2^64 - 1 from 2^64: long spellings are compared as text.
-    this.big = this.i - s >= 20 && tooBig(this.b.toString('latin1', s, this.i), '18446744073709551615');
+    this.big =
+      this.i - s >= 20 && tooBig(this.b.toString('latin1', s, this.i), '18446744073709551615');
     return this.i > s ? v : -1;
   }
 
@@ -105,14 +106,21 @@ export class Scan {
       v = v * 16 + d;
       this.i++;
     }
-    this.big = this.i - s > 16 && tooBig(this.b.toString('latin1', s, this.i).toLowerCase(), 'ffffffffffffffff');
+    this.big =
+      this.i - s > 16 &&
+      tooBig(this.b.toString('latin1', s, this.i).toLowerCase(), 'ffffffffffffffff');
     return this.i > s ? v : -1;
   }
 
   /** A number written in decimal or with a 0x prefix in hex; -1 when there is none. */
   num(): number {
     const b = this.b;
-    if (this.e - this.i > 2 && b[this.i] === 0x30 && (b[this.i + 1]! | 0x20) === 0x78 && hexDigit(b[this.i + 2]!) >= 0) {
+    if (
+      this.e - this.i > 2 &&
+      b[this.i] === 0x30 &&
+      (b[this.i + 1]! | 0x20) === 0x78 &&
+      hexDigit(b[this.i + 2]!) >= 0
+    ) {
       this.i += 2;
       const v = this.hex();
       this.numStart -= 2;
@@ -131,7 +139,10 @@ export class Scan {
     const b = this.b;
     const s = this.i;
     const c0 = this.i < this.e ? b[this.i]! : -1;
-    if ((c0 === 0x28 || c0 === 0x6e || c0 === 0x4e) && (this.eatText('(nil)') || this.eatText('nil') || this.eatText('NULL'))) {
+    if (
+      (c0 === 0x28 || c0 === 0x6e || c0 === 0x4e) &&
+      (this.eatText('(nil)') || this.eatText('nil') || this.eatText('NULL'))
+    ) {
       this.key = 0;
       this.text = NULL_TOKEN;
       return true;

@@ -14,7 +14,21 @@
  *    ReplayError that says so.
  */
 
-import { blockLocation, type BlockLocation, libcCalloc, libcFree, libcMalloc, libcMemalign, libcPvalloc, libcRealloc, libcValloc, mallocTrim, mallocUsableSize, mallopt, ptmallocInit } from '../core/api.js';
+import {
+  blockLocation,
+  type BlockLocation,
+  libcCalloc,
+  libcFree,
+  libcMalloc,
+  libcMemalign,
+  libcPvalloc,
+  libcRealloc,
+  libcValloc,
+  mallocTrim,
+  mallocUsableSize,
+  mallopt,
+  ptmallocInit,
+} from '../core/api.js';
 import { NIL } from '../core/chunks.js';
 import { GlibcAbort, type GlibcAbortMessage } from '../core/errors.js';
 import { freeAgainVerdict, reallocAgainVerdict } from '../core/free-checks.js';
@@ -309,12 +323,16 @@ export class Replayer implements TraceSink {
       if (old !== NIL) this.forget(ev, id, key, text, oldMem);
       if (outKey(ev) === 0 && old !== NIL && p !== NIL && ev.n1 !== 0) {
         // The recorded realloc failed, so the program still uses OLD: it now names the new block.
-        this.warn(ev, `the recording says this realloc failed; ${tokenName(key, text)} now names the block ptsim returned`);
+        this.warn(
+          ev,
+          `the recording says this realloc failed; ${tokenName(key, text)} now names the block ptsim returned`,
+        );
         this.tokens.keep(id, key, text, p);
       } else {
         this.bind(ev, p);
       }
-      if (p !== NIL && ev.n1 > oldReq) this.kernel.touchRange(ck.addr[p]! + 16 + oldReq, ev.n1 - oldReq);
+      if (p !== NIL && ev.n1 > oldReq)
+        this.kernel.touchRange(ck.addr[p]! + 16 + oldReq, ev.n1 - oldReq);
     }
     return p;
   }
@@ -326,7 +344,16 @@ export class Replayer implements TraceSink {
     if (p === NIL) return { i: ev.index, op, tid: ev.tid, ptr: null, brk: this.brk() };
     const loc = this.loc;
     blockLocation(this.process, p, loc);
-    return { i: ev.index, op, tid: ev.tid, arena: loc.arena, heap: loc.heap, off: loc.off, usable: mallocUsableSize(this.process, p), brk: this.brk() };
+    return {
+      i: ev.index,
+      op,
+      tid: ev.tid,
+      arena: loc.arena,
+      heap: loc.heap,
+      off: loc.off,
+      usable: mallocUsableSize(this.process, p),
+      brk: this.brk(),
+    };
   }
 
   private brk(): number {
@@ -352,19 +379,31 @@ export class Replayer implements TraceSink {
     const id = this.outNumber(ev);
     const key = outKey(ev);
     if (key === 0) {
-      if (p !== NIL) this.warn(ev, 'the recording says this call returned NULL; the block ptsim returned stays live, unnamed');
+      if (p !== NIL)
+        this.warn(
+          ev,
+          'the recording says this call returned NULL; the block ptsim returned stays live, unnamed',
+        );
       return;
     }
     // The text is read only for a token without a key: a keyed token's text is never made.
     const text = key === NO_KEY ? ev.out : '';
     if (p === NIL) {
       const name = tokenName(key, text);
-      this.warn(ev, `ptsim's allocator returned NULL where the recording got ${name}; later frees of ${name} are ignored`);
+      this.warn(
+        ev,
+        `ptsim's allocator returned NULL where the recording got ${name}; later frees of ${name} are ignored`,
+      );
       this.deadTokens.set(key, text, 0);
       return;
     }
     if (this.tokens.bind(id, key, text, p) !== NIL) {
-      throw new ReplayError(this.file, ev.line, ev.index, `token ${tokenName(key, text)} is reused while still live (it was never freed)`);
+      throw new ReplayError(
+        this.file,
+        ev.line,
+        ev.index,
+        `token ${tokenName(key, text)} is reused while still live (it was never freed)`,
+      );
     }
   }
 
@@ -418,17 +457,35 @@ export class Replayer implements TraceSink {
       }
     }
     if (slot < 0) {
-      throw new ReplayError(this.file, ev.line, ev.index, `${what} of ${name}, which is not a live block (never allocated, or freed long ago)`);
+      throw new ReplayError(
+        this.file,
+        ev.line,
+        ev.index,
+        `${what} of ${name}, which is not a live block (never allocated, or freed long ago)`,
+      );
     }
     // glibc is handed the old address again: what would it make of it now?
     const mem = this.freedMem[slot]!;
-    const verdict = what === 'realloc' ? reallocAgainVerdict(this.process, mem, ev.n1) : freeAgainVerdict(this.process, mem);
+    const verdict =
+      what === 'realloc'
+        ? reallocAgainVerdict(this.process, mem, ev.n1)
+        : freeAgainVerdict(this.process, mem);
     const already = `${what} of ${name}, which was already freed at line ${this.freedLine[slot]}`;
     if (verdict === 'undetected') {
-      throw new ReplayError(this.file, ev.line, ev.index, `${already}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`);
+      throw new ReplayError(
+        this.file,
+        ev.line,
+        ev.index,
+        `${already}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+      );
     }
     if (verdict === 'unknown') {
-      throw new ReplayError(this.file, ev.line, ev.index, `${already}: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`);
+      throw new ReplayError(
+        this.file,
+        ev.line,
+        ev.index,
+        `${already}: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`,
+      );
     }
     throw new GlibcAbort(verdict);
   }

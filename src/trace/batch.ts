@@ -74,7 +74,13 @@ export class EventBatch {
 
   /** The message that sends this batch; the batch must not be used afterwards. */
   message(): BatchMessage {
-    return { kind: 'events', buffer: this.buffer, count: this.count, firstIndex: this.firstIndex, texts: this.texts };
+    return {
+      kind: 'events',
+      buffer: this.buffer,
+      count: this.count,
+      firstIndex: this.firstIndex,
+      texts: this.texts,
+    };
   }
 
   /** Appends a copy of ev. Returns true when the batch is full. */

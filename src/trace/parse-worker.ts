@@ -18,7 +18,13 @@ import { EventBatch } from './batch.js';
 import type { ReadEvent } from './event.js';
 import type { TraceReadResult } from './parser.js';
 import { streamTraceFile } from './reader.js';
-import { TraceReadError, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from './types.js';
+import {
+  TraceReadError,
+  TraceSyntaxError,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from './types.js';
 
 /** What the parent gives the worker. */
 export interface ParseWorkerInput {
@@ -79,7 +85,13 @@ try {
   send({ kind: 'end', result });
 } catch (e) {
   sink.flush();
-  if (e instanceof TraceSyntaxError) send({ kind: 'syntax', file: e.file, line: e.line, detail: e.detail });
+  if (e instanceof TraceSyntaxError)
+    send({ kind: 'syntax', file: e.file, line: e.line, detail: e.detail });
   else if (e instanceof TraceReadError) send({ kind: 'read', file: e.file, detail: e.detail });
-  else send({ kind: 'crash', message: String(e instanceof Error ? e.message : e), stack: e instanceof Error ? (e.stack ?? '') : '' });
+  else
+    send({
+      kind: 'crash',
+      message: String(e instanceof Error ? e.message : e),
+      stack: e instanceof Error ? (e.stack ?? '') : '',
+    });
 }

@@ -37,7 +37,18 @@ import { isUtf8 } from 'node:buffer';
 import { ReadEvent } from './event.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
-import { LINE_TOO_LONG, MAX_HEADER_COMMENTS, MAX_LINE, NULL_TOKEN, OP_NAMES, Op, TraceSyntaxError, type OpCode, type TraceHeader, type TraceSink } from './types.js';
+import {
+  LINE_TOO_LONG,
+  MAX_HEADER_COMMENTS,
+  MAX_LINE,
+  NULL_TOKEN,
+  OP_NAMES,
+  Op,
+  TraceSyntaxError,
+  type OpCode,
+  type TraceHeader,
+  type TraceSink,
+} from './types.js';
 import { MALLOPT_PARAMS } from '../core/constants.js';
 
 /** What reading a whole trace found. */
@@ -89,7 +100,9 @@ interface FastSliceBuffer extends Buffer {
 
 /** A view of the same bytes as a Buffer (no copy), so that the parser only ever sees one kind of array. */
 function asBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  return Buffer.isBuffer(chunk)
+    ? chunk
+    : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
 
 /**
@@ -99,12 +112,21 @@ function asBuffer(chunk: Uint8Array): Buffer {
 function opCode(b: Buffer, s: number, e: number): number {
   switch (e - s) {
     case 4:
-      if (b[s] === 0x66 && b[s + 1] === 0x72 && b[s + 2] === 0x65 && b[s + 3] === 0x65) return Op.free;
-      if (b[s] === 0x65 && b[s + 1] === 0x78 && b[s + 2] === 0x69 && b[s + 3] === 0x74) return Op.exit;
+      if (b[s] === 0x66 && b[s + 1] === 0x72 && b[s + 2] === 0x65 && b[s + 3] === 0x65)
+        return Op.free;
+      if (b[s] === 0x65 && b[s + 1] === 0x78 && b[s + 2] === 0x69 && b[s + 3] === 0x74)
+        return Op.exit;
       return -1;
     case 6:
       // malloc, calloc, valloc: "alloc" after one letter
-      if (b[s + 1] !== 0x61 || b[s + 2] !== 0x6c || b[s + 3] !== 0x6c || b[s + 4] !== 0x6f || b[s + 5] !== 0x63) return -1;
+      if (
+        b[s + 1] !== 0x61 ||
+        b[s + 2] !== 0x6c ||
+        b[s + 3] !== 0x6c ||
+        b[s + 4] !== 0x6f ||
+        b[s + 5] !== 0x63
+      )
+        return -1;
       if (b[s] === 0x6d) return Op.malloc;
       if (b[s] === 0x63) return Op.calloc;
       if (b[s] === 0x76) return Op.valloc;
@@ -164,37 +186,317 @@ function asciiString(b: Buffer, s: number, e: number): string {
     case 8:
       return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7]);
     case 9:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+      );
     case 10:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+      );
     case 11:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+      );
     case 12:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+      );
     case 13:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+      );
     case 14:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+      );
     case 15:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+      );
     case 16:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+      );
     case 17:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+      );
     case 18:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+      );
     case 19:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+      );
     case 20:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18], b[s + 19]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+        b[s + 19],
+      );
     case 21:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18], b[s + 19], b[s + 20]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+        b[s + 19],
+        b[s + 20],
+      );
     case 22:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18], b[s + 19], b[s + 20], b[s + 21]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+        b[s + 19],
+        b[s + 20],
+        b[s + 21],
+      );
     case 23:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18], b[s + 19], b[s + 20], b[s + 21], b[s + 22]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+        b[s + 19],
+        b[s + 20],
+        b[s + 21],
+        b[s + 22],
+      );
     case 24:
-      return fcc(b[s], b[s + 1], b[s + 2], b[s + 3], b[s + 4], b[s + 5], b[s + 6], b[s + 7], b[s + 8], b[s + 9], b[s + 10], b[s + 11], b[s + 12], b[s + 13], b[s + 14], b[s + 15], b[s + 16], b[s + 17], b[s + 18], b[s + 19], b[s + 20], b[s + 21], b[s + 22], b[s + 23]);
+      return fcc(
+        b[s],
+        b[s + 1],
+        b[s + 2],
+        b[s + 3],
+        b[s + 4],
+        b[s + 5],
+        b[s + 6],
+        b[s + 7],
+        b[s + 8],
+        b[s + 9],
+        b[s + 10],
+        b[s + 11],
+        b[s + 12],
+        b[s + 13],
+        b[s + 14],
+        b[s + 15],
+        b[s + 16],
+        b[s + 17],
+        b[s + 18],
+        b[s + 19],
+        b[s + 20],
+        b[s + 21],
+        b[s + 22],
+        b[s + 23],
+      );
     default:
       return (b as FastSliceBuffer).latin1Slice(s, e);
   }
@@ -208,7 +510,10 @@ function asciiString(b: Buffer, s: number, e: number): string {
  */
 function tokenString(b: Buffer, s: number, e: number): string {
   for (let i = s; i < e; i++) {
-    if (b[i]! > 0x7e) return isUtf8(b.subarray(s, e)) ? b.toString('utf8', s, e) : (b as FastSliceBuffer).latin1Slice(s, e);
+    if (b[i]! > 0x7e)
+      return isUtf8(b.subarray(s, e))
+        ? b.toString('utf8', s, e)
+        : (b as FastSliceBuffer).latin1Slice(s, e);
   }
   return asciiString(b, s, e);
 }
@@ -376,32 +681,60 @@ export class TraceParser {
     let op: OpCode;
     switch (b[i]) {
       case 0x6d: // m
-        if (b[i + 1] === 0x61 && b[i + 2] === 0x6c && b[i + 3] === 0x6c && b[i + 4] === 0x6f && b[i + 5] === 0x63 && b[i + 6] === SPACE) {
+        if (
+          b[i + 1] === 0x61 &&
+          b[i + 2] === 0x6c &&
+          b[i + 3] === 0x6c &&
+          b[i + 4] === 0x6f &&
+          b[i + 5] === 0x63 &&
+          b[i + 6] === SPACE
+        ) {
           op = Op.malloc;
           i += 7;
         } else if (
-          b[i + 1] === 0x65 && b[i + 2] === 0x6d && b[i + 3] === 0x61 && b[i + 4] === 0x6c &&
-          b[i + 5] === 0x69 && b[i + 6] === 0x67 && b[i + 7] === 0x6e && b[i + 8] === SPACE
+          b[i + 1] === 0x65 &&
+          b[i + 2] === 0x6d &&
+          b[i + 3] === 0x61 &&
+          b[i + 4] === 0x6c &&
+          b[i + 5] === 0x69 &&
+          b[i + 6] === 0x67 &&
+          b[i + 7] === 0x6e &&
+          b[i + 8] === SPACE
         ) {
           op = Op.memalign;
           i += 9;
         } else return -1;
         break;
       case 0x66: // f
-        if (b[i + 1] !== 0x72 || b[i + 2] !== 0x65 || b[i + 3] !== 0x65 || b[i + 4] !== SPACE) return -1;
+        if (b[i + 1] !== 0x72 || b[i + 2] !== 0x65 || b[i + 3] !== 0x65 || b[i + 4] !== SPACE)
+          return -1;
         op = Op.free;
         i += 5;
         break;
       case 0x72: // r
         if (
-          b[i + 1] !== 0x65 || b[i + 2] !== 0x61 || b[i + 3] !== 0x6c || b[i + 4] !== 0x6c ||
-          b[i + 5] !== 0x6f || b[i + 6] !== 0x63 || b[i + 7] !== SPACE
-        ) return -1;
+          b[i + 1] !== 0x65 ||
+          b[i + 2] !== 0x61 ||
+          b[i + 3] !== 0x6c ||
+          b[i + 4] !== 0x6c ||
+          b[i + 5] !== 0x6f ||
+          b[i + 6] !== 0x63 ||
+          b[i + 7] !== SPACE
+        )
+          return -1;
         op = Op.realloc;
         i += 8;
         break;
       case 0x63: // c
-        if (b[i + 1] !== 0x61 || b[i + 2] !== 0x6c || b[i + 3] !== 0x6c || b[i + 4] !== 0x6f || b[i + 5] !== 0x63 || b[i + 6] !== SPACE) return -1;
+        if (
+          b[i + 1] !== 0x61 ||
+          b[i + 2] !== 0x6c ||
+          b[i + 3] !== 0x6c ||
+          b[i + 4] !== 0x6f ||
+          b[i + 5] !== 0x63 ||
+          b[i + 6] !== SPACE
+        )
+          return -1;
         op = Op.calloc;
         i += 7;
         break;
@@ -574,7 +907,9 @@ export class TraceParser {
       return;
     }
     if (ctl >= 0) {
-      this.fail(`unexpected control character 0x${b[ctl]!.toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`);
+      this.fail(
+        `unexpected control character 0x${b[ctl]!.toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`,
+      );
     }
     if (!this.headerSent) this.sendHeader();
 
@@ -611,7 +946,12 @@ export class TraceParser {
         break;
       case Op.calloc:
       case Op.memalign:
-        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), op === Op.calloc ? 'nmemb' : 'alignment');
+        ev.n1 = this.size(
+          b,
+          this.tokStart(k),
+          this.tokEnd(k),
+          op === Op.calloc ? 'nmemb' : 'alignment',
+        );
         ev.n2 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size');
         this.outToken(b, this.tokStart(k + 2), this.tokEnd(k + 2));
         break;
@@ -715,7 +1055,8 @@ export class TraceParser {
   private notANumber(b: Buffer, s: number, e: number, what: string): never {
     if (b[s] === MINUS && e - s > 1) {
       const digits = (b as FastSliceBuffer).latin1Slice(s + 1, e);
-      if (/^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(digits)) this.fail(`${what} ${show(b, s, e)} is negative`);
+      if (/^(?:[0-9]+|0[xX][0-9a-fA-F]+)$/.test(digits))
+        this.fail(`${what} ${show(b, s, e)} is negative`);
     }
     this.fail(`${what} '${show(b, s, e)}' is not a number`);
   }
@@ -726,10 +1067,12 @@ export class TraceParser {
     let v = 0;
     for (let i = s + 1; i < e; i++) {
       const d = b[i]! - ZERO;
-      if (d >>> 0 > 9) this.fail(`time '${show(b, s, e)}' is not '@' followed by a decimal number of nanoseconds`);
+      if (d >>> 0 > 9)
+        this.fail(`time '${show(b, s, e)}' is not '@' followed by a decimal number of nanoseconds`);
       v = v * 10 + d;
     }
-    if (v > Number.MAX_SAFE_INTEGER) this.fail(`time '${show(b, s, e)}' is out of range (more than 2^53-1)`);
+    if (v > Number.MAX_SAFE_INTEGER)
+      this.fail(`time '${show(b, s, e)}' is out of range (more than 2^53-1)`);
     return v;
   }
 
@@ -741,7 +1084,8 @@ export class TraceParser {
       if (d >>> 0 > 9) this.badTid(b, s, e);
       v = v * 10 + d;
     }
-    if (v > 0x7fffffff) this.fail(`thread number ${show(b, s, e)} is out of range (at most 2147483647)`);
+    if (v > 0x7fffffff)
+      this.fail(`thread number ${show(b, s, e)} is out of range (at most 2147483647)`);
     return v;
   }
 
@@ -774,12 +1118,17 @@ export class TraceParser {
     if ((c >= ZERO && c <= ZERO + 9) || c === MINUS) {
       const v = this.intValue(b, s, e);
       if (v === undefined) this.fail(`mallopt parameter '${text}' is not a number`);
-      if (v < -0x80000000 || v > 0x7fffffff) this.fail(`mallopt parameter ${text} is out of range (an int)`);
+      if (v < -0x80000000 || v > 0x7fffffff)
+        this.fail(`mallopt parameter ${text} is out of range (an int)`);
       return v;
     }
-    const known = Object.prototype.hasOwnProperty.call(MALLOPT_PARAMS, text) ? MALLOPT_PARAMS[text] : undefined;
+    const known = Object.prototype.hasOwnProperty.call(MALLOPT_PARAMS, text)
+      ? MALLOPT_PARAMS[text]
+      : undefined;
     if (known === undefined) {
-      this.fail(`mallopt parameter '${text}' is unknown (known: ${Object.keys(MALLOPT_PARAMS).join(', ')}, or glibc's number)`);
+      this.fail(
+        `mallopt parameter '${text}' is unknown (known: ${Object.keys(MALLOPT_PARAMS).join(', ')}, or glibc's number)`,
+      );
     }
     return known;
   }
@@ -788,7 +1137,8 @@ export class TraceParser {
   private malloptValue(b: Buffer, s: number, e: number): number {
     const v = this.intValue(b, s, e);
     if (v === undefined) this.fail(`value '${show(b, s, e)}' is not a number`);
-    if (v < -0x80000000 || v > 0xffffffff) this.fail(`value ${show(b, s, e)} is out of range for mallopt (an int)`);
+    if (v < -0x80000000 || v > 0xffffffff)
+      this.fail(`value ${show(b, s, e)} is out of range for mallopt (an int)`);
     return v;
   }
 
@@ -818,11 +1168,13 @@ export class TraceParser {
     const value = (m[2] ?? '').trim();
     if (key === 'env') {
       const eq = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(value);
-      if (eq === null) this.fail(`malformed header line '# env ${value}': expected '# env NAME=VALUE'`);
+      if (eq === null)
+        this.fail(`malformed header line '# env ${value}': expected '# env NAME=VALUE'`);
       this.header.env.push([eq[1]!, eq[2]!]);
     } else if (key === 'nprocs') {
       const n = /^[0-9]+$/.test(value) ? Number(value) : NaN;
-      if (!(n >= 1 && n <= 0x7fffffff)) this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
+      if (!(n >= 1 && n <= 0x7fffffff))
+        this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
       this.header.nprocs = n;
     } else {
       this.header.facts.set(key, value);

@@ -24,7 +24,11 @@ export { TraceReadError } from './types.js';
  * Reads a trace held in memory (text, or the bytes of a plain or compressed trace) and delivers
  * it to `sink`. `name` is the file name used in error messages.
  */
-export function readTraceText(text: string | Uint8Array, name: string, sink: TraceSink): TraceReadResult {
+export function readTraceText(
+  text: string | Uint8Array,
+  name: string,
+  sink: TraceSink,
+): TraceReadResult {
   const bytes = decompressBytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, name);
   const parser = new TraceParser(name, sink);
   parser.push(bytes);
@@ -41,9 +45,15 @@ export function readTraceText(text: string | Uint8Array, name: string, sink: Tra
  * own, which leaves the calling thread to the sink (the replay), when the machine has more than
  * one CPU; `worker` forces the choice either way. The sink sees the same calls either way.
  */
-export async function readTraceFile(path: string, sink: TraceSink, opts?: { displayName?: string; worker?: boolean }): Promise<TraceReadResult> {
+export async function readTraceFile(
+  path: string,
+  sink: TraceSink,
+  opts?: { displayName?: string; worker?: boolean },
+): Promise<TraceReadResult> {
   const name = inputName(path, opts?.displayName);
-  const worker = opts?.worker ?? (path !== '-' && availableParallelism() > 1 && fileSize(path) >= WORKER_MIN_BYTES);
+  const worker =
+    opts?.worker ??
+    (path !== '-' && availableParallelism() > 1 && fileSize(path) >= WORKER_MIN_BYTES);
   if (worker && workerAvailable()) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
 }
@@ -61,7 +71,11 @@ function fileSize(path: string): number {
  * readTraceFile in the calling thread: streams the file (or standard input) into a TraceParser
  * that calls `sink`. `name` is the file name used in error messages.
  */
-export async function streamTraceFile(path: string, name: string, sink: TraceSink): Promise<TraceReadResult> {
+export async function streamTraceFile(
+  path: string,
+  name: string,
+  sink: TraceSink,
+): Promise<TraceReadResult> {
   const parser = new TraceParser(name, sink);
   await streamInput(path, name, (chunk) => parser.push(chunk));
   return parser.end();

@@ -41,10 +41,29 @@ const PROGRAMS: Record<ByProgram, string> = { zstd: 'zstd', xz: 'xz', bzip2: 'bz
 /** What the first bytes of an input say about its compression. */
 function compressionOf(b: Uint8Array): Compression {
   if (b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
-  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd) return 'zstd';
-  if (b.length >= 6 && b[0] === 0xfd && b[1] === 0x37 && b[2] === 0x7a && b[3] === 0x58 && b[4] === 0x5a && b[5] === 0) return 'xz';
+  if (b.length >= 4 && b[0] === 0x28 && b[1] === 0xb5 && b[2] === 0x2f && b[3] === 0xfd)
+    return 'zstd';
+  if (
+    b.length >= 6 &&
+    b[0] === 0xfd &&
+    b[1] === 0x37 &&
+    b[2] === 0x7a &&
+    b[3] === 0x58 &&
+    b[4] === 0x5a &&
+    b[5] === 0
+  )
+    return 'xz';
   const level = b[3];
-  if (b.length >= 4 && b[0] === 0x42 && b[1] === 0x5a && b[2] === 0x68 && level !== undefined && level >= 0x31 && level <= 0x39) return 'bzip2';
+  if (
+    b.length >= 4 &&
+    b[0] === 0x42 &&
+    b[1] === 0x5a &&
+    b[2] === 0x68 &&
+    level !== undefined &&
+    level >= 0x31 &&
+    level <= 0x39
+  )
+    return 'bzip2';
   return 'none';
 }
 
@@ -58,7 +77,8 @@ function readError(name: string, e: unknown): unknown {
   if (!(e instanceof Error) || e instanceof TraceReadError) return e;
   const code = (e as NodeJS.ErrnoException).code;
   if (typeof code !== 'string') return e;
-  if (code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED') return new TraceReadError(name, `gzip data is corrupt or truncated (${e.message})`);
+  if (code.startsWith('Z_') || code === 'ERR_ZLIB_INITIALIZATION_FAILED')
+    return new TraceReadError(name, `gzip data is corrupt or truncated (${e.message})`);
   switch (code) {
     case 'ENOENT':
       return new TraceReadError(name, 'no such file');
@@ -74,18 +94,28 @@ function readError(name: string, e: unknown): unknown {
 
 function programMissing(name: string, kind: ByProgram): TraceReadError {
   const program = PROGRAMS[kind];
-  return new TraceReadError(name, `is ${kind}-compressed, and reading it needs the '${program}' program, which is not installed (install ${program}, or decompress the file first)`);
+  return new TraceReadError(
+    name,
+    `is ${kind}-compressed, and reading it needs the '${program}' program, which is not installed (install ${program}, or decompress the file first)`,
+  );
 }
 
 function programFailed(name: string, kind: ByProgram, detail: string): TraceReadError {
-  return new TraceReadError(name, `${kind} data is corrupt or truncated (${PROGRAMS[kind]} -dc: ${detail})`);
+  return new TraceReadError(
+    name,
+    `${kind} data is corrupt or truncated (${PROGRAMS[kind]} -dc: ${detail})`,
+  );
 }
 
 /**
  * The first bytes of a file (up to `max`) and its compression. `head` is the decompressed text
  * for a plain or gzip file, and undefined for the compressions that need a program.
  */
-export function peekInput(path: string, name: string, max: number): { compression: Compression; head?: Buffer } {
+export function peekInput(
+  path: string,
+  name: string,
+  max: number,
+): { compression: Compression; head?: Buffer } {
   let fd: number;
   try {
     fd = openSync(path, 'r');
@@ -125,9 +155,20 @@ export function decompressBytes(bytes: Uint8Array, name: string): Uint8Array {
       throw readError(name, e);
     }
   }
-  const r = spawnSync(PROGRAMS[compression], ['-dc'], { input: bytes, maxBuffer: Number.MAX_SAFE_INTEGER });
-  if (r.error !== undefined) throw (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? programMissing(name, compression) : readError(name, r.error);
-  if (r.status !== 0) throw programFailed(name, compression, r.stderr.toString('utf8').trim() || `exit status ${r.status}`);
+  const r = spawnSync(PROGRAMS[compression], ['-dc'], {
+    input: bytes,
+    maxBuffer: Number.MAX_SAFE_INTEGER,
+  });
+  if (r.error !== undefined)
+    throw (r.error as NodeJS.ErrnoException).code === 'ENOENT'
+      ? programMissing(name, compression)
+      : readError(name, r.error);
+  if (r.status !== 0)
+    throw programFailed(
+      name,
+      compression,
+      r.stderr.toString('utf8').trim() || `exit status ${r.status}`,
+    );
   return r.stdout;
 }
 
@@ -135,7 +176,11 @@ export function decompressBytes(bytes: Uint8Array, name: string): Uint8Array {
  * Streams the input at `path` (`-`: standard input) to `onChunk`, decompressed. Resolves when all
  * of it has been delivered. `name` is the file name used in messages.
  */
-export async function streamInput(path: string, name: string, onChunk: (chunk: Buffer) => void): Promise<void> {
+export async function streamInput(
+  path: string,
+  name: string,
+  onChunk: (chunk: Buffer) => void,
+): Promise<void> {
   // Errors raised by onChunk pass through as they are; only reading and decompression errors are
   // translated.
   let passThrough: unknown = undefined;
@@ -147,7 +192,10 @@ export async function streamInput(path: string, name: string, onChunk: (chunk: B
       throw e;
     }
   };
-  const source = path === '-' ? process.stdin.iterator({ destroyOnReturn: false }) : createReadStream(path, { highWaterMark: CHUNK })[Symbol.asyncIterator]();
+  const source =
+    path === '-'
+      ? process.stdin.iterator({ destroyOnReturn: false })
+      : createReadStream(path, { highWaterMark: CHUNK })[Symbol.asyncIterator]();
   try {
     // The first bytes (a pipe may deliver them a few at a time) say how the data is compressed.
     const head: Buffer[] = [];
@@ -178,7 +226,8 @@ export async function streamInput(path: string, name: string, onChunk: (chunk: B
     };
     const compression = compressionOf(first);
     if (compression === 'none') await consume(all());
-    else if (compression === 'gzip') await pipeline(all, createGunzip({ chunkSize: CHUNK }), consume);
+    else if (compression === 'gzip')
+      await pipeline(all, createGunzip({ chunkSize: CHUNK }), consume);
     else await throughProgram(compression, name, all(), consume);
   } catch (e) {
     if (e === passThrough) throw e;
@@ -195,7 +244,12 @@ export async function streamInput(path: string, name: string, onChunk: (chunk: B
  * shown to `choose`, which returns the function that then receives everything, those bytes first.
  * `choose` is called exactly once, also for an empty input.
  */
-export async function streamChosenInput(path: string, name: string, headBytes: number, choose: (head: Buffer) => (chunk: Buffer) => void): Promise<void> {
+export async function streamChosenInput(
+  path: string,
+  name: string,
+  headBytes: number,
+  choose: (head: Buffer) => (chunk: Buffer) => void,
+): Promise<void> {
   let held: Buffer[] = [];
   let heldLen = 0;
   let onChunk: ((chunk: Buffer) => void) | undefined;
@@ -221,7 +275,12 @@ export async function streamChosenInput(path: string, name: string, headBytes: n
 }
 
 /** Decompresses with an external program (`PROGRAM -dc`), input on its stdin, output streamed. */
-async function throughProgram(kind: ByProgram, name: string, input: AsyncIterable<Buffer>, consume: (out: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+async function throughProgram(
+  kind: ByProgram,
+  name: string,
+  input: AsyncIterable<Buffer>,
+  consume: (out: AsyncIterable<Buffer>) => Promise<void>,
+): Promise<void> {
   const child = spawn(PROGRAMS[kind], ['-dc'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8');
@@ -229,7 +288,9 @@ async function throughProgram(kind: ByProgram, name: string, input: AsyncIterabl
     if (stderr.length < 2000) stderr += s;
   });
   const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', (e: NodeJS.ErrnoException) => reject(e.code === 'ENOENT' ? programMissing(name, kind) : e));
+    child.on('error', (e: NodeJS.ErrnoException) =>
+      reject(e.code === 'ENOENT' ? programMissing(name, kind) : e),
+    );
     child.on('close', (code) => resolve(code));
   });
   // Awaited below, after the output is consumed; until then a failure to start must not count as

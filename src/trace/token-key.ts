@@ -52,7 +52,14 @@ export function isZeroSpelling(b: Uint8Array, s: number, e: number): boolean {
 export function tokenKey(text: string): number {
   if (text === '') return 0;
   const n = text.length;
-  if (n < 3 || n > MAX_DIGITS + 2 || text.charCodeAt(0) !== 0x30 || text.charCodeAt(1) !== 0x78 || text.charCodeAt(2) === 0x30) return NO_KEY;
+  if (
+    n < 3 ||
+    n > MAX_DIGITS + 2 ||
+    text.charCodeAt(0) !== 0x30 ||
+    text.charCodeAt(1) !== 0x78 ||
+    text.charCodeAt(2) === 0x30
+  )
+    return NO_KEY;
   let v = 0;
   for (let i = 2; i < n; i++) {
     const c = text.charCodeAt(i);

@@ -34,7 +34,11 @@ export function workerAvailable(): boolean {
  * Reads the trace file at `path` in the parse worker: the worker reads, decompresses and parses;
  * this thread only calls the sink, batch by batch. `name` is the file name used in error messages.
  */
-export function readInWorker(path: string, name: string, sink: TraceSink): Promise<TraceReadResult> {
+export function readInWorker(
+  path: string,
+  name: string,
+  sink: TraceSink,
+): Promise<TraceReadResult> {
   const inFlight = new Int32Array(new SharedArrayBuffer(4));
   const input: ParseWorkerInput = { path, name, inFlight };
   const worker = new Worker(WORKER_SCRIPT, { workerData: input });
@@ -81,6 +85,8 @@ export function readInWorker(path: string, name: string, sink: TraceSink): Promi
       }
     });
     worker.on('error', (e) => settle(e));
-    worker.on('exit', (code) => settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)));
+    worker.on('exit', (code) =>
+      settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)),
+    );
   });
 }

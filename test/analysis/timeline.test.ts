@@ -156,7 +156,13 @@ describe('timeline files', () => {
     const out: string[] = [];
     const quiet = (s: string): void => void out.push(s);
     const csv = join(dir, 't.csv');
-    expect(await replayCommand.run([LONG, '--cores', '2', '--timeline', csv, '--timeline-samples', '100'], quiet, quiet)).toBe(0);
+    expect(
+      await replayCommand.run(
+        [LONG, '--cores', '2', '--timeline', csv, '--timeline-samples', '100'],
+        quiet,
+        quiet,
+      ),
+    ).toBe(0);
     const rows = lines(csv);
     expect(rows[0]).toBe(TIMELINE_COLUMNS.join(','));
     expect(rows.length - 1).toBeLessThanOrEqual(100);
@@ -166,7 +172,13 @@ describe('timeline files', () => {
 
     for (const ext of ['jsonl', 'ndjson']) {
       const p = join(dir, `t.${ext}`);
-      expect(await replayCommand.run([LONG, '--cores', '2', '--timeline', p, '--timeline-samples', '100'], quiet, quiet)).toBe(0);
+      expect(
+        await replayCommand.run(
+          [LONG, '--cores', '2', '--timeline', p, '--timeline-samples', '100'],
+          quiet,
+          quiet,
+        ),
+      ).toBe(0);
       const objs = lines(p).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(objs).toHaveLength(rows.length - 1);
       for (const o of objs) expect(Object.keys(o)).toEqual([...TIMELINE_COLUMNS]);
@@ -200,9 +212,29 @@ describe('timeline files', () => {
 
   it('refuses other extensions and stray options before replaying', async () => {
     const noop = (): void => {};
-    await expect(replayCommand.run([SHORT, '--timeline', join(dir, 't.txt')], noop, noop)).rejects.toThrow(/\.csv.*\.jsonl/);
-    await expect(replayCommand.run([SHORT, '--timeline-every', '10'], noop, noop)).rejects.toThrow(/--timeline FILE/);
-    await expect(replayCommand.run([SHORT, '--timeline', join(dir, 'x.csv'), '--timeline-every', '5', '--timeline-every-time', '1ms'], noop, noop)).rejects.toThrow(/exclude/);
-    await expect(replayCommand.run([SHORT, '--timeline', join(dir, 'no-such-dir', 'x.csv')], noop, noop)).rejects.toThrow(/cannot write/);
+    await expect(
+      replayCommand.run([SHORT, '--timeline', join(dir, 't.txt')], noop, noop),
+    ).rejects.toThrow(/\.csv.*\.jsonl/);
+    await expect(replayCommand.run([SHORT, '--timeline-every', '10'], noop, noop)).rejects.toThrow(
+      /--timeline FILE/,
+    );
+    await expect(
+      replayCommand.run(
+        [
+          SHORT,
+          '--timeline',
+          join(dir, 'x.csv'),
+          '--timeline-every',
+          '5',
+          '--timeline-every-time',
+          '1ms',
+        ],
+        noop,
+        noop,
+      ),
+    ).rejects.toThrow(/exclude/);
+    await expect(
+      replayCommand.run([SHORT, '--timeline', join(dir, 'no-such-dir', 'x.csv')], noop, noop),
+    ).rejects.toThrow(/cannot write/);
   });
 });

@@ -33,7 +33,19 @@ describe('ptsim', () => {
     expect(top.out).toContain('replay TRACE');
     const help = ptsim(['replay', '--help']);
     expect(help.code).toBe(0);
-    for (const opt of ['--events', '--json', '--stats', '--info', '--mallopt', '--tunables', '--env', '--cores', '--brk-base', '--max-brk', '--check']) {
+    for (const opt of [
+      '--events',
+      '--json',
+      '--stats',
+      '--info',
+      '--mallopt',
+      '--tunables',
+      '--env',
+      '--cores',
+      '--brk-base',
+      '--max-brk',
+      '--check',
+    ]) {
       expect(help.out).toContain(opt);
     }
   });
@@ -56,12 +68,19 @@ describe('ptsim', () => {
   it('reads gzip traces by their magic bytes and standard input as -', () => {
     const gz = trace('z.bin', gzipSync('1 malloc 100 a\n'));
     expect(JSON.parse(ptsim(['replay', gz, '--json']).out).events).toBe(1);
-    expect(JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out).events).toBe(2);
+    expect(
+      JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out).events,
+    ).toBe(2);
   });
 
   it('writes the fidelity log', () => {
     const log = join(dir, 'events.jsonl');
-    const r = ptsim(['replay', trace('b.trace', '1 malloc 24 a\n1 realloc a 0 0\n'), '--events', log]);
+    const r = ptsim([
+      'replay',
+      trace('b.trace', '1 malloc 24 a\n1 realloc a 0 0\n'),
+      '--events',
+      log,
+    ]);
     expect(r.code).toBe(0);
     const lines = spawnSync('cat', [log], { encoding: 'utf8' }).stdout.trim().split('\n');
     expect(lines).toEqual([
@@ -86,7 +105,7 @@ describe('ptsim', () => {
     expect(r.err).toContain(`${p}:2: free of zz`);
   });
 
-  it('reports glibc\'s own abort message with the event that caused it', () => {
+  it("reports glibc's own abort message with the event that caused it", () => {
     const p = trace('df.trace', '1 malloc 24 a\n1 free a\n1 free a\n');
     const r = ptsim(['replay', p]);
     expect(r.code).toBe(3);
@@ -107,23 +126,56 @@ describe('ptsim', () => {
     expect(mallopt.err).toContain('unknown parameter');
   });
 
-  it("states the arena limit glibc applies: arena_max when set, else 8 per CPU, never below arena_test + 1", () => {
+  it('states the arena limit glibc applies: arena_max when set, else 8 per CPU, never below arena_test + 1', () => {
     // Eleven threads, each allocating once: each new thread gets an arena while the limit allows.
-    const t = trace('eleven.trace', Array.from({ length: 11 }, (_, i) => `${i + 1} malloc 10 b${i}`).join('\n') + '\n');
-    const line = (args: string[]): string => ptsim(['replay', t, ...args]).out.split('\n').find((l) => l.trimStart().startsWith('arenas '))!.trim();
-    expect(line(['--cores', '2'])).toBe("arenas                      11 (glibc's limit: 16 with 2 CPUs)");
+    const t = trace(
+      'eleven.trace',
+      Array.from({ length: 11 }, (_, i) => `${i + 1} malloc 10 b${i}`).join('\n') + '\n',
+    );
+    const line = (args: string[]): string =>
+      ptsim(['replay', t, ...args])
+        .out.split('\n')
+        .find((l) => l.trimStart().startsWith('arenas '))!
+        .trim();
+    expect(line(['--cores', '2'])).toBe(
+      "arenas                      11 (glibc's limit: 16 with 2 CPUs)",
+    );
     // arena_get2 fixes the limit only once there are more than arena_test (8) arenas: with one CPU, 9.
-    expect(line(['--cores', '1'])).toBe("arenas                      9 (glibc's limit: 9, as arena_test is 8; 8 per CPU with 1 CPU would be 8)");
-    expect(line(['--cores', '1', '--mallopt', 'M_ARENA_TEST=3'])).toBe("arenas                      8 (glibc's limit: 8 with 1 CPU)");
-    expect(line(['--cores', '2', '--env', 'MALLOC_ARENA_MAX=3'])).toBe('arenas                      3 (limit: 3, set by arena_max)');
+    expect(line(['--cores', '1'])).toBe(
+      "arenas                      9 (glibc's limit: 9, as arena_test is 8; 8 per CPU with 1 CPU would be 8)",
+    );
+    expect(line(['--cores', '1', '--mallopt', 'M_ARENA_TEST=3'])).toBe(
+      "arenas                      8 (glibc's limit: 8 with 1 CPU)",
+    );
+    expect(line(['--cores', '2', '--env', 'MALLOC_ARENA_MAX=3'])).toBe(
+      'arenas                      3 (limit: 3, set by arena_max)',
+    );
   });
 
   it('applies settings: the field report stops pinning memory with a fixed mmap threshold', () => {
-    const base = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json']).out) as { rss: number };
-    const fixed = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json', '--mallopt', 'M_MMAP_THRESHOLD=131072']).out) as { rss: number };
+    const base = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json']).out) as {
+      rss: number;
+    };
+    const fixed = JSON.parse(
+      ptsim([
+        'replay',
+        'traces/field-report.trace',
+        '--json',
+        '--mallopt',
+        'M_MMAP_THRESHOLD=131072',
+      ]).out,
+    ) as { rss: number };
     expect(base.rss).toBeGreaterThan(8 << 20);
     expect(fixed.rss).toBeLessThan(64 << 10);
-    const env = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json', '--env', 'MALLOC_MMAP_THRESHOLD_=131072']).out) as { rss: number };
+    const env = JSON.parse(
+      ptsim([
+        'replay',
+        'traces/field-report.trace',
+        '--json',
+        '--env',
+        'MALLOC_MMAP_THRESHOLD_=131072',
+      ]).out,
+    ) as { rss: number };
     expect(env.rss).toBe(fixed.rss);
   });
 });

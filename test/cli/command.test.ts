@@ -9,7 +9,10 @@ import { GlibcAborted, UsageError } from '../../src/cli/errors.js';
 import { TraceSyntaxError } from '../../src/trace/types.js';
 
 /** A command whose logic is given by the test, with one option of each kind. */
-function command(logic: (values: { count?: string; loud: boolean }, io: CommandIO) => Promise<number>, extra: { positionals?: boolean } = {}) {
+function command(
+  logic: (values: { count?: string; loud: boolean }, io: CommandIO) => Promise<number>,
+  extra: { positionals?: boolean } = {},
+) {
   return defineCommand({
     name: 'try',
     help: 'Usage: ptsim try [--count N] [--loud]',
@@ -19,10 +22,17 @@ function command(logic: (values: { count?: string; loud: boolean }, io: CommandI
   });
 }
 
-async function run(cmd: ReturnType<typeof command>, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+async function run(
+  cmd: ReturnType<typeof command>,
+  argv: string[],
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await cmd.run(argv, (s) => void (out += s), (s) => void (err += s));
+  const code = await cmd.run(
+    argv,
+    (s) => void (out += s),
+    (s) => void (err += s),
+  );
   return { code, out, err };
 }
 
@@ -37,7 +47,12 @@ describe('the command skeleton', () => {
     expect(await run(cmd, ['--count', '3', '--loud'])).toEqual({ code: 0, out: 'ran\n', err: '' });
     expect(seen).toMatchObject({ count: '3', loud: true });
     seen = null;
-    for (const h of ['-h', '--help', '--loud --help']) expect(await run(cmd, h.split(' '))).toEqual({ code: 0, out: 'Usage: ptsim try [--count N] [--loud]\n', err: '' });
+    for (const h of ['-h', '--help', '--loud --help'])
+      expect(await run(cmd, h.split(' '))).toEqual({
+        code: 0,
+        out: 'Usage: ptsim try [--count N] [--loud]\n',
+        err: '',
+      });
     expect(seen).toBeNull();
   });
 
@@ -46,7 +61,12 @@ describe('the command skeleton', () => {
     await expect(run(cmd, ['--frobnicate'])).rejects.toThrow(UsageError);
     await expect(run(cmd, ['--count'])).rejects.toThrow(/--count/);
     await expect(run(cmd, ['--help', '--frobnicate'])).rejects.toThrow(UsageError);
-    await expect(run(command(async () => 0, { positionals: false }), ['x'])).rejects.toThrow(UsageError);
+    await expect(
+      run(
+        command(async () => 0, { positionals: false }),
+        ['x'],
+      ),
+    ).rejects.toThrow(UsageError);
   });
 
   it('ends a trace mistake in one line with status 2, and glibc abort with status 3', async () => {
@@ -56,9 +76,16 @@ describe('the command skeleton', () => {
       }),
       [],
     );
-    expect(mistake).toEqual({ code: 2, out: '', err: "ptsim: t.trace:7: unknown operation 'mallok'\n" });
+    expect(mistake).toEqual({
+      code: 2,
+      out: '',
+      err: "ptsim: t.trace:7: unknown operation 'mallok'\n",
+    });
     // From a worker thread a mistake comes back as a plain Error carrying its name.
-    const fromWorker = Object.assign(new Error('t.trace:2: free of zz, which is not a live block'), { name: 'ReplayError' });
+    const fromWorker = Object.assign(
+      new Error('t.trace:2: free of zz, which is not a live block'),
+      { name: 'ReplayError' },
+    );
     expect(
       await run(
         command(async () => {
@@ -66,15 +93,27 @@ describe('the command skeleton', () => {
         }),
         [],
       ),
-    ).toEqual({ code: 2, out: '', err: 'ptsim: t.trace:2: free of zz, which is not a live block\n' });
+    ).toEqual({
+      code: 2,
+      out: '',
+      err: 'ptsim: t.trace:2: free of zz, which is not a live block\n',
+    });
     const abort = await run(
       command(async (_, io) => {
         io.out('summary\n');
-        throw new GlibcAborted('t.trace', { event: 2, line: 3, message: 'free(): double free detected in tcache 2' });
+        throw new GlibcAborted('t.trace', {
+          event: 2,
+          line: 3,
+          message: 'free(): double free detected in tcache 2',
+        });
       }),
       [],
     );
-    expect(abort).toEqual({ code: 3, out: 'summary\n', err: 'ptsim: glibc would abort at event 2 (t.trace:3): free(): double free detected in tcache 2\n' });
+    expect(abort).toEqual({
+      code: 3,
+      out: 'summary\n',
+      err: 'ptsim: glibc would abort at event 2 (t.trace:3): free(): double free detected in tcache 2\n',
+    });
   });
 
   it('lets a command report a trace mistake and go on', async () => {

@@ -27,13 +27,21 @@ function file(name: string, data: string): string {
 function collector(): { sink: TraceSink; events: TraceEvent[]; header: TraceHeader[] } {
   const events: TraceEvent[] = [];
   const header: TraceHeader[] = [];
-  return { events, header, sink: { header: (h) => void header.push(h), event: (ev) => void events.push({ ...ev }) } };
+  return {
+    events,
+    header,
+    sink: { header: (h) => void header.push(h), event: (ev) => void events.push({ ...ev }) },
+  };
 }
 
 async function convert(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await convertCommand.run(args, (s) => void (out += s), (s) => void (err += s));
+  const code = await convertCommand.run(
+    args,
+    (s) => void (out += s),
+    (s) => void (err += s),
+  );
   return { code, out, err };
 }
 
@@ -79,9 +87,30 @@ const SAMPLES: Record<string, string> = {
     '4243 +++ exited (status 0) +++',
     '',
   ].join('\n'),
-  heaptrack: ['v 10400 3', 'x 9 /tmp/ht/p', 'X ./p arg', '+ 18 8 55b476ac31d0', 'c 1', '+ 190 9 55b476ac32b0', 'c 2a', '- 55b476ac31d0', '- 55b476ac3680', ''].join('\n'),
+  heaptrack: [
+    'v 10400 3',
+    'x 9 /tmp/ht/p',
+    'X ./p arg',
+    '+ 18 8 55b476ac31d0',
+    'c 1',
+    '+ 190 9 55b476ac32b0',
+    'c 2a',
+    '- 55b476ac31d0',
+    '- 55b476ac3680',
+    '',
+  ].join('\n'),
   malloclab: ['20000', '2', '5', '1', 'a 0 512', 'a 1 128', 'r 0 640', 'f 1', 'f 0', ''].join('\n'),
-  native: ['# env MALLOC_ARENA_MAX=2', '# nprocs 4', '# pid 42', '@5 1 malloc 24 a', '2 mallopt M_MMAP_THRESHOLD 131072', '1 malloc_trim 0', '1 free a', '2 exit', ''].join('\n'),
+  native: [
+    '# env MALLOC_ARENA_MAX=2',
+    '# nprocs 4',
+    '# pid 42',
+    '@5 1 malloc 24 a',
+    '2 mallopt M_MMAP_THRESHOLD 131072',
+    '1 malloc_trim 0',
+    '1 free a',
+    '2 exit',
+    '',
+  ].join('\n'),
 };
 
 /** The events without their line numbers, which name lines of different files. */
@@ -103,14 +132,17 @@ describe('ptsim convert', () => {
         const output = join(dir, `out-${format}${gzip ? '.gz' : ''}.trace`);
         const r = await convert([input, '-o', output, ...(gzip ? ['--gzip'] : [])]);
         expect(r.code).toBe(0);
-        expect(r.err).toContain(`ptsim: converted ${imported.events.length} events from ${input} (${format}) to ${output}`);
+        expect(r.err).toContain(
+          `ptsim: converted ${imported.events.length} events from ${input} (${format}) to ${output}`,
+        );
         const raw = readFileSync(output);
         expect(raw[0] === 0x1f && raw[1] === 0x8b).toBe(gzip);
         const back = collector();
         await readTraceFile(output, back.sink);
         expect(withoutLines(back.events)).toEqual(withoutLines(imported.events));
         // The facts must survive; the comment text is the converted file's own.
-        const facts = (h: TraceHeader[]): unknown => h.map(({ env, nprocs, facts }) => ({ env, nprocs, facts }));
+        const facts = (h: TraceHeader[]): unknown =>
+          h.map(({ env, nprocs, facts }) => ({ env, nprocs, facts }));
         expect(facts(back.header)).toEqual(facts(imported.header));
       }
     });
@@ -126,7 +158,8 @@ describe('ptsim convert', () => {
 
   it('writes long outputs gzip-compressed in blocks that read back as one stream', async () => {
     let text = '';
-    for (let i = 0; i < 120000; i++) text += `+ 0x${(0x100000 + 16 * i).toString(16)} 0x${(i % 4096).toString(16)}\n- 0x${(0x100000 + 16 * i).toString(16)}\n`;
+    for (let i = 0; i < 120000; i++)
+      text += `+ 0x${(0x100000 + 16 * i).toString(16)} 0x${(i % 4096).toString(16)}\n- 0x${(0x100000 + 16 * i).toString(16)}\n`;
     const input = file('long.log', text);
     const output = join(dir, 'long.trace.gz');
     const r = await convert([input, '-o', output, '--gzip', '--from', 'mtrace']);
@@ -142,19 +175,34 @@ describe('ptsim convert', () => {
   it('reports warnings and what it left out', async () => {
     const r = await convert([file('w.log', SAMPLES['logalloc']!), '-o', join(dir, 'w.trace')]);
     expect(r.code).toBe(0);
-    expect(r.err).toContain('ptsim: left out: 1 function jemalloc_stats, 1 calls of other processes');
+    expect(r.err).toContain(
+      'ptsim: left out: 1 function jemalloc_stats, 1 calls of other processes',
+    );
     expect(r.err).toContain('ptsim: warning: ');
   });
 
   it('stops with the file and line of a mistake, and leaves no output behind', async () => {
     const output = join(dir, 'bad.trace');
-    const r = await convert([file('bad.log', '+ 0x10 0x10\n+ 0x10 zz\n'), '-o', output, '--from', 'mtrace']);
+    const r = await convert([
+      file('bad.log', '+ 0x10 0x10\n+ 0x10 zz\n'),
+      '-o',
+      output,
+      '--from',
+      'mtrace',
+    ]);
     expect(r.code).toBe(2);
     expect(r.err).toBe(`ptsim: ${join(dir, 'bad.log')}:2: 'zz' is not a size\n`);
     expect(existsSync(output)).toBe(false);
-    const strict = await convert([file('strict.log', '+ 0x10 0x10\n- 0x20\n'), '-o', output, '--strict']);
+    const strict = await convert([
+      file('strict.log', '+ 0x10 0x10\n- 0x20\n'),
+      '-o',
+      output,
+      '--strict',
+    ]);
     expect(strict.code).toBe(2);
-    expect(strict.err).toContain('strict.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)');
+    expect(strict.err).toContain(
+      'strict.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)',
+    );
     const missing = await convert([join(dir, 'nope.log'), '-o', output]);
     expect(missing.code).toBe(2);
     expect(missing.err).toBe(`ptsim: ${join(dir, 'nope.log')}: no such file\n`);
@@ -162,13 +210,22 @@ describe('ptsim convert', () => {
 
   it('explains itself and refuses wrong command lines', async () => {
     expect((await convert(['--help'])).out).toBe(CONVERT_HELP + '\n');
-    for (const opt of ['-o, --output', '--gzip', '--from', '--strict', '--pid']) expect(CONVERT_HELP).toContain(opt);
+    for (const opt of ['-o, --output', '--gzip', '--from', '--strict', '--pid'])
+      expect(CONVERT_HELP).toContain(opt);
     const input = file('u.log', SAMPLES['mtrace']!);
-    await expect(convert([input])).rejects.toThrow(new UsageError('convert needs -o OUT (- for standard output)'));
+    await expect(convert([input])).rejects.toThrow(
+      new UsageError('convert needs -o OUT (- for standard output)'),
+    );
     await expect(convert(['-o', 'x'])).rejects.toThrow(UsageError);
-    await expect(convert([input, 'other', '-o', 'x'])).rejects.toThrow(/convert takes one IN, got 2/);
-    await expect(convert([input, '-o', 'x', '--from', 'valgrind'])).rejects.toThrow(/--from: unknown format 'valgrind' \(known: native, mtrace, logalloc, ltrace, heaptrack, malloclab\)/);
-    await expect(convert([input, '-o', 'x', '--pid', 'abc'])).rejects.toThrow(/--pid: 'abc' is not a process id/);
+    await expect(convert([input, 'other', '-o', 'x'])).rejects.toThrow(
+      /convert takes one IN, got 2/,
+    );
+    await expect(convert([input, '-o', 'x', '--from', 'valgrind'])).rejects.toThrow(
+      /--from: unknown format 'valgrind' \(known: native, mtrace, logalloc, ltrace, heaptrack, malloclab\)/,
+    );
+    await expect(convert([input, '-o', 'x', '--pid', 'abc'])).rejects.toThrow(
+      /--pid: 'abc' is not a process id/,
+    );
     await expect(convert([input, '-o', input])).rejects.toThrow(/cannot write over its input/);
   });
 });

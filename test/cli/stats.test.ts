@@ -77,7 +77,12 @@ function statsOf(text: string, strip = false): ReturnType<TraceStats['report']> 
   readTraceText(text, 't', {
     header: (h) => s.header(h),
     // Without keys and numbers, tokens are found by their text: the answers must not change.
-    event: (ev) => s.event(strip ? { ...ev, inKey: undefined, outKey: undefined, inId: undefined, outId: undefined } : ev),
+    event: (ev) =>
+      s.event(
+        strip
+          ? { ...ev, inKey: undefined, outKey: undefined, inId: undefined, outId: undefined }
+          : ev,
+      ),
   });
   return s.report();
 }
@@ -85,7 +90,11 @@ function statsOf(text: string, strip = false): ReturnType<TraceStats['report']> 
 async function stats(args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await statsCommand.run(args, (s) => void (out += s), (s) => void (err += s));
+  const code = await statsCommand.run(
+    args,
+    (s) => void (out += s),
+    (s) => void (err += s),
+  );
   return { code, out, err };
 }
 
@@ -104,7 +113,10 @@ describe('trace statistics', () => {
 
   it('counts tokens handed out while live and frees of tokens not live', () => {
     for (const strip of [false, true]) {
-      const r = statsOf('1 malloc 10 a\n1 malloc 20 a\n1 free a\n1 free a\n1 realloc q 5 r\n1 free r\n', strip);
+      const r = statsOf(
+        '1 malloc 10 a\n1 malloc 20 a\n1 free a\n1 free a\n1 realloc q 5 r\n1 free r\n',
+        strip,
+      );
       expect(r.anomalies).toEqual({ unknownFrees: 2, reusedLive: 1 });
       expect(r.neverFreed).toEqual({ blocks: 0, bytes: 0 });
       expect(r.peak.bytes).toBe(20);
@@ -114,7 +126,15 @@ describe('trace statistics', () => {
   it('keeps lifetimes in a histogram exact below 128 and within a bucket above', () => {
     const h = new LogHistogram();
     for (let v = 1; v <= 100; v++) h.add(v);
-    expect(h.summary()).toMatchObject({ count: 100, mean: 50.5, min: 1, median: 50, p90: 90, p99: 99, max: 100 });
+    expect(h.summary()).toMatchObject({
+      count: 100,
+      mean: 50.5,
+      min: 1,
+      median: 50,
+      p90: 90,
+      p99: 99,
+      max: 100,
+    });
     const big = new LogHistogram();
     for (let v = 1; v <= 1000; v++) big.add(v * 1000);
     const s = big.summary();
@@ -128,7 +148,13 @@ describe('trace statistics', () => {
     writeFileSync(path, TRACE);
     const json = await stats([path, '--json']);
     expect(json.code).toBe(0);
-    expect(JSON.parse(json.out)).toEqual({ file: path, format: 'native', lines: 12, skipped: {}, ...EXPECTED });
+    expect(JSON.parse(json.out)).toEqual({
+      file: path,
+      format: 'native',
+      lines: 12,
+      skipped: {},
+      ...EXPECTED,
+    });
     const text = await stats([path]);
     expect(text.code).toBe(0);
     for (const line of [
@@ -151,7 +177,15 @@ describe('trace statistics', () => {
     const path = join(dir, 'l.log');
     writeFileSync(path, '1 1 malloc(10)=0x10\n1 1 jemalloc_stats()\n1 2 free(0x10)\n');
     const r = await stats([path, '--json']);
-    expect(JSON.parse(r.out)).toMatchObject({ format: 'logalloc', events: 2, skipped: { 'function jemalloc_stats': 1 }, threads: [{ tid: 1, events: 1 }, { tid: 2, events: 1 }] });
+    expect(JSON.parse(r.out)).toMatchObject({
+      format: 'logalloc',
+      events: 2,
+      skipped: { 'function jemalloc_stats': 1 },
+      threads: [
+        { tid: 1, events: 1 },
+        { tid: 2, events: 1 },
+      ],
+    });
     const text = await stats([path, '--from', 'logalloc']);
     expect(text.out).toContain('left out by the import: 1 function jemalloc_stats');
   });
@@ -164,7 +198,9 @@ describe('trace statistics', () => {
     const r = await stats([bad]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(new RegExp(`^ptsim: ${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:2: `));
-    await expect(stats([])).rejects.toThrow(new UsageError('stats needs a TRACE file (- for standard input)'));
+    await expect(stats([])).rejects.toThrow(
+      new UsageError('stats needs a TRACE file (- for standard input)'),
+    );
     await expect(stats([bad, '--from', 'x'])).rejects.toThrow(UsageError);
   });
 });

@@ -16,7 +16,9 @@ describe('generated traces replay identically on ptsim and real glibc', () => {
     const events = n % 25 === 0 ? 6000 : 150 + ((n * 7919) % 1200);
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events });
-      expect(differential(text, { name: `diff-${n}.trace`, stats: n % 10 === 0, info: n % 10 === 0 })).toBeNull();
+      expect(
+        differential(text, { name: `diff-${n}.trace`, stats: n % 10 === 0, info: n % 10 === 0 }),
+      ).toBeNull();
     });
   }
 });

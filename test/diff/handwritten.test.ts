@@ -18,7 +18,9 @@ const UNDETECTED = join(dirname(fileURLToPath(import.meta.url)), 'undetected');
 const BUNDLED = join(dirname(fileURLToPath(import.meta.url)), '../../traces');
 
 describe('hand-written traces replay identically on ptsim and real glibc', () => {
-  for (const file of readdirSync(CASES).filter((f) => f.endsWith('.trace')).sort()) {
+  for (const file of readdirSync(CASES)
+    .filter((f) => f.endsWith('.trace'))
+    .sort()) {
     it(file, () => {
       const text = readFileSync(join(CASES, file), 'utf8');
       expect(differential(text, { name: file, stats: true, info: true })).toBeNull();
@@ -27,7 +29,9 @@ describe('hand-written traces replay identically on ptsim and real glibc', () =>
 });
 
 describe('the bundled example traces replay identically on ptsim and real glibc', () => {
-  for (const file of readdirSync(BUNDLED).filter((f) => f.endsWith('.trace')).sort()) {
+  for (const file of readdirSync(BUNDLED)
+    .filter((f) => f.endsWith('.trace'))
+    .sort()) {
     it(file, () => {
       const text = readFileSync(join(BUNDLED, file), 'utf8');
       expect(differential(text, { name: file, stats: true, info: true })).toBeNull();
@@ -36,13 +40,17 @@ describe('the bundled example traces replay identically on ptsim and real glibc'
 });
 
 describe('double frees glibc does not detect: ptsim stops there, glibc carries on', () => {
-  for (const file of readdirSync(UNDETECTED).filter((f) => f.endsWith('.trace')).sort()) {
+  for (const file of readdirSync(UNDETECTED)
+    .filter((f) => f.endsWith('.trace'))
+    .sort()) {
     it(file, () => {
       const text = readFileSync(join(UNDETECTED, file), 'utf8');
       const env = traceEnv(text);
       const sim = runSim(text, env, file);
       const nat = runNativeText(text, { env, name: file });
-      expect(sim.error).toMatch(/: glibc 2\.36 does not detect this here and its heap would now be corrupt, so the replay stops$/);
+      expect(sim.error).toMatch(
+        /: glibc 2\.36 does not detect this here and its heap would now be corrupt, so the replay stops$/,
+      );
       // The event ptsim stopped at (it records only the events it completed).
       const stop = sim.events.length;
       expect(nat.abort).toBeUndefined();

@@ -7,7 +7,12 @@
 
 import { cpus } from 'node:os';
 import { readTraceText } from '../../src/trace/reader.js';
-import { ReplayError, Replayer, type EventRecord, type ReplaySummary } from '../../src/replay/replay.js';
+import {
+  ReplayError,
+  Replayer,
+  type EventRecord,
+  type ReplaySummary,
+} from '../../src/replay/replay.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
 import { runNativeText, type NativeRun } from '../helpers/native.js';
 
@@ -37,7 +42,11 @@ export function runSim(text: string, env: Record<string, string>, name = 'trace'
   const events: EventRecord[] = [];
   const lines: number[] = [];
   // Debian's glibc 2.36 fixes its arena limit from the online CPUs of the machine it runs on.
-  const r = new Replayer(name, { env: Object.entries(env), cores: cpus().length, onEvent: (e) => events.push(e) });
+  const r = new Replayer(name, {
+    env: Object.entries(env),
+    cores: cpus().length,
+    onEvent: (e) => events.push(e),
+  });
   let error: string | undefined;
   try {
     readTraceText(text, name, {
@@ -63,7 +72,12 @@ function show(o: unknown): string {
 }
 
 /** Returns null when both runs agree, else a report of the first difference. */
-export function compareRuns(text: string, sim: SimRun, nat: NativeRun, opts: { stats?: boolean; info?: boolean } = {}): string | null {
+export function compareRuns(
+  text: string,
+  sim: SimRun,
+  nat: NativeRun,
+  opts: { stats?: boolean; info?: boolean } = {},
+): string | null {
   const traceLines = text.split('\n');
   const context = (eventIndex: number): string => {
     const line = sim.lines[eventIndex] ?? traceLines.length;
@@ -74,7 +88,8 @@ export function compareRuns(text: string, sim: SimRun, nat: NativeRun, opts: { s
       .join('\n');
   };
   if (sim.error !== undefined) return `ptsim stopped: ${sim.error}`;
-  if (nat.summary === null && nat.abort === undefined) return `the native replayer failed (exit ${nat.exitCode}, signal ${nat.signal}):\n${nat.stderr}`;
+  if (nat.summary === null && nat.abort === undefined)
+    return `the native replayer failed (exit ${nat.exitCode}, signal ${nat.signal}):\n${nat.stderr}`;
   const n = Math.max(sim.events.length, nat.events.length);
   for (let i = 0; i < n; i++) {
     const a = sim.events[i];
@@ -86,27 +101,43 @@ export function compareRuns(text: string, sim: SimRun, nat: NativeRun, opts: { s
   if (nat.abort !== undefined || sim.summary.abort !== undefined) {
     const sa = sim.summary.abort;
     const na = nat.abort;
-    if (sa === undefined || na === undefined || sa.message !== na.message.trim() || sa.event !== na.event) {
+    if (
+      sa === undefined ||
+      na === undefined ||
+      sa.message !== na.message.trim() ||
+      sa.event !== na.event
+    ) {
       return `aborts differ:\n  ptsim: ${show(sa)}\n  glibc: ${show(na)}`;
     }
     return null;
   }
   const ns = nat.summary!;
   for (const k of SUMMARY_KEYS) {
-    if (sim.summary[k] !== ns[k]) return `summary ${k} differs: ptsim ${sim.summary[k]}, glibc ${show(ns[k])}`;
+    if (sim.summary[k] !== ns[k])
+      return `summary ${k} differs: ptsim ${sim.summary[k]}, glibc ${show(ns[k])}`;
   }
   if (show(sim.summary.mallinfo2) !== show(ns['mallinfo2'])) {
     return `summary mallinfo2 differs:\n  ptsim: ${show(sim.summary.mallinfo2)}\n  glibc: ${show(ns['mallinfo2'])}`;
   }
-  if (opts.stats && sim.stats !== nat.stats) return `malloc_stats differs:\n--- ptsim\n${sim.stats}--- glibc\n${nat.stats}`;
-  if (opts.info && sim.info !== nat.info) return `malloc_info differs:\n--- ptsim\n${sim.info}--- glibc\n${nat.info}`;
+  if (opts.stats && sim.stats !== nat.stats)
+    return `malloc_stats differs:\n--- ptsim\n${sim.stats}--- glibc\n${nat.stats}`;
+  if (opts.info && sim.info !== nat.info)
+    return `malloc_info differs:\n--- ptsim\n${sim.info}--- glibc\n${nat.info}`;
   return null;
 }
 
 /** Replays `text` both ways and returns the difference report, or null. */
-export function differential(text: string, opts: { name?: string; stats?: boolean; info?: boolean; env?: Record<string, string> } = {}): string | null {
+export function differential(
+  text: string,
+  opts: { name?: string; stats?: boolean; info?: boolean; env?: Record<string, string> } = {},
+): string | null {
   const env = { ...traceEnv(text), ...(opts.env ?? {}) };
   const sim = runSim(text, env, opts.name);
-  const nat = runNativeText(text, { env, stats: opts.stats ?? false, info: opts.info ?? false, name: opts.name });
+  const nat = runNativeText(text, {
+    env,
+    stats: opts.stats ?? false,
+    info: opts.info ?? false,
+    name: opts.name,
+  });
   return compareRuns(text, sim, nat, opts);
 }

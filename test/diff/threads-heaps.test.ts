@@ -13,7 +13,9 @@ describe('thread heaps grow, multiply, shrink and go away as on real glibc', () 
     const events = 400 + ((n * 7919) % 1200);
     it(`seed heaps-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `heaps-${n}`, events, heapStress: true });
-      expect(differential(text, { name: `heaps-${n}.trace`, stats: n % 5 === 0, info: n % 5 === 0 })).toBeNull();
+      expect(
+        differential(text, { name: `heaps-${n}.trace`, stats: n % 5 === 0, info: n % 5 === 0 }),
+      ).toBeNull();
     });
   }
 });

@@ -17,7 +17,9 @@ describe('generated multi-thread traces replay identically on ptsim and real gli
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `threads-${n}`, events });
-      expect(differential(text, { name: `threads-${n}.trace`, stats: n % 10 === 0, info: n % 10 === 0 })).toBeNull();
+      expect(
+        differential(text, { name: `threads-${n}.trace`, stats: n % 10 === 0, info: n % 10 === 0 }),
+      ).toBeNull();
     });
   }
 });

@@ -37,7 +37,8 @@ function layerOf(path: string): string {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
   const specs: string[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'(\.[^']+)'/g)) specs.push(m[1]!);
+  for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"]*?from\s+'(\.[^']+)'/g))
+    specs.push(m[1]!);
   for (const m of text.matchAll(/import\(\s*'(\.[^']+)'\s*\)/g)) specs.push(m[1]!);
   return specs;
 }
@@ -58,7 +59,8 @@ describe('the layering of src/', () => {
       const from = layerOf(file);
       for (const spec of importsOf(file)) {
         const to = layerOf(resolve(file, '..', spec));
-        if (layers.indexOf(to) < layers.indexOf(from)) wrong.push(`${relative(ROOT, file)} imports ${spec} (${to} is above ${from})`);
+        if (layers.indexOf(to) < layers.indexOf(from))
+          wrong.push(`${relative(ROOT, file)} imports ${spec} (${to} is above ${from})`);
       }
     }
     expect(wrong).toEqual([]);
@@ -66,6 +68,8 @@ describe('the layering of src/', () => {
 
   it('finds the imports it checks', () => {
     // A guard on the pattern above: the replay loop does import the allocator.
-    expect(importsOf(join(SRC, 'replay/replay.ts')).some((s) => s.startsWith('../core/'))).toBe(true);
+    expect(importsOf(join(SRC, 'replay/replay.ts')).some((s) => s.startsWith('../core/'))).toBe(
+      true,
+    );
   });
 });

@@ -63,8 +63,13 @@ describe('documentation links', () => {
     // A citation is the page's path and an anchor, maybe followed by more anchors (", #perturb").
     const entries = anchors(join(ROOT, 'docs/glibc-facts.md'));
     const cited = new Set<string>();
-    for (const f of [...walk(join(ROOT, 'test'), (p) => /\.(ts|c|trace)$/.test(p) && !p.includes('/build/')), ...walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p))]) {
-      for (const m of readFileSync(f, 'utf8').matchAll(/docs\/glibc-facts\.md((?:,? ?#[\w-]+)+)/g)) {
+    for (const f of [
+      ...walk(join(ROOT, 'test'), (p) => /\.(ts|c|trace)$/.test(p) && !p.includes('/build/')),
+      ...walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p)),
+    ]) {
+      for (const m of readFileSync(f, 'utf8').matchAll(
+        /docs\/glibc-facts\.md((?:,? ?#[\w-]+)+)/g,
+      )) {
         for (const slug of m[1]!.matchAll(/#([\w-]+)/g)) cited.add(slug[1]!);
       }
     }
@@ -77,10 +82,14 @@ describe('documentation links', () => {
     // an entry of docs/glibc-facts.md, with the probe that measured it. (This file names the
     // patterns it looks for, so it is left out.)
     const stale: string[] = [];
-    for (const f of [...walk(join(ROOT, 'test'), (p) => /\.(ts|c|trace)$/.test(p) && !p.includes('/build/')), ...walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p))]) {
+    for (const f of [
+      ...walk(join(ROOT, 'test'), (p) => /\.(ts|c|trace)$/.test(p) && !p.includes('/build/')),
+      ...walk(join(ROOT, 'src'), (p) => /\.(ts|c)$/.test(p)),
+    ]) {
       if (f.endsWith('links.test.ts')) continue;
       const text = readFileSync(f, 'utf8');
-      if (/glibc-malloc-facts|\bfacts? \d+(\.\d+)?\b|glibc facts section/i.test(text)) stale.push(f.slice(ROOT.length + 1));
+      if (/glibc-malloc-facts|\bfacts? \d+(\.\d+)?\b|glibc facts section/i.test(text))
+        stale.push(f.slice(ROOT.length + 1));
     }
     expect(stale).toEqual([]);
   });

@@ -154,14 +154,22 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
 
     // A clean environment: glibc reads GLIBC_TUNABLES and MALLOC_*_ at start-up, so nothing may
     // leak in from the test runner's own environment.
-    const env: Record<string, string> = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', ...opts.env };
+    const env: Record<string, string> = {
+      PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+      ...opts.env,
+    };
     let cmd = binary;
     let argv = args;
     if (opts.maxFiles !== undefined) {
       cmd = '/bin/sh';
       argv = ['-c', `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, binary, ...args];
     }
-    const r = spawnSync(cmd, argv, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+    const r = spawnSync(cmd, argv, {
+      env,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 64 << 20,
+    });
     if (r.error) throw new Error(`cannot run the native replayer: ${r.error.message}`);
 
     const events = wantEvents ? parseLog(readIfExists(files.events) ?? '') : [];

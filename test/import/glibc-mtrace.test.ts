@@ -22,7 +22,12 @@ import { collect } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PROGRAM = join(HERE, 'programs/mtrace-calls.c');
-const DEBUG_LIBS = ['/lib/x86_64-linux-gnu/libc_malloc_debug.so.0', '/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0', '/lib64/libc_malloc_debug.so.0', '/usr/lib64/libc_malloc_debug.so.0'];
+const DEBUG_LIBS = [
+  '/lib/x86_64-linux-gnu/libc_malloc_debug.so.0',
+  '/usr/lib/x86_64-linux-gnu/libc_malloc_debug.so.0',
+  '/lib64/libc_malloc_debug.so.0',
+  '/usr/lib64/libc_malloc_debug.so.0',
+];
 const debugLib = DEBUG_LIBS.find((p) => existsSync(p));
 const haveCc = spawnSync('cc', ['--version'], { stdio: 'ignore' }).error === undefined;
 
@@ -36,9 +41,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function symbolic(events: TraceEvent[]): string[] {
   const names = new Map<string, string>();
   let next = 0;
-  const token = (key: number | undefined, text: string): string => (key === NO_KEY ? text : text === '' ? '0' : text);
+  const token = (key: number | undefined, text: string): string =>
+    key === NO_KEY ? text : text === '' ? '0' : text;
   return events.map((ev) => {
-    const input = ev.op === Op.free || ev.op === Op.realloc ? names.get(token(ev.inKey, ev.in)) ?? `?${ev.in}` : '';
+    const input =
+      ev.op === Op.free || ev.op === Op.realloc
+        ? (names.get(token(ev.inKey, ev.in)) ?? `?${ev.in}`)
+        : '';
     let output = '';
     if (ev.op !== Op.free) {
       if (ev.out === '') output = 'NULL';
@@ -59,46 +68,60 @@ function symbolic(events: TraceEvent[]): string[] {
 }
 
 describe('a log written by glibc mtrace()', () => {
-  it.skipIf(debugLib === undefined || !haveCc)('imports to the calls the program made and replays identically in ptsim and glibc', async () => {
-    const exe = join(dir, 'mtrace-calls');
-    const cc = spawnSync('cc', ['-O0', '-Wall', '-Wextra', '-Werror', '-o', exe, PROGRAM], { encoding: 'utf8' });
-    expect(cc.status, cc.stderr).toBe(0);
-    const log = join(dir, 'mtrace.log');
-    const run = spawnSync(exe, [], { env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', LD_PRELOAD: debugLib!, MALLOC_TRACE: log }, encoding: 'utf8' });
-    expect(run.status, run.stderr).toBe(0);
-    const text = readFileSync(log, 'utf8');
-    expect(text.startsWith('= Start\n')).toBe(true);
+  it.skipIf(debugLib === undefined || !haveCc)(
+    'imports to the calls the program made and replays identically in ptsim and glibc',
+    async () => {
+      const exe = join(dir, 'mtrace-calls');
+      const cc = spawnSync('cc', ['-O0', '-Wall', '-Wextra', '-Werror', '-o', exe, PROGRAM], {
+        encoding: 'utf8',
+      });
+      expect(cc.status, cc.stderr).toBe(0);
+      const log = join(dir, 'mtrace.log');
+      const run = spawnSync(exe, [], {
+        env: {
+          PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+          LD_PRELOAD: debugLib!,
+          MALLOC_TRACE: log,
+        },
+        encoding: 'utf8',
+      });
+      expect(run.status, run.stderr).toBe(0);
+      const text = readFileSync(log, 'utf8');
+      expect(text.startsWith('= Start\n')).toBe(true);
 
-    const c = collect();
-    const warnings: string[] = [];
-    const r = await openTrace(log, c.sink, { onWarning: (m) => warnings.push(m) });
-    expect(r.format).toBe('mtrace');
-    expect(warnings).toEqual([]);
-    expect(symbolic(c.events)).toEqual([
-      'malloc 24 -> A', // malloc(24)
-      'malloc 400 -> B', // calloc(4, 100)
-      'realloc A 200 -> C',
-      'malloc 1000 -> D', // memalign(64, 1000)
-      'free B',
-      'malloc 10 -> E', // realloc(NULL, 10)
-      'malloc 200000 -> F',
-      'free E', // realloc(E, 0)
-      'malloc 5000 -> G',
-      `realloc G ${2 ** 63} -> NULL`, // realloc(G, SIZE_MAX / 2) fails; G stays
-      'malloc 100 -> H', // valloc(100)
-      'malloc 24 -> I',
-      'free C',
-      'free D',
-      'free F',
-      'free G',
-      'free H',
-      'realloc I 5000 -> J',
-      'free J',
-    ]);
-    // The caller prefixes and the markers are all that was left out.
-    expect(c.events.map((e) => e.line)).toEqual([2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22]);
+      const c = collect();
+      const warnings: string[] = [];
+      const r = await openTrace(log, c.sink, { onWarning: (m) => warnings.push(m) });
+      expect(r.format).toBe('mtrace');
+      expect(warnings).toEqual([]);
+      expect(symbolic(c.events)).toEqual([
+        'malloc 24 -> A', // malloc(24)
+        'malloc 400 -> B', // calloc(4, 100)
+        'realloc A 200 -> C',
+        'malloc 1000 -> D', // memalign(64, 1000)
+        'free B',
+        'malloc 10 -> E', // realloc(NULL, 10)
+        'malloc 200000 -> F',
+        'free E', // realloc(E, 0)
+        'malloc 5000 -> G',
+        `realloc G ${2 ** 63} -> NULL`, // realloc(G, SIZE_MAX / 2) fails; G stays
+        'malloc 100 -> H', // valloc(100)
+        'malloc 24 -> I',
+        'free C',
+        'free D',
+        'free F',
+        'free G',
+        'free H',
+        'realloc I 5000 -> J',
+        'free J',
+      ]);
+      // The caller prefixes and the markers are all that was left out.
+      expect(c.events.map((e) => e.line)).toEqual([
+        2, 3, 4, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 22,
+      ]);
 
-    const trace = headerLines(c.header.h!) + c.events.map((e) => eventLine(e) + '\n').join('');
-    expect(differential(trace, { name: 'mtrace.log', stats: true, info: true })).toBeNull();
-  });
+      const trace = headerLines(c.header.h!) + c.events.map((e) => eventLine(e) + '\n').join('');
+      expect(differential(trace, { name: 'mtrace.log', stats: true, info: true })).toBeNull();
+    },
+  );
 });

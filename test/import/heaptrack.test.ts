@@ -53,7 +53,9 @@ describe('heaptrack importer', () => {
       '22: @42000000 1 free 0x55b476ab1530',
     ]);
     // heaptrack 1.4 does not track memalign, but does track the free of its block.
-    expect(r.warnings).toEqual(['h.raw:19: free of 0x55b476ac3680, which was never allocated in this log: skipped']);
+    expect(r.warnings).toEqual([
+      'h.raw:19: free of 0x55b476ac3680, which was never allocated in this log: skipped',
+    ]);
     expect([...r.header!.facts]).toEqual([
       ['from', 'heaptrack'],
       ['exe', '/tmp/ht/p'],
@@ -65,7 +67,9 @@ describe('heaptrack importer', () => {
     for (const text of ['v 10400 3\ns 5 main\na 18 1\n+ 0\n- 0\n', 'v 10400 3\n+ 1\n']) {
       const e = importError(text, opts, 'heaptrack.p.1.zst');
       expect(e).toBeInstanceOf(TraceSyntaxError);
-      expect(e.message).toMatch(/^heaptrack\.p\.1\.zst:\d: this is heaptrack's interpreted output, .* 'heaptrack --raw PROGRAM'/);
+      expect(e.message).toMatch(
+        /^heaptrack\.p\.1\.zst:\d: this is heaptrack's interpreted output, .* 'heaptrack --raw PROGRAM'/,
+      );
     }
   });
 

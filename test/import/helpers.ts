@@ -17,7 +17,12 @@ export interface Imported {
   result: OpenTraceResult;
 }
 
-export function collect(): { sink: TraceSink; events: TraceEvent[]; lines: string[]; header: { h: TraceHeader | null } } {
+export function collect(): {
+  sink: TraceSink;
+  events: TraceEvent[];
+  lines: string[];
+  header: { h: TraceHeader | null };
+} {
   const events: TraceEvent[] = [];
   const lines: string[] = [];
   const header = { h: null as TraceHeader | null };
@@ -33,7 +38,8 @@ export function collect(): { sink: TraceSink; events: TraceEvent[]; lines: strin
       },
       event(ev) {
         if (header.h === null) throw new Error('event before the header');
-        if (ev.index !== events.length) throw new Error(`event index ${ev.index}, expected ${events.length}`);
+        if (ev.index !== events.length)
+          throw new Error(`event index ${ev.index}, expected ${events.length}`);
         events.push({ ...ev });
         lines.push(`${ev.line}: ${eventLine(ev)}`);
       },

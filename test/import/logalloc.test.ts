@@ -51,32 +51,54 @@ describe('logalloc importer', () => {
   });
 
   it('reads the munged form: slots are tokens by their text, reused once freed', () => {
-    const r = imp('1 1 malloc(42)=#1\n1 1 malloc(24)=#2\n1 1 realloc(#1,64)=#1\n1 2 free(#1)\n1 1 malloc(8)=#1\n', opts);
-    expect(r.lines).toEqual(['1: 1 malloc 42 #1', '2: 1 malloc 24 #2', '3: 1 realloc #1 64 #1', '4: 2 free #1', '5: 1 malloc 8 #1']);
+    const r = imp(
+      '1 1 malloc(42)=#1\n1 1 malloc(24)=#2\n1 1 realloc(#1,64)=#1\n1 2 free(#1)\n1 1 malloc(8)=#1\n',
+      opts,
+    );
+    expect(r.lines).toEqual([
+      '1: 1 malloc 42 #1',
+      '2: 1 malloc 24 #2',
+      '3: 1 realloc #1 64 #1',
+      '4: 2 free #1',
+      '5: 1 malloc 8 #1',
+    ]);
     expect(r.events[0]!.outKey).toBe(NO_KEY);
   });
 
   it('reads the early form without thread ids', () => {
-    expect(imp('13663 malloc(42)=0x7f0c33502040\n13663 free(0x7f0c33502040)\n', opts).lines).toEqual(['1: 1 malloc 42 0x7f0c33502040', '2: 1 free 0x7f0c33502040']);
+    expect(
+      imp('13663 malloc(42)=0x7f0c33502040\n13663 free(0x7f0c33502040)\n', opts).lines,
+    ).toEqual(['1: 1 malloc 42 0x7f0c33502040', '2: 1 free 0x7f0c33502040']);
   });
 
   it('numbers threads in order of appearance', () => {
-    const r = imp('5 140245 malloc(1)=0x10\n5 140999 malloc(2)=0x20\n5 140245 free(0x20)\n5 7 free(0x10)\n', opts);
-    expect(r.lines).toEqual(['1: 1 malloc 1 0x10', '2: 2 malloc 2 0x20', '3: 1 free 0x20', '4: 3 free 0x10']);
+    const r = imp(
+      '5 140245 malloc(1)=0x10\n5 140999 malloc(2)=0x20\n5 140245 free(0x20)\n5 7 free(0x10)\n',
+      opts,
+    );
+    expect(r.lines).toEqual([
+      '1: 1 malloc 1 0x10',
+      '2: 2 malloc 2 0x20',
+      '3: 1 free 0x20',
+      '4: 3 free 0x10',
+    ]);
   });
 
   it('imports one process: the first by default, or the one given', () => {
-    const log = '100 100 malloc(1)=0x10\n200 200 malloc(2)=0x10\n100 100 free(0x10)\n200 201 free(0x10)\n';
+    const log =
+      '100 100 malloc(1)=0x10\n200 200 malloc(2)=0x10\n100 100 free(0x10)\n200 201 free(0x10)\n';
     const first = imp(log, opts, 'l.log');
     expect(first.lines).toEqual(['1: 1 malloc 1 0x10', '3: 1 free 0x10']);
     expect(first.result.skipped).toEqual({ 'calls of other processes': 2 });
-    expect(first.warnings).toEqual(['l.log: 2 calls of other processes (pid 200) were left out; this import is of pid 100 (choose another with --pid)']);
+    expect(first.warnings).toEqual([
+      'l.log: 2 calls of other processes (pid 200) were left out; this import is of pid 100 (choose another with --pid)',
+    ]);
     const second = imp(log, { ...opts, pid: 200 });
     expect(second.lines).toEqual(['2: 1 malloc 2 0x10', '4: 2 free 0x10']);
     expect(second.header?.facts.get('pid')).toBe('200');
   });
 
-  it("moves a free logged late by another thread before the allocation that reused the address", () => {
+  it('moves a free logged late by another thread before the allocation that reused the address', () => {
     const r = imp(
       [
         '1 10 malloc(16)=0x100',
@@ -89,31 +111,64 @@ describe('logalloc importer', () => {
       opts,
       'l.log',
     );
-    expect(r.lines).toEqual(['1: 1 malloc 16 0x100', '4: 1 free 0x100', '2: 2 malloc 16 0x100', '3: 3 malloc 32 0x200', '5: 2 free 0x100']);
+    expect(r.lines).toEqual([
+      '1: 1 malloc 16 0x100',
+      '4: 1 free 0x100',
+      '2: 2 malloc 16 0x100',
+      '3: 3 malloc 32 0x200',
+      '5: 2 free 0x100',
+    ]);
     expect(r.result.reordered).toBe(1);
-    expect(r.warnings).toEqual(['l.log: note: 1 free was logged after the allocation that got the address back (first at line 4); each was moved before that allocation']);
+    expect(r.warnings).toEqual([
+      'l.log: note: 1 free was logged after the allocation that got the address back (first at line 4); each was moved before that allocation',
+    ]);
   });
 
   it('reports a reused address when no late free can explain it', () => {
     // The free comes from the thread that reused the address: it cannot have happened before.
-    const same = imp('1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n1 11 free(0x100)\n', opts, 'l.log');
-    expect(same.lines).toEqual(['1: 1 malloc 16 0x100', '2: 2 free 0x100', '2: 2 malloc 16 0x100', '3: 2 free 0x100']);
-    expect(same.warnings[0]).toBe('l.log:2: 0x100 is handed out again but was never freed since line 1; taken as freed just before');
+    const same = imp(
+      '1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n1 11 free(0x100)\n',
+      opts,
+      'l.log',
+    );
+    expect(same.lines).toEqual([
+      '1: 1 malloc 16 0x100',
+      '2: 2 free 0x100',
+      '2: 2 malloc 16 0x100',
+      '3: 2 free 0x100',
+    ]);
+    expect(same.warnings[0]).toBe(
+      'l.log:2: 0x100 is handed out again but was never freed since line 1; taken as freed just before',
+    );
     // The freeing thread logged something in between: its free came after that, so not before the reuse.
-    const busy = imp('1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n1 10 malloc(8)=0x300\n1 10 free(0x100)\n', opts, 'l.log');
+    const busy = imp(
+      '1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n1 10 malloc(8)=0x300\n1 10 free(0x100)\n',
+      opts,
+      'l.log',
+    );
     expect(busy.result.reordered).toBe(0);
     expect(busy.warnings[0]).toMatch(/^l\.log:2: 0x100 is handed out again/);
     // No free at all before the end.
     const never = imp('1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n', opts, 'l.log');
-    expect(never.lines).toEqual(['1: 1 malloc 16 0x100', '2: 2 free 0x100', '2: 2 malloc 16 0x100']);
-    expect(() => imp('1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n', { ...opts, strict: true })).toThrow(TraceSyntaxError);
+    expect(never.lines).toEqual([
+      '1: 1 malloc 16 0x100',
+      '2: 2 free 0x100',
+      '2: 2 malloc 16 0x100',
+    ]);
+    expect(() =>
+      imp('1 10 malloc(16)=0x100\n1 11 malloc(16)=0x100\n', { ...opts, strict: true }),
+    ).toThrow(TraceSyntaxError);
   });
 
   it('skips frees of pointers never seen, or stops on them with strict', () => {
     const r = imp('1 1 free(0x500)\n1 1 malloc(1)=0x10\n', opts, 'l.log');
     expect(r.lines).toEqual(['2: 1 malloc 1 0x10']);
-    expect(r.warnings).toEqual(['l.log:1: free of 0x500, which was never allocated in this log: skipped']);
-    expect(importError('1 1 free(0x500)\n', { ...opts, strict: true }, 'l.log').message).toBe('l.log:1: free of 0x500, which was never allocated in this log: skipped (--strict)');
+    expect(r.warnings).toEqual([
+      'l.log:1: free of 0x500, which was never allocated in this log: skipped',
+    ]);
+    expect(importError('1 1 free(0x500)\n', { ...opts, strict: true }, 'l.log').message).toBe(
+      'l.log:1: free of 0x500, which was never allocated in this log: skipped (--strict)',
+    );
   });
 
   it('names the file and line of malformed lines', () => {

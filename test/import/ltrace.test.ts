@@ -74,7 +74,12 @@ describe('ltrace importer', () => {
       ].join('\n'),
       opts,
     );
-    expect(r.lines).toEqual(['1: 1 malloc 24 0x5555555592a0', '4: 2 malloc 10 0x7ffff0000b70', '5: 1 free 0x5555555592a0', '8: 2 calloc 4 100 0x7ffff0000c00']);
+    expect(r.lines).toEqual([
+      '1: 1 malloc 24 0x5555555592a0',
+      '4: 2 malloc 10 0x7ffff0000b70',
+      '5: 1 free 0x5555555592a0',
+      '8: 2 calloc 4 100 0x7ffff0000c00',
+    ]);
   });
 
   it('moves a free resumed after another thread got the address back before that allocation', () => {
@@ -89,17 +94,35 @@ describe('ltrace importer', () => {
       ].join('\n'),
       opts,
     );
-    expect(r.lines).toEqual(['1: 1 malloc 24 0x10', '4: 1 free 0x10', '3: 2 malloc 24 0x10', '5: 2 free 0x10']);
+    expect(r.lines).toEqual([
+      '1: 1 malloc 24 0x10',
+      '4: 1 free 0x10',
+      '3: 2 malloc 24 0x10',
+      '5: 2 free 0x10',
+    ]);
     expect(r.result.reordered).toBe(1);
   });
 
   it('reads timestamps as event times, and ignores -i addresses and -T durations', () => {
-    const clock = imp('10:00:00.000100 malloc(1) = 0x10 <0.000012>\n10:00:01.000100 free(0x10) = <void> <0.000003>\n', opts);
+    const clock = imp(
+      '10:00:00.000100 malloc(1) = 0x10 <0.000012>\n10:00:01.000100 free(0x10) = <void> <0.000003>\n',
+      opts,
+    );
     expect(clock.lines).toEqual(['1: @0 1 malloc 1 0x10', '2: @1000000000 1 free 0x10']);
-    const epoch = imp('4242 1700000000.000001 [0x401136] malloc(1) = 0x10\n4242 1700000000.000501 [0x401150] free(0x10) = <void>\n', opts);
+    const epoch = imp(
+      '4242 1700000000.000001 [0x401136] malloc(1) = 0x10\n4242 1700000000.000501 [0x401150] free(0x10) = <void>\n',
+      opts,
+    );
     expect(epoch.lines).toEqual(['1: @0 1 malloc 1 0x10', '2: @500000 1 free 0x10']);
-    const relative = imp('  0.000000 malloc(1) = 0x10\n  0.000250 malloc(2) = 0x20\n  0.000250 free(0x10) = <void>\n', opts);
-    expect(relative.lines).toEqual(['1: @0 1 malloc 1 0x10', '2: @250000 1 malloc 2 0x20', '3: @500000 1 free 0x10']);
+    const relative = imp(
+      '  0.000000 malloc(1) = 0x10\n  0.000250 malloc(2) = 0x20\n  0.000250 free(0x10) = <void>\n',
+      opts,
+    );
+    expect(relative.lines).toEqual([
+      '1: @0 1 malloc 1 0x10',
+      '2: @250000 1 malloc 2 0x20',
+      '3: @500000 1 free 0x10',
+    ]);
     const midnight = imp('23:59:59.5 malloc(1) = 0x10\n00:00:00.5 free(0x10) = <void>\n', opts);
     expect(midnight.lines).toEqual(['1: @0 1 malloc 1 0x10', '2: @1000000000 1 free 0x10']);
   });

@@ -53,7 +53,10 @@ describe('mtrace importer', () => {
   });
 
   it('gives tokens the keys the native reader gives the same pointers', () => {
-    const r = imp('+ 0x5555555592a0 0x10\n+ 0x00007f0000001000 0x10\n- 0x7f0000001000\n+ 0x1234567890abcdef0 8\n', opts);
+    const r = imp(
+      '+ 0x5555555592a0 0x10\n+ 0x00007f0000001000 0x10\n- 0x7f0000001000\n+ 0x1234567890abcdef0 8\n',
+      opts,
+    );
     expect(r.events[0]!.outKey).toBe(tokenKey('0x5555555592a0'));
     // Leading zeros name the same pointer: the token is the value's canonical spelling.
     expect(r.events[1]!.out).toBe('0x7f0000001000');
@@ -73,32 +76,54 @@ describe('mtrace importer', () => {
     expect(r.result.skipped).toEqual({ 'free of a pointer never seen': 2 });
     const e = importError('+ 0x10 0x10\n- 0x20\n', { ...opts, strict: true }, 'm.log');
     expect(e).toBeInstanceOf(TraceSyntaxError);
-    expect(e.message).toBe('m.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)');
+    expect(e.message).toBe(
+      'm.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)',
+    );
   });
 
   it('turns a realloc of a pointer never seen into an allocation of its result', () => {
     const r = imp('< 0x10\n> 0x20 0x40\n- 0x20\n', opts, 'm.log');
     expect(r.lines).toEqual(['1: 1 malloc 64 0x20', '3: 1 free 0x20']);
-    expect(r.warnings).toEqual(['m.log:1: realloc of 0x10, which was never allocated in this log: replayed as an allocation of its result']);
+    expect(r.warnings).toEqual([
+      'm.log:1: realloc of 0x10, which was never allocated in this log: replayed as an allocation of its result',
+    ]);
   });
 
   it('reports an address handed out twice (a free mtrace did not see) and frees the old block first', () => {
     const r = imp('+ 0x10 0x10\n+ 0x10 0x20\n- 0x10\n', opts, 'm.log');
-    expect(r.lines).toEqual(['1: 1 malloc 16 0x10', '2: 1 free 0x10', '2: 1 malloc 32 0x10', '3: 1 free 0x10']);
-    expect(r.warnings).toEqual(['m.log:2: 0x10 is handed out again but was never freed since line 1; taken as freed just before']);
-    expect(importError('+ 0x10 0x10\n+ 0x10 0x20\n', { ...opts, strict: true }, 'm.log').message).toMatch(/^m\.log:2: 0x10 is handed out again/);
+    expect(r.lines).toEqual([
+      '1: 1 malloc 16 0x10',
+      '2: 1 free 0x10',
+      '2: 1 malloc 32 0x10',
+      '3: 1 free 0x10',
+    ]);
+    expect(r.warnings).toEqual([
+      'm.log:2: 0x10 is handed out again but was never freed since line 1; taken as freed just before',
+    ]);
+    expect(
+      importError('+ 0x10 0x10\n+ 0x10 0x20\n', { ...opts, strict: true }, 'm.log').message,
+    ).toMatch(/^m\.log:2: 0x10 is handed out again/);
   });
 
   it('names the file and line of malformed records', () => {
     const cases: Array<[string, string]> = [
       ['+ 0x10 0x10\nhello\n', "m.log:2: not an mtrace record: 'hello'"],
       ['+ 0x10 zz\n', "m.log:1: 'zz' is not a size"],
-      ['+ 0x10 0x1ffffffffffffffff\n', 'm.log:1: size 0x1ffffffffffffffff is out of range (more than 2^64-1)'],
+      [
+        '+ 0x10 0x1ffffffffffffffff\n',
+        'm.log:1: size 0x1ffffffffffffffff is out of range (more than 2^64-1)',
+      ],
       ['+ ptr 0x10\n', "m.log:1: 'ptr' is not a pointer"],
       ['- 0x10 0x20 0x30\n', 'm.log:1: not an mtrace record'],
       ['x + 0x10 0x10\n', "m.log:1: unexpected text before the record: 'x '"],
-      ['> 0x10 0x10\n', "m.log:1: a '>' record (realloc's new block) without the '<' record before it"],
-      ['+ 0x10 0x10\n< 0x10\n+ 0x20 0x10\n', "m.log:3: the realloc at line 2 ('<' record) is not followed by its '>' record"],
+      [
+        '> 0x10 0x10\n',
+        "m.log:1: a '>' record (realloc's new block) without the '<' record before it",
+      ],
+      [
+        '+ 0x10 0x10\n< 0x10\n+ 0x20 0x10\n',
+        "m.log:3: the realloc at line 2 ('<' record) is not followed by its '>' record",
+      ],
       ['< (nil)\n', "m.log:1: a '<' record needs the pointer being reallocated, not NULL"],
     ];
     for (const [text, message] of cases) {
@@ -109,12 +134,17 @@ describe('mtrace importer', () => {
   });
 
   it('uses a complete last line without newline, and drops an incomplete one with a warning', () => {
-    expect(imp('+ 0x10 0x10\n- 0x10', opts).lines).toEqual(['1: 1 malloc 16 0x10', '2: 1 free 0x10']);
+    expect(imp('+ 0x10 0x10\n- 0x10', opts).lines).toEqual([
+      '1: 1 malloc 16 0x10',
+      '2: 1 free 0x10',
+    ]);
     const cut = imp('+ 0x10 0x10\n+ 0x20 0', opts, 'm.log');
     expect(cut.lines).toEqual(['1: 1 malloc 16 0x10', '2: 1 malloc 0 0x20']);
     const r = imp('+ 0x10 0x10\n+ 0x20', opts, 'm.log');
     expect(r.lines).toEqual(['1: 1 malloc 16 0x10']);
-    expect(r.warnings).toEqual(["m.log:2: the last line is incomplete (the log was cut short?) and is ignored: not an mtrace record: '+ 0x20' (expected '+ PTR SIZE', '- PTR', '< PTR', '> PTR SIZE' or '! PTR SIZE', after an optional '@ caller')"]);
+    expect(r.warnings).toEqual([
+      "m.log:2: the last line is incomplete (the log was cut short?) and is ignored: not an mtrace record: '+ 0x20' (expected '+ PTR SIZE', '- PTR', '< PTR', '> PTR SIZE' or '! PTR SIZE', after an optional '@ caller')",
+    ]);
     const half = imp('+ 0x10 0x10\n< 0x10\n', opts, 'm.log');
     expect(half.lines).toEqual(['1: 1 malloc 16 0x10']);
     expect(half.warnings[0]).toMatch(/^m\.log:2: the log ends after a realloc's '<' record/);
@@ -122,6 +152,9 @@ describe('mtrace importer', () => {
   });
 
   it('reads CRLF line ends and blank lines', () => {
-    expect(imp('= Start\r\n\r\n+ 0x10 0x10\r\n  \r\n- 0x10\r\n', opts).lines).toEqual(['3: 1 malloc 16 0x10', '5: 1 free 0x10']);
+    expect(imp('= Start\r\n\r\n+ 0x10 0x10\r\n  \r\n- 0x10\r\n', opts).lines).toEqual([
+      '3: 1 malloc 16 0x10',
+      '5: 1 free 0x10',
+    ]);
   });
 });

@@ -30,7 +30,16 @@ describe('the first calls of a fresh process (docs/glibc-facts.md#first-calls, #
       { i: 1, op: 'malloc', tid: 1, arena: 0, heap: 0, off: 0x2c0, usable: 24, brk: 0x21000 },
       { i: 2, op: 'malloc', tid: 1, arena: 0, heap: 0, off: 0x2e0, usable: 131080, brk: 0x21000 },
       // mmapped: the user pointer is 16 bytes into a 0x22000-byte mapping
-      { i: 3, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 0x22000 - 16, brk: 0x21000 },
+      {
+        i: 3,
+        op: 'malloc',
+        tid: 1,
+        arena: -1,
+        heap: 0,
+        off: 16,
+        usable: 0x22000 - 16,
+        brk: 0x21000,
+      },
     ]);
   });
 
@@ -111,7 +120,16 @@ describe('threads', () => {
   });
 
   it('numbers arenas in creation order, whatever the thread numbers', () => {
-    const run = runNativeText(['7 malloc 24 a', '2 malloc 24 b', '3 malloc 24 c', '2 malloc 24 d', '3 malloc 24 e', ''].join('\n'));
+    const run = runNativeText(
+      [
+        '7 malloc 24 a',
+        '2 malloc 24 b',
+        '3 malloc 24 c',
+        '2 malloc 24 d',
+        '3 malloc 24 e',
+        '',
+      ].join('\n'),
+    );
     expect(run.exitCode).toBe(0);
     const where = run.events.map((e) => [e['tid'], e['arena'], e['off']]);
     expect(where).toEqual([
@@ -152,7 +170,7 @@ function mixedTrace(seed: number, events: number): string {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const sizes = [0, 8, 24, 40, 100, 500, 1000, 4000, 20000, 70000, 130000, 140000, 300000];
   const live: string[] = [];
   const threads = [1];
@@ -172,7 +190,9 @@ function mixedTrace(seed: number, events: number): string {
     } else if (r < 0.025) {
       out.push(`${tid} malloc_trim ${pick([0, 0, 4096, 65536])}`);
     } else if (r < 0.03) {
-      out.push(`${tid} mallopt ${pick(['M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'M_MXFAST', 'M_PERTURB'])} ${pick([0, 64, 4096, 65536, 131072])}`);
+      out.push(
+        `${tid} mallopt ${pick(['M_TRIM_THRESHOLD', 'M_TOP_PAD', 'M_MMAP_THRESHOLD', 'M_MXFAST', 'M_PERTURB'])} ${pick([0, 64, 4096, 65536, 131072])}`,
+      );
     } else if (live.length > 0 && r < 0.5) {
       const tok = live.splice(Math.floor(rnd() * live.length), 1)[0]!;
       if (rnd() < 0.2) {
@@ -237,7 +257,11 @@ function expectExactRss(run: NativeRun): Record<string, number> {
 
 describe('RSS after every event, from the sampled page faults', () => {
   it('matches a full count after every event of a mixed trace: calloc, memalign, valloc, realloc, trims, exits, mmapped chunks', () => {
-    const run = runNativeText(mixedTrace(42, 1500), { rss: true, verifyRss: true, rssBy: 'faults' });
+    const run = runNativeText(mixedTrace(42, 1500), {
+      rss: true,
+      verifyRss: true,
+      rssBy: 'faults',
+    });
     const paths = expectExactRss(run);
     if (byFaults(run)) expect(run.summary!['sampledEvents']).toBe(1500);
     if (byFaults(run)) {
@@ -250,7 +274,12 @@ describe('RSS after every event, from the sampled page faults', () => {
   it('matches a full count while thread heaps grow, shrink and are deleted, and the break goes up and down', () => {
     // heaps-4 of the heap-stress suite (test/diff/threads-heaps.test.ts): 897 events.
     const text = generateThreadedTrace({ seed: 'heaps-4', events: 897, heapStress: true });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const run = runNativeText(text, {
+      env: traceEnv(text),
+      rss: true,
+      verifyRss: true,
+      rssBy: 'faults',
+    });
     const paths = expectExactRss(run);
     if (byFaults(run)) {
       expect(paths['brk']).toBeGreaterThan(0); // systrim
@@ -272,14 +301,21 @@ describe('RSS after every event, from the sampled page faults', () => {
       expect(sampled).toBeGreaterThan(0); // big heaps: sampling
       expect(sampled).toBeLessThan(621); // the first events, small heaps: rescans
     }
-    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans' }).events);
+    expect(run.events).toEqual(
+      runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans' }).events,
+    );
   });
 
   it('matches a full count with many threads coming and going, cross-thread frees, calloc and memalign', () => {
     const text = generateThreadedTrace({ seed: 'threads-0', events: 1500 });
     expect(text).toMatch(/ calloc /);
     expect(text).toMatch(/ memalign /);
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const run = runNativeText(text, {
+      env: traceEnv(text),
+      rss: true,
+      verifyRss: true,
+      rssBy: 'faults',
+    });
     const paths = expectExactRss(run);
     if (byFaults(run)) {
       expect(paths['exit']).toBeGreaterThan(0);
@@ -290,7 +326,12 @@ describe('RSS after every event, from the sampled page faults', () => {
 
   it('matches a full count when realloc moves mmapped chunks with mremap', () => {
     const text = generateTrace({ seed: 'diff-3', events: 1500, maxLiveBytes: 32 << 20 });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, rssBy: 'faults' });
+    const run = runNativeText(text, {
+      env: traceEnv(text),
+      rss: true,
+      verifyRss: true,
+      rssBy: 'faults',
+    });
     const paths = expectExactRss(run);
     if (byFaults(run)) expect(paths['mremap']).toBeGreaterThan(0);
   });
@@ -299,7 +340,12 @@ describe('RSS after every event, from the sampled page faults', () => {
     const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
     const auto = runNativeText(text, { env: traceEnv(text), rss: true });
     const faults = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' });
-    const rescans = runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'rescans', verifyRss: true });
+    const rescans = runNativeText(text, {
+      env: traceEnv(text),
+      rss: true,
+      rssBy: 'rescans',
+      verifyRss: true,
+    });
     expect(rescans.stderr).toBe('');
     expect(rescans.summary!['rssBy']).toBe('rescans');
     expect(faults.events).toEqual(auto.events);
@@ -311,11 +357,20 @@ describe('RSS after every event, from the sampled page faults', () => {
     // Seven open files: the standard streams, the log, the summary, pagemap, and the fault count;
     // the first ring's perf_event_open finds none left (what was opened is closed again).
     const text = generateThreadedTrace({ seed: 'threads-1', events: 1500 });
-    const run = runNativeText(text, { env: traceEnv(text), rss: true, verifyRss: true, maxFiles: 7 });
+    const run = runNativeText(text, {
+      env: traceEnv(text),
+      rss: true,
+      verifyRss: true,
+      maxFiles: 7,
+    });
     expect(run.exitCode).toBe(0);
-    expect(run.stderr).toBe('replay: note: perf_event_open failed (Too many open files): RSS after each event by rescanning the heaps instead (slower)\n');
+    expect(run.stderr).toBe(
+      'replay: note: perf_event_open failed (Too many open files): RSS after each event by rescanning the heaps instead (slower)\n',
+    );
     expect(run.summary!['rssBy']).toBe('rescans');
-    expect(run.events).toEqual(runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' }).events);
+    expect(run.events).toEqual(
+      runNativeText(text, { env: traceEnv(text), rss: true, rssBy: 'faults' }).events,
+    );
   });
 
   it('needs per-event measurement for --rss and --verify-rss', () => {
@@ -336,7 +391,17 @@ describe('aborts', () => {
   it('frees a freed token at its old address, even when that address was handed out again', () => {
     // a's chunk goes to the tcache and comes back as c; freeing a again really frees c's chunk,
     // which glibc cannot tell from a valid free; freeing c is then the double free it catches.
-    const run = runNativeText(['1 malloc 24 a', '1 malloc 24 b', '1 free a', '1 malloc 24 c', '1 free a', '1 free c', ''].join('\n'));
+    const run = runNativeText(
+      [
+        '1 malloc 24 a',
+        '1 malloc 24 b',
+        '1 free a',
+        '1 malloc 24 c',
+        '1 free a',
+        '1 free c',
+        '',
+      ].join('\n'),
+    );
     expect(run.events[3]).toMatchObject({ op: 'malloc', off: 0x2a0 });
     expect(run.abort).toEqual({ message: 'free(): double free detected in tcache 2', event: 5 });
   });
@@ -354,15 +419,35 @@ describe('calls', () => {
   });
 
   it('shows the dynamic mmap threshold (docs/glibc-facts.md#dynamic-threshold)', () => {
-    const run = runNativeText(['1 malloc 2097152 a', '1 free a', '1 malloc 2097152 b', '1 malloc 2101232 c', ''].join('\n'));
+    const run = runNativeText(
+      ['1 malloc 2097152 a', '1 free a', '1 malloc 2097152 b', '1 malloc 2101232 c', ''].join('\n'),
+    );
     expect(run.events).toEqual([
       { i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 2101232, brk: 0x21000 },
       { i: 1, op: 'free', tid: 1, brk: 0x21000 },
       // the free raised the threshold to 0x201000: chunk 0x200010 now comes from the heap, which
       // grows by nb + top_pad + MINSIZE - old top (0x20d70), rounded up to a page: to 0x221000
-      { i: 2, op: 'malloc', tid: 1, arena: 0, heap: 0, off: 0x2a0, usable: 0x200010 - 8, brk: 0x221000 },
+      {
+        i: 2,
+        op: 'malloc',
+        tid: 1,
+        arena: 0,
+        heap: 0,
+        off: 0x2a0,
+        usable: 0x200010 - 8,
+        brk: 0x221000,
+      },
       // chunk 0x201000 is not below the threshold: mmapped again
-      { i: 3, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 0x202000 - 16, brk: 0x221000 },
+      {
+        i: 3,
+        op: 'malloc',
+        tid: 1,
+        arena: -1,
+        heap: 0,
+        off: 16,
+        usable: 0x202000 - 16,
+        brk: 0x221000,
+      },
     ]);
     // Main heap: b is written over [0x2a0, 0x2a0 + 2 MiB) = up to 0x2002a0, in page 512, and the
     // top chunk's header at 0x2002a0 + 8 is in page 512 too: pages 0..512 = 513 of 545. c: its
@@ -379,7 +464,17 @@ describe('calls', () => {
     const text = '1 malloc 1000000 a\n1 free a\n';
     const run = runNativeText(text, { rss: true });
     expect(run.events).toEqual([
-      { i: 0, op: 'malloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 245 * PAGE - 16, brk: 0x21000, rss: 246 * PAGE },
+      {
+        i: 0,
+        op: 'malloc',
+        tid: 1,
+        arena: -1,
+        heap: 0,
+        off: 16,
+        usable: 245 * PAGE - 16,
+        brk: 0x21000,
+        rss: 246 * PAGE,
+      },
       { i: 1, op: 'free', tid: 1, brk: 0x21000, rss: PAGE },
     ]);
     expect(run.summary!['rss']).toBe(PAGE);
@@ -394,15 +489,35 @@ describe('calls', () => {
     // 489 pages, keeping the 245 written pages; the program then writes [16 + 1000000,
     // 16 + 2000000), ending in page 488 (2000015 / 4096 = 488.3). All 489 pages, plus page 0 of
     // the main heap: the peak is 490 pages, reached after the realloc.
-    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n', { rss: true });
-    expect(run.events[1]).toEqual({ i: 1, op: 'realloc', tid: 1, arena: -1, heap: 0, off: 16, usable: 489 * PAGE - 16, brk: 0x21000, rss: 490 * PAGE });
+    const run = runNativeText('1 malloc 1000000 a\n1 realloc a 2000000 a\n1 free a\n', {
+      rss: true,
+    });
+    expect(run.events[1]).toEqual({
+      i: 1,
+      op: 'realloc',
+      tid: 1,
+      arena: -1,
+      heap: 0,
+      off: 16,
+      usable: 489 * PAGE - 16,
+      brk: 0x21000,
+      rss: 490 * PAGE,
+    });
     expect(run.events.map((e) => e['rss'])).toEqual([246 * PAGE, 490 * PAGE, PAGE]);
     expect(run.summary!['peakRss']).toBe(490 * PAGE);
     expect(run.summary!['rss']).toBe(PAGE);
   });
 
   it('makes mallopt lines real mallopt calls, by name or number', () => {
-    const run = runNativeText(['1 mallopt M_MMAP_THRESHOLD 1048576', '1 malloc 200000 a', '1 mallopt -3 131072', '1 malloc 200000 b', ''].join('\n'));
+    const run = runNativeText(
+      [
+        '1 mallopt M_MMAP_THRESHOLD 1048576',
+        '1 malloc 200000 a',
+        '1 mallopt -3 131072',
+        '1 malloc 200000 b',
+        '',
+      ].join('\n'),
+    );
     expect(run.events[0]).toEqual({ i: 0, op: 'mallopt', tid: 1, brk: 0 });
     expect(run.events[1]).toMatchObject({ arena: 0 }); // below the raised threshold: from the heap
     expect(run.events[3]).toMatchObject({ arena: -1, off: 16 }); // above the restored one
@@ -430,7 +545,8 @@ describe('calls', () => {
 describe('settings', () => {
   it('takes tunables from the given environment only', () => {
     const text = '1 malloc 24 a\n1 free a\n';
-    const mi = (r: ReturnType<typeof runNativeText>): Record<string, number> => r.summary!['mallinfo2'] as Record<string, number>;
+    const mi = (r: ReturnType<typeof runNativeText>): Record<string, number> =>
+      r.summary!['mallinfo2'] as Record<string, number>;
     // tcache_count=0: the freed chunk goes to a fastbin (docs/glibc-facts.md#tcache-tunables)
     const tuned = runNativeText(text, { env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' } });
     expect(mi(tuned)).toMatchObject({ smblks: 1, fsmblks: 32 });
@@ -448,9 +564,18 @@ describe('settings', () => {
 
 describe('the trace format', () => {
   it('accepts comments, blank lines, @TIME, tabs, CRLF and hex numbers', () => {
-    const run = runNativeText('# a comment\n\n  \t\n@100 1 malloc 0x18 a\r\n@200\t1\tfree\ta\r\n  # indented comment\n1 calloc 2 0x10 0x55d0c2a4f2a0\n1 free 0x55d0c2a4f2a0\n1 free 0\n1 malloc_trim 0');
+    const run = runNativeText(
+      '# a comment\n\n  \t\n@100 1 malloc 0x18 a\r\n@200\t1\tfree\ta\r\n  # indented comment\n1 calloc 2 0x10 0x55d0c2a4f2a0\n1 free 0x55d0c2a4f2a0\n1 free 0\n1 malloc_trim 0',
+    );
     expect(run.exitCode).toBe(0);
-    expect(run.events.map((e) => e['op'])).toEqual(['malloc', 'free', 'calloc', 'free', 'free', 'malloc_trim']);
+    expect(run.events.map((e) => e['op'])).toEqual([
+      'malloc',
+      'free',
+      'calloc',
+      'free',
+      'free',
+      'malloc_trim',
+    ]);
     expect(run.events[0]).toMatchObject({ off: 0x2a0, usable: 24 });
     // 32 bytes: a 0x30 chunk, so not a's 0x20 one from the tcache; it comes from top, after a
     expect(run.events[2]).toMatchObject({ off: 0x2c0, usable: 40 });
@@ -477,7 +602,10 @@ describe('the trace format', () => {
   it.each([
     ['1 malloc 24 a\n1 free b\n', 'inline.trace:2: free of b, which was never allocated'],
     ['1 malloc 24 a\n1 malloc 32 a\n', 'inline.trace:2: token a is reused while still live'],
-    ['1 malloc 24 a\n1 realloc c 10 d\n', 'inline.trace:2: realloc of c, which was never allocated'],
+    [
+      '1 malloc 24 a\n1 realloc c 10 d\n',
+      'inline.trace:2: realloc of c, which was never allocated',
+    ],
     ['1 malloc 24 a\n1 frob a\n', "inline.trace:2: unknown operation 'frob'"],
     ['1 malloc 24 a\n1 malloc 0x1g b\n', "inline.trace:2: malloc: bad SIZE '0x1g'"],
     ['1 malloc 24 a\n1 malloc 24\n', 'inline.trace:2: malloc: missing PTR'],

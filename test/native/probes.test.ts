@@ -38,9 +38,16 @@ function build(name: string): string {
 
 /** Runs a probe with an empty environment; its standard output. */
 function run(binary: string, args: string[]): string {
-  const r = spawnSync(binary, args, { env: {}, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(binary, args, {
+    env: {},
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${binary} ${args.join(' ')}: status ${r.status} ${r.signal ?? ''}\n${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${binary} ${args.join(' ')}: status ${r.status} ${r.signal ?? ''}\n${r.stderr}`,
+    );
   return r.stdout;
 }
 
@@ -146,19 +153,29 @@ describe('mallopt (docs/glibc-facts.md#mallopt-returns, #mallopt-mxfast, #mallop
     // The tcache is off (tcache_count=0) so that frees reach the fastbins.
     const env = ['GLIBC_TUNABLES=glibc.malloc.tcache_count=0'];
     expect(settings(env, 'where 120', 'where 136')).toEqual(['fastbin', 'bin']); // default: chunks up to 128
-    expect(settings(env, `mallopt ${M_MXFAST} 160`, 'where 152', 'where 168')).toEqual(['1', 'fastbin', 'bin']);
-    expect(settings(env, `mallopt ${M_MXFAST} 160`, `mallopt ${M_MXFAST} 200`, 'where 152')).toEqual(['1', '0', 'fastbin']);
+    expect(settings(env, `mallopt ${M_MXFAST} 160`, 'where 152', 'where 168')).toEqual([
+      '1',
+      'fastbin',
+      'bin',
+    ]);
+    expect(
+      settings(env, `mallopt ${M_MXFAST} 160`, `mallopt ${M_MXFAST} 200`, 'where 152'),
+    ).toEqual(['1', '0', 'fastbin']);
     expect(settings(env, `mallopt ${M_MXFAST} -1`, 'where 120')).toEqual(['0', 'fastbin']);
     expect(settings(env, `mallopt ${M_MXFAST} 0`, 'where 24')).toEqual(['1', 'bin']);
   });
 
   it('consolidates the fastbins on every call, even with an unknown parameter', () => {
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.tcache_count=0'], 'consolidate')).toBe('returned 1, fastbin chunks 2 -> 0, bin chunks 0 -> 1');
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.tcache_count=0'], 'consolidate')).toBe(
+      'returned 1, fastbin chunks 2 -> 0, bin chunks 0 -> 1',
+    );
   });
 
   it('M_MMAP_THRESHOLD -1 is accepted as "never mmap"', () => {
     expect(settings([], 'mmapped 2097152')).toEqual(['mmapped']);
-    expect(settings([], `mallopt ${M_MMAP_THRESHOLD} -1`, 'mmapped 2097152', 'mmapped 100000000')).toEqual(['1', 'heap', 'heap']);
+    expect(
+      settings([], `mallopt ${M_MMAP_THRESHOLD} -1`, 'mmapped 2097152', 'mmapped 100000000'),
+    ).toEqual(['1', 'heap', 'heap']);
   });
 
   it('M_PERTURB 256 turns perturbing on: allocations are filled with 256 ^ 0xff, low byte 0xff', () => {
@@ -201,7 +218,12 @@ describe('settings that turn the dynamic mmap threshold off (docs/glibc-facts.md
 
 describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges, #tcache-tunables)', () => {
   it('perturb takes 0..255 only: 256, 0x101, 999 and -1 are ignored', () => {
-    for (const env of ['GLIBC_TUNABLES=glibc.malloc.perturb=256', 'MALLOC_PERTURB_=0x101', 'GLIBC_TUNABLES=glibc.malloc.perturb=999', 'MALLOC_PERTURB_=-1']) {
+    for (const env of [
+      'GLIBC_TUNABLES=glibc.malloc.perturb=256',
+      'MALLOC_PERTURB_=0x101',
+      'GLIBC_TUNABLES=glibc.malloc.perturb=999',
+      'MALLOC_PERTURB_=-1',
+    ]) {
       expect([env, one([env], 'fill 64')]).toEqual([env, '0x00']);
     }
     // Ignored, not set to 0: a later valid entry of the same name still applies (the first valid
@@ -222,9 +244,15 @@ describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges, #tca
     expect(one(['MALLOC_ARENA_MAX=1'], 'threads 1')).toBe('0 new arenas, 1 on the main arena');
     expect(one(['MALLOC_ARENA_MAX=2'], 'threads 1')).toBe('1 new arenas, 0 on the main arena');
     // A 0 would mean "no limit", like the default, so it shows only against a later valid entry:
-    expect(one(['MALLOC_ARENA_MAX=0', 'MALLOC_ARENA_MAX=1'], 'threads 1')).toBe('0 new arenas, 1 on the main arena');
-    expect(one(['MALLOC_ARENA_MAX=2', 'MALLOC_ARENA_MAX=1'], 'threads 1')).toBe('1 new arenas, 0 on the main arena');
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.arena_max=0'], 'threads 1')).toBe('0 new arenas, 1 on the main arena');
+    expect(one(['MALLOC_ARENA_MAX=0', 'MALLOC_ARENA_MAX=1'], 'threads 1')).toBe(
+      '0 new arenas, 1 on the main arena',
+    );
+    expect(one(['MALLOC_ARENA_MAX=2', 'MALLOC_ARENA_MAX=1'], 'threads 1')).toBe(
+      '1 new arenas, 0 on the main arena',
+    );
+    expect(
+      one(['GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.arena_max=0'], 'threads 1'),
+    ).toBe('0 new arenas, 1 on the main arena');
   });
 
   it('tcache_max: at most 1032; 0 still caches the 32-byte chunks, 2000 is ignored', () => {
@@ -232,13 +260,29 @@ describe('tunable and MALLOC_*_ ranges (docs/glibc-facts.md#tunable-ranges, #tca
     // chunks:      32          48          112          128          1040          1056
     const byDefault = ['tcache', 'tcache', 'tcache', 'tcache', 'tcache', 'bin'];
     expect(settings([], ...sizes)).toEqual(byDefault);
-    expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_max=0'], ...sizes)).toEqual(['tcache', 'fastbin', 'fastbin', 'fastbin', 'bin', 'bin']);
-    expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_max=100'], ...sizes)).toEqual(['tcache', 'tcache', 'tcache', 'fastbin', 'bin', 'bin']);
+    expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_max=0'], ...sizes)).toEqual([
+      'tcache',
+      'fastbin',
+      'fastbin',
+      'fastbin',
+      'bin',
+      'bin',
+    ]);
+    expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_max=100'], ...sizes)).toEqual([
+      'tcache',
+      'tcache',
+      'tcache',
+      'fastbin',
+      'bin',
+      'bin',
+    ]);
     expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_max=2000'], ...sizes)).toEqual(byDefault);
   });
 
   it('tcache_count: 0 sends frees past the tcache', () => {
-    expect(settings(['GLIBC_TUNABLES=glibc.malloc.tcache_count=0'], 'where 24', 'where 1032')).toEqual(['fastbin', 'bin']);
+    expect(
+      settings(['GLIBC_TUNABLES=glibc.malloc.tcache_count=0'], 'where 24', 'where 1032'),
+    ).toEqual(['fastbin', 'bin']);
   });
 });
 
@@ -274,18 +318,33 @@ describe('how tunable and MALLOC_*_ values are read (docs/glibc-facts.md#tunable
 
 describe('GLIBC_TUNABLES over MALLOC_*_ (docs/glibc-facts.md#tunable-precedence)', () => {
   it('the GLIBC_TUNABLES entry wins, in either order', () => {
-    expect(one(['MALLOC_TOP_PAD_=4096', 'GLIBC_TUNABLES=glibc.malloc.top_pad=0'], 'first-brk')).toBe('0x1000');
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.top_pad=0', 'MALLOC_TOP_PAD_=4096'], 'first-brk')).toBe('0x1000');
+    expect(
+      one(['MALLOC_TOP_PAD_=4096', 'GLIBC_TUNABLES=glibc.malloc.top_pad=0'], 'first-brk'),
+    ).toBe('0x1000');
+    expect(
+      one(['GLIBC_TUNABLES=glibc.malloc.top_pad=0', 'MALLOC_TOP_PAD_=4096'], 'first-brk'),
+    ).toBe('0x1000');
   });
 
   it('but an ignored GLIBC_TUNABLES entry leaves the variable in force', () => {
-    expect(one(['MALLOC_PERTURB_=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=999'], 'fill 64')).toBe('0xf8');
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=999', 'MALLOC_PERTURB_=7'], 'fill 64')).toBe('0xf8');
+    expect(one(['MALLOC_PERTURB_=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=999'], 'fill 64')).toBe(
+      '0xf8',
+    );
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=999', 'MALLOC_PERTURB_=7'], 'fill 64')).toBe(
+      '0xf8',
+    );
   });
 
   it('among GLIBC_TUNABLES entries the last valid one wins; among variables, the first valid one', () => {
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=5:glibc.malloc.perturb=7'], 'fill 64')).toBe('0xf8');
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=5'], 'fill 64')).toBe('0xfa');
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.perturb=5:glibc.malloc.perturb=7'], 'fill 64')).toBe(
+      '0xf8',
+    );
+    expect(
+      one(
+        ['GLIBC_TUNABLES=glibc.malloc.perturb=7', 'GLIBC_TUNABLES=glibc.malloc.perturb=5'],
+        'fill 64',
+      ),
+    ).toBe('0xfa');
     expect(one(['MALLOC_PERTURB_=7', 'MALLOC_PERTURB_=5'], 'fill 64')).toBe('0xf8');
   });
 });
@@ -299,7 +358,8 @@ describe('the arena limit (docs/glibc-facts.md#arena-limit)', () => {
   const limit = 8 * nprocs;
   const arenas = Math.max(9, limit);
   const threads = arenas + 8;
-  const run = (env: string[], ...actions: string[]): string => settings(env, ...actions, `threads ${threads}`).at(-1)!;
+  const run = (env: string[], ...actions: string[]): string =>
+    settings(env, ...actions, `threads ${threads}`).at(-1)!;
 
   it.skipIf(threads > 1024)('by default: 8 per CPU (at least 9), main included', () => {
     expect(run([])).toBe(`${arenas - 1} new arenas, 1 on the main arena`); // 15 new on 2 CPUs
@@ -310,22 +370,38 @@ describe('the arena limit (docs/glibc-facts.md#arena-limit)', () => {
   });
 
   it('M_ARENA_MAX 3 or MALLOC_ARENA_MAX=3: 3 arenas, main included', () => {
-    expect(settings([], `mallopt ${M_ARENA_MAX} 3`, 'threads 3')).toEqual(['1', '2 new arenas, 1 on the main arena']);
+    expect(settings([], `mallopt ${M_ARENA_MAX} 3`, 'threads 3')).toEqual([
+      '1',
+      '2 new arenas, 1 on the main arena',
+    ]);
     expect(one(['MALLOC_ARENA_MAX=3'], 'threads 3')).toBe('2 new arenas, 1 on the main arena');
-    expect(one(['GLIBC_TUNABLES=glibc.malloc.arena_max=0x2'], 'threads 2')).toBe('1 new arenas, 1 on the main arena');
+    expect(one(['GLIBC_TUNABLES=glibc.malloc.arena_max=0x2'], 'threads 2')).toBe(
+      '1 new arenas, 1 on the main arena',
+    );
   });
 
   it('mallopt ignores M_ARENA_MAX and M_ARENA_TEST values <= 0', () => {
-    expect(settings([], `mallopt ${M_ARENA_MAX} 1`, `mallopt ${M_ARENA_MAX} 0`, 'threads 1')).toEqual(['1', '1', '0 new arenas, 1 on the main arena']);
+    expect(
+      settings([], `mallopt ${M_ARENA_MAX} 1`, `mallopt ${M_ARENA_MAX} 0`, 'threads 1'),
+    ).toEqual(['1', '1', '0 new arenas, 1 on the main arena']);
   });
 
-  it.skipIf(threads > 1024)('arena_test: the limit applies only once there are more arenas than it; M_ARENA_TEST -3 is ignored', () => {
-    const test = limit + 4; // above the CPU limit, so that it decides
-    expect(run([], `mallopt ${M_ARENA_TEST} ${test}`)).toBe(`${test} new arenas, 1 on the main arena`);
-    expect(run([], `mallopt ${M_ARENA_TEST} ${test}`, `mallopt ${M_ARENA_TEST} -3`)).toBe(`${test} new arenas, 1 on the main arena`);
-    // Had -3 been taken as a size_t, no limit would ever apply.
-    expect(run([], `mallopt ${M_ARENA_TEST} -3`)).toBe(`${arenas - 1} new arenas, 1 on the main arena`);
-  });
+  it.skipIf(threads > 1024)(
+    'arena_test: the limit applies only once there are more arenas than it; M_ARENA_TEST -3 is ignored',
+    () => {
+      const test = limit + 4; // above the CPU limit, so that it decides
+      expect(run([], `mallopt ${M_ARENA_TEST} ${test}`)).toBe(
+        `${test} new arenas, 1 on the main arena`,
+      );
+      expect(run([], `mallopt ${M_ARENA_TEST} ${test}`, `mallopt ${M_ARENA_TEST} -3`)).toBe(
+        `${test} new arenas, 1 on the main arena`,
+      );
+      // Had -3 been taken as a size_t, no limit would ever apply.
+      expect(run([], `mallopt ${M_ARENA_TEST} -3`)).toBe(
+        `${arenas - 1} new arenas, 1 on the main arena`,
+      );
+    },
+  );
 });
 
 describe("allocations glibc makes on a program's behalf (docs/glibc-facts.md#hidden-allocations)", () => {

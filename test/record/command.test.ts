@@ -15,7 +15,11 @@ import { BUILD, events, program, scratch } from './helpers.js';
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await recordCommand.run(argv, (s) => (out += s), (s) => (err += s));
+  const code = await recordCommand.run(
+    argv,
+    (s) => (out += s),
+    (s) => (err += s),
+  );
   return { code, out, err };
 }
 

@@ -165,7 +165,9 @@ describe('token mistakes', () => {
         );
         expect(run.summary.events).toBe(3);
         // Freed again by the thread whose tcache holds it: caught.
-        expect(replay(`1 malloc 24 m\n2 malloc 24 ${a}\n2 free ${a}\n2 free ${a}\n`).summary.abort).toEqual({
+        expect(
+          replay(`1 malloc 24 m\n2 malloc 24 ${a}\n2 free ${a}\n2 free ${a}\n`).summary.abort,
+        ).toEqual({
           message: 'free(): double free detected in tcache 2',
           event: 3,
           line: 4,
@@ -175,8 +177,19 @@ describe('token mistakes', () => {
       it("judges a double free in a thread arena by the chunk's own arena", () => {
         // The 32-byte bin of thread 2's tcache is full: x goes to arena 1's fastbin, at its head.
         const fill = [1, 2, 3, 4, 5, 6, 7];
-        const text = ['1 malloc 24 m', ...fill.map((i) => `2 malloc 24 f${i}`), `2 malloc 24 ${a}`, ...fill.map((i) => `2 free f${i}`), `2 free ${a}`, `2 free ${a}`].join('\n');
-        expect(replay(text + '\n').summary.abort).toEqual({ message: 'double free or corruption (fasttop)', event: 17, line: 18 });
+        const text = [
+          '1 malloc 24 m',
+          ...fill.map((i) => `2 malloc 24 f${i}`),
+          `2 malloc 24 ${a}`,
+          ...fill.map((i) => `2 free f${i}`),
+          `2 free ${a}`,
+          `2 free ${a}`,
+        ].join('\n');
+        expect(replay(text + '\n').summary.abort).toEqual({
+          message: 'double free or corruption (fasttop)',
+          event: 17,
+          line: 18,
+        });
       });
 
       it('says so when the outcome depends on memory ptsim does not keep', () => {

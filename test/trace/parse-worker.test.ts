@@ -14,7 +14,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type * as Reader from '../../src/trace/reader.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
-const { readTraceFile } = (await import(new URL('../../dist/trace/reader.js', import.meta.url).href)) as typeof Reader;
+const { readTraceFile } = (await import(
+  new URL('../../dist/trace/reader.js', import.meta.url).href
+)) as typeof Reader;
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-worker-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -32,7 +34,11 @@ interface Read {
 }
 
 /** Reads `path` in the worker or in this thread, recording every sink call and the outcome. */
-async function read(path: string, worker: boolean, sinkError?: (ev: TraceEvent) => Error | undefined): Promise<Read> {
+async function read(
+  path: string,
+  worker: boolean,
+  sinkError?: (ev: TraceEvent) => Error | undefined,
+): Promise<Read> {
   const out: Read = { calls: [] };
   const sink: TraceSink = {
     header: (h) => out.calls.push(['header', h]),
@@ -63,11 +69,24 @@ function trace(n: number): string {
   const lines = ['# pid 42', '# env MALLOC_ARENA_MAX=2', '# nprocs 4'];
   for (let i = 0; i < n; i++) {
     const t = i % 3 === 0 ? `name${i >> 1}` : `0x${(0x55d0c2a4f2a0 + 16 * (i >> 1)).toString(16)}`;
-    const prev = i % 3 === 0 ? `name${(i >> 1) - 1}` : `0x${(0x55d0c2a4f2a0 + 16 * ((i >> 1) - 1)).toString(16)}`;
-    if (i % 2 === 0) lines.push(`${i % 7 === 0 ? `@${i} ` : ''}1 ${i % 10 === 0 ? 'calloc 2' : 'malloc'} ${i % 500} ${t}`);
+    const prev =
+      i % 3 === 0
+        ? `name${(i >> 1) - 1}`
+        : `0x${(0x55d0c2a4f2a0 + 16 * ((i >> 1) - 1)).toString(16)}`;
+    if (i % 2 === 0)
+      lines.push(
+        `${i % 7 === 0 ? `@${i} ` : ''}1 ${i % 10 === 0 ? 'calloc 2' : 'malloc'} ${i % 500} ${t}`,
+      );
     else if (i % 11 === 1) lines.push(`2 realloc ${prev} ${i % 300} ${t}`);
     else lines.push(`1 free ${prev}`);
-    if (i % 1000 === 999) lines.push('1 mallopt M_MMAP_THRESHOLD 131072', '1 malloc_trim 0', '3 exit', '# a comment', '');
+    if (i % 1000 === 999)
+      lines.push(
+        '1 mallopt M_MMAP_THRESHOLD 131072',
+        '1 malloc_trim 0',
+        '3 exit',
+        '# a comment',
+        '',
+      );
   }
   return lines.join('\n') + '\n';
 }

@@ -15,10 +15,21 @@ import { TraceParser } from '../../src/trace/parser.js';
 import { TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { tokenKey } from '../../src/trace/token-key.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
-import { Op, TraceSyntaxError, type TraceEvent, type TraceHeader, type TraceSink } from '../../src/trace/types.js';
+import {
+  Op,
+  TraceSyntaxError,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from '../../src/trace/types.js';
 
 /** A sink that copies every event (the reader reuses one object) and records the header calls. */
-function collector(): { sink: TraceSink; events: TraceEvent[]; headers: TraceHeader[]; order: string[] } {
+function collector(): {
+  sink: TraceSink;
+  events: TraceEvent[];
+  headers: TraceHeader[];
+  order: string[];
+} {
   const events: TraceEvent[] = [];
   const headers: TraceHeader[] = [];
   const order: string[] = [];
@@ -81,8 +92,26 @@ function expectError(text: string, line: number, detail: string | RegExp, name =
  * token it returns has number 0 and the token it takes has none (it was never returned).
  */
 const ev = (fields: Partial<TraceEvent>): TraceEvent => {
-  const e: TraceEvent = { index: 0, line: 1, time: -1, tid: 1, op: Op.malloc, n1: 0, n2: 0, out: '', in: '', param: 0, ...fields };
-  return { ...e, inKey: tokenKey(e.in), outKey: tokenKey(e.out), inId: -1, outId: e.out === '' ? -1 : 0 };
+  const e: TraceEvent = {
+    index: 0,
+    line: 1,
+    time: -1,
+    tid: 1,
+    op: Op.malloc,
+    n1: 0,
+    n2: 0,
+    out: '',
+    in: '',
+    param: 0,
+    ...fields,
+  };
+  return {
+    ...e,
+    inKey: tokenKey(e.in),
+    outKey: tokenKey(e.out),
+    inId: -1,
+    outId: e.out === '' ? -1 : 0,
+  };
 };
 
 /** Whether a program can be run (the compressors are optional). */
@@ -103,15 +132,21 @@ describe('event lines', () => {
   it('reads every operation of the format table', () => {
     expect(one('1 malloc 24 a')).toEqual(ev({ op: Op.malloc, n1: 24, out: 'a' }));
     expect(one('1 calloc 4 100 b')).toEqual(ev({ op: Op.calloc, n1: 4, n2: 100, out: 'b' }));
-    expect(one('2 malloc 2097152 0x7f3a2c000b70')).toEqual(ev({ tid: 2, op: Op.malloc, n1: 2097152, out: '0x7f3a2c000b70' }));
+    expect(one('2 malloc 2097152 0x7f3a2c000b70')).toEqual(
+      ev({ tid: 2, op: Op.malloc, n1: 2097152, out: '0x7f3a2c000b70' }),
+    );
     expect(one('1 realloc a 200 c')).toEqual(ev({ op: Op.realloc, in: 'a', n1: 200, out: 'c' }));
-    expect(one('1 memalign 64 1000 d')).toEqual(ev({ op: Op.memalign, n1: 64, n2: 1000, out: 'd' }));
+    expect(one('1 memalign 64 1000 d')).toEqual(
+      ev({ op: Op.memalign, n1: 64, n2: 1000, out: 'd' }),
+    );
     expect(one('1 valloc 100 e')).toEqual(ev({ op: Op.valloc, n1: 100, out: 'e' }));
     expect(one('1 pvalloc 5000 f')).toEqual(ev({ op: Op.pvalloc, n1: 5000, out: 'f' }));
     expect(one('1 free b')).toEqual(ev({ op: Op.free, in: 'b' }));
     expect(one('1 malloc_trim 0')).toEqual(ev({ op: Op.mallocTrim, n1: 0 }));
     expect(one('1 malloc_trim 131072')).toEqual(ev({ op: Op.mallocTrim, n1: 131072 }));
-    expect(one('1 mallopt M_MMAP_THRESHOLD 131072')).toEqual(ev({ op: Op.mallopt, param: -3, n1: 131072 }));
+    expect(one('1 mallopt M_MMAP_THRESHOLD 131072')).toEqual(
+      ev({ op: Op.mallopt, param: -3, n1: 131072 }),
+    );
     expect(one('2 exit')).toEqual(ev({ tid: 2, op: Op.exit }));
   });
 
@@ -158,13 +193,17 @@ describe('event lines', () => {
 
   it('accepts tabs, several blanks, leading and trailing blanks', () => {
     expect(one('1\tmalloc\t24\ta')).toEqual(ev({ n1: 24, out: 'a' }));
-    expect(one('  1   calloc \t 4  100   b  ')).toEqual(ev({ op: Op.calloc, n1: 4, n2: 100, out: 'b' }));
+    expect(one('  1   calloc \t 4  100   b  ')).toEqual(
+      ev({ op: Op.calloc, n1: 4, n2: 100, out: 'b' }),
+    );
     expect(one('\t1 free a\t')).toEqual(ev({ op: Op.free, in: 'a' }));
   });
 
   it('reads CRLF files like LF files', () => {
     const lf = parse('# pid 42\n1 malloc 24 a\n\n1 realloc a 10 b\n1 free b\n2 exit\n');
-    const crlf = parse('# pid 42\r\n1 malloc 24 a\r\n\r\n1 realloc a 10 b\r\n1 free b\r\n2 exit\r\n');
+    const crlf = parse(
+      '# pid 42\r\n1 malloc 24 a\r\n\r\n1 realloc a 10 b\r\n1 free b\r\n2 exit\r\n',
+    );
     expect(crlf.events).toEqual(lf.events);
     expect(crlf.headers[0]!.facts.get('pid')).toBe('42');
     expect(crlf.result).toEqual(lf.result);
@@ -181,7 +220,9 @@ describe('event lines', () => {
   it('reads hexadecimal numbers', () => {
     expect(one('1 malloc 0x18 a')).toEqual(ev({ n1: 24, out: 'a' }));
     expect(one('1 calloc 0X4 0xFf b')).toEqual(ev({ op: Op.calloc, n1: 4, n2: 255, out: 'b' }));
-    expect(one('1 memalign 0x1000 0x0 c')).toEqual(ev({ op: Op.memalign, n1: 4096, n2: 0, out: 'c' }));
+    expect(one('1 memalign 0x1000 0x0 c')).toEqual(
+      ev({ op: Op.memalign, n1: 4096, n2: 0, out: 'c' }),
+    );
     expect(one('1 malloc_trim 0x20000')).toEqual(ev({ op: Op.mallocTrim, n1: 0x20000 }));
     expect(one('1 malloc 007 a').n1).toBe(7);
   });
@@ -192,7 +233,9 @@ describe('event lines', () => {
     expect(one('1 malloc 0x00000000000000000001 a').n1).toBe(1);
     expect(one('1 malloc 000000000000000000000000000042 a').n1).toBe(42);
     expect(one('1 malloc 9007199254740993 a').n1).toBeCloseTo(2 ** 53, -2);
-    expect(one('1 calloc 4294967296 4294967296 a')).toEqual(ev({ op: Op.calloc, n1: 2 ** 32, n2: 2 ** 32, out: 'a' }));
+    expect(one('1 calloc 4294967296 4294967296 a')).toEqual(
+      ev({ op: Op.calloc, n1: 2 ** 32, n2: 2 ** 32, out: 'a' }),
+    );
   });
 
   it('turns the spellings of zero into NULL tokens', () => {
@@ -210,7 +253,21 @@ describe('event lines', () => {
   });
 
   it('keys pointer tokens alike on the fast and the general path', () => {
-    const tokens = ['0x1', '0x55d0c2a4f2a0', '0xfffffffffffff', '0x10000000000000', '0x12z', '0x12G', '0xA', '0x0', '0x01', '0x', '0xg', '0', 'a0x1'];
+    const tokens = [
+      '0x1',
+      '0x55d0c2a4f2a0',
+      '0xfffffffffffff',
+      '0x10000000000000',
+      '0x12z',
+      '0x12G',
+      '0xA',
+      '0x0',
+      '0x01',
+      '0x',
+      '0xg',
+      '0',
+      'a0x1',
+    ];
     for (const t of tokens) {
       // A single space is the fast path's shape; a tab sends the line to the general path.
       const fast = parse(`1 malloc 1 ${t}\n1 free ${t}\n1 realloc ${t} 2 ${t}\n`).events;
@@ -227,7 +284,8 @@ describe('event lines', () => {
     expect(one('1 malloc 1 ~!@#$%^&*()').out).toBe('~!@#$%^&*()');
     const long = 'p'.repeat(40);
     expect(one(`1 malloc 1 ${long}`).out).toBe(long);
-    for (let n = 1; n <= 30; n++) expect(one(`1 malloc 1 ${'q'.repeat(n)}`).out).toBe('q'.repeat(n));
+    for (let n = 1; n <= 30; n++)
+      expect(one(`1 malloc 1 ${'q'.repeat(n)}`).out).toBe('q'.repeat(n));
     // Non-ASCII tokens: valid UTF-8 reads as text, other bytes one char per byte.
     expect(one('1 malloc 1 bloc-é').out).toBe('bloc-é');
     const latin1 = Buffer.from('1 malloc 1 x\xe9y\n', 'latin1');
@@ -322,7 +380,9 @@ describe('header and comments', () => {
   });
 
   it('ignores malformed-looking comments after the first event', () => {
-    const { events } = parse('1 malloc 1 a\n# env nonsense\n# nprocs zero\n  # anything\n1 free a\n');
+    const { events } = parse(
+      '1 malloc 1 a\n# env nonsense\n# nprocs zero\n  # anything\n1 free a\n',
+    );
     expect(events).toHaveLength(2);
   });
 
@@ -405,9 +465,14 @@ describe('fast and general paths agree', () => {
   // once with random blanks, hex numbers and CRLF, which sends most of them to the general path.
   const token = fc.oneof(
     fc.constantFrom('0', '0x0', 'a', 'b17', '0x55d0c2a4f2a0', 'zz'),
-    fc.stringMatching(/^[!-~]{1,30}$/).filter((t) => !/^(0+|0[xX]0+)$/.test(t) && !t.startsWith('#')),
+    fc
+      .stringMatching(/^[!-~]{1,30}$/)
+      .filter((t) => !/^(0+|0[xX]0+)$/.test(t) && !t.startsWith('#')),
   );
-  const size = fc.oneof(fc.integer({ min: 0, max: 4096 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
+  const size = fc.oneof(
+    fc.integer({ min: 0, max: 4096 }),
+    fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+  );
   type Fields = Array<string | number>;
   const op: fc.Arbitrary<Fields> = fc.oneof(
     fc.tuple(fc.constant('malloc'), size, token).map((f): Fields => f),
@@ -427,19 +492,42 @@ describe('fast and general paths agree', () => {
 
   it('on random lines', () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(line, fc.array(blank, { minLength: 8, maxLength: 8 }), fc.boolean(), fc.boolean()), { maxLength: 20 }), (lines) => {
-        const canonical: string[] = [];
-        const odd: string[] = [];
-        for (const [l, blanks, hex, crlf] of lines) {
-          const fields = [...(l.time === undefined ? [] : [`@${l.time}`]), String(l.tid), ...l.op.map(String)];
-          canonical.push(fields.join(' ') + '\n');
-          const oddFields = fields.map((f, i) => (hex && i > 0 && typeof l.op[i - fields.length + l.op.length] === 'number' ? '0x' + Number(f).toString(16) : f));
-          odd.push(blanks[0] + oddFields.map((f, i) => f + blanks[i + 1]).join('') + (crlf ? '\r\n' : '\n'));
-        }
-        const a = parse(canonical.join(''));
-        const b = parse(odd.join(''));
-        expect(b.events).toEqual(a.events);
-      }),
+      fc.property(
+        fc.array(
+          fc.tuple(
+            line,
+            fc.array(blank, { minLength: 8, maxLength: 8 }),
+            fc.boolean(),
+            fc.boolean(),
+          ),
+          { maxLength: 20 },
+        ),
+        (lines) => {
+          const canonical: string[] = [];
+          const odd: string[] = [];
+          for (const [l, blanks, hex, crlf] of lines) {
+            const fields = [
+              ...(l.time === undefined ? [] : [`@${l.time}`]),
+              String(l.tid),
+              ...l.op.map(String),
+            ];
+            canonical.push(fields.join(' ') + '\n');
+            const oddFields = fields.map((f, i) =>
+              hex && i > 0 && typeof l.op[i - fields.length + l.op.length] === 'number'
+                ? '0x' + Number(f).toString(16)
+                : f,
+            );
+            odd.push(
+              blanks[0] +
+                oddFields.map((f, i) => f + blanks[i + 1]).join('') +
+                (crlf ? '\r\n' : '\n'),
+            );
+          }
+          const a = parse(canonical.join(''));
+          const b = parse(odd.join(''));
+          expect(b.events).toEqual(a.events);
+        },
+      ),
       fcParams({ numRuns: 300 }),
     );
   });
@@ -464,7 +552,8 @@ describe('gzip', () => {
 
   it('streams a large gzip file in chunks', async () => {
     const lines: string[] = [];
-    for (let i = 0; i < 300_000; i++) lines.push(`${1 + (i % 3)} malloc ${i % 5000} t${i}\n${1 + (i % 3)} free t${i}\n`);
+    for (let i = 0; i < 300_000; i++)
+      lines.push(`${1 + (i % 3)} malloc ${i % 5000} t${i}\n${1 + (i % 3)} free t${i}\n`);
     const big = lines.join('');
     const path = tmpFile(gzipSync(Buffer.from(big), { level: 1 }));
     let n = 0;
@@ -472,8 +561,10 @@ describe('gzip', () => {
     const result = await readTraceFile(path, {
       header() {},
       event(e) {
-        if (e.index !== n || e.line !== n + 1) throw new Error(`event ${n} numbered ${e.index} on line ${e.line}`);
-        if (e.op === Op.malloc && e.out !== `t${n >> 1}`) throw new Error(`event ${n} has token ${e.out}`);
+        if (e.index !== n || e.line !== n + 1)
+          throw new Error(`event ${n} numbered ${e.index} on line ${e.line}`);
+        if (e.op === Op.malloc && e.out !== `t${n >> 1}`)
+          throw new Error(`event ${n} has token ${e.out}`);
         n++;
         lastLine = e.line;
       },
@@ -497,20 +588,28 @@ describe('gzip', () => {
     for (const at of [20, 30]) corrupt.writeUInt8(corrupt.readUInt8(at) ^ 0xff, at);
     for (const bad of [truncated, corrupt]) {
       expect(() => parse(bad, 'bad.trace')).toThrow(TraceReadError);
-      expect(() => parse(bad, 'bad.trace')).toThrow(/^bad\.trace: gzip data is corrupt or truncated/);
+      expect(() => parse(bad, 'bad.trace')).toThrow(
+        /^bad\.trace: gzip data is corrupt or truncated/,
+      );
       const path = tmpFile(bad);
       const p = readTraceFile(path, collector().sink, { displayName: 'shown.gz' });
       await expect(p).rejects.toThrow(TraceReadError);
-      await expect(readTraceFile(path, collector().sink, { displayName: 'shown.gz' })).rejects.toThrow(/^shown\.gz: gzip data is corrupt or truncated/);
+      await expect(
+        readTraceFile(path, collector().sink, { displayName: 'shown.gz' }),
+      ).rejects.toThrow(/^shown\.gz: gzip data is corrupt or truncated/);
     }
     // Only the magic bytes.
-    expect(() => parse(Buffer.from([0x1f, 0x8b]), 'x')).toThrow(/^x: gzip data is corrupt or truncated/);
+    expect(() => parse(Buffer.from([0x1f, 0x8b]), 'x')).toThrow(
+      /^x: gzip data is corrupt or truncated/,
+    );
   });
 
   it('reports syntax errors inside gzip data with the line number', async () => {
     const data = gzipSync(Buffer.from('1 malloc 1 a\n1 mallocc 1 b\n'));
     expect(() => parse(data, 'z.gz')).toThrow(/^z\.gz:2: unknown operation 'mallocc'/);
-    await expect(readTraceFile(tmpFile(data), collector().sink, { displayName: 'z.gz' })).rejects.toThrow(/^z\.gz:2: unknown operation 'mallocc'/);
+    await expect(
+      readTraceFile(tmpFile(data), collector().sink, { displayName: 'z.gz' }),
+    ).rejects.toThrow(/^z\.gz:2: unknown operation 'mallocc'/);
   });
 });
 
@@ -532,8 +631,12 @@ describe('readTraceFile', () => {
 
   it('names the file in syntax errors, or the display name', async () => {
     const path = tmpFile('1 malloc 24 a\n1 free\n');
-    await expect(readTraceFile(path, collector().sink)).rejects.toThrow(`${path}:2: free takes PTR, got 0 arguments`);
-    const e = await readTraceFile(path, collector().sink, { displayName: 'app.trace' }).catch((x: unknown) => x);
+    await expect(readTraceFile(path, collector().sink)).rejects.toThrow(
+      `${path}:2: free takes PTR, got 0 arguments`,
+    );
+    const e = await readTraceFile(path, collector().sink, { displayName: 'app.trace' }).catch(
+      (x: unknown) => x,
+    );
     expect(e).toBeInstanceOf(TraceSyntaxError);
     expect((e as TraceSyntaxError).message).toBe('app.trace:2: free takes PTR, got 0 arguments');
   });
@@ -547,31 +650,43 @@ describe('readTraceFile', () => {
   });
 
   it('reports a directory', async () => {
-    await expect(readTraceFile(tmp, collector().sink, { displayName: 'dir' })).rejects.toThrow('dir: is a directory, not a trace file');
+    await expect(readTraceFile(tmp, collector().sink, { displayName: 'dir' })).rejects.toThrow(
+      'dir: is a directory, not a trace file',
+    );
   });
 
-  it.skipIf(!['xz', 'zstd', 'bzip2'].every(have))('reads xz, zstd and bzip2 compressed traces through their programs', async () => {
-    const text = '# pid 7\n1 malloc 24 a\n1 free a\n';
-    const expected = parse(text);
-    for (const program of ['xz', 'zstd', 'bzip2']) {
-      const packed = execFileSync(program, ['-c'], { input: text });
-      const c = collector();
-      expect(await readTraceFile(tmpFile(packed), c.sink)).toEqual(expected.result);
-      expect(c.events).toEqual(expected.events);
-      expect(parse(packed).events).toEqual(expected.events);
-    }
-    const xz = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]);
-    await expect(readTraceFile(tmpFile(xz), collector().sink, { displayName: 'a.xz' })).rejects.toThrow(/^a\.xz: xz data is corrupt or truncated \(xz -dc: /);
-    expect(() => parse(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), 'a.zst')).toThrow(/^a\.zst: zstd data is corrupt or truncated \(zstd -dc: /);
-  });
+  it.skipIf(!['xz', 'zstd', 'bzip2'].every(have))(
+    'reads xz, zstd and bzip2 compressed traces through their programs',
+    async () => {
+      const text = '# pid 7\n1 malloc 24 a\n1 free a\n';
+      const expected = parse(text);
+      for (const program of ['xz', 'zstd', 'bzip2']) {
+        const packed = execFileSync(program, ['-c'], { input: text });
+        const c = collector();
+        expect(await readTraceFile(tmpFile(packed), c.sink)).toEqual(expected.result);
+        expect(c.events).toEqual(expected.events);
+        expect(parse(packed).events).toEqual(expected.events);
+      }
+      const xz = Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00, 0x00, 0x04]);
+      await expect(
+        readTraceFile(tmpFile(xz), collector().sink, { displayName: 'a.xz' }),
+      ).rejects.toThrow(/^a\.xz: xz data is corrupt or truncated \(xz -dc: /);
+      expect(() => parse(Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]), 'a.zst')).toThrow(
+        /^a\.zst: zstd data is corrupt or truncated \(zstd -dc: /,
+      );
+    },
+  );
 
   it('says which program a compressed trace needs when it is not installed', async () => {
     const zst = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 0, 0]);
-    const message = "a.zst: is zstd-compressed, and reading it needs the 'zstd' program, which is not installed (install zstd, or decompress the file first)";
+    const message =
+      "a.zst: is zstd-compressed, and reading it needs the 'zstd' program, which is not installed (install zstd, or decompress the file first)";
     const path = process.env['PATH'];
     process.env['PATH'] = join(tmp, 'no-programs-here');
     try {
-      await expect(readTraceFile(tmpFile(zst), collector().sink, { displayName: 'a.zst' })).rejects.toThrow(new TraceReadError('a.zst', message.slice('a.zst: '.length)));
+      await expect(
+        readTraceFile(tmpFile(zst), collector().sink, { displayName: 'a.zst' }),
+      ).rejects.toThrow(new TraceReadError('a.zst', message.slice('a.zst: '.length)));
       expect(() => parse(zst, 'a.zst')).toThrow(message);
     } finally {
       process.env['PATH'] = path;
@@ -596,8 +711,16 @@ describe('readTraceFile', () => {
 
 describe('errors', () => {
   it('reports unknown operations', () => {
-    expectError('1 malloc 1 a\n1 malocc 24 a\n', 2, "unknown operation 'malocc' (known: malloc, calloc, realloc, memalign, valloc, pvalloc, free, malloc_trim, mallopt, exit)");
-    expectError('1 MALLOC 24 a\n', 1, "unknown operation 'MALLOC' (operation names are lower case: 'malloc')");
+    expectError(
+      '1 malloc 1 a\n1 malocc 24 a\n',
+      2,
+      "unknown operation 'malocc' (known: malloc, calloc, realloc, memalign, valloc, pvalloc, free, malloc_trim, mallopt, exit)",
+    );
+    expectError(
+      '1 MALLOC 24 a\n',
+      1,
+      "unknown operation 'MALLOC' (operation names are lower case: 'malloc')",
+    );
     expectError('1 aligned_alloc 16 32 a\n', 1, /^unknown operation 'aligned_alloc' \(known: /);
   });
 
@@ -608,16 +731,40 @@ describe('errors', () => {
     expectError('\n\n7\n', 3, 'missing operation after the thread number');
     expectError('x malloc 24 a\n', 1, "thread number 'x' is not a non-negative decimal integer");
     expectError('-1 malloc 24 a\n', 1, "thread number '-1' is not a non-negative decimal integer");
-    expectError('0x1 malloc 24 a\n', 1, "thread number '0x1' is not a non-negative decimal integer");
-    expectError('2147483648 exit\n', 1, 'thread number 2147483648 is out of range (at most 2147483647)');
+    expectError(
+      '0x1 malloc 24 a\n',
+      1,
+      "thread number '0x1' is not a non-negative decimal integer",
+    );
+    expectError(
+      '2147483648 exit\n',
+      1,
+      'thread number 2147483648 is out of range (at most 2147483647)',
+    );
   });
 
   it('reports bad times', () => {
     expectError('@ 1 exit\n', 1, "missing time after '@'");
-    expectError('@12a 1 exit\n', 1, "time '@12a' is not '@' followed by a decimal number of nanoseconds");
-    expectError('@-5 1 exit\n', 1, "time '@-5' is not '@' followed by a decimal number of nanoseconds");
-    expectError('@99999999999999999999 1 exit\n', 1, "time '@99999999999999999999' is out of range (more than 2^53-1)");
-    expectError('1 @5 exit\n', 1, "unknown operation '@5' (the time must be the first field of the line)");
+    expectError(
+      '@12a 1 exit\n',
+      1,
+      "time '@12a' is not '@' followed by a decimal number of nanoseconds",
+    );
+    expectError(
+      '@-5 1 exit\n',
+      1,
+      "time '@-5' is not '@' followed by a decimal number of nanoseconds",
+    );
+    expectError(
+      '@99999999999999999999 1 exit\n',
+      1,
+      "time '@99999999999999999999' is out of range (more than 2^53-1)",
+    );
+    expectError(
+      '1 @5 exit\n',
+      1,
+      "unknown operation '@5' (the time must be the first field of the line)",
+    );
   });
 
   it('reports wrong numbers of arguments', () => {
@@ -646,8 +793,16 @@ describe('errors', () => {
     expectError('1 malloc 1.5 a\n', 1, "size '1.5' is not a number");
     expectError('1 malloc -5 a\n', 1, 'size -5 is negative');
     expectError('1 malloc -0x10 a\n', 1, 'size -0x10 is negative');
-    expectError('1 malloc 18446744073709551616 a\n', 1, 'size 18446744073709551616 is out of range (more than 2^64-1)');
-    expectError('1 malloc 0x10000000000000000 a\n', 1, 'size 0x10000000000000000 is out of range (more than 2^64-1)');
+    expectError(
+      '1 malloc 18446744073709551616 a\n',
+      1,
+      'size 18446744073709551616 is out of range (more than 2^64-1)',
+    );
+    expectError(
+      '1 malloc 0x10000000000000000 a\n',
+      1,
+      'size 0x10000000000000000 is out of range (more than 2^64-1)',
+    );
     expectError('1 calloc x 1 a\n', 1, "nmemb 'x' is not a number");
     expectError('1 calloc 1 x a\n', 1, "size 'x' is not a number");
     expectError('1 memalign x 1 a\n', 1, "alignment 'x' is not a number");
@@ -658,50 +813,126 @@ describe('errors', () => {
 
   it('reports bad mallopt parameters and values', () => {
     const known = Object.keys(MALLOPT_PARAMS).join(', ');
-    expectError('1 mallopt M_FOO 1\n', 1, `mallopt parameter 'M_FOO' is unknown (known: ${known}, or glibc's number)`);
-    expectError('1 mallopt m_mxfast 1\n', 1, `mallopt parameter 'm_mxfast' is unknown (known: ${known}, or glibc's number)`);
+    expectError(
+      '1 mallopt M_FOO 1\n',
+      1,
+      `mallopt parameter 'M_FOO' is unknown (known: ${known}, or glibc's number)`,
+    );
+    expectError(
+      '1 mallopt m_mxfast 1\n',
+      1,
+      `mallopt parameter 'm_mxfast' is unknown (known: ${known}, or glibc's number)`,
+    );
     expectError('1 mallopt 3x 1\n', 1, "mallopt parameter '3x' is not a number");
-    expectError('1 mallopt 2147483648 1\n', 1, 'mallopt parameter 2147483648 is out of range (an int)');
-    expectError('1 mallopt M_MXFAST 99999999999\n', 1, 'value 99999999999 is out of range for mallopt (an int)');
-    expectError('1 mallopt M_MXFAST 4294967296\n', 1, 'value 4294967296 is out of range for mallopt (an int)');
-    expectError('1 mallopt M_MXFAST -2147483649\n', 1, 'value -2147483649 is out of range for mallopt (an int)');
-    expectError('1 mallopt M_MXFAST 0x100000000\n', 1, 'value 0x100000000 is out of range for mallopt (an int)');
+    expectError(
+      '1 mallopt 2147483648 1\n',
+      1,
+      'mallopt parameter 2147483648 is out of range (an int)',
+    );
+    expectError(
+      '1 mallopt M_MXFAST 99999999999\n',
+      1,
+      'value 99999999999 is out of range for mallopt (an int)',
+    );
+    expectError(
+      '1 mallopt M_MXFAST 4294967296\n',
+      1,
+      'value 4294967296 is out of range for mallopt (an int)',
+    );
+    expectError(
+      '1 mallopt M_MXFAST -2147483649\n',
+      1,
+      'value -2147483649 is out of range for mallopt (an int)',
+    );
+    expectError(
+      '1 mallopt M_MXFAST 0x100000000\n',
+      1,
+      'value 0x100000000 is out of range for mallopt (an int)',
+    );
     expectError('1 mallopt M_MXFAST big\n', 1, "value 'big' is not a number");
     expectError('1 mallopt M_MXFAST -0x1\n', 1, "value '-0x1' is not a number");
   });
 
   it('reports bad header lines', () => {
-    expectError('# pid 1\n# env MALLOC_ARENA_MAX\n', 2, "malformed header line '# env MALLOC_ARENA_MAX': expected '# env NAME=VALUE'");
+    expectError(
+      '# pid 1\n# env MALLOC_ARENA_MAX\n',
+      2,
+      "malformed header line '# env MALLOC_ARENA_MAX': expected '# env NAME=VALUE'",
+    );
     expectError('# env =2\n', 1, "malformed header line '# env =2': expected '# env NAME=VALUE'");
     expectError('# env\n', 1, "malformed header line '# env ': expected '# env NAME=VALUE'");
-    expectError('# env 1X=2\n', 1, "malformed header line '# env 1X=2': expected '# env NAME=VALUE'");
-    expectError('# nprocs 0\n', 1, "malformed header line '# nprocs 0': expected a positive number of CPUs");
-    expectError('# nprocs -2\n', 1, "malformed header line '# nprocs -2': expected a positive number of CPUs");
-    expectError('# nprocs four\n', 1, "malformed header line '# nprocs four': expected a positive number of CPUs");
-    expectError('# nprocs\n', 1, "malformed header line '# nprocs ': expected a positive number of CPUs");
+    expectError(
+      '# env 1X=2\n',
+      1,
+      "malformed header line '# env 1X=2': expected '# env NAME=VALUE'",
+    );
+    expectError(
+      '# nprocs 0\n',
+      1,
+      "malformed header line '# nprocs 0': expected a positive number of CPUs",
+    );
+    expectError(
+      '# nprocs -2\n',
+      1,
+      "malformed header line '# nprocs -2': expected a positive number of CPUs",
+    );
+    expectError(
+      '# nprocs four\n',
+      1,
+      "malformed header line '# nprocs four': expected a positive number of CPUs",
+    );
+    expectError(
+      '# nprocs\n',
+      1,
+      "malformed header line '# nprocs ': expected a positive number of CPUs",
+    );
   });
 
   it('reports control characters in event lines', () => {
-    expectError('1 malloc 1 a\x00b\n', 1, 'unexpected control character 0x00 in column 13: is this a text trace?');
-    expectError('\x00\x00\x00\n', 1, 'unexpected control character 0x00 in column 1: is this a text trace?');
-    expectError('1 free a\x0b\n', 1, 'unexpected control character 0x0b in column 9: is this a text trace?');
+    expectError(
+      '1 malloc 1 a\x00b\n',
+      1,
+      'unexpected control character 0x00 in column 13: is this a text trace?',
+    );
+    expectError(
+      '\x00\x00\x00\n',
+      1,
+      'unexpected control character 0x00 in column 1: is this a text trace?',
+    );
+    expectError(
+      '1 free a\x0b\n',
+      1,
+      'unexpected control character 0x0b in column 9: is this a text trace?',
+    );
   });
 
   it('says when the last line may be truncated', () => {
-    expectError('1 malloc 24 a\n1 malloc 24', 2, 'malloc takes SIZE PTR, got 1 argument (the file ends in the middle of this line: truncated?)');
+    expectError(
+      '1 malloc 24 a\n1 malloc 24',
+      2,
+      'malloc takes SIZE PTR, got 1 argument (the file ends in the middle of this line: truncated?)',
+    );
     expectError('1 malloc 24 a\n1 mall', 2, /^unknown operation 'mall' .*truncated\?\)$/);
-    expectError('# env X', 1, "malformed header line '# env X': expected '# env NAME=VALUE' (the file ends in the middle of this line: truncated?)");
+    expectError(
+      '# env X',
+      1,
+      "malformed header line '# env X': expected '# env NAME=VALUE' (the file ends in the middle of this line: truncated?)",
+    );
   });
 
   it('shows long and odd tokens shortened and escaped', () => {
     const e = syntaxError(`1 ${'m'.repeat(100)} 1 a\n`);
-    expect(e.detail).toBe(`unknown operation '${'m'.repeat(60)}...' (known: malloc, calloc, realloc, memalign, valloc, pvalloc, free, malloc_trim, mallopt, exit)`);
+    expect(e.detail).toBe(
+      `unknown operation '${'m'.repeat(60)}...' (known: malloc, calloc, realloc, memalign, valloc, pvalloc, free, malloc_trim, mallopt, exit)`,
+    );
     expect(syntaxError('1 mallöc 1 a\n').detail).toMatch(/^unknown operation 'mallöc'/);
   });
 
   it('stops at the first error, after delivering the lines before it', () => {
     const c = collector();
-    expect(() => readTraceText('1 malloc 1 a\n1 malloc 2 b\n1 oops\n1 free a\n', 't', c.sink)).toThrow('t:3:');
+    expect(() =>
+      readTraceText('1 malloc 1 a\n1 malloc 2 b\n1 oops\n1 free a\n', 't', c.sink),
+    ).toThrow('t:3:');
     expect(c.events.map((e) => e.line)).toEqual([1, 2]);
   });
 

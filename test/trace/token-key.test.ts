@@ -27,7 +27,19 @@ describe('token keys', () => {
   });
 
   it('gives no key to other tokens', () => {
-    for (const t of ['a', 'buf1', '0x', '0x01', '0X1', '0xA', '0x1g', '12', '0x10000000000000', 'x0x1', '0xé']) {
+    for (const t of [
+      'a',
+      'buf1',
+      '0x',
+      '0x01',
+      '0X1',
+      '0xA',
+      '0x1g',
+      '12',
+      '0x10000000000000',
+      'x0x1',
+      '0xé',
+    ]) {
       expect(bytesKey(t)).toBe(NO_KEY);
       expect(tokenKey(t)).toBe(NO_KEY);
     }

@@ -49,7 +49,17 @@ describe('TokenNumbers', () => {
 describe('the numbers the reader gives', () => {
   it('follow the rule on every operation', () => {
     const events: TraceEvent[] = [];
-    const text = ['1 malloc 10 0x10', '1 malloc 10 a', '1 free 0x10', '1 calloc 1 1 0x20', '1 realloc a 5 0x10', '1 free 0', '1 free zz', '1 realloc 0 5 0', '1 exit'].join('\n');
+    const text = [
+      '1 malloc 10 0x10',
+      '1 malloc 10 a',
+      '1 free 0x10',
+      '1 calloc 1 1 0x20',
+      '1 realloc a 5 0x10',
+      '1 free 0',
+      '1 free zz',
+      '1 realloc 0 5 0',
+      '1 exit',
+    ].join('\n');
     readTraceText(text, 't', { header() {}, event: (ev) => events.push({ ...ev }) });
     expect(events.map((e) => [e.inId, e.outId])).toEqual([
       [-1, 0], // 0x10 gets 0

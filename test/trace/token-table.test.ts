@@ -19,37 +19,45 @@ describe('TokenTable', () => {
       fc.integer({ min: 1, max: 2 ** 52 - 1 }),
       fc.constant(NO_KEY),
     );
-    const step = fc.record({ op: fc.constantFrom<Step['op']>('set', 'add', 'add', 'delete', 'get'), key, h: fc.integer({ min: 0, max: 1000 }) });
+    const step = fc.record({
+      op: fc.constantFrom<Step['op']>('set', 'add', 'add', 'delete', 'get'),
+      key,
+      h: fc.integer({ min: 0, max: 1000 }),
+    });
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 400 }), fc.integer({ min: 1, max: 8 }), (steps, cap) => {
-        const t = new TokenTable(cap);
-        const model = new Map<string, number>();
-        for (const { op, key: k, h } of steps) {
-          // Tokens without a key are told apart by their text.
-          const text = k === NO_KEY ? `t${h % 5}` : '';
-          const id = k === NO_KEY ? text : String(k);
-          if (op === 'set') {
-            t.set(k, text, h);
-            model.set(id, h);
-          } else if (op === 'add') {
-            expect(t.add(k, text, h)).toBe(model.get(id) ?? NONE);
-            if (!model.has(id)) model.set(id, h);
-          } else if (op === 'delete') {
-            expect(t.delete(k, text)).toBe(model.get(id) ?? NONE);
-            model.delete(id);
-          } else {
-            expect(t.get(k, text)).toBe(model.get(id) ?? NONE);
+      fc.property(
+        fc.array(step, { maxLength: 400 }),
+        fc.integer({ min: 1, max: 8 }),
+        (steps, cap) => {
+          const t = new TokenTable(cap);
+          const model = new Map<string, number>();
+          for (const { op, key: k, h } of steps) {
+            // Tokens without a key are told apart by their text.
+            const text = k === NO_KEY ? `t${h % 5}` : '';
+            const id = k === NO_KEY ? text : String(k);
+            if (op === 'set') {
+              t.set(k, text, h);
+              model.set(id, h);
+            } else if (op === 'add') {
+              expect(t.add(k, text, h)).toBe(model.get(id) ?? NONE);
+              if (!model.has(id)) model.set(id, h);
+            } else if (op === 'delete') {
+              expect(t.delete(k, text)).toBe(model.get(id) ?? NONE);
+              model.delete(id);
+            } else {
+              expect(t.get(k, text)).toBe(model.get(id) ?? NONE);
+            }
+            expect(t.size).toBe(model.size);
           }
-          expect(t.size).toBe(model.size);
-        }
-        for (const [id, h] of model) {
-          const k = id.startsWith('t') ? NO_KEY : Number(id);
-          expect(t.get(k, k === NO_KEY ? id : '')).toBe(h);
-        }
-        const handles: number[] = [];
-        t.forEachValue((h) => handles.push(h));
-        expect(handles.sort()).toEqual([...model.values()].sort());
-      }),
+          for (const [id, h] of model) {
+            const k = id.startsWith('t') ? NO_KEY : Number(id);
+            expect(t.get(k, k === NO_KEY ? id : '')).toBe(h);
+          }
+          const handles: number[] = [];
+          t.forEachValue((h) => handles.push(h));
+          expect(handles.sort()).toEqual([...model.values()].sort());
+        },
+      ),
       fcParams({ numRuns: 500 }),
     );
   });
