@@ -49,12 +49,12 @@ export interface CommandIO {
    * Progress of long work (done out of total), drawn on a terminal only; a new label starts a new
    * bar. Needs the declaration's `progress`.
    */
-  progress(done: number, total: number, label?: string): void;
+  progress: (done: number, total: number, label?: string) => void;
   /**
    * Reports a trace mistake or glibc's abort in its one line and returns its exit status (2 or 3),
    * for a command that goes on to print what it has; anything else is thrown on.
    */
-  fail(e: unknown): number;
+  fail: (e: unknown) => number;
 }
 
 /** A command as it declares itself. */

@@ -207,5 +207,3 @@ export function munmapChunk(s: Process, p: number): void {
   ck.release(p);
 }
 
-// insertUnsortedHead is used by _int_free; keep the name visible for readers of this module.
-export { insertUnsortedHead };

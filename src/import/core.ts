@@ -111,7 +111,7 @@ function sameToken(k1: number, t1: string, k2: number, t2: string): boolean {
 }
 
 /** How a token is written in messages. */
-export function tokenShown(key: number, text: string): string {
+function tokenShown(key: number, text: string): string {
   return key === 0 ? 'NULL' : key > 0 ? keyedTokenText(key) : text;
 }
 

@@ -4,7 +4,7 @@
  */
 
 import { TraceSyntaxError } from '../trace/types.js';
-import { ImportCore, type ImportReport } from './core.js';
+import type { ImportCore, ImportReport } from './core.js';
 import type { LineHandler } from './lines.js';
 import { Scan } from './scan.js';
 

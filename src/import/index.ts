@@ -12,6 +12,7 @@
 import { TraceParser, type TraceReadResult } from '../trace/parser.js';
 import { readTraceFile } from '../trace/reader.js';
 import { decompressBytes, inputName, peekInput, streamChosenInput } from '../trace/source.js';
+import { escapeControls } from '../trace/shown.js';
 import { TraceReadError, type TraceSink } from '../trace/types.js';
 import { ImportCore, type ImportReport } from './core.js';
 import { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';
@@ -187,9 +188,9 @@ function unknownFormat(name: string, head: Uint8Array): never {
       name,
       `is empty: no trace to read (give --from to read an empty ${FORMATS.join('/')} trace)`,
     );
-  const shown = first.length > 80 ? first.slice(0, 80) + '...' : first;
+  const shown = escapeControls(first.length > 80 ? first.slice(0, 80) + '...' : first);
   throw new TraceReadError(
     name,
-    `cannot tell which format this is (it starts with '${shown.replace(/[\x00-\x1f\x7f]/g, '?')}'); give --from ${FORMATS.join('|')}`,
+    `cannot tell which format this is (it starts with '${shown}'); give --from ${FORMATS.join('|')}`,
   );
 }

@@ -5,6 +5,7 @@
  * pointer too wide to have a token key).
  */
 
+import { shownBytes } from '../trace/shown.js';
 import { NO_KEY } from '../trace/token-key.js';
 import { NULL_TOKEN } from '../trace/types.js';
 
@@ -203,7 +204,5 @@ function tooBig(digits: string, max: string): boolean {
 
 /** A line as text for a message: shortened, control characters escaped. */
 export function lineShown(b: Buffer, s: number, e: number): string {
-  let t = b.toString('utf8', s, Math.min(e, s + 120));
-  t = t.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return e - s > 120 ? t + '...' : t;
+  return shownBytes(b, s, e, 120);
 }

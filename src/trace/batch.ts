@@ -12,7 +12,7 @@ import { NO_KEY } from './token-key.js';
 import { NULL_TOKEN, type OpCode, type TraceSink } from './types.js';
 
 /** Events per batch: about 1 MiB of columns, big enough that the cost of a message vanishes. */
-export const BATCH_EVENTS = 16384;
+const BATCH_EVENTS = 16384;
 
 /** Bytes per event: six float64 columns, four int32 columns, one byte column. */
 const BATCH_BYTES = BATCH_EVENTS * (6 * 8 + 4 * 4 + 1);

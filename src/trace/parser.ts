@@ -35,6 +35,7 @@
 
 import { isUtf8 } from 'node:buffer';
 import { ReadEvent } from './event.js';
+import { shownBytes } from './shown.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
 import {
@@ -148,9 +149,7 @@ function slowOpCode(name: string): number {
 
 /** A token as it may be shown in an error message: UTF-8, control characters escaped, shortened. */
 function show(b: Buffer, s: number, e: number): string {
-  let t = b.toString('utf8', s, Math.min(e, s + SHOW_MAX * 4));
-  t = t.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return t.length > SHOW_MAX ? t.slice(0, SHOW_MAX) + '...' : t;
+  return shownBytes(b, s, e, SHOW_MAX);
 }
 
 function plural(n: number, word: string): string {
@@ -650,7 +649,7 @@ export class TraceParser {
     const ev = this.ev;
     let i = ls;
     let c = b[i]!;
-    let d = 0;
+    let d: number;
     let time = -1;
     if (c === AT) {
       const start = ++i;
@@ -743,7 +742,7 @@ export class TraceParser {
     }
 
     // The arguments.
-    let s = 0;
+    let s: number;
     let n1 = 0;
     let n2 = 0;
     let inKey = 0;

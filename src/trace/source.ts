@@ -298,15 +298,15 @@ async function throughProgram(
   exited.catch(() => undefined);
   // Feeding stops quietly if the program goes away early; its exit status says why.
   const feeding = pipeline(Readable.from(input), child.stdin).catch(() => undefined);
-  let consumeError: unknown = undefined;
   try {
     await consume(child.stdout);
   } catch (e) {
-    consumeError = e;
     child.kill();
+    await feeding;
+    await exited;
+    throw e;
   }
   await feeding;
   const code = await exited;
-  if (consumeError !== undefined) throw consumeError;
   if (code !== 0) throw programFailed(name, kind, stderr.trim() || `exit status ${code}`);
 }

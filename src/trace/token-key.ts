@@ -40,7 +40,7 @@ export function tokenKeyOf(b: Uint8Array, s: number, e: number): number {
 }
 
 /** True when the bytes spell the number zero (`0`, `00`, `0x0`, `0X0000`): a NULL pointer token. */
-export function isZeroSpelling(b: Uint8Array, s: number, e: number): boolean {
+function isZeroSpelling(b: Uint8Array, s: number, e: number): boolean {
   if (b[s] !== 0x30) return false;
   let i = s;
   if (e - s > 2 && (b[s + 1]! | 0x20) === 0x78) i = s + 2;

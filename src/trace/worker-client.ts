@@ -51,6 +51,7 @@ export function readInWorker(
       // The worker ends by itself after its last message; after an error of the sink it is stopped.
       if (error !== null) {
         void worker.terminate();
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the sink's or the worker's own error, passed on as it was thrown
         reject(error);
       } else resolve(result!);
     };

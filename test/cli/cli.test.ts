@@ -67,9 +67,13 @@ describe('ptsim', () => {
 
   it('reads gzip traces by their magic bytes and standard input as -', () => {
     const gz = trace('z.bin', gzipSync('1 malloc 100 a\n'));
-    expect(JSON.parse(ptsim(['replay', gz, '--json']).out).events).toBe(1);
+    expect((JSON.parse(ptsim(['replay', gz, '--json']).out) as { events: number }).events).toBe(1);
     expect(
-      JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out).events,
+      (
+        JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out) as {
+          events: number;
+        }
+      ).events,
     ).toBe(2);
   });
 

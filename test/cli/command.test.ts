@@ -10,7 +10,7 @@ import { TraceSyntaxError } from '../../src/trace/types.js';
 
 /** A command whose logic is given by the test, with one option of each kind. */
 function command(
-  logic: (values: { count?: string; loud: boolean }, io: CommandIO) => Promise<number>,
+  logic: (values: { count?: string; loud: boolean }, io: CommandIO) => number,
   extra: { positionals?: boolean } = {},
 ) {
   return defineCommand({
@@ -18,7 +18,7 @@ function command(
     help: 'Usage: ptsim try [--count N] [--loud]',
     options: { count: { type: 'string' }, loud: { type: 'boolean', default: false } },
     ...extra,
-    run: ({ values }, io) => logic(values, io),
+    run: ({ values }, io) => Promise.resolve(logic(values, io)),
   });
 }
 
@@ -39,7 +39,7 @@ async function run(
 describe('the command skeleton', () => {
   it('parses the declared options and answers -h and --help without running the command', async () => {
     let seen: unknown = null;
-    const cmd = command(async (values, io) => {
+    const cmd = command((values, io) => {
       seen = values;
       io.out('ran\n');
       return 0;
@@ -57,13 +57,13 @@ describe('the command skeleton', () => {
   });
 
   it('turns parseArgs complaints into usage errors', async () => {
-    const cmd = command(async () => 0);
+    const cmd = command(() => 0);
     await expect(run(cmd, ['--frobnicate'])).rejects.toThrow(UsageError);
     await expect(run(cmd, ['--count'])).rejects.toThrow(/--count/);
     await expect(run(cmd, ['--help', '--frobnicate'])).rejects.toThrow(UsageError);
     await expect(
       run(
-        command(async () => 0, { positionals: false }),
+        command(() => 0, { positionals: false }),
         ['x'],
       ),
     ).rejects.toThrow(UsageError);
@@ -71,7 +71,7 @@ describe('the command skeleton', () => {
 
   it('ends a trace mistake in one line with status 2, and glibc abort with status 3', async () => {
     const mistake = await run(
-      command(async () => {
+      command(() => {
         throw new TraceSyntaxError('t.trace', 7, "unknown operation 'mallok'");
       }),
       [],
@@ -88,7 +88,7 @@ describe('the command skeleton', () => {
     );
     expect(
       await run(
-        command(async () => {
+        command(() => {
           throw fromWorker;
         }),
         [],
@@ -99,7 +99,7 @@ describe('the command skeleton', () => {
       err: 'ptsim: t.trace:2: free of zz, which is not a live block\n',
     });
     const abort = await run(
-      command(async (_, io) => {
+      command((_, io) => {
         io.out('summary\n');
         throw new GlibcAborted('t.trace', {
           event: 2,
@@ -118,7 +118,7 @@ describe('the command skeleton', () => {
 
   it('lets a command report a trace mistake and go on', async () => {
     const r = await run(
-      command(async (_, io) => {
+      command((_, io) => {
         const status = io.fail(new TraceSyntaxError('t.trace', 2, 'bad'));
         io.out('what there is\n');
         return status;
@@ -131,7 +131,7 @@ describe('the command skeleton', () => {
   it('passes usage errors and bugs on', async () => {
     await expect(
       run(
-        command(async () => {
+        command(() => {
           throw new UsageError('try needs a FILE');
         }),
         [],
@@ -139,7 +139,7 @@ describe('the command skeleton', () => {
     ).rejects.toThrow(new UsageError('try needs a FILE'));
     await expect(
       run(
-        command(async (_, io) => io.fail(new RangeError('a bug'))),
+        command((_, io) => io.fail(new RangeError('a bug'))),
         [],
       ),
     ).rejects.toThrow(RangeError);

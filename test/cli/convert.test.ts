@@ -115,10 +115,7 @@ const SAMPLES: Record<string, string> = {
 
 /** The events without their line numbers, which name lines of different files. */
 function withoutLines(events: TraceEvent[]): Array<Omit<TraceEvent, 'line'>> {
-  return events.map(({ line, ...rest }) => {
-    void line;
-    return rest;
-  });
+  return events.map(({ line: _line, ...rest }) => rest);
 }
 
 describe('ptsim convert', () => {
@@ -168,7 +165,12 @@ describe('ptsim convert', () => {
     expect(plain.length).toBe(1 + 240000 + 1);
     expect(plain[240000]).toBe(`1 free 0x${(0x100000 + 16 * 119999).toString(16)}`);
     let n = 0;
-    await readTraceFile(output, { header() {}, event: () => void n++ });
+    await readTraceFile(output, {
+      header() {},
+      event: () => {
+        n++;
+      },
+    });
     expect(n).toBe(240000);
   });
 

@@ -55,7 +55,7 @@ describe('TokenTable', () => {
           }
           const handles: number[] = [];
           t.forEachValue((h) => handles.push(h));
-          expect(handles.sort()).toEqual([...model.values()].sort());
+          expect(handles.sort((a, b) => a - b)).toEqual([...model.values()].sort((a, b) => a - b));
         },
       ),
       fcParams({ numRuns: 500 }),
