@@ -206,4 +206,3 @@ export function munmapChunk(s: Process, p: number): void {
   s.kernel.munmap(block, total);
   ck.release(p);
 }
-
