@@ -2,13 +2,13 @@
  * `ptsim compare TRACE --config ...`: the same trace under several configurations, side by side.
  */
 
-import { runMany, type Figures, type FiguresJob } from '../analysis/figures.js';
+import type { Figures } from '../analysis/figures.js';
 import { costOf } from '../analysis/frontier.js';
-import { parseConfig, readConfigFile, withConfig, type Config } from './config.js';
+import { parseConfig, readConfigFile, replayConfigs, type Config } from './config.js';
 import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
-import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
+import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS } from './settings-options.js';
 
 const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
 
@@ -119,18 +119,8 @@ export const compareCommand = defineCommand({
     const configs: Config[] = [{ name: 'default', settings: {} }];
     for (const c of values.config) configs.push(parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
-    const base = settingsArgs(values);
     const path = positionals[0]!;
-    const jobs: FiguresJob[] = configs.map((c) => ({
-      path,
-      import: importArgs(values),
-      settings: withConfig(base, c.settings),
-    }));
-    const figs = await runMany(
-      jobs,
-      values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined,
-      (d, t) => progress(d, t),
-    );
+    const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
     const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
     out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));
     return 0;

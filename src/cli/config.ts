@@ -12,10 +12,12 @@
 
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { runMany, type Figures } from '../analysis/figures.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { MALLOPT_PARAMS } from '../core/constants.js';
 import { UsageError } from './errors.js';
-import { parseMallopt, splitAssignment } from './settings-options.js';
+import { importArgs } from './import-options.js';
+import { parseMallopt, parseNumber, settingsArgs, splitAssignment } from './settings-options.js';
 
 export interface Config {
   name: string;
@@ -89,4 +91,25 @@ export function withConfig(base: ReplaySettings, c: ReplaySettings): ReplaySetti
   );
   if (extra.length > 0) s.extraTunables = extra.join(':');
   return s;
+}
+
+/**
+ * Replays the trace once per configuration, on worker threads (--jobs of them), each configuration
+ * on top of the settings of the command line; the figures come back in the configurations' order.
+ */
+export function replayConfigs(
+  path: string,
+  configs: readonly Config[],
+  values: Parameters<typeof settingsArgs>[0] &
+    Parameters<typeof importArgs>[0] & { jobs?: string | undefined },
+  progress: (done: number, total: number) => void,
+): Promise<Figures[]> {
+  const base = settingsArgs(values);
+  const jobs = configs.map((c) => ({
+    path,
+    import: importArgs(values),
+    settings: withConfig(base, c.settings),
+  }));
+  const parallel = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
+  return runMany(jobs, parallel, progress);
 }

@@ -2,13 +2,12 @@
  * `ptsim sweep TRACE --param NAME=RANGE ...`: a grid of configurations, and its frontier.
  */
 
-import { runMany, type FiguresJob } from '../analysis/figures.js';
 import { costOf, memoryOf, paretoFrontier, type Objective } from '../analysis/frontier.js';
-import { parseConfig, withConfig } from './config.js';
+import { parseConfig, replayConfigs } from './config.js';
 import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
-import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
+import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber } from './settings-options.js';
 
 /** Sweepable parameters and the setting each one is. */
 const PARAMS: Record<string, string> = {
@@ -106,26 +105,16 @@ export const sweepCommand = defineCommand({
     const max = parseNumber(values.max, '--max');
     if (grid.length > max)
       throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
-    const base = settingsArgs(values);
-    const path = positionals[0]!;
     const configs = grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v}`).join(' ')));
-    const jobs: FiguresJob[] = configs.map((c) => ({
-      path,
-      import: importArgs(values),
-      settings: withConfig(base, c.settings),
-    }));
-    const figs = await runMany(
-      jobs,
-      values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined,
-      (d, t) => progress(d, t),
-    );
+    const path = positionals[0]!;
+    const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
     const frontier = paretoFrontier(figs, objective);
-    const rows = grid.map((g, i) => ({
-      params: Object.fromEntries(g),
-      memory: memoryOf(figs[i]!, objective),
-      cost: costOf(figs[i]!),
+    const rows = figs.map((f, i) => ({
+      params: Object.fromEntries(grid[i]!),
+      memory: memoryOf(f, objective),
+      cost: costOf(f),
       frontier: frontier.has(i),
-      figures: figs[i]!,
+      figures: f,
     }));
     if (values.json) {
       out(JSON.stringify({ trace: path, objective, rows }) + '\n');
