@@ -1,8 +1,9 @@
 /**
  * The differential harness: replays one trace with ptsim and with the native replayer on this
- * machine's glibc, and compares the two fidelity logs event by event and the summaries (events,
- * mallinfo2, rss, peakRss, brk), plus malloc_stats and malloc_info when asked. A mismatch is
- * described by the first differing event, both records, and the trace lines before it.
+ * machine's glibc, and compares the two fidelity logs event by event, the resident memory after
+ * every event, and the summaries (events, mallinfo2, rss, peakRss, brk), plus malloc_stats and
+ * malloc_info when asked. A mismatch is described by the first differing event, both records (or
+ * both RSS figures), and the trace lines before it.
  */
 
 import { cpus } from 'node:os';
@@ -13,11 +14,15 @@ import {
   type EventRecord,
   type ReplaySummary,
 } from '../../src/replay/replay.js';
+import { PAGE_SIZE } from '../../src/kernel/kernel.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
 import { runNativeText, type NativeRun } from '../helpers/native.js';
 
 export interface SimRun {
+  /** The fidelity log (records as docs/fidelity-log.md defines them, without RSS). */
   events: EventRecord[];
+  /** The resident bytes of the allocator's memory after each event (as the summary's `rss`). */
+  rss: number[];
   summary: ReplaySummary;
   stats: string;
   info: string;
@@ -40,12 +45,17 @@ export function traceEnv(text: string): Record<string, string> {
 
 export function runSim(text: string, env: Record<string, string>, name = 'trace'): SimRun {
   const events: EventRecord[] = [];
+  const rss: number[] = [];
   const lines: number[] = [];
   // Debian's glibc 2.36 fixes its arena limit from the online CPUs of the machine it runs on.
-  const r = new Replayer(name, {
+  const r: Replayer = new Replayer(name, {
     env: Object.entries(env),
     cores: cpus().length,
-    onEvent: (e) => events.push(e),
+    // Called once the event is complete, touch model included: the figure the summary's rss is.
+    onEvent: (e) => {
+      events.push(e);
+      rss.push(r.kernel.residentPages * PAGE_SIZE);
+    },
   });
   let error: string | undefined;
   try {
@@ -60,7 +70,14 @@ export function runSim(text: string, env: Record<string, string>, name = 'trace'
     if (!(e instanceof ReplayError)) throw e;
     error = e.message;
   }
-  const run: SimRun = { events, summary: r.finish(), stats: r.stats(), info: r.info(), lines };
+  const run: SimRun = {
+    events,
+    rss,
+    summary: r.finish(),
+    stats: r.stats(),
+    info: r.info(),
+    lines,
+  };
   if (error !== undefined) run.error = error;
   return run;
 }
@@ -71,12 +88,47 @@ function show(o: unknown): string {
   return JSON.stringify(o);
 }
 
-/** Returns null when both runs agree, else a report of the first difference. */
-export function compareRuns(
+/** The native log split in two: the records without `rss`, and each event's `rss` (if written). */
+function splitNativeLog(nat: NativeRun): {
+  records: Array<Record<string, unknown>>;
+  rss: Array<number | undefined>;
+} {
+  const records: Array<Record<string, unknown>> = [];
+  const rss: Array<number | undefined> = [];
+  for (const e of nat.events) {
+    const { rss: r, ...rec } = e;
+    records.push(rec);
+    rss.push(typeof r === 'number' ? r : undefined);
+  }
+  return { records, rss };
+}
+
+function bytesAndPages(bytes: number | undefined): string {
+  if (bytes === undefined) return 'none';
+  return `${bytes} bytes (${bytes / PAGE_SIZE} pages)`;
+}
+
+export interface CompareOptions {
+  stats?: boolean;
+  info?: boolean;
+  /**
+   * The native replayer was asked for each event's RSS (NativeOptions.rss): a record without it
+   * is a failure. Otherwise RSS is compared for the records that carry it.
+   */
+  rss?: boolean;
+  /** Compare only the first `upTo` events (records and RSS), not the lengths of the logs. */
+  upTo?: number;
+}
+
+/**
+ * Compares the two logs event by event: the records (the native one without its `rss`), then
+ * the RSS after the event. Returns null when they agree, else a report of the first difference.
+ */
+export function compareEvents(
   text: string,
   sim: SimRun,
   nat: NativeRun,
-  opts: { stats?: boolean; info?: boolean } = {},
+  opts: CompareOptions = {},
 ): string | null {
   const traceLines = text.split('\n');
   const context = (eventIndex: number): string => {
@@ -87,17 +139,47 @@ export function compareRuns(
       .map((l, k) => `${String(from + k + 1).padStart(6)}  ${l}`)
       .join('\n');
   };
-  if (sim.error !== undefined) return `ptsim stopped: ${sim.error}`;
-  if (nat.summary === null && nat.abort === undefined)
-    return `the native replayer failed (exit ${nat.exitCode}, signal ${nat.signal}):\n${nat.stderr}`;
-  const n = Math.max(sim.events.length, nat.events.length);
+  const native = splitNativeLog(nat);
+  const n = opts.upTo ?? Math.max(sim.events.length, native.records.length);
   for (let i = 0; i < n; i++) {
     const a = sim.events[i];
-    const b = nat.events[i];
+    const b = native.records[i];
     if (show(a) !== show(b)) {
       return `first difference at event ${i}:\n  ptsim: ${show(a)}\n  glibc: ${show(b)}\ntrace lines up to it:\n${context(i)}`;
     }
+    const ra = sim.rss[i];
+    const rb = native.rss[i];
+    if (rb === undefined && !opts.rss) continue;
+    if (ra !== rb) {
+      const before =
+        i === 0
+          ? ''
+          : `\n  after event ${i - 1}: ptsim ${bytesAndPages(sim.rss[i - 1])}, glibc ${bytesAndPages(native.rss[i - 1])}`;
+      const delta =
+        ra !== undefined && rb !== undefined
+          ? ` (ptsim ${ra > rb ? '+' : ''}${(ra - rb) / PAGE_SIZE} pages)`
+          : '';
+      return (
+        `first RSS difference after event ${i}${delta}:\n  ptsim: ${bytesAndPages(ra)}\n  glibc: ${bytesAndPages(rb)}` +
+        `${before}\n  record: ${show(a)}\ntrace lines up to it:\n${context(i)}`
+      );
+    }
   }
+  return null;
+}
+
+/** Returns null when both runs agree, else a report of the first difference. */
+export function compareRuns(
+  text: string,
+  sim: SimRun,
+  nat: NativeRun,
+  opts: CompareOptions = {},
+): string | null {
+  if (sim.error !== undefined) return `ptsim stopped: ${sim.error}`;
+  if (nat.summary === null && nat.abort === undefined)
+    return `the native replayer failed (exit ${nat.exitCode}, signal ${nat.signal}):\n${nat.stderr}`;
+  const events = compareEvents(text, sim, nat, opts);
+  if (events !== null) return events;
   if (nat.abort !== undefined || sim.summary.abort !== undefined) {
     const sa = sim.summary.abort;
     const na = nat.abort;
@@ -137,7 +219,8 @@ export function differential(
     env,
     stats: opts.stats ?? false,
     info: opts.info ?? false,
+    rss: true,
     name: opts.name,
   });
-  return compareRuns(text, sim, nat, opts);
+  return compareRuns(text, sim, nat, { ...opts, rss: true });
 }
