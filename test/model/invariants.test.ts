@@ -282,12 +282,7 @@ describe('heap invariants hold after every event', () => {
           );
         }
       }),
-      // Its own seed, as before the shared one: with the shared seed (FC_SEED=20261122) this
-      // property finds a trace where a thread other than the main one initialises malloc, is
-      // attached to the main arena, and exits, which puts the main arena on the free list; glibc's
-      // code does the same, but check.ts holds it for a broken invariant, and the native replayer
-      // disagrees (its own main thread initialises malloc first). Not settled yet.
-      fcParams({ seed: 20261123, numRuns: 60 }),
+      fcParams({ numRuns: 60 }),
     );
   });
   it('for the hand-written differential cases (test/diff/cases/), which glibc replays identically', () => {
