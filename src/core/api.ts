@@ -8,7 +8,8 @@
  *
  * glibc: ptmalloc_init (arena.c); __libc_malloc, __libc_free, __libc_realloc, __libc_calloc,
  * _mid_memalign, __libc_memalign, __libc_valloc, __libc_pvalloc, __malloc_usable_size,
- * __libc_mallopt, __malloc_trim (malloc.c). A trace writes posix_memalign and aligned_alloc calls as
+ * __libc_mallopt, __malloc_trim (malloc.c); what pthread_create's calloc of a thread's DTV does to
+ * malloc (_dl_allocate_tls, elf/dl-tls.c). A trace writes posix_memalign and aligned_alloc calls as
  * memalign (docs/trace-format.md).
  */
 
@@ -41,17 +42,30 @@ import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
 import { heapForPtr } from './heap.js';
-import type { Arena, Process } from './state.js';
+import type { Arena, Process, ThreadState } from './state.js';
 
-/** ptmalloc_init */
-export function ptmallocInit(s: Process): void {
+/** ptmalloc_init, run by `thread` (the calling thread unless said): it gets the main arena. */
+export function ptmallocInit(s: Process, thread: ThreadState = s.thread): void {
   if (s.initialized) return;
   s.initialized = true;
   s.kernel.getrandom(); // tcache_key_initialize
-  s.thread.arena = s.main;
+  thread.arena = s.main;
   // malloc_init_state(&main_arena) ran when the arena was built; this is its set_max_fast.
   s.globalMaxFast = maxFastFor(DEFAULT_MXFAST);
   applyTunables(s, resolveTunables(s.env));
+}
+
+/**
+ * A thread other than the main one starts; `creator` is the thread that creates it. From now on
+ * the process is multi-threaded (SINGLE_THREAD_P is false). pthread_create has the creating thread
+ * calloc the new thread's DTV (_dl_allocate_tls), so malloc is initialised by then, in the creator:
+ * the main thread, for the first thread of a process. So the main thread owns the main arena even
+ * when another thread makes the first call that initialises malloc. The DTV's calloc itself is not
+ * replayed: a recorded trace holds it as an event of its own.
+ */
+export function threadStart(s: Process, creator: ThreadState): void {
+  s.singleThread = false;
+  if (!s.initialized) ptmallocInit(s, creator);
 }
 
 /** Records a block handed to the program. */

@@ -1,14 +1,17 @@
 /**
  * Arenas: which arena serves a thread's call, and which arena a chunk belongs to.
  *
- * The thread that initialises malloc uses the main arena. Any other thread gets one at its first
- * call that needs it (usually tcache_init): first an arena of an exited thread (free_list, most
- * recently freed first), else a new arena while fewer than the limit exist, else the arenas in
- * turn (reused_arena: main, newest, ..., oldest; without contention trylock always succeeds, so
- * this is plain round-robin). The limit is fixed once, the first time it is needed after more than
- * arena_test arenas exist: arena_max if set, else 8 x the number of CPUs. A thread keeps its arena
- * for life (apart from arena_get_retry after an allocation failure) and at exit flushes its tcache
- * and, if it was the arena's last thread, puts the arena on the free list.
+ * The thread that initialises malloc uses the main arena: in a program, the main thread, which does
+ * so at the latest when it creates its first thread (api.ts, threadStart). Any other thread gets
+ * one at its first call that needs it (usually tcache_init): first an arena of an exited thread
+ * (free_list, most recently freed first), else a new arena while fewer than the limit exist, else
+ * the arenas in turn (reused_arena: main, newest, ..., oldest; without contention trylock always
+ * succeeds, so this is plain round-robin). The limit is fixed once, the first time it is needed
+ * after more than arena_test arenas exist: arena_max if set, else 8 x the number of CPUs. A thread
+ * keeps its arena for life (apart from arena_get_retry after an allocation failure) and at exit
+ * flushes its tcache and, if it was the arena's last thread, puts the arena on the free list: any
+ * arena, the main one included (say the main thread moved to another arena in arena_get_retry, and
+ * the thread that reused_arena then gave the main arena to exits).
  *
  * glibc: arena_get, arena_get2, _int_new_arena, get_free_list, reused_arena, arena_get_retry,
  * arena_for_chunk, __malloc_arena_thread_freeres (malloc/arena.c).

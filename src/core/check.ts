@@ -77,8 +77,10 @@ function regionHeads(s: Process): number[][] {
 /**
  * The arena list: the main arena first and indexes in creation order; `next` a ring through every
  * arena once (each new arena is linked in right after the main one, as _int_new_arena does);
- * narenas equal to their number; the free list made of arenas no thread is attached to, each once;
- * every thread's arena one of the list.
+ * narenas equal to their number; the free list made of arenas no thread is attached to, each once
+ * (the main arena may be one: __malloc_arena_thread_freeres puts there any arena whose last thread
+ * exits); every thread's arena one of the list, not on the free list, and counted in its
+ * attached_threads.
  */
 function checkArenaList(s: Process): void {
   if (s.arenas[0] !== s.main) fail('the main arena is not the first');
@@ -102,12 +104,20 @@ function checkArenaList(s: Process): void {
     if (free.has(f)) fail(`arena ${f.index} twice on the free list`);
     if (f.attachedThreads !== 0)
       fail(`arena ${f.index} on the free list with ${f.attachedThreads} threads attached`);
-    if (f === s.main) fail('the main arena on the free list');
     free.add(f);
   }
-  for (const t of s.threads.values())
-    if (t.arena !== null && !s.arenas.includes(t.arena))
-      fail(`thread ${t.tid}: its arena is not in the list`);
+  // attached_threads counts at least the threads of the table that use the arena (a main thread
+  // whose number was used again after its exit has left the table but still holds its arena).
+  const users = new Map<Arena, number>();
+  for (const t of s.threads.values()) {
+    if (t.arena === null) continue;
+    if (!s.arenas.includes(t.arena)) fail(`thread ${t.tid}: its arena is not in the list`);
+    if (free.has(t.arena)) fail(`thread ${t.tid} uses arena ${t.arena.index}, on the free list`);
+    users.set(t.arena, (users.get(t.arena) ?? 0) + 1);
+  }
+  for (const [a, n] of users)
+    if (a.attachedThreads < n)
+      fail(`arena ${a.index} used by ${n} threads but attached_threads is ${a.attachedThreads}`);
 }
 
 function checkArena(s: Process, av: Arena, heads: readonly number[]): void {

@@ -28,6 +28,7 @@ import {
   mallocUsableSize,
   mallopt,
   ptmallocInit,
+  threadStart,
 } from '../core/api.js';
 import { NIL } from '../core/chunks.js';
 import { GlibcAbort, type GlibcAbortMessage } from '../core/errors.js';
@@ -238,9 +239,10 @@ export class Replayer implements TraceSink {
         th.tid = ev.tid;
         this.mainThread = th;
       } else {
-        // A new thread: the process is multi-threaded from now on (SINGLE_THREAD_P is false).
+        // A new thread. The first one is created by the main thread (the thread of the first
+        // event), which therefore has initialised malloc and owns the main arena by then.
         th = { tid: ev.tid, tcache: null, tcacheShuttingDown: false, arena: null };
-        s.singleThread = false;
+        threadStart(s, this.mainThread!);
       }
       s.threads.set(ev.tid, th);
     }

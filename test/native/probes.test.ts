@@ -413,3 +413,12 @@ describe("allocations glibc makes on a program's behalf (docs/glibc-facts.md#hid
     expect(one([], 'stdout')).toBe('4112');
   });
 });
+
+describe('the main thread owns the main arena (docs/glibc-facts.md#main-thread-arena)', () => {
+  it("initialises malloc in the main thread at its first pthread_create, so the new thread's first malloc gets another arena", () => {
+    // pthread_create alone moves the break by the main arena's first 0x21000 bytes (the DTV's
+    // calloc); the thread's block is elsewhere, and after the thread's exit the main thread's own
+    // first malloc is in the main arena.
+    expect(one([], 'first-thread')).toBe('create 0x21000, thread other-arena, main main-arena');
+  });
+});

@@ -40,7 +40,10 @@
  * -------
  * Each trace thread is a real pthread; the thread of the first event is the process's main thread
  * (glibc attaches the main arena to the thread that initialises malloc, and our start-up check runs
- * mallinfo2 -> ptmalloc_init on the main thread). Events run strictly in trace order: a baton (one
+ * mallinfo2 -> ptmalloc_init on the main thread). So the main arena is the main thread's even when
+ * another trace thread allocates first, as in a program: there the main thread created that thread,
+ * and pthread_create's calloc of the new thread's DTV initialised malloc in the main thread
+ * (docs/glibc-facts.md#main-thread-arena). Events run strictly in trace order: a baton (one
  * futex word per thread) is handed to the thread of the next event, so exactly one thread is ever
  * inside the allocator. `N exit` makes thread N return from its start routine, which runs
  * __libc_thread_freeres -> __malloc_arena_thread_freeres (tcache flushed, arena put on the free

@@ -28,6 +28,10 @@
  *                  mallopt(999, 1): "fastbin chunks before/after, bin chunks before/after"
  *   dtv            the main arena's in-use bytes gained by one pthread_create (the new thread
  *                  does nothing)
+ *   first-thread   the first action, before any malloc: create a thread, which then does
+ *                  malloc(24) and exits, and then malloc(24) in the main thread: "create BRK,
+ *                  thread WHERE, main WHERE", BRK how far pthread_create alone moved the break
+ *                  (hex), WHERE "main-arena" for a block in the break's heap, else "other-arena"
  *   stdout         the main arena's in-use bytes gained by the first write through stdout
  *   nprocs         get_nprocs(), the CPU count glibc 2.36 (Debian) bases its arena limit on
  *
@@ -118,6 +122,33 @@ static void threads(int t) {
 }
 
 static void *idle(void *arg) { return arg; }
+
+static const char *arena_of(const void *p) {
+  return (const char *)p >= initial_break && (const char *)p < (char *)sbrk(0) ? "main-arena"
+                                                                                : "other-arena";
+}
+
+static void *first_thread_main(void *arg) {
+  (void)arg;
+  sem_wait(&go); /* the main thread looks at the break first */
+  thread_block = malloc(24);
+  return NULL;
+}
+
+/* A program whose main thread has not called malloc creates a thread that does. */
+static void first_thread(void) {
+  sem_init(&go, 0, 0);
+  pthread_t t;
+  if (pthread_create(&t, NULL, first_thread_main, NULL) != 0) fail("pthread_create failed");
+  unsigned long moved = (unsigned long)((char *)sbrk(0) - initial_break);
+  sem_post(&go);
+  pthread_join(t, NULL); /* the thread's exit hands its arena to the free list */
+  if (thread_block == NULL) fail("malloc in a thread failed");
+  const char *thread_where = arena_of(thread_block);
+  void *p = malloc(24);
+  if (p == NULL) fail("malloc failed");
+  out("first-thread = create 0x%lx, thread %s, main %s\n", moved, thread_where, arena_of(p));
+}
 
 /* ---- the rest ---- */
 
@@ -216,6 +247,8 @@ int main(int argc, char **argv) {
       size_t after = mallinfo2().uordblks;
       pthread_join(t, NULL);
       out("dtv = %zu\n", after - before);
+    } else if (strcmp(a, "first-thread") == 0) {
+      first_thread();
     } else if (strcmp(a, "stdout") == 0) {
       if (malloc(24) == NULL) fail("malloc failed");
       size_t before = mallinfo2().uordblks;
