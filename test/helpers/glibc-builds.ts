@@ -191,11 +191,6 @@ function readBuild(dir: string): GlibcBuild | undefined {
   return JSON.parse(readFileSync(file, 'utf8')) as GlibcBuild;
 }
 
-/** The build of `version` if it is in the cache already (nothing is downloaded). */
-export function cachedGlibc(version: string, cache = glibcCacheDir()): GlibcBuild | undefined {
-  return readBuild(join(cache, version));
-}
-
 const memo = new Map<string, GlibcFetch>();
 
 /**
