@@ -70,6 +70,16 @@
  * the fallback. THP is disabled for the process (PR_SET_THP_DISABLE) so that no huge page changes
  * residency behind glibc's back, nor maps many pages with one fault.
  *
+ * Other glibc versions
+ * --------------------
+ * The same source runs on Debian's builds of glibc 2.31 to 2.44 (test/helpers/glibc-builds.ts),
+ * under their own loader: what differs is read at run time (struct malloc_state lost its
+ * fastbins in 2.43, see ms_layout; before 2.35 the loader moves the break when GLIBC_TUNABLES
+ * is set, see tunables_copy), or at compile time for a glibc without mallinfo2 (before 2.33),
+ * which needs a binary built against its own headers and libraries anyway. The summary's
+ * "glibc" is gnu_get_libc_version(). The rest (heap_info's first four fields, HEAP_MAX_SIZE,
+ * the mmapped chunk's prev_size as its offset in the mapping, the arena ring) is the same in all.
+ *
  * Not replayed: malloc-check (libc_malloc_debug.so would be bypassed by the __libc_* calls) and
  * hugetlb tunables (heap_for_ptr here assumes 64 MiB heaps).
  */
@@ -1988,9 +1998,21 @@ static int ms_layout(const char *version) {
   return minor >= 31 && minor <= 44;
 }
 
+/* Before 2.35 the dynamic loader copies the GLIBC_TUNABLES entry of the environment with __sbrk
+   (tunables_strdup in elf/dl-tunables.c), before main: the break has then moved by the entry's
+   length plus one, unaligned, and a program's main heap starts there. Returns that move, or 0. */
+static uintptr_t tunables_copy(void) {
+  extern char **environ;
+  unsigned major = 0, minor = 0;
+  if (sscanf(gnu_get_libc_version(), "%u.%u", &major, &minor) != 2 || major != 2 || minor >= 35) return 0;
+  for (char **e = environ; *e; e++)
+    if (!strncmp(*e, "GLIBC_TUNABLES=", 15)) return strlen(*e) + 1;
+  return 0;
+}
+
 static void check_heap_untouched(void) {
   uintptr_t sb = start_brk(), now = cur_brk();
-  if (now != sb) {
+  if (now != sb && now - sb != tunables_copy()) {
     char m[200];
     snprintf(m, sizeof m, "the program break has moved before the first call (sbrk(0)=%#lx, start_brk=%#lx)",
              (unsigned long)now, (unsigned long)sb);
