@@ -19,6 +19,7 @@
  * - An mmapped chunk keeps 8 bytes more of its mapping for itself from 2.43 (same layout as a
  *   heap chunk: CHUNK_HDR_SZ at the end, not SIZE_SZ), so its usable size is 8 bytes less.
  * - mallinfo2 exists from 2.33: the 2.31 replayer reports mallinfo's figures.
+ * - Up to 2.34 the dynamic loader copies the GLIBC_TUNABLES entry with __sbrk before main.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -158,6 +159,27 @@ for (const version of Object.keys(GLIBC_SUITES)) {
           expect(mi['fordblks']! - mi['keepcost']!).toBe(rest * 0x20);
         }
         expect(mi['uordblks']).toBe(facts.tcacheChunk + (facts.tcacheCount + 1) * 0x20);
+      },
+    );
+
+    it.skipIf(!f.ok)(
+      `GLIBC_TUNABLES set: ${
+        version === '2.31'
+          ? 'the loader copies it with sbrk, the heap starts after'
+          : 'the break stays'
+      }${f.ok ? '' : ` (skipped: ${f.reason})`}`,
+      () => {
+        if (!f.ok) return;
+        // tunables_strdup in elf/dl-tunables.c used __sbrk up to 2.34: the whole entry and its NUL.
+        const entry = 'GLIBC_TUNABLES=glibc.malloc.tcache_count=0';
+        const r = runNativeText(`# env ${entry}\n1 malloc 24 a\n`, {
+          glibc: version,
+          env: { GLIBC_TUNABLES: entry.slice('GLIBC_TUNABLES='.length) },
+        });
+        ok(r);
+        // The offsets are from the break before the first call; the first chunk is aligned.
+        const lead = version === '2.31' ? (16 - ((entry.length + 1) % 16)) % 16 : 0;
+        expect(r.events[0]!['off']).toBe(facts.firstOff + lead);
       },
     );
 
