@@ -110,12 +110,18 @@ async function streamOnce(
     if (format === 'native') {
       const parser = new TraceParser(name, sink);
       end = () => nativeResult(parser.end());
-      return (chunk) => parser.push(chunk);
+      return (chunk) => {
+        parser.push(chunk);
+        return sink.ready?.();
+      };
     }
     const importer = createImporter(format, name, sink, opts);
     const splitter = new LineSplitter(importer, name);
     end = () => ({ format, ...importer.end(splitter.end()) });
-    return (chunk) => splitter.push(chunk);
+    return (chunk) => {
+      splitter.push(chunk);
+      return sink.ready?.();
+    };
   });
   // streamChosenInput calls the chooser exactly once, which sets `end`.
   if (end === undefined) throw new Error('ptsim internal error: no reader was chosen');

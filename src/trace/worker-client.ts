@@ -55,7 +55,36 @@ export function readInWorker(
         reject(error);
       } else resolve(result!);
     };
+    // While the sink's back-pressure (sink.ready) holds, messages wait here; the worker stops
+    // sending once the batches in flight reach its limit, so the queue stays short.
+    const queue: ParseWorkerMessage[] = [];
+    let waiting = false;
+    // The worker's exit code once it has stopped: its last messages may still be queued.
+    let exitCode: number | null = null;
+    const stopped = (): void =>
+      settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${exitCode})`));
+    const pump = (): void => {
+      while (!waiting && !settled && queue.length > 0) {
+        handle(queue.shift()!);
+        const wait = settled ? undefined : sink.ready?.();
+        if (wait !== undefined) {
+          waiting = true;
+          wait.then(
+            () => {
+              waiting = false;
+              pump();
+            },
+            (e: unknown) => settle(e),
+          );
+        }
+      }
+      if (!waiting && queue.length === 0 && exitCode !== null) stopped();
+    };
     worker.on('message', (m: ParseWorkerMessage) => {
+      queue.push(m);
+      pump();
+    });
+    const handle = (m: ParseWorkerMessage): void => {
       if (settled) return;
       try {
         switch (m.kind) {
@@ -84,10 +113,11 @@ export function readInWorker(
         // Errors thrown by the sink pass through unchanged.
         settle(e);
       }
-    });
+    };
     worker.on('error', (e) => settle(e));
-    worker.on('exit', (code) =>
-      settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)),
-    );
+    worker.on('exit', (code) => {
+      exitCode = code;
+      pump();
+    });
   });
 }
