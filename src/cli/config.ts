@@ -83,6 +83,8 @@ export function readConfigFile(path: string): Config[] {
   }
   let data: unknown;
   const kind = path.endsWith('.json') ? 'JSON' : 'YAML';
+  if (text.includes('\0'))
+    throw new InputError(`${path}: not valid ${kind}: it holds binary data (NUL bytes), not text`);
   try {
     data = kind === 'JSON' ? JSON.parse(text) : parseYaml(text, { prettyErrors: true });
   } catch (e) {
@@ -115,6 +117,7 @@ function shownMessage(message: string): string {
   return message
     .trimEnd()
     .split('\n')
+    .filter((l) => l.trim() !== '')
     .map((l) => {
       const t = escapeControls(l);
       return t.length > 200 ? `${t.slice(0, 200)}...` : t;
