@@ -143,7 +143,8 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
   lines.push('', '  requested sizes (bytes)');
   const most = Math.max(1, ...r.sizes.map((b) => b.count));
   const labels = r.sizes.map((b) => bucketLabel(b.min, b.max));
-  const labelWidth = Math.max(0, ...labels.map((l) => l.length));
+  const total = 'total requested';
+  const labelWidth = Math.max(total.length, ...labels.map((l) => l.length));
   const countWidth = Math.max(0, ...r.sizes.map((b) => n(b.count).length));
   r.sizes.forEach((b, i) => {
     const bar = '#'.repeat(Math.max(1, Math.round((30 * b.count) / most)));
@@ -151,7 +152,7 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
       `    ${labels[i]!.padStart(labelWidth)}  ${n(b.count).padStart(countWidth)}  ${bar}`,
     );
   });
-  lines.push(`    total requested  ${formatBytes(BigInt(r.requestedBytesExact))}`);
+  lines.push(`    ${total.padStart(labelWidth)}  ${formatBytes(BigInt(r.requestedBytesExact))}`);
 
   lines.push('');
   if (r.peak.event >= 0) {
