@@ -14,8 +14,7 @@ import {
 } from './config.js';
 import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
-import { count, plural } from './numbers.js';
-import { shortBytes } from '../analysis/units.js';
+import { count, plural, scaledBytes } from './numbers.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS } from './settings-options.js';
 
@@ -73,11 +72,11 @@ function formatCompare(trace: string, rows: CompareRow[]): string {
     const sc = f.syscalls;
     return [
       r.name,
-      shortBytes(f.peakRss),
-      shortBytes(f.rss),
-      shortBytes(Math.round(f.meanRss)),
-      shortBytes(f.heapBytes),
-      shortBytes(f.mmappedBytes),
+      scaledBytes(f.peakRss),
+      scaledBytes(f.rss),
+      scaledBytes(Math.round(f.meanRss)),
+      scaledBytes(f.heapBytes),
+      scaledBytes(f.mmappedBytes),
       count(sc.brk),
       count(sc.mmap),
       count(sc.munmap),
@@ -108,7 +107,7 @@ function formatCompare(trace: string, rows: CompareRow[]): string {
   if (best !== undefined && rows.length > 1) {
     out.push(
       '',
-      `lowest final RSS: ${best.name} (${shortBytes(best.figures.rss)}, ${plural(costOf(best.figures), 'system call and page fault', 'system calls and page faults')})`,
+      `lowest final RSS: ${best.name} (${scaledBytes(best.figures.rss)}, ${plural(costOf(best.figures), 'system call and page fault', 'system calls and page faults')})`,
     );
   }
   return out.join('\n') + '\n';

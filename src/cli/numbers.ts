@@ -28,8 +28,12 @@ export function plural(n: number | bigint, one: string, many = `${one}s`): strin
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
-/** A byte count in the largest binary unit that keeps it at 1 or more, with `digits` decimals. */
-function scaledBytes(n: number | bigint, digits = 2): string {
+/**
+ * A byte count in the largest binary unit that keeps it at 1 or more, with `digits` decimals:
+ * "4.00 KiB", "15.86 MiB" (bytes below 1 KiB exactly: "100 B"). Tables use it, so that a column
+ * shows small and large figures alike.
+ */
+export function scaledBytes(n: number | bigint, digits = 2): string {
   let v = Number(n);
   let u = 0;
   while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {

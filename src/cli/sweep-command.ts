@@ -4,8 +4,7 @@
 
 import { costOf, memoryOf, paretoFrontier, type Objective } from '../analysis/frontier.js';
 import { configNotes, failureStatus, parseConfig, replayConfigs } from './config.js';
-import { shortBytes } from '../analysis/units.js';
-import { count, plural, sizeAsTyped } from './numbers.js';
+import { count, plural, scaledBytes, sizeAsTyped } from './numbers.js';
 import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
@@ -177,7 +176,7 @@ export const sweepCommand = defineCommand({
       return {
         cells: [
           r.frontier ? '*' : ' ',
-          shortBytes(r.memory),
+          scaledBytes(r.memory),
           count(r.cost),
           ...(r.shown ?? axes.map((_, k) => (k === 0 ? '(default)' : ''))),
         ],
