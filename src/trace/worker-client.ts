@@ -19,6 +19,9 @@ import { TraceReadError, TraceSyntaxError, type TraceSink } from './types.js';
  */
 export const WORKER_MIN_BYTES = 4 << 20;
 
+/** How long batches are replayed before the event loop is given a turn. */
+const YIELD_MS = 50;
+
 /**
  * The parse worker's script. It exists once compiled (dist/); code run from the TypeScript
  * sources (the unit tests) reads in the calling thread.
@@ -63,10 +66,17 @@ export function readInWorker(
     let exitCode: number | null = null;
     const stopped = (): void =>
       settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${exitCode})`));
+    // A worker that always has the next batch ready would keep this thread in its message
+    // handler: every YIELD_MS the batches wait for one turn of the event loop, so that signals
+    // (Ctrl-C) and the sink's own I/O get theirs.
+    let lastYield = Date.now();
     const pump = (): void => {
       while (!waiting && !settled && queue.length > 0) {
         handle(queue.shift()!);
-        const wait = settled ? undefined : sink.ready?.();
+        let wait = settled ? undefined : sink.ready?.();
+        if (wait === undefined && Date.now() - lastYield >= YIELD_MS)
+          wait = new Promise<void>((resolve) => setImmediate(resolve));
+        if (wait !== undefined) lastYield = Date.now();
         if (wait !== undefined) {
           waiting = true;
           wait.then(
