@@ -6,8 +6,9 @@
  *   renamed over the target only when the command succeeds: a run that fails (a missing input, a
  *   mistake on the command line or in the trace) leaves an existing file as it was, and no run
  *   leaves a partial file that looks complete;
- * - an interrupted run (SIGINT, SIGTERM, SIGHUP) removes its temporary files before it dies of
- *   the signal; so does a process that exits any other way before committing them;
+ * - an interrupted run (SIGINT, SIGTERM, SIGHUP) removes its temporary files and ends with status
+ *   128 + the signal's number (130 for Ctrl-C); so does a process that exits any other way before
+ *   committing them (with its own status);
  * - a path that cannot be written is one line (OutputError, exit status 2), found when the file is
  *   opened, before any long work;
  * - a target that exists and is not a regular file (/dev/null, /dev/stdout, a named pipe) is
@@ -30,6 +31,7 @@ import {
   type Stats,
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { OutputError } from './errors.js';
 
@@ -52,11 +54,14 @@ function removePending(): void {
   pending.clear();
 }
 
-/** Removes the temporary files, then dies of the signal as the process would have without us. */
+/**
+ * Removes the temporary files, then ends with the status a shell gives a program the signal
+ * killed, 128 + its number (re-raising the signal is not enough: a process started in the
+ * background by a shell ignores SIGINT once nothing listens for it).
+ */
 function onSignal(sig: NodeJS.Signals): void {
   removePending();
-  unwatch();
-  process.kill(process.pid, sig);
+  process.exit(128 + (osConstants.signals[sig] ?? 0));
 }
 
 let watching = false;
