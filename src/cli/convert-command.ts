@@ -33,7 +33,7 @@ with as docs/importing.md describes, or stop the conversion with --strict.
 A native trace is checked as a replay would read it: a free of a token the trace never allocated,
 or a token allocated again while live, is a mistake (status 2), as it is for 'ptsim replay'.
 
-${exitStatusHelp({ replays: false, outputs: 'OUT' })}`;
+${exitStatusHelp({ replays: false, outputs: '-o OUT' })}`;
 
 export const convertCommand = defineCommand({
   name: 'convert',

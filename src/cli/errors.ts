@@ -22,8 +22,8 @@ export function exitStatusHelp(o: { replays: boolean; outputs?: string }): strin
     );
   if (o.outputs !== undefined)
     lines.push(
-      `${o.outputs} ${o.replays ? 'is written only when the status is 0 or 3' : 'is written only when the status is 0'}; a failed or`,
-      'interrupted run leaves an existing file as it was.',
+      `Output files (${o.outputs}) are put in place only when the status is ${o.replays ? '0 or 3' : '0'};`,
+      'a failed or interrupted run leaves an existing file as it was, and no partial one.',
     );
   return lines.join('\n');
 }

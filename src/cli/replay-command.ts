@@ -45,7 +45,7 @@ variable of the same name.
 
 A mistake in the trace stops the replay; the summary then covers the events before it.
 
-${exitStatusHelp({ replays: true, outputs: 'The --events and --timeline FILE' })}`;
+${exitStatusHelp({ replays: true, outputs: '--events, --timeline' })}`;
 
 /** The fidelity log's line for one event. */
 function eventLine(rec: EventRecord): string {

@@ -40,7 +40,7 @@ ${IMPORT_HELP}
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included;
 the explanation and the heap map are of the default configuration.
 
-${exitStatusHelp({ replays: true, outputs: 'FILE.html' })}`;
+${exitStatusHelp({ replays: true, outputs: '-o FILE.html' })}`;
 
 /** The settings options as typed, for the page's header. */
 function describeSettings(argv: string[]): string {

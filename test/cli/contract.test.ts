@@ -111,6 +111,23 @@ describe('every command keeps one exit-status contract', () => {
     expect(r.err).toContain("Try 'ptsim record --help'.");
   });
 
+  it.skipIf(spawnSync('cc', ['--version']).status !== 0)(
+    'ptsim record says a program killed before its recorder wrote anything was killed',
+    () => {
+      const out = join(dir, 'killed.trace');
+      const r = spawnSync(
+        process.execPath,
+        [MAIN, 'record', '-o', out, '--', 'sh', '-c', 'kill -INT $$'],
+        { encoding: 'utf8', cwd: dir, env: { ...process.env, XDG_CACHE_HOME: join(dir, 'xdg') } },
+      );
+      expect(r.status).toBe(130);
+      expect(r.stderr).toBe(
+        `ptsim record: sh was killed by SIGINT before its recorder wrote any of its calls; no trace written to ${out}\n`,
+      );
+    },
+    60_000,
+  );
+
   it('compare and sweep print their rows, then the mistake, and name the configurations that met it', () => {
     // Only with the tcache off does glibc see the double free of a fastbin chunk at the top.
     const r = ptsim([
