@@ -133,10 +133,10 @@ export class TraceStats implements TraceSink {
   /** Requested bytes beyond what a double sums exactly (requested holds the rest). */
   private requestedBig = 0n;
   /**
-   * The tokens freed last, by key (and text), each with its slot in a ring of FREED_MEMORY that
-   * drops the oldest: key, and text for a token without one.
+   * The tokens freed last, in a ring of FREED_MEMORY that drops the oldest: key, and text for a
+   * token without one. Writing costs two stores per free; only a free of a token not live (rare:
+   * a replay stops at the first) searches it, as the replay searches its own.
    */
-  private readonly recent = new TokenTable(FREED_MEMORY);
   private readonly freedKey = new Float64Array(FREED_MEMORY);
   private readonly freedText = new Map<number, string>();
   private freedNext = 0;
@@ -332,25 +332,21 @@ export class TraceStats implements TraceSink {
     return -1;
   }
 
-  /** Puts the token the event takes among the recent frees, dropping the oldest. */
+  /** Puts the token the event takes in the ring of recent frees, over the oldest. */
   private remember(key: number, ev: TraceEvent): void {
     const slot = this.freedNext;
     this.freedNext = (slot + 1) & (FREED_MEMORY - 1);
-    const oldKey = this.freedKey[slot]!;
-    if (oldKey !== 0) {
-      const oldText = oldKey === NO_KEY ? (this.freedText.get(slot) ?? '') : '';
-      if (this.recent.get(oldKey, oldText) === slot) this.recent.delete(oldKey, oldText);
-    }
-    const text = key === NO_KEY ? ev.in : '';
     this.freedKey[slot] = key;
-    if (key === NO_KEY) this.freedText.set(slot, text);
+    if (key === NO_KEY) this.freedText.set(slot, ev.in);
     else if (this.freedText.size > 0) this.freedText.delete(slot);
-    this.recent.set(key, text, slot);
   }
 
-  /** Whether the token the event takes is among the recent frees. */
+  /** Whether the token the event takes is in the ring of recent frees. */
   private freedLately(key: number, ev: TraceEvent): boolean {
-    return this.recent.get(key, key === NO_KEY ? ev.in : '') !== NONE;
+    const keys = this.freedKey;
+    for (let i = 0; i < FREED_MEMORY; i++)
+      if (keys[i] === key && (key !== NO_KEY || this.freedText.get(i) === ev.in)) return true;
+    return false;
   }
 
   /** Moves a record from handle a to handle b (registered already). */
