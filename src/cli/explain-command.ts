@@ -86,11 +86,13 @@ export const explainCommand = defineCommand({
 
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where =
-    m.moment === 'end'
-      ? `at the end (event ${m.event}, line ${m.line})`
-      : m.moment === 'peak'
-        ? `at the peak (event ${m.event}, line ${m.line})`
-        : `after event ${m.event} (line ${m.line})`;
+    m.event < 0
+      ? 'before any event (the trace has none)'
+      : m.moment === 'end'
+        ? `at the end (event ${m.event}, line ${m.line})`
+        : m.moment === 'peak'
+          ? `at the peak (event ${m.event}, line ${m.line})`
+          : `after event ${m.event} (line ${m.line})`;
   const lines: string[] = [];
   lines.push(
     `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${plural(m.residentPages, 'page')}`,
