@@ -8,6 +8,7 @@ import { buildRecorder, RecorderBuildError } from '../record/build.js';
 import { recordProgram, sideDirectory, SpawnError, type RecordedTrace } from '../record/session.js';
 import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
+import { plural } from './numbers.js';
 
 export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--] COMMAND [ARGS...]
 
@@ -51,10 +52,6 @@ function splitCommand(argv: string[]): { options: string[]; rest: string[] } {
     if (a === '-o' || a === '--output') i++; // its value may look like anything
   }
   return { options: argv, rest: [] };
-}
-
-function plural(n: number, one: string, many = `${one}s`): string {
-  return `${n.toLocaleString('en-US')} ${n === 1 ? one : many}`;
 }
 
 /** A path as the user would type it: relative to the current directory when below it. */
@@ -142,6 +139,11 @@ export const recordCommand = defineCommand({
       if (main !== undefined) {
         err(
           `ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`,
+        );
+      } else if (result.signal !== null) {
+        err(
+          `ptsim record: ${command} was killed by ${result.signal} before its recorder wrote any ` +
+            `of its calls; no trace written to ${output}\n`,
         );
       } else {
         err(

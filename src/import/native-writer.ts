@@ -89,7 +89,7 @@ export function headerLines(h: TraceHeader): string {
   return s;
 }
 
-/** A TraceSink that writes a native trace to a file (`-`: standard output). */
+/** A TraceSink that writes a native trace to a file (`-`: standard output), or to an open descriptor. */
 export class NativeTraceWriter implements TraceSink {
   private buf = '';
   private readonly fd: number;
@@ -100,10 +100,13 @@ export class NativeTraceWriter implements TraceSink {
   bytes = 0;
 
   constructor(
-    path: string,
+    path: string | number,
     private readonly gzip = false,
   ) {
-    if (path === '-') {
+    if (typeof path === 'number') {
+      this.fd = path;
+      this.ownsFd = false;
+    } else if (path === '-') {
       this.fd = 1;
       this.ownsFd = false;
     } else {

@@ -44,6 +44,8 @@ interface RunOptions extends ReplaySettings {
   /** Called after each replayed event, with the replayer's state as it is then. */
   observe?: (ev: TraceEvent, r: Replayer) => void;
   onWarning?: (msg: string) => void;
+  /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
+  ready?: () => Promise<void> | undefined;
 }
 
 export interface RunResult {
@@ -116,6 +118,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
       if (ev.index >= stopAfter || r.aborted) throw new StopReplay();
     },
   };
+  if (opts.ready !== undefined) sink.ready = opts.ready;
   let failure: Error | null = null;
   try {
     await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });

@@ -115,6 +115,11 @@ export interface TraceSink {
   header(h: TraceHeader): void;
   /** Called for each event line, in order. The object is reused for the next line. */
   event(ev: TraceEvent): void;
+  /**
+   * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
+   * own output is full, and the reader delivers nothing more until it settles.
+   */
+  ready?(): Promise<void> | undefined;
 }
 
 /** A line that does not parse, reported with the file name and line number. */
