@@ -46,6 +46,11 @@ interface RunOptions extends ReplaySettings {
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
   ready?: () => Promise<void> | undefined;
+  /**
+   * Delivers the trace's events instead of reading `path` (a copy of them held in memory, possibly
+   * edited); it rejects as reading the file would, with the same errors.
+   */
+  source?: (sink: TraceSink) => Promise<unknown>;
 }
 
 export interface RunResult {
@@ -121,7 +126,8 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
   if (opts.ready !== undefined) sink.ready = opts.ready;
   let failure: Error | null = null;
   try {
-    await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
+    if (opts.source !== undefined) await opts.source(sink);
+    else await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
   } catch (e) {
     if (!(e instanceof Error)) throw e;
     if (!(e instanceof StopReplay)) failure = e;

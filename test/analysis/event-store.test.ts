@@ -1,0 +1,259 @@
+/**
+ * The trace held in memory for explain's replays, and the checkpoints they resume from: a stored
+ * trace delivers exactly the events its reader delivered (every field, token numbers included),
+ * from its start or from any event; its edits deliver the events in their new order, numbered
+ * again as editedIndex says; and a replay resumed from a checkpoint ends exactly as the replay it
+ * was taken from, which the what-ifs run on copies of never changes.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkpoint } from '../../src/analysis/checkpoint.js';
+import { breakdown } from '../../src/analysis/breakdown.js';
+import {
+  TraceStore,
+  deliverStored,
+  earliestMove,
+  editedIndex,
+  type Edits,
+  type StoredTrace,
+} from '../../src/analysis/event-store.js';
+import { libcFree } from '../../src/core/api.js';
+import { openTrace } from '../../src/import/index.js';
+import { replayFile } from '../../src/replay/run-file.js';
+import type { Replayer } from '../../src/replay/replay.js';
+import { Op, type TraceEvent } from '../../src/trace/types.js';
+import { generateTrace } from '../gen/generate.js';
+import { generateThreadedTrace } from '../gen/generate-threads.js';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-store-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const HEAPTRACK = [
+  'v 10400 3',
+  'x 9 /tmp/ht/p',
+  '+ 18 8 55b476ac31d0',
+  '+ 190 9 55b476ac32b0',
+  'c 1',
+  '- 55b476ac31d0',
+  '+ c8 a 55b476ac34b0',
+  'c 2a',
+  '- 55b476ac32b0',
+  '- 55b476ac34b0',
+  '',
+].join('\n');
+
+const TRACES = [
+  join(ROOT, 'traces/field-report.trace'),
+  join(ROOT, 'traces/thread-arenas.trace'),
+  join(ROOT, 'traces/gcc-cc1.trace.gz'),
+  file('gen.trace', generateTrace({ seed: 'store-a', events: 4000 })),
+  file('threads.trace', generateThreadedTrace({ seed: 'store-t', events: 4000 })),
+  // Comments among the events (the line numbers jump), and tokens without a key.
+  file(
+    'comments.trace',
+    '# a header\n1 malloc 10 a\n# between\n\n1 malloc 20 0x10\n1 free a\n1 realloc 0x10 30 b\n1 free b\n',
+  ),
+  file('h.raw', HEAPTRACK),
+];
+
+/** A copy of each event a reader (or a stored trace) delivers. */
+async function eventsOf(
+  deliver: (sink: { header(): void; event(ev: TraceEvent): void }) => Promise<unknown>,
+): Promise<TraceEvent[]> {
+  const out: TraceEvent[] = [];
+  await deliver({ header: () => {}, event: (ev) => out.push({ ...ev }) });
+  return out;
+}
+
+async function store(path: string): Promise<StoredTrace> {
+  const s = new TraceStore(1e9);
+  const run = await replayFile(path, { cores: 2, observe: (ev) => s.add(ev) });
+  expect(run.failure).toBeNull();
+  s.header = run.header!;
+  const t = s.finish();
+  expect(t).not.toBeNull();
+  return t!;
+}
+
+describe('a stored trace', () => {
+  for (const path of TRACES) {
+    it(`delivers what its reader delivered: ${path.split('/').pop()}`, async () => {
+      const t = await store(path);
+      const read = await eventsOf((sink) => openTrace(path, sink));
+      const again = await eventsOf((sink) => deliverStored(t, sink));
+      expect(again.length).toBe(read.length);
+      expect(again).toEqual(read);
+      // From an event on, too (the texts and reallocs before it are counted right).
+      const from = Math.floor(read.length * 0.6);
+      const tail = await eventsOf((sink) => deliverStored(t, sink, undefined, from));
+      expect(tail).toEqual(read.slice(from));
+      // And a replay of it is the replay of the file.
+      const a = (await replayFile(path, { cores: 2 })).replayer!.finish();
+      const b = (
+        await replayFile(path, { cores: 2, source: (sink) => deliverStored(t, sink) })
+      ).replayer!.finish();
+      expect(b).toEqual(a);
+    });
+  }
+
+  it('gives up beyond its limit, and on events it cannot keep', () => {
+    const s = new TraceStore(2);
+    const ev: TraceEvent = {
+      index: 0,
+      line: 1,
+      time: -1,
+      tid: 1,
+      op: Op.malloc,
+      n1: 1,
+      n2: 0,
+      param: 0,
+      in: '',
+      out: 'a',
+      inKey: 0,
+      outKey: -1,
+      inId: -1,
+      outId: 0,
+    };
+    s.add(ev);
+    s.add({ ...ev, index: 1, line: 2, out: 'b', outId: 1 });
+    expect(s.finish()?.count).toBe(2);
+    s.add({ ...ev, index: 2, line: 3, out: 'c', outId: 2 });
+    expect(s.finish()).toBeNull();
+    const odd = new TraceStore(10);
+    odd.add({ ...ev, in: 'x', inKey: -1 });
+    expect(odd.finish()).toBeNull();
+  });
+});
+
+describe('edits', () => {
+  it('insert malloc_trim(0) every N events, numbered as editedIndex says', async () => {
+    const path = TRACES[3]!;
+    const t = await store(path);
+    const read = await eventsOf((sink) => openTrace(path, sink));
+    const edits: Edits = { trimEvery: 7 };
+    const got = await eventsOf((sink) => deliverStored(t, sink, edits));
+    expect(got.map((e) => e.index)).toEqual(got.map((_, k) => k));
+    expect(got.length).toBe(read.length + Math.floor(read.length / 7));
+    for (const e of read)
+      expect({ ...got[editedIndex(edits, e.index)]!, index: e.index }).toEqual(e);
+    const trims = got.filter((e) => e.op === Op.mallocTrim);
+    // After events 6, 13, 20, ...: on the thread and line of the event before.
+    expect(trims.length).toBe(Math.floor(read.length / 7));
+    expect(trims[0]).toMatchObject({ index: 7, n1: 0, tid: read[6]!.tid, line: read[6]!.line });
+  });
+
+  it('move an allocation earlier, with a number of its own that its free takes', async () => {
+    const text = [
+      '1 malloc 100 a',
+      '1 malloc 100 b',
+      '1 free a',
+      '1 malloc 100 c',
+      '1 malloc 30 pin',
+      '1 free b',
+      '1 free c',
+      '1 free pin',
+      '',
+    ].join('\n');
+    const path = file('move.trace', text);
+    const t = await store(path);
+    const move = earliestMove(t, 4)!;
+    expect(move).toMatchObject({ from: 4, to: 0, takenAt: 7 });
+    expect(move.id).toBeGreaterThan(t.maxId);
+    const got = await eventsOf((sink) => deliverStored(t, sink, { move }));
+    expect(got.map((e) => `${e.op === Op.free ? 'free ' + e.in : 'malloc ' + e.out}`)).toEqual([
+      'malloc pin',
+      'malloc a',
+      'malloc b',
+      'free a',
+      'malloc c',
+      'free b',
+      'free c',
+      'free pin',
+    ]);
+    expect(got.map((e) => e.index)).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    for (let i = 0; i < 8; i++) expect(got[editedIndex({ move }, i)]!.line).toBe(i + 1);
+    expect(got[0]!.outId).toBe(move.id);
+    expect(got[7]!.inId).toBe(move.id);
+    // The replay of it is the replay of the same trace written in that order.
+    const moved = file(
+      'moved.trace',
+      ['1 malloc 30 pin', ...text.split('\n').filter((l) => l !== '1 malloc 30 pin')].join('\n'),
+    );
+    const a = (await replayFile(moved, { cores: 2 })).replayer!.finish();
+    const b = (
+      await replayFile(path, { cores: 2, source: (sink) => deliverStored(t, sink, { move }) })
+    ).replayer!.finish();
+    expect({ ...b, peakEvent: 0 }).toEqual({ ...a, peakEvent: 0 });
+  });
+
+  it('move no further back than the thread started, or than the token was last named', async () => {
+    const text = [
+      '1 malloc 10 x',
+      '2 malloc 10 y',
+      '1 free x',
+      '2 exit',
+      '2 malloc 10 z',
+      '1 malloc 10 x',
+      '2 malloc 10 w',
+      '',
+    ].join('\n');
+    const t = await store(file('limits.trace', text));
+    // Thread 2's second life starts at event 4.
+    expect(earliestMove(t, 6)).toMatchObject({ to: 4 });
+    // x was freed at event 2.
+    expect(earliestMove(t, 5)).toMatchObject({ to: 3 });
+    // z is the first event of its thread's life: nowhere to go.
+    expect(earliestMove(t, 4)).toBeNull();
+  });
+});
+
+describe('checkpoints', () => {
+  it('resume to the same end, and what is done on a copy leaves the original alone', async () => {
+    for (const path of [TRACES[1]!, TRACES[3]!, TRACES[4]!]) {
+      const t = await store(path);
+      const k = Math.floor(t.count / 3);
+      let copy: Replayer | null = null;
+      const run = await replayFile(path, {
+        cores: 2,
+        observe: (ev, r) => {
+          if (ev.index === k) copy = checkpoint(r);
+        },
+      });
+      const whole = run.replayer!;
+      const end = whole.finish();
+      const wholeBreakdown = breakdown(whole.process);
+      // A what-if on another copy: every live chunk freed.
+      const other = checkpoint(whole);
+      for (let h = 0; h < other.process.ck.highWater; h++)
+        if (other.process.ck.state[h] === 0 && other.process.ck.born[h]! >= 0) {
+          try {
+            libcFree(other.process, h);
+          } catch {
+            // glibc's own chunks among them: not the point.
+          }
+        }
+      expect(whole.finish()).toEqual(end);
+      expect(breakdown(whole.process)).toEqual(wholeBreakdown);
+      // The copy taken a third of the way resumes to the very same end.
+      const resumed = copy!;
+      await deliverStored(
+        t,
+        { header: () => {}, event: (ev) => resumed.event(ev) },
+        undefined,
+        k + 1,
+      );
+      expect(resumed.finish()).toEqual(end);
+      expect(breakdown(resumed.process)).toEqual(wholeBreakdown);
+    }
+  });
+});
