@@ -170,6 +170,8 @@ export class Replayer implements TraceSink {
   private abort: ReplaySummary['abort'];
   private headerSeen = false;
   private readonly loc: BlockLocation = { arena: 0, heap: 0, off: 0 };
+  /** The block the last event returned (NIL for none, or NULL): for observers without the fidelity log. */
+  lastBlock = NIL;
 
   constructor(
     readonly file: string,
@@ -196,6 +198,7 @@ export class Replayer implements TraceSink {
 
   event(ev: TraceEvent): void {
     if (!this.headerSeen) this.header({ env: [], facts: new Map() });
+    this.lastBlock = NIL;
     if (this.abort !== undefined) return;
     const s = this.process;
     s.eventIndex = ev.index;
@@ -211,6 +214,7 @@ export class Replayer implements TraceSink {
       throw e;
     }
     this.events++;
+    this.lastBlock = p >= 0 ? p : NIL;
     const rss = this.kernel.residentPages * PAGE_SIZE;
     if (rss > this.peakRss) {
       this.peakRss = rss;
