@@ -136,7 +136,9 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
       );
     }
   }
-  if (m.fragmentation.length > 0) {
+  // Fragmentation gets its section once it matters: a page or two shared with the pin is common.
+  const fragmented = m.causes.find((c) => c.cause === 'fragmentation')!.bytes;
+  if (m.fragmentation.length > 0 && fragmented >= FRAGMENTATION_SHOWN * m.residentBytes) {
     lines.push('');
     lines.push(
       '  fragmentation (pages that live blocks share with free memory in the bins: no trim can return them)',
@@ -213,12 +215,15 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     const none = m.tried.filter((r) => r.failure === undefined);
     if (none.length > 0)
       lines.push(
-        `    tried, saving nothing here: ${none.map((r) => `${r.setting}${r.saved < 0 ? ` (costs ${shortBytes(-r.saved)})` : ''}`).join(', ')}`,
+        `    tried, saving nothing here: ${none.map((r) => `${r.setting}${r.saved < 0 ? ` (costs ${shortBytes(-r.saved)})` : r.saved > 0 ? ' (no more than one of them alone)' : ''}`).join(', ')}`,
       );
     for (const r of failed) lines.push(`    ${r.setting} could not be replayed: ${r.failure}`);
   }
   return lines.join('\n') + '\n';
 }
+
+/** The share of the resident memory from which fragmentation gets a section of its own. */
+const FRAGMENTATION_SHOWN = 0.01;
 
 /** glibc's rule for the two thresholds, in one line. */
 const THRESHOLD_RULE =
