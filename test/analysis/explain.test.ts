@@ -312,6 +312,25 @@ describe('the remedies', () => {
     expect(m.causes[0]!.cause).toBe('live-requested');
     expect(m.remedies).toEqual([]);
     for (const r of m.tried) expect(r.saved).toBeLessThanOrEqual(0);
+    const out = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'dist/cli/main.js'),
+        'explain',
+        path,
+        '--cores',
+        '2',
+        '--at',
+        'peak',
+        '--jobs',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain(
+      '  what would help: nothing tried saves memory at this moment (each replayed to it)\n',
+    );
   });
 });
 
