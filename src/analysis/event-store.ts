@@ -62,12 +62,14 @@ export interface StoredTrace {
   reallocId: Int32Array;
   /** The texts of tokens without a key, in trace order (a realloc's OLD before its NEW). */
   textBytes: Uint8Array;
-  textEnds: Float64Array;
+  textEnds: Uint32Array;
   /** Texts and reallocs before each chunk. */
   chunkTexts: number[];
   chunkReallocs: number[];
   /** The highest token number of any event. */
   maxId: number;
+  /** Whether every text is ASCII (read faster as latin1, to the same strings). */
+  ascii: boolean;
 }
 
 /** Changes to a stored trace's events. */
@@ -81,14 +83,14 @@ export interface Edits {
   move?: { from: number; to: number; id: number; takenAt: number };
 }
 
-function shared<T extends Float64Array | Int32Array | Uint8Array>(
+function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
   Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
   n: number,
 ): T {
   return new Kind(new SharedArrayBuffer(Math.max(1, n) * Kind.BYTES_PER_ELEMENT));
 }
 
-function grown<T extends Float64Array | Int32Array | Uint8Array>(
+function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
   Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
   a: T,
   need: number,
@@ -116,6 +118,8 @@ export class TraceStore {
   private readonly t: StoredTrace;
   private texts = 0;
   private reallocs = 0;
+  /** The texts' bytes, as a Buffer to write into. */
+  private bytes: Buffer;
   /** False once an event did not fit the columns, or the store outgrew its limit: it is not used. */
   ok = true;
 
@@ -133,11 +137,13 @@ export class TraceStore {
       reallocKey: shared(Float64Array, 1024),
       reallocId: shared(Int32Array, 1024),
       textBytes: shared(Uint8Array, 4096),
-      textEnds: shared(Float64Array, 256),
+      textEnds: shared(Uint32Array, 256),
       chunkTexts: [],
       chunkReallocs: [],
       maxId: -1,
+      ascii: true,
     };
+    this.bytes = textsOf(this.t);
   }
 
   /** The trace's header (known to the replay once it has read the trace). */
@@ -225,10 +231,26 @@ export class TraceStore {
   private text(s: string): void {
     const t = this.t;
     const start = this.texts === 0 ? 0 : t.textEnds[this.texts - 1]!;
-    const len = Buffer.byteLength(s, 'utf8');
-    t.textBytes = grown(Uint8Array, t.textBytes, start + len);
-    Buffer.from(t.textBytes.buffer, t.textBytes.byteOffset + start, len).write(s, 'utf8');
-    t.textEnds = grown(Float64Array, t.textEnds, this.texts + 1);
+    const n = s.length;
+    // Texts beyond 4 GiB: too many to keep here.
+    if (start + 3 * n > 0xffffffff) return this.drop();
+    if (start + 3 * n > t.textBytes.length) {
+      t.textBytes = grown(Uint8Array, t.textBytes, start + 3 * n);
+      this.bytes = textsOf(t);
+    }
+    // Most tokens are short and ASCII: their bytes are their character codes.
+    const b = t.textBytes;
+    let len = n;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        len = this.bytes.write(s, start, 'utf8');
+        t.ascii = false;
+        break;
+      }
+      b[start + i] = c;
+    }
+    t.textEnds = grown(Uint32Array, t.textEnds, this.texts + 1);
     t.textEnds[this.texts++] = start + len;
   }
 
@@ -243,12 +265,9 @@ export class TraceStore {
   }
 }
 
-function textAt(t: StoredTrace, k: number): string {
-  const start = k === 0 ? 0 : t.textEnds[k - 1]!;
-  const end = t.textEnds[k]!;
-  return Buffer.from(t.textBytes.buffer, t.textBytes.byteOffset + start, end - start).toString(
-    'utf8',
-  );
+/** The texts of a stored trace, as one Buffer over their bytes (made once per reading). */
+function textsOf(t: StoredTrace): Buffer {
+  return Buffer.from(t.textBytes.buffer, t.textBytes.byteOffset, t.textBytes.length);
 }
 
 /** The event being read from a stored trace, with its place in the texts and the reallocs. */
@@ -257,17 +276,30 @@ class Cursor {
   private run = 0;
   text: number;
   realloc: number;
+  private readonly texts: Buffer;
 
   constructor(
     private readonly t: StoredTrace,
     from = 0,
   ) {
+    this.texts = textsOf(t);
     // Reading starts at a chunk's first event.
     const c = Math.floor(from / CHUNK);
     this.i = c * CHUNK;
     this.text = t.chunkTexts[c] ?? 0;
     this.realloc = t.chunkReallocs[c] ?? 0;
     while (this.i < from) this.skip();
+  }
+
+  /** The text of the next token without a key. */
+  private nextText(): string {
+    const k = this.text++;
+    const ends = this.t.textEnds;
+    return this.texts.toString(
+      this.t.ascii ? 'latin1' : 'utf8',
+      k === 0 ? 0 : ends[k - 1],
+      ends[k],
+    );
   }
 
   /** Fills ev with event i, and moves on. */
@@ -300,19 +332,19 @@ class Cursor {
     if (op === Op.free) {
       inKey = c.key[j]!;
       inId = c.id[j]!;
-      if (inKey === NO_KEY) inText = textAt(t, this.text++);
+      if (inKey === NO_KEY) inText = this.nextText();
     } else if (op === Op.realloc) {
       const r = this.realloc++;
       inKey = t.reallocKey[r]!;
       inId = t.reallocId[r]!;
-      if (inKey === NO_KEY) inText = textAt(t, this.text++);
+      if (inKey === NO_KEY) inText = this.nextText();
       outKey = c.key[j]!;
       outId = c.id[j]!;
-      if (outKey === NO_KEY) outText = textAt(t, this.text++);
+      if (outKey === NO_KEY) outText = this.nextText();
     } else if (isAllocation(op)) {
       outKey = c.key[j]!;
       outId = c.id[j]!;
-      if (outKey === NO_KEY) outText = textAt(t, this.text++);
+      if (outKey === NO_KEY) outText = this.nextText();
     }
     ev.setIn(inKey, inText);
     ev.setOut(outKey, outText);

@@ -262,7 +262,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
 
   // The whole replay first: it gives the end, the peak's event and the arena count, keeps the
   // trace in memory for the other replays, and checkpoints to resume from along the way.
-  const store = new TraceStore(opts.storeLimit ?? defaultStoreLimit());
+  // Nothing is replayed again when only the end is explained, without remedies.
+  const again = whatIfs || moments.some((m) => m !== 'end');
+  const store = new TraceStore(again ? (opts.storeLimit ?? defaultStoreLimit()) : 0);
   const history = new ThresholdHistory();
   const checkpoints: Checkpoint[] = [];
   let every = CHECKPOINT_EVERY;
@@ -337,9 +339,22 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   let total = 0;
   const trimEvery = trimInterval(event + 1);
   const edited = stored !== null;
+  const figuresOf = (m: MomentAnalysis, setting: string): MomentFigures | undefined =>
+    measured.get(setting)?.figures[at.indexOf(m.event)] ?? undefined;
   const savedBy = (m: MomentAnalysis, setting: string): number => {
-    const f = measured.get(setting)?.figures[at.indexOf(m.event)];
-    return f === null || f === undefined ? 0 : m.b.residentBytes - f.rss;
+    const f = figuresOf(m, setting);
+    return f === undefined ? 0 : m.b.residentBytes - f.rss;
+  };
+  /**
+   * Whether a milder variant of a setting is worth a replay: when the setting saves memory at a
+   * price in kernel work (or, for arenas, in lock contention, which a replay cannot show).
+   */
+  const worthMilder = (m: MomentAnalysis, setting: string, family: Family): boolean => {
+    const f = figuresOf(m, setting);
+    if (f === undefined || m.b.residentBytes - f.rss <= 0) return false;
+    return (
+      family === 'arenas' || f.syscalls + f.pageFaults > m.baseline.syscalls + m.baseline.pageFaults
+    );
   };
   for (let round = 0; ; round++) {
     const jobs: ExplainJob[] = [];
@@ -378,7 +393,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         // Nothing to change before the first event, nor in a process glibc has aborted.
         if (m.abort !== undefined || m.event < 0) continue;
         for (const c of settingCandidates(m)) {
-          if (c.after !== undefined && savedBy(m, c.after) <= 0) continue;
+          if (c.after !== undefined && !worthMilder(m, c.after, c.family)) continue;
           candidates.set(c.setting, c);
           want(c.setting, combine(opts.settings, c.settings));
         }
@@ -416,6 +431,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
           const saved = savedBy(m, c.setting);
           if (cur !== undefined && saved > cur.saved) families.set(c.family, { c, saved });
         }
+        // Any setting of the top's family also stops the dynamic threshold: the thresholds'
+        // setting adds nothing to it.
+        if (families.has('top')) families.delete('thresholds');
         const ranked = [...families.entries()].sort(
           (x, y) => y[1].saved - x[1].saved || familyBytes(m, y[0]) - familyBytes(m, x[0]),
         );
@@ -632,7 +650,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     notes.push(
       `${THREADLESS[from]}: every call is replayed on one thread, in one arena, so what the program's threads and arenas did (and M_ARENA_MAX) cannot be shown`,
     );
-  if (whatIfs && !edited && events > 0)
+  if (whatIfs && !edited && events > 0 && again)
     notes.push(
       'the trace has too many events to keep in memory: periodic malloc_trim and allocations moved earlier were not tried',
     );

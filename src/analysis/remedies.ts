@@ -30,7 +30,10 @@ export interface SettingCandidate {
   why: string;
   family: Family;
   settings: ReplaySettings;
-  /** Tried only once this other setting has been found to save memory (a milder variant of it). */
+  /**
+   * A milder variant of this other setting: tried only once that one has been found to save
+   * memory at a price (in kernel work; for arenas, in contention for their locks).
+   */
   after?: string;
 }
 

@@ -64,6 +64,8 @@ const TRACES = [
     '# a header\n1 malloc 10 a\n# between\n\n1 malloc 20 0x10\n1 free a\n1 realloc 0x10 30 b\n1 free b\n',
   ),
   file('h.raw', HEAPTRACK),
+  // Tokens that are not ASCII.
+  file('utf8.trace', '1 malloc 10 café\n1 malloc 20 ü\n1 free café\n1 realloc ü 40 naïve\n'),
 ];
 
 /** A copy of each event a reader (or a stored trace) delivers. */
