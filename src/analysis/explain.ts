@@ -88,6 +88,8 @@ export interface Explanation {
   events: number;
   cores: number;
   arenas: number;
+  /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
+  note?: string;
   moments: MomentExplanation[];
 }
 
@@ -352,11 +354,14 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       remedies: rems,
     };
   });
-  return {
+  const ex: Explanation = {
     trace: opts.displayName ?? path,
     events: endSnap.baseline.events,
     cores,
     arenas: arenaCount,
     moments: out,
   };
+  const note = whole.r.touchNote();
+  if (note !== null) ex.note = note;
+  return ex;
 }

@@ -129,6 +129,8 @@ export const replayCommand = defineCommand({
         );
     }
     if (r === null) return status;
+    const note = r.touchNote();
+    if (note !== null) err(`ptsim: note: ${note}\n`);
     const summary: ReplaySummary = r.finish();
     const arenas = arenaReports(r.process);
     const cores = r.process.ncores;
