@@ -57,6 +57,8 @@ export interface NativeOptions {
   rssBy?: 'auto' | 'faults' | 'rescans';
   /** A limit on open files for the replayer (`ulimit -n`), say to keep perf_event_open from working. */
   maxFiles?: number;
+  /** What the program writes (`--touch`); by default as the trace's header says, as in ptsim. */
+  touch?: 'recorded' | 'full' | 'none';
 }
 
 export interface NativeRun {
@@ -149,6 +151,7 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     if (opts.rss) args.push('--rss');
     if (opts.verifyRss) args.push('--verify-rss');
     if (opts.rssBy !== undefined) args.push('--rss-by', opts.rssBy);
+    if (opts.touch !== undefined) args.push('--touch', opts.touch);
     if (opts.stats) args.push('--stats', files.stats);
     if (opts.info) args.push('--info', files.info);
 
