@@ -41,6 +41,12 @@ initialises, then --mallopt calls, then the trace's own mallopt lines. The trace
 form the environment unless overridden: --tunables replaces GLIBC_TUNABLES, --env replaces a
 variable of the same name.
 
+A trace made by 'ptsim record' says which pages of each large block the program touched (#:touch
+records) and what the process measured of its own memory (#:rss samples): --touch recorded, the
+default for such a trace, writes only those pages; the summary shows the samples beside the
+replay's RSS at the same points. Without touch records, the RSS of a trace with big blocks is an
+upper bound (see docs/trace-format.md).
+
 Exit status: 0 when the trace replayed to the end; 2 for a mistake in the trace or the command
 line; 3 when glibc would have aborted (the message and event are reported, with the summary up to
 that point).`;
