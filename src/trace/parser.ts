@@ -31,11 +31,13 @@
  *   exactly once: just before the first event, or at the end of a trace without events.
  * - Records (`#:touch`, `#:rss`: comment lines to a reader of the core format) are delivered in
  *   trace order with the events. To tell the sink whether records follow an event (which the
- *   replay needs, to finish the event after them), an event is handed over only once the next
- *   line of substance is read: an event line, a record, the end, or a line that does not parse
- *   (every event before a mistake is delivered first, as before). Records before the first event
- *   are kept until the header has been sent. Other `#:` keywords are skipped (a later version's
- *   records); other comment lines stay comments.
+ *   replay needs, to finish the event after them), an event followed by a line that does not start
+ *   like an event line (or by bytes not read yet) is handed over only once the next line of
+ *   substance is read: an event line, a record, the end, or a line that does not parse (every
+ *   event before a mistake is delivered first, as before). An event followed by an event line, the
+ *   common case, goes at once. Records before the first event are kept until the header has been
+ *   sent. Other `#:` keywords are skipped (a later version's records); other comment lines stay
+ *   comments.
  * - Every mistake in the trace is a TraceSyntaxError (file, line, what is wrong). Errors thrown by
  *   the sink pass through unchanged.
  */
@@ -574,6 +576,8 @@ export class TraceParser {
   private num = 0;
   /** IDLE, PENDING (this.ev holds an event not yet delivered) or RECORDS. */
   private state = IDLE;
+  /** The end of the bytes being scanned: what lies beyond is not read yet. */
+  private scanEnd = 0;
   /** The one object of each record kind, refilled for every record. */
   private readonly touchRec = new ReadTouch();
   private readonly rssRec = new ReadRss();
@@ -651,6 +655,7 @@ export class TraceParser {
   private scan(b: Buffer, from: number, to: number): number {
     // Lines that start at or before the last newline are complete; the fast path relies on it.
     const last = b.lastIndexOf(LF, to - 1);
+    this.scanEnd = to;
     let ls = from;
     while (ls <= last) {
       this.lineNo++;
@@ -834,8 +839,34 @@ export class TraceParser {
     ev.line = this.lineNo;
     ev.index = this.events++;
     this.numberTokens();
+    // As deliver(b, i), written out: this is the hot path.
+    const next = i + 1;
+    if (next < this.scanEnd) {
+      const c = b[next]!;
+      if ((c - ZERO) >>> 0 <= 9 || c === AT) {
+        this.sink.event(ev);
+        return i;
+      }
+    }
     this.state = PENDING;
     return i;
+  }
+
+  /**
+   * Delivers the event just read, whose line ends at b[le], unless records may follow it: when the
+   * next line does not start like an event line (a digit or `@`), or is not read yet, the event
+   * waits until the next line of substance says.
+   */
+  private deliver(b: Buffer, le: number): void {
+    const next = le + 1;
+    if (next < this.scanEnd) {
+      const c = b[next]!;
+      if ((c - ZERO) >>> 0 <= 9 || c === AT) {
+        this.sink.event(this.ev);
+        return;
+      }
+    }
+    this.state = PENDING;
   }
 
   /**
@@ -1001,7 +1032,7 @@ export class TraceParser {
     ev.line = this.lineNo;
     ev.index = this.events++;
     this.numberTokens();
-    this.state = PENDING;
+    this.deliver(b, le);
   }
 
   private controlCharacter(b: Buffer, ls: number, ctl: number): never {
@@ -1018,7 +1049,6 @@ export class TraceParser {
     const state = this.state;
     this.state = IDLE;
     if (state === PENDING) {
-      this.ev.recordsFollow = undefined;
       this.sink.event(this.ev);
     } else if (state === RECORDS) {
       this.sink.recordsEnd?.();
@@ -1029,8 +1059,11 @@ export class TraceParser {
   private beginRecord(): void {
     if (this.state !== PENDING) return;
     this.state = RECORDS;
-    this.ev.recordsFollow = true;
-    this.sink.event(this.ev);
+    const ev = this.ev;
+    ev.recordsFollow = true;
+    this.sink.event(ev);
+    // Set only while the sink has the event: the object goes on to the next line.
+    ev.recordsFollow = undefined;
   }
 
   /** A `#:KEYWORD ...` line of nt tokens; keywords other than touch and rss are skipped. */

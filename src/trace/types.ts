@@ -84,10 +84,11 @@ export interface TraceEvent {
   inId?: number;
   outId?: number;
   /**
-   * True when records (`#:touch`, `#:rss`) stand between this event and the next: the sink gets
-   * them (touch, rss), then recordsEnd(), and the event object is not refilled before that, so a
-   * consumer may finish with the event then. Unset (or false) when the next line of substance is
-   * another event or the end. Only the trace reader sets it.
+   * True, during the sink's event() call, when records (`#:touch`, `#:rss`) stand between this
+   * event and the next: the sink gets them (touch, rss), then recordsEnd(), and the event object
+   * is not refilled before that (only this flag is cleared), so a consumer may finish with the
+   * event then. Unset (or false) when the next line of substance is another event or the end.
+   * Only the trace reader sets it.
    */
   recordsFollow?: boolean;
 }
