@@ -250,10 +250,16 @@ export const recordCommand = defineCommand({
         );
         const listed = others.slice(0, MAX_LISTED);
         const width = Math.max(...listed.map((t) => basename(t.file).length));
-        for (const t of listed)
+        for (const t of listed) {
+          const share = t.rss === undefined ? undefined : mostlyOutsideMalloc(t.rss);
+          const outside =
+            share === undefined
+              ? ''
+              : `; ${mib(share.outside)} of its ${mib(share.growth)} of growth did not come from malloc`;
           err(
-            `  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`,
+            `  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}${outside}\n`,
           );
+        }
         if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
       }
     }

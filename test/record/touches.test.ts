@@ -451,6 +451,27 @@ async function run(argv: string[], env: Record<string, string | undefined>) {
 }
 
 describe('memory that did not go through malloc', () => {
+  it('a program that maps its memory itself: the report says so, for it and for a child', async () => {
+    const dir = scratch('own');
+    const r = await run(['-o', join(dir, 'own.trace'), '--', program('touch'), 'own'], {});
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(
+      /^ptsim record: touch's anonymous memory grew by 2[45]\.\d MiB to its peak, of which glibc's heaps and mmapped chunks held 0\.\d MiB: most of it did not come from malloc, so the trace explains only a part of the process\.\n {2}The program gets its memory some other way: .* If it has a switch that sends its allocations to malloc \(an environment variable or a build option\), record it with that\.\n$/m,
+    );
+    const child = await run(
+      ['-o', join(dir, 'child.trace'), '--', program('touch'), 'own-child'],
+      {},
+    );
+    expect(child.code).toBe(0);
+    const lines = child.err.split('\n');
+    expect(lines[0]).toMatch(/^ptsim record: [\d,]+ events recorded in /);
+    expect(lines[1]).toMatch(/^ptsim record: 1 other process image recorded in /);
+    expect(lines[2]).toMatch(
+      /forked from pid \d+; .*; 2[45]\.\d MiB of its 2[45]\.\d MiB of growth did not come from malloc$/,
+    );
+    expect(lines.slice(3)).toEqual(['']);
+  });
+
   // 100,000 strings of 400 characters (about 45 MiB), each small enough for pymalloc; a mark
   // while they are all alive.
   const script = [

@@ -7,7 +7,7 @@
  *   mark NAME               it called ptsim_mark(NAME)
  * Transparent huge pages are off (prctl), so that a write makes exactly its own pages resident.
  * Usage: touch MODE [DIR], MODE one of big, calloc, realloc, small, live, threads, fork, marks,
- * slow, trim, malloc_trim.
+ * slow, trim, malloc_trim, own, own-child.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -215,6 +216,27 @@ static void given_back(int by_free) {
   free(pin);
 }
 
+/* 24 MiB the program maps and writes itself, outside malloc; `child`: in a forked child, which
+   keeps it to the end. */
+static void own_memory(int child) {
+  if (child) {
+    pid_t pid = fork();
+    if (pid < 0) abort();
+    if (pid > 0) {
+      int st;
+      waitpid(pid, &st, 0);
+      return;
+    }
+    free(malloc(10)); /* the child's first call: its first sample */
+  }
+  char *m = mmap(NULL, 24 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) abort();
+  memset(m, 0x5a, 24 * MiB);
+  if (child) exit(0);
+  mark("peak");
+  munmap(m, 24 * MiB);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
@@ -233,6 +255,8 @@ int main(int argc, char **argv) {
   else if (strcmp(m, "slow") == 0) slow();
   else if (strcmp(m, "trim") == 0) given_back(1);
   else if (strcmp(m, "malloc_trim") == 0) given_back(0);
+  else if (strcmp(m, "own") == 0) own_memory(0);
+  else if (strcmp(m, "own-child") == 0) own_memory(1);
   else return 2;
   free(first);
   lg_write(&lg, NULL);
