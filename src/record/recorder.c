@@ -841,9 +841,18 @@ static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name);
    under us is opened again (the runs delivered before a failure are not delivered again: a
    failure part of the way through is a failure of the kernel, not of the descriptor). */
 static int scan_range(uintptr_t from, uintptr_t to, run_fn f, void *ctx) {
+  static int failed;
   for (int tries = 0; tries < 2; tries++) {
     if (pm_fd >= 0 && (scan_kind == SCAN_IOCTL ? scan_ioctl(from, to, f, ctx) : scan_entries(from, to, f, ctx))) return 1;
-    if (errno != EBADF || !self_check(&pm_fd, &pm_dev, &pm_ino, "/proc/self/pagemap")) return 0;
+    if (errno != EBADF || !self_check(&pm_fd, &pm_dev, &pm_ino, "/proc/self/pagemap")) break;
+  }
+  if (!failed) {
+    /* A sandbox that forbids the call now, say: the records are no longer complete. Said once,
+       to the user and in the trace. */
+    failed = 1;
+    static const char note[] = "# touches incomplete from here: /proc/self/pagemap could not be read\n";
+    append(note, sizeof note - 1);
+    say("ptsim recorder: cannot read /proc/self/pagemap any more; the #:touch records are incomplete\n");
   }
   return 0;
 }

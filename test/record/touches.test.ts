@@ -328,6 +328,20 @@ for (const entries of [false, true]) {
   });
 }
 
+describe('when the pages cannot be read any more', () => {
+  it('the trace and the recorder say so, once', async () => {
+    const r = await touch('sandbox');
+    const notes = r.main.match(/^# touches incomplete from here: .*$/gm) ?? [];
+    expect(notes).toEqual(['# touches incomplete from here: /proc/self/pagemap could not be read']);
+    // Before the free it could not measure.
+    const boxed = lifeOf(r.lives, r.logged, 'boxed');
+    expect(r.main.split('\n').indexOf(notes[0]!) + 1).toBeLessThan(boxed.end!);
+    expect(r.stderr).toBe(
+      'ptsim recorder: cannot read /proc/self/pagemap any more; the #:touch records are incomplete\n',
+    );
+  });
+});
+
 describe('#:rss samples', () => {
   it('at the start, at each mark and at the end; anon and heap= grow by what the program wrote', async () => {
     const r = await touch('marks');

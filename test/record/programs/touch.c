@@ -7,16 +7,21 @@
  *   mark NAME               it called ptsim_mark(NAME)
  * Transparent huge pages are off (prctl), so that a write makes exactly its own pages resident.
  * Usage: touch MODE [DIR], MODE one of big, calloc, realloc, small, live, threads, fork, marks,
- * slow, trim, malloc_trim, own, own-child.
+ * slow, trim, malloc_trim, own, own-child, sandbox.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "log.h"
@@ -237,6 +242,23 @@ static void own_memory(int child) {
   munmap(m, 24 * MiB);
 }
 
+/* A large block, then a seccomp filter that makes ioctl and pread64 fail (as a sandbox might),
+   then its free: the recorder can no longer read the pages. */
+static void sandbox(void) {
+  char *p = blk("boxed", malloc(64 * KiB), 64 * KiB);
+  fill("boxed", p, 0, 64 * KiB);
+  struct sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_ioctl, 2, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_pread64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+  };
+  struct sock_fprog prog = {sizeof code / sizeof code[0], code};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) abort();
+  free(p);
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
   prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0);
@@ -257,6 +279,7 @@ int main(int argc, char **argv) {
   else if (strcmp(m, "malloc_trim") == 0) given_back(0);
   else if (strcmp(m, "own") == 0) own_memory(0);
   else if (strcmp(m, "own-child") == 0) own_memory(1);
+  else if (strcmp(m, "sandbox") == 0) sandbox();
   else return 2;
   free(first);
   lg_write(&lg, NULL);
