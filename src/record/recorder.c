@@ -1216,11 +1216,17 @@ static char *put_key(char *o, const char *key, uint64_t v) {
   return put_u64(o, v);
 }
 
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... [mark=NAME]`. */
 static void sample(const char *mark) {
   if (tbl_busy) return; /* a signal handler, in the middle of our bookkeeping */
   tbl_busy++;
-  uint64_t start = now_ns();
+  uint64_t start = now_ns(), cpu = thread_cpu_ns();
   uint64_t heap = sweep();
   uint64_t anon = read_anon();
   if (anon != UINT64_MAX) {
@@ -1250,7 +1256,8 @@ static void sample(const char *mark) {
   uint64_t end = now_ns();
   since_sample = 0;
   due_ns = every_ns ? end + every_ns : UINT64_MAX;
-  allowed_ns = end + (end - start) * COST_RATIO;
+  /* Its cost is the processor time it took: a thread preempted in the middle has not cost more. */
+  allowed_ns = end + (thread_cpu_ns() - cpu) * COST_RATIO;
   tbl_busy--;
 }
 
