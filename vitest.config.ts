@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // Other glibc versions run apart (npm run test:versions); test/native/glibc-builds.test.ts
+    // is the sample of them that runs here.
+    exclude: ['test/versions/**', 'node_modules/**'],
     // Builds the native replayer (test/native/replay.c) once, with the system's cc, before any test runs.
     globalSetup: ['test/helpers/global-setup.ts'],
     // One test file per CPU (vitest's default keeps one CPU for itself, which on a two-CPU machine

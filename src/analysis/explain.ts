@@ -91,6 +91,23 @@ export interface Explanation {
   /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
   note?: string;
   moments: MomentExplanation[];
+  /** glibc's abort, when the replay ended in one (the end explained is the abort). */
+  abort?: { message: string; event: number; line: number };
+}
+
+/**
+ * An event index past the trace's last event: a mistake in what the user asked for, reported by
+ * name like the trace's mistakes (the command prints it in one line, exit status 2).
+ */
+class MomentOutOfRange extends Error {
+  constructor(moment: number, events: number) {
+    super(
+      events === 0
+        ? `--at ${moment}: the trace has no events`
+        : `--at ${moment}: the trace has ${events} event${events === 1 ? '' : 's'}: give end, peak or an event index from 0 to ${events - 1}`,
+    );
+    this.name = 'InputError';
+  }
 }
 
 interface Snapshot {
@@ -259,6 +276,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   const endSnap = whole.snap;
   const cores = whole.r.process.ncores;
   const arenaCount = whole.r.process.arenas.length;
+  for (const m of moments)
+    if (typeof m === 'number' && m >= endSnap.baseline.events)
+      throw new MomentOutOfRange(m, endSnap.baseline.events);
   const points: Array<{ kind: 'end' | 'peak' | 'event'; snap: Snapshot }> = [];
   for (const m of moments) {
     if (m === 'end') points.push({ kind: 'end', snap: endSnap });
@@ -363,5 +383,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   };
   const note = whole.r.touchNote();
   if (note !== null) ex.note = note;
+  const abort = whole.r.finish().abort;
+  if (abort !== undefined) ex.abort = abort;
   return ex;
 }

@@ -43,6 +43,10 @@ export interface Figures {
   timeline?: Array<[number, number]>;
   /** Why the replay ended early, if it did. */
   failure?: string;
+  /** The name of that failure's error (ReplayError, TraceSyntaxError, TraceReadError, ...). */
+  failureName?: string;
+  /** glibc's abort, when the replay ended in one. */
+  abort?: { message: string; event: number; line: number };
 }
 
 /** Replays one job in this thread. */
@@ -87,7 +91,11 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
   };
   if (trimResult !== undefined) f.trimResult = trimResult;
   if (every > 0) f.timeline = timeline;
-  if (run.failure !== null) f.failure = run.failure.message;
+  if (run.failure !== null) {
+    f.failure = run.failure.message;
+    f.failureName = run.failure.name;
+  }
+  if (s.abort !== undefined) f.abort = { ...s.abort };
   return f;
 }
 

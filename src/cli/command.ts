@@ -6,13 +6,17 @@
  * - a mistake on the command line is a UsageError, thrown to the caller (ptsim.ts prints it in one
  *   line with a pointer to --help, exit status 2); parseArgs's own complaints become UsageErrors;
  * - a mistake in the trace (TraceSyntaxError, TraceReadError, ReplayError) is printed as its one
- *   line, `ptsim: FILE:LINE: ...`, exit status 2;
+ *   line, `ptsim: FILE:LINE: ...`, exit status 2; so is a mistake in another input (InputError:
+ *   an output that cannot be written, a configuration file that does not parse, ...);
  * - glibc's abort (GlibcAborted) is printed as its one line, exit status 3;
  * - anything else is a bug in ptsim and goes on with its stack trace.
+ *
+ * A string option's value may be a negative number (`--at -1`): it is taken as the value (and
+ * refused by the option's own check, in its own words), not as an unknown option.
  */
 
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { GlibcAborted, UsageError, isTraceMistake } from './errors.js';
+import { GlibcAborted, InputError, UsageError, isTraceMistake } from './errors.js';
 import { Progress } from './progress.js';
 
 /** Where a command writes: standard output or standard error, as text. */
@@ -50,9 +54,11 @@ export interface CommandIO {
    * bar. Needs the declaration's `progress`.
    */
   progress: (done: number, total: number, label?: string) => void;
+  /** Standard error, as `ptsim: warning: MESSAGE`. */
+  warn: (message: string) => void;
   /**
-   * Reports a trace mistake or glibc's abort in its one line and returns its exit status (2 or 3),
-   * for a command that goes on to print what it has; anything else is thrown on.
+   * Reports a trace or input mistake or glibc's abort in its one line and returns its exit status
+   * (2 or 3), for a command that goes on to print what it has; anything else is thrown on.
    */
   fail: (e: unknown) => number;
 }
@@ -88,6 +94,34 @@ function isParseArgsError(e: unknown): e is Error {
   return e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS');
 }
 
+/**
+ * The arguments with each negative number that follows a string option joined to it
+ * (`--at -1` -> `--at=-1`, `-o -1` stays apart only for boolean options), so that parseArgs takes
+ * it as the option's value.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const takesValue = (a: string): boolean => {
+    if (a.startsWith('--')) return !a.includes('=') && options[a.slice(2)]?.type === 'string';
+    if (/^-[A-Za-z]$/.test(a))
+      return Object.values(options).some((o) => o.short === a[1] && o.type === 'string');
+    return false;
+  };
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    if (next !== undefined && /^-[0-9.]/.test(next) && takesValue(a)) {
+      out.push(a.startsWith('--') ? `${a}=${next}` : `${a}${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** A command from its declaration: the skeleton around the command's own logic. */
 export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Command {
   return {
@@ -98,7 +132,7 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
       let parsed: ReturnType<typeof parseArgs<Config<O>>>;
       try {
         const config: Config<O> = {
-          args: options,
+          args: joinNegativeValues(options, spec.options),
           options: { ...spec.options, ...HELP_OPTION },
           allowPositionals: spec.positionals ?? true,
           strict: true,
@@ -134,12 +168,13 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
           }
           bar.update(done, total);
         },
+        warn: (m) => io.err(`ptsim: warning: ${m}\n`),
         fail: (e) => {
           if (e instanceof GlibcAborted) {
             io.err(`ptsim: ${e.message}\n`);
             return 3;
           }
-          if (isTraceMistake(e)) {
+          if (isTraceMistake(e) || e instanceof InputError) {
             io.err(`ptsim: ${e.message}\n`);
             return 2;
           }

@@ -4,9 +4,17 @@
 
 import type { Figures } from '../analysis/figures.js';
 import { costOf } from '../analysis/frontier.js';
-import { parseConfig, readConfigFile, replayConfigs, type Config } from './config.js';
+import {
+  configNotes,
+  failureStatus,
+  parseConfig,
+  readConfigFile,
+  replayConfigs,
+  type Config,
+} from './config.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
+import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { count, plural, scaledBytes } from './numbers.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS } from './settings-options.js';
 
@@ -32,25 +40,25 @@ ${SETTINGS_HELP}
 ${IMPORT_HELP}
   -h, --help           show this help
 
-The settings options (--mallopt, --env, ...) apply to every configuration, the default included.`;
+The settings options (--mallopt, --env, ...) apply to every configuration, the default included.
+Memory is shown in the binary unit that suits each figure (B, KiB, MiB, GiB); --json gives bytes.
+
+${exitStatusHelp({ replays: true })} The table is printed either way, each row covering the
+events its replay reached.`;
 
 interface CompareRow {
   name: string;
   figures: Figures;
 }
 
-function mib(n: number): string {
-  return (n / (1 << 20)).toFixed(2);
-}
-
 function formatCompare(trace: string, rows: CompareRow[]): string {
   const head = [
     'configuration',
-    'peak MiB',
-    'final MiB',
-    'mean MiB',
-    'heap MiB',
-    'mmap MiB',
+    'peak RSS',
+    'final RSS',
+    'mean RSS',
+    'heap',
+    'mmapped',
     'brk',
     'mmap',
     'munmap',
@@ -64,36 +72,42 @@ function formatCompare(trace: string, rows: CompareRow[]): string {
     const sc = f.syscalls;
     return [
       r.name,
-      mib(f.peakRss),
-      mib(f.rss),
-      mib(f.meanRss),
-      mib(f.heapBytes),
-      mib(f.mmappedBytes),
-      sc.brk,
-      sc.mmap,
-      sc.munmap,
-      sc.mremap,
-      sc.mprotect,
-      sc.madvise,
-      f.pageFaults,
-    ].map(String);
+      scaledBytes(f.peakRss),
+      scaledBytes(f.rss),
+      scaledBytes(Math.round(f.meanRss)),
+      scaledBytes(f.heapBytes),
+      scaledBytes(f.mmappedBytes),
+      count(sc.brk),
+      count(sc.mmap),
+      count(sc.munmap),
+      count(sc.mremap),
+      count(sc.mprotect),
+      count(sc.madvise),
+      count(f.pageFaults),
+    ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]): string =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   const out = [
-    `${trace}: ${rows[0]?.figures.events.toLocaleString('en-US') ?? 0} events, ${rows.length} configurations`,
+    `${trace}: ${plural(rows[0]?.figures.events ?? 0, 'event')}, ${plural(rows.length, 'configuration')}`,
     '',
     line(head),
     ...body.map(line),
   ];
-  const failed = rows.filter((r) => r.figures.failure !== undefined);
-  for (const r of failed) out.push(`  ${r.name}: replay stopped early: ${r.figures.failure}`);
+  for (const r of rows) {
+    const f = r.figures;
+    if (f.failure !== undefined) out.push(`  ${r.name}: replay stopped early: ${f.failure}`);
+    else if (f.abort !== undefined)
+      out.push(
+        `  ${r.name}: glibc would abort at event ${f.abort.event} (line ${f.abort.line}): ${f.abort.message}`,
+      );
+  }
   const best = [...rows].sort((a, b) => a.figures.rss - b.figures.rss)[0];
   if (best !== undefined && rows.length > 1) {
     out.push(
       '',
-      `lowest final RSS: ${best.name} (${mib(best.figures.rss)} MiB, ${costOf(best.figures)} system calls and page faults)`,
+      `lowest final RSS: ${best.name} (${scaledBytes(best.figures.rss)}, ${plural(costOf(best.figures), 'system call and page fault', 'system calls and page faults')})`,
     );
   }
   return out.join('\n') + '\n';
@@ -111,7 +125,8 @@ export const compareCommand = defineCommand({
     ...IMPORT_OPTIONS,
   },
   progress: 'replaying configurations',
-  async run({ values, positionals }, { out, progress }) {
+  async run({ values, positionals }, io) {
+    const { out, warn, progress } = io;
     if (positionals.length !== 1 || positionals[0] === '-')
       throw new UsageError(
         'compare needs one TRACE file (not -: it is read once per configuration)',
@@ -120,9 +135,11 @@ export const compareCommand = defineCommand({
     for (const c of values.config) configs.push(parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
     const path = positionals[0]!;
+    for (const n of configNotes(configs, values)) warn(n);
     const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
     const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
+    if (figs.every((f) => f.events === 0 && f.failure === undefined)) warn(`${path}: ${NO_EVENTS}`);
     out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));
-    return 0;
+    return failureStatus(rows, path, io);
   },
 });

@@ -2,12 +2,15 @@
  * `ptsim convert IN -o OUT`: writes a trace of any format ptsim reads as a native trace.
  */
 
-import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { openTrace } from '../import/index.js';
 import { NativeTraceWriter } from '../import/native-writer.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
+import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { count, plural } from './numbers.js';
+import { OutputFile } from './output.js';
+import { TraceStats } from '../stats/trace-stats.js';
+import type { TraceSink } from '../trace/types.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 
 export const CONVERT_HELP = `Usage: ptsim convert IN -o OUT [options]
@@ -27,8 +30,10 @@ Recorded logs have oddities (a free of a pointer the log never allocated, an add
 again before its free was logged by another thread); they are reported with their line and dealt
 with as docs/importing.md describes, or stop the conversion with --strict.
 
-Exit status: 0 when IN was converted; 2 for a mistake in IN or on the command line (OUT is then
-removed).`;
+A native trace is checked as a replay would read it: a free of a token the trace never allocated,
+or a token allocated again while live, is a mistake (status 2), as it is for 'ptsim replay'.
+
+${exitStatusHelp({ replays: false, outputs: '-o OUT' })}`;
 
 export const convertCommand = defineCommand({
   name: 'convert',
@@ -38,7 +43,7 @@ export const convertCommand = defineCommand({
     gzip: { type: 'boolean', default: false },
     ...IMPORT_OPTIONS,
   },
-  async run({ values, positionals }, { err }) {
+  async run({ values, positionals }, { err, warn, fail }) {
     if (positionals.length !== 1) {
       throw new UsageError(
         positionals.length === 0
@@ -55,24 +60,47 @@ export const convertCommand = defineCommand({
     const args = importArgs(values);
     const displayName = input === '-' ? '<stdin>' : input;
 
-    let writer: NativeTraceWriter;
+    // Options checked: a file is written beside its target and renamed into place at the end.
+    const file = output === '-' ? null : OutputFile.open(output, '-o');
+    const writer = new NativeTraceWriter(file === null ? '-' : file.fd, values.gzip);
+    // The events a replay would stop at (a free of a token never allocated, ...) are found on the
+    // way, as stats finds them.
+    const check = new TraceStats();
+    const sink: TraceSink = {
+      header: (h) => {
+        writer.header(h);
+        check.header(h);
+      },
+      event: (ev) => {
+        writer.event(ev);
+        check.event(ev);
+      },
+      // A recording's touch records and samples are kept in their places.
+      touch: (rec) => writer.touch(rec),
+      rss: (sample) => writer.rss(sample),
+    };
     try {
-      writer = new NativeTraceWriter(output, values.gzip);
-    } catch (e) {
-      err(`ptsim: cannot write ${output}: ${(e as Error).message}\n`);
-      return 2;
-    }
-    try {
-      const r = await openTrace(input, writer, {
+      const r = await openTrace(input, sink, {
         ...args,
         displayName,
-        onWarning: (m) => err(`ptsim: warning: ${m}\n`),
+        onWarning: warn,
       });
       writer.close();
-      const skipped = Object.entries(r.skipped).map(([what, n]) => `${n} ${what}`);
+      const mistake = check.report().mistake;
+      if (mistake !== undefined) {
+        file?.discard();
+        return fail(
+          Object.assign(new Error(`${displayName}:${mistake.line}: ${mistake.detail}`), {
+            name: 'ReplayError',
+          }),
+        );
+      }
+      file?.commit();
+      const skipped = Object.entries(r.skipped).map(([what, n]) => `${count(n)} ${what}`);
       const target = output === '-' ? 'standard output' : output;
+      if (r.events === 0) warn(`${displayName}: ${NO_EVENTS}`);
       err(
-        `ptsim: converted ${r.events.toLocaleString('en-US')} events from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`,
+        `ptsim: converted ${plural(r.events, 'event')} from ${displayName} (${r.format}) to ${target}${values.gzip ? ' (gzip)' : ''}\n`,
       );
       if (skipped.length > 0) err(`ptsim: left out: ${skipped.join(', ')}\n`);
       return 0;
@@ -82,7 +110,7 @@ export const convertCommand = defineCommand({
       } catch {
         // the error being reported matters more
       }
-      if (output !== '-') rmSync(output, { force: true });
+      file?.discard();
       const io = e as NodeJS.ErrnoException;
       // The reader of standard output went away (`ptsim convert ... -o - | head`): it has what it wanted.
       if (io.code === 'EPIPE' && output === '-') return 0;

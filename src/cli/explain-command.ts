@@ -11,8 +11,9 @@ import {
 } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
-import { formatBytes } from './format.js';
+import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { count, formatBytes, plural } from './numbers.js';
+import { settingsNotes } from './settings-notes.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
@@ -31,7 +32,10 @@ Options:
   --jobs N             replay the remedies on N worker threads (default: the number of CPUs)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
-  -h, --help           show this help`;
+  -h, --help           show this help
+
+${exitStatusHelp({ replays: true })} An --at past the trace's last event is a mistake
+(status 2); when glibc aborts, the end explained is the abort.`;
 
 /** An --at value: end, peak or an event index. */
 export function parseMoment(text: string): Moment {
@@ -53,7 +57,7 @@ export const explainCommand = defineCommand({
     ...IMPORT_OPTIONS,
   },
   progress: 'replaying remedies',
-  async run({ values, positionals }, { out, progress }) {
+  async run({ values, positionals }, { out, warn, progress }) {
     if (positionals.length !== 1)
       throw new UsageError(
         'explain needs one TRACE file (- is not accepted: the trace is read more than once)',
@@ -62,29 +66,36 @@ export const explainCommand = defineCommand({
     if (path === '-')
       throw new UsageError('explain reads the trace several times: give a file, not -');
     const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
+    if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
+    const settings = settingsArgs(values);
+    for (const n of settingsNotes(settings, true)) warn(n);
     const ex = await explain(path, {
-      settings: settingsArgs(values),
+      settings,
       import: importArgs(values),
       at: values.at.length > 0 ? values.at.map(parseMoment) : undefined,
       whatIfs: !values['no-what-if'],
       parallel: jobs,
       progress: (d, t) => progress(d, t),
     });
+    if (ex.events === 0) warn(`${path}: ${NO_EVENTS}`);
     out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
+    if (ex.abort !== undefined) throw new GlibcAborted(path, ex.abort);
     return 0;
   },
 });
 
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where =
-    m.moment === 'end'
-      ? `at the end (event ${m.event}, line ${m.line})`
-      : m.moment === 'peak'
-        ? `at the peak (event ${m.event}, line ${m.line})`
-        : `after event ${m.event} (line ${m.line})`;
+    m.event < 0
+      ? 'before any event (the trace has none)'
+      : m.moment === 'end'
+        ? `at the end (event ${m.event}, line ${m.line})`
+        : m.moment === 'peak'
+          ? `at the peak (event ${m.event}, line ${m.line})`
+          : `after event ${m.event} (line ${m.line})`;
   const lines: string[] = [];
   lines.push(
-    `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${m.residentPages.toLocaleString('en-US')} pages`,
+    `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${plural(m.residentPages, 'page')}`,
   );
   lines.push('');
   lines.push('  where it is');
@@ -92,7 +103,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     if (c.bytes === 0 && c.chunks === 0) continue;
     const share = m.residentBytes > 0 ? ((100 * c.bytes) / m.residentBytes).toFixed(1) : '0.0';
     lines.push(
-      `    ${CAUSE_NAMES[c.cause].padEnd(15)} ${shortBytes(c.bytes).padStart(10)} ${share.padStart(5)}%  ${String(c.pages).padStart(8)} pages   ${c.text}`,
+      `    ${CAUSE_NAMES[c.cause].padEnd(15)} ${shortBytes(c.bytes).padStart(10)} ${share.padStart(5)}%  ${count(c.pages).padStart(8)} ${(c.pages === 1 ? 'page' : 'pages').padEnd(5)}   ${c.text}`,
     );
   }
   // Mapped pages that cost nothing: never written since they were mapped, or given back with madvise.
@@ -124,15 +135,15 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
       const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
       const what =
         p.kind === 'live'
-          ? `live block ${p.token || '?'} (${p.requested} bytes, allocated at event ${p.bornEvent}, line ${p.line})`
+          ? `live block ${p.token || '?'} (${count(p.requested)} bytes, allocated at event ${p.bornEvent}, line ${p.line})`
           : p.kind === 'glibc'
             ? "glibc's own chunk (the tcache structure or a fencepost)"
-            : `a freed ${p.size}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
+            : `a freed ${count(p.size)}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
       lines.push(
         `    ${heap}: ${what} holds ${shortBytes(p.heldBytes)} of free memory right below it (${shortBytes(p.freeBelowBytes)} free below it in all)`,
       );
     }
-    if (pins.length > 8) lines.push(`    ... and ${pins.length - 8} more heaps`);
+    if (pins.length > 8) lines.push(`    ... and ${plural(pins.length - 8, 'more heap')}`);
   }
   if (m.thresholds.length > 0) {
     lines.push('');
@@ -144,7 +155,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
           : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
       const since =
         t.heapAllocationsSince > 0
-          ? `; ${t.heapAllocationsSince} later allocation${t.heapAllocationsSince === 1 ? '' : 's'} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap`
+          ? `; ${plural(t.heapAllocationsSince, 'later allocation')} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap`
           : '';
       lines.push(
         `    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`,
@@ -159,7 +170,9 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
         lines.push(`    ${r.setting.padEnd(30)} could not be replayed: ${r.failure}`);
         continue;
       }
-      const cost = `${r.extraSyscalls >= 0 ? '+' : ''}${r.extraSyscalls} syscalls, ${r.extraPageFaults >= 0 ? '+' : ''}${r.extraPageFaults} page faults`;
+      const signed = (n: number, what: string): string =>
+        `${n >= 0 ? '+' : '-'}${plural(Math.abs(n), what)}`;
+      const cost = `${signed(r.extraSyscalls, 'syscall')}, ${signed(r.extraPageFaults, 'page fault')}`;
       lines.push(
         `    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${shortBytes(Math.abs(r.saved))}), peak ${shortBytes(r.peakRss)}, ${cost}`,
       );

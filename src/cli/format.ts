@@ -7,21 +7,7 @@ import type { MeasuredSample } from '../replay/measured.js';
 import type { ReplaySummary } from '../replay/replay.js';
 import type { TraceHeader } from '../trace/types.js';
 import type { ArenaReport } from '../core/stats.js';
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** 2101248 -> "2.00 MiB (2,101,248 B)" */
-export function formatBytes(n: number): string {
-  const exact = `${n.toLocaleString('en-US')} B`;
-  if (Math.abs(n) < 1024) return exact;
-  let v = n;
-  let u = 0;
-  while (Math.abs(v) >= 1024 && u < UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(2)} ${UNITS[u]} (${exact})`;
-}
+import { count, formatBytes, plural } from './numbers.js';
 
 /**
  * The most arenas arena_get2 lets exist: arena_max when set; else 8 per CPU (64-bit), except that
@@ -30,7 +16,7 @@ export function formatBytes(n: number): string {
  */
 function arenaLimit(cores: number, arenaMax: number, arenaTest: number): string {
   if (arenaMax !== 0) return `limit: ${arenaMax}, set by arena_max`;
-  const cpus = `${cores} CPU${cores === 1 ? '' : 's'}`;
+  const cpus = plural(cores, 'CPU');
   const perCpu = 8 * cores;
   if (arenaTest + 1 > perCpu)
     return `glibc's limit: ${arenaTest + 1}, as arena_test is ${arenaTest}; 8 per CPU with ${cpus} would be ${perCpu}`;
@@ -49,18 +35,18 @@ export function formatSummary(
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
-    `${name}: ${s.events.toLocaleString('en-US')} events replayed on a model of glibc 2.36 malloc (x86_64)`,
+    `${name}: ${plural(s.events, 'event')} replayed on a model of glibc 2.36 malloc (x86_64)`,
     '',
     `  resident (RSS) at the end   ${formatBytes(s.rss)}`,
     `  resident at its peak        ${formatBytes(s.peakRss)}${s.peakEvent >= 0 ? `, after event ${s.peakEvent}` : ''}`,
     `  heap (program break)        ${formatBytes(s.brk)} above the initial break; main arena holds ${formatBytes(s.heap)}`,
-    `  mmapped chunks              ${formatBytes(s.mmapped)} in ${m.hblks} chunk${m.hblks === 1 ? '' : 's'}`,
-    `  live blocks                 ${s.liveBlocks.toLocaleString('en-US')} holding ${formatBytes(s.liveBytes)} requested`,
+    `  mmapped chunks              ${formatBytes(s.mmapped)} in ${plural(m.hblks, 'chunk')}`,
+    `  live blocks                 ${count(s.liveBlocks)} holding ${formatBytes(s.liveBytes)} requested`,
     `  arenas                      ${arenas.length} (${arenaLimit(cores, arenaMax, arenaTest)})`,
     ...(arenas.length > 1
       ? arenas.map(
           (a) =>
-            `    arena ${String(a.index).padStart(2)}${a.index === 0 ? ' (main)' : '       '}  ${pad(a.systemBytes)} bytes in ${a.heaps} heap${a.heaps === 1 ? ' ' : 's'}, ${pad(a.inUseBytes)} in use, ${pad(a.residentBytes)} resident, ${a.threads} thread${a.threads === 1 ? '' : 's'}`,
+            `    arena ${String(a.index).padStart(2)}${a.index === 0 ? ' (main)' : '       '}  ${pad(a.systemBytes)} bytes in ${`${plural(a.heaps, 'heap')},`.padEnd(9)}${pad(a.inUseBytes)} in use, ${pad(a.residentBytes)} resident, ${plural(a.threads, 'thread')}`,
         )
       : []),
     '',
@@ -71,11 +57,11 @@ export function formatSummary(
     `    smblks   ${pad(m.smblks)}  fastbin chunks            fsmblks  ${pad(m.fsmblks)}  bytes in fastbins`,
     `    keepcost ${pad(m.keepcost)}  top chunk                 usmblks  ${pad(m.usmblks)}`,
     '',
-    `  system calls: brk ${sc.brk}, mmap ${sc.mmap}, munmap ${sc.munmap}, mremap ${sc.mremap}, mprotect ${sc.mprotect}, madvise ${sc.madvise}, getrandom ${sc.getrandom}`,
-    `  page faults (first touches): ${s.pageFaults.toLocaleString('en-US')}`,
+    `  system calls: brk ${count(sc.brk)}, mmap ${count(sc.mmap)}, munmap ${count(sc.munmap)}, mremap ${count(sc.mremap)}, mprotect ${count(sc.mprotect)}, madvise ${count(sc.madvise)}, getrandom ${count(sc.getrandom)}`,
+    `  page faults (first touches): ${count(s.pageFaults)}`,
   ];
   if (s.touch !== 'full' || s.measured !== undefined) lines.push('', ...touchLines(s));
-  if (s.warnings > 0) lines.push(`  warnings: ${s.warnings} (see above)`);
+  if (s.warnings > 0) lines.push(`  warnings: ${count(s.warnings)} (see above)`);
   if (s.abort !== undefined)
     lines.push(
       '',
@@ -104,7 +90,7 @@ function touchLines(s: ReplaySummary): string[] {
   const m = s.measured;
   if (m !== undefined) {
     lines.push(
-      `  measured by the recording   ${m.samples.toLocaleString('en-US')} #:rss sample${m.samples === 1 ? '' : 's'}; beside each, the replay's RSS at the same point`,
+      `  measured by the recording   ${plural(m.samples, '#:rss sample')}; beside each, the replay's RSS at the same point`,
       `    last sample               ${sampleLine(m.last)}`,
       `    highest RssAnon           ${sampleLine(m.peak)}`,
     );
@@ -119,6 +105,7 @@ function sampleLine(x: MeasuredSample): string {
   return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${heap}; replay ${formatBytes(x.modelled)}`;
 }
 
+/** A mallinfo2 field as glibc's struct holds it (digits only, as a C program would print it). */
 function pad(n: number): string {
   return String(n).padStart(12);
 }

@@ -1,7 +1,17 @@
 #!/usr/bin/env node
-/** The ptsim executable: runs the ptsim command (ptsim.ts) on the process's arguments and sets its exit status. */
+/**
+ * The ptsim executable: runs the ptsim command (ptsim.ts) on the process's arguments and sets its
+ * exit status. A reader of standard output that goes away (`ptsim ... | head`) ends the command
+ * quietly with status 0: it has had what it wanted (output files not yet complete are removed, see
+ * output.ts).
+ */
 
 import { ptsim } from './ptsim.js';
+
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
 
 process.exitCode = await ptsim(
   process.argv.slice(2),

@@ -2,15 +2,17 @@
  * `ptsim replay TRACE`: replays a trace through the model and reports what glibc would have done.
  */
 
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import type { EventRecord, ReplaySummary } from '../replay/replay.js';
 import { replayFile } from '../replay/run-file.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import { arenaReports } from '../core/stats.js';
 import { formatSummary } from './format.js';
+import { plural } from './numbers.js';
 import { defineCommand } from './command.js';
-import { GlibcAborted, UsageError } from './errors.js';
+import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { TextOutput } from './output.js';
+import { settingsNotes } from './settings-notes.js';
 import {
   TIMELINE_HELP,
   TIMELINE_OPTIONS,
@@ -47,36 +49,17 @@ default for such a trace, writes only those pages; the summary shows the samples
 replay's RSS at the same points. Without touch records, the RSS of a trace with big blocks is an
 upper bound (see docs/trace-format.md).
 
-Exit status: 0 when the trace replayed to the end; 2 for a mistake in the trace or the command
-line; 3 when glibc would have aborted (the message and event are reported, with the summary up to
-that point).`;
+A mistake in the trace stops the replay; the summary then covers the events before it.
 
-/** Buffered writer of the fidelity log. */
-class EventLogWriter {
-  private buf = '';
-  private readonly out: WriteStream | NodeJS.WriteStream;
-  constructor(path: string) {
-    this.out = path === '-' ? process.stdout : createWriteStream(path);
-  }
-  write(rec: EventRecord): void {
-    let line = `{"i":${rec.i},"op":"${rec.op}","tid":${rec.tid}`;
-    if (rec.ptr === null) line += ',"ptr":null';
-    else if (rec.arena !== undefined)
-      line += `,"arena":${rec.arena},"heap":${rec.heap},"off":${rec.off},"usable":${rec.usable}`;
-    this.buf += `${line},"brk":${rec.brk}}\n`;
-    if (this.buf.length > 1 << 20) this.flush();
-  }
-  flush(): void {
-    if (this.buf.length > 0) this.out.write(this.buf);
-    this.buf = '';
-  }
-  async close(): Promise<void> {
-    this.flush();
-    if (this.out === process.stdout) return;
-    await new Promise<void>((resolve, reject) =>
-      (this.out as WriteStream).end((err?: Error | null) => (err ? reject(err) : resolve())),
-    );
-  }
+${exitStatusHelp({ replays: true, outputs: '--events, --timeline' })}`;
+
+/** The fidelity log's line for one event. */
+function eventLine(rec: EventRecord): string {
+  let line = `{"i":${rec.i},"op":"${rec.op}","tid":${rec.tid}`;
+  if (rec.ptr === null) line += ',"ptr":null';
+  else if (rec.arena !== undefined)
+    line += `,"arena":${rec.arena},"heap":${rec.heap},"off":${rec.off},"usable":${rec.usable}`;
+  return `${line},"brk":${rec.brk}}\n`;
 }
 
 export const replayCommand = defineCommand({
@@ -92,7 +75,7 @@ export const replayCommand = defineCommand({
     check: { type: 'boolean', default: false },
     ...IMPORT_OPTIONS,
   },
-  async run({ values, positionals }, { out, err, fail }) {
+  async run({ values, positionals }, { out, err, warn, fail }) {
     if (positionals.length !== 1) {
       throw new UsageError(
         positionals.length === 0
@@ -105,24 +88,33 @@ export const replayCommand = defineCommand({
     const settings = settingsArgs(values);
     const timeline = timelineArgs(values);
     const displayName = trace === '-' ? '<stdin>' : trace;
-    const log = values.events !== undefined ? new EventLogWriter(values.events) : null;
+    for (const n of settingsNotes(settings)) warn(n);
+    // Options checked: the outputs can be opened (nothing existing is touched until the end).
+    const log = values.events !== undefined ? TextOutput.open(values.events, '--events') : null;
     const warnings: string[] = [];
-    const warn = (m: string): void => {
+    const onWarning = (m: string): void => {
       if (warnings.length < 100) warnings.push(`ptsim: warning: ${m}`);
     };
-    const run = await replayWithTimeline(timeline, (observe) =>
-      replayFile(trace, {
-        ...settings,
-        import: importSettings,
-        displayName,
-        checkLevel: values.check ? 2 : 0,
-        onEvent: log === null ? undefined : (rec) => log.write(rec),
-        onWarning: warn,
-        observe,
-      }),
-    );
+    let replayed;
+    try {
+      replayed = await replayWithTimeline(timeline, (observe) =>
+        replayFile(trace, {
+          ...settings,
+          import: importSettings,
+          displayName,
+          checkLevel: values.check ? 2 : 0,
+          onEvent: log === null ? undefined : (rec) => log.write(eventLine(rec)),
+          ready: log === null ? undefined : () => log.ready(),
+          onWarning,
+          observe,
+        }),
+      );
+    } catch (e) {
+      log?.discard();
+      throw e;
+    }
+    const { result: run, file: timelineFile } = replayed;
     for (const n of run.notes) warnings.unshift(`ptsim: warning: ${n}`);
-    await log?.close();
     for (const w of warnings) err(w + '\n');
     const r = run.replayer;
     let status = 0;
@@ -131,13 +123,25 @@ export const replayCommand = defineCommand({
       status = fail(run.failure);
       if (r !== null)
         err(
-          `ptsim: replay stopped; the summary below covers the ${r.finish().events} events before it\n`,
+          `ptsim: replay stopped; the summary below covers the ${plural(r.finish().events, 'event')} before it\n`,
         );
+    }
+    // The outputs are kept when the replay reached its end (the trace's, or glibc's abort).
+    if (status === 0) {
+      await log?.commit();
+      timelineFile?.commit();
+    } else {
+      log?.discard();
+      timelineFile?.discard();
+      const dropped = [values.events, timeline?.path].filter((p) => p !== undefined && p !== '-');
+      if (dropped.length > 0 && r !== null)
+        err(`ptsim: not written, as the replay did not reach the end: ${dropped.join(', ')}\n`);
     }
     if (r === null) return status;
     const note = r.touchNote();
     if (note !== null) err(`ptsim: note: ${note}\n`);
     const summary: ReplaySummary = r.finish();
+    if (status === 0 && summary.events === 0) warn(`${displayName}: ${NO_EVENTS}`);
     const arenas = arenaReports(r.process);
     const cores = r.process.ncores;
     if (values.json) out(JSON.stringify({ ...summary, cores, arenas }) + '\n');

@@ -3,13 +3,15 @@
  * the threshold history and the heap map, as one HTML file that opens without a network.
  */
 
-import { closeSync, existsSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { DEFAULT_TIMELINE_SAMPLES } from '../analysis/timeline.js';
 import { renderReport } from '../report/html.js';
 import { buildReport, type ReportConfig } from '../report/report.js';
 import { parseConfig, readConfigFile, withConfig } from './config.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
+import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { count } from './numbers.js';
+import { OutputFile } from './output.js';
+import { configNotes } from './config.js';
 import { parseMoment } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
@@ -36,7 +38,9 @@ ${IMPORT_HELP}
   -h, --help           show this help
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included;
-the explanation and the heap map are of the default configuration.`;
+the explanation and the heap map are of the default configuration.
+
+${exitStatusHelp({ replays: true, outputs: '-o FILE.html' })}`;
 
 /** The settings options as typed, for the page's header. */
 function describeSettings(argv: string[]): string {
@@ -69,7 +73,7 @@ export const reportCommand = defineCommand({
     ...IMPORT_OPTIONS,
   },
   progress: 'replaying configurations',
-  async run({ values, positionals, argv }, { out, progress }) {
+  async run({ values, positionals, argv }, io) {
     if (positionals.length !== 1) throw new UsageError('report needs one TRACE file');
     const path = positionals[0]!;
     if (path === '-')
@@ -85,38 +89,47 @@ export const reportCommand = defineCommand({
     if (samples < 4) throw new UsageError('--samples must be at least 4');
     const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
     if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
-    const output = values.output;
-    // Fail on an unwritable path now, not after the replays, without truncating a file already there
-    // (it is replaced only once the new page is ready); a file created here goes if the report fails.
-    const existed = existsSync(output);
-    try {
-      closeSync(openSync(output, 'a'));
-    } catch (e) {
-      throw new UsageError(
-        `-o ${output}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`,
-      );
-    }
-
-    let html: string;
+    const settings = settingsArgs(values);
+    const imports = importArgs(values);
+    const at = values.at !== undefined ? parseMoment(values.at) : 'end';
+    for (const n of configNotes(configs, values)) io.warn(n);
+    // Options checked: the page is written beside its target and renamed into place at the end,
+    // so that a failed run leaves a file already there as it was.
+    const page = OutputFile.open(values.output, '-o');
+    let status = 0;
     try {
       const data = await buildReport(path, {
-        import: importArgs(values),
-        base: settingsArgs(values),
+        import: imports,
+        base: settings,
         configs,
         combine: withConfig,
-        at: values.at !== undefined ? parseMoment(values.at) : 'end',
+        at,
         timeline: { samples },
         whatIfs: !values['no-what-if'],
         parallel: jobs,
-        progress: (what, d, t) => progress(d, t, what),
+        progress: (what, d, t) => io.progress(d, t, what),
       });
-      html = renderReport(data, describeSettings(argv));
-    } catch (e) {
-      if (!existed) rmSync(output, { force: true });
-      throw e;
+      for (const c of data.configs.slice(1))
+        if (c.failure !== undefined) status = io.fail(traceMistake(c.failure, c.name));
+      if (status === 0) {
+        const html = renderReport(data, describeSettings(argv));
+        page.write(html);
+        page.commit();
+        if (data.events === 0) io.warn(`${path}: ${NO_EVENTS}`);
+        io.out(
+          `${values.output}: report on ${path} written (${count(Math.round(html.length / 1024))} KiB)\n`,
+        );
+      }
+      const abort = data.explanation.abort;
+      if (status === 0 && abort !== undefined) throw new GlibcAborted(path, abort);
+    } finally {
+      page.discard();
     }
-    writeFileSync(output, html);
-    out(`${output}: report on ${path} written (${(html.length / 1024).toFixed(0)} KiB)\n`);
-    return 0;
+    return status;
   },
 });
+
+/** A configuration's trace mistake, as the skeleton reports one. */
+function traceMistake(message: string, config: string): Error {
+  return Object.assign(new Error(`${config}: ${message}`), { name: 'ReplayError' });
+}

@@ -6,8 +6,8 @@ import { openTrace, type OpenTraceResult } from '../import/index.js';
 import type { Summary } from '../stats/log-histogram.js';
 import { TraceStats, type TraceStatsReport } from '../stats/trace-stats.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
-import { formatBytes } from './format.js';
+import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
+import { count, formatBytes, plural } from './numbers.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 
 export const STATS_HELP = `Usage: ptsim stats TRACE [options]
@@ -24,7 +24,14 @@ ${IMPORT_HELP}
 
 Lifetimes run from the call that allocated a block to the free (or realloc to size 0) that ended
 it; a realloc that moves a block carries its lifetime on. Percentiles are estimated to within
-about 9% (exact below 128). Exit status: 0, or 2 for a mistake in TRACE or on the command line.`;
+about 9% (exact below 128).
+
+A free of a token the trace never allocated, or a token allocated again while live, is a mistake
+a replay stops at: stats reports the whole trace, then the first such line (status 2). A second
+free of a token freed lately is a double free, which a replay may reproduce as glibc's abort:
+stats counts it and goes on.
+
+${exitStatusHelp({ replays: false })}`;
 
 export const statsCommand = defineCommand({
   name: 'stats',
@@ -33,7 +40,7 @@ export const statsCommand = defineCommand({
     json: { type: 'boolean', default: false },
     ...IMPORT_OPTIONS,
   },
-  async run({ values, positionals }, { out, err }) {
+  async run({ values, positionals }, { out, warn, fail }) {
     if (positionals.length !== 1) {
       throw new UsageError(
         positionals.length === 0
@@ -48,9 +55,10 @@ export const statsCommand = defineCommand({
     const read = await openTrace(path, stats, {
       ...args,
       displayName,
-      onWarning: (m) => err(`ptsim: warning: ${m}\n`),
+      onWarning: warn,
     });
     const r = stats.report();
+    if (r.events === 0) warn(`${displayName}: ${NO_EVENTS}`);
     if (values.json)
       out(
         JSON.stringify({
@@ -62,11 +70,16 @@ export const statsCommand = defineCommand({
         }) + '\n',
       );
     else out(formatStats(displayName, read, r));
-    return 0;
+    if (r.mistake === undefined) return 0;
+    return fail(
+      Object.assign(new Error(`${displayName}:${r.mistake.line}: ${r.mistake.detail}`), {
+        name: 'ReplayError',
+      }),
+    );
   },
 });
 
-const n = (v: number): string => v.toLocaleString('en-US');
+const n = count;
 
 /** A duration in ns, readable. */
 function formatDuration(ns: number): string {
@@ -103,7 +116,7 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
   const span =
     r.time !== undefined ? `, ${formatDuration(r.time.last - r.time.first)} of recording` : '';
   lines.push(
-    `${name} (${read.format}): ${n(r.events)} events, ${r.threads.length} thread${r.threads.length === 1 ? '' : 's'}${span}`,
+    `${name} (${read.format}): ${plural(r.events, 'event')}, ${plural(r.threads.length, 'thread')}${span}`,
   );
   lines.push('', '  operations');
   for (const [op, count] of Object.entries(r.operations)) {
@@ -111,7 +124,7 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
       `    ${op.padEnd(12)} ${n(count).padStart(14)}  ${((100 * count) / r.events).toFixed(1).padStart(5)}%`,
     );
   }
-  if (r.failed > 0) lines.push(`    (${n(r.failed)} calls returned NULL in the recording)`);
+  if (r.failed > 0) lines.push(`    (${plural(r.failed, 'call')} returned NULL in the recording)`);
   const skipped = Object.entries(read.skipped);
   if (skipped.length > 0)
     lines.push(
@@ -124,32 +137,38 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
     for (const t of shown)
       lines.push(`    ${String(t.tid).padStart(6)} ${n(t.events).padStart(14)}`);
     if (r.threads.length > shown.length)
-      lines.push(`    ... and ${r.threads.length - shown.length} more threads`);
+      lines.push(`    ... and ${plural(r.threads.length - shown.length, 'more thread')}`);
   }
 
   lines.push('', '  requested sizes (bytes)');
   const most = Math.max(1, ...r.sizes.map((b) => b.count));
-  for (const b of r.sizes) {
+  const labels = r.sizes.map((b) => bucketLabel(b.min, b.max));
+  const total = 'total requested';
+  const labelWidth = Math.max(total.length, ...labels.map((l) => l.length));
+  const countWidth = Math.max(0, ...r.sizes.map((b) => n(b.count).length));
+  r.sizes.forEach((b, i) => {
     const bar = '#'.repeat(Math.max(1, Math.round((30 * b.count) / most)));
-    lines.push(`    ${bucketLabel(b.min, b.max).padStart(17)} ${n(b.count).padStart(14)}  ${bar}`);
-  }
-  lines.push(`    ${'total requested'.padStart(17)} ${formatBytes(r.requestedBytes)}`);
+    lines.push(
+      `    ${labels[i]!.padStart(labelWidth)}  ${n(b.count).padStart(countWidth)}  ${bar}`,
+    );
+  });
+  lines.push(`    ${total.padStart(labelWidth)}  ${formatBytes(BigInt(r.requestedBytesExact))}`);
 
   lines.push('');
   if (r.peak.event >= 0) {
     const when =
       r.peak.time !== undefined ? `, ${formatDuration(r.peak.time - (r.time?.first ?? 0))} in` : '';
     lines.push(
-      `  peak live requested bytes  ${formatBytes(r.peak.bytes)} in ${n(r.peak.blocks)} blocks, after event ${r.peak.event} (line ${r.peak.line}${when})`,
+      `  peak live requested bytes  ${formatBytes(r.peak.bytes)} in ${plural(r.peak.blocks, 'block')}, after event ${r.peak.event} (line ${r.peak.line}${when})`,
     );
   } else {
     lines.push('  peak live requested bytes  0 B (nothing was allocated)');
   }
   lines.push(
-    `  never freed                ${n(r.neverFreed.blocks)} blocks holding ${formatBytes(r.neverFreed.bytes)}`,
+    `  never freed                ${plural(r.neverFreed.blocks, 'block')} holding ${formatBytes(r.neverFreed.bytes)}`,
   );
 
-  lines.push('', `  allocation lifetimes (${n(r.lifetimes.count)} blocks freed)`);
+  lines.push('', `  allocation lifetimes (${plural(r.lifetimes.count, 'block')} freed)`);
   if (r.lifetimes.count > 0) {
     lines.push(
       `    in events  ${summaryLine(r.lifetimes.events, (v) => n(Math.round(v * 10) / 10))}`,
@@ -158,11 +177,18 @@ function formatStats(name: string, read: OpenTraceResult, r: TraceStatsReport): 
       lines.push(`    in time    ${summaryLine(r.lifetimes.ns, formatDuration)}`);
   }
   const a = r.anomalies;
-  if (a.unknownFrees > 0 || a.reusedLive > 0) {
-    lines.push(
-      '',
-      `  oddities: ${n(a.unknownFrees)} frees or reallocs of tokens not live, ${n(a.reusedLive)} tokens handed out while live`,
-    );
+  if (a.unknownFrees > 0 || a.reusedLive > 0 || a.doubleFrees > 0) {
+    const odd: string[] = [];
+    if (a.unknownFrees > 0)
+      odd.push(
+        `${plural(a.unknownFrees, 'free or realloc', 'frees or reallocs')} of tokens never allocated`,
+      );
+    if (a.reusedLive > 0) odd.push(`${plural(a.reusedLive, 'token')} handed out again while live`);
+    if (a.doubleFrees > 0)
+      odd.push(
+        `${plural(a.doubleFrees, 'free or realloc', 'frees or reallocs')} of tokens freed before (double frees)`,
+      );
+    lines.push('', `  oddities: ${odd.join(', ')}`);
   }
   return lines.join('\n') + '\n';
 }

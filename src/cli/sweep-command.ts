@@ -3,9 +3,10 @@
  */
 
 import { costOf, memoryOf, paretoFrontier, type Objective } from '../analysis/frontier.js';
-import { parseConfig, replayConfigs } from './config.js';
+import { configNotes, failureStatus, parseConfig, replayConfigs } from './config.js';
+import { count, plural, scaledBytes, sizeAsTyped } from './numbers.js';
 import { defineCommand } from './command.js';
-import { UsageError } from './errors.js';
+import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber } from './settings-options.js';
 
@@ -41,30 +42,49 @@ Options:
   --jobs N             worker threads (default: the number of CPUs)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
-  -h, --help           show this help`;
+  -h, --help           show this help
 
-function parseSize(text: string, what: string): number {
-  const m = /^(-?[0-9a-fx]+)([kmg]?)$/i.exec(text.trim());
-  if (m === null) throw new UsageError(`${what}: '${text}' is not a number`);
-  const mult = { '': 1, k: 1024, m: 1 << 20, g: 1 << 30 }[
-    m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'
-  ];
-  return parseNumber(m[1]!, what) * mult;
+The default configuration (none of the parameters set) is replayed too, as a row of its own
+marked (default). Values are shown as typed: 64K..1M shows 64K, 128K, ..., 1M.
+
+${exitStatusHelp({ replays: true })} The rows are printed either way, each covering the events
+its replay reached.`;
+
+/** One value of a parameter, and how it is shown: as typed (64K stays 64K). */
+interface Value {
+  value: number;
+  text: string;
 }
 
-/** The values of one --param. */
-export function parseValues(name: string, text: string): number[] {
+function parseSize(text: string, what: string): { value: number; suffixed: boolean } {
+  const m = /^(-?[0-9a-fx]+)([kmg]?)$/i.exec(text.trim());
+  if (m === null) throw new UsageError(`${what}: '${text}' is not a number`);
+  const unit = m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g';
+  const mult = { '': 1, k: 1024, m: 1 << 20, g: 1 << 30 }[unit];
+  return { value: parseNumber(m[1]!, what) * mult, suffixed: unit !== '' };
+}
+
+/** The values of one --param, each shown in the units the user typed. */
+export function parseValues(name: string, text: string): Value[] {
+  const what = `--param ${name}`;
   const range = /^(.+)\.\.(.+)$/.exec(text);
   if (range !== null) {
-    const a = parseSize(range[1]!, `--param ${name}`);
-    const b = parseSize(range[2]!, `--param ${name}`);
-    if (a <= 0 || b < a) throw new UsageError(`--param ${name}: a range A..B needs 0 < A <= B`);
-    const out: number[] = [];
-    for (let v = a; v <= b; v *= 2) out.push(v);
-    if (out[out.length - 1] !== b) out.push(b);
+    const a = parseSize(range[1]!, what);
+    const b = parseSize(range[2]!, what);
+    if (a.value <= 0 || b.value < a.value)
+      throw new UsageError(`${what}: a range A..B needs 0 < A <= B`);
+    const suffixed = a.suffixed || b.suffixed;
+    const out: Value[] = [];
+    for (let v = a.value; v <= b.value; v *= 2)
+      out.push({ value: v, text: sizeAsTyped(v, suffixed) });
+    if (out[out.length - 1]!.value !== b.value)
+      out.push({ value: b.value, text: sizeAsTyped(b.value, suffixed) });
     return out;
   }
-  return text.split(',').map((v) => parseSize(v, `--param ${name}`));
+  return text.split(',').map((v) => {
+    const p = parseSize(v, what);
+    return { value: p.value, text: sizeAsTyped(p.value, p.suffixed) };
+  });
 }
 
 export const sweepCommand = defineCommand({
@@ -80,7 +100,8 @@ export const sweepCommand = defineCommand({
     ...IMPORT_OPTIONS,
   },
   progress: 'sweeping',
-  async run({ values, positionals }, { out, progress }) {
+  async run({ values, positionals }, io) {
+    const { out, warn, progress } = io;
     if (positionals.length !== 1 || positionals[0] === '-')
       throw new UsageError('sweep needs one TRACE file');
     if (values.param.length === 0)
@@ -99,41 +120,82 @@ export const sweepCommand = defineCommand({
         throw new UsageError(`--param ${name} needs values: ${name}=A..B or ${name}=a,b,c`);
       return { name, values: parseValues(name, p.slice(eq + 1)) };
     });
-    let grid: Array<Array<[string, number]>> = [[]];
+    let grid: Array<Array<[string, Value]>> = [[]];
     for (const ax of axes)
-      grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, number]]));
+      grid = grid.flatMap((g) => ax.values.map((v) => [...g, [ax.name, v] as [string, Value]]));
     const max = parseNumber(values.max, '--max');
     if (grid.length > max)
       throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
-    const configs = grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v}`).join(' ')));
+    // The default configuration first: what the grid's settings are measured against.
+    const configs = [
+      { name: 'default', settings: {} },
+      ...grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v.value}`).join(' '))),
+    ];
     const path = positionals[0]!;
+    for (const n of configNotes(configs, values)) warn(n);
     const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
     const frontier = paretoFrontier(figs, objective);
     const rows = figs.map((f, i) => ({
-      params: Object.fromEntries(grid[i]!),
+      default: i === 0,
+      params: i === 0 ? {} : Object.fromEntries(grid[i - 1]!.map(([n, v]) => [n, v.value])),
+      shown: i === 0 ? null : grid[i - 1]!.map(([, v]) => v.text),
       memory: memoryOf(f, objective),
       cost: costOf(f),
       frontier: frontier.has(i),
       figures: f,
     }));
+    if (figs.every((f) => f.events === 0 && f.failure === undefined)) warn(`${path}: ${NO_EVENTS}`);
+    const named = rows.map((r) => ({
+      name: r.default
+        ? 'default'
+        : Object.entries(r.params)
+            .map(([k, v]) => `${k}=${v}`)
+            .join(' '),
+      figures: r.figures,
+    }));
     if (values.json) {
-      out(JSON.stringify({ trace: path, objective, rows }) + '\n');
-      return 0;
+      const json = rows.map((r) => ({
+        params: r.params,
+        memory: r.memory,
+        cost: r.cost,
+        frontier: r.frontier,
+        figures: r.figures,
+      }));
+      out(JSON.stringify({ trace: path, objective, default: json[0], rows: json.slice(1) }) + '\n');
+      return failureStatus(named, path, io);
     }
     const sorted = [...rows].sort((a, b) => a.memory - b.memory || a.cost - b.cost);
+    const head = ['', `${objective} RSS`, 'syscalls + faults', ...axes.map((a) => a.name)];
+    const body = sorted.map((r) => {
+      const note =
+        r.figures.failure !== undefined
+          ? `  (stopped early: ${r.figures.failure})`
+          : r.figures.abort !== undefined
+            ? `  (glibc would abort at event ${r.figures.abort.event}: ${r.figures.abort.message})`
+            : '';
+      return {
+        cells: [
+          r.frontier ? '*' : ' ',
+          scaledBytes(r.memory),
+          count(r.cost),
+          ...(r.shown ?? axes.map((_, k) => (k === 0 ? '(default)' : ''))),
+        ],
+        note,
+      };
+    });
+    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b.cells[i]!.length)));
+    const line = (cells: string[]): string =>
+      cells
+        .map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd();
     const lines = [
-      `${path}: ${rows.length} configurations, ${objective} RSS against system calls + page faults (* = frontier)`,
+      `${path}: ${plural(rows.length, 'configuration')} (the default and ${plural(grid.length, 'from the grid', 'from the grid')}), ${objective} RSS against system calls + page faults (* = frontier)`,
       '',
+      line(head),
+      ...body.map((b) => line(b.cells) + b.note),
     ];
-    for (const r of sorted) {
-      const ps = Object.entries(r.params)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(' ');
-      lines.push(
-        `${r.frontier ? '*' : ' '} ${(r.memory / (1 << 20)).toFixed(2).padStart(10)} MiB  ${String(r.cost).padStart(10)}  ${ps}${r.figures.failure !== undefined ? '  (stopped early: ' + r.figures.failure + ')' : ''}`,
-      );
-    }
     out(lines.join('\n') + '\n');
-    return 0;
+    return failureStatus(named, path, io);
   },
 });

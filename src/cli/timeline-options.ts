@@ -3,7 +3,6 @@
  * timeline.ts) and writes the samples as CSV or JSON lines, chosen by the file's extension.
  */
 
-import { writeFileSync } from 'node:fs';
 import {
   DEFAULT_TIMELINE_SAMPLES,
   TimelineSampler,
@@ -16,6 +15,7 @@ import type { Replayer } from '../replay/replay.js';
 import type { RunResult } from '../replay/run-file.js';
 import type { TraceEvent } from '../trace/types.js';
 import { UsageError } from './errors.js';
+import { OutputFile } from './output.js';
 import { parseNumber } from './settings-options.js';
 
 export const TIMELINE_OPTIONS = {
@@ -101,24 +101,23 @@ export function timelineArgs(values: TimelineValues): TimelineRequest | null {
 }
 
 /**
- * Runs a replay with the timeline's observe hook (when one is asked for) and writes the file. The
- * file is created first, so that a path that cannot be written fails before a long replay; after
- * a replay that stopped early it covers the events before the stop.
+ * Runs a replay with the timeline's observe hook (when one is asked for) and writes the samples to
+ * the timeline's file, which the caller commits or discards (output.ts). The file is opened
+ * first, so that a path that cannot be written fails before a long replay.
  */
 export async function replayWithTimeline(
   req: TimelineRequest | null,
   run: (observe?: (ev: TraceEvent, r: Replayer) => void) => Promise<RunResult>,
-): Promise<RunResult> {
-  if (req === null) return run(undefined);
+): Promise<{ result: RunResult; file: OutputFile | null }> {
+  if (req === null) return { result: await run(undefined), file: null };
+  const file = OutputFile.open(req.path, '--timeline');
   try {
-    writeFileSync(req.path, '');
+    const sampler = new TimelineSampler(req.options);
+    const result = await run(sampler.observe);
+    file.write(formatTimeline(sampler.finish(), req.format));
+    return { result, file };
   } catch (e) {
-    throw new UsageError(
-      `--timeline ${req.path}: cannot write it (${e instanceof Error && 'code' in e ? String(e.code) : String(e)})`,
-    );
+    file.discard();
+    throw e;
   }
-  const sampler = new TimelineSampler(req.options);
-  const result = await run(sampler.observe);
-  writeFileSync(req.path, formatTimeline(sampler.finish(), req.format));
-  return result;
 }

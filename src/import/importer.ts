@@ -3,6 +3,7 @@
  * that turns the calls it recognises into events.
  */
 
+import { shownBytes } from '../trace/shown.js';
 import { TraceSyntaxError } from '../trace/types.js';
 import type { ImportCore, ImportReport } from './core.js';
 import type { LineHandler } from './lines.js';
@@ -50,7 +51,7 @@ export abstract class LineImporter implements LineHandler {
     if (sc.big)
       this.core.fail(
         no,
-        `${what} ${sc.b.toString('latin1', sc.numStart, sc.i)} is out of range (more than 2^64-1)`,
+        `${what} ${shownBytes(sc.b, sc.numStart, sc.i, 60)} is out of range (more than 2^64-1)`,
       );
     return v;
   }

@@ -68,13 +68,15 @@ export async function openTrace(
         `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`,
       );
   }
-  if (format === undefined && path !== '-') {
+  if (path !== '-') {
     // A file whose first bytes can be looked at without a program (plain or gzip) is recognised
     // before it is read, so that a native trace goes to the native reader, which has a faster
     // path for large files; anything else is recognised while it is streamed, below.
     const { head } = peekInput(path, name, HEAD_BYTES);
-    if (head !== undefined)
-      format = detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
+    if (head !== undefined) {
+      checkLineEnds(name, head);
+      format ??= detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
+    }
   }
   if (format === 'native')
     return nativeResult(await readTraceFile(path, sink, { displayName: name }));
@@ -105,17 +107,24 @@ async function streamOnce(
   opts: OpenTraceOptions,
 ): Promise<OpenTraceResult> {
   let end: (() => OpenTraceResult) | undefined;
-  await streamChosenInput(path, name, known === undefined ? HEAD_BYTES : 0, (head) => {
+  await streamChosenInput(path, name, HEAD_BYTES, (head) => {
+    checkLineEnds(name, head);
     const format = known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
     if (format === 'native') {
       const parser = new TraceParser(name, sink);
       end = () => nativeResult(parser.end());
-      return (chunk) => parser.push(chunk);
+      return (chunk) => {
+        parser.push(chunk);
+        return sink.ready?.();
+      };
     }
     const importer = createImporter(format, name, sink, opts);
     const splitter = new LineSplitter(importer, name);
     end = () => ({ format, ...importer.end(splitter.end()) });
-    return (chunk) => splitter.push(chunk);
+    return (chunk) => {
+      splitter.push(chunk);
+      return sink.ready?.();
+    };
   });
   // streamChosenInput calls the chooser exactly once, which sets `end`.
   if (end === undefined) throw new Error('ptsim internal error: no reader was chosen');
@@ -178,6 +187,26 @@ export function importText(
   const splitter = new LineSplitter(importer, name);
   splitter.push(bytes);
   return { format, ...importer.end(splitter.end()) };
+}
+
+/**
+ * Refuses a file whose lines end in a carriage return alone (classic Mac OS line ends): every
+ * reader takes LF or CRLF, and would otherwise read the whole file as one line. Told by the first
+ * line: a CR inside it, not just before its LF (or the end of the input), followed by more text.
+ */
+function checkLineEnds(name: string, head: Uint8Array): void {
+  const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+  const lf = b.indexOf(10);
+  const end = lf < 0 ? b.length : lf;
+  const cr = b.indexOf(13);
+  if (cr < 0 || cr >= end - 1) return;
+  let next = cr + 1;
+  while (next < end && b[next] === 13) next++;
+  if (next >= end) return;
+  throw new TraceReadError(
+    name,
+    "its lines end in a carriage return alone (CR, classic Mac OS line ends); ptsim reads LF or CRLF line ends: convert them first, for example with tr '\\r' '\\n' < IN > OUT",
+  );
 }
 
 function unknownFormat(name: string, head: Uint8Array): never {

@@ -93,13 +93,13 @@ export function headerLines(h: TraceHeader): string {
   let s = '';
   for (const [k, v] of h.env) s += `# env ${k}=${v}\n`;
   if (h.nprocs !== undefined) s += `# nprocs ${h.nprocs}\n`;
-  if (h.touchesRecorded === true) s += '# touches recorded\n';
+  if (h.touchesRecorded === true && !h.facts.has('touches')) s += '# touches recorded\n';
   for (const [k, v] of h.facts)
     s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
   return s;
 }
 
-/** A TraceSink that writes a native trace to a file (`-`: standard output). */
+/** A TraceSink that writes a native trace to a file (`-`: standard output), or to an open descriptor. */
 export class NativeTraceWriter implements TraceSink {
   private buf = '';
   private readonly fd: number;
@@ -110,10 +110,13 @@ export class NativeTraceWriter implements TraceSink {
   bytes = 0;
 
   constructor(
-    path: string,
+    path: string | number,
     private readonly gzip = false,
   ) {
-    if (path === '-') {
+    if (typeof path === 'number') {
+      this.fd = path;
+      this.ownsFd = false;
+    } else if (path === '-') {
       this.fd = 1;
       this.ownsFd = false;
     } else {

@@ -49,6 +49,8 @@ interface RunOptions extends ReplaySettings {
    */
   observe?: (ev: TraceEvent, r: Replayer) => void;
   onWarning?: (msg: string) => void;
+  /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
+  ready?: () => Promise<void> | undefined;
 }
 
 export interface RunResult {
@@ -132,6 +134,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     rss: (sample) => replayer!.rss(sample),
     recordsEnd: () => replayer!.recordsEnd(),
   };
+  if (opts.ready !== undefined) sink.ready = opts.ready;
   let failure: Error | null = null;
   try {
     await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });

@@ -18,7 +18,7 @@
  *  - a call whose recording returned NULL (other than realloc(p, 0), which frees) failed.
  */
 
-import { NO_KEY, tokenKey } from '../trace/token-key.js';
+import { NO_KEY, keyedTokenText, tokenKey } from '../trace/token-key.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
 import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
 import { LogHistogram, type Summary } from './log-histogram.js';
@@ -47,6 +47,8 @@ export interface TraceStatsReport {
   sizes: SizeBucket[];
   /** Bytes requested by all calls that asked for a size. */
   requestedBytes: number;
+  /** The same, exact, in decimal digits (requestedBytes is a double, exact up to 2^53). */
+  requestedBytesExact: string;
   /** The most live requested bytes at once, and the event after which it was reached. */
   peak: { bytes: number; blocks: number; event: number; line: number; time?: number };
   lifetimes: {
@@ -58,8 +60,25 @@ export interface TraceStatsReport {
     ns?: Summary;
   };
   neverFreed: { blocks: number; bytes: number };
-  /** Oddities of the trace: frees of tokens that were not live, tokens allocated while live. */
-  anomalies: { unknownFrees: number; reusedLive: number };
+  /**
+   * Oddities of the trace: frees of tokens that were not live and not freed lately (never
+   * allocated, as far as the trace shows), tokens allocated while live, and frees of tokens freed
+   * lately (double frees: what glibc makes of them is the replay's to say).
+   */
+  anomalies: { unknownFrees: number; reusedLive: number; doubleFrees: number };
+  /**
+   * The first of those oddities that a replay stops at as a mistake in the trace (a free of a
+   * token never seen, a token allocated while live), as the replay words it.
+   */
+  mistake?: { line: number; detail: string };
+}
+
+/** How many freed tokens are remembered to tell a double free from a never-seen token (a power of 2). */
+const FREED_MEMORY = 65536;
+
+/** A size as the exact bigint it stands for: the double 2^64 stands for the largest size, 2^64 - 1. */
+function exactSize(n: number): bigint {
+  return n >= 2 ** 64 ? 2n ** 64n - 1n : BigInt(Math.round(n));
 }
 
 /**
@@ -109,6 +128,18 @@ export class TraceStats implements TraceSink {
   private readonly lifeNs = new LogHistogram();
   private unknownFrees = 0;
   private reusedLive = 0;
+  private doubleFrees = 0;
+  private mistake: { line: number; detail: string } | undefined;
+  /** Requested bytes beyond what a double sums exactly (requested holds the rest). */
+  private requestedBig = 0n;
+  /**
+   * The tokens freed last, in a ring of FREED_MEMORY that drops the oldest: key, and text for a
+   * token without one. Writing costs two stores per free; only a free of a token not live (rare:
+   * a replay stops at the first) searches it, as the replay searches its own.
+   */
+  private readonly freedKey = new Float64Array(FREED_MEMORY);
+  private readonly freedText = new Map<number, string>();
+  private freedNext = 0;
 
   header(h: TraceHeader): void {
     this.headerSeen = h;
@@ -168,7 +199,12 @@ export class TraceStats implements TraceSink {
   }
 
   private sized(size: number): void {
-    this.requested += size;
+    const total = this.requested + size;
+    if (total <= Number.MAX_SAFE_INTEGER) this.requested = total;
+    else {
+      this.requestedBig += BigInt(this.requested) + exactSize(size);
+      this.requested = 0;
+    }
     const b =
       size < 1
         ? 0
@@ -243,11 +279,11 @@ export class TraceStats implements TraceSink {
     if (this.unnumbered.size > 0) {
       // The token may be an unnumbered one coming back (after a failed realloc, say).
       const old = this.unnumbered.delete(key, key === NO_KEY ? ev.out : '');
-      if (old !== NONE) this.drop(old);
+      if (old !== NONE) this.drop(old, ev);
     }
     if (id !== undefined && id >= 0) {
       if (id >= this.numbered.length) this.growNumbers(id);
-      if (this.numbered[id] === 1) this.drop(2 * id);
+      if (this.numbered[id] === 1) this.drop(2 * id, ev);
       this.numbered[id] = 1;
       return 2 * id;
     }
@@ -270,17 +306,47 @@ export class TraceStats implements TraceSink {
     const id = ev.inId;
     if (id !== undefined && id >= 0 && id < this.numbered.length && this.numbered[id] === 1) {
       this.numbered[id] = 0;
+      this.remember(key, ev);
       return 2 * id;
     }
     if (this.unnumbered.size > 0) {
       const h = this.unnumbered.delete(key, key === NO_KEY ? ev.in : '');
       if (h !== NONE) {
         this.freeOdd(h);
+        this.remember(key, ev);
         return h;
       }
     }
+    if (this.freedLately(key, ev)) {
+      this.doubleFrees++;
+      return -1;
+    }
     this.unknownFrees++;
+    if (this.mistake === undefined) {
+      const name = key > 0 ? keyedTokenText(key) : ev.in;
+      this.mistake = {
+        line: ev.line,
+        detail: `${OP_NAMES[ev.op]} of ${name}, which is not a live block (never allocated, or freed long ago)`,
+      };
+    }
     return -1;
+  }
+
+  /** Puts the token the event takes in the ring of recent frees, over the oldest. */
+  private remember(key: number, ev: TraceEvent): void {
+    const slot = this.freedNext;
+    this.freedNext = (slot + 1) & (FREED_MEMORY - 1);
+    this.freedKey[slot] = key;
+    if (key === NO_KEY) this.freedText.set(slot, ev.in);
+    else if (this.freedText.size > 0) this.freedText.delete(slot);
+  }
+
+  /** Whether the token the event takes is in the ring of recent frees. */
+  private freedLately(key: number, ev: TraceEvent): boolean {
+    const keys = this.freedKey;
+    for (let i = 0; i < FREED_MEMORY; i++)
+      if (keys[i] === key && (key !== NO_KEY || this.freedText.get(i) === ev.in)) return true;
+    return false;
   }
 
   /** Moves a record from handle a to handle b (registered already). */
@@ -289,8 +355,15 @@ export class TraceStats implements TraceSink {
   }
 
   /** A live block dropped without a known end (its token was handed out again). */
-  private drop(h: number): void {
+  private drop(h: number, ev: TraceEvent): void {
     this.reusedLive++;
+    if (this.mistake === undefined) {
+      const key = outKeyOf(ev);
+      this.mistake = {
+        line: ev.line,
+        detail: `token ${key > 0 ? keyedTokenText(key) : ev.out} is reused while still live (it was never freed)`,
+      };
+    }
     this.liveBytes -= this.rec[h * 4 + 2]!;
     this.liveBlocks--;
     if ((h & 1) === 1) this.freeOdd(h);
@@ -355,7 +428,8 @@ export class TraceStats implements TraceSink {
       failed: this.failed,
       threads: this.tidList.map((tid, i) => ({ tid, events: this.tidCount[i]! })),
       sizes,
-      requestedBytes: this.requested,
+      requestedBytes: Number(this.requestedBig) + this.requested,
+      requestedBytesExact: (this.requestedBig + BigInt(this.requested)).toString(),
       peak: {
         bytes: this.peakBytes,
         blocks: this.peakBlocks,
@@ -364,8 +438,13 @@ export class TraceStats implements TraceSink {
       },
       lifetimes: { count: this.lifeEvents.count, events: this.lifeEvents.summary() },
       neverFreed: { blocks: this.liveBlocks, bytes: this.liveBytes },
-      anomalies: { unknownFrees: this.unknownFrees, reusedLive: this.reusedLive },
+      anomalies: {
+        unknownFrees: this.unknownFrees,
+        reusedLive: this.reusedLive,
+        doubleFrees: this.doubleFrees,
+      },
     };
+    if (this.mistake !== undefined) r.mistake = { ...this.mistake };
     if (this.firstTime >= 0) {
       r.time = { first: this.firstTime, last: this.lastTime };
       if (this.peakTime >= 0) r.peak.time = this.peakTime;

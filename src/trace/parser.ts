@@ -1386,6 +1386,7 @@ export class TraceParser {
       if (value !== 'recorded')
         this.fail(`malformed header line '# touches ${value}': expected '# touches recorded'`);
       this.header.touchesRecorded = true;
+      this.header.facts.set(key, value);
     } else {
       this.header.facts.set(key, value);
     }

@@ -77,6 +77,9 @@ export async function streamTraceFile(
   sink: TraceSink,
 ): Promise<TraceReadResult> {
   const parser = new TraceParser(name, sink);
-  await streamInput(path, name, (chunk) => parser.push(chunk));
+  await streamInput(path, name, (chunk) => {
+    parser.push(chunk);
+    return sink.ready?.();
+  });
   return parser.end();
 }

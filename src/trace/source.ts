@@ -179,14 +179,15 @@ export function decompressBytes(bytes: Uint8Array, name: string): Uint8Array {
 export async function streamInput(
   path: string,
   name: string,
-  onChunk: (chunk: Buffer) => void,
+  onChunk: (chunk: Buffer) => void | Promise<void>,
 ): Promise<void> {
   // Errors raised by onChunk pass through as they are; only reading and decompression errors are
   // translated.
   let passThrough: unknown = undefined;
-  const feed = (chunk: Buffer): void => {
+  // onChunk may return a promise (the receiver's back-pressure): the next chunk waits for it.
+  const feed = async (chunk: Buffer): Promise<void> => {
     try {
-      onChunk(chunk);
+      await onChunk(chunk);
     } catch (e) {
       passThrough = e;
       throw e;
@@ -222,7 +223,7 @@ export async function streamInput(
       }
     }
     const consume = async (out: AsyncIterable<Buffer>): Promise<void> => {
-      for await (const chunk of out) feed(chunk);
+      for await (const chunk of out) await feed(chunk);
     };
     const compression = compressionOf(first);
     if (compression === 'none') await consume(all());
@@ -248,30 +249,26 @@ export async function streamChosenInput(
   path: string,
   name: string,
   headBytes: number,
-  choose: (head: Buffer) => (chunk: Buffer) => void,
+  choose: (head: Buffer) => (chunk: Buffer) => void | Promise<void>,
 ): Promise<void> {
   let held: Buffer[] = [];
   let heldLen = 0;
-  let onChunk: ((chunk: Buffer) => void) | undefined;
-  const start = (): ((chunk: Buffer) => void) => {
+  let onChunk: ((chunk: Buffer) => void | Promise<void>) | undefined;
+  const start = (): void | Promise<void> => {
     const head = Buffer.concat(held);
     held = [];
     const f = choose(head);
     onChunk = f;
-    if (head.length > 0) f(head);
-    return f;
+    if (head.length > 0) return f(head);
   };
   await streamInput(path, name, (chunk) => {
-    if (onChunk !== undefined) {
-      onChunk(chunk);
-      return;
-    }
+    if (onChunk !== undefined) return onChunk(chunk);
     // Until the receiver is known, chunks are copied: the stream may reuse their memory.
     held.push(Buffer.from(chunk));
     heldLen += chunk.length;
-    if (heldLen >= headBytes) start();
+    if (heldLen >= headBytes) return start();
   });
-  if (onChunk === undefined) start();
+  if (onChunk === undefined) await start();
 }
 
 /** Decompresses with an external program (`PROGRAM -dc`), input on its stdin, output streamed. */

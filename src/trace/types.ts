@@ -99,7 +99,10 @@ export interface TraceHeader {
   env: Array<[name: string, value: string]>;
   /** `# nprocs N`, when present. */
   nprocs?: number;
-  /** `# touches recorded`: every block of TOUCH_MIN_BYTES or more has `#:touch` records. */
+  /**
+   * `# touches recorded`: every block of TOUCH_MIN_BYTES or more has `#:touch` records. (The line
+   * is also a fact, `touches`.)
+   */
   touchesRecorded?: boolean;
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
@@ -198,6 +201,11 @@ export interface TraceSink {
    * those that come before the first event, if any), before the next event or the end.
    */
   recordsEnd?(): void;
+  /**
+   * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
+   * own output is full, and the reader delivers nothing more until it settles.
+   */
+  ready?(): Promise<void> | undefined;
 }
 
 /** A line that does not parse, reported with the file name and line number. */

@@ -20,6 +20,9 @@ import { TraceReadError, TraceSyntaxError, type TraceSink } from './types.js';
  */
 export const WORKER_MIN_BYTES = 4 << 20;
 
+/** How long batches are replayed before the event loop is given a turn. */
+const YIELD_MS = 50;
+
 /**
  * The parse worker's script. It exists once compiled (dist/); code run from the TypeScript
  * sources (the unit tests) reads in the calling thread.
@@ -58,7 +61,43 @@ export function readInWorker(
         reject(error);
       } else resolve(result!);
     };
+    // While the sink's back-pressure (sink.ready) holds, messages wait here; the worker stops
+    // sending once the batches in flight reach its limit, so the queue stays short.
+    const queue: ParseWorkerMessage[] = [];
+    let waiting = false;
+    // The worker's exit code once it has stopped: its last messages may still be queued.
+    let exitCode: number | null = null;
+    const stopped = (): void =>
+      settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${exitCode})`));
+    // A worker that always has the next batch ready would keep this thread in its message
+    // handler: every YIELD_MS the batches wait for one turn of the event loop, so that signals
+    // (Ctrl-C) and the sink's own I/O get theirs.
+    let lastYield = Date.now();
+    const pump = (): void => {
+      while (!waiting && !settled && queue.length > 0) {
+        handle(queue.shift()!);
+        let wait = settled ? undefined : sink.ready?.();
+        if (wait === undefined && Date.now() - lastYield >= YIELD_MS)
+          wait = new Promise<void>((resolve) => setImmediate(resolve));
+        if (wait !== undefined) lastYield = Date.now();
+        if (wait !== undefined) {
+          waiting = true;
+          wait.then(
+            () => {
+              waiting = false;
+              pump();
+            },
+            (e: unknown) => settle(e),
+          );
+        }
+      }
+      if (!waiting && queue.length === 0 && exitCode !== null) stopped();
+    };
     worker.on('message', (m: ParseWorkerMessage) => {
+      queue.push(m);
+      pump();
+    });
+    const handle = (m: ParseWorkerMessage): void => {
       if (settled) return;
       try {
         switch (m.kind) {
@@ -87,10 +126,11 @@ export function readInWorker(
         // Errors thrown by the sink pass through unchanged.
         settle(e);
       }
-    });
+    };
     worker.on('error', (e) => settle(e));
-    worker.on('exit', (code) =>
-      settle(new Error(`ptsim internal error: the parse worker stopped (exit code ${code})`)),
-    );
+    worker.on('exit', (code) => {
+      exitCode = code;
+      pump();
+    });
   });
 }

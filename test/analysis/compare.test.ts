@@ -173,9 +173,20 @@ describe('sweep', () => {
   });
 
   it('parses ranges and lists', () => {
-    expect(parseValues('x', '64K..256K')).toEqual([65536, 131072, 262144]);
-    expect(parseValues('x', '100..300')).toEqual([100, 200, 300]);
-    expect(parseValues('x', '1,2,4M')).toEqual([1, 2, 4 << 20]);
+    // Each value with its text as the user typed it: a suffix stays a suffix.
+    const v = (value: number, text: string): { value: number; text: string } => ({ value, text });
+    expect(parseValues('x', '64K..256K')).toEqual([
+      v(65536, '64K'),
+      v(131072, '128K'),
+      v(262144, '256K'),
+    ]);
+    expect(parseValues('x', '100..300')).toEqual([v(100, '100'), v(200, '200'), v(300, '300')]);
+    expect(parseValues('x', '1,2,4M')).toEqual([v(1, '1'), v(2, '2'), v(4 << 20, '4M')]);
+    expect(parseValues('x', '1M..3M')).toEqual([
+      v(1 << 20, '1M'),
+      v(2 << 20, '2M'),
+      v(3 << 20, '3M'),
+    ]);
   });
 
   it('computes the Pareto frontier', () => {

@@ -281,8 +281,18 @@ describe('timeline files', () => {
         noop,
       ),
     ).rejects.toThrow(/exclude/);
-    await expect(
-      replayCommand.run([SHORT, '--timeline', join(dir, 'no-such-dir', 'x.csv')], noop, noop),
-    ).rejects.toThrow(/cannot write/);
+    // A path that cannot be written is one line and status 2, found before the replay.
+    let err = '';
+    let out = '';
+    const status = await replayCommand.run(
+      [SHORT, '--timeline', join(dir, 'no-such-dir', 'x.csv')],
+      (s) => void (out += s),
+      (s) => void (err += s),
+    );
+    expect(status).toBe(2);
+    expect(err).toBe(
+      `ptsim: --timeline ${join(dir, 'no-such-dir', 'x.csv')}: cannot write it: no such directory\n`,
+    );
+    expect(out).toBe('');
   });
 });

@@ -162,8 +162,8 @@ describe('ptsim convert', () => {
     expect((await convert([file('recorded-in.trace', text), '-o', output])).code).toBe(0);
     expect(readFileSync(output, 'utf8')).toBe(
       [
-        '# touches recorded',
         '# pid 7',
+        '# touches recorded',
         '#:rss @5 anon=4096 mark=start',
         '@10 1 malloc 100000 0x7f0000000010',
         '#:touch 0x7f0000000010 0-3,7',

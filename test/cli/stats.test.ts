@@ -62,6 +62,7 @@ const EXPECTED = {
     { min: 512, max: 1023, count: 1 },
   ],
   requestedBytes: 100 + 100 + 300 + 0 + 1000 + 7 + 9,
+  requestedBytesExact: String(100 + 100 + 300 + 0 + 1000 + 7 + 9),
   peak: { bytes: 1300, blocks: 2, event: 5, line: 7, time: 50 },
   lifetimes: {
     count: 3,
@@ -69,7 +70,12 @@ const EXPECTED = {
     ns: { count: 3, mean: 110 / 3, min: 20, median: 30, p90: 60, p99: 60, max: 60 },
   },
   neverFreed: { blocks: 1, bytes: 7 },
-  anomalies: { unknownFrees: 1, reusedLive: 0 },
+  anomalies: { unknownFrees: 1, reusedLive: 0, doubleFrees: 0 },
+  // The free of zz, which a replay stops at.
+  mistake: {
+    line: 9,
+    detail: 'free of zz, which is not a live block (never allocated, or freed long ago)',
+  },
 };
 
 function statsOf(text: string, strip = false): ReturnType<TraceStats['report']> {
@@ -108,16 +114,23 @@ describe('trace statistics', () => {
     const r = statsOf('1 malloc 7 e\n1 realloc e 9 0\n1 malloc 5 f\n1 free e\n1 free f\n');
     expect(r.neverFreed).toEqual({ blocks: 0, bytes: 0 });
     expect(r.lifetimes.events).toMatchObject({ count: 2, min: 2, max: 3 });
-    expect(r.anomalies).toEqual({ unknownFrees: 0, reusedLive: 0 });
+    expect(r.anomalies).toEqual({ unknownFrees: 0, reusedLive: 0, doubleFrees: 0 });
+    expect(r.mistake).toBeUndefined();
   });
 
-  it('counts tokens handed out while live and frees of tokens not live', () => {
+  it('counts tokens handed out while live, double frees and frees of tokens never allocated', () => {
     for (const strip of [false, true]) {
       const r = statsOf(
         '1 malloc 10 a\n1 malloc 20 a\n1 free a\n1 free a\n1 realloc q 5 r\n1 free r\n',
         strip,
       );
-      expect(r.anomalies).toEqual({ unknownFrees: 2, reusedLive: 1 });
+      // The second free of a is a double free (a was freed just before); q was never allocated.
+      expect(r.anomalies).toEqual({ unknownFrees: 1, reusedLive: 1, doubleFrees: 1 });
+      // The first mistake a replay stops at: a handed out again while live, on line 2.
+      expect(r.mistake).toEqual({
+        line: 2,
+        detail: 'token a is reused while still live (it was never freed)',
+      });
       expect(r.neverFreed).toEqual({ blocks: 0, bytes: 0 });
       expect(r.peak.bytes).toBe(20);
     }
@@ -147,7 +160,11 @@ describe('trace statistics', () => {
     const path = join(dir, 't.trace');
     writeFileSync(path, TRACE);
     const json = await stats([path, '--json']);
-    expect(json.code).toBe(0);
+    // The whole trace is reported, then its first mistake (the free of zz), with status 2.
+    expect(json.code).toBe(2);
+    expect(json.err).toBe(
+      `ptsim: ${path}:9: free of zz, which is not a live block (never allocated, or freed long ago)\n`,
+    );
     expect(JSON.parse(json.out)).toEqual({
       file: path,
       format: 'native',
@@ -156,18 +173,20 @@ describe('trace statistics', () => {
       ...EXPECTED,
     });
     const text = await stats([path]);
-    expect(text.code).toBe(0);
+    expect(text.code).toBe(2);
     for (const line of [
       `${path} (native): 11 events, 2 threads, 95 ns of recording`,
       '    malloc                    3   27.3%',
       '    (2 calls returned NULL in the recording)',
-      '         [64, 128)              2  ##############################',
+      '          [64, 128)  2  ##############################',
+      '         [256, 512)  1  ###############',
+      '    total requested  1.48 KiB (1,516 B)',
       '  peak live requested bytes  1.27 KiB (1,300 B) in 2 blocks, after event 5 (line 7, 50 ns in)',
-      '  never freed                1 blocks holding 7 B',
+      '  never freed                1 block holding 7 B',
       '  allocation lifetimes (3 blocks freed)',
       '    in events  mean 3.7, median 3, p90 6, p99 6, max 6',
       '    in time    mean 37 ns, median 30 ns, p90 60 ns, p99 60 ns, max 60 ns',
-      '  oddities: 1 frees or reallocs of tokens not live, 0 tokens handed out while live',
+      '  oddities: 1 free or realloc of tokens never allocated',
     ]) {
       expect(text.out).toContain(line);
     }

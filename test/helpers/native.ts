@@ -22,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { fetchGlibc, type GlibcBuild } from './glibc-builds.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const SOURCE = resolve(HERE, '../native/replay.c');
@@ -59,6 +60,12 @@ export interface NativeOptions {
   maxFiles?: number;
   /** What the program writes (`--touch`); by default as the trace's header says, as in ptsim. */
   touch?: 'recorded' | 'full' | 'none';
+  /**
+   * Replay on Debian's build of another glibc version (a key of GLIBC_SUITES in glibc-builds.ts:
+   * '2.31', '2.41', ...), run under that build's own dynamic loader; fetched first if need be.
+   * Throws when it cannot be had: ask fetchGlibc first to skip with the reason.
+   */
+  glibc?: string;
 }
 
 export interface NativeRun {
@@ -83,22 +90,48 @@ export interface NativeRun {
   signal: string | null;
 }
 
-/** Compiles the replayer unless the binary is newer than its source; returns the binary's path. */
-export function buildNativeReplayer(): string {
-  if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= statSync(SOURCE).mtimeMs) return BINARY;
+/**
+ * Compiles the replayer unless the binary is newer than its source; returns the binary's path.
+ * With a glibc build that comes with its headers and libraries (`sysroot`), a separate binary is
+ * compiled and linked against them, for a glibc older than the system's; other builds run the
+ * system-built binary, which asks only for symbol versions they have.
+ */
+export function buildNativeReplayer(glibc?: GlibcBuild): string {
+  const sysroot = glibc?.sysroot;
+  const binary = sysroot === undefined ? BINARY : `${BINARY}-glibc-${glibc!.version}`;
+  // --sysroot alone still links the system's start files and libc (Debian's gcc searches its
+  // own multiarch directory first): -B and -L put that glibc's ahead. The kernel's headers
+  // (linux/perf_event.h, ...) are not part of libc6-dev: the system's serve, after glibc's.
+  const flags =
+    sysroot === undefined
+      ? CFLAGS
+      : [
+          ...CFLAGS,
+          `--sysroot=${sysroot}`,
+          `-B${sysroot}/usr/lib/x86_64-linux-gnu/`,
+          `-L${sysroot}/usr/lib/x86_64-linux-gnu`,
+          `-L${sysroot}/lib/x86_64-linux-gnu`,
+          '-idirafter',
+          '/usr/include',
+          '-idirafter',
+          '/usr/include/x86_64-linux-gnu',
+        ];
+  const newer = (p: string): boolean => statSync(p).mtimeMs >= statSync(SOURCE).mtimeMs;
+  if (existsSync(binary) && newer(binary) && (sysroot === undefined || !newer(sysroot)))
+    return binary;
   mkdirSync(BUILD_DIR, { recursive: true });
   // Build under a private name, then rename: a concurrent caller never sees a half-written binary.
-  const tmp = `${BINARY}.${process.pid}.tmp`;
-  const r = spawnSync('cc', [...CFLAGS, '-o', tmp, SOURCE], { encoding: 'utf8' });
+  const tmp = `${binary}.${process.pid}.tmp`;
+  const r = spawnSync('cc', [...flags, '-o', tmp, SOURCE], { encoding: 'utf8' });
   if (r.error) throw new Error(`cannot run cc to build the native replayer: ${r.error.message}`);
   if (r.status !== 0) {
     rmSync(tmp, { force: true });
     throw new Error(
-      `building the native replayer failed (cc ${[...CFLAGS, '-o', tmp, SOURCE].join(' ')}):\n${r.stderr}${r.stdout}`,
+      `building the native replayer failed (cc ${[...flags, '-o', tmp, SOURCE].join(' ')}):\n${r.stderr}${r.stdout}`,
     );
   }
-  renameSync(tmp, BINARY);
-  return BINARY;
+  renameSync(tmp, binary);
+  return binary;
 }
 
 function isGzip(path: string): boolean {
@@ -130,7 +163,13 @@ function abortMessage(stderr: string): string {
 
 /** Replays a trace file (plain or gzip) on the real glibc. */
 export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRun {
-  const binary = buildNativeReplayer();
+  let glibc: GlibcBuild | undefined;
+  if (opts.glibc !== undefined) {
+    const f = fetchGlibc(opts.glibc);
+    if (!f.ok) throw new Error(`glibc ${opts.glibc} is not available: ${f.reason}`);
+    glibc = f.build;
+  }
+  const binary = buildNativeReplayer(glibc);
   const dir = mkdtempSync(join(tmpdir(), 'ptsim-native-'));
   try {
     let trace = tracePath;
@@ -163,9 +202,14 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     };
     let cmd = binary;
     let argv = args;
+    if (glibc !== undefined) {
+      // Run under that glibc's loader, which loads its libc and nothing of the system's.
+      cmd = glibc.loader;
+      argv = ['--library-path', glibc.libDir, binary, ...args];
+    }
     if (opts.maxFiles !== undefined) {
+      argv = ['-c', `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, cmd, ...argv];
       cmd = '/bin/sh';
-      argv = ['-c', `ulimit -n ${opts.maxFiles} && exec "$0" "$@"`, binary, ...args];
     }
     const r = spawnSync(cmd, argv, {
       env,

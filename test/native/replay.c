@@ -76,6 +76,16 @@
  * the fallback. THP is disabled for the process (PR_SET_THP_DISABLE) so that no huge page changes
  * residency behind glibc's back, nor maps many pages with one fault.
  *
+ * Other glibc versions
+ * --------------------
+ * The same source runs on Debian's builds of glibc 2.31 to 2.44 (test/helpers/glibc-builds.ts),
+ * under their own loader: what differs is read at run time (struct malloc_state lost its
+ * fastbins in 2.43, see ms_layout; before 2.35 the loader moves the break when GLIBC_TUNABLES
+ * is set, see tunables_copy), or at compile time for a glibc without mallinfo2 (before 2.33),
+ * which needs a binary built against its own headers and libraries anyway. The summary's
+ * "glibc" is gnu_get_libc_version(). The rest (heap_info's first four fields, HEAP_MAX_SIZE,
+ * the mmapped chunk's prev_size as its offset in the mapping, the arena ring) is the same in all.
+ *
  * Not replayed: malloc-check (libc_malloc_debug.so would be bypassed by the __libc_* calls) and
  * hugetlb tunables (heap_for_ptr here assumes 64 MiB heaps).
  */
@@ -114,17 +124,46 @@ extern void *__libc_memalign(size_t, size_t);
 extern void *__libc_valloc(size_t);
 extern void *__libc_pvalloc(size_t);
 
+#if !__GLIBC_PREREQ(2, 33)
+/*
+ * Built against a glibc older than 2.33 (a replayer for glibc 2.31, built with that glibc's own
+ * headers and libraries): there is no mallinfo2, so its figures come from mallinfo, whose int
+ * fields glibc fills from size_t sums that wrap modulo 2^32. Read back as unsigned they are exact
+ * up to 4 GiB (as signed ints they would turn negative past 2 GiB); the summary says
+ * "mallinfoBy":"mallinfo" so that a reader knows the limit.
+ */
+#define MALLINFO_BY_MALLINFO 1
+struct mallinfo2 {
+  size_t arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+static struct mallinfo2 mallinfo2(void) {
+  struct mallinfo m = mallinfo();
+  struct mallinfo2 r = {(unsigned)m.arena,   (unsigned)m.ordblks,  (unsigned)m.smblks,   (unsigned)m.hblks,
+                        (unsigned)m.hblkhd,  (unsigned)m.usmblks,  (unsigned)m.fsmblks,  (unsigned)m.uordblks,
+                        (unsigned)m.fordblks, (unsigned)m.keepcost};
+  return r;
+}
+#endif
+
 #define EXIT_TRACE 2
 #define EXIT_REFUSE 3
 #define EXIT_RESOURCE 4
 
 #define PAGE 4096UL
-/* Layout facts of glibc 2.36 on x86_64 (malloc/malloc.c, malloc/arena.c). */
+/* Layout facts of glibc 2.36 on x86_64 (malloc/malloc.c, malloc/arena.c). The same from 2.26
+   to 2.42; glibc 2.43 removed the fastbins (have_fastchunks and fastbinsY[10], 88 bytes) from
+   struct malloc_state, which moves everything after flags: the offsets are variables, set from
+   the running glibc's version before main_arena is looked for (see ms_layout). heap_info's first
+   four fields and HEAP_MAX_SIZE have not changed from 2.26 to 2.44. */
 #define HEAP_MAX ((uintptr_t)64 << 20) /* HEAP_MAX_SIZE: heaps are 64 MiB-aligned */
-#define MS_TOP 96                      /* struct malloc_state: top */
-#define MS_BINS 112                    /* bins[] */
-#define MS_NEXT 2160                   /* next (the ring of arenas) */
-#define MS_SIZE 2200
+static uintptr_t ms_top = 96;          /* struct malloc_state: top */
+static uintptr_t ms_bins = 112;        /* bins[] */
+static uintptr_t ms_next = 2160;       /* next (the ring of arenas) */
+static uintptr_t ms_size = 2200;
+#define MS_TOP ms_top
+#define MS_BINS ms_bins
+#define MS_NEXT ms_next
+#define MS_SIZE ms_size
 #define HI_AR_PTR 0                    /* heap_info: ar_ptr, prev, size, mprotect_size */
 #define HI_PREV 8
 #define HI_SIZE 16
@@ -2087,9 +2126,35 @@ static int scan_libc(struct dl_phdr_info *info, size_t size, void *data) {
   return 0;
 }
 
+/* The offsets in struct malloc_state for the running glibc ("2.NN"); 0 when its version is outside
+   2.31 to 2.44, where they are the closest known ones. */
+static int ms_layout(const char *version) {
+  unsigned major = 0, minor = 0;
+  if (sscanf(version, "%u.%u", &major, &minor) != 2 || major != 2) return 0;
+  if (minor >= 43) { /* no fastbins: mutex, flags, top, last_remainder, bins[254], binmap[4], next */
+    ms_top = 8;
+    ms_bins = 24;
+    ms_next = 2072;
+    ms_size = 2112;
+  }
+  return minor >= 31 && minor <= 44;
+}
+
+/* Before 2.35 the dynamic loader copies the GLIBC_TUNABLES entry of the environment with __sbrk
+   (tunables_strdup in elf/dl-tunables.c), before main: the break has then moved by the entry's
+   length plus one, unaligned, and a program's main heap starts there. Returns that move, or 0. */
+static uintptr_t tunables_copy(void) {
+  extern char **environ;
+  unsigned major = 0, minor = 0;
+  if (sscanf(gnu_get_libc_version(), "%u.%u", &major, &minor) != 2 || major != 2 || minor >= 35) return 0;
+  for (char **e = environ; *e; e++)
+    if (!strncmp(*e, "GLIBC_TUNABLES=", 15)) return strlen(*e) + 1;
+  return 0;
+}
+
 static void check_heap_untouched(void) {
   uintptr_t sb = start_brk(), now = cur_brk();
-  if (now != sb) {
+  if (now != sb && now - sb != tunables_copy()) {
     char m[200];
     snprintf(m, sizeof m, "the program break has moved before the first call (sbrk(0)=%#lx, start_brk=%#lx)",
              (unsigned long)now, (unsigned long)sb);
@@ -2097,13 +2162,17 @@ static void check_heap_untouched(void) {
   }
   struct mallinfo2 mi = mallinfo2(); /* runs ptmalloc_init on this, the main, thread */
   if (mi.arena || mi.hblks || mi.uordblks) refuse("glibc's heap was already used before the first call");
-  if (strcmp(gnu_get_libc_version(), "2.36") != 0) {
+  if (!ms_layout(gnu_get_libc_version())) {
     char m[200];
-    snprintf(m, sizeof m, "replay: warning: built for glibc 2.36, running on %s\n", gnu_get_libc_version());
+    snprintf(m, sizeof m, "replay: warning: built for glibc 2.31 to 2.44, running on %s\n", gnu_get_libc_version());
     write_all(2, m, strlen(m));
   }
   dl_iterate_phdr(scan_libc, &main_arena);
-  if (!main_arena) refuse("cannot find glibc's main_arena (is this glibc 2.36?)");
+  if (!main_arena) {
+    char m[200];
+    snprintf(m, sizeof m, "cannot find glibc's main_arena (the layout of glibc %s is not known)", gnu_get_libc_version());
+    refuse(m);
+  }
   B0 = cur_brk();
 }
 
@@ -2268,6 +2337,10 @@ int main(int argc, char **argv) {
                    events_done, mi.arena, mi.ordblks, mi.smblks, mi.hblks, mi.hblkhd, mi.usmblks, mi.fsmblks,
                    mi.uordblks, mi.fordblks, mi.keepcost, (unsigned long long)rss, (unsigned long long)peak_rss,
                    (long long)(brk_now - B0), seconds);
+  n += snprintf(out + n, sizeof out - (size_t)n, ",\"glibc\":\"%s\"", gnu_get_libc_version());
+#ifdef MALLINFO_BY_MALLINFO
+  n += snprintf(out + n, sizeof out - (size_t)n, ",\"mallinfoBy\":\"mallinfo\"");
+#endif
   unsigned long ff = __atomic_load_n(&foreign_frees, __ATOMIC_RELAXED);
   if (ff) n += snprintf(out + n, sizeof out - (size_t)n, ",\"foreignFrees\":%lu", ff);
   if (want_peak) /* how the per-event RSS was measured: how many events by a full scan, by samples */

@@ -1,0 +1,253 @@
+/**
+ * How the commands write their outputs (src/cli/output.ts), run as a user runs them: an existing
+ * file is replaced only by a run that succeeds, an interrupted run leaves no partial file, a path
+ * that cannot be written is one line, a reader of standard output that goes away is a quiet end,
+ * and a slow one is waited for with bounded memory.
+ */
+
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const MAIN = join(ROOT, 'dist/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-output-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function ptsim(args: string[], cwd = dir): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+const GOOD = file('good.trace', '1 malloc 24 a\n1 free a\n');
+const UNKNOWN = file('unknown.trace', '1 malloc 24 a\n1 free zz\n');
+const ABORT = file('abort.trace', '1 malloc 24 a\n1 free a\n1 free a\n');
+
+/** A trace of `pairs` malloc/free pairs: 2 x pairs events. */
+function bigTrace(name: string, pairs: number): string {
+  return file(name, '1 malloc 24 a\n1 free a\n'.repeat(pairs));
+}
+
+/** The temporary files output.ts left in a directory (none, after any run). */
+function leftovers(d: string): string[] {
+  return readdirSync(d).filter((f) => f.endsWith('.tmp'));
+}
+
+describe('output files', () => {
+  it('are replaced only by a run that succeeds (or reproduces the abort)', () => {
+    const sub = join(dir, 'keep');
+    mkdirSync(sub);
+    const events = join(sub, 'events.jsonl');
+    const timeline = join(sub, 'rss.csv');
+    const page = join(sub, 'report.html');
+    const converted = join(sub, 'out.trace');
+    const fill = (): void => {
+      for (const p of [events, timeline, page, converted]) writeFileSync(p, 'kept\n');
+    };
+    const kept = (): boolean =>
+      [events, timeline, page, converted].every((p) => readFileSync(p, 'utf8') === 'kept\n');
+    const failing: string[][] = [
+      // a missing input
+      ['replay', join(dir, 'missing.trace'), '--events', events, '--timeline', timeline],
+      ['report', join(dir, 'missing.trace'), '-o', page],
+      ['convert', join(dir, 'missing.trace'), '-o', converted],
+      // a mistake on the command line, found after the outputs are named
+      ['replay', GOOD, '--events', events, '--timeline', timeline, '--cores', '0'],
+      ['report', GOOD, '-o', page, '--samples', '2'],
+      ['convert', GOOD, '-o', converted, '--from', 'nope'],
+      // a mistake in the trace, part of the way through
+      ['replay', UNKNOWN, '--events', events, '--timeline', timeline],
+      ['report', UNKNOWN, '-o', page, '--no-what-if'],
+      ['convert', UNKNOWN, '-o', converted],
+    ];
+    for (const args of failing) {
+      fill();
+      const r = ptsim(args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(kept(), args.join(' ')).toBe(true);
+      expect(leftovers(sub)).toEqual([]);
+    }
+    const replayed = ptsim(['replay', UNKNOWN, '--events', events]);
+    expect(replayed.err).toContain(
+      `ptsim: not written, as the replay did not reach the end: ${events}\n`,
+    );
+
+    // A replay that reaches glibc's abort keeps its log: the events before the one that aborts.
+    fill();
+    expect(ptsim(['replay', ABORT, '--events', events]).code).toBe(3);
+    const log = readFileSync(events, 'utf8').trim().split('\n');
+    expect(log).toHaveLength(2);
+    expect(log[1]).toMatch(/^\{"i":1,"op":"free"/);
+
+    fill();
+    expect(ptsim(['replay', GOOD, '--events', events, '--timeline', timeline]).code).toBe(0);
+    expect(readFileSync(events, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(readFileSync(timeline, 'utf8')).toMatch(/^event,/);
+    expect(ptsim(['report', GOOD, '-o', page, '--no-what-if']).code).toBe(0);
+    expect(readFileSync(page, 'utf8')).toMatch(/^<!DOCTYPE html>/i);
+    expect(ptsim(['convert', GOOD, '-o', converted]).code).toBe(0);
+    expect(readFileSync(converted, 'utf8')).toContain('1 malloc 24 a\n1 free a\n');
+    expect(leftovers(sub)).toEqual([]);
+  });
+
+  it('keep the mode of the file they replace', () => {
+    const p = file('mode.jsonl', 'old\n');
+    spawnSync('chmod', ['640', p]);
+    expect(ptsim(['replay', GOOD, '--events', p]).code).toBe(0);
+    expect(statSync(p).mode & 0o777).toBe(0o640);
+  });
+
+  it('that cannot be written are one line with status 2, before any replay', () => {
+    const nowhere = join(dir, 'no-such-dir', 'events.jsonl');
+    for (const [args, line] of [
+      [
+        ['replay', GOOD, '--events', nowhere],
+        `ptsim: --events ${nowhere}: cannot write it: no such directory\n`,
+      ],
+      [['replay', GOOD, '--timeline', dir + '/'], null],
+      [
+        ['replay', GOOD, '--events', dir],
+        `ptsim: --events ${dir}: cannot write it: is a directory\n`,
+      ],
+      [
+        ['report', GOOD, '-o', nowhere + '.html'],
+        `ptsim: -o ${nowhere}.html: cannot write it: no such directory\n`,
+      ],
+      [
+        ['convert', GOOD, '-o', nowhere + '.trace'],
+        `ptsim: -o ${nowhere}.trace: cannot write it: no such directory\n`,
+      ],
+    ] as const) {
+      const r = ptsim([...args]);
+      expect(r.code).toBe(2);
+      if (line !== null) expect(r.err).toBe(line);
+      expect(r.out).toBe('');
+    }
+  });
+
+  it('that are not regular files are written as they are', () => {
+    // /dev/null stays the device (a rename over it would replace it with a file).
+    expect(ptsim(['replay', GOOD, '--events', '/dev/null']).code).toBe(0);
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+    expect(readdirSync('/dev').filter((f) => f.startsWith('.null.'))).toEqual([]);
+  });
+
+  it('of an interrupted run are not left behind, and the file they would replace stays', async () => {
+    const sub = join(dir, 'interrupt');
+    mkdirSync(sub);
+    const trace = bigTrace('interrupt.trace', 1_000_000);
+    const events = join(sub, 'events.jsonl');
+    writeFileSync(events, 'kept\n');
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const child = spawn(process.execPath, [MAIN, 'replay', trace, '--events', events], {
+        stdio: 'ignore',
+      });
+      // Wait until the log is being written, then interrupt.
+      for (let i = 0; i < 200; i++) {
+        await new Promise((r) => setTimeout(r, 25));
+        const tmp = leftovers(sub);
+        if (tmp.length > 0 && statSync(join(sub, tmp[0]!)).size > 0) break;
+      }
+      expect(leftovers(sub)).toHaveLength(1);
+      child.kill(signal);
+      const ended = await new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      // The status a shell gives a program the signal killed: 128 + its number.
+      expect(ended).toBe(signal === 'SIGINT' ? 130 : 143);
+      expect(leftovers(sub)).toEqual([]);
+      expect(readFileSync(events, 'utf8')).toBe('kept\n');
+    }
+  }, 60_000);
+});
+
+describe('standard output', () => {
+  it('ends quietly with status 0 when its reader goes away', () => {
+    const trace = bigTrace('epipe.trace', 200_000);
+    for (const cmd of [
+      `'${process.execPath}' '${MAIN}' replay '${trace}' --events - | head -1`,
+      `'${process.execPath}' '${MAIN}' convert '${trace}' -o - | head -1`,
+      `'${process.execPath}' '${MAIN}' stats '${trace}' | head -1`,
+    ]) {
+      const r = spawnSync('bash', ['-c', `${cmd} > /dev/null; echo "status=\${PIPESTATUS[0]}"`], {
+        encoding: 'utf8',
+        cwd: dir,
+      });
+      expect(r.stdout, cmd).toBe('status=0\n');
+      expect(r.stderr, cmd).toBe('');
+    }
+  });
+
+  it('waits for a slow reader with bounded memory', async () => {
+    // 500,000 events: about 34 MB of fidelity log, read at a few MB/s. Without waiting for the
+    // pipe to drain, the whole log piles up in memory (+250 MB measured); waiting keeps it to
+    // the replay's own needs. The same trace read from standard input takes the other reading
+    // path (no parse worker).
+    const trace = bigTrace('slow.trace', 250_000);
+    const reader = `let n = 0;
+process.stdin.on('data', (c) => {
+  for (const b of c) if (b === 10) n++;
+  process.stdin.pause();
+  setTimeout(() => process.stdin.resume(), 2);
+});
+process.stdin.on('end', () => process.stdout.write(String(n)));`;
+    const peakRss = async (args: string[], stdin: 'ignore' | number, slow: boolean) => {
+      const child = spawn(process.execPath, [MAIN, ...args], {
+        stdio: [stdin, slow ? 'pipe' : 'ignore', 'pipe'],
+      });
+      let lines = '';
+      if (slow) {
+        const r = spawn(process.execPath, ['-e', reader], {
+          stdio: [child.stdout!, 'pipe', 'inherit'],
+        });
+        r.stdout.on('data', (s: Buffer) => (lines += s.toString()));
+      }
+      let err = '';
+      child.stderr!.on('data', (s: Buffer) => (err += s.toString()));
+      let peak = 0;
+      const timer = setInterval(() => {
+        try {
+          const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+          if (m !== null) peak = Math.max(peak, Number(m[1]) * 1024);
+        } catch {
+          // exited
+        }
+      }, 10);
+      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      clearInterval(timer);
+      await new Promise((r) => setTimeout(r, 100));
+      return { code, peak, lines, err };
+    };
+    for (const fromStdin of [false, true]) {
+      const input = fromStdin ? openSync(trace, 'r') : 'ignore';
+      const source = fromStdin ? '-' : trace;
+      const alone = await peakRss(
+        ['replay', source],
+        fromStdin ? openSync(trace, 'r') : 'ignore',
+        false,
+      );
+      const slow = await peakRss(['replay', source, '--events', '-'], input, true);
+      expect(alone.code).toBe(0);
+      expect(slow.code).toBe(0);
+      expect(slow.err).toBe('');
+      // Every event's line, then the summary.
+      expect(Number(slow.lines)).toBeGreaterThan(500_000);
+      expect(slow.peak - alone.peak).toBeLessThan(80 << 20);
+    }
+  }, 120_000);
+});
