@@ -199,11 +199,9 @@ export class EventBatch {
         continue;
       }
       ev.index = index++;
-      ev.recordsFollow = code >= FOLLOWED ? true : undefined;
       ev.line = this.line[i]!;
       ev.time = this.time[i]!;
       ev.tid = this.tid[i]!;
-      ev.op = (code & (FOLLOWED - 1)) as OpCode;
       ev.n1 = this.n1[i]!;
       ev.n2 = this.n2[i]!;
       ev.param = this.param[i]!;
@@ -213,7 +211,16 @@ export class EventBatch {
       ev.setOut(outKey, outKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
       ev.inId = this.inId[i]!;
       ev.outId = this.outId[i]!;
-      sink.event(ev);
+      if (code < FOLLOWED) {
+        ev.op = code as OpCode;
+        sink.event(ev);
+      } else {
+        // As the reader does: the flag is set only while the sink has the event.
+        ev.op = (code - FOLLOWED) as OpCode;
+        ev.recordsFollow = true;
+        sink.event(ev);
+        ev.recordsFollow = undefined;
+      }
     }
   }
 }
