@@ -88,6 +88,8 @@ export interface Explanation {
   events: number;
   cores: number;
   arenas: number;
+  /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
+  note?: string;
   moments: MomentExplanation[];
   /** glibc's abort, when the replay ended in one (the end explained is the abort). */
   abort?: { message: string; event: number; line: number };
@@ -379,6 +381,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     arenas: arenaCount,
     moments: out,
   };
+  const note = whole.r.touchNote();
+  if (note !== null) ex.note = note;
   const abort = whole.r.finish().abort;
   if (abort !== undefined) ex.abort = abort;
   return ex;

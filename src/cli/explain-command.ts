@@ -183,5 +183,6 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
 }
 
 function formatExplanation(ex: Explanation): string {
-  return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
+  const text = ex.moments.map((m) => formatMoment(ex, m)).join('\n');
+  return ex.note === undefined ? text : `${text}\nnote: ${ex.note}\n`;
 }

@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
-import { Replayer, type EventRecord } from './replay.js';
+import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
 /** What a replay runs with, besides the trace itself. */
 export interface ReplaySettings {
@@ -26,6 +26,8 @@ export interface ReplaySettings {
   cores?: number;
   brkBase?: number;
   maxBrk?: number;
+  /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
+  touch?: TouchMode;
 }
 
 export interface ImportSettings {
@@ -41,7 +43,10 @@ interface RunOptions extends ReplaySettings {
   stopAfter?: number;
   checkLevel?: 0 | 1 | 2;
   onEvent?: (rec: EventRecord) => void;
-  /** Called after each replayed event, with the replayer's state as it is then. */
+  /**
+   * Called after each replayed event, once the records that follow it are applied, with the
+   * replayer's state as it is then (and after an event at which glibc aborts).
+   */
   observe?: (ev: TraceEvent, r: Replayer) => void;
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
@@ -105,8 +110,14 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
         kernel,
         env,
         checkLevel: opts.checkLevel ?? 0,
+        touch: opts.touch,
         onEvent: opts.onEvent,
         onWarning: opts.onWarning,
+        // Called once the event is complete, the records after it applied.
+        observe: (ev, r) => {
+          if (observe !== undefined) observe(ev, r);
+          if (ev.index >= stopAfter) throw new StopReplay();
+        },
       });
       replayer = r;
       r.header(h);
@@ -114,9 +125,14 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     event(ev: TraceEvent): void {
       const r = replayer!;
       r.event(ev);
-      if (observe !== undefined) observe(ev, r);
-      if (ev.index >= stopAfter || r.aborted) throw new StopReplay();
+      if (r.aborted) {
+        if (observe !== undefined) observe(ev, r);
+        throw new StopReplay();
+      }
     },
+    touch: (rec) => replayer!.touch(rec),
+    rss: (sample) => replayer!.rss(sample),
+    recordsEnd: () => replayer!.recordsEnd(),
   };
   if (opts.ready !== undefined) sink.ready = opts.ready;
   let failure: Error | null = null;
