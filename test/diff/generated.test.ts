@@ -3,11 +3,13 @@
  * tens of MiB crossing the mmap threshold both ways, phases that grow and shrink the heap,
  * malloc_trim and mallopt calls. Each must replay identically on ptsim and on real glibc; every
  * 4th also with touch records (the recorded model), every 10th without the program's writes
- * (none: only glibc's own writes make pages resident).
+ * (none: only glibc's own writes make pages resident). `npm test` runs every 12th and every 25th
+ * of those variants; `npm run test:full` all of them (test/helpers/suite.ts).
  */
 
 import { describe, expect, it } from 'vitest';
 import { generateTrace } from '../gen/generate.js';
+import { stride } from '../helpers/suite.js';
 import { differential } from './harness.js';
 
 /** Seeds diff-0 .. diff-499; every 25th trace is a long one. */
@@ -34,7 +36,7 @@ function seeds(every: number): Array<[number, number]> {
 }
 
 describe('generated traces with touch records replay identically (recorded model)', () => {
-  for (const [n, events] of seeds(4)) {
+  for (const [n, events] of seeds(stride(4, 12))) {
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events, touches: true });
       expect(differential(text, { name: `diff-${n}-touches.trace` })).toBeNull();
@@ -43,7 +45,7 @@ describe('generated traces with touch records replay identically (recorded model
 });
 
 describe("generated traces replay identically without the program's writes (none)", () => {
-  for (const [n, events] of seeds(10)) {
+  for (const [n, events] of seeds(stride(10, 25))) {
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events });
       expect(differential(text, { name: `diff-${n}.trace`, touch: 'none' })).toBeNull();

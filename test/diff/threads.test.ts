@@ -8,6 +8,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { stride } from '../helpers/suite.js';
 import { differential } from './harness.js';
 
 /** Seeds threads-0 .. threads-299; every 30th trace is a long one. */
@@ -26,7 +27,8 @@ describe('generated multi-thread traces replay identically on ptsim and real gli
 });
 
 describe('generated multi-thread traces with touch records replay identically', () => {
-  for (let n = 0; n < TRACES; n += 6) {
+  // Every 6th trace in a full run, every 18th in npm test (test/helpers/suite.ts).
+  for (let n = 0; n < TRACES; n += stride(6, 18)) {
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `threads-${n}`, events, touches: true });
