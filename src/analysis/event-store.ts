@@ -9,12 +9,16 @@
  * texts of tokens without a key are kept as UTF-8 in one buffer, in trace order. About 33 bytes an
  * event.
  *
+ * The records that stand between events (`#:touch`, `#:rss`: docs/trace-format.md) are kept too,
+ * each group with the event it follows.
+ *
  * A stored trace can be delivered again to any sink, as the reader delivered it (same events, same
- * token keys and numbers), from its start or from any event on (to a replay continued from a
- * checkpoint), or edited: malloc_trim(0) inserted every N events, or one allocation moved earlier.
- * Edited events are numbered again in their new order. A moved allocation's token gets a number no
- * other token ever has (the number it had may belong to another token where it now comes), and
- * the event that takes it later takes that number: the other tokens keep theirs.
+ * token keys and numbers, same records), from its start or from any event on (to a replay
+ * continued from a checkpoint), or edited: malloc_trim(0) inserted every N events, or one
+ * allocation moved earlier. Edited events are numbered again in their new order. A moved
+ * allocation's token gets a number no other token ever has (the number it had may belong to
+ * another token where it now comes), and the event that takes it later, and the `#:touch` records
+ * that name it until then, take that number: the other tokens keep theirs.
  */
 
 import { NO_KEY } from '../trace/token-key.js';
@@ -23,6 +27,8 @@ import {
   NULL_TOKEN,
   Op,
   type OpCode,
+  type RssSample,
+  type TouchRecord,
   type TraceEvent,
   type TraceHeader,
   type TraceSink,
@@ -70,6 +76,17 @@ export interface StoredTrace {
   maxId: number;
   /** Whether every text is ASCII (read faster as latin1, to the same strings). */
   ascii: boolean;
+  /** The groups of records, in trace order: each after event `after` (-1: before the first). */
+  records: RecordGroup[];
+}
+
+/** A `#:touch` or `#:rss` record, as kept. */
+type StoredRecord = { kind: 'touch'; touch: TouchRecord } | { kind: 'rss'; rss: RssSample };
+
+/** The records that stand between event `after` and the next. */
+interface RecordGroup {
+  after: number;
+  records: StoredRecord[];
 }
 
 /** Changes to a stored trace's events. */
@@ -78,9 +95,11 @@ export interface Edits {
   trimEvery?: number;
   /**
    * Event `from` (an allocation) delivered just before event `to` (to < from) instead, its token
-   * numbered `id`, which event `takenAt` (the next to take the token; -1: none) then takes.
+   * numbered `id` instead of `oldId`, which event `takenAt` (the next to take the token; -1: none)
+   * then takes, and the `#:touch` records in between name. The records that followed it follow the
+   * event before it.
    */
-  move?: { from: number; to: number; id: number; takenAt: number };
+  move?: { from: number; to: number; id: number; oldId: number; takenAt: number };
 }
 
 function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
@@ -113,8 +132,8 @@ function isAllocation(op: number): boolean {
   );
 }
 
-/** Builds a stored trace from events as a reader delivers them. */
-export class TraceStore {
+/** Builds a stored trace from what a reader delivers (a sink that keeps it all). */
+export class TraceStore implements TraceSink {
   private readonly t: StoredTrace;
   private texts = 0;
   private reallocs = 0;
@@ -142,13 +161,56 @@ export class TraceStore {
       chunkReallocs: [],
       maxId: -1,
       ascii: true,
+      records: [],
     };
     this.bytes = textsOf(this.t);
   }
 
-  /** The trace's header (known to the replay once it has read the trace). */
-  set header(h: TraceHeader) {
+  /** Keeps the trace's header. */
+  header(h: TraceHeader): void {
     this.t.header = h;
+  }
+
+  /** The records being kept: the group of the event they follow (null between groups). */
+  private group: RecordGroup | null = null;
+
+  /** Keeps a copy of a `#:touch` record. */
+  touch(rec: TouchRecord): void {
+    if (!this.ok) return;
+    const copy: TouchRecord = {
+      line: rec.line,
+      token: rec.token,
+      pages: rec.pages.slice(0, 2 * rec.ranges),
+      ranges: rec.ranges,
+      maxPage: rec.maxPage,
+    };
+    if (rec.key !== undefined) copy.key = rec.key;
+    if (rec.id !== undefined) copy.id = rec.id;
+    this.record({ kind: 'touch', touch: copy });
+  }
+
+  /** Keeps a copy of a `#:rss` sample. */
+  rss(sample: RssSample): void {
+    if (!this.ok) return;
+    this.record({ kind: 'rss', rss: { ...sample } });
+  }
+
+  /** The end of the records after an event. */
+  recordsEnd(): void {
+    this.group = null;
+  }
+
+  private record(r: StoredRecord): void {
+    if (this.group === null) {
+      this.group = { after: this.t.count - 1, records: [] };
+      this.t.records.push(this.group);
+    }
+    this.group.records.push(r);
+  }
+
+  /** Keeps a copy of ev (the next event of the trace). */
+  event(ev: TraceEvent): void {
+    this.add(ev);
   }
 
   /** Keeps a copy of ev (the next event of the trace). */
@@ -191,6 +253,7 @@ export class TraceStore {
       c.time.fill(-1);
     }
     if (c.time !== null) c.time[j] = ev.time;
+    this.group = null;
     // The token that is not kept must be NULL, as the readers make it; anything else is not stored.
     if (isAllocation(op)) {
       if (inKey !== 0 || inId !== -1) return this.drop();
@@ -257,6 +320,7 @@ export class TraceStore {
   private drop(): void {
     this.ok = false;
     this.t.chunks = [];
+    this.t.records = [];
   }
 
   /** The stored trace, or null when it was given up. */
@@ -403,21 +467,35 @@ export async function deliverStored(
   edits?: Edits,
   start = 0,
 ): Promise<void> {
-  if (start === 0)
-    sink.header({
-      env: t.header.env.map(([k, v]) => [k, v] as [string, string]),
-      ...(t.header.nprocs !== undefined ? { nprocs: t.header.nprocs } : {}),
-      facts: new Map(t.header.facts),
-      ...(t.header.comments !== undefined ? { comments: [...t.header.comments] } : {}),
-    });
   const move = edits?.move;
   if (move !== undefined && start > move.to)
     throw new Error('ptsim internal error: a moved event before the start of a delivery');
+  const groups = t.records;
+  let g = 0;
+  while (g < groups.length && groups[g]!.after < start - 1) g++;
+  if (start === 0) {
+    sink.header({
+      env: t.header.env.map(([k, v]) => [k, v] as [string, string]),
+      ...(t.header.nprocs !== undefined ? { nprocs: t.header.nprocs } : {}),
+      ...(t.header.touchesRecorded !== undefined
+        ? { touchesRecorded: t.header.touchesRecorded }
+        : {}),
+      facts: new Map(t.header.facts),
+      ...(t.header.comments !== undefined ? { comments: [...t.header.comments] } : {}),
+    });
+    if (g < groups.length && groups[g]!.after === -1) {
+      deliverRecords(groups[g++]!, sink, move);
+      sink.recordsEnd?.();
+    }
+  } else if (g < groups.length && groups[g]!.after === start - 1) g++;
   const trimEvery = edits?.trimEvery ?? 0;
   const edited = move !== undefined || trimEvery > 0;
   const ev = new ReadEvent();
   const cursor = new Cursor(t, start);
   const moved = move !== undefined ? new Cursor(t, move.from) : null;
+  // The records after the moved event follow the event before it.
+  const movedRecords =
+    move !== undefined ? (groups.find((x) => x.after === move.from) ?? null) : null;
   // Where the first event delivered goes: before the moved one's place, only trims come first.
   let k = editedIndex(trimEvery > 0 ? { trimEvery } : undefined, start);
   let last = Date.now();
@@ -426,9 +504,11 @@ export async function deliverStored(
     if (moved !== null && i === move!.to) {
       moved.read(ev);
       ev.outId = move!.id;
+      ev.recordsFollow = undefined;
       ev.index = k++;
       sink.event(ev);
     }
+    const own = g < groups.length && groups[g]!.after === i ? groups[g++]! : null;
     if (moved !== null && i === move!.from) {
       // Delivered already: read past it.
       cursor.skip();
@@ -437,7 +517,12 @@ export async function deliverStored(
       if (move !== undefined && i === move.takenAt) ev.inId = move.id;
       if (edited) ev.index = k;
       k++;
+      const extra = movedRecords !== null && i === move!.from - 1 ? movedRecords : null;
+      ev.recordsFollow = own !== null || extra !== null ? true : undefined;
       sink.event(ev);
+      if (own !== null) deliverRecords(own, sink, move);
+      if (extra !== null) deliverRecords(extra, sink, move);
+      if (own !== null || extra !== null) sink.recordsEnd?.();
     }
     if (trimEvery > 0 && (i + 1) % trimEvery === 0) {
       ev.index = k++;
@@ -449,12 +534,35 @@ export async function deliverStored(
       ev.setOut(0, NULL_TOKEN);
       ev.inId = -1;
       ev.outId = -1;
+      ev.recordsFollow = undefined;
       sink.event(ev);
     }
     if ((i & 4095) === 0 && Date.now() - last >= YIELD_MS) {
       await new Promise<void>((resolve) => setImmediate(resolve));
       last = Date.now();
     }
+  }
+}
+
+/**
+ * Hands a group's records to the sink. Between a moved allocation and the event that takes its
+ * token, a `#:touch` record names it by the number it has in the edited trace.
+ */
+function deliverRecords(group: RecordGroup, sink: TraceSink, move: Edits['move']): void {
+  for (const r of group.records) {
+    if (r.kind === 'rss') {
+      sink.rss?.(r.rss);
+      continue;
+    }
+    const rec = r.touch;
+    if (
+      move !== undefined &&
+      rec.id === move.oldId &&
+      group.after >= move.from &&
+      (move.takenAt < 0 || group.after < move.takenAt)
+    )
+      sink.touch?.({ ...rec, id: move.id });
+    else sink.touch?.(rec);
   }
 }
 
@@ -528,7 +636,7 @@ export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['m
       break;
     }
   }
-  return { from, to, id: t.maxId + 1, takenAt };
+  return { from, to, id: t.maxId + 1, oldId: target.id, takenAt };
 }
 
 /** Whether thread `tid` exits between events `from` and `to` (both included). */

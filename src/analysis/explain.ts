@@ -167,6 +167,8 @@ export interface Explanation {
   events: number;
   cores: number;
   arenas: number;
+  /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
+  note?: string;
   moments: MomentExplanation[];
   /** What the explanation cannot show about this trace, one line each. */
   notes: string[];
@@ -275,9 +277,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     ...opts.settings,
     import: opts.import,
     displayName: opts.displayName,
+    tee: store,
     observe: (ev: TraceEvent, r: Replayer) => {
       history.observe(ev, r);
-      store.add(ev);
       line = ev.line;
       event = ev.index;
       tid = ev.tid;
@@ -296,7 +298,6 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   const r = run.replayer;
   if (r === null) throw run.failure ?? new Error(`${path}: nothing to replay`);
   if (run.failure !== null) throw run.failure;
-  if (run.header !== null) store.header = run.header;
   const stored = store.finish();
   const ref: TraceRef = {
     path,
@@ -662,6 +663,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     moments: out,
     notes,
   };
+  const note = r.touchNote();
+  if (note !== null) ex.note = note;
   if (summary.abort !== undefined) ex.abort = summary.abort;
   return ex;
 }

@@ -12,6 +12,11 @@
  * measured only when the walk is paid for by the events replayed since the previous one (see
  * LIVE_BUDGET), and always after the last event; elsewhere they are null. The rest is read from
  * counters the model keeps anyway, so sampling every event costs little.
+ *
+ * A trace recorded with `#:rss` samples (docs/trace-format.md) adds what the process measured:
+ * after an event that a sample follows, the sample's anon figure (null elsewhere). Such an event
+ * takes the place of its grid cell's sample when that one has no measurement, and keeps its place
+ * when the grid coarsens, so that the measurements survive as far as the grid allows.
  */
 
 import { St } from '../core/chunks.js';
@@ -37,6 +42,8 @@ export interface TimelineSample {
   /** The event's @TIME in nanoseconds, or its index when the trace has no times. */
   time: number;
   rss: number;
+  /** The recording's `#:rss` anon figure after this event (null: no sample follows it). */
+  measuredAnon: number | null;
   /** Bytes the arenas got from the system (the sum of their system_mem). */
   heap: number;
   /** Bytes of chunks mmapped on their own. */
@@ -168,6 +175,8 @@ export class TimelineSampler {
   private peakRss = 0;
   private lastEvent = -1;
   private lastTime = -1;
+  /** The measured anon figure after the last event, or null. */
+  private lastMeasured: number | null = null;
   private replayer: Replayer | null = null;
   /** Regular samples taken so far, kept or not. */
   private taken = 0;
@@ -195,6 +204,9 @@ export class TimelineSampler {
     if (ev.time >= 0) this.timed = true;
     this.lastEvent = ev.index;
     this.lastTime = time;
+    const sample = r.eventSample;
+    const measured = sample >= 0 ? r.measured.anonOf(sample) : null;
+    this.lastMeasured = measured;
     const rss = r.kernel.residentPages * 4096;
     // The replay's own rule for its peak (the first event at the highest RSS), so that the peak
     // sample is the summary's peakEvent.
@@ -208,10 +220,17 @@ export class TimelineSampler {
           ? Detail.Live
           : Detail.None;
       this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, detail);
+      this.peak.measuredAnon = measured;
     }
     const x = this.byTime ? time : ev.index;
     const cell = Math.floor(x / this.interval);
-    if (cell <= this.lastCell) return;
+    if (cell <= this.lastCell) {
+      // A measured moment replaces the cell's sample unless that one is measured too.
+      const prev = this.samples[this.samples.length - 1];
+      if (measured === null || prev === undefined || prev.measuredAnon !== null) return;
+      this.fill(prev, ev.index, time, r, Detail.None).measuredAnon = measured;
+      return;
+    }
     this.lastCell = cell;
     const s = r.process;
     const n = ++this.taken;
@@ -220,7 +239,9 @@ export class TimelineSampler {
       : this.liveGrid.take(x, n, ev.index, s.ck.highWater, this.interval)
         ? Detail.Live
         : Detail.None;
-    this.samples.push(this.fill(blank(), ev.index, time, r, detail));
+    const row = this.fill(blank(), ev.index, time, r, detail);
+    row.measuredAnon = measured;
+    this.samples.push(row);
     // Two places are kept for the peak and the last event.
     if (this.budget > 0) while (this.samples.length > this.budget - 2) this.coarsen();
   };
@@ -235,9 +256,11 @@ export class TimelineSampler {
       out.length > 0 && out[out.length - 1]!.event === this.lastEvent ? out[out.length - 1]! : null;
     if (last === null) {
       last = this.fill(blank(), this.lastEvent, this.lastTime, r, Detail.Causes);
+      last.measuredAnon = this.lastMeasured;
       out.push(last);
     } else if (last.causes === null) {
-      this.fill(last, this.lastEvent, this.lastTime, r, Detail.Causes);
+      const measured = last.measuredAnon;
+      this.fill(last, this.lastEvent, this.lastTime, r, Detail.Causes).measuredAnon = measured;
     }
     last.mark = 'last';
     const peak = this.peak;
@@ -248,6 +271,7 @@ export class TimelineSampler {
         // The same moment, measured by whichever of the two walked more.
         if (same.causes === null && peak.causes !== null) same.causes = peak.causes;
         if (same.live === null && peak.live !== null) same.live = peak.live;
+        if (same.measuredAnon === null) same.measuredAnon = peak.measuredAnon;
       } else {
         peak.mark = 'peak';
         let i = out.length;
@@ -269,6 +293,7 @@ export class TimelineSampler {
     x.event = event;
     x.time = time;
     x.rss = r.kernel.residentPages * 4096;
+    x.measuredAnon = null;
     x.heap = heapBytes(s);
     x.mmapped = s.mp.mmappedMem;
     x.mmapThreshold = s.mp.mmapThreshold;
@@ -294,7 +319,7 @@ export class TimelineSampler {
       if (c !== cell) {
         kept.push(x);
         cell = c;
-      } else if (detailOf(x) > detailOf(kept[kept.length - 1]!)) {
+      } else if (rank(x) > rank(kept[kept.length - 1]!)) {
         kept[kept.length - 1] = x;
       }
     }
@@ -311,11 +336,17 @@ function detailOf(x: TimelineSample): Detail {
   return x.causes !== null ? Detail.Causes : x.live !== null ? Detail.Live : Detail.None;
 }
 
+/** Which of two samples of a cell a coarser grid keeps: a measured one, then the more detailed. */
+function rank(x: TimelineSample): number {
+  return (x.measuredAnon !== null ? 4 : 0) + detailOf(x);
+}
+
 function blank(): TimelineSample {
   return {
     event: 0,
     time: 0,
     rss: 0,
+    measuredAnon: null,
     heap: 0,
     mmapped: 0,
     live: null,
@@ -353,6 +384,7 @@ export const TIMELINE_COLUMNS: readonly string[] = [
   ...CAUSES.map(causeColumn),
   'mmap_threshold',
   'trim_threshold',
+  'measured_anon',
   'mark',
 ];
 
@@ -369,6 +401,7 @@ function timelineRow(x: TimelineSample): Record<string, number | string | null> 
   for (const c of CAUSES) row[causeColumn(c)] = x.causes === null ? null : x.causes[c];
   row['mmap_threshold'] = x.mmapThreshold;
   row['trim_threshold'] = x.trimThreshold;
+  row['measured_anon'] = x.measuredAnon;
   row['mark'] = x.mark;
   return row;
 }

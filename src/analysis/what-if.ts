@@ -248,6 +248,8 @@ function freePin(
   };
   const s = c.process;
   let failure: string | undefined;
+  // The copy's listeners are the original replay's: it gets none.
+  c.observeWith(undefined);
   try {
     c.event(ev);
   } catch (e) {
@@ -384,6 +386,13 @@ async function resume(
   observe: (ev: TraceEvent, r: Replayer, h: ThresholdHistory) => void,
 ): Promise<{ r: Replayer; history: ThresholdHistory; failure: Error | null }> {
   const c = checkpoint({ r: cp.r, history: cp.history });
+  const r = c.r;
+  // An event is complete once the records after it are applied: the copy's observer, in place of
+  // the original replay's, sees it then, and stops at the last one.
+  r.observeWith((ev, rr) => {
+    observe(ev, rr, c.history);
+    if (ev.index >= stop) throw STOP;
+  });
   let failure: Error | null = null;
   if (editedIndex(edits, cp.event) < stop) {
     try {
@@ -392,10 +401,15 @@ async function resume(
         {
           header: () => {},
           event: (ev: TraceEvent) => {
-            c.r.event(ev);
-            observe(ev, c.r, c.history);
-            if (ev.index >= stop || c.r.aborted) throw STOP;
+            r.event(ev);
+            if (r.aborted) {
+              observe(ev, r, c.history);
+              throw STOP;
+            }
           },
+          touch: (rec) => r.touch(rec),
+          rss: (sample) => r.rss(sample),
+          recordsEnd: () => r.recordsEnd(),
         },
         edits,
         cp.event + 1,
@@ -404,6 +418,7 @@ async function resume(
       if (e !== STOP) failure = e instanceof Error ? e : new Error(String(e));
     }
   }
+  r.observeWith(undefined);
   return { r: c.r, history: c.history, failure };
 }
 

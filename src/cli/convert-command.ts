@@ -75,6 +75,9 @@ export const convertCommand = defineCommand({
         writer.event(ev);
         check.event(ev);
       },
+      // A recording's touch records and samples are kept in their places.
+      touch: (rec) => writer.touch(rec),
+      rss: (sample) => writer.rss(sample),
     };
     try {
       const r = await openTrace(input, sink, {

@@ -3,6 +3,7 @@
  * is resident, where, what glibc itself reports, what it cost).
  */
 
+import type { MeasuredSample } from '../replay/measured.js';
 import type { ReplaySummary } from '../replay/replay.js';
 import type { TraceHeader } from '../trace/types.js';
 import type { ArenaReport } from '../core/stats.js';
@@ -59,6 +60,7 @@ export function formatSummary(
     `  system calls: brk ${count(sc.brk)}, mmap ${count(sc.mmap)}, munmap ${count(sc.munmap)}, mremap ${count(sc.mremap)}, mprotect ${count(sc.mprotect)}, madvise ${count(sc.madvise)}, getrandom ${count(sc.getrandom)}`,
     `  page faults (first touches): ${count(s.pageFaults)}`,
   ];
+  if (s.touch !== 'full' || s.measured !== undefined) lines.push('', ...touchLines(s));
   if (s.warnings > 0) lines.push(`  warnings: ${count(s.warnings)} (see above)`);
   if (s.abort !== undefined)
     lines.push(
@@ -72,6 +74,35 @@ export function formatSummary(
     );
   }
   return lines.join('\n') + '\n';
+}
+
+/** What the program was taken to write, and the trace's own measurements beside the replay's. */
+function touchLines(s: ReplaySummary): string[] {
+  const lines = [
+    `  program writes              ${
+      s.touch === 'recorded'
+        ? "blocks under 4096 bytes whole, larger ones the pages of the trace's #:touch records (--touch recorded)"
+        : s.touch === 'none'
+          ? "nothing: only glibc's own writes make pages resident, a lower bound (--touch none)"
+          : 'every requested byte, right after the call (--touch full)'
+    }`,
+  ];
+  const m = s.measured;
+  if (m !== undefined) {
+    lines.push(
+      `  measured by the recording   ${plural(m.samples, '#:rss sample')}; beside each, the replay's RSS at the same point`,
+      `    last sample               ${sampleLine(m.last)}`,
+      `    highest RssAnon           ${sampleLine(m.peak)}`,
+    );
+  }
+  return lines;
+}
+
+function sampleLine(x: MeasuredSample): string {
+  const where = x.event < 0 ? 'before the first event' : `after event ${x.event}`;
+  const mark = x.mark === null ? '' : ` (mark ${x.mark})`;
+  const heap = x.heap === null ? '' : `, allocator's memory ${formatBytes(x.heap)}`;
+  return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${heap}; replay ${formatBytes(x.modelled)}`;
 }
 
 /** A mallinfo2 field as glibc's struct holds it (digits only, as a C program would print it). */

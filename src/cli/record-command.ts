@@ -5,12 +5,18 @@
 
 import { basename, isAbsolute, relative, resolve } from 'node:path';
 import { buildRecorder, RecorderBuildError } from '../record/build.js';
-import { recordProgram, sideDirectory, SpawnError, type RecordedTrace } from '../record/session.js';
+import {
+  mostlyOutsideMalloc,
+  recordProgram,
+  sideDirectory,
+  SpawnError,
+  type RecordedTrace,
+} from '../record/session.js';
 import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { plural } from './numbers.js';
 
-export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--] COMMAND [ARGS...]
+export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--no-touches] [--rss-every WHEN] [--] COMMAND [ARGS...]
 
 Runs COMMAND with ptsim's recorder loaded (LD_PRELOAD) and writes every malloc, calloc, realloc,
 free, memalign, aligned_alloc, posix_memalign, valloc, pvalloc, malloc_trim and mallopt call it
@@ -22,6 +28,13 @@ Options:
   -o, --output FILE   write the trace to FILE (default: COMMAND's name + .trace, or .trace.gz)
   --gzip              compress the trace with gzip (implied by a FILE ending in .gz)
   --no-children       record only COMMAND's process (and the programs it execs), not its children
+  --no-touches        record only the calls: not which pages of each block of 4096 bytes or more
+                      the program made resident, nor samples of the process's resident memory
+  --rss-every WHEN    when to sample the process's resident memory (and record the pages large
+                      blocks gained since): a time (100ms, 2s), a number of allocator calls
+                      (50000), both (100ms,50000: whichever comes first), or off (only at the
+                      start, at the end and where the program calls ptsim_mark); default
+                      100ms,50000, stretched so that sampling takes at most 1% of the time
   -q, --quiet         do not report what was recorded
   -h, --help          show this help
 
@@ -34,7 +47,8 @@ and a fresh trace (FILE.d/PID.N.trace for the N-th program of process PID). Stat
 and setuid programs cannot be recorded.
 
 When COMMAND ends, ptsim record reports the events recorded and the files written (on standard
-error; COMMAND's own output passes through untouched).
+error; COMMAND's own output passes through untouched), and says so when most of the memory the
+process gained did not come from malloc (CPython's own allocator, say), which a trace cannot show.
 
 Exit status: COMMAND's own, or 128+N when signal N killed it; 125 when ptsim record itself
 failed (no C compiler, say), 126 when COMMAND cannot be run, 127 when it is not found; 2 for a
@@ -49,9 +63,75 @@ function splitCommand(argv: string[]): { options: string[]; rest: string[] } {
     const a = argv[i]!;
     if (a === '--') return { options: argv.slice(0, i), rest: argv.slice(i + 1) };
     if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), rest: argv.slice(i) };
-    if (a === '-o' || a === '--output') i++; // its value may look like anything
+    if (a === '-o' || a === '--output' || a === '--rss-every') i++; // its value may look like anything
   }
   return { options: argv, rest: [] };
+}
+
+/** The largest settings --rss-every takes: a day, and 10^12 calls. */
+const MAX_EVERY_MS = 86_400_000;
+const MAX_EVERY_CALLS = 1e12;
+
+/**
+ * --rss-every: `100ms`, `2s`, `50000` (allocator calls), both separated by a comma, or `off`. Returns
+ * the recorder's form, `MSms,CALLS` (either part may be missing) or `off`.
+ */
+function parseRssEvery(spec: string): string {
+  const parts = spec.split(',').map((p) => p.trim());
+  if (parts.length === 1 && parts[0] === 'off') return 'off';
+  let ms: number | undefined;
+  let calls: number | undefined;
+  for (const part of parts) {
+    const time = /^(\d+)(ms|s)$/.exec(part);
+    if (time !== null) {
+      if (ms !== undefined) throw new UsageError(`--rss-every ${spec}: two times`);
+      ms = Number(time[1]) * (time[2] === 's' ? 1000 : 1);
+      if (ms < 1 || ms > MAX_EVERY_MS)
+        throw new UsageError(`--rss-every ${spec}: the time must be from 1ms to 24 hours`);
+    } else if (/^\d+$/.test(part)) {
+      if (calls !== undefined) throw new UsageError(`--rss-every ${spec}: two numbers of calls`);
+      calls = Number(part);
+      if (calls < 1 || calls > MAX_EVERY_CALLS)
+        throw new UsageError(`--rss-every ${spec}: the number of calls must be from 1 to 10^12`);
+    } else {
+      throw new UsageError(
+        `--rss-every ${spec}: '${part}' is neither a time (100ms, 2s) nor a number of allocator calls (50000)` +
+          (parts.length === 1 ? ', nor off' : ''),
+      );
+    }
+  }
+  return [ms !== undefined ? `${ms}ms` : '', calls !== undefined ? String(calls) : '']
+    .filter((p) => p !== '')
+    .join(',');
+}
+
+function mib(n: number): string {
+  return `${(n / (1 << 20)).toFixed(1)} MiB`;
+}
+
+/**
+ * Most of what the process gained did not go through malloc: says so, and how to send it there
+ * when the program is one whose switch we know.
+ */
+function outsideMallocNote(t: RecordedTrace, env: NodeJS.ProcessEnv): string | undefined {
+  const share = t.rss === undefined ? undefined : mostlyOutsideMalloc(t.rss);
+  if (share === undefined) return undefined;
+  const name = basename(t.exe);
+  let note =
+    `ptsim record: ${name}'s anonymous memory grew by ${mib(share.growth)} to its peak, of which glibc's ` +
+    `heaps and mmapped chunks held ${mib(share.heap)}: most of it did not come from malloc, so the trace ` +
+    'explains only a part of the process.\n';
+  if (/^python[0-9.]*$/.test(name) && env['PYTHONMALLOC'] !== 'malloc') {
+    note +=
+      '  CPython keeps objects of up to 512 bytes in its own allocator (pymalloc); record it with ' +
+      'PYTHONMALLOC=malloc to send every object through malloc.\n';
+  } else {
+    note +=
+      '  The program gets its memory some other way: an allocator of its own or linked in statically ' +
+      '(jemalloc, tcmalloc, mimalloc, a pool), or mmap. If it has a switch that sends its allocations to ' +
+      'malloc (an environment variable or a build option), record it with that.\n';
+  }
+  return note;
 }
 
 /** A path as the user would type it: relative to the current directory when below it. */
@@ -80,6 +160,8 @@ export const recordCommand = defineCommand({
     output: { type: 'string', short: 'o' },
     gzip: { type: 'boolean', default: false },
     'no-children': { type: 'boolean', default: false },
+    'no-touches': { type: 'boolean', default: false },
+    'rss-every': { type: 'string' },
     quiet: { type: 'boolean', short: 'q', default: false },
   },
   positionals: false,
@@ -92,6 +174,12 @@ export const recordCommand = defineCommand({
     if (values.output !== undefined && (values.output === '' || values.output === '-')) {
       throw new UsageError('record writes its trace to a file: give -o FILE');
     }
+    const rssEvery =
+      values['rss-every'] === undefined ? undefined : parseRssEvery(values['rss-every']);
+    if (rssEvery !== undefined && values['no-touches'])
+      throw new UsageError(
+        '--rss-every and --no-touches do not go together: --no-touches takes no samples',
+      );
     const [command, ...commandArgs] = rest as [string, ...string[]];
     const gzip = values.gzip || (values.output?.endsWith('.gz') ?? false);
     const output = values.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
@@ -112,6 +200,8 @@ export const recordCommand = defineCommand({
         output,
         gzip,
         children: !values['no-children'],
+        touches: !values['no-touches'],
+        ...(rssEvery !== undefined ? { rssEvery } : {}),
         library,
         forwardSignals: true,
       });
@@ -140,6 +230,8 @@ export const recordCommand = defineCommand({
         err(
           `ptsim record: ${plural(main.events, 'event')} recorded in ${shown(main.file)} (${describe(main)})\n`,
         );
+        const note = outsideMallocNote(main, process.env);
+        if (note !== undefined) err(note);
       } else if (result.signal !== null) {
         err(
           `ptsim record: ${command} was killed by ${result.signal} before its recorder wrote any ` +
@@ -158,10 +250,16 @@ export const recordCommand = defineCommand({
         );
         const listed = others.slice(0, MAX_LISTED);
         const width = Math.max(...listed.map((t) => basename(t.file).length));
-        for (const t of listed)
+        for (const t of listed) {
+          const share = t.rss === undefined ? undefined : mostlyOutsideMalloc(t.rss);
+          const outside =
+            share === undefined
+              ? ''
+              : `; ${mib(share.outside)} of its ${mib(share.growth)} of growth did not come from malloc`;
           err(
-            `  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}\n`,
+            `  ${basename(t.file).padEnd(width)}  ${plural(t.events, 'event').padStart(14)}  ${describe(t)}${outside}\n`,
           );
+        }
         if (others.length > listed.length) err(`  ... and ${others.length - listed.length} more\n`);
       }
     }

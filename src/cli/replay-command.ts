@@ -43,6 +43,12 @@ initialises, then --mallopt calls, then the trace's own mallopt lines. The trace
 form the environment unless overridden: --tunables replaces GLIBC_TUNABLES, --env replaces a
 variable of the same name.
 
+A trace made by 'ptsim record' says which pages of each large block the program touched (#:touch
+records) and what the process measured of its own memory (#:rss samples): --touch recorded, the
+default for such a trace, writes only those pages; the summary shows the samples beside the
+replay's RSS at the same points. Without touch records, the RSS of a trace with big blocks is an
+upper bound (see docs/trace-format.md).
+
 A mistake in the trace stops the replay; the summary then covers the events before it.
 
 ${exitStatusHelp({ replays: true, outputs: '--events, --timeline' })}`;
@@ -132,6 +138,8 @@ export const replayCommand = defineCommand({
         err(`ptsim: not written, as the replay did not reach the end: ${dropped.join(', ')}\n`);
     }
     if (r === null) return status;
+    const note = r.touchNote();
+    if (note !== null) err(`ptsim: note: ${note}\n`);
     const summary: ReplaySummary = r.finish();
     if (status === 0 && summary.events === 0) warn(`${displayName}: ${NO_EVENTS}`);
     const arenas = arenaReports(r.process);

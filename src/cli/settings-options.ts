@@ -1,9 +1,11 @@
 /**
  * The command-line options that set up a replay the way the program ran (mallopt calls, tunables,
- * environment variables, CPUs, the program break), shared by every command that replays.
+ * environment variables, CPUs, the program break, what the program writes), shared by every
+ * command that replays.
  */
 
 import { MALLOPT_PARAMS } from '../core/constants.js';
+import { TOUCH_MODES, type TouchMode } from '../replay/replay.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { UsageError } from './errors.js';
 
@@ -15,6 +17,7 @@ export const SETTINGS_OPTIONS = {
   'brk-base': { type: 'string' },
   'max-brk': { type: 'string' },
   cores: { type: 'string' },
+  touch: { type: 'string' },
 } as const;
 
 export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) before the trace's first event; NAME is
@@ -30,7 +33,12 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
   --brk-base ADDR      the initial program break to simulate (default: the trace's '# start_brk'
                        if page-aligned, else 0x555555559000); only alignments above 4096 depend on it
   --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
-                       the heap): glibc then falls back to mmap`;
+                       the heap): glibc then falls back to mmap
+  --touch MODEL        what the program writes into its blocks: recorded (blocks of 4096 bytes or
+                       more only the pages of the trace's #:touch records, smaller ones whole; the
+                       default for a trace with '# touches recorded'), full (every requested byte,
+                       right after the call: an upper bound; the default otherwise) or none (only
+                       glibc's own writes: a lower bound); see docs/trace-format.md`;
 
 interface SettingsValues {
   mallopt: string[];
@@ -40,6 +48,7 @@ interface SettingsValues {
   'brk-base'?: string;
   'max-brk'?: string;
   cores?: string;
+  touch?: string;
 }
 
 /** A number as the command line gives it: decimal or 0x hexadecimal, optionally negative. */
@@ -103,6 +112,11 @@ export function settingsArgs(values: SettingsValues): ReplaySettings {
     const c = parseNumber(values.cores, '--cores');
     if (c < 1 || c > 1 << 20) throw new UsageError('--cores must be between 1 and 1048576');
     s.cores = c;
+  }
+  if (values.touch !== undefined) {
+    if (!(TOUCH_MODES as readonly string[]).includes(values.touch))
+      throw new UsageError(`--touch takes recorded, full or none, got '${values.touch}'`);
+    s.touch = values.touch as TouchMode;
   }
   return s;
 }

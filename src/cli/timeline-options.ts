@@ -25,9 +25,10 @@ export const TIMELINE_OPTIONS = {
   'timeline-samples': { type: 'string' },
 } as const;
 
-export const TIMELINE_HELP = `  --timeline FILE      write RSS, heap, mmapped bytes, live bytes, resident bytes by cause and
-                       the mmap and trim thresholds along the replay to FILE: CSV (.csv) or JSON
-                       lines (.jsonl, .ndjson); see docs/explaining.md
+export const TIMELINE_HELP = `  --timeline FILE      write RSS, heap, mmapped bytes, live bytes, resident bytes by cause, the
+                       mmap and trim thresholds and the recording's #:rss samples along the
+                       replay to FILE: CSV (.csv) or JSON lines (.jsonl, .ndjson); see
+                       docs/explaining.md
   --timeline-every N   sample every N events (default 1)
   --timeline-every-time T
                        sample every T of trace time (the trace's @TIME; 500us, 10ms, 2s, or

@@ -132,13 +132,14 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
   if (av !== null) {
     oldTopAddr = ck.addr[av.top]!;
     oldTopSize = ck.size[av.top]!;
-    if (av === s.main) {
-      // Only memory above the break's high-water mark is known to be zero. The difference is
-      // unsigned in glibc: negative means "huge".
-      let fresh = s.mp.sbrkBase + av.maxSystemMem - oldTopAddr;
-      if (fresh < 0) fresh += SIZE_MAX_PLUS_1;
-      if (oldTopSize < fresh) oldTopSize = fresh;
-    } else {
+    // A block carved from this top is cleared only as far as the top reaches: beyond, the kernel
+    // has just given the memory, hence zero. In a non-main arena the top counts as reaching the
+    // heap's high-water mark (mprotect_size), below which memory may have been used; the
+    // difference is unsigned in glibc, negative means "huge". The source extends the main arena's
+    // top likewise, up to the break's high-water mark (max_system_mem), but Debian's 2.36 binary
+    // has no code for that: after a trim, a calloc from the top clears no more than the old top
+    // (docs/glibc-facts.md#calloc-clearing).
+    if (av !== s.main) {
       const h = av.heap!;
       let fresh = h.start + h.mprotectSize - oldTopAddr;
       if (fresh < 0) fresh += SIZE_MAX_PLUS_1;
@@ -243,7 +244,8 @@ export function libcPvalloc(s: Process, bytes: number): number {
   const sum = bytes + PAGE_SIZE - 1;
   if (sum >= SIZE_MAX_PLUS_1) return NIL; // ENOMEM
   const rounded = sum - (sum % PAGE_SIZE) + (sum % 2);
-  return midMemalign(s, PAGE_SIZE, rounded);
+  // The program asked for `bytes`; the rounding is glibc's.
+  return handOut(s, midMemalign(s, PAGE_SIZE, rounded), bytes);
 }
 
 /** musable / __malloc_usable_size */

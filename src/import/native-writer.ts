@@ -1,7 +1,8 @@
 /**
  * Writes TraceEvents as a native trace (docs/trace-format.md), the inverse of the native reader:
  * reading the output back gives the same header and the same events (tokens, numbers, times,
- * threads and all) as the writer was given.
+ * threads and all) as the writer was given, and the same records (`#:touch`, `#:rss`) in the same
+ * places, so that a recording converted (say, decompressed) replays as before.
  *
  * Output goes to a file descriptor with synchronous writes of about 1 MiB: a TraceSink is called
  * synchronously, so it cannot wait for a stream to drain, and blocking writes are what keeps
@@ -13,7 +14,15 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { MALLOPT_PARAMS } from '../core/constants.js';
-import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import {
+  OP_NAMES,
+  Op,
+  type RssSample,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from '../trace/types.js';
 
 /** Characters gathered before a write. */
 const BLOCK = 1 << 20;
@@ -84,6 +93,7 @@ export function headerLines(h: TraceHeader): string {
   let s = '';
   for (const [k, v] of h.env) s += `# env ${k}=${v}\n`;
   if (h.nprocs !== undefined) s += `# nprocs ${h.nprocs}\n`;
+  if (h.touchesRecorded === true && !h.facts.has('touches')) s += '# touches recorded\n';
   for (const [k, v] of h.facts)
     s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
   return s;
@@ -123,6 +133,24 @@ export class NativeTraceWriter implements TraceSink {
     this.buf += eventLine(ev) + '\n';
     this.events++;
     if (this.buf.length >= BLOCK) this.flush();
+  }
+
+  touch(rec: TouchRecord): void {
+    const ranges: string[] = [];
+    for (let k = 0; k < rec.ranges; k++) {
+      const a = rec.pages[2 * k]!;
+      const b = rec.pages[2 * k + 1]!;
+      ranges.push(a === b ? num(a) : `${num(a)}-${num(b)}`);
+    }
+    this.buf += `#:touch ${rec.token} ${ranges.length === 0 ? '-' : ranges.join(',')}\n`;
+    if (this.buf.length >= BLOCK) this.flush();
+  }
+
+  rss(x: RssSample): void {
+    let s = x.time >= 0 ? `#:rss @${num(x.time)} anon=${num(x.anon)}` : `#:rss anon=${num(x.anon)}`;
+    if (x.heap >= 0) s += ` heap=${num(x.heap)}`;
+    if (x.mark !== '') s += ` mark=${x.mark}`;
+    this.buf += s + '\n';
   }
 
   /** Writes what is gathered, then closes the file. */

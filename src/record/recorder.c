@@ -12,6 +12,10 @@
  *                      forwards calls to glibc.
  *   PTSIM_RECORD_PPID  when set, only a process whose parent has this pid records (ptsim record
  *                      --no-children): the started program and the programs it execs.
+ *   PTSIM_RECORD_TOUCHES  0: no #:touch records and no #:rss samples (ptsim record --no-touches).
+ *   PTSIM_RECORD_RSS_EVERY  when to sample: `100ms`, `50000` (events), `100ms,50000`, or `off`.
+ *   PTSIM_RECORD_PAGEMAP  `entries`: read /proc/self/pagemap's entries even where the kernel has
+ *                      PAGEMAP_SCAN (for the tests of the older kernels' way).
  *
  * Exactness. Every wrapper takes one process-wide lock, makes the real call, writes the record and
  * drops the lock, so the file's order is the order in which the allocator ran the calls, across
@@ -62,6 +66,13 @@
  * are written through at once), and from handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT
  * and SIGTERM installed where the program has none, which flush, restore the default action and
  * re-raise. The last line of a complete file is `# end N events (REASON)`.
+ *
+ * Touches and samples. Unless PTSIM_RECORD_TOUCHES=0, every block of 4096 or more requested
+ * bytes is followed: `#:touch` records name the pages of it that are resident just before its
+ * free or realloc, at each `#:rss` sample (only the pages not named before), and at the end of
+ * the recording, and samples of RssAnon (with the resident memory of glibc's heaps) are taken at
+ * the first event, periodically, where the program calls ptsim_mark, and at the end, followed by
+ * `# rss_peak` before `# end`. The section "Touched pages and RSS samples" below says how.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -76,6 +87,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -129,6 +141,16 @@ static pid_t my_pid;
 static int finished;         /* the exit flush is done: write each record through at once */
 static char out_dir[PATH_MAX];
 static char path[PATH_MAX];  /* our file, once created */
+
+/* Touch records and RSS samples (see "Touched pages and RSS samples" below). */
+static int touches;            /* on for this process image */
+static uint64_t every_ns;      /* a periodic sample this long after the last one; 0: never */
+static uint64_t every_calls;   /* or after this many events; 0: never */
+static uint64_t last_ns;       /* CLOCK_MONOTONIC at the last event line */
+static uint64_t since_sample;  /* events since the last sample */
+static uint64_t due_ns = UINT64_MAX; /* when the next periodic sample is due by time */
+static uint64_t allowed_ns;    /* no periodic sample before this: they cost at most 1/COST_RATIO */
+static void periodic_sample(void);
 
 /* A forked child's file starts with the first `src_len` bytes (`src_events` events) of its
    parent's file, copied when the child first writes. */
@@ -484,7 +506,8 @@ static void append(const char *p, size_t n) {
 static char *rec_head(char *line, uint32_t no, const char *op) {
   char *o = line;
   *o++ = '@';
-  o = put_u64(o, now_ns() - t0);
+  last_ns = now_ns();
+  o = put_u64(o, last_ns - t0);
   *o++ = ' ';
   o = put_u64(o, no);
   *o++ = ' ';
@@ -499,7 +522,13 @@ static void rec_commit(char *line, char *o) {
   append(line, (size_t)(o - line));
   events++;
   own_events++;
-  if (finished) flush_buf();
+  if (finished) {
+    flush_buf();
+  } else if (touches) {
+    /* The first event of this image, every `every_calls` events, or `every_ns` after the last sample. */
+    since_sample++;
+    if (own_events == 1 || (every_calls && since_sample >= every_calls) || last_ns >= due_ns) periodic_sample();
+  }
 }
 
 static void trailer(const char *why) {
@@ -523,10 +552,798 @@ static void trailer(const char *why) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Touched pages and RSS samples.                                                              */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * Every live block of TOUCH_MIN or more requested bytes is in `tbl`, an open-addressing hash
+ * table in memory of our own. For each, a bitmap remembers the pages already named in `#:touch`
+ * records (the records add up, so only new pages are written). Residency is read from
+ * /proc/self/pagemap: with the PAGEMAP_SCAN ioctl (Linux 6.7) we ask for the pages that are
+ * present or swapped out and are not the shared zero page, which a read of untouched anonymous
+ * memory maps and RssAnon does not count; older kernels only give each page's entry, where the
+ * zero page (like a page shared with a forked process) is present but not "exclusively mapped",
+ * so there a page counts when it is exclusively mapped or swapped out, and a sample is taken
+ * before every fork, while the pages the fork will share are still exclusive. mincore(2) is no
+ * use: it reports the zero page as resident.
+ *
+ * A sample reads RssAnon from /proc/self/statm (resident minus shared pages: the kernel counts
+ * resident as file + shmem + anon pages and shared as file + shmem, so the difference is exactly
+ * RssAnon, for a fifth of the cost of /proc/self/status), and `heap=`, the resident pages of the
+ * main heap (from where the break was at the first call to the current break), of the other
+ * arenas' heaps (found from the chunk headers of the blocks glibc returns: NON_MAIN_ARENA set,
+ * IS_MMAPPED clear; each heap starts at a multiple of HEAP_MAX_SIZE, and its heap_info says how
+ * much of it is in use) and of the mmapped chunks among the large blocks. The same scan of the
+ * heaps gives the live blocks' pages, so a sample costs a few system calls per heap and one per
+ * large block outside them.
+ */
+
+#define PAGE_BYTES 4096u
+#define TOUCH_MIN 4096u                 /* blocks this big or bigger get #:touch records */
+#define HEAP_ALIGN ((uintptr_t)64 << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
+#define CHUNK_MMAPPED 2                 /* flags in the size word of a chunk */
+#define CHUNK_NON_MAIN 4
+#define MAX_HEAPS 1024
+#define TOUCH_LINE_BYTES (64u << 10) /* a longer #:touch record goes on in a new line */
+#define COST_RATIO 100               /* periodic samples take at most 1/COST_RATIO of the time */
+#define MARK_MAX 64                  /* bytes of a mark's name */
+
+/* PAGEMAP_SCAN (Linux 6.7), spelled out here for older kernel headers. */
+struct pm_region {
+  uint64_t start, end, categories;
+};
+struct pm_scan {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+#define PM_SCAN_IOCTL _IOWR('f', 16, struct pm_scan)
+#define PM_PRESENT (1u << 3)
+#define PM_SWAPPED (1u << 4)
+#define PM_PFNZERO (1u << 5)
+/* /proc/self/pagemap entries. */
+#define PME_PRESENT (1ull << 63)
+#define PME_SWAPPED (1ull << 62)
+#define PME_EXCLUSIVE (1ull << 56)
+
+enum { SCAN_IOCTL = 1, SCAN_ENTRIES };
+static int scan_kind;
+static int pm_fd = -1, statm_fd = -1;
+static dev_t pm_dev, statm_dev;
+static ino_t pm_ino, statm_ino;
+static int tbl_busy; /* the table is being changed or walked: a signal handler must keep out */
+static char rss_every_text[48];
+
+/* The first sample of this image and the one with the most anonymous memory, for `# rss_peak`. */
+static int sampled;
+static uint64_t first_anon, first_heap, peak_anon, peak_heap, peak_event;
+
+struct blk {
+  uintptr_t p;   /* 0: a free slot */
+  uint64_t n;    /* requested bytes */
+  uint64_t nrec; /* pages named in records so far */
+  union {
+    uint64_t word; /* the recorded pages of a block of up to 64 pages */
+    uint64_t *map; /* of a bigger one: a bitmap, NULL until a page is recorded */
+  } rec;
+  uint64_t mmapped; /* an mmapped chunk: its pages count in heap= */
+};
+static struct blk *tbl;
+static size_t tbl_cap, tbl_n;
+static unsigned tbl_bits;
+
+static inline uint64_t blk_first(const struct blk *b) { return b->p / PAGE_BYTES; }
+static inline uint64_t blk_last(const struct blk *b) { return (b->p + b->n - 1) / PAGE_BYTES; }
+static inline uint64_t blk_pages(const struct blk *b) { return blk_last(b) - blk_first(b) + 1; }
+
+static void *map_anon(size_t bytes) {
+  void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? NULL : m;
+}
+
+/* Bitmaps of more than one word: power-of-two classes carved from 64 KiB slabs, with free
+   lists; the biggest (blocks over 128 MiB) are mappings of their own. */
+#define MAP_CLASSES 13 /* up to 2^12 words */
+#define SLAB_BYTES (64u << 10)
+static uint64_t *map_free[MAP_CLASSES];
+static char *slab;
+static size_t slab_left;
+
+static unsigned map_class(uint64_t words) { return words <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(words - 1); }
+
+static uint64_t *map_alloc(uint64_t words) {
+  unsigned c = map_class(words);
+  if (c >= MAP_CLASSES) return map_anon((words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+  size_t bytes = (size_t)8 << c;
+  uint64_t *m = map_free[c];
+  if (m) {
+    map_free[c] = *(uint64_t **)m;
+    memset(m, 0, bytes);
+    return m;
+  }
+  if (slab_left < bytes) {
+    char *s = map_anon(SLAB_BYTES);
+    if (!s) return NULL;
+    slab = s;
+    slab_left = SLAB_BYTES;
+  }
+  m = (uint64_t *)slab;
+  slab += bytes;
+  slab_left -= bytes;
+  return m;
+}
+
+static void map_release(uint64_t *m, uint64_t words) {
+  unsigned c = map_class(words);
+  if (c >= MAP_CLASSES) {
+    munmap(m, (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+    return;
+  }
+  *(uint64_t **)m = map_free[c];
+  map_free[c] = m;
+}
+
+static inline size_t slot_of(uintptr_t p) { return (size_t)(((uint64_t)p >> 4) * 0x9e3779b97f4a7c15ull >> (64 - tbl_bits)); }
+
+static struct blk *tbl_find(uintptr_t p) {
+  if (tbl_n == 0) return NULL;
+  for (size_t i = slot_of(p);; i = (i + 1) & (tbl_cap - 1)) {
+    if (tbl[i].p == p) return &tbl[i];
+    if (tbl[i].p == 0) return NULL;
+  }
+}
+
+static struct blk *tbl_slot(uintptr_t p) {
+  size_t i = slot_of(p);
+  while (tbl[i].p != 0 && tbl[i].p != p) i = (i + 1) & (tbl_cap - 1);
+  return &tbl[i];
+}
+
+static int tbl_grow(void) {
+  size_t cap = tbl_cap ? tbl_cap * 2 : 1024;
+  struct blk *old = tbl, *t = map_anon(cap * sizeof *t);
+  if (!t) return 0;
+  size_t old_cap = tbl_cap;
+  tbl = t;
+  tbl_cap = cap;
+  tbl_bits = (unsigned)__builtin_ctzll(cap);
+  for (size_t i = 0; i < old_cap; i++)
+    if (old[i].p) *tbl_slot(old[i].p) = old[i];
+  if (old) munmap(old, old_cap * sizeof *old);
+  return 1;
+}
+
+static void blk_forget(struct blk *b) {
+  uint64_t pages = blk_pages(b);
+  if (pages > 64 && b->rec.map) map_release(b->rec.map, (pages + 63) / 64);
+  b->rec.map = NULL;
+  b->nrec = 0;
+}
+
+/* Takes a block out, shifting later entries of its probe sequence back into the hole. */
+static void tbl_remove(struct blk *b) {
+  blk_forget(b);
+  size_t i = (size_t)(b - tbl), m = tbl_cap - 1;
+  for (size_t j = (i + 1) & m; tbl[j].p != 0; j = (j + 1) & m) {
+    size_t k = slot_of(tbl[j].p);
+    /* tbl[j] may fill the hole at i unless its home slot k lies cyclically in (i, j]. */
+    int stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+    if (!stays) {
+      tbl[i] = tbl[j];
+      i = j;
+    }
+  }
+  tbl[i].p = 0;
+  tbl_n--;
+}
+
+static void tbl_add(uintptr_t p, uint64_t n, int mmapped) {
+  if ((tbl_n + 1) * 2 > tbl_cap && !tbl_grow()) {
+    /* Without the block in the table its records would be missing, and a replay would take it
+       for untouched: better no trace at all past this point than a wrong one. */
+    stop_recording("cannot map memory for the table of large blocks");
+    return;
+  }
+  struct blk *b = tbl_slot(p);
+  if (b->p == p) blk_forget(b); /* cannot happen while the trace is consistent */
+  else tbl_n++;
+  *b = (struct blk){.p = p, .n = n, .mmapped = (uint64_t)mmapped};
+}
+
+/* The non-main heaps seen so far, by their start. */
+static uintptr_t heaps[MAX_HEAPS];
+static int nheaps;
+static uintptr_t last_heap;
+static uintptr_t main_heap_start; /* the break at the first call */
+
+static void note_heap(uintptr_t h) {
+  last_heap = h;
+  for (int i = 0; i < nheaps; i++)
+    if (heaps[i] == h) return;
+  if (nheaps < MAX_HEAPS) heaps[nheaps++] = h;
+}
+
+/* A block glibc just returned, of `n` requested bytes. */
+static inline void touch_new(void *p, uint64_t n) {
+  if (!touches || !p) return;
+  uintptr_t a = (uintptr_t)p;
+  size_t head = ((const size_t *)p)[-1];
+  if ((head & (CHUNK_MMAPPED | CHUNK_NON_MAIN)) == CHUNK_NON_MAIN && (a & ~(HEAP_ALIGN - 1)) != last_heap) note_heap(a & ~(HEAP_ALIGN - 1));
+  if (n >= TOUCH_MIN) {
+    tbl_busy++;
+    tbl_add(a, n, (head & CHUNK_MMAPPED) != 0);
+    tbl_busy--;
+  }
+}
+
+/* ---- Reading residency ---- */
+
+/* Receives runs of resident pages [a, z), absolute page numbers, in increasing order. */
+typedef void (*run_fn)(void *ctx, uint64_t a, uint64_t z);
+
+/* Resident pages of the ranges scanned, for heap=: the pages of the runs, and with the older
+   interface also those present but not exclusive, which are mostly pages shared with a forked
+   process (counted in RssAnon), seldom the zero page. */
+static uint64_t scan_resident;
+
+static int scan_ioctl(uintptr_t from, uintptr_t to, run_fn f, void *ctx) {
+  struct pm_region r[64];
+  while (from < to) {
+    struct pm_scan a = {.size = sizeof a,
+                        .start = from,
+                        .end = to,
+                        .vec = (uintptr_t)r,
+                        .vec_len = sizeof r / sizeof r[0],
+                        .category_inverted = PM_PFNZERO,
+                        .category_mask = PM_PFNZERO,
+                        .category_anyof_mask = PM_PRESENT | PM_SWAPPED,
+                        .return_mask = PM_PRESENT | PM_SWAPPED};
+    long k = ioctl(pm_fd, PM_SCAN_IOCTL, &a);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) return 0;
+    for (long i = 0; i < k; i++) {
+      scan_resident += (r[i].end - r[i].start) / PAGE_BYTES;
+      f(ctx, r[i].start / PAGE_BYTES, r[i].end / PAGE_BYTES);
+    }
+    if (a.walk_end <= from || (unsigned long)k < sizeof r / sizeof r[0]) break;
+    from = a.walk_end;
+  }
+  return 1;
+}
+
+static int scan_entries(uintptr_t from, uintptr_t to, run_fn f, void *ctx) {
+  uint64_t e[256];
+  uint64_t pg = from / PAGE_BYTES, end = to / PAGE_BYTES, a = 0, z = 0;
+  while (pg < end) {
+    size_t want = end - pg < 256 ? (size_t)(end - pg) : 256;
+    ssize_t r = pread(pm_fd, e, want * 8, (off_t)(pg * 8));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 8) return 0;
+    size_t k = (size_t)r / 8;
+    for (size_t i = 0; i < k; i++, pg++) {
+      scan_resident += (e[i] & (PME_PRESENT | PME_SWAPPED)) != 0;
+      /* The zero page, and a page shared with a forked process, are present but not exclusive. */
+      if ((e[i] & PME_SWAPPED) || (e[i] & (PME_PRESENT | PME_EXCLUSIVE)) == (PME_PRESENT | PME_EXCLUSIVE)) {
+        if (z != pg) {
+          if (z > a) f(ctx, a, z);
+          a = pg;
+        }
+        z = pg + 1;
+      }
+    }
+  }
+  if (z > a) f(ctx, a, z);
+  return 1;
+}
+
+static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name);
+
+/* The resident pages of [from, to), page-aligned addresses. A descriptor the program closed
+   under us is opened again (the runs delivered before a failure are not delivered again: a
+   failure part of the way through is a failure of the kernel, not of the descriptor). */
+static int scan_range(uintptr_t from, uintptr_t to, run_fn f, void *ctx) {
+  static int failed;
+  for (int tries = 0; tries < 2; tries++) {
+    if (pm_fd >= 0 && (scan_kind == SCAN_IOCTL ? scan_ioctl(from, to, f, ctx) : scan_entries(from, to, f, ctx))) return 1;
+    if (errno != EBADF || !self_check(&pm_fd, &pm_dev, &pm_ino, "/proc/self/pagemap")) break;
+  }
+  if (!failed) {
+    /* A sandbox that forbids the call now, say: the records are no longer complete. Said once,
+       to the user and in the trace. */
+    failed = 1;
+    static const char note[] = "# touches incomplete from here: /proc/self/pagemap could not be read\n";
+    append(note, sizeof note - 1);
+    say("ptsim recorder: cannot read /proc/self/pagemap any more; the #:touch records are incomplete\n");
+  }
+  return 0;
+}
+
+/* ---- Writing #:touch records ---- */
+
+struct tout {
+  struct blk *b;
+  uint64_t first, last; /* the block's pages, absolute */
+  uint64_t lo, hi;      /* a range of new pages not written yet, block-relative; none when lo > hi */
+  size_t line;          /* bytes of the current record, 0 when none is open */
+  int keep;             /* remember the pages written (a live block), or not (one that ends) */
+};
+
+static void tout_flush(struct tout *t) {
+  if (t->lo > t->hi) return;
+  char s[80], *o = s;
+  if (t->line == 0) {
+    o = put_str(o, "#:touch ");
+    o = put_ptr(o, (const void *)t->b->p);
+    *o++ = ' ';
+  } else {
+    *o++ = ',';
+  }
+  o = put_u64(o, t->lo);
+  if (t->hi > t->lo) {
+    *o++ = '-';
+    o = put_u64(o, t->hi);
+  }
+  append(s, (size_t)(o - s));
+  t->line += (size_t)(o - s);
+  if (t->line > TOUCH_LINE_BYTES) {
+    append("\n", 1);
+    t->line = 0;
+  }
+  t->lo = 1;
+  t->hi = 0;
+}
+
+static void tout_range(struct tout *t, uint64_t a, uint64_t z) {
+  if (t->lo <= t->hi && t->hi + 1 == a) {
+    t->hi = z - 1;
+    return;
+  }
+  tout_flush(t);
+  t->lo = a;
+  t->hi = z - 1;
+}
+
+static void tout_end(struct tout *t) {
+  tout_flush(t);
+  if (t->line) append("\n", 1);
+  t->line = 0;
+  if (finished) flush_buf();
+}
+
+/* A run of resident pages [a, z), absolute: the pages of it not recorded yet are written. */
+static void tout_run(void *ctx, uint64_t a, uint64_t z) {
+  struct tout *t = ctx;
+  if (a < t->first) a = t->first;
+  if (z > t->last + 1) z = t->last + 1;
+  if (a >= z) return;
+  a -= t->first;
+  z -= t->first;
+  struct blk *b = t->b;
+  uint64_t pages = t->last - t->first + 1, *bm;
+  if (pages <= 64) {
+    bm = &b->rec.word;
+  } else {
+    if (!b->rec.map && t->keep) b->rec.map = map_alloc((pages + 63) / 64);
+    bm = b->rec.map;
+  }
+  if (!bm) { /* nothing recorded yet (or no memory to remember it: records may repeat pages) */
+    tout_range(t, a, z);
+    return;
+  }
+  while (a < z) {
+    uint64_t w = a / 64, bit = a % 64, span = 64 - bit < z - a ? 64 - bit : z - a;
+    uint64_t mask = (span == 64 ? ~0ull : (1ull << span) - 1) << bit;
+    uint64_t fresh = ~bm[w] & mask;
+    if (t->keep && fresh) {
+      bm[w] |= fresh;
+      b->nrec += (uint64_t)__builtin_popcountll(fresh);
+    }
+    while (fresh) {
+      unsigned s = (unsigned)__builtin_ctzll(fresh);
+      uint64_t ones = ~(fresh >> s);
+      unsigned n = ones ? (unsigned)__builtin_ctzll(ones) : 64 - s;
+      tout_range(t, w * 64 + s, w * 64 + s + n);
+      fresh = s + n >= 64 ? 0 : fresh & (~0ull << (s + n));
+    }
+    a += span;
+  }
+}
+
+/* The runs of resident pages of the allocator's heaps, as the last sample found them. */
+struct run {
+  uint64_t a, z;
+};
+static struct run *runs;
+static size_t nruns;
+
+/*
+ * The pages of the main heap known to be resident, so that the free of a block whose pages all
+ * are needs no system call: set from each sample's scan of the main heap and from the scans at
+ * frees. A resident page of the main heap stays so until glibc gives it back, which it does by
+ * lowering the break (systrim, in a free or realloc: the bits above the new break are cleared
+ * after each), in malloc_trim (which also gives back free pages inside the heap) and in a
+ * thread's teardown (its tcache flushed by frees no wrapper sees): those two clear them all. (A
+ * program that madvises its own heap memory away is not noticed.) Bits at or above the break
+ * are always clear.
+ */
+static uint64_t *known;
+static size_t known_words;  /* capacity in 64-bit words */
+static uint64_t known_base; /* the page of bit 0: the main heap's first; 0 before the first use */
+static uint64_t known_top;  /* the page of the break when last seen, rounded up */
+
+static void known_clear(uint64_t a, uint64_t z) {
+  if (a < known_base) a = known_base;
+  for (uint64_t k = a - known_base; k < z - known_base && k / 64 < known_words; k++) known[k / 64] &= ~(1ull << (k % 64));
+}
+
+static void known_forget(void) {
+  if (known) memset(known, 0, known_words * 8);
+}
+
+static uint64_t brk_page(void) {
+  uintptr_t cur = (uintptr_t)sbrk(0);
+  return cur == (uintptr_t)-1 ? 0 : (cur + PAGE_BYTES - 1) / PAGE_BYTES;
+}
+
+/* After a call that may have lowered the break. */
+static void known_brk(void) {
+  if (!known_base) return;
+  uint64_t top = brk_page();
+  if (top < known_top) known_clear(top, known_top);
+  known_top = top;
+}
+
+static int known_all(uint64_t first, uint64_t last) {
+  if (!known_base || first < known_base || last >= known_top || (last - known_base) / 64 >= known_words) return 0;
+  for (uint64_t k = first - known_base, z = last - known_base; k <= z; k++)
+    if (!(known[k / 64] >> (k % 64) & 1)) return 0;
+  return 1;
+}
+
+static void known_set(uint64_t a, uint64_t z) {
+  if (!known_base || a >= known_top) return;
+  if (a < known_base) a = known_base;
+  if (z > known_top) z = known_top;
+  size_t words = (size_t)((z - known_base + 63) / 64);
+  if (words > known_words) {
+    size_t cap = words < 512 ? 512 : words * 2;
+    uint64_t *m = known ? mremap(known, known_words * 8, cap * 8, MREMAP_MAYMOVE) : map_anon(cap * 8);
+    if (m == MAP_FAILED || !m) return;
+    known = m;
+    known_words = cap;
+  }
+  for (uint64_t k = a - known_base; k < z - known_base; k++) known[k / 64] |= 1ull << (k % 64);
+}
+
+/* From a sample's scan of the main heap [a, z), its runs r0..r1. */
+static void known_rebuild(uint64_t a, uint64_t z, size_t r0, size_t r1) {
+  if (!main_heap_start || a != main_heap_start / PAGE_BYTES) return;
+  known_base = a;
+  known_forget();
+  known_top = z;
+  for (size_t i = r0; i < r1; i++) known_set(runs[i].a, runs[i].z);
+}
+
+/* A run found resident by the scan at a free: known from now on, then recorded. */
+static void tout_known_run(void *ctx, uint64_t a, uint64_t z) {
+  known_set(a, z);
+  tout_run(ctx, a, z);
+}
+
+/* A large block is freed or reallocated: the pages resident now that no record named yet. */
+static void touch_end(uintptr_t p) {
+  struct blk *b = tbl_find(p);
+  if (!b) return;
+  tbl_busy++;
+  if (b->nrec < blk_pages(b)) {
+    struct tout t = {.b = b, .first = blk_first(b), .last = blk_last(b), .lo = 1};
+    known_brk(); /* the break only grew since the last free: the new pages are not known */
+    if (known_all(t.first, t.last)) {
+      tout_run(&t, t.first, t.last + 1);
+    } else if (known_base && !b->mmapped && t.first >= known_base && t.last < known_top) {
+      known_clear(t.first, t.last + 1);
+      scan_range(t.first * PAGE_BYTES, (t.last + 1) * PAGE_BYTES, tout_known_run, &t);
+    } else {
+      scan_range(t.first * PAGE_BYTES, (t.last + 1) * PAGE_BYTES, tout_run, &t);
+    }
+    tout_end(&t);
+  }
+  tbl_remove(b);
+  tbl_busy--;
+}
+
+/* ---- Samples ---- */
+
+/* The heaps (as runs of resident pages: see above) they are in. */
+struct seg {
+  uint64_t a, z;  /* pages of the heap, absolute */
+  size_t r0, r1;  /* its runs */
+};
+static size_t runs_cap;
+static size_t runs_floor; /* runs below this index belong to another heap */
+static int runs_short;    /* a run could not be stored */
+static struct seg segs[MAX_HEAPS + 1];
+static int nsegs;
+
+static void run_collect(void *ctx, uint64_t a, uint64_t z) {
+  (void)ctx;
+  if (nruns > runs_floor && runs[nruns - 1].z == a) {
+    runs[nruns - 1].z = z;
+    return;
+  }
+  if (nruns == runs_cap) {
+    size_t cap = runs_cap ? runs_cap * 2 : 4096;
+    struct run *r = runs ? mremap(runs, runs_cap * sizeof *r, cap * sizeof *r, MREMAP_MAYMOVE) : map_anon(cap * sizeof *r);
+    if (r == MAP_FAILED || !r) {
+      runs_short = 1;
+      return;
+    }
+    runs = r;
+    runs_cap = cap;
+  }
+  runs[nruns++] = (struct run){a, z};
+}
+
+static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name) {
+  if (*f >= 0 && same_file(*f, *dev, *ino)) return 1;
+  int g = high_fd(open(name, O_RDONLY | O_CLOEXEC));
+  struct stat st;
+  if (g < 0 || fstat(g, &st) != 0) {
+    if (g >= 0) close(g);
+    *f = -1;
+    return 0;
+  }
+  *f = g;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return 1;
+}
+
+/* RssAnon in bytes, from /proc/self/statm: resident - shared pages. UINT64_MAX when unreadable. */
+static uint64_t read_anon(void) {
+  if (!self_check(&statm_fd, &statm_dev, &statm_ino, "/proc/self/statm")) return UINT64_MAX;
+  char s[160];
+  ssize_t r = pread(statm_fd, s, sizeof s - 1, 0);
+  if (r <= 0) return UINT64_MAX;
+  s[r] = 0;
+  uint64_t v[3] = {0, 0, 0};
+  char *c = s;
+  for (int i = 0; i < 3; i++) {
+    while (*c == ' ') c++;
+    if (*c < '0' || *c > '9') return UINT64_MAX;
+    while (*c >= '0' && *c <= '9') v[i] = v[i] * 10 + (uint64_t)(*c++ - '0');
+  }
+  return v[1] >= v[2] ? (v[1] - v[2]) * (uint64_t)PAGE_BYTES : 0;
+}
+
+/* Scans the main heap and the other arenas' heaps into `runs`; 0 when one of them could not be. */
+static int scan_heaps(void) {
+  static struct seg found[MAX_HEAPS + 1]; /* not on the stack: a program's thread may have little */
+  nruns = 0;
+  nsegs = 0;
+  int n = 0, complete = 1;
+  uintptr_t top = (uintptr_t)sbrk(0);
+  if (main_heap_start && top != (uintptr_t)-1 && top > main_heap_start)
+    found[n++] = (struct seg){main_heap_start / PAGE_BYTES, (top + PAGE_BYTES - 1) / PAGE_BYTES, 0, 0};
+  for (int i = 0; i < nheaps;) {
+    /* heap_info: ar_ptr, prev, size, mprotect_size. A heap glibc has unmapped cannot be read. */
+    uint64_t hi[4];
+    struct iovec local = {hi, sizeof hi}, remote = {(void *)heaps[i], sizeof hi};
+    int ok = syscall(SYS_process_vm_readv, my_pid, &local, 1UL, &remote, 1UL, 0UL) == (long)sizeof hi;
+    if (ok) {
+      uintptr_t arena_heap = (uintptr_t)hi[0] & ~(HEAP_ALIGN - 1);
+      ok = hi[0] != 0 && hi[2] > 0 && hi[2] <= HEAP_ALIGN && hi[2] % PAGE_BYTES == 0 && hi[3] >= hi[2] && hi[3] <= HEAP_ALIGN;
+      int seen = 0; /* the arena is in a heap of ours */
+      for (int j = 0; ok && j < nheaps && !seen; j++) seen = heaps[j] == arena_heap;
+      ok = ok && seen;
+    }
+    if (!ok) {
+      uintptr_t gone = heaps[i];
+      heaps[i] = heaps[--nheaps];
+      if (last_heap == gone) last_heap = 0;
+      continue;
+    }
+    found[n++] = (struct seg){heaps[i] / PAGE_BYTES, (heaps[i] + hi[2]) / PAGE_BYTES, 0, 0};
+    i++;
+  }
+  /* In address order, so that the runs are too. */
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && found[j].a < found[j - 1].a; j--) {
+      struct seg t = found[j];
+      found[j] = found[j - 1];
+      found[j - 1] = t;
+    }
+  for (int i = 0; i < n; i++) {
+    if (nsegs > 0 && found[i].a < segs[nsegs - 1].z) continue; /* overlapping: not a heap after all */
+    struct seg s = found[i];
+    s.r0 = runs_floor = nruns; /* a run never spans two heaps */
+    runs_short = 0;
+    if (!scan_range(s.a * PAGE_BYTES, s.z * PAGE_BYTES, run_collect, NULL) || runs_short) {
+      nruns = s.r0; /* its blocks are scanned one by one */
+      complete = 0;
+      continue;
+    }
+    s.r1 = nruns;
+    segs[nsegs++] = s;
+    if (main_heap_start && s.a == main_heap_start / PAGE_BYTES) known_rebuild(s.a, s.z, s.r0, s.r1);
+  }
+  runs_floor = 0;
+  return complete;
+}
+
+static const struct seg *seg_of(uint64_t first, uint64_t last) {
+  int lo = 0, hi = nsegs;
+  while (lo < hi) { /* the first heap that starts after `first` */
+    int mid = (lo + hi) / 2;
+    if (segs[mid].a <= first) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && last < segs[lo - 1].z ? &segs[lo - 1] : NULL;
+}
+
+/* Writes the records of the live large blocks whose resident set grew. Returns the resident
+   bytes of the allocator's memory, or UINT64_MAX when they are not known. */
+static uint64_t sweep(void) {
+  scan_resident = 0;
+  int heap_known = scan_heaps();
+  uint64_t pages = scan_resident;
+  for (size_t i = 0; i < tbl_cap; i++) {
+    struct blk *b = &tbl[i];
+    if (!b->p || (b->nrec == blk_pages(b) && !b->mmapped)) continue;
+    struct tout t = {.b = b, .first = blk_first(b), .last = blk_last(b), .lo = 1, .keep = 1};
+    const struct seg *s = seg_of(t.first, t.last);
+    if (s) {
+      size_t lo = s->r0, hi = s->r1;
+      while (lo < hi) { /* the first run that ends after the block's first page */
+        size_t mid = (lo + hi) / 2;
+        if (runs[mid].z <= t.first) lo = mid + 1;
+        else hi = mid;
+      }
+      for (size_t k = lo; k < s->r1 && runs[k].a <= t.last; k++) tout_run(&t, runs[k].a, runs[k].z);
+    } else {
+      scan_resident = 0;
+      if (!scan_range(t.first * PAGE_BYTES, (t.last + 1) * PAGE_BYTES, tout_run, &t)) heap_known = 0;
+      if (b->mmapped) pages += scan_resident;
+    }
+    tout_end(&t);
+  }
+  return heap_known ? pages * PAGE_BYTES : UINT64_MAX;
+}
+
+static char *put_key(char *o, const char *key, uint64_t v) {
+  *o++ = ' ';
+  o = put_str(o, key);
+  *o++ = '=';
+  return put_u64(o, v);
+}
+
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... [mark=NAME]`. */
+static void sample(const char *mark) {
+  if (tbl_busy) return; /* a signal handler, in the middle of our bookkeeping */
+  tbl_busy++;
+  uint64_t start = now_ns(), cpu = thread_cpu_ns();
+  uint64_t heap = sweep();
+  uint64_t anon = read_anon();
+  if (anon != UINT64_MAX) {
+    char line[LINE_MAX_BYTES + MARK_MAX], *o = put_str(line, "#:rss @");
+    o = put_u64(o, start - t0);
+    o = put_key(o, "anon", anon);
+    if (heap != UINT64_MAX) o = put_key(o, "heap", heap);
+    if (mark) {
+      o = put_str(o, " mark=");
+      o = put_str(o, mark);
+    }
+    *o++ = '\n';
+    append(line, (size_t)(o - line));
+    if (!sampled) {
+      sampled = 1;
+      first_anon = anon;
+      first_heap = heap;
+      peak_anon = 0;
+    }
+    if (anon > peak_anon) {
+      peak_anon = anon;
+      peak_heap = heap;
+      peak_event = events;
+    }
+  }
+  if (finished) flush_buf();
+  uint64_t end = now_ns();
+  since_sample = 0;
+  due_ns = every_ns ? end + every_ns : UINT64_MAX;
+  /* Its cost is the processor time it took: a thread preempted in the middle has not cost more. */
+  allowed_ns = end + (thread_cpu_ns() - cpu) * COST_RATIO;
+  tbl_busy--;
+}
+
+/* Due by time or by count; put off while the samples so far would cost more than their share. */
+static void periodic_sample(void) {
+  if (own_events > 1 && last_ns < allowed_ns) {
+    since_sample = 0;
+    due_ns = allowed_ns;
+    return;
+  }
+  sample(NULL);
+}
+
+/* The end of this image's recording: the last records and sample, and the peak, for ptsim record. */
+static void end_sample(void) {
+  if (!touches || own_events == 0 || tbl_busy) return;
+  sample(NULL);
+  if (!sampled) return;
+  char line[LINE_MAX_BYTES], *o = put_str(line, "# rss_peak");
+  o = put_key(o, "anon", peak_anon);
+  if (peak_heap != UINT64_MAX) o = put_key(o, "heap", peak_heap);
+  o = put_key(o, "event", peak_event);
+  o = put_key(o, "first_anon", first_anon);
+  if (first_heap != UINT64_MAX) o = put_key(o, "first_heap", first_heap);
+  *o++ = '\n';
+  append(line, (size_t)(o - line));
+}
+
+/* Settings from the environment (PTSIM_RECORD_TOUCHES, PTSIM_RECORD_RSS_EVERY; `entries`, from
+   PTSIM_RECORD_PAGEMAP=entries, has the pagemap entries read where PAGEMAP_SCAN would do, so that
+   the tests can try both), and what this kernel offers; under the lock, at the start of an image,
+   once the buffer is mapped. */
+static void touch_setup(const char *off, const char *every, int entries) {
+  touches = !(off && strcmp(off, "0") == 0) && getpagesize() == (int)PAGE_BYTES;
+  if (!touches) return;
+  if (!self_check(&pm_fd, &pm_dev, &pm_ino, "/proc/self/pagemap") || !self_check(&statm_fd, &statm_dev, &statm_ino, "/proc/self/statm")) {
+    touches = 0;
+    return;
+  }
+  struct pm_region r[1];
+  struct pm_scan a = {.size = sizeof a, .start = (uintptr_t)buf, .end = (uintptr_t)buf + PAGE_BYTES, .vec = (uintptr_t)r, .vec_len = 1, .category_mask = PM_PRESENT, .return_mask = PM_PRESENT};
+  uint64_t e;
+  if (!entries && ioctl(pm_fd, PM_SCAN_IOCTL, &a) >= 0) scan_kind = SCAN_IOCTL;
+  else if (pread(pm_fd, &e, 8, (off_t)((uintptr_t)buf / PAGE_BYTES * 8)) == 8) scan_kind = SCAN_ENTRIES;
+  else {
+    touches = 0;
+    return;
+  }
+  /* "100ms,50000": a sample 100 ms after the last one, or after 50000 events, whichever is first. */
+  if (!every) every = "100ms,50000";
+  every_ns = every_calls = 0;
+  while (*every) {
+    uint64_t v = 0;
+    int digits = 0;
+    for (; *every >= '0' && *every <= '9' && digits < 15; every++, digits++) v = v * 10 + (uint64_t)(*every - '0');
+    if (digits && every[0] == 'm' && every[1] == 's') every_ns = v * 1000000;
+    else if (digits && (*every == ',' || !*every)) every_calls = v;
+    while (*every && *every != ',') every++;
+    if (*every) every++;
+  }
+  char *o = rss_every_text;
+  if (every_ns) o = put_str(put_u64(o, every_ns / 1000000), "ms");
+  if (every_ns && every_calls) *o++ = ',';
+  if (every_calls) o = put_str(put_u64(o, every_calls), "events");
+  if (o == rss_every_text) o = put_str(o, "off");
+  *o = 0;
+}
+
+/* A name a program gave ptsim_mark, made a token: at most MARK_MAX bytes, no spaces or controls. */
+static void mark_name(char *out, const char *name) {
+  size_t n = 0;
+  for (; name && name[n] && n < MARK_MAX; n++) {
+    char c = name[n];
+    int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("_.:/+-@%,", c) != NULL;
+    out[n] = ok ? c : '_';
+  }
+  if (n == 0) n = (size_t)(put_str(out, "unnamed") - out);
+  out[n] = 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Threads that ended.                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
 static void emit_exit(uint32_t no) {
+  known_forget(); /* the thread's tcache went back to its arena in frees no wrapper saw */
   char line[LINE_MAX_BYTES];
   char *o = rec_head(line, no, "exit");
   rec_commit(line, o);
@@ -589,6 +1406,7 @@ static void wait_gate(pid_t me) {
       /* Stuck, perhaps in a destructor waiting for a thread that waits here: stop holding the
          others back. Its exit is written once its tid word clears, wherever that falls. */
       gate_holder = 0;
+      known_forget();
       if (npending < PEND_MAX) pending[npending++] = (struct pend){gate.no, gate.ktid, gate.pd, 0};
       else emit_exit(gate.no);
       return;
@@ -712,6 +1530,17 @@ static int env_name_ok(const char *s, size_t n) {
   return n > 0;
 }
 
+/* PTSIM_RECORD_TOUCHES, PTSIM_RECORD_RSS_EVERY and PTSIM_RECORD_PAGEMAP, copied out of the
+   scratch buffer. */
+static char env_touches[8], env_every[48], env_pagemap[16];
+
+static void copy_setting(char *dst, size_t cap, const char *value) {
+  size_t n = strlen(value);
+  if (n >= cap) n = cap - 1;
+  memcpy(dst, value, n);
+  dst[n] = 0;
+}
+
 /* Reads the start-up environment: our settings, and the allocator settings for the header. */
 static void read_environment(char *scratch, size_t cap, int write_header, const char **dir, long *ppid) {
   ssize_t n = read_proc("/proc/self/environ", scratch, cap);
@@ -722,6 +1551,9 @@ static void read_environment(char *scratch, size_t cap, int write_header, const 
     size_t name_len = (size_t)(eq - v);
     if (name_len == 16 && memcmp(v, "PTSIM_RECORD_DIR", 16) == 0) *dir = eq + 1;
     else if (name_len == 17 && memcmp(v, "PTSIM_RECORD_PPID", 17) == 0) *ppid = atol(eq + 1);
+    else if (name_len == 20 && memcmp(v, "PTSIM_RECORD_TOUCHES", 20) == 0) copy_setting(env_touches, sizeof env_touches, eq + 1);
+    else if (name_len == 22 && memcmp(v, "PTSIM_RECORD_RSS_EVERY", 22) == 0) copy_setting(env_every, sizeof env_every, eq + 1);
+    else if (name_len == 20 && memcmp(v, "PTSIM_RECORD_PAGEMAP", 20) == 0) copy_setting(env_pagemap, sizeof env_pagemap, eq + 1);
     else if (write_header && ((name_len == 14 && memcmp(v, "GLIBC_TUNABLES", 14) == 0) || (name_len > 7 && memcmp(v, "MALLOC_", 7) == 0))) {
       /* glibc reads these when malloc initialises (ptmalloc_init); the replay applies them. */
       if (env_name_ok(v, name_len) && !strchr(eq + 1, '\n')) header_line("env", v, strlen(v));
@@ -758,6 +1590,7 @@ static void write_header(char *scratch, size_t cap) {
   /* A program break already moved before the first call (someone called sbrk) shifts the heap. */
   uintptr_t cur = (uintptr_t)sbrk(0);
   if (b && cur != b) header_line("brk_at_first_call", num, (size_t)(put_hex(num, cur) - num));
+  main_heap_start = cur != (uintptr_t)-1 ? cur : 0; /* where glibc's main heap will start */
 }
 
 /* Under the lock, once per process image (a forked child inherits the result). */
@@ -783,9 +1616,14 @@ static void init_recording(void) {
     return;
   }
   t0 = now_ns();
+  touch_setup(env_touches[0] ? env_touches : NULL, env_every[0] ? env_every : NULL, strcmp(env_pagemap, "entries") == 0);
   write_header(scratch, cap);
   read_environment(scratch, cap, 1, &dir, &ppid);
   munmap(scratch, cap);
+  if (touches) {
+    append("# touches recorded\n", 19);
+    header_line("rss_sampling", rss_every_text, strlen(rss_every_text));
+  }
   find_tid_word();
   thread_key_ok = pthread_key_create(&thread_key, on_thread_end) == 0;
   state = ST_ON;
@@ -849,6 +1687,7 @@ EXPORT void *malloc(size_t n) {
   if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 16);
   if (!rec_begin()) return __libc_malloc(n);
   void *p = __libc_malloc(n);
+  touch_new(p, n);
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "malloc");
   o = put_u64(o, n);
   *o++ = ' ';
@@ -865,6 +1704,7 @@ EXPORT void *calloc(size_t nmemb, size_t size) {
   }
   if (!rec_begin()) return __libc_calloc(nmemb, size);
   void *p = __libc_calloc(nmemb, size);
+  if (p) touch_new(p, (uint64_t)nmemb * size); /* no overflow: it succeeded */
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "calloc");
   o = put_u64(o, nmemb);
   *o++ = ' ';
@@ -882,9 +1722,12 @@ EXPORT void free(void *p) {
     __libc_free(p);
     return;
   }
+  /* The block's last pages, before glibc may unmap them or write its links into them. */
+  if (touches) touch_end((uintptr_t)p);
   t_freeing = p; /* if glibc aborts in here, the signal handler writes this free */
   __libc_free(p);
   t_freeing = NULL;
+  known_brk();
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "free");
   o = put_ptr(o, p);
   REC_END(line, o);
@@ -898,7 +1741,17 @@ EXPORT void *realloc(void *p, size_t n) {
     return q;
   }
   if (!rec_begin()) return __libc_realloc(p, n);
+  /* The old block's last pages, before glibc moves, copies or unmaps it. */
+  uint64_t old_n = 0;
+  if (touches && p) {
+    struct blk *b = tbl_find((uintptr_t)p);
+    if (b) old_n = b->n;
+    touch_end((uintptr_t)p);
+  }
   void *q = __libc_realloc(p, n);
+  known_brk();
+  if (q) touch_new(q, n);
+  else if (old_n && n) touch_new(p, old_n); /* it failed: the old block lives on, its records start afresh */
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "realloc");
   o = put_ptr(o, p);
   *o++ = ' ';
@@ -910,6 +1763,7 @@ EXPORT void *realloc(void *p, size_t n) {
 }
 
 static void *rec_memalign(const char *op, size_t align, size_t n, void *p) {
+  touch_new(p, n);
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, op);
   if (align) {
     o = put_u64(o, align);
@@ -976,6 +1830,7 @@ EXPORT int malloc_trim(size_t pad) {
   if (!real_malloc_trim) return 0;
   if (!rec_begin()) return real_malloc_trim(pad);
   int r = real_malloc_trim(pad);
+  known_forget(); /* it gave back free pages inside the heaps too */
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "malloc_trim");
   o = put_u64(o, pad);
   REC_END(line, o);
@@ -1004,6 +1859,21 @@ EXPORT int mallopt(int param, int value) {
   return r;
 }
 
+/* A sample the program asks for, at a point it names: `#:rss ... mark=NAME`, with the records of
+   the large blocks that grew. A program finds it with dlsym(RTLD_DEFAULT, "ptsim_mark"), so it
+   runs as well without the recorder. Not for signal handlers: it takes the lock. */
+EXPORT void ptsim_mark(const char *name) {
+  if (__atomic_load_n(&state, __ATOMIC_RELAXED) != ST_ON) return;
+  int saved = errno;
+  char clean[MARK_MAX + 1];
+  mark_name(clean, name);
+  lock();
+  /* A sample follows an event line; in a vfork child the recording is the parent's. */
+  if (state == ST_ON && touches && events > 0 && getpid() == my_pid) sample(clean);
+  unlock();
+  errno = saved;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Endings: exit, _exit, exec, fatal signals.                                                  */
 /* ------------------------------------------------------------------------------------------ */
@@ -1014,6 +1884,7 @@ static void finish(const char *why) {
   lock();
   if (state == ST_ON) {
     reap_pending(1);
+    end_sample();
     trailer(why);
     flush_buf();
     finished = 1;
@@ -1155,6 +2026,7 @@ static void on_fatal_signal(int sig) {
     char why[32], *o = put_str(why, "signal ");
     o = put_u64(o, (uint64_t)sig);
     *o = 0;
+    if (locked) end_sample(); /* not while another thread may be in the middle of a record */
     trailer(why);
     flush_buf();
     if (locked) unlock();
@@ -1195,6 +2067,9 @@ static void fork_prepare(void) {
   lock();
   if (state == ST_ON) {
     reap_pending(1);
+    /* Where a page's entry says only whether it is exclusively mapped, the pages the fork is about
+       to share must be recorded now, while they still are. */
+    if (touches && scan_kind == SCAN_ENTRIES && own_events > 0) sample(NULL);
     flush_buf();
   }
 }
@@ -1220,6 +2095,19 @@ static void fork_child(void) {
     if (fd >= 0) close(fd);
     fd = -1;
     return;
+  }
+  if (touches) {
+    /* Our /proc/self files are the parent's: open ours. The table, the bitmaps and the heaps
+       carry over, as the parent's records are the beginning of our trace. */
+    close(pm_fd);
+    close(statm_fd);
+    pm_fd = statm_fd = -1;
+    if (!self_check(&pm_fd, &pm_dev, &pm_ino, "/proc/self/pagemap")) say("ptsim recorder: cannot open /proc/self/pagemap in a forked child\n");
+    self_check(&statm_fd, &statm_dev, &statm_ino, "/proc/self/statm");
+    sampled = 0;
+    since_sample = 0;
+    due_ns = UINT64_MAX;
+    allowed_ns = 0;
   }
   /* The parent's other threads do not exist here. */
   uint32_t others = live_threads > 1 + (uint32_t)npending ? live_threads - 1 - (uint32_t)npending : 0;

@@ -46,6 +46,22 @@ export interface RecordOptions {
   forwardSignals?: boolean;
   /** How long to wait, after the program ends, for descendants that are still recording (ms). */
   settleMs?: number;
+  /** Record the pages large blocks touched and samples of RSS (default true). */
+  touches?: boolean;
+  /** When to take RSS samples, as parseRssEvery returns it (default: the recorder's, 100ms,50000). */
+  rssEvery?: string;
+}
+
+/** The recorder's `# rss_peak` line: its first RSS sample, and the one with the most anonymous memory. */
+export interface RssPeak {
+  /** RssAnon at the peak, in bytes. */
+  anon: number;
+  /** The resident bytes of glibc's heaps and mmapped chunks at the peak, when the recorder could tell. */
+  heap?: number;
+  /** The events recorded before the peak's sample. */
+  event: number;
+  firstAnon: number;
+  firstHeap?: number;
 }
 
 export interface RecordedTrace {
@@ -66,6 +82,8 @@ export interface RecordedTrace {
   ending: string;
   /** The started program's (last) image: the trace under the requested name. */
   main: boolean;
+  /** Its RSS samples' summary, when the recorder wrote one (touches on, and the image ended). */
+  rss?: RssPeak;
 }
 
 export interface RecordResult {
@@ -79,6 +97,35 @@ export interface RecordResult {
   traces: RecordedTrace[];
   stdout?: string;
   stderr?: string;
+}
+
+/** How much of the process's growth the verdict below needs before it says anything. */
+const OUTSIDE_MIN = 8 << 20;
+
+/** The process's growth in anonymous memory, and how much of it glibc's allocator held. */
+export interface MallocShare {
+  /** RssAnon at the peak sample minus RssAnon at the first. */
+  growth: number;
+  /** The growth of the resident memory of glibc's heaps and mmapped chunks, at the same samples. */
+  heap: number;
+  /** The rest: memory the program got without malloc (an allocator of its own, mmap, ...). */
+  outside: number;
+}
+
+/**
+ * Did most of the memory the process gained not go through malloc? From the recorder's first
+ * sample and its peak: the anonymous memory's growth against the growth of glibc's own resident
+ * memory. Undefined when it did go through malloc, when the growth outside malloc is under
+ * OUTSIDE_MIN (a program's own data and stacks, a few MiB, are outside malloc too), or when the
+ * recorder could not measure glibc's memory.
+ */
+export function mostlyOutsideMalloc(rss: RssPeak): MallocShare | undefined {
+  if (rss.heap === undefined || rss.firstHeap === undefined) return undefined;
+  const growth = rss.anon - rss.firstAnon;
+  const heap = Math.max(0, rss.heap - rss.firstHeap);
+  const outside = growth - heap;
+  if (outside < OUTSIDE_MIN || outside <= growth / 2) return undefined;
+  return { growth, heap, outside };
 }
 
 /** The program could not be started (not found, not executable). */
@@ -154,6 +201,25 @@ interface FileFacts {
   ending: string;
   inherited: number;
   forkedFrom?: number;
+  rss?: RssPeak;
+}
+
+/** `# rss_peak anon=N [heap=N] event=N first_anon=N [first_heap=N]`, the line before `# end`. */
+function rssPeak(tail: string): RssPeak | undefined {
+  const line = [...tail.matchAll(/^# rss_peak (.*)$/gm)].pop()?.[1];
+  if (line === undefined) return undefined;
+  const kv = new Map<string, number>();
+  for (const m of line.matchAll(/(\w+)=(\d+)/g)) kv.set(m[1]!, Number(m[2]));
+  const anon = kv.get('anon');
+  const event = kv.get('event');
+  const firstAnon = kv.get('first_anon');
+  if (anon === undefined || event === undefined || firstAnon === undefined) return undefined;
+  const peak: RssPeak = { anon, event, firstAnon };
+  const heap = kv.get('heap');
+  const firstHeap = kv.get('first_heap');
+  if (heap !== undefined) peak.heap = heap;
+  if (firstHeap !== undefined) peak.firstHeap = firstHeap;
+  return peak;
 }
 
 function inspect(path: string): FileFacts {
@@ -177,6 +243,8 @@ function inspect(path: string): FileFacts {
       facts.forkedFrom = Number(t[3]);
       facts.inherited = Number(t[4]);
     }
+    const rss = rssPeak(tail);
+    if (rss !== undefined) facts.rss = rss;
     return facts;
   }
   // No final `# end`: killed without a chance to flush (SIGKILL), or records written after the
@@ -284,6 +352,10 @@ export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
     env['PTSIM_RECORD_DIR'] = work;
     if (o.children === false) env['PTSIM_RECORD_PPID'] = String(process.pid);
     else delete env['PTSIM_RECORD_PPID'];
+    if (o.touches === false) env['PTSIM_RECORD_TOUCHES'] = '0';
+    else delete env['PTSIM_RECORD_TOUCHES'];
+    if (o.rssEvery !== undefined) env['PTSIM_RECORD_RSS_EVERY'] = o.rssEvery;
+    else delete env['PTSIM_RECORD_RSS_EVERY'];
 
     const stdio: StdioOptions = o.capture ? ['inherit', 'pipe', 'pipe'] : 'inherit';
     const child = spawn(o.command, o.args, { stdio, env });

@@ -1,8 +1,12 @@
 /**
  * The replay loop: feeds a trace's events to the simulated allocator, maps the trace's block tokens
- * to the model's chunks, applies the touch model (the program writes every byte it asked for, once,
- * right after each call), and records what each call returned (the fidelity log) and the process's
- * resident memory after every event.
+ * to the model's chunks, applies the touch model (what the program writes: see TouchMode), and
+ * records what each call returned (the fidelity log) and the process's resident memory after every
+ * event. It also keeps the trace's `#:rss` samples beside its own figures (measured.ts).
+ *
+ * An event is complete once the records that follow it in the trace (`#:touch`, `#:rss`) are
+ * applied: its RSS, the peak, the onEvent and observe callbacks all come then, so that a block
+ * touched and freed between two samples still counts (TraceEvent.recordsFollow).
  *
  * Three kinds of trouble end a replay, each reported with the event and trace line:
  *  - a mistake in the trace (a `free` of a token that is not live, a token reused while live):
@@ -41,7 +45,19 @@ import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../ke
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
-import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import {
+  OP_NAMES,
+  Op,
+  TOUCH_MIN_BYTES,
+  TOUCH_PAGE,
+  maxTouchPage,
+  type RssSample,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from '../trace/types.js';
+import { MeasuredSamples, type MeasuredSample } from './measured.js';
 import { LiveTokens } from './tokens.js';
 
 /** A problem with the trace, or a state the model cannot follow, tied to an event. */
@@ -72,14 +88,36 @@ export interface EventRecord {
   brk: number;
 }
 
+/**
+ * What the program writes into the blocks it gets (docs/trace-format.md, "Extensions"):
+ * - `recorded`: blocks of TOUCH_MIN_BYTES or more requested bytes only the pages of their
+ *   `#:touch` records, where the records stand; smaller blocks every requested byte;
+ * - `full`: every requested byte right after the call (an upper bound without touch records);
+ * - `none`: nothing (only glibc's own writes make pages resident: the lower bound).
+ * glibc's own writes (headers, links, realloc's copy, calloc's clearing) are the same in all three.
+ */
+export type TouchMode = 'recorded' | 'full' | 'none';
+
+export const TOUCH_MODES: readonly TouchMode[] = ['recorded', 'full', 'none'];
+
+/** Requests of this size or more make a trace without touch records worth a note (touchNote). */
+const NOTE_BYTES = 1 << 20;
+
 export interface ReplayOptions {
   /** The environment glibc would read at start-up (GLIBC_TUNABLES, MALLOC_*_). */
   env?: Array<[string, string]>;
   /** mallopt(param, value) calls made before the first event, by glibc's parameter number. */
   mallopts?: Array<[number, number]>;
   kernel?: KernelOptions;
-  /** Receives the fidelity log, one record per event. */
+  /**
+   * What the program writes (TouchMode); by default `recorded` when the trace's header says
+   * `# touches recorded`, else `full`.
+   */
+  touch?: TouchMode;
+  /** Receives the fidelity log, one record per event, once the event is complete. */
   onEvent?: (rec: EventRecord) => void;
+  /** Called once each event is complete (after the records that follow it), with the state then. */
+  observe?: (ev: TraceEvent, r: Replayer) => void;
   /** Receives non-fatal remarks about the trace (file:line: text). */
   onWarning?: (msg: string) => void;
   /**
@@ -110,6 +148,10 @@ export interface ReplaySummary {
   /** Bytes the program asked for and still holds. */
   liveBytes: number;
   warnings: number;
+  /** The touch model of the replay. */
+  touch: TouchMode;
+  /** The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon. */
+  measured?: { samples: number; last: MeasuredSample; peak: MeasuredSample };
   /** Set when glibc would have aborted. */
   abort?: { message: GlibcAbortMessage; event: number; line: number };
 }
@@ -170,8 +212,32 @@ export class Replayer implements TraceSink {
   private abort: ReplaySummary['abort'];
   private headerSeen = false;
   private readonly loc: BlockLocation = { arena: 0, heap: 0, off: 0 };
-  /** The block the last event returned (NIL for none, or NULL): for observers without the fidelity log. */
+  /**
+   * The block the event being completed returned (NIL for none, or NULL): for observers without
+   * the fidelity log.
+   */
   lastBlock = NIL;
+  /** The touch model, and whether the trace says it has touch records. */
+  private touchMode: TouchMode = 'full';
+  private touchesRecorded = false;
+  /**
+   * The program writes a new block whole when its request is below this: Infinity (`full`),
+   * TOUCH_MIN_BYTES (`recorded`) or 0 (`none`).
+   */
+  private writeBelow = Number.POSITIVE_INFINITY;
+  /** The largest request of the trace so far. */
+  private largestRequest = 0;
+  /** The trace's `#:rss` samples. */
+  readonly measured = new MeasuredSamples();
+  /** See eventSample. */
+  private completedSample = -1;
+  /** Samples given their modelled figure so far. */
+  private settledSamples = 0;
+  /** The index of the last event run (-1 before the first). */
+  private lastIndex = -1;
+  /** The event run and not yet complete (records follow it), and the block it returned. */
+  private pending: TraceEvent | null = null;
+  private pendingBlock = NO_BLOCK;
 
   constructor(
     readonly file: string,
@@ -184,12 +250,33 @@ export class Replayer implements TraceSink {
   }
 
   /** Trace header facts are applied by the caller (which merges them with its own options). */
-  header(_h: TraceHeader): void {
+  header(h: TraceHeader): void {
     this.headerSeen = true;
+    this.touchesRecorded = h.touchesRecorded === true;
+    const mode = this.opts.touch ?? (this.touchesRecorded ? 'recorded' : 'full');
+    this.touchMode = mode;
+    this.writeBelow =
+      mode === 'full' ? Number.POSITIVE_INFINITY : mode === 'recorded' ? TOUCH_MIN_BYTES : 0;
     const mallopts = this.opts.mallopts ?? [];
     if (mallopts.length > 0) {
       for (const [param, value] of mallopts) mallopt(this.process, param, value);
     }
+  }
+
+  /**
+   * For an observer: the last `#:rss` sample among the records after the event being completed
+   * (an index into measured), or -1 when none follows it.
+   */
+  get eventSample(): number {
+    return this.completedSample;
+  }
+
+  /**
+   * Replaces the observer (ReplayOptions.observe): a copy of a replay resumed on its own (a
+   * checkpoint of explain's what-ifs) must not call the original's.
+   */
+  observeWith(observe: ReplayOptions['observe']): void {
+    this.opts.observe = observe;
   }
 
   get aborted(): boolean {
@@ -198,10 +285,12 @@ export class Replayer implements TraceSink {
 
   event(ev: TraceEvent): void {
     if (!this.headerSeen) this.header({ env: [], facts: new Map() });
+    if (this.pending !== null) this.recordsEnd();
     this.lastBlock = NIL;
     if (this.abort !== undefined) return;
     const s = this.process;
     s.eventIndex = ev.index;
+    this.lastIndex = ev.index;
     this.selectThread(ev);
     let p: number;
     try {
@@ -214,17 +303,109 @@ export class Replayer implements TraceSink {
       throw e;
     }
     this.events++;
+    if (this.opts.checkLevel) checkProcess(s, this.opts.checkLevel);
+    if (ev.recordsFollow === true) {
+      this.pending = ev;
+      this.pendingBlock = p;
+      return;
+    }
+    this.complete(ev, p);
+  }
+
+  /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
+  private complete(ev: TraceEvent, p: number): void {
     this.lastBlock = p >= 0 ? p : NIL;
     const rss = this.kernel.residentPages * PAGE_SIZE;
     if (rss > this.peakRss) {
       this.peakRss = rss;
       this.peakEvent = ev.index;
     }
-    if (this.opts.checkLevel) checkProcess(s, this.opts.checkLevel);
+    const m = this.measured;
+    if (m.count > 0) this.settleSamples(rss);
     // The fidelity log's record is made only for a listener: a replay without one allocates
     // nothing per event.
     const onEvent = this.opts.onEvent;
     if (onEvent !== undefined) onEvent(this.record(ev, p));
+    const observe = this.opts.observe;
+    if (observe !== undefined) observe(ev, this);
+    this.completedSample = -1;
+  }
+
+  /** The samples kept since the last event complete stand at this point. */
+  private settleSamples(rss: number): void {
+    const m = this.measured;
+    if (this.settledSamples === m.count) return;
+    m.settle(rss);
+    this.completedSample = m.count - 1;
+    this.settledSamples = m.count;
+  }
+
+  /**
+   * The end of the records that follow an event (or of those before the first event): the event
+   * is complete.
+   */
+  recordsEnd(): void {
+    const ev = this.pending;
+    if (ev === null) {
+      // Records before the first event: their samples stand where nothing is resident yet.
+      this.settleSamples(this.kernel.residentPages * PAGE_SIZE);
+      this.completedSample = -1;
+      return;
+    }
+    this.pending = null;
+    this.complete(ev, this.pendingBlock);
+  }
+
+  /**
+   * A `#:touch` record: in the `recorded` model, the program writes the pages it names, clipped to
+   * the block's requested bytes (page 0 is the page that holds the block's first byte, where the
+   * replay put the block). In every model the record must name a live block and pages the block
+   * can reach.
+   */
+  touch(rec: TouchRecord): void {
+    if (this.abort !== undefined) return;
+    const key = rec.key ?? tokenKey(rec.token);
+    const text = key === NO_KEY ? rec.token : '';
+    const id = rec.id ?? this.numbers.lookup(key, text);
+    const h = this.tokens.find(id, key, text);
+    if (h === NIL) {
+      // A block the model could not allocate: there is nothing to write.
+      if (this.deadTokens.get(key, text) !== NONE) return;
+      throw new ReplayError(
+        this.file,
+        rec.line,
+        this.lastIndex,
+        `#:touch of ${tokenName(key, text)}, which is not a live block (never allocated, or freed or reallocated since)`,
+      );
+    }
+    const ck = this.process.ck;
+    const req = ck.req[h]!;
+    const most = maxTouchPage(req);
+    if (rec.maxPage > most) {
+      throw new ReplayError(
+        this.file,
+        rec.line,
+        this.lastIndex,
+        most < 0
+          ? `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (it has none: 0 bytes requested)`
+          : `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (a block of ${req} bytes reaches page ${most} at most)`,
+      );
+    }
+    if (this.touchMode !== 'recorded') return;
+    const mem = ck.addr[h]! + 16;
+    const end = mem + req;
+    const page0 = mem - (mem % TOUCH_PAGE);
+    const pages = rec.pages;
+    for (let k = 0; k < rec.ranges; k++) {
+      const from = Math.max(mem, page0 + pages[2 * k]! * TOUCH_PAGE);
+      const to = Math.min(end, page0 + (pages[2 * k + 1]! + 1) * TOUCH_PAGE);
+      if (from < to) this.kernel.touchRange(from, to - from);
+    }
+  }
+
+  /** A `#:rss` sample: kept, with the replay's RSS at the same point once it is known. */
+  rss(sample: RssSample): void {
+    this.measured.add(this.lastIndex, sample);
   }
 
   private selectThread(ev: TraceEvent): void {
@@ -260,6 +441,7 @@ export class Replayer implements TraceSink {
     const s = this.process;
     const ck = s.ck;
     let p = NIL;
+    // The bytes the program asked for, which it writes if the touch model says so.
     let touch = 0;
     switch (ev.op) {
       case Op.malloc:
@@ -300,7 +482,9 @@ export class Replayer implements TraceSink {
         return NO_BLOCK;
     }
     this.bind(ev, p);
-    if (p !== NIL) this.kernel.touchRange(ck.addr[p]! + 16, touch);
+    if (p === NIL) return p;
+    if (touch > this.largestRequest) this.largestRequest = touch;
+    if (touch < this.writeBelow) this.kernel.touchRange(ck.addr[p]! + 16, touch);
     return p;
   }
 
@@ -337,8 +521,13 @@ export class Replayer implements TraceSink {
       } else {
         this.bind(ev, p);
       }
-      if (p !== NIL && ev.n1 > oldReq)
-        this.kernel.touchRange(ck.addr[p]! + 16 + oldReq, ev.n1 - oldReq);
+      if (p !== NIL && ev.n1 > this.largestRequest) this.largestRequest = ev.n1;
+      if (p !== NIL && ev.n1 < this.writeBelow) {
+        // The program writes the bytes the old block did not have; in the recorded model, where
+        // a big old block was not written whole, all of a (small) new block.
+        const from = this.touchMode === 'recorded' && oldReq >= TOUCH_MIN_BYTES ? 0 : oldReq;
+        if (ev.n1 > from) this.kernel.touchRange(ck.addr[p]! + 16 + from, ev.n1 - from);
+      }
     }
     return p;
   }
@@ -514,6 +703,14 @@ export class Replayer implements TraceSink {
   finish(): ReplaySummary {
     const s = this.process;
     const k = this.kernel;
+    const rss = k.residentPages * PAGE_SIZE;
+    let peakRss = this.peakRss;
+    let peakEvent = this.peakEvent;
+    // An event whose records were cut short (the trace stopped at a mistake) counts as it stands.
+    if (this.pending !== null && rss > peakRss) {
+      peakRss = rss;
+      peakEvent = this.pending.index;
+    }
     let liveBytes = 0;
     this.tokens.forEachHandle((h) => {
       liveBytes += s.ck.req[h]!;
@@ -521,10 +718,10 @@ export class Replayer implements TraceSink {
     const summary: ReplaySummary = {
       events: this.events,
       mallinfo2: mallinfo2(s),
-      rss: k.residentPages * PAGE_SIZE,
-      peakRss: this.peakRss,
+      rss,
+      peakRss,
       brk: this.brk(),
-      peakEvent: this.peakEvent,
+      peakEvent,
       heap: s.main.systemMem,
       mmapped: s.mp.mmappedMem,
       syscalls: { ...k.syscalls },
@@ -532,9 +729,25 @@ export class Replayer implements TraceSink {
       liveBlocks: this.tokens.size,
       liveBytes,
       warnings: this.warnings,
+      touch: this.touchMode,
     };
+    const m = this.measured;
+    if (m.count > 0) {
+      this.settleSamples(rss);
+      summary.measured = { samples: m.count, last: m.get(m.count - 1), peak: m.get(m.peak()) };
+    }
     if (this.abort !== undefined) summary.abort = this.abort;
     return summary;
+  }
+
+  /**
+   * A note for a trace without touch records that has blocks of 1 MiB or more, replayed with the
+   * `full` model: its RSS is an upper bound. Null otherwise.
+   */
+  touchNote(): string | null {
+    if (this.touchMode !== 'full' || this.touchesRecorded || this.largestRequest < NOTE_BYTES)
+      return null;
+    return `${this.file} has blocks of 1 MiB or more but no touch records, so its RSS is an upper bound (the replay takes every requested byte as written); \`ptsim record\` records the pages each large block really touches`;
   }
 
   /** malloc_stats() output at this point (what glibc prints on stderr). */

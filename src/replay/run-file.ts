@@ -9,7 +9,7 @@ import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
-import { Replayer, type EventRecord } from './replay.js';
+import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
 /** What a replay runs with, besides the trace itself. */
 export interface ReplaySettings {
@@ -26,6 +26,8 @@ export interface ReplaySettings {
   cores?: number;
   brkBase?: number;
   maxBrk?: number;
+  /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
+  touch?: TouchMode;
 }
 
 export interface ImportSettings {
@@ -41,7 +43,10 @@ interface RunOptions extends ReplaySettings {
   stopAfter?: number;
   checkLevel?: 0 | 1 | 2;
   onEvent?: (rec: EventRecord) => void;
-  /** Called after each replayed event, with the replayer's state as it is then. */
+  /**
+   * Called after each replayed event, once the records that follow it are applied, with the
+   * replayer's state as it is then (and after an event at which glibc aborts).
+   */
   observe?: (ev: TraceEvent, r: Replayer) => void;
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
@@ -51,6 +56,8 @@ interface RunOptions extends ReplaySettings {
    * edited); it rejects as reading the file would, with the same errors.
    */
   source?: (sink: TraceSink) => Promise<unknown>;
+  /** Sees everything the trace's reader delivers, before the replay does (to keep a copy of it). */
+  tee?: TraceSink;
 }
 
 export interface RunResult {
@@ -88,9 +95,11 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
   let header: TraceHeader | null = null;
   const notes: string[] = [];
   const observe = opts.observe;
+  const tee = opts.tee;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
+      tee?.header(h);
       header = h;
       const env = mergeEnv(h, opts);
       for (const note of resolveTunables(env).notes) notes.push(`${note.setting}: ${note.reason}`);
@@ -110,17 +119,38 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
         kernel,
         env,
         checkLevel: opts.checkLevel ?? 0,
+        touch: opts.touch,
         onEvent: opts.onEvent,
         onWarning: opts.onWarning,
+        // Called once the event is complete, the records after it applied.
+        observe: (ev, r) => {
+          if (observe !== undefined) observe(ev, r);
+          if (ev.index >= stopAfter) throw new StopReplay();
+        },
       });
       replayer = r;
       r.header(h);
     },
     event(ev: TraceEvent): void {
+      tee?.event(ev);
       const r = replayer!;
       r.event(ev);
-      if (observe !== undefined) observe(ev, r);
-      if (ev.index >= stopAfter || r.aborted) throw new StopReplay();
+      if (r.aborted) {
+        if (observe !== undefined) observe(ev, r);
+        throw new StopReplay();
+      }
+    },
+    touch: (rec) => {
+      tee?.touch?.(rec);
+      replayer!.touch(rec);
+    },
+    rss: (sample) => {
+      tee?.rss?.(sample);
+      replayer!.rss(sample);
+    },
+    recordsEnd: () => {
+      tee?.recordsEnd?.();
+      replayer!.recordsEnd();
     },
   };
   if (opts.ready !== undefined) sink.ready = opts.ready;

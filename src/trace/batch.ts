@@ -5,17 +5,37 @@
  * tokens that have no key (token-key.ts), in order: each event's `in`, then its `out`.
  *
  * Event indexes are consecutive, so a batch keeps only the index of its first event.
+ *
+ * The records of the trace (`#:touch`, `#:rss`, and the end of a run of records) travel in the
+ * same columns, in trace order among the events, marked by their code in the op column: an
+ * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
+ * token in the in columns (its text, when it has no key, among the texts), its page ranges in
+ * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
+ * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts.
  */
 
 import type { ReadEvent } from './event.js';
+import type { ReadRss, ReadTouch } from './records.js';
 import { NO_KEY } from './token-key.js';
-import { NULL_TOKEN, type OpCode, type TraceSink } from './types.js';
+import {
+  NULL_TOKEN,
+  type OpCode,
+  type RssSample,
+  type TouchRecord,
+  type TraceSink,
+} from './types.js';
 
 /** Events per batch: about 1 MiB of columns, big enough that the cost of a message vanishes. */
 const BATCH_EVENTS = 16384;
 
 /** Bytes per event: six float64 columns, four int32 columns, one byte column. */
 const BATCH_BYTES = BATCH_EVENTS * (6 * 8 + 4 * 4 + 1);
+
+/** Codes of the op column: OpCodes below FOLLOWED, then FOLLOWED + OpCode, then the records. */
+const FOLLOWED = 0x20;
+const TOUCH = 0x40;
+const RSS = 0x41;
+const RECORDS_END = 0x42;
 
 /** What a batch is sent as (the buffer is transferred). */
 export interface BatchMessage {
@@ -24,6 +44,7 @@ export interface BatchMessage {
   count: number;
   firstIndex: number;
   texts: string[];
+  pages: number[];
 }
 
 export class EventBatch {
@@ -43,8 +64,12 @@ export class EventBatch {
   count = 0;
   /** The index of the first event. */
   firstIndex = 0;
-  /** The texts of the tokens without a key, in event order (`in` before `out`). */
+  /** The texts of the tokens without a key, in event order (`in` before `out`), and of the marks. */
   texts: string[] = [];
+  /** The page ranges of the touch records, in order. */
+  pages: number[] = [];
+  /** Events in the batch (count counts the records too). */
+  private events = 0;
 
   /** An empty batch, or a view of the columns of a received one. */
   constructor(buffer: ArrayBuffer = new ArrayBuffer(BATCH_BYTES)) {
@@ -69,6 +94,7 @@ export class EventBatch {
     b.count = m.count;
     b.firstIndex = m.firstIndex;
     b.texts = m.texts;
+    b.pages = m.pages;
     return b;
   }
 
@@ -80,20 +106,21 @@ export class EventBatch {
       count: this.count,
       firstIndex: this.firstIndex,
       texts: this.texts,
+      pages: this.pages,
     };
   }
 
   /** Appends a copy of ev. Returns true when the batch is full. */
   add(ev: ReadEvent): boolean {
     const i = this.count++;
-    if (i === 0) this.firstIndex = ev.index;
+    if (this.events++ === 0) this.firstIndex = ev.index;
     this.n1[i] = ev.n1;
     this.n2[i] = ev.n2;
     this.time[i] = ev.time;
     this.line[i] = ev.line;
     this.tid[i] = ev.tid;
     this.param[i] = ev.param;
-    this.op[i] = ev.op;
+    this.op[i] = ev.recordsFollow === true ? FOLLOWED + ev.op : ev.op;
     this.inKey[i] = ev.inKey;
     this.outKey[i] = ev.outKey;
     this.inId[i] = ev.inId;
@@ -104,16 +131,77 @@ export class EventBatch {
     return this.count === BATCH_EVENTS;
   }
 
-  /** Hands the batch's events to sink in order, in one object (ev) refilled for each. */
-  deliver(ev: ReadEvent, sink: TraceSink): void {
+  /** Appends a copy of a touch record (the reader's, whose key is always set). Returns true when the batch is full. */
+  addTouch(rec: TouchRecord): boolean {
+    const i = this.count++;
+    const key = rec.key!;
+    this.op[i] = TOUCH;
+    this.line[i] = rec.line;
+    this.inKey[i] = key;
+    this.inId[i] = rec.id ?? -1;
+    if (key === NO_KEY) this.texts.push(rec.token);
+    this.n1[i] = rec.ranges;
+    this.n2[i] = rec.maxPage;
+    for (let k = 0; k < 2 * rec.ranges; k++) this.pages.push(rec.pages[k]!);
+    return this.count === BATCH_EVENTS;
+  }
+
+  /** Appends a copy of a sample. Returns true when the batch is full. */
+  addRss(s: RssSample): boolean {
+    const i = this.count++;
+    this.op[i] = RSS;
+    this.line[i] = s.line;
+    this.time[i] = s.time;
+    this.n1[i] = s.anon;
+    this.n2[i] = s.heap;
+    this.param[i] = s.mark === '' ? 0 : 1;
+    if (s.mark !== '') this.texts.push(s.mark);
+    return this.count === BATCH_EVENTS;
+  }
+
+  /** Appends the end of a run of records. Returns true when the batch is full. */
+  addRecordsEnd(): boolean {
+    this.op[this.count++] = RECORDS_END;
+    return this.count === BATCH_EVENTS;
+  }
+
+  /**
+   * Hands the batch's events and records to sink in order, in one object of each kind (ev, touch,
+   * rss) refilled for each.
+   */
+  deliver(ev: ReadEvent, touch: ReadTouch, rss: ReadRss, sink: TraceSink): void {
     const texts = this.texts;
     let t = 0;
+    let index = this.firstIndex;
+    let p = 0;
     for (let i = 0; i < this.count; i++) {
-      ev.index = this.firstIndex + i;
+      const code = this.op[i]!;
+      if (code >= TOUCH) {
+        if (code === TOUCH) {
+          const key = this.inKey[i]!;
+          touch.setToken(key, key === NO_KEY ? texts[t++]! : NULL_TOKEN);
+          touch.line = this.line[i]!;
+          touch.id = this.inId[i]!;
+          touch.clear();
+          const ranges = this.n1[i]!;
+          for (let k = 0; k < ranges; k++, p += 2) touch.add(this.pages[p]!, this.pages[p + 1]!);
+          sink.touch?.(touch);
+        } else if (code === RSS) {
+          rss.line = this.line[i]!;
+          rss.time = this.time[i]!;
+          rss.anon = this.n1[i]!;
+          rss.heap = this.n2[i]!;
+          rss.mark = this.param[i] === 1 ? texts[t++]! : '';
+          sink.rss?.(rss);
+        } else {
+          sink.recordsEnd?.();
+        }
+        continue;
+      }
+      ev.index = index++;
       ev.line = this.line[i]!;
       ev.time = this.time[i]!;
       ev.tid = this.tid[i]!;
-      ev.op = this.op[i]! as OpCode;
       ev.n1 = this.n1[i]!;
       ev.n2 = this.n2[i]!;
       ev.param = this.param[i]!;
@@ -123,7 +211,16 @@ export class EventBatch {
       ev.setOut(outKey, outKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
       ev.inId = this.inId[i]!;
       ev.outId = this.outId[i]!;
-      sink.event(ev);
+      if (code < FOLLOWED) {
+        ev.op = code as OpCode;
+        sink.event(ev);
+      } else {
+        // As the reader does: the flag is set only while the sink has the event.
+        ev.op = (code - FOLLOWED) as OpCode;
+        ev.recordsFollow = true;
+        sink.event(ev);
+        ev.recordsFollow = undefined;
+      }
     }
   }
 }

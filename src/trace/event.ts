@@ -27,6 +27,8 @@ export class ReadEvent implements TraceEvent {
   outKey = 0;
   inId = -1;
   outId = -1;
+  /** true, or undefined rather than false: a copy of an event without records has no such key. */
+  recordsFollow: boolean | undefined = undefined;
   /** The texts of tokens without a key (NULL_TOKEN otherwise). */
   #inText = NULL_TOKEN;
   #outText = NULL_TOKEN;

@@ -4,7 +4,7 @@
  * worker-client.ts hands what it sends to the sink).
  *
  * Messages to the parent, in trace order: the header (once, before the first batch, or before
- * the end of a trace without events), batches of events (batch.ts), then either the end (what
+ * the end of a trace without events), batches of events and records (batch.ts), then either the end (what
  * reading found) or the error that stopped the reading (every event before the failing line is
  * delivered first).
  *
@@ -21,6 +21,8 @@ import { streamTraceFile } from './reader.js';
 import {
   TraceReadError,
   TraceSyntaxError,
+  type RssSample,
+  type TouchRecord,
   type TraceEvent,
   type TraceHeader,
   type TraceSink,
@@ -62,6 +64,18 @@ class BatchingSink implements TraceSink {
   event(ev: TraceEvent): void {
     // The parser's own event object (event.ts), whose token keys are always set.
     if (this.batch.add(ev as ReadEvent)) this.flush();
+  }
+
+  touch(rec: TouchRecord): void {
+    if (this.batch.addTouch(rec)) this.flush();
+  }
+
+  rss(s: RssSample): void {
+    if (this.batch.addRss(s)) this.flush();
+  }
+
+  recordsEnd(): void {
+    if (this.batch.addRecordsEnd()) this.flush();
   }
 
   /** Sends the events batched so far, first waiting while the parent holds MAX_IN_FLIGHT batches. */

@@ -29,12 +29,22 @@
  *   the error says the file may be truncated.
  * - The header (the `# KEY VALUE` comment lines before the first event) is given to the sink
  *   exactly once: just before the first event, or at the end of a trace without events.
+ * - Records (`#:touch`, `#:rss`: comment lines to a reader of the core format) are delivered in
+ *   trace order with the events. To tell the sink whether records follow an event (which the
+ *   replay needs, to finish the event after them), an event followed by a line that does not start
+ *   like an event line (or by bytes not read yet) is handed over only once the next line of
+ *   substance is read: an event line, a record, the end, or a line that does not parse (every
+ *   event before a mistake is delivered first, as before). An event followed by an event line, the
+ *   common case, goes at once. Records before the first event are kept until the header has been
+ *   sent. Other `#:` keywords are skipped (a later version's records); other comment lines stay
+ *   comments.
  * - Every mistake in the trace is a TraceSyntaxError (file, line, what is wrong). Errors thrown by
  *   the sink pass through unchanged.
  */
 
 import { isUtf8 } from 'node:buffer';
 import { ReadEvent } from './event.js';
+import { ReadRss, ReadTouch } from './records.js';
 import { shownBytes } from './shown.js';
 import { NO_KEY, tokenKeyOf } from './token-key.js';
 import { TokenNumbers } from './token-numbers.js';
@@ -47,6 +57,7 @@ import {
   Op,
   TraceSyntaxError,
   type OpCode,
+  type RssSample,
   type TraceHeader,
   type TraceSink,
 } from './types.js';
@@ -74,6 +85,18 @@ const HASH = 35;
 const AT = 64;
 const ZERO = 48;
 const MINUS = 45;
+const COLON = 58;
+const COMMA = 44;
+const EQUALS = 61;
+
+/**
+ * Where the parser stands between events (see TraceEvent.recordsFollow): nothing waits; the last
+ * event waits for the next line of substance (an event, a record or the end) to learn whether
+ * records follow it; records after the last event are being delivered.
+ */
+const IDLE = 0;
+const PENDING = 1;
+const RECORDS = 2;
 
 /** The arguments each operation takes, by OpCode, as error messages name them. */
 const USAGE: readonly string[] = [
@@ -551,6 +574,15 @@ export class TraceParser {
   private ended = false;
   /** The value of the last number read by fastNum, or the key of the last token read by fastToken. */
   private num = 0;
+  /** IDLE, PENDING (this.ev holds an event not yet delivered) or RECORDS. */
+  private state = IDLE;
+  /** The end of the bytes being scanned: what lies beyond is not read yet. */
+  private scanEnd = 0;
+  /** The one object of each record kind, refilled for every record. */
+  private readonly touchRec = new ReadTouch();
+  private readonly rssRec = new ReadRss();
+  /** `#:rss` samples read before the first event, delivered after the header. */
+  private early: RssSample[] | null = null;
 
   constructor(
     /** The file name used in error messages. */
@@ -592,6 +624,7 @@ export class TraceParser {
         this.unterminated = false;
       }
       this.ended = true;
+      if (this.state !== IDLE) this.settle();
       if (!this.headerSent) this.sendHeader();
     }
     return { events: this.events, lines: this.lineNo };
@@ -622,6 +655,7 @@ export class TraceParser {
   private scan(b: Buffer, from: number, to: number): number {
     // Lines that start at or before the last newline are complete; the fast path relies on it.
     const last = b.lastIndexOf(LF, to - 1);
+    this.scanEnd = to;
     let ls = from;
     while (ls <= last) {
       this.lineNo++;
@@ -793,6 +827,7 @@ export class TraceParser {
     if (b[i] !== LF) return -1;
 
     if (!this.headerSent) this.sendHeader();
+    if (this.state !== IDLE) this.settle();
     ev.time = time;
     ev.tid = tid;
     ev.op = op;
@@ -804,8 +839,34 @@ export class TraceParser {
     ev.line = this.lineNo;
     ev.index = this.events++;
     this.numberTokens();
-    this.sink.event(ev);
+    // As deliver(b, i), written out: this is the hot path.
+    const next = i + 1;
+    if (next < this.scanEnd) {
+      const c = b[next]!;
+      if ((c - ZERO) >>> 0 <= 9 || c === AT) {
+        this.sink.event(ev);
+        return i;
+      }
+    }
+    this.state = PENDING;
     return i;
+  }
+
+  /**
+   * Delivers the event just read, whose line ends at b[le], unless records may follow it: when the
+   * next line does not start like an event line (a digit or `@`), or is not read yet, the event
+   * waits until the next line of substance says.
+   */
+  private deliver(b: Buffer, le: number): void {
+    const next = le + 1;
+    if (next < this.scanEnd) {
+      const c = b[next]!;
+      if ((c - ZERO) >>> 0 <= 9 || c === AT) {
+        this.sink.event(this.ev);
+        return;
+      }
+    }
+    this.state = PENDING;
   }
 
   /**
@@ -902,15 +963,13 @@ export class TraceParser {
     if (nt === 0) return;
     const s0 = this.tokStart(0);
     if (b[s0] === HASH) {
-      if (!this.headerSent) this.headerLine(b, s0 + 1, le);
+      if (b[s0 + 1] === COLON) this.record(b, ls, le, nt, ctl);
+      else if (!this.headerSent) this.headerLine(b, s0 + 1, le);
       return;
     }
-    if (ctl >= 0) {
-      this.fail(
-        `unexpected control character 0x${b[ctl]!.toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`,
-      );
-    }
+    if (ctl >= 0) this.controlCharacter(b, ls, ctl);
     if (!this.headerSent) this.sendHeader();
+    if (this.state !== IDLE) this.settle();
 
     const ev = this.ev;
     let k = 0; // index of the next token
@@ -973,7 +1032,155 @@ export class TraceParser {
     ev.line = this.lineNo;
     ev.index = this.events++;
     this.numberTokens();
+    this.deliver(b, le);
+  }
+
+  private controlCharacter(b: Buffer, ls: number, ctl: number): never {
+    this.fail(
+      `unexpected control character 0x${b[ctl]!.toString(16).padStart(2, '0')} in column ${ctl - ls + 1}: is this a text trace?`,
+    );
+  }
+
+  /**
+   * Delivers what waits: the pending event (no records follow it), or the end of the records
+   * after the last event.
+   */
+  private settle(): void {
+    const state = this.state;
+    this.state = IDLE;
+    if (state === PENDING) {
+      this.sink.event(this.ev);
+    } else if (state === RECORDS) {
+      this.sink.recordsEnd?.();
+    }
+  }
+
+  /** Before a record after the first event: the pending event goes first, told that records follow. */
+  private beginRecord(): void {
+    if (this.state !== PENDING) return;
+    this.state = RECORDS;
+    const ev = this.ev;
+    ev.recordsFollow = true;
     this.sink.event(ev);
+    // Set only while the sink has the event: the object goes on to the next line.
+    ev.recordsFollow = undefined;
+  }
+
+  /** A `#:KEYWORD ...` line of nt tokens; keywords other than touch and rss are skipped. */
+  private record(b: Buffer, ls: number, le: number, nt: number, ctl: number): void {
+    const k = this.tokStart(0) + 2;
+    const n = this.tokEnd(0) - k;
+    if (
+      n === 5 &&
+      b[k] === 0x74 &&
+      b[k + 1] === 0x6f &&
+      b[k + 2] === 0x75 &&
+      b[k + 3] === 0x63 &&
+      b[k + 4] === 0x68
+    )
+      this.touchLine(b, ls, nt, ctl);
+    else if (n === 3 && b[k] === 0x72 && b[k + 1] === 0x73 && b[k + 2] === 0x73)
+      this.rssLine(b, ls, le, ctl);
+  }
+
+  /** `#:touch TOKEN PAGES` */
+  private touchLine(b: Buffer, ls: number, nt: number, ctl: number): void {
+    if (ctl >= 0) this.controlCharacter(b, ls, ctl);
+    if (nt !== 3) this.fail(`#:touch takes TOKEN PAGES, got ${plural(nt - 1, 'argument')}`);
+    const rec = this.touchRec;
+    const ts = this.tokStart(1);
+    const te = this.tokEnd(1);
+    const key = tokenKeyOf(b, ts, te);
+    if (key === 0)
+      this.fail(`#:touch of NULL ('${show(b, ts, te)}'): a touch record names a live block`);
+    rec.setToken(key, key === NO_KEY ? tokenString(b, ts, te) : NULL_TOKEN);
+    this.pageList(b, this.tokStart(2), this.tokEnd(2), rec);
+    if (this.state === IDLE)
+      this.fail(`#:touch of ${rec.token} before the first event: no block is live yet`);
+    rec.line = this.lineNo;
+    rec.id = this.numbers.lookup(key, rec.text);
+    this.beginRecord();
+    this.sink.touch?.(rec);
+  }
+
+  /** PAGES of a touch record: `-`, or page numbers and inclusive ranges separated by commas. */
+  private pageList(b: Buffer, s: number, e: number, rec: ReadTouch): void {
+    rec.clear();
+    if (e - s === 1 && b[s] === MINUS) return;
+    let i = s;
+    for (;;) {
+      let j = i;
+      let first = 0;
+      while (j < e && (b[j]! - ZERO) >>> 0 <= 9) first = first * 10 + (b[j++]! - ZERO);
+      if (j === i || j - i > 15) this.badPageList(b, s, e);
+      let last = first;
+      if (j < e && b[j] === MINUS) {
+        const k = ++j;
+        last = 0;
+        while (j < e && (b[j]! - ZERO) >>> 0 <= 9) last = last * 10 + (b[j++]! - ZERO);
+        if (j === k || j - k > 15) this.badPageList(b, s, e);
+        if (last < first) this.fail(`#:touch: page range ${first}-${last} runs backwards`);
+      }
+      rec.add(first, last);
+      if (j === e) return;
+      if (b[j] !== COMMA || j + 1 === e) this.badPageList(b, s, e);
+      i = j + 1;
+    }
+  }
+
+  private badPageList(b: Buffer, s: number, e: number): never {
+    this.fail(
+      `#:touch: malformed page list '${show(b, s, e)}': expected page numbers and ranges like 0-3,7,12-40, or - for none`,
+    );
+  }
+
+  /**
+   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap= and mark= are read, other keys are
+   * skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
+   */
+  private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
+    if (ctl >= 0) this.controlCharacter(b, ls, ctl);
+    let time = -1;
+    let anon = -1;
+    let heap = -1;
+    let mark: string | null = null;
+    let i = this.tokEnd(0);
+    for (let first = true; ; first = false) {
+      while (i < le && (b[i] === SPACE || b[i] === TAB || b[i] === CR)) i++;
+      if (i >= le) break;
+      const s = i;
+      while (i < le && b[i] !== SPACE && b[i] !== TAB && b[i] !== CR) i++;
+      if (first && b[s] === AT) {
+        time = this.time(b, s, i);
+        continue;
+      }
+      let eq = s;
+      while (eq < i && b[eq] !== EQUALS) eq++;
+      if (eq === s || eq === i)
+        this.fail(`#:rss: '${show(b, s, i)}' is not KEY=VALUE (or @TIME, first)`);
+      const name = (b as FastSliceBuffer).latin1Slice(s, eq);
+      if (name !== 'anon' && name !== 'heap' && name !== 'mark') continue;
+      if (eq + 1 === i) this.fail(`#:rss: ${name}= has no value`);
+      const seen = name === 'anon' ? anon >= 0 : name === 'heap' ? heap >= 0 : mark !== null;
+      if (seen) this.fail(`#:rss: ${name}= is given twice`);
+      if (name === 'mark') mark = tokenString(b, eq + 1, i);
+      else if (name === 'anon') anon = this.size(b, eq + 1, i, '#:rss anon=');
+      else heap = this.size(b, eq + 1, i, '#:rss heap=');
+    }
+    if (anon < 0) this.fail("#:rss without anon=BYTES (the process's anonymous resident memory)");
+    if (this.state === IDLE) {
+      // Before the first event: kept until the header is out.
+      (this.early ??= []).push({ line: this.lineNo, time, anon, heap, mark: mark ?? '' });
+      return;
+    }
+    const rec = this.rssRec;
+    rec.line = this.lineNo;
+    rec.time = time;
+    rec.anon = anon;
+    rec.heap = heap;
+    rec.mark = mark ?? '';
+    this.beginRecord();
+    this.sink.rss?.(rec);
   }
 
   /**
@@ -1175,6 +1382,11 @@ export class TraceParser {
       if (!(n >= 1 && n <= 0x7fffffff))
         this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
       this.header.nprocs = n;
+    } else if (key === 'touches') {
+      if (value !== 'recorded')
+        this.fail(`malformed header line '# touches ${value}': expected '# touches recorded'`);
+      this.header.touchesRecorded = true;
+      this.header.facts.set(key, value);
     } else {
       this.header.facts.set(key, value);
     }
@@ -1193,12 +1405,23 @@ export class TraceParser {
     return nt - 1;
   }
 
+  /** Sends the header, then the samples read before the first event. */
   private sendHeader(): void {
     this.headerSent = true;
     this.sink.header(this.header);
+    const early = this.early;
+    if (early === null) return;
+    this.early = null;
+    for (const sample of early) {
+      this.rssRec.set(sample);
+      this.sink.rss?.(this.rssRec);
+    }
+    this.sink.recordsEnd?.();
   }
 
+  /** Stops at a mistake in the trace, once whatever waits has been delivered. */
   private fail(detail: string): never {
+    if (this.state !== IDLE) this.settle();
     if (this.unterminated) detail += ' (the file ends in the middle of this line: truncated?)';
     throw new TraceSyntaxError(this.name, this.lineNo, detail);
   }

@@ -49,6 +49,13 @@ export class TokenNumbers {
     return n;
   }
 
+  /** The number the token has now (NO_NUMBER if none), which it keeps. */
+  lookup(key: number, text: string): number {
+    if (key === 0) return NO_NUMBER;
+    const n = this.table.get(key, text);
+    return n === NONE ? NO_NUMBER : n;
+  }
+
   /** The number the token a call takes had (NO_NUMBER if none), which it gives up. */
   takeIn(key: number, text: string): number {
     if (key === 0) return NO_NUMBER;

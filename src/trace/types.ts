@@ -83,6 +83,14 @@ export interface TraceEvent {
    */
   inId?: number;
   outId?: number;
+  /**
+   * True, during the sink's event() call, when records (`#:touch`, `#:rss`) stand between this
+   * event and the next: the sink gets them (touch, rss), then recordsEnd(), and the event object
+   * is not refilled before that (only this flag is cleared), so a consumer may finish with the
+   * event then. Unset (or false) when the next line of substance is another event or the end.
+   * Only the trace reader sets it.
+   */
+  recordsFollow?: boolean;
 }
 
 /** What the comment lines before the first event say about the recording. */
@@ -91,10 +99,76 @@ export interface TraceHeader {
   env: Array<[name: string, value: string]>;
   /** `# nprocs N`, when present. */
   nprocs?: number;
+  /**
+   * `# touches recorded`: every block of TOUCH_MIN_BYTES or more has `#:touch` records. (The line
+   * is also a fact, `touches`.)
+   */
+  touchesRecorded?: boolean;
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
   /** The comment lines before the first event as written (without the `#`), the first MAX_HEADER_COMMENTS of them. */
   comments?: string[];
+}
+
+/**
+ * A `#:touch TOKEN PAGES` record (docs/trace-format.md): by this point of the trace the program
+ * had made these pages of the live block TOKEN resident. The reader reuses one object for every
+ * record; a consumer copies what it keeps.
+ */
+export interface TouchRecord {
+  /** 1-based line number in the file. */
+  line: number;
+  /** The block's token (never NULL). */
+  token: string;
+  /** Optional key of the token (token-key.ts), as TraceEvent.inKey. */
+  key?: number;
+  /**
+   * Optional token number (token-numbers.ts) the token has at this point, -1 when it has none (it
+   * was never returned, or a realloc took it). The trace reader sets it.
+   */
+  id?: number;
+  /**
+   * The pages named, as inclusive ranges: pages[2k] to pages[2k + 1] for k < ranges, in the order
+   * written. Page 0 holds the block's first byte; pages are TOUCH_PAGE bytes.
+   */
+  pages: Float64Array;
+  ranges: number;
+  /** The highest page named, -1 for the empty set (`-`). */
+  maxPage: number;
+}
+
+/** A `#:rss [@TIME] KEY=VALUE...` sample of the process's resident memory, taken after the event before it. */
+export interface RssSample {
+  /** 1-based line number in the file. */
+  line: number;
+  /** Nanoseconds from the `@TIME` field, or -1 when the line has none. */
+  time: number;
+  /** `anon=`: the process's anonymous resident bytes. */
+  anon: number;
+  /** `heap=`: the resident bytes of the allocator's own memory, or -1 when the sample has none. */
+  heap: number;
+  /** `mark=`: the name of the point where the program asked for the sample, or ''. */
+  mark: string;
+}
+
+/** The page size of `#:touch` records: pages are counted in 4096-byte pages. */
+export const TOUCH_PAGE = 4096;
+
+/**
+ * Blocks of this many requested bytes or more have `#:touch` records in a trace with `# touches
+ * recorded`; smaller blocks have none and are taken as written whole.
+ */
+export const TOUCH_MIN_BYTES = 4096;
+
+/**
+ * The highest page a `#:touch` record may name for a block of `bytes` requested bytes, wherever
+ * the recording had it: blocks start 16-byte aligned (glibc's MALLOC_ALIGNMENT on x86_64), so the
+ * last requested byte is at most 4080 + bytes - 1 bytes past the start of page 0. -1 for an empty
+ * block (it has no page at all). A replay places the block where its own allocator does, and may
+ * find it on one page fewer.
+ */
+export function maxTouchPage(bytes: number): number {
+  return bytes <= 0 ? -1 : Math.floor((bytes - 1 + TOUCH_PAGE - 16) / TOUCH_PAGE);
 }
 
 /** How many header comment lines a reader keeps as text. */
@@ -115,6 +189,18 @@ export interface TraceSink {
   header(h: TraceHeader): void;
   /** Called for each event line, in order. The object is reused for the next line. */
   event(ev: TraceEvent): void;
+  /**
+   * Called for each `#:touch` record, in trace order (see TraceEvent.recordsFollow). The object is
+   * reused. A sink without it ignores touch records.
+   */
+  touch?(rec: TouchRecord): void;
+  /** Called for each `#:rss` sample, in trace order. The object is reused. */
+  rss?(sample: RssSample): void;
+  /**
+   * Called after the records that follow an event delivered with recordsFollow set (and after
+   * those that come before the first event, if any), before the next event or the end.
+   */
+  recordsEnd?(): void;
   /**
    * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
    * own output is full, and the reader delivers nothing more until it settles.

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { EventBatch } from './batch.js';
 import { ReadEvent } from './event.js';
+import { ReadRss, ReadTouch } from './records.js';
 import type { TraceReadResult } from './parser.js';
 import type { ParseWorkerInput, ParseWorkerMessage } from './parse-worker.js';
 import { TraceReadError, TraceSyntaxError, type TraceSink } from './types.js';
@@ -46,6 +47,8 @@ export function readInWorker(
   const input: ParseWorkerInput = { path, name, inFlight };
   const worker = new Worker(WORKER_SCRIPT, { workerData: input });
   const ev = new ReadEvent();
+  const touch = new ReadTouch();
+  const rss = new ReadRss();
   return new Promise<TraceReadResult>((resolve, reject) => {
     let settled = false;
     const settle = (error: unknown, result?: TraceReadResult): void => {
@@ -102,7 +105,7 @@ export function readInWorker(
             sink.header(m.header);
             break;
           case 'events':
-            EventBatch.from(m).deliver(ev, sink);
+            EventBatch.from(m).deliver(ev, touch, rss, sink);
             Atomics.sub(inFlight, 0, 1);
             Atomics.notify(inFlight, 0);
             break;

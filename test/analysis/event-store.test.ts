@@ -24,7 +24,7 @@ import { libcFree } from '../../src/core/api.js';
 import { openTrace } from '../../src/import/index.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import type { Replayer } from '../../src/replay/replay.js';
-import { Op, type TraceEvent } from '../../src/trace/types.js';
+import { Op, type TraceEvent, type TraceSink } from '../../src/trace/types.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 
@@ -58,30 +58,66 @@ const TRACES = [
   join(ROOT, 'traces/gcc-cc1.trace.gz'),
   file('gen.trace', generateTrace({ seed: 'store-a', events: 4000 })),
   file('threads.trace', generateThreadedTrace({ seed: 'store-t', events: 4000 })),
+  // A recording's records among the events: touches of large blocks, samples.
+  file('gen-touches.trace', generateTrace({ seed: 'store-r', events: 4000, touches: true })),
   // Comments among the events (the line numbers jump), and tokens without a key.
   file(
     'comments.trace',
     '# a header\n1 malloc 10 a\n# between\n\n1 malloc 20 0x10\n1 free a\n1 realloc 0x10 30 b\n1 free b\n',
   ),
   file('h.raw', HEAPTRACK),
+  // Touch records and samples, one before the first event.
+  file(
+    'records.trace',
+    [
+      '# touches recorded',
+      '#:rss anon=0',
+      '1 malloc 10000 a',
+      '#:touch a 0-1',
+      '#:rss anon=8192 heap=8192',
+      '1 malloc 20 b',
+      '1 free b',
+      '#:touch a 2',
+      '1 free a',
+      '#:rss @5 anon=4096 mark=end',
+      '',
+    ].join('\n'),
+  ),
   // Tokens that are not ASCII.
   file('utf8.trace', '1 malloc 10 café\n1 malloc 20 ü\n1 free café\n1 realloc ü 40 naïve\n'),
 ];
 
-/** A copy of each event a reader (or a stored trace) delivers. */
-async function eventsOf(
-  deliver: (sink: { header(): void; event(ev: TraceEvent): void }) => Promise<unknown>,
-): Promise<TraceEvent[]> {
-  const out: TraceEvent[] = [];
-  await deliver({ header: () => {}, event: (ev) => out.push({ ...ev }) });
+/** A copy of each event and record a reader (or a stored trace) delivers, in order. */
+async function eventsOf(deliver: (sink: TraceSink) => Promise<unknown>): Promise<unknown[]> {
+  const out: unknown[] = [];
+  await deliver({
+    header: () => {},
+    event: (ev) => out.push({ ...ev }),
+    touch: (rec) =>
+      out.push({
+        line: rec.line,
+        token: rec.token,
+        key: rec.key,
+        id: rec.id,
+        pages: [...rec.pages.slice(0, 2 * rec.ranges)],
+        ranges: rec.ranges,
+        maxPage: rec.maxPage,
+      }),
+    rss: (sample) => out.push({ rss: { ...sample } }),
+    recordsEnd: () => out.push('end'),
+  });
   return out;
+}
+
+/** Only the events of what eventsOf gives. */
+function only(xs: unknown[]): TraceEvent[] {
+  return xs.filter((x): x is TraceEvent => typeof x === 'object' && x !== null && 'op' in x);
 }
 
 async function store(path: string): Promise<StoredTrace> {
   const s = new TraceStore(1e9);
-  const run = await replayFile(path, { cores: 2, observe: (ev) => s.add(ev) });
+  const run = await replayFile(path, { cores: 2, tee: s });
   expect(run.failure).toBeNull();
-  s.header = run.header!;
   const t = s.finish();
   expect(t).not.toBeNull();
   return t!;
@@ -95,10 +131,11 @@ describe('a stored trace', () => {
       const again = await eventsOf((sink) => deliverStored(t, sink));
       expect(again.length).toBe(read.length);
       expect(again).toEqual(read);
-      // From an event on, too (the texts and reallocs before it are counted right).
-      const from = Math.floor(read.length * 0.6);
+      // From an event on, too (the texts, reallocs and records before it are counted right).
+      const events = only(read);
+      const from = Math.floor(events.length * 0.6);
       const tail = await eventsOf((sink) => deliverStored(t, sink, undefined, from));
-      expect(tail).toEqual(read.slice(from));
+      expect(tail).toEqual(read.slice(read.indexOf(events[from]!)));
       // And a replay of it is the replay of the file.
       const a = (await replayFile(path, { cores: 2 })).replayer!.finish();
       const b = (
@@ -141,9 +178,9 @@ describe('edits', () => {
   it('insert malloc_trim(0) every N events, numbered as editedIndex says', async () => {
     const path = TRACES[3]!;
     const t = await store(path);
-    const read = await eventsOf((sink) => openTrace(path, sink));
+    const read = only(await eventsOf((sink) => openTrace(path, sink)));
     const edits: Edits = { trimEvery: 7 };
-    const got = await eventsOf((sink) => deliverStored(t, sink, edits));
+    const got = only(await eventsOf((sink) => deliverStored(t, sink, edits)));
     expect(got.map((e) => e.index)).toEqual(got.map((_, k) => k));
     expect(got.length).toBe(read.length + Math.floor(read.length / 7));
     for (const e of read)
@@ -171,7 +208,7 @@ describe('edits', () => {
     const move = earliestMove(t, 4)!;
     expect(move).toMatchObject({ from: 4, to: 0, takenAt: 7 });
     expect(move.id).toBeGreaterThan(t.maxId);
-    const got = await eventsOf((sink) => deliverStored(t, sink, { move }));
+    const got = only(await eventsOf((sink) => deliverStored(t, sink, { move })));
     expect(got.map((e) => `${e.op === Op.free ? 'free ' + e.in : 'malloc ' + e.out}`)).toEqual([
       'malloc pin',
       'malloc a',
@@ -198,6 +235,53 @@ describe('edits', () => {
     expect({ ...b, peakEvent: 0 }).toEqual({ ...a, peakEvent: 0 });
   });
 
+  it('move an allocation with touch records: they name it by its new number', async () => {
+    const text = [
+      '# touches recorded',
+      '1 malloc 100 a',
+      '1 malloc 8000 big',
+      '#:touch big 0',
+      '1 free a',
+      '1 malloc 5000 pin',
+      '#:touch pin 0-1',
+      '#:rss anon=20480',
+      '1 free big',
+      '#:touch pin 1',
+      '1 free pin',
+      '',
+    ].join('\n');
+    const path = file('move-touch.trace', text);
+    const t = await store(path);
+    const move = earliestMove(t, 3)!;
+    expect(move).toMatchObject({ from: 3, to: 0, takenAt: 5 });
+    const got = await eventsOf((sink) => deliverStored(t, sink, { move }));
+    // The records after the moved allocation follow the event before its old place.
+    const touches = got.filter(
+      (x): x is { token: string; id: number } =>
+        typeof x === 'object' && x !== null && 'pages' in x,
+    );
+    expect(touches.map((x) => [x.token, x.id === move.id])).toEqual([
+      ['big', false],
+      ['pin', true],
+      ['pin', true],
+    ]);
+    // The same as the trace written in that order, in the recorded touch model.
+    const moved = file(
+      'moved-touch.trace',
+      text
+        .split('\n')
+        .filter((l) => l !== '1 malloc 5000 pin')
+        .join('\n')
+        .replace('# touches recorded\n', '# touches recorded\n1 malloc 5000 pin\n'),
+    );
+    const a = (await replayFile(moved, { cores: 2 })).replayer!.finish();
+    const b = (
+      await replayFile(path, { cores: 2, source: (sink) => deliverStored(t, sink, { move }) })
+    ).replayer!.finish();
+    expect(a.touch).toBe('recorded');
+    expect({ ...b, peakEvent: 0 }).toEqual({ ...a, peakEvent: 0 });
+  });
+
   it('move no further back than the thread started, or than the token was last named', async () => {
     const text = [
       '1 malloc 10 x',
@@ -219,9 +303,31 @@ describe('edits', () => {
   });
 });
 
+/** The trace of TRACES with this file name. */
+function named(n: string): string {
+  return TRACES.find((p) => p.endsWith(`/${n}`))!;
+}
+
+/** A sink that hands everything to a replay. */
+function into(r: Replayer): TraceSink {
+  return {
+    header: () => {},
+    event: (ev) => r.event(ev),
+    touch: (rec) => r.touch(rec),
+    rss: (sample) => r.rss(sample),
+    recordsEnd: () => r.recordsEnd(),
+  };
+}
+
 describe('checkpoints', () => {
   it('resume to the same end, and what is done on a copy leaves the original alone', async () => {
-    for (const path of [TRACES[1]!, TRACES[3]!, TRACES[4]!]) {
+    for (const path of [
+      'thread-arenas.trace',
+      'gen.trace',
+      'threads.trace',
+      'records.trace',
+      'gen-touches.trace',
+    ].map(named)) {
       const t = await store(path);
       const k = Math.floor(t.count / 3);
       let copy: Replayer | null = null;
@@ -247,13 +353,9 @@ describe('checkpoints', () => {
       expect(whole.finish()).toEqual(end);
       expect(breakdown(whole.process)).toEqual(wholeBreakdown);
       // The copy taken a third of the way resumes to the very same end.
-      const resumed = copy!;
-      await deliverStored(
-        t,
-        { header: () => {}, event: (ev) => resumed.event(ev) },
-        undefined,
-        k + 1,
-      );
+      const resumed: Replayer = copy!;
+      resumed.observeWith(undefined);
+      await deliverStored(t, into(resumed), undefined, k + 1);
       expect(resumed.finish()).toEqual(end);
       expect(breakdown(resumed.process)).toEqual(wholeBreakdown);
     }

@@ -129,9 +129,19 @@ describe('the pin', () => {
   }
 });
 
-/** The event lines of a trace text (neither comments nor blank lines), by event index. */
-function eventLines(text: string): string[] {
-  return text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
+/**
+ * A trace text as its header (the lines before the first event) and its events, each with the
+ * lines that follow it up to the next event (records, comments): the units a rewrite moves.
+ */
+function unitsOf(text: string): { header: string[]; events: string[][] } {
+  const header: string[] = [];
+  const events: string[][] = [];
+  for (const l of text.split('\n')) {
+    if (l.trim() !== '' && !l.startsWith('#')) events.push([l]);
+    else if (events.length === 0) header.push(l);
+    else events[events.length - 1]!.push(l);
+  }
+  return { header, events };
 }
 
 /** A remedy replayed on its own: the trace with the setting, or rewritten with the change. */
@@ -142,8 +152,8 @@ async function separately(
   rem: MomentExplanation['remedies'][number],
   base: ReplaySettings = { cores: 2 },
 ): Promise<{ rss: number; peakRss: number }> {
-  const ev = eventLines(text);
-  let lines = ev;
+  const { header, events } = unitsOf(text);
+  let units = events;
   let stop = m.event;
   let settings: ReplaySettings = base;
   if (rem.id === 'setting' || rem.id === 'settings') {
@@ -154,21 +164,26 @@ async function separately(
       extraTunables: [base.extraTunables, s.extraTunables].filter((x) => x).join(':') || undefined,
     };
   } else if (rem.id === 'trim_now' || rem.id === 'free_pin') {
-    lines = [...ev.slice(0, m.event + 1), rem.call!, ...ev.slice(m.event + 1)];
+    // The call comes after the moment's event and the records that follow it.
+    units = [...events.slice(0, m.event + 1), [rem.call!], ...events.slice(m.event + 1)];
     stop = m.event + 1;
   } else if (rem.id === 'trim_every') {
     const n = rem.edits!.trimEvery!;
-    lines = [];
-    ev.forEach((l, i) => {
-      lines.push(l);
-      if ((i + 1) % n === 0) lines.push(`${l.split(' ')[0]} malloc_trim 0`);
+    units = [];
+    events.forEach((u, i) => {
+      units.push(u);
+      if ((i + 1) % n === 0) units.push([`${u[0]!.split(' ')[0]} malloc_trim 0`]);
     });
     stop = m.event + Math.floor(m.event / n);
   } else if (rem.id === 'move_pin') {
+    // The event line moves; the lines after it stay, after the event before it.
     const { from, to } = rem.edits!.move!;
-    lines = [...ev.slice(0, to), ev[from]!, ...ev.slice(to, from), ...ev.slice(from + 1)];
+    const rest = events.map((u) => [...u]);
+    const [line, ...after] = rest[from]!;
+    rest[from - 1]!.push(...after);
+    units = [...rest.slice(0, to), [line!], ...rest.slice(to, from), ...rest.slice(from + 1)];
   }
-  const run = await replayFile(file(name, lines.join('\n') + '\n'), {
+  const run = await replayFile(file(name, [...header, ...units.flat()].join('\n') + '\n'), {
     ...settings,
     stopAfter: stop,
   });
@@ -219,6 +234,28 @@ describe('the remedies', () => {
       const ex = await explain(path, { settings: { cores: 2 }, parallel: 1 });
       for (const m of ex.moments) await checkRemedies(name, text, m);
     }
+  });
+
+  it('on a trace with touch records, replay the records with the trace, edited or not', async () => {
+    // The field report, recorded: each 2 MiB buffer had only its first half touched.
+    const lines = ['# touches recorded', '1 malloc 2097152 warmup', '#:touch warmup 0-511'];
+    lines.push('1 free warmup');
+    for (let k = 1; k <= 4; k++) lines.push(`1 malloc 2097152 buf${k}`);
+    lines.push('1 malloc 100 config', '#:touch buf1 0-255', '#:rss anon=4300000');
+    for (let k = 1; k <= 4; k++) {
+      if (k > 1) lines.push(`#:touch buf${k} 0-255`);
+      lines.push(`1 free buf${k}`);
+    }
+    const text = lines.join('\n') + '\n';
+    const path = file('recorded.trace', text);
+    const ex = await explain(path, { settings: { cores: 2 }, parallel: 1 });
+    const m = ex.moments[0]!;
+    // Half of each buffer: 4 MiB, not 8.
+    expect(m.residentBytes).toBeLessThan(4.2 * (1 << 20));
+    expect(m.residentBytes).toBeGreaterThan(4 * (1 << 20));
+    expect(m.remedies.length).toBeGreaterThan(0);
+    for (const mm of ex.moments) await checkRemedies('recorded', text, mm);
+    expect(m.remedies.map((r) => r.id)).toContain('move_pin');
   });
 
   it('fastbins: M_MXFAST=0 is offered, saves what a replay with it saves, and glibc agrees', async () => {

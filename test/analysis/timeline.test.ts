@@ -70,6 +70,52 @@ function regular(samples: TimelineSample[]): TimelineSample[] {
   return samples.filter((x) => x.mark === '');
 }
 
+/** SHORT with an #:rss sample after every 97th event (anon = 1000 + the event's index). */
+const MEASURED = file(
+  'measured.trace',
+  (() => {
+    const out: string[] = [];
+    let k = 0;
+    for (const line of generateTrace({ seed: 'timeline-short', events: 2_000 }).split('\n')) {
+      out.push(line);
+      if (line === '' || line.startsWith('#')) continue;
+      if (k % 97 === 0) out.push(`#:rss anon=${1000 + k}`);
+      k++;
+    }
+    return out.join('\n');
+  })(),
+);
+
+describe('the measured column', () => {
+  it("carries the recording's anon figure at the events a sample follows, null elsewhere", async () => {
+    const { samples } = await sample(MEASURED, { samples: 0 });
+    expect(samples).toHaveLength(2000);
+    expect(samples.filter((x) => x.measuredAnon !== null).map((x) => x.event)).toEqual(
+      Array.from({ length: 21 }, (_, i) => 97 * i),
+    );
+    for (const x of samples)
+      expect(x.measuredAnon).toBe(x.event % 97 === 0 ? 1000 + x.event : null);
+  });
+
+  it('keeps the measured events when the grid coarsens, as far as one per cell allows', async () => {
+    const every = await sample(MEASURED, { samples: 0 });
+    const events = every.samples.filter((x) => x.mark === '' || x.mark === 'last').length;
+    for (const budget of [8, 30, 100]) {
+      const { samples, sampler } = await sample(MEASURED, { samples: budget });
+      const kept = samples.filter((x) => x.measuredAnon !== null).map((x) => x.event);
+      // A cell holds a measured event whenever one fell in it: as many as the cells allow.
+      const cells = new Set(
+        every.samples
+          .filter((x) => x.measuredAnon !== null)
+          .map((x) => Math.floor(x.event / sampler.interval)),
+      );
+      expect(kept.length).toBeGreaterThanOrEqual(Math.min(cells.size, samples.length - 2));
+      for (const e of kept) expect(e % 97).toBe(0);
+      expect(events).toBeGreaterThan(samples.length);
+    }
+  });
+});
+
 describe('the timeline sampler', () => {
   it('keeps its budget on a long trace, evenly spread, with the peak and the last event', async () => {
     for (const budget of [50, 300, 2000]) {
@@ -192,6 +238,7 @@ describe('timeline files', () => {
       event: 3,
       time: 3,
       rss: 4096,
+      measuredAnon: null,
       heap: 135168,
       mmapped: 0,
       live: null,
@@ -201,9 +248,10 @@ describe('timeline files', () => {
       mark: '',
     };
     expect(formatTimeline([x], 'csv').split('\n')[1]).toBe(
-      '3,3,4096,135168,0,,,,,,,,,,131072,131072,',
+      '3,3,4096,135168,0,,,,,,,,,,131072,131072,,',
     );
     expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({
+      measured_anon: null,
       live_bytes: null,
       resident_free_top: null,
       mark: '',

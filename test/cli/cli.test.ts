@@ -44,6 +44,7 @@ describe('ptsim', () => {
       '--cores',
       '--brk-base',
       '--max-brk',
+      '--touch',
       '--check',
     ]) {
       expect(help.out).toContain(opt);
@@ -181,5 +182,88 @@ describe('ptsim', () => {
       ]).out,
     ) as { rss: number };
     expect(env.rss).toBe(fixed.rss);
+  });
+
+  it('replays with the touch model asked for, and shows the recording beside the replay', () => {
+    const p = trace(
+      'touched.trace',
+      [
+        '# touches recorded',
+        '1 malloc 4194304 buf',
+        '#:touch buf 0-99',
+        '#:rss @1000 anon=1000000 heap=450000 mark=loaded',
+        '1 malloc 100 small',
+        '#:rss anon=2000000',
+      ].join('\n') + '\n',
+    );
+    const json = (args: string[]): { rss: number; touch: string; measured?: unknown } =>
+      JSON.parse(ptsim(['replay', p, '--json', '--cores', '2', ...args]).out) as {
+        rss: number;
+        touch: string;
+      };
+    const rec = json([]);
+    const none = json(['--touch', 'none']);
+    const full = json(['--touch', 'full']);
+    expect([rec.touch, none.touch, full.touch]).toEqual(['recorded', 'none', 'full']);
+    expect(rec.rss - none.rss).toBe(99 * 4096);
+    expect(full.rss - none.rss).toBe(1024 * 4096);
+    expect(rec.measured).toEqual({
+      samples: 2,
+      last: {
+        event: 1,
+        line: 6,
+        time: -1,
+        anon: 2000000,
+        heap: null,
+        mark: null,
+        modelled: rec.rss,
+      },
+      peak: {
+        event: 1,
+        line: 6,
+        time: -1,
+        anon: 2000000,
+        heap: null,
+        mark: null,
+        modelled: rec.rss,
+      },
+    });
+    const text = ptsim(['replay', p, '--cores', '2']);
+    expect(text.code).toBe(0);
+    expect(text.out).toContain(
+      "larger ones the pages of the trace's #:touch records (--touch recorded)",
+    );
+    expect(text.out).toContain('measured by the recording   2 #:rss samples');
+    expect(text.out).toMatch(
+      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\); replay /,
+    );
+    expect(text.err).toBe('');
+    const bad = ptsim(['replay', p, '--touch', 'some']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain("--touch takes recorded, full or none, got 'some'");
+  });
+
+  it('notes that a trace with big blocks and no touch records gives an upper bound', () => {
+    const p = trace('untouched.trace', '1 malloc 2000000 a\n1 free a\n');
+    const r = ptsim(['replay', p]);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(
+      `ptsim: note: ${p} has blocks of 1 MiB or more but no touch records, so its RSS is an upper bound (the replay takes every requested byte as written); \`ptsim record\` records the pages each large block really touches\n`,
+    );
+    expect(ptsim(['replay', p, '--touch', 'none']).err).toBe('');
+    const ex = ptsim(['explain', p, '--no-what-if', '--cores', '2']);
+    expect(ex.code).toBe(0);
+    expect(ex.out).toContain(`note: ${p} has blocks of 1 MiB or more but no touch records`);
+  });
+
+  it('names the file and line of a touch record of a block that is not live', () => {
+    const p = trace(
+      'touch-dead.trace',
+      '# touches recorded\n1 malloc 9000 a\n1 free a\n#:touch a 0\n',
+    );
+    const r = ptsim(['replay', p]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`${p}:4: #:touch of a, which is not a live block`);
+    expect(r.err).not.toMatch(/\n\s+at /);
   });
 });

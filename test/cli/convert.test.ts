@@ -145,6 +145,49 @@ describe('ptsim convert', () => {
     });
   }
 
+  it('keeps the touch records and samples of a recording, in their places', async () => {
+    const text = [
+      '# pid 7',
+      '# touches recorded',
+      '#:rss @5 anon=4096 mark=start',
+      '@10 1 malloc 100000 0x7f0000000010',
+      '#:touch 0x7f0000000010 0-3,7',
+      '@20 1 malloc 9000 buf',
+      '#:rss anon=0x10000 heap=8192 other=1',
+      '#:touch buf -',
+      '@30 1 free 0x7f0000000010',
+      '',
+    ].join('\n');
+    const output = join(dir, 'recorded.trace');
+    expect((await convert([file('recorded-in.trace', text), '-o', output])).code).toBe(0);
+    expect(readFileSync(output, 'utf8')).toBe(
+      [
+        '# pid 7',
+        '# touches recorded',
+        '#:rss @5 anon=4096 mark=start',
+        '@10 1 malloc 100000 0x7f0000000010',
+        '#:touch 0x7f0000000010 0-3,7',
+        '@20 1 malloc 9000 buf',
+        '#:rss anon=65536 heap=8192',
+        '#:touch buf -',
+        '@30 1 free 0x7f0000000010',
+        '',
+      ].join('\n'),
+    );
+    const calls = async (path: string): Promise<unknown[]> => {
+      const log: unknown[] = [];
+      await readTraceFile(path, {
+        header: (h) => log.push(['header', h.touchesRecorded, [...h.facts]]),
+        event: (ev) => log.push(['event', ev.index, ev.time, ev.recordsFollow === true]),
+        touch: (r) => log.push(['touch', r.token, [...r.pages.subarray(0, 2 * r.ranges)]]),
+        rss: (x) => log.push(['rss', x.time, x.anon, x.heap, x.mark]),
+        recordsEnd: () => log.push(['end']),
+      });
+      return log;
+    };
+    expect(await calls(output)).toEqual(await calls(join(dir, 'recorded-in.trace')));
+  });
+
   it('writes readable native text, facts of the recording first', async () => {
     const output = join(dir, 'lab.trace');
     expect((await convert([file('lab.rep', SAMPLES['malloclab']!), '-o', output])).code).toBe(0);

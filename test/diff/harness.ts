@@ -1,9 +1,9 @@
 /**
  * The differential harness: replays one trace with ptsim and with the native replayer on this
- * machine's glibc, and compares the two fidelity logs event by event, the resident memory after
- * every event, and the summaries (events, mallinfo2, rss, peakRss, brk), plus malloc_stats and
- * malloc_info when asked. A mismatch is described by the first differing event, both records (or
- * both RSS figures), and the trace lines before it.
+ * machine's glibc, with the same touch model, and compares the two fidelity logs event by event,
+ * the resident memory after every event, and the summaries (events, mallinfo2, rss, peakRss, brk),
+ * plus malloc_stats and malloc_info when asked. A mismatch is described by the first differing
+ * event, both records (or both RSS figures), and the trace lines before it.
  */
 
 import { cpus } from 'node:os';
@@ -13,6 +13,7 @@ import {
   Replayer,
   type EventRecord,
   type ReplaySummary,
+  type TouchMode,
 } from '../../src/replay/replay.js';
 import { PAGE_SIZE } from '../../src/kernel/kernel.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
@@ -43,7 +44,24 @@ export function traceEnv(text: string): Record<string, string> {
   return env;
 }
 
-export function runSim(text: string, env: Record<string, string>, name = 'trace'): SimRun {
+/** The touch model a replay of the trace takes by default: recorded when its header says so. */
+export function traceTouch(text: string): TouchMode {
+  let touch: TouchMode = 'full';
+  readTraceText(text, 'touch', {
+    header: (h: TraceHeader) => {
+      if (h.touchesRecorded === true) touch = 'recorded';
+    },
+    event: () => {},
+  });
+  return touch;
+}
+
+export function runSim(
+  text: string,
+  env: Record<string, string>,
+  name = 'trace',
+  touch?: TouchMode,
+): SimRun {
   const events: EventRecord[] = [];
   const rss: number[] = [];
   const lines: number[] = [];
@@ -51,6 +69,7 @@ export function runSim(text: string, env: Record<string, string>, name = 'trace'
   const r: Replayer = new Replayer(name, {
     env: Object.entries(env),
     cores: cpus().length,
+    ...(touch === undefined ? {} : { touch }),
     // Called once the event is complete, touch model included: the figure the summary's rss is.
     onEvent: (e) => {
       events.push(e);
@@ -65,6 +84,9 @@ export function runSim(text: string, env: Record<string, string>, name = 'trace'
         lines.push(ev.line);
         r.event(ev);
       },
+      touch: (rec) => r.touch(rec),
+      rss: (sample) => r.rss(sample),
+      recordsEnd: () => r.recordsEnd(),
     });
   } catch (e) {
     if (!(e instanceof ReplayError)) throw e;
@@ -208,19 +230,30 @@ export function compareRuns(
   return null;
 }
 
-/** Replays `text` both ways and returns the difference report, or null. */
+/**
+ * Replays `text` both ways, with the same touch model (the one given, else the trace's default),
+ * and returns the difference report, or null.
+ */
 export function differential(
   text: string,
-  opts: { name?: string; stats?: boolean; info?: boolean; env?: Record<string, string> } = {},
+  opts: {
+    name?: string;
+    stats?: boolean;
+    info?: boolean;
+    env?: Record<string, string>;
+    touch?: TouchMode;
+  } = {},
 ): string | null {
   const env = { ...traceEnv(text), ...(opts.env ?? {}) };
-  const sim = runSim(text, env, opts.name);
+  const touch = opts.touch ?? traceTouch(text);
+  const sim = runSim(text, env, opts.name, touch);
   const nat = runNativeText(text, {
     env,
     stats: opts.stats ?? false,
     info: opts.info ?? false,
     rss: true,
     name: opts.name,
+    touch,
   });
   return compareRuns(text, sim, nat, { ...opts, rss: true });
 }

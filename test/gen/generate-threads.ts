@@ -7,6 +7,7 @@
  */
 
 import seedrandom from 'seedrandom';
+import { TOUCH_MIN_BYTES, maxTouchPage } from '../../src/trace/types.js';
 
 export interface ThreadGenOptions {
   seed: string;
@@ -19,6 +20,12 @@ export interface ThreadGenOptions {
    * fill their 64 MiB, get a second and third heap, shrink, and are deleted again.
    */
   heapStress?: boolean;
+  /**
+   * Write `# touches recorded` and `#:touch` records of random pages of the blocks of
+   * TOUCH_MIN_BYTES or more, after random events and before most frees and reallocs, as
+   * generateTrace does; the events are those of the same seed without records.
+   */
+  touches?: boolean;
 }
 
 type Rng = () => number;
@@ -39,6 +46,18 @@ export function generateThreadedTrace(opts: ThreadGenOptions): string {
   const maxThreads = opts.maxThreads ?? intBetween(rng, 2, 40);
   const maxLive = opts.maxLiveBytes ?? 320 << 20;
   const out: string[] = [`# generated: seed ${opts.seed}, up to ${maxThreads} threads`];
+  const trng: Rng | null = opts.touches === true ? seedrandom(`${opts.seed}/touches`) : null;
+  if (trng !== null) out.push('# touches recorded');
+  const touch = (b: { tok: string; size: number }): void => {
+    if (trng === null || b.size < TOUCH_MIN_BYTES) return;
+    const most = maxTouchPage(b.size);
+    const ranges: string[] = [];
+    for (let k = intBetween(trng, 0, 3); k > 0; k--) {
+      const from = intBetween(trng, 0, most);
+      ranges.push(`${from}-${Math.min(most, from + Math.floor(logSize(trng, 0, 300)))}`);
+    }
+    out.push(`#:touch ${b.tok} ${ranges.length === 0 ? '-' : ranges.join(',')}`);
+  };
 
   // Personality: how big blocks get and whether they stay in the heaps.
   const bigHeap = rng() < 0.4; // big blocks from the heaps: thread heaps fill, grow, shrink, go
@@ -94,6 +113,8 @@ export function generateThreadedTrace(opts: ThreadGenOptions): string {
   };
 
   for (let n = 0; n < opts.events; n++) {
+    if (trng !== null && live.length > 0 && trng() < 0.2)
+      touch(live[Math.floor(trng() * live.length)]!);
     // Thread life cycle.
     if (alive.length < maxThreads && rng() < 0.02) {
       // A new thread: sometimes it takes the number of one that exited.
@@ -117,9 +138,11 @@ export function generateThreadedTrace(opts: ThreadGenOptions): string {
     const r = rng();
     if ((r < phaseFree || liveBytes > maxLive) && live.length > 0) {
       const b = takeLive(tid)!;
+      if (trng !== null && trng() < 0.7) touch(b);
       out.push(rng() < 0.03 ? `${tid} realloc ${b.tok} 0 0` : `${tid} free ${b.tok}`);
     } else if (r < phaseFree + 0.08 && live.length > 0) {
       const b = takeLive(tid)!;
+      if (trng !== null && trng() < 0.7) touch(b);
       const s = rng() < 0.4 ? Math.max(1, Math.floor(b.size / 2)) : b.size + logSize(rng, 1, 4096);
       out.push(`${tid} realloc ${b.tok} ${s} ${addLive(tid, s)}`);
     } else if (trimRate > 0 && rng() < trimRate) {

@@ -11,6 +11,7 @@
  */
 
 import seedrandom from 'seedrandom';
+import { TOUCH_MIN_BYTES, maxTouchPage } from '../../src/trace/types.js';
 
 export interface GenOptions {
   seed: string;
@@ -20,6 +21,13 @@ export interface GenOptions {
   maxLiveBytes?: number;
   /** Include mallopt lines (default true). */
   mallopts?: boolean;
+  /**
+   * Write `# touches recorded` and `#:touch` records as a recorder would (docs/trace-format.md):
+   * random pages of blocks of TOUCH_MIN_BYTES or more, after random events, before most frees
+   * and reallocs of such blocks, and at the end for the blocks still live; and a few `#:rss`
+   * samples. The events are those of the same seed without records.
+   */
+  touches?: boolean;
 }
 
 type Rng = () => number;
@@ -151,6 +159,31 @@ export function generateTrace(opts: GenOptions): string {
   let liveBytes = 0;
   let serial = 0;
   const out: string[] = [`# generated: seed ${opts.seed}`];
+  // Records draw from a generator of their own, so that the events stay those of the seed.
+  const trng: Rng | null = opts.touches === true ? seedrandom(`${opts.seed}/touches`) : null;
+  if (trng !== null) out.push('# touches recorded');
+  /** A record of random pages of block b (a few ranges, sometimes the empty set). */
+  const touch = (b: { tok: string; size: number }): void => {
+    if (trng === null || b.size < TOUCH_MIN_BYTES) return;
+    const most = maxTouchPage(b.size);
+    const ranges: string[] = [];
+    for (let k = intBetween(trng, 0, 3); k > 0; k--) {
+      const from = intBetween(trng, 0, most);
+      const to = Math.min(most, from + Math.floor(logSize(trng, 0, 600)));
+      ranges.push(from === to ? `${from}` : `${from}-${to}`);
+    }
+    out.push(`#:touch ${b.tok} ${ranges.length === 0 ? '-' : ranges.join(',')}`);
+  };
+  /** After an event: now and then a record of some live block, or a sample. */
+  const records = (): void => {
+    if (trng === null) return;
+    if (live.length > 0 && trng() < 0.2) touch(live[Math.floor(trng() * live.length)]!);
+    if (trng() < 0.01) out.push(`#:rss anon=${Math.floor(trng() * 1e9)}`);
+  };
+  /** Before a free or realloc of b: the record of its pages, as a recorder writes it. */
+  const lastTouch = (b: { tok: string; size: number }): void => {
+    if (trng !== null && trng() < 0.7) touch(b);
+  };
   const size = (): number => {
     const [, lo, hi] = pickWeighted<[number, number, number]>(rng, pers.sizeClasses);
     return logSize(rng, lo, hi);
@@ -171,10 +204,12 @@ export function generateTrace(opts: GenOptions): string {
   };
 
   for (let n = 0; n < opts.events; n++) {
+    if (n > 0) records();
     const growing = Math.floor(n / pers.phase) % 2 === 0;
     const freeBias = growing ? 0.3 : 0.75;
     if (live.length > 0 && (rng() < freeBias || liveBytes > maxLive)) {
       const b = takeLive();
+      lastTouch(b);
       if (rng() < 0.03) out.push(`1 realloc ${b.tok} 0 0`);
       else out.push(`1 free ${b.tok}`);
       continue;
@@ -200,6 +235,7 @@ export function generateTrace(opts: GenOptions): string {
           break;
         }
         const b = takeLive();
+        lastTouch(b);
         const r = rng();
         const s =
           r < 0.3
@@ -236,5 +272,6 @@ export function generateTrace(opts: GenOptions): string {
         break;
     }
   }
+  for (const b of live) if (trng !== null && trng() < 0.8) touch(b);
   return out.join('\n') + '\n';
 }

@@ -58,6 +58,8 @@ export interface NativeOptions {
   rssBy?: 'auto' | 'faults' | 'rescans';
   /** A limit on open files for the replayer (`ulimit -n`), say to keep perf_event_open from working. */
   maxFiles?: number;
+  /** What the program writes (`--touch`); by default as the trace's header says, as in ptsim. */
+  touch?: 'recorded' | 'full' | 'none';
   /**
    * Replay on Debian's build of another glibc version (a key of GLIBC_SUITES in glibc-builds.ts:
    * '2.31', '2.41', ...), run under that build's own dynamic loader; fetched first if need be.
@@ -188,6 +190,7 @@ export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRu
     if (opts.rss) args.push('--rss');
     if (opts.verifyRss) args.push('--verify-rss');
     if (opts.rssBy !== undefined) args.push('--rss-by', opts.rssBy);
+    if (opts.touch !== undefined) args.push('--touch', opts.touch);
     if (opts.stats) args.push('--stats', files.stats);
     if (opts.info) args.push('--info', files.info);
 

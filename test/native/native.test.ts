@@ -542,6 +542,92 @@ describe('calls', () => {
   });
 });
 
+describe('touch models (--touch, #:touch records)', () => {
+  // A 1 MiB block is mmapped: chunk 1048592, mapping ALIGN_UP(1048592 + 8, 4096) = 257 pages,
+  // glibc's header in page 0; the first malloc also made page 0 of the main heap resident
+  // (tcache_init). Its requested bytes [16, 1048592) end in page 256.
+  const big =
+    '1 malloc 1048576 a\n#:touch a 1-9,100\n1 malloc 10 b\n#:touch a 9-10,255\n1 free a\n';
+  const rss = (run: NativeRun): unknown[] => run.events.map((e) => (e['rss'] as number) / PAGE);
+
+  it('writes a big block only where its records say in recorded, all of it in full, none of it in none', () => {
+    expect(rss(runNativeText(big, { rss: true, touch: 'recorded' }))).toEqual([12, 14, 1]);
+    expect(rss(runNativeText(big, { rss: true, touch: 'full' }))).toEqual([258, 258, 1]);
+    expect(rss(runNativeText(big, { rss: true, touch: 'none' }))).toEqual([2, 2, 1]);
+  });
+
+  it('takes recorded by default for a trace that says so, full otherwise', () => {
+    expect(rss(runNativeText(big, { rss: true }))).toEqual([258, 258, 1]);
+    expect(rss(runNativeText('# touches recorded\n' + big, { rss: true }))).toEqual([12, 14, 1]);
+    // A page a block reaches in some recording but not here is skipped: 200000 bytes from offset
+    // 16 end in page 48, the last of their 49-page mapping; a recording may have reached page 49.
+    const edge = '# touches recorded\n1 malloc 200000 a\n#:touch a 49\n';
+    expect(rss(runNativeText(edge, { rss: true }))).toEqual([2]);
+  });
+
+  it('keeps its per-event figures exact across touch records, by samples and by rescans', () => {
+    for (const file of [
+      'touch-over-time.trace',
+      'touch-realloc.trace',
+      'touch-live-at-end.trace',
+    ]) {
+      const text = readFileSync(
+        fileURLToPath(new URL(`../diff/cases/${file}`, import.meta.url)),
+        'utf8',
+      );
+      for (const rssBy of ['faults', 'rescans'] as const) {
+        const run = runNativeText(text, { rss: true, verifyRss: true, rssBy, env: traceEnv(text) });
+        expect(run.exitCode, run.stderr).toBe(0);
+        expect(run.events.length).toBe(run.summary!['events']);
+      }
+    }
+  });
+
+  it.each([
+    ['1 malloc 9000 a\n#:touch b 0\n', 'inline.trace:2: #:touch of b, which is not a live block'],
+    [
+      '1 malloc 9000 a\n1 free a\n#:touch a 0\n',
+      'inline.trace:3: #:touch of a, which is not a live block',
+    ],
+    [
+      '1 malloc 9000 a\n#:touch a 4\n',
+      "inline.trace:2: #:touch of a: page 4 is past the block's last requested byte",
+    ],
+    ['1 malloc 9000 a\n#:touch a 1-x\n', "inline.trace:2: #:touch: malformed page list '1-x'"],
+    ['1 malloc 9000 a\n#:touch a 2-1\n', 'inline.trace:2: #:touch: page range 2-1 runs backwards'],
+    ['1 malloc 9000 a\n#:touch a\n', 'inline.trace:2: #:touch takes TOKEN PAGES, got 1 argument'],
+    ['1 malloc 9000 a\n#:touch 0 1\n', "inline.trace:2: #:touch of NULL ('0')"],
+    ['#:touch a 0\n1 malloc 9000 a\n', 'inline.trace:1: #:touch of a before the first event'],
+    [
+      '# touches everything\n1 malloc 9000 a\n',
+      "inline.trace:1: malformed header line: expected '# touches recorded'",
+    ],
+  ])(
+    'reports a mistake in a touch record with file and line, in every model: %j',
+    (text, message) => {
+      for (const touch of ['recorded', 'full', 'none'] as const) {
+        const run = runNativeText(text, { touch });
+        expect(run.exitCode).toBe(2);
+        expect(run.stderr).toContain(message);
+      }
+    },
+  );
+
+  it('skips #:rss samples and other #: lines, and refuses an unknown model', () => {
+    const run = runNativeText(
+      '#:rss anon=1\n1 malloc 9000 a\n#:rss anon=x\n#:later 1 2\n1 free a\n',
+      {
+        touch: 'recorded',
+      },
+    );
+    expect(run.exitCode).toBe(0);
+    expect(run.events).toHaveLength(2);
+    const bad = runNativeText('1 malloc 1 a\n', { touch: 'some' as 'none' });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toContain('[--touch recorded|full|none]');
+  });
+});
+
 describe('settings', () => {
   it('takes tunables from the given environment only', () => {
     const text = '1 malloc 24 a\n1 free a\n';

@@ -5,7 +5,7 @@
  *
  *   replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]
  *          [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss]
- *          [--rss-by auto|faults|rescans]
+ *          [--rss-by auto|faults|rescans] [--touch recorded|full|none]
  *
  * By default the allocator's RSS is measured after every event for the summary's peakRss; --rss
  * also writes it on each log line ("rss", after "brk"); --no-peak measures only at the end (peakRss
@@ -54,7 +54,13 @@
  *
  * Resident memory
  * ---------------
- * The touch model of fidelity-log.md is applied with memset right after each call. RSS counts
+ * The program's writes follow the touch model ptsim's --touch names (docs/trace-format.md,
+ * "Extensions"), with memset: `full` (the default, unless the trace says `# touches recorded`)
+ * writes every requested byte right after each call (fidelity-log.md); `recorded` (the default
+ * for a trace that says so) writes blocks of 4096 bytes or more only where their `#:touch`
+ * records say, right after the event the records follow, before it is measured, and smaller
+ * blocks whole; `none` writes nothing. glibc's own writes are glibc's. `#:rss` lines are skipped.
+ * RSS counts
  * pages of the allocator's memory (the main heap [B0, brk), each heap of the other arenas, each
  * live mmapped chunk) that /proc/self/pagemap shows present and exclusively mapped (mincore would
  * also count the shared zero page that a read of untouched memory maps). The final `rss` is such
@@ -589,6 +595,40 @@ static const struct {
     {"M_CHECK_ACTION", -5},   {"M_PERTURB", -6},       {"M_ARENA_TEST", -7},    {"M_ARENA_MAX", -8},
 };
 
+/* What the program writes (see "Resident memory" above). */
+enum { TOUCH_RECORDED, TOUCH_FULL, TOUCH_NONE };
+static int touch_mode = -1; /* --touch; -1 until the trace's header has said */
+static int header_touches;  /* the trace says `# touches recorded` */
+#define TOUCH_MIN 4096      /* blocks this big or more get their #:touch records in recorded */
+
+static inline int line_is(const char *p, const char *end, const char *word) {
+  size_t n = strlen(word);
+  return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 && (p + n == end || is_blank(p[n]));
+}
+
+/* A comment line before the first event ([p, end), p at the '#'): `# touches recorded`, and a
+   touch record, which cannot stand there. */
+static void header_comment(const char *p, const char *end) {
+  if (line_is(p, end, "#:touch")) {
+    tp = p + 7;
+    const char *e, *s = field(&e);
+    trace_error(cur_line, "#:touch of %.*s before the first event: no block is live yet", (int)(e - s), s);
+  }
+  if (p[1] == ':') return;
+  p++;
+  while (p < end && is_blank(*p)) p++;
+  if (!line_is(p, end, "touches")) return;
+  p += 7;
+  while (p < end && is_blank(*p)) p++;
+  const char *v = p;
+  while (p < end && !is_blank(*p)) p++;
+  const char *ve = p;
+  while (p < end && is_blank(*p)) p++;
+  if (ve - v != 8 || memcmp(v, "recorded", 8) != 0 || p != end)
+    trace_error(cur_line, "malformed header line: expected '# touches recorded'");
+  header_touches = 1;
+}
+
 /* Parses the next event line into cur. Returns 0 at the end of the trace. */
 static int parse_next(void) {
   const char *p, *e, *s;
@@ -607,11 +647,13 @@ static int parse_next(void) {
     }
     if (*p == '#') {
       const char *nl = memchr(p, '\n', (size_t)(tend - p));
+      if (next_index == 0) header_comment(p, nl ? nl : tend);
       tp = nl ? nl + 1 : tend;
       continue;
     }
     break;
   }
+  if (next_index == 0 && touch_mode < 0) touch_mode = header_touches ? TOUCH_RECORDED : TOUCH_FULL;
   tp = p;
   s = field(&e);
   if (*s == '@') { /* @TIME: checked, then ignored */
@@ -752,9 +794,10 @@ static uint64_t resident_pages(uintptr_t start, uintptr_t end) {
 
 /*
  * Live mmapped chunks. Nothing but the event that creates one (glibc's header, perturb, our
- * touch) writes to it, and it is unmapped as a whole (a realloc that mremaps it ends its record
- * and starts another), so when RSS is measured after every event (the default) its resident pages
- * are counted once, from pagemap, right after our touch, and kept.
+ * touch) and the #:touch records of its block write to it, and it is unmapped as a whole (a
+ * realloc that mremaps it ends its record and starts another), so when RSS is measured after every
+ * event (the default) its resident pages are counted from pagemap right after our touch, again
+ * after each touch record, and kept.
  */
 struct mmrec {
   uintptr_t base, len;
@@ -1645,7 +1688,9 @@ static void unnamed(void *r) {
  * replay with the call made but not recorded.
  */
 static void run_alloc(void *r, uint64_t req) {
-  if (r && req) memset(r, TOUCH_BYTE, req); /* the touch model: the program writes what it asked for */
+  /* the touch model: the program writes what it asked for (recorded: only a small block) */
+  if (r && req && (touch_mode == TOUCH_FULL || (touch_mode == TOUCH_RECORDED && req < TOUCH_MIN)))
+    memset(r, TOUCH_BYTE, req);
   if (cur.has_out) live_fill(live_claim(&cur.out, cur.line), &cur.out, r, req);
   else unnamed(r);
   if (want_events) log_block(&cur, r);
@@ -1694,7 +1739,12 @@ static void run_realloc(void) {
     if (ko && !same) live_fill(live_claim(ko, cur.line), ko, NULL, 0);
   } else {
     /* The old block is gone: moved, resized in place, or freed by realloc(p, 0). */
-    if (r && n > oldreq) memset((char *)r + oldreq, TOUCH_BYTE, n - oldreq);
+    if (r && (touch_mode == TOUCH_FULL || (touch_mode == TOUCH_RECORDED && n < TOUCH_MIN))) {
+      /* The bytes the old block did not have; in recorded, where a big old block was not written
+         whole, all of a (small) new block. */
+      uint64_t from = touch_mode == TOUCH_RECORDED && oldreq >= TOUCH_MIN ? 0 : oldreq;
+      if (n > from) memset((char *)r + from, TOUCH_BYTE, n - from);
+    }
     if (t && t->mm >= 0 && r && mmapped(r)) paths.mremap++;
     if (t) live_remove(t);
     if (ko) live_fill(live_claim(ko, cur.line), ko, r, n);
@@ -1702,6 +1752,96 @@ static void run_realloc(void) {
     else unnamed(r);
   }
   if (want_events) log_block(&cur, r);
+}
+
+/* The highest page a #:touch record may name for a block of `bytes` (maxTouchPage in ptsim):
+   blocks start 16-byte aligned, so the last byte is at most 4080 + bytes - 1 past page 0. */
+static inline int64_t max_touch_page(uint64_t bytes) { return bytes == 0 ? -1 : (int64_t)((bytes - 1 + PAGE - 16) / PAGE); }
+
+static void bad_pages(const char *s, const char *e) __attribute__((noreturn));
+static void bad_pages(const char *s, const char *e) {
+  trace_error(cur_line, "#:touch: malformed page list '%.*s': expected page numbers and ranges like 0-3,7,12-40, or - for none",
+              (int)(e - s), s);
+}
+
+/* One pass over a page list [s, e): checks it, returns the highest page named (-1 for `-`), and
+   with `t` set writes the pages into t's block, clipped to its requested bytes (page 0 holds the
+   block's first byte). */
+static int64_t pages_pass(const char *s, const char *e, const struct tok *t) {
+  if (e - s == 1 && *s == '-') return -1;
+  int64_t most = -1;
+  for (const char *p = s;;) {
+    const char *q = p;
+    uint64_t a = 0, b;
+    while (p < e && (unsigned)(unsigned char)*p - '0' < 10) a = a * 10 + (uint64_t)(*p++ - '0');
+    if (p == q || p - q > 15) bad_pages(s, e);
+    b = a;
+    if (p < e && *p == '-') {
+      q = ++p;
+      b = 0;
+      while (p < e && (unsigned)(unsigned char)*p - '0' < 10) b = b * 10 + (uint64_t)(*p++ - '0');
+      if (p == q || p - q > 15) bad_pages(s, e);
+      if (b < a) trace_error(cur_line, "#:touch: page range %llu-%llu runs backwards", (unsigned long long)a, (unsigned long long)b);
+    }
+    if ((int64_t)b > most) most = (int64_t)b;
+    if (t) {
+      uintptr_t mem = (uintptr_t)t->ptr, end = mem + t->req, page0 = mem & ~(PAGE - 1);
+      uintptr_t from = page0 + a * PAGE, to = page0 + (b + 1) * PAGE;
+      if (from < mem) from = mem;
+      if (to > end) to = end;
+      if (from < to) memset((void *)from, TOUCH_BYTE, to - from);
+    }
+    if (p == e) return most;
+    if (*p != ',' || p + 1 == e) bad_pages(s, e);
+    p++;
+  }
+}
+
+/* `#:touch TOKEN PAGES`, tp just after the keyword: the program has made these pages of the live
+   block TOKEN resident. Checked in every model, written in recorded. */
+static void touch_record(void) {
+  const char *e, *s = field(&e), *pe, *ps = field(&pe);
+  int args = (s != e) + (ps != pe);
+  const char *p = tp;
+  while (is_blank(*p)) p++;
+  if (args < 2 || (p < tend && *p != '\n'))
+    trace_error(cur_line, "#:touch takes TOKEN PAGES, got %s", args < 2 ? (args ? "1 argument" : "0 arguments") : "more");
+  if (e - s > 0xffff) trace_error(cur_line, "#:touch: token too long");
+  uint32_t n = (uint32_t)(e - s);
+  if (null_token(s, n)) trace_error(cur_line, "#:touch of NULL ('%.*s'): a touch record names a live block", (int)n, s);
+  int64_t most = pages_pass(ps, pe, NULL);
+  struct key k;
+  key_of(&k, s, n);
+  struct tok *t = live_find(&k);
+  if (!t) trace_error(cur_line, "#:touch of %.*s, which is not a live block (never allocated, or freed or reallocated since)", (int)n, s);
+  if (!t->ptr) return; /* the real call returned NULL: nothing to write */
+  if (most > max_touch_page(t->req))
+    trace_error(cur_line, "#:touch of %.*s: page %lld is past the block's last requested byte", (int)n, s, (long long)most);
+  if (touch_mode != TOUCH_RECORDED) return;
+  pages_pass(ps, pe, t);
+  if (t->mm >= 0 && count_now) { /* its pages are counted from the registry: count them again */
+    struct mmrec *m = &mm[t->mm];
+    uint64_t pages = resident_pages(m->base, m->base + m->len);
+    mm_pages += pages - m->pages;
+    m->pages = pages;
+  }
+}
+
+/* After an event, before it is measured: the records that follow it, up to the next event line,
+   which parse_next reads. */
+static void apply_records(void) {
+  for (;;) {
+    const char *p = tp;
+    while (p < tend && is_blank(*p)) p++;
+    if (p >= tend || (*p != '\n' && *p != '#')) return;
+    cur_line++;
+    const char *nl = memchr(p, '\n', (size_t)(tend - p));
+    if (line_is(p, nl ? nl : tend, "#:touch")) {
+      tp = p + 7;
+      touch_record();
+    }
+    tp = nl ? nl + 1 : tend;
+  }
 }
 
 static void run_event(void) {
@@ -1741,6 +1881,7 @@ static void run_event(void) {
     run_plain();
     break;
   }
+  apply_records();
   end_event(cur.op == OP_TRIM ? END_TRIM : END_CALL);
 }
 
@@ -1882,6 +2023,7 @@ static void finish_join(void) {
   if (err) die(EXIT_RESOURCE, "replay: pthread_join failed\n");
   s->used = 0;
   run_plain();
+  apply_records();
   end_event(END_EXIT);
 }
 
@@ -2083,7 +2225,8 @@ static int open_out(const char *path) {
 
 static void usage(void) {
   die(EXIT_TRACE, "usage: replay TRACE --events OUT.jsonl --summary OUT.json [--stats OUT.txt] [--info OUT.xml]"
-                  " [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--rss-by auto|faults|rescans]\n");
+                  " [--no-peak | --rss] [--no-events] [--name DISPLAY] [--verify-rss] [--rss-by auto|faults|rescans]"
+                  " [--touch recorded|full|none]\n");
 }
 
 int main(int argc, char **argv) {
@@ -2107,6 +2250,13 @@ int main(int argc, char **argv) {
       if (!strcmp(m, "auto")) rss_by = BY_AUTO;
       else if (!strcmp(m, "faults")) rss_by = BY_FAULTS;
       else if (!strcmp(m, "rescans")) rss_by = BY_RESCANS, perf_ok = 0;
+      else usage();
+    }
+    else if (!strcmp(a, "--touch") && i + 1 < argc) {
+      const char *m = argv[++i];
+      if (!strcmp(m, "recorded")) touch_mode = TOUCH_RECORDED;
+      else if (!strcmp(m, "full")) touch_mode = TOUCH_FULL;
+      else if (!strcmp(m, "none")) touch_mode = TOUCH_NONE;
       else usage();
     }
     else if (a[0] == '-' && a[1] == '-') usage();

@@ -33,7 +33,14 @@ describe('ptsim record', () => {
     const r = await run(['--help']);
     expect(r.code).toBe(0);
     expect(r.out).toBe(RECORD_HELP + '\n');
-    for (const opt of ['-o, --output', '--gzip', '--no-children', 'Exit status'])
+    for (const opt of [
+      '-o, --output',
+      '--gzip',
+      '--no-children',
+      '--no-touches',
+      '--rss-every',
+      'Exit status',
+    ])
       expect(r.out).toContain(opt);
   });
 
@@ -42,6 +49,52 @@ describe('ptsim record', () => {
     await expect(run(['-o', 'x.trace', '--'])).rejects.toThrow(/needs a COMMAND/);
     await expect(run(['-o', '-', '--', 'true'])).rejects.toThrow(UsageError);
     await expect(run(['--frobnicate', '--', 'true'])).rejects.toThrow(/frobnicate/);
+    for (const [when, why] of [
+      [
+        '5x',
+        /'5x' is neither a time \(100ms, 2s\) nor a number of allocator calls \(50000\), nor off/,
+      ],
+      ['100ms,2s', /two times/],
+      ['10,20', /two numbers of calls/],
+      ['0ms', /from 1ms to 24 hours/],
+      ['0', /from 1 to 10\^12/],
+      ['100ms,off', /'off' is neither/],
+      ['', /'' is neither/],
+    ] as const) {
+      await expect(run(['--rss-every', when, '--', 'true'])).rejects.toThrow(UsageError);
+      await expect(run(['--rss-every', when, '--', 'true'])).rejects.toThrow(why);
+    }
+    await expect(run(['--no-touches', '--rss-every', '1s', '--', 'true'])).rejects.toThrow(
+      /--rss-every and --no-touches do not go together/,
+    );
+  });
+
+  it('--rss-every takes its value before the COMMAND, and the recorder gets it', async () => {
+    const dir = scratch('cmd');
+    const out = join(dir, 'every.trace');
+    const r = await run([
+      '--rss-every',
+      '2s',
+      '-o',
+      out,
+      program('single'),
+      join(dir, 'single.log'),
+    ]);
+    expect(r.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^# rss_sampling 2000ms$/m);
+    const both = await run([
+      '--rss-every=1000,50ms',
+      '-o',
+      out,
+      '--',
+      program('single'),
+      join(dir, 'single.log'),
+    ]);
+    expect(both.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).toMatch(/^# rss_sampling 50ms,1000events$/m);
+    const none = await run(['--no-touches', '-o', out, program('single'), join(dir, 'single.log')]);
+    expect(none.code).toBe(0);
+    expect(readFileSync(out, 'utf8')).not.toMatch(/^#:|^# (touches|rss_sampling)/m);
   });
 
   it('records, reports the events and the file, and exits with the program status', async () => {

@@ -28,7 +28,7 @@ function tmpFile(content: string | Uint8Array): string {
 }
 
 interface Read {
-  calls: Array<['header', TraceHeader] | ['event', TraceEvent]>;
+  calls: Array<['header', TraceHeader] | ['event', TraceEvent] | [string, unknown]>;
   result?: unknown;
   error?: { name: string; message: string };
 }
@@ -47,6 +47,10 @@ async function read(
       const e = sinkError?.(ev);
       if (e !== undefined) throw e;
     },
+    touch: (r) =>
+      out.calls.push(['touch', [r.line, r.token, r.id, [...r.pages.subarray(0, 2 * r.ranges)]]]),
+    rss: (x) => out.calls.push(['rss', { ...x }]),
+    recordsEnd: () => out.calls.push(['end', null]),
   };
   try {
     out.result = await readTraceFile(path, sink, { worker, displayName: 'shown.trace' });
@@ -91,6 +95,30 @@ function trace(n: number): string {
   return lines.join('\n') + '\n';
 }
 
+/** `trace(n)` with records: touches of live blocks and samples, some before the first event. */
+function traceWithRecords(n: number): string {
+  const out = ['# touches recorded', '#:rss anon=4096 mark=start'];
+  const live: string[] = [];
+  for (const line of trace(n).split('\n')) {
+    out.push(line);
+    const m = /(?:malloc|calloc 2|realloc \S+) \d+ (\S+)$/.exec(line);
+    if (m !== null) live.push(m[1]!);
+    const f = /(?:free|realloc) (\S+)/.exec(line);
+    if (f !== null) live.splice(live.indexOf(f[1]!), 1);
+    if (out.length % 5 === 0 && live.length > 0) {
+      const t = live[out.length % live.length]!;
+      out.push(
+        `#:touch ${t} ${out.length % 3 === 0 ? '-' : `0,${out.length % 4}-${(out.length % 4) + 2}`}`,
+      );
+    }
+    if (out.length % 13 === 0)
+      out.push(
+        `#:rss @${out.length} anon=${out.length * 4096}${out.length % 2 ? ' heap=7' : ''}${out.length % 26 === 0 ? ' mark=m' + out.length : ''}`,
+      );
+  }
+  return out.join('\n') + '\n';
+}
+
 describe('the parse worker', () => {
   it('delivers the same header, events and result as reading in this thread', async () => {
     const text = trace(300);
@@ -118,6 +146,19 @@ describe('the parse worker', () => {
     expect(there.calls).toEqual(here.calls);
   });
 
+  it('delivers the records among the events in the same order, across batches', async () => {
+    const text = traceWithRecords(40_000);
+    const r = await expectSame(tmpFile(text));
+    const kinds = new Set(r.calls.map((c) => c[0]));
+    expect([...kinds].sort()).toEqual(['end', 'event', 'header', 'rss', 'touch']);
+    expect(r.calls.length).toBeGreaterThan(2 * 16384);
+    expect(
+      r.calls.filter((c) => c[0] === 'event' && (c[1] as TraceEvent).recordsFollow).length,
+    ).toBe(r.calls.filter((c) => c[0] === 'end').length - 1);
+    await expectSame(tmpFile(gzipSync(text)));
+    await expectSame(tmpFile('#:rss anon=1\n#:rss anon=2 mark=x\n'));
+  });
+
   it('delivers the header of a trace without events, and of an empty file', async () => {
     await expectSame(tmpFile('# pid 1\n# exe /bin/true\n'));
     await expectSame(tmpFile(''));
@@ -129,6 +170,8 @@ describe('the parse worker', () => {
     expect(r.error?.message).toMatch(/^shown\.trace:\d+: unknown operation 'mallocc'/);
     const long = await expectSame(tmpFile(gzipSync(trace(100_000) + '1 free\n')));
     expect(long.error?.message).toMatch(/^shown\.trace:\d+: free takes PTR, got 0 arguments$/);
+    const record = await expectSame(tmpFile(traceWithRecords(30_000) + '#:touch 0x1 x\n'));
+    expect(record.error?.message).toMatch(/^shown\.trace:\d+: #:touch: malformed page list 'x'/);
   });
 
   it('reports files it cannot read', async () => {

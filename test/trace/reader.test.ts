@@ -940,3 +940,282 @@ describe('errors', () => {
     expectError('1 bad\n', 1, /^unknown operation 'bad'/, 'traces/app.trace.gz');
   });
 });
+
+/** A sink that logs every call, records included, as plain values in order. */
+function recordLog(): { sink: TraceSink; log: unknown[] } {
+  const log: unknown[] = [];
+  return {
+    log,
+    sink: {
+      header(h) {
+        log.push(['header', h.touchesRecorded === true]);
+      },
+      event(ev) {
+        log.push(['event', ev.index, ev.line, ev.recordsFollow === true]);
+      },
+      touch(r) {
+        log.push([
+          'touch',
+          r.line,
+          r.token,
+          r.id,
+          [...r.pages.subarray(0, 2 * r.ranges)],
+          r.maxPage,
+        ]);
+      },
+      rss(s) {
+        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark]);
+      },
+      recordsEnd() {
+        log.push(['end']);
+      },
+    },
+  };
+}
+
+function records(text: string | Uint8Array): unknown[] {
+  const r = recordLog();
+  readTraceText(text, 't.trace', r.sink);
+  return r.log;
+}
+
+/** A trace with records in every place they may stand, for the record tests. */
+const RECORDS_TRACE = [
+  '# touches recorded',
+  '#:rss anon=8192 mark=start',
+  '# rss_sampling 100ms',
+  '1 malloc 100000 0x7f0000000010',
+  '#:touch 0x7f0000000010 0-3,7',
+  '# a comment between records',
+  '#:rss @5000 anon=1048576 heap=40960 threads=2',
+  '',
+  '1 malloc 8000 buf',
+  '1 malloc 10 small',
+  '#:touch buf 1',
+  '1 realloc buf 20000 buf2',
+  '#:touch 0x7f0000000010 4-5',
+  '#:touch buf2 0,2-4',
+  '#:rss anon=2000000',
+  '1 free 0x7f0000000010',
+].join('\n');
+
+describe('records (#:touch, #:rss)', () => {
+  it('delivers them in trace order, each run after the event before it and closed by recordsEnd', () => {
+    expect(records(RECORDS_TRACE)).toEqual([
+      ['header', true],
+      ['rss', 2, -1, 8192, -1, 'start'],
+      ['end'],
+      ['event', 0, 4, true],
+      ['touch', 5, '0x7f0000000010', 0, [0, 3, 7, 7], 7],
+      ['rss', 7, 5000, 1048576, 40960, ''],
+      ['end'],
+      ['event', 1, 9, false],
+      ['event', 2, 10, true],
+      ['touch', 11, 'buf', 1, [1, 1], 1],
+      ['end'],
+      ['event', 3, 12, true],
+      ['touch', 13, '0x7f0000000010', 0, [4, 5], 5],
+      // buf2 got the number buf gave up
+      ['touch', 14, 'buf2', 1, [0, 0, 2, 4], 4],
+      ['rss', 15, -1, 2000000, -1, ''],
+      ['end'],
+      ['event', 4, 16, false],
+    ]);
+  });
+
+  it('gives a record the number its token has, and none to a token that has none', () => {
+    const log = records('1 malloc 5000 a\n1 malloc 5000 b\n1 free a\n#:touch b 0\n#:touch a 0\n');
+    expect(log.filter((x) => (x as unknown[])[0] === 'touch')).toEqual([
+      ['touch', 4, 'b', 1, [0, 0], 0],
+      ['touch', 5, 'a', -1, [0, 0], 0],
+    ]);
+  });
+
+  it('reads a trace without records exactly as a sink without record methods sees it', () => {
+    const text = RECORDS_TRACE.replace(/^#:.*$/gm, '# was a record');
+    const plain = parse(text);
+    const withRecords = parse(RECORDS_TRACE);
+    expect(withRecords.events.map((e) => ({ ...e, recordsFollow: undefined }))).toEqual(
+      plain.events,
+    );
+    expect(withRecords.result).toEqual(plain.result);
+    expect(plain.events.every((e) => e.recordsFollow === undefined)).toBe(true);
+    expect(withRecords.events.map((e) => e.recordsFollow)).toEqual([
+      true,
+      undefined,
+      true,
+      true,
+      undefined,
+    ]);
+  });
+
+  it('keeps records out of the header, and header lines after an early sample in it', () => {
+    const r = recordLog();
+    const headers: TraceHeader[] = [];
+    readTraceText('#:rss anon=1\n# env MALLOC_ARENA_MAX=1\n#:unknown x\n1 malloc 1 a\n', 't', {
+      ...r.sink,
+      header: (h) => headers.push(h),
+    });
+    expect(headers[0]!.env).toEqual([['MALLOC_ARENA_MAX', '1']]);
+    expect(headers[0]!.comments).toEqual(['env MALLOC_ARENA_MAX=1']);
+    expect([...headers[0]!.facts]).toEqual([]);
+    expect(r.log).toEqual([['rss', 1, -1, 1, -1, ''], ['end'], ['event', 0, 4, false]]);
+  });
+
+  it('delivers the samples of a trace without events after its header', () => {
+    expect(records('# touches recorded\n#:rss anon=5\n#:rss anon=6 heap=0x10\n')).toEqual([
+      ['header', true],
+      ['rss', 2, -1, 5, -1, ''],
+      ['rss', 3, -1, 6, 16, ''],
+      ['end'],
+    ]);
+  });
+
+  it('skips #: lines of other keywords, and takes other comments as comments', () => {
+    expect(
+      records(
+        '1 malloc 1 a\n#:future 1 2 3\n#:touchy a 0\n# :touch a 0\n#:\n1 free a\n#:touch\x01\n',
+      ),
+    ).toEqual([
+      ['header', false],
+      ['event', 0, 1, false],
+      ['event', 1, 6, false],
+    ]);
+  });
+
+  it('reads page lists: -, numbers, inclusive ranges, in any order', () => {
+    const pages = (list: string): unknown =>
+      (records(`1 malloc 1 a\n#:touch a ${list}\n`)[2] as unknown[]).slice(4);
+    expect(pages('-')).toEqual([[], -1]);
+    expect(pages('0')).toEqual([[0, 0], 0]);
+    expect(pages('3-3')).toEqual([[3, 3], 3]);
+    expect(pages('9,0-2,5')).toEqual([[9, 9, 0, 2, 5, 5], 9]);
+    expect(pages('999999999999999')).toEqual([[999999999999999, 999999999999999], 999999999999999]);
+  });
+
+  it('reads samples: @TIME, anon=, heap=, mark=, other keys skipped, tabs and CRLF', () => {
+    const sample = (line: string): unknown => records(`1 malloc 1 a\n${line}\n`)[2];
+    expect(sample('#:rss anon=0x1000')).toEqual(['rss', 2, -1, 4096, -1, '']);
+    expect(sample('#:rss\t@7  heap=3 anon=4\tmark=ready-1\r')).toEqual([
+      'rss',
+      2,
+      7,
+      4,
+      3,
+      'ready-1',
+    ]);
+    expect(sample('#:rss a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 anon=10 mark=é')).toEqual([
+      'rss',
+      2,
+      -1,
+      10,
+      -1,
+      'é',
+    ]);
+  });
+
+  it('gives the same calls for every way of cutting a trace with records in two', () => {
+    const bytes = Buffer.from(RECORDS_TRACE);
+    const whole = records(bytes);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const r = recordLog();
+      const p = new TraceParser('t.trace', r.sink);
+      p.push(bytes.subarray(0, cut));
+      p.push(bytes.subarray(cut));
+      p.end();
+      expect(r.log).toEqual(whole);
+    }
+  });
+
+  it('reports malformed records with file and line', () => {
+    const at = (line: string): string => `1 malloc 100000 a\n${line}\n`;
+    const bad = (list: string): string =>
+      `#:touch: malformed page list '${list}': expected page numbers and ranges like 0-3,7,12-40, or - for none`;
+    for (const list of [
+      'x',
+      '1-',
+      '-3',
+      '1,',
+      ',1',
+      '1,,2',
+      '1--2',
+      '0x1',
+      '1-2-3',
+      '--',
+      '1000000000000000',
+    ])
+      expectError(at(`#:touch a ${list}`), 2, bad(list));
+    expectError(at('#:touch a 5-2'), 2, '#:touch: page range 5-2 runs backwards');
+    expectError(at('#:touch a'), 2, '#:touch takes TOKEN PAGES, got 1 argument');
+    expectError(at('#:touch'), 2, '#:touch takes TOKEN PAGES, got 0 arguments');
+    expectError(at('#:touch a 1 2'), 2, '#:touch takes TOKEN PAGES, got 3 arguments');
+    expectError(
+      at('#:touch 0x0 1'),
+      2,
+      "#:touch of NULL ('0x0'): a touch record names a live block",
+    );
+    expectError(
+      '# touches recorded\n#:touch a 0\n1 malloc 1 a\n',
+      2,
+      '#:touch of a before the first event: no block is live yet',
+    );
+    expectError(
+      at('#:touch a 1\x07'),
+      2,
+      'unexpected control character 0x07 in column 12: is this a text trace?',
+    );
+    expectError(
+      at('#:rss'),
+      2,
+      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+    );
+    expectError(
+      at('#:rss heap=4'),
+      2,
+      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+    );
+    expectError(at('#:rss anon=4k'), 2, "#:rss anon= '4k' is not a number");
+    expectError(at('#:rss anon=-4'), 2, '#:rss anon= -4 is negative');
+    expectError(at('#:rss anon='), 2, '#:rss: anon= has no value');
+    expectError(at('#:rss anon=1 anon=2'), 2, '#:rss: anon= is given twice');
+    expectError(at('#:rss anon=1 mark=a mark=b'), 2, '#:rss: mark= is given twice');
+    expectError(at('#:rss anon=1 12'), 2, "#:rss: '12' is not KEY=VALUE (or @TIME, first)");
+    expectError(at('#:rss anon=1 =3'), 2, "#:rss: '=3' is not KEY=VALUE (or @TIME, first)");
+    expectError(at('#:rss anon=1 @5'), 2, "#:rss: '@5' is not KEY=VALUE (or @TIME, first)");
+    expectError(
+      at('#:rss @x anon=1'),
+      2,
+      "time '@x' is not '@' followed by a decimal number of nanoseconds",
+    );
+    expectError(
+      '#:rss anon=1\n#:rss\n',
+      2,
+      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+    );
+    expectError(
+      '# touches all\n',
+      1,
+      "malformed header line '# touches all': expected '# touches recorded'",
+    );
+  });
+
+  it('delivers the event before a malformed record, and ends the records before a bad line', () => {
+    const r = recordLog();
+    expect(() => readTraceText('1 malloc 1 a\n#:touch a x\n', 't', r.sink)).toThrow('t:2: #:touch');
+    expect(r.log).toEqual([
+      ['header', false],
+      ['event', 0, 1, false],
+    ]);
+    const s = recordLog();
+    expect(() =>
+      readTraceText('1 malloc 1 a\n#:touch a 0\n#:rss anon=1\n1 oops\n', 't', s.sink),
+    ).toThrow('t:4: unknown operation');
+    expect(s.log).toEqual([
+      ['header', false],
+      ['event', 0, 1, true],
+      ['touch', 2, 'a', 0, [0, 0], 0],
+      ['rss', 3, -1, 1, -1, ''],
+      ['end'],
+    ]);
+  });
+});

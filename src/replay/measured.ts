@@ -1,0 +1,104 @@
+/**
+ * The `#:rss` samples of a trace (docs/trace-format.md): what the recorded process measured of its
+ * own resident memory, kept by the replay beside its own figure at the same point of the trace, so
+ * that a reader can set the model against the measurement.
+ *
+ * A sample stands after an event (or before the first one): the modelled figure beside it is the
+ * replay's RSS after that event, once the records that follow the event (its touches) are
+ * applied, the figure the replay reports for the event. Samples are kept in typed arrays (a long
+ * recording has a sample every 100 ms or so); marks, rare, in a map.
+ */
+
+import type { RssSample } from '../trace/types.js';
+
+/** One sample, as summaries show it. Bytes are bytes. */
+export interface MeasuredSample {
+  /** The index of the event the sample follows, -1 before the first event. */
+  event: number;
+  /** Its line in the trace. */
+  line: number;
+  /** Its @TIME in nanoseconds, or -1. */
+  time: number;
+  /** The process's anonymous resident memory (RssAnon). */
+  anon: number;
+  /** The resident part of the allocator's own memory, when the recorder measured it. */
+  heap: number | null;
+  /** The name the program gave the point where it asked for the sample. */
+  mark: string | null;
+  /** The replay's RSS at the same point. */
+  modelled: number;
+}
+
+export class MeasuredSamples {
+  /** Samples kept. */
+  count = 0;
+  private event = new Float64Array(16);
+  private line = new Float64Array(16);
+  private time = new Float64Array(16);
+  private anon = new Float64Array(16);
+  private heap = new Float64Array(16);
+  private modelled = new Float64Array(16);
+  private readonly marks = new Map<number, string>();
+  /** Samples from this index on wait for their modelled figure (see settle). */
+  private unsettled = 0;
+
+  /** Keeps a sample that follows event `event` (-1: before the first event). */
+  add(event: number, s: RssSample): void {
+    const i = this.count++;
+    if (i === this.event.length) this.grow();
+    this.event[i] = event;
+    this.line[i] = s.line;
+    this.time[i] = s.time;
+    this.anon[i] = s.anon;
+    this.heap[i] = s.heap;
+    this.modelled[i] = 0;
+    if (s.mark !== '') this.marks.set(i, s.mark);
+  }
+
+  /** Gives the samples kept since the last call the replay's RSS at this point. */
+  settle(rss: number): void {
+    for (let i = this.unsettled; i < this.count; i++) this.modelled[i] = rss;
+    this.unsettled = this.count;
+  }
+
+  /** The anon figure of sample i. */
+  anonOf(i: number): number {
+    return this.anon[i]!;
+  }
+
+  /** Sample i as an object. */
+  get(i: number): MeasuredSample {
+    const heap = this.heap[i]!;
+    return {
+      event: this.event[i]!,
+      line: this.line[i]!,
+      time: this.time[i]!,
+      anon: this.anon[i]!,
+      heap: heap < 0 ? null : heap,
+      mark: this.marks.get(i) ?? null,
+      modelled: this.modelled[i]!,
+    };
+  }
+
+  /** The index of the first sample with the highest anon figure (-1 when there is none). */
+  peak(): number {
+    let best = -1;
+    for (let i = 0; i < this.count; i++) if (best < 0 || this.anon[i]! > this.anon[best]!) best = i;
+    return best;
+  }
+
+  private grow(): void {
+    const n = this.event.length * 2;
+    const bigger = (a: Float64Array): Float64Array<ArrayBuffer> => {
+      const b = new Float64Array(n);
+      b.set(a);
+      return b;
+    };
+    this.event = bigger(this.event);
+    this.line = bigger(this.line);
+    this.time = bigger(this.time);
+    this.anon = bigger(this.anon);
+    this.heap = bigger(this.heap);
+    this.modelled = bigger(this.modelled);
+  }
+}

@@ -1,0 +1,12 @@
+/**
+ * How much of the differential suite a run covers. `npm test` (and CI) runs every trace of the
+ * main sets and a sample of the variants (touch records, the other touch models); `npm run
+ * test:full` (PTSIM_FULL=1) runs every variant of every trace too.
+ */
+
+const FULL = process.env['PTSIM_FULL'] === '1';
+
+/** Every `full`-th item in a full run, every `sample`-th otherwise. */
+export function stride(full: number, sample: number): number {
+  return FULL ? full : sample;
+}
