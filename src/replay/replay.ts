@@ -315,6 +315,9 @@ export class Replayer implements TraceSink {
   /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
   private complete(ev: TraceEvent, p: number): void {
     this.lastBlock = p >= 0 ? p : NIL;
+    // Set here, not after the listeners: a copy of the replay taken by one (a checkpoint) must not
+    // carry this event's sample on to its own next event.
+    this.completedSample = -1;
     const rss = this.kernel.residentPages * PAGE_SIZE;
     if (rss > this.peakRss) {
       this.peakRss = rss;
@@ -328,7 +331,6 @@ export class Replayer implements TraceSink {
     if (onEvent !== undefined) onEvent(this.record(ev, p));
     const observe = this.opts.observe;
     if (observe !== undefined) observe(ev, this);
-    this.completedSample = -1;
   }
 
   /** The samples kept since the last event complete stand at this point. */

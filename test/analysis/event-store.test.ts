@@ -360,4 +360,37 @@ describe('checkpoints', () => {
       expect(breakdown(resumed.process)).toEqual(wholeBreakdown);
     }
   });
+
+  it('a copy taken right after a sample shows its observer each later event as the replay did', async () => {
+    for (const path of ['records.trace', 'gen-touches.trace'].map(named)) {
+      const t = await store(path);
+      // The events a sample follows (the first few).
+      const after = new Set(
+        t.records
+          .filter((g) => g.after >= 0 && g.records.some((x) => x.kind === 'rss'))
+          .map((g) => g.after)
+          .slice(0, 4),
+      );
+      expect(after.size).toBeGreaterThan(0);
+      const seen = (ev: TraceEvent, r: Replayer): string =>
+        `${ev.index} ${r.eventSample < 0 ? '-' : r.measured.anonOf(r.eventSample)} ${r.kernel.residentPages} ${r.lastBlock}`;
+      const whole: string[] = [];
+      const copies = new Map<number, Replayer>();
+      const run = await replayFile(path, {
+        cores: 2,
+        observe: (ev, r) => {
+          whole.push(seen(ev, r));
+          if (after.has(ev.index)) copies.set(ev.index, checkpoint(r));
+        },
+      });
+      expect(run.failure).toBeNull();
+      expect(copies.size).toBe(after.size);
+      for (const [k, copy] of copies) {
+        const resumed: string[] = [];
+        copy.observeWith((ev, r) => resumed.push(seen(ev, r)));
+        await deliverStored(t, into(copy), undefined, k + 1);
+        expect(resumed).toEqual(whole.slice(k + 1));
+      }
+    }
+  });
 });
