@@ -167,8 +167,6 @@ export interface Explanation {
   events: number;
   cores: number;
   arenas: number;
-  /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
-  note?: string;
   moments: MomentExplanation[];
   /** What the explanation cannot show about this trace, one line each. */
   notes: string[];
@@ -646,6 +644,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   });
 
   const notes: string[] = [];
+  // A trace without touch records that has blocks of 1 MiB or more: its RSS is an upper bound.
+  const touchNote = r.touchNote();
+  if (touchNote !== null) notes.push(touchNote);
   const from = run.header?.facts.get('from');
   if (from !== undefined && THREADLESS[from] !== undefined)
     notes.push(
@@ -663,8 +664,6 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     moments: out,
     notes,
   };
-  const note = r.touchNote();
-  if (note !== null) ex.note = note;
   if (summary.abort !== undefined) ex.abort = summary.abort;
   return ex;
 }

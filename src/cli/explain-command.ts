@@ -230,6 +230,5 @@ const THRESHOLD_RULE =
   "glibc's rule: free() of an mmapped block bigger than the mmap threshold, and at most 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX), raises the mmap threshold to its size and the trim threshold to twice that; setting M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD or M_MMAP_MAX (mallopt, tunable or environment) stops it";
 
 function formatExplanation(ex: Explanation): string {
-  const text = ex.moments.map((m) => formatMoment(ex, m)).join('\n');
-  return ex.note === undefined ? text : `${text}\nnote: ${ex.note}\n`;
+  return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
 }

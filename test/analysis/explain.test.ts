@@ -527,12 +527,22 @@ describe('traces without threads', () => {
     expect(ex.notes[0]).toMatch(
       /^heaptrack's raw data has no thread ids: every call is replayed on one thread/,
     );
+    // A native trace has its threads: no such note. The one it has says that its big blocks,
+    // without touch records, make its RSS an upper bound; there is none in the touch model 'none'.
     const native = await explain(TRACES[0]!, {
       settings: { cores: 2 },
       at: ['end'],
       whatIfs: false,
     });
-    expect(native.notes).toEqual([]);
+    expect(native.notes).toEqual([
+      `${TRACES[0]!} has blocks of 1 MiB or more but no touch records, so its RSS is an upper bound (the replay takes every requested byte as written); \`ptsim record\` records the pages each large block really touches`,
+    ]);
+    const untouched = await explain(TRACES[0]!, {
+      settings: { cores: 2, touch: 'none' },
+      at: ['end'],
+      whatIfs: false,
+    });
+    expect(untouched.notes).toEqual([]);
   });
 });
 
