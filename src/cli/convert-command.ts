@@ -62,7 +62,7 @@ export const convertCommand = defineCommand({
 
     // Options checked: a file is written beside its target and renamed into place at the end.
     const file = output === '-' ? null : OutputFile.open(output, '-o');
-    const writer = new NativeTraceWriter(file === null ? '-' : file.fd, values.gzip);
+    const writer = new NativeTraceWriter(file === null ? process.stdout : file.fd, values.gzip);
     // The events a replay would stop at (a free of a token never allocated, ...) are found on the
     // way, as stats finds them.
     const check = new TraceStats();
@@ -78,6 +78,8 @@ export const convertCommand = defineCommand({
       // A recording's touch records and samples are kept in their places.
       touch: (rec) => writer.touch(rec),
       rss: (sample) => writer.rss(sample),
+      // The reader waits while standard output is full.
+      ready: () => writer.ready(),
     };
     try {
       const r = await openTrace(input, sink, {
@@ -86,6 +88,7 @@ export const convertCommand = defineCommand({
         onWarning: warn,
       });
       writer.close();
+      await writer.drained();
       const mistake = check.report().mistake;
       if (mistake !== undefined) {
         file?.discard();
