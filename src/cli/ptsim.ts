@@ -31,7 +31,7 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: ptsim COMMAND [options]
 
 ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
-(ptmalloc2, x86_64) and shows where every resident page is, and why.
+(ptmalloc2, x86_64; 2.31 and 2.41 with --glibc) and shows where every resident page is, and why.
 
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
@@ -67,7 +67,9 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
         const pkg = JSON.parse(
           readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
         ) as { version: string };
-        out(`ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64)\n`);
+        out(
+          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; 2.31 and 2.41 with --glibc)\n`,
+        );
         return 0;
       }
     }

@@ -41,6 +41,7 @@ import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stat
 import { Process, type ThreadState } from '../core/state.js';
 import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
+import { DEFAULT_PROFILE, type GlibcProfile } from '../core/profile.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
@@ -127,6 +128,28 @@ export interface ReplayOptions {
   cores?: number;
   /** 0: no checks; 1: cheap checks after every event; 2: a full heap walk after every event. */
   checkLevel?: 0 | 1 | 2;
+  /** The glibc release to model (core/profile.ts); 2.36 by default. */
+  profile?: GlibcProfile;
+}
+
+/** Bytes of a string in UTF-8, as strlen counts them in the process's environment. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
+
+/**
+ * What the dynamic loader takes with sbrk before main: up to glibc 2.34 it copies the first
+ * GLIBC_TUNABLES entry of the environment, NUL included (tunables_strdup, elf/dl-tunables.c).
+ */
+function loaderSbrk(profile: GlibcProfile, env: ReadonlyArray<readonly [string, string]>): number {
+  if (!profile.loaderCopiesTunables) return 0;
+  const entry = env.find(([name]) => name === 'GLIBC_TUNABLES');
+  return entry === undefined ? 0 : utf8Length(`GLIBC_TUNABLES=${entry[1]}`) + 1;
 }
 
 export interface ReplaySummary {
@@ -150,6 +173,8 @@ export interface ReplaySummary {
   warnings: number;
   /** The touch model of the replay. */
   touch: TouchMode;
+  /** The glibc release modelled (core/profile.ts). */
+  glibc: string;
   /** The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon. */
   measured?: { samples: number; last: MeasuredSample; peak: MeasuredSample };
   /** Set when glibc would have aborted. */
@@ -238,8 +263,9 @@ export class Replayer implements TraceSink {
     readonly file: string,
     private readonly opts: ReplayOptions = {},
   ) {
-    this.kernel = new Kernel(opts.kernel);
-    this.process = new Process(this.kernel);
+    const profile = opts.profile ?? DEFAULT_PROFILE;
+    this.kernel = new Kernel({ ...opts.kernel, loaderSbrk: loaderSbrk(profile, opts.env ?? []) });
+    this.process = new Process(this.kernel, profile);
     this.process.env = opts.env ?? [];
     this.process.ncores = opts.cores ?? 2;
   }
@@ -656,7 +682,7 @@ export class Replayer implements TraceSink {
         this.file,
         ev.line,
         ev.index,
-        `${already}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+        `${already}: glibc ${this.process.profile.version} does not detect this here and its heap would now be corrupt, so the replay stops`,
       );
     }
     if (verdict === 'unknown') {
@@ -664,7 +690,7 @@ export class Replayer implements TraceSink {
         this.file,
         ev.line,
         ev.index,
-        `${already}: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`,
+        `${already}: what glibc ${this.process.profile.version} does here depends on heap memory ptsim does not keep, so the replay stops`,
       );
     }
     throw new GlibcAbort(verdict);
@@ -715,6 +741,7 @@ export class Replayer implements TraceSink {
       liveBytes,
       warnings: this.warnings,
       touch: this.touchMode,
+      glibc: this.process.profile.version,
     };
     const m = this.measured;
     if (m.count > 0) {

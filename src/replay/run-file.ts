@@ -8,6 +8,7 @@
 import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
+import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
@@ -28,6 +29,26 @@ export interface ReplaySettings {
   maxBrk?: number;
   /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
   touch?: TouchMode;
+  /** The glibc release to model (default: the trace's `# glibc` line, else 2.36). */
+  glibc?: string;
+}
+
+/**
+ * The profile a replay models: the settings' version, else the trace's `# glibc` line, else the
+ * default; a version without a profile of its own gets the nearest, and a note says so.
+ */
+function chooseProfile(
+  glibc: string | undefined,
+  header: TraceHeader | null,
+): { profile: GlibcProfile; note?: string } {
+  const asked = glibc ?? header?.facts.get('glibc');
+  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE };
+  const p = profileFor(asked);
+  if (p !== undefined) return p;
+  return {
+    profile: DEFAULT_PROFILE,
+    note: `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
+  };
 }
 
 export interface ImportSettings {
@@ -93,7 +114,10 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     header(h: TraceHeader): void {
       header = h;
       const env = mergeEnv(h, opts);
-      for (const note of resolveTunables(env).notes) notes.push(`${note.setting}: ${note.reason}`);
+      const chosen = chooseProfile(opts.glibc, h);
+      if (chosen.note !== undefined) notes.push(chosen.note);
+      for (const note of resolveTunables(env, chosen.profile).notes)
+        notes.push(`${note.setting}: ${note.reason}`);
       const kernel: { brkBase?: number; maxBrk?: number } = {};
       const startBrk = h.facts.get('start_brk');
       if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
@@ -109,6 +133,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
         cores: opts.cores ?? h.nprocs ?? cpus().length,
         kernel,
         env,
+        profile: chosen.profile,
         checkLevel: opts.checkLevel ?? 0,
         touch: opts.touch,
         onEvent: opts.onEvent,
