@@ -27,7 +27,11 @@ type Ptsim = (argv: string[], out: Print, err: Print) => Promise<number>;
 
 let loaded: Promise<Ptsim> | undefined;
 
-/** Runs `ptsim ARGS...` in this process (relative paths are taken from the process's directory). */
+/**
+ * Runs `ptsim ARGS...` in this process (relative paths are taken from the process's directory).
+ * What the command writes to standard output itself (an output named `-`, as `--events -`) is
+ * taken with what it prints, in order, as a process's standard output would have them.
+ */
 export async function inProcess(args: string[]): Promise<CliResult> {
   loaded ??= (
     import(pathToFileURL(join(ROOT, 'dist/cli/ptsim.js')).href) as Promise<{ ptsim: Ptsim }>
@@ -35,12 +39,21 @@ export async function inProcess(args: string[]): Promise<CliResult> {
   const ptsim = await loaded;
   let out = '';
   let err = '';
-  const code = await ptsim(
-    args,
-    (s) => void (out += s),
-    (s) => void (err += s),
-  );
-  return { code, out, err };
+  const write = process.stdout.write;
+  process.stdout.write = ((s: string | Uint8Array): boolean => {
+    out += typeof s === 'string' ? s : Buffer.from(s).toString('utf8');
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const code = await ptsim(
+      args,
+      (s) => void (out += s),
+      (s) => void (err += s),
+    );
+    return { code, out, err };
+  } finally {
+    process.stdout.write = write;
+  }
 }
 
 /** Runs `node dist/cli/main.js ARGS...` as its own process. */
