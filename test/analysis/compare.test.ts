@@ -167,7 +167,7 @@ describe('sweep', () => {
     expect(rows.filter((x) => x.frontier).length).toBeGreaterThan(0);
   });
 
-  it('parses ranges and lists', async () => {
+  it('parses ranges and lists', () => {
     // Each value with its text as the user typed it: a suffix stays a suffix.
     const v = (value: number, text: string): { value: number; text: string } => ({ value, text });
     expect(parseValues('x', '64K..256K')).toEqual([
@@ -184,7 +184,7 @@ describe('sweep', () => {
     ]);
   });
 
-  it('computes the Pareto frontier', async () => {
+  it('computes the Pareto frontier', () => {
     const f = (rss: number, faults: number): Figures => ({
       events: 1,
       rss,
@@ -203,7 +203,7 @@ describe('sweep', () => {
 });
 
 describe('configuration strings', () => {
-  it('sort settings into mallopt calls, tunables and environment variables', async () => {
+  it('sort settings into mallopt calls, tunables and environment variables', () => {
     expect(
       parseConfig('M_MMAP_THRESHOLD=131072, glibc.malloc.arena_max=2 MALLOC_TOP_PAD_=0').settings,
     ).toEqual({

@@ -22,7 +22,7 @@ function file(name: string, text: string): string {
 }
 
 describe('the number formatter', () => {
-  it('separates thousands and is exact beyond 2^53', async () => {
+  it('separates thousands and is exact beyond 2^53', () => {
     expect(count(0)).toBe('0');
     expect(count(1234567)).toBe('1,234,567');
     expect(count(-2048)).toBe('-2,048');
@@ -32,7 +32,7 @@ describe('the number formatter', () => {
     expect(count(2.5)).toBe('2.5');
   });
 
-  it('puts the right noun after a count', async () => {
+  it('puts the right noun after a count', () => {
     expect(plural(1, 'page')).toBe('1 page');
     expect(plural(0, 'page')).toBe('0 pages');
     expect(plural(2048, 'page')).toBe('2,048 pages');
@@ -40,7 +40,7 @@ describe('the number formatter', () => {
     expect(plural(3, 'free or realloc', 'frees or reallocs')).toBe('3 frees or reallocs');
   });
 
-  it('gives bytes a unit that suits them, with the exact count beside', async () => {
+  it('gives bytes a unit that suits them, with the exact count beside', () => {
     expect(formatBytes(100)).toBe('100 B');
     expect(formatBytes(4096)).toBe('4.00 KiB (4,096 B)');
     expect(formatBytes(2101248)).toBe('2.00 MiB (2,101,248 B)');
@@ -50,7 +50,7 @@ describe('the number formatter', () => {
     expect(scaledBytes(16630000)).toBe('15.86 MiB');
   });
 
-  it('shows a size with the suffix it was typed with', async () => {
+  it('shows a size with the suffix it was typed with', () => {
     expect(sizeAsTyped(65536, true)).toBe('64K');
     expect(sizeAsTyped(65536, false)).toBe('65536');
     expect(sizeAsTyped(3 << 20, true)).toBe('3M');

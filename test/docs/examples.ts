@@ -78,7 +78,7 @@ export interface Ran {
  * The arguments of a command that is `npx ptsim` with plain words alone (quoted ones without
  * anything the shell would expand), and the file its standard output goes to, if any; else null.
  */
-export function plainPtsim(command: string): { args: string[]; stdout?: string } | null {
+function plainPtsim(command: string): { args: string[]; stdout?: string } | null {
   const m = /^npx ptsim ([^\n|;&<>()$`\\*?]*?)(?: > ([\w.-]+))?$/.exec(command);
   if (m === null) return null;
   const args: string[] = [];

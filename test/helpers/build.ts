@@ -29,7 +29,7 @@ function newestSource(dir: string): number {
 }
 
 /** Whether `dist/` is missing or older than anything it is built from. */
-export function buildIsStale(): boolean {
+function buildIsStale(): boolean {
   const outputs = OUTPUTS.map((p) => join(ROOT, p));
   if (!outputs.every((p) => existsSync(p))) return true;
   const built = Math.min(...outputs.map((p) => statSync(p).mtimeMs));

@@ -39,11 +39,12 @@ export async function inProcess(args: string[]): Promise<CliResult> {
   const ptsim = await loaded;
   let out = '';
   let err = '';
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- only put back, never called here
   const write = process.stdout.write;
-  process.stdout.write = ((s: string | Uint8Array): boolean => {
+  process.stdout.write = (s: string | Uint8Array): boolean => {
     out += typeof s === 'string' ? s : Buffer.from(s).toString('utf8');
     return true;
-  }) as typeof process.stdout.write;
+  };
   try {
     const code = await ptsim(
       args,
