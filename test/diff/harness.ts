@@ -6,6 +6,7 @@
  * event, both records (or both RSS figures), and the trace lines before it.
  */
 
+import { appendFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { readTraceText } from '../../src/trace/reader.js';
 import {
@@ -153,6 +154,16 @@ export interface CompareOptions {
 }
 
 /**
+ * With PTSIM_DIFF_COUNT set to a file, each comparison of a ptsim and a glibc replay appends a
+ * line to it (the events compared), so that a run of the suite can say how many traces and
+ * events it compared (docs/fidelity.md, "What the suite costs").
+ */
+function countCompared(events: number): void {
+  const file = process.env['PTSIM_DIFF_COUNT'];
+  if (file !== undefined && file !== '') appendFileSync(file, `${events}\n`);
+}
+
+/**
  * Compares the two logs event by event: the records (the native one without its `rss`), then
  * the RSS after the event. Returns null when they agree, else a report of the first difference.
  */
@@ -173,6 +184,7 @@ export function compareEvents(
   };
   const native = splitNativeLog(nat);
   const n = opts.upTo ?? Math.max(sim.events.length, native.records.length);
+  countCompared(n);
   for (let i = 0; i < n; i++) {
     const a = sim.events[i];
     const b = native.records[i];

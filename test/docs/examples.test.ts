@@ -32,10 +32,10 @@ pages.push(...PAGES);
 
 describe('the documentation examples print what the pages show', () => {
   for (const page of pages) {
-    it(page, () => {
+    it(page, async () => {
       const md = readPage(join(ROOT, page));
       expect(examplesOf(md).length).toBeGreaterThan(0);
-      for (const ran of runExamples(md)) {
+      for (const ran of await runExamples(md)) {
         const problem = checkOutput(ran);
         expect(
           problem === null
