@@ -130,6 +130,7 @@ static int lk_depth;
 
 static char *buf; /* BUF_CAP bytes, mmapped */
 static size_t len;
+static size_t buf_high; /* the most bytes the buffer has held: its resident part */
 static int fd = -1;          /* our trace file, created at the first flush that has events */
 static dev_t fd_dev;
 static ino_t fd_ino;
@@ -500,6 +501,7 @@ static void append(const char *p, size_t n) {
   if (n > BUF_CAP) n = BUF_CAP;
   memcpy(buf + len, p, n);
   len += n;
+  if (len > buf_high) buf_high = len;
 }
 
 /* One event line, already formatted (without the `@TIME TID ` head, which is added here). */
@@ -647,12 +649,18 @@ static void *map_anon(size_t bytes) {
 static uint64_t *map_free[MAP_CLASSES];
 static char *slab;
 static size_t slab_left;
+static uint64_t map_bytes; /* bytes of bitmaps handed out of fresh slab memory or mapped alone */
 
 static unsigned map_class(uint64_t words) { return words <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(words - 1); }
 
 static uint64_t *map_alloc(uint64_t words) {
   unsigned c = map_class(words);
-  if (c >= MAP_CLASSES) return map_anon((words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+  if (c >= MAP_CLASSES) {
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    uint64_t *m = map_anon(bytes);
+    if (m) map_bytes += bytes;
+    return m;
+  }
   size_t bytes = (size_t)8 << c;
   uint64_t *m = map_free[c];
   if (m) {
@@ -669,13 +677,16 @@ static uint64_t *map_alloc(uint64_t words) {
   m = (uint64_t *)slab;
   slab += bytes;
   slab_left -= bytes;
+  map_bytes += bytes;
   return m;
 }
 
 static void map_release(uint64_t *m, uint64_t words) {
   unsigned c = map_class(words);
   if (c >= MAP_CLASSES) {
-    munmap(m, (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    munmap(m, bytes);
+    map_bytes -= bytes;
     return;
   }
   *(uint64_t **)m = map_free[c];
@@ -1209,6 +1220,28 @@ static uint64_t sweep(void) {
   return heap_known ? pages * PAGE_BYTES : UINT64_MAX;
 }
 
+static void run_ignore(void *ctx, uint64_t a, uint64_t z) { (void)ctx, (void)a, (void)z; }
+
+/* The resident pages of a mapping of ours, page-aligned (0 when it cannot be read). */
+static uint64_t own_pages(const void *m, size_t bytes) {
+  if (!m || !bytes) return 0;
+  uintptr_t a = (uintptr_t)m, z = (a + bytes + PAGE_BYTES - 1) & ~(uintptr_t)(PAGE_BYTES - 1);
+  scan_resident = 0;
+  return scan_range(a, z, run_ignore, NULL) ? scan_resident : 0;
+}
+
+/* The recorder's own anonymous resident memory, for `rec=`: the part of the buffer ever filled,
+   the pages of the table of large blocks, of the heap scans' runs and of the main heap's known
+   pages that are resident, and the bitmaps handed out (rounded up to pages). Its static data (a
+   few pages) is left out. */
+static uint64_t own_resident(void) {
+  uint64_t pages = (buf_high + PAGE_BYTES - 1) / PAGE_BYTES + (map_bytes + PAGE_BYTES - 1) / PAGE_BYTES;
+  pages += own_pages(tbl, tbl_cap * sizeof *tbl);
+  pages += own_pages(runs, runs_cap * sizeof *runs);
+  pages += own_pages(known, known_words * 8);
+  return pages * PAGE_BYTES;
+}
+
 static char *put_key(char *o, const char *key, uint64_t v) {
   *o++ = ' ';
   o = put_str(o, key);
@@ -1222,7 +1255,7 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... [mark=NAME]`. */
+/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... rec=... [mark=NAME]`. */
 static void sample(const char *mark) {
   if (tbl_busy) return; /* a signal handler, in the middle of our bookkeeping */
   tbl_busy++;
@@ -1234,6 +1267,7 @@ static void sample(const char *mark) {
     o = put_u64(o, start - t0);
     o = put_key(o, "anon", anon);
     if (heap != UINT64_MAX) o = put_key(o, "heap", heap);
+    o = put_key(o, "rec", own_resident());
     if (mark) {
       o = put_str(o, " mark=");
       o = put_str(o, mark);

@@ -258,7 +258,7 @@ for (const entries of [false, true]) {
       const lines = r.main.trimEnd().split('\n');
       const lastEvent = Math.max(...lines.map((l, k) => (l.startsWith('@') ? k : -1)));
       expect(kept.records.at(-1)! - 1).toBeGreaterThan(lastEvent);
-      expect(lines.at(-3)).toMatch(/^#:rss @\d+ anon=\d+ heap=\d+$/);
+      expect(lines.at(-3)).toMatch(/^#:rss @\d+ anon=\d+ heap=\d+ rec=\d+$/);
       expect(lines.at(-2)).toMatch(
         /^# rss_peak anon=\d+ heap=\d+ event=\d+ first_anon=\d+ first_heap=\d+$/,
       );
@@ -510,7 +510,7 @@ describe('memory that did not go through malloc', () => {
       );
       expect(r.err).toContain('PYTHONMALLOC=malloc');
       expect(readFileSync(join(dir, 'py.trace'), 'utf8')).toMatch(
-        /^#:rss @\d+ anon=\d+ heap=\d+ mark=peak$/m,
+        /^#:rss @\d+ anon=\d+ heap=\d+ rec=\d+ mark=peak$/m,
       );
     },
   );
