@@ -78,6 +78,7 @@ export const convertCommand = defineCommand({
       // A recording's touch records and samples are kept in their places.
       touch: (rec) => writer.touch(rec),
       rss: (sample) => writer.rss(sample),
+      touchesIncomplete: (line, detail) => writer.touchesIncomplete(line, detail),
     };
     try {
       const r = await openTrace(input, sink, {

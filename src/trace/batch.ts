@@ -11,7 +11,8 @@
  * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
  * token in the in columns (its text, when it has no key, among the texts), its page ranges in
  * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
- * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts.
+ * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts;
+ * a `# touches incomplete from here` line keeps its detail among the texts.
  */
 
 import type { ReadEvent } from './event.js';
@@ -36,6 +37,7 @@ const FOLLOWED = 0x20;
 const TOUCH = 0x40;
 const RSS = 0x41;
 const RECORDS_END = 0x42;
+const INCOMPLETE = 0x43;
 
 /** What a batch is sent as (the buffer is transferred). */
 export interface BatchMessage {
@@ -159,6 +161,15 @@ export class EventBatch {
     return this.count === BATCH_EVENTS;
   }
 
+  /** Appends a `# touches incomplete from here` line. Returns true when the batch is full. */
+  addTouchesIncomplete(line: number, detail: string): boolean {
+    const i = this.count++;
+    this.op[i] = INCOMPLETE;
+    this.line[i] = line;
+    this.texts.push(detail);
+    return this.count === BATCH_EVENTS;
+  }
+
   /** Appends the end of a run of records. Returns true when the batch is full. */
   addRecordsEnd(): boolean {
     this.op[this.count++] = RECORDS_END;
@@ -193,6 +204,8 @@ export class EventBatch {
           rss.heap = this.n2[i]!;
           rss.mark = this.param[i] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
+        } else if (code === INCOMPLETE) {
+          sink.touchesIncomplete?.(this.line[i]!, texts[t++]!);
         } else {
           sink.recordsEnd?.();
         }

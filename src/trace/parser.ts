@@ -86,6 +86,14 @@ const AT = 64;
 const ZERO = 48;
 const MINUS = 45;
 const COLON = 58;
+
+/** `touches incomplete from here[: DETAIL]`, after the `#` (docs/trace-format.md). */
+const INCOMPLETE = /^touches[ \t]+incomplete[ \t]+from[ \t]+here(?![^ \t:\r])[ \t]*:?(.*)$/s;
+
+/** The recorder's reason, as a `# touches incomplete from here` line gives it. */
+function incompleteDetail(rest: string): string {
+  return rest.trim();
+}
 const COMMA = 44;
 const EQUALS = 61;
 
@@ -965,6 +973,7 @@ export class TraceParser {
     if (b[s0] === HASH) {
       if (b[s0 + 1] === COLON) this.record(b, ls, le, nt, ctl);
       else if (!this.headerSent) this.headerLine(b, s0 + 1, le);
+      else if (nt >= 3) this.incompleteLine(b, s0 + 1, le);
       return;
     }
     if (ctl >= 0) this.controlCharacter(b, ls, ctl);
@@ -1357,6 +1366,20 @@ export class TraceParser {
   }
 
   /**
+   * A comment line after the first event: `# touches incomplete from here...` is delivered in
+   * trace order like a record (TraceSink.touchesIncomplete); any other stays a comment.
+   */
+  private incompleteLine(b: Buffer, s: number, le: number): void {
+    let i = s;
+    while (i < le && (b[i] === SPACE || b[i] === TAB)) i++;
+    if (b[i] !== 0x74 /* t */) return;
+    const m = INCOMPLETE.exec(b.toString('utf8', i, le));
+    if (m === null) return;
+    this.beginRecord();
+    this.sink.touchesIncomplete?.(this.lineNo, incompleteDetail(m[1]!));
+  }
+
+  /**
    * A comment line before the first event: `# KEY VALUE`. s is just after the `#`, le at the
    * newline. `env` and `nprocs` are checked; any other key is kept as a fact for people.
    */
@@ -1382,6 +1405,11 @@ export class TraceParser {
       if (!(n >= 1 && n <= 0x7fffffff))
         this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
       this.header.nprocs = n;
+    } else if (key === 'touches' && INCOMPLETE.test(text)) {
+      this.header.touchesIncomplete ??= {
+        line: this.lineNo,
+        detail: incompleteDetail(INCOMPLETE.exec(text)![1]!),
+      };
     } else if (key === 'touches') {
       if (value !== 'recorded')
         this.fail(`malformed header line '# touches ${value}': expected '# touches recorded'`);

@@ -104,6 +104,11 @@ export interface TraceHeader {
    * is also a fact, `touches`.)
    */
   touchesRecorded?: boolean;
+  /**
+   * `# touches incomplete from here` before the first event: the touch records are incomplete
+   * from the start (its line, and the rest of the line as TraceSink.touchesIncomplete has it).
+   */
+  touchesIncomplete?: { line: number; detail: string };
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
   /** The comment lines before the first event as written (without the `#`), the first MAX_HEADER_COMMENTS of them. */
@@ -196,6 +201,12 @@ export interface TraceSink {
   touch?(rec: TouchRecord): void;
   /** Called for each `#:rss` sample, in trace order. The object is reused. */
   rss?(sample: RssSample): void;
+  /**
+   * Called, in trace order like a record, for a `# touches incomplete from here` line after the
+   * first event: from this point the recording's `#:touch` records do not cover every page the
+   * program touched. `detail` is the rest of the line (the recorder's reason), trimmed.
+   */
+  touchesIncomplete?(line: number, detail: string): void;
   /**
    * Called after the records that follow an event delivered with recordsFollow set (and after
    * those that come before the first event, if any), before the next event or the end.

@@ -145,7 +145,7 @@ describe('ptsim convert', () => {
     });
   }
 
-  it('keeps the touch records and samples of a recording, in their places', async () => {
+  it('keeps the touch records, samples and where touches became incomplete, in their places', async () => {
     const text = [
       '# pid 7',
       '# touches recorded',
@@ -155,6 +155,7 @@ describe('ptsim convert', () => {
       '@20 1 malloc 9000 buf',
       '#:rss anon=0x10000 heap=8192 other=1',
       '#:touch buf -',
+      '#  touches incomplete from here:   a sandbox ',
       '@30 1 free 0x7f0000000010',
       '',
     ].join('\n');
@@ -170,6 +171,7 @@ describe('ptsim convert', () => {
         '@20 1 malloc 9000 buf',
         '#:rss anon=65536 heap=8192',
         '#:touch buf -',
+        '# touches incomplete from here: a sandbox',
         '@30 1 free 0x7f0000000010',
         '',
       ].join('\n'),

@@ -969,6 +969,9 @@ function recordLog(): { sink: TraceSink; log: unknown[] } {
       recordsEnd() {
         log.push(['end']);
       },
+      touchesIncomplete(line, detail) {
+        log.push(['incomplete', line, detail]);
+      },
     },
   };
 }
@@ -1197,6 +1200,42 @@ describe('records (#:touch, #:rss)', () => {
       1,
       "malformed header line '# touches all': expected '# touches recorded'",
     );
+  });
+
+  it('delivers # touches incomplete from here in trace order, like a record', () => {
+    const text = [
+      '# touches recorded',
+      '1 malloc 8000 a',
+      '#:touch a 0',
+      '# touches incomplete from here: /proc/self/pagemap could not be read',
+      '1 malloc 8000 b',
+      '# touches incomplete from here',
+      '# touches incomplete from hereafter',
+      '#   touches   incomplete from here:  padded  \r',
+      '# touches of another kind: a comment',
+      '1 free a',
+    ].join('\n');
+    expect(records(text)).toEqual([
+      ['header', true],
+      ['event', 0, 2, true],
+      ['touch', 3, 'a', 0, [0, 0], 0],
+      ['incomplete', 4, '/proc/self/pagemap could not be read'],
+      ['end'],
+      ['event', 1, 5, true],
+      ['incomplete', 6, ''],
+      ['incomplete', 8, 'padded'],
+      ['end'],
+      ['event', 2, 10, false],
+    ]);
+    // Before the first event it is a fact of the header: incomplete from the start.
+    const headers: TraceHeader[] = [];
+    readTraceText('# touches recorded\n# touches incomplete from here: why\n1 malloc 1 a\n', 't', {
+      header: (h) => headers.push(h),
+      event: () => {},
+    });
+    expect(headers[0]!.touchesRecorded).toBe(true);
+    expect(headers[0]!.touchesIncomplete).toEqual({ line: 2, detail: 'why' });
+    expect(headers[0]!.facts.get('touches')).toBe('recorded');
   });
 
   it('delivers the event before a malformed record, and ends the records before a bad line', () => {
