@@ -156,6 +156,7 @@ export class NativeTraceWriter implements TraceSink {
   rss(x: RssSample): void {
     let s = x.time >= 0 ? `#:rss @${num(x.time)} anon=${num(x.anon)}` : `#:rss anon=${num(x.anon)}`;
     if (x.heap >= 0) s += ` heap=${num(x.heap)}`;
+    if (x.rec !== undefined && x.rec >= 0) s += ` rec=${num(x.rec)}`;
     if (x.mark !== '') s += ` mark=${x.mark}`;
     this.buf += s + '\n';
   }

@@ -11,7 +11,7 @@
  * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
  * token in the in columns (its text, when it has no key, among the texts), its page ranges in
  * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
- * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts;
+ * sample keeps anon in n1, heap in n2, rec in inKey, and its mark, when it has one (param 1), among the texts;
  * a `# touches incomplete from here` line keeps its detail among the texts.
  */
 
@@ -156,6 +156,7 @@ export class EventBatch {
     this.time[i] = s.time;
     this.n1[i] = s.anon;
     this.n2[i] = s.heap;
+    this.inKey[i] = s.rec ?? -1;
     this.param[i] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
     return this.count === BATCH_EVENTS;
@@ -202,6 +203,7 @@ export class EventBatch {
           rss.time = this.time[i]!;
           rss.anon = this.n1[i]!;
           rss.heap = this.n2[i]!;
+          rss.rec = this.inKey[i]!;
           rss.mark = this.param[i] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
         } else if (code === INCOMPLETE) {

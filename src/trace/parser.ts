@@ -1144,7 +1144,7 @@ export class TraceParser {
   }
 
   /**
-   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap= and mark= are read, other keys are
+   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap=, rec= and mark= are read, other keys are
    * skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
    */
   private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
@@ -1152,6 +1152,7 @@ export class TraceParser {
     let time = -1;
     let anon = -1;
     let heap = -1;
+    let recorder = -1;
     let mark: string | null = null;
     let i = this.tokEnd(0);
     for (let first = true; ; first = false) {
@@ -1168,18 +1169,33 @@ export class TraceParser {
       if (eq === s || eq === i)
         this.fail(`#:rss: '${show(b, s, i)}' is not KEY=VALUE (or @TIME, first)`);
       const name = (b as FastSliceBuffer).latin1Slice(s, eq);
-      if (name !== 'anon' && name !== 'heap' && name !== 'mark') continue;
+      if (name !== 'anon' && name !== 'heap' && name !== 'mark' && name !== 'rec') continue;
       if (eq + 1 === i) this.fail(`#:rss: ${name}= has no value`);
-      const seen = name === 'anon' ? anon >= 0 : name === 'heap' ? heap >= 0 : mark !== null;
+      const seen =
+        name === 'anon'
+          ? anon >= 0
+          : name === 'heap'
+            ? heap >= 0
+            : name === 'rec'
+              ? recorder >= 0
+              : mark !== null;
       if (seen) this.fail(`#:rss: ${name}= is given twice`);
       if (name === 'mark') mark = tokenString(b, eq + 1, i);
       else if (name === 'anon') anon = this.size(b, eq + 1, i, '#:rss anon=');
-      else heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else if (name === 'heap') heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else recorder = this.size(b, eq + 1, i, '#:rss rec=');
     }
     if (anon < 0) this.fail("#:rss without anon=BYTES (the process's anonymous resident memory)");
     if (this.state === IDLE) {
       // Before the first event: kept until the header is out.
-      (this.early ??= []).push({ line: this.lineNo, time, anon, heap, mark: mark ?? '' });
+      (this.early ??= []).push({
+        line: this.lineNo,
+        time,
+        anon,
+        heap,
+        mark: mark ?? '',
+        rec: recorder,
+      });
       return;
     }
     const rec = this.rssRec;
@@ -1188,6 +1204,7 @@ export class TraceParser {
     rec.anon = anon;
     rec.heap = heap;
     rec.mark = mark ?? '';
+    rec.rec = recorder;
     this.beginRecord();
     this.sink.rss?.(rec);
   }

@@ -154,6 +154,11 @@ export interface RssSample {
   heap: number;
   /** `mark=`: the name of the point where the program asked for the sample, or ''. */
   mark: string;
+  /**
+   * `rec=`: the part of anon that is the recorder's own memory, or -1 when the sample has none.
+   * Optional for producers other than the trace reader (absent: none).
+   */
+  rec?: number;
 }
 
 /** The page size of `#:touch` records: pages are counted in 4096-byte pages. */

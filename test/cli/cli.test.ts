@@ -193,7 +193,7 @@ describe('ptsim', () => {
         '#:touch buf 0-99',
         '#:rss @1000 anon=1000000 heap=450000 mark=loaded',
         '1 malloc 100 small',
-        '#:rss anon=2000000',
+        '#:rss anon=2000000 rec=65536',
       ].join('\n') + '\n',
     );
     const json = (args: string[]): { rss: number; touch: string; measured?: unknown } =>
@@ -215,6 +215,7 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
@@ -224,6 +225,7 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
@@ -235,7 +237,7 @@ describe('ptsim', () => {
     );
     expect(text.out).toContain('measured by the recording   2 #:rss samples');
     expect(text.out).toMatch(
-      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\); replay /,
+      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\), of which the recorder's own 64\.00 KiB \(65,536 B\); replay /,
     );
     expect(text.err).toBe('');
     const bad = ptsim(['replay', p, '--touch', 'some']);

@@ -14,6 +14,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { MeasuredSample } from '../../src/replay/measured.js';
 import { Replayer } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { traceEnv } from '../diff/harness.js';
@@ -29,13 +30,6 @@ interface Point {
   modelled: number;
 }
 
-/** The recorder's own resident memory at a `#:rss` line (its `rec=` key). */
-function recorderBytes(line: string): number {
-  const m = / rec=(\d+)/.exec(line);
-  if (m === null) throw new Error(`a sample without rec=: ${line}`);
-  return Number(m[1]);
-}
-
 /**
  * Replays a recording with its touch records and returns, for each mark (or, with `peak`, the
  * samples at the peak of RssAnon and at the end), the growth of RssAnon less the recorder's
@@ -49,10 +43,12 @@ function points(text: string, peak: boolean): Point[] {
   readTraceText(text, 'ground.trace', r);
   const summary = r.finish();
   expect(summary.touch).toBe('recorded');
-  const lines = text.split('\n');
   const m = r.measured;
   const all = Array.from({ length: m.count }, (_, i) => m.get(i));
-  const own = (line: number): number => recorderBytes(lines[line - 1]!);
+  const own = (s: MeasuredSample): number => {
+    if (s.recorder === null) throw new Error(`the sample of line ${s.line} has no rec=`);
+    return s.recorder;
+  };
   const base = all.find((s) => s.mark === 'base') ?? all[0]!;
   const chosen = peak
     ? [
@@ -62,7 +58,7 @@ function points(text: string, peak: boolean): Point[] {
     : all.filter((s) => s.mark !== null && s !== base).map((s) => ({ name: s.mark!, s }));
   return chosen.map(({ name, s }) => ({
     name,
-    measured: s.anon - own(s.line) - (base.anon - own(base.line)),
+    measured: s.anon - own(s) - (base.anon - own(base)),
     modelled: s.modelled - base.modelled,
   }));
 }

@@ -321,7 +321,7 @@ describe('#:rss samples', () => {
     '#:touch a 1-9',
     '1 malloc 10 b',
     '1 free a',
-    '#:rss anon=9000000 mark=end',
+    '#:rss anon=9000000 mark=end rec=12288',
   ].join('\n');
 
   it('keeps every sample with the replay RSS at the same point: after the event and its records', () => {
@@ -329,9 +329,36 @@ describe('#:rss samples', () => {
     const m = run.r.measured;
     expect(m.count).toBe(3);
     expect([0, 1, 2].map((i) => m.get(i))).toEqual([
-      { event: -1, line: 2, time: -1, anon: 1000, heap: null, mark: 'start', modelled: 0 },
-      { event: 0, line: 4, time: 10, anon: 50000, heap: 4096, mark: null, modelled: run.rss[0] },
-      { event: 2, line: 8, time: -1, anon: 9000000, heap: null, mark: 'end', modelled: run.rss[2] },
+      {
+        event: -1,
+        line: 2,
+        time: -1,
+        anon: 1000,
+        heap: null,
+        recorder: null,
+        mark: 'start',
+        modelled: 0,
+      },
+      {
+        event: 0,
+        line: 4,
+        time: 10,
+        anon: 50000,
+        heap: 4096,
+        recorder: null,
+        mark: null,
+        modelled: run.rss[0],
+      },
+      {
+        event: 2,
+        line: 8,
+        time: -1,
+        anon: 9000000,
+        heap: null,
+        recorder: 12288,
+        mark: 'end',
+        modelled: run.rss[2],
+      },
     ]);
     // The sample after event 0 stands before the touch record, yet sees it: the event's figure.
     expect(run.rss[0]).toBe(replay(trace, 'none').rss[0]! + 9 * PAGE);

@@ -964,7 +964,7 @@ function recordLog(): { sink: TraceSink; log: unknown[] } {
         ]);
       },
       rss(s) {
-        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark]);
+        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark, ...(s.rec! >= 0 ? [s.rec] : [])]);
       },
       recordsEnd() {
         log.push(['end']);
@@ -1096,9 +1096,10 @@ describe('records (#:touch, #:rss)', () => {
     expect(pages('999999999999999')).toEqual([[999999999999999, 999999999999999], 999999999999999]);
   });
 
-  it('reads samples: @TIME, anon=, heap=, mark=, other keys skipped, tabs and CRLF', () => {
+  it('reads samples: @TIME, anon=, heap=, rec=, mark=, other keys skipped, tabs and CRLF', () => {
     const sample = (line: string): unknown => records(`1 malloc 1 a\n${line}\n`)[2];
     expect(sample('#:rss anon=0x1000')).toEqual(['rss', 2, -1, 4096, -1, '']);
+    expect(sample('#:rss anon=8192 rec=4096 heap=0')).toEqual(['rss', 2, -1, 8192, 0, '', 4096]);
     expect(sample('#:rss\t@7  heap=3 anon=4\tmark=ready-1\r')).toEqual([
       'rss',
       2,
@@ -1182,6 +1183,8 @@ describe('records (#:touch, #:rss)', () => {
     expectError(at('#:rss anon='), 2, '#:rss: anon= has no value');
     expectError(at('#:rss anon=1 anon=2'), 2, '#:rss: anon= is given twice');
     expectError(at('#:rss anon=1 mark=a mark=b'), 2, '#:rss: mark= is given twice');
+    expectError(at('#:rss anon=1 rec=1 rec=2'), 2, '#:rss: rec= is given twice');
+    expectError(at('#:rss anon=1 rec=x'), 2, "#:rss rec= 'x' is not a number");
     expectError(at('#:rss anon=1 12'), 2, "#:rss: '12' is not KEY=VALUE (or @TIME, first)");
     expectError(at('#:rss anon=1 =3'), 2, "#:rss: '=3' is not KEY=VALUE (or @TIME, first)");
     expectError(at('#:rss anon=1 @5'), 2, "#:rss: '@5' is not KEY=VALUE (or @TIME, first)");
