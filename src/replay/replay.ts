@@ -51,6 +51,8 @@ import {
   TOUCH_MIN_BYTES,
   TOUCH_PAGE,
   maxTouchPage,
+  touchNotLive,
+  touchPastEnd,
   type RssSample,
   type TouchRecord,
   type TraceEvent,
@@ -363,12 +365,7 @@ export class Replayer implements TraceSink {
     if (h === NIL) {
       // A block the model could not allocate: there is nothing to write.
       if (this.deadTokens.get(key, text) !== NONE) return;
-      throw new ReplayError(
-        this.file,
-        rec.line,
-        this.lastIndex,
-        `#:touch of ${tokenName(key, text)}, which is not a live block (never allocated, or freed or reallocated since)`,
-      );
+      throw new ReplayError(this.file, rec.line, this.lastIndex, touchNotLive(tokenName(key, text)));
     }
     const ck = this.process.ck;
     const req = ck.req[h]!;
@@ -378,9 +375,7 @@ export class Replayer implements TraceSink {
         this.file,
         rec.line,
         this.lastIndex,
-        most < 0
-          ? `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (it has none: 0 bytes requested)`
-          : `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (a block of ${req} bytes reaches page ${most} at most)`,
+        touchPastEnd(tokenName(key, text), rec.maxPage, req),
       );
     }
     if (this.touchMode !== 'recorded') return;

@@ -181,6 +181,19 @@ export function maxTouchPage(bytes: number): number {
   return bytes <= 0 ? -1 : Math.floor((bytes - 1 + TOUCH_PAGE - 16) / TOUCH_PAGE);
 }
 
+/** What a replay (and a check of the trace) says of a `#:touch` record of a token that is not live. */
+export function touchNotLive(token: string): string {
+  return `#:touch of ${token}, which is not a live block (never allocated, or freed or reallocated since)`;
+}
+
+/** What is said of a `#:touch` record naming `page`, past the last page of a block of `bytes`. */
+export function touchPastEnd(token: string, page: number, bytes: number): string {
+  const most = maxTouchPage(bytes);
+  return most < 0
+    ? `#:touch of ${token}: page ${page} is past the block's last requested byte (it has none: 0 bytes requested)`
+    : `#:touch of ${token}: page ${page} is past the block's last requested byte (a block of ${bytes} bytes reaches page ${most} at most)`;
+}
+
 /** How many header comment lines a reader keeps as text. */
 export const MAX_HEADER_COMMENTS = 200;
 

@@ -268,4 +268,31 @@ describe('ptsim', () => {
     expect(r.err).toContain(`${p}:4: #:touch of a, which is not a live block`);
     expect(r.err).not.toMatch(/\n\s+at /);
   });
+
+  it('reports every kind of bad touch or rss record in one line, after the summary of the events before it', () => {
+    for (const [record, detail] of [
+      ['#:touch a 0', '#:touch of a, which is not a live block'],
+      ['#:touch b 4', "#:touch of b: page 4 is past the block's last requested byte"],
+      ['#:touch b 1,', "#:touch: malformed page list '1,'"],
+      ['#:touch b', '#:touch takes TOKEN PAGES, got 1 argument'],
+      ['#:rss heap=4096', '#:rss without anon=BYTES'],
+      ['#:rss anon=12k', "#:rss anon= '12k' is not a number"],
+    ]) {
+      const p = trace(
+        'bad-record.trace',
+        `# touches recorded\n1 malloc 9000 b\n1 malloc 9000 a\n1 free a\n${record}\n1 free b\n`,
+      );
+      const r = ptsim(['replay', p, '--cores', '2']);
+      expect(r.code, record).toBe(2);
+      const lines = r.err.split('\n');
+      expect(lines[0], record).toMatch(new RegExp(`^ptsim: ${p}:5: `));
+      expect(lines[0], record).toContain(detail);
+      expect(lines.slice(1)).toEqual([
+        'ptsim: replay stopped; the summary below covers the 3 events before it',
+        '',
+      ]);
+      // Nothing lost: the three events before it are in the summary.
+      expect(r.out).toContain(`${p}: 3 events replayed`);
+    }
+  });
 });

@@ -250,6 +250,23 @@ describe('ptsim convert', () => {
     expect(strict.err).toContain(
       'strict.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)',
     );
+    // A native trace's touch record a replay would stop at.
+    for (const [body, detail] of [
+      ['#:touch a 0', '#:touch of a, which is not a live block'],
+      ['#:touch b 9', "#:touch of b: page 9 is past the block's last requested byte"],
+    ]) {
+      const touched = await convert([
+        file(
+          'touched.trace',
+          `# touches recorded\n1 malloc 9000 a\n1 malloc 9000 b\n1 free a\n${body}\n`,
+        ),
+        '-o',
+        output,
+      ]);
+      expect(touched.code).toBe(2);
+      expect(touched.err).toContain(`ptsim: ${join(dir, 'touched.trace')}:5: ${detail}`);
+      expect(existsSync(output)).toBe(false);
+    }
     const missing = await convert([join(dir, 'nope.log'), '-o', output]);
     expect(missing.code).toBe(2);
     expect(missing.err).toBe(`ptsim: ${join(dir, 'nope.log')}: no such file\n`);
