@@ -703,9 +703,15 @@ static struct blk *tbl_find(uintptr_t p) {
   }
 }
 
+/* The pages of a table of up to 64 pages that slots were written in (for rec=). */
+static uint64_t tbl_touched;
+
+/* The slot to write p's entry in. */
 static struct blk *tbl_slot(uintptr_t p) {
   size_t i = slot_of(p);
   while (tbl[i].p != 0 && tbl[i].p != p) i = (i + 1) & (tbl_cap - 1);
+  size_t a = i * sizeof *tbl / PAGE_BYTES, z = ((i + 1) * sizeof *tbl - 1) / PAGE_BYTES; /* an entry may straddle two */
+  if (z < 64) tbl_touched |= 1ull << a | 1ull << z;
   return &tbl[i];
 }
 
@@ -716,6 +722,7 @@ static int tbl_grow(void) {
   size_t old_cap = tbl_cap;
   tbl = t;
   tbl_cap = cap;
+  tbl_touched = 0;
   tbl_bits = (unsigned)__builtin_ctzll(cap);
   for (size_t i = 0; i < old_cap; i++)
     if (old[i].p) *tbl_slot(old[i].p) = old[i];
@@ -1070,6 +1077,7 @@ struct seg {
   size_t r0, r1;  /* its runs */
 };
 static size_t runs_cap;
+static size_t runs_high; /* the most runs ever stored: the resident part of the array */
 static size_t runs_floor; /* runs below this index belong to another heap */
 static int runs_short;    /* a run could not be stored */
 static struct seg segs[MAX_HEAPS + 1];
@@ -1092,6 +1100,7 @@ static void run_collect(void *ctx, uint64_t a, uint64_t z) {
     runs_cap = cap;
   }
   runs[nruns++] = (struct run){a, z};
+  if (nruns > runs_high) runs_high = nruns;
 }
 
 static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name) {
@@ -1220,25 +1229,19 @@ static uint64_t sweep(void) {
   return heap_known ? pages * PAGE_BYTES : UINT64_MAX;
 }
 
-static void run_ignore(void *ctx, uint64_t a, uint64_t z) { (void)ctx, (void)a, (void)z; }
+/* Bytes rounded up to whole pages. */
+static uint64_t pages_of(uint64_t bytes) { return (bytes + PAGE_BYTES - 1) / PAGE_BYTES; }
 
-/* The resident pages of a mapping of ours, page-aligned (0 when it cannot be read). */
-static uint64_t own_pages(const void *m, size_t bytes) {
-  if (!m || !bytes) return 0;
-  uintptr_t a = (uintptr_t)m, z = (a + bytes + PAGE_BYTES - 1) & ~(uintptr_t)(PAGE_BYTES - 1);
-  scan_resident = 0;
-  return scan_range(a, z, run_ignore, NULL) ? scan_resident : 0;
-}
-
-/* The recorder's own anonymous resident memory, for `rec=`: the part of the buffer ever filled,
-   the pages of the table of large blocks, of the heap scans' runs and of the main heap's known
-   pages that are resident, and the bitmaps handed out (rounded up to pages). Its static data (a
-   few pages) is left out. */
+/* The recorder's own anonymous resident memory, for `rec=`, without a system call: the part of
+   the buffer ever filled, the bitmaps handed out, the pages of the table of large blocks that
+   slots were written in (a table of more than 64 pages is counted whole: a hash spreads its
+   slots, and a table is at least a quarter full once it has grown), the heap scans' runs up to
+   the most ever stored, and the main heap's known pages (a bit a page). Its static data (a few
+   pages) is left out. */
 static uint64_t own_resident(void) {
-  uint64_t pages = (buf_high + PAGE_BYTES - 1) / PAGE_BYTES + (map_bytes + PAGE_BYTES - 1) / PAGE_BYTES;
-  pages += own_pages(tbl, tbl_cap * sizeof *tbl);
-  pages += own_pages(runs, runs_cap * sizeof *runs);
-  pages += own_pages(known, known_words * 8);
+  uint64_t table = tbl_cap * sizeof *tbl <= 64 * PAGE_BYTES ? (uint64_t)__builtin_popcountll(tbl_touched) : pages_of(tbl_cap * sizeof *tbl);
+  uint64_t pages = pages_of(buf_high) + pages_of(map_bytes) + table;
+  pages += pages_of(runs_high * sizeof *runs) + pages_of(known_words * 8);
   return pages * PAGE_BYTES;
 }
 
