@@ -365,7 +365,12 @@ export class Replayer implements TraceSink {
     if (h === NIL) {
       // A block the model could not allocate: there is nothing to write.
       if (this.deadTokens.get(key, text) !== NONE) return;
-      throw new ReplayError(this.file, rec.line, this.lastIndex, touchNotLive(tokenName(key, text)));
+      throw new ReplayError(
+        this.file,
+        rec.line,
+        this.lastIndex,
+        touchNotLive(tokenName(key, text)),
+      );
     }
     const ck = this.process.ck;
     const req = ck.req[h]!;
