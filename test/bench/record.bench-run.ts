@@ -7,14 +7,24 @@
  * are printed, with the cost per allocator call of each way of recording and what the trace holds.
  *
  * The recorder is loaded as `ptsim record` loads it (LD_PRELOAD and its PTSIM_RECORD_*
- * variables), so that the figures are the program's own, without the command's start-up.
+ * variables, set by env(1) for the program alone), so that the figures are the program's own,
+ * without the command's start-up; the counts of calls and records are those of the program's
+ * trace.
  * Programs: test/bench/programs/churn.c (small blocks, 8 KiB blocks in the main heap, 1 MiB
  * mmapped ones; BENCH_RECORD_ROUNDS_C sets its rounds), and CPython with PYTHONMALLOC=malloc
  * building a dict of lists and deleting half of it (skipped, with the reason, without python3).
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { it } from 'vitest';
@@ -48,17 +58,33 @@ interface Run {
 function runOnce(argv: string[], env: NodeJS.ProcessEnv, way: Way, library: string): Run {
   const work = mkdtempSync(join(DIR, 'rec-'));
   try {
+    // The shell reads no start-up file (BASH_ENV may name one), and only the program is recorded:
+    // env(1) sets the recorder's variables for it alone.
     const e: NodeJS.ProcessEnv = { ...env };
-    if (way !== 'plain') {
-      e['LD_PRELOAD'] = library;
-      e['PTSIM_RECORD_DIR'] = work;
-      if (way === 'calls') e['PTSIM_RECORD_TOUCHES'] = '0';
-    }
+    delete e['BASH_ENV'];
+    delete e['ENV'];
+    const vars =
+      way === 'plain'
+        ? []
+        : [
+            `LD_PRELOAD=${library}`,
+            `PTSIM_RECORD_DIR=${work}`,
+            ...(way === 'calls' ? ['PTSIM_RECORD_TOUCHES=0'] : []),
+          ];
     const t0 = performance.now();
     // bash's `time`: the user and system time of the program and its children (getrusage).
     const r = spawnSync(
       'bash',
-      ['-c', 'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null', 'bash', ...argv],
+      [
+        '--norc',
+        '--noprofile',
+        '-c',
+        'TIMEFORMAT="%3U %3S"; time "$@" >/dev/null',
+        'bash',
+        'env',
+        ...vars,
+        ...argv,
+      ],
       { env: e, encoding: 'utf8' },
     );
     const wall = (performance.now() - t0) / 1000;
@@ -68,7 +94,13 @@ function runOnce(argv: string[], env: NodeJS.ProcessEnv, way: Way, library: stri
     const cpu = Number(t[1]) + Number(t[2]);
     const run: Run = { cpu, wall };
     if (way !== 'plain') {
-      const files = readdirSync(work).filter((f) => f.endsWith('.trace'));
+      const exe = realpathSync(argv[0]!);
+      const files = readdirSync(work).filter(
+        (f) =>
+          f.endsWith('.trace') &&
+          /^# exe (.*)$/m.exec(readFileSync(join(work, f), 'latin1').slice(0, 4096))?.[1] === exe,
+      );
+      if (files.length !== 1) throw new Error(`${files.length} traces of ${exe} in ${work}`);
       let events = 0;
       let touches = 0;
       let samples = 0;
