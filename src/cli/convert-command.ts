@@ -31,7 +31,8 @@ again before its free was logged by another thread); they are reported with thei
 with as docs/importing.md describes, or stop the conversion with --strict.
 
 A native trace is checked as a replay would read it: a free of a token the trace never allocated,
-or a token allocated again while live, is a mistake (status 2), as it is for 'ptsim replay'.
+a token allocated again while live, or a #:touch record of a block that is not live or of a page
+past its end, is a mistake (status 2), as it is for 'ptsim replay'.
 
 ${exitStatusHelp({ replays: false, outputs: '-o OUT' })}`;
 
@@ -76,8 +77,12 @@ export const convertCommand = defineCommand({
         check.event(ev);
       },
       // A recording's touch records and samples are kept in their places.
-      touch: (rec) => writer.touch(rec),
+      touch: (rec) => {
+        writer.touch(rec);
+        check.touch(rec);
+      },
       rss: (sample) => writer.rss(sample),
+      touchesIncomplete: (line, detail) => writer.touchesIncomplete(line, detail),
     };
     try {
       const r = await openTrace(input, sink, {

@@ -88,6 +88,12 @@ export function eventLine(ev: TraceEvent): string {
   return s;
 }
 
+/** A `# touches incomplete from here` line (with its newline). */
+function incompleteLine(detail: string): string {
+  const d = detail.replace(/[\r\n]+/g, ' ');
+  return d === '' ? '# touches incomplete from here\n' : `# touches incomplete from here: ${d}\n`;
+}
+
 /** The header's comment lines (each with its newline). */
 export function headerLines(h: TraceHeader): string {
   let s = '';
@@ -96,6 +102,7 @@ export function headerLines(h: TraceHeader): string {
   if (h.touchesRecorded === true && !h.facts.has('touches')) s += '# touches recorded\n';
   for (const [k, v] of h.facts)
     s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
+  if (h.touchesIncomplete !== undefined) s += incompleteLine(h.touchesIncomplete.detail);
   return s;
 }
 
@@ -149,8 +156,13 @@ export class NativeTraceWriter implements TraceSink {
   rss(x: RssSample): void {
     let s = x.time >= 0 ? `#:rss @${num(x.time)} anon=${num(x.anon)}` : `#:rss anon=${num(x.anon)}`;
     if (x.heap >= 0) s += ` heap=${num(x.heap)}`;
+    if (x.rec !== undefined && x.rec >= 0) s += ` rec=${num(x.rec)}`;
     if (x.mark !== '') s += ` mark=${x.mark}`;
     this.buf += s + '\n';
+  }
+
+  touchesIncomplete(_line: number, detail: string): void {
+    this.buf += incompleteLine(detail);
   }
 
   /** Writes what is gathered, then closes the file. */

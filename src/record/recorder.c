@@ -130,6 +130,7 @@ static int lk_depth;
 
 static char *buf; /* BUF_CAP bytes, mmapped */
 static size_t len;
+static size_t buf_high; /* the most bytes the buffer has held: its resident part */
 static int fd = -1;          /* our trace file, created at the first flush that has events */
 static dev_t fd_dev;
 static ino_t fd_ino;
@@ -500,6 +501,7 @@ static void append(const char *p, size_t n) {
   if (n > BUF_CAP) n = BUF_CAP;
   memcpy(buf + len, p, n);
   len += n;
+  if (len > buf_high) buf_high = len;
 }
 
 /* One event line, already formatted (without the `@TIME TID ` head, which is added here). */
@@ -647,12 +649,18 @@ static void *map_anon(size_t bytes) {
 static uint64_t *map_free[MAP_CLASSES];
 static char *slab;
 static size_t slab_left;
+static uint64_t map_bytes; /* bytes of bitmaps handed out of fresh slab memory or mapped alone */
 
 static unsigned map_class(uint64_t words) { return words <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(words - 1); }
 
 static uint64_t *map_alloc(uint64_t words) {
   unsigned c = map_class(words);
-  if (c >= MAP_CLASSES) return map_anon((words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+  if (c >= MAP_CLASSES) {
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    uint64_t *m = map_anon(bytes);
+    if (m) map_bytes += bytes;
+    return m;
+  }
   size_t bytes = (size_t)8 << c;
   uint64_t *m = map_free[c];
   if (m) {
@@ -669,13 +677,16 @@ static uint64_t *map_alloc(uint64_t words) {
   m = (uint64_t *)slab;
   slab += bytes;
   slab_left -= bytes;
+  map_bytes += bytes;
   return m;
 }
 
 static void map_release(uint64_t *m, uint64_t words) {
   unsigned c = map_class(words);
   if (c >= MAP_CLASSES) {
-    munmap(m, (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    munmap(m, bytes);
+    map_bytes -= bytes;
     return;
   }
   *(uint64_t **)m = map_free[c];
@@ -692,9 +703,15 @@ static struct blk *tbl_find(uintptr_t p) {
   }
 }
 
+/* The pages of a table of up to 64 pages that slots were written in (for rec=). */
+static uint64_t tbl_touched;
+
+/* The slot to write p's entry in. */
 static struct blk *tbl_slot(uintptr_t p) {
   size_t i = slot_of(p);
   while (tbl[i].p != 0 && tbl[i].p != p) i = (i + 1) & (tbl_cap - 1);
+  size_t a = i * sizeof *tbl / PAGE_BYTES, z = ((i + 1) * sizeof *tbl - 1) / PAGE_BYTES; /* an entry may straddle two */
+  if (z < 64) tbl_touched |= 1ull << a | 1ull << z;
   return &tbl[i];
 }
 
@@ -705,6 +722,7 @@ static int tbl_grow(void) {
   size_t old_cap = tbl_cap;
   tbl = t;
   tbl_cap = cap;
+  tbl_touched = 0;
   tbl_bits = (unsigned)__builtin_ctzll(cap);
   for (size_t i = 0; i < old_cap; i++)
     if (old[i].p) *tbl_slot(old[i].p) = old[i];
@@ -1059,6 +1077,7 @@ struct seg {
   size_t r0, r1;  /* its runs */
 };
 static size_t runs_cap;
+static size_t runs_high; /* the most runs ever stored: the resident part of the array */
 static size_t runs_floor; /* runs below this index belong to another heap */
 static int runs_short;    /* a run could not be stored */
 static struct seg segs[MAX_HEAPS + 1];
@@ -1081,6 +1100,7 @@ static void run_collect(void *ctx, uint64_t a, uint64_t z) {
     runs_cap = cap;
   }
   runs[nruns++] = (struct run){a, z};
+  if (nruns > runs_high) runs_high = nruns;
 }
 
 static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name) {
@@ -1209,6 +1229,22 @@ static uint64_t sweep(void) {
   return heap_known ? pages * PAGE_BYTES : UINT64_MAX;
 }
 
+/* Bytes rounded up to whole pages. */
+static uint64_t pages_of(uint64_t bytes) { return (bytes + PAGE_BYTES - 1) / PAGE_BYTES; }
+
+/* The recorder's own anonymous resident memory, for `rec=`, without a system call: the part of
+   the buffer ever filled, the bitmaps handed out, the pages of the table of large blocks that
+   slots were written in (a table of more than 64 pages is counted whole: a hash spreads its
+   slots, and a table is at least a quarter full once it has grown), the heap scans' runs up to
+   the most ever stored, and the main heap's known pages (a bit a page). Its static data (a few
+   pages) is left out. */
+static uint64_t own_resident(void) {
+  uint64_t table = tbl_cap * sizeof *tbl <= 64 * PAGE_BYTES ? (uint64_t)__builtin_popcountll(tbl_touched) : pages_of(tbl_cap * sizeof *tbl);
+  uint64_t pages = pages_of(buf_high) + pages_of(map_bytes) + table;
+  pages += pages_of(runs_high * sizeof *runs) + pages_of(known_words * 8);
+  return pages * PAGE_BYTES;
+}
+
 static char *put_key(char *o, const char *key, uint64_t v) {
   *o++ = ' ';
   o = put_str(o, key);
@@ -1222,7 +1258,7 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... [mark=NAME]`. */
+/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... rec=... [mark=NAME]`. */
 static void sample(const char *mark) {
   if (tbl_busy) return; /* a signal handler, in the middle of our bookkeeping */
   tbl_busy++;
@@ -1234,6 +1270,7 @@ static void sample(const char *mark) {
     o = put_u64(o, start - t0);
     o = put_key(o, "anon", anon);
     if (heap != UINT64_MAX) o = put_key(o, "heap", heap);
+    o = put_key(o, "rec", own_resident());
     if (mark) {
       o = put_str(o, " mark=");
       o = put_str(o, mark);

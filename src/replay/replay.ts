@@ -52,6 +52,8 @@ import {
   TOUCH_MIN_BYTES,
   TOUCH_PAGE,
   maxTouchPage,
+  touchNotLive,
+  touchPastEnd,
   type RssSample,
   type TouchRecord,
   type TraceEvent,
@@ -245,6 +247,11 @@ export class Replayer implements TraceSink {
    * TOUCH_MIN_BYTES (`recorded`) or 0 (`none`).
    */
   private writeBelow = Number.POSITIVE_INFINITY;
+  /**
+   * The line of the trace's `# touches incomplete from here`, -1 before it: from there the
+   * `recorded` model writes blocks whole, as `full` does (touchesIncomplete).
+   */
+  private incompleteLine = -1;
   /** The largest request of the trace so far. */
   private largestRequest = 0;
   /** The trace's `#:rss` samples. */
@@ -278,6 +285,8 @@ export class Replayer implements TraceSink {
     this.touchMode = mode;
     this.writeBelow =
       mode === 'full' ? Number.POSITIVE_INFINITY : mode === 'recorded' ? TOUCH_MIN_BYTES : 0;
+    if (h.touchesIncomplete !== undefined)
+      this.touchesIncomplete(h.touchesIncomplete.line, h.touchesIncomplete.detail);
     const mallopts = this.opts.mallopts ?? [];
     if (mallopts.length > 0) {
       for (const [param, value] of mallopts) mallopt(this.process, param, value);
@@ -386,7 +395,7 @@ export class Replayer implements TraceSink {
         this.file,
         rec.line,
         this.lastIndex,
-        `#:touch of ${tokenName(key, text)}, which is not a live block (never allocated, or freed or reallocated since)`,
+        touchNotLive(tokenName(key, text)),
       );
     }
     const ck = this.process.ck;
@@ -397,9 +406,7 @@ export class Replayer implements TraceSink {
         this.file,
         rec.line,
         this.lastIndex,
-        most < 0
-          ? `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (it has none: 0 bytes requested)`
-          : `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (a block of ${req} bytes reaches page ${most} at most)`,
+        touchPastEnd(tokenName(key, text), rec.maxPage, req),
       );
     }
     if (this.touchMode !== 'recorded') return;
@@ -412,6 +419,31 @@ export class Replayer implements TraceSink {
       const to = Math.min(end, page0 + (pages[2 * k + 1]! + 1) * TOUCH_PAGE);
       if (from < to) this.kernel.touchRange(from, to - from);
     }
+  }
+
+  /**
+   * `# touches incomplete from here`: the recorder could no longer read which pages the program
+   * touched, so the records after this point may miss pages. In the `recorded` model the replay
+   * says so once and takes the `full` model from here: every live block of TOUCH_MIN_BYTES or
+   * more is written whole now (its records so far may lack the pages it gained since), and every
+   * later block whole at its call. The records that still follow are checked and change nothing.
+   * (The other models do not read the records.) Only the first such line counts.
+   */
+  touchesIncomplete(line: number, detail: string): void {
+    if (this.abort !== undefined || this.incompleteLine >= 0) return;
+    this.incompleteLine = line;
+    if (this.touchMode !== 'recorded') return;
+    this.warnings++;
+    const why = detail === '' ? '' : ` (${detail})`;
+    this.opts.onWarning?.(
+      `${this.file}:${line}: the recording's touch records are incomplete from here${why}; from this point the replay takes blocks of ${TOUCH_MIN_BYTES} bytes or more as written whole, an upper bound (--touch full)`,
+    );
+    this.writeBelow = Number.POSITIVE_INFINITY;
+    const ck = this.process.ck;
+    this.tokens.forEachHandle((h) => {
+      const req = ck.req[h]!;
+      if (req >= TOUCH_MIN_BYTES) this.kernel.touchRange(ck.addr[h]! + 16, req);
+    });
   }
 
   /** A `#:rss` sample: kept, with the replay's RSS at the same point once it is known. */
@@ -536,7 +568,10 @@ export class Replayer implements TraceSink {
       if (p !== NIL && ev.n1 < this.writeBelow) {
         // The program writes the bytes the old block did not have; in the recorded model, where
         // a big old block was not written whole, all of a (small) new block.
-        const from = this.touchMode === 'recorded' && oldReq >= TOUCH_MIN_BYTES ? 0 : oldReq;
+        const from =
+          this.touchMode === 'recorded' && this.incompleteLine < 0 && oldReq >= TOUCH_MIN_BYTES
+            ? 0
+            : oldReq;
         if (ev.n1 > from) this.kernel.touchRange(ck.addr[p]! + 16 + from, ev.n1 - from);
       }
     }

@@ -157,6 +157,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     },
     touch: (rec) => replayer!.touch(rec),
     rss: (sample) => replayer!.rss(sample),
+    touchesIncomplete: (line, detail) => replayer!.touchesIncomplete(line, detail),
     recordsEnd: () => replayer!.recordsEnd(),
   };
   if (opts.ready !== undefined) sink.ready = opts.ready;

@@ -11,7 +11,8 @@
  * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
  * token in the in columns (its text, when it has no key, among the texts), its page ranges in
  * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
- * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts.
+ * sample keeps anon in n1, heap in n2, rec in inKey, and its mark, when it has one (param 1), among the texts;
+ * a `# touches incomplete from here` line keeps its detail among the texts.
  */
 
 import type { ReadEvent } from './event.js';
@@ -36,6 +37,7 @@ const FOLLOWED = 0x20;
 const TOUCH = 0x40;
 const RSS = 0x41;
 const RECORDS_END = 0x42;
+const INCOMPLETE = 0x43;
 
 /** What a batch is sent as (the buffer is transferred). */
 export interface BatchMessage {
@@ -154,8 +156,18 @@ export class EventBatch {
     this.time[i] = s.time;
     this.n1[i] = s.anon;
     this.n2[i] = s.heap;
+    this.inKey[i] = s.rec ?? -1;
     this.param[i] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
+    return this.count === BATCH_EVENTS;
+  }
+
+  /** Appends a `# touches incomplete from here` line. Returns true when the batch is full. */
+  addTouchesIncomplete(line: number, detail: string): boolean {
+    const i = this.count++;
+    this.op[i] = INCOMPLETE;
+    this.line[i] = line;
+    this.texts.push(detail);
     return this.count === BATCH_EVENTS;
   }
 
@@ -191,8 +203,11 @@ export class EventBatch {
           rss.time = this.time[i]!;
           rss.anon = this.n1[i]!;
           rss.heap = this.n2[i]!;
+          rss.rec = this.inKey[i]!;
           rss.mark = this.param[i] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
+        } else if (code === INCOMPLETE) {
+          sink.touchesIncomplete?.(this.line[i]!, texts[t++]!);
         } else {
           sink.recordsEnd?.();
         }

@@ -74,6 +74,10 @@ class BatchingSink implements TraceSink {
     if (this.batch.addRss(s)) this.flush();
   }
 
+  touchesIncomplete(line: number, detail: string): void {
+    if (this.batch.addTouchesIncomplete(line, detail)) this.flush();
+  }
+
   recordsEnd(): void {
     if (this.batch.addRecordsEnd()) this.flush();
   }

@@ -86,6 +86,14 @@ const AT = 64;
 const ZERO = 48;
 const MINUS = 45;
 const COLON = 58;
+
+/** `touches incomplete from here[: DETAIL]`, after the `#` (docs/trace-format.md). */
+const INCOMPLETE = /^touches[ \t]+incomplete[ \t]+from[ \t]+here(?![^ \t:\r])[ \t]*:?(.*)$/s;
+
+/** The recorder's reason, as a `# touches incomplete from here` line gives it. */
+function incompleteDetail(rest: string): string {
+  return rest.trim();
+}
 const COMMA = 44;
 const EQUALS = 61;
 
@@ -965,6 +973,7 @@ export class TraceParser {
     if (b[s0] === HASH) {
       if (b[s0 + 1] === COLON) this.record(b, ls, le, nt, ctl);
       else if (!this.headerSent) this.headerLine(b, s0 + 1, le);
+      else if (nt >= 3) this.incompleteLine(b, s0 + 1, le);
       return;
     }
     if (ctl >= 0) this.controlCharacter(b, ls, ctl);
@@ -1135,7 +1144,7 @@ export class TraceParser {
   }
 
   /**
-   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap= and mark= are read, other keys are
+   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap=, rec= and mark= are read, other keys are
    * skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
    */
   private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
@@ -1143,6 +1152,7 @@ export class TraceParser {
     let time = -1;
     let anon = -1;
     let heap = -1;
+    let recorder = -1;
     let mark: string | null = null;
     let i = this.tokEnd(0);
     for (let first = true; ; first = false) {
@@ -1159,18 +1169,33 @@ export class TraceParser {
       if (eq === s || eq === i)
         this.fail(`#:rss: '${show(b, s, i)}' is not KEY=VALUE (or @TIME, first)`);
       const name = (b as FastSliceBuffer).latin1Slice(s, eq);
-      if (name !== 'anon' && name !== 'heap' && name !== 'mark') continue;
+      if (name !== 'anon' && name !== 'heap' && name !== 'mark' && name !== 'rec') continue;
       if (eq + 1 === i) this.fail(`#:rss: ${name}= has no value`);
-      const seen = name === 'anon' ? anon >= 0 : name === 'heap' ? heap >= 0 : mark !== null;
+      const seen =
+        name === 'anon'
+          ? anon >= 0
+          : name === 'heap'
+            ? heap >= 0
+            : name === 'rec'
+              ? recorder >= 0
+              : mark !== null;
       if (seen) this.fail(`#:rss: ${name}= is given twice`);
       if (name === 'mark') mark = tokenString(b, eq + 1, i);
       else if (name === 'anon') anon = this.size(b, eq + 1, i, '#:rss anon=');
-      else heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else if (name === 'heap') heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else recorder = this.size(b, eq + 1, i, '#:rss rec=');
     }
     if (anon < 0) this.fail("#:rss without anon=BYTES (the process's anonymous resident memory)");
     if (this.state === IDLE) {
       // Before the first event: kept until the header is out.
-      (this.early ??= []).push({ line: this.lineNo, time, anon, heap, mark: mark ?? '' });
+      (this.early ??= []).push({
+        line: this.lineNo,
+        time,
+        anon,
+        heap,
+        mark: mark ?? '',
+        rec: recorder,
+      });
       return;
     }
     const rec = this.rssRec;
@@ -1179,6 +1204,7 @@ export class TraceParser {
     rec.anon = anon;
     rec.heap = heap;
     rec.mark = mark ?? '';
+    rec.rec = recorder;
     this.beginRecord();
     this.sink.rss?.(rec);
   }
@@ -1357,6 +1383,20 @@ export class TraceParser {
   }
 
   /**
+   * A comment line after the first event: `# touches incomplete from here...` is delivered in
+   * trace order like a record (TraceSink.touchesIncomplete); any other stays a comment.
+   */
+  private incompleteLine(b: Buffer, s: number, le: number): void {
+    let i = s;
+    while (i < le && (b[i] === SPACE || b[i] === TAB)) i++;
+    if (b[i] !== 0x74 /* t */) return;
+    const m = INCOMPLETE.exec(b.toString('utf8', i, le));
+    if (m === null) return;
+    this.beginRecord();
+    this.sink.touchesIncomplete?.(this.lineNo, incompleteDetail(m[1]!));
+  }
+
+  /**
    * A comment line before the first event: `# KEY VALUE`. s is just after the `#`, le at the
    * newline. `env` and `nprocs` are checked; any other key is kept as a fact for people.
    */
@@ -1382,6 +1422,11 @@ export class TraceParser {
       if (!(n >= 1 && n <= 0x7fffffff))
         this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
       this.header.nprocs = n;
+    } else if (key === 'touches' && INCOMPLETE.test(text)) {
+      this.header.touchesIncomplete ??= {
+        line: this.lineNo,
+        detail: incompleteDetail(INCOMPLETE.exec(text)![1]!),
+      };
     } else if (key === 'touches') {
       if (value !== 'recorded')
         this.fail(`malformed header line '# touches ${value}': expected '# touches recorded'`);

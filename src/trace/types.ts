@@ -104,6 +104,11 @@ export interface TraceHeader {
    * is also a fact, `touches`.)
    */
   touchesRecorded?: boolean;
+  /**
+   * `# touches incomplete from here` before the first event: the touch records are incomplete
+   * from the start (its line, and the rest of the line as TraceSink.touchesIncomplete has it).
+   */
+  touchesIncomplete?: { line: number; detail: string };
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
   /** The comment lines before the first event as written (without the `#`), the first MAX_HEADER_COMMENTS of them. */
@@ -149,6 +154,11 @@ export interface RssSample {
   heap: number;
   /** `mark=`: the name of the point where the program asked for the sample, or ''. */
   mark: string;
+  /**
+   * `rec=`: the part of anon that is the recorder's own memory, or -1 when the sample has none.
+   * Optional for producers other than the trace reader (absent: none).
+   */
+  rec?: number;
 }
 
 /** The page size of `#:touch` records: pages are counted in 4096-byte pages. */
@@ -169,6 +179,19 @@ export const TOUCH_MIN_BYTES = 4096;
  */
 export function maxTouchPage(bytes: number): number {
   return bytes <= 0 ? -1 : Math.floor((bytes - 1 + TOUCH_PAGE - 16) / TOUCH_PAGE);
+}
+
+/** What a replay (and a check of the trace) says of a `#:touch` record of a token that is not live. */
+export function touchNotLive(token: string): string {
+  return `#:touch of ${token}, which is not a live block (never allocated, or freed or reallocated since)`;
+}
+
+/** What is said of a `#:touch` record naming `page`, past the last page of a block of `bytes`. */
+export function touchPastEnd(token: string, page: number, bytes: number): string {
+  const most = maxTouchPage(bytes);
+  return most < 0
+    ? `#:touch of ${token}: page ${page} is past the block's last requested byte (it has none: 0 bytes requested)`
+    : `#:touch of ${token}: page ${page} is past the block's last requested byte (a block of ${bytes} bytes reaches page ${most} at most)`;
 }
 
 /** How many header comment lines a reader keeps as text. */
@@ -196,6 +219,12 @@ export interface TraceSink {
   touch?(rec: TouchRecord): void;
   /** Called for each `#:rss` sample, in trace order. The object is reused. */
   rss?(sample: RssSample): void;
+  /**
+   * Called, in trace order like a record, for a `# touches incomplete from here` line after the
+   * first event: from this point the recording's `#:touch` records do not cover every page the
+   * program touched. `detail` is the rest of the line (the recorder's reason), trimmed.
+   */
+  touchesIncomplete?(line: number, detail: string): void;
   /**
    * Called after the records that follow an event delivered with recordsFollow set (and after
    * those that come before the first event, if any), before the next event or the end.

@@ -201,7 +201,7 @@ describe('ptsim', () => {
         '#:touch buf 0-99',
         '#:rss @1000 anon=1000000 heap=450000 mark=loaded',
         '1 malloc 100 small',
-        '#:rss anon=2000000',
+        '#:rss anon=2000000 rec=65536',
       ].join('\n') + '\n',
     );
     const json = async (
@@ -225,6 +225,7 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
@@ -234,6 +235,7 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
@@ -245,7 +247,7 @@ describe('ptsim', () => {
     );
     expect(text.out).toContain('measured by the recording   2 #:rss samples');
     expect(text.out).toMatch(
-      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\); replay /,
+      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\), of which the recorder's own 64\.00 KiB \(65,536 B\); replay /,
     );
     expect(text.err).toBe('');
     const bad = await ptsim(['replay', p, '--touch', 'some']);
@@ -275,5 +277,32 @@ describe('ptsim', () => {
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${p}:4: #:touch of a, which is not a live block`);
     expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('reports every kind of bad touch or rss record in one line, after the summary of the events before it', () => {
+    for (const [record, detail] of [
+      ['#:touch a 0', '#:touch of a, which is not a live block'],
+      ['#:touch b 4', "#:touch of b: page 4 is past the block's last requested byte"],
+      ['#:touch b 1,', "#:touch: malformed page list '1,'"],
+      ['#:touch b', '#:touch takes TOKEN PAGES, got 1 argument'],
+      ['#:rss heap=4096', '#:rss without anon=BYTES'],
+      ['#:rss anon=12k', "#:rss anon= '12k' is not a number"],
+    ]) {
+      const p = trace(
+        'bad-record.trace',
+        `# touches recorded\n1 malloc 9000 b\n1 malloc 9000 a\n1 free a\n${record}\n1 free b\n`,
+      );
+      const r = ptsim(['replay', p, '--cores', '2']);
+      expect(r.code, record).toBe(2);
+      const lines = r.err.split('\n');
+      expect(lines[0], record).toMatch(new RegExp(`^ptsim: ${p}:5: `));
+      expect(lines[0], record).toContain(detail);
+      expect(lines.slice(1)).toEqual([
+        'ptsim: replay stopped; the summary below covers the 3 events before it',
+        '',
+      ]);
+      // Nothing lost: the three events before it are in the summary.
+      expect(r.out).toContain(`${p}: 3 events replayed`);
+    }
   });
 });

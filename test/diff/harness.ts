@@ -97,6 +97,7 @@ export function runSim(
       },
       touch: (rec) => r.touch(rec),
       rss: (sample) => r.rss(sample),
+      touchesIncomplete: (line, detail) => r.touchesIncomplete(line, detail),
       recordsEnd: () => r.recordsEnd(),
     });
   } catch (e) {
