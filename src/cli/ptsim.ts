@@ -15,6 +15,7 @@ import { recordCommand } from './record-command.js';
 import { replayCommand } from './replay-command.js';
 import { reportCommand } from './report-command.js';
 import { showCommand } from './show-command.js';
+import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
 
@@ -25,6 +26,7 @@ const COMMANDS: readonly Command[] = [
   sweepCommand,
   reportCommand,
   showCommand,
+  stepCommand,
   recordCommand,
   statsCommand,
   convertCommand,
@@ -42,6 +44,7 @@ Commands:
   sweep TRACE        a grid of settings and its memory/CPU frontier
   report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
   show TRACE [VIEW]  the heap, bins, tcache, arenas or maps at an event, as pwndbg shows them
+  step TRACE         step through a trace, forwards and back, each step explained in a sentence
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
