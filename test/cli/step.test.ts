@@ -174,10 +174,15 @@ describe('ptsim step from a script (standard input not a terminal)', () => {
     expect(m.out).toContain('live');
   });
 
-  it('refuses a command line without a trace, in one line', () => {
+  it('refuses a command line without a trace, and a missing file, in one line', () => {
     const r = spawnSync(process.execPath, [MAIN, 'step'], { encoding: 'utf8', input: '' });
     expect(r.status).toBe(2);
-    expect(r.stderr.split('\n')[0]).toBe('ptsim: step needs a TRACE file');
+    expect(r.stderr).toBe("ptsim: step needs a TRACE file\nTry 'ptsim step --help'.\n");
+    const missing = join(dir, 'missing.trace');
+    const m = step(missing, 'next\n');
+    expect(m.code).toBe(2);
+    expect(m.err).toBe(`ptsim: ${missing}: no such file\n`);
+    expect(m.out).toBe('');
   });
 });
 
