@@ -134,6 +134,8 @@ interface Before {
   /** Free chunks and tops, by address. */
   spots: Map<number, Spot>;
   tops: Set<number>;
+  /** The arenas' last_remainder addresses. */
+  lastRemainders: Set<number>;
   /** The block the event takes (free, realloc), or null. */
   taken: { addr: number; size: number; mmapped: boolean; arena: number } | null;
   fastChunks: number;
@@ -453,6 +455,7 @@ export class Stepper {
       mmappedMem: s.mp.mmappedMem,
       spots,
       tops,
+      lastRemainders: new Set(s.arenas.map((a) => a.lastRemainder)),
       taken,
       fastChunks: fastChunks(s),
       systemMem: systemMem(s),
@@ -579,8 +582,21 @@ export class Stepper {
       const from = binName(spot.state, spot.bin, spot.size);
       if (spot.size === size || spot.state === St.TCACHE || spot.state === St.FAST)
         return step(`${chunk} reused from ${from}`, place.arena);
+      // Where the rest went (the unsorted bin, as the last remainder for a small request).
+      const rest = chunkHolding(s, addr + size);
+      const restSt = rest === NIL ? -1 : ck.state[rest]!;
+      const restText =
+        rest !== NIL && ck.addr[rest] === addr + size && restSt === St.BINNED
+          ? `; the other ${ck.size[rest]} bytes went to ${binName(restSt, ck.bin[rest]!, ck.size[rest]!)}${s.arenas.some((a) => a.lastRemainder === addr + size) ? ' as the last remainder' : ''}`
+          : `; the other ${spot.size - size} bytes stay free`;
+      const sorted =
+        spot.bin !== 1 || spot.state !== St.BINNED
+          ? ` in ${from}`
+          : b.lastRemainders.has(addr)
+            ? ', the last remainder in the unsorted bin'
+            : ' (malloc first sorted the unsorted bin, where it was, into the bins)';
       return step(
-        `${chunk} split from ${aSize(spot.size)} free chunk in ${from}; the other ${spot.size - size} bytes stay free`,
+        `${chunk} split from ${aSize(spot.size)} free chunk${sorted}${restText}`,
         place.arena,
       );
     }

@@ -146,6 +146,40 @@ describe('ptsim step from a script (standard input not a terminal)', () => {
     );
   });
 
+  it('says how a malloc splits a free chunk (the trace of docs/learn/bins.md, worked there by hand)', () => {
+    const bins = trace(
+      'bins.trace',
+      `# env GLIBC_TUNABLES=glibc.malloc.tcache_count=0
+1 malloc 100 a
+1 malloc 24 g1
+1 malloc 100 b
+1 malloc 24 g2
+1 malloc 500 c
+1 malloc 24 g3
+1 malloc 3000 d
+1 malloc 24 g4
+1 free a
+1 free b
+1 malloc 100 x
+1 free c
+1 free d
+1 malloc 200 y
+1 malloc 40 z
+`,
+    );
+    const r = step(bins, 'go 9\nnext 5\n');
+    expect(r.out.split('\n').filter((l) => l.startsWith('['))).toEqual([
+      '[9] free(b): the 112-byte chunk went into the 0x70 fastbin, unmerged and still marked in use',
+      '[10] malloc(100) -> x: a 112-byte chunk (100 bytes asked for) reused from the 0x70 fastbin',
+      '[11] free(c): the 512-byte chunk went into the unsorted bin; its neighbours are in use, so nothing merged',
+      '[12] free(d): the 3008-byte chunk went into the unsorted bin; its neighbours are in use, so nothing merged',
+      // c (512) is sorted into small bin 32 and d into large bin 95, then c is split: 512 - 208.
+      '[13] malloc(200) -> y: a 208-byte chunk (200 bytes asked for) split from a 512-byte free chunk (malloc first sorted the unsorted bin, where it was, into the bins); the other 304 bytes went to the unsorted bin as the last remainder',
+      // The last remainder, alone in the unsorted bin, is cut directly: 304 - 48.
+      '[14] malloc(40) -> z: a 48-byte chunk (40 bytes asked for) split from a 304-byte free chunk, the last remainder in the unsorted bin; the other 256 bytes went to the unsorted bin as the last remainder',
+    ]);
+  });
+
   it('reports a mistaken command and goes on', () => {
     const r = step(TRIM, 'frobnicate\nbreak op=frob\ngo 99\nshow nothing\nnext\n');
     expect(r.code).toBe(0);
