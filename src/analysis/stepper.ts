@@ -66,7 +66,7 @@ export interface Stop {
 }
 
 /** Bytes for a sentence: exact bytes below 1 KiB, else KiB or MiB with at most one decimal. */
-export function bytesText(n: number): string {
+function bytesText(n: number): string {
   if (n < 1024) return `${n} bytes`;
   const units = ['KiB', 'MiB', 'GiB', 'TiB'];
   let v = n / 1024;
@@ -82,7 +82,7 @@ export function bytesText(n: number): string {
 const hex = (n: number): string => '0x' + n.toString(16);
 
 /** `a 32-byte`, `an 80-byte`, `an 18-byte`: the article a number takes when read aloud. */
-export function aSize(n: number): string {
+function aSize(n: number): string {
   const t = String(n);
   const an =
     t.startsWith('8') || (t.length % 3 === 2 && (t.startsWith('11') || t.startsWith('18')));

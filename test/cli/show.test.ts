@@ -52,7 +52,7 @@ describe('ptsim show --json agrees with real glibc', () => {
         if (rec['arena'] !== undefined)
           live.set(
             ev.out,
-            `${ev.out} ${String(rec['arena'])}/${String(rec['heap'])}/${String(rec['off'])}/${String(rec['usable'])}`,
+            `${ev.out} ${JSON.stringify([rec['arena'], rec['heap'], rec['off'], rec['usable']])}`,
           );
       }
       const r = ptsim(['show', TRACE, '--at', String(at), '--json']);
@@ -61,7 +61,7 @@ describe('ptsim show --json agrees with real glibc', () => {
       expect(view.event).toBe(at);
       const got = view.chunks
         .filter((c) => c.state === 'live')
-        .map((c) => `${c.token} ${c.arena}/${c.heap}/${c.off}/${c.usable}`)
+        .map((c) => `${c.token} ${JSON.stringify([c.arena, c.heap, c.off, c.usable])}`)
         .sort();
       expect(got.length).toBeGreaterThan(0);
       expect(got).toEqual([...live.values()].sort());
