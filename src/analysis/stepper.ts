@@ -349,14 +349,19 @@ export class Stepper {
     return out;
   }
 
-  /** Runs until `stopAt` says so of a step (checked after each event), or to the end. */
-  runUntil(stopAt: (s: Step, ev: TraceEvent) => boolean): Step | null {
-    let last: Step | null = null;
+  /**
+   * Runs to the first event `before` picks (tested before replaying it) or, with `after`, whose
+   * step it picks; returns that step, or null at the end. Only the events `after` must see are
+   * explained on the way, so that running far is a replay, not an explanation of every event.
+   */
+  runUntil(before: (ev: TraceEvent) => boolean, after: ((s: Step) => boolean) | null): Step | null {
     for (;;) {
-      const r = this.advance(true);
-      if (r === false) return last;
-      last = r;
-      if (stopAt(r!, this.held[this.pos]!.ev)) return r;
+      const i = this.pos + 1;
+      if (i > this.last) return null;
+      const pick = before(this.held[i]!.ev);
+      const r = this.advance(pick || after !== null);
+      if (r === false) return null;
+      if (pick || (after !== null && after(r!))) return r;
     }
   }
 

@@ -48,6 +48,15 @@ export const PLAIN: Paint = { title: id, addr: id, live: id, free: id, top: id, 
 
 const hex = (n: number): string => '0x' + n.toString(16);
 
+/** Text from the trace made safe for a terminal: control characters shown as \\xNN. */
+export function printable(s: string): string {
+  return s.replace(
+    // eslint-disable-next-line no-control-regex
+    /[\x00-\x1f\x7f-\x9f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
 function arenaName(a: number): string {
   return a < 0 ? 'mmapped chunks' : a === 0 ? 'main_arena' : `arena ${a}`;
 }
@@ -66,7 +75,7 @@ export function momentLine(v: HeapView, moment: string): string {
         : moment === 'peak'
           ? `at the RSS peak (after event ${v.event}, line ${v.line})`
           : `after event ${v.event} (line ${v.line})`;
-  return `${v.trace} ${when}: brk ${shortBytes(v.brk)}, RSS ${shortBytes(v.rss)}, mmap threshold ${shortBytes(v.mmapThreshold)}, trim threshold ${shortBytes(v.trimThreshold)}`;
+  return `${printable(v.trace)} ${when}: brk ${shortBytes(v.brk)}, RSS ${shortBytes(v.rss)}, mmap threshold ${shortBytes(v.mmapThreshold)}, trim threshold ${shortBytes(v.trimThreshold)}`;
 }
 
 function chunkTitle(c: ChunkView): string {
@@ -108,7 +117,7 @@ function flagBits(c: ChunkView): number {
 }
 
 function liveNote(c: ChunkView): string {
-  const token = c.token === null || c.token === undefined ? '(no token)' : c.token;
+  const token = c.token === null || c.token === undefined ? '(no token)' : printable(c.token);
   return `Token: ${token}  Requested: ${c.requested}  Usable: ${c.usable}  Off: ${c.off}  Event: ${c.event}`;
 }
 
@@ -142,7 +151,7 @@ function chunksText(v: HeapView, p: Paint): string[] {
     ),
   ];
   for (const c of v.chunks) {
-    const line = `${String(c.arena).padStart(5)} ${String(c.heap).padStart(4)} ${String(c.off).padStart(10)} ${String(c.size).padStart(10)}  ${c.state.padEnd(13)} ${(c.usable === undefined ? '' : String(c.usable)).padStart(9)}  ${c.token ?? ''}`;
+    const line = `${String(c.arena).padStart(5)} ${String(c.heap).padStart(4)} ${String(c.off).padStart(10)} ${String(c.size).padStart(10)}  ${c.state.padEnd(13)} ${(c.usable === undefined ? '' : String(c.usable)).padStart(9)}  ${printable(c.token ?? '')}`;
     out.push(paintFor(p, c)(line));
   }
   return out;

@@ -13,6 +13,7 @@ import { settingsNotes } from './settings-notes.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import {
   COLOUR,
+  printable,
   PLAIN,
   VIEWS,
   momentLine,
@@ -63,7 +64,9 @@ and the status at the end says so (2 or 3).`;
 interface Breakpoint {
   id: number;
   text: string;
-  test: (s: Step, op: string, tokens: string[], size: number) => boolean;
+  /** Whether it needs the step's outcome (the arena), not only the event. */
+  arena: boolean;
+  test: (s: Step | null, op: string, tokens: string[], size: number) => boolean;
 }
 
 /** Reads one breakpoint; throws a message for a malformed one. */
@@ -82,20 +85,21 @@ function parseBreak(spec: string, id: number): Breakpoint {
     case 'op':
       if (!OP_NAMES.includes(value))
         throw new Error(`unknown op '${value}' (ops: ${OP_NAMES.join(', ')})`);
-      return { id, text, test: (_s, op) => op === value };
+      return { id, text, arena: false, test: (_s, op) => op === value };
     case 'token':
-      return { id, text, test: (_s, _op, tokens) => tokens.includes(value) };
+      return { id, text, arena: false, test: (_s, _op, tokens) => tokens.includes(value) };
     case 'size': {
       const n = num();
       return {
         id,
         text,
+        arena: false,
         test: (_s, op, _t, size) => op !== 'free' && (rel === '>=' ? size >= n : size === n),
       };
     }
     default: {
       const n = num();
-      return { id, text, test: (s) => s.arena === n };
+      return { id, text, arena: true, test: (s) => s !== null && s.arena === n };
     }
   }
 }
@@ -120,14 +124,14 @@ class Session {
   }
 
   private printStep(s: Step): void {
-    this.out(`${this.paint.addr(`[${s.event}]`)} ${s.sentence}\n`);
+    this.out(`${this.paint.addr(`[${s.event}]`)} ${printable(s.sentence)}\n`);
   }
 
   private afterMove(): void {
     const stop = this.st.stop;
     if (stop !== null && this.st.position === stop.event - 1) this.err(`ptsim: ${stop.message}\n`);
     else if (this.st.position === this.st.events - 1) this.out('at the end of the trace\n');
-    for (const t of this.st.watches) this.out(`watch ${this.st.whereIs(t)}\n`);
+    for (const t of this.st.watches) this.out(`watch ${printable(this.st.whereIs(t))}\n`);
   }
 
   private number(text: string | undefined, dflt: number): number {
@@ -182,27 +186,37 @@ class Session {
         case 'continue': {
           const watches = this.st.watches;
           let hit = '';
-          const s = this.st.runUntil((step, ev) => {
-            const op = OP_NAMES[ev.op]!;
-            const tokens = [ev.in, ev.out].filter((t) => t !== '');
-            const size =
-              ev.op === Op.calloc ? ev.n1 * ev.n2 : ev.op === Op.memalign ? ev.n2 : ev.n1;
-            for (const b of this.breaks)
-              if (b.test(step, op, tokens, size)) {
-                hit = `breakpoint ${b.id} (${b.text})`;
+          // Breakpoints on an arena need the step's outcome; the others only the event.
+          const byArena = this.breaks.filter((b) => b.arena);
+          const s = this.st.runUntil(
+            (ev) => {
+              const op = OP_NAMES[ev.op]!;
+              const tokens = [ev.in, ev.out].filter((t) => t !== '');
+              const size =
+                ev.op === Op.calloc ? ev.n1 * ev.n2 : ev.op === Op.memalign ? ev.n2 : ev.n1;
+              for (const b of this.breaks)
+                if (!b.arena && b.test(null, op, tokens, size)) {
+                  hit = `breakpoint ${b.id} (${b.text})`;
+                  return true;
+                }
+              const w = watches.find((t) => tokens.includes(t));
+              if (w !== undefined) {
+                hit = `watched token ${w}`;
                 return true;
               }
-            const w = watches.find((t) => tokens.includes(t));
-            if (w !== undefined) {
-              hit = `watched token ${w}`;
-              return true;
-            }
-            return false;
-          });
+              return false;
+            },
+            byArena.length === 0
+              ? null
+              : (step) => {
+                  const b = byArena.find((x) => x.test(step, '', [], 0));
+                  if (b !== undefined) hit = `breakpoint ${b.id} (${b.text})`;
+                  return b !== undefined;
+                },
+          );
           if (s !== null) this.printStep(s);
           if (hit !== '') this.out(`stopped at ${hit}\n`);
           this.afterMove();
-          if (s === null && this.st.stop === null) this.out('at the end of the trace\n');
           return true;
         }
         case 'break': {
@@ -226,7 +240,7 @@ class Session {
         case 'watch': {
           if (args[0] === undefined) throw new Error('watch takes a token');
           this.st.watch(args[0]);
-          this.out(`watch ${this.st.whereIs(args[0])}\n`);
+          this.out(`watch ${printable(this.st.whereIs(args[0]))}\n`);
           return true;
         }
         case 'unwatch': {
@@ -237,7 +251,7 @@ class Session {
         case 'info': {
           this.out(`${this.st.trace}: ${this.where()}\n`);
           for (const b of this.breaks) this.out(`breakpoint ${b.id}: ${b.text}\n`);
-          for (const t of this.st.watches) this.out(`watch ${this.st.whereIs(t)}\n`);
+          for (const t of this.st.watches) this.out(`watch ${printable(this.st.whereIs(t))}\n`);
           return true;
         }
         case 'show': {

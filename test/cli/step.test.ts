@@ -180,6 +180,23 @@ describe('ptsim step from a script (standard input not a terminal)', () => {
     ]);
   });
 
+  it('stops at a breakpoint on an arena: the first block of a second thread is in arena 1', () => {
+    const threads = trace(
+      'threads.trace',
+      '1 malloc 24 a\n1 malloc 24 b\n2 malloc 24 t\n2 free t\n1 free a\n',
+    );
+    const r = step(threads, 'break arena=1\ncontinue\ncontinue\n');
+    expect(r.code).toBe(0);
+    expect(r.out.split('\n').filter((l) => l.startsWith('[') || l.startsWith('stopped'))).toEqual([
+      expect.stringMatching(
+        /^\[2\] malloc\(24\) -> t: a 32-byte chunk of arena 1 \(24 bytes asked for\)/,
+      ),
+      'stopped at breakpoint 1 (arena=1)',
+      '[3] free(t): the 32-byte chunk went into the tcache (bin 0x20, now 1 of 7)',
+      'stopped at breakpoint 1 (arena=1)',
+    ]);
+  });
+
   it('reports a mistaken command and goes on', () => {
     const r = step(TRIM, 'frobnicate\nbreak op=frob\ngo 99\nshow nothing\nnext\n');
     expect(r.code).toBe(0);
