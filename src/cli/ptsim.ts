@@ -14,6 +14,8 @@ import { explainCommand } from './explain-command.js';
 import { recordCommand } from './record-command.js';
 import { replayCommand } from './replay-command.js';
 import { reportCommand } from './report-command.js';
+import { showCommand } from './show-command.js';
+import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
 
@@ -23,6 +25,8 @@ const COMMANDS: readonly Command[] = [
   compareCommand,
   sweepCommand,
   reportCommand,
+  showCommand,
+  stepCommand,
   recordCommand,
   statsCommand,
   convertCommand,
@@ -39,6 +43,8 @@ Commands:
   compare TRACE      the same trace under several settings, side by side
   sweep TRACE        a grid of settings and its memory/CPU frontier
   report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
+  show TRACE [VIEW]  the heap, bins, tcache, arenas or maps at an event, as pwndbg shows them
+  step TRACE         step through a trace, forwards and back, each step explained in a sentence
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace

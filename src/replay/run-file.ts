@@ -57,7 +57,7 @@ export interface ImportSettings {
   pid?: number;
 }
 
-interface RunOptions extends ReplaySettings {
+export interface RunOptions extends ReplaySettings {
   import?: ImportSettings;
   displayName?: string;
   /** Stop after the event with this index (the rest of the trace is not read). */
@@ -102,9 +102,22 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
 
 class StopReplay extends Error {}
 
-/** Replays a trace file (any format ptsim reads) with the given settings. */
-export async function replayFile(path: string, opts: RunOptions = {}): Promise<RunResult> {
-  const displayName = opts.displayName ?? (path === '-' ? '<stdin>' : path);
+/** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
+export interface ReplaySink {
+  sink: TraceSink;
+  /** The replayer, once the header has been delivered. */
+  readonly replayer: Replayer | null;
+  readonly header: TraceHeader | null;
+  /** The settings glibc ignores (out of range, unknown), one line each. */
+  readonly notes: string[];
+}
+
+/**
+ * The sink replayFile feeds a trace to, for a caller that delivers the trace itself (the stepper
+ * replays events it holds in memory). It throws StopReplay (isStopReplay) after `stopAfter` and
+ * at glibc's abort.
+ */
+export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySink {
   let replayer: Replayer | null = null;
   let header: TraceHeader | null = null;
   const notes: string[] = [];
@@ -161,6 +174,28 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     recordsEnd: () => replayer!.recordsEnd(),
   };
   if (opts.ready !== undefined) sink.ready = opts.ready;
+  return {
+    sink,
+    get replayer() {
+      return replayer;
+    },
+    get header() {
+      return header;
+    },
+    notes,
+  };
+}
+
+/** Whether an exception is the replay sink's way of stopping the reading. */
+export function isStopReplay(e: unknown): boolean {
+  return e instanceof StopReplay;
+}
+
+/** Replays a trace file (any format ptsim reads) with the given settings. */
+export async function replayFile(path: string, opts: RunOptions = {}): Promise<RunResult> {
+  const displayName = opts.displayName ?? (path === '-' ? '<stdin>' : path);
+  const rs = replaySink(displayName, opts);
+  const sink = rs.sink;
   let failure: Error | null = null;
   try {
     await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
@@ -168,5 +203,5 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     if (!(e instanceof Error)) throw e;
     if (!(e instanceof StopReplay)) failure = e;
   }
-  return { replayer, header, failure, notes };
+  return { replayer: rs.replayer, header: rs.header, failure, notes: rs.notes };
 }

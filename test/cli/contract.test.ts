@@ -37,6 +37,7 @@ const COMMANDS: Array<{ name: string; args: (out: string) => string[]; replays: 
   { name: 'compare', args: () => ['--config', 'M_MMAP_THRESHOLD=4096'], replays: true },
   { name: 'sweep', args: () => ['--param', 'mmap_max=0,1'], replays: true },
   { name: 'report', args: (out) => ['-o', out + '.html', '--no-what-if'], replays: true },
+  { name: 'show', args: () => ['bins'], replays: true },
   { name: 'stats', args: () => [], replays: false },
   { name: 'convert', args: (out) => ['-o', out + '.trace'], replays: false },
 ];

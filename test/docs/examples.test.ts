@@ -20,7 +20,7 @@ import {
 } from './examples.js';
 
 const DIRS = ['docs/learn', 'docs/field-reports'];
-const PAGES = ['docs/explaining.md'];
+const PAGES = ['docs/explaining.md', 'docs/show-and-step.md'];
 
 const pages: string[] = [];
 for (const d of DIRS)
