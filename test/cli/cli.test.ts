@@ -279,7 +279,7 @@ describe('ptsim', () => {
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 
-  it('reports every kind of bad touch or rss record in one line, after the summary of the events before it', () => {
+  it('reports every kind of bad touch or rss record in one line, after the summary of the events before it', async () => {
     for (const [record, detail] of [
       ['#:touch a 0', '#:touch of a, which is not a live block'],
       ['#:touch b 4', "#:touch of b: page 4 is past the block's last requested byte"],
@@ -292,7 +292,7 @@ describe('ptsim', () => {
         'bad-record.trace',
         `# touches recorded\n1 malloc 9000 b\n1 malloc 9000 a\n1 free a\n${record}\n1 free b\n`,
       );
-      const r = ptsim(['replay', p, '--cores', '2']);
+      const r = await ptsim(['replay', p, '--cores', '2']);
       expect(r.code, record).toBe(2);
       const lines = r.err.split('\n');
       expect(lines[0], record).toMatch(new RegExp(`^ptsim: ${p}:5: `));
