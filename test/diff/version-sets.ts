@@ -1,8 +1,8 @@
 /**
  * The differential suite's traces for the other glibc versions (test/versions/differential.test.ts
  * runs them all, test/diff/versions.test.ts a few of each kind in npm test): every hand-written
- * case, every bundled trace, and every `step`-th trace of the three generators, with the same
- * seeds and lengths as their own tests.
+ * case, every bundled trace, the traces of docs/learn/versions.md, and every `step`-th trace of
+ * the three generators, with the same seeds and lengths as their own tests.
  */
 
 import { readdirSync, readFileSync } from 'node:fs';
@@ -12,6 +12,7 @@ import { gunzipSync } from 'node:zlib';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 import type { TouchMode } from '../../src/replay/replay.js';
+import { tracesOf } from '../docs/examples.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -135,5 +136,19 @@ export function undetectedTraces(): VersionTrace[] {
     group: 'undetected',
     text: () => readText(join(dir, f)),
     details: false,
+  }));
+}
+
+/**
+ * The traces of docs/learn/versions.md, written on the page (each carries its settings in its own
+ * header), so that every difference the page shows stays proven on each version.
+ */
+export function pageTraces(): VersionTrace[] {
+  const page = readFileSync(join(HERE, '../../docs/learn/versions.md'), 'utf8');
+  return [...tracesOf(page)].map(([name, text]) => ({
+    name: `versions.md ${name}`,
+    group: 'docs',
+    text: () => text,
+    details: true,
   }));
 }

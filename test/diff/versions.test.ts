@@ -1,8 +1,8 @@
 /**
  * A sample of the differential suite on the other glibc versions whose profile is proven (the
  * whole suite: npm run test:versions, test/versions/differential.test.ts): for each, the
- * hand-written cases that show where the version differs from 2.36, and one short trace of each
- * generator, replayed by ptsim with the version's profile and by the native replayer on Debian's
+ * hand-written cases that show where the version differs from 2.36, the traces of
+ * docs/learn/versions.md, and one short trace of each generator, replayed by ptsim with the version's profile and by the native replayer on Debian's
  * build of it. A version that cannot be fetched is skipped, with the reason.
  */
 
@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { fetchGlibc } from '../helpers/glibc-builds.js';
 import { differential } from './harness.js';
 import { PROVEN_VERSIONS } from './proven.js';
-import { fixedTraces, generatedTraces } from './version-sets.js';
+import { fixedTraces, generatedTraces, pageTraces } from './version-sets.js';
 
 /** The cases where a version's difference shows first (docs/glibc-versions.md). */
 const CASES = new Set([
@@ -27,6 +27,8 @@ const GENERATED = new Set(['diff-7.trace', 'threads-7.trace', 'heaps-7.trace']);
 
 const traces = [
   ...fixedTraces(false).filter((t) => CASES.has(t.name)),
+  // The small traces of docs/learn/versions.md, one per difference the page shows.
+  ...pageTraces(),
   ...generatedTraces(7).filter((t) => GENERATED.has(t.name)),
 ];
 

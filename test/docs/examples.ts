@@ -165,24 +165,39 @@ export function tracesOf(markdown: string): Map<string, string> {
   return out;
 }
 
-/** The environment settings (`--env`, `--tunables`) each `ptsim replay FILE` command gives a page trace. */
-export function replaySettingsOf(
-  markdown: string,
-  traces: Map<string, string>,
-): Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> {
-  const out: Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> = [];
+export interface ReplaySettings {
+  trace: string;
+  env: Record<string, string>;
+  mallopt: boolean;
+  /** The glibc version of `--glibc`, when the command gives one. */
+  glibc?: string;
+}
+
+/**
+ * The settings (`--env`, `--tunables`, `--mallopt`, `--glibc`) each `ptsim replay FILE` command
+ * gives a page trace.
+ */
+export function replaySettingsOf(markdown: string, traces: Map<string, string>): ReplaySettings[] {
+  const out: ReplaySettings[] = [];
   for (const ex of examplesOf(markdown)) {
     const m = /^npx ptsim replay (\S+)(.*)$/.exec(ex.command.split('\n')[0]!);
     if (!m || !traces.has(m[1]!)) continue;
     const env: Record<string, string> = {};
+    let glibc: string | undefined;
     const args = m[2]!.trim().split(/\s+/);
     for (let k = 0; k < args.length; k++) {
       if (args[k] === '--env') {
         const [n, v] = args[++k]!.split('=');
         env[n!] = v!;
       } else if (args[k] === '--tunables') env['GLIBC_TUNABLES'] = args[++k]!;
+      else if (args[k] === '--glibc') glibc = args[++k]!;
     }
-    out.push({ trace: m[1]!, env, mallopt: args.includes('--mallopt') });
+    out.push({
+      trace: m[1]!,
+      env,
+      mallopt: args.includes('--mallopt'),
+      ...(glibc === undefined ? {} : { glibc }),
+    });
   }
   return out;
 }

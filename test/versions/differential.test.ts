@@ -16,6 +16,7 @@ import { compareEvents, differential, runSim, traceEnv } from '../diff/harness.j
 import {
   fixedTraces,
   generatedTraces,
+  pageTraces,
   touchVariants,
   undetectedTraces,
 } from '../diff/version-sets.js';
@@ -30,7 +31,7 @@ for (const version of VERSIONS) {
   const f = fetchGlibc(version);
   const why = f.ok ? '' : ` (skipped: ${f.reason})`;
   describe(`glibc ${version}: the differential suite replays identically${why}`, () => {
-    for (const t of [...fixedTraces(true), ...generatedTraces(STEP)]) {
+    for (const t of [...fixedTraces(true), ...pageTraces(), ...generatedTraces(STEP)]) {
       it.skipIf(!f.ok)(`${t.group} ${t.name}`, () => {
         const text = t.text();
         expect(
