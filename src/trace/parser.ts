@@ -1201,9 +1201,10 @@ export class TraceParser {
   }
 
   /**
-   * `#:sym ADDR FILE:LINE FUNCTION [| FILE:LINE FUNCTION]...`: the source positions of a return
-   * address, innermost first; FILE is percent-encoded (a blank, `|` and `%` are %20, %7C, %25), `??`
-   * when unknown; FUNCTION is the rest of the field, `??` when unknown.
+   * `#:sym ADDR FILE:LINE FUNCTION [ | FILE:LINE FUNCTION]...`: the source positions of a return
+   * address, innermost first, separated by a `|` between blanks; FILE is percent-encoded (a blank,
+   * `|` and `%` are %20, %7C, %25), `??` when unknown; FUNCTION is the rest of the part, `??` when
+   * unknown.
    */
   private symLine(b: Buffer, ls: number, le: number): void {
     const text = b.toString('utf8', ls, le).replace(/\r$/, '');
@@ -1211,7 +1212,7 @@ export class TraceParser {
     if (!m) this.fail('#:sym takes ADDR FILE:LINE FUNCTION');
     const addr = this.address(m[1]!, '#:sym');
     const frames: SymFrame[] = [];
-    for (const part of m[2]!.split('|')) {
+    for (const part of m[2]!.split(/\s\|\s/)) {
       const p = /^\s*(\S+):([0-9]+)[ \t]+(.*?)\s*$/.exec(part);
       if (!p || p[3] === '')
         this.fail(`#:sym ${m[1]}: '${part.trim().slice(0, SHOW_MAX)}' is not FILE:LINE FUNCTION`);
