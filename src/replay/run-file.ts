@@ -8,6 +8,7 @@
 import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
+import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
@@ -51,6 +52,8 @@ interface RunOptions extends ReplaySettings {
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
   ready?: () => Promise<void> | undefined;
+  /** Filled with the trace's call stacks and the stack of each event, when the trace has them. */
+  sites?: SiteTable;
 }
 
 export interface RunResult {
@@ -89,6 +92,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
   const notes: string[] = [];
   const observe = opts.observe;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
+  const sites = opts.sites;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
       header = h;
@@ -124,6 +128,8 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     },
     event(ev: TraceEvent): void {
       const r = replayer!;
+      // Before the event runs: an observer of this event may look its block's stack up.
+      if (sites !== undefined) sites.noteEvent(ev);
       r.event(ev);
       if (r.aborted) {
         if (observe !== undefined) observe(ev, r);
@@ -134,6 +140,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     rss: (sample) => replayer!.rss(sample),
     recordsEnd: () => replayer!.recordsEnd(),
   };
+  if (sites !== undefined) sink.site = (rec) => sites.add(rec);
   if (opts.ready !== undefined) sink.ready = opts.ready;
   let failure: Error | null = null;
   try {
