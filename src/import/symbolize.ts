@@ -87,6 +87,16 @@ function loadSegments(path: string): Segment[] | null {
   }
 }
 
+/**
+ * The file offset of the loadable segment of `path` at virtual address `vaddr` (for importers
+ * that know a module's segments by address); `vaddr` itself when the file cannot be read.
+ */
+export function segmentOffset(path: string, vaddr: number): number {
+  const segments = loadSegments(path);
+  const seg = segments?.find((sg) => vaddr >= sg.vaddr && vaddr < sg.vaddr + Math.max(sg.size, 1));
+  return seg === undefined ? vaddr : vaddr - seg.vaddr + seg.offset;
+}
+
 /** The file's own address of process address `addr` in mapping m, or -1. */
 function fileAddress(m: Mapping, segments: Segment[], addr: number): number {
   const off = addr - m.start + m.offset;

@@ -23,7 +23,7 @@ export class SiteTable {
   readonly maps: MapRecord[] = [];
   readonly symbols = new Map<number, SymFrame[]>();
   /** The mapping each address was in when its stack was recorded. */
-  private readonly moduleOf = new Map<number, string>();
+  private readonly moduleOf = new Map<number, MapRecord>();
   /** The stack of each event, by index (-1: none); null until an event has one. */
   private sites: Int32Array | null = null;
   private count = 0;
@@ -42,7 +42,7 @@ export class SiteTable {
         for (let i = this.maps.length - 1; i >= 0; i--) {
           const m = this.maps[i]!;
           if (a - 1 >= m.start && a - 1 < m.end) {
-            this.moduleOf.set(a, m.path);
+            this.moduleOf.set(a, m);
             break;
           }
         }
@@ -74,6 +74,19 @@ export class SiteTable {
     return this.sites[index]!;
   }
 
+  /** The mapping that held `addr` when its stack was recorded, if the trace said. */
+  mappingOf(addr: number): MapRecord | undefined {
+    return this.moduleOf.get(addr);
+  }
+
+  /** The addresses of the stacks that have no `#:sym` record. */
+  unsymbolized(): number[] {
+    const out = new Set<number>();
+    for (const frames of this.stacks.values())
+      for (const a of frames) if (!this.symbols.has(a)) out.add(a);
+    return [...out];
+  }
+
   /** The frames of stack `id`, the allocator's caller first; empty for an unknown stack. */
   frames(id: number): StackFrame[] {
     const addrs = this.stacks.get(id);
@@ -81,7 +94,7 @@ export class SiteTable {
     return addrs.map((addr) => {
       const f: StackFrame = { addr, symbols: this.symbols.get(addr) ?? [] };
       const module = this.moduleOf.get(addr);
-      if (module !== undefined) f.module = module;
+      if (module !== undefined) f.module = module.path;
       return f;
     });
   }

@@ -151,9 +151,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
     const list = g.find((x) => x.fn === 'make_list(int)');
     expect(list).toMatchObject({ line: lines.get('make_list'), blocks: 10 });
     expect(list!.requested).toBe(10 * 16);
-    const obj = g.find(
-      (x) => x.fn === 'make_vec(int)' && x.line === lines.get('make_vec_object'),
-    );
+    const obj = g.find((x) => x.fn === 'make_vec(int)' && x.line === lines.get('make_vec_object'));
     expect(obj?.blocks).toBe(1);
     // The vector's buffer: allocated in reserve (inlined into make_vec), whose chain goes on to
     // make_vec's line.
