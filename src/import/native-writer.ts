@@ -95,7 +95,7 @@ export function eventLine(ev: TraceEvent, site = false): string {
 }
 
 /** The text of a `#:stack`, `#:map` or `#:sym` record (without its newline). */
-export function siteLine(rec: SiteRecord): string {
+function siteLine(rec: SiteRecord): string {
   const hex = (n: number): string => `0x${n.toString(16)}`;
   switch (rec.kind) {
     case 'stack':
