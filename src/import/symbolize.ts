@@ -105,6 +105,13 @@ function fileAddress(m: Mapping, segments: Segment[], addr: number): number {
   return -1;
 }
 
+/**
+ * What was looked up already, by file address and file: the traces of one recording (a forked
+ * child's starts with its parent's; an exec'd program maps the same libraries elsewhere) share
+ * most of their code, which is looked up once.
+ */
+const looked = new Map<string, SymFrame[]>();
+
 /** `file:line` as the symbolizers print it, with ` (discriminator N)` and the like cut off. */
 function position(text: string): { file: string; line: number } {
   const t = text.replace(/ \(discriminator \d+\)$/, '').trim();
@@ -165,7 +172,9 @@ export function symbolize(
     const queried: Array<{ addr: number; at: number }> = [];
     for (const { addr, m } of list) {
       const at = segments === null ? -1 : fileAddress(m, segments, addr - 1);
+      const known = at < 0 ? undefined : looked.get(`${at} ${path}`);
       if (at < 0) symbols.set(addr, unknown());
+      else if (known !== undefined) symbols.set(addr, known);
       else queried.push({ addr, at });
     }
     if (queried.length === 0 || tool === null) continue;
@@ -178,7 +187,9 @@ export function symbolize(
       r.error === undefined && r.status === 0 ? parseOutput(r.stdout, queried.length) : [];
     queried.forEach((q, i) => {
       const f = frames[i];
-      symbols.set(q.addr, f !== undefined && f.length > 0 ? f : unknown());
+      const found = f !== undefined && f.length > 0 ? f : unknown();
+      symbols.set(q.addr, found);
+      looked.set(`${q.at} ${path}`, found);
     });
   }
   return { symbols, symbolizer: tool === null ? null : tool.command };
