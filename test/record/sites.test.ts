@@ -22,7 +22,7 @@ import { Replayer, type EventRecord } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { SiteTable } from '../../src/trace/site-table.js';
 import { traceEnv } from '../diff/harness.js';
-import { BUILD, record } from './helpers.js';
+import { BUILD, program, record, scratch } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -37,6 +37,8 @@ const missing = [
 ].filter((m) => m !== null);
 if (missing.length > 0)
   console.warn(`test/record/sites.test.ts skipped: ${missing.join(', ')} not installed`);
+if (!runs('heaptrack'))
+  console.warn('test/record/sites.test.ts: the heaptrack test skipped: heaptrack not installed');
 
 /** Compiles a test program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
 function build(source: string, compiler: string): string {
@@ -161,6 +163,27 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
     expect(g.some((x) => x.fn.startsWith('operator new'))).toBe(false);
   });
 
+  it('threads and forked children: every allocating call has its stack, every stack is defined', async () => {
+    for (const name of ['threads', 'fork']) {
+      const dir = scratch(`stacks-${name}`);
+      const rec = await record(program(name), [dir], { stacks: 24 });
+      expect(rec.exitCode).toBe(0);
+      expect(rec.text.size).toBeGreaterThan(name === 'fork' ? 1 : 0);
+      for (const [file, text] of rec.text) {
+        const allocating =
+          text.match(/^@\d+ \d+ (malloc|calloc|realloc|memalign|valloc|pvalloc) .*$/gm) ?? [];
+        expect(allocating.length, file).toBeGreaterThan(0);
+        expect(
+          allocating.filter((l) => !/ \^\d+$/.test(l)),
+          file,
+        ).toEqual([]);
+        // Reading the trace checks that each stack is defined once, before its first use.
+        const { table } = replay(text);
+        expect(table.hasSites).toBe(true);
+      }
+    }
+  });
+
   it('a trace with stacks replays exactly as without them', async () => {
     const bin = build('sites.c', 'cc');
     const rec = await record(bin, [], { stacks: 16, freeStacks: true });
@@ -176,5 +199,27 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
     const b = replay(plain).log;
     expect(a.length).toBeGreaterThan(5);
     expect(a).toEqual(b);
+  });
+
+  // heaptrack's raw data of the same program, converted: the same sites come out.
+  it.skipIf(!runs('heaptrack'))('heaptrack --raw, converted, names the same sites', async () => {
+    const bin = build('sites.c', 'cc');
+    const lines = markers('sites.c');
+    const dir = scratch('heaptrack');
+    const raw = join(dir, 'sites');
+    const h = spawnSync('heaptrack', ['--raw', '-o', raw, bin], { encoding: 'utf8' });
+    expect(h.status, h.stderr).toBe(0);
+    const out = join(dir, 'sites.trace');
+    const c = spawnSync(
+      process.execPath,
+      [join(HERE, '../../dist/cli/main.js'), 'convert', `${raw}.raw.zst`, '-o', out],
+      { encoding: 'utf8' },
+    );
+    expect(c.status, c.stderr).toBe(0);
+    const g = groups(readFileSync(out, 'utf8'));
+    const at = (fn: string) => g.find((x) => x.fn === fn);
+    expect(at('copy_name')).toMatchObject({ line: lines.get('copy_name'), blocks: 5 });
+    expect(at('build_table')).toMatchObject({ line: lines.get('build_table'), blocks: 3 });
+    expect(at('inline_alloc')).toMatchObject({ line: lines.get('inline_alloc'), blocks: 1 });
   });
 });
