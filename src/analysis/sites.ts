@@ -17,7 +17,9 @@
 
 import { NIL, St } from '../core/chunks.js';
 import type { Process } from '../core/state.js';
-import type { SiteTable, StackFrame } from '../trace/site-table.js';
+import { openTrace } from '../import/index.js';
+import { replayFile, type ReplaySettings } from '../replay/run-file.js';
+import { SiteTable, type StackFrame } from '../trace/site-table.js';
 import type { SymFrame } from '../trace/types.js';
 
 /**
@@ -351,4 +353,65 @@ export function siteOfChunk(
   if (stack < 0) return null;
   const site = siteOf(table.frames(stack), matcher(wrappers));
   return site === null ? null : { key: label(site.site), chain: site.chain.map(label) };
+}
+
+/** What attributeSitesAt returns: the attribution, and where the replay stood. */
+export interface SitesAtResult extends SiteAttribution {
+  /** The index of the last event replayed (-1 when none was). */
+  event: number;
+  /** Whether the trace has call stacks at all. */
+  hasStacks: boolean;
+}
+
+/**
+ * Replays the trace at `path` (any format ptsim reads) up to and including event `at` (default:
+ * to its end) with the settings given, and attributes the chunks at that moment to their sites.
+ * A recording's symbols stand at its end: a replay stopped before it reads the rest of the file
+ * for them. A mistake in the trace is thrown (a TraceSyntaxError or ReplayError, with file and
+ * line).
+ */
+export async function attributeSitesAt(
+  path: string,
+  opts: SiteOptions & ReplaySettings & { at?: number; displayName?: string } = {},
+): Promise<SitesAtResult> {
+  const table = new SiteTable();
+  const { at, displayName, by, wrappers, causes, chainDepth, ...settings } = opts;
+  let last = -1;
+  const run = await replayFile(path, {
+    ...settings,
+    observe: (ev) => {
+      last = ev.index;
+    },
+    ...(displayName !== undefined ? { displayName } : {}),
+    ...(at !== undefined ? { stopAfter: at } : {}),
+    sites: table,
+  });
+  if (run.failure !== null) throw run.failure;
+  // The symbols stand at the end of a recording: a replay stopped before it reads them on their
+  // own (not from standard input, which cannot be read twice).
+  if (at !== undefined && path !== '-' && table.unsymbolized().length > 0) {
+    await openTrace(
+      path,
+      {
+        header: () => {},
+        event: () => {},
+        site: (rec) => {
+          if (rec.kind === 'sym') table.add(rec);
+        },
+      },
+      displayName !== undefined ? { displayName } : {},
+    );
+  }
+  const r = run.replayer;
+  if (r === null) return { groups: [], unknown: emptyTotals(), event: -1, hasStacks: false };
+  const siteOpts: SiteOptions = {};
+  if (by !== undefined) siteOpts.by = by;
+  if (wrappers !== undefined) siteOpts.wrappers = wrappers;
+  if (causes !== undefined) siteOpts.causes = causes;
+  if (chainDepth !== undefined) siteOpts.chainDepth = chainDepth;
+  return {
+    ...attributeSites(r.process, table, siteOpts),
+    event: last,
+    hasStacks: table.hasSites,
+  };
 }

@@ -142,3 +142,32 @@ describe('bareName', () => {
     expect(bareName('main')).toBe('main');
   });
 });
+
+describe('attributeSitesAt', () => {
+  it('replays a trace file to a moment and attributes its chunks there', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { attributeSitesAt } = await import('../../src/analysis/sites.js');
+    const dir = mkdtempSync(join(tmpdir(), 'ptsim-sites-at-'));
+    try {
+      const path = join(dir, 't.trace');
+      writeFileSync(path, TRACE.join('\n') + '\n');
+      // After event 1 (the second malloc): one block of parse_line, one of parse_word.
+      const early = await attributeSitesAt(path, { at: 1, causes: ['live'], touch: 'full' });
+      expect(early.event).toBe(1);
+      expect(early.hasStacks).toBe(true);
+      expect(early.groups.map((g) => [g.fn, g.blocks]).sort()).toEqual([
+        ['parse_line(char const*)', 1],
+        ['parse_word(char const*)', 1],
+      ]);
+      const end = await attributeSitesAt(path, { by: 'file', causes: ['live'] });
+      expect(end.event).toBe(6);
+      expect(end.groups.map((g) => g.key)).toEqual(['/src/pool.c', '/src/parse.cc']);
+      writeFileSync(path, '1 malloc 24 a\n1 free b\n');
+      await expect(attributeSitesAt(path)).rejects.toThrow(/t\.trace:2: /);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
