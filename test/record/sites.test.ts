@@ -202,7 +202,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
   });
 
   // heaptrack's raw data of the same program, converted: the same sites come out.
-  it.skipIf(!runs('heaptrack'))('heaptrack --raw, converted, names the same sites', async () => {
+  it.skipIf(!runs('heaptrack'))('heaptrack --raw, converted, names the same sites', () => {
     const bin = build('sites.c', 'cc');
     const lines = markers('sites.c');
     const dir = scratch('heaptrack');
