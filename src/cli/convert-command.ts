@@ -5,6 +5,8 @@
 import { resolve } from 'node:path';
 import { openTrace } from '../import/index.js';
 import { NativeTraceWriter } from '../import/native-writer.js';
+import { symbolize } from '../import/symbolize.js';
+import { SiteTable } from '../trace/site-table.js';
 import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, plural } from './numbers.js';
@@ -67,6 +69,7 @@ export const convertCommand = defineCommand({
     // The events a replay would stop at (a free of a token never allocated, ...) are found on the
     // way, as stats finds them.
     const check = new TraceStats();
+    const sites = new SiteTable();
     const sink: TraceSink = {
       header: (h) => {
         writer.header(h);
@@ -83,6 +86,11 @@ export const convertCommand = defineCommand({
       },
       rss: (sample) => writer.rss(sample),
       touchesIncomplete: (line, detail) => writer.touchesIncomplete(line, detail),
+      // Call stacks, the mappings and the symbols are kept too.
+      site: (rec) => {
+        writer.site(rec);
+        sites.add(rec);
+      },
     };
     try {
       const r = await openTrace(input, sink, {
@@ -90,6 +98,13 @@ export const convertCommand = defineCommand({
         displayName,
         onWarning: warn,
       });
+      // Addresses the input left without symbols, in modules it listed (heaptrack's raw data):
+      // looked up once, here, where the modules may be, and kept in the trace.
+      const bare = sites.unsymbolized().filter((a) => sites.mappingOf(a) !== undefined);
+      if (bare.length > 0) {
+        const { symbols } = symbolize(bare, (a) => sites.mappingOf(a));
+        for (const [addr, frames] of symbols) writer.site({ kind: 'sym', line: 0, addr, frames });
+      }
       writer.close();
       const mistake = check.report().mistake;
       if (mistake !== undefined) {

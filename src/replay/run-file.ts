@@ -9,6 +9,7 @@ import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
 import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
+import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
@@ -72,6 +73,8 @@ export interface RunOptions extends ReplaySettings {
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
   ready?: () => Promise<void> | undefined;
+  /** Filled with the trace's call stacks and the stack of each event, when the trace has them. */
+  sites?: SiteTable;
 }
 
 export interface RunResult {
@@ -123,6 +126,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
   const notes: string[] = [];
   const observe = opts.observe;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
+  const sites = opts.sites;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
       header = h;
@@ -162,6 +166,8 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
     },
     event(ev: TraceEvent): void {
       const r = replayer!;
+      // Before the event runs: an observer of this event may look its block's stack up.
+      if (sites !== undefined) sites.noteEvent(ev);
       r.event(ev);
       if (r.aborted) {
         if (observe !== undefined) observe(ev, r);
@@ -173,6 +179,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
     touchesIncomplete: (line, detail) => replayer!.touchesIncomplete(line, detail),
     recordsEnd: () => replayer!.recordsEnd(),
   };
+  if (sites !== undefined) sink.site = (rec) => sites.add(rec);
   if (opts.ready !== undefined) sink.ready = opts.ready;
   return {
     sink,

@@ -22,6 +22,7 @@ import {
   TraceReadError,
   TraceSyntaxError,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
@@ -80,6 +81,10 @@ class BatchingSink implements TraceSink {
 
   recordsEnd(): void {
     if (this.batch.addRecordsEnd()) this.flush();
+  }
+
+  site(rec: SiteRecord): void {
+    if (this.batch.addSite(rec)) this.flush();
   }
 
   /** Sends the events batched so far, first waiting while the parent holds MAX_IN_FLIGHT batches. */

@@ -91,6 +91,11 @@ export interface TraceEvent {
    * Only the trace reader sets it.
    */
   recordsFollow?: boolean;
+  /**
+   * Optional: the number of the call stack the call was made from (the `^ID` field of the event
+   * line, naming a `#:stack` record), -1 or absent when the line has none.
+   */
+  site?: number;
 }
 
 /** What the comment lines before the first event say about the recording. */
@@ -161,6 +166,51 @@ export interface RssSample {
   rec?: number;
 }
 
+/**
+ * The records that say where the calls came from (docs/trace-format.md, "Extensions: call
+ * stacks"): a call stack (`#:stack`), a mapping of a file into the process (`#:map`) and the
+ * symbols of one code address (`#:sym`). They define a table; where they stand among the events
+ * does not matter beyond a stack preceding the first event that names it. Each object is
+ * delivered once and may be kept.
+ */
+export type SiteRecord = StackRecord | MapRecord | SymRecord;
+
+/** `#:stack ID ADDR...`: the return addresses of a call stack, the allocator's caller first. */
+export interface StackRecord {
+  kind: 'stack';
+  line: number;
+  id: number;
+  frames: number[];
+}
+
+/** `#:map START END OFFSET PATH`: PATH mapped executable at [START, END) from file offset OFFSET. */
+export interface MapRecord {
+  kind: 'map';
+  line: number;
+  start: number;
+  end: number;
+  offset: number;
+  path: string;
+}
+
+/** One source position of a code address: the function, and its file and line (0 when unknown). */
+export interface SymFrame {
+  fn: string;
+  file: string;
+  line: number;
+}
+
+/**
+ * `#:sym ADDR ...`: what the code at return address ADDR is, innermost first: the functions
+ * inlined there (when any), then the function that holds the code.
+ */
+export interface SymRecord {
+  kind: 'sym';
+  line: number;
+  addr: number;
+  frames: SymFrame[];
+}
+
 /** The page size of `#:touch` records: pages are counted in 4096-byte pages. */
 export const TOUCH_PAGE = 4096;
 
@@ -225,6 +275,11 @@ export interface TraceSink {
    * program touched. `detail` is the rest of the line (the recorder's reason), trimmed.
    */
   touchesIncomplete?(line: number, detail: string): void;
+  /**
+   * Called for each `#:stack`, `#:map` and `#:sym` record, in trace order. The object is the
+   * sink's to keep. A sink without it ignores them.
+   */
+  site?(rec: SiteRecord): void;
   /**
    * Called after the records that follow an event delivered with recordsFollow set (and after
    * those that come before the first event, if any), before the next event or the end.

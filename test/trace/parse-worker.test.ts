@@ -52,6 +52,7 @@ async function read(
     rss: (x) => out.calls.push(['rss', { ...x }]),
     touchesIncomplete: (line, detail) => out.calls.push(['incomplete', [line, detail]]),
     recordsEnd: () => out.calls.push(['end', null]),
+    site: (r) => out.calls.push(['site', r]),
   };
   try {
     out.result = await readTraceFile(path, sink, { worker, displayName: 'shown.trace' });
@@ -125,7 +126,30 @@ function traceWithRecords(n: number): string {
   return out.join('\n') + '\n';
 }
 
+/** `trace(n)` with call stacks: a `#:stack` record before each new stack's first use, `^ID` fields. */
+function traceWithStacks(n: number): string {
+  const out = ['#:map 0x400000 0x500000 0x0 /bin/prog'];
+  let defined = 0;
+  for (const line of trace(n).split('\n')) {
+    if (/ (malloc|calloc|realloc|free) /.test(line)) {
+      const id = line.length % 37;
+      while (defined <= id) out.push(`#:stack ${defined} 0x${(0x401000 + defined++).toString(16)}`);
+      out.push(`${line} ^${id}`);
+    } else out.push(line);
+  }
+  out.push('#:sym 0x401000 /src/p.c:3 main');
+  return out.join('\n') + '\n';
+}
+
 describe('the parse worker', () => {
+  it('delivers the same call stacks and site records as reading in this thread', async () => {
+    const text = traceWithStacks(3000);
+    const r = await expectSame(tmpFile(text));
+    const events = r.calls.filter((c) => c[0] === 'event').map((c) => c[1] as TraceEvent);
+    expect(events.filter((e) => e.site !== -1).length).toBeGreaterThan(2000);
+    expect(r.calls.filter((c) => c[0] === 'site')).toHaveLength(text.match(/^#:/gm)!.length);
+  });
+
   it('delivers the same header, events and result as reading in this thread', async () => {
     const text = trace(300);
     const r = await expectSame(tmpFile(text));

@@ -111,6 +111,7 @@ const ev = (fields: Partial<TraceEvent>): TraceEvent => {
     outKey: tokenKey(e.out),
     inId: -1,
     outId: e.out === '' ? -1 : 0,
+    site: -1, // no `^ID`: the line names no call stack
   };
 };
 
