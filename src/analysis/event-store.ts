@@ -9,7 +9,8 @@
  * texts of tokens without a key are kept as UTF-8 in one buffer, in trace order. About 33 bytes an
  * event.
  *
- * The records that stand between events (`#:touch`, `#:rss`: docs/trace-format.md) are kept too,
+ * The records that stand between events (`#:touch`, `#:rss`, `# touches incomplete from here`:
+ * docs/trace-format.md) are kept too,
  * each group with the event it follows.
  *
  * A stored trace can be delivered again to any sink, as the reader delivered it (same events, same
@@ -81,7 +82,10 @@ export interface StoredTrace {
 }
 
 /** A `#:touch` or `#:rss` record, as kept. */
-type StoredRecord = { kind: 'touch'; touch: TouchRecord } | { kind: 'rss'; rss: RssSample };
+type StoredRecord =
+  | { kind: 'touch'; touch: TouchRecord }
+  | { kind: 'rss'; rss: RssSample }
+  | { kind: 'incomplete'; line: number; detail: string };
 
 /** The records that stand between event `after` and the next. */
 interface RecordGroup {
@@ -193,6 +197,12 @@ export class TraceStore implements TraceSink {
   rss(sample: RssSample): void {
     if (!this.ok) return;
     this.record({ kind: 'rss', rss: { ...sample } });
+  }
+
+  /** Keeps a `# touches incomplete from here` line met after the first event. */
+  touchesIncomplete(line: number, detail: string): void {
+    if (!this.ok) return;
+    this.record({ kind: 'incomplete', line, detail });
   }
 
   /** The end of the records after an event. */
@@ -552,6 +562,10 @@ function deliverRecords(group: RecordGroup, sink: TraceSink, move: Edits['move']
   for (const r of group.records) {
     if (r.kind === 'rss') {
       sink.rss?.(r.rss);
+      continue;
+    }
+    if (r.kind === 'incomplete') {
+      sink.touchesIncomplete?.(r.line, r.detail);
       continue;
     }
     const rec = r.touch;

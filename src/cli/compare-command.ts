@@ -16,7 +16,7 @@ import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, plural, scaledBytes } from './numbers.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS } from './settings-options.js';
+import { SETTINGS_HELP, SETTINGS_OPTIONS, parseGlibcVersion } from './settings-options.js';
 
 const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
 
@@ -29,6 +29,7 @@ A configuration is one or more settings separated by spaces or commas:
   M_MMAP_THRESHOLD=131072         mallopt(M_MMAP_THRESHOLD, 131072) before the first event
   glibc.malloc.arena_max=2        a GLIBC_TUNABLES entry, added to the program's own
   MALLOC_TRIM_THRESHOLD_=0        an environment variable
+  glibc=2.31                      the glibc release to model
 
 Options:
   --config SETTINGS    a configuration (repeatable)
@@ -41,6 +42,9 @@ ${IMPORT_HELP}
   -h, --help           show this help
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included.
+--glibc given more than once runs every configuration on each version, as in
+  ptsim compare TRACE --glibc 2.31 --glibc 2.36
+to see what an upgrade changes.
 Memory is shown in the binary unit that suits each figure (B, KiB, MiB, GiB); --json gives bytes.
 
 ${exitStatusHelp({ replays: true })} The table is printed either way, each row covering the
@@ -131,12 +135,22 @@ export const compareCommand = defineCommand({
       throw new UsageError(
         'compare needs one TRACE file (not -: it is read once per configuration)',
       );
-    const configs: Config[] = [{ name: 'default', settings: {} }];
+    let configs: Config[] = [{ name: 'default', settings: {} }];
     for (const c of values.config) configs.push(parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
+    // Several --glibc: every configuration on each version, version by version.
+    const versions = values.glibc.map((v) => parseGlibcVersion(v));
+    const base = versions.length > 1 ? { ...values, glibc: [] } : values;
+    if (versions.length > 1)
+      configs = versions.flatMap((v) =>
+        configs.map((c) => ({
+          name: c.name === 'default' ? `glibc ${v}` : `glibc ${v}: ${c.name}`,
+          settings: { ...c.settings, glibc: c.settings.glibc ?? v },
+        })),
+      );
     const path = positionals[0]!;
-    for (const n of configNotes(configs, values)) warn(n);
-    const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
+    for (const n of configNotes(configs, base)) warn(n);
+    const figs = await replayConfigs(path, configs, base, (d, t) => progress(d, t));
     const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
     if (figs.every((f) => f.events === 0 && f.failure === undefined)) warn(`${path}: ${NO_EVENTS}`);
     out(values.json ? JSON.stringify({ trace: path, rows }) + '\n' : formatCompare(path, rows));

@@ -21,7 +21,13 @@ import { settingsNotes } from './settings-notes.js';
 import { resolveTunables } from '../core/tunables.js';
 import { escapeControls } from '../trace/shown.js';
 import { importArgs } from './import-options.js';
-import { parseMallopt, parseNumber, settingsArgs, splitAssignment } from './settings-options.js';
+import {
+  parseGlibcVersion,
+  parseMallopt,
+  parseNumber,
+  settingsArgs,
+  splitAssignment,
+} from './settings-options.js';
 
 export interface Config {
   name: string;
@@ -35,9 +41,12 @@ export function parseConfig(text: string, name?: string): Config {
   const mallopts: Array<[number, number]> = [];
   const env: Array<[string, string]> = [];
   const tunables: string[] = [];
+  let glibc: string | undefined;
   for (const item of items) {
     const [key] = splitAssignment(item, 'a configuration');
-    if (key in MALLOPT_PARAMS) mallopts.push(parseMallopt(item));
+    if (key === 'glibc')
+      glibc = parseGlibcVersion(splitAssignment(item, 'a configuration')[1], item);
+    else if (key in MALLOPT_PARAMS) mallopts.push(parseMallopt(item));
     else if (key.startsWith('M_'))
       throw new UsageError(
         `'${item}': unknown mallopt parameter '${key}' (known: ${Object.keys(MALLOPT_PARAMS).join(', ')})`,
@@ -53,13 +62,14 @@ export function parseConfig(text: string, name?: string): Config {
       env.push(pair);
     } else
       throw new UsageError(
-        `'${item}': unknown setting '${key}': a configuration sets M_* (mallopt), glibc.malloc.* (tunables) or MALLOC_* (environment) parameters`,
+        `'${item}': unknown setting '${key}': a configuration sets M_* (mallopt), glibc.malloc.* (tunables) or MALLOC_* (environment) parameters, or glibc=VERSION`,
       );
   }
   const settings: ReplaySettings = {};
   if (mallopts.length > 0) settings.mallopts = mallopts;
   if (env.length > 0) settings.env = env;
   if (tunables.length > 0) settings.extraTunables = tunables.join(':');
+  if (glibc !== undefined) settings.glibc = glibc;
   return { name: name ?? items.join(' '), settings };
 }
 
@@ -184,6 +194,7 @@ export function withConfig(base: ReplaySettings, c: ReplaySettings): ReplaySetti
     (x): x is string => x !== undefined && x !== '',
   );
   if (extra.length > 0) s.extraTunables = extra.join(':');
+  if (c.glibc !== undefined) s.glibc = c.glibc;
   return s;
 }
 

@@ -5,6 +5,8 @@
 import { resolve } from 'node:path';
 import { openTrace } from '../import/index.js';
 import { NativeTraceWriter } from '../import/native-writer.js';
+import { symbolize } from '../import/symbolize.js';
+import { SiteTable } from '../trace/site-table.js';
 import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, plural } from './numbers.js';
@@ -31,7 +33,8 @@ again before its free was logged by another thread); they are reported with thei
 with as docs/importing.md describes, or stop the conversion with --strict.
 
 A native trace is checked as a replay would read it: a free of a token the trace never allocated,
-or a token allocated again while live, is a mistake (status 2), as it is for 'ptsim replay'.
+a token allocated again while live, or a #:touch record of a block that is not live or of a page
+past its end, is a mistake (status 2), as it is for 'ptsim replay'.
 
 ${exitStatusHelp({ replays: false, outputs: '-o OUT' })}`;
 
@@ -66,6 +69,7 @@ export const convertCommand = defineCommand({
     // The events a replay would stop at (a free of a token never allocated, ...) are found on the
     // way, as stats finds them.
     const check = new TraceStats();
+    const sites = new SiteTable();
     const sink: TraceSink = {
       header: (h) => {
         writer.header(h);
@@ -76,10 +80,19 @@ export const convertCommand = defineCommand({
         check.event(ev);
       },
       // A recording's touch records and samples are kept in their places.
-      touch: (rec) => writer.touch(rec),
+      touch: (rec) => {
+        writer.touch(rec);
+        check.touch(rec);
+      },
       rss: (sample) => writer.rss(sample),
       // The reader waits while standard output is full.
       ready: () => writer.ready(),
+      touchesIncomplete: (line, detail) => writer.touchesIncomplete(line, detail),
+      // Call stacks, the mappings and the symbols are kept too.
+      site: (rec) => {
+        writer.site(rec);
+        sites.add(rec);
+      },
     };
     try {
       const r = await openTrace(input, sink, {
@@ -87,6 +100,13 @@ export const convertCommand = defineCommand({
         displayName,
         onWarning: warn,
       });
+      // Addresses the input left without symbols, in modules it listed (heaptrack's raw data):
+      // looked up once, here, where the modules may be, and kept in the trace.
+      const bare = sites.unsymbolized().filter((a) => sites.mappingOf(a) !== undefined);
+      if (bare.length > 0) {
+        const { symbols } = symbolize(bare, (a) => sites.mappingOf(a));
+        for (const [addr, frames] of symbols) writer.site({ kind: 'sym', line: 0, addr, frames });
+      }
       writer.close();
       await writer.drained();
       const mistake = check.report().mistake;

@@ -35,7 +35,7 @@ export function formatSummary(
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
-    `${name}: ${plural(s.events, 'event')} replayed on a model of glibc 2.36 malloc (x86_64)`,
+    `${name}: ${plural(s.events, 'event')} replayed on a model of glibc ${s.glibc} malloc (x86_64)`,
     '',
     `  resident (RSS) at the end   ${formatBytes(s.rss)}`,
     `  resident at its peak        ${formatBytes(s.peakRss)}${s.peakEvent >= 0 ? `, after event ${s.peakEvent}` : ''}`,
@@ -102,7 +102,8 @@ function sampleLine(x: MeasuredSample): string {
   const where = x.event < 0 ? 'before the first event' : `after event ${x.event}`;
   const mark = x.mark === null ? '' : ` (mark ${x.mark})`;
   const heap = x.heap === null ? '' : `, allocator's memory ${formatBytes(x.heap)}`;
-  return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${heap}; replay ${formatBytes(x.modelled)}`;
+  const rec = x.recorder === null ? '' : `, of which the recorder's own ${formatBytes(x.recorder)}`;
+  return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${rec}${heap}; replay ${formatBytes(x.modelled)}`;
 }
 
 /** A mallinfo2 field as glibc's struct holds it (digits only, as a C program would print it). */

@@ -14,6 +14,8 @@ import { explainCommand } from './explain-command.js';
 import { recordCommand } from './record-command.js';
 import { replayCommand } from './replay-command.js';
 import { reportCommand } from './report-command.js';
+import { showCommand } from './show-command.js';
+import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
 
@@ -23,6 +25,8 @@ const COMMANDS: readonly Command[] = [
   compareCommand,
   sweepCommand,
   reportCommand,
+  showCommand,
+  stepCommand,
   recordCommand,
   statsCommand,
   convertCommand,
@@ -31,7 +35,7 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: ptsim COMMAND [options]
 
 ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
-(ptmalloc2, x86_64) and shows where every resident page is, and why.
+(ptmalloc2, x86_64; 2.31 and 2.41 with --glibc) and shows where every resident page is, and why.
 
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
@@ -39,6 +43,8 @@ Commands:
   compare TRACE      the same trace under several settings, side by side
   sweep TRACE        a grid of settings and its memory/CPU frontier
   report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
+  show TRACE [VIEW]  the heap, bins, tcache, arenas or maps at an event, as pwndbg shows them
+  step TRACE         step through a trace, forwards and back, each step explained in a sentence
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
@@ -67,7 +73,9 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
         const pkg = JSON.parse(
           readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
         ) as { version: string };
-        out(`ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64)\n`);
+        out(
+          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; 2.31 and 2.41 with --glibc)\n`,
+        );
         return 0;
       }
     }

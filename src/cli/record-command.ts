@@ -16,7 +16,11 @@ import { defineCommand } from './command.js';
 import { UsageError } from './errors.js';
 import { plural } from './numbers.js';
 
-export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--no-touches] [--rss-every WHEN] [--] COMMAND [ARGS...]
+/** Frames of a call stack by default, and at most (the recorder's limit). */
+const DEFAULT_STACK_DEPTH = 64;
+const MAX_STACK_DEPTH = 256;
+
+export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--no-touches] [--rss-every WHEN] [--stacks[=DEPTH]] [--free-stacks] [--] COMMAND [ARGS...]
 
 Runs COMMAND with ptsim's recorder loaded (LD_PRELOAD) and writes every malloc, calloc, realloc,
 free, memalign, aligned_alloc, posix_memalign, valloc, pvalloc, malloc_trim and mallopt call it
@@ -35,6 +39,11 @@ Options:
                       (50000), both (100ms,50000: whichever comes first), or off (only at the
                       start, at the end and where the program calls ptsim_mark); default
                       100ms,50000, stretched so that sampling takes at most 1% of the time
+  --stacks[=DEPTH]    record the call stack (up to DEPTH frames, default ${DEFAULT_STACK_DEPTH}, at most
+                      ${MAX_STACK_DEPTH}) of every allocating call, and add the functions, files and
+                      lines of its addresses to the trace at the end (with addr2line or
+                      llvm-symbolizer); each distinct stack is written once
+  --free-stacks       with --stacks, the call stacks of free calls too
   -q, --quiet         do not report what was recorded
   -h, --help          show this help
 
@@ -57,15 +66,30 @@ mistake on the command line.`;
 /** Other process images listed by name in the report; the rest are counted. */
 const MAX_LISTED = 12;
 
-/** Options end at `--` or at the first argument that is not an option, as with env or time. */
+/**
+ * Options end at `--` or at the first argument that is not an option, as with env or time.
+ * `--stacks` without a value takes the default depth (its value can only be given with `=`).
+ */
 function splitCommand(argv: string[]): { options: string[]; rest: string[] } {
+  const options = (o: string[]): string[] =>
+    o.map((a) => (a === '--stacks' ? `--stacks=${DEFAULT_STACK_DEPTH}` : a));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    if (a === '--') return { options: argv.slice(0, i), rest: argv.slice(i + 1) };
-    if (!a.startsWith('-') || a === '-') return { options: argv.slice(0, i), rest: argv.slice(i) };
+    if (a === '--') return { options: options(argv.slice(0, i)), rest: argv.slice(i + 1) };
+    if (!a.startsWith('-') || a === '-')
+      return { options: options(argv.slice(0, i)), rest: argv.slice(i) };
     if (a === '-o' || a === '--output' || a === '--rss-every') i++; // its value may look like anything
   }
-  return { options: argv, rest: [] };
+  return { options: options(argv), rest: [] };
+}
+
+/** --stacks=DEPTH: a depth from 1 to MAX_STACK_DEPTH. */
+function parseStackDepth(spec: string): number {
+  if (!/^[0-9]+$/.test(spec) || Number(spec) < 1 || Number(spec) > MAX_STACK_DEPTH)
+    throw new UsageError(
+      `--stacks=${spec}: the depth must be a number of frames from 1 to ${MAX_STACK_DEPTH}`,
+    );
+  return Number(spec);
 }
 
 /** The largest settings --rss-every takes: a day, and 10^12 calls. */
@@ -140,12 +164,22 @@ function shown(path: string): string {
   return r !== '' && !r.startsWith('..') && !isAbsolute(r) ? r : path;
 }
 
+/** What the call stacks of a trace came to. */
+function stackSummary(s: NonNullable<RecordedTrace['symbols']>): string {
+  const what = `${plural(s.stacks, 'call stack')}, ${plural(s.addresses, 'address', 'addresses')}`;
+  if (s.stacks === 0) return 'no call stack';
+  if (s.symbolizer === null)
+    return `${what} not symbolized: neither addr2line (binutils) nor llvm-symbolizer is installed`;
+  return s.unknown === 0 ? `${what} symbolized` : `${what} (${s.unknown} without symbols)`;
+}
+
 function describe(t: RecordedTrace): string {
   const parts = [`pid ${t.pid}`, t.exe];
   if (t.forkedFrom !== undefined)
     parts.push(
       `forked from pid ${t.forkedFrom}; its first ${plural(t.inherited, 'event')} are the parent's`,
     );
+  if (t.symbols !== undefined) parts.push(stackSummary(t.symbols));
   if (t.ending === 'exec') parts.push('then exec');
   else if (t.ending.startsWith('signal')) parts.push(`killed by ${t.ending}`);
   else if (t.ending === 'incomplete')
@@ -162,6 +196,8 @@ export const recordCommand = defineCommand({
     'no-children': { type: 'boolean', default: false },
     'no-touches': { type: 'boolean', default: false },
     'rss-every': { type: 'string' },
+    stacks: { type: 'string' },
+    'free-stacks': { type: 'boolean', default: false },
     quiet: { type: 'boolean', short: 'q', default: false },
   },
   positionals: false,
@@ -180,6 +216,9 @@ export const recordCommand = defineCommand({
       throw new UsageError(
         '--rss-every and --no-touches do not go together: --no-touches takes no samples',
       );
+    const stacks = values.stacks === undefined ? undefined : parseStackDepth(values.stacks);
+    if (values['free-stacks'] && stacks === undefined)
+      throw new UsageError('--free-stacks goes with --stacks: it adds the stacks of free calls');
     const [command, ...commandArgs] = rest as [string, ...string[]];
     const gzip = values.gzip || (values.output?.endsWith('.gz') ?? false);
     const output = values.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
@@ -202,6 +241,7 @@ export const recordCommand = defineCommand({
         children: !values['no-children'],
         touches: !values['no-touches'],
         ...(rssEvery !== undefined ? { rssEvery } : {}),
+        ...(stacks !== undefined ? { stacks, freeStacks: values['free-stacks'] } : {}),
         library,
         forwardSignals: true,
       });

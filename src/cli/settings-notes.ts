@@ -8,17 +8,18 @@ import { mallopt } from '../core/api.js';
 import { M, MALLOPT_PARAMS, MAX_FAST_SIZE } from '../core/constants.js';
 import { Process } from '../core/state.js';
 import { resolveTunables } from '../core/tunables.js';
+import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
 import { Kernel } from '../kernel/kernel.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 
 const NAMES = new Map(Object.entries(MALLOPT_PARAMS).map(([name, n]) => [n, name]));
 
-/** What glibc 2.36's __libc_mallopt makes of mallopt(param, value), when it is not a change. */
-function malloptNote(param: number, value: number): string | null {
+/** What the release's __libc_mallopt makes of mallopt(param, value), when it is not a change. */
+function malloptNote(param: number, value: number, profile: GlibcProfile): string | null {
   const name = NAMES.get(param) ?? String(param);
   const call = `mallopt(${name}, ${value})`;
   // The model's own __libc_mallopt, on a process of its own: its return value is glibc's.
-  const res = mallopt(new Process(new Kernel()), param, value);
+  const res = mallopt(new Process(new Kernel(), profile), param, value);
   if (res === 0) {
     const range = param === M.MXFAST ? ` (${name} takes 0 to ${MAX_FAST_SIZE})` : '';
     return `${call} returns 0: glibc refuses the value and ignores it${range}`;
@@ -38,7 +39,7 @@ function malloptNote(param: number, value: number): string | null {
       'M_ARENA_MAX',
     ].includes(name)
   )
-    return `${call} returns 1, but glibc 2.36's malloc does nothing with ${name}`;
+    return `${call} returns 1, but glibc ${profile.version}'s malloc does nothing with ${name}`;
   return null;
 }
 
@@ -49,15 +50,20 @@ function malloptNote(param: number, value: number): string | null {
 export function settingsNotes(s: ReplaySettings, env = false, label = ''): string[] {
   const out: string[] = [];
   const prefix = label === '' ? '' : `${label}: `;
+  const chosen = s.glibc === undefined ? undefined : profileFor(s.glibc);
+  const profile = chosen?.profile ?? DEFAULT_PROFILE;
+  // A replay says this itself (its notes); the other commands say it here.
+  if (env && chosen?.note !== undefined) out.push(prefix + chosen.note);
   for (const [param, value] of s.mallopts ?? []) {
-    const n = malloptNote(param, value);
+    const n = malloptNote(param, value, profile);
     if (n !== null) out.push(prefix + n);
   }
   if (env) {
     const vars: Array<[string, string]> = [...(s.env ?? [])];
     const tunables = [s.tunables, s.extraTunables].filter((t) => t !== undefined && t !== '');
     if (tunables.length > 0) vars.push(['GLIBC_TUNABLES', tunables.join(':')]);
-    for (const n of resolveTunables(vars).notes) out.push(`${prefix}${n.setting}: ${n.reason}`);
+    for (const n of resolveTunables(vars, profile).notes)
+      out.push(`${prefix}${n.setting}: ${n.reason}`);
   }
   return out;
 }

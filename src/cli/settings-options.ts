@@ -5,6 +5,7 @@
  */
 
 import { MALLOPT_PARAMS } from '../core/constants.js';
+import { GLIBC_PROFILES, profileFor } from '../core/profile.js';
 import { TOUCH_MODES, type TouchMode } from '../replay/replay.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { UsageError } from './errors.js';
@@ -18,6 +19,7 @@ export const SETTINGS_OPTIONS = {
   'max-brk': { type: 'string' },
   cores: { type: 'string' },
   touch: { type: 'string' },
+  glibc: { type: 'string', multiple: true, default: [] as string[] },
 } as const;
 
 export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) before the trace's first event; NAME is
@@ -38,7 +40,10 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
                        more only the pages of the trace's #:touch records, smaller ones whole; the
                        default for a trace with '# touches recorded'), full (every requested byte,
                        right after the call: an upper bound; the default otherwise) or none (only
-                       glibc's own writes: a lower bound); see docs/trace-format.md`;
+                       glibc's own writes: a lower bound); see docs/trace-format.md
+  --glibc VERSION      the glibc release to model: ${GLIBC_PROFILES.map((p) => p.version).join(', ')} (default: the trace's
+                       '# glibc' line, else 2.36); another version is replayed as the nearest of
+                       them, with a note`;
 
 interface SettingsValues {
   mallopt: string[];
@@ -49,6 +54,16 @@ interface SettingsValues {
   'max-brk'?: string;
   cores?: string;
   touch?: string;
+  glibc: string[];
+}
+
+/** A --glibc value, or a configuration's glibc=VERSION: refused unless it reads as a version. */
+export function parseGlibcVersion(text: string, what = '--glibc'): string {
+  if (profileFor(text) === undefined)
+    throw new UsageError(
+      `${what}: '${text}' is not a glibc version (modelled: ${GLIBC_PROFILES.map((p) => p.version).join(', ')})`,
+    );
+  return text.trim();
 }
 
 /** A number as the command line gives it: decimal or 0x hexadecimal, optionally negative. */
@@ -118,5 +133,10 @@ export function settingsArgs(values: SettingsValues): ReplaySettings {
       throw new UsageError(`--touch takes recorded, full or none, got '${values.touch}'`);
     s.touch = values.touch as TouchMode;
   }
+  if (values.glibc.length > 1)
+    throw new UsageError(
+      `--glibc is given ${values.glibc.length} times: this command replays one version (compare takes several)`,
+    );
+  if (values.glibc.length === 1) s.glibc = parseGlibcVersion(values.glibc[0]!);
   return s;
 }

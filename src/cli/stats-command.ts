@@ -26,8 +26,9 @@ Lifetimes run from the call that allocated a block to the free (or realloc to si
 it; a realloc that moves a block carries its lifetime on. Percentiles are estimated to within
 about 9% (exact below 128).
 
-A free of a token the trace never allocated, or a token allocated again while live, is a mistake
-a replay stops at: stats reports the whole trace, then the first such line (status 2). A second
+A free of a token the trace never allocated, a token allocated again while live, or a #:touch
+record of a block that is not live or of a page past its end, is a mistake a replay stops at:
+stats reports the whole trace, then the first such line (status 2). A second
 free of a token freed lately is a double free, which a replay may reproduce as glibc's abort:
 stats counts it and goes on.
 

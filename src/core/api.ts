@@ -37,7 +37,7 @@ import { reallocPointerCheck } from './free-checks.js';
 import { intMalloc } from './malloc.js';
 import { intMemalign } from './memalign.js';
 import { intRealloc, mremapChunk } from './realloc.js';
-import { maybeInitTcache, tcacheGet } from './tcache.js';
+import { maybeInitTcache, tcacheGet, tcacheGetAligned } from './tcache.js';
 import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
@@ -48,11 +48,11 @@ import type { Arena, Process, ThreadState } from './state.js';
 export function ptmallocInit(s: Process, thread: ThreadState = s.thread): void {
   if (s.initialized) return;
   s.initialized = true;
-  s.kernel.getrandom(); // tcache_key_initialize
+  if (s.profile.randomTcacheKey) s.kernel.getrandom(); // tcache_key_initialize (2.34 on)
   thread.arena = s.main;
   // malloc_init_state(&main_arena) ran when the arena was built; this is its set_max_fast.
   s.globalMaxFast = maxFastFor(DEFAULT_MXFAST);
-  applyTunables(s, resolveTunables(s.env));
+  applyTunables(s, resolveTunables(s.env, s.profile));
 }
 
 /**
@@ -80,6 +80,7 @@ function handOut(s: Process, p: number, bytes: number): number {
 /** __libc_malloc */
 export function libcMalloc(s: Process, bytes: number): number {
   if (!s.initialized) ptmallocInit(s);
+  s.mallocHookIni = false; // malloc_hook_ini, up to 2.33: it clears itself, then mallocs
   const tbytes = checkedRequest2size(bytes);
   if (tbytes === 0) return NIL;
   const tcIdx = csize2tidx(tbytes);
@@ -123,9 +124,26 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
   const bytes = n * elemSize;
   // The product must fit in a ptrdiff_t.
   if (bytes >= PTRDIFF_LIMIT) return NIL;
+  if (s.mallocHookIni) {
+    // Up to 2.33, before the process's first malloc or realloc: __libc_calloc calls the hook
+    // (malloc_hook_ini, which mallocs as __libc_malloc does) and clears all of the block itself.
+    const p = libcMalloc(s, bytes);
+    if (p !== NIL) writeUser(s, p, bytes);
+    return p;
+  }
   if (!s.initialized) ptmallocInit(s);
   maybeInitTcache(s);
   const ck = s.ck;
+  if (s.profile.callocFromTcache) {
+    // 2.41 on (tcache_try_malloc): a cached chunk, cleared whole but its last word.
+    const idx = csize2tidx(checkedRequest2size(bytes));
+    const tc = s.thread.tcache;
+    if (idx < s.mp.tcacheBins && tc !== null && tc.counts[idx]! > 0) {
+      const p = handOut(s, tcacheGet(s, tc, idx), bytes);
+      writeUser(s, p, ck.size[p]! - 8);
+      return p;
+    }
+  }
   const av = s.singleThread ? s.main : arenaGet(s, bytes);
   let oldTopAddr = -1;
   let oldTopSize = 0;
@@ -164,6 +182,7 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
 /** __libc_realloc. Returns the block, or NIL (for realloc(p, 0), and on failure, when p stays live). */
 export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   if (!s.initialized) ptmallocInit(s);
+  s.mallocHookIni = false; // realloc_hook_ini, up to 2.33, clears both hooks
   if (bytes === 0 && oldp !== NIL) {
     libcFree(s, oldp);
     return NIL;
@@ -172,6 +191,16 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   const ck = s.ck;
   const oldsize = ck.size[oldp]!;
   const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
+  if (s.profile.reallocWithinPadding) {
+    // 2.38 on: a request within the usable size, with less than 16 bytes to spare (a page, for
+    // an mmapped chunk), keeps the block as it is (musable).
+    const inuse = mmapped || (ck.flags[ck.next[oldp]!]! & PREV_INUSE) !== 0;
+    const usable = mmapped ? oldsize - CHUNK_HDR_SZ : inuse ? oldsize - 8 : 0;
+    if (bytes <= usable) {
+      const spare = usable - bytes;
+      if (spare < 2 * 8 || (mmapped && spare <= PAGE_SIZE)) return handOut(s, oldp, bytes);
+    }
+  }
   // Set for a heap chunk; an mmapped chunk has no arena (and returns before it is needed).
   let ar: Arena | null = null;
   if (!mmapped) {
@@ -212,6 +241,17 @@ function midMemalign(s: Process, alignment: number, bytes: number): number {
     let a = MALLOC_ALIGNMENT * 2;
     while (a < alignment) a *= 2;
     alignment = a;
+  }
+  if (s.profile.memalignFromTcache) {
+    // 2.38 on: an already aligned chunk of the request's size from the tcache.
+    const nb = checkedRequest2size(bytes);
+    if (nb === 0) return NIL;
+    const idx = csize2tidx(nb);
+    const tc = s.thread.tcache;
+    if (idx < s.mp.tcacheBins && tc !== null && tc.counts[idx]! > 0) {
+      const p = tcacheGetAligned(s, tc, idx, alignment);
+      if (p !== NIL) return handOut(s, p, bytes);
+    }
   }
   if (s.singleThread) return handOut(s, intMemalign(s, s.main, alignment, bytes), bytes);
   let ar = arenaGet(s, bytes + alignment + MINSIZE);

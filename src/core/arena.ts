@@ -18,13 +18,7 @@
  */
 
 import { St } from './chunks.js';
-import {
-  HEAP_INFO_SIZE,
-  MALLOC_ALIGNMENT,
-  MALLOC_STATE_SIZE,
-  NON_MAIN_ARENA,
-  PREV_INUSE,
-} from './constants.js';
+import { MALLOC_ALIGNMENT, NON_MAIN_ARENA, PREV_INUSE } from './constants.js';
 import { heapForPtr, newHeap } from './heap.js';
 import { setHead } from './mem.js';
 import { Arena, type Process } from './state.js';
@@ -36,13 +30,6 @@ export function arenaGet(s: Process, size: number): Arena | null {
   return a !== null ? a : arenaGet2(s, size, null);
 }
 
-/** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
-const FIRST_TOP_OFFSET = (() => {
-  const end = HEAP_INFO_SIZE + MALLOC_STATE_SIZE;
-  const misalign = (end + 16) % MALLOC_ALIGNMENT;
-  return misalign > 0 ? end + MALLOC_ALIGNMENT - misalign : end;
-})();
-
 /** detach_arena */
 function detachArena(a: Arena | null): void {
   if (a !== null) a.attachedThreads--;
@@ -50,9 +37,11 @@ function detachArena(a: Arena | null): void {
 
 /** _int_new_arena: a heap of its own holding the arena's state, and the arena as the thread's. */
 function intNewArena(s: Process, size: number): Arena | null {
+  // heap_info and malloc_state: their sizes are the release's (profile.ts).
+  const headers = s.profile.heapInfoSize + s.profile.mallocStateSize;
   const h =
-    newHeap(s, size + (HEAP_INFO_SIZE + MALLOC_STATE_SIZE + MALLOC_ALIGNMENT), s.mp.topPad) ??
-    newHeap(s, HEAP_INFO_SIZE + MALLOC_STATE_SIZE + MALLOC_ALIGNMENT, s.mp.topPad);
+    newHeap(s, size + (headers + MALLOC_ALIGNMENT), s.mp.topPad) ??
+    newHeap(s, headers + MALLOC_ALIGNMENT, s.mp.topPad);
   if (h === null) return null;
   const a = new Arena(s.ck, s.arenas.length);
   s.arenas.push(a);
@@ -60,11 +49,12 @@ function intNewArena(s: Process, size: number): Arena | null {
   a.heap = h;
   s.heaps.set(h.start, h);
   // malloc_init_state writes the arena's bins, on the heap's first page.
-  s.kernel.touch(h.start + HEAP_INFO_SIZE);
+  s.kernel.touch(h.start + s.profile.heapInfoSize);
   a.attachedThreads = 1;
   a.systemMem = a.maxSystemMem = h.size;
-  const top = s.ck.alloc(h.start + FIRST_TOP_OFFSET);
-  setHead(s, top, h.size - FIRST_TOP_OFFSET, PREV_INUSE);
+  const firstTop = s.firstTopOffset;
+  const top = s.ck.alloc(h.start + firstTop);
+  setHead(s, top, h.size - firstTop, PREV_INUSE);
   s.ck.state[top] = St.TOP;
   a.top = top;
   const replaced = s.thread.arena;

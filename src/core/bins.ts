@@ -70,6 +70,24 @@ export function insertUnsortedHead(s: Process, av: Arena, p: number, size: numbe
 }
 
 /**
+ * Puts a freed small chunk at the head of its small bin and marks the bin (_int_free_create_chunk
+ * from 2.41; before, freed chunks all went to the unsorted bin).
+ */
+export function insertSmallbinHead(s: Process, av: Arena, p: number, size: number): void {
+  const ck = s.ck;
+  const idx = smallbinIndex(size);
+  const bck = av.bin(idx);
+  const fwd = ck.fd[bck]!;
+  markBin(av, idx);
+  writeBk(s, p, bck);
+  writeFd(s, p, fwd);
+  writeFd(s, bck, p);
+  writeBk(s, fwd, p);
+  ck.state[p] = St.BINNED;
+  ck.bin[p] = idx;
+}
+
+/**
  * The "place chunk in bin" step of _int_malloc's unsorted loop: small chunks go to the head of
  * their bin; large chunks are inserted in size order (equal sizes in the second position of their
  * group, so the nextsize ring need not change).

@@ -18,7 +18,6 @@
 
 import { NIL, St } from './chunks.js';
 import {
-  HEAP_INFO_SIZE,
   HEAP_MAX_SIZE,
   IS_MMAPPED,
   MINSIZE,
@@ -213,7 +212,7 @@ function checkArena(s: Process, av: Arena, heads: readonly number[]): void {
     for (let hp = av.heap; hp !== null; hp = hp.prev) {
       if (hp.arena !== av) fail('heap of another arena in the chain');
       heapBytes += hp.size;
-      expectCovered += hp.size - (hp.prev === null ? FIRST_TOP_OFFSET : HEAP_INFO_SIZE);
+      expectCovered += hp.size - (hp.prev === null ? s.firstTopOffset : s.profile.heapInfoSize);
     }
     if (heapBytes !== av.systemMem)
       fail(`arena ${av.index}: heaps hold ${heapBytes} bytes, system_mem is ${av.systemMem}`);
@@ -227,9 +226,6 @@ function ownerOf(s: Process, a: number): Arena {
   const h = s.heaps.get(Math.floor(a / HEAP_MAX_SIZE) * HEAP_MAX_SIZE);
   return h === undefined ? s.main : h.arena;
 }
-
-/** Offset of the top chunk in an arena's first heap (after heap_info and malloc_state). */
-const FIRST_TOP_OFFSET = 0x8d0;
 
 function checkNextsizeRing(s: Process, av: Arena, i: number): void {
   const ck = s.ck;

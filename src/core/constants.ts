@@ -50,10 +50,7 @@ export const MAX_ITERS = 10000;
 /** Non-main heaps (arena.c). */
 export const HEAP_MIN_SIZE = 32 * 1024;
 export const HEAP_MAX_SIZE = 2 * DEFAULT_MMAP_THRESHOLD_MAX;
-/** sizeof (heap_info) in 2.35+: five words plus padding to a multiple of 16. */
-export const HEAP_INFO_SIZE = 48;
-/** sizeof (struct malloc_state). */
-export const MALLOC_STATE_SIZE = 2200;
+/* sizeof (heap_info) and sizeof (struct malloc_state) differ between releases: profile.ts. */
 
 /** The brk-failure fallback's 1 MiB unit (see sysmalloc for the 2.36 argument swap). */
 export const MMAP_AS_MORECORE_SIZE = 1024 * 1024;

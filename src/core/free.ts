@@ -13,7 +13,7 @@
  * glibc: _int_free, malloc_consolidate, munmap_chunk (malloc/malloc.c).
  */
 
-import { insertUnsortedHead, unlinkChunk } from './bins.js';
+import { insertSmallbinHead, insertUnsortedHead, unlinkChunk } from './bins.js';
 import { NIL, St } from './chunks.js';
 import {
   FASTBIN_CONSOLIDATION_THRESHOLD,
@@ -45,9 +45,8 @@ import type { Arena, Process } from './state.js';
 /** _int_free(av, p, have_lock) */
 export function intFree(s: Process, av: Arena, p: number): void {
   const ck = s.ck;
-  const mp = s.mp;
   const route = freeChecks(s, av, p);
-  let size = ck.size[p]!;
+  const size = ck.size[p]!;
 
   if (route === FreeRoute.TCACHE) {
     tcachePut(s, s.thread.tcache!, p, csize2tidx(size));
@@ -69,7 +68,16 @@ export function intFree(s: Process, av: Arena, p: number): void {
     return;
   }
 
-  // ---- coalescing
+  intFreeMergeChunk(s, av, p, size);
+}
+
+/**
+ * The coalescing part of _int_free (_int_free_merge_chunk since 2.39, which _int_memalign also
+ * calls for the chunk before an aligned block): merges p with a free chunk before it, then
+ * intFreeCreateChunk, then intFreeMaybeConsolidate.
+ */
+export function intFreeMergeChunk(s: Process, av: Arena, p: number, size: number): void {
+  const ck = s.ck;
   av.rewrites++;
   const merged = av.merged;
   merged.x = -1;
@@ -91,6 +99,26 @@ export function intFree(s: Process, av: Arena, p: number): void {
     p = prev;
   }
 
+  size = intFreeCreateChunk(s, av, p, size, nextchunk, nextsize);
+  merged.epoch = av.rewrites;
+  intFreeMaybeConsolidate(s, av, size);
+}
+
+/**
+ * _int_free_create_chunk: merges p (of `size` bytes) with the free chunk or top after it, and bins
+ * the result: at the head of the unsorted bin, or, from 2.41 (profile.freeSmallToSmallbin), a
+ * small chunk at the head of its small bin. Returns the merged size.
+ */
+export function intFreeCreateChunk(
+  s: Process,
+  av: Arena,
+  p: number,
+  size: number,
+  nextchunk: number,
+  nextsize: number,
+): number {
+  const ck = s.ck;
+  const merged = av.merged;
   if (nextchunk !== av.top) {
     const nextinuse = (ck.flags[ck.next[nextchunk]!]! & PREV_INUSE) !== 0;
     if (!nextinuse) {
@@ -104,7 +132,8 @@ export function intFree(s: Process, av: Arena, p: number): void {
       clearPrevInuse(s, nextchunk);
     }
     ck.size[p] = size;
-    insertUnsortedHead(s, av, p, size);
+    if (s.profile.freeSmallToSmallbin && inSmallbinRange(size)) insertSmallbinHead(s, av, p, size);
+    else insertUnsortedHead(s, av, p, size);
     setHead(s, p, size, PREV_INUSE);
     setFoot(s, p, size);
     // A large chunk's NULL nextsize links (at +32 and +40) land on a header 32 bytes in.
@@ -120,16 +149,22 @@ export function intFree(s: Process, av: Arena, p: number): void {
     av.top = p;
     ck.state[p] = St.TOP;
   }
-  merged.epoch = av.rewrites;
+  return size;
+}
 
+/**
+ * _int_free_maybe_consolidate: a free that left a chunk of FASTBIN_CONSOLIDATION_THRESHOLD or
+ * more consolidates the fastbins and gives memory back (systrim, or heap_trim in a thread arena).
+ */
+export function intFreeMaybeConsolidate(s: Process, av: Arena, size: number): void {
   if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
     // Consolidation and trimming rewrite free memory.
     av.rewrites++;
     if (av.haveFastchunks) mallocConsolidate(s, av);
     if (av === s.main) {
-      if (ck.size[av.top]! >= mp.trimThreshold) systrim(s, mp.topPad, av);
+      if (s.ck.size[av.top]! >= s.mp.trimThreshold) systrim(s, s.mp.topPad, av);
     } else {
-      heapTrim(s, av, mp.topPad);
+      heapTrim(s, av, s.mp.topPad);
     }
   }
 }

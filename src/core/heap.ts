@@ -19,7 +19,6 @@
 import { NIL, St } from './chunks.js';
 import {
   CHUNK_HDR_SZ,
-  HEAP_INFO_SIZE,
   HEAP_MAX_SIZE,
   HEAP_MIN_SIZE,
   MALLOC_ALIGNMENT,
@@ -101,7 +100,7 @@ function growHeap(s: Process, h: HeapInfo, diff: number): number {
 /** shrink_heap */
 function shrinkHeap(s: Process, h: HeapInfo, diff: number): number {
   const newSize = h.size - diff;
-  if (newSize < HEAP_INFO_SIZE) return -1;
+  if (newSize < s.profile.heapInfoSize) return -1;
   if (s.mayShrinkHeap) {
     // A fresh PROT_NONE mapping over the tail: its pages are gone and it must be mprotected again.
     s.kernel.mmapFixed(h.start + newSize, diff);
@@ -134,7 +133,8 @@ export function growHeapForTop(
     setHead(s, oldTop, oldHeap.start + oldHeap.size - ck.addr[oldTop]!, PREV_INUSE);
     return true;
   }
-  const heap = newHeap(s, nb + (MINSIZE + HEAP_INFO_SIZE), s.mp.topPad);
+  const heapInfo = s.profile.heapInfoSize;
+  const heap = newHeap(s, nb + (MINSIZE + heapInfo), s.mp.topPad);
   if (heap === null) return false;
   heap.arena = av;
   heap.prev = oldHeap;
@@ -142,8 +142,8 @@ export function growHeapForTop(
   s.heaps.set(heap.start, heap);
   av.heap = heap;
   av.systemMem += heap.size;
-  const top = ck.alloc(heap.start + HEAP_INFO_SIZE);
-  setHead(s, top, heap.size - HEAP_INFO_SIZE, PREV_INUSE);
+  const top = ck.alloc(heap.start + heapInfo);
+  setHead(s, top, heap.size - heapInfo, PREV_INUSE);
   ck.state[top] = St.TOP;
   av.top = top;
 
@@ -179,7 +179,8 @@ export function heapTrim(s: Process, av: Arena, pad: number): number {
   let heap = heapForPtr(s, ck.addr[av.top]!);
   let topChunk = av.top;
 
-  while (ck.addr[topChunk] === heap.start + HEAP_INFO_SIZE) {
+  const heapInfo = s.profile.heapInfoSize;
+  while (ck.addr[topChunk] === heap.start + heapInfo) {
     const prevHeap = heap.prev;
     if (prevHeap === null) break;
     const fence = prevHeap.fence;

@@ -1,8 +1,9 @@
 /**
  * Aligned allocation: _int_malloc of nb + alignment + MINSIZE bytes, then the first aligned spot
  * inside that chunk that leaves room for a leading chunk of at least MINSIZE. The lead is freed
- * (through _int_free, so it may go to the tcache or a fastbin); a tail of more than MINSIZE beyond
- * the request is split off and freed too. An mmapped chunk only moves its start: the lead stays in
+ * (up to 2.38 through _int_free, so it may go to the tcache or a fastbin; from 2.39 merged and
+ * binned); a tail of more than MINSIZE beyond the request is split off and freed too (from 2.39,
+ * any tail that makes a chunk, merged with what follows). An mmapped chunk only moves its start: the lead stays in
  * the mapping (counted in prev_size) and nothing is unmapped.
  *
  * glibc: _int_memalign (malloc/malloc.c), with the Debian 2.36 fix for alignments above
@@ -19,7 +20,7 @@ import {
   alignUp,
   checkedRequest2size,
 } from './constants.js';
-import { intFree } from './free.js';
+import { intFree, intFreeCreateChunk, intFreeMaybeConsolidate, intFreeMergeChunk } from './free.js';
 import { intMalloc } from './malloc.js';
 import { setHead, setHeadSize, setInuseBitAfter, setPrevSize } from './mem.js';
 import type { Arena, Process } from './state.js';
@@ -57,13 +58,34 @@ export function intMemalign(
     setHead(s, newp, newsize, PREV_INUSE | aFlag);
     setInuseBitAfter(s, newp);
     setHeadSize(s, p, leadsize, aFlag);
-    intFree(s, av!, p);
+    // From 2.39 the lead is merged and binned, never cached (_int_free_merge_chunk).
+    if (s.profile.memalignMergesRemainders) intFreeMergeChunk(s, av!, p, leadsize);
+    else intFree(s, av!, p);
     p = newp;
   }
 
   if ((ck.flags[p]! & IS_MMAPPED) === 0) {
     const size = ck.size[p]!;
-    if (size > nb + MINSIZE) {
+    if (s.profile.memalignMergesRemainders) {
+      // 2.39 on: any spare room at the end goes back, merged with what follows, when it makes a
+      // chunk: at least MINSIZE, or next to a free chunk or the top (_int_free_create_chunk).
+      const next = ck.next[p]!;
+      const nextsize = ck.size[next]!;
+      const spare = size - nb;
+      if (
+        spare > 0 &&
+        (spare >= MINSIZE || next === av!.top || (ck.flags[ck.next[next]!]! & PREV_INUSE) === 0)
+      ) {
+        const remainder = ck.splitAt(p, nb);
+        setHeadSize(s, p, nb, 0);
+        av!.rewrites++;
+        av!.merged.x = -1;
+        av!.merged.n = -1;
+        const merged = intFreeCreateChunk(s, av!, remainder, spare, next, nextsize);
+        av!.merged.epoch = av!.rewrites;
+        intFreeMaybeConsolidate(s, av!, merged);
+      }
+    } else if (size > nb + MINSIZE) {
       const remainder = ck.splitAt(p, nb);
       setHead(s, remainder, size - nb, PREV_INUSE | aFlag);
       setHeadSize(s, p, nb, 0);

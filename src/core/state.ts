@@ -7,6 +7,7 @@
  */
 
 import type { Kernel } from '../kernel/kernel.js';
+import { DEFAULT_PROFILE, firstTopOffset, type GlibcProfile } from './profile.js';
 import { ChunkStore, NIL, NOT_NULL, St } from './chunks.js';
 import {
   BINMAPSIZE,
@@ -222,12 +223,18 @@ export function newTcache(chunk: number): Tcache {
 export class Process {
   readonly ck = new ChunkStore();
   readonly kernel: Kernel;
+  /** The glibc release modelled (profile.ts): read by the functions that changed between releases. */
+  readonly profile: GlibcProfile;
+  /** Offset of a thread arena's first top chunk from its heap: after heap_info and malloc_state. */
+  readonly firstTopOffset: number;
   readonly mp: MallocPar = defaultMallocPar();
   readonly main: Arena;
   /** Arenas in creation order (main first). */
   readonly arenas: Arena[] = [];
   /** __malloc_initialized */
   initialized = false;
+  /** __malloc_hook is still malloc_hook_ini (glibc up to 2.33: profile.initHooks). */
+  mallocHookIni: boolean;
   /** SINGLE_THREAD_P: true until the process creates its first thread. */
   singleThread = true;
   /** global_max_fast: largest chunk size kept in fastbins (0 before initialisation). */
@@ -261,8 +268,11 @@ export class Process {
   /** Index of the event being replayed (for the chunks' birth records). */
   eventIndex = 0;
 
-  constructor(kernel: Kernel) {
+  constructor(kernel: Kernel, profile: GlibcProfile = DEFAULT_PROFILE) {
     this.kernel = kernel;
+    this.profile = profile;
+    this.firstTopOffset = firstTopOffset(profile);
+    this.mallocHookIni = profile.initHooks;
     this.main = new Arena(this.ck, 0);
     this.arenas.push(this.main);
     this.thread = { tid: 0, tcache: null, tcacheShuttingDown: false, arena: null };

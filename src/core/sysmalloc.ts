@@ -4,7 +4,7 @@
  * break when the top is large), and libc's sbrk beneath them, with its cached break.
  *
  * Main arena growth asks for nb + top_pad + MINSIZE bytes less what the top already has, rounded
- * up to a page. When the break cannot move, glibc 2.36 falls back to an mmap'd region: because
+ * up to a page. When the break cannot move, glibc falls back to an mmap'd region: because
  * sysmalloc_mmap_fallback's last two size arguments are passed the wrong way round in 2.35-2.37,
  * that region is rounded up to 1 MiB (with a 4 KiB minimum), and the arena is non-contiguous from
  * then on. Every region that cannot join the old top fences the old top off with two 16-byte
@@ -117,10 +117,14 @@ export function sysmalloc(s: Process, nb: number, av: Arena | null): number {
       if (brk !== 0) madviseThp(s, size);
     }
     if (brk === 0) {
-      // sysmalloc_mmap_fallback, with 2.36's swapped arguments: 1 MiB units, 4 KiB minimum.
+      // sysmalloc_mmap_fallback: pages, at least MMAP_AS_MORECORE_SIZE; 2.35 to 2.37 swap the
+      // two sizes (1 MiB units, 4 KiB minimum).
+      const swapped = s.profile.mmapFallbackSwapped;
+      const unit = swapped ? MMAP_AS_MORECORE_SIZE : PAGE_SIZE;
+      const least = swapped ? PAGE_SIZE : MMAP_AS_MORECORE_SIZE;
       let fsize = size;
-      if (av.contiguous) fsize = alignUp(fsize + oldSize, MMAP_AS_MORECORE_SIZE);
-      if (fsize < PAGE_SIZE) fsize = PAGE_SIZE;
+      if (av.contiguous) fsize = alignUp(fsize + oldSize, unit);
+      if (fsize < least) fsize = least;
       if (fsize > nb) {
         const mbrk = s.kernel.mmap(fsize);
         if (mbrk !== -1) {

@@ -43,6 +43,33 @@ export function tcacheGet(s: Process, tc: Tcache, idx: number): number {
   return p;
 }
 
+/**
+ * The first chunk of bin idx whose user pointer is aligned to `alignment`, taken from where it sits
+ * in the list (tcache_get_n, as _mid_memalign calls it from 2.38); NIL when there is none.
+ */
+export function tcacheGetAligned(s: Process, tc: Tcache, idx: number, alignment: number): number {
+  const ck = s.ck;
+  let before = NIL;
+  let p = tc.entries[idx]!;
+  while (p !== NIL && (ck.addr[p]! + 16) % alignment !== 0) {
+    before = p;
+    p = ck.fd[p]!;
+  }
+  if (p === NIL) return NIL;
+  if (before === NIL) {
+    tc.entries[idx] = ck.fd[p]!;
+  } else {
+    // The link to it is the next word of the chunk before it in the list.
+    ck.fd[before] = ck.fd[p]!;
+    s.kernel.touch(ck.addr[before]! + 16);
+  }
+  tc.counts[idx]!--;
+  s.kernel.touch(ck.addr[p]! + 24);
+  ck.state[p] = St.INUSE;
+  ck.fd[p] = NIL;
+  return p;
+}
+
 /** tcache_init: allocates and clears this thread's cache. */
 function tcacheInit(s: Process): void {
   const th = s.thread;

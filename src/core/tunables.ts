@@ -26,6 +26,7 @@ import {
 } from './constants.js';
 import { mallocConsolidate } from './free.js';
 import type { Process } from './state.js';
+import { DEFAULT_PROFILE, type GlibcProfile } from './profile.js';
 
 type TunableType = 'int32' | 'size_t';
 
@@ -188,10 +189,16 @@ interface ResolvedTunables {
  * Reads the malloc tunables from an environment (NAME=VALUE pairs, as the process would see
  * them): GLIBC_TUNABLES first, then the aliases for what it did not set.
  */
-export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): ResolvedTunables {
+export function resolveTunables(
+  env: ReadonlyArray<readonly [string, string]>,
+  profile: GlibcProfile = DEFAULT_PROFILE,
+): ResolvedTunables {
   const values = new Map<string, bigint>();
   const notes: TunableNote[] = [];
-  const byName = new Map(MALLOC_TUNABLES.map((d) => [`glibc.malloc.${d.name}`, d]));
+  const release = profile.version;
+  // glibc.malloc.hugetlb came with 2.35: an older release does not know it.
+  const known = MALLOC_TUNABLES.filter((d) => profile.hugetlbTunable || d.name !== 'hugetlb');
+  const byName = new Map(known.map((d) => [`glibc.malloc.${d.name}`, d]));
   for (const [name, value] of env) {
     if (name !== 'GLIBC_TUNABLES') continue;
     // parse_tunables: NAME=VALUE pairs separated by ':'; a name without '=' is skipped.
@@ -208,7 +215,7 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
         if (!tname.startsWith('glibc.malloc.')) continue; // other namespaces are not malloc's business
         notes.push({
           setting: item,
-          reason: `${tname} is not a glibc 2.36 tunable: glibc ignores it`,
+          reason: `${tname} is not a glibc ${release} tunable: glibc ignores it`,
         });
         continue;
       }
@@ -218,12 +225,12 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
     }
   }
   for (const [name, value] of env) {
-    const def = MALLOC_TUNABLES.find((d) => d.alias === name);
+    const def = known.find((d) => d.alias === name);
     if (def === undefined) {
       if (name.startsWith('MALLOC_') && name !== 'MALLOC_TRACE') {
         notes.push({
           setting: `${name}=${value}`,
-          reason: `${name} is not read by glibc 2.36's malloc`,
+          reason: `${name} is not read by glibc ${release}'s malloc`,
         });
       }
       continue;
@@ -241,11 +248,20 @@ export function resolveTunables(env: ReadonlyArray<readonly [string, string]>): 
       reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0',
     });
   }
-  if (values.has('check'))
-    notes.push({
-      setting: 'glibc.malloc.check',
-      reason: 'has effect only with libc_malloc_debug.so preloaded; ignored',
-    });
+  const check = values.get('check');
+  if (check !== undefined && !(profile.mallocCheckInLibc && check === 0n))
+    notes.push(
+      profile.mallocCheckInLibc
+        ? {
+            // ptmalloc_init of 2.33 and before: __malloc_check_init for a value other than 0.
+            setting: 'glibc.malloc.check',
+            reason: `switches on glibc ${release}'s checking hooks, which ptsim does not model; replayed without them`,
+          }
+        : {
+            setting: 'glibc.malloc.check',
+            reason: 'has effect only with libc_malloc_debug.so preloaded; ignored',
+          },
+    );
   return { values, notes };
 }
 
@@ -287,7 +303,9 @@ function setTopPad(s: Process, v: number): number {
   s.mp.noDynThreshold = true;
   return 1;
 }
+/** do_set_mmap_threshold: up to 2.34 refuses a threshold above HEAP_MAX_SIZE / 2. */
 function setMmapThreshold(s: Process, v: number): number {
+  if (v > s.profile.mmapThresholdLimit) return 0;
   s.mp.mmapThreshold = v;
   s.mp.noDynThreshold = true;
   return 1;

@@ -34,6 +34,7 @@ import {
   Op,
   TraceSyntaxError,
   type OpCode,
+  type SiteRecord,
   type TraceHeader,
   type TraceSink,
 } from '../trace/types.js';
@@ -54,8 +55,11 @@ export class Call {
   /** The token returned (allocations' PTR, realloc's NEW). */
   outKey = 0;
   outText = NULL_TOKEN;
+  /** The call stack it came from (a stack the importer defined with ImportCore.site), or -1. */
+  site = -1;
 
   copyFrom(c: Call): void {
+    this.site = c.site;
     this.op = c.op;
     this.tid = c.tid;
     this.n1 = c.n1;
@@ -120,6 +124,8 @@ export class ImportCore {
   readonly call = new Call();
   readonly header: TraceHeader = { env: [], facts: new Map() };
   private headerSent = false;
+  /** Site records given before the header was sent. */
+  private earlySites: SiteRecord[] = [];
   private readonly ev = new ReadEvent();
   /** Numbers the events' tokens (inId, outId) by the native reader's rule. */
   private readonly numbers = new TokenNumbers();
@@ -170,7 +176,19 @@ export class ImportCore {
           c.op === Op.pvalloc)
       ) {
         if (this.live.add(c.outKey, c.outText, keptLine(c.line)) === NONE) {
-          this.emit(c.op, c.tid, c.n1, c.n2, c.time, c.line, 0, NULL_TOKEN, c.outKey, c.outText);
+          this.emit(
+            c.op,
+            c.tid,
+            c.n1,
+            c.n2,
+            c.time,
+            c.line,
+            0,
+            NULL_TOKEN,
+            c.outKey,
+            c.outText,
+            c.site,
+          );
           return;
         }
       } else if (!this.conflicts(c)) {
@@ -305,7 +323,7 @@ export class ImportCore {
     );
     // The old block must have been freed for the allocator to hand its address out again.
     this.live.delete(c.outKey, c.outText);
-    this.emit(Op.free, c.tid, 0, 0, c.time, c.line, c.outKey, c.outText, 0, NULL_TOKEN);
+    this.emit(Op.free, c.tid, 0, 0, c.time, c.line, c.outKey, c.outText, 0, NULL_TOKEN, -1);
   }
 
   /** Applies one call to the live set and delivers it (or skips it). */
@@ -322,7 +340,19 @@ export class ImportCore {
         if (c.outKey === 0) return;
         // The program holds the result from now on: known as a plain allocation of it.
         this.live.set(c.outKey, c.outText, keptLine(c.line));
-        this.emit(Op.malloc, c.tid, c.n1, 0, c.time, c.line, 0, NULL_TOKEN, c.outKey, c.outText);
+        this.emit(
+          Op.malloc,
+          c.tid,
+          c.n1,
+          0,
+          c.time,
+          c.line,
+          0,
+          NULL_TOKEN,
+          c.outKey,
+          c.outText,
+          c.site,
+        );
         return;
       }
       if (c.outKey !== 0) this.live.set(c.outKey, c.outText, keptLine(c.line));
@@ -330,7 +360,19 @@ export class ImportCore {
     } else if (c.outKey !== 0) {
       this.live.set(c.outKey, c.outText, keptLine(c.line));
     }
-    this.emit(op, c.tid, c.n1, c.n2, c.time, c.line, c.inKey, c.inText, c.outKey, c.outText);
+    this.emit(
+      op,
+      c.tid,
+      c.n1,
+      c.n2,
+      c.time,
+      c.line,
+      c.inKey,
+      c.inText,
+      c.outKey,
+      c.outText,
+      c.site,
+    );
   }
 
   private unknown(c: Call, what: string): void {
@@ -358,6 +400,7 @@ export class ImportCore {
     inText: string,
     outKey: number,
     outText: string,
+    site: number,
   ): void {
     if (!this.headerSent) this.sendHeader();
     const ev = this.ev;
@@ -369,6 +412,7 @@ export class ImportCore {
     ev.n1 = n1;
     ev.n2 = n2;
     ev.param = 0;
+    ev.site = site;
     ev.setIn(inKey, inText);
     ev.setOut(outKey, outText);
     // As the native reader does: the token taken gives its number up first, then the token
@@ -378,8 +422,19 @@ export class ImportCore {
     this.sink.event(ev);
   }
 
+  /**
+   * Hands a site record (a call stack, a mapping, the symbols of an address) on, after the
+   * header; a stack must be handed on before the first call that names it.
+   */
+  site(rec: SiteRecord): void {
+    if (this.headerSent) this.sink.site?.(rec);
+    else this.earlySites.push(rec);
+  }
+
   private sendHeader(): void {
     this.headerSent = true;
     this.sink.header(this.header);
+    for (const rec of this.earlySites) this.sink.site?.(rec);
+    this.earlySites = [];
   }
 }

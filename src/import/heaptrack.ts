@@ -5,12 +5,24 @@
  *   v 10400 3                        heaptrack's version and the file format's
  *   x 9 /tmp/prog                    the executable;  X ./prog args   the command line
  *   I 1000 5e2922                    page size and pages
- *   m ... / t IP PARENT / R RSS      modules, backtrace nodes, resident pages: not needed here
- *   + SIZE TRACE PTR                 an allocation of SIZE bytes at PTR (no 0x prefix)
+ *   m LEN PATH BASE (VADDR SIZE)...  a module loaded at BASE with these loadable segments (`m 1 x`
+ *                                    is the executable; `m 1 -` starts the list afresh)
+ *   t IP PARENT                      a node of the tree of stacks: a return address (minus one) and
+ *                                    the node of its caller (nodes are numbered 1, 2, ... in order;
+ *                                    0 is the root)
+ *   R RSS                            resident pages: not needed here
+ *   + SIZE TRACE PTR                 an allocation of SIZE bytes at PTR (no 0x prefix) from the
+ *                                    stack ending at node TRACE
  *   - PTR                            a free
  *   c MS                             milliseconds since the start (every 10 ms, from a timer thread)
  *
- * Events carry the time of the last `c` before them, in nanoseconds (0 before the first).
+ * Events carry the time of the last `c` before them, in nanoseconds (0 before the first), and the
+ * stack of their node: each distinct node a `#:stack` record, its addresses (heaptrack writes
+ * each return address minus one; the trace has the return address) in the modules listed, whose
+ * segments become `#:map` records (the file offset of a segment read from the module's ELF
+ * headers when the file is here, else taken equal to its address), so that the trace can be
+ * symbolized like a recording. An allocation from a node no `t` record defined (a log cut out
+ * of a longer one) has no stack; a stack stops at a caller no `t` record defined.
  *
  * What the format cannot say: heaptrack writes realloc as a free of the old block and an
  * allocation of the new one (even when the block grew in place), calloc and the aligned
@@ -27,14 +39,79 @@ import { NULL_TOKEN, Op } from '../trace/types.js';
 import type { ImportCore } from './core.js';
 import { LineImporter } from './importer.js';
 import { lineShown } from './scan.js';
+import { ImportedStacks } from './stacks.js';
+import { segmentOffset } from './symbolize.js';
 
 export class HeaptrackImporter extends LineImporter {
   /** The time of the last `c` record, in ns. */
   private now = 0;
+  /** The stack tree: each node's return address and its caller's node (index 0: the root). */
+  private ips: number[] = [0];
+  private parents: number[] = [0];
+  /** The stack number of each node that allocated, by node. */
+  private readonly nodeStacks = new Map<number, number>();
+  private readonly stacks: ImportedStacks;
 
   constructor(core: ImportCore, strict: boolean) {
     super(core, strict);
     core.header.facts.set('from', 'heaptrack');
+    this.stacks = new ImportedStacks(core);
+  }
+
+  /** The stack number of node `trace` (its addresses, the allocator's caller first), -1 for the root. */
+  private stackOf(trace: number): number {
+    if (trace === 0) return -1;
+    let id = this.nodeStacks.get(trace);
+    if (id !== undefined) return id;
+    // A node no 't' record defined (a log cut out of a longer one): no stack.
+    if (trace >= this.ips.length) return -1;
+    const frames: number[] = [];
+    // Up to the root, or to a caller no 't' record defined.
+    for (
+      let n = trace;
+      n !== 0 && n < this.ips.length && frames.length < 1024;
+      n = this.parents[n]!
+    )
+      frames.push(this.ips[n]! + 1);
+    id = this.stacks.stack(frames, String(trace));
+    this.nodeStacks.set(trace, id);
+    return id;
+  }
+
+  /** `m LEN PATH BASE (VADDR SIZE)...`: a module's loadable segments as #:map records. */
+  private module(b: Buffer, s: number, e: number, no: number): void {
+    const fields = b
+      .toString('utf8', s + 1, e)
+      .trim()
+      .split(/\s+/);
+    if (fields.length < 2 || fields[1] === '-') return;
+    // The path is written with its length first, and may hold blanks.
+    const len = parseInt(fields[0]!, 16);
+    const rest = b
+      .toString('utf8', s + 1, e)
+      .trim()
+      .slice(fields[0]!.length)
+      .trimStart();
+    const path = Number.isNaN(len) ? fields[1]! : rest.slice(0, len);
+    const nums = rest
+      .slice(path.length)
+      .trim()
+      .split(/\s+/)
+      .filter((f) => f !== '');
+    if (nums.length < 1 || nums.some((f) => !/^[0-9a-fA-F]+$/.test(f)))
+      this.core.fail(
+        no,
+        `malformed module record '${lineShown(b, s, e)}' (expected 'm LEN PATH BASE VADDR SIZE...' in hex)`,
+      );
+    const file = path === 'x' ? (this.core.header.facts.get('exe') ?? path) : path;
+    if (file.startsWith('linux-vdso') || !file.startsWith('/')) return;
+    const base = parseInt(nums[0]!, 16);
+    for (let k = 1; k + 1 < nums.length; k += 2) {
+      const vaddr = parseInt(nums[k]!, 16);
+      const size = parseInt(nums[k + 1]!, 16);
+      if (size === 0) continue;
+      this.stacks.map(base + vaddr, base + vaddr + size, segmentOffset(file, vaddr), file);
+    }
   }
 
   protected parse(b: Buffer, s: number, e: number, no: number): void {
@@ -70,6 +147,7 @@ export class HeaptrackImporter extends LineImporter {
         c.inText = NULL_TOKEN;
         c.outKey = sc.key;
         c.outText = sc.text;
+        c.site = this.stackOf(trace);
         break;
       }
       case 0x2d: {
@@ -89,8 +167,27 @@ export class HeaptrackImporter extends LineImporter {
         c.inText = sc.text;
         c.outKey = 0;
         c.outText = NULL_TOKEN;
+        c.site = -1;
         break;
       }
+      case 0x74: {
+        // t IP PARENT
+        sc.blanks();
+        const ip = sc.hex();
+        sc.blanks();
+        const parent = sc.hex();
+        if (ip < 0 || parent < 0)
+          this.core.fail(
+            no,
+            `malformed stack record '${lineShown(b, s, e)}' (expected 't IP PARENT' in hex)`,
+          );
+        this.ips.push(ip);
+        this.parents.push(parent);
+        return;
+      }
+      case 0x6d: // m LEN PATH BASE (VADDR SIZE)...
+        this.module(b, s, e, no);
+        return;
       case 0x63: {
         // c MS
         sc.blanks();

@@ -25,13 +25,30 @@
  * is a late free, which the core moves back where it belongs. Each pid becomes a thread (ltrace
  * -f follows threads and child processes alike and cannot tell them apart), numbered 1, 2, 3...
  * in order of appearance.
+ *
+ * With `-w N`, ltrace follows each call's line with up to N lines of its stack, innermost first:
+ *
+ *   malloc(24)                                  = 0x5555555592a0
+ *    > /usr/lib/x86_64-linux-gnu/libc.so.6(malloc+0) [0x7ffff7e5d6a0]
+ *    > /tmp/a.out(xmalloc+0x12) [0x5555555551d2]
+ *    > /tmp/a.out(main+0x2f) [0x55555555509f]
+ *
+ * The frames become the call's stack (a `#:stack` record per distinct stack, a `#:sym` record
+ * naming the function of each address, with the object as its file at line 0: ltrace prints no
+ * file or line), the frames of the called function itself (malloc+0, above) left out. A call is
+ * therefore handed on only when the next line that is not a frame is read.
  */
 
 import { NULL_TOKEN, Op, type OpCode } from '../trace/types.js';
 import type { ImportCore } from './core.js';
 import { LineImporter } from './importer.js';
 import { lineShown } from './scan.js';
+import { Call } from './core.js';
+import { functionOf, ImportedStacks } from './stacks.js';
 import { ThreadNumbers } from './threads.js';
+
+/** ` > OBJECT(FUNCTION+OFFSET) [ADDRESS]`, as ltrace -w writes a frame (the address with or without 0x). */
+const FRAME = /^\s*>\s+(.*?)\(([^()]*)\)\s*\[(?:0x)?([0-9a-fA-F]+)\]\s*$/;
 
 /** How each imported function maps to an operation: its arguments (p: pointer, n: number, x: ignored). */
 const FUNCTIONS: ReadonlyMap<string, { op: OpCode; args: string }> = new Map([
@@ -79,13 +96,57 @@ export class LtraceImporter extends LineImporter {
   private lastClock = -1;
   private days = 0;
   private clockKind: 'none' | 'clock' | 'epoch' | 'relative' = 'none';
+  /** The last call read, held until the lines of its stack (ltrace -w) have been read. */
+  private held: Call | null = null;
+  private heldName = '';
+  private readonly heldFrames: number[] = [];
+  private readonly spare = new Call();
+  private readonly stacks: ImportedStacks;
 
   constructor(core: ImportCore, strict: boolean) {
     super(core, strict);
     core.header.facts.set('from', 'ltrace');
+    this.stacks = new ImportedStacks(core);
+  }
+
+  /** A ` > ...` line: a frame of the stack of the call before it. Returns false for any other line. */
+  private frame(b: Buffer, s: number, e: number, no: number): boolean {
+    if (b[s] !== 0x3e && !(b[s] === 0x20 || b[s] === 0x09)) return false;
+    let i = s;
+    while (i < e && (b[i] === 0x20 || b[i] === 0x09)) i++;
+    if (b[i] !== 0x3e || (b[i + 1] !== 0x20 && b[i + 1] !== 0x09)) return false;
+    const m = FRAME.exec(b.toString('utf8', s, e));
+    if (m === null)
+      this.core.fail(
+        no,
+        `malformed stack frame '${lineShown(b, s, e)}' (ltrace -w writes ' > OBJECT(FUNCTION+OFFSET) [ADDRESS]')`,
+      );
+    const held = this.held;
+    if (held === null) return true; // the stack of a call that is not imported
+    const fn = functionOf(m[2]!);
+    // The called function's own frame (ltrace stops at its entry) is not a caller.
+    if (this.heldFrames.length === 0 && (fn === this.heldName || fn === '')) return true;
+    const addr = parseInt(m[3]!, 16);
+    this.heldFrames.push(addr);
+    this.stacks.name(addr, [{ fn: fn !== '' ? fn : '??', file: m[1]!.trim() || '??', line: 0 }]);
+    return true;
+  }
+
+  /** Hands the held call on, with its stack. */
+  private release(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    const c = this.core.call;
+    c.copyFrom(held);
+    c.site = this.heldFrames.length > 0 ? this.stacks.stack(this.heldFrames) : -1;
+    this.heldFrames.length = 0;
+    this.core.submit();
   }
 
   protected parse(b: Buffer, s: number, e: number, no: number): void {
+    if (this.frame(b, s, e, no)) return;
+    this.release();
     const sc = this.scan.set(b, s, e);
     sc.blanks();
     if (sc.atEnd()) return;
@@ -163,6 +224,7 @@ export class LtraceImporter extends LineImporter {
   }
 
   protected override flush(): void {
+    this.release();
     for (const u of this.unfinished.values()) {
       this.core.warn(
         u.line,
@@ -301,7 +363,10 @@ export class LtraceImporter extends LineImporter {
     c.inText = inText;
     c.outKey = outKey;
     c.outText = outText;
-    this.core.submit();
+    // Held until its stack has been read (ltrace -w).
+    this.spare.copyFrom(c);
+    this.held = this.spare;
+    this.heldName = name;
   }
 
   /** The offset of ` <unfinished ...>` in b[s, e) (the line's end), or -1. */

@@ -20,8 +20,12 @@
  * glibc itself and before mtrace() was called are missing, so frees of them at exit (glibc's
  * __libc_freeres) are reported as frees of pointers never seen, and skipped.
  *
- * The caller prefix is skipped without being interpreted: it ends in `] ` in every style, but a
- * file name may contain anything, so the record is read from the end of the line instead.
+ * The record is read from the end of the line: the caller prefix ends in `] ` in every style, but
+ * a file name may contain anything. The caller becomes a call stack of one frame (the address
+ * mtrace printed is a return address): each distinct caller a `#:stack` record, with a `#:sym`
+ * record naming the function it printed (or the caller as written, when it names none); no file
+ * or line, which mtrace does not print (the object it names stands as the file, at line 0). Its addresses are not those of the process (in glibc 2.34
+ * and later they are offsets in the object), so each distinct caller gets a made-up address.
  */
 
 import { NO_KEY } from '../trace/token-key.js';
@@ -29,6 +33,13 @@ import { NULL_TOKEN, Op } from '../trace/types.js';
 import type { ImportCore } from './core.js';
 import { LineImporter } from './importer.js';
 import { lineShown } from './scan.js';
+import { functionOf, ImportedStacks } from './stacks.js';
+
+/** `FILE:(SYMBOL+OFFSET)[ADDR]`, `FILE:[ADDR]`, `[ADDR]`: the caller of an mtrace record. */
+const CALLER = /^(?:(.*?):)?(?:\(([^()]*)\))?\[(0x[0-9a-fA-F]+)\]$/;
+/** Where the made-up addresses of callers start, and their spacing. */
+const CALLER_BASE = 0x10000000;
+const CALLER_STEP = 0x10;
 
 /** Record characters. */
 const PLUS = 0x2b;
@@ -46,10 +57,35 @@ export class MtraceImporter extends LineImporter {
   private openLine = 0;
   private openKey = 0;
   private openText = NULL_TOKEN;
+  /** The stack of the `<` record's caller. */
+  private openSite = -1;
+  private readonly stacks: ImportedStacks;
+  private readonly callers = new Map<string, number>();
 
   constructor(core: ImportCore, strict: boolean) {
     super(core, strict);
     core.header.facts.set('from', 'mtrace');
+    this.stacks = new ImportedStacks(core);
+  }
+
+  /** The stack of the caller written b[s, e) (after `@`), -1 when there is none. */
+  private caller(b: Buffer, s: number, e: number): number {
+    const text = b.toString('utf8', s, e).trim();
+    if (text === '') return -1;
+    let id = this.callers.get(text);
+    if (id === undefined) {
+      const addr = CALLER_BASE + CALLER_STEP * this.callers.size;
+      const m = CALLER.exec(text);
+      const fn = m !== null && m[2] !== undefined ? functionOf(m[2]) : '';
+      const file = m?.[1] ?? '';
+      // The object stands as the file, at line 0 (unknown).
+      this.stacks.name(addr, [
+        { fn: fn !== '' ? fn : text, file: file !== '' ? file : '??', line: 0 },
+      ]);
+      id = this.stacks.stack([addr], text);
+      this.callers.set(text, id);
+    }
+    return id;
   }
 
   protected parse(b: Buffer, s: number, e: number, no: number): void {
@@ -110,6 +146,7 @@ export class MtraceImporter extends LineImporter {
     c.line = no;
     c.time = -1;
     c.n2 = 0;
+    c.site = fieldStart > s ? this.caller(b, s + 1, fieldStart) : -1;
     switch (form) {
       case PLUS:
         c.op = Op.malloc;
@@ -128,6 +165,7 @@ export class MtraceImporter extends LineImporter {
         this.openLine = no;
         this.openKey = key;
         this.openText = key === NO_KEY ? text : NULL_TOKEN;
+        this.openSite = c.site;
         return;
       case GT:
         if (this.openLine === 0)
@@ -138,6 +176,7 @@ export class MtraceImporter extends LineImporter {
         c.n1 = size;
         this.tokens(this.openKey, this.openText, key, text);
         c.line = this.openLine;
+        c.site = this.openSite;
         this.openLine = 0;
         break;
       case BANG:

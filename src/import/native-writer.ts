@@ -16,10 +16,12 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { MALLOPT_PARAMS } from '../core/constants.js';
+import { symLine } from './symbolize.js';
 import {
   OP_NAMES,
   Op,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
@@ -58,8 +60,11 @@ function num(n: number): string {
   return n < 1e21 && n > -1e21 ? String(n) : BigInt(n).toString();
 }
 
-/** The text of one event line (without its newline). */
-export function eventLine(ev: TraceEvent): string {
+/**
+ * The text of one event line (without its newline); with `site`, its call stack's number (`^ID`)
+ * when it has one, for a writer that writes the `#:stack` records too.
+ */
+export function eventLine(ev: TraceEvent, site = false): string {
   let s = ev.time >= 0 ? `@${num(ev.time)} ${ev.tid} ` : `${ev.tid} `;
   switch (ev.op) {
     case Op.malloc:
@@ -87,7 +92,27 @@ export function eventLine(ev: TraceEvent): string {
       s += 'exit';
       break;
   }
+  if (site && ev.site !== undefined && ev.site >= 0) s += ` ^${ev.site}`;
   return s;
+}
+
+/** A `# touches incomplete from here` line (with its newline). */
+function incompleteLine(detail: string): string {
+  const d = detail.replace(/[\r\n]+/g, ' ');
+  return d === '' ? '# touches incomplete from here\n' : `# touches incomplete from here: ${d}\n`;
+}
+
+/** The text of a `#:stack`, `#:map` or `#:sym` record (without its newline). */
+function siteLine(rec: SiteRecord): string {
+  const hex = (n: number): string => `0x${n.toString(16)}`;
+  switch (rec.kind) {
+    case 'stack':
+      return `#:stack ${rec.id}${rec.frames.map((a) => ` ${hex(a)}`).join('')}`;
+    case 'map':
+      return `#:map ${hex(rec.start)} ${hex(rec.end)} ${hex(rec.offset)} ${rec.path.replace(/[\r\n]/g, '?')}`;
+    case 'sym':
+      return symLine(rec.addr, rec.frames);
+  }
 }
 
 /** The header's comment lines (each with its newline). */
@@ -98,6 +123,7 @@ export function headerLines(h: TraceHeader): string {
   if (h.touchesRecorded === true && !h.facts.has('touches')) s += '# touches recorded\n';
   for (const [k, v] of h.facts)
     s += v === '' ? `# ${k}\n` : `# ${k} ${v.replace(/[\r\n]+/g, ' ')}\n`;
+  if (h.touchesIncomplete !== undefined) s += incompleteLine(h.touchesIncomplete.detail);
   return s;
 }
 
@@ -134,7 +160,7 @@ export class NativeTraceWriter implements TraceSink {
   }
 
   event(ev: TraceEvent): void {
-    this.buf += eventLine(ev) + '\n';
+    this.buf += eventLine(ev, true) + '\n';
     this.events++;
     if (this.buf.length >= BLOCK) this.flush();
   }
@@ -150,11 +176,21 @@ export class NativeTraceWriter implements TraceSink {
     if (this.buf.length >= BLOCK) this.flush();
   }
 
+  site(rec: SiteRecord): void {
+    this.buf += siteLine(rec) + '\n';
+    if (this.buf.length >= BLOCK) this.flush();
+  }
+
   rss(x: RssSample): void {
     let s = x.time >= 0 ? `#:rss @${num(x.time)} anon=${num(x.anon)}` : `#:rss anon=${num(x.anon)}`;
     if (x.heap >= 0) s += ` heap=${num(x.heap)}`;
+    if (x.rec !== undefined && x.rec >= 0) s += ` rec=${num(x.rec)}`;
     if (x.mark !== '') s += ` mark=${x.mark}`;
     this.buf += s + '\n';
+  }
+
+  touchesIncomplete(_line: number, detail: string): void {
+    this.buf += incompleteLine(detail);
   }
 
   /**

@@ -34,6 +34,12 @@ export interface SyscallCounts {
 export interface KernelOptions {
   /** Initial program break (page-aligned unless you want to model a static binary). */
   brkBase?: number;
+  /**
+   * Bytes the dynamic loader took with sbrk and wrote before the program started (glibc up to
+   * 2.34 copies the GLIBC_TUNABLES entry so): the program's break starts that far above brkBase,
+   * and the page the copy ends in is resident.
+   */
+  loaderSbrk?: number;
   /** Highest address (exclusive) that mappings are placed below. */
   mmapBase?: number;
   /** The break cannot grow beyond brkBase + maxBrk bytes (as when a mapping sits above the heap). */
@@ -87,9 +93,14 @@ export class Kernel {
   residentPages = 0;
 
   constructor(opts: KernelOptions = {}) {
-    this.brkBase = opts.brkBase ?? DEFAULT_BRK_BASE;
+    this.brkBase = (opts.brkBase ?? DEFAULT_BRK_BASE) + (opts.loaderSbrk ?? 0);
     this.brkEnd = this.brkBase;
     this.brkPageBase = pageAlignDown(this.brkBase);
+    if (this.brkBase !== this.brkPageBase) {
+      // The loader's copy ends in the break's first page: written, so resident from the start.
+      this.brkPages.ensure(1);
+      this.residentPages += this.brkPages.set(0);
+    }
     this.maxBrkEnd =
       opts.maxBrk === undefined ? Number.POSITIVE_INFINITY : this.brkBase + opts.maxBrk;
     this.mmapBase = opts.mmapBase ?? DEFAULT_MMAP_BASE;

@@ -17,7 +17,9 @@ const RECORDER_SOURCE = fileURLToPath(new URL('../../src/record/recorder.c', imp
 /**
  * -fvisibility=hidden: only the interposed functions are exported. -fno-builtin: the compiler must
  * not turn our own code into calls of the functions we define. -z now: every symbol is bound at
- * load time, so no lazy binding runs inside a recorded call.
+ * load time, so no lazy binding runs inside a recorded call. -static-libgcc with --exclude-libs:
+ * libgcc's unwinder (for call stacks) is linked in with its symbols kept private, so the recorder
+ * adds no library to the program and interposes none of libgcc_s's functions.
  */
 const CFLAGS = [
   '-O2',
@@ -28,6 +30,8 @@ const CFLAGS = [
   '-fno-builtin',
   '-Wall',
   '-Wl,-z,now',
+  '-static-libgcc',
+  '-Wl,--exclude-libs,ALL',
 ];
 const LIBS = ['-ldl'];
 

@@ -95,6 +95,7 @@
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
+#include <unwind.h>
 
 /* glibc's allocator proper, exported next to the public names we interpose. */
 extern void *__libc_malloc(size_t);
@@ -130,6 +131,7 @@ static int lk_depth;
 
 static char *buf; /* BUF_CAP bytes, mmapped */
 static size_t len;
+static size_t buf_high; /* the most bytes the buffer has held: its resident part */
 static int fd = -1;          /* our trace file, created at the first flush that has events */
 static dev_t fd_dev;
 static ino_t fd_ino;
@@ -500,6 +502,7 @@ static void append(const char *p, size_t n) {
   if (n > BUF_CAP) n = BUF_CAP;
   memcpy(buf + len, p, n);
   len += n;
+  if (len > buf_high) buf_high = len;
 }
 
 /* One event line, already formatted (without the `@TIME TID ` head, which is added here). */
@@ -647,12 +650,18 @@ static void *map_anon(size_t bytes) {
 static uint64_t *map_free[MAP_CLASSES];
 static char *slab;
 static size_t slab_left;
+static uint64_t map_bytes; /* bytes of bitmaps handed out of fresh slab memory or mapped alone */
 
 static unsigned map_class(uint64_t words) { return words <= 1 ? 0 : 64 - (unsigned)__builtin_clzll(words - 1); }
 
 static uint64_t *map_alloc(uint64_t words) {
   unsigned c = map_class(words);
-  if (c >= MAP_CLASSES) return map_anon((words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+  if (c >= MAP_CLASSES) {
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    uint64_t *m = map_anon(bytes);
+    if (m) map_bytes += bytes;
+    return m;
+  }
   size_t bytes = (size_t)8 << c;
   uint64_t *m = map_free[c];
   if (m) {
@@ -669,13 +678,16 @@ static uint64_t *map_alloc(uint64_t words) {
   m = (uint64_t *)slab;
   slab += bytes;
   slab_left -= bytes;
+  map_bytes += bytes;
   return m;
 }
 
 static void map_release(uint64_t *m, uint64_t words) {
   unsigned c = map_class(words);
   if (c >= MAP_CLASSES) {
-    munmap(m, (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1));
+    uint64_t bytes = (words * 8 + PAGE_BYTES - 1) & ~(uint64_t)(PAGE_BYTES - 1);
+    munmap(m, bytes);
+    map_bytes -= bytes;
     return;
   }
   *(uint64_t **)m = map_free[c];
@@ -692,9 +704,15 @@ static struct blk *tbl_find(uintptr_t p) {
   }
 }
 
+/* The pages of a table of up to 64 pages that slots were written in (for rec=). */
+static uint64_t tbl_touched;
+
+/* The slot to write p's entry in. */
 static struct blk *tbl_slot(uintptr_t p) {
   size_t i = slot_of(p);
   while (tbl[i].p != 0 && tbl[i].p != p) i = (i + 1) & (tbl_cap - 1);
+  size_t a = i * sizeof *tbl / PAGE_BYTES, z = ((i + 1) * sizeof *tbl - 1) / PAGE_BYTES; /* an entry may straddle two */
+  if (z < 64) tbl_touched |= 1ull << a | 1ull << z;
   return &tbl[i];
 }
 
@@ -705,6 +723,7 @@ static int tbl_grow(void) {
   size_t old_cap = tbl_cap;
   tbl = t;
   tbl_cap = cap;
+  tbl_touched = 0;
   tbl_bits = (unsigned)__builtin_ctzll(cap);
   for (size_t i = 0; i < old_cap; i++)
     if (old[i].p) *tbl_slot(old[i].p) = old[i];
@@ -1059,6 +1078,7 @@ struct seg {
   size_t r0, r1;  /* its runs */
 };
 static size_t runs_cap;
+static size_t runs_high; /* the most runs ever stored: the resident part of the array */
 static size_t runs_floor; /* runs below this index belong to another heap */
 static int runs_short;    /* a run could not be stored */
 static struct seg segs[MAX_HEAPS + 1];
@@ -1081,6 +1101,7 @@ static void run_collect(void *ctx, uint64_t a, uint64_t z) {
     runs_cap = cap;
   }
   runs[nruns++] = (struct run){a, z};
+  if (nruns > runs_high) runs_high = nruns;
 }
 
 static int self_check(int *f, dev_t *dev, ino_t *ino, const char *name) {
@@ -1209,6 +1230,22 @@ static uint64_t sweep(void) {
   return heap_known ? pages * PAGE_BYTES : UINT64_MAX;
 }
 
+/* Bytes rounded up to whole pages. */
+static uint64_t pages_of(uint64_t bytes) { return (bytes + PAGE_BYTES - 1) / PAGE_BYTES; }
+
+/* The recorder's own anonymous resident memory, for `rec=`, without a system call: the part of
+   the buffer ever filled, the bitmaps handed out, the pages of the table of large blocks that
+   slots were written in (a table of more than 64 pages is counted whole: a hash spreads its
+   slots, and a table is at least a quarter full once it has grown), the heap scans' runs up to
+   the most ever stored, and the main heap's known pages (a bit a page). Its static data (a few
+   pages) is left out. */
+static uint64_t own_resident(void) {
+  uint64_t table = tbl_cap * sizeof *tbl <= 64 * PAGE_BYTES ? (uint64_t)__builtin_popcountll(tbl_touched) : pages_of(tbl_cap * sizeof *tbl);
+  uint64_t pages = pages_of(buf_high) + pages_of(map_bytes) + table;
+  pages += pages_of(runs_high * sizeof *runs) + pages_of(known_words * 8);
+  return pages * PAGE_BYTES;
+}
+
 static char *put_key(char *o, const char *key, uint64_t v) {
   *o++ = ' ';
   o = put_str(o, key);
@@ -1222,7 +1259,7 @@ static uint64_t thread_cpu_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... [mark=NAME]`. */
+/* A sample: the records of grown blocks, then `#:rss @TIME anon=... heap=... rec=... [mark=NAME]`. */
 static void sample(const char *mark) {
   if (tbl_busy) return; /* a signal handler, in the middle of our bookkeeping */
   tbl_busy++;
@@ -1234,6 +1271,7 @@ static void sample(const char *mark) {
     o = put_u64(o, start - t0);
     o = put_key(o, "anon", anon);
     if (heap != UINT64_MAX) o = put_key(o, "heap", heap);
+    o = put_key(o, "rec", own_resident());
     if (mark) {
       o = put_str(o, " mark=");
       o = put_str(o, mark);
@@ -1532,7 +1570,7 @@ static int env_name_ok(const char *s, size_t n) {
 
 /* PTSIM_RECORD_TOUCHES, PTSIM_RECORD_RSS_EVERY and PTSIM_RECORD_PAGEMAP, copied out of the
    scratch buffer. */
-static char env_touches[8], env_every[48], env_pagemap[16];
+static char env_touches[8], env_every[48], env_pagemap[16], env_stacks[8], env_free_stacks[4];
 
 static void copy_setting(char *dst, size_t cap, const char *value) {
   size_t n = strlen(value);
@@ -1554,6 +1592,8 @@ static void read_environment(char *scratch, size_t cap, int write_header, const 
     else if (name_len == 20 && memcmp(v, "PTSIM_RECORD_TOUCHES", 20) == 0) copy_setting(env_touches, sizeof env_touches, eq + 1);
     else if (name_len == 22 && memcmp(v, "PTSIM_RECORD_RSS_EVERY", 22) == 0) copy_setting(env_every, sizeof env_every, eq + 1);
     else if (name_len == 20 && memcmp(v, "PTSIM_RECORD_PAGEMAP", 20) == 0) copy_setting(env_pagemap, sizeof env_pagemap, eq + 1);
+    else if (name_len == 19 && memcmp(v, "PTSIM_RECORD_STACKS", 19) == 0) copy_setting(env_stacks, sizeof env_stacks, eq + 1);
+    else if (name_len == 24 && memcmp(v, "PTSIM_RECORD_FREE_STACKS", 24) == 0) copy_setting(env_free_stacks, sizeof env_free_stacks, eq + 1);
     else if (write_header && ((name_len == 14 && memcmp(v, "GLIBC_TUNABLES", 14) == 0) || (name_len > 7 && memcmp(v, "MALLOC_", 7) == 0))) {
       /* glibc reads these when malloc initialises (ptmalloc_init); the replay applies them. */
       if (env_name_ok(v, name_len) && !strchr(eq + 1, '\n')) header_line("env", v, strlen(v));
@@ -1593,6 +1633,8 @@ static void write_header(char *scratch, size_t cap) {
   main_heap_start = cur != (uintptr_t)-1 ? cur : 0; /* where glibc's main heap will start */
 }
 
+static void stacks_setup(const char *depth, const char *frees);
+
 /* Under the lock, once per process image (a forked child inherits the result). */
 static void init_recording(void) {
   state = ST_OFF;
@@ -1624,6 +1666,7 @@ static void init_recording(void) {
     append("# touches recorded\n", 19);
     header_line("rss_sampling", rss_every_text, strlen(rss_every_text));
   }
+  stacks_setup(env_stacks, env_free_stacks);
   find_tid_word();
   thread_key_ok = pthread_key_create(&thread_key, on_thread_end) == 0;
   state = ST_ON;
@@ -1671,6 +1714,266 @@ static inline int rec_begin(void) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Call stacks (PTSIM_RECORD_STACKS).                                                          */
+/* ------------------------------------------------------------------------------------------ */
+
+/*
+ * With PTSIM_RECORD_STACKS=DEPTH, every allocating call (and every free, with
+ * PTSIM_RECORD_FREE_STACKS=1) carries the return addresses of up to DEPTH frames of its caller's
+ * stack: the event line ends in `^ID`, and the first use of each distinct stack is preceded by a
+ * `#:stack ID ADDR...` record, so a stack is written once however often it allocates. Before a
+ * stack with an address outside the executable mappings already written, /proc/self/maps is read
+ * again and the new ones are written as `#:map START END OFFSET PATH`, so that the symbolizer can
+ * find each address's file even in a library loaded later or unloaded since.
+ *
+ * The unwinder is libgcc's _Unwind_Backtrace, linked into the recorder statically with its
+ * symbols kept private (-static-libgcc, --exclude-libs), so it interposes nothing of the
+ * program's. It reads the DWARF call-frame information (.eh_frame) that GCC and Clang emit by
+ * default on x86_64 (-fasynchronous-unwind-tables), so it unwinds optimised code built without
+ * frame pointers, and finds each object's .eh_frame_hdr with glibc's _dl_find_object: no lock, no
+ * allocation. It runs under our lock, before the real call, with a thread-local guard: an
+ * allocator call made from inside the unwinder (there should be none) is recorded without a
+ * stack rather than unwound again. The stack table lives in memory of our own (mmap), so it never
+ * touches the program's heap; a forked child inherits it with the parent's trace, which holds
+ * every stack record written before the fork.
+ *
+ * The addresses are return addresses (the instruction after each call), as the symbolizer
+ * expects to look up ADDR - 1; for a frame interrupted by a signal, whose address is the
+ * interrupted instruction itself, ADDR + 1 is written instead.
+ */
+
+#define STACK_MAX 256
+#define MAPS_MAX 8192
+static unsigned stacks_depth;  /* 0: no stacks */
+static int stacks_frees;
+static uintptr_t self_lo, self_hi; /* our own code: its frames are left out */
+static TLS int t_unwinding;
+static TLS uintptr_t t_frames[STACK_MAX];
+
+struct stk_slot {
+  uint64_t hash;
+  uint32_t id; /* id + 1; 0: a free slot */
+  uint32_t n;
+  uint64_t at; /* its frames, in stk_pool */
+};
+static struct stk_slot *stk_tbl;
+static size_t stk_cap, stk_n;
+static uintptr_t *stk_pool;
+static size_t stk_pool_cap, stk_pool_n; /* in frames */
+static int stk_full;                    /* out of memory for the table: no more stacks */
+
+struct map_rng {
+  uintptr_t lo, hi, off;
+};
+static struct map_rng maps[MAPS_MAX];
+static int nmaps;
+static char *maps_buf; /* 64 KiB, for reading /proc/self/maps */
+
+struct bt {
+  uintptr_t *f;
+  unsigned n, max;
+  int skipping;
+};
+
+static _Unwind_Reason_Code bt_step(struct _Unwind_Context *ctx, void *arg) {
+  struct bt *b = arg;
+  int before = 0;
+  uintptr_t ip = _Unwind_GetIPInfo(ctx, &before);
+  if (ip == 0) return _URC_END_OF_STACK;
+  if (b->skipping && ip - self_lo < self_hi - self_lo) return _URC_NO_REASON;
+  b->skipping = 0;
+  b->f[b->n++] = before ? ip + 1 : ip;
+  return b->n >= b->max ? _URC_END_OF_STACK : _URC_NO_REASON;
+}
+
+/* The caller's stack into t_frames; returns the number of frames (0: none, or not wanted). */
+static __attribute__((noinline)) unsigned stack_capture(void) {
+  if (!stacks_depth || t_unwinding || stk_full) return 0;
+  t_unwinding = 1;
+  int known = self_hi > self_lo;
+  struct bt b = {t_frames, 0, known ? stacks_depth : stacks_depth + 2, known};
+  if (b.max > STACK_MAX) b.max = STACK_MAX;
+  _Unwind_Backtrace(bt_step, &b);
+  t_unwinding = 0;
+  /* Without our own code's range, the first two frames are this function and the wrapper. */
+  if (!known) {
+    unsigned drop = b.n < 2 ? b.n : 2;
+    memmove(t_frames, t_frames + drop, (b.n - drop) * sizeof t_frames[0]);
+    b.n -= drop;
+  }
+  return b.n;
+}
+
+static uint64_t stack_hash(const uintptr_t *f, unsigned n) {
+  uint64_t h = 0xcbf29ce484222325ull ^ n;
+  for (unsigned i = 0; i < n; i++) h = (h ^ f[i]) * 0x100000001b3ull, h ^= h >> 29;
+  return h | 1;
+}
+
+static int stk_grow(void) {
+  size_t cap = stk_cap ? stk_cap * 2 : 4096;
+  struct stk_slot *t = map_anon(cap * sizeof *t);
+  if (!t) return 0;
+  for (size_t i = 0; i < stk_cap; i++) {
+    if (!stk_tbl[i].id) continue;
+    size_t j = stk_tbl[i].hash & (cap - 1);
+    while (t[j].id) j = (j + 1) & (cap - 1);
+    t[j] = stk_tbl[i];
+  }
+  if (stk_tbl) munmap(stk_tbl, stk_cap * sizeof *stk_tbl);
+  stk_tbl = t;
+  stk_cap = cap;
+  return 1;
+}
+
+static int pool_room(size_t n) {
+  if (stk_pool_n + n <= stk_pool_cap) return 1;
+  size_t cap = stk_pool_cap ? stk_pool_cap * 2 : (1u << 16);
+  while (cap < stk_pool_n + n) cap *= 2;
+  void *p = stk_pool ? mremap(stk_pool, stk_pool_cap * sizeof *stk_pool, cap * sizeof *stk_pool, MREMAP_MAYMOVE)
+                     : mmap(NULL, cap * sizeof *stk_pool, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return 0;
+  stk_pool = p;
+  stk_pool_cap = cap;
+  return 1;
+}
+
+static int map_covers(uintptr_t a) {
+  for (int i = nmaps - 1; i >= 0; i--)
+    if (a - maps[i].lo < maps[i].hi - maps[i].lo) return 1;
+  return 0;
+}
+
+static uintptr_t parse_hex(const char **s) {
+  uintptr_t v = 0;
+  for (;; (*s)++) {
+    char c = **s;
+    if (c >= '0' && c <= '9') v = v * 16 + (uintptr_t)(c - '0');
+    else if (c >= 'a' && c <= 'f') v = v * 16 + (uintptr_t)(c - 'a' + 10);
+    else return v;
+  }
+}
+
+/* One line of /proc/self/maps: an executable mapping of a file we have not written yet is
+   written as a #:map record. */
+static void maps_line(const char *s, const char *e) {
+  uintptr_t lo = parse_hex(&s);
+  if (*s++ != '-') return;
+  uintptr_t hi = parse_hex(&s);
+  if (*s++ != ' ' || e - s < 5 || s[2] != 'x') return;
+  s += 5;
+  uintptr_t off = parse_hex(&s);
+  for (int field = 0; field < 2 && s < e; field++) { /* dev, inode */
+    while (s < e && *s == ' ') s++;
+    while (s < e && *s != ' ') s++;
+  }
+  while (s < e && *s == ' ') s++;
+  if (s >= e || *s != '/') return; /* anonymous, [vdso], [stack]...: no file to read symbols from */
+  for (int i = 0; i < nmaps; i++)
+    if (maps[i].lo == lo && maps[i].hi == hi && maps[i].off == off) return;
+  if (nmaps == MAPS_MAX) { /* forget the oldest half: they are in the trace already */
+    memmove(maps, maps + MAPS_MAX / 2, (MAPS_MAX / 2) * sizeof maps[0]);
+    nmaps = MAPS_MAX / 2;
+  }
+  maps[nmaps++] = (struct map_rng){lo, hi, off};
+  char head[80], *o = put_str(head, "#:map ");
+  o = put_hex(o, lo);
+  *o++ = ' ';
+  o = put_hex(o, hi);
+  *o++ = ' ';
+  o = put_hex(o, off);
+  *o++ = ' ';
+  append(head, (size_t)(o - head));
+  append(s, (size_t)(e - s));
+  append("\n", 1);
+}
+
+/* Writes the executable file mappings not written yet. */
+static void maps_update(void) {
+  if (!maps_buf && !(maps_buf = map_anon(1u << 16))) return;
+  int f = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (f < 0) return;
+  size_t have = 0;
+  for (;;) {
+    ssize_t r = read(f, maps_buf + have, (1u << 16) - have);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    have += (size_t)r;
+    char *s = maps_buf, *end = maps_buf + have, *nl;
+    while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+      maps_line(s, nl);
+      s = nl + 1;
+    }
+    have = (size_t)(end - s);
+    if (have == (1u << 16)) have = 0; /* a line longer than the buffer: drop it */
+    memmove(maps_buf, s, have);
+  }
+  close(f);
+}
+
+/* The stack of t_frames[0, n): its number, writing its record (and new mappings) the first time. */
+static char *put_stack(char *o, unsigned n) {
+  if (n == 0 || stk_full) return o;
+  uint64_t h = stack_hash(t_frames, n);
+  if (stk_n * 2 >= stk_cap && !stk_grow()) {
+    stk_full = 1;
+    return o;
+  }
+  size_t i = h & (stk_cap - 1);
+  for (; stk_tbl[i].id; i = (i + 1) & (stk_cap - 1)) {
+    struct stk_slot *s = &stk_tbl[i];
+    if (s->hash == h && s->n == n && memcmp(stk_pool + s->at, t_frames, n * sizeof t_frames[0]) == 0) goto found;
+  }
+  if (!pool_room(n)) {
+    stk_full = 1;
+    return o;
+  }
+  stk_tbl[i] = (struct stk_slot){h, (uint32_t)stk_n + 1, n, stk_pool_n};
+  memcpy(stk_pool + stk_pool_n, t_frames, n * sizeof t_frames[0]);
+  stk_pool_n += n;
+  stk_n++;
+  for (unsigned k = 0; k < n; k++)
+    if (!map_covers(t_frames[k] - 1)) {
+      maps_update();
+      break;
+    }
+  {
+    char rec[64], *r = put_str(rec, "#:stack ");
+    r = put_u64(r, stk_tbl[i].id - 1);
+    append(rec, (size_t)(r - rec));
+    for (unsigned k = 0; k < n; k++) {
+      r = rec;
+      *r++ = ' ';
+      r = put_hex(r, t_frames[k]);
+      append(rec, (size_t)(r - rec));
+    }
+    append("\n", 1);
+  }
+found:
+  *o++ = ' ';
+  *o++ = '^';
+  return put_u64(o, stk_tbl[i].id - 1);
+}
+
+static void stacks_setup(const char *depth, const char *frees) {
+  unsigned d = 0;
+  for (; depth && *depth >= '0' && *depth <= '9' && d < 100000; depth++) d = d * 10 + (unsigned)(*depth - '0');
+  stacks_depth = d > STACK_MAX ? STACK_MAX : d;
+  stacks_frees = frees && frees[0] == '1';
+  if (!stacks_depth) return;
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 35)
+  struct dl_find_object fo;
+  if (_dl_find_object((void *)stack_capture, &fo) == 0) {
+    self_lo = (uintptr_t)fo.dlfo_map_start;
+    self_hi = (uintptr_t)fo.dlfo_map_end;
+  }
+#endif
+  char num[24];
+  header_line("stacks", num, (size_t)(put_u64(num, stacks_depth) - num));
+  if (stacks_frees) append("# free_stacks recorded\n", 23);
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* The interposed allocator.                                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -1686,12 +1989,14 @@ static inline int rec_begin(void) {
 EXPORT void *malloc(size_t n) {
   if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 16);
   if (!rec_begin()) return __libc_malloc(n);
+  unsigned ns = stack_capture();
   void *p = __libc_malloc(n);
   touch_new(p, n);
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "malloc");
   o = put_u64(o, n);
   *o++ = ' ';
   o = put_ptr(o, p);
+  o = put_stack(o, ns);
   REC_END(line, o);
   return p;
 }
@@ -1703,6 +2008,7 @@ EXPORT void *calloc(size_t nmemb, size_t size) {
     return boot_alloc(bytes, 16);
   }
   if (!rec_begin()) return __libc_calloc(nmemb, size);
+  unsigned ns = stack_capture();
   void *p = __libc_calloc(nmemb, size);
   if (p) touch_new(p, (uint64_t)nmemb * size); /* no overflow: it succeeded */
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "calloc");
@@ -1711,6 +2017,7 @@ EXPORT void *calloc(size_t nmemb, size_t size) {
   o = put_u64(o, size);
   *o++ = ' ';
   o = put_ptr(o, p);
+  o = put_stack(o, ns);
   REC_END(line, o);
   return p;
 }
@@ -1722,6 +2029,7 @@ EXPORT void free(void *p) {
     __libc_free(p);
     return;
   }
+  unsigned ns = stacks_frees ? stack_capture() : 0;
   /* The block's last pages, before glibc may unmap them or write its links into them. */
   if (touches) touch_end((uintptr_t)p);
   t_freeing = p; /* if glibc aborts in here, the signal handler writes this free */
@@ -1730,6 +2038,7 @@ EXPORT void free(void *p) {
   known_brk();
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, "free");
   o = put_ptr(o, p);
+  o = put_stack(o, ns);
   REC_END(line, o);
 }
 
@@ -1741,6 +2050,7 @@ EXPORT void *realloc(void *p, size_t n) {
     return q;
   }
   if (!rec_begin()) return __libc_realloc(p, n);
+  unsigned ns = stack_capture();
   /* The old block's last pages, before glibc moves, copies or unmaps it. */
   uint64_t old_n = 0;
   if (touches && p) {
@@ -1758,11 +2068,12 @@ EXPORT void *realloc(void *p, size_t n) {
   o = put_u64(o, n);
   *o++ = ' ';
   o = put_ptr(o, q);
+  o = put_stack(o, ns);
   REC_END(line, o);
   return q;
 }
 
-static void *rec_memalign(const char *op, size_t align, size_t n, void *p) {
+static void *rec_memalign(const char *op, size_t align, size_t n, void *p, unsigned ns) {
   touch_new(p, n);
   char line[LINE_MAX_BYTES], *o = rec_head(line, t_no, op);
   if (align) {
@@ -1772,6 +2083,7 @@ static void *rec_memalign(const char *op, size_t align, size_t n, void *p) {
   o = put_u64(o, n);
   *o++ = ' ';
   o = put_ptr(o, p);
+  o = put_stack(o, ns);
   REC_END(line, o);
   return p;
 }
@@ -1779,7 +2091,8 @@ static void *rec_memalign(const char *op, size_t align, size_t n, void *p) {
 EXPORT void *memalign(size_t align, size_t n) {
   if (__builtin_expect(t_boot, 0)) return boot_alloc(n, align);
   if (!rec_begin()) return __libc_memalign(align, n);
-  return rec_memalign("memalign", align, n, __libc_memalign(align, n));
+  unsigned ns = stack_capture();
+  return rec_memalign("memalign", align, n, __libc_memalign(align, n), ns);
 }
 
 /* In glibc 2.36 aligned_alloc is memalign under another name; the trace has no op of its own
@@ -1789,7 +2102,8 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
   if (!real_aligned_alloc) real_aligned_alloc = (aligned_alloc_fn)resolve("aligned_alloc");
   aligned_alloc_fn f = real_aligned_alloc ? real_aligned_alloc : __libc_memalign;
   if (!rec_begin()) return f(align, n);
-  return rec_memalign("memalign", align, n, f(align, n));
+  unsigned ns = stack_capture();
+  return rec_memalign("memalign", align, n, f(align, n), ns);
 }
 
 /* glibc's __posix_memalign returns EINVAL for an alignment that is not a power-of-two multiple
@@ -1805,10 +2119,11 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
   if (!real_posix_memalign) real_posix_memalign = (posix_memalign_fn)resolve("posix_memalign");
   if (!real_posix_memalign) return ENOMEM;
   if (!rec_begin()) return real_posix_memalign(out, align, n);
+  unsigned ns = stack_capture();
   void *p = NULL;
   int r = real_posix_memalign(&p, align, n);
   if (r == 0) *out = p;
-  if (r == 0 || r == ENOMEM) rec_memalign("memalign", align, n, p);
+  if (r == 0 || r == ENOMEM) rec_memalign("memalign", align, n, p, ns);
   else unlock();
   return r;
 }
@@ -1816,13 +2131,15 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n) {
 EXPORT void *valloc(size_t n) {
   if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 4096);
   if (!rec_begin()) return __libc_valloc(n);
-  return rec_memalign("valloc", 0, n, __libc_valloc(n));
+  unsigned ns = stack_capture();
+  return rec_memalign("valloc", 0, n, __libc_valloc(n), ns);
 }
 
 EXPORT void *pvalloc(size_t n) {
   if (__builtin_expect(t_boot, 0)) return boot_alloc(n, 4096);
   if (!rec_begin()) return __libc_pvalloc(n);
-  return rec_memalign("pvalloc", 0, n, __libc_pvalloc(n));
+  unsigned ns = stack_capture();
+  return rec_memalign("pvalloc", 0, n, __libc_pvalloc(n), ns);
 }
 
 EXPORT int malloc_trim(size_t pad) {

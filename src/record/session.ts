@@ -27,6 +27,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { buildRecorder } from './build.js';
+import { symbolizeTrace, type SymbolizeResult } from './trace-symbols.js';
 
 export interface RecordOptions {
   command: string;
@@ -50,6 +51,10 @@ export interface RecordOptions {
   touches?: boolean;
   /** When to take RSS samples, as parseRssEvery returns it (default: the recorder's, 100ms,50000). */
   rssEvery?: string;
+  /** Record the call stack of every allocating call, up to this many frames (default: none). */
+  stacks?: number;
+  /** With stacks, the stacks of free calls too. */
+  freeStacks?: boolean;
 }
 
 /** The recorder's `# rss_peak` line: its first RSS sample, and the one with the most anonymous memory. */
@@ -78,6 +83,8 @@ export interface RecordedTrace {
   forkedFrom?: number;
   /** The executable (from the trace's header). */
   exe: string;
+  /** With call stacks: what symbolizing them found. */
+  symbols?: SymbolizeResult;
   /** How the recording ended: exit, _exit, exec, signal N, or incomplete (killed by SIGKILL, or still running). */
   ending: string;
   /** The started program's (last) image: the trace under the requested name. */
@@ -298,6 +305,7 @@ async function finalize(
   output: string,
   topPid: number,
   gzip: boolean,
+  stacks: boolean,
 ): Promise<RecordedTrace[]> {
   const files = listFiles(work);
   const byPid = new Map<number, RawFile[]>();
@@ -324,13 +332,22 @@ async function finalize(
         siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`,
       );
     }
+    // Symbolized once, here, while the program's files are still those it ran with.
+    const symbols = stacks ? await symbolizeTrace(f.path) : undefined;
     if (gzip) {
       await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
       unlinkSync(f.path);
     } else {
       renameSync(f.path, target);
     }
-    out.push({ file: target, pid: f.pid, image: f.image, main, ...facts });
+    out.push({
+      file: target,
+      pid: f.pid,
+      image: f.image,
+      main,
+      ...facts,
+      ...(symbols !== undefined ? { symbols } : {}),
+    });
   }
   return out.sort((a, b) => Number(b.main) - Number(a.main));
 }
@@ -356,6 +373,10 @@ export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
     else delete env['PTSIM_RECORD_TOUCHES'];
     if (o.rssEvery !== undefined) env['PTSIM_RECORD_RSS_EVERY'] = o.rssEvery;
     else delete env['PTSIM_RECORD_RSS_EVERY'];
+    if (o.stacks !== undefined && o.stacks > 0) env['PTSIM_RECORD_STACKS'] = String(o.stacks);
+    else delete env['PTSIM_RECORD_STACKS'];
+    if (o.freeStacks === true && o.stacks !== undefined) env['PTSIM_RECORD_FREE_STACKS'] = '1';
+    else delete env['PTSIM_RECORD_FREE_STACKS'];
 
     const stdio: StdioOptions = o.capture ? ['inherit', 'pipe', 'pipe'] : 'inherit';
     const child = spawn(o.command, o.args, { stdio, env });
@@ -390,7 +411,13 @@ export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
       for (const [sig, h] of forwarded) process.off(sig, h);
     }
     await settle(work, o.settleMs ?? 2000);
-    const traces = await finalize(work, output, child.pid!, o.gzip);
+    const traces = await finalize(
+      work,
+      output,
+      child.pid!,
+      o.gzip,
+      o.stacks !== undefined && o.stacks > 0,
+    );
     const result: RecordResult = {
       pid: child.pid!,
       status: ended.status,

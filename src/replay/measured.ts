@@ -23,6 +23,8 @@ export interface MeasuredSample {
   anon: number;
   /** The resident part of the allocator's own memory, when the recorder measured it. */
   heap: number | null;
+  /** The part of anon that was the recorder's own memory, when the recorder said (`rec=`). */
+  recorder: number | null;
   /** The name the program gave the point where it asked for the sample. */
   mark: string | null;
   /** The replay's RSS at the same point. */
@@ -37,6 +39,7 @@ export class MeasuredSamples {
   private time = new Float64Array(16);
   private anon = new Float64Array(16);
   private heap = new Float64Array(16);
+  private rec = new Float64Array(16);
   private modelled = new Float64Array(16);
   private readonly marks = new Map<number, string>();
   /** Samples from this index on wait for their modelled figure (see settle). */
@@ -51,6 +54,7 @@ export class MeasuredSamples {
     this.time[i] = s.time;
     this.anon[i] = s.anon;
     this.heap[i] = s.heap;
+    this.rec[i] = s.rec ?? -1;
     this.modelled[i] = 0;
     if (s.mark !== '') this.marks.set(i, s.mark);
   }
@@ -69,12 +73,14 @@ export class MeasuredSamples {
   /** Sample i as an object. */
   get(i: number): MeasuredSample {
     const heap = this.heap[i]!;
+    const rec = this.rec[i]!;
     return {
       event: this.event[i]!,
       line: this.line[i]!,
       time: this.time[i]!,
       anon: this.anon[i]!,
       heap: heap < 0 ? null : heap,
+      recorder: rec < 0 ? null : rec,
       mark: this.marks.get(i) ?? null,
       modelled: this.modelled[i]!,
     };
@@ -99,6 +105,7 @@ export class MeasuredSamples {
     this.time = bigger(this.time);
     this.anon = bigger(this.anon);
     this.heap = bigger(this.heap);
+    this.rec = bigger(this.rec);
     this.modelled = bigger(this.modelled);
   }
 }

@@ -41,6 +41,7 @@ import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stat
 import { Process, type ThreadState } from '../core/state.js';
 import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
+import { DEFAULT_PROFILE, type GlibcProfile } from '../core/profile.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
@@ -51,6 +52,8 @@ import {
   TOUCH_MIN_BYTES,
   TOUCH_PAGE,
   maxTouchPage,
+  touchNotLive,
+  touchPastEnd,
   type RssSample,
   type TouchRecord,
   type TraceEvent,
@@ -127,6 +130,28 @@ export interface ReplayOptions {
   cores?: number;
   /** 0: no checks; 1: cheap checks after every event; 2: a full heap walk after every event. */
   checkLevel?: 0 | 1 | 2;
+  /** The glibc release to model (core/profile.ts); 2.36 by default. */
+  profile?: GlibcProfile;
+}
+
+/** Bytes of a string in UTF-8, as strlen counts them in the process's environment. */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    n += c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+  }
+  return n;
+}
+
+/**
+ * What the dynamic loader takes with sbrk before main: up to glibc 2.34 it copies the first
+ * GLIBC_TUNABLES entry of the environment, NUL included (tunables_strdup, elf/dl-tunables.c).
+ */
+function loaderSbrk(profile: GlibcProfile, env: ReadonlyArray<readonly [string, string]>): number {
+  if (!profile.loaderCopiesTunables) return 0;
+  const entry = env.find(([name]) => name === 'GLIBC_TUNABLES');
+  return entry === undefined ? 0 : utf8Length(`GLIBC_TUNABLES=${entry[1]}`) + 1;
 }
 
 export interface ReplaySummary {
@@ -150,6 +175,8 @@ export interface ReplaySummary {
   warnings: number;
   /** The touch model of the replay. */
   touch: TouchMode;
+  /** The glibc release modelled (core/profile.ts). */
+  glibc: string;
   /** The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon. */
   measured?: { samples: number; last: MeasuredSample; peak: MeasuredSample };
   /** Set when glibc would have aborted. */
@@ -225,6 +252,11 @@ export class Replayer implements TraceSink {
    * TOUCH_MIN_BYTES (`recorded`) or 0 (`none`).
    */
   private writeBelow = Number.POSITIVE_INFINITY;
+  /**
+   * The line of the trace's `# touches incomplete from here`, -1 before it: from there the
+   * `recorded` model writes blocks whole, as `full` does (touchesIncomplete).
+   */
+  private incompleteLine = -1;
   /** The largest request of the trace so far. */
   private largestRequest = 0;
   /** The trace's `#:rss` samples. */
@@ -243,8 +275,9 @@ export class Replayer implements TraceSink {
     readonly file: string,
     private readonly opts: ReplayOptions = {},
   ) {
-    this.kernel = new Kernel(opts.kernel);
-    this.process = new Process(this.kernel);
+    const profile = opts.profile ?? DEFAULT_PROFILE;
+    this.kernel = new Kernel({ ...opts.kernel, loaderSbrk: loaderSbrk(profile, opts.env ?? []) });
+    this.process = new Process(this.kernel, profile);
     this.process.env = opts.env ?? [];
     this.process.ncores = opts.cores ?? 2;
   }
@@ -257,6 +290,8 @@ export class Replayer implements TraceSink {
     this.touchMode = mode;
     this.writeBelow =
       mode === 'full' ? Number.POSITIVE_INFINITY : mode === 'recorded' ? TOUCH_MIN_BYTES : 0;
+    if (h.touchesIncomplete !== undefined)
+      this.touchesIncomplete(h.touchesIncomplete.line, h.touchesIncomplete.detail);
     const mallopts = this.opts.mallopts ?? [];
     if (mallopts.length > 0) {
       for (const [param, value] of mallopts) mallopt(this.process, param, value);
@@ -377,7 +412,7 @@ export class Replayer implements TraceSink {
         this.file,
         rec.line,
         this.lastIndex,
-        `#:touch of ${tokenName(key, text)}, which is not a live block (never allocated, or freed or reallocated since)`,
+        touchNotLive(tokenName(key, text)),
       );
     }
     const ck = this.process.ck;
@@ -388,9 +423,7 @@ export class Replayer implements TraceSink {
         this.file,
         rec.line,
         this.lastIndex,
-        most < 0
-          ? `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (it has none: 0 bytes requested)`
-          : `#:touch of ${tokenName(key, text)}: page ${rec.maxPage} is past the block's last requested byte (a block of ${req} bytes reaches page ${most} at most)`,
+        touchPastEnd(tokenName(key, text), rec.maxPage, req),
       );
     }
     if (this.touchMode !== 'recorded') return;
@@ -403,6 +436,31 @@ export class Replayer implements TraceSink {
       const to = Math.min(end, page0 + (pages[2 * k + 1]! + 1) * TOUCH_PAGE);
       if (from < to) this.kernel.touchRange(from, to - from);
     }
+  }
+
+  /**
+   * `# touches incomplete from here`: the recorder could no longer read which pages the program
+   * touched, so the records after this point may miss pages. In the `recorded` model the replay
+   * says so once and takes the `full` model from here: every live block of TOUCH_MIN_BYTES or
+   * more is written whole now (its records so far may lack the pages it gained since), and every
+   * later block whole at its call. The records that still follow are checked and change nothing.
+   * (The other models do not read the records.) Only the first such line counts.
+   */
+  touchesIncomplete(line: number, detail: string): void {
+    if (this.abort !== undefined || this.incompleteLine >= 0) return;
+    this.incompleteLine = line;
+    if (this.touchMode !== 'recorded') return;
+    this.warnings++;
+    const why = detail === '' ? '' : ` (${detail})`;
+    this.opts.onWarning?.(
+      `${this.file}:${line}: the recording's touch records are incomplete from here${why}; from this point the replay takes blocks of ${TOUCH_MIN_BYTES} bytes or more as written whole, an upper bound (--touch full)`,
+    );
+    this.writeBelow = Number.POSITIVE_INFINITY;
+    const ck = this.process.ck;
+    this.tokens.forEachHandle((h) => {
+      const req = ck.req[h]!;
+      if (req >= TOUCH_MIN_BYTES) this.kernel.touchRange(ck.addr[h]! + 16, req);
+    });
   }
 
   /** A `#:rss` sample: kept, with the replay's RSS at the same point once it is known. */
@@ -527,7 +585,10 @@ export class Replayer implements TraceSink {
       if (p !== NIL && ev.n1 < this.writeBelow) {
         // The program writes the bytes the old block did not have; in the recorded model, where
         // a big old block was not written whole, all of a (small) new block.
-        const from = this.touchMode === 'recorded' && oldReq >= TOUCH_MIN_BYTES ? 0 : oldReq;
+        const from =
+          this.touchMode === 'recorded' && this.incompleteLine < 0 && oldReq >= TOUCH_MIN_BYTES
+            ? 0
+            : oldReq;
         if (ev.n1 > from) this.kernel.touchRange(ck.addr[p]! + 16 + from, ev.n1 - from);
       }
     }
@@ -673,7 +734,7 @@ export class Replayer implements TraceSink {
         this.file,
         ev.line,
         ev.index,
-        `${already}: glibc 2.36 does not detect this here and its heap would now be corrupt, so the replay stops`,
+        `${already}: glibc ${this.process.profile.version} does not detect this here and its heap would now be corrupt, so the replay stops`,
       );
     }
     if (verdict === 'unknown') {
@@ -681,7 +742,7 @@ export class Replayer implements TraceSink {
         this.file,
         ev.line,
         ev.index,
-        `${already}: what glibc 2.36 does here depends on heap memory ptsim does not keep, so the replay stops`,
+        `${already}: what glibc ${this.process.profile.version} does here depends on heap memory ptsim does not keep, so the replay stops`,
       );
     }
     throw new GlibcAbort(verdict);
@@ -732,6 +793,7 @@ export class Replayer implements TraceSink {
       liveBytes,
       warnings: this.warnings,
       touch: this.touchMode,
+      glibc: this.process.profile.version,
     };
     const m = this.measured;
     if (m.count > 0) {

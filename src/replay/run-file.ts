@@ -8,6 +8,8 @@
 import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
+import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
+import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
 
@@ -28,6 +30,26 @@ export interface ReplaySettings {
   maxBrk?: number;
   /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
   touch?: TouchMode;
+  /** The glibc release to model (default: the trace's `# glibc` line, else 2.36). */
+  glibc?: string;
+}
+
+/**
+ * The profile a replay models: the settings' version, else the trace's `# glibc` line, else the
+ * default; a version without a profile of its own gets the nearest, and a note says so.
+ */
+function chooseProfile(
+  glibc: string | undefined,
+  header: TraceHeader | null,
+): { profile: GlibcProfile; note?: string } {
+  const asked = glibc ?? header?.facts.get('glibc');
+  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE };
+  const p = profileFor(asked);
+  if (p !== undefined) return p;
+  return {
+    profile: DEFAULT_PROFILE,
+    note: `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
+  };
 }
 
 export interface ImportSettings {
@@ -36,7 +58,7 @@ export interface ImportSettings {
   pid?: number;
 }
 
-interface RunOptions extends ReplaySettings {
+export interface RunOptions extends ReplaySettings {
   import?: ImportSettings;
   displayName?: string;
   /** Stop after the event with this index (the rest of the trace is not read). */
@@ -58,6 +80,8 @@ interface RunOptions extends ReplaySettings {
   source?: (sink: TraceSink) => Promise<unknown>;
   /** Sees everything the trace's reader delivers, before the replay does (to keep a copy of it). */
   tee?: TraceSink;
+  /** Filled with the trace's call stacks and the stack of each event, when the trace has them. */
+  sites?: SiteTable;
 }
 
 export interface RunResult {
@@ -88,21 +112,38 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
 
 class StopReplay extends Error {}
 
-/** Replays a trace file (any format ptsim reads) with the given settings. */
-export async function replayFile(path: string, opts: RunOptions = {}): Promise<RunResult> {
-  const displayName = opts.displayName ?? (path === '-' ? '<stdin>' : path);
+/** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
+export interface ReplaySink {
+  sink: TraceSink;
+  /** The replayer, once the header has been delivered. */
+  readonly replayer: Replayer | null;
+  readonly header: TraceHeader | null;
+  /** The settings glibc ignores (out of range, unknown), one line each. */
+  readonly notes: string[];
+}
+
+/**
+ * The sink replayFile feeds a trace to, for a caller that delivers the trace itself (the stepper
+ * replays events it holds in memory). It throws StopReplay (isStopReplay) after `stopAfter` and
+ * at glibc's abort.
+ */
+export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySink {
   let replayer: Replayer | null = null;
   let header: TraceHeader | null = null;
   const notes: string[] = [];
   const observe = opts.observe;
   const tee = opts.tee;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
+  const sites = opts.sites;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
       tee?.header(h);
       header = h;
       const env = mergeEnv(h, opts);
-      for (const note of resolveTunables(env).notes) notes.push(`${note.setting}: ${note.reason}`);
+      const chosen = chooseProfile(opts.glibc, h);
+      if (chosen.note !== undefined) notes.push(chosen.note);
+      for (const note of resolveTunables(env, chosen.profile).notes)
+        notes.push(`${note.setting}: ${note.reason}`);
       const kernel: { brkBase?: number; maxBrk?: number } = {};
       const startBrk = h.facts.get('start_brk');
       if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
@@ -118,6 +159,7 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
         cores: opts.cores ?? h.nprocs ?? cpus().length,
         kernel,
         env,
+        profile: chosen.profile,
         checkLevel: opts.checkLevel ?? 0,
         touch: opts.touch,
         onEvent: opts.onEvent,
@@ -134,6 +176,8 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     event(ev: TraceEvent): void {
       tee?.event(ev);
       const r = replayer!;
+      // Before the event runs: an observer of this event may look its block's stack up.
+      if (sites !== undefined) sites.noteEvent(ev);
       r.event(ev);
       if (r.aborted) {
         if (observe !== undefined) observe(ev, r);
@@ -148,12 +192,39 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
       tee?.rss?.(sample);
       replayer!.rss(sample);
     },
+    touchesIncomplete: (line, detail) => {
+      tee?.touchesIncomplete?.(line, detail);
+      replayer!.touchesIncomplete(line, detail);
+    },
     recordsEnd: () => {
       tee?.recordsEnd?.();
       replayer!.recordsEnd();
     },
   };
+  if (sites !== undefined) sink.site = (rec) => sites.add(rec);
   if (opts.ready !== undefined) sink.ready = opts.ready;
+  return {
+    sink,
+    get replayer() {
+      return replayer;
+    },
+    get header() {
+      return header;
+    },
+    notes,
+  };
+}
+
+/** Whether an exception is the replay sink's way of stopping the reading. */
+export function isStopReplay(e: unknown): boolean {
+  return e instanceof StopReplay;
+}
+
+/** Replays a trace file (any format ptsim reads) with the given settings. */
+export async function replayFile(path: string, opts: RunOptions = {}): Promise<RunResult> {
+  const displayName = opts.displayName ?? (path === '-' ? '<stdin>' : path);
+  const rs = replaySink(displayName, opts);
+  const sink = rs.sink;
   let failure: Error | null = null;
   try {
     if (opts.source !== undefined) await opts.source(sink);
@@ -162,5 +233,5 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     if (!(e instanceof Error)) throw e;
     if (!(e instanceof StopReplay)) failure = e;
   }
-  return { replayer, header, failure, notes };
+  return { replayer: rs.replayer, header: rs.header, failure, notes: rs.notes };
 }

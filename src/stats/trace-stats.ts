@@ -20,7 +20,17 @@
 
 import { NO_KEY, keyedTokenText, tokenKey } from '../trace/token-key.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
-import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import {
+  OP_NAMES,
+  Op,
+  maxTouchPage,
+  touchNotLive,
+  touchPastEnd,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from '../trace/types.js';
 import { LogHistogram, type Summary } from './log-histogram.js';
 
 /** Size buckets: 0 for size 0, k for sizes in [2^(k-1), 2^k). */
@@ -221,6 +231,29 @@ export class TraceStats implements TraceSink {
       return;
     }
     this.born(ev, size);
+  }
+
+  /**
+   * A `#:touch` record: it must name a live block, and pages that block can reach, or a replay
+   * stops there (the first such record is the trace's mistake, worded as the replay words it).
+   */
+  touch(rec: TouchRecord): void {
+    if (this.mistake !== undefined) return;
+    const key = rec.key ?? tokenKey(rec.token);
+    const id = rec.id ?? -1;
+    let h = -1;
+    if (id >= 0 && id < this.numbered.length && this.numbered[id] === 1) h = 2 * id;
+    else if (this.unnumbered.size > 0) {
+      const u = this.unnumbered.get(key, key === NO_KEY ? rec.token : '');
+      if (u !== NONE) h = u;
+    }
+    if (h < 0) {
+      this.mistake = { line: rec.line, detail: touchNotLive(rec.token) };
+      return;
+    }
+    const size = this.rec[h * 4 + 2]!;
+    if (rec.maxPage > maxTouchPage(size))
+      this.mistake = { line: rec.line, detail: touchPastEnd(rec.token, rec.maxPage, size) };
   }
 
   /** A new live block: the one the event returns. */

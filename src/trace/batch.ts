@@ -11,7 +11,10 @@
  * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
  * token in the in columns (its text, when it has no key, among the texts), its page ranges in
  * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
- * sample keeps anon in n1, heap in n2, and its mark, when it has one (param 1), among the texts.
+ * sample keeps anon in n1, heap in n2, rec in inKey, and its mark, when it has one (param 1), among the texts;
+ * a `# touches incomplete from here` line keeps its detail among the texts. The records of the site
+ * table (`#:stack`, `#:map`, `#:sym`) are few: they travel as objects, in `sites`, each marked by
+ * SITE in the op column.
  */
 
 import type { ReadEvent } from './event.js';
@@ -21,6 +24,7 @@ import {
   NULL_TOKEN,
   type OpCode,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceSink,
 } from './types.js';
@@ -28,14 +32,16 @@ import {
 /** Events per batch: about 1 MiB of columns, big enough that the cost of a message vanishes. */
 const BATCH_EVENTS = 16384;
 
-/** Bytes per event: six float64 columns, four int32 columns, one byte column. */
-const BATCH_BYTES = BATCH_EVENTS * (6 * 8 + 4 * 4 + 1);
+/** Bytes per event: six float64 columns, five int32 columns, one byte column. */
+const BATCH_BYTES = BATCH_EVENTS * (6 * 8 + 5 * 4 + 1);
 
 /** Codes of the op column: OpCodes below FOLLOWED, then FOLLOWED + OpCode, then the records. */
 const FOLLOWED = 0x20;
 const TOUCH = 0x40;
 const RSS = 0x41;
 const RECORDS_END = 0x42;
+const INCOMPLETE = 0x43;
+const SITE = 0x44;
 
 /** What a batch is sent as (the buffer is transferred). */
 export interface BatchMessage {
@@ -45,6 +51,7 @@ export interface BatchMessage {
   firstIndex: number;
   texts: string[];
   pages: number[];
+  sites: SiteRecord[];
 }
 
 export class EventBatch {
@@ -59,6 +66,7 @@ export class EventBatch {
   private readonly param: Int32Array;
   private readonly inId: Int32Array;
   private readonly outId: Int32Array;
+  private readonly site: Int32Array;
   private readonly op: Uint8Array;
   /** Events in the batch. */
   count = 0;
@@ -68,6 +76,8 @@ export class EventBatch {
   texts: string[] = [];
   /** The page ranges of the touch records, in order. */
   pages: number[] = [];
+  /** The site records, in order. */
+  sites: SiteRecord[] = [];
   /** Events in the batch (count counts the records too). */
   private events = 0;
 
@@ -85,7 +95,8 @@ export class EventBatch {
     this.param = new Int32Array(buffer, 52 * n, n);
     this.inId = new Int32Array(buffer, 56 * n, n);
     this.outId = new Int32Array(buffer, 60 * n, n);
-    this.op = new Uint8Array(buffer, 64 * n, n);
+    this.site = new Int32Array(buffer, 64 * n, n);
+    this.op = new Uint8Array(buffer, 68 * n, n);
   }
 
   /** A received batch. */
@@ -95,6 +106,7 @@ export class EventBatch {
     b.firstIndex = m.firstIndex;
     b.texts = m.texts;
     b.pages = m.pages;
+    b.sites = m.sites;
     return b;
   }
 
@@ -107,6 +119,7 @@ export class EventBatch {
       firstIndex: this.firstIndex,
       texts: this.texts,
       pages: this.pages,
+      sites: this.sites,
     };
   }
 
@@ -125,6 +138,7 @@ export class EventBatch {
     this.outKey[i] = ev.outKey;
     this.inId[i] = ev.inId;
     this.outId[i] = ev.outId;
+    this.site[i] = ev.site;
     // A token without a key keeps its text: reading it makes no string.
     if (ev.inKey === NO_KEY) this.texts.push(ev.in);
     if (ev.outKey === NO_KEY) this.texts.push(ev.out);
@@ -154,8 +168,25 @@ export class EventBatch {
     this.time[i] = s.time;
     this.n1[i] = s.anon;
     this.n2[i] = s.heap;
+    this.inKey[i] = s.rec ?? -1;
     this.param[i] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
+    return this.count === BATCH_EVENTS;
+  }
+
+  /** Appends a `# touches incomplete from here` line. Returns true when the batch is full. */
+  addTouchesIncomplete(line: number, detail: string): boolean {
+    const i = this.count++;
+    this.op[i] = INCOMPLETE;
+    this.line[i] = line;
+    this.texts.push(detail);
+    return this.count === BATCH_EVENTS;
+  }
+
+  /** Appends a site record. Returns true when the batch is full. */
+  addSite(rec: SiteRecord): boolean {
+    this.op[this.count++] = SITE;
+    this.sites.push(rec);
     return this.count === BATCH_EVENTS;
   }
 
@@ -174,6 +205,7 @@ export class EventBatch {
     let t = 0;
     let index = this.firstIndex;
     let p = 0;
+    let sp = 0;
     for (let i = 0; i < this.count; i++) {
       const code = this.op[i]!;
       if (code >= TOUCH) {
@@ -191,8 +223,13 @@ export class EventBatch {
           rss.time = this.time[i]!;
           rss.anon = this.n1[i]!;
           rss.heap = this.n2[i]!;
+          rss.rec = this.inKey[i]!;
           rss.mark = this.param[i] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
+        } else if (code === INCOMPLETE) {
+          sink.touchesIncomplete?.(this.line[i]!, texts[t++]!);
+        } else if (code === SITE) {
+          sink.site?.(this.sites[sp++]!);
         } else {
           sink.recordsEnd?.();
         }
@@ -211,6 +248,7 @@ export class EventBatch {
       ev.setOut(outKey, outKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
       ev.inId = this.inId[i]!;
       ev.outId = this.outId[i]!;
+      ev.site = this.site[i]!;
       if (code < FOLLOWED) {
         ev.op = code as OpCode;
         sink.event(ev);

@@ -29,6 +29,8 @@ export class ReadEvent implements TraceEvent {
   outId = -1;
   /** true, or undefined rather than false: a copy of an event without records has no such key. */
   recordsFollow: boolean | undefined = undefined;
+  /** The call stack's number (`^ID`), -1 when the line has none. */
+  site = -1;
   /** The texts of tokens without a key (NULL_TOKEN otherwise). */
   #inText = NULL_TOKEN;
   #outText = NULL_TOKEN;

@@ -22,6 +22,7 @@ import {
   TraceReadError,
   TraceSyntaxError,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
@@ -74,8 +75,16 @@ class BatchingSink implements TraceSink {
     if (this.batch.addRss(s)) this.flush();
   }
 
+  touchesIncomplete(line: number, detail: string): void {
+    if (this.batch.addTouchesIncomplete(line, detail)) this.flush();
+  }
+
   recordsEnd(): void {
     if (this.batch.addRecordsEnd()) this.flush();
+  }
+
+  site(rec: SiteRecord): void {
+    if (this.batch.addSite(rec)) this.flush();
   }
 
   /** Sends the events batched so far, first waiting while the parent holds MAX_IN_FLIGHT batches. */

@@ -58,6 +58,8 @@ import {
   TraceSyntaxError,
   type OpCode,
   type RssSample,
+  type SiteRecord,
+  type SymFrame,
   type TraceHeader,
   type TraceSink,
 } from './types.js';
@@ -86,8 +88,17 @@ const AT = 64;
 const ZERO = 48;
 const MINUS = 45;
 const COLON = 58;
+
+/** `touches incomplete from here[: DETAIL]`, after the `#` (docs/trace-format.md). */
+const INCOMPLETE = /^touches[ \t]+incomplete[ \t]+from[ \t]+here(?![^ \t:\r])[ \t]*:?(.*)$/s;
+
+/** The recorder's reason, as a `# touches incomplete from here` line gives it. */
+function incompleteDetail(rest: string): string {
+  return rest.trim();
+}
 const COMMA = 44;
 const EQUALS = 61;
+const CARET = 94;
 
 /**
  * Where the parser stands between events (see TraceEvent.recordsFollow): nothing waits; the last
@@ -583,6 +594,10 @@ export class TraceParser {
   private readonly rssRec = new ReadRss();
   /** `#:rss` samples read before the first event, delivered after the header. */
   private early: RssSample[] | null = null;
+  /** Site records read before the header was sent, delivered after it. */
+  private earlySites: SiteRecord[] = [];
+  /** The stack numbers `#:stack` records have defined: 1 at each. */
+  private stacks = new Uint8Array(64);
 
   constructor(
     /** The file name used in error messages. */
@@ -822,7 +837,21 @@ export class TraceParser {
       outKey = this.num;
       if (outKey === NO_KEY) outText = asciiString(b, s, i);
     }
-    // The last token must end the line.
+    // The last token must end the line, or be followed by the stack's number.
+    let site = -1;
+    if (b[i] === SPACE && b[i + 1] === CARET) {
+      const start = i + 2;
+      let v = 0;
+      i = start;
+      for (;;) {
+        const d = b[i]! - ZERO;
+        if (d >>> 0 > 9) break;
+        v = v * 10 + d;
+        i++;
+      }
+      if (i === start || i - start > 9 || !this.stackDefined(v)) return -1;
+      site = v;
+    }
     if (b[i] === CR) i++;
     if (b[i] !== LF) return -1;
 
@@ -836,6 +865,7 @@ export class TraceParser {
     ev.setOut(outKey, outText);
     ev.setIn(inKey, inText);
     ev.param = 0;
+    ev.site = site;
     ev.line = this.lineNo;
     ev.index = this.events++;
     this.numberTokens();
@@ -965,6 +995,7 @@ export class TraceParser {
     if (b[s0] === HASH) {
       if (b[s0 + 1] === COLON) this.record(b, ls, le, nt, ctl);
       else if (!this.headerSent) this.headerLine(b, s0 + 1, le);
+      else if (nt >= 3) this.incompleteLine(b, s0 + 1, le);
       return;
     }
     if (ctl >= 0) this.controlCharacter(b, ls, ctl);
@@ -985,6 +1016,11 @@ export class TraceParser {
     const op = opCode(b, this.tokStart(k), this.tokEnd(k));
     if (op < 0) this.unknownOp(b, this.tokStart(k), this.tokEnd(k));
     k++;
+    ev.site = -1;
+    if (nt - k === ARITY[op]! + 1 && b[this.tokStart(nt - 1)] === CARET) {
+      ev.site = this.siteId(b, this.tokStart(nt - 1), this.tokEnd(nt - 1));
+      nt--;
+    }
     if (nt - k !== ARITY[op]) this.arity(op, nt - k);
 
     ev.n1 = 0;
@@ -1081,6 +1117,123 @@ export class TraceParser {
       this.touchLine(b, ls, nt, ctl);
     else if (n === 3 && b[k] === 0x72 && b[k + 1] === 0x73 && b[k + 2] === 0x73)
       this.rssLine(b, ls, le, ctl);
+    else if (n === 5 && (b as FastSliceBuffer).latin1Slice(k, k + 5) === 'stack')
+      this.stackLine(b, ls, le, ctl);
+    else if (n === 3 && b[k] === 0x6d && b[k + 1] === 0x61 && b[k + 2] === 0x70)
+      this.mapLine(b, ls, le, ctl);
+    else if (n === 3 && b[k] === 0x73 && b[k + 1] === 0x79 && b[k + 2] === 0x6d)
+      this.symLine(b, ls, le);
+  }
+
+  /** Hands a site record to the sink, or keeps it until the header has been sent. */
+  private siteRecord(rec: SiteRecord): void {
+    if (this.headerSent) this.sink.site?.(rec);
+    else this.earlySites.push(rec);
+  }
+
+  /** Whether a `#:stack` record has defined stack `id`. */
+  private stackDefined(id: number): boolean {
+    return id < this.stacks.length && this.stacks[id] === 1;
+  }
+
+  /** `^ID` at the end of an event line (general path): a stack defined by an earlier `#:stack`. */
+  private siteId(b: Buffer, s: number, e: number): number {
+    let v = 0;
+    for (let i = s + 1; i < e; i++) {
+      const d = b[i]! - ZERO;
+      if (d >>> 0 > 9 || i - s > 9)
+        this.fail(`'${show(b, s, e)}' is not a stack number (^ then a decimal number below 10^9)`);
+      v = v * 10 + d;
+    }
+    if (e - s === 1) this.fail(`'^' without a stack number`);
+    if (!this.stackDefined(v))
+      this.fail(
+        `stack ^${v} is not defined: a '#:stack ${v} ...' record must come before its first use`,
+      );
+    return v;
+  }
+
+  /** The blank-separated fields of b[s, e) as strings (record lines of any length). */
+  private fields(b: Buffer, s: number, e: number): string[] {
+    return (b as FastSliceBuffer)
+      .latin1Slice(s, e)
+      .split(/[ \t\r]+/)
+      .filter((f) => f !== '');
+  }
+
+  /** A code address of a record: `0x` and hex digits, below 2^53. */
+  private address(text: string, what: string): number {
+    if (!/^0[xX][0-9a-fA-F]{1,13}$/.test(text))
+      this.fail(
+        `${what}: '${text.slice(0, SHOW_MAX)}' is not an address (0x and at most 13 hex digits)`,
+      );
+    return parseInt(text.slice(2), 16);
+  }
+
+  /** `#:stack ID ADDR...`: the return addresses of one call stack, the allocator's caller first. */
+  private stackLine(b: Buffer, ls: number, le: number, ctl: number): void {
+    if (ctl >= 0) this.controlCharacter(b, ls, ctl);
+    const f = this.fields(b, ls, le);
+    if (f.length < 2) this.fail('#:stack takes ID ADDR...: the stack number is missing');
+    const idText = f[1]!;
+    if (!/^[0-9]{1,9}$/.test(idText))
+      this.fail(
+        `#:stack: '${idText.slice(0, SHOW_MAX)}' is not a stack number (a decimal number below 10^9)`,
+      );
+    const id = Number(idText);
+    if (this.stackDefined(id)) this.fail(`#:stack ${id} is defined twice`);
+    const frames = f.slice(2).map((a) => this.address(a, `#:stack ${id}`));
+    if (id >= this.stacks.length) {
+      let size = this.stacks.length * 2;
+      while (size <= id) size *= 2;
+      const bigger = new Uint8Array(size);
+      bigger.set(this.stacks);
+      this.stacks = bigger;
+    }
+    this.stacks[id] = 1;
+    this.siteRecord({ kind: 'stack', line: this.lineNo, id, frames });
+  }
+
+  /** `#:map START END OFFSET PATH`: a file mapped executable into the process. */
+  private mapLine(b: Buffer, ls: number, le: number, ctl: number): void {
+    if (ctl >= 0) this.controlCharacter(b, ls, ctl);
+    const m = /^\s*#:map[ \t]+(\S+)[ \t]+(\S+)[ \t]+(\S+)[ \t]+(.*?)[ \t\r]*$/.exec(
+      b.toString('utf8', ls, le),
+    );
+    if (!m || m[4] === '') this.fail('#:map takes START END OFFSET PATH');
+    const start = this.address(m[1]!, '#:map START');
+    const end = this.address(m[2]!, '#:map END');
+    const offset = this.address(m[3]!, '#:map OFFSET');
+    if (end <= start) this.fail(`#:map: END ${m[2]} is not above START ${m[1]}`);
+    const path = m[4]!;
+    this.siteRecord({ kind: 'map', line: this.lineNo, start, end, offset, path });
+  }
+
+  /**
+   * `#:sym ADDR FILE:LINE FUNCTION [ | FILE:LINE FUNCTION]...`: the source positions of a return
+   * address, innermost first, separated by a `|` between blanks; FILE is percent-encoded (a blank,
+   * `|` and `%` are %20, %7C, %25), `??` when unknown; FUNCTION is the rest of the part, `??` when
+   * unknown.
+   */
+  private symLine(b: Buffer, ls: number, le: number): void {
+    const text = b.toString('utf8', ls, le).replace(/\r$/, '');
+    const m = /^\s*#:sym[ \t]+(\S+)[ \t]+(.*)$/.exec(text);
+    if (!m) this.fail('#:sym takes ADDR FILE:LINE FUNCTION');
+    const addr = this.address(m[1]!, '#:sym');
+    const frames: SymFrame[] = [];
+    for (const part of m[2]!.split(/\s\|\s/)) {
+      const p = /^\s*(\S+):([0-9]+)[ \t]+(.*?)\s*$/.exec(part);
+      if (!p || p[3] === '')
+        this.fail(`#:sym ${m[1]}: '${part.trim().slice(0, SHOW_MAX)}' is not FILE:LINE FUNCTION`);
+      let file: string;
+      try {
+        file = decodeURIComponent(p[1]!);
+      } catch {
+        this.fail(`#:sym ${m[1]}: malformed percent-encoding in '${p[1]!.slice(0, SHOW_MAX)}'`);
+      }
+      frames.push({ fn: p[3]!, file, line: Number(p[2]) });
+    }
+    this.siteRecord({ kind: 'sym', line: this.lineNo, addr, frames });
   }
 
   /** `#:touch TOKEN PAGES` */
@@ -1135,7 +1288,7 @@ export class TraceParser {
   }
 
   /**
-   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap= and mark= are read, other keys are
+   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap=, rec= and mark= are read, other keys are
    * skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
    */
   private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
@@ -1143,6 +1296,7 @@ export class TraceParser {
     let time = -1;
     let anon = -1;
     let heap = -1;
+    let recorder = -1;
     let mark: string | null = null;
     let i = this.tokEnd(0);
     for (let first = true; ; first = false) {
@@ -1159,18 +1313,33 @@ export class TraceParser {
       if (eq === s || eq === i)
         this.fail(`#:rss: '${show(b, s, i)}' is not KEY=VALUE (or @TIME, first)`);
       const name = (b as FastSliceBuffer).latin1Slice(s, eq);
-      if (name !== 'anon' && name !== 'heap' && name !== 'mark') continue;
+      if (name !== 'anon' && name !== 'heap' && name !== 'mark' && name !== 'rec') continue;
       if (eq + 1 === i) this.fail(`#:rss: ${name}= has no value`);
-      const seen = name === 'anon' ? anon >= 0 : name === 'heap' ? heap >= 0 : mark !== null;
+      const seen =
+        name === 'anon'
+          ? anon >= 0
+          : name === 'heap'
+            ? heap >= 0
+            : name === 'rec'
+              ? recorder >= 0
+              : mark !== null;
       if (seen) this.fail(`#:rss: ${name}= is given twice`);
       if (name === 'mark') mark = tokenString(b, eq + 1, i);
       else if (name === 'anon') anon = this.size(b, eq + 1, i, '#:rss anon=');
-      else heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else if (name === 'heap') heap = this.size(b, eq + 1, i, '#:rss heap=');
+      else recorder = this.size(b, eq + 1, i, '#:rss rec=');
     }
     if (anon < 0) this.fail("#:rss without anon=BYTES (the process's anonymous resident memory)");
     if (this.state === IDLE) {
       // Before the first event: kept until the header is out.
-      (this.early ??= []).push({ line: this.lineNo, time, anon, heap, mark: mark ?? '' });
+      (this.early ??= []).push({
+        line: this.lineNo,
+        time,
+        anon,
+        heap,
+        mark: mark ?? '',
+        rec: recorder,
+      });
       return;
     }
     const rec = this.rssRec;
@@ -1179,6 +1348,7 @@ export class TraceParser {
     rec.anon = anon;
     rec.heap = heap;
     rec.mark = mark ?? '';
+    rec.rec = recorder;
     this.beginRecord();
     this.sink.rss?.(rec);
   }
@@ -1357,6 +1527,20 @@ export class TraceParser {
   }
 
   /**
+   * A comment line after the first event: `# touches incomplete from here...` is delivered in
+   * trace order like a record (TraceSink.touchesIncomplete); any other stays a comment.
+   */
+  private incompleteLine(b: Buffer, s: number, le: number): void {
+    let i = s;
+    while (i < le && (b[i] === SPACE || b[i] === TAB)) i++;
+    if (b[i] !== 0x74 /* t */) return;
+    const m = INCOMPLETE.exec(b.toString('utf8', i, le));
+    if (m === null) return;
+    this.beginRecord();
+    this.sink.touchesIncomplete?.(this.lineNo, incompleteDetail(m[1]!));
+  }
+
+  /**
    * A comment line before the first event: `# KEY VALUE`. s is just after the `#`, le at the
    * newline. `env` and `nprocs` are checked; any other key is kept as a fact for people.
    */
@@ -1382,6 +1566,11 @@ export class TraceParser {
       if (!(n >= 1 && n <= 0x7fffffff))
         this.fail(`malformed header line '# nprocs ${value}': expected a positive number of CPUs`);
       this.header.nprocs = n;
+    } else if (key === 'touches' && INCOMPLETE.test(text)) {
+      this.header.touchesIncomplete ??= {
+        line: this.lineNo,
+        detail: incompleteDetail(INCOMPLETE.exec(text)![1]!),
+      };
     } else if (key === 'touches') {
       if (value !== 'recorded')
         this.fail(`malformed header line '# touches ${value}': expected '# touches recorded'`);
@@ -1409,6 +1598,9 @@ export class TraceParser {
   private sendHeader(): void {
     this.headerSent = true;
     this.sink.header(this.header);
+    const sites = this.earlySites;
+    this.earlySites = [];
+    for (const rec of sites) this.sink.site?.(rec);
     const early = this.early;
     if (early === null) return;
     this.early = null;

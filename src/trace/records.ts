@@ -56,6 +56,7 @@ export class ReadRss implements RssSample {
   anon = 0;
   heap = -1;
   mark = '';
+  rec = -1;
 
   /** Copies another sample's fields. */
   set(s: RssSample): void {
@@ -64,5 +65,6 @@ export class ReadRss implements RssSample {
     this.anon = s.anon;
     this.heap = s.heap;
     this.mark = s.mark;
+    this.rec = s.rec ?? -1;
   }
 }

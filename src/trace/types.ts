@@ -91,6 +91,11 @@ export interface TraceEvent {
    * Only the trace reader sets it.
    */
   recordsFollow?: boolean;
+  /**
+   * Optional: the number of the call stack the call was made from (the `^ID` field of the event
+   * line, naming a `#:stack` record), -1 or absent when the line has none.
+   */
+  site?: number;
 }
 
 /** What the comment lines before the first event say about the recording. */
@@ -104,6 +109,11 @@ export interface TraceHeader {
    * is also a fact, `touches`.)
    */
   touchesRecorded?: boolean;
+  /**
+   * `# touches incomplete from here` before the first event: the touch records are incomplete
+   * from the start (its line, and the rest of the line as TraceSink.touchesIncomplete has it).
+   */
+  touchesIncomplete?: { line: number; detail: string };
   /** Every other `# KEY VALUE` line before the first event (pid, exe, cmdline, start_brk, ...). */
   facts: Map<string, string>;
   /** The comment lines before the first event as written (without the `#`), the first MAX_HEADER_COMMENTS of them. */
@@ -149,6 +159,56 @@ export interface RssSample {
   heap: number;
   /** `mark=`: the name of the point where the program asked for the sample, or ''. */
   mark: string;
+  /**
+   * `rec=`: the part of anon that is the recorder's own memory, or -1 when the sample has none.
+   * Optional for producers other than the trace reader (absent: none).
+   */
+  rec?: number;
+}
+
+/**
+ * The records that say where the calls came from (docs/trace-format.md, "Extensions: call
+ * stacks"): a call stack (`#:stack`), a mapping of a file into the process (`#:map`) and the
+ * symbols of one code address (`#:sym`). They define a table; where they stand among the events
+ * does not matter beyond a stack preceding the first event that names it. Each object is
+ * delivered once and may be kept.
+ */
+export type SiteRecord = StackRecord | MapRecord | SymRecord;
+
+/** `#:stack ID ADDR...`: the return addresses of a call stack, the allocator's caller first. */
+export interface StackRecord {
+  kind: 'stack';
+  line: number;
+  id: number;
+  frames: number[];
+}
+
+/** `#:map START END OFFSET PATH`: PATH mapped executable at [START, END) from file offset OFFSET. */
+export interface MapRecord {
+  kind: 'map';
+  line: number;
+  start: number;
+  end: number;
+  offset: number;
+  path: string;
+}
+
+/** One source position of a code address: the function, and its file and line (0 when unknown). */
+export interface SymFrame {
+  fn: string;
+  file: string;
+  line: number;
+}
+
+/**
+ * `#:sym ADDR ...`: what the code at return address ADDR is, innermost first: the functions
+ * inlined there (when any), then the function that holds the code.
+ */
+export interface SymRecord {
+  kind: 'sym';
+  line: number;
+  addr: number;
+  frames: SymFrame[];
 }
 
 /** The page size of `#:touch` records: pages are counted in 4096-byte pages. */
@@ -169,6 +229,19 @@ export const TOUCH_MIN_BYTES = 4096;
  */
 export function maxTouchPage(bytes: number): number {
   return bytes <= 0 ? -1 : Math.floor((bytes - 1 + TOUCH_PAGE - 16) / TOUCH_PAGE);
+}
+
+/** What a replay (and a check of the trace) says of a `#:touch` record of a token that is not live. */
+export function touchNotLive(token: string): string {
+  return `#:touch of ${token}, which is not a live block (never allocated, or freed or reallocated since)`;
+}
+
+/** What is said of a `#:touch` record naming `page`, past the last page of a block of `bytes`. */
+export function touchPastEnd(token: string, page: number, bytes: number): string {
+  const most = maxTouchPage(bytes);
+  return most < 0
+    ? `#:touch of ${token}: page ${page} is past the block's last requested byte (it has none: 0 bytes requested)`
+    : `#:touch of ${token}: page ${page} is past the block's last requested byte (a block of ${bytes} bytes reaches page ${most} at most)`;
 }
 
 /** How many header comment lines a reader keeps as text. */
@@ -196,6 +269,17 @@ export interface TraceSink {
   touch?(rec: TouchRecord): void;
   /** Called for each `#:rss` sample, in trace order. The object is reused. */
   rss?(sample: RssSample): void;
+  /**
+   * Called, in trace order like a record, for a `# touches incomplete from here` line after the
+   * first event: from this point the recording's `#:touch` records do not cover every page the
+   * program touched. `detail` is the rest of the line (the recorder's reason), trimmed.
+   */
+  touchesIncomplete?(line: number, detail: string): void;
+  /**
+   * Called for each `#:stack`, `#:map` and `#:sym` record, in trace order. The object is the
+   * sink's to keep. A sink without it ignores them.
+   */
+  site?(rec: SiteRecord): void;
   /**
    * Called after the records that follow an event delivered with recordsFollow set (and after
    * those that come before the first event, if any), before the next event or the end.

@@ -1,37 +1,28 @@
 /**
  * compare and sweep: each row's figures are those of a separate `ptsim replay` with the same
- * settings (through the built command, worker threads included), and the frontier is right.
+ * settings (through the built command, worker threads included, called in this process: see
+ * test/helpers/cli.ts), and the frontier is right.
  */
 
-import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { inProcess } from '../helpers/cli.js';
 import { paretoFrontier } from '../../src/analysis/frontier.js';
 import type { Figures } from '../../src/analysis/figures.js';
 import { parseConfig } from '../../src/cli/config.js';
 import { parseValues } from '../../src/cli/sweep-command.js';
 
-const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
-
-function ptsim(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    encoding: 'utf8',
-    cwd: ROOT,
-    maxBuffer: 1 << 26,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const ptsim = inProcess;
 
 describe('compare', () => {
-  it('gives each configuration the figures of a separate replay', () => {
+  it('gives each configuration the figures of a separate replay', async () => {
     const trace = 'traces/thread-arenas.trace';
     const configs = [
       'M_MMAP_THRESHOLD=131072',
       'glibc.malloc.arena_max=2',
       'MALLOC_ARENA_MAX=1 M_TRIM_THRESHOLD=0',
     ];
-    const r = ptsim([
+    const r = await ptsim([
       'compare',
       trace,
       '--cores',
@@ -48,8 +39,10 @@ describe('compare', () => {
       ['--tunables', 'glibc.malloc.arena_max=2'],
       ['--env', 'MALLOC_ARENA_MAX=1', '--mallopt', 'M_TRIM_THRESHOLD=0'],
     ];
-    single.forEach((args, i) => {
-      const s = JSON.parse(ptsim(['replay', trace, '--cores', '2', '--json', ...args]).out) as {
+    for (const [i, args] of single.entries()) {
+      const s = JSON.parse(
+        (await ptsim(['replay', trace, '--cores', '2', '--json', ...args])).out,
+      ) as {
         rss: number;
         peakRss: number;
         syscalls: object;
@@ -70,7 +63,7 @@ describe('compare', () => {
         faults: s.pageFaults,
         heap: s.mallinfo2.arena,
       });
-    });
+    }
   });
 
   it('reads configurations from YAML and JSON files', async () => {
@@ -86,7 +79,7 @@ describe('compare', () => {
       JSON.stringify(['M_MMAP_THRESHOLD=131072', { name: 'one arena', settings: 'M_ARENA_MAX=1' }]),
     );
     for (const f of ['c.yaml', 'c.json']) {
-      const r = ptsim([
+      const r = await ptsim([
         'compare',
         'traces/field-report.trace',
         '--configs',
@@ -102,7 +95,7 @@ describe('compare', () => {
     }
   });
 
-  it('reports a trace it cannot read in one line, from worker threads too', () => {
+  it('reports a trace it cannot read in one line, from worker threads too', async () => {
     for (const args of [
       [
         'compare',
@@ -114,22 +107,22 @@ describe('compare', () => {
       ],
       ['sweep', 'no-such.trace', '--param', 'mmap_threshold=64K..256K'],
     ]) {
-      const r = ptsim(args);
+      const r = await ptsim(args);
       expect(r.code).toBe(2);
       expect(r.err.trim()).toBe('ptsim: no-such.trace: no such file');
     }
   });
 
-  it('rejects settings it does not know, in one line', () => {
-    const r = ptsim(['compare', 'traces/field-report.trace', '--config', 'FOO=1']);
+  it('rejects settings it does not know, in one line', async () => {
+    const r = await ptsim(['compare', 'traces/field-report.trace', '--config', 'FOO=1']);
     expect(r.code).toBe(2);
     expect(r.err).toContain("'FOO=1'");
   });
 });
 
 describe('sweep', () => {
-  it('covers the grid with the figures of separate replays and marks the frontier', () => {
-    const r = ptsim([
+  it('covers the grid with the figures of separate replays and marks the frontier', async () => {
+    const r = await ptsim([
       'sweep',
       'traces/thread-arenas.trace',
       '--cores',
@@ -156,17 +149,19 @@ describe('sweep', () => {
       (x) => x.params['arena_max'] === 1 && x.params['mmap_threshold'] === 131072,
     )!;
     const s = JSON.parse(
-      ptsim([
-        'replay',
-        'traces/thread-arenas.trace',
-        '--cores',
-        '2',
-        '--json',
-        '--mallopt',
-        'M_ARENA_MAX=1',
-        '--mallopt',
-        'M_MMAP_THRESHOLD=131072',
-      ]).out,
+      (
+        await ptsim([
+          'replay',
+          'traces/thread-arenas.trace',
+          '--cores',
+          '2',
+          '--json',
+          '--mallopt',
+          'M_ARENA_MAX=1',
+          '--mallopt',
+          'M_MMAP_THRESHOLD=131072',
+        ])
+      ).out,
     ) as { rss: number };
     expect(one.memory).toBe(s.rss);
     expect(rows.filter((x) => x.frontier).length).toBeGreaterThan(0);

@@ -83,6 +83,23 @@ const TRACES = [
       '',
     ].join('\n'),
   ),
+  // A recording whose touch records stop covering every page part way (the replay's model changes
+  // there: a stored copy must change it at the same event).
+  file(
+    'incomplete.trace',
+    [
+      '# touches recorded',
+      '1 malloc 10000 a',
+      '1 malloc 50000 c',
+      '#:touch a 0',
+      '1 free a',
+      '# touches incomplete from here: pagemap could not be read',
+      '1 malloc 20000 b',
+      '1 free c',
+      '1 free b',
+      '',
+    ].join('\n'),
+  ),
   // Tokens that are not ASCII.
   file('utf8.trace', '1 malloc 10 café\n1 malloc 20 ü\n1 free café\n1 realloc ü 40 naïve\n'),
 ];
@@ -104,6 +121,7 @@ async function eventsOf(deliver: (sink: TraceSink) => Promise<unknown>): Promise
         maxPage: rec.maxPage,
       }),
     rss: (sample) => out.push({ rss: { ...sample } }),
+    touchesIncomplete: (line, detail) => out.push({ incomplete: line, detail }),
     recordsEnd: () => out.push('end'),
   });
   return out;

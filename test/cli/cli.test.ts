@@ -1,24 +1,22 @@
 /**
  * The ptsim command as a user meets it: help, the summary, and clear one-line errors with file
- * and line for mistakes (never a stack trace), with the documented exit statuses.
+ * and line for mistakes (never a stack trace), with the documented exit statuses. The built command
+ * runs in this process (test/helpers/cli.ts), but for standard input, which needs its own.
  */
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { inProcess, spawned } from '../helpers/cli.js';
 
-const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function ptsim(args: string[], input?: string): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', input, cwd: ROOT });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+/** Relative paths (traces/...) are the repository's: vitest runs in its root. */
+const ptsim = inProcess;
 
 function trace(name: string, text: string | Buffer): string {
   const p = join(dir, name);
@@ -27,11 +25,11 @@ function trace(name: string, text: string | Buffer): string {
 }
 
 describe('ptsim', () => {
-  it('explains itself', () => {
-    const top = ptsim(['--help']);
+  it('explains itself', async () => {
+    const top = await ptsim(['--help']);
     expect(top.code).toBe(0);
     expect(top.out).toContain('replay TRACE');
-    const help = ptsim(['replay', '--help']);
+    const help = await ptsim(['replay', '--help']);
     expect(help.code).toBe(0);
     for (const opt of [
       '--events',
@@ -51,36 +49,40 @@ describe('ptsim', () => {
     }
   });
 
-  it('replays the bundled field report and prints a summary', () => {
-    const r = ptsim(['replay', 'traces/field-report.trace']);
+  it('replays the bundled field report and prints a summary', async () => {
+    const r = await ptsim(['replay', 'traces/field-report.trace']);
     expect(r.code).toBe(0);
     expect(r.out).toContain('resident (RSS) at the end');
     expect(r.out).toContain('mallinfo2()');
   });
 
-  it('prints the JSON summary the fidelity log contract names', () => {
-    const r = ptsim(['replay', trace('a.trace', '1 malloc 24 a\n1 free a\n'), '--json']);
+  it('prints the JSON summary the fidelity log contract names', async () => {
+    const r = await ptsim(['replay', trace('a.trace', '1 malloc 24 a\n1 free a\n'), '--json']);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.out) as Record<string, unknown>;
     for (const k of ['events', 'mallinfo2', 'rss', 'peakRss', 'brk']) expect(s).toHaveProperty(k);
     expect(s['events']).toBe(2);
   });
 
-  it('reads gzip traces by their magic bytes and standard input as -', () => {
+  it('reads gzip traces by their magic bytes and standard input as -', async () => {
     const gz = trace('z.bin', gzipSync('1 malloc 100 a\n'));
-    expect((JSON.parse(ptsim(['replay', gz, '--json']).out) as { events: number }).events).toBe(1);
+    expect(
+      (JSON.parse((await ptsim(['replay', gz, '--json'])).out) as { events: number }).events,
+    ).toBe(1);
     expect(
       (
-        JSON.parse(ptsim(['replay', '-', '--json'], '1 malloc 100 a\n1 free a\n').out) as {
+        JSON.parse(
+          spawned(['replay', '-', '--json'], { input: '1 malloc 100 a\n1 free a\n' }).out,
+        ) as {
           events: number;
         }
       ).events,
     ).toBe(2);
   });
 
-  it('writes the fidelity log', () => {
+  it('writes the fidelity log', async () => {
     const log = join(dir, 'events.jsonl');
-    const r = ptsim([
+    const r = await ptsim([
       'replay',
       trace('b.trace', '1 malloc 24 a\n1 realloc a 0 0\n'),
       '--events',
@@ -94,97 +96,103 @@ describe('ptsim', () => {
     ]);
   });
 
-  it('names the file and line of a malformed line', () => {
+  it('names the file and line of a malformed line', async () => {
     const p = trace('bad.trace', '1 malloc 24 a\n1 malocc 24 b\n');
-    const r = ptsim(['replay', p]);
+    const r = await ptsim(['replay', p]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${p}:2:`);
     expect(r.err).toContain('malocc');
     expect(r.err).not.toMatch(/\n\s+at /);
   });
 
-  it('names the token and line of a free of an unknown block', () => {
+  it('names the token and line of a free of an unknown block', async () => {
     const p = trace('unknown.trace', '1 malloc 24 a\n1 free zz\n');
-    const r = ptsim(['replay', p]);
+    const r = await ptsim(['replay', p]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${p}:2: free of zz`);
   });
 
-  it("reports glibc's own abort message with the event that caused it", () => {
+  it("reports glibc's own abort message with the event that caused it", async () => {
     const p = trace('df.trace', '1 malloc 24 a\n1 free a\n1 free a\n');
-    const r = ptsim(['replay', p]);
+    const r = await ptsim(['replay', p]);
     expect(r.code).toBe(3);
     expect(r.err).toContain('free(): double free detected in tcache 2');
     expect(r.err).toContain('event 2');
     expect(r.err).toContain(`${p}:3`);
   });
 
-  it('reports a missing file and bad options in one line', () => {
-    const missing = ptsim(['replay', join(dir, 'nope.trace')]);
+  it('reports a missing file and bad options in one line', async () => {
+    const missing = await ptsim(['replay', join(dir, 'nope.trace')]);
     expect(missing.code).toBe(2);
     expect(missing.err).toContain('no such file');
-    const opt = ptsim(['replay', 'traces/field-report.trace', '--frobnicate']);
+    const opt = await ptsim(['replay', 'traces/field-report.trace', '--frobnicate']);
     expect(opt.code).toBe(2);
     expect(opt.err).toContain("Try 'ptsim replay --help'");
-    const mallopt = ptsim(['replay', 'traces/field-report.trace', '--mallopt', 'M_NOPE=1']);
+    const mallopt = await ptsim(['replay', 'traces/field-report.trace', '--mallopt', 'M_NOPE=1']);
     expect(mallopt.code).toBe(2);
     expect(mallopt.err).toContain('unknown parameter');
   });
 
-  it('states the arena limit glibc applies: arena_max when set, else 8 per CPU, never below arena_test + 1', () => {
+  it('states the arena limit glibc applies: arena_max when set, else 8 per CPU, never below arena_test + 1', async () => {
     // Eleven threads, each allocating once: each new thread gets an arena while the limit allows.
     const t = trace(
       'eleven.trace',
       Array.from({ length: 11 }, (_, i) => `${i + 1} malloc 10 b${i}`).join('\n') + '\n',
     );
-    const line = (args: string[]): string =>
-      ptsim(['replay', t, ...args])
-        .out.split('\n')
+    const line = async (args: string[]): Promise<string> =>
+      (await ptsim(['replay', t, ...args])).out
+        .split('\n')
         .find((l) => l.trimStart().startsWith('arenas '))!
         .trim();
-    expect(line(['--cores', '2'])).toBe(
+    expect(await line(['--cores', '2'])).toBe(
       "arenas                      11 (glibc's limit: 16 with 2 CPUs)",
     );
     // arena_get2 fixes the limit only once there are more than arena_test (8) arenas: with one CPU, 9.
-    expect(line(['--cores', '1'])).toBe(
+    expect(await line(['--cores', '1'])).toBe(
       "arenas                      9 (glibc's limit: 9, as arena_test is 8; 8 per CPU with 1 CPU would be 8)",
     );
-    expect(line(['--cores', '1', '--mallopt', 'M_ARENA_TEST=3'])).toBe(
+    expect(await line(['--cores', '1', '--mallopt', 'M_ARENA_TEST=3'])).toBe(
       "arenas                      8 (glibc's limit: 8 with 1 CPU)",
     );
-    expect(line(['--cores', '2', '--env', 'MALLOC_ARENA_MAX=3'])).toBe(
+    expect(await line(['--cores', '2', '--env', 'MALLOC_ARENA_MAX=3'])).toBe(
       'arenas                      3 (limit: 3, set by arena_max)',
     );
   });
 
-  it('applies settings: the field report stops pinning memory with a fixed mmap threshold', () => {
-    const base = JSON.parse(ptsim(['replay', 'traces/field-report.trace', '--json']).out) as {
+  it('applies settings: the field report stops pinning memory with a fixed mmap threshold', async () => {
+    const base = JSON.parse(
+      (await ptsim(['replay', 'traces/field-report.trace', '--json'])).out,
+    ) as {
       rss: number;
     };
     const fixed = JSON.parse(
-      ptsim([
-        'replay',
-        'traces/field-report.trace',
-        '--json',
-        '--mallopt',
-        'M_MMAP_THRESHOLD=131072',
-      ]).out,
+      (
+        await ptsim([
+          'replay',
+          'traces/field-report.trace',
+          '--json',
+          '--mallopt',
+          'M_MMAP_THRESHOLD=131072',
+        ])
+      ).out,
     ) as { rss: number };
     expect(base.rss).toBeGreaterThan(8 << 20);
     expect(fixed.rss).toBeLessThan(64 << 10);
     const env = JSON.parse(
-      ptsim([
-        'replay',
-        'traces/field-report.trace',
-        '--json',
-        '--env',
-        'MALLOC_MMAP_THRESHOLD_=131072',
-      ]).out,
+      (
+        await ptsim([
+          'replay',
+          'traces/field-report.trace',
+          '--json',
+          '--env',
+          'MALLOC_MMAP_THRESHOLD_=131072',
+        ])
+      ).out,
     ) as { rss: number };
     expect(env.rss).toBe(fixed.rss);
   });
 
-  it('replays with the touch model asked for, and shows the recording beside the replay', () => {
+  it('replays with the touch model asked for, and shows the recording beside the replay', async () => {
     const p = trace(
       'touched.trace',
       [
@@ -193,17 +201,19 @@ describe('ptsim', () => {
         '#:touch buf 0-99',
         '#:rss @1000 anon=1000000 heap=450000 mark=loaded',
         '1 malloc 100 small',
-        '#:rss anon=2000000',
+        '#:rss anon=2000000 rec=65536',
       ].join('\n') + '\n',
     );
-    const json = (args: string[]): { rss: number; touch: string; measured?: unknown } =>
-      JSON.parse(ptsim(['replay', p, '--json', '--cores', '2', ...args]).out) as {
+    const json = async (
+      args: string[],
+    ): Promise<{ rss: number; touch: string; measured?: unknown }> =>
+      JSON.parse((await ptsim(['replay', p, '--json', '--cores', '2', ...args])).out) as {
         rss: number;
         touch: string;
       };
-    const rec = json([]);
-    const none = json(['--touch', 'none']);
-    const full = json(['--touch', 'full']);
+    const rec = await json([]);
+    const none = await json(['--touch', 'none']);
+    const full = await json(['--touch', 'full']);
     expect([rec.touch, none.touch, full.touch]).toEqual(['recorded', 'none', 'full']);
     expect(rec.rss - none.rss).toBe(99 * 4096);
     expect(full.rss - none.rss).toBe(1024 * 4096);
@@ -215,6 +225,7 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
@@ -224,46 +235,74 @@ describe('ptsim', () => {
         time: -1,
         anon: 2000000,
         heap: null,
+        recorder: 65536,
         mark: null,
         modelled: rec.rss,
       },
     });
-    const text = ptsim(['replay', p, '--cores', '2']);
+    const text = await ptsim(['replay', p, '--cores', '2']);
     expect(text.code).toBe(0);
     expect(text.out).toContain(
       "larger ones the pages of the trace's #:touch records (--touch recorded)",
     );
     expect(text.out).toContain('measured by the recording   2 #:rss samples');
     expect(text.out).toMatch(
-      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\); replay /,
+      /last sample {15}after event 1: RssAnon 1\.91 MiB \(2,000,000 B\), of which the recorder's own 64\.00 KiB \(65,536 B\); replay /,
     );
     expect(text.err).toBe('');
-    const bad = ptsim(['replay', p, '--touch', 'some']);
+    const bad = await ptsim(['replay', p, '--touch', 'some']);
     expect(bad.code).toBe(2);
     expect(bad.err).toContain("--touch takes recorded, full or none, got 'some'");
   });
 
-  it('notes that a trace with big blocks and no touch records gives an upper bound', () => {
+  it('notes that a trace with big blocks and no touch records gives an upper bound', async () => {
     const p = trace('untouched.trace', '1 malloc 2000000 a\n1 free a\n');
-    const r = ptsim(['replay', p]);
+    const r = await ptsim(['replay', p]);
     expect(r.code).toBe(0);
     expect(r.err).toBe(
       `ptsim: note: ${p} has blocks of 1 MiB or more but no touch records, so its RSS is an upper bound (the replay takes every requested byte as written); \`ptsim record\` records the pages each large block really touches\n`,
     );
-    expect(ptsim(['replay', p, '--touch', 'none']).err).toBe('');
-    const ex = ptsim(['explain', p, '--no-what-if', '--cores', '2']);
+    expect((await ptsim(['replay', p, '--touch', 'none'])).err).toBe('');
+    const ex = await ptsim(['explain', p, '--no-what-if', '--cores', '2']);
     expect(ex.code).toBe(0);
     expect(ex.out).toContain(`note: ${p} has blocks of 1 MiB or more but no touch records`);
   });
 
-  it('names the file and line of a touch record of a block that is not live', () => {
+  it('names the file and line of a touch record of a block that is not live', async () => {
     const p = trace(
       'touch-dead.trace',
       '# touches recorded\n1 malloc 9000 a\n1 free a\n#:touch a 0\n',
     );
-    const r = ptsim(['replay', p]);
+    const r = await ptsim(['replay', p]);
     expect(r.code).toBe(2);
     expect(r.err).toContain(`${p}:4: #:touch of a, which is not a live block`);
     expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('reports every kind of bad touch or rss record in one line, after the summary of the events before it', async () => {
+    for (const [record, detail] of [
+      ['#:touch a 0', '#:touch of a, which is not a live block'],
+      ['#:touch b 4', "#:touch of b: page 4 is past the block's last requested byte"],
+      ['#:touch b 1,', "#:touch: malformed page list '1,'"],
+      ['#:touch b', '#:touch takes TOKEN PAGES, got 1 argument'],
+      ['#:rss heap=4096', '#:rss without anon=BYTES'],
+      ['#:rss anon=12k', "#:rss anon= '12k' is not a number"],
+    ]) {
+      const p = trace(
+        'bad-record.trace',
+        `# touches recorded\n1 malloc 9000 b\n1 malloc 9000 a\n1 free a\n${record}\n1 free b\n`,
+      );
+      const r = await ptsim(['replay', p, '--cores', '2']);
+      expect(r.code, record).toBe(2);
+      const lines = r.err.split('\n');
+      expect(lines[0], record).toMatch(new RegExp(`^ptsim: ${p}:5: `));
+      expect(lines[0], record).toContain(detail);
+      expect(lines.slice(1)).toEqual([
+        'ptsim: replay stopped; the summary below covers the 3 events before it',
+        '',
+      ]);
+      // Nothing lost: the three events before it are in the summary.
+      expect(r.out).toContain(`${p}: 3 events replayed`);
+    }
   });
 });

@@ -145,7 +145,7 @@ describe('ptsim convert', () => {
     });
   }
 
-  it('keeps the touch records and samples of a recording, in their places', async () => {
+  it('keeps the touch records, samples and where touches became incomplete, in their places', async () => {
     const text = [
       '# pid 7',
       '# touches recorded',
@@ -153,8 +153,9 @@ describe('ptsim convert', () => {
       '@10 1 malloc 100000 0x7f0000000010',
       '#:touch 0x7f0000000010 0-3,7',
       '@20 1 malloc 9000 buf',
-      '#:rss anon=0x10000 heap=8192 other=1',
+      '#:rss anon=0x10000 heap=8192 other=1 rec=4096',
       '#:touch buf -',
+      '#  touches incomplete from here:   a sandbox ',
       '@30 1 free 0x7f0000000010',
       '',
     ].join('\n');
@@ -168,8 +169,9 @@ describe('ptsim convert', () => {
         '@10 1 malloc 100000 0x7f0000000010',
         '#:touch 0x7f0000000010 0-3,7',
         '@20 1 malloc 9000 buf',
-        '#:rss anon=65536 heap=8192',
+        '#:rss anon=65536 heap=8192 rec=4096',
         '#:touch buf -',
+        '# touches incomplete from here: a sandbox',
         '@30 1 free 0x7f0000000010',
         '',
       ].join('\n'),
@@ -248,6 +250,23 @@ describe('ptsim convert', () => {
     expect(strict.err).toContain(
       'strict.log:2: free of 0x20, which was never allocated in this log: skipped (--strict)',
     );
+    // A native trace's touch record a replay would stop at.
+    for (const [body, detail] of [
+      ['#:touch a 0', '#:touch of a, which is not a live block'],
+      ['#:touch b 9', "#:touch of b: page 9 is past the block's last requested byte"],
+    ]) {
+      const touched = await convert([
+        file(
+          'touched.trace',
+          `# touches recorded\n1 malloc 9000 a\n1 malloc 9000 b\n1 free a\n${body}\n`,
+        ),
+        '-o',
+        output,
+      ]);
+      expect(touched.code).toBe(2);
+      expect(touched.err).toContain(`ptsim: ${join(dir, 'touched.trace')}:5: ${detail}`);
+      expect(existsSync(output)).toBe(false);
+    }
     const missing = await convert([join(dir, 'nope.log'), '-o', output]);
     expect(missing.code).toBe(2);
     expect(missing.err).toBe(`ptsim: ${join(dir, 'nope.log')}: no such file\n`);

@@ -3,22 +3,17 @@
  * exact integers beyond 2^53, units as the user typed them, tables that line up.
  */
 
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { inProcess } from '../helpers/cli.js';
 import { count, formatBytes, plural, scaledBytes, sizeAsTyped } from '../../src/cli/numbers.js';
 
-const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-numbers-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function ptsim(args: string[]): { code: number | null; out: string; err: string } {
-  const r = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', cwd: ROOT });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const ptsim = inProcess;
 
 function file(name: string, text: string): string {
   const p = join(dir, name);
@@ -65,15 +60,15 @@ describe('the number formatter', () => {
 });
 
 describe('the commands print numbers', () => {
-  it('replay: "1 event", "1 heap," and the arena table aligned', () => {
-    const one = ptsim(['replay', file('one.trace', '1 malloc 24 a\n')]);
+  it('replay: "1 event", "1 heap," and the arena table aligned', async () => {
+    const one = await ptsim(['replay', file('one.trace', '1 malloc 24 a\n')]);
     expect(one.out).toContain(': 1 event replayed on a model');
     const t = file(
       'threads.trace',
       Array.from({ length: 3 }, (_, i) => `${i + 1} malloc 10 b${i}\n`).join(''),
     );
-    const arenas = ptsim(['replay', t, '--cores', '2'])
-      .out.split('\n')
+    const arenas = (await ptsim(['replay', t, '--cores', '2'])).out
+      .split('\n')
       .filter((l) => / bytes in \d+ heaps?,/.test(l));
     expect(arenas.length).toBeGreaterThan(1);
     for (const l of arenas) expect(l).toMatch(/ bytes in 1 heap, +\d+ in use,/);
@@ -81,17 +76,17 @@ describe('the commands print numbers', () => {
     expect(new Set(arenas.map((l) => l.indexOf(' in use')))).toHaveProperty('size', 1);
   });
 
-  it('stats: totals exact beyond 2^53, and a histogram whose columns line up', () => {
-    const big = ptsim([
+  it('stats: totals exact beyond 2^53, and a histogram whose columns line up', async () => {
+    const big = await ptsim([
       'stats',
       file('big.trace', '1 malloc 9007199254740992 a\n1 malloc 9007199254740992 b\n1 malloc 1 c\n'),
     ]);
     expect(big.out).toContain('total requested  16.00 PiB (18,014,398,509,481,985 B)');
-    const max = ptsim(['stats', file('max.trace', '1 malloc 18446744073709551615 0\n')]);
+    const max = await ptsim(['stats', file('max.trace', '1 malloc 18446744073709551615 0\n')]);
     expect(max.out).toContain('(18,446,744,073,709,551,615 B)');
     expect(max.out).not.toContain('18446744073709552000');
 
-    const lines = ptsim(['stats', 'traces/load-test.trace']).out.split('\n');
+    const lines = (await ptsim(['stats', 'traces/load-test.trace'])).out.split('\n');
     const start = lines.indexOf('  requested sizes (bytes)');
     const rows = lines.slice(
       start + 1,
@@ -107,8 +102,8 @@ describe('the commands print numbers', () => {
     expect(rows.at(-1)).toMatch(/^ +total requested {2}277\.56 MiB \(291,037,568 B\)$/);
   });
 
-  it('sweep: column headers, the default row, values as typed', () => {
-    const r = ptsim([
+  it('sweep: column headers, the default row, values as typed', async () => {
+    const r = await ptsim([
       'sweep',
       'traces/field-report.trace',
       '--cores',
@@ -133,8 +128,8 @@ describe('the commands print numbers', () => {
     expect(r.out).not.toContain('131072');
   });
 
-  it('compare: small sizes readable, not 0.00', () => {
-    const r = ptsim([
+  it('compare: small sizes readable, not 0.00', async () => {
+    const r = await ptsim([
       'compare',
       'traces/field-report.trace',
       '--cores',

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/cli/errors.js';
 import { STATS_HELP, statsCommand } from '../../src/cli/stats-command.js';
+import { ReplayError, Replayer } from '../../src/replay/replay.js';
 import { LogHistogram } from '../../src/stats/log-histogram.js';
 import { TraceStats } from '../../src/stats/trace-stats.js';
 import { readTraceText } from '../../src/trace/reader.js';
@@ -133,6 +134,48 @@ describe('trace statistics', () => {
       });
       expect(r.neverFreed).toEqual({ blocks: 0, bytes: 0 });
       expect(r.peak.bytes).toBe(20);
+    }
+  });
+
+  it("finds the #:touch records a replay stops at, in the replay's words", () => {
+    const replayError = (text: string): string | undefined => {
+      try {
+        readTraceText(text, 't', new Replayer('t', { cores: 2 }));
+      } catch (e) {
+        if (e instanceof ReplayError) return `${e.line}: ${e.detail}`;
+        throw e;
+      }
+      return undefined;
+    };
+    const statsError = (text: string): string | undefined => {
+      const s = new TraceStats();
+      readTraceText(text, 't', s);
+      const m = s.report().mistake;
+      return m === undefined ? undefined : `${m.line}: ${m.detail}`;
+    };
+    // Each body follows a '# touches recorded' line: its lines count from 2.
+    const cases: Array<[string, string | undefined]> = [
+      ['1 malloc 9000 a\n#:touch a 0-3\n1 free a\n', undefined],
+      ['1 malloc 9000 a\n1 free a\n#:touch a 0\n', '4: #:touch of a, which is not a live block'],
+      ['1 malloc 9000 a\n#:touch b 0\n', '3: #:touch of b, which is not a live block'],
+      // a's number goes to b: a record of a is still a mistake.
+      [
+        '1 malloc 9000 a\n1 free a\n1 malloc 9000 b\n#:touch a 0\n',
+        '5: #:touch of a, which is not a live block',
+      ],
+      ['1 malloc 9000 a\n1 realloc a 20000 b\n#:touch a 0\n', '4: #:touch of a, which is not'],
+      // A realloc the recording says failed: a lives on.
+      ['1 malloc 9000 a\n1 realloc a 20000 0\n#:touch a 3\n', undefined],
+      ['1 malloc 9000 a\n#:touch a 4\n', "3: #:touch of a: page 4 is past the block's last"],
+      ['1 malloc 0 z\n#:touch z 0\n', "3: #:touch of z: page 0 is past the block's last"],
+      ['1 malloc 0 z\n#:touch z -\n', undefined],
+    ];
+    for (const [body, expected] of cases) {
+      const text = '# touches recorded\n' + body;
+      const replayed = replayError(text);
+      if (expected === undefined) expect(replayed, body).toBeUndefined();
+      else expect(replayed?.startsWith(expected), `${body}: ${replayed}`).toBe(true);
+      expect(statsError(text), body).toBe(replayed);
     }
   });
 

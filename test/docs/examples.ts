@@ -6,16 +6,19 @@
  * next command or the end of the block, are its output as pasted on the page, where a line `...`
  * stands for lines left out. Commands run in order, in a scratch directory of the page's own (so
  * that `cat > x.trace <<'EOF'` makes a file the later commands read), with `traces/` linked to the
- * repository's, and `npx ptsim` standing for the built command, `dist/cli/main.js`.
+ * repository's, and `npx ptsim` standing for the built command, `dist/cli/main.js`. A command that
+ * is `npx ptsim` with plain arguments alone (maybe with its standard output sent to a file) runs in
+ * this process (test/helpers/cli.ts): the same built code, without a Node start-up for each; any
+ * other command (a pipe, standard input as `-`, other programs) runs in bash.
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { inProcess, MAIN, ROOT } from '../helpers/cli.js';
 
-export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
+export { ROOT };
 
 export interface Example {
   /** The command as written on the page (without the `$ `). */
@@ -71,19 +74,59 @@ export interface Ran {
   stderr: string;
 }
 
+/**
+ * The arguments of a command that is `npx ptsim` with plain words alone (quoted ones without
+ * anything the shell would expand), and the file its standard output goes to, if any; else null.
+ */
+function plainPtsim(command: string): { args: string[]; stdout?: string } | null {
+  const m = /^npx ptsim ([^\n|;&<>()$`\\*?]*?)(?: > ([\w.-]+))?$/.exec(command);
+  if (m === null) return null;
+  const args: string[] = [];
+  const word = /"([^"]*)"|'([^']*)'|([^\s"']+)|(\s+)/gy;
+  let w: RegExpExecArray | null;
+  let current: string | undefined;
+  while ((w = word.exec(m[1]!)) !== null) {
+    if (w[4] !== undefined) {
+      if (current !== undefined) args.push(current);
+      current = undefined;
+    } else current = (current ?? '') + (w[1] ?? w[2] ?? w[3]!);
+  }
+  if (word.lastIndex !== 0 && word.lastIndex < m[1]!.length) return null;
+  if (current !== undefined) args.push(current);
+  // `-` as a trace is standard input, which only a process of its own has (`-` as an output,
+  // standard output, is taken in this process too: see inProcess).
+  if (args.some((a, i) => a === '-' && !args[i - 1]!.startsWith('-'))) return null;
+  return m[2] === undefined ? { args } : { args, stdout: m[2] };
+}
+
 /** Runs a page's examples in order in a scratch directory; returns each with what it printed. */
-export function runExamples(markdown: string): Ran[] {
+export async function runExamples(markdown: string): Promise<Ran[]> {
   const dir = mkdtempSync(join(tmpdir(), 'ptsim-docs-'));
+  const cwd = process.cwd();
   try {
     symlinkSync(join(ROOT, 'traces'), join(dir, 'traces'));
     const ran: Ran[] = [];
     for (const ex of examplesOf(markdown)) {
+      const plain = plainPtsim(ex.command);
+      if (plain !== null) {
+        process.chdir(dir);
+        try {
+          const r = await inProcess(plain.args);
+          if (plain.stdout !== undefined) writeFileSync(plain.stdout, r.out);
+          const stdout = plain.stdout === undefined ? r.out : '';
+          ran.push({ example: ex, stdout, status: r.code, stderr: r.err });
+        } finally {
+          process.chdir(cwd);
+        }
+        continue;
+      }
       const cmd = ex.command.replace(/\bnpx ptsim\b/g, `'${process.execPath}' '${MAIN}'`);
       const r = spawnSync('bash', ['-c', cmd], { cwd: dir, encoding: 'utf8', maxBuffer: 64 << 20 });
       ran.push({ example: ex, stdout: r.stdout, status: r.status, stderr: r.stderr });
     }
     return ran;
   } finally {
+    process.chdir(cwd);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -122,24 +165,39 @@ export function tracesOf(markdown: string): Map<string, string> {
   return out;
 }
 
-/** The environment settings (`--env`, `--tunables`) each `ptsim replay FILE` command gives a page trace. */
-export function replaySettingsOf(
-  markdown: string,
-  traces: Map<string, string>,
-): Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> {
-  const out: Array<{ trace: string; env: Record<string, string>; mallopt: boolean }> = [];
+export interface ReplaySettings {
+  trace: string;
+  env: Record<string, string>;
+  mallopt: boolean;
+  /** The glibc version of `--glibc`, when the command gives one. */
+  glibc?: string;
+}
+
+/**
+ * The settings (`--env`, `--tunables`, `--mallopt`, `--glibc`) each `ptsim replay FILE` command
+ * gives a page trace.
+ */
+export function replaySettingsOf(markdown: string, traces: Map<string, string>): ReplaySettings[] {
+  const out: ReplaySettings[] = [];
   for (const ex of examplesOf(markdown)) {
     const m = /^npx ptsim replay (\S+)(.*)$/.exec(ex.command.split('\n')[0]!);
     if (!m || !traces.has(m[1]!)) continue;
     const env: Record<string, string> = {};
+    let glibc: string | undefined;
     const args = m[2]!.trim().split(/\s+/);
     for (let k = 0; k < args.length; k++) {
       if (args[k] === '--env') {
         const [n, v] = args[++k]!.split('=');
         env[n!] = v!;
       } else if (args[k] === '--tunables') env['GLIBC_TUNABLES'] = args[++k]!;
+      else if (args[k] === '--glibc') glibc = args[++k]!;
     }
-    out.push({ trace: m[1]!, env, mallopt: args.includes('--mallopt') });
+    out.push({
+      trace: m[1]!,
+      env,
+      mallopt: args.includes('--mallopt'),
+      ...(glibc === undefined ? {} : { glibc }),
+    });
   }
   return out;
 }

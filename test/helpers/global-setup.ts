@@ -1,13 +1,16 @@
 /**
- * vitest globalSetup: builds the native replayer (test/native/replay.c) once, before any test file
- * runs, so that a compiler error shows up once and clearly rather than in every test; and makes sure
- * a headless Chromium is there for the report's browser test (browser.ts).
+ * vitest globalSetup: builds `dist/` if a source is newer than it (build.ts), and the native
+ * replayer (test/native/replay.c), once, before any test file runs, so that a compiler error shows
+ * up once and clearly rather than in every test; and makes sure a headless Chromium is there for
+ * the report's browser test (browser.ts).
  */
 
 import { ensureChromium } from './browser.js';
+import { ensureBuilt } from './build.js';
 import { buildNativeReplayer } from './native.js';
 
 export default function setup(): void {
+  ensureBuilt();
   buildNativeReplayer();
   const browser = ensureChromium();
   if (browser !== '') process.stderr.write(`ptsim tests: ${browser}\n`);

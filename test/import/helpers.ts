@@ -5,7 +5,7 @@
 
 import { importText, type OpenTraceOptions, type OpenTraceResult } from '../../src/import/index.js';
 import { eventLine } from '../../src/import/native-writer.js';
-import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
+import type { SiteRecord, TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
 export interface Imported {
   /** `LINE: [@TIME ]TID OP ARGS` per event, the event as a native trace would write it. */
@@ -15,6 +15,8 @@ export interface Imported {
   header: TraceHeader | null;
   warnings: string[];
   result: OpenTraceResult;
+  /** The site records (call stacks, mappings, symbols), in order. */
+  sites: SiteRecord[];
 }
 
 export function collect(): {
@@ -22,7 +24,9 @@ export function collect(): {
   events: TraceEvent[];
   lines: string[];
   header: { h: TraceHeader | null };
+  sites: SiteRecord[];
 } {
+  const sites: SiteRecord[] = [];
   const events: TraceEvent[] = [];
   const lines: string[] = [];
   const header = { h: null as TraceHeader | null };
@@ -30,7 +34,12 @@ export function collect(): {
     events,
     lines,
     header,
+    sites,
     sink: {
+      site(rec) {
+        if (header.h === null) throw new Error('site record before the header');
+        sites.push(rec);
+      },
       header(h) {
         if (header.h !== null) throw new Error('header delivered twice');
         if (events.length > 0) throw new Error('header after an event');
@@ -51,7 +60,14 @@ export function imp(text: string, opts: OpenTraceOptions = {}, name = 'log.txt')
   const c = collect();
   const warnings: string[] = [];
   const result = importText(text, name, c.sink, { onWarning: (m) => warnings.push(m), ...opts });
-  return { lines: c.lines, events: c.events, header: c.header.h, warnings, result };
+  return {
+    lines: c.lines,
+    events: c.events,
+    header: c.header.h,
+    warnings,
+    result,
+    sites: c.sites,
+  };
 }
 
 /** The error an import of `text` throws (fails the test when it does not throw). */

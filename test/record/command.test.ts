@@ -39,6 +39,8 @@ describe('ptsim record', () => {
       '--no-children',
       '--no-touches',
       '--rss-every',
+      '--stacks[=DEPTH]',
+      '--free-stacks',
       'Exit status',
     ])
       expect(r.out).toContain(opt);
@@ -67,6 +69,32 @@ describe('ptsim record', () => {
     await expect(run(['--no-touches', '--rss-every', '1s', '--', 'true'])).rejects.toThrow(
       /--rss-every and --no-touches do not go together/,
     );
+    for (const depth of ['0', '257', 'x', '', '-1'])
+      await expect(run([`--stacks=${depth}`, '--', 'true'])).rejects.toThrow(
+        /--stacks=.*: the depth must be a number of frames from 1 to 256/,
+      );
+    await expect(run(['--free-stacks', '--', 'true'])).rejects.toThrow(
+      /--free-stacks goes with --stacks/,
+    );
+  });
+
+  it('--stacks takes a depth after = only, and says what the stacks came to', async () => {
+    const dir = scratch('cmd');
+    const out = join(dir, 'stacks.trace');
+    // Without a value, the default depth: the COMMAND that follows is not taken for one.
+    const r = await run(['--stacks', '-o', out, program('single'), join(dir, 'single.log')]);
+    expect(r.code).toBe(0);
+    const text = readFileSync(out, 'utf8');
+    expect(text).toMatch(/^# stacks 64$/m);
+    expect(text).toMatch(/^#:stack 0 0x/m);
+    expect(r.err).toMatch(
+      /\d+ call stacks?, [\d,]+ address(es)? (symbolized|\(\d+ without symbols\))/,
+    );
+    const d = await run(['--stacks=3', '-o', out, program('single'), join(dir, 'single.log')]);
+    expect(d.code).toBe(0);
+    const frames = [...readFileSync(out, 'utf8').matchAll(/^#:stack \d+((?: 0x[0-9a-f]+)*)$/gm)];
+    expect(frames.length).toBeGreaterThan(0);
+    for (const f of frames) expect(f[1]!.trim().split(' ').length).toBeLessThanOrEqual(3);
   });
 
   it('--rss-every takes its value before the COMMAND, and the recorder gets it', async () => {

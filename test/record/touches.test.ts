@@ -11,6 +11,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recordCommand } from '../../src/cli/record-command.js';
+import { cpus } from 'node:os';
+import { Replayer } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { differential, runSim, traceEnv } from '../diff/harness.js';
 import { BUILD, addressCheck, program, record, scratch } from './helpers.js';
@@ -258,7 +260,7 @@ for (const entries of [false, true]) {
       const lines = r.main.trimEnd().split('\n');
       const lastEvent = Math.max(...lines.map((l, k) => (l.startsWith('@') ? k : -1)));
       expect(kept.records.at(-1)! - 1).toBeGreaterThan(lastEvent);
-      expect(lines.at(-3)).toMatch(/^#:rss @\d+ anon=\d+ heap=\d+$/);
+      expect(lines.at(-3)).toMatch(/^#:rss @\d+ anon=\d+ heap=\d+ rec=\d+$/);
       expect(lines.at(-2)).toMatch(
         /^# rss_peak anon=\d+ heap=\d+ event=\d+ first_anon=\d+ first_heap=\d+$/,
       );
@@ -340,6 +342,19 @@ describe('when the pages cannot be read any more', () => {
     expect(r.stderr).toBe(
       'ptsim recorder: cannot read /proc/self/pagemap any more; the #:touch records are incomplete\n',
     );
+    // The replay says so, and takes the blocks after it as written whole.
+    const warnings: string[] = [];
+    const rp = new Replayer('sandbox.trace', {
+      env: Object.entries(traceEnv(r.main)),
+      cores: cpus().length,
+      onWarning: (w) => warnings.push(w),
+    });
+    readTraceText(r.main, 'sandbox.trace', rp);
+    expect(warnings).toEqual([
+      `sandbox.trace:${r.main.split('\n').indexOf(notes[0]!) + 1}: the recording's touch records are incomplete from here (/proc/self/pagemap could not be read); from this point the replay takes blocks of 4096 bytes or more as written whole, an upper bound (--touch full)`,
+    ]);
+    const full = runSim(r.main, traceEnv(r.main), 'sandbox.trace', 'full');
+    expect(rp.finish().peakRss).toBe(full.summary.peakRss);
   });
 });
 
@@ -510,7 +525,7 @@ describe('memory that did not go through malloc', () => {
       );
       expect(r.err).toContain('PYTHONMALLOC=malloc');
       expect(readFileSync(join(dir, 'py.trace'), 'utf8')).toMatch(
-        /^#:rss @\d+ anon=\d+ heap=\d+ mark=peak$/m,
+        /^#:rss @\d+ anon=\d+ heap=\d+ rec=\d+ mark=peak$/m,
       );
     },
   );

@@ -172,6 +172,60 @@ describe('recorded: blocks of 4096 bytes or more get only the pages of their #:t
   });
 });
 
+describe('# touches incomplete from here', () => {
+  // 1 MiB blocks are mmapped on their own: page 0 holds the header, the rest is the program's.
+  const before = '# touches recorded\n1 malloc 1048576 a\n#:touch a 0-9\n1 malloc 10 x\n';
+  const incomplete = '# touches incomplete from here: /proc/self/pagemap could not be read\n';
+  const after = '1 malloc 1048576 b\n#:touch b 0-4\n1 realloc b 2097152 c\n1 malloc 10 y\n';
+
+  function run(text: string, touch?: TouchMode): Run & { warnings: string[] } {
+    const warnings: string[] = [];
+    return { ...replay(text, touch, { onWarning: (w) => warnings.push(w) }), warnings };
+  }
+
+  it('recorded: says so once, then writes the live large blocks whole, and every later block', () => {
+    const r = run(before + incomplete + after + incomplete);
+    expect(r.warnings).toEqual([
+      "t.trace:5: the recording's touch records are incomplete from here (/proc/self/pagemap could not be read); from this point the replay takes blocks of 4096 bytes or more as written whole, an upper bound (--touch full)",
+    ]);
+    expect(r.summary.warnings).toBe(1);
+    expect(r.summary.touch).toBe('recorded');
+    const full = run(before + incomplete + after, 'full');
+    const rec = run(before + after);
+    // Before the line, the records; from the event before it on, the full model's pages.
+    expect(r.rss[0]).toBe(rec.rss[0]);
+    expect(r.rss[0]).toBeLessThan(full.rss[0]!);
+    expect(r.rss.slice(1)).toEqual(full.rss.slice(1));
+    expect(r.summary.peakRss).toBe(full.summary.peakRss);
+    expect(r.summary.rss).toBe(full.summary.rss);
+    // Without the line, b and c have only their records.
+    expect(rec.rss[3]).toBeLessThan(full.rss[3]!);
+  });
+
+  it('changes nothing in the full and none models, which do not read the records', () => {
+    for (const mode of ['full', 'none'] as const) {
+      const r = run(before + incomplete + after, mode);
+      expect(r.warnings).toEqual([]);
+      expect(r.rss).toEqual(run(before + after, mode).rss);
+    }
+  });
+
+  it('before the first event: incomplete from the start', () => {
+    const head = '# touches recorded\n# touches incomplete from here\n';
+    const r = run(head + '1 malloc 1048576 a\n#:touch a 0-9\n');
+    expect(r.warnings).toEqual([
+      "t.trace:2: the recording's touch records are incomplete from here; from this point the replay takes blocks of 4096 bytes or more as written whole, an upper bound (--touch full)",
+    ]);
+    expect(r.rss).toEqual(run('1 malloc 1048576 a\n', 'full').rss);
+  });
+
+  it('still checks the records after it', () => {
+    expect(run(before + incomplete + '#:touch zz 0\n').error).toBe(
+      't.trace:6: #:touch of zz, which is not a live block (never allocated, or freed or reallocated since)',
+    );
+  });
+});
+
 describe('#:touch mistakes', () => {
   const at = (line: string): string =>
     `# touches recorded\n1 malloc 100000 a\n1 malloc 0 z\n${line}\n`;
@@ -267,7 +321,7 @@ describe('#:rss samples', () => {
     '#:touch a 1-9',
     '1 malloc 10 b',
     '1 free a',
-    '#:rss anon=9000000 mark=end',
+    '#:rss anon=9000000 mark=end rec=12288',
   ].join('\n');
 
   it('keeps every sample with the replay RSS at the same point: after the event and its records', () => {
@@ -275,9 +329,36 @@ describe('#:rss samples', () => {
     const m = run.r.measured;
     expect(m.count).toBe(3);
     expect([0, 1, 2].map((i) => m.get(i))).toEqual([
-      { event: -1, line: 2, time: -1, anon: 1000, heap: null, mark: 'start', modelled: 0 },
-      { event: 0, line: 4, time: 10, anon: 50000, heap: 4096, mark: null, modelled: run.rss[0] },
-      { event: 2, line: 8, time: -1, anon: 9000000, heap: null, mark: 'end', modelled: run.rss[2] },
+      {
+        event: -1,
+        line: 2,
+        time: -1,
+        anon: 1000,
+        heap: null,
+        recorder: null,
+        mark: 'start',
+        modelled: 0,
+      },
+      {
+        event: 0,
+        line: 4,
+        time: 10,
+        anon: 50000,
+        heap: 4096,
+        recorder: null,
+        mark: null,
+        modelled: run.rss[0],
+      },
+      {
+        event: 2,
+        line: 8,
+        time: -1,
+        anon: 9000000,
+        heap: null,
+        recorder: 12288,
+        mark: 'end',
+        modelled: run.rss[2],
+      },
     ]);
     // The sample after event 0 stands before the touch record, yet sees it: the event's figure.
     expect(run.rss[0]).toBe(replay(trace, 'none').rss[0]! + 9 * PAGE);

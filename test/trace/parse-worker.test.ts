@@ -50,7 +50,9 @@ async function read(
     touch: (r) =>
       out.calls.push(['touch', [r.line, r.token, r.id, [...r.pages.subarray(0, 2 * r.ranges)]]]),
     rss: (x) => out.calls.push(['rss', { ...x }]),
+    touchesIncomplete: (line, detail) => out.calls.push(['incomplete', [line, detail]]),
     recordsEnd: () => out.calls.push(['end', null]),
+    site: (r) => out.calls.push(['site', r]),
   };
   try {
     out.result = await readTraceFile(path, sink, { worker, displayName: 'shown.trace' });
@@ -95,10 +97,14 @@ function trace(n: number): string {
   return lines.join('\n') + '\n';
 }
 
-/** `trace(n)` with records: touches of live blocks and samples, some before the first event. */
+/**
+ * `trace(n)` with records: touches of live blocks and samples, some before the first event, and
+ * now and then a `# touches incomplete from here`.
+ */
 function traceWithRecords(n: number): string {
   const out = ['# touches recorded', '#:rss anon=4096 mark=start'];
   const live: string[] = [];
+  let lines = 0;
   for (const line of trace(n).split('\n')) {
     out.push(line);
     const m = /(?:malloc|calloc 2|realloc \S+) \d+ (\S+)$/.exec(line);
@@ -111,6 +117,7 @@ function traceWithRecords(n: number): string {
         `#:touch ${t} ${out.length % 3 === 0 ? '-' : `0,${out.length % 4}-${(out.length % 4) + 2}`}`,
       );
     }
+    if (++lines % 9001 === 0) out.push(`# touches incomplete from here: at ${lines}`);
     if (out.length % 13 === 0)
       out.push(
         `#:rss @${out.length} anon=${out.length * 4096}${out.length % 2 ? ' heap=7' : ''}${out.length % 26 === 0 ? ' mark=m' + out.length : ''}`,
@@ -119,7 +126,30 @@ function traceWithRecords(n: number): string {
   return out.join('\n') + '\n';
 }
 
+/** `trace(n)` with call stacks: a `#:stack` record before each new stack's first use, `^ID` fields. */
+function traceWithStacks(n: number): string {
+  const out = ['#:map 0x400000 0x500000 0x0 /bin/prog'];
+  let defined = 0;
+  for (const line of trace(n).split('\n')) {
+    if (/ (malloc|calloc|realloc|free) /.test(line)) {
+      const id = line.length % 37;
+      while (defined <= id) out.push(`#:stack ${defined} 0x${(0x401000 + defined++).toString(16)}`);
+      out.push(`${line} ^${id}`);
+    } else out.push(line);
+  }
+  out.push('#:sym 0x401000 /src/p.c:3 main');
+  return out.join('\n') + '\n';
+}
+
 describe('the parse worker', () => {
+  it('delivers the same call stacks and site records as reading in this thread', async () => {
+    const text = traceWithStacks(3000);
+    const r = await expectSame(tmpFile(text));
+    const events = r.calls.filter((c) => c[0] === 'event').map((c) => c[1] as TraceEvent);
+    expect(events.filter((e) => e.site !== -1).length).toBeGreaterThan(2000);
+    expect(r.calls.filter((c) => c[0] === 'site')).toHaveLength(text.match(/^#:/gm)!.length);
+  });
+
   it('delivers the same header, events and result as reading in this thread', async () => {
     const text = trace(300);
     const r = await expectSame(tmpFile(text));
@@ -150,7 +180,7 @@ describe('the parse worker', () => {
     const text = traceWithRecords(40_000);
     const r = await expectSame(tmpFile(text));
     const kinds = new Set(r.calls.map((c) => c[0]));
-    expect([...kinds].sort()).toEqual(['end', 'event', 'header', 'rss', 'touch']);
+    expect([...kinds].sort()).toEqual(['end', 'event', 'header', 'incomplete', 'rss', 'touch']);
     expect(r.calls.length).toBeGreaterThan(2 * 16384);
     expect(
       r.calls.filter((c) => c[0] === 'event' && (c[1] as TraceEvent).recordsFollow).length,

@@ -111,6 +111,7 @@ const ev = (fields: Partial<TraceEvent>): TraceEvent => {
     outKey: tokenKey(e.out),
     inId: -1,
     outId: e.out === '' ? -1 : 0,
+    site: -1, // no `^ID`: the line names no call stack
   };
 };
 
@@ -964,10 +965,13 @@ function recordLog(): { sink: TraceSink; log: unknown[] } {
         ]);
       },
       rss(s) {
-        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark]);
+        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark, ...(s.rec! >= 0 ? [s.rec] : [])]);
       },
       recordsEnd() {
         log.push(['end']);
+      },
+      touchesIncomplete(line, detail) {
+        log.push(['incomplete', line, detail]);
       },
     },
   };
@@ -1093,9 +1097,10 @@ describe('records (#:touch, #:rss)', () => {
     expect(pages('999999999999999')).toEqual([[999999999999999, 999999999999999], 999999999999999]);
   });
 
-  it('reads samples: @TIME, anon=, heap=, mark=, other keys skipped, tabs and CRLF', () => {
+  it('reads samples: @TIME, anon=, heap=, rec=, mark=, other keys skipped, tabs and CRLF', () => {
     const sample = (line: string): unknown => records(`1 malloc 1 a\n${line}\n`)[2];
     expect(sample('#:rss anon=0x1000')).toEqual(['rss', 2, -1, 4096, -1, '']);
+    expect(sample('#:rss anon=8192 rec=4096 heap=0')).toEqual(['rss', 2, -1, 8192, 0, '', 4096]);
     expect(sample('#:rss\t@7  heap=3 anon=4\tmark=ready-1\r')).toEqual([
       'rss',
       2,
@@ -1179,6 +1184,8 @@ describe('records (#:touch, #:rss)', () => {
     expectError(at('#:rss anon='), 2, '#:rss: anon= has no value');
     expectError(at('#:rss anon=1 anon=2'), 2, '#:rss: anon= is given twice');
     expectError(at('#:rss anon=1 mark=a mark=b'), 2, '#:rss: mark= is given twice');
+    expectError(at('#:rss anon=1 rec=1 rec=2'), 2, '#:rss: rec= is given twice');
+    expectError(at('#:rss anon=1 rec=x'), 2, "#:rss rec= 'x' is not a number");
     expectError(at('#:rss anon=1 12'), 2, "#:rss: '12' is not KEY=VALUE (or @TIME, first)");
     expectError(at('#:rss anon=1 =3'), 2, "#:rss: '=3' is not KEY=VALUE (or @TIME, first)");
     expectError(at('#:rss anon=1 @5'), 2, "#:rss: '@5' is not KEY=VALUE (or @TIME, first)");
@@ -1197,6 +1204,42 @@ describe('records (#:touch, #:rss)', () => {
       1,
       "malformed header line '# touches all': expected '# touches recorded'",
     );
+  });
+
+  it('delivers # touches incomplete from here in trace order, like a record', () => {
+    const text = [
+      '# touches recorded',
+      '1 malloc 8000 a',
+      '#:touch a 0',
+      '# touches incomplete from here: /proc/self/pagemap could not be read',
+      '1 malloc 8000 b',
+      '# touches incomplete from here',
+      '# touches incomplete from hereafter',
+      '#   touches   incomplete from here:  padded  \r',
+      '# touches of another kind: a comment',
+      '1 free a',
+    ].join('\n');
+    expect(records(text)).toEqual([
+      ['header', true],
+      ['event', 0, 2, true],
+      ['touch', 3, 'a', 0, [0, 0], 0],
+      ['incomplete', 4, '/proc/self/pagemap could not be read'],
+      ['end'],
+      ['event', 1, 5, true],
+      ['incomplete', 6, ''],
+      ['incomplete', 8, 'padded'],
+      ['end'],
+      ['event', 2, 10, false],
+    ]);
+    // Before the first event it is a fact of the header: incomplete from the start.
+    const headers: TraceHeader[] = [];
+    readTraceText('# touches recorded\n# touches incomplete from here: why\n1 malloc 1 a\n', 't', {
+      header: (h) => headers.push(h),
+      event: () => {},
+    });
+    expect(headers[0]!.touchesRecorded).toBe(true);
+    expect(headers[0]!.touchesIncomplete).toEqual({ line: 2, detail: 'why' });
+    expect(headers[0]!.facts.get('touches')).toBe('recorded');
   });
 
   it('delivers the event before a malformed record, and ends the records before a bad line', () => {

@@ -1,0 +1,684 @@
+/**
+ * `ptsim step`'s engine: a trace held in memory, replayed one event at a time, forwards and back,
+ * with each step explained in one plain sentence from the model's state before and after it.
+ *
+ * Going back replays from the start (the model's state is not copied), which costs about a
+ * second per three million events; going forward continues the replay. Nothing here changes
+ * the model beyond replaying the trace.
+ */
+
+import { NIL, St } from '../core/chunks.js';
+import { IS_MMAPPED, M } from '../core/constants.js';
+import type { Process } from '../core/state.js';
+import { openTrace } from '../import/index.js';
+import { PAGE_SIZE } from '../kernel/kernel.js';
+import type { Replayer } from '../replay/replay.js';
+import {
+  isStopReplay,
+  replaySink,
+  type ImportSettings,
+  type ReplaySettings,
+  type ReplaySink,
+} from '../replay/run-file.js';
+import {
+  OP_NAMES,
+  Op,
+  type RssSample,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+} from '../trace/types.js';
+import { chunkPlace, heapView, TokenBook, type HeapView } from './heap-view.js';
+
+/** What the reader delivered, kept in order. */
+type Item =
+  { kind: 'touch'; rec: TouchRecord } | { kind: 'rss'; sample: RssSample } | { kind: 'end' };
+
+interface Held {
+  ev: TraceEvent;
+  /** The records after it (touch, rss, then end), when it has any. */
+  after: Item[];
+}
+
+export interface StepperOptions {
+  settings: ReplaySettings;
+  import?: ImportSettings;
+  displayName?: string;
+  onWarning?: (msg: string) => void;
+}
+
+/** One event replayed and explained. */
+export interface Step {
+  event: number;
+  line: number;
+  /** The call, as the trace has it: `free(b3)`, `malloc(24) -> a`. */
+  call: string;
+  sentence: string;
+  /** The arena of the block returned or freed (-1 mmapped), or null for calls without one. */
+  arena: number | null;
+}
+
+/** Why the replay cannot go past an event: glibc's abort there, or a mistake in the trace. */
+export interface Stop {
+  event: number;
+  kind: 'abort' | 'mistake';
+  message: string;
+}
+
+/** Bytes for a sentence: exact bytes below 1 KiB, else KiB or MiB with at most one decimal. */
+function bytesText(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  const t = Number.isInteger(v) ? String(v) : v.toFixed(1);
+  return `${t} ${units[u]}`;
+}
+
+const hex = (n: number): string => '0x' + n.toString(16);
+
+/** `a 32-byte`, `an 80-byte`, `an 18-byte`: the article a number takes when read aloud. */
+function aSize(n: number): string {
+  const t = String(n);
+  const an =
+    t.startsWith('8') || (t.length % 3 === 2 && (t.startsWith('11') || t.startsWith('18')));
+  return `${an ? 'an' : 'a'} ${t}-byte`;
+}
+
+/** The call as a line of C would write it. */
+function callText(ev: TraceEvent): string {
+  const name = OP_NAMES[ev.op]!;
+  const ret = ev.out === '' ? '' : ` -> ${ev.out}`;
+  const ptr = ev.in === '' ? 'NULL' : ev.in;
+  switch (ev.op) {
+    case Op.malloc:
+    case Op.valloc:
+    case Op.pvalloc:
+      return `${name}(${ev.n1})${ret}`;
+    case Op.calloc:
+    case Op.memalign:
+      return `${name}(${ev.n1}, ${ev.n2})${ret}`;
+    case Op.realloc:
+      return `realloc(${ptr}, ${ev.n1})${ret}`;
+    case Op.free:
+      return `free(${ptr})`;
+    case Op.mallocTrim:
+      return `malloc_trim(${ev.n1})`;
+    case Op.mallopt: {
+      const p = Object.entries(M).find(([, v]) => v === ev.param);
+      return `mallopt(${p === undefined ? ev.param : `M_${p[0]}`}, ${ev.n1})`;
+    }
+    default:
+      return `thread ${ev.tid} exits`;
+  }
+}
+
+/** A free chunk or top as it stood before a step. */
+interface Spot {
+  state: number;
+  size: number;
+  bin: number;
+}
+
+/** What a step's sentence needs of the state before it. */
+interface Before {
+  brk: number;
+  rss: number;
+  mmapThreshold: number;
+  trimThreshold: number;
+  mmappedMem: number;
+  /** Free chunks and tops, by address. */
+  spots: Map<number, Spot>;
+  tops: Set<number>;
+  /** The arenas' last_remainder addresses. */
+  lastRemainders: Set<number>;
+  /** The block the event takes (free, realloc), or null. */
+  taken: { addr: number; size: number; mmapped: boolean; arena: number } | null;
+  fastChunks: number;
+  systemMem: number;
+  /** The calling thread's cached chunks. */
+  tcached: number;
+}
+
+/** The chunk of a live block returned by event e (not a tcache struct made then), or NIL. */
+function chunkBornAt(s: Process, e: number): number {
+  const ck = s.ck;
+  const structs = new Set<number>();
+  for (const th of s.threads.values()) if (th.tcache !== null) structs.add(th.tcache.chunk);
+  if (s.thread.tcache !== null) structs.add(s.thread.tcache.chunk);
+  for (let h = 0; h < ck.highWater; h++)
+    if (ck.state[h] === St.INUSE && ck.born[h] === e && !structs.has(h)) return h;
+  return NIL;
+}
+
+/** The chunk that holds address a (not a bin header), or NIL. */
+function chunkHolding(s: Process, a: number): number {
+  const ck = s.ck;
+  for (let h = 0; h < ck.highWater; h++) {
+    const st = ck.state[h]!;
+    if (st === St.DEAD || st === St.BINHDR) continue;
+    if (ck.addr[h]! <= a && a < ck.addr[h]! + ck.size[h]!) return h;
+  }
+  return NIL;
+}
+
+function fastChunks(s: Process): number {
+  let n = 0;
+  const ck = s.ck;
+  for (let h = 0; h < ck.highWater; h++) if (ck.state[h] === St.FAST) n++;
+  return n;
+}
+
+function systemMem(s: Process): number {
+  return s.arenas.reduce((n, a) => n + a.systemMem, 0);
+}
+
+function tcached(s: Process, tid: number): number {
+  const th = s.threads.get(tid);
+  if (th === undefined || th.tcache === null) return 0;
+  return th.tcache.counts.reduce((n, c) => n + c, 0);
+}
+
+function binName(state: number, bin: number, size: number): string {
+  if (state === St.TCACHE) return `the tcache (bin ${hex(size)})`;
+  if (state === St.FAST) return `the ${hex(size)} fastbin`;
+  if (bin === 1) return 'the unsorted bin';
+  return bin < 64 ? `small bin ${bin}` : `large bin ${bin}`;
+}
+
+export class Stepper {
+  private held: Held[] = [];
+  /** Records before the first event. */
+  private leading: Item[] = [];
+  private header: TraceHeader = { env: [], facts: new Map() };
+  private rs!: ReplaySink;
+  private book = new TokenBook();
+  /** Index of the last event replayed (-1: none). */
+  private pos = -1;
+  /** Set once the replay has met glibc's abort or a mistake: it cannot go past `stop.event - 1`. */
+  stop: Stop | null = null;
+  /** The last known chunk address of each watched token. */
+  private readonly watched = new Map<string, number>();
+
+  private constructor(
+    readonly trace: string,
+    private readonly opts: StepperOptions,
+  ) {}
+
+  /** Reads the trace into memory (a mistake in its syntax is thrown, as every reader does). */
+  static async load(path: string, opts: StepperOptions): Promise<Stepper> {
+    const st = new Stepper(opts.displayName ?? path, opts);
+    let last: Held | null = null;
+    await openTrace(
+      path,
+      {
+        header: (h) => {
+          st.header = h;
+        },
+        event: (ev) => {
+          last = {
+            ev: {
+              index: ev.index,
+              line: ev.line,
+              time: ev.time,
+              tid: ev.tid,
+              op: ev.op,
+              n1: ev.n1,
+              n2: ev.n2,
+              out: ev.out,
+              in: ev.in,
+              param: ev.param,
+              recordsFollow: ev.recordsFollow === true,
+            },
+            after: [],
+          };
+          st.held.push(last);
+        },
+        touch: (rec) => {
+          const item: Item = { kind: 'touch', rec: { ...rec, pages: rec.pages.slice() } };
+          (last === null ? st.leading : last.after).push(item);
+        },
+        rss: (sample) => {
+          const item: Item = { kind: 'rss', sample: { ...sample } };
+          (last === null ? st.leading : last.after).push(item);
+        },
+        recordsEnd: () => {
+          (last === null ? st.leading : last.after).push({ kind: 'end' });
+        },
+      },
+      { ...opts.import, displayName: st.trace, onWarning: opts.onWarning },
+    );
+    st.restart();
+    return st;
+  }
+
+  /** Events in the trace. */
+  get events(): number {
+    return this.held.length;
+  }
+
+  /** Index of the last event replayed (-1 before the first). */
+  get position(): number {
+    return this.pos;
+  }
+
+  /** The last event the replay can reach. */
+  get last(): number {
+    return this.stop === null ? this.held.length - 1 : this.stop.event - 1;
+  }
+
+  private get replayer(): Replayer {
+    return this.rs.replayer!;
+  }
+
+  /** A fresh replay, before the first event. */
+  private restart(): void {
+    this.book = new TokenBook();
+    this.rs = replaySink(this.trace, {
+      ...this.opts.settings,
+      onWarning: this.opts.onWarning,
+      observe: (ev, r) => {
+        if (!r.aborted) this.book.see(ev);
+      },
+    });
+    this.rs.sink.header(this.header);
+    for (const it of this.leading) this.deliver(it);
+    this.pos = -1;
+  }
+
+  private deliver(it: Item): void {
+    const sink = this.rs.sink;
+    if (it.kind === 'touch') sink.touch!(it.rec);
+    else if (it.kind === 'rss') sink.rss!(it.sample);
+    else sink.recordsEnd!();
+  }
+
+  /** Replays the next event; false when there is none (the end, an abort, a mistake). */
+  private advance(explain: boolean): Step | null | false {
+    const i = this.pos + 1;
+    if (i > this.last) return false;
+    const h = this.held[i]!;
+    const before = explain ? this.before(h.ev) : null;
+    try {
+      this.rs.sink.event(h.ev);
+      for (const it of h.after) this.deliver(it);
+    } catch (e) {
+      if (isStopReplay(e)) {
+        const a = this.replayer.finish().abort!;
+        this.stop = { event: i, kind: 'abort', message: `glibc would abort here: ${a.message}` };
+        return false;
+      }
+      if (e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError')) {
+        this.stop = { event: i, kind: 'mistake', message: e.message };
+        // The model may be half-way through the event: replay up to the one before.
+        this.goTo(i - 1);
+        return false;
+      }
+      throw e;
+    }
+    this.pos = i;
+    this.trackWatched();
+    return before === null ? null : this.explain(h.ev, before);
+  }
+
+  /** Goes to just after event n (-1: before the first), replaying from the start to go back. */
+  goTo(n: number): Step | null {
+    const target = Math.min(n, this.last);
+    if (target < this.pos) this.restart();
+    let step: Step | null = null;
+    while (this.pos < target) {
+      const r = this.advance(this.pos + 1 === target);
+      if (r === false) break;
+      step = r;
+    }
+    return step;
+  }
+
+  /** Replays k events (or to the end); each step explained. */
+  next(k = 1): Step[] {
+    const out: Step[] = [];
+    for (let j = 0; j < k; j++) {
+      const r = this.advance(true);
+      if (r === false) break;
+      out.push(r!);
+    }
+    return out;
+  }
+
+  /**
+   * Runs to the first event `before` picks (tested before replaying it) or, with `after`, whose
+   * step it picks; returns that step, or null at the end. Only the events `after` must see are
+   * explained on the way, so that running far is a replay, not an explanation of every event.
+   */
+  runUntil(before: (ev: TraceEvent) => boolean, after: ((s: Step) => boolean) | null): Step | null {
+    for (;;) {
+      const i = this.pos + 1;
+      if (i > this.last) return null;
+      const pick = before(this.held[i]!.ev);
+      const r = this.advance(pick || after !== null);
+      if (r === false) return null;
+      if (pick || (after !== null && after(r!))) return r;
+    }
+  }
+
+  /** The event at index i as the trace has it. */
+  eventAt(i: number): TraceEvent | null {
+    return this.held[i]?.ev ?? null;
+  }
+
+  /** The heap view at the current position. */
+  view(): HeapView {
+    const ev = this.pos >= 0 ? this.held[this.pos]!.ev : null;
+    return heapView(this.replayer, this.book, this.pos, ev === null ? 0 : ev.line);
+  }
+
+  watch(token: string): void {
+    this.watched.set(token, -1);
+    this.trackWatched();
+  }
+
+  unwatch(token: string): boolean {
+    return this.watched.delete(token);
+  }
+
+  get watches(): string[] {
+    return [...this.watched.keys()];
+  }
+
+  private trackWatched(): void {
+    const s = this.replayer.process;
+    for (const t of this.watched.keys()) {
+      const e = this.book.eventOf(t);
+      if (e < 0) continue;
+      const h = chunkBornAt(s, e);
+      if (h !== NIL) this.watched.set(t, s.ck.addr[h]!);
+    }
+  }
+
+  /** Where a watched token's block is now, in one line. */
+  whereIs(token: string): string {
+    const s = this.replayer.process;
+    const ck = s.ck;
+    const e = this.book.eventOf(token);
+    if (e >= 0) {
+      const h = chunkBornAt(s, e);
+      if (h !== NIL) {
+        const p = chunkPlace(s, h);
+        const where = p.arena < 0 ? 'mmapped' : p.arena === 0 ? 'main arena' : `arena ${p.arena}`;
+        return `${token}: live, ${aSize(ck.size[h]!)} chunk in the ${where}${p.arena > 0 ? ` heap ${p.heap}` : ''} at offset ${p.off} (${ck.req[h]} bytes asked for, since event ${e})`;
+      }
+    }
+    const addr = this.watched.get(token) ?? -1;
+    if (addr < 0) return `${token}: not live now`;
+    const h = chunkHolding(s, addr);
+    if (h === NIL) return `${token}: not live; its memory went back to the kernel`;
+    const st = ck.state[h]!;
+    const size = ck.size[h]!;
+    const what =
+      st === St.TCACHE || st === St.FAST || st === St.BINNED
+        ? `a free ${size}-byte chunk in ${binName(st, ck.bin[h]!, size)}`
+        : s.arenas.some((a) => a.top === h)
+          ? `the top chunk (${bytesText(size)})`
+          : `${aSize(size)} chunk in use again (another block now)`;
+    return `${token}: not live; its memory is ${ck.addr[h] === addr ? '' : 'part of '}${what}`;
+  }
+
+  /** The facts a sentence needs, before event ev. */
+  private before(ev: TraceEvent): Before {
+    const r = this.replayer;
+    const s = r.process;
+    const ck = s.ck;
+    const spots = new Map<number, Spot>();
+    const tops = new Set<number>();
+    for (const a of s.arenas) if (!a.topIsInitial) tops.add(ck.addr[a.top]!);
+    for (let h = 0; h < ck.highWater; h++) {
+      const st = ck.state[h]!;
+      if (st === St.TCACHE || st === St.FAST || st === St.BINNED)
+        spots.set(ck.addr[h]!, { state: st, size: ck.size[h]!, bin: ck.bin[h]! });
+    }
+    let taken: Before['taken'] = null;
+    if ((ev.op === Op.free || ev.op === Op.realloc) && ev.in !== '') {
+      const e = this.book.eventOf(ev.in);
+      const h = e < 0 ? NIL : chunkBornAt(s, e);
+      if (h !== NIL)
+        taken = {
+          addr: ck.addr[h]!,
+          size: ck.size[h]!,
+          mmapped: (ck.flags[h]! & IS_MMAPPED) !== 0,
+          arena: chunkPlace(s, h).arena,
+        };
+    }
+    return {
+      brk: r.kernel.brkEnd,
+      rss: r.kernel.residentPages * PAGE_SIZE,
+      mmapThreshold: s.mp.mmapThreshold,
+      trimThreshold: s.mp.trimThreshold,
+      mmappedMem: s.mp.mmappedMem,
+      spots,
+      tops,
+      lastRemainders: new Set(s.arenas.map((a) => a.lastRemainder)),
+      taken,
+      fastChunks: fastChunks(s),
+      systemMem: systemMem(s),
+      tcached: tcached(s, ev.tid),
+    };
+  }
+
+  /** The step's sentence, from the state before (b) and now. */
+  private explain(ev: TraceEvent, b: Before): Step {
+    const call = callText(ev);
+    const step = (sentence: string, arena: number | null): Step => ({
+      event: ev.index,
+      line: ev.line,
+      call,
+      sentence: `${call}: ${sentence}`,
+      arena,
+    });
+    const s = this.replayer.process;
+    const k = this.replayer.kernel;
+    const consolidated =
+      fastChunks(s) < b.fastChunks && ev.op !== Op.malloc && ev.op !== Op.calloc
+        ? `; malloc_consolidate merged the fastbins' ${b.fastChunks - fastChunks(s)} chunks`
+        : '';
+    switch (ev.op) {
+      case Op.free: {
+        if (ev.in === '') return step('free(NULL) does nothing', null);
+        const t = b.taken;
+        if (t === null)
+          return step('the block was not live in the model, so nothing happened', null);
+        return step(this.freed(t, b) + consolidated, t.arena);
+      }
+      case Op.realloc: {
+        const t = b.taken;
+        if (ev.n1 === 0 && t !== null)
+          return step(`realloc to 0 bytes frees the block: ${this.freed(t, b)}`, t.arena);
+        if (t === null) return this.allocated(ev, b, step);
+        const h = this.returned(ev);
+        if (h === NIL) return step(`returned NULL; ${ev.in} stays where it was`, t.arena);
+        const ck = s.ck;
+        const size = ck.size[h]!;
+        const arena = chunkPlace(s, h).arena;
+        if (ck.addr[h] === t.addr)
+          return step(
+            size === t.size
+              ? `the ${size}-byte chunk already holds ${ev.n1} bytes, so it stayed as it was`
+              : `${size > t.size ? 'grew' : 'shrank'} in place, from ${aSize(t.size)} chunk to ${aSize(size)} one`,
+            arena,
+          );
+        if (t.mmapped && (ck.flags[h]! & IS_MMAPPED) !== 0)
+          return step(
+            `mremap moved the mapping: the chunk is now ${size} bytes, at a new address`,
+            arena,
+          );
+        return step(
+          `could not grow in place, so it moved to a new ${size}-byte chunk and the old ${t.size}-byte chunk was freed after the copy`,
+          arena,
+        );
+      }
+      case Op.malloc:
+      case Op.calloc:
+      case Op.memalign:
+      case Op.valloc:
+      case Op.pvalloc:
+        return this.allocated(ev, b, step);
+      case Op.mallocTrim: {
+        const back = b.rss - k.residentPages * PAGE_SIZE;
+        return step(
+          back > 0
+            ? `${bytesText(back)} of free memory went back to the kernel (RSS ${bytesText(b.rss)} -> ${bytesText(k.residentPages * PAGE_SIZE)})`
+            : 'nothing could go back to the kernel',
+          null,
+        );
+      }
+      case Op.mallopt:
+        return step(
+          `the mmap threshold is ${bytesText(s.mp.mmapThreshold)} and the trim threshold ${bytesText(s.mp.trimThreshold)}${s.mp.noDynThreshold ? ', no longer raised by free' : ''}`,
+          null,
+        );
+      default: {
+        const n = b.tcached;
+        return step(
+          n > 0 || tcached(s, ev.tid) !== n
+            ? `its tcache's ${n} chunk${n === 1 ? '' : 's'} and the tcache itself were freed, and its arena goes to the next new thread`
+            : 'its arena goes to the next new thread',
+          null,
+        );
+      }
+    }
+  }
+
+  /** The handle of the block event ev returned, or NIL. */
+  private returned(ev: TraceEvent): number {
+    if (ev.out === '') return NIL;
+    return this.book.eventOf(ev.out) === ev.index
+      ? chunkBornAt(this.replayer.process, ev.index)
+      : NIL;
+  }
+
+  /** Where an allocated block came from. */
+  private allocated(ev: TraceEvent, b: Before, say: (s: string, a: number | null) => Step): Step {
+    const s = this.replayer.process;
+    const ck = s.ck;
+    const h = this.returned(ev);
+    if (h === NIL) return say('returned NULL', null);
+    const size = ck.size[h]!;
+    const addr = ck.addr[h]!;
+    const place = chunkPlace(s, h);
+    const spot = b.spots.get(addr);
+    // A chunk from a fastbin may bring the rest of its fastbin into the tcache: that is no
+    // consolidation.
+    const merged = spot?.state === St.FAST ? 0 : b.fastChunks - fastChunks(s);
+    const note =
+      merged > 0
+        ? `; malloc_consolidate had first merged the fastbins' ${merged} chunk${merged === 1 ? '' : 's'} into the bins`
+        : '';
+    const step = (t: string, a: number | null): Step => say(t + note, a);
+    const chunk = `${aSize(size)} chunk${place.arena > 0 ? ` of arena ${place.arena}` : ''} (${ck.req[h]} bytes asked for)`;
+    if (place.arena < 0)
+      return step(
+        `${chunk} mmapped on its own: the request is at least the mmap threshold of ${bytesText(b.mmapThreshold)}`,
+        -1,
+      );
+    if (spot !== undefined) {
+      const from = binName(spot.state, spot.bin, spot.size);
+      if (spot.size === size || spot.state === St.TCACHE || spot.state === St.FAST)
+        return step(`${chunk} reused from ${from}`, place.arena);
+      // Where the rest went (the unsorted bin, as the last remainder for a small request).
+      const rest = chunkHolding(s, addr + size);
+      const restSt = rest === NIL ? -1 : ck.state[rest]!;
+      const restText =
+        rest !== NIL && ck.addr[rest] === addr + size && restSt === St.BINNED
+          ? `; the other ${ck.size[rest]} bytes went to ${binName(restSt, ck.bin[rest]!, ck.size[rest]!)}${s.arenas.some((a) => a.lastRemainder === addr + size) ? ' as the last remainder' : ''}`
+          : `; the other ${spot.size - size} bytes stay free`;
+      const sorted =
+        spot.bin !== 1 || spot.state !== St.BINNED
+          ? ` in ${from}`
+          : b.lastRemainders.has(addr)
+            ? ', the last remainder in the unsorted bin'
+            : ' (malloc first sorted the unsorted bin, where it was, into the bins)';
+      return step(
+        `${chunk} split from ${aSize(spot.size)} free chunk${sorted}${restText}`,
+        place.arena,
+      );
+    }
+    const grew = systemMem(s) - b.systemMem;
+    const top = s.arenas.find((a) => !a.topIsInitial && ck.addr[a.top]! === addr + size);
+    if (b.tops.has(addr) || (grew > 0 && top !== undefined)) {
+      const left = top === undefined ? '' : `; the top is now ${bytesText(ck.size[top.top]!)}`;
+      const first = !b.tops.has(addr);
+      return step(
+        grew > 0
+          ? first
+            ? `${chunk} cut from the top, after the arena's first ${bytesText(grew)} came from the kernel${left}`
+            : `the top was too small, so the arena got ${bytesText(grew)} more from the kernel and cut ${chunk} from the top${left}`
+          : `${chunk} cut from the top${left}`,
+        place.arena,
+      );
+    }
+    if (grew > 0)
+      return step(
+        `${chunk} from memory the arena just got from the kernel (${bytesText(grew)})`,
+        place.arena,
+      );
+    if (fastChunks(s) < b.fastChunks)
+      return step(
+        `${chunk} from a free chunk that malloc_consolidate made by merging the fastbins`,
+        place.arena,
+      );
+    return step(`${chunk} carved from a free chunk of the arena`, place.arena);
+  }
+
+  /** What free did with the block t (before: b). */
+  private freed(t: NonNullable<Before['taken']>, b: Before): string {
+    const s = this.replayer.process;
+    const ck = s.ck;
+    const size = t.size;
+    if (t.mmapped) {
+      const raised =
+        s.mp.mmapThreshold !== b.mmapThreshold
+          ? `; the mmap threshold rose to ${bytesText(s.mp.mmapThreshold)} and the trim threshold to ${bytesText(s.mp.trimThreshold)}, so later blocks of this size go to the heap`
+          : '';
+      return `the ${size}-byte mmapped chunk went back to the kernel with munmap${raised}`;
+    }
+    const h = chunkHolding(s, t.addr);
+    const returned = b.systemMem - systemMem(s);
+    const backText = returned > 0 ? `, so ${bytesText(returned)} went back to the kernel` : '';
+    if (h === NIL) return `the ${size}-byte chunk was freed and its memory went back to the kernel`;
+    const st = ck.state[h]!;
+    if (st === St.TCACHE) {
+      const th = s.threads.get(this.held[this.pos]!.ev.tid);
+      const n = th?.tcache?.counts[ck.bin[h]!] ?? 0;
+      return `the ${size}-byte chunk went into the tcache (bin ${hex(size)}, now ${n} of ${s.mp.tcacheCount})`;
+    }
+    if (st === St.FAST)
+      return `the ${size}-byte chunk went into the ${hex(size)} fastbin, unmerged and still marked in use`;
+    const top = s.arenas.find((a) => a.top === h);
+    if (top !== undefined) {
+      const topSize = ck.size[h]!;
+      const withTop =
+        ck.addr[h]! < t.addr ? 'the free chunk before it and with the top' : 'the top';
+      if (returned > 0)
+        return `the ${size}-byte chunk merged with ${withTop}; the top was above the trim threshold of ${bytesText(s.mp.trimThreshold)}${backText}, leaving a top of ${bytesText(topSize)}`;
+      if (topSize >= s.mp.trimThreshold && top === s.main)
+        return `the ${size}-byte chunk merged with ${withTop}; the top is ${bytesText(topSize)}, above the trim threshold of ${bytesText(s.mp.trimThreshold)}, but glibc keeps M_TOP_PAD (${bytesText(s.mp.topPad)}) of it and less than a page more was free, so nothing went back to the kernel`;
+      return `the ${size}-byte chunk merged with ${withTop}; the top is ${bytesText(topSize)}, ${topSize >= s.mp.trimThreshold ? 'above' : 'below'} the trim threshold of ${bytesText(s.mp.trimThreshold)}, so nothing went back to the kernel`;
+    }
+    if (st === St.BINNED) {
+      const merged = ck.size[h]!;
+      if (merged === size && ck.addr[h] === t.addr)
+        return `the ${size}-byte chunk went into ${binName(st, ck.bin[h]!, size)}; its neighbours are in use, so nothing merged${backText}`;
+      const sides =
+        ck.addr[h]! < t.addr && ck.addr[h]! + merged > t.addr + size
+          ? 'the free chunks on both sides'
+          : ck.addr[h]! < t.addr
+            ? 'the free chunk before it'
+            : 'the free chunk after it';
+      return `the ${size}-byte chunk merged with ${sides} into ${aSize(merged)} chunk in ${binName(st, ck.bin[h]!, merged)}${backText}`;
+    }
+    return `the ${size}-byte chunk was freed${backText}`;
+  }
+}

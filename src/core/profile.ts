@@ -1,0 +1,171 @@
+/**
+ * glibc version profiles: what differs between the glibc releases the model follows, as data.
+ *
+ * The model is one allocator. Where a release changed a glibc function, the module that models
+ * that function reads the field of the profile that says how, once per call or when the process
+ * starts (never a comparison of version strings per event). Each field names the release that
+ * changed it and the glibc function it touches.
+ *
+ * A profile is "proven" when the differential suite replays identically against Debian's build of
+ * that release (docs/glibc-versions.md says on which traces).
+ */
+
+import { MALLOC_ALIGNMENT } from './constants.js';
+
+export interface GlibcProfile {
+  /** The release, as gnu_get_libc_version() reports it: "2.36". */
+  readonly version: string;
+  /** The Debian build the profile is proven against. */
+  readonly debian: string;
+  /** sizeof (heap_info): 32 up to 2.34; 2.35 added `pagesize` (48). new_heap, heap_trim. */
+  readonly heapInfoSize: number;
+  /** sizeof (struct malloc_state). _int_new_arena. */
+  readonly mallocStateSize: number;
+  /**
+   * Up to 2.34 the dynamic loader copies the GLIBC_TUNABLES entry of the environment with __sbrk
+   * before main (tunables_strdup, elf/dl-tunables.c): the main heap starts after it.
+   */
+  readonly loaderCopiesTunables: boolean;
+  /** tcache_key_initialize asks getrandom for the tcache key (2.34 on; before, the key was the tcache's address). */
+  readonly randomTcacheKey: boolean;
+  /** glibc.malloc.hugetlb exists (2.35 on). ptmalloc_init. */
+  readonly hugetlbTunable: boolean;
+  /**
+   * MALLOC_CHECK_ and glibc.malloc.check switch malloc's own checking hooks on (up to 2.33); from
+   * 2.34 they need libc_malloc_debug.so. ptmalloc_init.
+   */
+  readonly mallocCheckInLibc: boolean;
+  /** mallinfo2 exists (2.33 on); before, only mallinfo and its int fields. */
+  readonly mallinfo2: boolean;
+  /**
+   * The largest mmap threshold mallopt and the tunables accept (do_set_mmap_threshold): up to
+   * 2.34, HEAP_MAX_SIZE / 2 (a larger value is refused, and nothing changes); no limit since.
+   */
+  readonly mmapThresholdLimit: number;
+  /**
+   * Up to 2.33 __malloc_hook and __realloc_hook start as malloc_hook_ini and realloc_hook_ini
+   * (malloc/hooks.c), which the process's first malloc or realloc clears; while they are set, a
+   * calloc goes through the hook and clears the whole block itself (__libc_calloc).
+   */
+  readonly initHooks: boolean;
+  /** __libc_calloc takes a cached chunk from the tcache, as malloc does (2.41 on). */
+  readonly callocFromTcache: boolean;
+  /**
+   * _int_free_create_chunk puts a freed chunk of small-bin size at the head of its small bin, not
+   * in the unsorted bin (2.41 on).
+   */
+  readonly freeSmallToSmallbin: boolean;
+  /**
+   * _mid_memalign first looks through the tcache bin of the request's size for a chunk that is
+   * already aligned, and takes it from where it sits in the list (2.38 on).
+   */
+  readonly memalignFromTcache: boolean;
+  /**
+   * _int_memalign gives the chunk before the aligned block back with _int_free_merge_chunk (merged
+   * with its free neighbours, never into the tcache or a fastbin), and the room after it whenever
+   * it is at least MINSIZE or borders a free chunk or the top (2.39 on). Before: both through
+   * _int_free, the tail only when larger than MINSIZE.
+   */
+  readonly memalignMergesRemainders: boolean;
+  /**
+   * __libc_realloc returns the block as it is when the request fits its usable size with less than
+   * 16 bytes to spare (a page, for an mmapped chunk), before anything else (2.38 on).
+   */
+  readonly reallocWithinPadding: boolean;
+  /**
+   * sysmalloc_mmap_fallback is called with its size arguments swapped (2.35 to 2.37, fixed in
+   * 2.38): when the break cannot grow, the main arena maps at least a page, not 1 MiB.
+   */
+  readonly mmapFallbackSwapped: boolean;
+}
+
+const GLIBC_2_36: GlibcProfile = {
+  version: '2.36',
+  debian: '2.36-9+deb12u14',
+  heapInfoSize: 48,
+  mallocStateSize: 2200,
+  loaderCopiesTunables: false,
+  randomTcacheKey: true,
+  hugetlbTunable: true,
+  mallocCheckInLibc: false,
+  mallinfo2: true,
+  mmapThresholdLimit: Number.POSITIVE_INFINITY,
+  initHooks: false,
+  callocFromTcache: false,
+  freeSmallToSmallbin: false,
+  memalignFromTcache: false,
+  memalignMergesRemainders: false,
+  reallocWithinPadding: false,
+  mmapFallbackSwapped: true,
+};
+
+const GLIBC_2_31: GlibcProfile = {
+  ...GLIBC_2_36,
+  version: '2.31',
+  debian: '2.31-13+deb11u11',
+  heapInfoSize: 32,
+  loaderCopiesTunables: true,
+  randomTcacheKey: false,
+  hugetlbTunable: false,
+  mallocCheckInLibc: true,
+  mallinfo2: false,
+  mmapThresholdLimit: 32 * 1024 * 1024,
+  initHooks: true,
+  mmapFallbackSwapped: false,
+};
+
+const GLIBC_2_41: GlibcProfile = {
+  ...GLIBC_2_36,
+  version: '2.41',
+  debian: '2.41-12+deb13u5',
+  callocFromTcache: true,
+  freeSmallToSmallbin: true,
+  memalignFromTcache: true,
+  memalignMergesRemainders: true,
+  reallocWithinPadding: true,
+  mmapFallbackSwapped: false,
+};
+
+/** The profiles by version, oldest first. */
+export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [GLIBC_2_31, GLIBC_2_36, GLIBC_2_41];
+
+/** The profile a replay uses unless told otherwise. */
+export const DEFAULT_PROFILE: GlibcProfile = GLIBC_2_36;
+
+/** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
+export function firstTopOffset(p: GlibcProfile): number {
+  const end = p.heapInfoSize + p.mallocStateSize;
+  const misalign = (end + 16) % MALLOC_ALIGNMENT;
+  return misalign > 0 ? end + MALLOC_ALIGNMENT - misalign : end;
+}
+
+function parseVersion(v: string): [number, number] | undefined {
+  const m = /^(?:glibc[- ]?)?(\d+)\.(\d+)(?:\.\d+)?(?:-.*)?$/i.exec(v.trim());
+  return m === null ? undefined : [Number(m[1]), Number(m[2])];
+}
+
+/**
+ * The profile for a version string ("2.31", "2.35", "glibc-2.41", "2.36-9+deb12u14"): its own,
+ * else the nearest one, with a note saying so. Undefined when the string is not a version.
+ */
+export function profileFor(version: string): { profile: GlibcProfile; note?: string } | undefined {
+  const want = parseVersion(version);
+  if (want === undefined) return undefined;
+  const key = want[0] * 1000 + want[1];
+  let best = DEFAULT_PROFILE;
+  let bestDistance = Number.POSITIVE_INFINITY;
+  for (const p of GLIBC_PROFILES) {
+    const [major, minor] = parseVersion(p.version)!;
+    const d = Math.abs(major * 1000 + minor - key);
+    // Ties go to the older profile: the one whose behaviour the version has already inherited.
+    if (d < bestDistance) {
+      best = p;
+      bestDistance = d;
+    }
+  }
+  if (bestDistance === 0) return { profile: best };
+  return {
+    profile: best,
+    note: `glibc ${want[0]}.${want[1]} has no profile of its own: replayed as glibc ${best.version}, the nearest modelled version (${GLIBC_PROFILES.map((p) => p.version).join(', ')})`,
+  };
+}

@@ -1,0 +1,70 @@
+/**
+ * The differential suite on other glibc versions: each trace replayed by ptsim with the version's
+ * profile (src/core/profile.ts) and by the native replayer on Debian's build of that version
+ * (test/helpers/glibc-builds.ts), compared event by event, RSS after every event, the summary, and
+ * malloc_stats and malloc_info where the trace's own test compares them. A version that cannot be
+ * fetched is skipped, with the reason.
+ *
+ * VERSIONS_STEP=N takes every N-th generated trace (default 1: all of them, as their own tests);
+ * PROVEN_VERSIONS=2.31 picks the versions (default: every proven one).
+ */
+
+import { describe, expect, it } from 'vitest';
+import { fetchGlibc } from '../helpers/glibc-builds.js';
+import { runNativeText } from '../helpers/native.js';
+import { compareEvents, differential, runSim, traceEnv } from '../diff/harness.js';
+import {
+  fixedTraces,
+  generatedTraces,
+  pageTraces,
+  touchVariants,
+  undetectedTraces,
+} from '../diff/version-sets.js';
+import { PROVEN_VERSIONS } from '../diff/proven.js';
+
+const STEP = Number(process.env['VERSIONS_STEP'] ?? 1);
+const VERSIONS = (process.env['PROVEN_VERSIONS'] ?? PROVEN_VERSIONS.join(','))
+  .split(',')
+  .filter((v) => v !== '');
+
+for (const version of VERSIONS) {
+  const f = fetchGlibc(version);
+  const why = f.ok ? '' : ` (skipped: ${f.reason})`;
+  describe(`glibc ${version}: the differential suite replays identically${why}`, () => {
+    for (const t of [...fixedTraces(true), ...pageTraces(), ...generatedTraces(STEP)]) {
+      it.skipIf(!f.ok)(`${t.group} ${t.name}`, () => {
+        const text = t.text();
+        expect(
+          differential(text, { name: t.name, glibc: version, stats: t.details, info: t.details }),
+        ).toBeNull();
+      });
+    }
+    // The variants of the trace's own tests: every 4th touch variant of what those run.
+    for (const t of touchVariants(4 * STEP)) {
+      it.skipIf(!f.ok)(`${t.group} ${t.name} --touch ${t.touch ?? 'recorded'}`, () => {
+        const text = t.text();
+        const opts = { name: t.name, glibc: version, ...(t.touch ? { touch: t.touch } : {}) };
+        expect(differential(text, opts)).toBeNull();
+      });
+    }
+    for (const t of undetectedTraces()) {
+      it.skipIf(!f.ok)(
+        `${t.name}: ptsim stops at the undetected double free, glibc carries on`,
+        () => {
+          const text = t.text();
+          const env = traceEnv(text);
+          const sim = runSim(text, env, t.name, undefined, version);
+          const nat = runNativeText(text, { env, name: t.name, rss: true, glibc: version });
+          expect(sim.error).toMatch(
+            new RegExp(`: glibc ${version.replace('.', '\\.')} does not detect this here`),
+          );
+          const stop = sim.events.length;
+          expect(nat.abort).toBeUndefined();
+          expect(nat.exitCode).toBe(0);
+          expect(nat.events.length).toBeGreaterThan(stop);
+          expect(compareEvents(text, sim, nat, { rss: true, upTo: stop })).toBeNull();
+        },
+      );
+    }
+  });
+}
