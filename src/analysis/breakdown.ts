@@ -8,6 +8,13 @@
  * (tcache, fastbins, regular bins, top). Bytes of a region that no chunk covers (heap_info and the
  * arena's own state at the start of a heap, alignment gaps) are the allocator's metadata.
  *
+ * Fragmentation is the one cause decided per page rather than per chunk: a resident page that
+ * holds bytes of a live block and bytes of a free chunk in the regular bins, and none of glibc's
+ * own metadata, is a page that only the live blocks on it keep resident (the kernel takes pages
+ * back whole, so neither malloc_trim nor anything else can return it while they are there). The
+ * free-in-bins bytes of such a page count as fragmentation instead of free in bins; the live
+ * blocks on it are the blocks responsible, reported per heap.
+ *
  * Pages are attributed whole, to the cause holding most of their resident bytes, so that page
  * counts add up too. Memory is read from the model's state; nothing here changes it.
  */
@@ -22,6 +29,7 @@ export const CAUSES = [
   'free-tcache',
   'free-fastbins',
   'free-bins',
+  'fragmentation',
   'free-top',
   'metadata',
 ] as const;
@@ -37,7 +45,9 @@ export const CAUSE_TEXT: Record<Cause, string> = {
   'free-fastbins':
     'freed small blocks in fastbins: not merged with their neighbours until something consolidates them',
   'free-bins':
-    'freed blocks in the regular bins: merged, reusable, but inside the heap, so only malloc_trim can return their pages',
+    'freed blocks in the regular bins, on pages no live block is on: merged, reusable, but inside the heap, so only malloc_trim can return their pages',
+  fragmentation:
+    'free memory in the bins on pages a live block shares: these pages stay resident as long as the live blocks on them do, whatever glibc does',
   'free-top':
     'the free top of a heap, kept because it is below the trim threshold (or a pad glibc always keeps)',
   metadata:
@@ -51,6 +61,7 @@ export const CAUSE_NAMES: Record<Cause, string> = {
   'free-tcache': 'tcache',
   'free-fastbins': 'fastbins',
   'free-bins': 'free in bins',
+  fragmentation: 'fragmentation',
   'free-top': 'free top',
   metadata: 'glibc metadata',
 };
@@ -60,7 +71,38 @@ interface CauseTotals {
   pages: number;
   /** Bytes of address space this cause covers, resident or not. */
   mappedBytes: number;
+  /** Chunks of this cause (fragmentation: the free chunks with bytes on its pages, also counted in free-bins). */
   chunks: number;
+}
+
+/** A live block that shares resident pages with free memory in the bins. */
+export interface FragmentingBlock {
+  chunk: number;
+  addr: number;
+  size: number;
+  /** Bytes the program asked for. */
+  requested: number;
+  /** Index of the event that handed it out. */
+  bornEvent: number;
+  /** The pages it shares with free memory in the bins, and that free memory's resident bytes. */
+  pages: number;
+  freeBytes: number;
+}
+
+/** The fragmentation of one heap: what its live blocks keep resident of the free memory around them. */
+export interface HeapFragmentation {
+  /** 0 main, k the k-th arena. */
+  arena: number;
+  /** The heap in that arena's chain (0 for the main arena's brk heap). */
+  heap: number;
+  /** Resident pages that hold both live blocks and free memory in the bins (and no glibc metadata). */
+  pages: number;
+  /** The free-in-bins bytes on those pages: this heap's share of the fragmentation cause. */
+  bytes: number;
+  /** Live blocks on those pages. */
+  blocks: number;
+  /** The blocks on most such pages, most free bytes first, then by address (at most EXAMPLES). */
+  examples: FragmentingBlock[];
 }
 
 interface ArenaBreakdown {
@@ -76,7 +118,12 @@ export interface Breakdown {
   mappedBytes: number;
   causes: Record<Cause, CauseTotals>;
   arenas: ArenaBreakdown[];
+  /** Each heap with fragmented pages, most fragmented bytes first. */
+  fragmentation: HeapFragmentation[];
 }
+
+/** Examples of blocks responsible kept per heap. */
+const EXAMPLES = 5;
 
 function emptyTotals(): Record<Cause, CauseTotals> {
   const r = {} as Record<Cause, CauseTotals>;
@@ -86,24 +133,66 @@ function emptyTotals(): Record<Cause, CauseTotals> {
 
 const PAGE = 4096;
 
+const CAUSE_INDEX = Object.fromEntries(CAUSES.map((c, i) => [c, i])) as Record<Cause, number>;
+const LIVE_REQ = CAUSE_INDEX['live-requested'];
+const LIVE_OVH = CAUSE_INDEX['live-overhead'];
+const BINS = CAUSE_INDEX['free-bins'];
+const FRAG = CAUSE_INDEX['fragmentation'];
+const META = CAUSE_INDEX['metadata'];
+
+/** The fragmentation found so far in one heap: per live block responsible, its pages and bytes. */
+class HeapFrag {
+  pages = 0;
+  bytes = 0;
+  readonly blocks = new Map<number, { pages: number; freeBytes: number }>();
+  constructor(
+    readonly arena: number,
+    readonly heap: number,
+  ) {}
+}
+
 /**
  * Accumulates byte ranges per cause, and settles partly shared pages by majority.
  *
  * The ranges of one page always arrive one after the other: a chunk chain is walked in address
  * order, and chains, heaps and mmapped chunks never share a page. So only the page being filled is
  * kept, and it is settled as soon as a range of another page arrives: no map, nothing allocated per
- * chunk.
+ * chunk. A shared page is also where fragmentation is found: the page being filled remembers the
+ * live blocks and the free chunks in the bins that put bytes on it.
  */
 class Attributor {
   readonly totals = emptyTotals();
   /** The shared page being filled (-1: none), and its bytes per cause index. */
   private page = -1;
   private readonly shares = new Float64Array(CAUSES.length);
+  /** Live blocks with bytes on the page being filled (a few at most: pages are small). */
+  private liveOnPage: number[] = [];
+  /** Free chunks in the bins with bytes on the page being filled. */
+  private binnedOnPage: number[] = [];
+  /** Free chunks in the bins already counted as fragmentation chunks (by handle). */
+  private readonly fragChunks = new Set<number>();
+  /** The heap being walked (null: fragmentation is not looked for, as in mmapped chunks). */
+  heap: HeapFrag | null = null;
+  readonly heaps: HeapFrag[] = [];
 
-  constructor(private readonly s: Process) {}
+  constructor(
+    private readonly s: Process,
+    /** Whether the blocks responsible for fragmentation are kept (not only the totals). */
+    private readonly blocks: boolean,
+  ) {}
 
-  /** Attributes [a, b) to `cause`; `count` says whether this range is one chunk. */
-  add(cause: Cause, a: number, b: number, count: boolean): void {
+  /** Starts a heap: fragmentation found from now on is this heap's. */
+  startHeap(arena: number, heap: number): void {
+    this.settle();
+    this.heap = new HeapFrag(arena, heap);
+    this.heaps.push(this.heap);
+  }
+
+  /**
+   * Attributes [a, b) to `cause`; `count` says whether this range is one chunk; `owner` is the
+   * chunk the range belongs to (NIL for bytes of no chunk).
+   */
+  add(cause: Cause, a: number, b: number, count: boolean, owner = NIL): void {
     if (b <= a) return;
     const t = this.totals[cause];
     t.mappedBytes += b - a;
@@ -113,21 +202,21 @@ class Attributor {
     const lastFull = Math.floor(b / PAGE) * PAGE;
     const ci = CAUSE_INDEX[cause];
     if (firstFull < lastFull) {
-      if (a < firstFull) this.edge(ci, a, firstFull);
+      if (a < firstFull) this.edge(ci, a, firstFull, owner);
       const pages = k.residentIn(firstFull, lastFull) / PAGE;
       t.bytes += pages * PAGE;
       t.pages += pages;
-      if (lastFull < b) this.edge(ci, lastFull, b);
+      if (lastFull < b) this.edge(ci, lastFull, b, owner);
     } else {
       // Within one page, or across one page boundary.
       if (firstFull > a && firstFull < b) {
-        this.edge(ci, a, firstFull);
-        this.edge(ci, firstFull, b);
-      } else this.edge(ci, a, b);
+        this.edge(ci, a, firstFull, owner);
+        this.edge(ci, firstFull, b, owner);
+      } else this.edge(ci, a, b, owner);
     }
   }
 
-  private edge(ci: number, a: number, b: number): void {
+  private edge(ci: number, a: number, b: number, owner: number): void {
     if (!this.s.kernel.isResident(a)) return;
     this.totals[CAUSES[ci]!].bytes += b - a;
     const page = Math.floor(a / PAGE);
@@ -136,21 +225,58 @@ class Attributor {
       this.page = page;
     }
     this.shares[ci]! += b - a;
+    if (owner === NIL || this.heap === null) return;
+    if (ci === LIVE_REQ || ci === LIVE_OVH) {
+      const l = this.liveOnPage;
+      if (l.length === 0 || l[l.length - 1] !== owner) l.push(owner);
+    } else if (ci === BINS) this.binnedOnPage.push(owner);
   }
 
-  /** Gives the page being filled to the cause with most bytes in it (the first in CAUSES on a tie). */
+  /**
+   * Settles the page being filled: its free-in-bins bytes become fragmentation when live blocks
+   * share it and glibc's metadata does not, and the whole page goes to the cause with most bytes
+   * in it (the first in CAUSES on a tie).
+   */
   settle(): void {
     if (this.page < 0) return;
     const v = this.shares;
+    const hf = this.heap;
+    if (hf !== null && v[BINS]! > 0 && this.liveOnPage.length > 0 && v[META] === 0) {
+      const free = v[BINS]!;
+      const bins = this.totals['free-bins'];
+      const frag = this.totals.fragmentation;
+      bins.bytes -= free;
+      bins.mappedBytes -= free;
+      frag.bytes += free;
+      frag.mappedBytes += free;
+      v[FRAG] = free;
+      v[BINS] = 0;
+      for (const h of this.binnedOnPage) {
+        if (this.fragChunks.has(h)) continue;
+        this.fragChunks.add(h);
+        frag.chunks++;
+      }
+      hf.pages++;
+      hf.bytes += free;
+      if (this.blocks)
+        for (const h of this.liveOnPage) {
+          const b = hf.blocks.get(h);
+          if (b === undefined) hf.blocks.set(h, { pages: 1, freeBytes: free });
+          else {
+            b.pages++;
+            b.freeBytes += free;
+          }
+        }
+    }
     let best = 0;
     for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
     this.totals[CAUSES[best]!].pages++;
     v.fill(0);
     this.page = -1;
+    if (this.liveOnPage.length > 0) this.liveOnPage = [];
+    if (this.binnedOnPage.length > 0) this.binnedOnPage = [];
   }
 }
-
-const CAUSE_INDEX = Object.fromEntries(CAUSES.map((c, i) => [c, i])) as Record<Cause, number>;
 
 function causeOfChunk(s: Process, h: number): Cause {
   switch (s.ck.state[h]) {
@@ -186,16 +312,21 @@ function addInUse(
   }
   const mem = ck.addr[h]! + 16;
   const reqEnd = Math.min(end, mem + ck.req[h]!);
-  at.add('live-overhead', start, mem, false);
-  at.add('live-requested', mem, reqEnd, true);
-  at.add('live-overhead', reqEnd, end, false);
+  at.add('live-overhead', start, mem, false, h);
+  at.add('live-requested', mem, reqEnd, true, h);
+  at.add('live-overhead', reqEnd, end, false, h);
 }
 
 /** The breakdown of one arena's regions (or of the mmapped chunks, arena -1). */
-function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>): ArenaBreakdown {
+function breakdownArena(
+  s: Process,
+  av: Arena | null,
+  tcacheStructs: Set<number>,
+  blocks: boolean,
+): { arena: ArenaBreakdown; heaps: HeapFrag[] } {
   const ck = s.ck;
-  const at = new Attributor(s);
-  const regions: Array<[number, number]> = [];
+  const at = new Attributor(s, blocks);
+  const regions: Array<[number, number, number]> = [];
   if (av === null) {
     for (let h = 0; h < ck.highWater; h++) {
       if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) === 0)
@@ -205,10 +336,10 @@ function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>
     }
   } else {
     if (av === s.main) {
-      if (!av.topIsInitial) regions.push([s.kernel.brkBase, s.kernel.brkEnd]);
+      if (!av.topIsInitial) regions.push([s.kernel.brkBase, s.kernel.brkEnd, 0]);
     } else {
       for (let hp = av.heap; hp !== null; hp = hp.prev)
-        regions.push([hp.start, hp.start + hp.size]);
+        regions.push([hp.start, hp.start + hp.size, hp.number]);
     }
     // Chunk chains: each region's chain starts at a chunk with no physical predecessor.
     for (let h = 0; h < ck.highWater; h++) {
@@ -223,6 +354,7 @@ function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>
       const a = ck.addr[h]!;
       const region = regions.find(([x, y]) => a >= x && a < y);
       if (region === undefined) continue;
+      at.startHeap(av.index, region[2]);
       // A chunk owns its size word, its body and the next chunk's prev_size word (its footer when
       // free, the last 8 usable bytes when in use): [addr + 8, addr + size + 8).
       let covered = region[0];
@@ -234,33 +366,68 @@ function breakdownArena(s: Process, av: Arena | null, tcacheStructs: Set<number>
         const end = Math.min(pa + Math.max(ck.size[p]!, 16) + 8, region[1]);
         const cause = causeOfChunk(s, p);
         if (cause === 'live-requested') addInUse(s, at, p, start, end, tcacheStructs.has(p));
-        else at.add(cause, start, end, true);
+        else at.add(cause, start, end, true, p);
         covered = end;
       }
       if (covered < region[1]) at.add('metadata', covered, region[1], false);
       region[0] = region[1]; // done
     }
     // Regions without chunks (cannot happen once initialised) are metadata.
+    at.settle();
+    at.heap = null;
     for (const [x, y] of regions) if (x < y) at.add('metadata', x, y, false);
   }
   at.settle();
   let resident = 0;
   for (const c of CAUSES) resident += at.totals[c].bytes;
-  return { arena: av === null ? -1 : av.index, causes: at.totals, residentBytes: resident };
+  return {
+    arena: { arena: av === null ? -1 : av.index, causes: at.totals, residentBytes: resident },
+    heaps: at.heaps,
+  };
 }
 
-/** The whole process's resident memory by cause, per arena and in total. */
-export function breakdown(s: Process): Breakdown {
+/** A heap's fragmentation as reported: its totals and its few worst blocks. */
+function heapReport(s: Process, hf: HeapFrag): HeapFragmentation {
+  const ck = s.ck;
+  const all = [...hf.blocks].map(([chunk, b]) => ({ chunk, ...b }));
+  all.sort((x, y) => y.freeBytes - x.freeBytes || ck.addr[x.chunk]! - ck.addr[y.chunk]!);
+  return {
+    arena: hf.arena,
+    heap: hf.heap,
+    pages: hf.pages,
+    bytes: hf.bytes,
+    blocks: hf.blocks.size,
+    examples: all.slice(0, EXAMPLES).map((b) => ({
+      chunk: b.chunk,
+      addr: ck.addr[b.chunk]!,
+      size: ck.size[b.chunk]!,
+      requested: ck.req[b.chunk]!,
+      bornEvent: ck.born[b.chunk]!,
+      pages: b.pages,
+      freeBytes: b.freeBytes,
+    })),
+  };
+}
+
+/**
+ * The whole process's resident memory by cause, per arena and in total. `blocks` false leaves
+ * the blocks responsible for fragmentation out (their count and examples), for callers that only
+ * want the totals (the timeline's samples).
+ */
+export function breakdown(s: Process, blocks = true): Breakdown {
   const tcacheStructs = new Set<number>();
   for (const th of s.threads.values()) if (th.tcache !== null) tcacheStructs.add(th.tcache.chunk);
   if (s.thread.tcache !== null) tcacheStructs.add(s.thread.tcache.chunk);
   const arenas: ArenaBreakdown[] = [];
+  const heaps: HeapFrag[] = [];
   let ar = s.main;
   do {
-    arenas.push(breakdownArena(s, ar, tcacheStructs));
+    const r = breakdownArena(s, ar, tcacheStructs, blocks);
+    arenas.push(r.arena);
+    heaps.push(...r.heaps);
     ar = ar.next;
   } while (ar !== s.main);
-  arenas.push(breakdownArena(s, null, tcacheStructs));
+  arenas.push(breakdownArena(s, null, tcacheStructs, blocks).arena);
   const causes = emptyTotals();
   let residentBytes = 0;
   let residentPages = 0;
@@ -277,5 +444,9 @@ export function breakdown(s: Process): Breakdown {
       mappedBytes += t.mappedBytes;
     }
   }
-  return { residentBytes, residentPages, mappedBytes, causes, arenas };
+  const fragmentation = heaps
+    .filter((h) => h.pages > 0)
+    .map((h) => heapReport(s, h))
+    .sort((x, y) => y.bytes - x.bytes || x.arena - y.arena || x.heap - y.heap);
+  return { residentBytes, residentPages, mappedBytes, causes, arenas, fragmentation };
 }

@@ -2,25 +2,61 @@
  * `ptsim explain`: why the resident memory is what it is at a moment of a replay (the end, the
  * peak, or an event), and what would change it.
  *
- *  - the breakdown: every resident byte by cause (breakdown.ts);
+ *  - the breakdown: every resident byte by cause, fragmentation included (breakdown.ts);
  *  - the pins: the highest chunk of each heap that keeps the free memory below it from being
- *    trimmed, with the event and trace line that allocated it (pins.ts);
- *  - the threshold history: each change of the mmap and trim thresholds and what it cost
- *    (thresholds.ts);
- *  - what would help: the same trace replayed with each remedy (malloc_trim(0) at that moment, a
- *    fixed mmap threshold, a lower trim threshold, fewer arenas, no mmap, no tcache), ranked by the
- *    memory it saves, with its cost in system calls and page faults.
+ *    trimmed, with the event and trace line that allocated it, and what freeing it would really
+ *    do (pins.ts);
+ *  - the thresholds: where the mmap and trim thresholds stand, and each change of them with what
+ *    it cost (thresholds.ts);
+ *  - what would help: remedies chosen from the causes found (remedies.ts), each replayed for real
+ *    up to the moment (what-if.ts) and offered only when it saves memory there, ranked by what it
+ *    saves, with its cost in system calls and page faults.
+ *
+ * The trace is read once, by the first replay, which keeps a copy of it in memory (event-store.ts)
+ * for the others; what-ifs that start at a moment (malloc_trim there, a pin freed there) run on
+ * copies of that moment's state rather than replaying up to it again.
  */
 
-import { openTrace } from '../import/index.js';
-import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import { totalmem } from 'node:os';
 import type { Replayer } from '../replay/replay.js';
-import type { TraceEvent } from '../trace/types.js';
-import { MALLOPT_PARAMS } from '../core/constants.js';
-import { breakdown, CAUSE_TEXT, CAUSES, type Breakdown, type Cause } from './breakdown.js';
-import { runMany, type Figures, type FiguresJob } from './figures.js';
-import { findPins, type Pin } from './pins.js';
+import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import { Op, type TraceEvent } from '../trace/types.js';
+import {
+  CAUSE_TEXT,
+  CAUSES,
+  type Breakdown,
+  type Cause,
+  type FragmentingBlock,
+  type HeapFragmentation,
+} from './breakdown.js';
+import { earliestMove, TraceStore, type Edits } from './event-store.js';
+import type { Pin } from './pins.js';
+import {
+  combine,
+  familyBytes,
+  settingCandidates,
+  trimInterval,
+  trimsMatter,
+  type Family,
+  type SettingCandidate,
+} from './remedies.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
+import { shortBytes } from './units.js';
+import {
+  analyseMoment,
+  measureFrom,
+  momentFrom,
+  runExplainJobs,
+  takeCheckpoint,
+  type Checkpoint,
+  type EventFacts,
+  type ExplainJob,
+  type Measured,
+  type MomentAnalysis,
+  type MomentFigures,
+  type PinFreed,
+  type TraceRef,
+} from './what-if.js';
 
 export type Moment = 'end' | 'peak' | number;
 
@@ -35,6 +71,17 @@ interface ExplainOptions {
   /** Worker threads for the remedies (1: none). */
   parallel?: number;
   progress?: (done: number, total: number) => void;
+  /** Most events kept in memory (default: what a quarter of the machine's memory holds). */
+  storeLimit?: number;
+}
+
+/** What freeing a pin right after the moment does, measured on a copy of the replay. */
+interface PinOutcome {
+  rss: number;
+  saved: number;
+  went: PinFreed['went'];
+  /** What became of the freed chunk, in one line. */
+  note: string;
 }
 
 interface PinReport extends Pin {
@@ -42,14 +89,32 @@ interface PinReport extends Pin {
   line: number;
   /** The token the trace gave it. */
   token: string;
+  /** Freeing it right after the moment (live pins, with what-ifs). */
+  freed?: PinOutcome;
+}
+
+interface BlockReport extends FragmentingBlock {
+  line: number;
+  token: string;
+}
+
+interface FragmentationReport extends Omit<HeapFragmentation, 'examples'> {
+  examples: BlockReport[];
 }
 
 interface Remedy {
-  id: string;
-  /** What was changed, in the terms a user would type. */
+  /**
+   * setting: one setting; settings: two together; trim_now: malloc_trim(0) at the moment;
+   * trim_every: malloc_trim(0) every N events; free_pin: the pin freed at the moment;
+   * move_pin: the pin allocated earlier.
+   */
+  id: 'setting' | 'settings' | 'trim_now' | 'trim_every' | 'free_pin' | 'move_pin';
+  /** What was changed: settings as compare's --config takes them, or the change to the program. */
   setting: string;
   /** What it does, in one line. */
   why: string;
+  /** The cause it addresses. */
+  addresses: string;
   rss: number;
   /** Bytes saved at the moment explained, against the replay as given (negative: worse). */
   saved: number;
@@ -59,6 +124,14 @@ interface Remedy {
   /** More (or fewer, negative) system calls and page faults than the replay as given. */
   extraSyscalls: number;
   extraPageFaults: number;
+  /** malloc_trim calls made up to the moment (the trim remedies). */
+  calls?: number;
+  /** The settings replayed (the setting remedies). */
+  settings?: ReplaySettings;
+  /** The edit replayed (trim_every, move_pin). */
+  edits?: Edits;
+  /** The call made right after the moment's event, as a trace line (trim_now, free_pin). */
+  call?: string;
   failure?: string;
 }
 
@@ -78,9 +151,15 @@ export interface MomentExplanation {
     chunks: number;
   }>;
   arenas: Breakdown['arenas'];
+  fragmentation: FragmentationReport[];
   pins: PinReport[];
   thresholds: ThresholdChange[];
+  /** The thresholds at this moment, and whether glibc still adjusts them on its own. */
+  thresholdState: { mmapThreshold: number; trimThreshold: number; dynamic: boolean };
+  /** The remedies that save memory at this moment, most saved first. */
   remedies: Remedy[];
+  /** The remedies tried that save nothing here (or could not be replayed). */
+  tried: Remedy[];
 }
 
 export interface Explanation {
@@ -88,9 +167,9 @@ export interface Explanation {
   events: number;
   cores: number;
   arenas: number;
-  /** Set for a trace without touch records that has blocks of 1 MiB or more (Replayer.touchNote). */
-  note?: string;
   moments: MomentExplanation[];
+  /** What the explanation cannot show about this trace, one line each. */
+  notes: string[];
   /** glibc's abort, when the replay ended in one (the end explained is the abort). */
   abort?: { message: string; event: number; line: number };
 }
@@ -110,280 +189,481 @@ class MomentOutOfRange extends Error {
   }
 }
 
-interface Snapshot {
-  event: number;
-  line: number;
-  b: Breakdown;
-  pins: Pin[];
-  thresholds: ThresholdChange[];
-  baseline: Figures;
+/** Checkpoints of the replay as given kept at most, and how far apart they start. */
+const CHECKPOINTS = 16;
+const CHECKPOINT_EVERY = 1 << 16;
+
+/** Pins per moment tried allocated earlier (those with the most free memory below them). */
+const MOVED_PINS = 2;
+
+/** Formats whose recordings have no threads: every call is replayed on one thread. */
+const THREADLESS: Record<string, string> = {
+  heaptrack: "heaptrack's raw data has no thread ids",
+  mtrace: "glibc's mtrace log has no thread ids",
+  malloclab: 'malloclab traces have no threads',
+};
+
+/** A quarter of the machine's memory, at about 40 bytes an event. */
+function defaultStoreLimit(): number {
+  return Math.floor(totalmem() / 4 / 40);
 }
 
-/** Replays up to `stopAfter` (or the end) and takes the snapshot there. */
-async function snapshot(
-  path: string,
-  opts: ExplainOptions,
-  stopAfter: number | undefined,
-): Promise<{ snap: Snapshot; r: Replayer }> {
-  const history = new ThresholdHistory();
-  let lastLine = 0;
-  let lastEvent = -1;
-  const run = await replayFile(path, {
-    ...opts.settings,
-    import: opts.import,
-    displayName: opts.displayName,
-    stopAfter,
-    onEvent: (rec) => {
-      history.lastRecord = rec;
-    },
-    observe: (ev: TraceEvent, r: Replayer) => {
-      history.observe(ev, r);
-      lastLine = ev.line;
-      lastEvent = ev.index;
-    },
-  });
-  const r = run.replayer;
-  if (r === null) throw run.failure ?? new Error(`${path}: nothing to replay`);
-  if (run.failure !== null) throw run.failure;
-  const s = r.finish();
-  const baseline: Figures = {
-    events: s.events,
-    rss: s.rss,
-    peakRss: s.peakRss,
-    peakEvent: s.peakEvent,
-    meanRss: 0,
-    heapBytes: s.mallinfo2.arena,
-    mmappedBytes: s.mmapped,
-    syscalls: s.syscalls,
-    pageFaults: s.pageFaults,
+/** A count, as the remedies' texts print it. */
+function num(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function pinName(p: Pin, token: string): string {
+  return token !== '' ? token : `the block at event ${p.bornEvent}`;
+}
+
+/** One line on what freeing a pin did. */
+function pinNote(p: PinFreed, saved: number): string {
+  if (p.failure !== undefined) return `could not be freed: ${p.failure}`;
+  if (saved > 0) return `gives back ${shortBytes(saved)}`;
+  if (p.went === 'tcache')
+    return 'gives back nothing: the freed chunk would go into the tcache, where glibc still counts it as in use';
+  if (p.went === 'fastbin')
+    return 'gives back nothing: the freed chunk would go into a fastbin, where it is not merged with the free memory below';
+  return p.main
+    ? `gives back nothing: the freed chunk is merged with the free memory around it, but the top of the heap (${shortBytes(p.topAfter)}) stays below the trim threshold (${shortBytes(p.trimThreshold)})`
+    : "gives back nothing: the freed chunk is merged with the free memory around it, but glibc keeps it in the thread's heap";
+}
+
+/** A measured remedy against the moment's baseline. */
+function remedyOf(
+  base: Omit<
+    Remedy,
+    'rss' | 'saved' | 'peakRss' | 'syscalls' | 'pageFaults' | 'extraSyscalls' | 'extraPageFaults'
+  >,
+  m: MomentAnalysis,
+  f: MomentFigures | null,
+  failure?: string,
+): Remedy {
+  const b = m.baseline;
+  const r: Remedy = {
+    ...base,
+    rss: f?.rss ?? 0,
+    saved: f === null ? 0 : m.b.residentBytes - f.rss,
+    peakRss: f?.peakRss ?? 0,
+    syscalls: f?.syscalls ?? 0,
+    pageFaults: f?.pageFaults ?? 0,
+    extraSyscalls: f === null ? 0 : f.syscalls - b.syscalls,
+    extraPageFaults: f === null ? 0 : f.pageFaults - b.pageFaults,
   };
-  return {
-    snap: {
-      event: lastEvent,
-      line: lastLine,
-      b: breakdown(r.process),
-      pins: findPins(r.process),
-      thresholds: history.changes,
-      baseline,
-    },
-    r,
-  };
-}
-
-/** Line numbers and tokens of a few events, read from the trace without replaying it. */
-async function eventFacts(
-  path: string,
-  opts: ExplainOptions,
-  wanted: Set<number>,
-): Promise<Map<number, { line: number; token: string }>> {
-  const out = new Map<number, { line: number; token: string }>();
-  if (wanted.size === 0) return out;
-  const last = Math.max(...wanted);
-  class Done extends Error {}
-  try {
-    await openTrace(
-      path,
-      {
-        header: () => {},
-        event: (ev: TraceEvent) => {
-          if (wanted.has(ev.index)) out.set(ev.index, { line: ev.line, token: ev.out });
-          if (ev.index >= last) throw new Done();
-        },
-      },
-      { ...opts.import, displayName: opts.displayName },
-    );
-  } catch (e) {
-    if (!(e instanceof Done)) throw e;
-  }
-  return out;
-}
-
-/** The remedies worth trying, given what the replay as given looked like. */
-function remedies(arenaCount: number): Array<{
-  id: string;
-  setting: string;
-  why: string;
-  settings: ReplaySettings;
-  trimAtEnd?: boolean;
-}> {
-  const list: Array<{
-    id: string;
-    setting: string;
-    why: string;
-    settings: ReplaySettings;
-    trimAtEnd?: boolean;
-  }> = [
-    {
-      id: 'malloc_trim',
-      setting: 'malloc_trim(0) at this moment',
-      why: 'consolidates and returns every whole free page inside the heaps, and the top of the main heap',
-      settings: {},
-      trimAtEnd: true,
-    },
-    {
-      id: 'mmap_threshold',
-      setting: 'M_MMAP_THRESHOLD=131072',
-      why: 'fixes the mmap threshold at 128 KiB: big blocks stay in mmap and go back to the kernel on free()',
-      settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_THRESHOLD']!, 131072]] },
-    },
-    {
-      id: 'trim_threshold',
-      setting: 'M_TRIM_THRESHOLD=0',
-      why: 'free() lowers the heap top whenever it can',
-      settings: { mallopts: [[MALLOPT_PARAMS['M_TRIM_THRESHOLD']!, 0]] },
-    },
-    {
-      id: 'mmap_max',
-      setting: 'M_MMAP_MAX=0',
-      why: 'no block gets an mmap of its own: everything comes from the heaps',
-      settings: { mallopts: [[MALLOPT_PARAMS['M_MMAP_MAX']!, 0]] },
-    },
-    {
-      id: 'tcache_off',
-      setting: 'glibc.malloc.tcache_count=0',
-      why: 'no per-thread cache: freed blocks go straight back to their arena',
-      settings: { extraTunables: 'glibc.malloc.tcache_count=0' },
-    },
-  ];
-  if (arenaCount > 1) {
-    list.push({
-      id: 'arena_max_1',
-      setting: 'M_ARENA_MAX=1',
-      why: 'one arena for all threads: memory freed by one thread serves the others',
-      settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 1]] },
-    });
-    list.push({
-      id: 'arena_max_2',
-      setting: 'M_ARENA_MAX=2',
-      why: 'at most two arenas',
-      settings: { mallopts: [[MALLOPT_PARAMS['M_ARENA_MAX']!, 2]] },
-    });
-  }
-  return list;
-}
-
-function totalSyscalls(f: Figures): number {
-  let n = 0;
-  for (const v of Object.values(f.syscalls)) n += v;
-  return n;
+  if (f === null) r.failure = failure ?? 'the replay did not reach this moment';
+  return r;
 }
 
 /** Explains the replay of `path` at each requested moment. */
 export async function explain(path: string, opts: ExplainOptions): Promise<Explanation> {
   const moments = opts.at ?? ['end', 'peak'];
-  // The whole replay first: it gives the end, the peak's event and the arena count.
-  const whole = await snapshot(path, opts, undefined);
-  const endSnap = whole.snap;
-  const cores = whole.r.process.ncores;
-  const arenaCount = whole.r.process.arenas.length;
+  const whatIfs = opts.whatIfs !== false;
+
+  // The whole replay first: it gives the end, the peak's event and the arena count, keeps the
+  // trace in memory for the other replays, and checkpoints to resume from along the way.
+  // Nothing is replayed again when only the end is explained, without remedies.
+  const again = whatIfs || moments.some((m) => m !== 'end');
+  const store = new TraceStore(again ? (opts.storeLimit ?? defaultStoreLimit()) : 0);
+  const history = new ThresholdHistory();
+  const checkpoints: Checkpoint[] = [];
+  let every = CHECKPOINT_EVERY;
+  let line = 0;
+  let event = -1;
+  let tid = 0;
+  const run = await replayFile(path, {
+    ...opts.settings,
+    import: opts.import,
+    displayName: opts.displayName,
+    tee: store,
+    observe: (ev: TraceEvent, r: Replayer) => {
+      history.observe(ev, r);
+      line = ev.line;
+      event = ev.index;
+      tid = ev.tid;
+      if (store.ok && (ev.index + 1) % every === 0) {
+        if (checkpoints.length === CHECKPOINTS) {
+          // Twice as far apart from now on: every other one goes.
+          every *= 2;
+          for (let k = checkpoints.length - 1; k >= 0; k--)
+            if ((checkpoints[k]!.event + 1) % every !== 0) checkpoints.splice(k, 1);
+        }
+        if ((ev.index + 1) % every === 0)
+          checkpoints.push(takeCheckpoint(r, history, { event, line, tid }));
+      }
+    },
+  });
+  const r = run.replayer;
+  if (r === null) throw run.failure ?? new Error(`${path}: nothing to replay`);
+  if (run.failure !== null) throw run.failure;
+  const stored = store.finish();
+  const ref: TraceRef = {
+    path,
+    displayName: opts.displayName,
+    import: opts.import,
+    store: stored,
+  };
+  const summary = r.finish();
+  const events = summary.events;
   for (const m of moments)
-    if (typeof m === 'number' && m >= endSnap.baseline.events)
-      throw new MomentOutOfRange(m, endSnap.baseline.events);
-  const points: Array<{ kind: 'end' | 'peak' | 'event'; snap: Snapshot }> = [];
+    if (typeof m === 'number' && m >= events) throw new MomentOutOfRange(m, events);
+
+  // The moments, as events.
+  const points: Array<{ kind: 'end' | 'peak' | 'event'; event: number }> = [];
   for (const m of moments) {
-    if (m === 'end') points.push({ kind: 'end', snap: endSnap });
+    if (m === 'end') points.push({ kind: 'end', event });
     else {
-      const ev = m === 'peak' ? endSnap.baseline.peakEvent : m;
+      const ev = m === 'peak' ? summary.peakEvent : m;
       if (ev < 0) continue;
-      if (ev >= endSnap.event) {
-        points.push({ kind: m === 'peak' ? 'peak' : 'event', snap: endSnap });
-        continue;
-      }
-      points.push({
-        kind: m === 'peak' ? 'peak' : 'event',
-        snap: (await snapshot(path, opts, ev)).snap,
-      });
+      points.push({ kind: m === 'peak' ? 'peak' : 'event', event: Math.min(ev, event) });
     }
   }
+  const analyses = new Map<number, MomentAnalysis>();
+  if (points.some((p) => p.event === event))
+    analyses.set(
+      event,
+      await analyseMoment(r, ref, history, { event, line, tid }, run.header, whatIfs),
+    );
+  const at = [...new Set(points.map((p) => p.event))].sort((a, b) => a - b);
+  /** The last checkpoint before event e (its state is the replay's right after an earlier event). */
+  const checkpointBefore = (e: number): Checkpoint | undefined =>
+    stored === null ? undefined : checkpoints.filter((c) => c.event < e).pop();
 
-  // The remedies, replayed to each moment.
-  const base = remedies(arenaCount);
-  const jobs: FiguresJob[] = [];
-  if (opts.whatIfs !== false) {
-    for (const p of points) {
-      for (const rem of base) {
-        const settings: ReplaySettings = {
-          ...opts.settings,
-          mallopts: [...(opts.settings.mallopts ?? []), ...(rem.settings.mallopts ?? [])],
-        };
-        if (rem.settings.extraTunables !== undefined)
-          settings.extraTunables = rem.settings.extraTunables;
-        const job: FiguresJob = {
-          path,
-          displayName: opts.displayName,
-          import: opts.import,
-          settings,
-          stopAfter: p.snap.event,
-        };
-        if (rem.trimAtEnd) job.trimAtEnd = true;
-        jobs.push(job);
+  // The replays: rounds of jobs, each round's choices made from what the earlier ones found. Jobs
+  // that can resume from a checkpoint run here, the others on the worker threads, side by side.
+  const candidates = new Map<string, SettingCandidate>();
+  const measured = new Map<string, Measured>();
+  const moves = new Map<string, { event: number; pin: Pin; edits: Edits }>();
+  let done = 0;
+  let total = 0;
+  const trimEvery = trimInterval(event + 1);
+  const edited = stored !== null;
+  const figuresOf = (m: MomentAnalysis, setting: string): MomentFigures | undefined =>
+    measured.get(setting)?.figures[at.indexOf(m.event)] ?? undefined;
+  const savedBy = (m: MomentAnalysis, setting: string): number => {
+    const f = figuresOf(m, setting);
+    return f === undefined ? 0 : m.b.residentBytes - f.rss;
+  };
+  /**
+   * Whether a milder variant of a setting is worth a replay: when the setting saves memory at a
+   * price in kernel work (or, for arenas, in lock contention, which a replay cannot show).
+   */
+  const worthMilder = (m: MomentAnalysis, setting: string, family: Family): boolean => {
+    const f = figuresOf(m, setting);
+    if (f === undefined || m.b.residentBytes - f.rss <= 0) return false;
+    return (
+      family === 'arenas' || f.syscalls + f.pageFaults > m.baseline.syscalls + m.baseline.pageFaults
+    );
+  };
+  for (let round = 0; ; round++) {
+    const jobs: ExplainJob[] = [];
+    const keys: string[] = [];
+    const local: Array<{ key: string; run: () => Promise<MomentAnalysis | Measured> }> = [];
+    const planned = (key: string): boolean =>
+      measured.has(key) || keys.includes(key) || local.some((l) => l.key === key);
+    for (const e of at)
+      if (round === 0 && !analyses.has(e)) {
+        const cp = checkpointBefore(e + 1);
+        if (cp !== undefined && stored !== null)
+          local.push({
+            key: `moment ${e}`,
+            run: () => momentFrom(cp, { ...ref, store: stored }, e, whatIfs),
+          });
+        else {
+          jobs.push({ kind: 'moment', trace: ref, settings: opts.settings, at: e, whatIfs });
+          keys.push(`moment ${e}`);
+        }
       }
-    }
+    const want = (key: string, settings: ReplaySettings, edits?: Edits, only?: number): void => {
+      if (planned(key)) return;
+      const when = only !== undefined ? [only] : at;
+      const cp = edits?.move !== undefined ? checkpointBefore(edits.move.to) : undefined;
+      if (cp !== undefined && stored !== null) {
+        local.push({ key, run: () => measureFrom(cp, stored, edits, when) });
+        return;
+      }
+      const job: ExplainJob = { kind: 'measure', trace: ref, settings, at: when };
+      if (edits !== undefined) job.edits = edits;
+      jobs.push(job);
+      keys.push(key);
+    };
+    if (whatIfs)
+      for (const m of analyses.values()) {
+        // Nothing to change before the first event, nor in a process glibc has aborted.
+        if (m.abort !== undefined || m.event < 0) continue;
+        for (const c of settingCandidates(m)) {
+          if (c.after !== undefined && !worthMilder(m, c.after, c.family)) continue;
+          candidates.set(c.setting, c);
+          want(c.setting, combine(opts.settings, c.settings));
+        }
+        if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
+          want('trim_every', opts.settings, { trimEvery });
+        if (stored !== null)
+          for (const p of m.pins
+            .filter((p) => {
+              // A block born of a realloc cannot be allocated earlier on its own.
+              const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
+              return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
+            })
+            .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
+            .slice(0, MOVED_PINS)) {
+            const move = earliestMove(stored, p.bornEvent);
+            if (move === null) continue;
+            const key = `move ${p.bornEvent} ${move.to} ${m.event}`;
+            const edits: Edits = { move };
+            moves.set(key, { event: m.event, pin: p, edits });
+            want(key, opts.settings, edits, m.event);
+          }
+        // Two settings together, when two causes each have settings: the best of each of the two
+        // families that save most (or address the most memory), once their settings are measured.
+        const families = new Map<Family, { c: SettingCandidate; saved: number }>();
+        let pending = false;
+        for (const c of settingCandidates(m)) {
+          if (c.after !== undefined) continue;
+          if (!measured.has(c.setting)) pending = true;
+          const saved = savedBy(m, c.setting);
+          const cur = families.get(c.family);
+          if (cur === undefined || saved > cur.saved) families.set(c.family, { c, saved });
+        }
+        for (const c of candidates.values()) {
+          const cur = families.get(c.family);
+          const saved = savedBy(m, c.setting);
+          if (cur !== undefined && saved > cur.saved) families.set(c.family, { c, saved });
+        }
+        // Any setting of the top's family also stops the dynamic threshold: the thresholds'
+        // setting adds nothing to it.
+        if (families.has('top')) families.delete('thresholds');
+        const ranked = [...families.entries()].sort(
+          (x, y) => y[1].saved - x[1].saved || familyBytes(m, y[0]) - familyBytes(m, x[0]),
+        );
+        if (!pending && ranked.length >= 2) {
+          const a = ranked[0]![1].c;
+          const b = ranked[1]![1].c;
+          want(
+            `${a.setting} ${b.setting}`,
+            combine(combine(opts.settings, a.settings), b.settings),
+          );
+        }
+      }
+    if (jobs.length === 0 && local.length === 0) break;
+    total += jobs.length + local.length;
+    let localDone = 0;
+    let poolDone = 0;
+    const tell = (): void => opts.progress?.(done + localDone + poolDone, total);
+    const [results, here] = await Promise.all([
+      jobs.length > 0
+        ? runExplainJobs(jobs, opts.parallel, (d) => {
+            poolDone = d;
+            tell();
+          })
+        : Promise.resolve([]),
+      (async () => {
+        const out: Array<MomentAnalysis | Measured> = [];
+        for (const l of local) {
+          out.push(await l.run());
+          localDone++;
+          tell();
+        }
+        return out;
+      })(),
+    ]);
+    done += jobs.length + local.length;
+    const store = (key: string, res: MomentAnalysis | Measured): void => {
+      if (key.startsWith('moment ')) analyses.set(Number(key.slice(7)), res as MomentAnalysis);
+      else measured.set(key, res as Measured);
+    };
+    results.forEach((res, k) => store(keys[k]!, res));
+    here.forEach((res, k) => store(local[k]!.key, res));
   }
-  const figures = jobs.length > 0 ? await runMany(jobs, opts.parallel, opts.progress) : [];
 
-  const wanted = new Set<number>();
-  for (const p of points)
-    for (const pin of p.snap.pins) if (pin.bornEvent >= 0) wanted.add(pin.bornEvent);
-  const facts = await eventFacts(path, opts, wanted);
-
-  const out: MomentExplanation[] = points.map((p, k) => {
-    const b = p.snap.b;
+  const out: MomentExplanation[] = points.map((p) => {
+    const m = analyses.get(p.event)!;
+    const b = m.b;
+    const facts = new Map<number, EventFacts>(m.facts);
     const causes = CAUSES.map((c) => ({ cause: c, text: CAUSE_TEXT[c], ...b.causes[c] })).sort(
       (x, y) => y.bytes - x.bytes,
     );
-    const rems: Remedy[] = [];
-    if (opts.whatIfs !== false) {
-      base.forEach((rem, j) => {
-        const f = figures[k * base.length + j]!;
-        const r: Remedy = {
-          id: rem.id,
-          setting: rem.setting,
-          why: rem.why,
-          rss: f.rss,
-          saved: b.residentBytes - f.rss,
-          peakRss: f.peakRss,
-          syscalls: totalSyscalls(f),
-          pageFaults: f.pageFaults,
-          extraSyscalls: totalSyscalls(f) - totalSyscalls(p.snap.baseline),
-          extraPageFaults: f.pageFaults - p.snap.baseline.pageFaults,
+    const k = at.indexOf(p.event);
+    const all: Remedy[] = [];
+    /** Combinations that save no more than one of their settings alone. */
+    const tried: Remedy[] = [];
+    const tokenOf = (e: number): string => facts.get(e)?.token ?? '';
+    const pins: PinReport[] = m.pins
+      .map((pin) => {
+        const rep: PinReport = {
+          ...pin,
+          line: facts.get(pin.bornEvent)?.line ?? 0,
+          token: tokenOf(pin.bornEvent),
         };
-        if (f.failure !== undefined) r.failure = f.failure;
-        rems.push(r);
-      });
-      rems.sort((x, y) => y.saved - x.saved || x.extraSyscalls - y.extraSyscalls);
-    }
-    const pins: PinReport[] = p.snap.pins
-      .map((pin) => ({
-        ...pin,
-        line: facts.get(pin.bornEvent)?.line ?? 0,
-        token: facts.get(pin.bornEvent)?.token ?? '',
-      }))
+        const fr = m.pinsFreed.find((x) => x.chunk === pin.chunk);
+        if (fr !== undefined) {
+          const saved = b.residentBytes - fr.figures.rss;
+          rep.freed = {
+            rss: fr.figures.rss,
+            saved,
+            went: fr.went,
+            note: pinNote(fr, saved),
+          };
+          const name = pinName(pin, rep.token);
+          all.push(
+            remedyOf(
+              {
+                id: 'free_pin',
+                setting: `free(${name}) at this moment`,
+                why: `the program frees ${name}, the block that pins ${pin.arena === 0 ? 'the main heap' : `arena ${pin.arena} heap ${pin.heap}`}, right after this event`,
+                addresses: 'pin',
+                call: `${fr.tid} free ${rep.token}`,
+              },
+              m,
+              fr.failure === undefined ? fr.figures : null,
+              fr.failure,
+            ),
+          );
+        }
+        return rep;
+      })
       .sort((x, y) => y.heldBytes - x.heldBytes);
+    if (m.trimNow !== null)
+      all.push(
+        remedyOf(
+          {
+            id: 'trim_now',
+            setting: 'malloc_trim(0) at this moment',
+            why: 'consolidates and returns every whole free page inside the heaps, and the top of the main heap',
+            addresses: 'free memory inside the heaps',
+            calls: 1,
+            call: `${m.tid} malloc_trim 0`,
+          },
+          m,
+          m.trimNow,
+        ),
+      );
+    for (const [key, res] of measured) {
+      const f = res.figures[k] ?? null;
+      if (key === 'trim_every') {
+        all.push(
+          remedyOf(
+            {
+              id: 'trim_every',
+              setting: `malloc_trim(0) every ${num(trimEvery)} events`,
+              why: `the program calls malloc_trim(0) after every ${num(trimEvery)} calls, from the thread that made the last one`,
+              addresses: 'free memory inside the heaps',
+              calls: Math.floor((p.event + 1) / trimEvery),
+              edits: { trimEvery },
+            },
+            m,
+            f,
+            res.failure,
+          ),
+        );
+        continue;
+      }
+      const move = moves.get(key);
+      if (move !== undefined) {
+        if (move.event !== p.event) continue;
+        const pin = move.pin;
+        const name = pinName(pin, tokenOf(pin.bornEvent));
+        const to = move.edits.move!.to;
+        all.push(
+          remedyOf(
+            {
+              id: 'move_pin',
+              setting: `${name} allocated earlier (event ${pin.bornEvent} moved before event ${to})`,
+              why: `the program allocates ${name} before the churn, as early as its thread and its name allow, so that the blocks freed around it are not below it`,
+              addresses: 'pin',
+              edits: move.edits,
+            },
+            m,
+            res.figures[0] ?? null,
+            res.failure,
+          ),
+        );
+        continue;
+      }
+      const single = candidates.get(key);
+      const parts = single !== undefined ? [single] : key.split(' ').map((s) => candidates.get(s)!);
+      const rem = remedyOf(
+        {
+          id: single !== undefined ? 'setting' : 'settings',
+          setting: key,
+          why: parts.map((c) => c.why).join('; and '),
+          addresses: [...new Set(parts.map((c) => c.family))].join(' and '),
+          settings: parts.reduce<ReplaySettings>((s, c) => combine(s, c.settings), {}),
+        },
+        m,
+        f,
+        res.failure,
+      );
+      if (single === undefined && f !== null) {
+        // Offered only when it saves more than each of its settings alone.
+        const alone = parts.map((c) => measured.get(c.setting)?.figures[k]?.rss ?? Infinity);
+        if (alone.some((rss) => rss <= f.rss)) {
+          tried.push(rem);
+          continue;
+        }
+      }
+      all.push(rem);
+    }
+    const helps = all
+      .filter((x) => x.failure === undefined && x.saved > 0)
+      .sort(
+        (x, y) =>
+          y.saved - x.saved ||
+          x.extraSyscalls + x.extraPageFaults - (y.extraSyscalls + y.extraPageFaults) ||
+          x.setting.localeCompare(y.setting),
+      );
+    tried.unshift(...all.filter((x) => !helps.includes(x)));
+    const fragmentation: FragmentationReport[] = b.fragmentation.map((f) => ({
+      ...f,
+      examples: f.examples.map((x) => ({
+        ...x,
+        line: facts.get(x.bornEvent)?.line ?? 0,
+        token: tokenOf(x.bornEvent),
+      })),
+    }));
     return {
       moment: p.kind,
-      event: p.snap.event,
-      line: p.snap.line,
+      event: m.event,
+      line: m.line,
       residentBytes: b.residentBytes,
       residentPages: b.residentPages,
       mappedBytes: b.mappedBytes,
       causes,
       arenas: b.arenas,
+      fragmentation,
       pins,
-      thresholds: p.snap.thresholds,
-      remedies: rems,
+      thresholds: m.thresholds,
+      thresholdState: {
+        mmapThreshold: m.mmapThreshold,
+        trimThreshold: m.trimThreshold,
+        dynamic: m.dynamicThresholds,
+      },
+      remedies: helps,
+      tried,
     };
   });
+
+  const notes: string[] = [];
+  // A trace without touch records that has blocks of 1 MiB or more: its RSS is an upper bound.
+  const touchNote = r.touchNote();
+  if (touchNote !== null) notes.push(touchNote);
+  const from = run.header?.facts.get('from');
+  if (from !== undefined && THREADLESS[from] !== undefined)
+    notes.push(
+      `${THREADLESS[from]}: every call is replayed on one thread, in one arena, so what the program's threads and arenas did (and M_ARENA_MAX) cannot be shown`,
+    );
+  if (whatIfs && !edited && events > 0 && again)
+    notes.push(
+      'the trace has too many events to keep in memory: periodic malloc_trim and allocations moved earlier were not tried',
+    );
   const ex: Explanation = {
     trace: opts.displayName ?? path,
-    events: endSnap.baseline.events,
-    cores,
-    arenas: arenaCount,
+    events,
+    cores: r.process.ncores,
+    arenas: r.process.arenas.length,
     moments: out,
+    notes,
   };
-  const note = whole.r.touchNote();
-  if (note !== null) ex.note = note;
-  const abort = whole.r.finish().abort;
-  if (abort !== undefined) ex.abort = abort;
+  if (summary.abort !== undefined) ex.abort = summary.abort;
   return ex;
 }

@@ -1,11 +1,10 @@
 /**
  * Replaying one configuration for its figures (resident memory, system calls, page faults), in
- * this thread or in worker threads, so that explain, compare and sweep can run many configurations
+ * this thread or in worker threads, so that compare and sweep can run many configurations
  * side by side on the machine's cores. A configuration's figures are exactly those of a separate
  * `ptsim replay` with the same settings.
  */
 
-import { mallocTrim } from '../core/api.js';
 import { runPool } from './pool.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
@@ -19,15 +18,13 @@ export interface FiguresJob {
   settings: ReplaySettings;
   /** Stop after this event (the point of an explanation); the whole trace when absent. */
   stopAfter?: number;
-  /** Call malloc_trim(0) once the replay reached its point, and measure after it. */
-  trimAtEnd?: boolean;
   /** Sample RSS every this many events into `timeline` (0: none). */
   sampleEvery?: number;
 }
 
 export interface Figures {
   events: number;
-  /** Resident bytes at the point (after the trim, for a trim job). */
+  /** Resident bytes at the point. */
   rss: number;
   peakRss: number;
   peakEvent: number;
@@ -37,8 +34,6 @@ export interface Figures {
   mmappedBytes: number;
   syscalls: SyscallCounts;
   pageFaults: number;
-  /** What malloc_trim(0) returned (trim jobs). */
-  trimResult?: number;
   /** [event index, rss] samples. */
   timeline?: Array<[number, number]>;
   /** Why the replay ended early, if it did. */
@@ -74,8 +69,6 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
   });
   const r = run.replayer;
   if (r === null) throw run.failure ?? new Error(`${job.path}: nothing to replay`);
-  let trimResult: number | undefined;
-  if (job.trimAtEnd) trimResult = mallocTrim(r.process, 0);
   const s = r.finish();
   const span = lastT - firstT;
   const f: Figures = {
@@ -89,7 +82,6 @@ export async function runFigures(job: FiguresJob): Promise<Figures> {
     syscalls: { ...r.kernel.syscalls },
     pageFaults: r.kernel.pageFaults,
   };
-  if (trimResult !== undefined) f.trimResult = trimResult;
   if (every > 0) f.timeline = timeline;
   if (run.failure !== null) {
     f.failure = run.failure.message;

@@ -5,8 +5,9 @@
  * have sent to mmap.
  */
 
-import { DEFAULT_MMAP_THRESHOLD, DEFAULT_TRIM_THRESHOLD } from '../core/constants.js';
-import type { EventRecord, Replayer } from '../replay/replay.js';
+import { NIL } from '../core/chunks.js';
+import { DEFAULT_MMAP_THRESHOLD, DEFAULT_TRIM_THRESHOLD, IS_MMAPPED } from '../core/constants.js';
+import type { Replayer } from '../replay/replay.js';
 import { OP_NAMES, Op, type TraceEvent } from '../trace/types.js';
 
 export interface ThresholdChange {
@@ -33,8 +34,6 @@ export class ThresholdHistory {
   private mmap = DEFAULT_MMAP_THRESHOLD;
   private trim = DEFAULT_TRIM_THRESHOLD;
   private started = false;
-  /** The record of the event being observed (set by the replay's onEvent listener). */
-  lastRecord: EventRecord | null = null;
 
   /** Call after each event. */
   observe(ev: TraceEvent, r: Replayer): void {
@@ -47,9 +46,11 @@ export class ThresholdHistory {
         this.record(-1, ev, 'start-up settings', mp.mmapThreshold, mp.trimThreshold);
       }
     }
-    const rec = this.lastRecord;
-    if (rec !== null && rec.arena !== undefined && rec.arena >= 0 && rec.usable !== undefined) {
-      const chunk = rec.usable + 8;
+    // The block this event returned, when it came from a heap (not mmapped on its own).
+    const h = r.lastBlock;
+    const ck = r.process.ck;
+    if (h !== NIL && (ck.flags[h]! & IS_MMAPPED) === 0) {
+      const chunk = ck.size[h]!;
       // The most recent change that made this size a heap allocation rather than an mmap.
       for (let i = this.changes.length - 1; i >= 0; i--) {
         const c = this.changes[i]!;
@@ -69,7 +70,6 @@ export class ThresholdHistory {
         ev.op === Op.mallopt ? 'mallopt' : 'dynamic threshold: free of an mmapped block';
       this.record(ev.index, ev, cause, mp.mmapThreshold, mp.trimThreshold);
     }
-    this.lastRecord = null;
   }
 
   private record(

@@ -301,7 +301,7 @@ export class TimelineSampler {
     x.mark = '';
     x.live = detail >= Detail.Live ? liveBytes(s) : null;
     if (detail >= Detail.Causes) {
-      const b = breakdown(s);
+      const b = breakdown(s, false);
       const c = {} as Record<Cause, number>;
       for (const k of CAUSES) c[k] = b.causes[k].bytes;
       x.causes = c;

@@ -65,7 +65,7 @@ export const convertCommand = defineCommand({
 
     // Options checked: a file is written beside its target and renamed into place at the end.
     const file = output === '-' ? null : OutputFile.open(output, '-o');
-    const writer = new NativeTraceWriter(file === null ? '-' : file.fd, values.gzip);
+    const writer = new NativeTraceWriter(file === null ? process.stdout : file.fd, values.gzip);
     // The events a replay would stop at (a free of a token never allocated, ...) are found on the
     // way, as stats finds them.
     const check = new TraceStats();
@@ -85,6 +85,8 @@ export const convertCommand = defineCommand({
         check.touch(rec);
       },
       rss: (sample) => writer.rss(sample),
+      // The reader waits while standard output is full.
+      ready: () => writer.ready(),
       touchesIncomplete: (line, detail) => writer.touchesIncomplete(line, detail),
       // Call stacks, the mappings and the symbols are kept too.
       site: (rec) => {
@@ -106,6 +108,7 @@ export const convertCommand = defineCommand({
         for (const [addr, frames] of symbols) writer.site({ kind: 'sym', line: 0, addr, frames });
       }
       writer.close();
+      await writer.drained();
       const mistake = check.report().mistake;
       if (mistake !== undefined) {
         file?.discard();

@@ -20,10 +20,12 @@ import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './se
 const EXPLAIN_HELP = `Usage: ptsim explain TRACE [options]
 
 Replays TRACE and explains its resident memory at the end and at its peak: where every resident
-byte is (live blocks, allocator overhead, each kind of free memory glibc keeps), the block that
-pins each heap's top, each change of the mmap and trim thresholds, and what each remedy would
-change, computed by replaying the trace again with it (malloc_trim(0), a fixed M_MMAP_THRESHOLD,
-M_TRIM_THRESHOLD=0, M_MMAP_MAX=0, no tcache, and fewer arenas when there are several).
+byte is (live blocks, allocator overhead, each kind of free memory glibc keeps, fragmentation),
+the block that pins each heap's top and what freeing it would do, the mmap and trim thresholds
+and each change of them, and what would help: remedies chosen from the causes found (settings
+such as M_MXFAST=0, a smaller tcache, fewer arenas, fixed thresholds, two of them together,
+malloc_trim(0) now or every N events, the pin freed or allocated earlier), each replayed for real
+and shown only when it saves memory.
 
 Options:
   --at WHEN            end, peak or an event index (repeatable; default: end and peak)
@@ -84,6 +86,11 @@ export const explainCommand = defineCommand({
   },
 });
 
+/** A heap's name, as the explanation prints it. */
+function heapName(arena: number, heap: number): string {
+  return arena === 0 ? 'main heap' : `arena ${arena} heap ${heap}`;
+}
+
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where =
     m.event < 0
@@ -97,6 +104,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
   lines.push(
     `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${plural(m.residentPages, 'page')}`,
   );
+  for (const n of ex.notes) lines.push(`  note: ${n}`);
   lines.push('');
   lines.push('  where it is');
   for (const c of m.causes) {
@@ -119,6 +127,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
         a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
       const free =
         a.causes['free-bins'].bytes +
+        a.causes.fragmentation.bytes +
         a.causes['free-top'].bytes +
         a.causes['free-fastbins'].bytes +
         a.causes['free-tcache'].bytes;
@@ -127,12 +136,30 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
       );
     }
   }
+  // Fragmentation gets its section once it matters: a page or two shared with the pin is common.
+  const fragmented = m.causes.find((c) => c.cause === 'fragmentation')!.bytes;
+  if (m.fragmentation.length > 0 && fragmented >= FRAGMENTATION_SHOWN * m.residentBytes) {
+    lines.push('');
+    lines.push(
+      '  fragmentation (pages that live blocks share with free memory in the bins: no trim can return them)',
+    );
+    for (const f of m.fragmentation.slice(0, 8)) {
+      lines.push(
+        `    ${heapName(f.arena, f.heap)}: ${plural(f.pages, 'page')} with ${shortBytes(f.bytes)} free stay resident because ${plural(f.blocks, 'live block')} ${f.blocks === 1 ? 'is' : 'are'} on them`,
+      );
+      for (const b of f.examples.slice(0, 3))
+        lines.push(
+          `      e.g. ${b.token || '?'} (${count(b.requested)} bytes, allocated at event ${b.bornEvent}, line ${b.line}): on ${plural(b.pages, 'page')} with ${shortBytes(b.freeBytes)} free`,
+        );
+    }
+    if (m.fragmentation.length > 8)
+      lines.push(`    ... and ${plural(m.fragmentation.length - 8, 'more heap')}`);
+  }
   const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
   if (pins.length > 0) {
     lines.push('');
     lines.push('  what pins it (a heap only gives memory back from its top)');
     for (const p of pins.slice(0, 8)) {
-      const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
       const what =
         p.kind === 'live'
           ? `live block ${p.token || '?'} (${count(p.requested)} bytes, allocated at event ${p.bornEvent}, line ${p.line})`
@@ -140,49 +167,68 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${count(p.size)}-byte chunk still held in the ${p.kind} (allocated at event ${p.bornEvent}, line ${p.line})`;
       lines.push(
-        `    ${heap}: ${what} holds ${shortBytes(p.heldBytes)} of free memory right below it (${shortBytes(p.freeBelowBytes)} free below it in all)`,
+        `    ${heapName(p.arena, p.heap)}: ${what} sits above ${shortBytes(p.heldBytes)} of free memory (${shortBytes(p.freeBelowBytes)} free below it in all)`,
       );
+      if (p.freed !== undefined) lines.push(`      freeing it at this moment ${p.freed.note}`);
     }
     if (pins.length > 8) lines.push(`    ... and ${plural(pins.length - 8, 'more heap')}`);
   }
-  if (m.thresholds.length > 0) {
-    lines.push('');
-    lines.push('  thresholds');
-    for (const t of m.thresholds) {
-      const at =
-        t.event < 0
-          ? 'at start-up'
-          : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
-      const since =
-        t.heapAllocationsSince > 0
-          ? `; ${plural(t.heapAllocationsSince, 'later allocation')} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap`
-          : '';
-      lines.push(
-        `    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`,
-      );
-    }
+  lines.push('');
+  lines.push('  thresholds');
+  const st = m.thresholdState;
+  const unchanged = m.thresholds.length === 0;
+  lines.push(
+    `    at this moment: mmap threshold ${shortBytes(st.mmapThreshold)}, trim threshold ${shortBytes(st.trimThreshold)}${unchanged ? ' (unchanged since start-up)' : ''}; ${st.dynamic ? 'glibc still adjusts them' : 'fixed by a setting: glibc no longer adjusts them'}`,
+  );
+  for (const t of m.thresholds) {
+    const at =
+      t.event < 0
+        ? 'at start-up'
+        : `event ${t.event} (line ${t.line}, ${t.op}${t.token ? ' ' + t.token : ''})`;
+    const since =
+      t.heapAllocationsSince > 0
+        ? `; ${plural(t.heapAllocationsSince, 'later allocation')} (${shortBytes(t.heapBytesSince)}) went to a heap instead of mmap`
+        : '';
+    lines.push(
+      `    ${at}: mmap threshold ${shortBytes(t.oldMmapThreshold)} -> ${shortBytes(t.newMmapThreshold)}, trim threshold ${shortBytes(t.oldTrimThreshold)} -> ${shortBytes(t.newTrimThreshold)} (${t.cause})${since}`,
+    );
   }
-  if (m.remedies.length > 0) {
+  lines.push(`    ${THRESHOLD_RULE}`);
+  if (m.remedies.length > 0 || m.tried.length > 0) {
     lines.push('');
-    lines.push('  what would help (each replayed to this moment)');
-    for (const r of m.remedies) {
-      if (r.failure !== undefined) {
-        lines.push(`    ${r.setting.padEnd(30)} could not be replayed: ${r.failure}`);
-        continue;
-      }
-      const signed = (n: number, what: string): string =>
-        `${n >= 0 ? '+' : '-'}${plural(Math.abs(n), what)}`;
-      const cost = `${signed(r.extraSyscalls, 'syscall')}, ${signed(r.extraPageFaults, 'page fault')}`;
+    if (m.remedies.length === 0)
       lines.push(
-        `    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (${r.saved >= 0 ? 'saves' : 'costs'} ${shortBytes(Math.abs(r.saved))}), peak ${shortBytes(r.peakRss)}, ${cost}`,
+        '  what would help: nothing tried saves memory at this moment (each replayed to it)',
+      );
+    else lines.push('  what would help (each replayed to this moment)');
+    const signed = (n: number, what: string): string =>
+      `${n >= 0 ? '+' : '-'}${plural(Math.abs(n), what)}`;
+    for (const r of m.remedies) {
+      const calls = r.calls !== undefined ? `${plural(r.calls, 'malloc_trim call')}, ` : '';
+      const cost = `${calls}${signed(r.extraSyscalls, 'syscall')}, ${signed(r.extraPageFaults, 'page fault')}`;
+      lines.push(
+        `    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (saves ${shortBytes(r.saved)}), peak ${shortBytes(r.peakRss)}, ${cost}`,
       );
       lines.push(`    ${''.padEnd(30)} ${r.why}`);
     }
+    const failed = m.tried.filter((r) => r.failure !== undefined);
+    const none = m.tried.filter((r) => r.failure === undefined);
+    if (none.length > 0)
+      lines.push(
+        `    tried, saving nothing here: ${none.map((r) => `${r.setting}${r.saved < 0 ? ` (costs ${shortBytes(-r.saved)})` : r.saved > 0 ? ' (no more than one of them alone)' : ''}`).join(', ')}`,
+      );
+    for (const r of failed) lines.push(`    ${r.setting} could not be replayed: ${r.failure}`);
   }
   return lines.join('\n') + '\n';
 }
 
+/** The share of the resident memory from which fragmentation gets a section of its own. */
+const FRAGMENTATION_SHOWN = 0.01;
+
+/** glibc's rule for the two thresholds, in one line. */
+const THRESHOLD_RULE =
+  "glibc's rule: free() of an mmapped block bigger than the mmap threshold, and at most 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX), raises the mmap threshold to its size and the trim threshold to twice that; setting M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD or M_MMAP_MAX (mallopt, tunable or environment) stops it";
+
 function formatExplanation(ex: Explanation): string {
-  const text = ex.moments.map((m) => formatMoment(ex, m)).join('\n');
-  return ex.note === undefined ? text : `${text}\nnote: ${ex.note}\n`;
+  return ex.moments.map((m) => formatMoment(ex, m)).join('\n');
 }

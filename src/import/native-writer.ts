@@ -4,14 +4,16 @@
  * threads and all) as the writer was given, and the same records (`#:touch`, `#:rss`) in the same
  * places, so that a recording converted (say, decompressed) replays as before.
  *
- * Output goes to a file descriptor with synchronous writes of about 1 MiB: a TraceSink is called
- * synchronously, so it cannot wait for a stream to drain, and blocking writes are what keeps
- * memory flat when the output is slower than the input. `gzip` compresses each block as one gzip
- * member; concatenated members are one valid gzip file (RFC 1952), which gunzip and ptsim read
- * as a whole.
+ * Output is written in blocks of about 1 MiB: to a file descriptor with synchronous writes (the
+ * disk sets the pace), or to a stream (standard output), whose buffer `ready()` says to wait for
+ * while it is full: the reader's sink back-pressure (TraceSink.ready) then holds the input until
+ * the stream has drained, so memory stays flat when the output is slower than the input. `gzip`
+ * compresses each block as one gzip member; concatenated members are one valid gzip file
+ * (RFC 1952), which gunzip and ptsim read as a whole.
  */
 
 import { closeSync, openSync, writeSync } from 'node:fs';
+import type { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { MALLOPT_PARAMS } from '../core/constants.js';
 import { symLine } from './symbolize.js';
@@ -125,25 +127,27 @@ export function headerLines(h: TraceHeader): string {
   return s;
 }
 
-/** A TraceSink that writes a native trace to a file (`-`: standard output), or to an open descriptor. */
+/** A TraceSink that writes a native trace to a file, an open descriptor, or a stream (standard output). */
 export class NativeTraceWriter implements TraceSink {
   private buf = '';
   private readonly fd: number;
   private readonly ownsFd: boolean;
+  private readonly stream: Writable | null = null;
   /** Events written. */
   events = 0;
   /** Bytes written to the file (compressed when gzip). */
   bytes = 0;
 
   constructor(
-    path: string | number,
+    path: string | number | Writable,
     private readonly gzip = false,
   ) {
     if (typeof path === 'number') {
       this.fd = path;
       this.ownsFd = false;
-    } else if (path === '-') {
-      this.fd = 1;
+    } else if (typeof path !== 'string') {
+      this.stream = path;
+      this.fd = -1;
       this.ownsFd = false;
     } else {
       this.fd = openSync(path, 'w');
@@ -189,10 +193,33 @@ export class NativeTraceWriter implements TraceSink {
     this.buf += incompleteLine(detail);
   }
 
-  /** Writes what is gathered, then closes the file. */
+  /**
+   * A promise to wait for before writing more, while the stream's buffer is full (it resolves on
+   * 'drain', or when the stream closes); undefined when there is no need to wait.
+   */
+  ready(): Promise<void> | undefined {
+    const out = this.stream;
+    if (out === null || !out.writableNeedDrain) return undefined;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        out.off('drain', done);
+        out.off('close', done);
+        resolve();
+      };
+      out.on('drain', done);
+      out.on('close', done);
+    });
+  }
+
+  /** Writes what is gathered, then closes the file (a stream is left open: see drained). */
   close(): void {
     this.flush();
     if (this.ownsFd) closeSync(this.fd);
+  }
+
+  /** Resolves once a stream has taken everything written to it (at once for a file). */
+  async drained(): Promise<void> {
+    await this.ready();
   }
 
   private flush(): void {
@@ -200,16 +227,12 @@ export class NativeTraceWriter implements TraceSink {
     let data: Buffer = Buffer.from(this.buf, 'utf8');
     this.buf = '';
     if (this.gzip) data = gzipSync(data);
-    let off = 0;
-    while (off < data.length) {
-      try {
-        off += writeSync(this.fd, data, off);
-      } catch (e) {
-        // Standard output may be a non-blocking pipe: wait a little for the reader.
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-      }
-    }
     this.bytes += data.length;
+    if (this.stream !== null) {
+      this.stream.write(data);
+      return;
+    }
+    let off = 0;
+    while (off < data.length) off += writeSync(this.fd, data, off);
   }
 }

@@ -239,6 +239,11 @@ export class Replayer implements TraceSink {
   private abort: ReplaySummary['abort'];
   private headerSeen = false;
   private readonly loc: BlockLocation = { arena: 0, heap: 0, off: 0 };
+  /**
+   * The block the event being completed returned (NIL for none, or NULL): for observers without
+   * the fidelity log.
+   */
+  lastBlock = NIL;
   /** The touch model, and whether the trace says it has touch records. */
   private touchMode: TouchMode = 'full';
   private touchesRecorded = false;
@@ -301,6 +306,14 @@ export class Replayer implements TraceSink {
     return this.completedSample;
   }
 
+  /**
+   * Replaces the observer (ReplayOptions.observe): a copy of a replay resumed on its own (a
+   * checkpoint of explain's what-ifs) must not call the original's.
+   */
+  observeWith(observe: ReplayOptions['observe']): void {
+    this.opts.observe = observe;
+  }
+
   get aborted(): boolean {
     return this.abort !== undefined;
   }
@@ -308,6 +321,7 @@ export class Replayer implements TraceSink {
   event(ev: TraceEvent): void {
     if (!this.headerSeen) this.header({ env: [], facts: new Map() });
     if (this.pending !== null) this.recordsEnd();
+    this.lastBlock = NIL;
     if (this.abort !== undefined) return;
     const s = this.process;
     s.eventIndex = ev.index;
@@ -335,6 +349,10 @@ export class Replayer implements TraceSink {
 
   /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
   private complete(ev: TraceEvent, p: number): void {
+    this.lastBlock = p >= 0 ? p : NIL;
+    // Set here, not after the listeners: a copy of the replay taken by one (a checkpoint) must not
+    // carry this event's sample on to its own next event.
+    this.completedSample = -1;
     const rss = this.kernel.residentPages * PAGE_SIZE;
     if (rss > this.peakRss) {
       this.peakRss = rss;
@@ -348,7 +366,6 @@ export class Replayer implements TraceSink {
     if (onEvent !== undefined) onEvent(this.record(ev, p));
     const observe = this.opts.observe;
     if (observe !== undefined) observe(ev, this);
-    this.completedSample = -1;
   }
 
   /** The samples kept since the last event complete stand at this point. */

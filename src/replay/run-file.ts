@@ -73,6 +73,13 @@ export interface RunOptions extends ReplaySettings {
   onWarning?: (msg: string) => void;
   /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
   ready?: () => Promise<void> | undefined;
+  /**
+   * Delivers the trace's events instead of reading `path` (a copy of them held in memory, possibly
+   * edited); it rejects as reading the file would, with the same errors.
+   */
+  source?: (sink: TraceSink) => Promise<unknown>;
+  /** Sees everything the trace's reader delivers, before the replay does (to keep a copy of it). */
+  tee?: TraceSink;
   /** Filled with the trace's call stacks and the stack of each event, when the trace has them. */
   sites?: SiteTable;
 }
@@ -125,10 +132,12 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
   let header: TraceHeader | null = null;
   const notes: string[] = [];
   const observe = opts.observe;
+  const tee = opts.tee;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
   const sites = opts.sites;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
+      tee?.header(h);
       header = h;
       const env = mergeEnv(h, opts);
       const chosen = chooseProfile(opts.glibc, h);
@@ -165,6 +174,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       r.header(h);
     },
     event(ev: TraceEvent): void {
+      tee?.event(ev);
       const r = replayer!;
       // Before the event runs: an observer of this event may look its block's stack up.
       if (sites !== undefined) sites.noteEvent(ev);
@@ -174,10 +184,22 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
         throw new StopReplay();
       }
     },
-    touch: (rec) => replayer!.touch(rec),
-    rss: (sample) => replayer!.rss(sample),
-    touchesIncomplete: (line, detail) => replayer!.touchesIncomplete(line, detail),
-    recordsEnd: () => replayer!.recordsEnd(),
+    touch: (rec) => {
+      tee?.touch?.(rec);
+      replayer!.touch(rec);
+    },
+    rss: (sample) => {
+      tee?.rss?.(sample);
+      replayer!.rss(sample);
+    },
+    touchesIncomplete: (line, detail) => {
+      tee?.touchesIncomplete?.(line, detail);
+      replayer!.touchesIncomplete(line, detail);
+    },
+    recordsEnd: () => {
+      tee?.recordsEnd?.();
+      replayer!.recordsEnd();
+    },
   };
   if (sites !== undefined) sink.site = (rec) => sites.add(rec);
   if (opts.ready !== undefined) sink.ready = opts.ready;
@@ -205,7 +227,8 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
   const sink = rs.sink;
   let failure: Error | null = null;
   try {
-    await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
+    if (opts.source !== undefined) await opts.source(sink);
+    else await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
   } catch (e) {
     if (!(e instanceof Error)) throw e;
     if (!(e instanceof StopReplay)) failure = e;

@@ -84,6 +84,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
             : `arena ${a.arena}`;
       const free =
         a.causes['free-bins'].bytes +
+        a.causes.fragmentation.bytes +
         a.causes['free-top'].bytes +
         a.causes['free-fastbins'].bytes +
         a.causes['free-tcache'].bytes;
@@ -94,13 +95,36 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     out.push('</table>');
   }
 
+  if (m.fragmentation.length > 0) {
+    out.push(
+      '<h3>Fragmentation</h3><p class="note">Resident pages that live blocks share with free memory in the bins: the kernel takes pages back whole, so no trim can return them while the blocks are there.</p>',
+    );
+    out.push(
+      '<table><tr><th>heap</th><th>pages</th><th>free on them</th><th>live blocks on them</th><th>for example</th></tr>',
+    );
+    for (const f of m.fragmentation) {
+      const heap = f.arena === 0 ? 'main heap' : `arena ${f.arena} heap ${f.heap}`;
+      const eg = f.examples
+        .slice(0, 3)
+        .map(
+          (b) =>
+            `<code>${h(b.token || '?')}</code> (${num(b.requested)} bytes, event ${num(b.bornEvent)}, line ${num(b.line)})`,
+        )
+        .join(', ');
+      out.push(
+        `<tr><td>${h(heap)}</td><td class="n">${num(f.pages)}</td><td class="n">${h(shortBytes(f.bytes))}</td><td class="n">${num(f.blocks)}</td><td>${eg}</td></tr>`,
+      );
+    }
+    out.push('</table>');
+  }
+
   const pins = m.pins.filter((p) => p.heldBytes > 0 || p.freeBelowBytes > 0);
   if (pins.length > 0) {
     out.push(
-      '<h3>What pins it</h3><p class="note">A heap gives memory back only from its top: the highest chunk still held keeps the free memory below it. Pins are outlined in red on the heap map.</p>',
+      '<h3>What pins it</h3><p class="note">A heap gives memory back only from its top: the highest chunk still held keeps the free memory below it. Pins are outlined in red on the heap map. Freeing a pin does not always help: the last column says what freeing it at this moment does, replayed.</p>',
     );
     out.push(
-      '<table><tr><th>heap</th><th>held by</th><th>allocated</th><th>free right below</th><th>free below in all</th></tr>',
+      '<table><tr><th>heap</th><th>held by</th><th>allocated</th><th>free right below</th><th>free below in all</th><th>freeing it now</th></tr>',
     );
     for (const p of pins) {
       const heap = p.arena === 0 ? 'main heap' : `arena ${p.arena} heap ${p.heap}`;
@@ -112,18 +136,20 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
             : `a freed ${num(p.size)}-byte chunk held in the ${h(p.kind)}`;
       const born = p.bornEvent >= 0 ? `event ${num(p.bornEvent)}, line ${num(p.line)}` : '';
       out.push(
-        `<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td></tr>`,
+        `<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td><td>${p.freed !== undefined ? h(p.freed.note) : ''}</td></tr>`,
       );
     }
     out.push('</table>');
   }
 
   const changes = d.configs[0]!.thresholds;
-  out.push('<h3>Threshold history</h3>');
+  const st = m.thresholdState;
+  out.push('<h3>Thresholds</h3>');
+  out.push(
+    `<p class="note">At this moment: mmap threshold ${h(shortBytes(st.mmapThreshold))}, trim threshold ${h(shortBytes(st.trimThreshold))}; ${st.dynamic ? 'glibc still adjusts them' : 'fixed by a setting, glibc no longer adjusts them'}. glibc's rule: free() of an mmapped block bigger than the mmap threshold, and at most 32 MiB, raises the mmap threshold to its size and the trim threshold to twice that; setting M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, M_TOP_PAD or M_MMAP_MAX stops it.</p>`,
+  );
   if (changes.length === 0)
-    out.push(
-      '<p class="note">The mmap and trim thresholds kept their defaults (128 KiB each) through the whole trace.</p>',
-    );
+    out.push('<p class="note">The mmap and trim thresholds never changed during the trace.</p>');
   else {
     out.push(
       '<p class="note">Each change is a dashed line on the charts below. After the dynamic threshold rises, blocks that used to get a mapping of their own (returned to the system on free) come from the heap instead.</p>',
@@ -143,9 +169,13 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     out.push('</table>');
   }
 
+  if (m.remedies.length === 0 && m.tried.length > 0)
+    out.push(
+      '<h3>What would help</h3><p class="note">Nothing tried saves memory at this moment (each remedy replayed to it).</p>',
+    );
   if (m.remedies.length > 0) {
     out.push(
-      '<h3>What would help</h3><p class="note">Each remedy replayed to this moment, ranked by the memory it saves.</p>',
+      '<h3>What would help</h3><p class="note">Remedies chosen from the causes above, each replayed to this moment, ranked by the memory it saves; only those that save something are listed.</p>',
     );
     out.push(
       '<table><tr><th>setting</th><th>resident</th><th>saves</th><th>peak</th><th>system calls</th><th>page faults</th><th>what it does</th></tr>',
@@ -164,6 +194,10 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     }
     out.push('</table>');
   }
+  if (m.tried.length > 0)
+    out.push(
+      `<p class="note">Tried, saving nothing here: ${m.tried.map((r) => `<code>${h(r.setting)}</code>${r.failure !== undefined ? ` (could not be replayed: ${h(r.failure)})` : ''}`).join(', ')}.</p>`,
+    );
   return out.join('\n');
 }
 

@@ -91,9 +91,6 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
     ...job.settings,
     import: job.import,
     displayName: job.displayName,
-    onEvent: (rec) => {
-      history.lastRecord = rec;
-    },
     observe,
   });
   const r = run.replayer;

@@ -1,19 +1,24 @@
 /**
- * ptsim explain: its categories add up to the resident total exactly, its pin is the real highest
- * held chunk of the heap (found here by an independent walk), its remedies' figures are those of
- * separate replays with the same settings, and it names the right causes for the field reports.
+ * ptsim explain: its categories add up to the resident total exactly, fragmentation included (and
+ * is what its definition says, found here by an independent walk of the pages), its pin is the
+ * real highest held chunk of the heap (an independent walk too), its remedies are chosen from the
+ * causes found and only offered when they save memory, their figures are those of separate
+ * replays of the trace with the setting or the change (checked against real glibc for a few), and
+ * it names the right causes for the field reports.
  */
 
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { explain } from '../../src/analysis/explain.js';
+import { explain, type MomentExplanation } from '../../src/analysis/explain.js';
 import { breakdown } from '../../src/analysis/breakdown.js';
 import { findPins } from '../../src/analysis/pins.js';
-import { St } from '../../src/core/chunks.js';
-import { replayFile } from '../../src/replay/run-file.js';
-import { MALLOPT_PARAMS } from '../../src/core/constants.js';
+import { NIL, St } from '../../src/core/chunks.js';
+import { IS_MMAPPED } from '../../src/core/constants.js';
+import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
+import { differential } from '../diff/harness.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 
@@ -27,12 +32,46 @@ function file(name: string, text: string): string {
   return p;
 }
 
+/** 100,000 records of 100 bytes, allocated, then all freed: they sit in the fastbins. */
+function fastbinsTrace(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 100000; i++) lines.push(`1 malloc 100 r${i}`);
+  for (let i = 0; i < 100000; i++) lines.push(`1 free r${i}`);
+  return lines.join('\n') + '\n';
+}
+
+/** 100,000 blocks of 200 bytes, every 50th kept: live blocks scattered over the heap's pages. */
+function fragmentedTrace(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 100000; i++) lines.push(`1 malloc 200 b${i}`);
+  for (let i = 0; i < 100000; i++) if (i % 50 !== 0) lines.push(`1 free b${i}`);
+  return lines.join('\n') + '\n';
+}
+
+/**
+ * Small blocks freed from the top down: the first freed (the highest) fill the tcache and pin the
+ * heap, the rest go to the fastbins below them. Neither cache alone holds the memory.
+ */
+function bothCachesTrace(): string {
+  const lines: string[] = [];
+  for (let i = 0; i < 20000; i++) lines.push(`1 malloc ${24 + 16 * (i % 7)} a${i}`);
+  for (let i = 19999; i >= 0; i--) lines.push(`1 free a${i}`);
+  return lines.join('\n') + '\n';
+}
+
+const FASTBINS = fastbinsTrace();
+const FRAGMENTED = fragmentedTrace();
+const BOTH = bothCachesTrace();
+const FIELD_REPORT = readFileSync(join(ROOT, 'traces/field-report.trace'), 'utf8');
+
 const TRACES = [
   join(ROOT, 'traces/field-report.trace'),
   join(ROOT, 'traces/thread-arenas.trace'),
   file('gen-a.trace', generateTrace({ seed: 'explain-a', events: 3000 })),
   file('gen-b.trace', generateTrace({ seed: 'explain-b', events: 3000 })),
   file('threads-a.trace', generateThreadedTrace({ seed: 'explain-t', events: 3000 })),
+  file('fragmented.trace', FRAGMENTED),
+  file('fastbins.trace', FASTBINS),
 ];
 
 describe('the breakdown', () => {
@@ -90,34 +129,420 @@ describe('the pin', () => {
   }
 });
 
+/**
+ * A trace text as its header (the lines before the first event) and its events, each with the
+ * lines that follow it up to the next event (records, comments): the units a rewrite moves.
+ */
+function unitsOf(text: string): { header: string[]; events: string[][] } {
+  const header: string[] = [];
+  const events: string[][] = [];
+  for (const l of text.split('\n')) {
+    if (l.trim() !== '' && !l.startsWith('#')) events.push([l]);
+    else if (events.length === 0) header.push(l);
+    else events[events.length - 1]!.push(l);
+  }
+  return { header, events };
+}
+
+/** A remedy replayed on its own: the trace with the setting, or rewritten with the change. */
+async function separately(
+  name: string,
+  text: string,
+  m: MomentExplanation,
+  rem: MomentExplanation['remedies'][number],
+  base: ReplaySettings = { cores: 2 },
+): Promise<{ rss: number; peakRss: number }> {
+  const { header, events } = unitsOf(text);
+  let units = events;
+  let stop = m.event;
+  let settings: ReplaySettings = base;
+  if (rem.id === 'setting' || rem.id === 'settings') {
+    const s = rem.settings!;
+    settings = {
+      ...base,
+      mallopts: [...(base.mallopts ?? []), ...(s.mallopts ?? [])],
+      extraTunables: [base.extraTunables, s.extraTunables].filter((x) => x).join(':') || undefined,
+    };
+  } else if (rem.id === 'trim_now' || rem.id === 'free_pin') {
+    // The call comes after the moment's event and the records that follow it.
+    units = [...events.slice(0, m.event + 1), [rem.call!], ...events.slice(m.event + 1)];
+    stop = m.event + 1;
+  } else if (rem.id === 'trim_every') {
+    const n = rem.edits!.trimEvery!;
+    units = [];
+    events.forEach((u, i) => {
+      units.push(u);
+      if ((i + 1) % n === 0) units.push([`${u[0]!.split(' ')[0]} malloc_trim 0`]);
+    });
+    stop = m.event + Math.floor(m.event / n);
+  } else if (rem.id === 'move_pin') {
+    // The event line moves; the lines after it stay, after the event before it.
+    const { from, to } = rem.edits!.move!;
+    const rest = events.map((u) => [...u]);
+    const [line, ...after] = rest[from]!;
+    rest[from - 1]!.push(...after);
+    units = [...rest.slice(0, to), [line!], ...rest.slice(to, from), ...rest.slice(from + 1)];
+  }
+  const run = await replayFile(file(name, [...header, ...units.flat()].join('\n') + '\n'), {
+    ...settings,
+    stopAfter: stop,
+  });
+  expect(run.failure).toBeNull();
+  const s = run.replayer!.finish();
+  return { rss: s.rss, peakRss: s.peakRss };
+}
+
+/** Every remedy offered saves memory; each tried, offered or not, is what a separate replay gives. */
+async function checkRemedies(
+  name: string,
+  text: string,
+  m: MomentExplanation,
+  base?: ReplaySettings,
+): Promise<void> {
+  for (const r of m.remedies) expect(r.saved).toBeGreaterThan(0);
+  for (const r of m.tried)
+    expect(r.failure !== undefined || r.saved <= 0 || r.id === 'settings').toBe(true);
+  for (const r of [...m.remedies, ...m.tried]) {
+    if (r.failure !== undefined) continue;
+    const alone = await separately(`${name}-${r.id}.trace`, text, m, r, base);
+    expect({ setting: r.setting, rss: r.rss }).toEqual({ setting: r.setting, rss: alone.rss });
+    expect(r.saved).toBe(m.residentBytes - alone.rss);
+    if (r.id === 'setting' || r.id === 'settings' || r.id === 'trim_every')
+      expect({ setting: r.setting, peak: r.peakRss }).toEqual({
+        setting: r.setting,
+        peak: alone.peakRss,
+      });
+  }
+}
+
+const offered = (
+  m: MomentExplanation,
+  setting: string,
+): MomentExplanation['remedies'][number] | undefined =>
+  m.remedies.find((r) => r.setting === setting);
+
 describe('the remedies', () => {
-  it('give the figures of separate replays with the same settings', async () => {
-    for (const path of [TRACES[0]!, TRACES[2]!, TRACES[4]!]) {
-      const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
-      const m = ex.moments[0]!;
-      for (const rem of m.remedies) {
-        if (rem.id === 'malloc_trim') continue;
-        const settings =
-          rem.id === 'tcache_off'
-            ? { cores: 2, extraTunables: 'glibc.malloc.tcache_count=0' }
-            : {
-                cores: 2,
-                mallopts: [
-                  [
-                    MALLOPT_PARAMS[rem.setting.split('=')[0]!]!,
-                    Number(rem.setting.split('=')[1]),
-                  ] as [number, number],
-                ],
-              };
-        const run = await replayFile(path, settings);
-        const s = run.replayer!.finish();
-        expect({ id: rem.id, rss: rem.rss, peak: rem.peakRss }).toEqual({
-          id: rem.id,
-          rss: s.rss,
-          peak: s.peakRss,
-        });
+  it('give the figures of separate replays with the same settings or the same change', async () => {
+    const cases: Array<[string, string]> = [
+      ['field-report', FIELD_REPORT],
+      ['gen-a', readFileSync(TRACES[2]!, 'utf8')],
+      ['threads-a', readFileSync(TRACES[4]!, 'utf8')],
+      ['thread-arenas', readFileSync(TRACES[1]!, 'utf8')],
+    ];
+    for (const [name, text] of cases) {
+      const path = file(`${name}.trace`, text);
+      const ex = await explain(path, { settings: { cores: 2 }, parallel: 1 });
+      for (const m of ex.moments) await checkRemedies(name, text, m);
+    }
+  });
+
+  it('on a trace with touch records, replay the records with the trace, edited or not', async () => {
+    // The field report, recorded: each 2 MiB buffer had only its first half touched.
+    const lines = ['# touches recorded', '1 malloc 2097152 warmup', '#:touch warmup 0-511'];
+    lines.push('1 free warmup');
+    for (let k = 1; k <= 4; k++) lines.push(`1 malloc 2097152 buf${k}`);
+    lines.push('1 malloc 100 config', '#:touch buf1 0-255', '#:rss anon=4300000');
+    for (let k = 1; k <= 4; k++) {
+      if (k > 1) lines.push(`#:touch buf${k} 0-255`);
+      lines.push(`1 free buf${k}`);
+    }
+    const text = lines.join('\n') + '\n';
+    const path = file('recorded.trace', text);
+    const ex = await explain(path, { settings: { cores: 2 }, parallel: 1 });
+    const m = ex.moments[0]!;
+    // Half of each buffer: 4 MiB, not 8.
+    expect(m.residentBytes).toBeLessThan(4.2 * (1 << 20));
+    expect(m.residentBytes).toBeGreaterThan(4 * (1 << 20));
+    expect(m.remedies.length).toBeGreaterThan(0);
+    for (const mm of ex.moments) await checkRemedies('recorded', text, mm);
+    expect(m.remedies.map((r) => r.id)).toContain('move_pin');
+  });
+
+  it('fastbins: M_MXFAST=0 is offered, saves what a replay with it saves, and glibc agrees', async () => {
+    const path = file('fastbins.trace', FASTBINS);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    const m = ex.moments[0]!;
+    expect(m.causes[0]!.cause).toBe('free-fastbins');
+    expect(m.causes[0]!.bytes).toBeGreaterThan(0.99 * m.residentBytes);
+    const mxfast = offered(m, 'M_MXFAST=0')!;
+    expect(mxfast.saved).toBeGreaterThan(10 << 20);
+    expect(mxfast.rss).toBeLessThan(200 << 10);
+    await checkRemedies('fastbins', FASTBINS, m);
+    // Nothing that addresses no cause found is tried at all.
+    for (const r of [...m.remedies, ...m.tried])
+      expect(r.setting).not.toMatch(/M_MMAP_MAX|M_ARENA_MAX|M_MMAP_THRESHOLD|tcache_count/);
+    // The same setting as a mallopt call in the trace: the same memory, in ptsim and in glibc.
+    const withCall = `1 mallopt M_MXFAST 0\n${FASTBINS}`;
+    const run = await replayFile(file('fastbins-mxfast.trace', withCall), { cores: 2 });
+    expect(run.replayer!.finish().rss).toBe(mxfast.rss);
+    expect(differential(withCall, { name: 'fastbins-mxfast.trace' })).toBeNull();
+  });
+
+  it('two causes that hold each other: the two settings together, when neither alone helps', async () => {
+    const path = file('both.trace', BOTH);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    const m = ex.moments[0]!;
+    expect(m.pins[0]!.kind).toBe('tcache');
+    for (const s of ['M_MXFAST=0', 'glibc.malloc.tcache_count=0']) {
+      expect(offered(m, s)).toBeUndefined();
+      expect(m.tried.find((r) => r.setting === s)!.saved).toBe(0);
+    }
+    const both = offered(m, 'glibc.malloc.tcache_count=0 M_MXFAST=0')!;
+    expect(both.id).toBe('settings');
+    expect(both.saved).toBeGreaterThan(0.9 * m.residentBytes - (128 << 10));
+    await checkRemedies('both', BOTH, m);
+    const withCall = `1 mallopt M_MXFAST 0\n${BOTH}`;
+    const env = { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' };
+    const run = await replayFile(file('both-call.trace', withCall), {
+      cores: 2,
+      extraTunables: env.GLIBC_TUNABLES,
+    });
+    expect(run.replayer!.finish().rss).toBe(both.rss);
+    expect(differential(withCall, { name: 'both-call.trace', env })).toBeNull();
+  });
+
+  it('the pin: freeing it only fills the tcache (as in glibc), allocating it earlier helps', async () => {
+    const path = file('field-report.trace', FIELD_REPORT);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    const m = ex.moments[0]!;
+    const pin = m.pins[0]!;
+    expect(pin.token).toBe('config');
+    expect(pin.freed).toMatchObject({ saved: 0, went: 'tcache' });
+    expect(pin.freed!.note).toMatch(/tcache/);
+    expect(offered(m, 'free(config) at this moment')).toBeUndefined();
+    const freed = `${FIELD_REPORT}1 free config\n`;
+    expect(differential(freed, { name: 'freed.trace' })).toBeNull();
+    const early = offered(m, 'config allocated earlier (event 6 moved before event 0)')!;
+    expect(early.saved).toBeGreaterThan(7 << 20);
+    await checkRemedies('field-report', FIELD_REPORT, m);
+    // Without a tcache it would go into a fastbin, still unmerged; without fastbins either, it
+    // merges with the free memory below it and the top is trimmed.
+    const noTcache = await explain(path, {
+      settings: { cores: 2, extraTunables: 'glibc.malloc.tcache_count=0' },
+      at: ['end'],
+      parallel: 1,
+    });
+    expect(noTcache.moments[0]!.pins[0]!.freed).toMatchObject({ saved: 0, went: 'fastbin' });
+    const noCaches: ReplaySettings = {
+      cores: 2,
+      extraTunables: 'glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0',
+    };
+    const ex2 = await explain(path, { settings: noCaches, at: ['end'], parallel: 1 });
+    const m2 = ex2.moments[0]!;
+    expect(m2.pins[0]!.freed).toMatchObject({ went: 'merged' });
+    expect(m2.pins[0]!.freed!.saved).toBeGreaterThan(m2.residentBytes - (256 << 10));
+    expect(offered(m2, 'free(config) at this moment')!.saved).toBe(m2.pins[0]!.freed!.saved);
+    await checkRemedies('field-report-no-caches', FIELD_REPORT, m2, noCaches);
+    expect(
+      differential(freed, {
+        name: 'freed.trace',
+        env: { GLIBC_TUNABLES: noCaches.extraTunables! },
+      }),
+    ).toBeNull();
+  });
+
+  it('only what saves memory is offered, and a moment where nothing does says so', async () => {
+    // The peak of the fastbins trace: everything is live, nothing can be saved.
+    const path = file('fastbins.trace', FASTBINS);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['peak'], parallel: 1 });
+    const m = ex.moments[0]!;
+    expect(m.causes[0]!.cause).toBe('live-requested');
+    expect(m.remedies).toEqual([]);
+    for (const r of m.tried) expect(r.saved).toBeLessThanOrEqual(0);
+    const out = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'dist/cli/main.js'),
+        'explain',
+        path,
+        '--cores',
+        '2',
+        '--at',
+        'peak',
+        '--jobs',
+        '1',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain(
+      '  what would help: nothing tried saves memory at this moment (each replayed to it)\n',
+    );
+  });
+});
+
+describe('fragmentation', () => {
+  it('is the free memory in the bins on pages live blocks share (an independent walk)', async () => {
+    for (const path of [TRACES[0]!, TRACES[2]!, TRACES[3]!, TRACES[5]!]) {
+      for (const stopAfter of [500, 1500, undefined]) {
+        const run = await replayFile(path, { cores: 2, stopAfter });
+        const s = run.replayer!.process;
+        const ck = s.ck;
+        const k = s.kernel;
+        // Every chunk of the main heap in address order, each owning [addr + 8, addr + size + 8).
+        const chunks: number[] = [];
+        for (let h = 0; h < ck.highWater; h++) {
+          const a = ck.addr[h]!;
+          if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR) continue;
+          if ((ck.flags[h]! & IS_MMAPPED) !== 0 || a < k.brkBase || a >= k.brkEnd) continue;
+          chunks.push(h);
+        }
+        chunks.sort((x, y) => ck.addr[x]! - ck.addr[y]!);
+        const tcacheStruct = s.thread.tcache?.chunk ?? NIL;
+        const pages = new Map<number, { live: Set<number>; bins: number; glibc: boolean }>();
+        const page = (p: number): { live: Set<number>; bins: number; glibc: boolean } => {
+          let v = pages.get(p);
+          if (v === undefined) pages.set(p, (v = { live: new Set(), bins: 0, glibc: false }));
+          return v;
+        };
+        const mark = (a: number, b: number, f: (p: number, n: number) => void): void => {
+          for (let x = a; x < b;) {
+            const p = Math.floor(x / 4096);
+            const end = Math.min(b, (p + 1) * 4096);
+            f(p, end - x);
+            x = end;
+          }
+        };
+        let covered = k.brkBase;
+        for (const h of chunks) {
+          const a = ck.addr[h]!;
+          if (a + 8 > covered) mark(covered, a + 8, (p) => (page(p).glibc = true));
+          const end = Math.min(a + Math.max(ck.size[h]!, 16) + 8, k.brkEnd);
+          const st = ck.state[h];
+          if (st === St.BINNED) mark(a + 8, end, (p, n) => (page(p).bins += n));
+          else if (st === St.INUSE) {
+            if (h === tcacheStruct || ck.born[h]! < 0 || ck.size[h]! <= 16)
+              mark(a + 8, end, (p) => (page(p).glibc = true));
+            else mark(a + 8, end, (p) => page(p).live.add(h));
+          }
+          covered = end;
+        }
+        if (covered < k.brkEnd) mark(covered, k.brkEnd, (p) => (page(p).glibc = true));
+        let bytes = 0;
+        let n = 0;
+        const blocks = new Set<number>();
+        for (const [p, v] of pages) {
+          if (!k.isResident(p * 4096) || v.glibc || v.bins === 0 || v.live.size === 0) continue;
+          bytes += v.bins;
+          n++;
+          for (const h of v.live) blocks.add(h);
+        }
+        const b = breakdown(s);
+        expect(b.causes.fragmentation.bytes).toBe(bytes);
+        const main = b.fragmentation.filter((f) => f.arena === 0);
+        expect(main.reduce((x, f) => x + f.pages, 0)).toBe(n);
+        expect(main.reduce((x, f) => x + f.blocks, 0)).toBe(blocks.size);
+        for (const f of main) for (const e of f.examples) expect(blocks.has(e.chunk)).toBe(true);
+        // The causes still add up to the resident total.
+        expect(b.residentBytes).toBe(k.residentPages * 4096);
       }
     }
+  });
+
+  it('names the scattered live blocks, and what no trim can return', async () => {
+    const path = file('fragmented.trace', FRAGMENTED);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    const m = ex.moments[0]!;
+    const frag = m.causes.find((c) => c.cause === 'fragmentation')!;
+    expect(frag.bytes).toBeGreaterThan(0.35 * m.residentBytes);
+    expect(m.fragmentation).toHaveLength(1);
+    const f = m.fragmentation[0]!;
+    expect(f).toMatchObject({ arena: 0, heap: 0, bytes: frag.bytes });
+    // Nearly all of the 2,000 blocks kept are responsible; the examples are some of them.
+    expect(f.blocks).toBeGreaterThan(1900);
+    expect(f.blocks).toBeLessThanOrEqual(2000);
+    expect(f.pages).toBeGreaterThan(f.blocks);
+    expect(f.examples.length).toBeGreaterThan(0);
+    for (const e of f.examples) {
+      const k = Number(e.token.slice(1));
+      expect(e.token).toBe(`b${k}`);
+      expect(k % 50).toBe(0);
+      expect(e.bornEvent).toBe(k);
+      expect(e.line).toBe(k + 1);
+      expect(e.requested).toBe(200);
+    }
+    // malloc_trim returns the other free pages, never these.
+    const trim = offered(m, 'malloc_trim(0) at this moment')!;
+    expect(trim.rss).toBeGreaterThanOrEqual(frag.bytes);
+    expect(trim.rss).toBeLessThan(frag.bytes + 0.1 * m.residentBytes);
+    // Periodic trims, too; no setting is offered: none addresses fragmentation.
+    expect(m.remedies.map((r) => r.id).sort()).toEqual(['trim_every', 'trim_now']);
+    expect(offered(m, 'malloc_trim(0) every 1,000 events')!.calls).toBe(198);
+    await checkRemedies('fragmented', FRAGMENTED, m);
+  });
+});
+
+describe('the thresholds', () => {
+  it('say where they stand even when they never changed, and when a setting fixed them', async () => {
+    const path = file('fragmented.trace', FRAGMENTED);
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], whatIfs: false });
+    expect(ex.moments[0]!.thresholds).toEqual([]);
+    expect(ex.moments[0]!.thresholdState).toEqual({
+      mmapThreshold: 131072,
+      trimThreshold: 131072,
+      dynamic: true,
+    });
+    const fixed = await explain(path, {
+      settings: { cores: 2, mallopts: [[-1, 1 << 20]] },
+      at: ['end'],
+      whatIfs: false,
+    });
+    expect(fixed.moments[0]!.thresholdState).toEqual({
+      mmapThreshold: 131072,
+      trimThreshold: 1 << 20,
+      dynamic: false,
+    });
+    const out = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'dist/cli/main.js'),
+        'explain',
+        path,
+        '--cores',
+        '2',
+        '--at',
+        'end',
+        '--no-what-if',
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(out.status).toBe(0);
+    expect(out.stdout).toContain(
+      'at this moment: mmap threshold 128.0 KiB, trim threshold 128.0 KiB (unchanged since start-up); glibc still adjusts them',
+    );
+    expect(out.stdout).toContain('at most 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX)');
+  });
+});
+
+describe('traces without threads', () => {
+  it('say that the arenas of the program cannot be shown (heaptrack)', async () => {
+    const raw = ['v 10400 3', '+ 64 1 1000', '+ 64 1 2000', '- 1000', ''].join('\n');
+    const ex = await explain(file('h.raw', raw), {
+      settings: { cores: 2 },
+      import: { from: 'heaptrack' },
+      at: ['end'],
+      whatIfs: false,
+    });
+    expect(ex.notes).toHaveLength(1);
+    expect(ex.notes[0]).toMatch(
+      /^heaptrack's raw data has no thread ids: every call is replayed on one thread/,
+    );
+    // A native trace has its threads: no such note. The one it has says that its big blocks,
+    // without touch records, make its RSS an upper bound; there is none in the touch model 'none'.
+    const native = await explain(TRACES[0]!, {
+      settings: { cores: 2 },
+      at: ['end'],
+      whatIfs: false,
+    });
+    expect(native.notes).toEqual([
+      `${TRACES[0]!} has blocks of 1 MiB or more but no touch records, so its RSS is an upper bound (the replay takes every requested byte as written); \`ptsim record\` records the pages each large block really touches`,
+    ]);
+    const untouched = await explain(TRACES[0]!, {
+      settings: { cores: 2, touch: 'none' },
+      at: ['end'],
+      whatIfs: false,
+    });
+    expect(untouched.notes).toEqual([]);
   });
 });
 
@@ -136,7 +561,7 @@ describe('the field reports', () => {
     expect(m.pins[0]).toMatchObject({ arena: 0, kind: 'live', token: 'config', bornEvent: 6 });
     expect(m.pins[0]!.heldBytes).toBeGreaterThanOrEqual(8 << 20);
     const best = m.remedies[0]!;
-    expect(['mmap_threshold', 'trim_threshold', 'malloc_trim']).toContain(best.id);
+    expect(['M_MMAP_THRESHOLD=131072', 'malloc_trim(0) at this moment']).toContain(best.setting);
     expect(best.saved).toBeGreaterThanOrEqual(8 << 20);
   });
 
@@ -147,7 +572,7 @@ describe('the field reports', () => {
       (a) => a.arena > 0 && a.causes['free-bins'].bytes >= 4 << 20,
     );
     expect(arenasHolding).toHaveLength(8);
-    const one = m.remedies.find((r) => r.id === 'arena_max_1')!;
+    const one = m.remedies.find((r) => r.setting === 'M_ARENA_MAX=1')!;
     expect(one.saved).toBeGreaterThan(27 << 20);
   });
 });

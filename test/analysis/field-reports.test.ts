@@ -33,11 +33,20 @@ function bytesOf(m: MomentExplanation, cause: Cause): number {
   return m.causes.find((c) => c.cause === cause)!.bytes;
 }
 
-function remedy(m: MomentExplanation, id: string): MomentExplanation['remedies'][number] {
-  const r = m.remedies.find((x) => x.id === id);
-  if (r === undefined) throw new Error(`no remedy ${id}`);
+/** The remedy offered with this setting. */
+function remedy(m: MomentExplanation, setting: string): MomentExplanation['remedies'][number] {
+  const r = m.remedies.find((x) => x.setting === setting);
+  if (r === undefined) throw new Error(`no remedy ${setting}`);
   return r;
 }
+
+/** Whether a setting was tried without saving anything, or not tried at all (its cause absent). */
+function notOffered(m: MomentExplanation, setting: string): boolean {
+  const r = m.tried.find((x) => x.setting === setting);
+  return m.remedies.every((x) => x.setting !== setting) && (r === undefined || r.saved <= 0);
+}
+
+const TRIM_NOW = 'malloc_trim(0) at this moment';
 
 async function explainAt(
   name: string,
@@ -74,11 +83,16 @@ describe('the field reports, explained', () => {
       heapAllocationsSince: 4,
     });
     expect(m!.pins[0]).toMatchObject({ arena: 0, kind: 'live', token: 'config', holdsTop: true });
-    expect(m!.pins[0]!.heldBytes).toBe(bytesOf(m!, 'free-bins'));
-    // A fixed threshold gives it all back; so does malloc_trim.
-    expect(remedy(m!, 'mmap_threshold').saved).toBeGreaterThan(0.99 * m!.residentBytes);
-    expect(remedy(m!, 'malloc_trim').saved).toBeGreaterThan(0.99 * m!.residentBytes);
-    expect(remedy(m!, 'tcache_off').saved).toBe(0);
+    expect(m!.pins[0]!.heldBytes).toBe(bytesOf(m!, 'free-bins') + bytesOf(m!, 'fragmentation'));
+    // A fixed threshold gives it all back; so does malloc_trim; so would allocating config first.
+    expect(remedy(m!, 'M_MMAP_THRESHOLD=131072').saved).toBeGreaterThan(0.99 * m!.residentBytes);
+    expect(remedy(m!, TRIM_NOW).saved).toBeGreaterThan(0.99 * m!.residentBytes);
+    expect(
+      remedy(m!, 'config allocated earlier (event 6 moved before event 0)').saved,
+    ).toBeGreaterThan(0.98 * m!.residentBytes);
+    // Freeing config would not: it would only go into the tcache.
+    expect(m!.pins[0]!.freed).toMatchObject({ saved: 0, went: 'tcache' });
+    expect(notOffered(m!, 'glibc.malloc.tcache_count=0')).toBe(true);
   });
 
   it('load-test.trace: RSS holds at its peak because the raised trim threshold keeps the heap top', async () => {
@@ -108,9 +122,10 @@ describe('the field reports, explained', () => {
       0.99 * end!.residentBytes,
     );
     // A fixed threshold brings it down; the tcache is not the cause.
-    expect(remedy(end!, 'mmap_threshold').saved).toBeGreaterThan(0.99 * end!.residentBytes);
-    expect(remedy(end!, 'mmap_threshold').extraSyscalls).toBeGreaterThan(400);
-    expect(remedy(end!, 'tcache_off').saved).toBeLessThanOrEqual(0);
+    const fixed = remedy(end!, 'M_MMAP_THRESHOLD=131072');
+    expect(fixed.saved).toBeGreaterThan(0.99 * end!.residentBytes);
+    expect(fixed.extraSyscalls).toBeGreaterThan(400);
+    expect(notOffered(end!, 'glibc.malloc.tcache_count=0')).toBe(true);
   });
 
   it('pinned-top.trace: the late summary block pins the top; no threshold is involved', async () => {
@@ -126,11 +141,21 @@ describe('the field reports, explained', () => {
       holdsTop: true,
     });
     expect(m!.pins[0]!.heldBytes).toBeGreaterThan(0.95 * m!.residentBytes);
-    // Only malloc_trim helps; no setting does.
-    expect(m!.remedies[0]!.id).toBe('malloc_trim');
-    expect(remedy(m!, 'malloc_trim').saved).toBeGreaterThan(0.9 * m!.residentBytes);
-    for (const id of ['mmap_threshold', 'trim_threshold', 'mmap_max', 'tcache_off'])
-      expect(remedy(m!, id).saved).toBe(0);
+    // malloc_trim helps, now or now and then, and so does allocating the summary first; no
+    // setting does, and freeing the summary then would not either: it would go into the tcache.
+    expect(m!.remedies[0]!.setting).toBe(TRIM_NOW);
+    expect(remedy(m!, TRIM_NOW).saved).toBeGreaterThan(0.9 * m!.residentBytes);
+    expect(m!.remedies.map((r) => r.id).sort()).toEqual(['move_pin', 'trim_every', 'trim_now']);
+    expect(
+      remedy(m!, 'summary allocated earlier (event 3119 moved before event 0)').saved,
+    ).toBeGreaterThan(0.9 * m!.residentBytes);
+    for (const s of [
+      'M_MMAP_THRESHOLD=131072',
+      'M_TRIM_THRESHOLD=0',
+      'glibc.malloc.tcache_count=0',
+    ])
+      expect(notOffered(m!, s)).toBe(true);
+    expect(m!.pins[0]!.freed).toMatchObject({ saved: 0, went: 'tcache' });
     // And it really is the summary: allocated at start-up instead, it pins nothing, and the freed
     // tree goes back to the kernel by itself.
     const text = readFileSync(trace('pinned-top.trace'), 'utf8');
@@ -150,11 +175,12 @@ describe('the field reports, explained', () => {
     expect(bytesOf(m!, 'free-bins')).toBe(0);
     // The chunk at the top of the table is itself a freed one that glibc keeps.
     expect(['fastbin', 'tcache']).toContain(m!.pins[0]!.kind);
-    // malloc_trim consolidates the fastbins and gives the pages back; turning the tcache off
-    // alone changes nothing, the fastbins take its chunks.
-    expect(m!.remedies[0]!.id).toBe('malloc_trim');
-    expect(remedy(m!, 'malloc_trim').saved).toBeGreaterThan(0.9 * m!.residentBytes);
-    expect(remedy(m!, 'tcache_off').saved).toBe(0);
+    // malloc_trim consolidates the fastbins and gives the pages back; no fastbins at all gives
+    // back part of it; turning the tcache off alone changes nothing, the fastbins take its chunks.
+    expect(m!.remedies[0]!.setting).toBe(TRIM_NOW);
+    expect(remedy(m!, TRIM_NOW).saved).toBeGreaterThan(0.9 * m!.residentBytes);
+    expect(remedy(m!, 'M_MXFAST=0').saved).toBeGreaterThan(0.5 * m!.residentBytes);
+    expect(notOffered(m!, 'glibc.malloc.tcache_count=0')).toBe(true);
   });
 
   it('malloc-trim.trace: malloc_trim(0) gives back pages in the middle of the main heap, not the rest', async () => {
@@ -162,7 +188,7 @@ describe('the field reports, explained', () => {
     expect(before!.event).toBe(27);
     expect(after!.residentBytes).toBeLessThan(before!.residentBytes);
     // What the trim did at that moment is what the malloc_trim remedy predicted there.
-    expect(remedy(before!, 'malloc_trim').rss).toBe(after!.residentBytes);
+    expect(remedy(before!, TRIM_NOW).rss).toBe(after!.residentBytes);
     const main = (m: MomentExplanation): MomentExplanation['arenas'][number] =>
       m.arenas.find((a) => a.arena === 0)!;
     const thread = (m: MomentExplanation): MomentExplanation['arenas'][number] =>
@@ -195,11 +221,11 @@ describe('the field reports, explained', () => {
       expect(p.heldBytes).toBeGreaterThanOrEqual(4 * MiB);
     }
     expect(m!.thresholds).toHaveLength(0);
-    const one = remedy(m!, 'arena_max_1');
-    const two = remedy(m!, 'arena_max_2');
+    const one = remedy(m!, 'M_ARENA_MAX=1');
+    const two = remedy(m!, 'M_ARENA_MAX=2');
     expect(one.saved).toBeGreaterThan(27 * MiB);
     expect(two.saved).toBeGreaterThan(23 * MiB);
     expect(one.saved).toBeGreaterThan(two.saved);
-    expect(remedy(m!, 'mmap_threshold').saved).toBe(0);
+    expect(notOffered(m!, 'M_MMAP_THRESHOLD=131072')).toBe(true);
   });
 });

@@ -248,7 +248,7 @@ describe('timeline files', () => {
       mark: '',
     };
     expect(formatTimeline([x], 'csv').split('\n')[1]).toBe(
-      '3,3,4096,135168,0,,,,,,,,,131072,131072,,',
+      '3,3,4096,135168,0,,,,,,,,,,131072,131072,,',
     );
     expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({
       measured_anon: null,

@@ -8,6 +8,10 @@
  * free each other's blocks now and then, and exit and start again: arenas, heaps and cross-thread
  * frees on the hot path. BENCH_EVENTS and BENCH_MT_EVENTS override the numbers of events. Traces
  * are cached in the system's temp directory by size and seed, so repeated runs skip generation.
+ *
+ * On the second trace, `ptsim explain` (the end and the peak, with its remedies) and `ptsim
+ * report` are timed too, each against the replay's own time on the same trace, with the peak of
+ * their resident memory. BENCH_ONLY=explain runs only that part.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -137,7 +141,13 @@ function rate(events: number, seconds: number): string {
   return `${(events / seconds / 1e6).toFixed(2)} M events/s`;
 }
 
-async function bench(label: string, seed: string, events: number, threads: number): Promise<void> {
+/** The benchmark's trace of this seed and size, plain and gzip-compressed, generated once. */
+async function traceFiles(
+  label: string,
+  seed: string,
+  events: number,
+  threads: number,
+): Promise<{ plain: string; gz: string }> {
   const dir = join(tmpdir(), 'ptsim-bench');
   mkdirSync(dir, { recursive: true });
   const plain = join(dir, `${seed}-${events}.trace`);
@@ -153,6 +163,12 @@ async function bench(label: string, seed: string, events: number, threads: numbe
   console.log(
     `${label}: ${events.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`,
   );
+  return { plain, gz };
+}
+
+async function bench(label: string, seed: string, events: number, threads: number): Promise<void> {
+  const { plain, gz } = await traceFiles(label, seed, events, threads);
+  const dir = join(tmpdir(), 'ptsim-bench');
 
   // ptsim, end to end: the command a user runs.
   const t0 = performance.now();
@@ -200,10 +216,58 @@ async function bench(label: string, seed: string, events: number, threads: numbe
   );
 }
 
-it(`replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`, async () => {
-  await bench('single-thread trace', SEED, EVENTS, 1);
-});
+/** A ptsim command run to its end: its time and the peak of its resident memory (GNU time's, when there is one). */
+function timed(args: string[]): { seconds: number; maxRssMiB: number | null } {
+  const time = ['/usr/bin/time', '/bin/time'].find((p) => existsSync(p));
+  const node = [process.execPath, join(ROOT, 'dist/cli/main.js'), ...args];
+  const t0 = performance.now();
+  const r =
+    time !== undefined
+      ? spawnSync(time, ['-f', 'maxrss %M', ...node], { encoding: 'utf8', maxBuffer: 1 << 26 })
+      : spawnSync(node[0]!, node.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const seconds = (performance.now() - t0) / 1000;
+  if (r.status !== 0) throw new Error(`ptsim ${args[0]} failed: ${r.stderr}`);
+  const m = /maxrss (\d+)/.exec(r.stderr);
+  return { seconds, maxRssMiB: m !== null ? Number(m[1]) / 1024 : null };
+}
 
-it(`replays ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads with ptsim and with real glibc`, async () => {
-  await bench(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+async function benchExplain(label: string, seed: string, events: number, threads: number) {
+  const { gz } = await traceFiles(label, seed, events, threads);
+  const dir = join(tmpdir(), 'ptsim-bench');
+  const cores = ['--cores', String(cpus().length)];
+  const runs: Array<[string, string[]]> = [
+    ['replay', ['replay', gz, ...cores]],
+    ['explain', ['explain', gz, ...cores]],
+    ['explain --at end --no-what-if', ['explain', gz, ...cores, '--at', 'end', '--no-what-if']],
+    ['report', ['report', gz, ...cores, '-o', join(dir, 'report.html')]],
+  ];
+  let replaySeconds = 0;
+  for (const [name, args] of runs) {
+    const t = timed(args);
+    if (name === 'replay') replaySeconds = t.seconds;
+    const mem = t.maxRssMiB !== null ? `, peak RSS ${t.maxRssMiB.toFixed(0)} MiB` : '';
+    console.log(
+      `ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds).toFixed(1)} x replay)${mem}`,
+    );
+  }
+}
+
+const ONLY = process.env['BENCH_ONLY'];
+
+it.skipIf(ONLY === 'explain')(
+  `replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`,
+  async () => {
+    await bench('single-thread trace', SEED, EVENTS, 1);
+  },
+);
+
+it.skipIf(ONLY === 'explain')(
+  `replays ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads with ptsim and with real glibc`,
+  async () => {
+    await bench(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+  },
+);
+
+it(`explains ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads, against the replay's time`, async () => {
+  await benchExplain(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
 });

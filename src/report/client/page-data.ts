@@ -13,7 +13,10 @@ export interface PageSeries {
   heap: number[];
   mmapped: number[];
   live: Array<number | null>;
-  causes: Record<'free-tcache' | 'free-fastbins' | 'free-bins' | 'free-top', Array<number | null>>;
+  causes: Record<
+    'free-tcache' | 'free-fastbins' | 'free-bins' | 'fragmentation' | 'free-top',
+    Array<number | null>
+  >;
   mmapThreshold: number[];
   trimThreshold: number[];
 }

@@ -245,7 +245,11 @@ window.addEventListener('error', (e) => {
         const t = s.causes['free-tcache'][i];
         if (t === null || t === undefined) return null;
         return (
-          t + s.causes['free-fastbins'][i]! + s.causes['free-bins'][i]! + s.causes['free-top'][i]!
+          t +
+          s.causes['free-fastbins'][i]! +
+          s.causes['free-bins'][i]! +
+          s.causes.fragmentation[i]! +
+          s.causes['free-top'][i]!
         );
       });
       const measured = free.filter((v) => v !== null).length;

@@ -1,0 +1,664 @@
+/**
+ * A trace held in memory, so that the many replays of one explanation read it once: the events as
+ * columns of typed arrays over SharedArrayBuffers, which worker threads receive without a copy.
+ *
+ * Each event keeps what the replay reads: its operation, thread, numeric arguments, time, line, and
+ * the one token it takes or returns (key and number, token-key.ts and token-numbers.ts; a realloc's
+ * second token, the one it takes, sits in columns of its own). Lines are kept as runs of a constant
+ * distance between line and index (one run for a trace without comments among its events). The
+ * texts of tokens without a key are kept as UTF-8 in one buffer, in trace order. About 33 bytes an
+ * event.
+ *
+ * The records that stand between events (`#:touch`, `#:rss`, `# touches incomplete from here`:
+ * docs/trace-format.md) are kept too,
+ * each group with the event it follows.
+ *
+ * A stored trace can be delivered again to any sink, as the reader delivered it (same events, same
+ * token keys and numbers, same records), from its start or from any event on (to a replay
+ * continued from a checkpoint), or edited: malloc_trim(0) inserted every N events, or one
+ * allocation moved earlier. Edited events are numbered again in their new order. A moved
+ * allocation's token gets a number no other token ever has (the number it had may belong to
+ * another token where it now comes), and the event that takes it later, and the `#:touch` records
+ * that name it until then, take that number: the other tokens keep theirs.
+ */
+
+import { NO_KEY } from '../trace/token-key.js';
+import { ReadEvent } from '../trace/event.js';
+import {
+  NULL_TOKEN,
+  Op,
+  type OpCode,
+  type RssSample,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from '../trace/types.js';
+
+/** Events per chunk of columns. */
+const CHUNK = 1 << 16;
+
+/** How long events are delivered before the event loop is given a turn. */
+const YIELD_MS = 50;
+
+/** The columns of one chunk of events. */
+interface Chunk {
+  op: Uint8Array;
+  tid: Int32Array;
+  n1: Float64Array;
+  /** calloc's SIZE and memalign's SIZE; mallopt's parameter number. */
+  n2: Float64Array;
+  /** The token the event returns (allocations, realloc's NEW) or takes (free). */
+  key: Float64Array;
+  id: Int32Array;
+  /** Null while no event of the chunk has a time. */
+  time: Float64Array | null;
+}
+
+/** A stored trace: plain data, sent to workers as it is. */
+export interface StoredTrace {
+  header: TraceHeader;
+  count: number;
+  chunks: Chunk[];
+  /** Line runs: from event lineFrom[r] on, line = index + lineDelta[r]. */
+  lineFrom: Float64Array;
+  lineDelta: Float64Array;
+  lineRuns: number;
+  /** The token each realloc takes, in order of the reallocs. */
+  reallocKey: Float64Array;
+  reallocId: Int32Array;
+  /** The texts of tokens without a key, in trace order (a realloc's OLD before its NEW). */
+  textBytes: Uint8Array;
+  textEnds: Uint32Array;
+  /** Texts and reallocs before each chunk. */
+  chunkTexts: number[];
+  chunkReallocs: number[];
+  /** The highest token number of any event. */
+  maxId: number;
+  /** Whether every text is ASCII (read faster as latin1, to the same strings). */
+  ascii: boolean;
+  /** The groups of records, in trace order: each after event `after` (-1: before the first). */
+  records: RecordGroup[];
+}
+
+/** A `#:touch` or `#:rss` record, as kept. */
+type StoredRecord =
+  | { kind: 'touch'; touch: TouchRecord }
+  | { kind: 'rss'; rss: RssSample }
+  | { kind: 'incomplete'; line: number; detail: string };
+
+/** The records that stand between event `after` and the next. */
+interface RecordGroup {
+  after: number;
+  records: StoredRecord[];
+}
+
+/** Changes to a stored trace's events. */
+export interface Edits {
+  /** A malloc_trim(0) after every event whose index + 1 is a multiple of this, on that event's thread. */
+  trimEvery?: number;
+  /**
+   * Event `from` (an allocation) delivered just before event `to` (to < from) instead, its token
+   * numbered `id` instead of `oldId`, which event `takenAt` (the next to take the token; -1: none)
+   * then takes, and the `#:touch` records in between name. The records that followed it follow the
+   * event before it.
+   */
+  move?: { from: number; to: number; id: number; oldId: number; takenAt: number };
+}
+
+function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
+  Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  n: number,
+): T {
+  return new Kind(new SharedArrayBuffer(Math.max(1, n) * Kind.BYTES_PER_ELEMENT));
+}
+
+function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
+  Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  a: T,
+  need: number,
+): T {
+  if (need <= a.length) return a;
+  let n = a.length * 2;
+  while (n < need) n *= 2;
+  const b = shared(Kind, n);
+  b.set(a);
+  return b;
+}
+
+function isAllocation(op: number): boolean {
+  return (
+    op === Op.malloc ||
+    op === Op.calloc ||
+    op === Op.memalign ||
+    op === Op.valloc ||
+    op === Op.pvalloc
+  );
+}
+
+/** Builds a stored trace from what a reader delivers (a sink that keeps it all). */
+export class TraceStore implements TraceSink {
+  private readonly t: StoredTrace;
+  private texts = 0;
+  private reallocs = 0;
+  /** The texts' bytes, as a Buffer to write into. */
+  private bytes: Buffer;
+  /** False once an event did not fit the columns, or the store outgrew its limit: it is not used. */
+  ok = true;
+
+  constructor(
+    /** Most events kept: beyond, the store gives up (the trace is read from its file again). */
+    private readonly limit: number,
+  ) {
+    this.t = {
+      header: { env: [], facts: new Map() },
+      count: 0,
+      chunks: [],
+      lineFrom: shared(Float64Array, 4),
+      lineDelta: shared(Float64Array, 4),
+      lineRuns: 0,
+      reallocKey: shared(Float64Array, 1024),
+      reallocId: shared(Int32Array, 1024),
+      textBytes: shared(Uint8Array, 4096),
+      textEnds: shared(Uint32Array, 256),
+      chunkTexts: [],
+      chunkReallocs: [],
+      maxId: -1,
+      ascii: true,
+      records: [],
+    };
+    this.bytes = textsOf(this.t);
+  }
+
+  /** Keeps the trace's header. */
+  header(h: TraceHeader): void {
+    this.t.header = h;
+  }
+
+  /** The records being kept: the group of the event they follow (null between groups). */
+  private group: RecordGroup | null = null;
+
+  /** Keeps a copy of a `#:touch` record. */
+  touch(rec: TouchRecord): void {
+    if (!this.ok) return;
+    const copy: TouchRecord = {
+      line: rec.line,
+      token: rec.token,
+      pages: rec.pages.slice(0, 2 * rec.ranges),
+      ranges: rec.ranges,
+      maxPage: rec.maxPage,
+    };
+    if (rec.key !== undefined) copy.key = rec.key;
+    if (rec.id !== undefined) copy.id = rec.id;
+    this.record({ kind: 'touch', touch: copy });
+  }
+
+  /** Keeps a copy of a `#:rss` sample. */
+  rss(sample: RssSample): void {
+    if (!this.ok) return;
+    this.record({ kind: 'rss', rss: { ...sample } });
+  }
+
+  /** Keeps a `# touches incomplete from here` line met after the first event. */
+  touchesIncomplete(line: number, detail: string): void {
+    if (!this.ok) return;
+    this.record({ kind: 'incomplete', line, detail });
+  }
+
+  /** The end of the records after an event. */
+  recordsEnd(): void {
+    this.group = null;
+  }
+
+  private record(r: StoredRecord): void {
+    if (this.group === null) {
+      this.group = { after: this.t.count - 1, records: [] };
+      this.t.records.push(this.group);
+    }
+    this.group.records.push(r);
+  }
+
+  /** Keeps a copy of ev (the next event of the trace). */
+  event(ev: TraceEvent): void {
+    this.add(ev);
+  }
+
+  /** Keeps a copy of ev (the next event of the trace). */
+  add(ev: TraceEvent): void {
+    if (!this.ok) return;
+    const t = this.t;
+    const i = t.count;
+    if (i !== ev.index || i >= this.limit) {
+      this.drop();
+      return;
+    }
+    const j = i % CHUNK;
+    if (j === 0) {
+      t.chunks.push({
+        op: shared(Uint8Array, CHUNK),
+        tid: shared(Int32Array, CHUNK),
+        n1: shared(Float64Array, CHUNK),
+        n2: shared(Float64Array, CHUNK),
+        key: shared(Float64Array, CHUNK),
+        id: shared(Int32Array, CHUNK),
+        time: null,
+      });
+      t.chunkTexts.push(this.texts);
+      t.chunkReallocs.push(this.reallocs);
+    }
+    const c = t.chunks[t.chunks.length - 1]!;
+    const op = ev.op;
+    const inKey = ev.inKey ?? NO_KEY;
+    const outKey = ev.outKey ?? NO_KEY;
+    const inId = ev.inId ?? -1;
+    const outId = ev.outId ?? -1;
+    if (inId > t.maxId) t.maxId = inId;
+    if (outId > t.maxId) t.maxId = outId;
+    c.op[j] = op;
+    c.tid[j] = ev.tid;
+    c.n1[j] = ev.n1;
+    c.n2[j] = op === Op.mallopt ? ev.param : ev.n2;
+    if (ev.time >= 0 && c.time === null) {
+      c.time = shared(Float64Array, CHUNK);
+      c.time.fill(-1);
+    }
+    if (c.time !== null) c.time[j] = ev.time;
+    this.group = null;
+    // The token that is not kept must be NULL, as the readers make it; anything else is not stored.
+    if (isAllocation(op)) {
+      if (inKey !== 0 || inId !== -1) return this.drop();
+      this.token(c, j, outKey, outId, outKey === NO_KEY ? ev.out : '');
+    } else if (op === Op.free) {
+      if (outKey !== 0 || outId !== -1) return this.drop();
+      this.token(c, j, inKey, inId, inKey === NO_KEY ? ev.in : '');
+    } else if (op === Op.realloc) {
+      const r = this.reallocs++;
+      t.reallocKey = grown(Float64Array, t.reallocKey, r + 1);
+      t.reallocId = grown(Int32Array, t.reallocId, r + 1);
+      t.reallocKey[r] = inKey;
+      t.reallocId[r] = inId;
+      if (inKey === NO_KEY) this.text(ev.in);
+      this.token(c, j, outKey, outId, outKey === NO_KEY ? ev.out : '');
+    } else {
+      if (inKey !== 0 || outKey !== 0 || inId !== -1 || outId !== -1) return this.drop();
+      c.key[j] = 0;
+      c.id[j] = -1;
+    }
+    const delta = ev.line - i;
+    if (t.lineRuns === 0 || t.lineDelta[t.lineRuns - 1] !== delta) {
+      const r = t.lineRuns++;
+      t.lineFrom = grown(Float64Array, t.lineFrom, r + 1);
+      t.lineDelta = grown(Float64Array, t.lineDelta, r + 1);
+      t.lineFrom[r] = i;
+      t.lineDelta[r] = delta;
+    }
+    t.count++;
+  }
+
+  private token(c: Chunk, j: number, key: number, id: number, text: string): void {
+    c.key[j] = key;
+    c.id[j] = id;
+    if (key === NO_KEY) this.text(text);
+  }
+
+  private text(s: string): void {
+    const t = this.t;
+    const start = this.texts === 0 ? 0 : t.textEnds[this.texts - 1]!;
+    const n = s.length;
+    // Texts beyond 4 GiB: too many to keep here.
+    if (start + 3 * n > 0xffffffff) return this.drop();
+    if (start + 3 * n > t.textBytes.length) {
+      t.textBytes = grown(Uint8Array, t.textBytes, start + 3 * n);
+      this.bytes = textsOf(t);
+    }
+    // Most tokens are short and ASCII: their bytes are their character codes.
+    const b = t.textBytes;
+    let len = n;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) {
+        len = this.bytes.write(s, start, 'utf8');
+        t.ascii = false;
+        break;
+      }
+      b[start + i] = c;
+    }
+    t.textEnds = grown(Uint32Array, t.textEnds, this.texts + 1);
+    t.textEnds[this.texts++] = start + len;
+  }
+
+  private drop(): void {
+    this.ok = false;
+    this.t.chunks = [];
+    this.t.records = [];
+  }
+
+  /** The stored trace, or null when it was given up. */
+  finish(): StoredTrace | null {
+    return this.ok ? this.t : null;
+  }
+}
+
+/** The texts of a stored trace, as one Buffer over their bytes (made once per reading). */
+function textsOf(t: StoredTrace): Buffer {
+  return Buffer.from(t.textBytes.buffer, t.textBytes.byteOffset, t.textBytes.length);
+}
+
+/** The event being read from a stored trace, with its place in the texts and the reallocs. */
+class Cursor {
+  i = 0;
+  private run = 0;
+  text: number;
+  realloc: number;
+  private readonly texts: Buffer;
+
+  constructor(
+    private readonly t: StoredTrace,
+    from = 0,
+  ) {
+    this.texts = textsOf(t);
+    // Reading starts at a chunk's first event.
+    const c = Math.floor(from / CHUNK);
+    this.i = c * CHUNK;
+    this.text = t.chunkTexts[c] ?? 0;
+    this.realloc = t.chunkReallocs[c] ?? 0;
+    while (this.i < from) this.skip();
+  }
+
+  /** The text of the next token without a key. */
+  private nextText(): string {
+    const k = this.text++;
+    const ends = this.t.textEnds;
+    return this.texts.toString(
+      this.t.ascii ? 'latin1' : 'utf8',
+      k === 0 ? 0 : ends[k - 1],
+      ends[k],
+    );
+  }
+
+  /** Fills ev with event i, and moves on. */
+  read(ev: ReadEvent): void {
+    const t = this.t;
+    const i = this.i++;
+    const c = t.chunks[Math.floor(i / CHUNK)]!;
+    const j = i % CHUNK;
+    while (this.run + 1 < t.lineRuns && t.lineFrom[this.run + 1]! <= i) this.run++;
+    ev.index = i;
+    ev.line = i + t.lineDelta[this.run]!;
+    ev.time = c.time === null ? -1 : c.time[j]!;
+    ev.tid = c.tid[j]!;
+    const op = c.op[j]! as OpCode;
+    ev.op = op;
+    ev.n1 = c.n1[j]!;
+    let inKey = 0;
+    let inId = -1;
+    let inText = NULL_TOKEN;
+    let outKey = 0;
+    let outId = -1;
+    let outText = NULL_TOKEN;
+    if (op === Op.mallopt) {
+      ev.param = c.n2[j]!;
+      ev.n2 = 0;
+    } else {
+      ev.param = 0;
+      ev.n2 = c.n2[j]!;
+    }
+    if (op === Op.free) {
+      inKey = c.key[j]!;
+      inId = c.id[j]!;
+      if (inKey === NO_KEY) inText = this.nextText();
+    } else if (op === Op.realloc) {
+      const r = this.realloc++;
+      inKey = t.reallocKey[r]!;
+      inId = t.reallocId[r]!;
+      if (inKey === NO_KEY) inText = this.nextText();
+      outKey = c.key[j]!;
+      outId = c.id[j]!;
+      if (outKey === NO_KEY) outText = this.nextText();
+    } else if (isAllocation(op)) {
+      outKey = c.key[j]!;
+      outId = c.id[j]!;
+      if (outKey === NO_KEY) outText = this.nextText();
+    }
+    ev.setIn(inKey, inText);
+    ev.setOut(outKey, outText);
+    ev.inId = inId;
+    ev.outId = outId;
+  }
+
+  /** Moves past event i without making its texts. */
+  skip(): void {
+    const t = this.t;
+    const i = this.i++;
+    const c = t.chunks[Math.floor(i / CHUNK)]!;
+    const j = i % CHUNK;
+    const op = c.op[j]!;
+    if (op === Op.realloc) {
+      if (t.reallocKey[this.realloc++] === NO_KEY) this.text++;
+      if (c.key[j] === NO_KEY) this.text++;
+    } else if ((op === Op.free || isAllocation(op)) && c.key[j] === NO_KEY) this.text++;
+  }
+}
+
+/**
+ * Where event i of the stored trace is delivered once edited (events are numbered again in their
+ * new order): the moved event at its new place, the events it jumped over one later, and every
+ * event after the trims inserted before it.
+ */
+export function editedIndex(edits: Edits | undefined, i: number): number {
+  if (edits === undefined) return i;
+  const n = edits.trimEvery ?? 0;
+  const trimsBefore = (j: number): number => (n > 0 ? Math.floor(j / n) : 0);
+  const m = edits.move;
+  if (m === undefined) return i + trimsBefore(i);
+  if (i === m.from) return m.to + trimsBefore(m.to);
+  return i + (i >= m.to && i < m.from ? 1 : 0) + trimsBefore(i);
+}
+
+/**
+ * The index, once edited, of the last event delivered of those up to event m of the trace as
+ * given: where a replay of the edited trace stands when it has made every call the trace as given
+ * had made by then (the moved event included, when it was one of them).
+ */
+export function momentIndex(edits: Edits | undefined, m: number): number {
+  const move = edits?.move;
+  if (move !== undefined && m === move.from) return editedIndex(edits, m - 1);
+  return editedIndex(edits, m);
+}
+
+/**
+ * Delivers the stored trace to `sink`, as its reader did, or edited; from event `start` on (its
+ * header only when it starts at the first event). Gives the event loop a turn now and then; stops
+ * when the sink throws (the replay's own stop included).
+ */
+export async function deliverStored(
+  t: StoredTrace,
+  sink: TraceSink,
+  edits?: Edits,
+  start = 0,
+): Promise<void> {
+  const move = edits?.move;
+  if (move !== undefined && start > move.to)
+    throw new Error('ptsim internal error: a moved event before the start of a delivery');
+  const groups = t.records;
+  let g = 0;
+  while (g < groups.length && groups[g]!.after < start - 1) g++;
+  if (start === 0) {
+    sink.header({
+      env: t.header.env.map(([k, v]) => [k, v] as [string, string]),
+      ...(t.header.nprocs !== undefined ? { nprocs: t.header.nprocs } : {}),
+      ...(t.header.touchesRecorded !== undefined
+        ? { touchesRecorded: t.header.touchesRecorded }
+        : {}),
+      facts: new Map(t.header.facts),
+      ...(t.header.comments !== undefined ? { comments: [...t.header.comments] } : {}),
+    });
+    if (g < groups.length && groups[g]!.after === -1) {
+      deliverRecords(groups[g++]!, sink, move);
+      sink.recordsEnd?.();
+    }
+  } else if (g < groups.length && groups[g]!.after === start - 1) g++;
+  const trimEvery = edits?.trimEvery ?? 0;
+  const edited = move !== undefined || trimEvery > 0;
+  const ev = new ReadEvent();
+  const cursor = new Cursor(t, start);
+  const moved = move !== undefined ? new Cursor(t, move.from) : null;
+  // The records after the moved event follow the event before it.
+  const movedRecords =
+    move !== undefined ? (groups.find((x) => x.after === move.from) ?? null) : null;
+  // Where the first event delivered goes: before the moved one's place, only trims come first.
+  let k = editedIndex(trimEvery > 0 ? { trimEvery } : undefined, start);
+  let last = Date.now();
+  while (cursor.i < t.count) {
+    const i = cursor.i;
+    if (moved !== null && i === move!.to) {
+      moved.read(ev);
+      ev.outId = move!.id;
+      ev.recordsFollow = undefined;
+      ev.index = k++;
+      sink.event(ev);
+    }
+    const own = g < groups.length && groups[g]!.after === i ? groups[g++]! : null;
+    if (moved !== null && i === move!.from) {
+      // Delivered already: read past it.
+      cursor.skip();
+    } else {
+      cursor.read(ev);
+      if (move !== undefined && i === move.takenAt) ev.inId = move.id;
+      if (edited) ev.index = k;
+      k++;
+      const extra = movedRecords !== null && i === move!.from - 1 ? movedRecords : null;
+      ev.recordsFollow = own !== null || extra !== null ? true : undefined;
+      sink.event(ev);
+      if (own !== null) deliverRecords(own, sink, move);
+      if (extra !== null) deliverRecords(extra, sink, move);
+      if (own !== null || extra !== null) sink.recordsEnd?.();
+    }
+    if (trimEvery > 0 && (i + 1) % trimEvery === 0) {
+      ev.index = k++;
+      ev.op = Op.mallocTrim;
+      ev.n1 = 0;
+      ev.n2 = 0;
+      ev.param = 0;
+      ev.setIn(0, NULL_TOKEN);
+      ev.setOut(0, NULL_TOKEN);
+      ev.inId = -1;
+      ev.outId = -1;
+      ev.recordsFollow = undefined;
+      sink.event(ev);
+    }
+    if ((i & 4095) === 0 && Date.now() - last >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      last = Date.now();
+    }
+  }
+}
+
+/**
+ * Hands a group's records to the sink. Between a moved allocation and the event that takes its
+ * token, a `#:touch` record names it by the number it has in the edited trace.
+ */
+function deliverRecords(group: RecordGroup, sink: TraceSink, move: Edits['move']): void {
+  for (const r of group.records) {
+    if (r.kind === 'rss') {
+      sink.rss?.(r.rss);
+      continue;
+    }
+    if (r.kind === 'incomplete') {
+      sink.touchesIncomplete?.(r.line, r.detail);
+      continue;
+    }
+    const rec = r.touch;
+    if (
+      move !== undefined &&
+      rec.id === move.oldId &&
+      group.after >= move.from &&
+      (move.takenAt < 0 || group.after < move.takenAt)
+    )
+      sink.touch?.({ ...rec, id: move.id });
+    else sink.touch?.(rec);
+  }
+}
+
+/** What explain needs to know of one event of a stored trace. */
+export interface StoredEvent {
+  index: number;
+  line: number;
+  tid: number;
+  op: OpCode;
+  n1: number;
+  /** The token it returns (allocations, realloc) or takes (free): key, number and text. */
+  key: number;
+  id: number;
+  token: string;
+}
+
+/** Event i of a stored trace. */
+export function storedEvent(t: StoredTrace, i: number): StoredEvent {
+  const ev = new ReadEvent();
+  new Cursor(t, i).read(ev);
+  const takes = ev.op === Op.free;
+  return {
+    index: i,
+    line: ev.line,
+    tid: ev.tid,
+    op: ev.op,
+    n1: ev.n1,
+    key: takes ? ev.inKey : ev.outKey,
+    id: takes ? ev.inId : ev.outId,
+    token: takes ? ev.in : ev.out,
+  };
+}
+
+/**
+ * How allocation `from` can be moved to the earliest place it could take: before the first event
+ * of its thread (of this thread's life, after an exit with the same number), and after the last
+ * earlier event that names its token; null when it cannot move (it is there already).
+ */
+export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['move']> | null {
+  const target = storedEvent(t, from);
+  const ev = new ReadEvent();
+  const cursor = new Cursor(t);
+  let first = -1;
+  let after = 0;
+  const same = (key: number, text: () => string): boolean =>
+    key !== 0 && key === target.key && (key !== NO_KEY || text() === target.token);
+  while (cursor.i < from) {
+    const i = cursor.i;
+    cursor.read(ev);
+    if (ev.tid === target.tid) {
+      if (ev.op === Op.exit) {
+        first = -1;
+        after = Math.max(after, i + 1);
+        continue;
+      }
+      if (first < 0) first = i;
+    }
+    if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
+      after = Math.max(after, i + 1);
+  }
+  const to = Math.max(first < 0 ? from : first, after);
+  if (to >= from) return null;
+  // The event that takes the token next: the first after `from` to take its number.
+  let takenAt = -1;
+  cursor.skip();
+  while (cursor.i < t.count) {
+    const i = cursor.i;
+    cursor.read(ev);
+    if ((ev.op === Op.free || ev.op === Op.realloc) && ev.inId === target.id) {
+      takenAt = i;
+      break;
+    }
+  }
+  return { from, to, id: t.maxId + 1, oldId: target.id, takenAt };
+}
+
+/** Whether thread `tid` exits between events `from` and `to` (both included). */
+export function threadExits(t: StoredTrace, tid: number, from: number, to: number): boolean {
+  for (let i = from; i <= to && i < t.count; i++) {
+    const c = t.chunks[Math.floor(i / CHUNK)]!;
+    const j = i % CHUNK;
+    if (c.op[j] === Op.exit && c.tid[j] === tid) return true;
+  }
+  return false;
+}
