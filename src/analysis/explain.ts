@@ -40,6 +40,7 @@ import {
   type Family,
   type SettingCandidate,
 } from './remedies.js';
+import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 import { shortBytes } from './units.js';
 import {
@@ -160,6 +161,8 @@ export interface MomentExplanation {
   remedies: Remedy[];
   /** The remedies tried that save nothing here (or could not be replayed). */
   tried: Remedy[];
+  /** The trace's `#:rss` sample at or before this moment against the replay (measured-compare.ts). */
+  measured?: MeasuredComparison;
 }
 
 export interface Explanation {
@@ -253,6 +256,12 @@ function remedyOf(
   };
   if (f === null) r.failure = failure ?? 'the replay did not reach this moment';
   return r;
+}
+
+/** Adds the trace's measurement at the moment, when it has one (the `#:rss` samples). */
+function withMeasured(x: MomentExplanation, r: Replayer): void {
+  const c = compareMeasured(r.measured, x.event);
+  if (c !== undefined) x.measured = c;
 }
 
 /** Explains the replay of `path` at each requested moment. */
@@ -621,7 +630,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         token: tokenOf(x.bornEvent),
       })),
     }));
-    return {
+    const x: MomentExplanation = {
       moment: p.kind,
       event: m.event,
       line: m.line,
@@ -641,6 +650,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       remedies: helps,
       tried,
     };
+    withMeasured(x, r);
+    return x;
   });
 
   const notes: string[] = [];

@@ -91,6 +91,28 @@ function heapName(arena: number, heap: number): string {
   return arena === 0 ? 'main heap' : `arena ${arena} heap ${heap}`;
 }
 
+/** The trace's measurement at the moment beside the replay's, when it has `#:rss` samples. */
+function measuredLines(m: MomentExplanation): string[] {
+  const c = m.measured;
+  if (c === undefined) return [];
+  const s = c.sample;
+  const where =
+    s.event === m.event
+      ? 'at this event'
+      : s.event < 0
+        ? 'before the first event'
+        : `after event ${s.event}, the last before this moment`;
+  const mark = s.mark === null ? '' : `, mark ${s.mark}`;
+  const rec = s.recorder === null ? '' : `, of which the recorder's own ${shortBytes(s.recorder)}`;
+  const signed = (n: number): string => (n < 0 ? `-${shortBytes(-n)}` : shortBytes(n));
+  const lines = [
+    `  measured: RssAnon ${shortBytes(s.anon)}${rec} (#:rss sample ${where}, line ${s.line}${mark}); the replay ${shortBytes(s.modelled)} there`,
+    `    growth since the first sample (line ${c.first.line}, RssAnon ${shortBytes(c.first.anon)} against the replay's ${shortBytes(c.first.modelled)}: what the process held before its first allocator call): measured ${signed(c.measuredGrowth)}${s.recorder === null ? '' : ' less the recorder'}, modelled ${signed(c.modelledGrowth)}: ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${shortBytes(c.allowed)})`}`,
+  ];
+  if (c.note !== undefined) lines.push(`  note: ${c.note}`);
+  return lines;
+}
+
 function formatMoment(ex: Explanation, m: MomentExplanation): string {
   const where =
     m.event < 0
@@ -105,6 +127,7 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
     `${ex.trace} ${where}: ${formatBytes(m.residentBytes)} resident, ${plural(m.residentPages, 'page')}`,
   );
   for (const n of ex.notes) lines.push(`  note: ${n}`);
+  lines.push(...measuredLines(m));
   lines.push('');
   lines.push('  where it is');
   for (const c of m.causes) {

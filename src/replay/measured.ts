@@ -86,6 +86,18 @@ export class MeasuredSamples {
     };
   }
 
+  /** The index of the last sample that follows event `event` or an earlier one (-1: none). */
+  atOrBefore(event: number): number {
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.event[mid]! <= event) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo - 1;
+  }
+
   /** The index of the first sample with the highest anon figure (-1 when there is none). */
   peak(): number {
     let best = -1;

@@ -48,6 +48,27 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, mono
 .warn { color: #9b2c2c; }
 `;
 
+/** The trace's measurement at the moment beside the replay's (explain's measured), when it has one. */
+function measuredHtml(m: MomentExplanation): string[] {
+  const c = m.measured;
+  if (c === undefined) return [];
+  const s = c.sample;
+  const where =
+    s.event === m.event
+      ? 'at this event'
+      : s.event < 0
+        ? 'before the first event'
+        : `after event ${num(s.event)}, the last before this moment`;
+  const mark = s.mark === null ? '' : `, mark ${s.mark}`;
+  const rec = s.recorder === null ? '' : `, of which the recorder's own ${shortBytes(s.recorder)}`;
+  const signed = (n: number): string => (n < 0 ? `-${shortBytes(-n)}` : shortBytes(n));
+  const out = [
+    `<p class="sub">Measured by the process: RssAnon <b>${h(shortBytes(s.anon))}</b>${h(rec)} (the #:rss sample ${h(where)}, trace line ${num(s.line)}${h(mark)}); the replay ${h(shortBytes(s.modelled))} there. Grown since the first sample (line ${num(c.first.line)}): measured ${h(signed(c.measuredGrowth))}, modelled ${h(signed(c.modelledGrowth))}; ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${h(shortBytes(c.allowed))})`}.</p>`,
+  ];
+  if (c.note !== undefined) out.push(`<p class="note warn">${h(c.note)}.</p>`);
+  return out;
+}
+
 function explanationHtml(d: ReportData, m: MomentExplanation): string {
   const out: string[] = [];
   const where =
@@ -60,6 +81,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     `<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(shortBytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(shortBytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`,
   );
 
+  out.push(...measuredHtml(m));
   out.push(
     '<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>',
   );
@@ -245,6 +267,13 @@ function headerHtml(d: ReportData, baseSettings: string): string {
 <details class="header"><summary>the trace's header (${num(lines.length)} comment line${lines.length === 1 ? '' : 's'})</summary><pre>${h(lines.map((l) => `# ${l}`).join('\n'))}</pre></details>`;
 }
 
+/** What the measured line of the RSS chart is, when the trace has #:rss samples. */
+function measuredChartNote(d: ReportData): string {
+  const m = d.configs[0]!.measured;
+  if (m === undefined) return '';
+  return `\n<p class="note">Grey line: what the process measured of itself (${num(m.time.length)} #:rss sample${m.time.length === 1 ? '' : 's'}), beside the default configuration's RSS: its RssAnon less the recorder's own memory (rec=) and ${m.baseline < 0 ? `plus ${h(shortBytes(-m.baseline))}` : `less ${h(shortBytes(m.baseline))}`}, what it held before its first allocator call beyond the replay's figure there (stacks, libraries' data, a runtime's start-up), so that the two lines start together. Where they part, the process holds memory the allocator does not own (thread stacks, its own mmaps, a language runtime's pools), or the replay counts pages the program never wrote.</p>`;
+}
+
 /** The whole page. `baseSettings` describes the settings every configuration ran with. */
 export function renderReport(d: ReportData, baseSettings = ''): string {
   const assets = chartAssets();
@@ -269,7 +298,7 @@ ${headerHtml(d, baseSettings)}
 <h2>Explanation</h2>
 ${explanationHtml(d, m)}
 <h2>Resident memory over time</h2>
-<p class="note">${num(samples)} samples per configuration (the peak and the last event always among them). Dashed lines: changes of the mmap threshold; solid line: the moment explained above. Live bytes and free-but-resident bytes are measured at fewer samples on large heaps (a walk over every chunk).</p>
+<p class="note">${num(samples)} samples per configuration (the peak and the last event always among them). Dashed lines: changes of the mmap threshold; solid line: the moment explained above. Live bytes and free-but-resident bytes are measured at fewer samples on large heaps (a walk over every chunk).</p>${measuredChartNote(d)}
 <div id="chart-rss"></div>
 <h3>Configurations</h3>
 ${configsHtml(d)}

@@ -65,6 +65,8 @@ interface ReportConfigData {
   series: SeriesColumns;
   thresholds: TimedThresholdChange[];
   summary: ConfigRun['summary'];
+  /** The trace's `#:rss` samples as a line beside the RSS (runs.ts). */
+  measured?: ConfigRun['measured'];
   failure?: string;
 }
 
@@ -187,6 +189,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
         thresholds: r.thresholds,
         summary: r.summary,
       };
+      if (r.measured !== undefined) c.measured = r.measured;
       if (r.failure !== undefined) c.failure = r.failure;
       return c;
     }),

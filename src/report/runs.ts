@@ -13,6 +13,7 @@ import {
   type TimelineSample,
 } from '../analysis/timeline.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
+import type { MeasuredSample, MeasuredSamples } from '../replay/measured.js';
 import type { Replayer } from '../replay/replay.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { TraceEvent } from '../trace/types.js';
@@ -54,12 +55,40 @@ export interface ConfigRun {
   /** The header's comment lines as written. */
   comments: string[];
   env: Array<[string, string]>;
+  /** The trace's `#:rss` samples, when it has any (measuredSeries). */
+  measured?: MeasuredSeries;
   map?: HeapMap;
   /** The trace time of the mapped event. */
   mapTime?: number;
   /** Why the replay stopped early (a mistake in the trace, a state the model cannot follow). */
   failure?: string;
   failureName?: string;
+}
+
+/**
+ * The process's own measurement as a line beside the replay's RSS: at each `#:rss` sample (at
+ * the time of the event it follows), RssAnon less the recorder's own memory (`rec=`), less the
+ * baseline, so that the two lines start together and part where they grew differently.
+ */
+export interface MeasuredSeries {
+  time: number[];
+  bytes: number[];
+  /** What the process held before its first allocator call as the first sample saw it: its RssAnon less the recorder's, less the replay's RSS there. */
+  baseline: number;
+}
+
+/** The samples of a replay finished, at the times given to each (see runConfig). */
+function measuredSeries(m: MeasuredSamples, times: number[]): MeasuredSeries | undefined {
+  if (m.count === 0 || times.length === 0) return undefined;
+  const own = (x: MeasuredSample): number => x.anon - (x.recorder ?? 0);
+  const first = m.get(0);
+  const baseline = own(first) - first.modelled;
+  const out: MeasuredSeries = { time: [], bytes: [], baseline };
+  for (let i = 0; i < times.length; i++) {
+    out.time.push(times[i]!);
+    out.bytes.push(own(m.get(i)) - baseline);
+  }
+  return out;
 }
 
 /** Replays one configuration in this thread. */
@@ -72,9 +101,12 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
   let mapTime: number | undefined;
   let lastEvent = -1;
   let lastTime = -1;
+  /** The time of each `#:rss` sample settled so far: that of the event it follows. */
+  const sampleTimes: number[] = [];
   const observe = (ev: TraceEvent, r: Replayer): void => {
     sampler.observe(ev, r);
     const time = ev.time >= 0 ? ev.time : ev.index;
+    while (sampleTimes.length <= r.eventSample) sampleTimes.push(time);
     if (firstTime < 0) firstTime = time;
     lastEvent = ev.index;
     lastTime = time;
@@ -120,6 +152,8 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
     env: run.header === null ? [] : [...run.header.env],
     comments: run.header?.comments ?? [],
   };
+  const measured = measuredSeries(r.measured, sampleTimes);
+  if (measured !== undefined) out.measured = measured;
   if (s.abort !== undefined)
     out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
   if (map !== undefined) {

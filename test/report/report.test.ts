@@ -165,6 +165,45 @@ describe('ptsim report', () => {
     expect(html).toMatch(/Permission is hereby granted/);
   });
 
+  it("draws the recording's #:rss samples beside the RSS, and says where they part", () => {
+    // No samples: no measured line, no paragraph.
+    expect(load.data.configs[0]!.measured).toBeUndefined();
+    expect(load.html).not.toContain('Measured by the process');
+    const trace = join(dir, 'measured.trace');
+    writeFileSync(
+      trace,
+      [
+        '#:rss anon=4194304 rec=65536',
+        '1 malloc 524288 a',
+        '#:rss anon=4726784 rec=65536 mark=big',
+        '1 malloc 100 b',
+        '1 free b',
+        '#:rss anon=13631488 rec=65536',
+        '1 malloc 200 c',
+        '',
+      ].join('\n'),
+    );
+    const { html, data } = report(trace, 'measured.html', ['--no-what-if']);
+    // The replay: a mmapped chunk of 129 pages (512 KiB + 16 bytes, all written) and the main
+    // heap's first page (the tcache's block): 532,480 bytes from event 0 on, 0 before it. The
+    // baseline: 4 MiB - 64 KiB measured against 0 modelled at the first sample. Each sample at
+    // the time of the event it follows (an untimed trace: its index; the first at event 0's).
+    expect(data.configs[0]!.measured).toEqual({
+      time: [0, 0, 2],
+      bytes: [0, 532480, 9 * 1024 * 1024],
+      baseline: 4194304 - 65536,
+    });
+    // The end (event 3) is explained beside the sample after event 2: 9 MiB against 520 KiB.
+    expect(html).toContain('Measured by the process: RssAnon <b>13.0 MiB</b>');
+    expect(html).toContain('the #:rss sample after event 2, the last before this moment');
+    expect(html).toContain('measured 9.00 MiB, modelled 520.0 KiB; they differ');
+    expect(html).toContain(
+      'the process&#39;s RssAnon grew 8.49 MiB more than the replay&#39;s RSS',
+    );
+    expect(html).toContain('Grey line: what the process measured of itself (3 #:rss samples)');
+    expect(html).toContain('less 3.94 MiB, what it held before its first allocator call');
+  });
+
   it('escapes everything taken from the trace', () => {
     const evil = '</script><script>document.title="pwned"</script>';
     const trace = join(dir, 'evil<b>.trace');
@@ -236,7 +275,8 @@ describe('ptsim report', () => {
   it.skipIf(CHROMIUM === undefined)(
     'draws its charts and heap map in a headless browser, with no script error (skipped where Chromium is missing and cannot be installed)',
     () => {
-      for (const page of [load.path, join(dir, 'evil.html')]) {
+      // measured.html: the RSS chart with the measured line (the test above writes it).
+      for (const page of [load.path, join(dir, 'evil.html'), join(dir, 'measured.html')]) {
         const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
         const r = spawnSync(
           CHROMIUM!,
@@ -264,7 +304,7 @@ describe('ptsim report', () => {
         const drawn = /data-ptsim-drawn="(\d+) charts, (\d+) heap map canvases"/.exec(dom);
         expect(drawn).not.toBeNull();
         // One chart of RSS for all configurations, one per configuration, one of the thresholds.
-        const configs = page === load.path ? 3 : 2;
+        const configs = page === load.path ? 3 : page.endsWith('evil.html') ? 2 : 1;
         expect(Number(drawn![1])).toBe(configs + 2);
         expect(Number(drawn![2])).toBeGreaterThan(0);
         // Each heap map canvas is drawn when the page opens, not only after a resize.

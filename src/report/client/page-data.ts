@@ -31,6 +31,8 @@ export interface PageThresholdChange {
 export interface PageConfig {
   name: string;
   series: PageSeries;
+  /** The trace's `#:rss` samples: RssAnon less the recorder's memory and the baseline (MeasuredSeries). */
+  measured?: { time: number[]; bytes: number[]; baseline: number };
   thresholds: PageThresholdChange[];
 }
 

@@ -214,12 +214,24 @@ window.addEventListener('error', (e) => {
       const idx = order(c.series);
       return [column(idx, (i) => xOf(c.series.time[i]!)), column(idx, (i) => c.series.rss[i]!)];
     });
-    const joined = uPlot.join(tables);
     const series = data.configs.map((c, k): Line => ({
       label: c.name,
       color: COLORS[k % COLORS.length]!,
       width: k === 0 ? 2.5 : 1.5,
     }));
+    /* The recording's own measurement, beside the default configuration's RSS. */
+    const m = data.configs[0]!.measured;
+    if (m) {
+      const idx = m.time.map((_, i) => i).sort((a, b) => m.time[a]! - m.time[b]!);
+      tables.push([column(idx, (i) => xOf(m.time[i]!)), column(idx, (i) => m.bytes[i]!)]);
+      series.push({
+        label: 'measured (RssAnon less rec= and the baseline)',
+        color: '#718096',
+        width: 2,
+        sparse: m.time.length < 200,
+      });
+    }
+    const joined = uPlot.join(tables);
     /* The charts show times in seconds, the markers keep nanoseconds: xOf converts both. */
     makeChart(
       host,

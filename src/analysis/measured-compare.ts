@@ -1,0 +1,68 @@
+/**
+ * The model against the measurement at a moment explained: the trace's `#:rss` sample nearest at
+ * or before the moment's event (measured.ts), the replay's RSS at that sample, and whether the two
+ * agree. They are compared as growth since the first sample, as the ground-truth tests do
+ * (docs/recording.md, "The replay against the real process"): RssAnon less the recorder's own
+ * memory (`rec=`), against the replay's RSS, each less its figure at the first sample, which
+ * stands for what the process held before its first allocator call (its stacks, libraries'
+ * data, a runtime's start-up). They agree within 5% of the measured growth + 512 KiB.
+ */
+
+import type { MeasuredSample, MeasuredSamples } from '../replay/measured.js';
+import { shortBytes } from './units.js';
+
+/** The tolerance: a share of the measured growth, and bytes. */
+const SHARE = 0.05;
+const SLACK = 512 * 1024;
+
+export interface MeasuredComparison {
+  /** The sample compared: the last one at or before the moment's event. */
+  sample: MeasuredSample;
+  /** The first sample of the trace, the baseline of both growths. */
+  first: MeasuredSample;
+  /** RssAnon less the recorder's own memory, less the same at the first sample. */
+  measuredGrowth: number;
+  /** The replay's RSS at the sample less its RSS at the first sample. */
+  modelledGrowth: number;
+  /** How far apart they may be: 5% of the measured growth + 512 KiB. */
+  allowed: number;
+  /** Whether they are further apart than that. */
+  differs: boolean;
+  /** When they differ: what the gap is and its usual reasons, in one line. */
+  note?: string;
+}
+
+/** RssAnon less the recorder's own memory. */
+function own(s: MeasuredSample): number {
+  return s.anon - (s.recorder ?? 0);
+}
+
+/** The comparison at event `event`, or undefined when no sample stands at or before it. */
+export function compareMeasured(m: MeasuredSamples, event: number): MeasuredComparison | undefined {
+  const i = m.atOrBefore(event);
+  if (i < 0) return undefined;
+  const sample = m.get(i);
+  const first = m.get(0);
+  const measuredGrowth = own(sample) - own(first);
+  const modelledGrowth = sample.modelled - first.modelled;
+  const allowed = SHARE * Math.abs(measuredGrowth) + SLACK;
+  const gap = measuredGrowth - modelledGrowth;
+  const c: MeasuredComparison = {
+    sample,
+    first,
+    measuredGrowth,
+    modelledGrowth,
+    allowed,
+    differs: Math.abs(gap) > allowed,
+  };
+  if (c.differs) c.note = differenceNote(gap, allowed);
+  return c;
+}
+
+/** What a gap between the measured and the modelled growth usually means. */
+function differenceNote(gap: number, allowed: number): string {
+  const by = `the process's RssAnon grew ${shortBytes(Math.abs(gap))} ${gap > 0 ? 'more' : 'less'} than the replay's RSS since the first sample (more than 5% + 512 KiB: ${shortBytes(allowed)})`;
+  return gap > 0
+    ? `${by}: usually memory the allocator does not own (thread stacks, the program's own mmaps, a language runtime's own pools such as pymalloc's arenas), or pages the program wrote that the trace's touch records miss`
+    : `${by}: usually pages the replay counts as written that the program never wrote (--touch full), pages given back with madvise outside malloc, or pages swapped out`;
+}
