@@ -59,7 +59,9 @@
  * writes every requested byte right after each call (fidelity-log.md); `recorded` (the default
  * for a trace that says so) writes blocks of 4096 bytes or more only where their `#:touch`
  * records say, right after the event the records follow, before it is measured, and smaller
- * blocks whole; `none` writes nothing. glibc's own writes are glibc's. `#:rss` lines are skipped.
+ * blocks whole, and from a `# touches incomplete from here` line on, as `full` does (the large
+ * blocks live there written whole); `none` writes nothing. glibc's own writes are glibc's.
+ * `#:rss` lines are skipped.
  * RSS counts
  * pages of the allocator's memory (the main heap [B0, brk), each heap of the other arenas, each
  * live mmapped chunk) that /proc/self/pagemap shows present and exclusively mapped (mincore would
@@ -599,11 +601,20 @@ static const struct {
 enum { TOUCH_RECORDED, TOUCH_FULL, TOUCH_NONE };
 static int touch_mode = -1; /* --touch; -1 until the trace's header has said */
 static int header_touches;  /* the trace says `# touches recorded` */
+static int header_incomplete; /* ... and `# touches incomplete from here` before its first event */
 #define TOUCH_MIN 4096      /* blocks this big or more get their #:touch records in recorded */
 
 static inline int line_is(const char *p, const char *end, const char *word) {
   size_t n = strlen(word);
   return (size_t)(end - p) >= n && memcmp(p, word, n) == 0 && (p + n == end || is_blank(p[n]));
+}
+
+/* Whether [p, end), just after the '#' and its blanks, is `touches incomplete from here`, alone or
+   followed by ': ' and the recorder's reason. */
+static int incomplete_line(const char *p, const char *end) {
+  static const char words[] = "touches incomplete from here";
+  size_t n = sizeof words - 1;
+  return (size_t)(end - p) >= n && memcmp(p, words, n) == 0 && (p + n == end || p[n] == ':' || is_blank(p[n]));
 }
 
 /* A comment line before the first event ([p, end), p at the '#'): `# touches recorded`, and a
@@ -618,6 +629,10 @@ static void header_comment(const char *p, const char *end) {
   p++;
   while (p < end && is_blank(*p)) p++;
   if (!line_is(p, end, "touches")) return;
+  if (incomplete_line(p, end)) {
+    header_incomplete = 1;
+    return;
+  }
   p += 7;
   while (p < end && is_blank(*p)) p++;
   const char *v = p;
@@ -654,6 +669,8 @@ static int parse_next(void) {
     break;
   }
   if (next_index == 0 && touch_mode < 0) touch_mode = header_touches ? TOUCH_RECORDED : TOUCH_FULL;
+  /* incomplete from the start: no block is live yet, every block is written at its call */
+  if (next_index == 0 && header_incomplete && touch_mode == TOUCH_RECORDED) touch_mode = TOUCH_FULL;
   tp = p;
   s = field(&e);
   if (*s == '@') { /* @TIME: checked, then ignored */
@@ -1827,6 +1844,25 @@ static void touch_record(void) {
   }
 }
 
+/* `# touches incomplete from here` after an event: from here the recording's touch records do not
+   cover every page, so the recorded model becomes the full one: the large blocks live now are
+   written whole, and every later block at its call (ptsim's Replayer.touchesIncomplete). */
+static void touches_incomplete(void) {
+  if (touch_mode != TOUCH_RECORDED) return;
+  touch_mode = TOUCH_FULL;
+  for (uint64_t i = 0; i <= live_mask; i++) {
+    struct tok *t = &live[i];
+    if (!t->used || !t->ptr || t->req < TOUCH_MIN) continue;
+    memset(t->ptr, TOUCH_BYTE, t->req);
+    if (t->mm >= 0 && count_now) {
+      struct mmrec *m = &mm[t->mm];
+      uint64_t pages = resident_pages(m->base, m->base + m->len);
+      mm_pages += pages - m->pages;
+      m->pages = pages;
+    }
+  }
+}
+
 /* After an event, before it is measured: the records that follow it, up to the next event line,
    which parse_next reads. */
 static void apply_records(void) {
@@ -1839,6 +1875,10 @@ static void apply_records(void) {
     if (line_is(p, nl ? nl : tend, "#:touch")) {
       tp = p + 7;
       touch_record();
+    } else if (*p == '#' && p[1] != ':') {
+      const char *w = p + 1;
+      while (w < (nl ? nl : tend) && is_blank(*w)) w++;
+      if (incomplete_line(w, nl ? nl : tend)) touches_incomplete();
     }
     tp = nl ? nl + 1 : tend;
   }
