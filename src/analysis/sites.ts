@@ -348,11 +348,24 @@ export function siteOfChunk(
   wrappers: readonly string[] = DEFAULT_WRAPPERS,
 ): { key: string; chain: string[] } | null {
   if (h === NIL) return null;
-  const born = s.ck.born[h]!;
-  const stack = born < 0 ? -1 : table.siteOfEvent(born);
+  const site = siteOfEvent(table, s.ck.born[h]!, wrappers);
+  return site === null ? null : { key: site.key, chain: site.chain };
+}
+
+/**
+ * The site of the block allocated by event `index`, as attributeSites would name it (its key
+ * for `by site`, its function and file), or null when the event has no stack.
+ */
+export function siteOfEvent(
+  table: SiteTable,
+  index: number,
+  wrappers: readonly string[] = DEFAULT_WRAPPERS,
+): { key: string; fn: string; file: string; chain: string[] } | null {
+  const stack = index < 0 ? -1 : table.siteOfEvent(index);
   if (stack < 0) return null;
   const site = siteOf(table.frames(stack), matcher(wrappers));
-  return site === null ? null : { key: label(site.site), chain: site.chain.map(label) };
+  if (site === null) return null;
+  return { key: label(site.site), fn: site.site.fn, file: site.site.file, chain: site.chain.map(label) };
 }
 
 /** What attributeSitesAt returns: the attribution, and where the replay stood. */

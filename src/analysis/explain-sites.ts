@@ -1,0 +1,210 @@
+/**
+ * The allocation sites of `ptsim explain`, for traces recorded with call stacks: the site and
+ * call chain of each pin, and the top sites of each cause (live data, the tcache, the fastbins,
+ * the live blocks that fragment the heaps), grouped by site, function or file (sites.ts).
+ *
+ * A block's site comes from the event that allocated it: the site table filled by the first
+ * replay maps every event index of the trace to its stack, so the replays to a moment need no
+ * stacks of their own (they replay the trace's events unedited, with the same indices).
+ */
+
+import type { Process } from '../core/state.js';
+import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import type { SiteTable } from '../trace/site-table.js';
+import type { FragmentingBlock } from './breakdown.js';
+import {
+  attributeSites,
+  DEFAULT_WRAPPERS,
+  siteOfEvent,
+  type SiteCause,
+  type SiteGrouping,
+} from './sites.js';
+
+/** How explain groups the sites: `--by` and `--wrappers`. */
+export interface SiteView {
+  by: SiteGrouping;
+  /** Functions skipped to their caller. */
+  wrappers: readonly string[];
+}
+
+export const DEFAULT_SITE_VIEW: SiteView = { by: 'site', wrappers: DEFAULT_WRAPPERS };
+
+/** Sites listed per cause, and frames of a pin's call chain shown. */
+export const TOP_SITES = 5;
+export const CHAIN_FRAMES = 4;
+
+/** Where a block was allocated: its site (`function (file:line)`) and the chain from it outwards. */
+export interface BlockSite {
+  site: string;
+  chain: string[];
+}
+
+export interface TopSite {
+  /** The group's name: `function (file:line)`, the function, or the file. */
+  key: string;
+  /** The call chain of the group's largest site, from the site outwards (a few frames). */
+  chain: string[];
+  bytes: number;
+  pages: number;
+  blocks: number;
+}
+
+export type SiteCauseName = 'live' | 'tcache' | 'fastbins' | 'fragmentation';
+
+export interface CauseSites {
+  cause: SiteCauseName;
+  /** The most resident bytes first (for fragmentation: the most free bytes held resident). */
+  sites: TopSite[];
+  /** Sites left out of the list. */
+  more: number;
+  /** Bytes of the cause's blocks that have no call stack. */
+  unknownBytes: number;
+}
+
+/** What the sites say about one moment. */
+export interface MomentSites {
+  by: SiteGrouping;
+  causes: CauseSites[];
+}
+
+/** The site of the block allocated at event `bornEvent`, or undefined when it has no stack. */
+export function blockSite(
+  table: SiteTable,
+  bornEvent: number,
+  view: SiteView,
+): BlockSite | undefined {
+  const s = siteOfEvent(table, bornEvent, view.wrappers);
+  return s === null ? undefined : { site: s.key, chain: s.chain.slice(0, CHAIN_FRAMES) };
+}
+
+const FROM: ReadonlyArray<[SiteCause, SiteCauseName]> = [
+  ['live', 'live'],
+  ['tcache', 'tcache'],
+  ['fastbin', 'fastbins'],
+];
+
+/**
+ * The top sites of each cause in process `s`. Fragmentation's sites are those of the live blocks
+ * the breakdown names for it (`fragmenting`), with the free bytes and pages they keep resident.
+ */
+export function momentSites(
+  s: Process,
+  table: SiteTable,
+  view: SiteView,
+  fragmenting: readonly FragmentingBlock[],
+): MomentSites {
+  const att = attributeSites(s, table, {
+    by: view.by,
+    wrappers: view.wrappers,
+    chainDepth: CHAIN_FRAMES,
+  });
+  const causes: CauseSites[] = [];
+  for (const [from, cause] of FROM) {
+    const all = att.groups
+      .filter((g) => g.byCause[from].blocks > 0)
+      .map((g) => ({ key: g.key, chain: g.chain, ...pick(g.byCause[from]) }))
+      .sort((x, y) => y.bytes - x.bytes || y.blocks - x.blocks || (x.key < y.key ? -1 : 1));
+    if (all.length === 0) continue;
+    causes.push({
+      cause,
+      sites: all.slice(0, TOP_SITES),
+      more: Math.max(0, all.length - TOP_SITES),
+      unknownBytes: 0,
+    });
+  }
+  // The blocks without a stack: attributeSites counts them together, whatever their cause.
+  if (att.unknown.blocks > 0 && causes.length > 0) causes[0]!.unknownBytes = att.unknown.bytes;
+  const frag = new Map<string, TopSite>();
+  let unknownFrag = 0;
+  for (const b of fragmenting) {
+    const site = siteOfEvent(table, b.bornEvent, view.wrappers);
+    if (site === null) {
+      unknownFrag += b.freeBytes;
+      continue;
+    }
+    const key =
+      view.by === 'site' ? site.key : view.by === 'function' ? site.fn : site.file;
+    const g = frag.get(key) ?? {
+      key,
+      chain: site.chain.slice(0, CHAIN_FRAMES),
+      bytes: 0,
+      pages: 0,
+      blocks: 0,
+    };
+    g.bytes += b.freeBytes;
+    g.pages += b.pages;
+    g.blocks++;
+    frag.set(key, g);
+  }
+  if (frag.size > 0) {
+    const all = [...frag.values()].sort((x, y) => y.bytes - x.bytes || (x.key < y.key ? -1 : 1));
+    causes.push({
+      cause: 'fragmentation',
+      sites: all.slice(0, TOP_SITES),
+      more: Math.max(0, all.length - TOP_SITES),
+      unknownBytes: unknownFrag,
+    });
+  }
+  return { by: view.by, causes };
+}
+
+function pick(t: { bytes: number; pages: number; blocks: number }) {
+  return { bytes: t.bytes, pages: t.pages, blocks: t.blocks };
+}
+
+/**
+ * Replays the trace to event `at` (unedited, as given) and returns the process at that moment, for
+ * the moments the first replay did not stop at.
+ */
+export async function processAt(
+  path: string,
+  at: number,
+  opts: { settings: ReplaySettings; import?: ImportSettings; displayName?: string },
+): Promise<Process | null> {
+  const run = await replayFile(path, {
+    ...opts.settings,
+    ...(opts.import !== undefined ? { import: opts.import } : {}),
+    ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
+    stopAfter: at,
+  });
+  if (run.failure !== null || run.replayer === null) return null;
+  return run.replayer.process;
+}
+
+/** What explainSites fills in: a moment's pins and fragmentation, and its sites. */
+interface SitedMoment {
+  event: number;
+  pins: Array<{ bornEvent: number; site?: BlockSite }>;
+  fragmentation: Array<{ examples: FragmentingBlock[] }>;
+  sites?: MomentSites;
+}
+
+/**
+ * Names the sites of each moment explained: every pin's site and chain, and each cause's top
+ * sites. `end` is the process at the end of the first replay; the other moments are replayed to.
+ */
+export async function explainSites(
+  moments: SitedMoment[],
+  table: SiteTable,
+  view: SiteView,
+  end: { event: number; process: Process },
+  replayTo: (event: number) => Promise<Process | null>,
+): Promise<void> {
+  const processes = new Map<number, Process | null>([[end.event, end.process]]);
+  for (const m of moments) {
+    for (const p of m.pins) {
+      const site = blockSite(table, p.bornEvent, view);
+      if (site !== undefined) p.site = site;
+    }
+    if (m.event < 0) continue;
+    if (!processes.has(m.event)) processes.set(m.event, await replayTo(m.event));
+    const s = processes.get(m.event);
+    if (s === null || s === undefined) continue;
+    m.sites = momentSites(
+      s,
+      table,
+      view,
+      m.fragmentation.flatMap((f) => f.examples),
+    );
+  }
+}
