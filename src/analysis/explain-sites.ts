@@ -11,7 +11,9 @@
 import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { SiteTable } from '../trace/site-table.js';
+import type { TraceSink } from '../trace/types.js';
 import type { FragmentingBlock } from './breakdown.js';
+import { deliverStored, type StoredTrace } from './event-store.js';
 import {
   attributeSites,
   DEFAULT_WRAPPERS,
@@ -93,27 +95,28 @@ export function momentSites(
   view: SiteView,
   fragmenting: readonly FragmentingBlock[],
 ): MomentSites {
-  const att = attributeSites(s, table, {
-    by: view.by,
-    wrappers: view.wrappers,
-    chainDepth: CHAIN_FRAMES,
-  });
   const causes: CauseSites[] = [];
   for (const [from, cause] of FROM) {
-    const all = att.groups
-      .filter((g) => g.byCause[from].blocks > 0)
-      .map((g) => ({ key: g.key, chain: g.chain, ...pick(g.byCause[from]) }))
-      .sort((x, y) => y.bytes - x.bytes || y.blocks - x.blocks || (x.key < y.key ? -1 : 1));
-    if (all.length === 0) continue;
+    const att = attributeSites(s, table, {
+      by: view.by,
+      wrappers: view.wrappers,
+      causes: [from],
+      chainDepth: CHAIN_FRAMES,
+    });
+    if (att.groups.length === 0) continue;
     causes.push({
       cause,
-      sites: all.slice(0, TOP_SITES),
-      more: Math.max(0, all.length - TOP_SITES),
-      unknownBytes: 0,
+      sites: att.groups.slice(0, TOP_SITES).map((g) => ({
+        key: g.key,
+        chain: g.chain,
+        bytes: g.bytes,
+        pages: g.pages,
+        blocks: g.blocks,
+      })),
+      more: Math.max(0, att.groups.length - TOP_SITES),
+      unknownBytes: att.unknown.bytes,
     });
   }
-  // The blocks without a stack: attributeSites counts them together, whatever their cause.
-  if (att.unknown.blocks > 0 && causes.length > 0) causes[0]!.unknownBytes = att.unknown.bytes;
   const frag = new Map<string, TopSite>();
   let unknownFrag = 0;
   for (const b of fragmenting) {
@@ -122,8 +125,7 @@ export function momentSites(
       unknownFrag += b.freeBytes;
       continue;
     }
-    const key =
-      view.by === 'site' ? site.key : view.by === 'function' ? site.fn : site.file;
+    const key = view.by === 'site' ? site.key : view.by === 'function' ? site.fn : site.file;
     const g = frag.get(key) ?? {
       key,
       chain: site.chain.slice(0, CHAIN_FRAMES),
@@ -148,23 +150,27 @@ export function momentSites(
   return { by: view.by, causes };
 }
 
-function pick(t: { bytes: number; pages: number; blocks: number }) {
-  return { bytes: t.bytes, pages: t.pages, blocks: t.blocks };
-}
-
 /**
- * Replays the trace to event `at` (unedited, as given) and returns the process at that moment, for
- * the moments the first replay did not stop at.
+ * Replays the trace to event `at`, unedited, and returns the process at that moment, for the
+ * moments the first replay did not stop at: from the copy held in memory when there is one (it
+ * keeps no stacks, and needs none: its events have the trace's indices), else from the file.
  */
 export async function processAt(
   path: string,
   at: number,
-  opts: { settings: ReplaySettings; import?: ImportSettings; displayName?: string },
+  opts: {
+    settings: ReplaySettings;
+    import?: ImportSettings | undefined;
+    displayName?: string | undefined;
+    store: StoredTrace | null;
+  },
 ): Promise<Process | null> {
+  const store = opts.store;
   const run = await replayFile(path, {
     ...opts.settings,
     ...(opts.import !== undefined ? { import: opts.import } : {}),
     ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
+    ...(store !== null ? { source: (sink: TraceSink) => deliverStored(store, sink) } : {}),
     stopAfter: at,
   });
   if (run.failure !== null || run.replayer === null) return null;

@@ -666,7 +666,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       table,
       { ...DEFAULT_SITE_VIEW, ...opts.sites },
       { event, process: r.process },
-      (e) => processAt(path, e, opts),
+      (e) => processAt(path, e, { ...opts, store: stored }),
     );
 
   const notes: string[] = [];

@@ -365,7 +365,12 @@ export function siteOfEvent(
   if (stack < 0) return null;
   const site = siteOf(table.frames(stack), matcher(wrappers));
   if (site === null) return null;
-  return { key: label(site.site), fn: site.site.fn, file: site.site.file, chain: site.chain.map(label) };
+  return {
+    key: label(site.site),
+    fn: site.site.fn,
+    file: site.site.file,
+    chain: site.chain.map(label),
+  };
 }
 
 /** What attributeSitesAt returns: the attribution, and where the replay stood. */
