@@ -8,6 +8,7 @@
  * stacks of their own (they replay the trace's events unedited, with the same indices).
  */
 
+import { IS_MMAPPED } from '../core/constants.js';
 import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { SiteTable } from '../trace/site-table.js';
@@ -19,6 +20,7 @@ import {
   DEFAULT_WRAPPERS,
   siteOfEvent,
   type SiteCause,
+  type SiteGroup,
   type SiteGrouping,
 } from './sites.js';
 
@@ -63,10 +65,20 @@ export interface CauseSites {
   unknownBytes: number;
 }
 
+/** The top sites of an arena's blocks, all causes together (live, tcache, fastbins). */
+export interface ArenaSites {
+  /** 0 main, k the k-th arena created; -1 for chunks mmapped on their own. */
+  arena: number;
+  sites: TopSite[];
+  more: number;
+}
+
 /** What the sites say about one moment. */
 export interface MomentSites {
   by: SiteGrouping;
   causes: CauseSites[];
+  /** Per arena, when the process has more than one. */
+  arenas: ArenaSites[];
 }
 
 /** The site of the block allocated at event `bornEvent`, or undefined when it has no stack. */
@@ -106,13 +118,7 @@ export function momentSites(
     if (att.groups.length === 0) continue;
     causes.push({
       cause,
-      sites: att.groups.slice(0, TOP_SITES).map((g) => ({
-        key: g.key,
-        chain: g.chain,
-        bytes: g.bytes,
-        pages: g.pages,
-        blocks: g.blocks,
-      })),
+      sites: topSites(att.groups),
       more: Math.max(0, att.groups.length - TOP_SITES),
       unknownBytes: att.unknown.bytes,
     });
@@ -147,7 +153,52 @@ export function momentSites(
       unknownBytes: unknownFrag,
     });
   }
-  return { by: view.by, causes };
+  return { by: view.by, causes, arenas: s.arenas.length > 1 ? arenaSites(s, table, view) : [] };
+}
+
+function topSites(groups: SiteGroup[]): TopSite[] {
+  return groups.slice(0, TOP_SITES).map((g) => ({
+    key: g.key,
+    chain: g.chain,
+    bytes: g.bytes,
+    pages: g.pages,
+    blocks: g.blocks,
+  }));
+}
+
+/** The top sites of each arena (and of the chunks mmapped on their own). */
+function arenaSites(s: Process, table: SiteTable, view: SiteView): ArenaSites[] {
+  const ck = s.ck;
+  const out: ArenaSites[] = [];
+  const add = (arena: number, only: (h: number) => boolean): void => {
+    const att = attributeSites(s, table, {
+      by: view.by,
+      wrappers: view.wrappers,
+      chainDepth: CHAIN_FRAMES,
+      only,
+    });
+    if (att.groups.length > 0)
+      out.push({
+        arena,
+        sites: topSites(att.groups),
+        more: Math.max(0, att.groups.length - TOP_SITES),
+      });
+  };
+  const mmapped = (h: number): boolean => (ck.flags[h]! & IS_MMAPPED) !== 0;
+  for (const av of s.arenas) {
+    const regions: Array<[number, number]> = [];
+    if (av === s.main) regions.push([s.kernel.brkBase, s.kernel.brkEnd]);
+    else
+      for (let hp = av.heap; hp !== null; hp = hp.prev)
+        regions.push([hp.start, hp.start + hp.size]);
+    add(av.index, (h) => {
+      if (mmapped(h)) return false;
+      const a = ck.addr[h]!;
+      return regions.some(([from, to]) => a >= from && a < to);
+    });
+  }
+  add(-1, mmapped);
+  return out;
 }
 
 /**

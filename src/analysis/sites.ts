@@ -82,6 +82,8 @@ export interface SiteOptions {
   causes?: readonly SiteCause[];
   /** Frames of the call chain kept per group, from the site outwards (default 8). */
   chainDepth?: number;
+  /** Counts only the chunks (by handle) this accepts (default: all). */
+  only?: (h: number) => boolean;
 }
 
 export interface SiteTotals {
@@ -242,7 +244,8 @@ export function attributeSites(
     const st = ck.state[h]!;
     const cause: SiteCause | null =
       st === St.INUSE ? 'live' : st === St.TCACHE ? 'tcache' : st === St.FAST ? 'fastbin' : null;
-    if (cause === null || !wanted.has(cause)) continue;
+    if (cause === null || !wanted.has(cause) || (opts.only !== undefined && !opts.only(h)))
+      continue;
     const born = ck.born[h]!;
     if (born < 0 || tcacheStructs.has(h)) continue; // glibc's own
     const a = ck.addr[h]!;

@@ -3,7 +3,7 @@
  * each cause (src/analysis/explain-sites.ts).
  */
 
-import type { BlockSite, CauseSites, MomentSites } from '../analysis/explain-sites.js';
+import type { BlockSite, CauseSites, MomentSites, TopSite } from '../analysis/explain-sites.js';
 import { shortBytes } from '../analysis/units.js';
 import { count, plural } from './numbers.js';
 
@@ -23,17 +23,22 @@ export function pinSiteLine(s: BlockSite): string {
 export function formatSites(ms: MomentSites): string[] {
   if (ms.causes.length === 0) return [];
   const lines = ['', `  which code holds it (by ${ms.by})`];
+  const site = (s: TopSite): string => {
+    const first = ms.by === 'site' && s.chain.length > 1 ? `  <- ${s.chain[1]}` : '';
+    return `      ${shortBytes(s.bytes).padStart(10)} ${count(s.pages).padStart(6)} ${(s.pages === 1 ? 'page' : 'pages').padEnd(5)} ${plural(s.blocks, 'block')}  ${s.key}${first}`;
+  };
   for (const c of ms.causes) {
     lines.push(`    ${CAUSE_TITLE[c.cause]}`);
-    for (const s of c.sites) {
-      const first = s.chain.length > 1 ? `  <- ${s.chain[1]}` : '';
-      lines.push(
-        `      ${shortBytes(s.bytes).padStart(10)} ${count(s.pages).padStart(6)} ${(s.pages === 1 ? 'page' : 'pages').padEnd(5)} ${plural(s.blocks, 'block')}  ${s.key}${ms.by === 'site' ? first : ''}`,
-      );
-    }
+    for (const s of c.sites) lines.push(site(s));
     if (c.more > 0) lines.push(`      ... and ${c.more} more`);
     if (c.unknownBytes > 0)
       lines.push(`      ${shortBytes(c.unknownBytes).padStart(10)} in blocks without a call stack`);
+  }
+  for (const a of ms.arenas) {
+    const name = a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
+    lines.push(`    ${name} (live data, tcache and fastbins)`);
+    for (const s of a.sites) lines.push(site(s));
+    if (a.more > 0) lines.push(`      ... and ${a.more} more`);
   }
   return lines;
 }
