@@ -34,8 +34,8 @@ export interface SiteView {
 export const DEFAULT_SITE_VIEW: SiteView = { by: 'site', wrappers: DEFAULT_WRAPPERS };
 
 /** Sites listed per cause, and frames of a pin's call chain shown. */
-export const TOP_SITES = 5;
-export const CHAIN_FRAMES = 4;
+const TOP_SITES = 5;
+const CHAIN_FRAMES = 4;
 
 /** Where a block was allocated: its site (`function (file:line)`) and the chain from it outwards. */
 export interface BlockSite {
@@ -82,11 +82,7 @@ export interface MomentSites {
 }
 
 /** The site of the block allocated at event `bornEvent`, or undefined when it has no stack. */
-export function blockSite(
-  table: SiteTable,
-  bornEvent: number,
-  view: SiteView,
-): BlockSite | undefined {
+function blockSite(table: SiteTable, bornEvent: number, view: SiteView): BlockSite | undefined {
   const s = siteOfEvent(table, bornEvent, view.wrappers);
   return s === null ? undefined : { site: s.key, chain: s.chain.slice(0, CHAIN_FRAMES) };
 }
@@ -101,7 +97,7 @@ const FROM: ReadonlyArray<[SiteCause, SiteCauseName]> = [
  * The top sites of each cause in process `s`. Fragmentation's sites are those of the live blocks
  * the breakdown names for it (`fragmenting`), with the free bytes and pages they keep resident.
  */
-export function momentSites(
+function momentSites(
   s: Process,
   table: SiteTable,
   view: SiteView,
