@@ -20,6 +20,7 @@
 import { totalmem } from 'node:os';
 import type { Replayer } from '../replay/replay.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import { SiteTable } from '../trace/site-table.js';
 import { Op, type TraceEvent } from '../trace/types.js';
 import {
   CAUSE_TEXT,
@@ -30,6 +31,14 @@ import {
   type HeapFragmentation,
 } from './breakdown.js';
 import { earliestMove, TraceStore, type Edits } from './event-store.js';
+import {
+  DEFAULT_SITE_VIEW,
+  explainSites,
+  processAt,
+  type BlockSite,
+  type MomentSites,
+  type SiteView,
+} from './explain-sites.js';
 import type { Pin } from './pins.js';
 import {
   combine,
@@ -74,6 +83,8 @@ interface ExplainOptions {
   progress?: (done: number, total: number) => void;
   /** Most events kept in memory (default: what a quarter of the machine's memory holds). */
   storeLimit?: number;
+  /** How the allocation sites are grouped, for a trace with call stacks. */
+  sites?: Partial<SiteView>;
 }
 
 /** What freeing a pin right after the moment does, measured on a copy of the replay. */
@@ -92,6 +103,8 @@ interface PinReport extends Pin {
   token: string;
   /** Freeing it right after the moment (live pins, with what-ifs). */
   freed?: PinOutcome;
+  /** Where it was allocated (a trace with call stacks). */
+  site?: BlockSite;
 }
 
 interface BlockReport extends FragmentingBlock {
@@ -163,6 +176,8 @@ export interface MomentExplanation {
   tried: Remedy[];
   /** The trace's `#:rss` sample at or before this moment against the replay (measured-compare.ts). */
   measured?: MeasuredComparison;
+  /** The top allocation sites of each cause (a trace with call stacks). */
+  sites?: MomentSites;
 }
 
 export interface Explanation {
@@ -280,7 +295,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   let line = 0;
   let event = -1;
   let tid = 0;
+  const table = new SiteTable();
   const run = await replayFile(path, {
+    sites: table,
     ...opts.settings,
     import: opts.import,
     displayName: opts.displayName,
@@ -653,6 +670,15 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     withMeasured(x, r);
     return x;
   });
+
+  if (table.hasSites)
+    await explainSites(
+      out,
+      table,
+      { ...DEFAULT_SITE_VIEW, ...opts.sites },
+      { event, process: r.process },
+      (e) => processAt(path, e, { ...opts, store: stored }),
+    );
 
   const notes: string[] = [];
   // A trace without touch records that has blocks of 1 MiB or more: its RSS is an upper bound.

@@ -82,6 +82,8 @@ export interface SiteOptions {
   causes?: readonly SiteCause[];
   /** Frames of the call chain kept per group, from the site outwards (default 8). */
   chainDepth?: number;
+  /** Counts only the chunks (by handle) this accepts (default: all). */
+  only?: (h: number) => boolean;
 }
 
 export interface SiteTotals {
@@ -242,7 +244,8 @@ export function attributeSites(
     const st = ck.state[h]!;
     const cause: SiteCause | null =
       st === St.INUSE ? 'live' : st === St.TCACHE ? 'tcache' : st === St.FAST ? 'fastbin' : null;
-    if (cause === null || !wanted.has(cause)) continue;
+    if (cause === null || !wanted.has(cause) || (opts.only !== undefined && !opts.only(h)))
+      continue;
     const born = ck.born[h]!;
     if (born < 0 || tcacheStructs.has(h)) continue; // glibc's own
     const a = ck.addr[h]!;
@@ -348,11 +351,29 @@ export function siteOfChunk(
   wrappers: readonly string[] = DEFAULT_WRAPPERS,
 ): { key: string; chain: string[] } | null {
   if (h === NIL) return null;
-  const born = s.ck.born[h]!;
-  const stack = born < 0 ? -1 : table.siteOfEvent(born);
+  const site = siteOfEvent(table, s.ck.born[h]!, wrappers);
+  return site === null ? null : { key: site.key, chain: site.chain };
+}
+
+/**
+ * The site of the block allocated by event `index`, as attributeSites would name it (its key
+ * for `by site`, its function and file), or null when the event has no stack.
+ */
+export function siteOfEvent(
+  table: SiteTable,
+  index: number,
+  wrappers: readonly string[] = DEFAULT_WRAPPERS,
+): { key: string; fn: string; file: string; chain: string[] } | null {
+  const stack = index < 0 ? -1 : table.siteOfEvent(index);
   if (stack < 0) return null;
   const site = siteOf(table.frames(stack), matcher(wrappers));
-  return site === null ? null : { key: label(site.site), chain: site.chain.map(label) };
+  if (site === null) return null;
+  return {
+    key: label(site.site),
+    fn: site.site.fn,
+    file: site.site.file,
+    chain: site.chain.map(label),
+  };
 }
 
 /** What attributeSitesAt returns: the attribution, and where the replay stood. */

@@ -9,6 +9,9 @@ import {
   type MomentExplanation,
   type Moment,
 } from '../analysis/explain.js';
+import { formatSites, pinSiteLine } from './explain-sites-text.js';
+import type { SiteView } from '../analysis/explain-sites.js';
+import { DEFAULT_WRAPPERS } from '../analysis/sites.js';
 import { shortBytes } from '../analysis/units.js';
 import { defineCommand } from './command.js';
 import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
@@ -32,6 +35,11 @@ Options:
   --json               print the explanation as one JSON object
   --no-what-if         skip the remedies (faster)
   --jobs N             replay the remedies on N worker threads (default: the number of CPUs)
+  --by GROUPING        site, function or file: how the allocation sites of a trace recorded
+                       with call stacks are grouped (default site)
+  --wrappers LIST      more allocator wrappers to skip to their caller, comma-separated
+                       (* matches any run of characters; xmalloc, operator new and the like
+                       are skipped already)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
   -h, --help           show this help
@@ -55,6 +63,8 @@ export const explainCommand = defineCommand({
     json: { type: 'boolean', default: false },
     'no-what-if': { type: 'boolean', default: false },
     jobs: { type: 'string' },
+    by: { type: 'string' },
+    wrappers: { type: 'string', multiple: true, default: [] },
     ...SETTINGS_OPTIONS,
     ...IMPORT_OPTIONS,
   },
@@ -78,6 +88,7 @@ export const explainCommand = defineCommand({
       whatIfs: !values['no-what-if'],
       parallel: jobs,
       progress: (d, t) => progress(d, t),
+      sites: siteView(values.by, values.wrappers),
     });
     if (ex.events === 0) warn(`${path}: ${NO_EVENTS}`);
     out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
@@ -85,6 +96,14 @@ export const explainCommand = defineCommand({
     return 0;
   },
 });
+
+/** The --by and --wrappers options, as explain takes them. */
+function siteView(by: string | undefined, wrappers: string[]): SiteView {
+  if (by !== undefined && by !== 'site' && by !== 'function' && by !== 'file')
+    throw new UsageError('--by takes site, function or file');
+  const more = wrappers.flatMap((w) => w.split(',').map((x) => x.trim())).filter((x) => x !== '');
+  return { by: by ?? 'site', wrappers: [...DEFAULT_WRAPPERS, ...more] };
+}
 
 /** A heap's name, as the explanation prints it. */
 function heapName(arena: number, heap: number): string {
@@ -192,10 +211,12 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
       lines.push(
         `    ${heapName(p.arena, p.heap)}: ${what} sits above ${shortBytes(p.heldBytes)} of free memory (${shortBytes(p.freeBelowBytes)} free below it in all)`,
       );
+      if (p.site !== undefined) lines.push(pinSiteLine(p.site));
       if (p.freed !== undefined) lines.push(`      freeing it at this moment ${p.freed.note}`);
     }
     if (pins.length > 8) lines.push(`    ... and ${plural(pins.length - 8, 'more heap')}`);
   }
+  if (m.sites !== undefined) lines.push(...formatSites(m.sites));
   lines.push('');
   lines.push('  thresholds');
   const st = m.thresholdState;

@@ -1,0 +1,104 @@
+/**
+ * `ptsim explain` on a recording with call stacks (docs/explaining.md, "Allocation sites"): a C
+ * program built -O2 -fomit-frame-pointer -g pins its heap with a block allocated through a
+ * wrapper, and leaves freed blocks of two known functions in the tcache and in the fastbins;
+ * explain must name the function and file:line of the pin and of each cause's holders, which the
+ * test reads from the SITE markers of the source.
+ *
+ * Needs a C compiler and a symbolizer (addr2line or llvm-symbolizer): skipped, with the reason,
+ * without them.
+ */
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { explain } from '../../src/analysis/explain.js';
+import { findSymbolizer } from '../../src/import/symbolize.js';
+import { BUILD, record } from './helpers.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SOURCE = 'explain-sites.c';
+
+const missing = [
+  spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'cc',
+  findSymbolizer() !== null ? null : 'addr2line or llvm-symbolizer',
+].filter((m) => m !== null);
+if (missing.length > 0)
+  console.warn(`test/record/explain-sites.test.ts skipped: ${missing.join(', ')} not installed`);
+
+/** Compiles the program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
+function build(): string {
+  const src = join(HERE, 'programs', SOURCE);
+  const bin = join(BUILD, 'bin', 'explain-sites-c');
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
+  mkdirSync(dirname(bin), { recursive: true });
+  const tmp = `${bin}.${process.pid}.tmp`;
+  const r = spawnSync('cc', ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`cc ${src} failed:\n${r.stderr}`);
+  renameSync(tmp, bin);
+  return bin;
+}
+
+/** The line of each `SITE name` marker in the source. */
+function markers(): Map<string, number> {
+  const out = new Map<string, number>();
+  readFileSync(join(HERE, 'programs', SOURCE), 'utf8')
+    .split('\n')
+    .forEach((l, i) => {
+      const m = /SITE (\w+)/.exec(l);
+      if (m !== null) out.set(m[1]!, i + 1);
+    });
+  return out;
+}
+
+/** `fn (…/explain-sites.c:LINE)` for a marker. */
+function site(fn: string, marker = fn): RegExp {
+  const line = markers().get(marker);
+  if (line === undefined) throw new Error(`no SITE ${marker} in ${SOURCE}`);
+  return new RegExp(`^${fn} \\(\\S*programs/explain-sites\\.c:${line}\\)$`);
+}
+
+describe.skipIf(missing.length > 0)('explain names the code of a recorded program', () => {
+  it('names the pin, the tcache and the fastbin holders by function and file:line', async () => {
+    const rec = await record(build(), [], { stacks: 32, touches: false });
+    expect(rec.exitCode).toBe(0);
+    const file = rec.traces.find((t) => t.main)!.file;
+    const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
+    const m = ex.moments[0]!;
+
+    // The pin: the block keep_config allocated through xmalloc (folded), called from main.
+    const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
+    expect(pin).toBeDefined();
+    expect(pin!.site?.site).toMatch(site('keep_config'));
+    expect(pin!.site!.chain[0]).toBe(pin!.site!.site);
+    expect(pin!.site!.chain[1]).toMatch(site('main'));
+
+    const causes = new Map(m.sites!.causes.map((c) => [c.cause, c]));
+    const tcache = causes.get('tcache')!.sites[0]!;
+    expect(tcache.key).toMatch(site('fill_cache'));
+    expect(tcache.blocks).toBe(7);
+    expect(tcache.bytes).toBe(7 * 48);
+    const fast = causes.get('fastbins')!.sites[0]!;
+    expect(fast.key).toMatch(site('make_small'));
+    expect(fast.blocks).toBe(13);
+    expect(fast.bytes).toBe(13 * 48);
+    expect(causes.get('live')!.sites.map((s) => s.key)).toContainEqual(
+      expect.stringMatching(site('keep_config')),
+    );
+
+    // Without folding xmalloc, the pin's site is xmalloc itself.
+    const raw = await explain(file, {
+      settings: {},
+      at: ['end'],
+      whatIfs: false,
+      sites: { wrappers: [] },
+    });
+    const rawPin = raw.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live')!;
+    expect(rawPin.site?.site).toMatch(site('xmalloc'));
+    expect(rawPin.site!.chain[1]).toMatch(site('keep_config'));
+  }, 120_000);
+});
