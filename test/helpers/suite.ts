@@ -11,3 +11,6 @@ const FULL = process.env['PTSIM_FULL'] === '1';
 export function stride(full: number, sample: number): number {
   return FULL ? full : sample;
 }
+
+/** Whether this is a full run (`npm run test:full`): the checks too heavy or too timing-sensitive for CI. */
+export const fullRun = FULL;

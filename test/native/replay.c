@@ -757,6 +757,14 @@ static int parse_next(void) {
   }
   p = tp;
   while (is_blank(*p)) p++;
+  if (*p == '^') { /* ^ID: the call stack the call was made from, nothing to the allocator */
+    const char *q = p + 1;
+    while ((unsigned)(unsigned char)*q - '0' < 10) q++;
+    if (q > p + 1 && (q >= tend || is_blank(*q) || *q == '\n')) {
+      p = q;
+      while (is_blank(*p)) p++;
+    }
+  }
   if (p < tend && *p != '\n') {
     s = p;
     while ((unsigned char)*p > ' ') p++;
