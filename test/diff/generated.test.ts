@@ -36,7 +36,7 @@ function seeds(every: number): Array<[number, number]> {
 }
 
 describe('generated traces with touch records replay identically (recorded model)', () => {
-  for (const [n, events] of seeds(stride(4, 12))) {
+  for (const [n, events] of seeds(stride(4, 20))) {
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events, touches: true });
       expect(differential(text, { name: `diff-${n}-touches.trace` })).toBeNull();
@@ -45,7 +45,7 @@ describe('generated traces with touch records replay identically (recorded model
 });
 
 describe("generated traces replay identically without the program's writes (none)", () => {
-  for (const [n, events] of seeds(stride(10, 25))) {
+  for (const [n, events] of seeds(stride(10, 40))) {
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events });
       expect(differential(text, { name: `diff-${n}.trace`, touch: 'none' })).toBeNull();
