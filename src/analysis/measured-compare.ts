@@ -66,3 +66,24 @@ function differenceNote(gap: number, allowed: number): string {
     ? `${by}: usually memory the allocator does not own (thread stacks, the program's own mmaps, a language runtime's own pools such as pymalloc's arenas), or pages the program wrote that the trace's touch records miss`
     : `${by}: usually pages the replay counts as written that the program never wrote (--touch full), pages given back with madvise outside malloc, or pages swapped out`;
 }
+
+/** The words explain's text and the report share to present a comparison made at `event`. */
+export function comparisonWords(
+  c: MeasuredComparison,
+  event: number,
+  eventNumber: (n: number) => string,
+): { where: string; mark: string; rec: string; signed: (n: number) => string } {
+  const s = c.sample;
+  const where =
+    s.event === event
+      ? 'at this event'
+      : s.event < 0
+        ? 'before the first event'
+        : `after event ${eventNumber(s.event)}, the last before this moment`;
+  return {
+    where,
+    mark: s.mark === null ? '' : `, mark ${s.mark}`,
+    rec: s.recorder === null ? '' : `, of which the recorder's own ${shortBytes(s.recorder)}`,
+    signed: (n) => (n < 0 ? `-${shortBytes(-n)}` : shortBytes(n)),
+  };
+}

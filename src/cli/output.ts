@@ -33,6 +33,7 @@ import {
 import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { whenDrained } from '../import/native-writer.js';
 import { OutputError } from './errors.js';
 
 /** Characters gathered before a write. */
@@ -258,17 +259,7 @@ export class TextOutput {
 
   /** A promise to wait for before writing more, while standard output's buffer is full; else undefined. */
   ready(): Promise<void> | undefined {
-    const out = this.stdout;
-    if (out === null || !out.writableNeedDrain) return undefined;
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        out.off('drain', done);
-        out.off('close', done);
-        resolve();
-      };
-      out.on('drain', done);
-      out.on('close', done);
-    });
+    return this.stdout === null ? undefined : whenDrained(this.stdout);
   }
 
   private flush(): void {

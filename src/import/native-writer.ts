@@ -115,6 +115,23 @@ function siteLine(rec: SiteRecord): string {
   }
 }
 
+/**
+ * A promise that resolves once `out` has drained (or closed), while its buffer is full; undefined
+ * when there is no need to wait. The one back-pressure wait of every output stream.
+ */
+export function whenDrained(out: Writable): Promise<void> | undefined {
+  if (!out.writableNeedDrain) return undefined;
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
+
 /** The header's comment lines (each with its newline). */
 export function headerLines(h: TraceHeader): string {
   let s = '';
@@ -198,17 +215,7 @@ export class NativeTraceWriter implements TraceSink {
    * 'drain', or when the stream closes); undefined when there is no need to wait.
    */
   ready(): Promise<void> | undefined {
-    const out = this.stream;
-    if (out === null || !out.writableNeedDrain) return undefined;
-    return new Promise<void>((resolve) => {
-      const done = (): void => {
-        out.off('drain', done);
-        out.off('close', done);
-        resolve();
-      };
-      out.on('drain', done);
-      out.on('close', done);
-    });
+    return this.stream === null ? undefined : whenDrained(this.stream);
   }
 
   /** Writes what is gathered, then closes the file (a stream is left open: see drained). */

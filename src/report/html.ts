@@ -8,6 +8,7 @@
 import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
+import { comparisonWords } from '../analysis/measured-compare.js';
 import { chartAssets, pageScript } from './assets.js';
 import type { PageData } from './client/page-data.js';
 import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
@@ -53,15 +54,7 @@ function measuredHtml(m: MomentExplanation): string[] {
   const c = m.measured;
   if (c === undefined) return [];
   const s = c.sample;
-  const where =
-    s.event === m.event
-      ? 'at this event'
-      : s.event < 0
-        ? 'before the first event'
-        : `after event ${num(s.event)}, the last before this moment`;
-  const mark = s.mark === null ? '' : `, mark ${s.mark}`;
-  const rec = s.recorder === null ? '' : `, of which the recorder's own ${shortBytes(s.recorder)}`;
-  const signed = (n: number): string => (n < 0 ? `-${shortBytes(-n)}` : shortBytes(n));
+  const { where, mark, rec, signed } = comparisonWords(c, m.event, num);
   const out = [
     `<p class="sub">Measured by the process: RssAnon <b>${h(shortBytes(s.anon))}</b>${h(rec)} (the #:rss sample ${h(where)}, trace line ${num(s.line)}${h(mark)}); the replay ${h(shortBytes(s.modelled))} there. Grown since the first sample (line ${num(c.first.line)}): measured ${h(signed(c.measuredGrowth))}, modelled ${h(signed(c.modelledGrowth))}; ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${h(shortBytes(c.allowed))})`}.</p>`,
   ];
