@@ -196,7 +196,7 @@ export interface Explanation {
  * An event index past the trace's last event: a mistake in what the user asked for, reported by
  * name like the trace's mistakes (the command prints it in one line, exit status 2).
  */
-class MomentOutOfRange extends Error {
+export class MomentOutOfRange extends Error {
   constructor(moment: number, events: number) {
     super(
       events === 0

@@ -3,6 +3,7 @@
  * which its RSS peaked) and takes the heap view there (heap-view.ts).
  */
 
+import { MomentOutOfRange } from './explain.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { Replayer } from '../replay/replay.js';
 import type { TraceEvent } from '../trace/types.js';
@@ -24,18 +25,6 @@ export interface ShownView {
   events: number;
   /** Set when glibc aborted at or before the moment: the view is of the state before the abort. */
   abort?: { message: string; event: number; line: number };
-}
-
-/** An --at past the trace's end: reported by name like the trace's mistakes (exit status 2). */
-class MomentOutOfRange extends Error {
-  constructor(moment: number, events: number) {
-    super(
-      events === 0
-        ? `--at ${moment}: the trace has no events`
-        : `--at ${moment}: the trace has ${events} event${events === 1 ? '' : 's'}: give end, peak or an event index from 0 to ${events - 1}`,
-    );
-    this.name = 'InputError';
-  }
 }
 
 async function replayTo(
