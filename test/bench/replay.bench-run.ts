@@ -1,57 +1,94 @@
 /**
- * The replay benchmark (`npm run bench`, never part of `npm test`): a generated trace of 10 million
- * events, gzip-compressed, replayed end to end by the ptsim command (reading, gunzip, parsing,
- * replaying, printing the summary), and the same trace replayed by the native replayer on the real
- * glibc. Prints events per second for both and their ratio.
+ * The replay benchmark (`npm run bench`, never part of `npm test`). For each trace it prints:
  *
- * A second trace of 5 million events spreads the same mix over 8 threads that run in bursts,
- * free each other's blocks now and then, and exit and start again: arenas, heaps and cross-thread
- * frees on the hot path. BENCH_EVENTS and BENCH_MT_EVENTS override the numbers of events. Traces
- * are cached in the system's temp directory by size and seed, so repeated runs skip generation.
+ *  - parse: the trace read and parsed on one thread into a sink that only counts (plain text, and
+ *    gzip, which adds the inflating);
+ *  - core loop: the events already in memory (the store explain keeps, analysis/event-store.ts)
+ *    delivered to the replay: token lookup, the allocator and kernel models, the touch model and
+ *    the per-event RSS; the median of BENCH_LOOP_ROUNDS rounds in one process, after a round that
+ *    warms the compiler up;
+ *  - end to end: `ptsim replay TRACE.gz --json`, the command a user runs (reading, inflating and
+ *    parsing on the parse worker, replaying on the main thread), BENCH_RUNS runs, the median and
+ *    the range, with the peak resident memory of the process (GNU time) and, above that of a replay
+ *    of a tiny trace, per block live at the end;
+ *  - the native replay of the same trace on this machine's glibc (test/native): its own loop, and
+ *    end to end as ptsim's (inflating with gzip, then the whole process: reading, parsing,
+ *    replaying, one thread), and ptsim's end-to-end rate as a multiple of that.
  *
- * On the second trace, `ptsim explain` (the end and the peak, with its remedies) and `ptsim
- * report` are timed too, each against the replay's own time on the same trace, with the peak of
- * their resident memory. BENCH_ONLY=explain runs only that part.
+ * The traces: the bundled recording of GCC's cc1 (traces/gcc-cc1.trace.gz, 122,153 calls; its core
+ * loop replays it BENCH_CC1_ROUNDS times per round); a longer recording of cc1 (GCC compiling a
+ * generated C file at -O2, cut at BENCH_CC1_EVENTS events; skipped without gcc); a generated
+ * service-like mix of BENCH_EVENTS events on one thread and of BENCH_MT_EVENTS events on 8
+ * threads; a trace that only allocates (BENCH_LIVE blocks, all live at the end); a churn trace
+ * that keeps BENCH_CHURN_LIVE blocks live over BENCH_CHURN_EVENTS events. Generated and recorded
+ * traces are cached in the system's temp directory by kind, size and seed.
+ *
+ * On the 8-thread trace, `ptsim explain` (the end and the peak, with its remedies), `explain --at
+ * end --no-what-if`, `compare` with two configurations, `replay --timeline` (2000 samples, and
+ * every event) and `report` are timed against the replay's own time, with their peak memory.
+ *
+ * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `profile` (where the
+ * time of a replay goes: a CPU profile of each thread of `ptsim replay`, its self time summed by
+ * layer, for BENCH_PROFILE_TRACE: cc1, mix, mt, alloc or churn; cc1 by default).
  */
 
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { once } from 'node:events';
 import {
   createWriteStream,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
+  rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createGzip } from 'node:zlib';
+import { createGzip, gunzipSync } from 'node:zlib';
 import seedrandom from 'seedrandom';
 import { it } from 'vitest';
 import { buildNativeReplayer } from '../helpers/native.js';
 
-const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 10_000_000);
-const MT_EVENTS = Number(process.env['BENCH_MT_EVENTS'] ?? 5_000_000);
-const SEED = 'bench-1';
-const MT_SEED = 'bench-mt-1';
+const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
+const EVENTS = num('BENCH_EVENTS', 10_000_000);
+const MT_EVENTS = num('BENCH_MT_EVENTS', 5_000_000);
+const LIVE = num('BENCH_LIVE', 5_000_000);
+const CHURN_LIVE = num('BENCH_CHURN_LIVE', 100_000);
+const CHURN_EVENTS = num('BENCH_CHURN_EVENTS', 5_000_000);
+const CC1_EVENTS = num('BENCH_CC1_EVENTS', 5_500_000);
+const RUNS = num('BENCH_RUNS', 3);
+const LOOP_ROUNDS = num('BENCH_LOOP_ROUNDS', 5);
+const CC1_ROUNDS = num('BENCH_CC1_ROUNDS', 20);
 const MT_THREADS = 8;
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+const DIR = join(tmpdir(), 'ptsim-bench');
+const CORES = ['--cores', String(cpus().length)];
+const ONLY = process.env['BENCH_ONLY'];
+const TIME = ['/usr/bin/time', '/bin/time'].find((p) => existsSync(p));
+
+type Kind = 'mix' | 'alloc' | 'churn';
 
 /**
- * A service-like mix: mostly small blocks (strings, nodes) with a long-lived working set, some
- * medium buffers, a few large ones crossing the mmap threshold, reallocs that grow buffers,
- * callocs, and rare aligned allocations.
+ * A generated trace. `mix`: a service-like mix, mostly small blocks (strings, nodes) with a
+ * long-lived working set, some medium buffers, a few large ones crossing the mmap threshold,
+ * reallocs that grow buffers, callocs and rare aligned allocations; on several threads, each runs
+ * in bursts, frees another's block now and then, and exits (a new thread takes its place).
+ * `alloc`: small and medium blocks allocated and never freed. `churn`: `live` blocks allocated,
+ * then a random live block freed and a new one allocated, in turn.
  */
 async function generate(
   plain: string,
   gz: string,
+  kind: Kind,
   events: number,
   threads: number,
   seed: string,
+  live: number,
 ): Promise<void> {
   const rng = seedrandom(seed);
-  // One working set per thread; a thread frees another's block now and then.
   const lives: string[][] = [];
   const sizesOf: number[][] = [];
   for (let t = 0; t < threads; t++) {
@@ -81,7 +118,26 @@ async function generate(
     if (r < 0.995) return 2048 + Math.floor(rng() * 60000);
     return 100000 + Math.floor(rng() * 400000);
   };
+  // Sizes of the traces that keep many blocks live: no block is mmapped.
+  const smallSize = (): number =>
+    rng() < 0.8 ? 1 + Math.floor(rng() * 128) : 129 + Math.floor(rng() * 900);
+  const token = (): string => `0x${(0x5000 + serial++).toString(16)}`;
   for (let i = 0; i < events; i++) {
+    if (kind !== 'mix') {
+      const mine = lives[0]!;
+      if (kind === 'churn' && mine.length >= live) {
+        const k = Math.floor(rng() * mine.length);
+        buf += `1 free ${mine[k]}\n`;
+        mine[k] = mine[mine.length - 1]!;
+        mine.pop();
+      } else {
+        const tok = token();
+        buf += `1 malloc ${smallSize()} ${tok}\n`;
+        if (kind === 'churn') mine.push(tok);
+      }
+      if (buf.length > 1 << 20) await flush();
+      continue;
+    }
     if (threads > 1 && --burst <= 0) {
       // The next thread runs a burst of calls.
       tid = 1 + Math.floor(rng() * threads);
@@ -95,29 +151,29 @@ async function generate(
     }
     const t = tidOf[tid - 1]!;
     const owner = threads > 1 && rng() < 0.05 ? Math.floor(rng() * threads) : tid - 1;
-    const live = lives[owner]!;
+    const lv = lives[owner]!;
     const sizes = sizesOf[owner]!;
     const mine = lives[tid - 1]!;
     const mySizes = sizesOf[tid - 1]!;
     const r = rng();
-    if (live.length > 0 && (r < 0.47 || live.length > 20000 / threads)) {
-      const k = rng() < 0.6 ? live.length - 1 : Math.floor(rng() * live.length);
-      const tok = live[k]!;
-      live[k] = live[live.length - 1]!;
+    if (lv.length > 0 && (r < 0.47 || lv.length > 20000 / threads)) {
+      const k = rng() < 0.6 ? lv.length - 1 : Math.floor(rng() * lv.length);
+      const tok = lv[k]!;
+      lv[k] = lv[lv.length - 1]!;
       sizes[k] = sizes[sizes.length - 1]!;
-      live.pop();
+      lv.pop();
       sizes.pop();
       buf += `${t} free ${tok}\n`;
     } else if (r < 0.52 && mine.length > 0) {
       const k = Math.floor(rng() * mine.length);
       const s = Math.floor(mySizes[k]! * (1 + rng())) + 1;
-      const tok = `0x${(0x5000 + serial++).toString(16)}`;
+      const tok = token();
       buf += `${t} realloc ${mine[k]} ${s} ${tok}\n`;
       mine[k] = tok;
       mySizes[k] = s;
     } else {
       const s = size();
-      const tok = `0x${(0x5000 + serial++).toString(16)}`;
+      const tok = token();
       const q = rng();
       if (q < 0.05) buf += `${t} calloc 1 ${s} ${tok}\n`;
       else if (q < 0.06) buf += `${t} memalign 64 ${s} ${tok}\n`;
@@ -137,137 +193,453 @@ async function generate(
   ]);
 }
 
-function rate(events: number, seconds: number): string {
-  return `${(events / seconds / 1e6).toFixed(2)} M events/s`;
+interface Trace {
+  label: string;
+  plain: string;
+  gz: string;
+  /** Replays of the whole trace per round of the core loop (short traces are replayed again). */
+  rounds: number;
+  /** Whether the blocks live at the end are the most the trace ever holds (bytes per live block). */
+  liveHeavy: boolean;
 }
 
-/** The benchmark's trace of this seed and size, plain and gzip-compressed, generated once. */
-async function traceFiles(
+const mb = (p: string): string => `${(statSync(p).size / 1e6).toFixed(1)} MB`;
+
+/** A generated trace, plain and gzip-compressed, made once and kept in DIR. */
+async function generated(
   label: string,
+  kind: Kind,
   seed: string,
   events: number,
   threads: number,
-): Promise<{ plain: string; gz: string }> {
-  const dir = join(tmpdir(), 'ptsim-bench');
-  mkdirSync(dir, { recursive: true });
-  const plain = join(dir, `${seed}-${events}.trace`);
+  live = 0,
+): Promise<Trace> {
+  mkdirSync(DIR, { recursive: true });
+  const plain = join(DIR, `${kind === 'mix' ? '' : `${kind}-${live}-`}${seed}-${events}.trace`);
   const gz = `${plain}.gz`;
   if (!existsSync(gz) || !existsSync(plain)) {
     const t0 = performance.now();
-    await generate(`${plain}.tmp`, `${gz}.tmp`, events, threads, seed);
+    await generate(`${plain}.tmp`, `${gz}.tmp`, kind, events, threads, seed, live);
     renameSync(`${plain}.tmp`, plain);
     renameSync(`${gz}.tmp`, gz);
     console.log(`generated ${plain} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
-  const mb = (p: string): string => `${(statSync(p).size / 1e6).toFixed(0)} MB`;
-  console.log(
-    `${label}: ${events.toLocaleString('en-US')} events, ${mb(plain)} plain, ${mb(gz)} gzip`,
-  );
-  return { plain, gz };
+  return { label, plain, gz, rounds: 1, liveHeavy: kind === 'alloc' };
 }
 
-async function bench(label: string, seed: string, events: number, threads: number): Promise<void> {
-  const { plain, gz } = await traceFiles(label, seed, events, threads);
-  const dir = join(tmpdir(), 'ptsim-bench');
+/** The bundled recording of cc1, inflated once into DIR. */
+function bundledCc1(): Trace {
+  mkdirSync(DIR, { recursive: true });
+  const gz = join(ROOT, 'traces/gcc-cc1.trace.gz');
+  const plain = join(DIR, 'gcc-cc1.trace');
+  if (!existsSync(plain)) writeFileSync(plain, gunzipSync(readFileSync(gz)));
+  return { label: 'gcc-cc1 (bundled)', plain, gz, rounds: CC1_ROUNDS, liveHeavy: false };
+}
 
-  // ptsim, end to end: the command a user runs.
+/**
+ * A long recording of cc1: GCC compiling, at -O2, a generated C file of many small functions
+ * (loops, a switch, a recursive call, which GCC inlines), recorded with `ptsim record`, the first
+ * `events` events of cc1's trace kept. Null (skipped) without gcc.
+ */
+function recordedCc1(events: number): Trace | null {
+  const plain = join(DIR, `cc1-${events}.trace`);
+  const gz = `${plain}.gz`;
+  const trace: Trace = { label: `cc1, recorded`, plain, gz, rounds: 1, liveHeavy: false };
+  if (existsSync(gz) && existsSync(plain)) return trace;
+  if (spawnSync('gcc', ['--version']).status !== 0) return null;
+  const work = join(DIR, 'cc1-work');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const rng = seedrandom('bench-cc1');
+  const r = (lo: number, hi: number): number => lo + Math.floor(rng() * (hi - lo));
+  const src = ['struct n { struct n *l, *r; int v; char s[24]; };'];
+  for (let i = 0; i < 1500; i++) {
+    src.push(
+      `static int f${i}(int *a, int n, struct n *t) {`,
+      `  int s = ${i};`,
+      `  for (int k = 0; k < n; k++) { s += a[k] * ${r(1, 99)} ^ (s >> ${r(1, 7)}); if (s & ${r(1, 64)}) a[k] = s; }`,
+      `  while (t) { s += t->v; if (t->v & 1) t = t->l; else t = t->r; if (s > ${r(100, 9999)}) break; }`,
+      `  switch (s & 7) { case 0: s *= 3; break; case 1: s -= ${i}; break; case 2: s ^= n; break; default: s += ${r(5, 50)}; }`,
+      `  return s + (n > 2 ? f${Math.max(0, i - 1)}(a + 1, n - 2, t) : 0);`,
+      '}',
+    );
+  }
+  const calls: string[] = [];
+  for (let i = 0; i < 1500; i += 50) calls.push(`f${i}(a, 64, &t)`);
+  src.push(`int main(void) { int a[64] = {0}; struct n t = {0}; return ${calls.join(' + ')}; }`);
+  writeFileSync(join(work, 'big.c'), src.join('\n'));
   const t0 = performance.now();
-  const sim = spawnSync(
+  const rec = spawnSync(
     process.execPath,
-    [join(ROOT, 'dist/cli/main.js'), 'replay', gz, '--json', '--cores', String(cpus().length)],
-    { encoding: 'utf8', maxBuffer: 1 << 24 },
+    [
+      join(ROOT, 'dist/cli/main.js'),
+      'record',
+      '-o',
+      'gcc.trace.gz',
+      '--',
+      'gcc',
+      '-O2',
+      '-c',
+      'big.c',
+      '-o',
+      '/dev/null',
+    ],
+    { cwd: work, encoding: 'utf8' },
   );
-  const simSeconds = (performance.now() - t0) / 1000;
-  if (sim.status !== 0) throw new Error(`ptsim failed: ${sim.stderr}`);
-  const simSummary = JSON.parse(sim.stdout) as {
-    events: number;
-    rss: number;
-    peakRss: number;
-    arenas: unknown[];
-  };
-
-  // The native replayer on the plain file: no event log, no per-event RSS.
-  const binary = buildNativeReplayer();
-  const out = join(dir, 'native-summary.json');
-  const t1 = performance.now();
-  const nat = spawnSync(binary, [plain, '--summary', out, '--no-events', '--no-peak'], {
-    encoding: 'utf8',
-    env: { PATH: process.env['PATH'] ?? '' },
-  });
-  const natWall = (performance.now() - t1) / 1000;
-  if (nat.status !== 0) throw new Error(`native replayer failed: ${nat.stderr}`);
-  const natSummary = JSON.parse(readFileSync(out, 'utf8')) as {
-    events: number;
-    rss: number;
-    seconds: number;
-  };
-
+  if (rec.status !== 0) throw new Error(`recording gcc failed: ${rec.stderr}`);
+  // cc1's is the largest trace the driver's children left.
+  const dir = join(work, 'gcc.trace.d');
+  const biggest = readdirSync(dir)
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size)[0]!;
+  const cut = spawnSync(
+    'bash',
+    [
+      '-c',
+      `gzip -dc "$1" | awk -v max="$2" '/^@/ { if (++e > max) exit } { print }' > "$3"`,
+      'bash',
+      biggest,
+      String(events),
+      `${plain}.tmp`,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (cut.status !== 0) throw new Error(`cutting cc1's trace failed: ${cut.stderr}`);
+  spawnSync('bash', ['-c', 'gzip -6 -c "$1" > "$2"', 'bash', `${plain}.tmp`, `${gz}.tmp`]);
+  renameSync(`${plain}.tmp`, plain);
+  renameSync(`${gz}.tmp`, gz);
+  rmSync(work, { recursive: true, force: true });
   console.log(
-    `ptsim  replay (gzip, end to end): ${simSeconds.toFixed(2)} s, ${rate(simSummary.events, simSeconds)}${threads > 1 ? `, ${simSummary.arenas.length} arenas` : ''}`,
+    `recorded cc1 (${events.toLocaleString('en-US')} events kept) in ${((performance.now() - t0) / 1000).toFixed(0)} s`,
   );
-  console.log(
-    `glibc  native replay loop:        ${natSummary.seconds.toFixed(2)} s, ${rate(natSummary.events, natSummary.seconds)} (whole process ${natWall.toFixed(2)} s)`,
-  );
-  console.log(
-    `ratio  ptsim end to end / glibc loop: ${(simSeconds / natSummary.seconds).toFixed(2)}`,
-  );
-  console.log(
-    `final RSS: ptsim ${simSummary.rss}, glibc ${natSummary.rss}${simSummary.rss === natSummary.rss ? ' (identical)' : ' (DIFFERENT)'}`,
-  );
+  return trace;
 }
 
-/** A ptsim command run to its end: its time and the peak of its resident memory (GNU time's, when there is one). */
-function timed(args: string[]): { seconds: number; maxRssMiB: number | null } {
-  const time = ['/usr/bin/time', '/bin/time'].find((p) => existsSync(p));
-  const node = [process.execPath, join(ROOT, 'dist/cli/main.js'), ...args];
+/**
+ * Runs in a process of its own, on the compiled ptsim (dist/): `parse` reads and parses a file on
+ * the calling thread into a sink that counts; `loop` keeps the trace in memory, then delivers it
+ * to a replay `rounds` times (each a fresh replay, `repeat` times over), timing each round.
+ * Prints one line of JSON.
+ */
+const PHASES = `
+const { mode, root, path, rounds, repeat, cores } = JSON.parse(process.env.PTSIM_BENCH);
+const dist = (p) => import(new URL(p, 'file://' + root + '/dist/').href);
+const { streamTraceFile, readTraceFile } = await dist('trace/reader.js');
+if (mode === 'parse') {
+  let events = 0;
+  const sink = { header() {}, event() { events++; } };
+  const t0 = performance.now();
+  await streamTraceFile(path, path, sink);
+  console.log(JSON.stringify({ events, seconds: [(performance.now() - t0) / 1000] }));
+} else {
+  const { TraceStore, deliverStored } = await dist('analysis/event-store.js');
+  const { replaySink } = await dist('replay/run-file.js');
+  const store = new TraceStore(Number.MAX_SAFE_INTEGER);
+  await readTraceFile(path, store);
+  const t = store.finish();
+  if (t === null) throw new Error('the trace does not fit the store');
+  const seconds = [];
+  let events = 0;
+  for (let k = 0; k <= rounds; k++) {
+    const t0 = performance.now();
+    events = 0;
+    for (let j = 0; j < repeat; j++) {
+      const rs = replaySink(path, { cores });
+      await deliverStored(t, rs.sink);
+      events += rs.replayer.finish().events;
+    }
+    if (k > 0) seconds.push((performance.now() - t0) / 1000);
+  }
+  console.log(JSON.stringify({ events, seconds }));
+}
+`;
+
+function phase(
+  mode: 'parse' | 'loop',
+  path: string,
+  rounds = 1,
+  repeat = 1,
+): { events: number; seconds: number[] } {
+  // A file of its own rather than --eval: the parse worker inherits the process's options.
+  const script = join(DIR, 'phases.mjs');
+  if (!existsSync(script) || readFileSync(script, 'utf8') !== PHASES) writeFileSync(script, PHASES);
+  const r = spawnSync(process.execPath, [script], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      PTSIM_BENCH: JSON.stringify({ mode, root: ROOT, path, rounds, repeat, cores: cpus().length }),
+    },
+    maxBuffer: 1 << 24,
+  });
+  if (r.status !== 0) throw new Error(`the ${mode} phase failed: ${r.stderr}`);
+  return JSON.parse(r.stdout) as { events: number; seconds: number[] };
+}
+
+/** A command run to its end under GNU time (when there is one): its time and peak resident memory. */
+function timedRun(
+  argv: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): { seconds: number; maxRssMiB: number | null; r: SpawnSyncReturns<string> } {
   const t0 = performance.now();
   const r =
-    time !== undefined
-      ? spawnSync(time, ['-f', 'maxrss %M', ...node], { encoding: 'utf8', maxBuffer: 1 << 26 })
-      : spawnSync(node[0]!, node.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26 });
+    TIME !== undefined
+      ? spawnSync(TIME, ['-f', 'maxrss %M', ...argv], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+          ...opts,
+        })
+      : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
   const seconds = (performance.now() - t0) / 1000;
-  if (r.status !== 0) throw new Error(`ptsim ${args[0]} failed: ${r.stderr}`);
-  const m = /maxrss (\d+)/.exec(r.stderr);
-  return { seconds, maxRssMiB: m !== null ? Number(m[1]) / 1024 : null };
+  if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
+  const m = /maxrss (\d+)\s*$/.exec(r.stderr);
+  return { seconds, maxRssMiB: m !== null ? Number(m[1]) / 1024 : null, r };
 }
 
-async function benchExplain(label: string, seed: string, events: number, threads: number) {
-  const { gz } = await traceFiles(label, seed, events, threads);
-  const dir = join(tmpdir(), 'ptsim-bench');
-  const cores = ['--cores', String(cpus().length)];
+/** A ptsim command, run to its end. */
+function ptsim(args: string[]): ReturnType<typeof timedRun> {
+  return timedRun([process.execPath, join(ROOT, 'dist/cli/main.js'), ...args]);
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const mrate = (events: number, seconds: number): number => events / seconds / 1e6;
+/** Rates of several runs: the median, and the range when there are several. */
+function rates(events: number, seconds: number[]): string {
+  const r = seconds.map((s) => mrate(events, s));
+  const range = r.length > 1 ? ` (${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)})` : '';
+  return `${mrate(events, median(seconds)).toFixed(2)} M events/s${range}`;
+}
+const load = (): string =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(' ');
+
+/** Peak resident memory of `ptsim replay` on a tiny trace: what the process costs before any block. */
+let baselineMiB: number | null | undefined;
+function baseline(): number | null {
+  baselineMiB ??= ptsim(['replay', join(ROOT, 'traces/malloc-trim.trace'), '--json']).maxRssMiB;
+  return baselineMiB;
+}
+
+interface Summary {
+  events: number;
+  rss: number;
+  liveBlocks: number;
+}
+
+async function benchTrace(trace: Trace): Promise<void> {
+  const { plain, gz } = trace;
+  console.log(
+    `\n${trace.label}: ${plain} (${mb(plain)} plain, ${mb(gz)} gzip); load average ${load()}`,
+  );
+
+  const parsed = phase('parse', plain);
+  const parsedGz = phase('parse', gz);
+  console.log(
+    `  parse, one thread         plain ${rates(parsed.events, parsed.seconds)}, gzip ${rates(parsedGz.events, parsedGz.seconds)}`,
+  );
+
+  const loop = phase('loop', plain, trace.rounds === 1 ? LOOP_ROUNDS : 3, trace.rounds);
+  console.log(
+    `  core loop, in memory      ${rates(loop.events, loop.seconds)}${trace.rounds > 1 ? ` (${trace.rounds} replays a round)` : ''}, ${loop.seconds.length} rounds`,
+  );
+
+  const seconds: number[] = [];
+  const peaks: number[] = [];
+  let summary: Summary | undefined;
+  for (let k = 0; k < RUNS; k++) {
+    const t = ptsim(['replay', gz, '--json', ...CORES]);
+    seconds.push(t.seconds);
+    if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
+    summary = JSON.parse(t.r.stdout) as Summary;
+  }
+  const s = summary!;
+  let mem = '';
+  if (peaks.length > 0) {
+    const peak = median(peaks);
+    const base = baseline();
+    mem = `; peak memory ${peak.toFixed(0)} MiB`;
+    if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
+      mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
+  }
+  console.log(`  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${mem}`);
+
+  // The native replayer reads a plain file: inflating it is timed apart, as gzip does it.
+  const binary = buildNativeReplayer();
+  const out = join(DIR, 'native-summary.json');
+  const gunzip = timedRun([
+    'bash',
+    '-c',
+    'gzip -dc "$1" > "$2"',
+    'bash',
+    gz,
+    join(DIR, 'native-input.trace'),
+  ]);
+  rmSync(join(DIR, 'native-input.trace'), { force: true });
+  const nat = timedRun([binary, plain, '--summary', out, '--no-events', '--no-peak'], {
+    env: { PATH: process.env['PATH'] ?? '' },
+  });
+  const natSummary = JSON.parse(readFileSync(out, 'utf8')) as Summary & { seconds: number };
+  const natEnd = gunzip.seconds + nat.seconds;
+  console.log(
+    `  glibc native replay       loop ${rates(natSummary.events, [natSummary.seconds])}, end to end ${rates(natSummary.events, [natEnd])} (gunzip ${gunzip.seconds.toFixed(2)} s, process ${nat.seconds.toFixed(2)} s)`,
+  );
+  console.log(
+    `  ptsim / native, end to end ${(natEnd / median(seconds)).toFixed(2)} x; core loop / native loop ${(natSummary.seconds / (median(loop.seconds) / trace.rounds)).toFixed(2)} x; final RSS ${s.rss === natSummary.rss ? 'identical' : `DIFFERENT (ptsim ${s.rss}, glibc ${natSummary.rss})`}`,
+  );
+}
+
+async function benchCommands(trace: Trace): Promise<void> {
+  const { gz } = trace;
+  console.log(`\n${trace.label}: commands, load average ${load()}`);
   const runs: Array<[string, string[]]> = [
-    ['replay', ['replay', gz, ...cores]],
-    ['explain', ['explain', gz, ...cores]],
-    ['explain --at end --no-what-if', ['explain', gz, ...cores, '--at', 'end', '--no-what-if']],
-    ['report', ['report', gz, ...cores, '-o', join(dir, 'report.html')]],
+    ['replay', ['replay', gz, ...CORES]],
+    ['explain', ['explain', gz, ...CORES]],
+    ['explain --at end --no-what-if', ['explain', gz, ...CORES, '--at', 'end', '--no-what-if']],
+    [
+      'compare (2 configurations)',
+      [
+        'compare',
+        gz,
+        ...CORES,
+        '--config',
+        'M_MMAP_THRESHOLD=131072',
+        '--config',
+        'M_TRIM_THRESHOLD=0',
+      ],
+    ],
+    ['replay --timeline', ['replay', gz, ...CORES, '--timeline', join(DIR, 'timeline.csv')]],
+    [
+      'replay --timeline-samples 0',
+      ['replay', gz, ...CORES, '--timeline', join(DIR, 'timeline.csv'), '--timeline-samples', '0'],
+    ],
+    ['report', ['report', gz, ...CORES, '-o', join(DIR, 'report.html')]],
   ];
   let replaySeconds = 0;
   for (const [name, args] of runs) {
-    const t = timed(args);
+    const t = ptsim(args);
     if (name === 'replay') replaySeconds = t.seconds;
-    const mem = t.maxRssMiB !== null ? `, peak RSS ${t.maxRssMiB.toFixed(0)} MiB` : '';
+    const mem = t.maxRssMiB !== null ? `, peak memory ${t.maxRssMiB.toFixed(0)} MiB` : '';
     console.log(
-      `ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds).toFixed(1)} x replay)${mem}`,
+      `  ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds).toFixed(1)} x replay)${mem}`,
     );
   }
 }
 
-const ONLY = process.env['BENCH_ONLY'];
+/** Where the self time of each category goes, by the file of the function. */
+const LAYERS: Array<[string, RegExp]> = [
+  ['parse', /\/trace\/(parser|source|reader|token-key)\.js$|node:zlib|node:internal\/(fs|streams)/],
+  [
+    'transfer (batches, messages)',
+    /\/trace\/(batch|worker-client|parse-worker|event|records)\.js$/,
+  ],
+  ['token lookup', /\/trace\/token-(numbers|table)\.js$|\/replay\/tokens\.js$/],
+  ['core (allocator model)', /\/core\//],
+  ['kernel and touch model', /\/kernel\//],
+  ['replay loop, per-event RSS and stats', /\/replay\/|\/analysis\/event-store\.js$/],
+];
 
-it.skipIf(ONLY === 'explain')(
-  `replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`,
+interface CpuProfile {
+  nodes: Array<{ id: number; callFrame: { functionName: string; url: string } }>;
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function profileLayers(file: string): Map<string, number> {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
+  const layerOf = new Map<number, string>();
+  for (const n of p.nodes) {
+    const { functionName, url } = n.callFrame;
+    let layer = 'other';
+    if (functionName === '(garbage collector)') layer = 'garbage collector';
+    else if (functionName === '(idle)') layer = 'idle (waiting)';
+    else if (functionName === 'postMessage') layer = 'transfer (batches, messages)';
+    else if (functionName === 'read') layer = 'parse';
+    else for (const [name, re] of LAYERS) if (re.test(url)) layer = name;
+    layerOf.set(n.id, layer);
+  }
+  const ms = new Map<string, number>();
+  for (let i = 0; i < p.samples.length; i++) {
+    const layer = layerOf.get(p.samples[i]!)!;
+    ms.set(layer, (ms.get(layer) ?? 0) + p.timeDeltas[i]! / 1000);
+  }
+  return ms;
+}
+
+async function benchProfile(trace: Trace): Promise<void> {
+  const dir = join(DIR, 'profile');
+  rmSync(dir, { recursive: true, force: true });
+  const t = timedRun([
+    process.execPath,
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    dir,
+    join(ROOT, 'dist/cli/main.js'),
+    'replay',
+    trace.gz,
+    '--json',
+    ...CORES,
+  ]);
+  const events = (JSON.parse(t.r.stdout) as Summary).events;
+  console.log(
+    `\n${trace.label}: where the time goes, ${t.seconds.toFixed(2)} s for ${events.toLocaleString('en-US')} events under the profiler; load average ${load()}`,
+  );
+  // One profile per thread: the main thread's is written first.
+  const files = readdirSync(dir).sort();
+  const names = files.length > 1 ? ['main thread', 'parse worker'] : ['main thread'];
+  files.forEach((f, k) => {
+    const ms = profileLayers(join(dir, f));
+    const total = [...ms.values()].reduce((a, b) => a + b, 0);
+    console.log(`  ${names[k] ?? f}: ${total.toFixed(0)} ms`);
+    for (const [layer, v] of [...ms].sort((a, b) => b[1] - a[1]))
+      console.log(
+        `    ${layer.padEnd(38)} ${v.toFixed(0).padStart(6)} ms ${((100 * v) / total).toFixed(1).padStart(5)} %  ${((v * 1e6) / events).toFixed(0).padStart(5)} ns an event`,
+      );
+  });
+}
+
+const traces: Record<string, () => Promise<Trace | null>> = {
+  cc1: () => Promise.resolve(recordedCc1(CC1_EVENTS)),
+  mix: () => generated('generated mix, one thread', 'mix', 'bench-1', EVENTS, 1),
+  mt: () =>
+    generated(`generated mix, ${MT_THREADS} threads`, 'mix', 'bench-mt-1', MT_EVENTS, MT_THREADS),
+  alloc: () => generated('allocations only', 'alloc', 'bench-alloc-1', LIVE, 1),
+  churn: () =>
+    generated(
+      `churn, ${CHURN_LIVE.toLocaleString('en-US')} live`,
+      'churn',
+      'bench-churn-1',
+      CHURN_EVENTS,
+      1,
+      CHURN_LIVE,
+    ),
+};
+
+it.skipIf(ONLY !== undefined && ONLY !== 'replay')(
+  'replays each trace: parse, core loop, end to end, native, memory',
   async () => {
-    await bench('single-thread trace', SEED, EVENTS, 1);
+    console.log(`${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
+    await benchTrace(bundledCc1());
+    for (const name of ['cc1', 'mix', 'mt', 'alloc', 'churn']) {
+      const trace = await traces[name]!();
+      if (trace === null) console.log(`\nskipped: the recorded cc1 trace (no gcc)`);
+      else await benchTrace(trace);
+    }
   },
 );
 
-it.skipIf(ONLY === 'explain')(
-  `replays ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads with ptsim and with real glibc`,
+it.skipIf(ONLY !== undefined && ONLY !== 'explain')(
+  'times explain, compare, timelines and report against the replay',
   async () => {
-    await bench(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+    await benchCommands((await traces['mt']!())!);
   },
 );
 
-it(`explains ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads, against the replay's time`, async () => {
-  await benchExplain(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+it.skipIf(ONLY !== 'profile')('profiles a replay, by layer', async () => {
+  const name = process.env['BENCH_PROFILE_TRACE'] ?? 'cc1';
+  const trace = await traces[name]!();
+  if (trace === null) throw new Error(`no ${name} trace (gcc is needed to record cc1)`);
+  await benchProfile(trace);
 });
