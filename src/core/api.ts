@@ -71,8 +71,7 @@ export function threadStart(s: Process, creator: ThreadState): void {
 /** Records a block handed to the program. */
 function handOut(s: Process, p: number, bytes: number): number {
   if (p !== NIL) {
-    s.ck.req[p] = bytes;
-    s.ck.born[p] = s.eventIndex;
+    s.ck.handOut(p, bytes, s.eventIndex);
   }
   return p;
 }

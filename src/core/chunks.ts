@@ -26,6 +26,11 @@
  * Bin headers are handles too (state BINHDR, address -1: none), so list code reads like glibc's.
  * Every write that glibc makes to heap memory goes through the helpers in mem.ts, which also
  * touch the page (the touch model).
+ *
+ * Memory: 59 bytes a handle. The columns grow by doubling, and the part of a column not yet used
+ * is never written, so the system does not give it pages. The request and the event that handed
+ * a chunk out are 32-bit until a value needs more (handOut widens the column, once); the free
+ * handles are chained through `fd`, which a dead handle does not use.
  */
 
 export const NIL = -1;
@@ -66,13 +71,13 @@ export class ChunkStore {
   state: Uint8Array;
   /** Bin index while BINNED (1 = unsorted). */
   bin: Uint8Array;
-  /** Bytes the program asked for, while the chunk is handed out. */
-  req: Float64Array;
-  /** Index of the event that handed the chunk out. */
-  born: Float64Array;
+  /** Bytes the program asked for, while the chunk is handed out (widened by handOut). */
+  req: Uint32Array | Float64Array;
+  /** Index of the event that handed the chunk out, -1 for none (widened by handOut). */
+  born: Int32Array | Float64Array;
 
-  private freeHandles: Int32Array;
-  private nFree = 0;
+  /** The first free handle (NIL for none); each free handle's `fd` holds the next. */
+  private freeHead = NIL;
   private used = 0;
   /** Handles currently in use (chunks and bin headers). */
   live = 0;
@@ -91,16 +96,17 @@ export class ChunkStore {
     this.prev = new Int32Array(cap);
     this.state = new Uint8Array(cap);
     this.bin = new Uint8Array(cap);
-    this.req = new Float64Array(cap);
-    this.born = new Float64Array(cap);
-    this.freeHandles = new Int32Array(cap);
+    this.req = new Uint32Array(cap);
+    this.born = new Int32Array(cap);
   }
 
   /** A fresh handle with every field reset. */
   alloc(addr: number): number {
     let h: number;
-    if (this.nFree > 0) h = this.freeHandles[--this.nFree]!;
-    else {
+    if (this.freeHead !== NIL) {
+      h = this.freeHead;
+      this.freeHead = this.fd[h]!;
+    } else {
       if (this.used === this.cap) this.grow();
       h = this.used++;
     }
@@ -146,8 +152,19 @@ export class ChunkStore {
 
   release(h: number): void {
     this.state[h] = St.DEAD;
-    this.freeHandles[this.nFree++] = h;
+    this.fd[h] = this.freeHead;
+    this.freeHead = h;
     this.live--;
+  }
+
+  /** Records that chunk h is handed out for `req` bytes at event `born`. */
+  handOut(h: number, req: number, born: number): void {
+    if (req > 0xffffffff && !(this.req instanceof Float64Array))
+      this.req = Float64Array.from(this.req);
+    if (born > 0x7fffffff && !(this.born instanceof Float64Array))
+      this.born = Float64Array.from(this.born);
+    this.req[h] = req;
+    this.born[h] = born;
   }
 
   /** Number of handles ever created (the range to scan in a full walk). */
@@ -201,6 +218,11 @@ export class ChunkStore {
       b.set(a);
       return b;
     };
+    const same = <A extends Uint32Array | Int32Array | Float64Array>(a: A): A => {
+      const b = new (a.constructor as new (n: number) => A)(cap);
+      b.set(a);
+      return b;
+    };
     this.addr = f64(this.addr);
     this.size = f64(this.size);
     this.flags = u8(this.flags);
@@ -213,9 +235,8 @@ export class ChunkStore {
     this.prev = i32(this.prev);
     this.state = u8(this.state);
     this.bin = u8(this.bin);
-    this.req = f64(this.req);
-    this.born = f64(this.born);
-    this.freeHandles = i32(this.freeHandles);
+    this.req = same(this.req);
+    this.born = same(this.born);
     this.cap = cap;
   }
 }

@@ -82,8 +82,7 @@ function tcacheInit(s: Process): void {
   }
   if (victim !== NIL) {
     s.ck.state[victim] = St.INUSE;
-    s.ck.req[victim] = TCACHE_STRUCT_SIZE;
-    s.ck.born[victim] = s.eventIndex;
+    s.ck.handOut(victim, TCACHE_STRUCT_SIZE, s.eventIndex);
     th.tcache = newTcache(victim);
     writeUser(s, victim, TCACHE_STRUCT_SIZE);
   }
