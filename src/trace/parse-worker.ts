@@ -10,7 +10,9 @@
  *
  * Backpressure: `inFlight` (shared with the parent) counts the batches sent and not yet replayed;
  * at MAX_IN_FLIGHT the worker blocks (Atomics.wait) until the parent has replayed one. Memory stays
- * bounded however much faster parsing is than replaying.
+ * bounded however much faster parsing is than replaying. The parent sends each batch's buffer
+ * back once replayed, and the next batches are filled in those buffers: a handful of them serve
+ * the whole trace.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -55,6 +57,12 @@ function send(m: ParseWorkerMessage, transfer: ArrayBuffer[] = []): void {
 
 const { path, name, inFlight } = workerData as ParseWorkerInput;
 
+/** Buffers of batches the parent has replayed and sent back, to fill again. */
+const spare: ArrayBuffer[] = [];
+parentPort!.on('message', (b: ArrayBuffer) => spare.push(b));
+// The buffers coming back do not keep the worker alive once the trace is read.
+parentPort!.unref();
+
 class BatchingSink implements TraceSink {
   private batch = new EventBatch();
 
@@ -97,7 +105,7 @@ class BatchingSink implements TraceSink {
     }
     Atomics.add(inFlight, 0, 1);
     send(this.batch.message(), [this.batch.buffer]);
-    this.batch = new EventBatch();
+    this.batch = new EventBatch(spare.pop());
   }
 }
 

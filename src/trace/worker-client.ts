@@ -106,6 +106,9 @@ export function readInWorker(
             break;
           case 'events':
             EventBatch.from(m).deliver(ev, touch, rss, sink);
+            // The columns go back to the worker for a later batch: no new buffer to allocate
+            // (and fault in) per batch on its side, none to free on this one.
+            worker.postMessage(m.buffer, [m.buffer]);
             Atomics.sub(inFlight, 0, 1);
             Atomics.notify(inFlight, 0);
             break;

@@ -379,11 +379,17 @@ function phase(
 function timedRun(
   argv: string[],
   opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
-): { seconds: number; maxRssMiB: number | null; r: SpawnSyncReturns<string> } {
+): {
+  seconds: number;
+  maxRssMiB: number | null;
+  /** Processor time (user and system, all threads), with GNU time. */
+  cpu: number | null;
+  r: SpawnSyncReturns<string>;
+} {
   const t0 = performance.now();
   const r =
     TIME !== undefined
-      ? spawnSync(TIME, ['-f', 'maxrss %M', ...argv], {
+      ? spawnSync(TIME, ['-f', 'maxrss %M cpu %U %S', ...argv], {
           encoding: 'utf8',
           maxBuffer: 1 << 26,
           ...opts,
@@ -391,8 +397,13 @@ function timedRun(
       : spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', maxBuffer: 1 << 26, ...opts });
   const seconds = (performance.now() - t0) / 1000;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed: ${r.stderr}`);
-  const m = /maxrss (\d+)\s*$/.exec(r.stderr);
-  return { seconds, maxRssMiB: m !== null ? Number(m[1]) / 1024 : null, r };
+  const m = /maxrss (\d+) cpu ([\d.]+) ([\d.]+)\s*$/.exec(r.stderr);
+  return {
+    seconds,
+    maxRssMiB: m !== null ? Number(m[1]) / 1024 : null,
+    cpu: m !== null ? Number(m[2]) + Number(m[3]) : null,
+    r,
+  };
 }
 
 /** A ptsim command, run to its end. */
@@ -448,11 +459,13 @@ async function benchTrace(trace: Trace): Promise<void> {
 
   const seconds: number[] = [];
   const peaks: number[] = [];
+  const cpu: number[] = [];
   let summary: Summary | undefined;
   for (let k = 0; k < RUNS; k++) {
     const t = ptsim(['replay', gz, '--json', ...CORES]);
     seconds.push(t.seconds);
     if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
+    if (t.cpu !== null) cpu.push(t.cpu);
     summary = JSON.parse(t.r.stdout) as Summary;
   }
   const s = summary!;
@@ -464,7 +477,10 @@ async function benchTrace(trace: Trace): Promise<void> {
     if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
       mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
   }
-  console.log(`  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${mem}`);
+  // Processor time per event, both threads: less swayed than the rate by a busy machine.
+  const ns =
+    cpu.length > 0 ? `, ${((median(cpu) * 1e9) / s.events).toFixed(0)} ns of CPU an event` : '';
+  console.log(`  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${ns}${mem}`);
 
   // The native replayer reads a plain file: inflating it is timed apart, as gzip does it.
   const binary = buildNativeReplayer();
