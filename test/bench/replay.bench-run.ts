@@ -27,6 +27,10 @@
  * end --no-what-if`, `compare` with two configurations, `replay --timeline` (2000 samples, and
  * every event) and `report` are timed against the replay's own time, with their peak memory.
  *
+ * BENCH_AGAINST=DIR measures the ptsim built in another checkout too (the parse, core loop and end
+ * to end figures), right after this tree's on each trace, so that a change is measured against
+ * what it changes under the same load of the machine.
+ *
  * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `profile` (where the
  * time of a replay goes: a CPU profile of each thread of `ptsim replay`, its self time summed by
  * layer, for BENCH_PROFILE_TRACE: cc1, mix, mt, alloc or churn; cc1 by default).
@@ -64,6 +68,11 @@ const LOOP_ROUNDS = num('BENCH_LOOP_ROUNDS', 5);
 const CC1_ROUNDS = num('BENCH_CC1_ROUNDS', 20);
 const MT_THREADS = 8;
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
+/** The trees whose ptsim is measured: this one, then BENCH_AGAINST's (another checkout, built), in turn per trace. */
+const ROOTS = [
+  ROOT,
+  ...(process.env['BENCH_AGAINST'] !== undefined ? [resolve(process.env['BENCH_AGAINST'])] : []),
+];
 const DIR = join(tmpdir(), 'ptsim-bench');
 const CORES = ['--cores', String(cpus().length)];
 const ONLY = process.env['BENCH_ONLY'];
@@ -108,8 +117,11 @@ async function generate(
     const ok1 = plainOut.write(buf);
     const ok2 = gzip.write(buf);
     buf = '';
-    if (!ok1) await once(plainOut, 'drain');
-    if (!ok2) await once(gzip, 'drain');
+    // Both waits are set up at once: a drain that comes while the other is awaited is not missed.
+    const waits: Array<Promise<unknown>> = [];
+    if (!ok1) waits.push(once(plainOut, 'drain'));
+    if (!ok2) waits.push(once(gzip, 'drain'));
+    await Promise.all(waits);
   };
   const size = (): number => {
     const r = rng();
@@ -219,9 +231,11 @@ async function generated(
   const gz = `${plain}.gz`;
   if (!existsSync(gz) || !existsSync(plain)) {
     const t0 = performance.now();
-    await generate(`${plain}.tmp`, `${gz}.tmp`, kind, events, threads, seed, live);
-    renameSync(`${plain}.tmp`, plain);
-    renameSync(`${gz}.tmp`, gz);
+    // Names of this process's own: another benchmark may be making the same trace.
+    const tmp = `.${process.pid}.tmp`;
+    await generate(`${plain}${tmp}`, `${gz}${tmp}`, kind, events, threads, seed, live);
+    renameSync(`${plain}${tmp}`, plain);
+    renameSync(`${gz}${tmp}`, gz);
     console.log(`generated ${plain} in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   return { label, plain, gz, rounds: 1, liveHeavy: kind === 'alloc' };
@@ -355,6 +369,7 @@ if (mode === 'parse') {
 `;
 
 function phase(
+  root: string,
   mode: 'parse' | 'loop',
   path: string,
   rounds = 1,
@@ -367,7 +382,7 @@ function phase(
     encoding: 'utf8',
     env: {
       ...process.env,
-      PTSIM_BENCH: JSON.stringify({ mode, root: ROOT, path, rounds, repeat, cores: cpus().length }),
+      PTSIM_BENCH: JSON.stringify({ mode, root, path, rounds, repeat, cores: cpus().length }),
     },
     maxBuffer: 1 << 24,
   });
@@ -407,8 +422,8 @@ function timedRun(
 }
 
 /** A ptsim command, run to its end. */
-function ptsim(args: string[]): ReturnType<typeof timedRun> {
-  return timedRun([process.execPath, join(ROOT, 'dist/cli/main.js'), ...args]);
+function ptsim(args: string[], root = ROOT): ReturnType<typeof timedRun> {
+  return timedRun([process.execPath, join(root, 'dist/cli/main.js'), ...args]);
 }
 
 const median = (xs: number[]): number => {
@@ -428,10 +443,14 @@ const load = (): string =>
     .join(' ');
 
 /** Peak resident memory of `ptsim replay` on a tiny trace: what the process costs before any block. */
-let baselineMiB: number | null | undefined;
-function baseline(): number | null {
-  baselineMiB ??= ptsim(['replay', join(ROOT, 'traces/malloc-trim.trace'), '--json']).maxRssMiB;
-  return baselineMiB;
+const baselineMiB = new Map<string, number | null>();
+function baseline(root: string): number | null {
+  if (!baselineMiB.has(root))
+    baselineMiB.set(
+      root,
+      ptsim(['replay', join(ROOT, 'traces/malloc-trim.trace'), '--json'], root).maxRssMiB,
+    );
+  return baselineMiB.get(root)!;
 }
 
 interface Summary {
@@ -440,74 +459,68 @@ interface Summary {
   liveBlocks: number;
 }
 
-async function benchTrace(trace: Trace): Promise<void> {
+function benchTrace(trace: Trace): void {
   const { plain, gz } = trace;
   console.log(
     `\n${trace.label}: ${plain} (${mb(plain)} plain, ${mb(gz)} gzip); load average ${load()}`,
   );
 
-  const parsed = phase('parse', plain);
-  const parsedGz = phase('parse', gz);
-  console.log(
-    `  parse, one thread         plain ${rates(parsed.events, parsed.seconds)}, gzip ${rates(parsedGz.events, parsedGz.seconds)}`,
-  );
-
-  const loop = phase('loop', plain, trace.rounds === 1 ? LOOP_ROUNDS : 3, trace.rounds);
-  console.log(
-    `  core loop, in memory      ${rates(loop.events, loop.seconds)}${trace.rounds > 1 ? ` (${trace.rounds} replays a round)` : ''}, ${loop.seconds.length} rounds`,
-  );
-
-  const seconds: number[] = [];
-  const peaks: number[] = [];
-  const cpu: number[] = [];
-  let summary: Summary | undefined;
-  for (let k = 0; k < RUNS; k++) {
-    const t = ptsim(['replay', gz, '--json', ...CORES]);
-    seconds.push(t.seconds);
-    if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
-    if (t.cpu !== null) cpu.push(t.cpu);
-    summary = JSON.parse(t.r.stdout) as Summary;
-  }
-  const s = summary!;
-  let mem = '';
-  if (peaks.length > 0) {
-    const peak = median(peaks);
-    const base = baseline();
-    mem = `; peak memory ${peak.toFixed(0)} MiB`;
-    if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
-      mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
-  }
-  // Processor time per event, both threads: less swayed than the rate by a busy machine.
-  const ns =
-    cpu.length > 0 ? `, ${((median(cpu) * 1e9) / s.events).toFixed(0)} ns of CPU an event` : '';
-  console.log(`  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${ns}${mem}`);
-
   // The native replayer reads a plain file: inflating it is timed apart, as gzip does it.
   const binary = buildNativeReplayer();
-  const out = join(DIR, 'native-summary.json');
-  const gunzip = timedRun([
-    'bash',
-    '-c',
-    'gzip -dc "$1" > "$2"',
-    'bash',
-    gz,
-    join(DIR, 'native-input.trace'),
-  ]);
-  rmSync(join(DIR, 'native-input.trace'), { force: true });
+  const out = join(DIR, `native-summary.${process.pid}.json`);
+  const inflated = join(DIR, `native-input.${process.pid}.trace`);
+  const gunzip = timedRun(['bash', '-c', 'gzip -dc "$1" > "$2"', 'bash', gz, inflated]);
+  rmSync(inflated, { force: true });
   const nat = timedRun([binary, plain, '--summary', out, '--no-events', '--no-peak'], {
     env: { PATH: process.env['PATH'] ?? '' },
   });
   const natSummary = JSON.parse(readFileSync(out, 'utf8')) as Summary & { seconds: number };
+  rmSync(out, { force: true });
   const natEnd = gunzip.seconds + nat.seconds;
   console.log(
     `  glibc native replay       loop ${rates(natSummary.events, [natSummary.seconds])}, end to end ${rates(natSummary.events, [natEnd])} (gunzip ${gunzip.seconds.toFixed(2)} s, process ${nat.seconds.toFixed(2)} s)`,
   );
-  console.log(
-    `  ptsim / native, end to end ${(natEnd / median(seconds)).toFixed(2)} x; core loop / native loop ${(natSummary.seconds / (median(loop.seconds) / trace.rounds)).toFixed(2)} x; final RSS ${s.rss === natSummary.rss ? 'identical' : `DIFFERENT (ptsim ${s.rss}, glibc ${natSummary.rss})`}`,
-  );
+
+  for (const root of ROOTS) {
+    const tag = ROOTS.length > 1 ? `  [${root === ROOT ? 'this tree' : root}]\n` : '';
+    const parsed = phase(root, 'parse', plain);
+    const parsedGz = phase(root, 'parse', gz);
+    const loop = phase(root, 'loop', plain, trace.rounds === 1 ? LOOP_ROUNDS : 3, trace.rounds);
+    const seconds: number[] = [];
+    const peaks: number[] = [];
+    const cpu: number[] = [];
+    let summary: Summary | undefined;
+    for (let k = 0; k < RUNS; k++) {
+      const t = ptsim(['replay', gz, '--json', ...CORES], root);
+      seconds.push(t.seconds);
+      if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
+      if (t.cpu !== null) cpu.push(t.cpu);
+      summary = JSON.parse(t.r.stdout) as Summary;
+    }
+    const s = summary!;
+    let mem = '';
+    if (peaks.length > 0) {
+      const peak = median(peaks);
+      const base = baseline(root);
+      mem = `; peak memory ${peak.toFixed(0)} MiB`;
+      if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
+        mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
+    }
+    // Processor time per event, both threads: less swayed than the rate by a busy machine.
+    const ns =
+      cpu.length > 0 ? `, ${((median(cpu) * 1e9) / s.events).toFixed(0)} ns of CPU an event` : '';
+    console.log(
+      [
+        `${tag}  parse, one thread         plain ${rates(parsed.events, parsed.seconds)}, gzip ${rates(parsedGz.events, parsedGz.seconds)}`,
+        `  core loop, in memory      ${rates(loop.events, loop.seconds)}${trace.rounds > 1 ? ` (${trace.rounds} replays a round)` : ''}, ${loop.seconds.length} rounds`,
+        `  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${ns}${mem}`,
+        `  ptsim / native, end to end ${(natEnd / median(seconds)).toFixed(2)} x; core loop / native loop ${(natSummary.seconds / (median(loop.seconds) / trace.rounds)).toFixed(2)} x; final RSS ${s.rss === natSummary.rss ? 'identical' : `DIFFERENT (ptsim ${s.rss}, glibc ${natSummary.rss})`}`,
+      ].join('\n'),
+    );
+  }
 }
 
-async function benchCommands(trace: Trace): Promise<void> {
+function benchCommands(trace: Trace): void {
   const { gz } = trace;
   console.log(`\n${trace.label}: commands, load average ${load()}`);
   const runs: Array<[string, string[]]> = [
@@ -526,21 +539,36 @@ async function benchCommands(trace: Trace): Promise<void> {
         'M_TRIM_THRESHOLD=0',
       ],
     ],
-    ['replay --timeline', ['replay', gz, ...CORES, '--timeline', join(DIR, 'timeline.csv')]],
+    [
+      'replay --timeline',
+      ['replay', gz, ...CORES, '--timeline', join(DIR, `timeline.${process.pid}.csv`)],
+    ],
     [
       'replay --timeline-samples 0',
-      ['replay', gz, ...CORES, '--timeline', join(DIR, 'timeline.csv'), '--timeline-samples', '0'],
+      [
+        'replay',
+        gz,
+        ...CORES,
+        '--timeline',
+        join(DIR, `timeline.${process.pid}.csv`),
+        '--timeline-samples',
+        '0',
+      ],
     ],
-    ['report', ['report', gz, ...CORES, '-o', join(DIR, 'report.html')]],
+    ['report', ['report', gz, ...CORES, '-o', join(DIR, `report.${process.pid}.html`)]],
   ];
-  let replaySeconds = 0;
+  // Each command in turn in each tree, so that both see the same moments of the machine.
+  const replaySeconds = new Map<string, number>();
   for (const [name, args] of runs) {
-    const t = ptsim(args);
-    if (name === 'replay') replaySeconds = t.seconds;
-    const mem = t.maxRssMiB !== null ? `, peak memory ${t.maxRssMiB.toFixed(0)} MiB` : '';
-    console.log(
-      `  ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds).toFixed(1)} x replay)${mem}`,
-    );
+    for (const root of ROOTS) {
+      const t = ptsim(args, root);
+      if (name === 'replay') replaySeconds.set(root, t.seconds);
+      const mem = t.maxRssMiB !== null ? `, peak memory ${t.maxRssMiB.toFixed(0)} MiB` : '';
+      const tag = ROOTS.length > 1 ? ` [${root === ROOT ? 'this tree' : root}]` : '';
+      console.log(
+        `  ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds.get(root)!).toFixed(1)} x replay)${mem}${tag}`,
+      );
+    }
   }
 }
 
@@ -584,7 +612,7 @@ function profileLayers(file: string): Map<string, number> {
   return ms;
 }
 
-async function benchProfile(trace: Trace): Promise<void> {
+function benchProfile(trace: Trace): void {
   const dir = join(DIR, 'profile');
   rmSync(dir, { recursive: true, force: true });
   const t = timedRun([
@@ -637,11 +665,11 @@ it.skipIf(ONLY !== undefined && ONLY !== 'replay')(
   'replays each trace: parse, core loop, end to end, native, memory',
   async () => {
     console.log(`${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), node ${process.version}`);
-    await benchTrace(bundledCc1());
+    benchTrace(bundledCc1());
     for (const name of ['cc1', 'mix', 'mt', 'alloc', 'churn']) {
       const trace = await traces[name]!();
       if (trace === null) console.log(`\nskipped: the recorded cc1 trace (no gcc)`);
-      else await benchTrace(trace);
+      else benchTrace(trace);
     }
   },
 );
@@ -649,7 +677,7 @@ it.skipIf(ONLY !== undefined && ONLY !== 'replay')(
 it.skipIf(ONLY !== undefined && ONLY !== 'explain')(
   'times explain, compare, timelines and report against the replay',
   async () => {
-    await benchCommands((await traces['mt']!())!);
+    benchCommands((await traces['mt']!())!);
   },
 );
 
@@ -657,5 +685,5 @@ it.skipIf(ONLY !== 'profile')('profiles a replay, by layer', async () => {
   const name = process.env['BENCH_PROFILE_TRACE'] ?? 'cc1';
   const trace = await traces[name]!();
   if (trace === null) throw new Error(`no ${name} trace (gcc is needed to record cc1)`);
-  await benchProfile(trace);
+  benchProfile(trace);
 });
