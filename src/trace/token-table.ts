@@ -6,44 +6,43 @@
  *
  * A token is given as its key (token-key.ts) and, for a token without a key, its text; NULL (key
  * 0) is never bound. Keyed tokens, nearly all the tokens of a recorded trace, live in an
- * open-addressing hash table: one Uint32Array of three words a slot (the key's low and high 32
- * bits, then the value, 0 to 2^31-1), so that a probe reads one cache line; linear probing,
- * deletion by backward shift (no tombstones, so a long replay of allocations and frees never
- * degrades it), doubling when more than three quarters full: 16 to 32 bytes a token. The rare
- * tokens without a key (names like `buf1`) live in a Map by their text.
+ * open-addressing hash table: keys in a Float64Array (exact below 2^52), values in an Int32Array
+ * (so values are 0 to 2^31-1), linear probing, deletion by backward shift (no tombstones, so a
+ * long replay of allocations and frees never degrades it), doubling when more than three quarters
+ * full: 12 bytes a slot, 16 to 32 bytes a token (at half full, 24 to 48; probes stay short, as the
+ * keys are scattered by the hash, slotOf). The rare tokens without a key (names like `buf1`) live
+ * in a Map by their text.
  *
  * Why not a Map for all: a recorded log holds tens of millions of pointer tokens over its life,
  * and a Map of numbers costs an allocation per entry and far more time per operation than a
  * probe in typed arrays. Nothing here allocates per operation, apart from the Map's own work for
- * unkeyed tokens.
+ * unkeyed tokens. (Values are int32 rather than doubles: doubles cost the parser a few per cent.)
  */
 
 /** What the table answers for a token it does not hold. */
 export const NONE = -1;
 
-/** 2^32, to split a key (below 2^52) into its 32-bit halves. */
-const TWO32 = 4294967296;
+/** Key stored in an empty slot: 0 is the key of NULL, which is never bound. */
+const EMPTY = 0;
 
 export class TokenTable {
-  /** Slot i: words 3i and 3i + 1 hold the key's low and high halves (both 0: empty), 3i + 2 the value. */
-  private slots: Uint32Array;
+  private keys: Float64Array;
+  private vals: Int32Array;
   private mask: number;
   /** 32 - log2(slots): slotOf's shift. */
   private shift: number;
   /** Keyed tokens in the table. */
   private keyed = 0;
-  /** Keyed tokens the table holds before it grows. */
-  private limit: number;
   /** Tokens without a key, by text. */
   private readonly named = new Map<string, number>();
 
   constructor(capacity = 1024) {
     let n = 16;
     while (n * 3 < capacity * 4) n *= 2;
-    this.slots = new Uint32Array(3 * n);
+    this.keys = new Float64Array(n);
+    this.vals = new Int32Array(n);
     this.mask = n - 1;
     this.shift = Math.clz32(n) + 1;
-    this.limit = (n >>> 2) * 3;
   }
 
   /** Tokens bound. */
@@ -54,16 +53,12 @@ export class TokenTable {
   /** The value bound to the token (key above 0, or NO_KEY and its text), or NONE. */
   get(key: number, text: string): number {
     if (key <= 0) return this.named.get(text) ?? NONE;
-    const slots = this.slots;
+    const keys = this.keys;
     const mask = this.mask;
-    const lo = key >>> 0;
-    const hi = (key / TWO32) >>> 0;
-    for (let i = slotOf(lo, hi, this.shift); ; i = (i + 1) & mask) {
-      const w = 3 * i;
-      const l = slots[w]!;
-      const h = slots[w + 1]!;
-      if (l === lo && h === hi) return slots[w + 2]!;
-      if ((l | h) === 0) return NONE;
+    for (let i = slotOf(key, this.shift); ; i = (i + 1) & mask) {
+      const k = keys[i]!;
+      if (k === key) return this.vals[i]!;
+      if (k === EMPTY) return NONE;
     }
   }
 
@@ -86,28 +81,22 @@ export class TokenTable {
       if (old === undefined || replace) this.named.set(text, h);
       return old ?? NONE;
     }
-    const slots = this.slots;
+    const keys = this.keys;
     const mask = this.mask;
-    const lo = key >>> 0;
-    const hi = (key / TWO32) >>> 0;
-    let i = slotOf(lo, hi, this.shift);
+    let i = slotOf(key, this.shift);
     for (;;) {
-      const w = 3 * i;
-      const l = slots[w]!;
-      const k = slots[w + 1]!;
-      if (l === lo && k === hi) {
-        const old = slots[w + 2]!;
-        if (replace) slots[w + 2] = h;
+      const k = keys[i]!;
+      if (k === key) {
+        const old = this.vals[i]!;
+        if (replace) this.vals[i] = h;
         return old;
       }
-      if ((l | k) === 0) break;
+      if (k === EMPTY) break;
       i = (i + 1) & mask;
     }
-    const w = 3 * i;
-    slots[w] = lo;
-    slots[w + 1] = hi;
-    slots[w + 2] = h;
-    if (++this.keyed > this.limit) this.grow();
+    keys[i] = key;
+    this.vals[i] = h;
+    if (++this.keyed * 4 > mask * 3) this.grow();
     return NONE;
   }
 
@@ -119,82 +108,73 @@ export class TokenTable {
       this.named.delete(text);
       return h;
     }
-    const slots = this.slots;
+    const keys = this.keys;
+    const vals = this.vals;
     const mask = this.mask;
     const shift = this.shift;
-    const lo = key >>> 0;
-    const hi = (key / TWO32) >>> 0;
-    let i = slotOf(lo, hi, shift);
+    let i = slotOf(key, shift);
     for (;;) {
-      const w = 3 * i;
-      const l = slots[w]!;
-      const k = slots[w + 1]!;
-      if (l === lo && k === hi) break;
-      if ((l | k) === 0) return NONE;
+      const k = keys[i]!;
+      if (k === key) break;
+      if (k === EMPTY) return NONE;
       i = (i + 1) & mask;
     }
-    const h = slots[3 * i + 2]!;
+    const h = vals[i]!;
     this.keyed--;
     // Backward shift: move later entries of the probe run into the hole when their home slot
     // does not lie (cyclically) between the hole and them.
     let hole = i;
     for (let j = (i + 1) & mask; ; j = (j + 1) & mask) {
-      const w = 3 * j;
-      const l = slots[w]!;
-      const k = slots[w + 1]!;
-      if ((l | k) === 0) break;
-      const home = slotOf(l, k, shift);
+      const k = keys[j]!;
+      if (k === EMPTY) break;
+      const home = slotOf(k, shift);
       if (((j - home) & mask) >= ((j - hole) & mask)) {
-        const to = 3 * hole;
-        slots[to] = l;
-        slots[to + 1] = k;
-        slots[to + 2] = slots[w + 2]!;
+        keys[hole] = k;
+        vals[hole] = vals[j]!;
         hole = j;
       }
     }
-    slots[3 * hole] = 0;
-    slots[3 * hole + 1] = 0;
+    keys[hole] = EMPTY;
     return h;
   }
 
   /** Calls f with every bound value. */
   forEachValue(f: (h: number) => void): void {
-    const slots = this.slots;
-    for (let w = 0; w < slots.length; w += 3)
-      if ((slots[w]! | slots[w + 1]!) !== 0) f(slots[w + 2]!);
+    const keys = this.keys;
+    for (let i = 0; i <= this.mask; i++) if (keys[i] !== EMPTY) f(this.vals[i]!);
     for (const h of this.named.values()) f(h);
   }
 
   private grow(): void {
-    const old = this.slots;
-    const n = (this.mask + 1) * 2;
+    const oldKeys = this.keys;
+    const oldVals = this.vals;
+    const n = oldKeys.length * 2;
     const mask = n - 1;
     const shift = Math.clz32(n) + 1;
-    const slots = new Uint32Array(3 * n);
-    for (let w = 0; w < old.length; w += 3) {
-      const l = old[w]!;
-      const k = old[w + 1]!;
-      if ((l | k) === 0) continue;
-      let i = slotOf(l, k, shift);
-      while ((slots[3 * i]! | slots[3 * i + 1]!) !== 0) i = (i + 1) & mask;
-      slots[3 * i] = l;
-      slots[3 * i + 1] = k;
-      slots[3 * i + 2] = old[w + 2]!;
+    const keys = new Float64Array(n);
+    const vals = new Int32Array(n);
+    for (let j = 0; j < oldKeys.length; j++) {
+      const k = oldKeys[j]!;
+      if (k === EMPTY) continue;
+      let i = slotOf(k, shift);
+      while (keys[i] !== EMPTY) i = (i + 1) & mask;
+      keys[i] = k;
+      vals[i] = oldVals[j]!;
     }
-    this.slots = slots;
+    this.keys = keys;
+    this.vals = vals;
     this.mask = mask;
     this.shift = shift;
-    this.limit = (n >>> 2) * 3;
   }
 }
 
 /**
- * The home slot of a key (its low and high 32-bit halves) in a table of 2^(32 - shift) slots:
- * Fibonacci hashing of the halves folded together, whose top bits mix all the key's bits
- * (pointers are multiples of 16 and differ mostly in their middle bits). Keys placed by their
- * address instead (nearby pointers in nearby slots) would walk the table in order, but runs of
- * neighbouring keys then pile up into long probe sequences at this load.
+ * The home slot of a key (below 2^52) in a table of 2^(32 - shift) slots: Fibonacci hashing of
+ * its 32-bit halves folded together, whose top bits mix all the key's bits (pointers are multiples
+ * of 16 and differ mostly in their middle bits).
  */
-function slotOf(lo: number, hi: number, shift: number): number {
+function slotOf(key: number, shift: number): number {
+  const lo = key >>> 0;
+  const hi = (key / 4294967296) >>> 0;
   return Math.imul(lo ^ Math.imul(hi, 0x27d4eb2d), 0x9e3779b1) >>> shift;
 }
