@@ -5,7 +5,9 @@
  */
 
 import { createInterface } from 'node:readline';
+import { cpus } from 'node:os';
 import { Stepper, type Step } from '../analysis/stepper.js';
+import { openTrace } from '../import/index.js';
 import { defineCommand, type Print } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
@@ -306,12 +308,12 @@ export const stepCommand = defineCommand({
     const paint = wantColour(values.color) ? COLOUR : PLAIN;
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
-    const st = await Stepper.load(path, {
-      settings,
-      import: importArgs(values),
-      displayName: path,
-      onWarning: warn,
-    });
+    const st = await Stepper.read(
+      path,
+      (sink) =>
+        openTrace(path, sink, { ...importArgs(values), displayName: path, onWarning: warn }),
+      { settings, onWarning: warn, fallbackCores: cpus().length },
+    );
     if (st.events === 0) warn(`${path}: ${NO_EVENTS}`);
     const tty = process.stdin.isTTY === true;
     const session = new Session(st, out, err, paint);
