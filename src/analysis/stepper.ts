@@ -299,6 +299,11 @@ export class Stepper {
     return this.held.length;
   }
 
+  /** Events between checkpoints (0: none). */
+  get checkpointInterval(): number {
+    return this.every;
+  }
+
   /** Index of the last event replayed (-1 before the first). */
   get position(): number {
     return this.pos;
