@@ -4,6 +4,7 @@
  * page and, beside it, the trace.
  */
 
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { Writable } from 'node:stream';
 import { openTrace, type OpenTraceOptions } from '../import/index.js';
@@ -11,8 +12,10 @@ import { NativeTraceWriter } from '../import/native-writer.js';
 import { webPage } from './page.js';
 
 /**
- * A trace as the page reads it: native format, gzip. Any format ptsim reads is converted here, and
- * a line that does not parse is reported here, with its file and line, before any page is made.
+ * A trace as the page reads it: native format, plain or gzip. A native trace goes as it is (so
+ * that the page gives the file's own line numbers); any other format ptsim reads, or a native
+ * trace compressed otherwise, is converted. A line that does not parse is reported here, with
+ * its file and line, before any page is made.
  */
 export async function traceForPage(path: string, opts: OpenTraceOptions): Promise<Uint8Array> {
   const parts: Buffer[] = [];
@@ -23,10 +26,14 @@ export async function traceForPage(path: string, opts: OpenTraceOptions): Promis
     },
   });
   const writer = new NativeTraceWriter(collect, true);
-  await openTrace(path, writer, opts);
+  const read = await openTrace(path, writer, opts);
   writer.close();
   await writer.drained();
-  return Buffer.concat(parts);
+  if (read.format !== 'native') return Buffer.concat(parts);
+  const raw = readFileSync(path);
+  const head = raw.subarray(0, 6).toString('hex');
+  const otherPacker = /^(28b52ffd|fd377a585a00|425a68)/.test(head);
+  return otherPacker ? Buffer.concat(parts) : raw;
 }
 
 /** The page with the trace embedded (or none: the scenarios, a file picker, a drop zone). */
@@ -62,7 +69,7 @@ export function serveTrace(
         .end(page);
     } else if (path === '/trace') {
       res
-        .writeHead(200, { ...headers, 'content-type': 'application/gzip' })
+        .writeHead(200, { ...headers, 'content-type': 'application/octet-stream' })
         .end(Buffer.from(trace.bytes));
     } else {
       res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('not found\n');
