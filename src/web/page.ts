@@ -23,13 +23,13 @@ export interface Scenario {
 const ROOT = new URL('../../', import.meta.url);
 
 /** The folder of the bundled teaching scenarios. */
-export const SCENARIOS_DIR = fileURLToPath(new URL('traces/scenarios/', ROOT));
+const SCENARIOS_DIR = fileURLToPath(new URL('traces/scenarios/', ROOT));
 
 /**
  * A scenario's title and story from its first comment lines: `# scenario: TITLE`, then the story,
  * up to a bare `#` line.
  */
-export function readScenario(id: string, text: string): Scenario {
+function readScenario(id: string, text: string): Scenario {
   const lines = text.split('\n');
   const first = /^# scenario: (.+)$/.exec(lines[0] ?? '');
   if (first === null) throw new Error(`${id}.trace: the first line must be '# scenario: TITLE'`);
@@ -44,7 +44,7 @@ export function readScenario(id: string, text: string): Scenario {
 let scenarios: Scenario[] | null = null;
 
 /** The bundled scenarios, in the order of their file names. */
-export function bundledScenarios(): Scenario[] {
+function bundledScenarios(): Scenario[] {
   scenarios ??= readdirSync(SCENARIOS_DIR)
     .filter((f) => f.endsWith('.trace'))
     .sort()

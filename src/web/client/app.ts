@@ -626,7 +626,7 @@ function drawChart(): void {
   for (const u of [chart, thresholdChart])
     u.over.addEventListener('click', () => {
       const i = u.cursor.idx;
-      const x = i === null || i === undefined ? null : (u.data[0][i] as number | undefined);
+      const x = i === null || i === undefined ? null : u.data[0][i];
       if (x !== undefined && x !== null) goTo(x);
     });
 }

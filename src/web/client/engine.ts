@@ -26,7 +26,7 @@ const STRIP_CELLS = 256;
  * (mallopt), `glibc.malloc.NAME=VALUE` (a tunable) or `MALLOC_NAME_=VALUE` (an environment
  * variable). A number may end in K, M or G.
  */
-export function parseSettings(text: string): ReplaySettings {
+function parseSettings(text: string): ReplaySettings {
   const out: ReplaySettings = {};
   const tunables: string[] = [];
   for (const item of text.split(/[\s,]+/).filter((s) => s !== '')) {
