@@ -399,7 +399,7 @@ export class Stepper {
     return before === null ? null : this.explain(h.ev, before);
   }
 
-  /** Goes to just after event n (-1: before the first), replaying from the start to go back. */
+  /** Goes to just after event n (-1: before the first), from a checkpoint when going back or far. */
   goTo(n: number): Step | null {
     const target = Math.min(n, this.last);
     // From the latest checkpoint before the target, when going back or far forward (strictly

@@ -28,7 +28,7 @@ import { OP_NAMES, Op } from '../trace/types.js';
 
 const COMMANDS_HELP = `Commands (a blank line repeats the last one):
   n, next [K]          replay the next event (or K events), each explained in a sentence
-  b, back [K]          go back one event (or K): the trace is replayed from the start
+  b, back [K]          go back one event (or K), replayed from the latest checkpoint before it
   g, go N|start|end    go to just after event N (start: before the first event)
   c, continue          run to the next breakpoint or watched token, or the end
   break SPEC           stop continue at an event matching SPEC: op=NAME (free, malloc, ...),
