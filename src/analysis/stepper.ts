@@ -341,9 +341,8 @@ export class Stepper {
 
   /** Goes back to checkpoint c (a copy of it: the checkpoint stays as it was). */
   private restore(c: Checkpoint): void {
-    const copy = checkpoint({ r: c.r, book: c.book });
-    this.r = copy.r;
-    this.book = copy.book;
+    this.r = checkpoint(c.r);
+    this.book = c.book.clone();
     this.pos = c.pos;
   }
 
@@ -394,7 +393,7 @@ export class Stepper {
     this.pos = i;
     const k = this.every > 0 ? (i + 1) / this.every - 1 : -1;
     if (k === this.checkpoints.length && Number.isInteger(k))
-      this.checkpoints.push({ pos: i, ...checkpoint({ r: this.r, book: this.book }) });
+      this.checkpoints.push({ pos: i, r: checkpoint(this.r), book: this.book.clone() });
     this.trackWatched();
     return before === null ? null : this.explain(h.ev, before);
   }

@@ -241,6 +241,30 @@ describe.skipIf(CHROMIUM === undefined)(
       expect(p.errors).toEqual([]);
     }, 30_000);
 
+    it('replays with the settings given and reports what ptsim replay reports', async () => {
+      const page = join(dir, 'bare', 'index.html');
+      const p = await browser.newPage(`file://${page}#scenario=4-dynamic-threshold`);
+      await ready(p, -1);
+      await p.eval(`document.getElementById('settings').value = 'M_MMAP_THRESHOLD=128K'`);
+      await p.eval(`document.querySelector('#whatif button').click()`);
+      await p.waitFor(`document.getElementById('whatif-result').dataset.peakRss !== undefined`);
+      const got = await p.eval<{ peakRss?: string; finalRss?: string }>(
+        `({ ...document.getElementById('whatif-result').dataset })`,
+      );
+      const r = await inProcess([
+        'replay',
+        'traces/scenarios/4-dynamic-threshold.trace',
+        '--mallopt',
+        'M_MMAP_THRESHOLD=131072',
+        '--json',
+      ]);
+      const s = JSON.parse(r.out) as { peakRss: number; rss: number };
+      expect(got).toEqual({ peakRss: String(s.peakRss), finalRss: String(s.rss) });
+      // With a fixed threshold the second big block is mmapped too, and its free unmaps it.
+      expect(s.rss).toBeLessThan(100_000);
+      expect(p.errors).toEqual([]);
+    }, 30_000);
+
     it('draws the heap map: its first row has the colours of the chunks, in address order', async () => {
       const page = join(dir, 'bare', 'index.html');
       const p = await browser.newPage(`file://${page}#scenario=1-tcache`);

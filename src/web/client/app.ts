@@ -136,6 +136,9 @@ worker.onmessage = (e: MessageEvent<Reply>): void => {
   }
   if (r.type === 'whatif') {
     whatIf = { settings: r.settings, series: r.series };
+    const result = $('whatif-result');
+    result.dataset['peakRss'] = String(r.peakRss);
+    result.dataset['finalRss'] = String(r.finalRss);
     setText(
       $('whatif-result'),
       `With ${r.settings === '' ? 'the default settings' : r.settings}: peak RSS ${fmtBytes(r.peakRss)}, RSS at the end ${fmtBytes(r.finalRss)}` +
