@@ -5,8 +5,8 @@
  * Prettier's business (.prettierrc.json); no rule here is about layout.
  *
  * The rules that need types (typescript-eslint's type-checked sets) read them from
- * tsconfig.test.json (sources and tests), src/report/client/tsconfig.json (the report page) and
- * src/web/client/tsconfig.json (the visualizer's page and worker).
+ * tsconfig.json and tsconfig.test.json (sources and tests), src/report/client/tsconfig.json (the
+ * report page) and src/web/client/tsconfig.json (the visualizer's page and worker).
  */
 
 import js from '@eslint/js';
@@ -20,6 +20,7 @@ const typeChecked = defineConfig(
     languageOptions: {
       parserOptions: {
         project: [
+          './tsconfig.json',
           './tsconfig.test.json',
           './src/report/client/tsconfig.json',
           './src/web/client/tsconfig.json',
