@@ -33,9 +33,12 @@ type Item =
 
 interface Held {
   ev: TraceEvent;
-  /** The records after it (touch, rss, then end), when it has any. */
+  /** The records after it (touch, rss, then end), when it has any; NO_RECORDS when it has none. */
   after: Item[];
 }
+
+/** The records of the many events that have none: one array for all of them, never added to. */
+const NO_RECORDS: readonly Item[] = Object.freeze([]);
 
 export interface StepperOptions {
   settings: ReplaySettings;
@@ -250,25 +253,32 @@ export class Stepper {
             param: ev.param,
             recordsFollow: ev.recordsFollow === true,
           },
-          after: [],
+          after: NO_RECORDS as Item[],
         };
         st.held.push(last);
       },
       touch: (rec) => {
         const item: Item = { kind: 'touch', rec: { ...rec, pages: rec.pages.slice() } };
-        (last === null ? st.leading : last.after).push(item);
+        st.recordsAfter(last).push(item);
       },
       rss: (sample) => {
         const item: Item = { kind: 'rss', sample: { ...sample } };
-        (last === null ? st.leading : last.after).push(item);
+        st.recordsAfter(last).push(item);
       },
       recordsEnd: () => {
-        (last === null ? st.leading : last.after).push({ kind: 'end' });
+        st.recordsAfter(last).push({ kind: 'end' });
       },
     });
     st.every = opts.checkpointEvery ?? Math.max(4096, Math.ceil(st.held.length / 64));
     st.restart();
     return st;
+  }
+
+  /** Where a record read after event `last` (null: before the first event) is kept. */
+  private recordsAfter(last: Held | null): Item[] {
+    if (last === null) return this.leading;
+    if (last.after === NO_RECORDS) last.after = [];
+    return last.after;
   }
 
   /**

@@ -41,14 +41,49 @@ function readScenario(id: string, text: string): Scenario {
   return { id, title: first[1]!.trim(), story: story.join(' '), trace: text };
 }
 
+/** The small bundled traces of the field reports, offered beside the scenarios. */
+const EXAMPLES = ['malloc-trim', 'thread-arenas', 'load-test'];
+
+/**
+ * A bundled trace as an example: the title and the report of its field report (the page of that
+ * name in docs/field-reports, the paragraph that starts "The report."), markdown made text.
+ */
+function example(id: string): Scenario {
+  const report = readFileSync(fileURLToPath(new URL(`docs/field-reports/${id}.md`, ROOT)), 'utf8');
+  const title = /^# (?:Field report: )?(.*)$/m.exec(report)?.[1] ?? id;
+  const para = /^\*\*The report\.\*\* ([\s\S]*?)\n\n/m.exec(report)?.[1] ?? '';
+  const text = (s: string): string =>
+    s
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .replace(/[`*]/g, '')
+      .replace(/\s+/g, ' ')
+      .trim();
+  return {
+    id,
+    title: `Field report: ${text(title)} (${id}.trace)`,
+    story: text(para),
+    trace: readFileSync(fileURLToPath(new URL(`traces/${id}.trace`, ROOT)), 'utf8'),
+  };
+}
+
 let scenarios: Scenario[] | null = null;
 
-/** The bundled scenarios, in the order of their file names. */
+/** The bundled scenarios, in the order of their file names, then the bundled examples. */
 function bundledScenarios(): Scenario[] {
-  scenarios ??= readdirSync(SCENARIOS_DIR)
-    .filter((f) => f.endsWith('.trace'))
-    .sort()
-    .map((f) => readScenario(f.slice(0, -6), readFileSync(SCENARIOS_DIR + f, 'utf8')));
+  scenarios ??= [
+    ...readdirSync(SCENARIOS_DIR)
+      .filter((f) => f.endsWith('.trace'))
+      .sort()
+      .map((f) => readScenario(f.slice(0, -6), readFileSync(SCENARIOS_DIR + f, 'utf8'))),
+    // Where the repository's docs and traces are not there (an installed package), none.
+    ...EXAMPLES.flatMap((id) => {
+      try {
+        return [example(id)];
+      } catch {
+        return [];
+      }
+    }),
+  ];
   return scenarios;
 }
 
@@ -135,7 +170,7 @@ export function webPage(opts: PageOptions = {}): string {
 <h1>ptsim web</h1>
 <span id="trace-name"></span>
 <label>Open a trace: <input type="file" id="file"></label>
-<select id="examples"><option value="">Teaching scenarios…</option></select>
+<select id="examples"><option value="">Teaching scenarios and examples…</option></select>
 <span class="note">or drop a trace onto the page</span>
 </header>
 <main>

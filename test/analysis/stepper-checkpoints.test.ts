@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import seedrandom from 'seedrandom';
 import { Stepper } from '../../src/analysis/stepper.js';
 import { openTrace } from '../../src/import/index.js';
+import { replayFile } from '../../src/replay/run-file.js';
 
 function load(path: string, every: number): Promise<Stepper> {
   return Stepper.read(path, (sink) => openTrace(path, sink, { displayName: path }), {
@@ -42,6 +43,23 @@ describe('the stepper with checkpoints', () => {
       plain.goTo(150);
       expect(fast.view()).toEqual(plain.view());
     });
+
+  it('replays the #:touch records after their events, from a checkpoint too', async () => {
+    const trace = 'test/diff/cases/touch-heap-trim.trace';
+    const st = await load(trace, 2);
+    const run = await replayFile(trace, { cores: 2, onEvent: () => {} });
+    const log: number[] = [];
+    const again = await replayFile(trace, {
+      cores: 2,
+      observe: (_ev, r) => log.push(r.kernel.residentPages),
+    });
+    expect(again.failure).toBeNull();
+    expect(run.failure).toBeNull();
+    for (const t of [st.last, 1, st.last - 1, 0, 3]) {
+      st.goTo(t);
+      expect(st.replayer.kernel.residentPages).toBe(log[t]);
+    }
+  });
 
   it('keeps watching tokens after going back', async () => {
     const st = await load('traces/field-report.trace', 5);

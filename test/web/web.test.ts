@@ -8,7 +8,7 @@
  */
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -90,7 +90,19 @@ describe('ptsim web --export', () => {
     expect(e.traceUrl).toBeNull();
     const text = gunzipSync(Buffer.from(e.trace!.gzip64, 'base64')).toString('utf8');
     expect(text).toBe(readFileSync('traces/load-test.trace', 'utf8'));
-    expect(e.scenarios.length).toBeGreaterThanOrEqual(5);
+    // The teaching scenarios, then the small bundled traces, each as it is on disk.
+    expect(e.scenarios.map((s) => s.id)).toEqual([
+      ...readdirSync('traces/scenarios')
+        .filter((f) => f.endsWith('.trace'))
+        .sort()
+        .map((f) => f.slice(0, -6)),
+      'malloc-trim',
+      'thread-arenas',
+      'load-test',
+    ]);
+    expect(e.scenarios.find((s) => s.id === 'load-test')!.trace).toBe(
+      readFileSync('traces/load-test.trace', 'utf8'),
+    );
     for (const s of e.scenarios) {
       expect(s.title).not.toBe('');
       expect(s.story.length).toBeGreaterThan(80);
