@@ -1625,6 +1625,9 @@ static void write_header(char *scratch, size_t cap) {
   cmdline_line(scratch, cap);
   /* Debian's glibc 2.36 sets the arena limit from the online CPUs, which get_nprocs counts. */
   header_line("nprocs", num, (size_t)(put_u64(num, (uint64_t)get_nprocs()) - num));
+  /* The release the program runs on: the replay models it unless told otherwise. */
+  const char *release = gnu_get_libc_version();
+  header_line("glibc", release, strlen(release));
   uint64_t b = start_brk(scratch, cap);
   if (b) header_line("start_brk", num, (size_t)(put_hex(num, b) - num));
   /* A program break already moved before the first call (someone called sbrk) shifts the heap. */
