@@ -9,7 +9,7 @@ import { Stepper, type Step } from '../analysis/stepper.js';
 import { defineCommand, type Print } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import {
   COLOUR,
@@ -306,6 +306,7 @@ export const stepCommand = defineCommand({
     const paint = wantColour(values.color) ? COLOUR : PLAIN;
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
+    for (const n of await traceGlibcNotes(path, [settings], importArgs(values))) warn(n);
     const st = await Stepper.load(path, {
       settings,
       import: importArgs(values),

@@ -196,8 +196,15 @@ export function resolveTunables(
   const values = new Map<string, bigint>();
   const notes: TunableNote[] = [];
   const release = profile.version;
-  // glibc.malloc.hugetlb came with 2.35: an older release does not know it.
-  const known = MALLOC_TUNABLES.filter((d) => profile.hugetlbTunable || d.name !== 'hugetlb');
+  // glibc.malloc.hugetlb came with 2.35 and glibc.malloc.mxfast with 2.30: an older release does
+  // not know them; mmap_max refuses negative values from 2.34.
+  const known = MALLOC_TUNABLES.filter(
+    (d) =>
+      (profile.hugetlbTunable || d.name !== 'hugetlb') &&
+      (profile.mxfastTunable || d.name !== 'mxfast'),
+  ).map((d) =>
+    d.name === 'mmap_max' && !profile.mmapMaxTunableNonNegative ? { ...d, min: INT32_MIN } : d,
+  );
   const byName = new Map(known.map((d) => [`glibc.malloc.${d.name}`, d]));
   for (const [name, value] of env) {
     if (name !== 'GLIBC_TUNABLES') continue;
@@ -327,6 +334,11 @@ function setTcacheMax(s: Process, v: number): number {
   return 1;
 }
 function setTcacheCount(s: Process, v: number): number {
+  if (s.profile.tcacheCountBytes === 1) {
+    // Up to 2.29 any value is taken, but a bin's signed char count stops tcache_put at 128.
+    s.mp.tcacheCount = Math.min(v, 128);
+    return 1;
+  }
   if (v > MAX_TCACHE_COUNT) return 0;
   s.mp.tcacheCount = v;
   return 1;

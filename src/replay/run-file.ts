@@ -8,7 +8,13 @@
 import { cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
-import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
+import {
+  DEFAULT_PROFILE,
+  isUnverified,
+  profileFor,
+  unverifiedNote,
+  type GlibcProfile,
+} from '../core/profile.js';
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
@@ -34,22 +40,58 @@ export interface ReplaySettings {
   glibc?: string;
 }
 
+class StopReplay extends Error {}
+
 /**
  * The profile a replay models: the settings' version, else the trace's `# glibc` line, else the
- * default; a version without a profile of its own gets the nearest, and a note says so.
+ * default; a version without a profile of its own gets the one whose rules it follows, and a note
+ * says so, as another says when the profile is unverified.
  */
 function chooseProfile(
   glibc: string | undefined,
   header: TraceHeader | null,
-): { profile: GlibcProfile; note?: string } {
+): { profile: GlibcProfile; notes: string[] } {
   const asked = glibc ?? header?.facts.get('glibc');
-  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE };
+  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE, notes: [] };
   const p = profileFor(asked);
-  if (p !== undefined) return p;
-  return {
-    profile: DEFAULT_PROFILE,
-    note: `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
+  if (p === undefined)
+    return {
+      profile: DEFAULT_PROFILE,
+      notes: [
+        `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
+      ],
+    };
+  const notes = p.note !== undefined ? [p.note] : [];
+  if (isUnverified(p.profile)) notes.push(unverifiedNote(p.profile));
+  return { profile: p.profile, notes };
+}
+
+/**
+ * What a replay of the trace with these settings would say about the glibc release it models
+ * (the notes of chooseProfile), read from the trace's header alone: for the commands that replay
+ * in ways that do not pass a replay's notes on. Nothing for standard input, which is read once.
+ */
+export async function glibcNotes(
+  path: string,
+  opts: Pick<RunOptions, 'glibc' | 'import' | 'displayName'>,
+): Promise<string[]> {
+  if (opts.glibc !== undefined) return chooseProfile(opts.glibc, null).notes;
+  if (path === '-') return [];
+  let header: TraceHeader | null = null;
+  const sink: TraceSink = {
+    header(h: TraceHeader): void {
+      header = h;
+      throw new StopReplay();
+    },
+    event(): void {},
   };
+  try {
+    await openTrace(path, sink, { ...opts.import, displayName: opts.displayName ?? path });
+  } catch (e) {
+    // A trace that cannot be read says so when it is replayed.
+    if (!(e instanceof StopReplay)) return [];
+  }
+  return chooseProfile(undefined, header).notes;
 }
 
 export interface ImportSettings {
@@ -110,8 +152,6 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
   return [...env];
 }
 
-class StopReplay extends Error {}
-
 /** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
 export interface ReplaySink {
   sink: TraceSink;
@@ -141,7 +181,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       header = h;
       const env = mergeEnv(h, opts);
       const chosen = chooseProfile(opts.glibc, h);
-      if (chosen.note !== undefined) notes.push(chosen.note);
+      notes.push(...chosen.notes);
       for (const note of resolveTunables(env, chosen.profile).notes)
         notes.push(`${note.setting}: ${note.reason}`);
       const kernel: { brkBase?: number; maxBrk?: number } = {};
