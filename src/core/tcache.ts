@@ -77,19 +77,19 @@ function tcacheInit(s: Process): void {
   const th = s.thread;
   if (th.tcacheShuttingDown) return;
   // 576 bytes up to 2.29 (char counts), 640 from 2.30.
-  const TCACHE_STRUCT_SIZE = tcacheStructSize(s.profile);
-  let ar = arenaGet(s, TCACHE_STRUCT_SIZE);
-  let victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+  const structSize = tcacheStructSize(s.profile);
+  let ar = arenaGet(s, structSize);
+  let victim = intMalloc(s, ar, structSize);
   if (victim === NIL && ar !== null) {
-    ar = arenaGetRetry(s, ar, TCACHE_STRUCT_SIZE);
-    victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+    ar = arenaGetRetry(s, ar, structSize);
+    victim = intMalloc(s, ar, structSize);
   }
   if (victim !== NIL) {
     s.ck.state[victim] = St.INUSE;
-    s.ck.req[victim] = TCACHE_STRUCT_SIZE;
+    s.ck.req[victim] = structSize;
     s.ck.born[victim] = s.eventIndex;
     th.tcache = newTcache(victim);
-    writeUser(s, victim, TCACHE_STRUCT_SIZE);
+    writeUser(s, victim, structSize);
   }
 }
 
