@@ -103,6 +103,13 @@ export interface GlibcProfile {
    * minval 0, 2.34 on); before, a negative value is taken and no chunk is ever mmapped.
    */
   readonly mmapMaxTunableNonNegative: boolean;
+  /**
+   * The tunables take a value only if it is a number to its last character, and ignore a
+   * GLIBC_TUNABLES string whose last name has no '=' or that has a value with '=' in it, all of
+   * it (elf/dl-tunables.c, tunable_initialize and parse_tunables_string, 2.39 on). Before, a
+   * number ends at its first other character, and the string is read up to what does not parse.
+   */
+  readonly strictTunables: boolean;
 }
 
 const GLIBC_2_36: GlibcProfile = {
@@ -128,6 +135,7 @@ const GLIBC_2_36: GlibcProfile = {
   mallocInfoCountsTop: true,
   mxfastTunable: true,
   mmapMaxTunableNonNegative: true,
+  strictTunables: false,
 };
 
 const GLIBC_2_31: GlibcProfile = {
@@ -185,6 +193,7 @@ const GLIBC_2_41: GlibcProfile = {
   memalignMergesRemainders: true,
   reallocWithinPadding: true,
   mmapFallbackSwapped: false,
+  strictTunables: true,
 };
 
 /**

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { differential, runSim, traceEnv } from '../diff/harness.js';
 import { fetchGlibc } from '../helpers/glibc-builds.js';
+import { profileFor } from '../../src/core/profile.js';
+import { resolveTunables } from '../../src/core/tunables.js';
 
 const CASES = join(dirname(fileURLToPath(import.meta.url)), '../diff/cases');
 
@@ -163,4 +165,80 @@ describe('glibc 2.39 between 2.36 and 2.41', () => {
     expect(offsets(t, '2.41', env)[27]).toBe(1728);
     expect(offsets(t, '2.39', env)).toEqual(offsets(t, '2.36', env));
   });
+});
+
+describe('GLIBC_TUNABLES as 2.39 reads it (elf/dl-tunables.c: parse_tunables_string, tunable_initialize)', () => {
+  // From 2.39 a value must be a number to its last character, and a string whose last name has no
+  // '=' (a trailing ':' leaves an empty one) or that has a value with '=' is ignored whole; 2.36
+  // reads a number up to its first other character and the string up to what does not parse.
+  const cases: Array<{ env: Record<string, string>; old: string[]; strict: string[] }> = [
+    {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=2junk', MALLOC_TOP_PAD_: '1x' },
+      old: ['tcache_count=2', 'top_pad=1'],
+      strict: [],
+    },
+    {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0:' },
+      old: ['tcache_count=0'],
+      strict: [],
+    },
+    {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0=1' },
+      old: ['tcache_count=0'],
+      strict: [],
+    },
+    {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0:glibc.malloc.tcache_count=5x' },
+      old: ['tcache_count=5'],
+      strict: [],
+    },
+    {
+      env: { GLIBC_TUNABLES: ':foo:glibc.malloc.tcache_count=0' },
+      old: ['tcache_count=0'],
+      strict: ['tcache_count=0'],
+    },
+    // "0x" is all taken: a hexadecimal prefix and no digits.
+    {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0x' },
+      old: ['tcache_count=0'],
+      strict: ['tcache_count=0'],
+    },
+  ];
+  const resolved = (env: Record<string, string>, glibc: string): string[] =>
+    [...resolveTunables(Object.entries(env), profileFor(glibc)!.profile).values].map(
+      ([k, v]) => `${k}=${v}`,
+    );
+
+  it('takes a value, or not, as each release parses it', () => {
+    for (const c of cases) {
+      expect(resolved(c.env, '2.36'), JSON.stringify(c.env)).toEqual(c.old);
+      expect(resolved(c.env, '2.39'), JSON.stringify(c.env)).toEqual(c.strict);
+      expect(resolved(c.env, '2.41'), JSON.stringify(c.env)).toEqual(c.strict);
+    }
+  });
+
+  // Seven 0x20 chunks and one 200000-byte block: tcache_count decides how many chunks the
+  // fastbins get, top_pad where the break goes.
+  const lines = ['1 malloc 200000 big'];
+  for (let k = 0; k < 9; k++) lines.push(`1 malloc 24 p${k}`);
+  for (let k = 0; k < 9; k++) lines.push(`1 free p${k}`);
+  const t = trace(lines);
+  it("replays as this machine's glibc (2.36) does", () => {
+    for (const c of cases)
+      expect(
+        differential(t, { name: 'tunables-2.36', env: c.env }),
+        JSON.stringify(c.env),
+      ).toBeNull();
+  });
+  const build = fetchGlibc('2.41');
+  it.skipIf(!build.ok)(
+    `replays as Debian's 2.41 does${build.ok ? '' : ` (skipped: ${build.reason})`}`,
+    () => {
+      for (const c of cases)
+        expect(
+          differential(t, { name: 'tunables-2.41', env: c.env, glibc: '2.41' }),
+          JSON.stringify(c.env),
+        ).toBeNull();
+    },
+  );
 });
