@@ -110,6 +110,13 @@ export interface GlibcProfile {
    * number ends at its first other character, and the string is read up to what does not parse.
    */
   readonly strictTunables: boolean;
+  /**
+   * arena_get2 sets the arena limit from the CPUs of the process's affinity mask (__get_nprocs in
+   * 2.34, __get_nprocs_sched in 2.35 and in the 2.36 tag), not from the CPUs online as 2.28 to
+   * 2.33, Debian's 2.36 and 2.39 on do. The replay takes them from the trace's
+   * `# cpus_allowed`.
+   */
+  readonly arenaLimitFromAffinity: boolean;
 }
 
 const GLIBC_2_36: GlibcProfile = {
@@ -136,6 +143,7 @@ const GLIBC_2_36: GlibcProfile = {
   mxfastTunable: true,
   mmapMaxTunableNonNegative: true,
   strictTunables: false,
+  arenaLimitFromAffinity: false,
 };
 
 const GLIBC_2_31: GlibcProfile = {
@@ -181,6 +189,7 @@ const GLIBC_2_34: GlibcProfile = {
   mallinfo2: true,
   initHooks: false,
   mmapMaxTunableNonNegative: true,
+  arenaLimitFromAffinity: true,
 };
 
 const GLIBC_2_41: GlibcProfile = {
@@ -198,13 +207,14 @@ const GLIBC_2_41: GlibcProfile = {
 
 /**
  * 2.35 (Ubuntu 22.04): malloc as in 2.36 (2.36 changed only the text of malloc's assertion
- * failures); the arena limit counts the CPUs of the affinity mask (__get_nprocs_sched), which
- * --cores gives when it differs from the online CPUs.
+ * failures), but the arena limit counts the CPUs of the affinity mask, as the 2.36 tag does and
+ * Debian's 2.36 does not.
  */
 const GLIBC_2_35: GlibcProfile = {
   ...GLIBC_2_36,
   version: '2.35',
   debian: null,
+  arenaLimitFromAffinity: true,
 };
 
 /** 2.39 (Ubuntu 24.04): 2.41 less calloc from the tcache and freed small chunks to their small bins. */

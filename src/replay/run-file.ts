@@ -5,7 +5,7 @@
  * caller's settings, as a program started with them would see them.
  */
 
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
 import { resolveTunables } from '../core/tunables.js';
 import {
@@ -152,6 +152,24 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
   return [...env];
 }
 
+/**
+ * The CPUs glibc counts for its arena limit, when the command line does not say: the trace's
+ * `# nprocs` (the CPUs online, as get_nprocs counted them where it was recorded), or for a release
+ * that counts the CPUs it may run on (2.34, 2.35) its `# cpus_allowed`; else this machine's.
+ */
+function coresOf(profile: GlibcProfile, h: TraceHeader, notes: string[]): number {
+  if (profile.arenaLimitFromAffinity) {
+    const allowed = h.facts.get('cpus_allowed');
+    if (allowed !== undefined) {
+      if (/^[1-9][0-9]{0,6}$/.test(allowed)) return Number(allowed);
+      notes.push(`'# cpus_allowed ${allowed}' is not a number of CPUs: ignored`);
+    }
+    // Without it, the affinity mask of this process (os.availableParallelism reads it).
+    return h.nprocs ?? availableParallelism();
+  }
+  return h.nprocs ?? cpus().length;
+}
+
 /** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
 export interface ReplaySink {
   sink: TraceSink;
@@ -196,7 +214,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       if (opts.maxBrk !== undefined) kernel.maxBrk = opts.maxBrk;
       const r = new Replayer(displayName, {
         mallopts: opts.mallopts ?? [],
-        cores: opts.cores ?? h.nprocs ?? cpus().length,
+        cores: opts.cores ?? coresOf(chosen.profile, h, notes),
         kernel,
         env,
         profile: chosen.profile,

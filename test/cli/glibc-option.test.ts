@@ -245,3 +245,34 @@ describe('several versions in sweep and report, and unverified profiles in every
     expect(told.err).not.toContain('2.35');
   });
 });
+
+describe('the CPUs of the arena limit', () => {
+  // arena_get2: arenas are made freely until there are more than arena_test (8); the limit is
+  // then 8 per CPU. Thirteen threads that each malloc once: with 1 CPU, the main arena and 8
+  // more, the later threads sharing them; with 2 CPUs, one arena each.
+  const lines = ['# nprocs 2', '# cpus_allowed 1'];
+  for (let t = 1; t <= 13; t++) lines.push(`${t} malloc 24 a${t}`);
+  const arenas = async (args: string[]): Promise<number> => {
+    const r = await inProcess([
+      'replay',
+      trace('cpus.trace', lines.join('\n') + '\n'),
+      '--events',
+      '-',
+      ...args,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    return new Set(
+      r.out
+        .split('\n')
+        .filter((l) => l.startsWith('{"i":'))
+        .map((l) => (JSON.parse(l) as { arena: number }).arena),
+    ).size;
+  };
+  it("are the trace's # cpus_allowed on 2.34 and 2.35, its # nprocs on the others", async () => {
+    expect(await arenas(['--glibc', '2.35'])).toBe(9);
+    expect(await arenas(['--glibc', '2.34'])).toBe(9);
+    expect(await arenas(['--glibc', '2.36'])).toBe(13);
+    expect(await arenas(['--glibc', '2.31'])).toBe(13);
+    expect(await arenas(['--glibc', '2.35', '--cores', '2'])).toBe(13);
+  });
+});

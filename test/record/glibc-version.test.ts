@@ -7,6 +7,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { differential } from '../diff/harness.js';
@@ -38,6 +39,17 @@ describe('the recorded glibc version', () => {
     expect(r.exitCode).toBe(0);
     expect(glibcLine(r.main)).toBe(`# glibc ${release}`);
     expect(await replayedAs(r.main)).toBe(release);
+  });
+
+  it('comes with the CPUs the program may run on, which 2.34 and 2.35 count for the arena limit', async () => {
+    // libuv reads the same affinity mask for os.availableParallelism.
+    const r = await record(program('single'), []);
+    expect(r.main.split('\n')).toContain(`# cpus_allowed ${availableParallelism()}`);
+    const taskset = spawnSync('taskset', ['--version'], { encoding: 'utf8' });
+    if (taskset.error !== undefined) return; // no taskset here: the mask cannot be narrowed
+    const one = await record('taskset', ['-c', '0', program('single')]);
+    expect(one.exitCode).toBe(0);
+    expect(one.main.split('\n')).toContain('# cpus_allowed 1');
   });
 
   const build = fetchGlibc('2.41');
