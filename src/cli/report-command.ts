@@ -114,8 +114,9 @@ export const reportCommand = defineCommand({
     const settings = settingsArgs(one);
     const imports = importArgs(values);
     const at = values.at !== undefined ? parseMoment(values.at) : 'end';
-    for (const n of configNotes(configs, one)) io.warn(n);
-    for (const n of await configGlibcNotes(path, configs, one)) io.warn(n);
+    // Said on the page too: the settings glibc ignores, and what the versions modelled are.
+    const notes = [...configNotes(configs, one), ...(await configGlibcNotes(path, configs, one))];
+    for (const n of notes) io.warn(n);
     // Options checked: the page is written beside its target and renamed into place at the end,
     // so that a failed run leaves a file already there as it was.
     const page = OutputFile.open(values.output, '-o');
@@ -132,6 +133,7 @@ export const reportCommand = defineCommand({
         whatIfs: !values['no-what-if'],
         parallel: jobs,
         progress: (what, d, t) => io.progress(d, t, what),
+        settingsNotes: notes,
       });
       for (const c of data.configs.slice(1))
         if (c.failure !== undefined) status = io.fail(traceMistake(c.failure, c.name));
