@@ -204,6 +204,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     }),
     explanation,
     heapMap: map,
-    notes: [...(opts.settingsNotes ?? []), ...explanation.notes],
+    // The explanation may say again what the command line's notes said (the version modelled).
+    notes: [...new Set([...(opts.settingsNotes ?? []), ...explanation.notes])],
   };
 }

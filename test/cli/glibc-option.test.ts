@@ -226,6 +226,25 @@ describe('several versions in sweep and report, and unverified profiles in every
     ])
       expect(html).toContain(JSON.stringify(name).slice(1, -1));
     expect(two.err).toContain('glibc 2.35 is modelled from glibc');
+    // The page says it too, once.
+    expect(html.split('<p class="note warn">Note: glibc 2.35 is modelled').length - 1).toBe(1);
+  });
+
+  it("explain's notes name a release other than the default, and an unverified one so", async () => {
+    const c = trace(CALLOC, callocText);
+    const notes = async (args: string[]): Promise<string[]> => {
+      const r = await inProcess(['explain', c, '--no-what-if', ...args]);
+      expect(r.code, r.err).toBe(0);
+      // Each moment explained (the end, and here the peak) repeats the notes.
+      return [...new Set(r.out.split('\n').filter((l) => l.startsWith('  note: ')))];
+    };
+    expect(await notes([])).toEqual([]);
+    expect(await notes(['--glibc', '2.41'])).toEqual([
+      "  note: replayed on a model of glibc 2.41's malloc",
+    ]);
+    expect(await notes(['--glibc', '2.34'])).toEqual([
+      "  note: glibc 2.34 is modelled from glibc's source history and not yet proven against a real build of it (unverified)",
+    ]);
   });
 
   it("explain, show, compare and sweep say what the trace's own # glibc line picked", async () => {
