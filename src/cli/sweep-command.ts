@@ -61,8 +61,9 @@ The default configuration (none of the parameters set) is replayed too, as a row
 marked (default). Values are shown as typed: 64K..1M shows 64K, 128K, ..., 1M.
 
 --glibc given more than once, or as a list (--glibc 2.31,2.36,2.41), replays the grid on each
-version: one row per version and configuration, the frontier marked within each version. With
-several versions the --param options may be left out, for one row per version.
+version: one row per version and configuration, the frontier marked within each version (--json:
+"versions", each with its "glibc", "default" and "rows"). With several versions the --param
+options may be left out, for one row per version.
 
 ${exitStatusHelp({ replays: true })} The rows are printed either way, each covering the events
 its replay reached.`;
