@@ -27,19 +27,31 @@ describe('profileFor', () => {
 
   it('gives another version the newest profile at or below it, and says so', () => {
     const picked = (v: string): string | undefined => profileFor(v)?.profile.version;
+    const modelled = GLIBC_PROFILES.map((p) => p.version).join(', ');
     // 2.29 and 2.30 keep 2.28's rules but what they changed; 2.32, 2.33 keep 2.31's (heap_info
-    // 32 bytes, the loader's sbrk); 2.37 and 2.38 2.36's; 2.40 2.39's; 2.42 on 2.41's.
+    // 32 bytes, the loader's sbrk); 2.37 and 2.38 2.36's; 2.40 2.39's; 2.42 2.41's; a release
+    // after every profile the newest's.
     expect(
-      ['2.29', '2.30', '2.32', '2.33', '2.37', '2.38', '2.40', '2.42', '2.50'].map(picked),
-    ).toEqual(['2.28', '2.28', '2.31', '2.31', '2.36', '2.36', '2.39', '2.41', '2.41']);
+      ['2.29', '2.30', '2.32', '2.33', '2.37', '2.38', '2.40', '2.42', '2.99'].map(picked),
+    ).toEqual([
+      '2.28',
+      '2.28',
+      '2.31',
+      '2.31',
+      '2.36',
+      '2.36',
+      '2.39',
+      '2.41',
+      GLIBC_PROFILES.at(-1)!.version,
+    ]);
     expect(profileFor('2.38')?.note).toBe(
-      'glibc 2.38 has no profile of its own: replayed as glibc 2.36, the newest modelled version before it, whose rules it keeps except what it changed itself (modelled: 2.28, 2.31, 2.34, 2.35, 2.36, 2.39, 2.41)',
+      `glibc 2.38 has no profile of its own: replayed as glibc 2.36, the newest modelled version before it, whose rules it keeps except what it changed itself (modelled: ${modelled})`,
     );
     expect(profileFor('2.33')?.note).toMatch(/replayed as glibc 2\.31,/);
     // Older than every profile: the oldest, and before 2.26 the note says there is no tcache.
     expect(picked('2.27')).toBe('2.28');
     expect(profileFor('2.27')?.note).toBe(
-      'glibc 2.27 is older than every modelled version (2.28, 2.31, 2.34, 2.35, 2.36, 2.39, 2.41): replayed as glibc 2.28 (unverified), the oldest',
+      `glibc 2.27 is older than every modelled version (${modelled}): replayed as glibc 2.28 (unverified), the oldest`,
     );
     expect(profileFor('2.17')?.note).toMatch(
       /the oldest \(it has no tcache, which the model always has\)$/,
