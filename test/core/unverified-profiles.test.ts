@@ -98,11 +98,26 @@ describe('a negative MALLOC_MMAP_MAX_ (dl-tunables.list: mmap_max has minval 0 f
     `is taken by Debian's glibc 2.31 as the model of it says${build.ok ? '' : ` (skipped: ${build.reason})`}`,
     () => {
       expect(differential(t, { name: 'mmap-max-negative', env, glibc: '2.31' })).toBeNull();
+      // And the first calloc of the hooks' test above, as Debian's 2.31 makes it resident.
+      const calloc = trace(['1 calloc 1 200000 a']);
+      expect(
+        differential(calloc, { name: 'first-calloc', glibc: '2.31', touch: 'none' }),
+      ).toBeNull();
     },
   );
 });
 
 describe('glibc 2.34 against 2.31 and 2.35', () => {
+  it("has no __malloc_hook: a first calloc is not cleared whole by malloc_hook_ini's path", () => {
+    // 2.31: the first call goes through malloc_hook_ini, and calloc memsets what it returns: all
+    // 200000 bytes of the mmapped block (49 pages), and the tcache's page in the heap. 2.34's
+    // __libc_calloc clears nothing of an mmapped chunk (fresh from the kernel): its header page
+    // and the heap's first page are all that is written.
+    const t = trace(['1 calloc 1 200000 a']);
+    expect(runSim(t, {}, 'hooks', 'none', '2.31').summary.rss).toBe(50 * 4096);
+    expect(runSim(t, {}, 'hooks', 'none', '2.34').summary.rss).toBe(2 * 4096);
+  });
+
   it('asks getrandom for the tcache key (tcache_key_initialize, 2.34), as 2.31 does not', () => {
     const t = trace(['1 malloc 24 a']);
     expect(runSim(t, {}, 'key', 'none', '2.31').summary.syscalls.getrandom).toBe(0);
