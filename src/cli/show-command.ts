@@ -96,7 +96,12 @@ export const showCommand = defineCommand({
     else {
       const moment = typeof at === 'number' ? 'event' : at;
       out(
-        paint.title(momentLine(shown.view, moment)) + '\n\n' + viewText(shown.view, which, paint),
+        paint.title(
+          momentLine(shown.view, moment) +
+            (shown.glibc !== undefined ? `; modelled on glibc ${shown.glibc}` : ''),
+        ) +
+          '\n\n' +
+          viewText(shown.view, which, paint),
       );
     }
     if (shown.abort !== undefined) throw new GlibcAborted(path, shown.abort);

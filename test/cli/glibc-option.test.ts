@@ -247,6 +247,18 @@ describe('several versions in sweep and report, and unverified profiles in every
     ]);
   });
 
+  it("show's first line names a release other than the default", async () => {
+    const c = trace(CALLOC, callocText);
+    const first = async (args: string[]): Promise<string> => {
+      const r = await inProcess(['show', c, ...args]);
+      expect(r.code, r.err).toBe(0);
+      return r.out.split('\n')[0]!;
+    };
+    expect(await first([])).not.toContain('modelled on');
+    expect(await first(['--glibc', '2.41'])).toMatch(/; modelled on glibc 2\.41$/);
+    expect(await first(['--glibc', '2.28'])).toMatch(/; modelled on glibc 2\.28 \(unverified\)$/);
+  });
+
   it("explain, show, compare and sweep say what the trace's own # glibc line picked", async () => {
     const old = trace('old.trace', `# glibc 2.38\n${callocText}`);
     const ubuntu = trace('jammy.trace', `# glibc 2.35\n${callocText}`);
