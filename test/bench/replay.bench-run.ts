@@ -31,7 +31,12 @@
  * to end figures), right after this tree's on each trace, so that a change is measured against
  * what it changes under the same load of the machine.
  *
- * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `profile` (where the
+ * On the same trace, the engine of `ptsim web` (and `ptsim step`): the time to read the trace into
+ * memory and replay it once, taking its checkpoints, then the time to go to events picked at random
+ * along the trace, forwards and back, each with the heap view the page shows there.
+ *
+ * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `web` (the engine of
+ * `ptsim web`), `profile` (where the
  * time of a replay goes: a CPU profile of each thread of `ptsim replay`, its self time summed by
  * layer, for BENCH_PROFILE_TRACE: cc1, mix, mt, alloc or churn; cc1 by default).
  */
@@ -55,6 +60,8 @@ import { createGzip, gunzipSync } from 'node:zlib';
 import seedrandom from 'seedrandom';
 import { it } from 'vitest';
 import { buildNativeReplayer } from '../helpers/native.js';
+import { Stepper } from '../../src/analysis/stepper.js';
+import { openTrace } from '../../src/import/index.js';
 
 const num = (name: string, fallback: number): number => Number(process.env[name] ?? fallback);
 const EVENTS = num('BENCH_EVENTS', 10_000_000);
@@ -687,3 +694,44 @@ it.skipIf(ONLY !== 'profile')('profiles a replay, by layer', async () => {
   if (trace === null) throw new Error(`no ${name} trace (gcc is needed to record cc1)`);
   benchProfile(trace);
 });
+
+async function benchScrub(trace: Trace): Promise<void> {
+  const { gz } = trace;
+  const t0 = performance.now();
+  const st = await Stepper.read(gz, (sink) => openTrace(gz, sink, { displayName: gz }), {
+    settings: { cores: cpus().length },
+  });
+  const read = performance.now() - t0;
+  st.goTo(st.last);
+  const loaded = performance.now() - t0;
+  console.log(
+    `ptsim web engine: read ${(read / 1000).toFixed(2)} s, first pass with a checkpoint every ${st.checkpointInterval} events ${((loaded - read) / 1000).toFixed(2)} s, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+  );
+  const rng = seedrandom('bench-scrub');
+  const go: number[] = [];
+  const view: number[] = [];
+  let chunks = 0;
+  for (let k = 0; k < 40; k++) {
+    const target = Math.floor(rng() * (st.last + 1));
+    const a = performance.now();
+    st.goTo(target);
+    const b = performance.now();
+    chunks += st.view().chunks.length;
+    go.push(b - a);
+    view.push(performance.now() - b);
+  }
+  const stat = (xs: number[]): string => {
+    const s = [...xs].sort((p, q) => p - q);
+    return `median ${s[s.length >> 1]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
+  };
+  console.log(
+    `ptsim web engine: go to a random event (40 of them): ${stat(go)}; its heap view (${(chunks / 40).toFixed(0)} chunks on average): ${stat(view)}`,
+  );
+}
+
+it.skipIf(ONLY !== undefined && ONLY !== 'web')(
+  `scrubs ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads in the web engine`,
+  async () => {
+    await benchScrub((await traces['mt']!())!);
+  },
+);
