@@ -354,7 +354,7 @@ if (mode === 'parse') {
   console.log(JSON.stringify({ events, seconds: [(performance.now() - t0) / 1000] }));
 } else {
   const { TraceStore, deliverStored } = await dist('analysis/event-store.js');
-  const { replaySink } = await dist('replay/run-file.js');
+  const { replaySink } = await dist('replay/sink.js');
   const store = new TraceStore(Number.MAX_SAFE_INTEGER);
   await readTraceFile(path, store);
   const t = store.finish();
