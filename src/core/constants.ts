@@ -85,6 +85,20 @@ function tidx2usize(idx: number): number {
 
 /** MAX_TCACHE_SIZE = tidx2usize(63) = 1032. */
 export const MAX_TCACHE_SIZE = tidx2usize(TCACHE_MAX_BINS - 1);
+/** MAX_TCACHE_SMALL_SIZE (2.42 on) = tidx2csize(63) = 1040: the largest chunk of a small tcache bin. */
+export const MAX_TCACHE_SMALL_SIZE = (TCACHE_MAX_BINS - 1) * MALLOC_ALIGNMENT + MINSIZE;
+
+/**
+ * large_csize2tidx (2.42 on): the large tcache bin of a chunk size above 1040, one bin per
+ * power of two (1041..2047 in bin 64, 2048..4095 in 65, ...).
+ */
+export function largeCsize2tidx(nb: number): number {
+  return TCACHE_MAX_BINS + bitWidth(nb) - bitWidth(MAX_TCACHE_SMALL_SIZE);
+}
+
+function bitWidth(n: number): number {
+  return n < 2 ** 32 ? 32 - Math.clz32(n) : 32 + bitWidth(Math.floor(n / 2 ** 32));
+}
 
 export function fastbinIndex(size: number): number {
   return (size >>> 4) - 2;

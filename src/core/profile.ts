@@ -68,6 +68,11 @@ export interface GlibcProfile {
    */
   readonly memalignMergesRemainders: boolean;
   /**
+   * _int_memalign gives the room after the aligned block back only when it is at least MINSIZE,
+   * whatever follows it (2.43 on).
+   */
+  readonly memalignTailNeedsMinsize: boolean;
+  /**
    * __libc_realloc returns the block as it is when the request fits its usable size with less than
    * 16 bytes to spare (a page, for an mmapped chunk), before anything else (2.38 on).
    */
@@ -77,6 +82,63 @@ export interface GlibcProfile {
    * 2.38): when the break cannot grow, the main arena maps at least a page, not 1 MiB.
    */
   readonly mmapFallbackSwapped: boolean;
+  /**
+   * sysmalloc_mmap_fallback maps nb + top_pad + MINSIZE rounded to pages (at least 1 MiB), without
+   * adding the old top back in (2.43 on).
+   */
+  readonly mmapFallbackFromRequest: boolean;
+  /**
+   * __libc_realloc keeps an mmapped block whose usable size is within a page of the request
+   * (2.38 to 2.42; from 2.43 only the 16-byte rule of reallocWithinPadding applies to it).
+   */
+  readonly reallocMmappedWithinPage: boolean;
+  /** __libc_pvalloc rounds with `& -(pagesize - 1)`, keeping bit 0 of an odd size (2.30 to 2.42). */
+  readonly pvallocKeepsOddBit: boolean;
+  /**
+   * Fastbins exist (up to 2.42). Without them (2.43 on) there is no malloc_consolidate and no
+   * _int_free: __libc_free hands what the tcache does not take to _int_free_chunk, and the
+   * allocator's own frees (realloc's old chunk and remainder, sysmalloc's old top, a thread's
+   * tcache at exit) go straight to _int_free_chunk, never to the tcache.
+   */
+  readonly fastbins: boolean;
+  /** Chunks each tcache bin holds by default: TCACHE_FILL_COUNT, 7 (16 from 2.43). */
+  readonly tcacheFillCount: number;
+  /**
+   * Tcache bins for large chunks after the 64 small ones (2.42 on: 12, each for a power-of-two
+   * range of sizes up to 4 MiB, used only when glibc.malloc.tcache_max asks for them).
+   * sizeof (tcache_perthread_struct) is 10 bytes a bin (a uint16_t and a pointer).
+   */
+  readonly tcacheLargeBins: number;
+  /**
+   * The tcache is a static dummy until the thread's first free of a cacheable chunk
+   * (tcache_free_init) or until _int_malloc would stash a chunk in it (tcache_init (av)); malloc
+   * no longer allocates it (MAYBE_INIT_TCACHE is gone, 2.43 on). A failed tcache_init is not
+   * retried.
+   */
+  readonly lazyTcache: boolean;
+  /**
+   * tcache_init (av) asks _int_malloc for request2size (sizeof (tcache_perthread_struct)) bytes,
+   * which _int_malloc pads again: a 0x310 chunk where tcache_init (NULL) gets 0x300 (2.43; 2.44
+   * passes the size itself).
+   */
+  readonly tcacheInitPadsTwice: boolean;
+  /**
+   * _int_malloc caches exact fits it finds in the unsorted bin and returns one at the end, and
+   * glibc.malloc.tcache_unsorted_limit bounds that (up to 2.43; 2.44 returns the first exact fit).
+   */
+  readonly unsortedStash: boolean;
+  /**
+   * An mmapped chunk has a heap chunk's layout: the mapping keeps CHUNK_HDR_SZ after the chunk,
+   * whose size is the mapping's less its offset and 16 (mmap_set_chunk, 2.43 on); before, the
+   * chunk ran to the mapping's end. _int_memalign then aligns an mmapped chunk without a lead of
+   * MINSIZE.
+   */
+  readonly mmapChunkTailHeader: boolean;
+  /**
+   * arena_get2 fixes the arena limit, once narenas reaches arena_test, at max (online CPUs,
+   * arena_test) (2.44); before, once narenas exceeds arena_test, at 8 per online CPU.
+   */
+  readonly arenaLimitPerCpu: boolean;
 }
 
 const GLIBC_2_36: GlibcProfile = {
@@ -95,8 +157,20 @@ const GLIBC_2_36: GlibcProfile = {
   freeSmallToSmallbin: false,
   memalignFromTcache: false,
   memalignMergesRemainders: false,
+  memalignTailNeedsMinsize: false,
   reallocWithinPadding: false,
   mmapFallbackSwapped: true,
+  mmapFallbackFromRequest: false,
+  reallocMmappedWithinPage: false,
+  pvallocKeepsOddBit: true,
+  fastbins: true,
+  tcacheFillCount: 7,
+  tcacheLargeBins: 0,
+  lazyTcache: false,
+  tcacheInitPadsTwice: false,
+  unsortedStash: true,
+  mmapChunkTailHeader: false,
+  arenaLimitPerCpu: true,
 };
 
 const GLIBC_2_31: GlibcProfile = {
@@ -123,14 +197,60 @@ const GLIBC_2_41: GlibcProfile = {
   memalignFromTcache: true,
   memalignMergesRemainders: true,
   reallocWithinPadding: true,
+  reallocMmappedWithinPage: true,
   mmapFallbackSwapped: false,
 };
 
+const GLIBC_2_43: GlibcProfile = {
+  ...GLIBC_2_41,
+  version: '2.43',
+  debian: '2.43-7',
+  mallocStateSize: 2112,
+  mmapFallbackFromRequest: true,
+  reallocMmappedWithinPage: false,
+  pvallocKeepsOddBit: false,
+  memalignTailNeedsMinsize: true,
+  fastbins: false,
+  tcacheFillCount: 16,
+  tcacheLargeBins: 12,
+  lazyTcache: true,
+  tcacheInitPadsTwice: true,
+  mmapChunkTailHeader: true,
+};
+
+const GLIBC_2_44: GlibcProfile = {
+  ...GLIBC_2_43,
+  version: '2.44',
+  debian: '2.44-3',
+  tcacheInitPadsTwice: false,
+  unsortedStash: false,
+  arenaLimitPerCpu: false,
+};
+
 /** The profiles by version, oldest first. */
-export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [GLIBC_2_31, GLIBC_2_36, GLIBC_2_41];
+export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [
+  GLIBC_2_31,
+  GLIBC_2_36,
+  GLIBC_2_41,
+  GLIBC_2_43,
+  GLIBC_2_44,
+];
 
 /** The profile a replay uses unless told otherwise. */
 export const DEFAULT_PROFILE: GlibcProfile = GLIBC_2_36;
+
+/** TCACHE_SMALL_BINS: the tcache bins of chunk sizes 32 to 1040, one per 16 bytes. */
+export const TCACHE_SMALL_BINS = 64;
+
+/** TCACHE_MAX_BINS of a release: the small bins and the large ones. */
+export function tcacheMaxBins(p: GlibcProfile): number {
+  return TCACHE_SMALL_BINS + p.tcacheLargeBins;
+}
+
+/** sizeof (tcache_perthread_struct): a uint16_t count and an entry pointer per bin. */
+export function tcacheStructSize(p: GlibcProfile): number {
+  return tcacheMaxBins(p) * 10;
+}
 
 /** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
 export function firstTopOffset(p: GlibcProfile): number {
