@@ -27,12 +27,7 @@ import {
 } from './constants.js';
 import { mallocConsolidate } from './free.js';
 import type { Process } from './state.js';
-import {
-  DEFAULT_PROFILE,
-  TCACHE_SMALL_BINS,
-  tcacheMaxBins,
-  type GlibcProfile,
-} from './profile.js';
+import { DEFAULT_PROFILE, TCACHE_SMALL_BINS, tcacheMaxBins, type GlibcProfile } from './profile.js';
 
 type TunableType = 'int32' | 'size_t';
 
