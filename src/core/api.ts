@@ -287,11 +287,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
     if (np !== NIL) return handOut(s, np, bytes);
     // A shrink stays where it is: up to 2.42 when the chunk holds nb, from 2.43 when its usable
     // size holds the request.
-    if (
-      s.profile.mmapChunkTailHeader
-        ? bytes <= mallocUsableSize(s, oldp)
-        : oldsize - 8 >= nb
-    )
+    if (s.profile.mmapChunkTailHeader ? bytes <= mallocUsableSize(s, oldp) : oldsize - 8 >= nb)
       return handOut(s, oldp, bytes);
     const newp = libcMalloc(s, bytes);
     if (newp === NIL) return NIL;

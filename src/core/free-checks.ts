@@ -208,6 +208,12 @@ export function freeAgainVerdict(s: Process, mem: number): AgainVerdict {
     let outcome: GlibcAbortMessage | FreeRoute;
     try {
       outcome = freeChecks(s, av, v.p);
+      // 2.43 on, tcache_count 0: tcache_free_init only disables the tcache, and the free goes on
+      // to _int_free_chunk's checks.
+      if (outcome === FreeRoute.TCACHE_INIT && s.mp.tcacheCount === 0) {
+        s.thread.tcacheShuttingDown = true;
+        outcome = freeChecks(s, av, v.p);
+      }
     } catch (e) {
       if (!(e instanceof GlibcAbort)) throw e;
       outcome = e.glibcMessage;
@@ -292,7 +298,9 @@ export function reallocAgainVerdict(s: Process, mem: number, bytes: number): Aga
       // _int_realloc cannot grow in place: the next chunk is in use. Whatever _int_malloc does,
       // it neither returns that chunk nor empties a tcache bin, so the old chunk is freed with
       // the calling thread's tcache still holding it.
+      // (From 2.43 _int_realloc frees it with _int_free_chunk, which never looks at the tcache.)
       if (
+        s.profile.fastbins &&
         ck.state[v.p] === St.TCACHE &&
         nb > oldsize &&
         (nextState === St.INUSE || nextState === St.TCACHE)

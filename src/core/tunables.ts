@@ -254,6 +254,12 @@ export function resolveTunables(
       reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0',
     });
   }
+  // 2.43 on: glibc.malloc.mxfast is still a tunable, and sets nothing (no fastbins).
+  if (values.has('mxfast') && !profile.fastbins)
+    notes.push({
+      setting: 'glibc.malloc.mxfast',
+      reason: `glibc ${release} has no fastbins: it accepts the tunable and ignores it`,
+    });
   const check = values.get('check');
   if (check !== undefined && !(profile.mallocCheckInLibc && check === 0n))
     notes.push(
