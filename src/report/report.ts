@@ -41,6 +41,8 @@ interface ReportOptions {
   whatIfs?: boolean;
   parallel?: number;
   progress?: (what: string, done: number, total: number) => void;
+  /** What the command line's settings do not do in glibc (settingsNotes), shown on the page. */
+  settingsNotes?: string[];
 }
 
 /** The `# KEY VALUE` facts ptsim record writes; other header comments are prose, shown as written. */
@@ -82,6 +84,8 @@ export interface ReportData {
   configs: ReportConfigData[];
   explanation: Explanation;
   heapMap: HeapMap;
+  /** The settings' notes (a mallopt glibc refuses, a tunable it ignores), then the explanation's. */
+  notes: string[];
 }
 
 /** Samples as columns. */
@@ -195,5 +199,6 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     }),
     explanation,
     heapMap: map,
+    notes: [...(opts.settingsNotes ?? []), ...explanation.notes],
   };
 }
