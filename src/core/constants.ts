@@ -26,8 +26,8 @@ export const BINMAPSIZE = 4;
 /** The unsorted bin is bin 1; it also serves as the arena's initial (size 0) top. */
 export const UNSORTED_BIN = 1;
 
-export const TCACHE_MAX_BINS = 64;
-export const TCACHE_FILL_COUNT = 7;
+const TCACHE_MAX_BINS = 64;
+/* TCACHE_FILL_COUNT (7; 16 from 2.43) and the large bins of 2.42 on are the release's: profile.ts. */
 export const MAX_TCACHE_COUNT = 65535;
 /** sizeof (tcache_perthread_struct): uint16_t counts[64] plus 64 pointers. */
 export const TCACHE_STRUCT_SIZE = 640;

@@ -180,7 +180,7 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
         }
         if (stash && tcacheNb !== 0 && tc !== null && tc.counts[tcIdx]! < mp.tcacheCount) {
           // Fill the cache first; one of these is returned once the loop ends.
-          tcachePut(s, tc!, victim, tcIdx);
+          tcachePut(s, tc, victim, tcIdx);
           returnCached = true;
           continue;
         }
