@@ -264,8 +264,8 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   const oldsize = ck.size[oldp]!;
   const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
   if (s.profile.reallocWithinPadding) {
-    // 2.38 on: a request within the usable size, with less than 16 bytes to spare (a page, for
-    // an mmapped chunk), keeps the block as it is (musable).
+    // 2.38 on: a request within the usable size, with less than 16 bytes to spare (2.38 to 2.42:
+    // or a page, for an mmapped chunk), keeps the block as it is (musable).
     const usable = mallocUsableSize(s, oldp);
     if (bytes <= usable) {
       const spare = usable - bytes;
