@@ -189,6 +189,33 @@ describe('the parse worker', () => {
     await expectSame(tmpFile('#:rss anon=1\n#:rss anon=2 mark=x\n'));
   });
 
+  it('delivers sizes above 2^53 exactly, across batches, on their own events only', async () => {
+    // Each huge size rides on a record before its event; the batches must leave room for both.
+    const lines: string[] = [];
+    for (let i = 0; i < 40_000; i++)
+      lines.push(
+        i % 997 === 0
+          ? `1 calloc ${i % 2 === 0 ? '3' : '9007199254740993'} 0x${(0xffffffffff000000n + BigInt(i)).toString(16)} b${i}`
+          : `1 malloc ${i % 3 === 0 ? String(2n ** 64n - BigInt(i)) : '24'} a${i}`,
+      );
+    const path = tmpFile(lines.join('\n') + '\n');
+    const read = await expectSame(path);
+    expect(read.error).toBeUndefined();
+    const events = read.calls.filter((c) => c[0] === 'event').map((c) => c[1] as TraceEvent);
+    expect(events).toHaveLength(40_000);
+    for (const [i, ev] of events.entries()) {
+      if (i % 997 === 0) {
+        expect(ev.exact1).toBe(i % 2 === 0 ? undefined : 9007199254740993n);
+        expect(ev.exact2).toBe(0xffffffffff000000n + BigInt(i));
+      } else if (i % 3 === 0 && i > 0) {
+        expect(ev.exact1).toBe(2n ** 64n - BigInt(i));
+        expect(ev.exact2).toBeUndefined();
+      } else {
+        expect(ev.exact1 ?? ev.exact2).toBeUndefined();
+      }
+    }
+  });
+
   it('delivers the header of a trace without events, and of an empty file', async () => {
     await expectSame(tmpFile('# pid 1\n# exe /bin/true\n'));
     await expectSame(tmpFile(''));
