@@ -18,6 +18,7 @@ import { showCommand } from './show-command.js';
 import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
+import { webCommand } from './web-command.js';
 
 const COMMANDS: readonly Command[] = [
   replayCommand,
@@ -27,6 +28,7 @@ const COMMANDS: readonly Command[] = [
   reportCommand,
   showCommand,
   stepCommand,
+  webCommand,
   recordCommand,
   statsCommand,
   convertCommand,
@@ -46,6 +48,7 @@ Commands:
   report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
   show TRACE [VIEW]  the heap, bins, tcache, arenas or maps at an event, as pwndbg shows them
   step TRACE         step through a trace, forwards and back, each step explained in a sentence
+  web TRACE          the time-travel visualizer in the browser (--export DIR: a static copy)
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
