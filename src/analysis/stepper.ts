@@ -45,6 +45,8 @@ export interface StepperOptions {
   onWarning?: (msg: string) => void;
   /** CPUs glibc sees when neither the settings nor the trace say. */
   fallbackCores?: number;
+  /** The same for a release that counts the CPUs it may run on (2.34, 2.35). */
+  fallbackAllowedCores?: number;
   /** Events between checkpoints (default: a 64th of the trace, at least 4096; 0: none). */
   checkpointEvery?: number;
   /** Called after each event replayed (every time it is replayed), with the replay's state. */
@@ -336,6 +338,7 @@ export class Stepper {
     const rs = replaySink(this.trace, {
       ...this.opts.settings,
       fallbackCores: this.opts.fallbackCores,
+      fallbackAllowedCores: this.opts.fallbackAllowedCores,
       onWarning: this.opts.onWarning,
       // The book of the replay being run: after a restore, the restored copy's.
       observe: (ev, r) => {

@@ -14,6 +14,7 @@ import { explainCommand } from './explain-command.js';
 import { recordCommand } from './record-command.js';
 import { replayCommand } from './replay-command.js';
 import { reportCommand } from './report-command.js';
+import { modelledVersions } from './settings-options.js';
 import { showCommand } from './show-command.js';
 import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
@@ -37,8 +38,7 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: ptsim COMMAND [options]
 
 ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
-(ptmalloc2, x86_64; 2.31, 2.41, 2.43 and 2.44 with --glibc) and shows where every resident page
-is, and why.
+(ptmalloc2, x86_64; other releases with --glibc) and shows where every resident page is, and why.
 
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
@@ -78,7 +78,7 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
           readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
         ) as { version: string };
         out(
-          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; 2.31, 2.41, 2.43 and 2.44 with --glibc)\n`,
+          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; with --glibc: ${modelledVersions()})\n`,
         );
         return 0;
       }

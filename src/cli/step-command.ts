@@ -5,13 +5,13 @@
  */
 
 import { createInterface } from 'node:readline';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { Stepper, type Step } from '../analysis/stepper.js';
 import { openTrace } from '../import/index.js';
 import { defineCommand, type Print } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import {
   COLOUR,
@@ -308,11 +308,17 @@ export const stepCommand = defineCommand({
     const paint = wantColour(values.color) ? COLOUR : PLAIN;
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
+    for (const n of await traceGlibcNotes(path, [settings], importArgs(values))) warn(n);
     const st = await Stepper.read(
       path,
       (sink) =>
         openTrace(path, sink, { ...importArgs(values), displayName: path, onWarning: warn }),
-      { settings, onWarning: warn, fallbackCores: cpus().length },
+      {
+        settings,
+        onWarning: warn,
+        fallbackCores: cpus().length,
+        fallbackAllowedCores: availableParallelism(),
+      },
     );
     if (st.events === 0) warn(`${path}: ${NO_EVENTS}`);
     const tty = process.stdin.isTTY === true;

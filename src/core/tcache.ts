@@ -4,18 +4,18 @@
  * lock: a cached chunk still looks in use to its arena, so it never coalesces. From 2.42, 12 more
  * bins hold large chunks, each list sorted by size, when glibc.malloc.tcache_max asks for them.
  *
- * The cache's own struct lives in a chunk (640 bytes; 760 from 2.42) allocated from the thread's
- * arena by the thread's first malloc/calloc/realloc or free of a heap chunk (tcache_init); for the
- * main thread of a fresh process that is the first chunk of the heap, at the initial break. From
- * 2.43 (profile.lazyTcache) it is allocated by the thread's first free of a chunk it would cache
- * (tcache_free_init), or when _int_malloc would stash a chunk in it.
+ * The cache's own struct lives in a chunk (576 bytes up to 2.29, 640 to 2.41, 760 from 2.42)
+ * allocated from the thread's arena by the thread's first malloc/calloc/realloc or free of a heap
+ * chunk (tcache_init); for the main thread of a fresh process that is the first chunk of the heap,
+ * at the initial break. From 2.43 (profile.lazyTcache) it is allocated by the thread's first free
+ * of a chunk it would cache (tcache_free_init), or when _int_malloc would stash a chunk in it.
  *
  * glibc: tcache_put, tcache_get, tcache_put_large, tcache_get_large, tcache_get_align,
  * tcache_init, tcache_free_init, tcache_thread_shutdown (malloc/malloc.c).
  */
 
 import { NIL, St } from './chunks.js';
-import { TCACHE_STRUCT_SIZE, request2size } from './constants.js';
+import { request2size } from './constants.js';
 import { arenaForChunk, arenaGet, arenaGetRetry } from './arena.js';
 import { intMalloc } from './malloc.js';
 import { intFreeChunk } from './free.js';
@@ -188,18 +188,20 @@ export function tcacheInactive(s: Process): boolean {
 function tcacheInit(s: Process): void {
   const th = s.thread;
   if (th.tcacheShuttingDown) return;
-  let ar = arenaGet(s, TCACHE_STRUCT_SIZE);
-  let victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+  // 576 bytes up to 2.29 (char counts), 640 from 2.30.
+  const structSize = tcacheStructSize(s.profile);
+  let ar = arenaGet(s, structSize);
+  let victim = intMalloc(s, ar, structSize);
   if (victim === NIL && ar !== null) {
-    ar = arenaGetRetry(s, ar, TCACHE_STRUCT_SIZE);
-    victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+    ar = arenaGetRetry(s, ar, structSize);
+    victim = intMalloc(s, ar, structSize);
   }
   if (victim !== NIL) {
     s.ck.state[victim] = St.INUSE;
-    s.ck.req[victim] = TCACHE_STRUCT_SIZE;
+    s.ck.req[victim] = structSize;
     s.ck.born[victim] = s.eventIndex;
     th.tcache = newTcache(victim, s.profile);
-    writeUser(s, victim, TCACHE_STRUCT_SIZE);
+    writeUser(s, victim, structSize);
   }
 }
 

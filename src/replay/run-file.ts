@@ -4,11 +4,11 @@
  * report).
  */
 
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
-import type { TraceHeader } from '../trace/types.js';
+import type { TraceHeader, TraceSink } from '../trace/types.js';
 import type { Replayer } from './replay.js';
-import { isStopReplay, replaySink, type RunOptions } from './sink.js';
+import { chooseProfile, isStopReplay, replaySink, type RunOptions } from './sink.js';
 
 export type { ImportSettings, ReplaySettings, RunOptions } from './sink.js';
 
@@ -29,6 +29,8 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
   const rs = replaySink(displayName, {
     ...opts,
     fallbackCores: opts.fallbackCores ?? cpus().length,
+    // The affinity mask of this process (os.availableParallelism reads it).
+    fallbackAllowedCores: opts.fallbackAllowedCores ?? availableParallelism(),
   });
   const sink = rs.sink;
   let failure: Error | null = null;
@@ -40,4 +42,34 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     if (!isStopReplay(e)) failure = e;
   }
   return { replayer: rs.replayer, header: rs.header, failure, notes: rs.notes };
+}
+
+class HeaderRead extends Error {}
+
+/**
+ * What a replay of the trace with these settings would say about the glibc release it models
+ * (the notes of chooseProfile), read from the trace's header alone: for the commands that replay
+ * in ways that do not pass a replay's notes on. Nothing for standard input, which is read once.
+ */
+export async function glibcNotes(
+  path: string,
+  opts: Pick<RunOptions, 'glibc' | 'import' | 'displayName'>,
+): Promise<string[]> {
+  if (opts.glibc !== undefined) return chooseProfile(opts.glibc, null).notes;
+  if (path === '-') return [];
+  let header: TraceHeader | null = null;
+  const sink: TraceSink = {
+    header(h: TraceHeader): void {
+      header = h;
+      throw new HeaderRead();
+    },
+    event(): void {},
+  };
+  try {
+    await openTrace(path, sink, { ...opts.import, displayName: opts.displayName ?? path });
+  } catch (e) {
+    // A trace that cannot be read says so when it is replayed.
+    if (!(e instanceof HeaderRead)) return [];
+  }
+  return chooseProfile(undefined, header).notes;
 }

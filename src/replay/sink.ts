@@ -6,7 +6,13 @@
  */
 
 import { resolveTunables } from '../core/tunables.js';
-import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
+import {
+  DEFAULT_PROFILE,
+  isUnverified,
+  profileFor,
+  unverifiedNote,
+  type GlibcProfile,
+} from '../core/profile.js';
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
@@ -26,6 +32,9 @@ export interface ReplaySettings {
   cores?: number;
   /** CPUs glibc sees when neither `cores` nor the trace says (the machine's; 1 when not given). */
   fallbackCores?: number;
+  /** The same for a release that counts the CPUs it may run on (2.34, 2.35): the machine's
+   *  affinity mask (fallbackCores when not given). */
+  fallbackAllowedCores?: number;
   brkBase?: number;
   maxBrk?: number;
   /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
@@ -36,20 +45,44 @@ export interface ReplaySettings {
 
 /**
  * The profile a replay models: the settings' version, else the trace's `# glibc` line, else the
- * default; a version without a profile of its own gets the nearest, and a note says so.
+ * default; a version without a profile of its own gets the one whose rules it follows, and a note
+ * says so, as another says when the profile is unverified.
  */
-function chooseProfile(
+export function chooseProfile(
   glibc: string | undefined,
   header: TraceHeader | null,
-): { profile: GlibcProfile; note?: string } {
+): { profile: GlibcProfile; notes: string[] } {
   const asked = glibc ?? header?.facts.get('glibc');
-  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE };
+  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE, notes: [] };
   const p = profileFor(asked);
-  if (p !== undefined) return p;
-  return {
-    profile: DEFAULT_PROFILE,
-    note: `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
-  };
+  if (p === undefined)
+    return {
+      profile: DEFAULT_PROFILE,
+      notes: [
+        `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
+      ],
+    };
+  const notes = p.note !== undefined ? [p.note] : [];
+  if (isUnverified(p.profile)) notes.push(unverifiedNote(p.profile));
+  return { profile: p.profile, notes };
+}
+
+/**
+ * The CPUs glibc counts for its arena limit, when the command line does not say: the trace's
+ * `# nprocs` (the CPUs online, as get_nprocs counted them where it was recorded), or for a release
+ * that counts the CPUs it may run on (2.34, 2.35) its `# cpus_allowed`; else the fallbacks.
+ */
+function coresOf(profile: GlibcProfile, h: TraceHeader, notes: string[], opts: RunOptions): number {
+  const fallback = opts.fallbackCores ?? 1;
+  if (profile.arenaLimitFromAffinity) {
+    const allowed = h.facts.get('cpus_allowed');
+    if (allowed !== undefined) {
+      if (/^[1-9][0-9]{0,6}$/.test(allowed)) return Number(allowed);
+      notes.push(`'# cpus_allowed ${allowed}' is not a number of CPUs: ignored`);
+    }
+    return h.nprocs ?? opts.fallbackAllowedCores ?? fallback;
+  }
+  return h.nprocs ?? fallback;
 }
 
 export interface ImportSettings {
@@ -131,7 +164,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       header = h;
       const env = mergeEnv(h, opts);
       const chosen = chooseProfile(opts.glibc, h);
-      if (chosen.note !== undefined) notes.push(chosen.note);
+      notes.push(...chosen.notes);
       for (const note of resolveTunables(env, chosen.profile).notes)
         notes.push(`${note.setting}: ${note.reason}`);
       const kernel: { brkBase?: number; maxBrk?: number } = {};
@@ -146,7 +179,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       if (opts.maxBrk !== undefined) kernel.maxBrk = opts.maxBrk;
       const r = new Replayer(displayName, {
         mallopts: opts.mallopts ?? [],
-        cores: opts.cores ?? h.nprocs ?? opts.fallbackCores ?? 1,
+        cores: opts.cores ?? coresOf(chosen.profile, h, notes, opts),
         kernel,
         env,
         profile: chosen.profile,
