@@ -353,7 +353,6 @@ export function tcacheMaxBins(p: GlibcProfile): number {
   return TCACHE_SMALL_BINS + p.tcacheLargeBins;
 }
 
-
 /** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
 export function firstTopOffset(p: GlibcProfile): number {
   const end = p.heapInfoSize + p.mallocStateSize;
