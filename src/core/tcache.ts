@@ -173,8 +173,7 @@ export function tcacheInitLazy(s: Process, av: Arena | null): void {
       : libcMalloc2(s, bytes);
   if (victim === NIL) return;
   s.ck.state[victim] = St.INUSE;
-  s.ck.req[victim] = bytes;
-  s.ck.born[victim] = s.eventIndex;
+  s.ck.handOut(victim, bytes, s.eventIndex);
   th.tcache = newTcache(victim, s.profile);
   writeUser(s, victim, bytes);
 }
