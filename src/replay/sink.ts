@@ -52,7 +52,10 @@ export function chooseProfile(
   glibc: string | undefined,
   header: TraceHeader | null,
 ): { profile: GlibcProfile; notes: string[] } {
-  const asked = glibc ?? header?.facts.get('glibc');
+  // `# glibc VERSION` is one word; a comment that starts with the word (`# glibc 2.36 serves
+  // requests of 128 KiB with mmap...`) is prose, not a version.
+  const fact = header?.facts.get('glibc');
+  const asked = glibc ?? (fact !== undefined && !/\s/.test(fact) ? fact : undefined);
   if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE, notes: [] };
   const p = profileFor(asked);
   if (p === undefined)

@@ -116,6 +116,13 @@ describe('ptsim replay --glibc', () => {
   it("takes the trace's # glibc line unless told otherwise", () => {
     const c = trace('header.trace', `# glibc 2.41\n${callocText}`);
     expect(offsets(ptsim(['replay', c, '--events', '-']).out)).toEqual([672, null, 672]);
+    // A comment that starts with the word is prose, not a version: 2.36, and nothing said.
+    const prose = trace('prose.trace', `# glibc 2.41 serves this from the tcache\n${callocText}`);
+    const p = ptsim(['replay', prose, '--events', '-']);
+    expect(offsets(p.out)).toEqual([672, null, 784]);
+    expect(p.err).toBe('');
+    const bad = ptsim(['replay', trace('bad.trace', `# glibc bookworm\n${callocText}`)]);
+    expect(bad.err).toContain("the trace's '# glibc bookworm' is not a glibc version");
     expect(offsets(ptsim(['replay', c, '--events', '-', '--glibc', '2.36']).out)).toEqual([
       672,
       null,
