@@ -104,6 +104,13 @@ export interface Edits {
    * event before it.
    */
   move?: { from: number; to: number; id: number; oldId: number; takenAt: number };
+  /**
+   * A free of a live block (allocated at event `born`) inserted right after event `after`, on
+   * thread `tid`: the token of key
+   * `key`, number `id` and text `token`. The `#:touch` records that name it after the free are
+   * left out (the block is no longer there to write). Not together with `move`.
+   */
+  free?: { after: number; born: number; tid: number; key: number; id: number; token: string };
 }
 
 function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
@@ -449,6 +456,8 @@ export function editedIndex(edits: Edits | undefined, i: number): number {
   if (edits === undefined) return i;
   const n = edits.trimEvery ?? 0;
   const trimsBefore = (j: number): number => (n > 0 ? Math.floor(j / n) : 0);
+  const f = edits.free;
+  if (f !== undefined) return i + (i > f.after ? 1 : 0) + trimsBefore(i);
   const m = edits.move;
   if (m === undefined) return i + trimsBefore(i);
   if (i === m.from) return m.to + trimsBefore(m.to);
@@ -463,6 +472,8 @@ export function editedIndex(edits: Edits | undefined, i: number): number {
 export function momentIndex(edits: Edits | undefined, m: number): number {
   const move = edits?.move;
   if (move !== undefined && m === move.from) return editedIndex(edits, m - 1);
+  // The free inserted after event m is one of the calls made by then.
+  if (edits?.free !== undefined && m === edits.free.after) return editedIndex(edits, m) + 1;
   return editedIndex(edits, m);
 }
 
@@ -480,6 +491,9 @@ export async function deliverStored(
   const move = edits?.move;
   if (move !== undefined && start > move.to)
     throw new Error('ptsim internal error: a moved event before the start of a delivery');
+  const free = edits?.free;
+  if (free !== undefined && (start > free.after || move !== undefined))
+    throw new Error('ptsim internal error: an inserted free before the start of a delivery');
   const groups = t.records;
   let g = 0;
   while (g < groups.length && groups[g]!.after < start - 1) g++;
@@ -499,7 +513,7 @@ export async function deliverStored(
     }
   } else if (g < groups.length && groups[g]!.after === start - 1) g++;
   const trimEvery = edits?.trimEvery ?? 0;
-  const edited = move !== undefined || trimEvery > 0;
+  const edited = move !== undefined || free !== undefined || trimEvery > 0;
   const ev = new ReadEvent();
   const cursor = new Cursor(t, start);
   const moved = move !== undefined ? new Cursor(t, move.from) : null;
@@ -530,9 +544,23 @@ export async function deliverStored(
       const extra = movedRecords !== null && i === move!.from - 1 ? movedRecords : null;
       ev.recordsFollow = own !== null || extra !== null ? true : undefined;
       sink.event(ev);
-      if (own !== null) deliverRecords(own, sink, move);
+      if (own !== null) deliverRecords(own, sink, move, free);
       if (extra !== null) deliverRecords(extra, sink, move);
       if (own !== null || extra !== null) sink.recordsEnd?.();
+    }
+    if (free !== undefined && i === free.after) {
+      ev.index = k++;
+      ev.tid = free.tid;
+      ev.op = Op.free;
+      ev.n1 = 0;
+      ev.n2 = 0;
+      ev.param = 0;
+      ev.setIn(free.key, free.key === NO_KEY ? free.token : NULL_TOKEN);
+      ev.setOut(0, NULL_TOKEN);
+      ev.inId = free.id;
+      ev.outId = -1;
+      ev.recordsFollow = undefined;
+      sink.event(ev);
     }
     if (trimEvery > 0 && (i + 1) % trimEvery === 0) {
       ev.index = k++;
@@ -558,8 +586,21 @@ export async function deliverStored(
  * Hands a group's records to the sink. Between a moved allocation and the event that takes its
  * token, a `#:touch` record names it by the number it has in the edited trace.
  */
-function deliverRecords(group: RecordGroup, sink: TraceSink, move: Edits['move']): void {
+function deliverRecords(
+  group: RecordGroup,
+  sink: TraceSink,
+  move: Edits['move'],
+  free?: Edits['free'],
+): void {
   for (const r of group.records) {
+    // A block freed earlier is not written after its free.
+    if (
+      r.kind === 'touch' &&
+      free !== undefined &&
+      group.after > free.after &&
+      r.touch.id === free.id
+    )
+      continue;
     if (r.kind === 'rss') {
       sink.rss?.(r.rss);
       continue;
@@ -661,4 +702,20 @@ export function threadExits(t: StoredTrace, tid: number, from: number, to: numbe
     if (c.op[j] === Op.exit && c.tid[j] === tid) return true;
   }
   return false;
+}
+
+/**
+ * The last event, up to event `upTo`, that names the live block allocated at event `born` with
+ * token number `id`: its allocation, or an event that a `#:touch` record naming it follows. A trace
+ * does not see the program's reads and writes: this is the earliest the block could be freed as
+ * far as the trace shows.
+ */
+export function lastUse(t: StoredTrace, born: number, id: number, upTo: number): number {
+  let last = born;
+  for (const g of t.records) {
+    if (g.after <= last) continue;
+    if (g.after > upTo) break;
+    if (g.records.some((r) => r.kind === 'touch' && r.touch.id === id)) last = g.after;
+  }
+  return last;
 }
