@@ -12,7 +12,7 @@ import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js
 import { count } from './numbers.js';
 import { OutputFile } from './output.js';
 import { configNotes } from './config.js';
-import { parseMoment } from './explain-command.js';
+import { freeAtEvents, parseMoment } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
@@ -32,6 +32,7 @@ Options:
   --samples K          samples per configuration's timeline (default ${DEFAULT_TIMELINE_SAMPLES}); the peak and the
                        last event are always among them
   --no-what-if         skip replaying the remedies (faster)
+  --free-at EVENT      also try each pin freed right after event EVENT (repeatable), as explain does
   --jobs N             worker threads for the configurations and remedies (default: the CPUs)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
@@ -68,6 +69,7 @@ export const reportCommand = defineCommand({
     at: { type: 'string' },
     samples: { type: 'string' },
     'no-what-if': { type: 'boolean', default: false },
+    'free-at': { type: 'string', multiple: true, default: [] },
     jobs: { type: 'string' },
     ...SETTINGS_OPTIONS,
     ...IMPORT_OPTIONS,
@@ -106,6 +108,7 @@ export const reportCommand = defineCommand({
         at,
         timeline: { samples },
         whatIfs: !values['no-what-if'],
+        freeAt: freeAtEvents(values['free-at']),
         parallel: jobs,
         progress: (what, d, t) => io.progress(d, t, what),
       });

@@ -220,14 +220,25 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
       }
       const sign = (n: number): string => (n >= 0 ? `+${num(n)}` : num(n));
       out.push(
-        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(shortBytes(r.rss))}</td><td class="n">${h(shortBytes(r.saved))}</td><td class="n">${h(shortBytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}</td></tr>`,
+        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(shortBytes(r.rss))}</td><td class="n">${h(shortBytes(r.saved))}</td><td class="n">${h(shortBytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}${remedyMore(r)}</td></tr>`,
       );
     }
     out.push('</table>');
   }
+  // A pin freed earlier that saves nothing: why, each on a line of its own.
+  for (const r of m.tried.filter((x) => x.id === 'free_pin_early' && x.failure === undefined))
+    out.push(
+      `<p class="note">Tried: <code>${h(r.setting)}</code>: ${h(r.note ?? 'saves nothing here')}.${remedyMore({ ...r, note: undefined })}</p>`,
+    );
   if (m.tried.length > 0)
     out.push(
-      `<p class="note">Tried, saving nothing here: ${m.tried.map((r) => `<code>${h(r.setting)}</code>${r.failure !== undefined ? ` (could not be replayed: ${h(r.failure)})` : ''}`).join(', ')}.</p>`,
+      `<p class="note">Tried, saving nothing here: ${m.tried
+        .filter((r) => r.id !== 'free_pin_early' || r.failure !== undefined)
+        .map(
+          (r) =>
+            `<code>${h(r.setting)}</code>${r.failure !== undefined ? ` (could not be replayed: ${h(r.failure)})` : ''}`,
+        )
+        .join(', ')}.</p>`,
     );
   return out.join('\n');
 }
@@ -276,6 +287,19 @@ function flameHtml(d: ReportData): string {
 <p class="note">Resident memory by call chain, as an icicle: the outermost caller at the top, each allocation site at the bottom of its chain, widths in proportion to resident bytes (chunk headers included), each frame coloured by what its bytes are. Memory no allocation site holds (free chunks merged in the bins, the free top, glibc's own metadata) has boxes of its own, so that the whole width is the resident memory. Taken at the moment explained, the end, the peak and ${num(s.moments.filter((x) => x.kind === 'sample').length)} moments along the timeline.${wrappers}</p>
 <div id="flame"></div>
 <div id="chart-sites"></div>`;
+}
+
+/** A pin remedy's note on the freed chunk, and the code that allocated the pin. */
+function remedyMore(r: {
+  id: string;
+  note?: string | undefined;
+  site?: { chain: string[] };
+}): string {
+  let out = '';
+  if (r.id === 'free_pin_early' && r.note !== undefined) out += `<br>${h(r.note)}`;
+  if (r.site !== undefined)
+    out += `<br>allocated in <span class="mono">${h(r.site.chain.join(' <- '))}</span>`;
+  return out;
 }
 
 function configsHtml(d: ReportData): string {

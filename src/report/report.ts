@@ -40,6 +40,8 @@ interface ReportOptions {
   at: Moment;
   timeline: TimelineOptions;
   whatIfs?: boolean;
+  /** Events right after which each pin is also tried freed (explain's freeAt). */
+  freeAt?: number[];
   parallel?: number;
   progress?: (what: string, done: number, total: number) => void;
 }
@@ -152,6 +154,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     settings: opts.combine(opts.base, {}),
     at: [opts.at],
     whatIfs: opts.whatIfs,
+    ...(opts.freeAt !== undefined ? { freeAt: opts.freeAt } : {}),
     parallel: opts.parallel,
     progress: (d, t) => opts.progress?.('replaying remedies', d, t),
   });

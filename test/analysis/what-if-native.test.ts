@@ -98,6 +98,28 @@ describe('code-level what-ifs against real glibc', () => {
     expect(m.remedies.map((r) => r.id)).not.toContain('free_pin_early');
   }, 60_000);
 
+  it('a trace with call stacks: each what-if on the pin names the code that allocated it', async () => {
+    const path = 'traces/sites.trace';
+    const m = await explainEnd(path);
+    const pinned = checkOnGlibc('sites', readFileSync(path, 'utf8'), m);
+    expect(pinned.map((r) => r.id).sort()).toEqual(['free_pin', 'free_pin_early', 'move_pin']);
+    for (const r of pinned)
+      expect(r.site, r.setting).toEqual({
+        site: 'load_config (src/config.c:42)',
+        chain: ['load_config (src/config.c:42)', 'main (src/main.c:14)'],
+      });
+    // Freed at the end it would go into a fastbin (the tcache's 48-byte list is full of
+    // fill_cache's blocks); freed right after its allocation, into the tcache: nothing either way.
+    const early = pinned.find((r) => r.id === 'free_pin_early')!;
+    expect(early.saved).toBe(0);
+    expect(early.note).toMatch(/went into the tcache/);
+    expect(pinned.find((r) => r.id === 'free_pin')!.note).toMatch(/into a fastbin/);
+    const text = await ptsim(['explain', path, '--at', 'end', '--jobs', '1']);
+    expect(text.out).toContain(
+      '    free(config) right after its last use (event 40): gives back nothing by this moment: the freed chunk went into the tcache, where glibc still counts it as in use\n      allocated in load_config (src/config.c:42) <- main (src/main.c:14)\n',
+    );
+  }, 60_000);
+
   it('a pin too big for the tcache: freed right after its last use or after an event given, it gives the heap back', async () => {
     // 100 blocks of 3000 bytes, then a 2000-byte record (too big for the tcache) cut from the top
     // above them, then the blocks freed: they merge below the record, which keeps them resident.
