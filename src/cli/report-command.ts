@@ -21,7 +21,9 @@ const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
 Writes one self-contained HTML page about TRACE (it needs no network to open): the explanation of
 ptsim explain at one moment, RSS over time for the default configuration and each --config, the
 mmap and trim threshold history on the same time axis, and a map of the heap at that moment, with
-each chunk coloured by its state and the chunks that pin each heap marked.
+each chunk coloured by its state and the chunks that pin each heap marked. For a trace with call
+stacks, also a flame graph of the resident memory by allocation site and cause at the moment
+explained, the end, the peak and moments along the timeline, and the top sites over time.
 
 Options:
   -o, --output FILE    the HTML file to write (required)
