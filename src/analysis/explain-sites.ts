@@ -82,7 +82,11 @@ export interface MomentSites {
 }
 
 /** The site of the block allocated at event `bornEvent`, or undefined when it has no stack. */
-export function blockSite(table: SiteTable, bornEvent: number, view: SiteView): BlockSite | undefined {
+export function blockSite(
+  table: SiteTable,
+  bornEvent: number,
+  view: SiteView,
+): BlockSite | undefined {
   const s = siteOfEvent(table, bornEvent, view.wrappers);
   return s === null ? undefined : { site: s.key, chain: s.chain.slice(0, CHAIN_FRAMES) };
 }
