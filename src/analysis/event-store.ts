@@ -29,6 +29,7 @@ import {
   Op,
   type OpCode,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
@@ -53,6 +54,8 @@ interface Chunk {
   id: Int32Array;
   /** Null while no event of the chunk has a time. */
   time: Float64Array | null;
+  /** The call stack of each event (`^ID`, -1: none); null while no event of the chunk has one. */
+  site: Int32Array | null;
 }
 
 /** A stored trace: plain data, sent to workers as it is. */
@@ -79,6 +82,8 @@ export interface StoredTrace {
   ascii: boolean;
   /** The groups of records, in trace order: each after event `after` (-1: before the first). */
   records: RecordGroup[];
+  /** The `#:stack`, `#:map` and `#:sym` records, in trace order, each read before event `before`. */
+  sites: Array<{ before: number; rec: SiteRecord }>;
 }
 
 /** A `#:touch` or `#:rss` record, as kept. */
@@ -173,6 +178,7 @@ export class TraceStore implements TraceSink {
       maxId: -1,
       ascii: true,
       records: [],
+      sites: [],
     };
     this.bytes = textsOf(this.t);
   }
@@ -198,6 +204,12 @@ export class TraceStore implements TraceSink {
     if (rec.key !== undefined) copy.key = rec.key;
     if (rec.id !== undefined) copy.id = rec.id;
     this.record({ kind: 'touch', touch: copy });
+  }
+
+  /** Keeps a call stack, mapping or symbol record (the sink's to keep, as TraceSink.site says). */
+  site(rec: SiteRecord): void {
+    if (!this.ok) return;
+    this.t.sites.push({ before: this.t.count, rec });
   }
 
   /** Keeps a copy of a `#:rss` sample. */
@@ -249,6 +261,7 @@ export class TraceStore implements TraceSink {
         key: shared(Float64Array, CHUNK),
         id: shared(Int32Array, CHUNK),
         time: null,
+        site: null,
       });
       t.chunkTexts.push(this.texts);
       t.chunkReallocs.push(this.reallocs);
@@ -270,6 +283,12 @@ export class TraceStore implements TraceSink {
       c.time.fill(-1);
     }
     if (c.time !== null) c.time[j] = ev.time;
+    const site = ev.site ?? -1;
+    if (site >= 0 && c.site === null) {
+      c.site = shared(Int32Array, CHUNK);
+      c.site.fill(-1);
+    }
+    if (c.site !== null) c.site[j] = site;
     this.group = null;
     // The token that is not kept must be NULL, as the readers make it; anything else is not stored.
     if (isAllocation(op)) {
@@ -338,6 +357,7 @@ export class TraceStore implements TraceSink {
     this.ok = false;
     this.t.chunks = [];
     this.t.records = [];
+    this.t.sites = [];
   }
 
   /** The stored trace, or null when it was given up. */
@@ -393,6 +413,7 @@ class Cursor {
     ev.index = i;
     ev.line = i + t.lineDelta[this.run]!;
     ev.time = c.time === null ? -1 : c.time[j]!;
+    ev.site = c.site === null ? -1 : c.site[j]!;
     ev.tid = c.tid[j]!;
     const op = c.op[j]! as OpCode;
     ev.op = op;
@@ -512,6 +533,14 @@ export async function deliverStored(
       sink.recordsEnd?.();
     }
   } else if (g < groups.length && groups[g]!.after === start - 1) g++;
+  // The site records: those read before the first event delivered at once, the others in place.
+  const sites = t.sites;
+  let sr = 0;
+  const sitesBefore = (i: number): void => {
+    if (sink.site === undefined) return;
+    while (sr < sites.length && sites[sr]!.before <= i) sink.site(sites[sr++]!.rec);
+  };
+  sitesBefore(start);
   const trimEvery = edits?.trimEvery ?? 0;
   const edited = move !== undefined || free !== undefined || trimEvery > 0;
   const ev = new ReadEvent();
@@ -525,6 +554,7 @@ export async function deliverStored(
   let last = Date.now();
   while (cursor.i < t.count) {
     const i = cursor.i;
+    sitesBefore(i);
     if (moved !== null && i === move!.to) {
       moved.read(ev);
       ev.outId = move!.id;
@@ -552,6 +582,7 @@ export async function deliverStored(
       ev.index = k++;
       ev.tid = free.tid;
       ev.op = Op.free;
+      ev.site = -1;
       ev.n1 = 0;
       ev.n2 = 0;
       ev.param = 0;
@@ -565,6 +596,7 @@ export async function deliverStored(
     if (trimEvery > 0 && (i + 1) % trimEvery === 0) {
       ev.index = k++;
       ev.op = Op.mallocTrim;
+      ev.site = -1;
       ev.n1 = 0;
       ev.n2 = 0;
       ev.param = 0;
@@ -580,6 +612,7 @@ export async function deliverStored(
       last = Date.now();
     }
   }
+  sitesBefore(t.count);
 }
 
 /**

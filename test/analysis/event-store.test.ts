@@ -27,6 +27,7 @@ import { libcFree } from '../../src/core/api.js';
 import { openTrace } from '../../src/import/index.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import type { Replayer } from '../../src/replay/replay.js';
+import { SiteTable } from '../../src/trace/site-table.js';
 import { Op, type TraceEvent, type TraceSink } from '../../src/trace/types.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
@@ -165,6 +166,42 @@ describe('a stored trace', () => {
       expect(b).toEqual(a);
     });
   }
+
+  it("keeps the call stacks: each event's and the site records, edited or not", async () => {
+    const path = join(ROOT, 'traces/sites.trace');
+    const t = await store(path);
+    /** Each event's stack as the site table names it, from a delivery. */
+    const stacks = async (deliver: (sink: TraceSink) => Promise<unknown>): Promise<string[]> => {
+      const table = new SiteTable();
+      const evs: Array<[number, string]> = [];
+      await deliver({
+        header: () => {},
+        event: (ev) => {
+          table.noteEvent(ev);
+          evs.push([ev.index, ev.out]);
+        },
+        site: (rec) => table.add(rec),
+      });
+      return evs.map(
+        ([i, token]) =>
+          `${token} ${table
+            .frames(table.siteOfEvent(i))
+            .map((f) => f.symbols.map((x) => x.fn).join('/'))
+            .join(' < ')}`,
+      );
+    };
+    const read = await stacks((sink) => openTrace(path, sink));
+    expect(read[40]).toBe('config xmalloc < load_config < main');
+    expect(await stacks((sink) => deliverStored(t, sink))).toEqual(read);
+    // Moved, the allocation keeps its stack; the trims inserted have none.
+    const move = earliestMove(t, 40)!;
+    const moved = await stacks((sink) => deliverStored(t, sink, { move, trimEvery: 10 }));
+    expect(moved[editedIndex({ move, trimEvery: 10 }, 40)]).toBe(read[40]);
+    // The first trim follows event 9 of the trace as given.
+    expect(moved[editedIndex({ move, trimEvery: 10 }, 9) + 1]).toBe(' ');
+    // Neither the 40 frees nor the 8 trims have a stack.
+    expect(moved.filter((x) => x === ' ')).toHaveLength(48);
+  });
 
   it('gives up beyond its limit, and on events it cannot keep', () => {
     const s = new TraceStore(2);
