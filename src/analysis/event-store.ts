@@ -4,14 +4,16 @@
  *
  * Each event keeps what the replay reads: its operation, thread, numeric arguments, time, line, and
  * the one token it takes or returns (key and number, token-key.ts and token-numbers.ts; a realloc's
- * second token, the one it takes, sits in columns of its own). Lines are kept as runs of a constant
+ * second token, the one it takes, sits in columns of its own), and, in a trace with call stacks,
+the number of its stack (`^ID`; 4 bytes more an event). Lines are kept as runs of a constant
  * distance between line and index (one run for a trace without comments among its events). The
  * texts of tokens without a key are kept as UTF-8 in one buffer, in trace order. About 33 bytes an
  * event.
  *
  * The records that stand between events (`#:touch`, `#:rss`, `# touches incomplete from here`:
  * docs/trace-format.md) are kept too,
- * each group with the event it follows.
+ * each group with the event it follows; so are the call stack, mapping and symbol records (`#:stack`,
+`#:map`, `#:sym`), each with the event it comes before.
  *
  * A stored trace can be delivered again to any sink, as the reader delivered it (same events, same
  * token keys and numbers, same records), from its start or from any event on (to a replay
