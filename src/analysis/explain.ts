@@ -57,6 +57,7 @@ import {
   type Family,
   type SettingCandidate,
 } from './remedies.js';
+import { symbolizeTable } from './sites.js';
 import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 import { shortBytes } from './units.js';
@@ -772,6 +773,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     return x;
   });
 
+  if (table.hasSites) symbolizeTable(table);
   if (table.hasSites)
     await explainSites(
       out,

@@ -22,7 +22,7 @@ import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { SiteTable } from '../trace/site-table.js';
 import { breakdown, type Cause } from './breakdown.js';
-import { chunkResident, DEFAULT_WRAPPERS, siteOfStack } from './sites.js';
+import { chunkResident, DEFAULT_WRAPPERS, siteOfStack, symbolizeTable } from './sites.js';
 
 /** What a leaf's bytes are: the first four are chunks with a site, the others no site's. */
 export const FLAME_KINDS = [
@@ -247,6 +247,7 @@ export async function siteFlames(
   });
   if (run.failure !== null) throw run.failure;
   if (!table.hasSites) return null;
+  symbolizeTable(table);
   const wrappers = opts.wrappers ?? DEFAULT_WRAPPERS;
   const nodes = new Nodes();
   const stackNode = new Map<number, number>();

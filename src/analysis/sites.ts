@@ -19,6 +19,7 @@ import { NIL, St } from '../core/chunks.js';
 import type { Process } from '../core/state.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { openTrace } from '../import/index.js';
+import { symbolize } from '../import/symbolize.js';
 import { replayFile, type ReplaySettings } from '../replay/run-file.js';
 import { SiteTable, type StackFrame } from '../trace/site-table.js';
 import type { SymFrame } from '../trace/types.js';
@@ -352,6 +353,18 @@ export function attributeSites(
   unknown.pages += unknownEdges.size;
   out.sort((x, y) => y.bytes - x.bytes || y.blocks - x.blocks || (x.key < y.key ? -1 : 1));
   return { groups: out, unknown };
+}
+
+/**
+ * Looks up the addresses of the table's stacks that the trace left without symbols, in the files
+ * it says were mapped there (heaptrack's raw data read as it is, say), with addr2line or
+ * llvm-symbolizer, as a conversion would (a converted trace keeps them: this is done each time).
+ */
+export function symbolizeTable(table: SiteTable): void {
+  const bare = table.unsymbolized().filter((a) => table.mappingOf(a) !== undefined);
+  if (bare.length === 0) return;
+  const { symbols } = symbolize(bare, (a) => table.mappingOf(a));
+  for (const [addr, frames] of symbols) table.add({ kind: 'sym', line: 0, addr, frames });
 }
 
 /** The site of the chunk with handle `h` (ChunkStore), as attributeSites would name it, or null. */

@@ -16,7 +16,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
 import { findSymbolizer } from '../../src/import/symbolize.js';
-import { BUILD, record } from './helpers.js';
+import { runs } from '../helpers/tools.js';
+import { BUILD, record, scratch } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -26,9 +27,14 @@ const missing = [
 ].filter((m) => m !== null);
 if (missing.length > 0)
   console.warn(`test/record/explain-sites.test.ts skipped: ${missing.join(', ')} not installed`);
-const noCxx = spawnSync('c++', ['--version'], { stdio: 'ignore' }).status !== 0;
+const noCxx = !runs('c++');
 if (noCxx)
   console.warn('test/record/explain-sites.test.ts: its C++ case skipped, c++ not installed');
+const noHeaptrack = !runs('heaptrack');
+if (noHeaptrack)
+  console.warn(
+    'test/record/explain-sites.test.ts: its heaptrack case skipped, heaptrack not installed',
+  );
 
 /** Compiles a program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
 function build(source: string, compiler: string): string {
@@ -141,6 +147,48 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
       const rawPin = raw.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live')!;
       expect(rawPin.site?.site).toMatch(/^operator new\(unsigned long\)/);
       expect(rawPin.site!.chain[1]).toMatch(cxx('keep_config'));
+    },
+    120_000,
+  );
+
+  it.skipIf(noHeaptrack)(
+    "names them through heaptrack's raw data, read as it is and converted (skipped without heaptrack)",
+    async () => {
+      const dir = scratch('explain-heaptrack');
+      const raw = join(dir, 'explain-sites');
+      const h = spawnSync('heaptrack', ['--raw', '-o', raw, build('explain-sites.c', 'cc')], {
+        encoding: 'utf8',
+      });
+      expect(h.status, h.stderr).toBe(0);
+      const converted = join(dir, 'explain-sites.trace');
+      const c = spawnSync(
+        process.execPath,
+        [join(HERE, '../../dist/cli/main.js'), 'convert', `${raw}.raw.zst`, '-o', converted],
+        { encoding: 'utf8' },
+      );
+      expect(c.status, c.stderr).toBe(0);
+      // heaptrack loads libstdc++ into the program, whose emergency pool (a block of about 70 KiB,
+      // allocated first) is freed last, at exit: a free that big consolidates the fastbins. The
+      // moment explained is the one before it, when the program's own frees are done.
+      const events = readFileSync(converted, 'utf8')
+        .split('\n')
+        .filter((l) => /^(@\d+ )?\d+ \w/.test(l));
+      expect(events[events.length - 1]).toMatch(/ free /);
+      const at = events.length - 2;
+      for (const file of [`${raw}.raw.zst`, converted]) {
+        const ex = await explain(file, { settings: {}, at: [at], whatIfs: false });
+        const m = ex.moments[0]!;
+        const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
+        expect(pin!.site?.site, file).toMatch(site('keep_config'));
+        expect(pin!.site!.chain[1]).toMatch(site('main'));
+        const causes = new Map(m.sites!.causes.map((x) => [x.cause, x]));
+        const tcache = causes.get('tcache')!.sites[0]!;
+        expect(tcache.key).toMatch(site('fill_cache'));
+        expect([tcache.blocks, tcache.bytes]).toEqual([7, 7 * 48]);
+        const fast = causes.get('fastbins')!.sites[0]!;
+        expect(fast.key).toMatch(site('make_small'));
+        expect([fast.blocks, fast.bytes]).toEqual([13, 13 * 48]);
+      }
     },
     120_000,
   );
