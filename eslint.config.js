@@ -18,7 +18,7 @@ const typeChecked = defineConfig(
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
-        project: ['./tsconfig.test.json', './src/report/client/tsconfig.json'],
+        project: ['./tsconfig.json', './tsconfig.test.json', './src/report/client/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -96,7 +96,8 @@ export const reportCommand = defineCommand({
     const settings = settingsArgs(values);
     const imports = importArgs(values);
     const at = values.at !== undefined ? parseMoment(values.at) : 'end';
-    for (const n of configNotes(configs, values)) io.warn(n);
+    const notes = configNotes(configs, values);
+    for (const n of notes) io.warn(n);
     // Options checked: the page is written beside its target and renamed into place at the end,
     // so that a failed run leaves a file already there as it was.
     const page = OutputFile.open(values.output, '-o');
@@ -113,6 +114,7 @@ export const reportCommand = defineCommand({
         freeAt: freeAtEvents(values['free-at']),
         parallel: jobs,
         progress: (what, d, t) => io.progress(d, t, what),
+        settingsNotes: notes,
       });
       for (const c of data.configs.slice(1))
         if (c.failure !== undefined) status = io.fail(traceMistake(c.failure, c.name));

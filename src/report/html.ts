@@ -84,6 +84,7 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
     `<p class="sub">Resident memory ${h(where)} (event ${num(m.event)}, trace line ${num(m.line)}): <b>${h(shortBytes(m.residentBytes))}</b>, ${num(m.residentPages)} pages, of ${h(shortBytes(m.mappedBytes))} mapped (the rest never touched, or given back with madvise).</p>`,
   );
 
+  for (const n of d.notes) out.push(`<p class="note warn">Note: ${h(n)}.</p>`);
   out.push(...measuredHtml(m));
   out.push(
     '<h3>Where it is</h3><table><tr><th>cause</th><th>resident</th><th>share</th><th>pages</th><th>chunks</th><th>what it means</th></tr>',

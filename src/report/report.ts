@@ -44,6 +44,8 @@ interface ReportOptions {
   freeAt?: number[];
   parallel?: number;
   progress?: (what: string, done: number, total: number) => void;
+  /** What the command line's settings do not do in glibc (settingsNotes), shown on the page. */
+  settingsNotes?: string[];
 }
 
 /** The `# KEY VALUE` facts ptsim record writes; other header comments are prose, shown as written. */
@@ -85,6 +87,8 @@ export interface ReportData {
   configs: ReportConfigData[];
   explanation: Explanation;
   heapMap: HeapMap;
+  /** The settings' notes (a mallopt glibc refuses, a tunable it ignores), then the explanation's. */
+  notes: string[];
   /** The resident memory by allocation site at a few moments (a trace with call stacks). */
   sites?: SiteFlames;
 }
@@ -235,6 +239,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     }),
     explanation,
     heapMap: map,
+    notes: [...(opts.settingsNotes ?? []), ...explanation.notes],
   };
   if (sites !== null) data.sites = sites;
   return data;

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CAUSES } from '../../src/analysis/breakdown.js';
+import { escapeHtml } from '../../src/report/escape.js';
 import type { ReportData } from '../../src/report/report.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import { findChromium } from '../helpers/browser.js';
@@ -151,6 +152,27 @@ describe('ptsim report', () => {
       }
       expect(end).toBeLessThanOrEqual(main.size);
     }
+  });
+
+  it("shows explain's notes and what the settings do not do in glibc", () => {
+    // An mtrace log has no thread ids (explain's note); M_MXFAST=1000 is refused by glibc's
+    // mallopt (it takes 0 to 160), which the command warns about and the page says too.
+    const log = join(dir, 'notes.mtrace');
+    writeFileSync(
+      log,
+      '= Start\n@ ./a.out:(main+0x1e)[0x555555555169] + 0x5555555592a0 0x10\n@ ./a.out:(main+0x2e)[0x555555555179] - 0x5555555592a0\n= End\n',
+    );
+    const { data, html } = report(log, 'notes.html', ['--config', 'M_MXFAST=1000', '--no-what-if']);
+    expect(data.notes).toEqual([
+      expect.stringMatching(/^M_MXFAST=1000: mallopt\(M_MXFAST, 1000\) returns 0/),
+      expect.stringMatching(
+        /^glibc's mtrace log has no thread ids: every call is replayed on one thread/,
+      ),
+    ]);
+    for (const n of data.notes)
+      expect(html).toContain(`<p class="note warn">Note: ${escapeHtml(n)}.</p>`);
+    const plain = report(log, 'notes-plain.html', ['--no-what-if']);
+    expect(plain.data.notes).toHaveLength(1);
   });
 
   it('opens without a network: every script and style inline, nothing fetched', () => {
