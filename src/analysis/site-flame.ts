@@ -25,7 +25,7 @@ import { breakdown, type Cause } from './breakdown.js';
 import { chunkResident, DEFAULT_WRAPPERS, siteOfStack, symbolizeTable } from './sites.js';
 
 /** What a leaf's bytes are: the first four are chunks with a site, the others no site's. */
-export const FLAME_KINDS = [
+const FLAME_KINDS = [
   'live',
   'mmapped',
   'tcache',
@@ -50,7 +50,7 @@ const UNSITED: ReadonlyArray<[Cause, FlameKind, string]> = [
 ];
 
 /** The name of the box of chunks allocated by events without a call stack. */
-export const NO_STACK = '[no call stack]';
+const NO_STACK = '[no call stack]';
 
 /** One moment: its leaves as columns (node, kind, arena, bytes, blocks). */
 export interface FlameMoment {
