@@ -464,18 +464,21 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
           want('trim_every', opts.settings, { trimEvery });
         if (stored !== null)
-          for (const p of m.pins
+          for (const [p, first] of m.pins
             .filter((p) => {
               // A block born of a realloc cannot be allocated earlier on its own.
               const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
               return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
             })
             .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
-            .slice(0, MOVED_PINS)) {
-            // Freed earlier: right after its last use, and after each event asked for.
+            .slice(0, MOVED_PINS)
+            .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const)) {
+            // Freed earlier: right after its last use (the first live pin only, to bound the
+            // replays: one that starts early costs about a replay of the trace), and after each
+            // event asked for.
             const born = m.facts.find(([i]) => i === p.bornEvent)![1];
             const last = lastUse(stored, p.bornEvent, born.id, m.event);
-            const when = new Set([last, ...(opts.freeAt ?? [])]);
+            const when = new Set([...(first ? [last] : []), ...(opts.freeAt ?? [])]);
             // Only a block the program holds can be freed.
             if (p.kind === 'live')
               for (const after of when) {
@@ -496,7 +499,12 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
                     token: born.token,
                   },
                 };
-                frees.set(key, { event: m.event, pin: p, edits, lastUse: after === last });
+                frees.set(key, {
+                  event: m.event,
+                  pin: p,
+                  edits,
+                  lastUse: after === last && first,
+                });
                 want(key, opts.settings, edits, m.event);
               }
             const move = earliestMove(stored, p.bornEvent);
