@@ -73,8 +73,10 @@ export interface FlameMoment {
 /** The tree and its moments. */
 export interface SiteFlames {
   kinds: readonly string[];
-  /** Each node's name (`function (file:line)`, or a box's name in brackets) and parent (-1: the root's child). */
-  name: string[];
+  /** The names of the nodes, each once: `function (file:line)`, or a box's name in brackets. */
+  names: string[];
+  /** Each node's name (an index in names) and parent (-1: the root's child). */
+  name: number[];
   parent: number[];
   /** Whether the node is an allocation site (the end of a chain), as explain names one. */
   site: boolean[];
@@ -83,13 +85,20 @@ export interface SiteFlames {
   moments: FlameMoment[];
 }
 
-/** Leaves kept per moment, the biggest; the rest are summed into one box. */
+/**
+ * Leaves kept per moment: the biggest, at most MAX_LEAVES, and none below SMALL of the moment's
+ * resident memory (a frame that narrow is not drawn); the rest are summed into one box.
+ */
 const MAX_LEAVES = 3000;
-const OTHERS = '[smaller sites]';
+const SMALL = 1 / 5000;
+const OTHERS = '[smaller call chains]';
 
 /** The tree's nodes, made once per chain. */
 class Nodes {
-  readonly name: string[] = [];
+  /** Each distinct name once; a node's name is an index here. */
+  readonly names: string[] = [];
+  private readonly nameIndex = new Map<string, number>();
+  readonly name: number[] = [];
   readonly parent: number[] = [];
   readonly site: boolean[] = [];
   private readonly index = new Map<string, number>();
@@ -100,7 +109,13 @@ class Nodes {
     let n = this.index.get(key);
     if (n === undefined) {
       n = this.name.length;
-      this.name.push(name);
+      let k = this.nameIndex.get(name);
+      if (k === undefined) {
+        k = this.names.length;
+        this.names.push(name);
+        this.nameIndex.set(name, k);
+      }
+      this.name.push(k);
       this.parent.push(parent);
       this.site.push(false);
       this.index.set(key, n);
@@ -271,22 +286,26 @@ export async function siteFlames(
       bytes: number;
       blocks: number;
     }> = [];
+    // The stacks first (node: the stack), the biggest first; then the chains of those kept.
     for (const [key, v] of m.sums) {
       if (v.bytes === 0) continue;
       const arena = (key % ARENAS) - 1;
       const rest = Math.floor(key / ARENAS);
       const what = rest % FLAME_KINDS.length;
       const stack = Math.floor(rest / FLAME_KINDS.length) - 1;
-      leaves.push({ node: nodeOfStack(stack), what, arena, ...v });
+      leaves.push({ node: stack, what, arena, ...v });
     }
     leaves.sort(
       (x, y) => y.bytes - x.bytes || x.node - y.node || x.what - y.what || x.arena - y.arena,
     );
-    if (leaves.length > MAX_LEAVES) {
+    const least = m.total * SMALL;
+    let kept = 0;
+    while (kept < leaves.length && kept < MAX_LEAVES && leaves[kept]!.bytes >= least) kept++;
+    for (let i = 0; i < kept; i++) leaves[i]!.node = nodeOfStack(leaves[i]!.node);
+    if (kept < leaves.length) {
       const others = nodes.path([OTHERS]);
-      const kept = leaves.slice(0, MAX_LEAVES);
       const folded = new Map<number, (typeof leaves)[number]>();
-      for (const l of leaves.slice(MAX_LEAVES)) {
+      for (const l of leaves.slice(kept)) {
         const key = l.what * ARENAS + l.arena + 1;
         const f = folded.get(key);
         if (f === undefined) folded.set(key, { ...l, node: others });
@@ -295,8 +314,8 @@ export async function siteFlames(
           f.blocks += l.blocks;
         }
       }
-      leaves.length = 0;
-      leaves.push(...kept, ...folded.values());
+      leaves.length = kept;
+      leaves.push(...folded.values());
     }
     for (const u of m.unsited)
       leaves.push({
@@ -321,6 +340,7 @@ export async function siteFlames(
   moments.sort((x, y) => x.event - y.event);
   return {
     kinds: FLAME_KINDS,
+    names: nodes.names,
     name: nodes.name,
     parent: nodes.parent,
     site: nodes.site,

@@ -285,7 +285,7 @@ function flameHtml(d: ReportData): string {
       ? ` Allocator wrappers (${h(s.wrappers.slice(0, 6).join(', '))}, ...) are folded into their callers.`
       : '';
   return `<h2>Which code holds the memory</h2>
-<p class="note">Resident memory by call chain, as an icicle: the outermost caller at the top, each allocation site at the bottom of its chain, widths in proportion to resident bytes (chunk headers included), each frame coloured by what its bytes are. Memory no allocation site holds (free chunks merged in the bins, the free top, glibc's own metadata) has boxes of its own, so that the whole width is the resident memory. Taken at the moment explained, the end, the peak and ${num(s.moments.filter((x) => x.kind === 'sample').length)} moments along the timeline.${wrappers}</p>
+<p class="note">Resident memory by call chain, as an icicle: the outermost caller at the top, each allocation site at the bottom of its chain, widths in proportion to resident bytes (chunk headers included), each frame coloured by what its bytes are. Memory no allocation site holds (free chunks merged in the bins, the free top, glibc's own metadata) has boxes of its own, so that the whole width is the resident memory; call chains that hold less than 1/5,000 of it are summed in one box. Taken at the moment explained, the end, the peak and ${num(s.moments.filter((x) => x.kind === 'sample').length)} moments along the timeline.${wrappers}</p>
 <div id="flame"></div>
 <div id="chart-sites"></div>`;
 }

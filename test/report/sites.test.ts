@@ -66,7 +66,7 @@ function bySite(f: Flames, m: FlameMoment): Map<string, Record<string, number>> 
   const out = new Map<string, Record<string, number>>();
   m.node.forEach((n, i) => {
     if (!f.site[n]) return;
-    const name = f.name[n]!;
+    const name = f.names[f.name[n]!]!;
     const kind = f.kinds[m.what[i]!]!;
     const r = out.get(name) ?? {};
     r[kind] = (r[kind] ?? 0) + m.bytes[i]!;
@@ -80,7 +80,8 @@ function boxes(f: Flames, m: FlameMoment): Map<string, number> {
   const out = new Map<string, number>();
   m.node.forEach((n, i) => {
     if (f.site[n]) return;
-    out.set(f.name[n]!, (out.get(f.name[n]!) ?? 0) + m.bytes[i]!);
+    const name = f.names[f.name[n]!]!;
+    out.set(name, (out.get(name) ?? 0) + m.bytes[i]!);
   });
   return out;
 }
@@ -170,9 +171,9 @@ describe('report: allocation sites', async () => {
     const sites = bySite(f, end);
     // xmalloc is folded into read_request, whose chain runs up to worker.
     expect(sites.has('xmalloc (/src/util.c:5)')).toBe(false);
-    const rr = f.name.findIndex((n) => n === 'read_request (/src/request.c:31)');
+    const rr = f.name.findIndex((n) => f.names[n] === 'read_request (/src/request.c:31)');
     expect(f.site[rr]).toBe(true);
-    expect(f.name[f.parent[rr]!]).toBe('worker (/src/worker.c:40)');
+    expect(f.names[f.name[f.parent[rr]!]!]).toBe('worker (/src/worker.c:40)');
     expect(f.parent[f.parent[rr]!]).toBe(-1);
     // The table: 300000 bytes + 8 of header, rounded up to whole pages, mmapped on its own,
     // every page written: 74 pages.

@@ -84,7 +84,8 @@ export interface PageFlameMoment {
 /** The tree of call chains and its moments (SiteFlames). */
 export interface PageSites {
   kinds: readonly string[];
-  name: string[];
+  names: string[];
+  name: number[];
   parent: number[];
   site: boolean[];
   moments: PageFlameMoment[];

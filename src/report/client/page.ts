@@ -703,7 +703,7 @@ window.addEventListener('error', (e) => {
       const m = moments[mi]!;
       const root = frame('all resident memory', false, null);
       for (let i = 0; i < m.node.length; i++) {
-        const names = paths[m.node[i]!]!.map((n) => sites.name[n]!);
+        const names = paths[m.node[i]!]!.map((n) => sites.names[sites.name[n]!]!);
         if (byArena) names.unshift(arenaName(m.arena[i]!));
         const add = (f: Frame): void => {
           f.bytes += m.bytes[i]!;
@@ -917,7 +917,7 @@ window.addEventListener('error', (e) => {
         const m = moments[mi]!;
         for (let i = 0; i < m.node.length; i++) {
           if (!sites.site[m.node[i]!]) continue;
-          const name = sites.name[m.node[i]!]!;
+          const name = sites.names[sites.name[m.node[i]!]!]!;
           let col = perSite.get(name);
           if (!col) {
             col = order.map(() => 0);
