@@ -41,9 +41,10 @@ export function ensureChromium(): string {
 
 /**
  * Opens a page in headless Chromium (`findChromium`) and returns its DOM after the page's scripts
- * ran (a few seconds of virtual time), with a profile of its own, removed afterwards.
+ * ran (a few seconds of virtual time), with a profile of its own, removed afterwards; `hash` is
+ * added to the page's address (`#event=12`).
  */
-export function dumpDom(chromium: string, page: string, profileRoot: string): string {
+export function dumpDom(chromium: string, page: string, profileRoot: string, hash = ''): string {
   const profile = mkdtempSync(join(profileRoot, 'ptsim-chromium-'));
   try {
     const r = spawnSync(
@@ -62,7 +63,7 @@ export function dumpDom(chromium: string, page: string, profileRoot: string): st
         '--window-size=1280,2000',
         '--virtual-time-budget=5000',
         '--dump-dom',
-        `file://${page}`,
+        `file://${page}${hash}`,
       ],
       { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
     );

@@ -952,6 +952,14 @@ window.addEventListener('error', (e) => {
       });
     });
 
+    /* A link may name the moment to show: #event=N, the moment taken nearest event N. */
+    const asked = /(?:^#|&)event=(\d+)/.exec(location.hash);
+    if (asked) {
+      const e = Number(asked[1]);
+      moments.forEach((m, i) => {
+        if (Math.abs(m.event - e) < Math.abs(moments[current]!.event - e)) current = i;
+      });
+    }
     draw();
   })();
 
