@@ -112,7 +112,7 @@ export function freeAtEvents(texts: string[]): number[] {
 }
 
 /** The --by and --wrappers options, as explain takes them. */
-function siteView(by: string | undefined, wrappers: string[]): SiteView {
+export function siteView(by: string | undefined, wrappers: string[]): SiteView {
   if (by !== undefined && by !== 'site' && by !== 'function' && by !== 'file')
     throw new UsageError('--by takes site, function or file');
   const more = wrappers.flatMap((w) => w.split(',').map((x) => x.trim())).filter((x) => x !== '');

@@ -12,7 +12,7 @@ import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js
 import { count } from './numbers.js';
 import { OutputFile } from './output.js';
 import { configNotes } from './config.js';
-import { freeAtEvents, parseMoment } from './explain-command.js';
+import { freeAtEvents, parseMoment, siteView } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
@@ -35,6 +35,8 @@ Options:
                        last event are always among them
   --no-what-if         skip replaying the remedies (faster)
   --free-at EVENT      also try each pin freed right after event EVENT (repeatable), as explain does
+  --wrappers LIST      more allocator wrappers to skip to their caller in a trace with call stacks,
+                       comma-separated, as explain takes them
   --jobs N             worker threads for the configurations and remedies (default: the CPUs)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
@@ -72,6 +74,7 @@ export const reportCommand = defineCommand({
     samples: { type: 'string' },
     'no-what-if': { type: 'boolean', default: false },
     'free-at': { type: 'string', multiple: true, default: [] },
+    wrappers: { type: 'string', multiple: true, default: [] },
     jobs: { type: 'string' },
     ...SETTINGS_OPTIONS,
     ...IMPORT_OPTIONS,
@@ -112,6 +115,7 @@ export const reportCommand = defineCommand({
         timeline: { samples },
         whatIfs: !values['no-what-if'],
         freeAt: freeAtEvents(values['free-at']),
+        wrappers: siteView(undefined, values.wrappers).wrappers,
         parallel: jobs,
         progress: (what, d, t) => io.progress(d, t, what),
         settingsNotes: notes,

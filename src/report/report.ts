@@ -42,6 +42,8 @@ interface ReportOptions {
   whatIfs?: boolean;
   /** Events right after which each pin is also tried freed (explain's freeAt). */
   freeAt?: number[];
+  /** Allocator wrappers folded into their callers (default DEFAULT_WRAPPERS). */
+  wrappers?: readonly string[];
   parallel?: number;
   progress?: (what: string, done: number, total: number) => void;
   /** What the command line's settings do not do in glibc (settingsNotes), shown on the page. */
@@ -159,6 +161,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     at: [opts.at],
     whatIfs: opts.whatIfs,
     ...(opts.freeAt !== undefined ? { freeAt: opts.freeAt } : {}),
+    ...(opts.wrappers !== undefined ? { sites: { wrappers: opts.wrappers } } : {}),
     parallel: opts.parallel,
     progress: (d, t) => opts.progress?.('replaying remedies', d, t),
   });
@@ -209,7 +212,12 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     ];
     sites = await siteFlames(
       path,
-      { settings: opts.combine(opts.base, {}), import: opts.import, displayName },
+      {
+        settings: opts.combine(opts.base, {}),
+        import: opts.import,
+        displayName,
+        ...(opts.wrappers !== undefined ? { wrappers: opts.wrappers } : {}),
+      },
       requests,
     );
     opts.progress?.('taking the allocation sites', 1, 1);

@@ -199,6 +199,40 @@ describe('report: allocation sites', async () => {
     expect(html).toContain('in make_session (/src/session.c:12) &lt;- worker (/src/worker.c:44)');
   });
 
+  it('folds the wrappers --wrappers adds, in the flame graph as in the explanation', async () => {
+    const folded = join(dir, 'folded.html');
+    const w = await ptsim([
+      'report',
+      trace,
+      '-o',
+      folded,
+      '--cores',
+      '2',
+      '--no-what-if',
+      '--wrappers',
+      'read_request',
+    ]);
+    expect(w.code).toBe(0);
+    const d = JSON.parse(
+      /<script type="application\/json" id="ptsim-data">([\s\S]*?)<\/script>/.exec(
+        readFileSync(folded, 'utf8'),
+      )![1]!,
+    ) as ReportData;
+    const g = d.sites!;
+    const end = g.moments.find((x) => x.kind === 'explained')!;
+    const sites = bySite(g, end);
+    expect(sites.has('read_request (/src/request.c:31)')).toBe(false);
+    // read_request's blocks now belong to worker, where it was called.
+    expect(sites.get('worker (/src/worker.c:40)')).toEqual(
+      bySite(
+        f,
+        f.moments.find((x) => x.kind === 'explained')!,
+      ).get('read_request (/src/request.c:31)'),
+    );
+    const live = d.explanation.moments[0]!.sites!.causes.find((c) => c.cause === 'live')!;
+    expect(live.sites.map((x) => x.key)).toContain('worker (/src/worker.c:40)');
+  });
+
   const CHROMIUM = findChromium();
   it.skipIf(CHROMIUM === undefined)(
     'draws frames as wide as their bytes in a headless browser (skipped where Chromium is missing and cannot be installed)',
