@@ -51,13 +51,16 @@ function outToken(ev: TraceEvent): string {
 }
 
 /**
- * A number as the native format writes it: decimal digits, never an exponent. Sizes are at most
- * 2^64 - 1, which a double holds as 2^64: that one is written as 2^64 - 1, which reads back as
- * the same double.
+ * A number as the native format writes it: decimal digits, never an exponent. A size above 2^53
+ * is written exactly when the reader kept it (`exact`); otherwise as the integer its double holds,
+ * except 2^64, which only stands for 2^64 - 1 (sizes are at most that): written so, it reads back
+ * as the same double.
  */
-function num(n: number): string {
+function num(n: number, exact?: bigint): string {
+  if (exact !== undefined) return exact.toString();
   if (n >= 2 ** 64) return '18446744073709551615';
-  return n < 1e21 && n > -1e21 ? String(n) : BigInt(n).toString();
+  // Above 2^53 String() gives the shortest spelling of the double (2^63: 9223372036854776000).
+  return Number.isSafeInteger(n) || !Number.isInteger(n) ? String(n) : BigInt(n).toString();
 }
 
 /**
@@ -70,20 +73,20 @@ export function eventLine(ev: TraceEvent, site = false): string {
     case Op.malloc:
     case Op.valloc:
     case Op.pvalloc:
-      s += `${OP_NAMES[ev.op]} ${num(ev.n1)} ${outToken(ev)}`;
+      s += `${OP_NAMES[ev.op]} ${num(ev.n1, ev.exact1)} ${outToken(ev)}`;
       break;
     case Op.calloc:
     case Op.memalign:
-      s += `${OP_NAMES[ev.op]} ${num(ev.n1)} ${num(ev.n2)} ${outToken(ev)}`;
+      s += `${OP_NAMES[ev.op]} ${num(ev.n1, ev.exact1)} ${num(ev.n2, ev.exact2)} ${outToken(ev)}`;
       break;
     case Op.realloc:
-      s += `realloc ${inToken(ev)} ${num(ev.n1)} ${outToken(ev)}`;
+      s += `realloc ${inToken(ev)} ${num(ev.n1, ev.exact1)} ${outToken(ev)}`;
       break;
     case Op.free:
       s += `free ${inToken(ev)}`;
       break;
     case Op.mallocTrim:
-      s += `malloc_trim ${num(ev.n1)}`;
+      s += `malloc_trim ${num(ev.n1, ev.exact1)}`;
       break;
     case Op.mallopt:
       s += `mallopt ${PARAM_NAMES.get(ev.param) ?? String(ev.param)} ${num(ev.n1)}`;

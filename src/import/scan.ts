@@ -94,6 +94,9 @@ export class Scan {
     // Doubles cannot tell 2^64 - 1 from 2^64: long spellings are compared as text.
     this.big =
       this.i - s >= 20 && tooBig(this.b.toString('latin1', s, this.i), '18446744073709551615');
+    // Above 2^53 the sum of digits drifts: the nearest double instead.
+    if (v > Number.MAX_SAFE_INTEGER && !this.big)
+      v = Number(BigInt(this.b.toString('latin1', s, this.i)));
     return this.i > s ? v : -1;
   }
 
@@ -110,6 +113,8 @@ export class Scan {
     this.big =
       this.i - s > 16 &&
       tooBig(this.b.toString('latin1', s, this.i).toLowerCase(), 'ffffffffffffffff');
+    if (v > Number.MAX_SAFE_INTEGER && !this.big)
+      v = Number(BigInt('0x' + this.b.toString('latin1', s, this.i)));
     return this.i > s ? v : -1;
   }
 

@@ -211,6 +211,9 @@ typedef int (*execve_fn)(const char *, char *const[], char *const[]);
 typedef int (*execvpe_fn)(const char *, char *const[], char *const[]);
 typedef int (*fexecve_fn)(int, char *const[], char *const[]);
 typedef int (*execveat_fn)(int, const char *, char *const[], char *const[], int);
+typedef int (*sigaction_fn)(int, const struct sigaction *, struct sigaction *);
+typedef void (*sighandler_fn)(int);
+typedef sighandler_fn (*signal_fn)(int, sighandler_fn);
 static posix_memalign_fn real_posix_memalign;
 static aligned_alloc_fn real_aligned_alloc;
 static malloc_trim_fn real_malloc_trim;
@@ -219,6 +222,8 @@ static execve_fn real_execve;
 static execvpe_fn real_execvpe;
 static fexecve_fn real_fexecve;
 static execveat_fn real_execveat;
+static sigaction_fn real_sigaction;
+static signal_fn real_signal;
 
 /* ------------------------------------------------------------------------------------------ */
 /* The bootstrap pool: what dlsym allocates while we resolve a symbol.                         */
@@ -2316,7 +2321,52 @@ EXPORT int execle(const char *file, const char *arg, ...) {
   return execve(file, argv, envp);
 }
 
-static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM};
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+/*
+ * Our handler stands in for the default action of a signal (it writes the buffer, then lets the
+ * default action happen), and is invisible to the program: while it is installed, the program's
+ * sigaction() and signal() see the default action it stands for, and setting the default keeps it;
+ * setting anything else replaces it. Programs that install a handler only where the default is
+ * (CPython's KeyboardInterrupt for SIGINT) behave as they would without the recorder. glibc's own
+ * internal calls (system's) do not come through here: they save and restore our handler as it is.
+ */
+static volatile sig_atomic_t ours[NSIG];   /* our handler is installed for this signal */
+static struct sigaction prog_view[NSIG]; /* what the program set or found there meanwhile */
+
+EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old) {
+  if (!real_sigaction) real_sigaction = (sigaction_fn)resolve("sigaction");
+  if (sig <= 0 || sig >= NSIG || !ours[sig]) return real_sigaction(sig, act, old);
+  struct sigaction was = prog_view[sig];
+  if (act) {
+    if (!(act->sa_flags & SA_SIGINFO) && act->sa_handler == SIG_DFL) {
+      prog_view[sig] = *act;
+    } else {
+      int r = real_sigaction(sig, act, NULL);
+      if (r != 0) return r;
+      ours[sig] = 0;
+    }
+  }
+  if (old) *old = was;
+  return 0;
+}
+
+/* glibc's signal() calls its internal sigaction, not ours: the same, with BSD semantics as glibc
+   gives them (the signal blocked in its handler, interrupted calls restarted). */
+EXPORT sighandler_fn signal(int sig, sighandler_fn handler) {
+  if (sig <= 0 || sig >= NSIG || !ours[sig]) {
+    if (!real_signal) real_signal = (signal_fn)resolve("signal");
+    return real_signal(sig, handler);
+  }
+  struct sigaction act, old;
+  memset(&act, 0, sizeof act);
+  act.sa_handler = handler;
+  sigemptyset(&act.sa_mask);
+  sigaddset(&act.sa_mask, sig);
+  act.sa_flags = SA_RESTART;
+  if (sigaction(sig, &act, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
+}
 
 static void on_fatal_signal(int sig) {
   int saved = errno;
@@ -2352,15 +2402,17 @@ static void on_fatal_signal(int sig) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = SIG_DFL;
-  sigaction(sig, &sa, NULL);
+  ours[sig] = 0;
+  real_sigaction(sig, &sa, NULL);
   syscall(SYS_tgkill, getpid(), (pid_t)syscall(SYS_gettid), sig);
   errno = saved;
 }
 
 static void install_signal_handlers(void) {
   for (size_t i = 0; i < sizeof fatal_signals / sizeof fatal_signals[0]; i++) {
+    int sig = fatal_signals[i];
     struct sigaction old;
-    if (sigaction(fatal_signals[i], NULL, &old) != 0) continue;
+    if (real_sigaction(sig, NULL, &old) != 0) continue;
     /* Only where the program (or its parent, for an ignored signal) set nothing. */
     if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL) {
       struct sigaction sa;
@@ -2368,7 +2420,8 @@ static void install_signal_handlers(void) {
       sa.sa_handler = on_fatal_signal;
       sa.sa_flags = SA_RESTART;
       sigemptyset(&sa.sa_mask);
-      sigaction(fatal_signals[i], &sa, NULL);
+      prog_view[sig] = old;
+      if (real_sigaction(sig, &sa, NULL) == 0) ours[sig] = 1;
     }
   }
 }
@@ -2487,6 +2540,8 @@ __attribute__((constructor)) static void at_start(void) {
   real_execvpe = (execvpe_fn)resolve("execvpe");
   real_fexecve = (fexecve_fn)resolve("fexecve");
   real_execveat = (execveat_fn)resolve("execveat");
+  real_sigaction = (sigaction_fn)resolve("sigaction");
+  real_signal = (signal_fn)resolve("signal");
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   install_signal_handlers();
 }

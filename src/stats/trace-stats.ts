@@ -171,13 +171,20 @@ export class TraceStats implements TraceSink {
       case Op.malloc:
       case Op.valloc:
       case Op.pvalloc:
-        this.allocation(ev, ev.n1);
+        this.allocation(ev, ev.n1, ev.exact1);
         break;
       case Op.calloc:
-        this.allocation(ev, ev.n1 * ev.n2);
+        this.allocation(
+          ev,
+          ev.n1 * ev.n2,
+          // NMEMB x SIZE as the program asked it, even past 2^64 (glibc refuses it: calloc fails).
+          ev.n1 * ev.n2 > Number.MAX_SAFE_INTEGER
+            ? (ev.exact1 ?? BigInt(ev.n1)) * (ev.exact2 ?? BigInt(ev.n2))
+            : undefined,
+        );
         break;
       case Op.memalign:
-        this.allocation(ev, ev.n2);
+        this.allocation(ev, ev.n2, ev.exact2);
         break;
       case Op.realloc:
         this.realloc(ev);
@@ -208,11 +215,12 @@ export class TraceStats implements TraceSink {
     this.lastTidSlot = slot;
   }
 
-  private sized(size: number): void {
+  /** A requested size, `exact` when the trace gave one above 2^53 (TraceEvent.exact1). */
+  private sized(size: number, exact?: bigint): void {
     const total = this.requested + size;
     if (total <= Number.MAX_SAFE_INTEGER) this.requested = total;
     else {
-      this.requestedBig += BigInt(this.requested) + exactSize(size);
+      this.requestedBig += BigInt(this.requested) + (exact ?? exactSize(size));
       this.requested = 0;
     }
     const b =
@@ -224,8 +232,8 @@ export class TraceStats implements TraceSink {
     this.sizes[b]!++;
   }
 
-  private allocation(ev: TraceEvent, size: number): void {
-    this.sized(size);
+  private allocation(ev: TraceEvent, size: number, exact?: bigint): void {
+    this.sized(size, exact);
     if (outKeyOf(ev) === 0) {
       this.failed++;
       return;
@@ -271,10 +279,10 @@ export class TraceStats implements TraceSink {
     const size = ev.n1;
     if (inKeyOf(ev) === 0) {
       // realloc(NULL, n) is malloc(n)
-      this.allocation(ev, size);
+      this.allocation(ev, size, ev.exact1);
       return;
     }
-    if (size !== 0) this.sized(size);
+    if (size !== 0) this.sized(size, ev.exact1);
     const old = this.take(ev);
     if (old < 0) {
       // A realloc of a token not live (counted by take): the block it returned is known from now on.

@@ -14,7 +14,8 @@
  * sample keeps anon in n1, heap in n2, rec in inKey, and its mark, when it has one (param 1), among the texts;
  * a `# touches incomplete from here` line keeps its detail among the texts. The records of the site
  * table (`#:stack`, `#:map`, `#:sym`) are few: they travel as objects, in `sites`, each marked by
- * SITE in the op column.
+ * SITE in the op column. An event with a size above 2^53 is preceded by an EXACT record: its exact
+ * n1 and n2 in decimal among the texts ('' for one that is exact as a double).
  */
 
 import type { ReadEvent } from './event.js';
@@ -42,6 +43,7 @@ const RSS = 0x41;
 const RECORDS_END = 0x42;
 const INCOMPLETE = 0x43;
 const SITE = 0x44;
+const EXACT = 0x45;
 
 /** What a batch is sent as (the buffer is transferred). */
 export interface BatchMessage {
@@ -125,6 +127,11 @@ export class EventBatch {
 
   /** Appends a copy of ev. Returns true when the batch is full. */
   add(ev: ReadEvent): boolean {
+    if (ev.exact1 !== undefined || ev.exact2 !== undefined) {
+      // Rare: a size above 2^53. The record and the event share the batch (add leaves room).
+      this.op[this.count++] = EXACT;
+      this.texts.push(ev.exact1?.toString() ?? '', ev.exact2?.toString() ?? '');
+    }
     const i = this.count++;
     if (this.events++ === 0) this.firstIndex = ev.index;
     this.n1[i] = ev.n1;
@@ -142,7 +149,7 @@ export class EventBatch {
     // A token without a key keeps its text: reading it makes no string.
     if (ev.inKey === NO_KEY) this.texts.push(ev.in);
     if (ev.outKey === NO_KEY) this.texts.push(ev.out);
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /** Appends a copy of a touch record (the reader's, whose key is always set). Returns true when the batch is full. */
@@ -157,7 +164,7 @@ export class EventBatch {
     this.n1[i] = rec.ranges;
     this.n2[i] = rec.maxPage;
     for (let k = 0; k < 2 * rec.ranges; k++) this.pages.push(rec.pages[k]!);
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /** Appends a copy of a sample. Returns true when the batch is full. */
@@ -171,7 +178,7 @@ export class EventBatch {
     this.inKey[i] = s.rec ?? -1;
     this.param[i] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /** Appends a `# touches incomplete from here` line. Returns true when the batch is full. */
@@ -180,20 +187,20 @@ export class EventBatch {
     this.op[i] = INCOMPLETE;
     this.line[i] = line;
     this.texts.push(detail);
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /** Appends a site record. Returns true when the batch is full. */
   addSite(rec: SiteRecord): boolean {
     this.op[this.count++] = SITE;
     this.sites.push(rec);
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /** Appends the end of a run of records. Returns true when the batch is full. */
   addRecordsEnd(): boolean {
     this.op[this.count++] = RECORDS_END;
-    return this.count === BATCH_EVENTS;
+    return this.count >= BATCH_EVENTS - 1;
   }
 
   /**
@@ -230,6 +237,11 @@ export class EventBatch {
           sink.touchesIncomplete?.(this.line[i]!, texts[t++]!);
         } else if (code === SITE) {
           sink.site?.(this.sites[sp++]!);
+        } else if (code === EXACT) {
+          const a = texts[t++]!;
+          const b = texts[t++]!;
+          if (a !== '') ev.exact1 = BigInt(a);
+          if (b !== '') ev.exact2 = BigInt(b);
         } else {
           sink.recordsEnd?.();
         }
@@ -259,6 +271,7 @@ export class EventBatch {
         sink.event(ev);
         ev.recordsFollow = undefined;
       }
+      if (ev.exact1 !== undefined || ev.exact2 !== undefined) ev.exact1 = ev.exact2 = undefined;
     }
   }
 }

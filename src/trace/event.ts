@@ -20,6 +20,9 @@ export class ReadEvent implements TraceEvent {
   op: OpCode = 0;
   n1 = 0;
   n2 = 0;
+  /** Set only while the sink has an event with a size above 2^53 (TraceEvent.exact1). */
+  exact1: bigint | undefined = undefined;
+  exact2: bigint | undefined = undefined;
   declare out: string;
   declare in: string;
   param = 0;

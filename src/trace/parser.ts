@@ -893,6 +893,7 @@ export class TraceParser {
       const c = b[next]!;
       if ((c - ZERO) >>> 0 <= 9 || c === AT) {
         this.sink.event(this.ev);
+        this.delivered();
         return;
       }
     }
@@ -1032,7 +1033,7 @@ export class TraceParser {
       case Op.malloc:
       case Op.valloc:
       case Op.pvalloc:
-        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'size');
+        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'size', 1);
         this.outToken(b, this.tokStart(k + 1), this.tokEnd(k + 1));
         break;
       case Op.free:
@@ -1045,17 +1046,18 @@ export class TraceParser {
           this.tokStart(k),
           this.tokEnd(k),
           op === Op.calloc ? 'nmemb' : 'alignment',
+          1,
         );
-        ev.n2 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size');
+        ev.n2 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size', 2);
         this.outToken(b, this.tokStart(k + 2), this.tokEnd(k + 2));
         break;
       case Op.realloc:
         this.inToken(b, this.tokStart(k), this.tokEnd(k));
-        ev.n1 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size');
+        ev.n1 = this.size(b, this.tokStart(k + 1), this.tokEnd(k + 1), 'size', 1);
         this.outToken(b, this.tokStart(k + 2), this.tokEnd(k + 2));
         break;
       case Op.mallocTrim:
-        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'pad');
+        ev.n1 = this.size(b, this.tokStart(k), this.tokEnd(k), 'pad', 1);
         break;
       case Op.mallopt:
         ev.param = this.malloptParam(b, this.tokStart(k), this.tokEnd(k));
@@ -1086,6 +1088,7 @@ export class TraceParser {
     this.state = IDLE;
     if (state === PENDING) {
       this.sink.event(this.ev);
+      this.delivered();
     } else if (state === RECORDS) {
       this.sink.recordsEnd?.();
     }
@@ -1100,6 +1103,7 @@ export class TraceParser {
     this.sink.event(ev);
     // Set only while the sink has the event: the object goes on to the next line.
     ev.recordsFollow = undefined;
+    this.delivered();
   }
 
   /** A `#:KEYWORD ...` line of nt tokens; keywords other than touch and rss are skipped. */
@@ -1390,9 +1394,10 @@ export class TraceParser {
 
   /**
    * An unsigned number (a size_t): decimal, or hexadecimal after `0x`. Values up to 2^64-1 are
-   * accepted; those above 2^53 are rounded to the nearest double.
+   * accepted; those above 2^53 are rounded to the nearest double, and kept exactly in the event's
+   * exact1 or exact2 when `field` says which.
    */
-  private size(b: Buffer, s: number, e: number, what: string): number {
+  private size(b: Buffer, s: number, e: number, what: string, field: 0 | 1 | 2 = 0): number {
     let v = 0;
     if (e - s > 2 && b[s] === ZERO && (b[s + 1]! | 0x20) === 0x78) {
       for (let i = s + 2; i < e; i++) {
@@ -1414,7 +1419,25 @@ export class TraceParser {
       }
       if (e - s > 19) this.checkSizeRange(b, s, e, what, 10);
     }
+    // Above 2^53 the digits' sum above is not exact: the number is read again exactly, its double
+    // is the nearest one, and the event also carries it exactly.
+    if (v > Number.MAX_SAFE_INTEGER) return this.exact(field, b, s, e);
     return v;
+  }
+
+  /** A size above 2^53 read exactly (decimal, or hexadecimal after 0x): sets the event's exact1 or
+   *  exact2 (field 1 or 2), and returns the nearest double. */
+  private exact(field: 0 | 1 | 2, b: Buffer, s: number, e: number): number {
+    const v = BigInt((b as FastSliceBuffer).latin1Slice(s, e));
+    if (field === 1) this.ev.exact1 = v;
+    else if (field === 2) this.ev.exact2 = v;
+    return Number(v);
+  }
+
+  /** After the sink has had an event: exact sizes are set only while it has the event that has them. */
+  private delivered(): void {
+    const ev = this.ev;
+    if (ev.exact1 !== undefined || ev.exact2 !== undefined) ev.exact1 = ev.exact2 = undefined;
   }
 
   /** Rejects a number above 2^64-1 (only called for long spellings; leading zeros are allowed). */

@@ -51,12 +51,20 @@ export interface TraceEvent {
   op: OpCode;
   /**
    * First numeric argument: malloc/valloc/pvalloc/realloc SIZE, calloc NMEMB, memalign ALIGN,
-   * malloc_trim PAD, mallopt VALUE. 0 when the operation has none. Sizes above 2^53 are not exact
-   * (doubles); the allocator only needs to know that they are above PTRDIFF_MAX.
+   * malloc_trim PAD, mallopt VALUE. 0 when the operation has none. Sizes above 2^53 are the
+   * nearest double (the allocator only needs to know that they are above PTRDIFF_MAX), and exact
+   * in exact1.
    */
   n1: number;
-  /** Second numeric argument: calloc SIZE, memalign SIZE; otherwise 0. */
+  /** Second numeric argument: calloc SIZE, memalign SIZE; otherwise 0 (exact in exact2). */
   n2: number;
+  /**
+   * n1 and n2 exactly, when they are above 2^53 and so not exact as doubles (those of the trace
+   * reader's events: the commands that print sizes back, such as convert and stats, use them);
+   * unset otherwise.
+   */
+  exact1?: bigint;
+  exact2?: bigint;
   /**
    * The token the call returns: PTR of malloc/calloc/memalign/valloc/pvalloc, NEW of realloc.
    * NULL_TOKEN ('') when the recorded call returned NULL. '' for operations that return nothing.

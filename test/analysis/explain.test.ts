@@ -8,9 +8,8 @@
  */
 
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { explain, type MomentExplanation } from '../../src/analysis/explain.js';
 import { breakdown } from '../../src/analysis/breakdown.js';
@@ -21,8 +20,8 @@ import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
 import { differential } from '../diff/harness.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { inProcess, ROOT } from '../helpers/cli.js';
 
-const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-explain-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -360,23 +359,9 @@ describe('the remedies', () => {
     expect(m.causes[0]!.cause).toBe('live-requested');
     expect(m.remedies).toEqual([]);
     for (const r of m.tried) expect(r.saved).toBeLessThanOrEqual(0);
-    const out = spawnSync(
-      process.execPath,
-      [
-        join(ROOT, 'dist/cli/main.js'),
-        'explain',
-        path,
-        '--cores',
-        '2',
-        '--at',
-        'peak',
-        '--jobs',
-        '1',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(out.status).toBe(0);
-    expect(out.stdout).toContain(
+    const out = await inProcess(['explain', path, '--cores', '2', '--at', 'peak', '--jobs', '1']);
+    expect(out.code).toBe(0);
+    expect(out.out).toContain(
       '  what would help: nothing tried saves memory at this moment (each replayed to it)\n',
     );
   });
@@ -503,25 +488,12 @@ describe('the thresholds', () => {
       trimThreshold: 1 << 20,
       dynamic: false,
     });
-    const out = spawnSync(
-      process.execPath,
-      [
-        join(ROOT, 'dist/cli/main.js'),
-        'explain',
-        path,
-        '--cores',
-        '2',
-        '--at',
-        'end',
-        '--no-what-if',
-      ],
-      { encoding: 'utf8' },
-    );
-    expect(out.status).toBe(0);
-    expect(out.stdout).toContain(
+    const out = await inProcess(['explain', path, '--cores', '2', '--at', 'end', '--no-what-if']);
+    expect(out.code).toBe(0);
+    expect(out.out).toContain(
       'at this moment: mmap threshold 128.0 KiB, trim threshold 128.0 KiB (unchanged since start-up); glibc still adjusts them',
     );
-    expect(out.stdout).toContain('at most 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX)');
+    expect(out.out).toContain('at most 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX)');
   });
 });
 

@@ -16,6 +16,7 @@ import { readTraceText } from '../../src/trace/reader.js';
 import { Op, type TraceEvent } from '../../src/trace/types.js';
 import { runNative } from '../helpers/native.js';
 import { traceEnv } from '../diff/harness.js';
+import { pageTrace } from '../docs/examples.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const CASES = join(HERE, '../diff/cases');
@@ -156,23 +157,7 @@ describe('the lists, worked by hand', () => {
   // The trace of docs/learn/bins.md, whose page works each step by hand: tcache off, blocks a
   // (100 bytes: a 112-byte chunk at 672), g1 (784), b (816), g2 (928), c (500: 512 at 960), g3
   // (1472), d (3000: 3008 at 1504), g4 (4512).
-  const BINS = `# env GLIBC_TUNABLES=glibc.malloc.tcache_count=0
-1 malloc 100 a
-1 malloc 24 g1
-1 malloc 100 b
-1 malloc 24 g2
-1 malloc 500 c
-1 malloc 24 g3
-1 malloc 3000 d
-1 malloc 24 g4
-1 free a
-1 free b
-1 malloc 100 x
-1 free c
-1 free d
-1 malloc 200 y
-1 malloc 40 z
-`;
+  const BINS = pageTrace('learn/bins.md', 'bins.trace');
 
   it('fastbins: b on top of a, LIFO', async () => {
     const v = await viewOf(BINS, 9);

@@ -82,6 +82,13 @@ describe('the commands print numbers', () => {
       file('big.trace', '1 malloc 9007199254740992 a\n1 malloc 9007199254740992 b\n1 malloc 1 c\n'),
     ]);
     expect(big.out).toContain('total requested  16.00 PiB (18,014,398,509,481,985 B)');
+    // Sizes between 2^53 and 2^64 exactly, as the trace spelled them (their doubles are rounded).
+    const odd = await ptsim([
+      'stats',
+      file('odd.trace', '1 malloc 9007199254740993 0\n1 calloc 3 18446744073709551533 0\n'),
+    ]);
+    const oddTotal = (9007199254740993n + 3n * 18446744073709551533n).toLocaleString('en-US');
+    expect(odd.out).toContain(`(${oddTotal} B)`);
     const max = await ptsim(['stats', file('max.trace', '1 malloc 18446744073709551615 0\n')]);
     expect(max.out).toContain('(18,446,744,073,709,551,615 B)');
     expect(max.out).not.toContain('18446744073709552000');

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { differential } from '../diff/harness.js';
+import { pageTrace } from '../docs/examples.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const MAIN = join(ROOT, 'dist/cli/main.js');
@@ -147,26 +148,7 @@ describe('ptsim step from a script (standard input not a terminal)', () => {
   });
 
   it('says how a malloc splits a free chunk (the trace of docs/learn/bins.md, worked there by hand)', () => {
-    const bins = trace(
-      'bins.trace',
-      `# env GLIBC_TUNABLES=glibc.malloc.tcache_count=0
-1 malloc 100 a
-1 malloc 24 g1
-1 malloc 100 b
-1 malloc 24 g2
-1 malloc 500 c
-1 malloc 24 g3
-1 malloc 3000 d
-1 malloc 24 g4
-1 free a
-1 free b
-1 malloc 100 x
-1 free c
-1 free d
-1 malloc 200 y
-1 malloc 40 z
-`,
-    );
+    const bins = trace('bins.trace', pageTrace('learn/bins.md', 'bins.trace'));
     const r = step(bins, 'go 9\nnext 5\n');
     expect(r.out.split('\n').filter((l) => l.startsWith('['))).toEqual([
       '[9] free(b): the 112-byte chunk went into the 0x70 fastbin, unmerged and still marked in use',

@@ -165,6 +165,14 @@ export function tracesOf(markdown: string): Map<string, string> {
   return out;
 }
 
+/** The trace a documentation page writes as NAME (`docs/PAGE`, as `learn/bins.md`): tests that
+ *  check a page's worked example read it from the page itself. */
+export function pageTrace(page: string, name: string): string {
+  const text = tracesOf(readFileSync(join(ROOT, 'docs', page), 'utf8')).get(name);
+  if (text === undefined) throw new Error(`docs/${page} writes no ${name}`);
+  return text;
+}
+
 export interface ReplaySettings {
   trace: string;
   env: Record<string, string>;

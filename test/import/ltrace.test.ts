@@ -10,6 +10,25 @@ import { imp, importError } from './helpers.js';
 const opts = { from: 'ltrace' };
 
 describe('ltrace importer', () => {
+  it('reads sizes above 2^53 as their nearest doubles', () => {
+    // Digit by digit in doubles, 9223372036854775807 drifts to 2^63 + 2048; its nearest double is
+    // 2^63, and 12345678901234567891's is 12345678901234567168 (not 12345678901234569216).
+    const r = imp(
+      [
+        'malloc(9223372036854775807)                      = nil',
+        'malloc(12345678901234567891)                     = nil',
+        'malloc(0x7fffffffffffffff)                       = nil',
+        '',
+      ].join('\n'),
+      opts,
+    );
+    expect(r.lines).toEqual([
+      '1: 1 malloc 9223372036854775808 0',
+      '2: 1 malloc 12345678901234567168 0',
+      '3: 1 malloc 9223372036854775808 0',
+    ]);
+  });
+
   it('reads the calls villoc reads, and skips the rest with a count', () => {
     const r = imp(
       [

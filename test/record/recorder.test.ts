@@ -221,6 +221,8 @@ describe('endings', () => {
     ['abort', 134, 'signal 6'],
     ['segv', 139, 'signal 11'],
     ['term', 143, 'signal 15'],
+    ['int', 130, 'signal 2'],
+    ['handler', 4, 'exit'],
     ['_exit', 3, '_exit'],
     ['thread', 5, 'exit'],
   ];

@@ -159,11 +159,11 @@ describe('the parse worker', () => {
   });
 
   it('streams a trace of many batches, holding the worker back while the sink is slow', async () => {
-    // Over 200,000 events: more batches than may wait for the sink at once.
-    const path = tmpFile(gzipSync(trace(210_000), { level: 1 }));
+    // 100,000 events: six batches of 16,384, more than may wait for the sink at once (4).
+    const path = tmpFile(gzipSync(trace(100_000), { level: 1 }));
     let n = 0;
     const slow = (): undefined => {
-      if (++n % 50_000 === 0) {
+      if (++n % 25_000 === 0) {
         const until = Date.now() + 100;
         while (Date.now() < until);
       }
@@ -189,6 +189,33 @@ describe('the parse worker', () => {
     await expectSame(tmpFile('#:rss anon=1\n#:rss anon=2 mark=x\n'));
   });
 
+  it('delivers sizes above 2^53 exactly, across batches, on their own events only', async () => {
+    // Each huge size rides on a record before its event; the batches must leave room for both.
+    const lines: string[] = [];
+    for (let i = 0; i < 20_000; i++)
+      lines.push(
+        i % 997 === 0
+          ? `1 calloc ${i % 2 === 0 ? '3' : '9007199254740993'} 0x${(0xffffffffff000000n + BigInt(i)).toString(16)} b${i}`
+          : `1 malloc ${i % 3 === 0 ? String(2n ** 64n - BigInt(i)) : '24'} a${i}`,
+      );
+    const path = tmpFile(lines.join('\n') + '\n');
+    const read = await expectSame(path);
+    expect(read.error).toBeUndefined();
+    const events = read.calls.filter((c) => c[0] === 'event').map((c) => c[1] as TraceEvent);
+    expect(events).toHaveLength(20_000);
+    for (const [i, ev] of events.entries()) {
+      if (i % 997 === 0) {
+        expect(ev.exact1).toBe(i % 2 === 0 ? undefined : 9007199254740993n);
+        expect(ev.exact2).toBe(0xffffffffff000000n + BigInt(i));
+      } else if (i % 3 === 0 && i > 0) {
+        expect(ev.exact1).toBe(2n ** 64n - BigInt(i));
+        expect(ev.exact2).toBeUndefined();
+      } else {
+        expect(ev.exact1 ?? ev.exact2).toBeUndefined();
+      }
+    }
+  });
+
   it('delivers the header of a trace without events, and of an empty file', async () => {
     await expectSame(tmpFile('# pid 1\n# exe /bin/true\n'));
     await expectSame(tmpFile(''));
@@ -198,7 +225,7 @@ describe('the parse worker', () => {
     const r = await expectSame(tmpFile(trace(50) + '1 mallocc 10 x\n1 malloc 10 y\n'));
     expect(r.error?.name).toBe('TraceSyntaxError');
     expect(r.error?.message).toMatch(/^shown\.trace:\d+: unknown operation 'mallocc'/);
-    const long = await expectSame(tmpFile(gzipSync(trace(100_000) + '1 free\n')));
+    const long = await expectSame(tmpFile(gzipSync(trace(40_000) + '1 free\n')));
     expect(long.error?.message).toMatch(/^shown\.trace:\d+: free takes PTR, got 0 arguments$/);
     const record = await expectSame(tmpFile(traceWithRecords(30_000) + '#:touch 0x1 x\n'));
     expect(record.error?.message).toMatch(/^shown\.trace:\d+: #:touch: malformed page list 'x'/);

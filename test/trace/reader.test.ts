@@ -228,12 +228,27 @@ describe('event lines', () => {
     expect(one('1 malloc 007 a').n1).toBe(7);
   });
 
-  it('accepts sizes up to 2^64-1, as doubles', () => {
+  it('accepts sizes up to 2^64-1, as doubles, and keeps those above 2^53 exactly too', () => {
     expect(one('1 malloc 18446744073709551615 a').n1).toBe(2 ** 64);
     expect(one('1 malloc 0xffffffffffffffff a').n1).toBe(2 ** 64);
     expect(one('1 malloc 0x00000000000000000001 a').n1).toBe(1);
     expect(one('1 malloc 000000000000000000000000000042 a').n1).toBe(42);
     expect(one('1 malloc 9007199254740993 a').n1).toBeCloseTo(2 ** 53, -2);
+    expect(one('1 malloc 9007199254740993 a').exact1).toBe(9007199254740993n);
+    expect(one('1 malloc 0xffffffffffffffff a').exact1).toBe(2n ** 64n - 1n);
+    expect(one('1 realloc a 18446744073709551600 b').exact1).toBe(18446744073709551600n);
+    expect(one('1 memalign 16 0x20000000000001 a').exact2).toBe(2n ** 53n + 1n);
+    expect(one('1 malloc_trim 9007199254740999').exact1).toBe(9007199254740999n);
+    expect(one('1 malloc 9007199254740991 a').exact1).toBeUndefined();
+    // Only the event that has one: the next line (read by the fast path) has none.
+    const { events } = parse(
+      '1 malloc 9007199254740993 a\n1 malloc 24 b\n1 calloc 2 9007199254740994 c\n',
+    );
+    expect(events.map((e) => [e.exact1, e.exact2])).toEqual([
+      [9007199254740993n, undefined],
+      [undefined, undefined],
+      [undefined, 9007199254740994n],
+    ]);
     expect(one('1 calloc 4294967296 4294967296 a')).toEqual(
       ev({ op: Op.calloc, n1: 2 ** 32, n2: 2 ** 32, out: 'a' }),
     );

@@ -3,6 +3,11 @@
  *   abort     a double free that glibc detects: glibc aborts from inside free (SIGABRT)
  *   segv      a write through a null pointer (SIGSEGV)
  *   term      SIGTERM from the program itself
+ *   int       SIGINT from the program itself (as Ctrl-C sends it)
+ *   handler   SIGINT again, to a handler of the program's own, installed where it found the
+ *             default action (as CPython installs KeyboardInterrupt's): exit(4) from main once
+ *             the handler ran; 6 if the program did not find the default action, 7 if the
+ *             handler did not run
  *   _exit     _exit(3), which runs no destructor
  *   thread    exit(5) from a second thread while the main thread waits in pthread_join
  * Usage: endings MODE DIR
@@ -35,6 +40,9 @@ static void save(void) {
   lg_write(&lg, path);
 }
 
+static volatile sig_atomic_t got_int;
+static void on_int(int sig) { got_int = sig; }
+
 static void *exiter(void *arg) {
   (void)arg;
   void *p = t_malloc(99);
@@ -66,6 +74,21 @@ int main(int argc, char **argv) {
     save();
     raise(SIGTERM);
     return 0;
+  }
+  if (strcmp(mode, "int") == 0) {
+    save();
+    raise(SIGINT);
+    return 0;
+  }
+  if (strcmp(mode, "handler") == 0) {
+    struct sigaction now;
+    if (sigaction(SIGINT, NULL, &now) != 0 || now.sa_handler != SIG_DFL) return 6;
+    if (signal(SIGQUIT, SIG_DFL) != SIG_DFL) return 6;
+    if (signal(SIGINT, on_int) != SIG_DFL || signal(SIGINT, on_int) != on_int) return 6;
+    t_free(a);
+    save();
+    raise(SIGINT);
+    return got_int ? 4 : 7;
   }
   if (strcmp(mode, "_exit") == 0) {
     t_free(a);
