@@ -5,7 +5,8 @@
  * Prettier's business (.prettierrc.json); no rule here is about layout.
  *
  * The rules that need types (typescript-eslint's type-checked sets) read them from
- * tsconfig.test.json (sources and tests) and src/report/client/tsconfig.json (the report page).
+ * tsconfig.json and tsconfig.test.json (sources and tests), src/report/client/tsconfig.json (the
+ * report page) and src/web/client/tsconfig.json (the visualizer's page and worker).
  */
 
 import js from '@eslint/js';
@@ -18,7 +19,12 @@ const typeChecked = defineConfig(
     extends: [js.configs.recommended, tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: {
-        project: ['./tsconfig.json', './tsconfig.test.json', './src/report/client/tsconfig.json'],
+        project: [
+          './tsconfig.json',
+          './tsconfig.test.json',
+          './src/report/client/tsconfig.json',
+          './src/web/client/tsconfig.json',
+        ],
         tsconfigRootDir: import.meta.dirname,
       },
     },

@@ -17,6 +17,7 @@
  * copies of that moment's state rather than replaying up to it again.
  */
 
+import { DEFAULT_PROFILE, isUnverified, unverifiedNote } from '../core/profile.js';
 import { totalmem } from 'node:os';
 import type { Replayer } from '../replay/replay.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
@@ -792,6 +793,11 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     );
 
   const notes: string[] = [];
+  // Another release than the default: which, and whether its profile is proven.
+  const profile = r.process.profile;
+  if (isUnverified(profile)) notes.push(unverifiedNote(profile));
+  else if (profile !== DEFAULT_PROFILE)
+    notes.push(`replayed on a model of glibc ${profile.version}'s malloc`);
   // A trace without touch records that has blocks of 1 MiB or more: its RSS is an upper bound.
   const touchNote = r.touchNote();
   if (touchNote !== null) notes.push(touchNote);

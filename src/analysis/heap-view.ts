@@ -133,8 +133,8 @@ const RETURNS_BLOCK = new Set<number>([Op.malloc, Op.calloc, Op.memalign, Op.val
  * block by the event that returned it (ChunkStore.born), the trace by its token.
  */
 export class TokenBook {
-  private readonly byEvent = new Map<number, string>();
-  private readonly byToken = new Map<string, number>();
+  private byEvent = new Map<number, string>();
+  private byToken = new Map<string, number>();
 
   /** Takes note of a completed event (call it from the replay's observe callback). */
   see(ev: TraceEvent): void {
@@ -157,6 +157,14 @@ export class TokenBook {
         this.byToken.set(t, ev.index);
       }
     }
+  }
+
+  /** A copy (a checkpoint's): two map copies, much faster than a copy entry by entry. */
+  clone(): TokenBook {
+    const c = new TokenBook();
+    c.byEvent = new Map(this.byEvent);
+    c.byToken = new Map(this.byToken);
+    return c;
   }
 
   /** The token of the block returned by event i, or null. */

@@ -3,6 +3,7 @@
  * which its RSS peaked) and takes the heap view there (heap-view.ts).
  */
 
+import { DEFAULT_PROFILE, glibcLabel } from '../core/profile.js';
 import { MomentOutOfRange } from './explain.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { Replayer } from '../replay/replay.js';
@@ -25,6 +26,8 @@ export interface ShownView {
   events: number;
   /** Set when glibc aborted at or before the moment: the view is of the state before the abort. */
   abort?: { message: string; event: number; line: number };
+  /** The release modelled, when it is not the default: "2.41", "2.35 (unverified)". */
+  glibc?: string;
 }
 
 async function replayTo(
@@ -77,5 +80,8 @@ function shown(
   abort: ShownView['abort'],
 ): ShownView {
   const view = heapView(run.r, run.book, run.event, run.line);
-  return abort === undefined ? { view, events } : { view, events, abort };
+  const out: ShownView = abort === undefined ? { view, events } : { view, events, abort };
+  const profile = run.r.process.profile;
+  if (profile !== DEFAULT_PROFILE) out.glibc = glibcLabel(profile);
+  return out;
 }

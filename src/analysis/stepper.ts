@@ -1,25 +1,20 @@
 /**
- * `ptsim step`'s engine: a trace held in memory, replayed one event at a time, forwards and back,
- * with each step explained in one plain sentence from the model's state before and after it.
+ * `ptsim step`'s engine, and the browser visualizer's: a trace held in memory, replayed one event
+ * at a time, forwards and back, with each step explained in one plain sentence from the model's
+ * state before and after it.
  *
- * Going back replays from the start (the model's state is not copied), which costs about a
- * second per three million events; going forward continues the replay. Nothing here changes
- * the model beyond replaying the trace.
+ * Going forward continues the replay. Going back restores the nearest checkpoint before the target
+ * (a copy of the replay's whole state, taken every `checkpointEvery` events as the replay first
+ * passes there: checkpoint.ts) and replays forward from it, so that any event is at most that many
+ * events of replay away. Nothing here does I/O: the caller delivers the trace (Stepper.read).
  */
 
 import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED, M } from '../core/constants.js';
 import type { Process } from '../core/state.js';
-import { openTrace } from '../import/index.js';
 import { PAGE_SIZE } from '../kernel/kernel.js';
 import type { Replayer } from '../replay/replay.js';
-import {
-  isStopReplay,
-  replaySink,
-  type ImportSettings,
-  type ReplaySettings,
-  type ReplaySink,
-} from '../replay/run-file.js';
+import { replaySink, type ReplaySettings } from '../replay/sink.js';
 import {
   OP_NAMES,
   Op,
@@ -27,7 +22,9 @@ import {
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
+  type TraceSink,
 } from '../trace/types.js';
+import { checkpoint } from './checkpoint.js';
 import { chunkPlace, heapView, TokenBook, type HeapView } from './heap-view.js';
 
 /** What the reader delivered, kept in order. */
@@ -36,15 +33,31 @@ type Item =
 
 interface Held {
   ev: TraceEvent;
-  /** The records after it (touch, rss, then end), when it has any. */
+  /** The records after it (touch, rss, then end), when it has any; NO_RECORDS when it has none. */
   after: Item[];
 }
 
+/** The records of the many events that have none: one array for all of them, never added to. */
+const NO_RECORDS: readonly Item[] = Object.freeze([]);
+
 export interface StepperOptions {
   settings: ReplaySettings;
-  import?: ImportSettings;
-  displayName?: string;
   onWarning?: (msg: string) => void;
+  /** CPUs glibc sees when neither the settings nor the trace say. */
+  fallbackCores?: number;
+  /** The same for a release that counts the CPUs it may run on (2.34, 2.35). */
+  fallbackAllowedCores?: number;
+  /** Events between checkpoints (default: a 64th of the trace, at least 4096; 0: none). */
+  checkpointEvery?: number;
+  /** Called after each event replayed (every time it is replayed), with the replay's state. */
+  observe?: (ev: TraceEvent, r: Replayer) => void;
+}
+
+/** A copy of the replay's state after event `pos`. */
+interface Checkpoint {
+  pos: number;
+  r: Replayer;
+  book: TokenBook;
 }
 
 /** One event replayed and explained. */
@@ -195,8 +208,11 @@ export class Stepper {
   /** Records before the first event. */
   private leading: Item[] = [];
   private header: TraceHeader = { env: [], facts: new Map() };
-  private rs!: ReplaySink;
+  private r!: Replayer;
   private book = new TokenBook();
+  /** Events between checkpoints (0: none), and the checkpoints, every one up to the furthest. */
+  private every = 0;
+  private readonly checkpoints: Checkpoint[] = [];
   /** Index of the last event replayed (-1: none). */
   private pos = -1;
   /** Set once the replay has met glibc's abort or a mistake: it cannot go past `stop.event - 1`. */
@@ -209,56 +225,95 @@ export class Stepper {
     private readonly opts: StepperOptions,
   ) {}
 
-  /** Reads the trace into memory (a mistake in its syntax is thrown, as every reader does). */
-  static async load(path: string, opts: StepperOptions): Promise<Stepper> {
-    const st = new Stepper(opts.displayName ?? path, opts);
+  /**
+   * Takes the trace into memory from `read`, which delivers it to the sink it is given (a mistake
+   * in its syntax is thrown, as every reader does).
+   */
+  static async read(
+    name: string,
+    read: (sink: TraceSink) => Promise<unknown> | void,
+    opts: StepperOptions,
+  ): Promise<Stepper> {
+    const st = new Stepper(name, opts);
     let last: Held | null = null;
-    await openTrace(
-      path,
-      {
-        header: (h) => {
-          st.header = h;
-        },
-        event: (ev) => {
-          last = {
-            ev: {
-              index: ev.index,
-              line: ev.line,
-              time: ev.time,
-              tid: ev.tid,
-              op: ev.op,
-              n1: ev.n1,
-              n2: ev.n2,
-              out: ev.out,
-              in: ev.in,
-              param: ev.param,
-              recordsFollow: ev.recordsFollow === true,
-            },
-            after: [],
-          };
-          st.held.push(last);
-        },
-        touch: (rec) => {
-          const item: Item = { kind: 'touch', rec: { ...rec, pages: rec.pages.slice() } };
-          (last === null ? st.leading : last.after).push(item);
-        },
-        rss: (sample) => {
-          const item: Item = { kind: 'rss', sample: { ...sample } };
-          (last === null ? st.leading : last.after).push(item);
-        },
-        recordsEnd: () => {
-          (last === null ? st.leading : last.after).push({ kind: 'end' });
-        },
+    await read({
+      header: (h) => {
+        st.header = h;
       },
-      { ...opts.import, displayName: st.trace, onWarning: opts.onWarning },
-    );
+      event: (ev) => {
+        last = {
+          ev: {
+            index: ev.index,
+            line: ev.line,
+            time: ev.time,
+            tid: ev.tid,
+            op: ev.op,
+            n1: ev.n1,
+            n2: ev.n2,
+            out: ev.out,
+            in: ev.in,
+            param: ev.param,
+            recordsFollow: ev.recordsFollow === true,
+          },
+          after: NO_RECORDS as Item[],
+        };
+        st.held.push(last);
+      },
+      touch: (rec) => {
+        const item: Item = { kind: 'touch', rec: { ...rec, pages: rec.pages.slice() } };
+        st.recordsAfter(last).push(item);
+      },
+      rss: (sample) => {
+        const item: Item = { kind: 'rss', sample: { ...sample } };
+        st.recordsAfter(last).push(item);
+      },
+      recordsEnd: () => {
+        st.recordsAfter(last).push({ kind: 'end' });
+      },
+    });
+    st.every = opts.checkpointEvery ?? Math.max(4096, Math.ceil(st.held.length / 64));
     st.restart();
     return st;
+  }
+
+  /** Where a record read after event `last` (null: before the first event) is kept. */
+  private recordsAfter(last: Held | null): Item[] {
+    if (last === null) return this.leading;
+    if (last.after === NO_RECORDS) last.after = [];
+    return last.after;
+  }
+
+  /**
+   * Delivers the trace held in memory to another sink (a replay with other settings), as its
+   * reader delivered it.
+   */
+  feed(sink: TraceSink): void {
+    sink.header(this.header);
+    const give = (it: Item): void => {
+      if (it.kind === 'touch') sink.touch?.(it.rec);
+      else if (it.kind === 'rss') sink.rss?.(it.sample);
+      else sink.recordsEnd?.();
+    };
+    for (const it of this.leading) give(it);
+    for (const h of this.held) {
+      sink.event(h.ev);
+      for (const it of h.after) give(it);
+    }
+  }
+
+  /** The trace's header, as its reader gave it. */
+  get traceHeader(): TraceHeader {
+    return this.header;
   }
 
   /** Events in the trace. */
   get events(): number {
     return this.held.length;
+  }
+
+  /** Events between checkpoints (0: none). */
+  get checkpointInterval(): number {
+    return this.every;
   }
 
   /** Index of the last event replayed (-1 before the first). */
@@ -271,30 +326,58 @@ export class Stepper {
     return this.stop === null ? this.held.length - 1 : this.stop.event - 1;
   }
 
-  private get replayer(): Replayer {
-    return this.rs.replayer!;
+  /** The replay's state now. */
+  get replayer(): Replayer {
+    return this.r;
   }
 
   /** A fresh replay, before the first event. */
   private restart(): void {
     this.book = new TokenBook();
-    this.rs = replaySink(this.trace, {
+    const observe = this.opts.observe;
+    const rs = replaySink(this.trace, {
       ...this.opts.settings,
+      fallbackCores: this.opts.fallbackCores,
+      fallbackAllowedCores: this.opts.fallbackAllowedCores,
       onWarning: this.opts.onWarning,
+      // The book of the replay being run: after a restore, the restored copy's.
       observe: (ev, r) => {
         if (!r.aborted) this.book.see(ev);
+        observe?.(ev, r);
       },
     });
-    this.rs.sink.header(this.header);
+    rs.sink.header(this.header);
+    this.r = rs.replayer!;
     for (const it of this.leading) this.deliver(it);
     this.pos = -1;
   }
 
+  /** Goes back to checkpoint c (a copy of it: the checkpoint stays as it was). */
+  private restore(c: Checkpoint): void {
+    this.r = checkpoint(c.r);
+    this.book = c.book.clone();
+    this.pos = c.pos;
+  }
+
+  /** The latest checkpoint strictly before event `target`, or null. */
+  private checkpointBefore(target: number): Checkpoint | null {
+    if (this.every <= 0) return null;
+    for (
+      let j = Math.min(Math.floor(target / this.every) - 1, this.checkpoints.length - 1);
+      j >= 0;
+      j--
+    ) {
+      const c = this.checkpoints[j]!;
+      if (c.pos < target) return c;
+    }
+    return null;
+  }
+
   private deliver(it: Item): void {
-    const sink = this.rs.sink;
-    if (it.kind === 'touch') sink.touch!(it.rec);
-    else if (it.kind === 'rss') sink.rss!(it.sample);
-    else sink.recordsEnd!();
+    const r = this.r;
+    if (it.kind === 'touch') r.touch(it.rec);
+    else if (it.kind === 'rss') r.rss(it.sample);
+    else r.recordsEnd();
   }
 
   /** Replays the next event; false when there is none (the end, an abort, a mistake). */
@@ -304,14 +387,14 @@ export class Stepper {
     const h = this.held[i]!;
     const before = explain ? this.before(h.ev) : null;
     try {
-      this.rs.sink.event(h.ev);
-      for (const it of h.after) this.deliver(it);
-    } catch (e) {
-      if (isStopReplay(e)) {
-        const a = this.replayer.finish().abort!;
+      this.r.event(h.ev);
+      if (this.r.aborted) {
+        const a = this.r.finish().abort!;
         this.stop = { event: i, kind: 'abort', message: `glibc would abort here: ${a.message}` };
         return false;
       }
+      for (const it of h.after) this.deliver(it);
+    } catch (e) {
       if (e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError')) {
         this.stop = { event: i, kind: 'mistake', message: e.message };
         // The model may be half-way through the event: replay up to the one before.
@@ -321,14 +404,23 @@ export class Stepper {
       throw e;
     }
     this.pos = i;
+    const k = this.every > 0 ? (i + 1) / this.every - 1 : -1;
+    if (k === this.checkpoints.length && Number.isInteger(k))
+      this.checkpoints.push({ pos: i, r: checkpoint(this.r), book: this.book.clone() });
     this.trackWatched();
     return before === null ? null : this.explain(h.ev, before);
   }
 
-  /** Goes to just after event n (-1: before the first), replaying from the start to go back. */
+  /** Goes to just after event n (-1: before the first), from a checkpoint when going back or far. */
   goTo(n: number): Step | null {
     const target = Math.min(n, this.last);
-    if (target < this.pos) this.restart();
+    // From the latest checkpoint before the target, when going back or far forward (strictly
+    // before it: the target's step is explained).
+    if (target < this.pos || target - this.pos > this.every) {
+      const c = this.checkpointBefore(target);
+      if (c !== null && (target < this.pos || c.pos > this.pos)) this.restore(c);
+      else if (target < this.pos) this.restart();
+    }
     let step: Step | null = null;
     while (this.pos < target) {
       const r = this.advance(this.pos + 1 === target);

@@ -5,6 +5,7 @@
 import type { Figures } from '../analysis/figures.js';
 import { costOf } from '../analysis/frontier.js';
 import {
+  configGlibcNotes,
   configNotes,
   failureStatus,
   parseConfig,
@@ -16,7 +17,12 @@ import { defineCommand } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, plural, scaledBytes } from './numbers.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, parseGlibcVersion } from './settings-options.js';
+import {
+  SETTINGS_HELP,
+  SETTINGS_OPTIONS,
+  glibcRowName,
+  parseGlibcList,
+} from './settings-options.js';
 
 const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SETTINGS ...] [options]
 
@@ -139,17 +145,18 @@ export const compareCommand = defineCommand({
     for (const c of values.config) configs.push(parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
     // Several --glibc: every configuration on each version, version by version.
-    const versions = values.glibc.map((v) => parseGlibcVersion(v));
-    const base = versions.length > 1 ? { ...values, glibc: [] } : values;
+    const versions = parseGlibcList(values.glibc);
+    const base = { ...values, glibc: versions.length === 1 ? versions : [] };
     if (versions.length > 1)
       configs = versions.flatMap((v) =>
         configs.map((c) => ({
-          name: c.name === 'default' ? `glibc ${v}` : `glibc ${v}: ${c.name}`,
+          name: c.name === 'default' ? glibcRowName(v) : `${glibcRowName(v)}: ${c.name}`,
           settings: { ...c.settings, glibc: c.settings.glibc ?? v },
         })),
       );
     const path = positionals[0]!;
     for (const n of configNotes(configs, base)) warn(n);
+    for (const n of await configGlibcNotes(path, configs, base)) warn(n);
     const figs = await replayConfigs(path, configs, base, (d, t) => progress(d, t));
     const rows = configs.map((c, i) => ({ name: c.name, figures: figs[i]! }));
     if (figs.every((f) => f.events === 0 && f.failure === undefined)) warn(`${path}: ${NO_EVENTS}`);

@@ -17,7 +17,7 @@ import type { ReplaySettings } from '../replay/run-file.js';
 import { MALLOPT_PARAMS } from '../core/constants.js';
 import type { CommandIO } from './command.js';
 import { InputError, UsageError, isTraceMistake } from './errors.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { resolveTunables } from '../core/tunables.js';
 import { escapeControls } from '../trace/shown.js';
 import { importArgs } from './import-options.js';
@@ -143,6 +143,23 @@ export function configNotes(
   const out = settingsNotes(settingsArgs(values), true);
   for (const c of configs) out.push(...settingsNotes(c.settings, true, c.name));
   return out;
+}
+
+/**
+ * The notes on the glibc release each configuration models when the trace's own `# glibc` line
+ * picks it (settingsNotes says those of a version given on the command line).
+ */
+export async function configGlibcNotes(
+  path: string,
+  configs: readonly Config[],
+  values: Parameters<typeof settingsArgs>[0] & Parameters<typeof importArgs>[0],
+): Promise<string[]> {
+  const base = settingsArgs(values).glibc;
+  return traceGlibcNotes(
+    path,
+    configs.map((c) => ({ glibc: c.settings.glibc ?? base })),
+    importArgs(values),
+  );
 }
 
 /**

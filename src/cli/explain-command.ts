@@ -17,7 +17,7 @@ import { comparisonWords } from '../analysis/measured-compare.js';
 import { defineCommand } from './command.js';
 import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, formatBytes, plural } from './numbers.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 
@@ -85,6 +85,7 @@ export const explainCommand = defineCommand({
     if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
+    for (const n of await traceGlibcNotes(path, [settings], importArgs(values))) warn(n);
     const ex = await explain(path, {
       settings,
       import: importArgs(values),

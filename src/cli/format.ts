@@ -35,7 +35,7 @@ export function formatSummary(
   const m = s.mallinfo2;
   const sc = s.syscalls;
   const lines = [
-    `${name}: ${plural(s.events, 'event')} replayed on a model of glibc ${s.glibc} malloc (x86_64)`,
+    `${name}: ${plural(s.events, 'event')} replayed on a model of glibc ${s.glibc}${s.glibcUnverified === true ? ' (unverified)' : ''} malloc (x86_64)`,
     '',
     `  resident (RSS) at the end   ${formatBytes(s.rss)}`,
     `  resident at its peak        ${formatBytes(s.peakRss)}${s.peakEvent >= 0 ? `, after event ${s.peakEvent}` : ''}`,

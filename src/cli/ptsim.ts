@@ -14,10 +14,12 @@ import { explainCommand } from './explain-command.js';
 import { recordCommand } from './record-command.js';
 import { replayCommand } from './replay-command.js';
 import { reportCommand } from './report-command.js';
+import { modelledVersions } from './settings-options.js';
 import { showCommand } from './show-command.js';
 import { stepCommand } from './step-command.js';
 import { statsCommand } from './stats-command.js';
 import { sweepCommand } from './sweep-command.js';
+import { webCommand } from './web-command.js';
 
 const COMMANDS: readonly Command[] = [
   replayCommand,
@@ -27,6 +29,7 @@ const COMMANDS: readonly Command[] = [
   reportCommand,
   showCommand,
   stepCommand,
+  webCommand,
   recordCommand,
   statsCommand,
   convertCommand,
@@ -35,7 +38,7 @@ const COMMANDS: readonly Command[] = [
 const HELP = `Usage: ptsim COMMAND [options]
 
 ptsim replays a recorded malloc trace through an exact model of glibc 2.36's allocator
-(ptmalloc2, x86_64; 2.31 and 2.41 with --glibc) and shows where every resident page is, and why.
+(ptmalloc2, x86_64; other releases with --glibc) and shows where every resident page is, and why.
 
 Commands:
   replay TRACE       replay a trace; print RSS, heap, mmapped bytes, mallinfo2, system calls
@@ -45,6 +48,7 @@ Commands:
   report TRACE -o F  one self-contained HTML page: explanation, RSS charts, thresholds, heap map
   show TRACE [VIEW]  the heap, bins, tcache, arenas or maps at an event, as pwndbg shows them
   step TRACE         step through a trace, forwards and back, each step explained in a sentence
+  web TRACE          the time-travel visualizer in the browser (--export DIR: a static copy)
   record -- CMD ...  run a program and record its malloc calls as a trace
   stats TRACE        what a trace holds: operations, threads, sizes, peak live bytes, lifetimes
   convert IN -o OUT  write a trace of any format ptsim reads as a native trace
@@ -74,7 +78,7 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
           readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
         ) as { version: string };
         out(
-          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; 2.31 and 2.41 with --glibc)\n`,
+          `ptsim ${pkg.version} (models glibc 2.36 malloc, x86_64; with --glibc: ${modelledVersions()})\n`,
         );
         return 0;
       }

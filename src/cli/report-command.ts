@@ -11,10 +11,17 @@ import { defineCommand } from './command.js';
 import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count } from './numbers.js';
 import { OutputFile } from './output.js';
-import { configNotes } from './config.js';
+import { configGlibcNotes, configNotes } from './config.js';
 import { freeAtEvents, parseMoment, siteView } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
+import {
+  SETTINGS_HELP,
+  SETTINGS_OPTIONS,
+  glibcRowName,
+  parseGlibcList,
+  parseNumber,
+  settingsArgs,
+} from './settings-options.js';
 
 const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
 
@@ -43,7 +50,9 @@ ${IMPORT_HELP}
   -h, --help           show this help
 
 The settings options (--mallopt, --env, ...) apply to every configuration, the default included;
-the explanation and the heap map are of the default configuration.
+the explanation and the heap map are of the default configuration. --glibc given more than once,
+or as a list (--glibc 2.31,2.41), charts every configuration on each version; the first version's
+default configuration is the one explained and mapped.
 
 ${exitStatusHelp({ replays: true, outputs: '-o FILE.html' })}`;
 
@@ -87,8 +96,21 @@ export const reportCommand = defineCommand({
       throw new UsageError('report reads the trace several times: give a file, not -');
     if (values.output === undefined)
       throw new UsageError('report needs -o FILE.html, the page to write');
-    const configs: ReportConfig[] = values.config.map((c) => parseConfig(c));
+    let configs: ReportConfig[] = values.config.map((c) => parseConfig(c));
     if (values.configs !== undefined) configs.push(...readConfigFile(values.configs));
+    // Several --glibc: every configuration on each version; the first version's default is the
+    // one explained and mapped.
+    const versions = parseGlibcList(values.glibc);
+    const several = versions.length > 1;
+    const onVersion = (v: string, withDefault: boolean): ReportConfig[] => [
+      ...(withDefault ? [{ name: glibcRowName(v), settings: { glibc: v } }] : []),
+      ...configs.map((c) => ({
+        name: `${glibcRowName(v)}: ${c.name}`,
+        settings: { ...c.settings, glibc: c.settings.glibc ?? v },
+      })),
+    ];
+    if (several) configs = versions.flatMap((v, k) => onVersion(v, k > 0));
+    const one = { ...values, glibc: versions.slice(0, 1) };
     const samples =
       values.samples !== undefined
         ? parseNumber(values.samples, '--samples')
@@ -96,10 +118,11 @@ export const reportCommand = defineCommand({
     if (samples < 4) throw new UsageError('--samples must be at least 4');
     const jobs = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
     if (jobs !== undefined && jobs < 1) throw new UsageError('--jobs must be 1 or more');
-    const settings = settingsArgs(values);
+    const settings = settingsArgs(one);
     const imports = importArgs(values);
     const at = values.at !== undefined ? parseMoment(values.at) : 'end';
-    const notes = configNotes(configs, values);
+    // Said on the page too: the settings glibc ignores, and what the versions modelled are.
+    const notes = [...configNotes(configs, one), ...(await configGlibcNotes(path, configs, one))];
     for (const n of notes) io.warn(n);
     // Options checked: the page is written beside its target and renamed into place at the end,
     // so that a failed run leaves a file already there as it was.
@@ -110,6 +133,7 @@ export const reportCommand = defineCommand({
         import: imports,
         base: settings,
         configs,
+        ...(several ? { defaultName: glibcRowName(versions[0]!) } : {}),
         combine: withConfig,
         at,
         timeline: { samples },

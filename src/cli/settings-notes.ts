@@ -8,9 +8,15 @@ import { mallopt } from '../core/api.js';
 import { M, MALLOPT_PARAMS, MAX_FAST_SIZE } from '../core/constants.js';
 import { Process } from '../core/state.js';
 import { resolveTunables } from '../core/tunables.js';
-import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
+import {
+  DEFAULT_PROFILE,
+  isUnverified,
+  profileFor,
+  unverifiedNote,
+  type GlibcProfile,
+} from '../core/profile.js';
 import { Kernel } from '../kernel/kernel.js';
-import type { ReplaySettings } from '../replay/run-file.js';
+import { glibcNotes, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 
 const NAMES = new Map(Object.entries(MALLOPT_PARAMS).map(([name, n]) => [n, name]));
 
@@ -54,6 +60,8 @@ export function settingsNotes(s: ReplaySettings, env = false, label = ''): strin
   const profile = chosen?.profile ?? DEFAULT_PROFILE;
   // A replay says this itself (its notes); the other commands say it here.
   if (env && chosen?.note !== undefined) out.push(prefix + chosen.note);
+  if (env && chosen !== undefined && isUnverified(chosen.profile))
+    out.push(prefix + unverifiedNote(chosen.profile));
   for (const [param, value] of s.mallopts ?? []) {
     const n = malloptNote(param, value, profile);
     if (n !== null) out.push(prefix + n);
@@ -66,4 +74,18 @@ export function settingsNotes(s: ReplaySettings, env = false, label = ''): strin
       out.push(`${prefix}${n.setting}: ${n.reason}`);
   }
   return out;
+}
+
+/**
+ * The notes on the glibc release the trace's own `# glibc` line picks (the one it has no profile
+ * of, or an unverified one), for a command whose replays do not report them; nothing when every
+ * replay names its version itself.
+ */
+export async function traceGlibcNotes(
+  path: string,
+  settings: readonly ReplaySettings[],
+  imports?: ImportSettings,
+): Promise<string[]> {
+  if (settings.every((s) => s.glibc !== undefined)) return [];
+  return glibcNotes(path, { import: imports });
 }

@@ -5,7 +5,7 @@
  */
 
 import { MALLOPT_PARAMS } from '../core/constants.js';
-import { GLIBC_PROFILES, profileFor } from '../core/profile.js';
+import { GLIBC_PROFILES, glibcLabel, isUnverified, profileFor } from '../core/profile.js';
 import { TOUCH_MODES, type TouchMode } from '../replay/replay.js';
 import type { ReplaySettings } from '../replay/run-file.js';
 import { UsageError } from './errors.js';
@@ -41,9 +41,14 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
                        default for a trace with '# touches recorded'), full (every requested byte,
                        right after the call: an upper bound; the default otherwise) or none (only
                        glibc's own writes: a lower bound); see docs/trace-format.md
-  --glibc VERSION      the glibc release to model: ${GLIBC_PROFILES.map((p) => p.version).join(', ')} (default: the trace's
-                       '# glibc' line, else 2.36); another version is replayed as the nearest of
-                       them, with a note`;
+  --glibc VERSION      the glibc release to model: ${modelledVersions()}
+                       (default: the trace's '# glibc' line, else 2.36); another version is
+                       replayed as the newest of them before it, with a note`;
+
+/** The modelled releases, the unverified ones marked: "2.28 (unverified), 2.31, ...". */
+export function modelledVersions(): string {
+  return GLIBC_PROFILES.map(glibcLabel).join(', ');
+}
 
 interface SettingsValues {
   mallopt: string[];
@@ -61,9 +66,28 @@ interface SettingsValues {
 export function parseGlibcVersion(text: string, what = '--glibc'): string {
   if (profileFor(text) === undefined)
     throw new UsageError(
-      `${what}: '${text}' is not a glibc version (modelled: ${GLIBC_PROFILES.map((p) => p.version).join(', ')})`,
+      `${what}: '${text}' is not a glibc version (modelled: ${modelledVersions()})`,
     );
   return text.trim();
+}
+
+/**
+ * The versions of --glibc given several times or as a list (2.31,2.36,2.41), each checked, each
+ * once, in the order given.
+ */
+export function parseGlibcList(values: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const v of values.flatMap((x) => x.split(',')))
+    if (!out.includes(v.trim())) out.push(parseGlibcVersion(v));
+  return out;
+}
+
+/** "glibc 2.35 (unverified)": a version as a row of compare or sweep names it. */
+export function glibcRowName(version: string): string {
+  const p = profileFor(version);
+  return p !== undefined && isUnverified(p.profile)
+    ? `glibc ${version} (unverified)`
+    : `glibc ${version}`;
 }
 
 /** A number as the command line gives it: decimal or 0x hexadecimal, optionally negative. */
@@ -133,9 +157,9 @@ export function settingsArgs(values: SettingsValues): ReplaySettings {
       throw new UsageError(`--touch takes recorded, full or none, got '${values.touch}'`);
     s.touch = values.touch as TouchMode;
   }
-  if (values.glibc.length > 1)
+  if (values.glibc.length > 1 || values.glibc.some((v) => v.includes(',')))
     throw new UsageError(
-      `--glibc is given ${values.glibc.length} times: this command replays one version (compare takes several)`,
+      `--glibc is given ${values.glibc.join(', ')}: this command replays one version (compare and sweep take several)`,
     );
   if (values.glibc.length === 1) s.glibc = parseGlibcVersion(values.glibc[0]!);
   return s;

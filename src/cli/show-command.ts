@@ -7,7 +7,7 @@ import { showAt, type ShowMoment } from '../analysis/show.js';
 import { defineCommand } from './command.js';
 import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber, settingsArgs } from './settings-options.js';
 import { COLOUR, PLAIN, VIEWS, momentLine, viewText, type ViewName } from './show-format.js';
 
@@ -84,6 +84,7 @@ export const showCommand = defineCommand({
     const paint = wantColour(values.color) ? COLOUR : PLAIN;
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
+    for (const n of await traceGlibcNotes(path, [settings], importArgs(values))) warn(n);
     const shown = await showAt(path, at, {
       settings,
       import: importArgs(values),
@@ -95,7 +96,12 @@ export const showCommand = defineCommand({
     else {
       const moment = typeof at === 'number' ? 'event' : at;
       out(
-        paint.title(momentLine(shown.view, moment)) + '\n\n' + viewText(shown.view, which, paint),
+        paint.title(
+          momentLine(shown.view, moment) +
+            (shown.glibc !== undefined ? `; modelled on glibc ${shown.glibc}` : ''),
+        ) +
+          '\n\n' +
+          viewText(shown.view, which, paint),
       );
     }
     if (shown.abort !== undefined) throw new GlibcAborted(path, shown.abort);

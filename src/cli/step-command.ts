@@ -5,11 +5,13 @@
  */
 
 import { createInterface } from 'node:readline';
+import { availableParallelism, cpus } from 'node:os';
 import { Stepper, type Step } from '../analysis/stepper.js';
+import { openTrace } from '../import/index.js';
 import { defineCommand, type Print } from './command.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
-import { settingsNotes } from './settings-notes.js';
+import { settingsNotes, traceGlibcNotes } from './settings-notes.js';
 import { SETTINGS_HELP, SETTINGS_OPTIONS, settingsArgs } from './settings-options.js';
 import {
   COLOUR,
@@ -26,7 +28,7 @@ import { OP_NAMES, Op } from '../trace/types.js';
 
 const COMMANDS_HELP = `Commands (a blank line repeats the last one):
   n, next [K]          replay the next event (or K events), each explained in a sentence
-  b, back [K]          go back one event (or K): the trace is replayed from the start
+  b, back [K]          go back one event (or K), replayed from the latest checkpoint before it
   g, go N|start|end    go to just after event N (start: before the first event)
   c, continue          run to the next breakpoint or watched token, or the end
   break SPEC           stop continue at an event matching SPEC: op=NAME (free, malloc, ...),
@@ -306,12 +308,18 @@ export const stepCommand = defineCommand({
     const paint = wantColour(values.color) ? COLOUR : PLAIN;
     const settings = settingsArgs(values);
     for (const n of settingsNotes(settings, true)) warn(n);
-    const st = await Stepper.load(path, {
-      settings,
-      import: importArgs(values),
-      displayName: path,
-      onWarning: warn,
-    });
+    for (const n of await traceGlibcNotes(path, [settings], importArgs(values))) warn(n);
+    const st = await Stepper.read(
+      path,
+      (sink) =>
+        openTrace(path, sink, { ...importArgs(values), displayName: path, onWarning: warn }),
+      {
+        settings,
+        onWarning: warn,
+        fallbackCores: cpus().length,
+        fallbackAllowedCores: availableParallelism(),
+      },
+    );
     if (st.events === 0) warn(`${path}: ${NO_EVENTS}`);
     const tty = process.stdin.isTTY === true;
     const session = new Session(st, out, err, paint);

@@ -3,12 +3,25 @@
  */
 
 import { costOf, memoryOf, paretoFrontier, type Objective } from '../analysis/frontier.js';
-import { configNotes, failureStatus, parseConfig, replayConfigs } from './config.js';
+import {
+  configGlibcNotes,
+  configNotes,
+  failureStatus,
+  parseConfig,
+  replayConfigs,
+} from './config.js';
 import { count, plural, scaledBytes, sizeAsTyped } from './numbers.js';
 import { defineCommand } from './command.js';
+import { settingsNotes } from './settings-notes.js';
 import { NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { IMPORT_HELP, IMPORT_OPTIONS } from './import-options.js';
-import { SETTINGS_HELP, SETTINGS_OPTIONS, parseNumber } from './settings-options.js';
+import {
+  SETTINGS_HELP,
+  SETTINGS_OPTIONS,
+  glibcRowName,
+  parseGlibcList,
+  parseNumber,
+} from './settings-options.js';
 
 /** Sweepable parameters and the setting each one is. */
 const PARAMS: Record<string, string> = {
@@ -46,6 +59,11 @@ ${IMPORT_HELP}
 
 The default configuration (none of the parameters set) is replayed too, as a row of its own
 marked (default). Values are shown as typed: 64K..1M shows 64K, 128K, ..., 1M.
+
+--glibc given more than once, or as a list (--glibc 2.31,2.36,2.41), replays the grid on each
+version: one row per version and configuration, the frontier marked within each version (--json:
+"versions", each with its "glibc", "default" and "rows"). With several versions the --param
+options may be left out, for one row per version.
 
 ${exitStatusHelp({ replays: true })} The rows are printed either way, each covering the events
 its replay reached.`;
@@ -104,8 +122,13 @@ export const sweepCommand = defineCommand({
     const { out, warn, progress } = io;
     if (positionals.length !== 1 || positionals[0] === '-')
       throw new UsageError('sweep needs one TRACE file');
-    if (values.param.length === 0)
-      throw new UsageError('sweep needs at least one --param NAME=VALUES');
+    const versions = parseGlibcList(values.glibc);
+    const several = versions.length > 1;
+    const base = { ...values, glibc: several ? [] : versions };
+    if (values.param.length === 0 && !several)
+      throw new UsageError(
+        'sweep needs at least one --param NAME=VALUES (or several versions: --glibc 2.31,2.36)',
+      );
     const objective = values.objective as Objective;
     if (!['final', 'peak', 'mean'].includes(objective))
       throw new UsageError('--objective is final, peak or mean');
@@ -126,33 +149,58 @@ export const sweepCommand = defineCommand({
     const max = parseNumber(values.max, '--max');
     if (grid.length > max)
       throw new UsageError(`the grid has ${grid.length} configurations, more than --max ${max}`);
+    if (grid.length * Math.max(1, versions.length) > max)
+      throw new UsageError(
+        `the grid on ${versions.length} versions has ${grid.length * versions.length} configurations, more than --max ${max}`,
+      );
     // The default configuration first: what the grid's settings are measured against.
-    const configs = [
+    const one = [
       { name: 'default', settings: {} },
-      ...grid.map((g) => parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v.value}`).join(' '))),
+      ...(values.param.length === 0 ? [] : grid).map((g) =>
+        parseConfig(g.map(([n, v]) => `${PARAMS[n]}=${v.value}`).join(' ')),
+      ),
     ];
+    const perVersion = one.length;
+    // Several versions: the whole grid on each, version by version.
+    const configs = several
+      ? versions.flatMap((v) => one.map((c) => ({ ...c, settings: { ...c.settings, glibc: v } })))
+      : one;
     const path = positionals[0]!;
-    for (const n of configNotes(configs, values)) warn(n);
-    const figs = await replayConfigs(path, configs, values, (d, t) => progress(d, t));
-    const frontier = paretoFrontier(figs, objective);
-    const rows = figs.map((f, i) => ({
-      default: i === 0,
-      params: i === 0 ? {} : Object.fromEntries(grid[i - 1]!.map(([n, v]) => [n, v.value])),
-      shown: i === 0 ? null : grid[i - 1]!.map(([, v]) => v.text),
-      memory: memoryOf(f, objective),
-      cost: costOf(f),
-      frontier: frontier.has(i),
-      figures: f,
-    }));
+    for (const n of configNotes(one, base)) warn(n);
+    for (const v of several ? versions : [])
+      for (const n of settingsNotes({ glibc: v }, true)) warn(n);
+    for (const n of await configGlibcNotes(path, configs, base)) warn(n);
+    const figs = await replayConfigs(path, configs, base, (d, t) => progress(d, t));
+    // The frontier within each version: a release is not a setting one picks for its memory.
+    const frontier = new Set<number>();
+    for (let from = 0; from < figs.length; from += perVersion)
+      for (const k of paretoFrontier(figs.slice(from, from + perVersion), objective))
+        frontier.add(from + k);
+    const rows = figs.map((f, i) => {
+      const k = i % perVersion;
+      return {
+        glibc: several ? versions[Math.floor(i / perVersion)]! : undefined,
+        default: k === 0,
+        params: k === 0 ? {} : Object.fromEntries(grid[k - 1]!.map(([n, v]) => [n, v.value])),
+        shown: k === 0 ? null : grid[k - 1]!.map(([, v]) => v.text),
+        memory: memoryOf(f, objective),
+        cost: costOf(f),
+        frontier: frontier.has(i),
+        figures: f,
+      };
+    });
     if (figs.every((f) => f.events === 0 && f.failure === undefined)) warn(`${path}: ${NO_EVENTS}`);
-    const named = rows.map((r) => ({
-      name: r.default
+    const named = rows.map((r) => {
+      const setting = r.default
         ? 'default'
         : Object.entries(r.params)
             .map(([k, v]) => `${k}=${v}`)
-            .join(' '),
-      figures: r.figures,
-    }));
+            .join(' ');
+      return {
+        name: r.glibc === undefined ? setting : `${glibcRowName(r.glibc)}: ${setting}`,
+        figures: r.figures,
+      };
+    });
     if (values.json) {
       const json = rows.map((r) => ({
         params: r.params,
@@ -161,11 +209,35 @@ export const sweepCommand = defineCommand({
         frontier: r.frontier,
         figures: r.figures,
       }));
-      out(JSON.stringify({ trace: path, objective, default: json[0], rows: json.slice(1) }) + '\n');
+      const doc = several
+        ? {
+            trace: path,
+            objective,
+            versions: versions.map((v, k) => ({
+              glibc: v,
+              default: json[k * perVersion],
+              rows: json.slice(k * perVersion + 1, (k + 1) * perVersion),
+            })),
+          }
+        : { trace: path, objective, default: json[0], rows: json.slice(1) };
+      out(JSON.stringify(doc) + '\n');
       return failureStatus(named, path, io);
     }
-    const sorted = [...rows].sort((a, b) => a.memory - b.memory || a.cost - b.cost);
-    const head = ['', `${objective} RSS`, 'syscalls + faults', ...axes.map((a) => a.name)];
+    // Version by version (in the order given), each sorted by memory, then cost.
+    const sorted = [...rows].sort(
+      (a, b) =>
+        (a.glibc === undefined ? 0 : versions.indexOf(a.glibc)) -
+          (b.glibc === undefined ? 0 : versions.indexOf(b.glibc)) ||
+        a.memory - b.memory ||
+        a.cost - b.cost,
+    );
+    const head = [
+      '',
+      ...(several ? ['glibc'] : []),
+      `${objective} RSS`,
+      'syscalls + faults',
+      ...axes.map((a) => a.name),
+    ];
     const body = sorted.map((r) => {
       const note =
         r.figures.failure !== undefined
@@ -176,21 +248,36 @@ export const sweepCommand = defineCommand({
       return {
         cells: [
           r.frontier ? '*' : ' ',
+          ...(r.glibc !== undefined ? [glibcRowName(r.glibc).slice('glibc '.length)] : []),
           scaledBytes(r.memory),
           count(r.cost),
-          ...(r.shown ?? axes.map((_, k) => (k === 0 ? '(default)' : ''))),
+          ...(r.shown ??
+            (axes.length === 0 ? ['(default)'] : axes.map((_, k) => (k === 0 ? '(default)' : '')))),
         ],
         note,
       };
     });
-    const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b.cells[i]!.length)));
+    if (axes.length === 0) head.push('');
+    const widths = head.map((h, i) =>
+      Math.max(h.length, ...body.map((b) => (b.cells[i] ?? '').length)),
+    );
+    // The figures' columns are right-aligned.
+    const first = several ? 2 : 1;
     const line = (cells: string[]): string =>
       cells
-        .map((c, i) => (i === 1 || i === 2 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .map((c, i) =>
+          i === first || i === first + 1 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!),
+        )
         .join('  ')
         .trimEnd();
+    const grids =
+      values.param.length === 0
+        ? 'the default'
+        : `the default and ${plural(grid.length, 'from the grid', 'from the grid')}`;
     const lines = [
-      `${path}: ${plural(rows.length, 'configuration')} (the default and ${plural(grid.length, 'from the grid', 'from the grid')}), ${objective} RSS against system calls + page faults (* = frontier)`,
+      several
+        ? `${path}: ${plural(perVersion, 'configuration')} (${grids}) on each of ${versions.map(glibcRowName).join(', ')}, ${objective} RSS against system calls + page faults (* = frontier of its version)`
+        : `${path}: ${plural(rows.length, 'configuration')} (${grids}), ${objective} RSS against system calls + page faults (* = frontier)`,
       '',
       line(head),
       ...body.map((b) => line(b.cells) + b.note),

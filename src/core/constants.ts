@@ -29,8 +29,7 @@ export const UNSORTED_BIN = 1;
 export const TCACHE_MAX_BINS = 64;
 export const TCACHE_FILL_COUNT = 7;
 export const MAX_TCACHE_COUNT = 65535;
-/** sizeof (tcache_perthread_struct): uint16_t counts[64] plus 64 pointers. */
-export const TCACHE_STRUCT_SIZE = 640;
+/* sizeof (tcache_perthread_struct) differs between releases: profile.ts, tcacheStructSize. */
 
 export const DEFAULT_MMAP_THRESHOLD = 128 * 1024;
 /** Upper limit of the *dynamic* mmap threshold: 4 MiB * sizeof (long). */

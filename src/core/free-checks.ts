@@ -65,7 +65,8 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
     if (idx < s.mp.tcacheBins) {
       // The key word matches only in a cached chunk (the model's TCACHE state); the walk of this
       // thread's bin then tells a double free from a chunk in another thread's cache.
-      if (ck.state[p] === St.TCACHE) {
+      // (2.29 on: before, nothing looks, and the chunk is cached a second time.)
+      if (ck.state[p] === St.TCACHE && s.profile.tcacheDoubleFreeCheck) {
         for (let e = tc.entries[idx]!; e !== NIL; e = ck.fd[e]!)
           if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
       }

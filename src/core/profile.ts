@@ -7,7 +7,8 @@
  * changed it and the glibc function it touches.
  *
  * A profile is "proven" when the differential suite replays identically against Debian's build of
- * that release (docs/glibc-versions.md says on which traces).
+ * that release (docs/glibc-versions.md says on which traces). A profile without such a build is
+ * "unverified": written from glibc's source history alone, and every output that names it says so.
  */
 
 import { MALLOC_ALIGNMENT } from './constants.js';
@@ -15,8 +16,8 @@ import { MALLOC_ALIGNMENT } from './constants.js';
 export interface GlibcProfile {
   /** The release, as gnu_get_libc_version() reports it: "2.36". */
   readonly version: string;
-  /** The Debian build the profile is proven against. */
-  readonly debian: string;
+  /** The Debian build the profile is proven against; null for an unverified profile. */
+  readonly debian: string | null;
   /** sizeof (heap_info): 32 up to 2.34; 2.35 added `pagesize` (48). new_heap, heap_trim. */
   readonly heapInfoSize: number;
   /** sizeof (struct malloc_state). _int_new_arena. */
@@ -77,6 +78,45 @@ export interface GlibcProfile {
    * 2.38): when the break cannot grow, the main arena maps at least a page, not 1 MiB.
    */
   readonly mmapFallbackSwapped: boolean;
+  /**
+   * Bytes of each count in tcache_perthread_struct: a char up to 2.29, a uint16_t from 2.30. With
+   * chars the struct is 576 bytes (a 0x250 chunk, not 0x290), glibc.malloc.tcache_count has no
+   * upper limit, and a bin holds at most 128 chunks (the signed count wraps). tcache_init,
+   * do_set_tcache_count, tcache_put.
+   */
+  readonly tcacheCountBytes: 1 | 2;
+  /**
+   * _int_free looks for a chunk whose key word marks it as cached in its tcache bin, and aborts
+   * with "free(): double free detected in tcache 2" (2.29 on). Before, a double free into a bin
+   * with room is taken, and the bin's list is corrupt.
+   */
+  readonly tcacheDoubleFreeCheck: boolean;
+  /**
+   * __malloc_info counts each arena's top chunk in its "rest" total (2.31 on), and writes its
+   * <size> lines without the stray indentation of a continued string literal (2.31 on).
+   */
+  readonly mallocInfoCountsTop: boolean;
+  /** glibc.malloc.mxfast exists (2.30 on). ptmalloc_init. */
+  readonly mxfastTunable: boolean;
+  /**
+   * glibc.malloc.mmap_max (MALLOC_MMAP_MAX_) refuses a negative value (elf/dl-tunables.list,
+   * minval 0, 2.34 on); before, a negative value is taken and no chunk is ever mmapped.
+   */
+  readonly mmapMaxTunableNonNegative: boolean;
+  /**
+   * The tunables take a value only if it is a number to its last character, and ignore a
+   * GLIBC_TUNABLES string whose last name has no '=' or that has a value with '=' in it, all of
+   * it (elf/dl-tunables.c, tunable_initialize and parse_tunables_string, 2.39 on). Before, a
+   * number ends at its first other character, and the string is read up to what does not parse.
+   */
+  readonly strictTunables: boolean;
+  /**
+   * arena_get2 sets the arena limit from the CPUs of the process's affinity mask (__get_nprocs in
+   * 2.34, __get_nprocs_sched in 2.35 and in the 2.36 tag), not from the CPUs online as 2.28 to
+   * 2.33, Debian's 2.36 and 2.39 on do. The replay takes them from the trace's
+   * `# cpus_allowed`.
+   */
+  readonly arenaLimitFromAffinity: boolean;
 }
 
 const GLIBC_2_36: GlibcProfile = {
@@ -97,6 +137,13 @@ const GLIBC_2_36: GlibcProfile = {
   memalignMergesRemainders: false,
   reallocWithinPadding: false,
   mmapFallbackSwapped: true,
+  tcacheCountBytes: 2,
+  tcacheDoubleFreeCheck: true,
+  mallocInfoCountsTop: true,
+  mxfastTunable: true,
+  mmapMaxTunableNonNegative: true,
+  strictTunables: false,
+  arenaLimitFromAffinity: false,
 };
 
 const GLIBC_2_31: GlibcProfile = {
@@ -112,6 +159,37 @@ const GLIBC_2_31: GlibcProfile = {
   mmapThresholdLimit: 32 * 1024 * 1024,
   initHooks: true,
   mmapFallbackSwapped: false,
+  mmapMaxTunableNonNegative: false,
+};
+
+/*
+ * The unverified profiles: what each release's malloc/malloc.c, malloc/arena.c and
+ * elf/dl-tunables.{c,list} change against its neighbour, from the release tags of glibc's history;
+ * no Debian build of them can be had to prove them.
+ */
+
+/** 2.28 (RHEL 8, Debian 10): 2.31 less the 2.29 to 2.31 changes. */
+const GLIBC_2_28: GlibcProfile = {
+  ...GLIBC_2_31,
+  version: '2.28',
+  debian: null,
+  tcacheCountBytes: 1,
+  tcacheDoubleFreeCheck: false,
+  mallocInfoCountsTop: false,
+  mxfastTunable: false,
+};
+
+/** 2.34 (RHEL 9): the hooks and the malloc checking gone, the random tcache key; heap_info still 32 bytes. */
+const GLIBC_2_34: GlibcProfile = {
+  ...GLIBC_2_31,
+  version: '2.34',
+  debian: null,
+  randomTcacheKey: true,
+  mallocCheckInLibc: false,
+  mallinfo2: true,
+  initHooks: false,
+  mmapMaxTunableNonNegative: true,
+  arenaLimitFromAffinity: true,
 };
 
 const GLIBC_2_41: GlibcProfile = {
@@ -124,10 +202,40 @@ const GLIBC_2_41: GlibcProfile = {
   memalignMergesRemainders: true,
   reallocWithinPadding: true,
   mmapFallbackSwapped: false,
+  strictTunables: true,
+};
+
+/**
+ * 2.35 (Ubuntu 22.04): malloc as in 2.36 (2.36 changed only the text of malloc's assertion
+ * failures), but the arena limit counts the CPUs of the affinity mask, as the 2.36 tag does and
+ * Debian's 2.36 does not.
+ */
+const GLIBC_2_35: GlibcProfile = {
+  ...GLIBC_2_36,
+  version: '2.35',
+  debian: null,
+  arenaLimitFromAffinity: true,
+};
+
+/** 2.39 (Ubuntu 24.04): 2.41 less calloc from the tcache and freed small chunks to their small bins. */
+const GLIBC_2_39: GlibcProfile = {
+  ...GLIBC_2_41,
+  version: '2.39',
+  debian: null,
+  callocFromTcache: false,
+  freeSmallToSmallbin: false,
 };
 
 /** The profiles by version, oldest first. */
-export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [GLIBC_2_31, GLIBC_2_36, GLIBC_2_41];
+export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [
+  GLIBC_2_28,
+  GLIBC_2_31,
+  GLIBC_2_34,
+  GLIBC_2_35,
+  GLIBC_2_36,
+  GLIBC_2_39,
+  GLIBC_2_41,
+];
 
 /** The profile a replay uses unless told otherwise. */
 export const DEFAULT_PROFILE: GlibcProfile = GLIBC_2_36;
@@ -144,28 +252,56 @@ function parseVersion(v: string): [number, number] | undefined {
   return m === null ? undefined : [Number(m[1]), Number(m[2])];
 }
 
+/** sizeof (tcache_perthread_struct): a count and an entry pointer for each of the 64 bins. */
+export function tcacheStructSize(p: GlibcProfile): number {
+  return 64 * (p.tcacheCountBytes + 8);
+}
+
+/** True for a profile no real build has proven yet. */
+export function isUnverified(p: GlibcProfile): boolean {
+  return p.debian === null;
+}
+
+/** The version as outputs name it: "2.36", or "2.35 (unverified)". */
+export function glibcLabel(p: GlibcProfile): string {
+  return isUnverified(p) ? `${p.version} (unverified)` : p.version;
+}
+
+/** What a replay on an unverified profile says, once. */
+export function unverifiedNote(p: GlibcProfile): string {
+  return `glibc ${p.version} is modelled from glibc's source history and not yet proven against a real build of it (unverified)`;
+}
+
 /**
  * The profile for a version string ("2.31", "2.35", "glibc-2.41", "2.36-9+deb12u14"): its own,
- * else the nearest one, with a note saying so. Undefined when the string is not a version.
+ * else the one whose rules it follows, with a note saying so: the newest modelled release at or
+ * below it, as each release keeps what the one before it did unless it changed it (2.37 and 2.38
+ * get 2.36's, without what those two changed). A version older than every profile gets the
+ * oldest. Undefined when the string is not a version.
  */
 export function profileFor(version: string): { profile: GlibcProfile; note?: string } | undefined {
   const want = parseVersion(version);
   if (want === undefined) return undefined;
   const key = want[0] * 1000 + want[1];
-  let best = DEFAULT_PROFILE;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const p of GLIBC_PROFILES) {
+  const keyOf = (p: GlibcProfile): number => {
     const [major, minor] = parseVersion(p.version)!;
-    const d = Math.abs(major * 1000 + minor - key);
-    // Ties go to the older profile: the one whose behaviour the version has already inherited.
-    if (d < bestDistance) {
-      best = p;
-      bestDistance = d;
-    }
+    return major * 1000 + minor;
+  };
+  let best = GLIBC_PROFILES[0]!;
+  for (const p of GLIBC_PROFILES) if (keyOf(p) <= key) best = p;
+  if (keyOf(best) === key) return { profile: best };
+  const asked = `${want[0]}.${want[1]}`;
+  const modelled = GLIBC_PROFILES.map((p) => p.version).join(', ');
+  if (key < keyOf(best)) {
+    // Before the oldest profile: 2.26 and 2.27 have a tcache, older releases none.
+    const tcache = key < 2026 ? ' (it has no tcache, which the model always has)' : '';
+    return {
+      profile: best,
+      note: `glibc ${asked} is older than every modelled version (${modelled}): replayed as glibc ${glibcLabel(best)}, the oldest${tcache}`,
+    };
   }
-  if (bestDistance === 0) return { profile: best };
   return {
     profile: best,
-    note: `glibc ${want[0]}.${want[1]} has no profile of its own: replayed as glibc ${best.version}, the nearest modelled version (${GLIBC_PROFILES.map((p) => p.version).join(', ')})`,
+    note: `glibc ${asked} has no profile of its own: replayed as glibc ${glibcLabel(best)}, the newest modelled version before it, whose rules it keeps except what it changed itself (modelled: ${modelled})`,
   };
 }

@@ -138,8 +138,10 @@ export function mallocInfo(s: Process): string {
   let ar = s.main;
   do {
     out += `<heap nr="${n++}">\n<sizes>\n`;
-    let avail = ck.size[ar.top]!;
-    let nblocks = 1;
+    // The top chunk counts from 2.31 on.
+    const countsTop = s.profile.mallocInfoCountsTop;
+    let avail = countsTop ? ck.size[ar.top]! : 0;
+    let nblocks = countsTop ? 1 : 0;
     let nfastblocks = 0;
     let fastavail = 0;
     const lines: SizeLine[] = [];
@@ -171,8 +173,10 @@ export function mallocInfo(s: Process): string {
       if (i === 1) unsorted = line;
       else lines.push(line);
     }
+    // Up to 2.30 the string literal of a <size> line began with the source's indentation.
+    const indent = countsTop ? '' : '\t\t\t\t\t\t\t      ';
     for (const l of lines)
-      out += `  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
+      out += `${indent}  <size from="${l.from}" to="${l.to}" total="${l.total}" count="${l.count}"/>\n`;
     if (unsorted !== null) {
       out += `  <unsorted from="${unsorted.from}" to="${unsorted.to}" total="${unsorted.total}" count="${unsorted.count}"/>\n`;
     }

@@ -3,15 +3,17 @@
  * to 1040), at most tcache_count (7) chunks each. It is consulted before any arena lock: a cached
  * chunk still looks in use to its arena, so it never coalesces.
  *
- * The cache's own struct lives in a 640-byte chunk allocated from the thread's arena by the
- * thread's first malloc/calloc/realloc or free of a heap chunk (tcache_init); for the main thread
- * of a fresh process that is the first chunk of the heap, at the initial break.
+ * The cache's own struct lives in a 640-byte chunk (576 bytes up to 2.29) allocated from the
+ * thread's arena by the thread's first malloc/calloc/realloc or free of a heap chunk
+ * (tcache_init); for the main thread of a fresh process that is the first chunk of the heap, at
+ * the initial break.
  *
  * glibc: tcache_put, tcache_get, tcache_init, tcache_thread_shutdown (malloc/malloc.c).
  */
 
 import { NIL, St } from './chunks.js';
-import { TCACHE_MAX_BINS, TCACHE_STRUCT_SIZE } from './constants.js';
+import { TCACHE_MAX_BINS } from './constants.js';
+import { tcacheStructSize } from './profile.js';
 import { arenaGet, arenaGetRetry } from './arena.js';
 import { intMalloc } from './malloc.js';
 import { libcFree } from './api.js';
@@ -74,18 +76,20 @@ export function tcacheGetAligned(s: Process, tc: Tcache, idx: number, alignment:
 function tcacheInit(s: Process): void {
   const th = s.thread;
   if (th.tcacheShuttingDown) return;
-  let ar = arenaGet(s, TCACHE_STRUCT_SIZE);
-  let victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+  // 576 bytes up to 2.29 (char counts), 640 from 2.30.
+  const structSize = tcacheStructSize(s.profile);
+  let ar = arenaGet(s, structSize);
+  let victim = intMalloc(s, ar, structSize);
   if (victim === NIL && ar !== null) {
-    ar = arenaGetRetry(s, ar, TCACHE_STRUCT_SIZE);
-    victim = intMalloc(s, ar, TCACHE_STRUCT_SIZE);
+    ar = arenaGetRetry(s, ar, structSize);
+    victim = intMalloc(s, ar, structSize);
   }
   if (victim !== NIL) {
     s.ck.state[victim] = St.INUSE;
-    s.ck.req[victim] = TCACHE_STRUCT_SIZE;
+    s.ck.req[victim] = structSize;
     s.ck.born[victim] = s.eventIndex;
     th.tcache = newTcache(victim);
-    writeUser(s, victim, TCACHE_STRUCT_SIZE);
+    writeUser(s, victim, structSize);
   }
 }
 

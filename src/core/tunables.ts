@@ -6,7 +6,8 @@
  *   order. A value outside a tunable's range is silently ignored. A GLIBC_TUNABLES entry wins over
  *   the tunable's environment alias whatever their order in the environment (__tunables_init).
  * - Numbers are parsed as _dl_strtoul does: decimal, 0x hex, leading-0 octal, an optional sign
- *   (a negative value wraps), trailing junk ignored.
+ *   (a negative value wraps), trailing junk ignored; from 2.39 a value with trailing junk is
+ *   refused, and an ill-formed GLIBC_TUNABLES string is ignored whole (profile.strictTunables).
  * - Setting top_pad, mmap_threshold, trim_threshold or mmap_max in any way switches the dynamic
  *   mmap threshold off (mp_.no_dyn_threshold).
  *
@@ -124,6 +125,15 @@ const MALLOC_TUNABLES: readonly TunableDef[] = [
 
 /** _dl_strtoul: the value a string gives as a uint64. */
 export function dlStrtoul(str: string): bigint {
+  return dlStrtoulEnd(str).value;
+}
+
+/**
+ * _dl_strtoul with its end pointer: the value, and the index of the first character it did not
+ * take (at an overflow, the digit that overflowed, with the value UINT64_MAX).
+ */
+function dlStrtoulEnd(str: string): { value: bigint; end: number } {
+  const MAX = 2n ** 64n - 1n;
   let i = 0;
   while (str[i] === ' ' || str[i] === '\t') i++;
   let positive = true;
@@ -132,7 +142,7 @@ export function dlStrtoul(str: string): bigint {
     i++;
   } else if (str[i] === '+') i++;
   const c0 = str.charCodeAt(i);
-  if (!(c0 >= 48 && c0 <= 57)) return 0n;
+  if (!(c0 >= 48 && c0 <= 57)) return { value: 0n, end: i };
   let base = 10n;
   let maxDigit = 9;
   if (str[i] === '0') {
@@ -152,16 +162,53 @@ export function dlStrtoul(str: string): bigint {
     else if (base === 16n && c >= 97 && c <= 102) d = c - 87;
     else if (base === 16n && c >= 65 && c <= 70) d = c - 55;
     else break;
-    const dv = BigInt(d);
-    if (result >= (2n ** 64n - 1n - dv) / base) return 2n ** 64n - 1n;
-    result = result * base + dv;
+    const next = result * base + BigInt(d);
+    if (next > MAX) return { value: MAX, end: i };
+    result = next;
   }
-  return positive ? result : BigInt.asUintN(64, -result);
+  return { value: positive ? result : BigInt.asUintN(64, -result), end: i };
 }
 
-/** tunable_initialize / do_tunable_update_val: the accepted value, or undefined if out of range. */
-function validate(def: TunableDef, raw: string): bigint | undefined {
-  const u = dlStrtoul(raw);
+/**
+ * The name=value pairs of a GLIBC_TUNABLES string as 2.39's parse_tunables_string reads it (2.39
+ * on: profile.strictTunables), the last of each name kept; null when the string is ill-formed and
+ * glibc ignores all of it: a name that reaches the end without '=' (a trailing ':' is one, an
+ * empty name), or a value with '=' in it.
+ */
+function strictTunablePairs(value: string): Map<string, string> | null {
+  const pairs = new Map<string, string>();
+  if (value === '') return pairs;
+  let p = 0;
+  for (;;) {
+    const name = p;
+    while (p < value.length && value[p] !== '=' && value[p] !== ':') p++;
+    if (p === value.length) return null;
+    if (value[p] === ':') {
+      p++;
+      continue;
+    }
+    const key = value.slice(name, p);
+    const start = ++p;
+    while (p < value.length && value[p] !== '=' && value[p] !== ':') p++;
+    if (value[p] === '=') return null;
+    pairs.set(key, value.slice(start, p));
+    if (p === value.length) return pairs;
+  }
+}
+
+/** Up to 2.38, what a value with characters after its number is read as (64K is 64), or null. */
+function cutShort(raw: string, v: bigint, release: string): string | null {
+  if (dlStrtoulEnd(raw).end === raw.length) return null;
+  return `glibc ${release} reads ${v}, the number before '${raw.slice(dlStrtoulEnd(raw).end)}' (suffixes such as K are not understood)`;
+}
+
+/**
+ * tunable_initialize / do_tunable_update_val: the accepted value, or undefined if out of range
+ * or, with `strict` (2.39 on), not a number to its last character.
+ */
+function validate(def: TunableDef, raw: string, strict = false): bigint | undefined {
+  const { value: u, end } = dlStrtoulEnd(raw);
+  if (strict && end !== raw.length) return undefined;
   if (def.type === 'int32') {
     const v = BigInt.asIntN(64, u);
     const min = def.min ?? INT32_MIN;
@@ -196,11 +243,47 @@ export function resolveTunables(
   const values = new Map<string, bigint>();
   const notes: TunableNote[] = [];
   const release = profile.version;
-  // glibc.malloc.hugetlb came with 2.35: an older release does not know it.
-  const known = MALLOC_TUNABLES.filter((d) => profile.hugetlbTunable || d.name !== 'hugetlb');
+  // glibc.malloc.hugetlb came with 2.35 and glibc.malloc.mxfast with 2.30: an older release does
+  // not know them; mmap_max refuses negative values from 2.34.
+  const known = MALLOC_TUNABLES.filter(
+    (d) =>
+      (profile.hugetlbTunable || d.name !== 'hugetlb') &&
+      (profile.mxfastTunable || d.name !== 'mxfast'),
+  ).map((d) =>
+    d.name === 'mmap_max' && !profile.mmapMaxTunableNonNegative ? { ...d, min: INT32_MIN } : d,
+  );
   const byName = new Map(known.map((d) => [`glibc.malloc.${d.name}`, d]));
+  const strict = profile.strictTunables;
+  const bad = strict ? 'not a whole number, or out of range' : 'out of range';
   for (const [name, value] of env) {
     if (name !== 'GLIBC_TUNABLES') continue;
+    if (strict) {
+      // parse_tunables_string (2.39 on): the whole string, or nothing; the last of each name.
+      const pairs = strictTunablePairs(value);
+      if (pairs === null) {
+        notes.push({
+          setting: `GLIBC_TUNABLES=${value}`,
+          reason: `ill-formed for glibc ${release} (a name without '=' at its end, or a value with '=' in it): glibc ignores all of it`,
+        });
+        continue;
+      }
+      for (const [tname, raw] of pairs) {
+        const def = byName.get(tname);
+        const item = `${tname}=${raw}`;
+        if (def === undefined) {
+          if (tname.startsWith('glibc.malloc.'))
+            notes.push({
+              setting: item,
+              reason: `${tname} is not a glibc ${release} tunable: glibc ignores it`,
+            });
+          continue;
+        }
+        const v = validate(def, raw, true);
+        if (v === undefined) notes.push({ setting: item, reason: `${bad}: glibc ignores it` });
+        else values.set(def.name, v);
+      }
+      continue;
+    }
     // parse_tunables: NAME=VALUE pairs separated by ':'; a name without '=' is skipped.
     for (const item of value.split(':')) {
       if (item === '') continue;
@@ -219,9 +302,14 @@ export function resolveTunables(
         });
         continue;
       }
-      const v = validate(def, item.slice(eq + 1));
+      const raw = item.slice(eq + 1);
+      const v = validate(def, raw);
       if (v === undefined) notes.push({ setting: item, reason: 'out of range: glibc ignores it' });
-      else values.set(def.name, v);
+      else {
+        values.set(def.name, v);
+        const cut = cutShort(raw, v, release);
+        if (cut !== null) notes.push({ setting: item, reason: cut });
+      }
     }
   }
   for (const [name, value] of env) {
@@ -236,10 +324,14 @@ export function resolveTunables(
       continue;
     }
     if (values.has(def.name)) continue;
-    const v = validate(def, value);
+    const v = validate(def, value, strict);
     if (v === undefined)
-      notes.push({ setting: `${name}=${value}`, reason: 'out of range: glibc ignores it' });
-    else values.set(def.name, v);
+      notes.push({ setting: `${name}=${value}`, reason: `${bad}: glibc ignores it` });
+    else {
+      values.set(def.name, v);
+      const cut = strict ? null : cutShort(value, v, release);
+      if (cut !== null) notes.push({ setting: `${name}=${value}`, reason: cut });
+    }
   }
   const huge = values.get('hugetlb');
   if (huge !== undefined && huge >= 2n) {
@@ -327,6 +419,11 @@ function setTcacheMax(s: Process, v: number): number {
   return 1;
 }
 function setTcacheCount(s: Process, v: number): number {
+  if (s.profile.tcacheCountBytes === 1) {
+    // Up to 2.29 any value is taken, but a bin's signed char count stops tcache_put at 128.
+    s.mp.tcacheCount = Math.min(v, 128);
+    return 1;
+  }
   if (v > MAX_TCACHE_COUNT) return 0;
   s.mp.tcacheCount = v;
   return 1;

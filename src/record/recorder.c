@@ -82,6 +82,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1630,6 +1631,13 @@ static void write_header(char *scratch, size_t cap) {
   cmdline_line(scratch, cap);
   /* Debian's glibc 2.36 sets the arena limit from the online CPUs, which get_nprocs counts. */
   header_line("nprocs", num, (size_t)(put_u64(num, (uint64_t)get_nprocs()) - num));
+  /* The CPUs it may run on: glibc 2.34 and 2.35 set the arena limit from them, not the online ones. */
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0)
+    header_line("cpus_allowed", num, (size_t)(put_u64(num, (uint64_t)CPU_COUNT(&allowed)) - num));
+  /* The release the program runs on: the replay models it unless told otherwise. */
+  const char *release = gnu_get_libc_version();
+  header_line("glibc", release, strlen(release));
   uint64_t b = start_brk(scratch, cap);
   if (b) header_line("start_brk", num, (size_t)(put_hex(num, b) - num));
   /* A program break already moved before the first call (someone called sbrk) shifts the heap. */

@@ -41,7 +41,7 @@ import { mallinfo2, mallocInfo, mallocStats, type Mallinfo2 } from '../core/stat
 import { Process, type ThreadState } from '../core/state.js';
 import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
-import { DEFAULT_PROFILE, type GlibcProfile } from '../core/profile.js';
+import { DEFAULT_PROFILE, isUnverified, type GlibcProfile } from '../core/profile.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
@@ -177,6 +177,8 @@ export interface ReplaySummary {
   touch: TouchMode;
   /** The glibc release modelled (core/profile.ts). */
   glibc: string;
+  /** Set when that release's profile is not yet proven against a real build. */
+  glibcUnverified?: true;
   /** The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon. */
   measured?: { samples: number; last: MeasuredSample; peak: MeasuredSample };
   /** Set when glibc would have aborted. */
@@ -795,6 +797,7 @@ export class Replayer implements TraceSink {
       touch: this.touchMode,
       glibc: this.process.profile.version,
     };
+    if (isUnverified(this.process.profile)) summary.glibcUnverified = true;
     const m = this.measured;
     if (m.count > 0) {
       this.settleSamples(rss);

@@ -1,89 +1,18 @@
 /**
- * Replaying a trace file with a set of settings: the edge between the trace readers (any format)
- * and the replay loop, shared by every command that replays (replay, explain, compare, sweep,
- * report). It merges the trace's own header (its `# env` lines, `# nprocs`, `# start_brk`) with the
- * caller's settings, as a program started with them would see them.
+ * Replaying a trace file with a set of settings: reads it (any format, through src/import) into the
+ * replay sink (sink.ts), shared by every command that replays (replay, explain, compare, sweep,
+ * report).
  */
 
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { openTrace } from '../import/index.js';
-import { resolveTunables } from '../core/tunables.js';
-import { DEFAULT_PROFILE, profileFor, type GlibcProfile } from '../core/profile.js';
-import type { SiteTable } from '../trace/site-table.js';
-import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
-import { Replayer, type EventRecord, type TouchMode } from './replay.js';
+import type { TraceHeader, TraceSink } from '../trace/types.js';
+import type { Replayer } from './replay.js';
+import { chooseProfile, isStopReplay, replaySink, type RunOptions } from './sink.js';
 
-/** What a replay runs with, besides the trace itself. */
-export interface ReplaySettings {
-  /** `MALLOC_*_` variables (NAME, VALUE) that override the trace's `# env` lines. */
-  env?: Array<[string, string]>;
-  /** A GLIBC_TUNABLES value that overrides the trace's. */
-  tunables?: string;
-  /** Tunables appended to whatever GLIBC_TUNABLES the program runs with (for what-if variants). */
-  extraTunables?: string;
-  /** mallopt(param, value) calls before the first event. */
-  mallopts?: Array<[number, number]>;
-  ignoreTraceEnv?: boolean;
-  /** CPUs glibc sees (default: the trace's `# nprocs`, else this machine's). */
-  cores?: number;
-  brkBase?: number;
-  maxBrk?: number;
-  /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
-  touch?: TouchMode;
-  /** The glibc release to model (default: the trace's `# glibc` line, else 2.36). */
-  glibc?: string;
-}
+export type { ImportSettings, ReplaySettings, RunOptions } from './sink.js';
 
-/**
- * The profile a replay models: the settings' version, else the trace's `# glibc` line, else the
- * default; a version without a profile of its own gets the nearest, and a note says so.
- */
-function chooseProfile(
-  glibc: string | undefined,
-  header: TraceHeader | null,
-): { profile: GlibcProfile; note?: string } {
-  const asked = glibc ?? header?.facts.get('glibc');
-  if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE };
-  const p = profileFor(asked);
-  if (p !== undefined) return p;
-  return {
-    profile: DEFAULT_PROFILE,
-    note: `the trace's '# glibc ${asked}' is not a glibc version: replayed as glibc ${DEFAULT_PROFILE.version}`,
-  };
-}
-
-export interface ImportSettings {
-  from?: string;
-  strict?: boolean;
-  pid?: number;
-}
-
-export interface RunOptions extends ReplaySettings {
-  import?: ImportSettings;
-  displayName?: string;
-  /** Stop after the event with this index (the rest of the trace is not read). */
-  stopAfter?: number;
-  checkLevel?: 0 | 1 | 2;
-  onEvent?: (rec: EventRecord) => void;
-  /**
-   * Called after each replayed event, once the records that follow it are applied, with the
-   * replayer's state as it is then (and after an event at which glibc aborts).
-   */
-  observe?: (ev: TraceEvent, r: Replayer) => void;
-  onWarning?: (msg: string) => void;
-  /** Back-pressure of the caller's output (TraceSink.ready): the reading waits while it is full. */
-  ready?: () => Promise<void> | undefined;
-  /**
-   * Delivers the trace's events instead of reading `path` (a copy of them held in memory, possibly
-   * edited); it rejects as reading the file would, with the same errors.
-   */
-  source?: (sink: TraceSink) => Promise<unknown>;
-  /** Sees everything the trace's reader delivers, before the replay does (to keep a copy of it). */
-  tee?: TraceSink;
-  /** Filled with the trace's call stacks and the stack of each event, when the trace has them. */
-  sites?: SiteTable;
-}
-
+/** The result of replayFile. */
 export interface RunResult {
   /** Null when the trace could not be opened or its header not read. */
   replayer: Replayer | null;
@@ -94,140 +23,15 @@ export interface RunResult {
   notes: string[];
 }
 
-/** The environment the replayed program sees: the trace's header, then the caller's overrides. */
-function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string, string]> {
-  const env = new Map<string, string>();
-  if (header !== null && !s.ignoreTraceEnv) for (const [k, v] of header.env) env.set(k, v);
-  if (s.tunables !== undefined) env.set('GLIBC_TUNABLES', s.tunables);
-  for (const [k, v] of s.env ?? []) env.set(k, v);
-  if (s.extraTunables !== undefined) {
-    const t = env.get('GLIBC_TUNABLES');
-    env.set(
-      'GLIBC_TUNABLES',
-      t === undefined || t === '' ? s.extraTunables : `${t}:${s.extraTunables}`,
-    );
-  }
-  return [...env];
-}
-
-class StopReplay extends Error {}
-
-/** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
-export interface ReplaySink {
-  sink: TraceSink;
-  /** The replayer, once the header has been delivered. */
-  readonly replayer: Replayer | null;
-  readonly header: TraceHeader | null;
-  /** The settings glibc ignores (out of range, unknown), one line each. */
-  readonly notes: string[];
-}
-
-/**
- * The sink replayFile feeds a trace to, for a caller that delivers the trace itself (the stepper
- * replays events it holds in memory). It throws StopReplay (isStopReplay) after `stopAfter` and
- * at glibc's abort.
- */
-export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySink {
-  let replayer: Replayer | null = null;
-  let header: TraceHeader | null = null;
-  const notes: string[] = [];
-  const observe = opts.observe;
-  const tee = opts.tee;
-  const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
-  const sites = opts.sites;
-  const sink: TraceSink = {
-    header(h: TraceHeader): void {
-      tee?.header(h);
-      header = h;
-      const env = mergeEnv(h, opts);
-      const chosen = chooseProfile(opts.glibc, h);
-      if (chosen.note !== undefined) notes.push(chosen.note);
-      for (const note of resolveTunables(env, chosen.profile).notes)
-        notes.push(`${note.setting}: ${note.reason}`);
-      const kernel: { brkBase?: number; maxBrk?: number } = {};
-      const startBrk = h.facts.get('start_brk');
-      if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
-      else if (
-        startBrk !== undefined &&
-        /^0x[0-9a-f]+$/i.test(startBrk) &&
-        parseInt(startBrk, 16) % 4096 === 0
-      )
-        kernel.brkBase = parseInt(startBrk, 16);
-      if (opts.maxBrk !== undefined) kernel.maxBrk = opts.maxBrk;
-      const r = new Replayer(displayName, {
-        mallopts: opts.mallopts ?? [],
-        cores: opts.cores ?? h.nprocs ?? cpus().length,
-        kernel,
-        env,
-        profile: chosen.profile,
-        checkLevel: opts.checkLevel ?? 0,
-        touch: opts.touch,
-        onEvent: opts.onEvent,
-        onWarning: opts.onWarning,
-        // Called once the event is complete, the records after it applied.
-        observe: (ev, r) => {
-          if (observe !== undefined) observe(ev, r);
-          if (ev.index >= stopAfter) throw new StopReplay();
-        },
-      });
-      replayer = r;
-      r.header(h);
-    },
-    event(ev: TraceEvent): void {
-      tee?.event(ev);
-      const r = replayer!;
-      // Before the event runs: an observer of this event may look its block's stack up.
-      if (sites !== undefined) sites.noteEvent(ev);
-      r.event(ev);
-      if (r.aborted) {
-        if (observe !== undefined) observe(ev, r);
-        throw new StopReplay();
-      }
-    },
-    touch: (rec) => {
-      tee?.touch?.(rec);
-      replayer!.touch(rec);
-    },
-    rss: (sample) => {
-      tee?.rss?.(sample);
-      replayer!.rss(sample);
-    },
-    touchesIncomplete: (line, detail) => {
-      tee?.touchesIncomplete?.(line, detail);
-      replayer!.touchesIncomplete(line, detail);
-    },
-    recordsEnd: () => {
-      tee?.recordsEnd?.();
-      replayer!.recordsEnd();
-    },
-  };
-  if (sites !== undefined || tee?.site !== undefined)
-    sink.site = (rec) => {
-      tee?.site?.(rec);
-      sites?.add(rec);
-    };
-  if (opts.ready !== undefined) sink.ready = opts.ready;
-  return {
-    sink,
-    get replayer() {
-      return replayer;
-    },
-    get header() {
-      return header;
-    },
-    notes,
-  };
-}
-
-/** Whether an exception is the replay sink's way of stopping the reading. */
-export function isStopReplay(e: unknown): boolean {
-  return e instanceof StopReplay;
-}
-
 /** Replays a trace file (any format ptsim reads) with the given settings. */
 export async function replayFile(path: string, opts: RunOptions = {}): Promise<RunResult> {
   const displayName = opts.displayName ?? (path === '-' ? '<stdin>' : path);
-  const rs = replaySink(displayName, opts);
+  const rs = replaySink(displayName, {
+    ...opts,
+    fallbackCores: opts.fallbackCores ?? cpus().length,
+    // The affinity mask of this process (os.availableParallelism reads it).
+    fallbackAllowedCores: opts.fallbackAllowedCores ?? availableParallelism(),
+  });
   const sink = rs.sink;
   let failure: Error | null = null;
   try {
@@ -235,7 +39,37 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
     else await openTrace(path, sink, { ...opts.import, displayName, onWarning: opts.onWarning });
   } catch (e) {
     if (!(e instanceof Error)) throw e;
-    if (!(e instanceof StopReplay)) failure = e;
+    if (!isStopReplay(e)) failure = e;
   }
   return { replayer: rs.replayer, header: rs.header, failure, notes: rs.notes };
+}
+
+class HeaderRead extends Error {}
+
+/**
+ * What a replay of the trace with these settings would say about the glibc release it models
+ * (the notes of chooseProfile), read from the trace's header alone: for the commands that replay
+ * in ways that do not pass a replay's notes on. Nothing for standard input, which is read once.
+ */
+export async function glibcNotes(
+  path: string,
+  opts: Pick<RunOptions, 'glibc' | 'import' | 'displayName'>,
+): Promise<string[]> {
+  if (opts.glibc !== undefined) return chooseProfile(opts.glibc, null).notes;
+  if (path === '-') return [];
+  let header: TraceHeader | null = null;
+  const sink: TraceSink = {
+    header(h: TraceHeader): void {
+      header = h;
+      throw new HeaderRead();
+    },
+    event(): void {},
+  };
+  try {
+    await openTrace(path, sink, { ...opts.import, displayName: opts.displayName ?? path });
+  } catch (e) {
+    // A trace that cannot be read says so when it is replayed.
+    if (!(e instanceof HeaderRead)) return [];
+  }
+  return chooseProfile(undefined, header).notes;
 }

@@ -354,6 +354,17 @@ function measuredChartNote(d: ReportData): string {
   return `\n<p class="note">Grey line: what the process measured of itself (${num(m.time.length)} #:rss sample${m.time.length === 1 ? '' : 's'}), beside the default configuration's RSS: its RssAnon less the recorder's own memory (rec=) and ${m.baseline < 0 ? `plus ${h(shortBytes(-m.baseline))}` : `less ${h(shortBytes(m.baseline))}`}, what it held before its first allocator call beyond the replay's figure there (stacks, libraries' data, a runtime's start-up), so that the two lines start together. Where they part, the process holds memory the allocator does not own (thread stacks, its own mmaps, a language runtime's pools), or the replay counts pages the program never wrote.</p>`;
 }
 
+/**
+ * What the page models: "A replay on a model of glibc 2.36's malloc (x86_64)", or, with
+ * configurations on several releases, each of them and the one explained.
+ */
+function modelled(d: ReportData): string {
+  const versions = [...new Set(d.configs.map((c) => c.summary.glibc))];
+  const first = d.configs[0]!.summary.glibc;
+  if (versions.length === 1) return `A replay on a model of glibc ${first}'s malloc (x86_64)`;
+  return `Replays on models of glibc ${versions.join(', ')}'s malloc (x86_64), the explanation and the heap map on glibc ${first}`;
+}
+
 /** The whole page. `baseSettings` describes the settings every configuration ran with. */
 export function renderReport(d: ReportData, baseSettings = ''): string {
   const assets = chartAssets();
@@ -373,7 +384,7 @@ export function renderReport(d: ReportData, baseSettings = ''): string {
 <body>
 <main>
 <h1>ptsim report: ${h(d.trace)}</h1>
-<p class="sub">A replay on a model of glibc 2.36's malloc (x86_64): where the resident memory is, why glibc keeps it, and what each setting would change.</p>
+<p class="sub">${h(modelled(d))}: where the resident memory is, why glibc keeps it, and what each setting would change.</p>
 ${headerHtml(d, baseSettings)}
 <h2>Explanation</h2>
 ${explanationHtml(d, m)}

@@ -35,6 +35,8 @@ interface ReportOptions {
   base: ReplaySettings;
   /** The configurations to compare with the default one (which is added first). */
   configs: ReportConfig[];
+  /** The default configuration's name ("default"). */
+  defaultName?: string;
   /** Combines the base settings with a configuration's. */
   combine: (base: ReplaySettings, config: ReplaySettings) => ReplaySettings;
   at: Moment;
@@ -134,7 +136,10 @@ function failureError(run: ConfigRun): Error {
 
 export async function buildReport(path: string, opts: ReportOptions): Promise<ReportData> {
   const displayName = opts.displayName ?? path;
-  const all: ReportConfig[] = [{ name: 'default', settings: {} }, ...opts.configs];
+  const all: ReportConfig[] = [
+    { name: opts.defaultName ?? 'default', settings: {} },
+    ...opts.configs,
+  ];
   const jobs: ConfigRunJob[] = all.map((c, i) => {
     const job: ConfigRunJob = {
       path,
@@ -247,7 +252,8 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     }),
     explanation,
     heapMap: map,
-    notes: [...(opts.settingsNotes ?? []), ...explanation.notes],
+    // The explanation may say again what the command line's notes said (the version modelled).
+    notes: [...new Set([...(opts.settingsNotes ?? []), ...explanation.notes])],
   };
   if (sites !== null) data.sites = sites;
   return data;

@@ -5,6 +5,7 @@
  * worker is there (pool.ts), else one after the other.
  */
 
+import { glibcLabel } from '../core/profile.js';
 import { runPool } from '../analysis/pool.js';
 import { ThresholdHistory, type ThresholdChange } from '../analysis/thresholds.js';
 import {
@@ -49,6 +50,8 @@ export interface ConfigRun {
     pageFaults: number;
     /** glibc's abort message, when the replay ended in one. */
     abort?: string;
+    /** The glibc release modelled, as outputs name it ("2.36", "2.35 (unverified)"). */
+    glibc: string;
   };
   /** The trace's header: `# KEY VALUE` facts and `# env` lines. */
   facts: Array<[string, string]>;
@@ -147,6 +150,7 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
       liveBytes: s.liveBytes,
       syscalls: s.syscalls,
       pageFaults: s.pageFaults,
+      glibc: glibcLabel(r.process.profile),
     },
     facts: run.header === null ? [] : [...run.header.facts],
     env: run.header === null ? [] : [...run.header.env],

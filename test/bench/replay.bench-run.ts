@@ -12,6 +12,11 @@
  * On the second trace, `ptsim explain` (the end and the peak, with its remedies) and `ptsim
  * report` are timed too, each against the replay's own time on the same trace, with the peak of
  * their resident memory. BENCH_ONLY=explain runs only that part.
+ *
+ * On the same trace, the engine of `ptsim web` (and `ptsim step`): the time to read the trace into
+ * memory and replay it once, taking its checkpoints, then the time to go to events picked at random
+ * along the trace, forwards and back, each with the heap view the page shows there.
+ * BENCH_ONLY=web runs only that part.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -30,6 +35,8 @@ import { createGzip } from 'node:zlib';
 import seedrandom from 'seedrandom';
 import { it } from 'vitest';
 import { buildNativeReplayer } from '../helpers/native.js';
+import { Stepper } from '../../src/analysis/stepper.js';
+import { openTrace } from '../../src/import/index.js';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 10_000_000);
 const MT_EVENTS = Number(process.env['BENCH_MT_EVENTS'] ?? 5_000_000);
@@ -254,20 +261,64 @@ async function benchExplain(label: string, seed: string, events: number, threads
 
 const ONLY = process.env['BENCH_ONLY'];
 
-it.skipIf(ONLY === 'explain')(
+it.skipIf(ONLY !== undefined)(
   `replays ${EVENTS.toLocaleString('en-US')} single-thread events with ptsim and with real glibc`,
   async () => {
     await bench('single-thread trace', SEED, EVENTS, 1);
   },
 );
 
-it.skipIf(ONLY === 'explain')(
+it.skipIf(ONLY !== undefined)(
   `replays ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads with ptsim and with real glibc`,
   async () => {
     await bench(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
   },
 );
 
-it(`explains ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads, against the replay's time`, async () => {
-  await benchExplain(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
-});
+it.skipIf(ONLY !== undefined && ONLY !== 'explain')(
+  `explains ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads, against the replay's time`,
+  async () => {
+    await benchExplain(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+  },
+);
+
+async function benchScrub(label: string, seed: string, events: number, threads: number) {
+  const { gz } = await traceFiles(label, seed, events, threads);
+  const t0 = performance.now();
+  const st = await Stepper.read(gz, (sink) => openTrace(gz, sink, { displayName: gz }), {
+    settings: { cores: cpus().length },
+  });
+  const read = performance.now() - t0;
+  st.goTo(st.last);
+  const loaded = performance.now() - t0;
+  console.log(
+    `ptsim web engine: read ${(read / 1000).toFixed(2)} s, first pass with a checkpoint every ${st.checkpointInterval} events ${((loaded - read) / 1000).toFixed(2)} s, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+  );
+  const rng = seedrandom('bench-scrub');
+  const go: number[] = [];
+  const view: number[] = [];
+  let chunks = 0;
+  for (let k = 0; k < 40; k++) {
+    const target = Math.floor(rng() * (st.last + 1));
+    const a = performance.now();
+    st.goTo(target);
+    const b = performance.now();
+    chunks += st.view().chunks.length;
+    go.push(b - a);
+    view.push(performance.now() - b);
+  }
+  const stat = (xs: number[]): string => {
+    const s = [...xs].sort((p, q) => p - q);
+    return `median ${s[s.length >> 1]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
+  };
+  console.log(
+    `ptsim web engine: go to a random event (40 of them): ${stat(go)}; its heap view (${(chunks / 40).toFixed(0)} chunks on average): ${stat(view)}`,
+  );
+}
+
+it.skipIf(ONLY !== undefined && ONLY !== 'web')(
+  `scrubs ${MT_EVENTS.toLocaleString('en-US')} events of ${MT_THREADS} threads in the web engine`,
+  async () => {
+    await benchScrub(`${MT_THREADS}-thread trace`, MT_SEED, MT_EVENTS, MT_THREADS);
+  },
+);

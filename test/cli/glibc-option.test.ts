@@ -1,15 +1,17 @@
 /**
  * --glibc on the commands that replay: the release chosen shows where real glibc of that release
  * puts blocks (the expected offsets are Debian's builds', docs/glibc-versions.md), a version
- * without a profile of its own is replayed as the nearest with a note, a trace's `# glibc` line
- * chooses when the command line does not, and compare runs each configuration on each version.
+ * without a profile of its own is replayed as the newest profile before it with a note, a trace's
+ * `# glibc` line chooses when the command line does not, compare and sweep run each configuration
+ * on each version, the report names each, and an unverified profile is said to be so.
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { inProcess } from '../helpers/cli.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const MAIN = join(ROOT, 'dist/cli/main.js');
@@ -61,16 +63,30 @@ describe('ptsim replay --glibc', () => {
     expect(at(t, '2.31')).toEqual([672, 2912]);
   });
 
-  it('says which release it modelled, and replays another as the nearest, with a note', () => {
+  it('says which release it modelled, and replays another as the newest before it, with a note', () => {
     const c = trace(CALLOC, callocText);
-    const r = ptsim(['replay', c, '--glibc', '2.40']);
+    const r = ptsim(['replay', c, '--glibc', '2.42']);
     expect(r.code).toBe(0);
     expect(r.out).toContain('replayed on a model of glibc 2.41 malloc');
     expect(r.err).toContain(
-      'glibc 2.40 has no profile of its own: replayed as glibc 2.41, the nearest modelled version',
+      'glibc 2.42 has no profile of its own: replayed as glibc 2.41, the newest modelled version before it',
     );
+    expect(r.err).not.toContain('unverified');
     const j = ptsim(['replay', c, '--glibc', '2.33', '--json']);
     expect((JSON.parse(j.out) as { glibc: string }).glibc).toBe('2.31');
+    // 2.40 keeps 2.39's rules, and 2.39's profile is not proven: both are said.
+    const u = ptsim(['replay', c, '--glibc', '2.40']);
+    expect(u.out).toContain('replayed on a model of glibc 2.39 (unverified) malloc');
+    expect(u.err).toContain('replayed as glibc 2.39 (unverified), the newest modelled version');
+    expect(u.err).toContain(
+      "glibc 2.39 is modelled from glibc's source history and not yet proven against a real build of it (unverified)",
+    );
+    const uj = JSON.parse(ptsim(['replay', c, '--glibc', '2.39', '--json']).out) as {
+      glibc: string;
+      glibcUnverified?: boolean;
+    };
+    expect([uj.glibc, uj.glibcUnverified]).toEqual(['2.39', true]);
+    expect(JSON.parse(j.out)).not.toHaveProperty('glibcUnverified');
   });
 
   it("takes the trace's # glibc line unless told otherwise", () => {
@@ -90,7 +106,7 @@ describe('ptsim replay --glibc', () => {
     expect(bad.err).toContain("--glibc: 'bookworm' is not a glibc version");
     const two = ptsim(['explain', c, '--glibc', '2.31', '--glibc', '2.41']);
     expect(two.code).toBe(2);
-    expect(two.err).toContain('--glibc is given 2 times');
+    expect(two.err).toContain('--glibc is given 2.31, 2.41: this command replays one version');
   });
 });
 
@@ -128,5 +144,166 @@ describe('ptsim compare --glibc A --glibc B', () => {
     expect(rows.map((x) => x.name)).toEqual(['default', 'glibc=2.41']);
     const bad = ptsim(['compare', c, '--config', 'glibc=x']);
     expect(bad.code).toBe(2);
+  });
+});
+
+describe('several versions in sweep and report, and unverified profiles in every output', () => {
+  it('sweep --glibc A,B replays the grid on each version, a row per version and setting', async () => {
+    const c = trace(CALLOC, callocText);
+    const r = await inProcess([
+      'sweep',
+      c,
+      '--glibc',
+      '2.31,2.41',
+      '--glibc',
+      '2.35',
+      '--param',
+      'mmap_threshold=64K',
+      '--json',
+      '--jobs',
+      '1',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const doc = JSON.parse(r.out) as {
+      versions: Array<{ glibc: string; default: { figures: { rss: number } }; rows: unknown[] }>;
+    };
+    expect(doc.versions.map((v) => [v.glibc, v.rows.length])).toEqual([
+      ['2.31', 1],
+      ['2.41', 1],
+      ['2.35', 1],
+    ]);
+    // Each version's default row is what a replay on that version gives.
+    for (const v of doc.versions) {
+      const one = await inProcess(['replay', c, '--glibc', v.glibc, '--json']);
+      expect(v.default.figures.rss).toBe((JSON.parse(one.out) as { rss: number }).rss);
+    }
+    expect(r.err).toContain('glibc 2.35 is modelled from glibc');
+    const text = await inProcess(['sweep', c, '--glibc', '2.36,2.39', '--jobs', '1']);
+    expect(text.code, text.err).toBe(0);
+    expect(text.out).toContain('on each of glibc 2.36, glibc 2.39 (unverified)');
+    expect(text.out).toMatch(/^\*\s+2\.39 \(unverified\)\s/m);
+    // One version and no --param is a mistake, as before.
+    expect((await inProcess(['sweep', c, '--glibc', '2.36'])).code).toBe(2);
+  });
+
+  it('compare names an unverified version so', async () => {
+    const c = trace(CALLOC, callocText);
+    const r = await inProcess(['compare', c, '--glibc', '2.34,2.36', '--json', '--jobs', '1']);
+    expect(r.code, r.err).toBe(0);
+    const rows = (JSON.parse(r.out) as { rows: Array<{ name: string }> }).rows;
+    expect(rows.map((x) => x.name)).toEqual(['glibc 2.34 (unverified)', 'glibc 2.36']);
+  });
+
+  it("the report names the modelled version, and each version's run with several", async () => {
+    const c = trace(CALLOC, callocText);
+    const page = join(dir, 'r.html');
+    const sub = (): string => /<p class="sub">([^<]*)/.exec(readFileSync(page, 'utf8'))![1]!;
+    const one = await inProcess(['report', c, '-o', page, '--no-what-if', '--glibc', '2.41']);
+    expect(one.code, one.err).toBe(0);
+    expect(sub()).toBe(
+      'A replay on a model of glibc 2.41&#39;s malloc (x86_64): where the resident memory is, why glibc keeps it, and what each setting would change.',
+    );
+    const two = await inProcess([
+      'report',
+      c,
+      '-o',
+      page,
+      '--no-what-if',
+      '--glibc',
+      '2.35,2.41',
+      '--config',
+      'M_MMAP_THRESHOLD=65536',
+    ]);
+    expect(two.code, two.err).toBe(0);
+    expect(sub()).toContain(
+      'Replays on models of glibc 2.35 (unverified), 2.41&#39;s malloc (x86_64), the explanation and the heap map on glibc 2.35 (unverified)',
+    );
+    const html = readFileSync(page, 'utf8');
+    for (const name of [
+      'glibc 2.35 (unverified): M_MMAP_THRESHOLD=65536',
+      'glibc 2.41',
+      'glibc 2.41: M_MMAP_THRESHOLD=65536',
+    ])
+      expect(html).toContain(JSON.stringify(name).slice(1, -1));
+    expect(two.err).toContain('glibc 2.35 is modelled from glibc');
+    // The page says it too, once.
+    expect(html.split('<p class="note warn">Note: glibc 2.35 is modelled').length - 1).toBe(1);
+  });
+
+  it("explain's notes name a release other than the default, and an unverified one so", async () => {
+    const c = trace(CALLOC, callocText);
+    const notes = async (args: string[]): Promise<string[]> => {
+      const r = await inProcess(['explain', c, '--no-what-if', ...args]);
+      expect(r.code, r.err).toBe(0);
+      // Each moment explained (the end, and here the peak) repeats the notes.
+      return [...new Set(r.out.split('\n').filter((l) => l.startsWith('  note: ')))];
+    };
+    expect(await notes([])).toEqual([]);
+    expect(await notes(['--glibc', '2.41'])).toEqual([
+      "  note: replayed on a model of glibc 2.41's malloc",
+    ]);
+    expect(await notes(['--glibc', '2.34'])).toEqual([
+      "  note: glibc 2.34 is modelled from glibc's source history and not yet proven against a real build of it (unverified)",
+    ]);
+  });
+
+  it("show's first line names a release other than the default", async () => {
+    const c = trace(CALLOC, callocText);
+    const first = async (args: string[]): Promise<string> => {
+      const r = await inProcess(['show', c, ...args]);
+      expect(r.code, r.err).toBe(0);
+      return r.out.split('\n')[0]!;
+    };
+    expect(await first([])).not.toContain('modelled on');
+    expect(await first(['--glibc', '2.41'])).toMatch(/; modelled on glibc 2\.41$/);
+    expect(await first(['--glibc', '2.28'])).toMatch(/; modelled on glibc 2\.28 \(unverified\)$/);
+  });
+
+  it("explain, show, compare and sweep say what the trace's own # glibc line picked", async () => {
+    const old = trace('old.trace', `# glibc 2.38\n${callocText}`);
+    const ubuntu = trace('jammy.trace', `# glibc 2.35\n${callocText}`);
+    for (const cmd of [['explain'], ['show'], ['compare'], ['sweep', '--param', 'top_pad=0']]) {
+      const r = await inProcess([cmd[0]!, old, ...cmd.slice(1)]);
+      expect(r.code, `${cmd[0]}: ${r.err}`).toBe(0);
+      expect(r.err, cmd[0]).toContain(
+        'glibc 2.38 has no profile of its own: replayed as glibc 2.36, the newest modelled version before it',
+      );
+      const u = await inProcess([cmd[0]!, ubuntu, ...cmd.slice(1)]);
+      expect(u.err, cmd[0]).toContain('glibc 2.35 is modelled from glibc');
+    }
+    // Told the version, they take it and say nothing of the trace's.
+    const told = await inProcess(['explain', ubuntu, '--glibc', '2.36']);
+    expect(told.err).not.toContain('2.35');
+  });
+});
+
+describe('the CPUs of the arena limit', () => {
+  // arena_get2: arenas are made freely until there are more than arena_test (8); the limit is
+  // then 8 per CPU. Thirteen threads that each malloc once: with 1 CPU, the main arena and 8
+  // more, the later threads sharing them; with 2 CPUs, one arena each.
+  const lines = ['# nprocs 2', '# cpus_allowed 1'];
+  for (let t = 1; t <= 13; t++) lines.push(`${t} malloc 24 a${t}`);
+  const arenas = async (args: string[]): Promise<number> => {
+    const r = await inProcess([
+      'replay',
+      trace('cpus.trace', lines.join('\n') + '\n'),
+      '--events',
+      '-',
+      ...args,
+    ]);
+    expect(r.code, r.err).toBe(0);
+    return new Set(
+      r.out
+        .split('\n')
+        .filter((l) => l.startsWith('{"i":'))
+        .map((l) => (JSON.parse(l) as { arena: number }).arena),
+    ).size;
+  };
+  it("are the trace's # cpus_allowed on 2.34 and 2.35, its # nprocs on the others", async () => {
+    expect(await arenas(['--glibc', '2.35'])).toBe(9);
+    expect(await arenas(['--glibc', '2.34'])).toBe(9);
+    expect(await arenas(['--glibc', '2.36'])).toBe(13);
+    expect(await arenas(['--glibc', '2.31'])).toBe(13);
+    expect(await arenas(['--glibc', '2.35', '--cores', '2'])).toBe(13);
   });
 });

@@ -9,6 +9,8 @@ import {
   DEFAULT_PROFILE,
   GLIBC_PROFILES,
   firstTopOffset,
+  glibcLabel,
+  isUnverified,
   profileFor,
 } from '../../src/core/profile.js';
 
@@ -18,23 +20,49 @@ describe('profileFor', () => {
       expect(profileFor(p.version)).toEqual({ profile: p });
       expect(profileFor(`glibc-${p.version}`)?.profile).toBe(p);
       expect(profileFor(`${p.version}.1`)?.profile).toBe(p);
-      expect(profileFor(p.debian)?.profile).toBe(p);
+      if (p.debian !== null) expect(profileFor(p.debian)?.profile).toBe(p);
     }
     expect(DEFAULT_PROFILE.version).toBe('2.36');
   });
 
-  it('gives another version the nearest profile, the older one on a tie, and says so', () => {
-    const nearest = (v: string): string | undefined => profileFor(v)?.profile.version;
-    expect(nearest('2.28')).toBe('2.31');
-    expect(nearest('2.33')).toBe('2.31');
-    expect(nearest('2.34')).toBe('2.36');
-    expect(nearest('2.35')).toBe('2.36');
-    expect(nearest('2.38')).toBe('2.36');
-    expect(nearest('2.39')).toBe('2.41');
-    expect(nearest('2.44')).toBe('2.41');
-    expect(profileFor('2.39')?.note).toBe(
-      'glibc 2.39 has no profile of its own: replayed as glibc 2.41, the nearest modelled version (2.31, 2.36, 2.41)',
+  it('gives another version the newest profile at or below it, and says so', () => {
+    const picked = (v: string): string | undefined => profileFor(v)?.profile.version;
+    const modelled = GLIBC_PROFILES.map((p) => p.version).join(', ');
+    // 2.29 and 2.30 keep 2.28's rules but what they changed; 2.32, 2.33 keep 2.31's (heap_info
+    // 32 bytes, the loader's sbrk); 2.37 and 2.38 2.36's; 2.40 2.39's; 2.42 2.41's; a release
+    // after every profile the newest's.
+    expect(
+      ['2.29', '2.30', '2.32', '2.33', '2.37', '2.38', '2.40', '2.42', '2.99'].map(picked),
+    ).toEqual([
+      '2.28',
+      '2.28',
+      '2.31',
+      '2.31',
+      '2.36',
+      '2.36',
+      '2.39',
+      '2.41',
+      GLIBC_PROFILES.at(-1)!.version,
+    ]);
+    expect(profileFor('2.38')?.note).toBe(
+      `glibc 2.38 has no profile of its own: replayed as glibc 2.36, the newest modelled version before it, whose rules it keeps except what it changed itself (modelled: ${modelled})`,
     );
+    expect(profileFor('2.33')?.note).toMatch(/replayed as glibc 2\.31,/);
+    // Older than every profile: the oldest, and before 2.26 the note says there is no tcache.
+    expect(picked('2.27')).toBe('2.28');
+    expect(profileFor('2.27')?.note).toBe(
+      `glibc 2.27 is older than every modelled version (${modelled}): replayed as glibc 2.28 (unverified), the oldest`,
+    );
+    expect(profileFor('2.17')?.note).toMatch(
+      /the oldest \(it has no tcache, which the model always has\)$/,
+    );
+  });
+
+  it('marks the profiles no real build proves', () => {
+    const unverified = GLIBC_PROFILES.filter(isUnverified).map((p) => p.version);
+    expect(unverified).toEqual(['2.28', '2.34', '2.35', '2.39']);
+    expect(glibcLabel(profileFor('2.35')!.profile)).toBe('2.35 (unverified)');
+    expect(glibcLabel(profileFor('2.36')!.profile)).toBe('2.36');
   });
 
   it('refuses what is not a version', () => {
@@ -45,7 +73,10 @@ describe('profileFor', () => {
 describe('the layout each profile carries', () => {
   it("puts a thread arena's first chunk after heap_info and malloc_state, 16-aligned for its user data", () => {
     // 2.31: heap_info is four words (32 bytes); 2.35 on, five and padding (48). malloc_state: 2200.
+    expect(firstTopOffset(profileFor('2.28')!.profile)).toBe(2240);
     expect(firstTopOffset(profileFor('2.31')!.profile)).toBe(2240);
+    expect(firstTopOffset(profileFor('2.34')!.profile)).toBe(2240);
+    expect(firstTopOffset(profileFor('2.35')!.profile)).toBe(0x8d0);
     expect(firstTopOffset(profileFor('2.36')!.profile)).toBe(0x8d0);
     expect(firstTopOffset(profileFor('2.41')!.profile)).toBe(0x8d0);
   });

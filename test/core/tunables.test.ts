@@ -31,6 +31,28 @@ describe('_dl_strtoul', () => {
     expect(dlStrtoul('-1')).toBe(2n ** 64n - 1n);
     expect(dlStrtoul('abc')).toBe(0n);
   });
+
+  it('stops at UINT64_MAX only past it (cutoff and cutlim, elf/dl-misc.c)', () => {
+    // 2^64 - 6 and 2^64 - 1 fit; one more digit, or 2^64, does not.
+    expect(dlStrtoul('18446744073709551610')).toBe(2n ** 64n - 6n);
+    expect(dlStrtoul('18446744073709551615')).toBe(2n ** 64n - 1n);
+    expect(dlStrtoul('18446744073709551616')).toBe(2n ** 64n - 1n);
+    expect(dlStrtoul('0xffffffffffffffff0')).toBe(2n ** 64n - 1n);
+  });
+});
+
+describe('a number with something after it', () => {
+  it('is read up to it on 2.36, with a note saying what glibc took', () => {
+    const r = resolveTunables([['GLIBC_TUNABLES', 'glibc.malloc.mmap_threshold=64K']]);
+    expect(r.values.get('mmap_threshold')).toBe(64n);
+    expect(r.notes).toEqual([
+      {
+        setting: 'glibc.malloc.mmap_threshold=64K',
+        reason:
+          "glibc 2.36 reads 64, the number before 'K' (suffixes such as K are not understood)",
+      },
+    ]);
+  });
 });
 
 describe('tunables and environment variables (measured on glibc 2.36)', () => {

@@ -1,0 +1,175 @@
+/**
+ * Headless Chromium driven through the DevTools protocol over a pipe (--remote-debugging-pipe:
+ * JSON messages ended by a NUL byte, written on the browser's fd 3 and read from its fd 4), so that
+ * a test can click, evaluate and take screenshots in a real browser with nothing but Node. One
+ * browser per test file; each page a target of its own.
+ */
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+
+interface Message {
+  id?: number;
+  method?: string;
+  params?: Record<string, unknown>;
+  result?: Record<string, unknown>;
+  error?: { message: string };
+  sessionId?: string;
+}
+
+export class Browser {
+  private nextId = 1;
+  private readonly waiting = new Map<
+    number,
+    { resolve: (r: Record<string, unknown>) => void; reject: (e: Error) => void }
+  >();
+  private readonly listeners: Array<(m: Message) => void> = [];
+
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly profile: string,
+  ) {
+    const input = proc.stdio[4] as Readable;
+    let held = Buffer.alloc(0);
+    input.on('data', (chunk: Buffer) => {
+      held = Buffer.concat([held, chunk]);
+      for (let nul = held.indexOf(0); nul >= 0; nul = held.indexOf(0)) {
+        const m = JSON.parse(held.subarray(0, nul).toString('utf8')) as Message;
+        held = held.subarray(nul + 1);
+        if (m.id !== undefined) {
+          const w = this.waiting.get(m.id);
+          this.waiting.delete(m.id);
+          if (m.error !== undefined) w?.reject(new Error(m.error.message));
+          else w?.resolve(m.result ?? {});
+        } else for (const l of this.listeners) l(m);
+      }
+    });
+  }
+
+  static launch(chromium: string, width = 1280, height = 1600): Browser {
+    const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
+    const proc = spawn(
+      chromium,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-dev-shm-usage',
+        '--hide-scrollbars',
+        '--force-device-scale-factor=1',
+        `--user-data-dir=${profile}`,
+        `--window-size=${width},${height}`,
+        '--remote-debugging-pipe',
+        'about:blank',
+      ],
+      { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] },
+    );
+    return new Browser(proc, profile);
+  }
+
+  send(
+    method: string,
+    params: Record<string, unknown> = {},
+    sessionId?: string,
+  ): Promise<Record<string, unknown>> {
+    const id = this.nextId++;
+    const out = this.proc.stdio[3] as Writable;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      out.write(JSON.stringify({ id, method, params, sessionId }) + '\0');
+    });
+  }
+
+  on(listener: (m: Message) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** A new page, attached, with its exceptions collected. */
+  async newPage(url: string): Promise<Page> {
+    const { targetId } = (await this.send('Target.createTarget', { url: 'about:blank' })) as {
+      targetId: string;
+    };
+    const { sessionId } = (await this.send('Target.attachToTarget', {
+      targetId,
+      flatten: true,
+    })) as { sessionId: string };
+    const page = new Page(this, sessionId);
+    this.on((m) => {
+      if (m.sessionId !== sessionId) return;
+      if (m.method === 'Runtime.exceptionThrown') {
+        const d = m.params!['exceptionDetails'] as {
+          text: string;
+          exception?: { description?: string };
+        };
+        page.errors.push(d.exception?.description ?? d.text);
+      }
+    });
+    await page.send('Runtime.enable');
+    await page.send('Page.enable');
+    await page.send('Page.navigate', { url });
+    return page;
+  }
+
+  /** Ends the browser and removes its profile. */
+  async close(): Promise<void> {
+    const exited = new Promise((r) => this.proc.once('exit', r));
+    this.proc.kill();
+    await exited;
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 5 });
+  }
+}
+
+export class Page {
+  readonly errors: string[] = [];
+
+  constructor(
+    private readonly browser: Browser,
+    private readonly sessionId: string,
+  ) {}
+
+  send(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
+    return this.browser.send(method, params, this.sessionId);
+  }
+
+  /** The value of a JavaScript expression in the page (awaited when it is a promise). */
+  async eval<T>(expression: string): Promise<T> {
+    const r = (await this.send('Runtime.evaluate', {
+      expression,
+      returnByValue: true,
+      awaitPromise: true,
+    })) as { result: { value?: T }; exceptionDetails?: { text: string } };
+    if (r.exceptionDetails !== undefined)
+      throw new Error(`in the page: ${r.exceptionDetails.text} (${expression})`);
+    return r.result.value as T;
+  }
+
+  /** Waits until the expression is true in the page. */
+  async waitFor(expression: string, timeout = 20_000): Promise<void> {
+    const end = Date.now() + timeout;
+    while (Date.now() < end) {
+      // While the page loads, its context may not be there yet.
+      const ok = await this.eval<boolean>(`!!(${expression})`).catch(() => false);
+      if (ok) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`timed out waiting for ${expression}`);
+  }
+
+  /** A PNG screenshot of a region of the page (CSS pixels, from the page's top). */
+  async screenshot(clip: { x: number; y: number; width: number; height: number }): Promise<Buffer> {
+    const r = (await this.send('Page.captureScreenshot', {
+      format: 'png',
+      clip: { ...clip, scale: 1 },
+      captureBeyondViewport: true,
+    })) as { data: string };
+    return Buffer.from(r.data, 'base64');
+  }
+}
