@@ -52,7 +52,10 @@ export function chooseProfile(
   glibc: string | undefined,
   header: TraceHeader | null,
 ): { profile: GlibcProfile; notes: string[] } {
-  const asked = glibc ?? header?.facts.get('glibc');
+  const fact = header?.facts.get('glibc');
+  // A header comment that starts with the word (`# glibc can only give ...`) is prose, not a
+  // `# glibc VERSION` line.
+  const asked = glibc ?? (fact !== undefined && /\s/.test(fact) ? undefined : fact);
   if (asked === undefined || asked === '') return { profile: DEFAULT_PROFILE, notes: [] };
   const p = profileFor(asked);
   if (p === undefined)

@@ -99,6 +99,14 @@ describe('ptsim replay --glibc', () => {
     ]);
   });
 
+  it('takes a header comment that starts with the word glibc for prose, not a # glibc line', () => {
+    const c = trace('prose.trace', `# glibc can only give memory back from the top\n${callocText}`);
+    const r = ptsim(['replay', c, '--events', '-']);
+    expect(r.err).toBe('');
+    // As glibc 2.36 places them (not 2.41's 672 for the last).
+    expect(offsets(r.out)).toEqual([672, null, 784]);
+  });
+
   it('refuses what is not a version, and more than one version where one replay is made', () => {
     const c = trace(CALLOC, callocText);
     const bad = ptsim(['replay', c, '--glibc', 'bookworm']);
