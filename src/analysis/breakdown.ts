@@ -19,6 +19,7 @@
  * counts add up too. Memory is read from the model's state; nothing here changes it.
  */
 
+import { mmapSize } from '../core/free.js';
 import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED } from '../core/constants.js';
 import type { Arena, Process } from '../core/state.js';
@@ -331,8 +332,10 @@ function breakdownArena(
     for (let h = 0; h < ck.highWater; h++) {
       if (ck.state[h] === St.DEAD || ck.state[h] === St.BINHDR || (ck.flags[h]! & IS_MMAPPED) === 0)
         continue;
-      // The whole mapping: the alignment lead before the chunk, the slack after the request.
-      addInUse(s, at, h, ck.addr[h]! - ck.prevSize[h]!, ck.addr[h]! + ck.size[h]!, false);
+      // The whole mapping: the alignment lead before the chunk, the slack after the request (and
+      // from glibc 2.43 the chunk header after the chunk).
+      const start = ck.addr[h]! - ck.prevSize[h]!;
+      addInUse(s, at, h, start, start + mmapSize(s, h), false);
     }
   } else {
     if (av === s.main) {

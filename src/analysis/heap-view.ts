@@ -19,7 +19,6 @@ import {
   NFASTBINS,
   NON_MAIN_ARENA,
   PREV_INUSE,
-  TCACHE_MAX_BINS,
   UNSORTED_BIN,
 } from '../core/constants.js';
 import { mallocUsableSize } from '../core/api.js';
@@ -341,9 +340,11 @@ function tcacheViews(s: Process): TcacheView[] {
     const tc = th.tcache;
     if (tc === null) continue;
     const bins: BinView[] = [];
-    for (let i = 0; i < TCACHE_MAX_BINS; i++) {
+    for (let i = 0; i < tc.entries.length; i++) {
       if (tc.counts[i] === 0) continue;
-      bins.push({ index: i, size: (i + 2) * 16, chunks: listFrom(s, tc.entries[i]!, NIL) });
+      // A large bin (glibc 2.42 on) holds a range of sizes: its smallest chunk, at its head.
+      const size = i < 64 ? (i + 2) * 16 : s.ck.size[tc.entries[i]!]!;
+      bins.push({ index: i, size, chunks: listFrom(s, tc.entries[i]!, NIL) });
     }
     out.push({ tid: th.tid, arena: th.arena === null ? -1 : th.arena.index, bins });
   }

@@ -8,15 +8,22 @@ import type { ReplaySummary } from '../replay/replay.js';
 import type { TraceHeader } from '../trace/types.js';
 import type { ArenaReport } from '../core/stats.js';
 import { count, formatBytes, plural } from './numbers.js';
+import { profileFor } from '../core/profile.js';
 
 /**
  * The most arenas arena_get2 lets exist: arena_max when set; else 8 per CPU (64-bit), except that
  * the limit is only fixed once there are more than arena_test arenas, so that arena_test + 1 can
- * exist even when that is more (one CPU and the default arena_test of 8 allow 9).
+ * exist even when that is more (one CPU and the default arena_test of 8 allow 9). glibc 2.44:
+ * one per CPU, and at least arena_test (profile.arenaLimitPerCpu false).
  */
-function arenaLimit(cores: number, arenaMax: number, arenaTest: number): string {
+function arenaLimit(cores: number, arenaMax: number, arenaTest: number, glibc: string): string {
   if (arenaMax !== 0) return `limit: ${arenaMax}, set by arena_max`;
   const cpus = plural(cores, 'CPU');
+  if (profileFor(glibc)?.profile.arenaLimitPerCpu === false) {
+    if (arenaTest > cores)
+      return `glibc's limit: ${arenaTest}, as arena_test is ${arenaTest}; one per CPU with ${cpus} would be ${cores}`;
+    return `glibc's limit: ${cores}, one per CPU`;
+  }
   const perCpu = 8 * cores;
   if (arenaTest + 1 > perCpu)
     return `glibc's limit: ${arenaTest + 1}, as arena_test is ${arenaTest}; 8 per CPU with ${cpus} would be ${perCpu}`;
@@ -42,7 +49,7 @@ export function formatSummary(
     `  heap (program break)        ${formatBytes(s.brk)} above the initial break; main arena holds ${formatBytes(s.heap)}`,
     `  mmapped chunks              ${formatBytes(s.mmapped)} in ${plural(m.hblks, 'chunk')}`,
     `  live blocks                 ${count(s.liveBlocks)} holding ${formatBytes(s.liveBytes)} requested`,
-    `  arenas                      ${arenas.length} (${arenaLimit(cores, arenaMax, arenaTest)})`,
+    `  arenas                      ${arenas.length} (${arenaLimit(cores, arenaMax, arenaTest, s.glibc)})`,
     ...(arenas.length > 1
       ? arenas.map(
           (a) =>

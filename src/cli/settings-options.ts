@@ -30,7 +30,8 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
   --env NAME=VALUE     a MALLOC_*_ environment variable the program runs with, for example
                        MALLOC_TRIM_THRESHOLD_=0 or MALLOC_ARENA_MAX=2 (repeatable)
   --ignore-trace-env   ignore the trace's own '# env' header lines
-  --cores N            the number of CPUs glibc sees, which sets its arena limit (8 x N arenas);
+  --cores N            the number of CPUs glibc sees, which sets its arena limit (8 x N arenas;
+                       on glibc 2.44, N and at least arena_test);
                        default: the trace's '# nprocs', else this machine's online CPUs
   --brk-base ADDR      the initial program break to simulate (default: the trace's '# start_brk'
                        if page-aligned, else 0x555555559000); only alignments above 4096 depend on it

@@ -1,7 +1,7 @@
 /**
  * The public entry points, as glibc's __libc_* wrappers: initialisation on first use, the tcache
  * fast paths, arena choice, and the wrappers' own rules (calloc's clearing, realloc(p, 0), the
- * memalign family's alignment rounding, pvalloc's 2.30-2.41 rounding quirk, the dynamic mmap
+ * memalign family's alignment rounding, pvalloc's 2.30-2.42 rounding quirk, the dynamic mmap
  * threshold raised by free()).
  *
  * Blocks are chunk handles here; the user pointer is the chunk's address + 16. NIL stands for NULL.
@@ -17,7 +17,6 @@ import { arenaForChunk, arenaGet, arenaGetRetry } from './arena.js';
 import { NIL } from './chunks.js';
 import {
   CHUNK_HDR_SZ,
-  DEFAULT_MMAP_THRESHOLD_MAX,
   DEFAULT_MXFAST,
   IS_MMAPPED,
   MALLOC_ALIGNMENT,
@@ -32,12 +31,28 @@ import {
   maxFastFor,
   powerof2,
 } from './constants.js';
-import { intFree, munmapChunk } from './free.js';
-import { reallocPointerCheck } from './free-checks.js';
+import {
+  intFree,
+  intFreeChunk,
+  intFreeMergeChunk,
+  munmapChunk,
+  raiseDynamicThresholds,
+} from './free.js';
+import { FreeRoute, freeChecks, reallocPointerCheck, tcacheIndex } from './free-checks.js';
 import { intMalloc } from './malloc.js';
 import { intMemalign } from './memalign.js';
 import { intRealloc, mremapChunk } from './realloc.js';
-import { maybeInitTcache, tcacheGet, tcacheGetAligned } from './tcache.js';
+import {
+  maybeInitTcache,
+  tcacheGet,
+  tcacheGetAlign,
+  tcacheGetAligned,
+  tcacheGetLarge,
+  tcacheInitLazy,
+  tcachePut,
+  tcachePutLarge,
+} from './tcache.js';
+import { TCACHE_SMALL_BINS } from './profile.js';
 import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
 import { writeUser } from './mem.js';
@@ -51,7 +66,8 @@ export function ptmallocInit(s: Process, thread: ThreadState = s.thread): void {
   if (s.profile.randomTcacheKey) s.kernel.getrandom(); // tcache_key_initialize (2.34 on)
   thread.arena = s.main;
   // malloc_init_state(&main_arena) ran when the arena was built; this is its set_max_fast.
-  s.globalMaxFast = maxFastFor(DEFAULT_MXFAST);
+  // 2.43 on: no fastbins (profile.fastbins), so no chunk is ever fast.
+  s.globalMaxFast = s.profile.fastbins ? maxFastFor(DEFAULT_MXFAST) : 0;
   applyTunables(s, resolveTunables(s.env, s.profile));
 }
 
@@ -77,46 +93,93 @@ function handOut(s: Process, p: number, bytes: number): number {
   return p;
 }
 
+/**
+ * The tcache's chunk of exactly nb bytes, taken, or NIL (__libc_malloc's and __libc_calloc's
+ * look-up from 2.43: any chunk size below tcache_max_bytes, a large bin above 1040).
+ */
+function tcacheTake(s: Process, nb: number): number {
+  const tc = s.thread.tcache;
+  if (tc === null || nb >= s.mp.tcacheMaxBytes) return NIL;
+  const idx = csize2tidx(nb);
+  if (idx < TCACHE_SMALL_BINS) return tc.counts[idx]! > 0 ? tcacheGet(s, tc, idx) : NIL;
+  return tcacheGetLarge(s, tc, tcacheIndex(nb), nb);
+}
+
 /** __libc_malloc */
 export function libcMalloc(s: Process, bytes: number): number {
   if (!s.initialized) ptmallocInit(s);
   s.mallocHookIni = false; // malloc_hook_ini, up to 2.33: it clears itself, then mallocs
   const tbytes = checkedRequest2size(bytes);
   if (tbytes === 0) return NIL;
+  if (s.profile.lazyTcache) {
+    // 2.43 on: the tcache if it has the chunk, else __libc_malloc2.
+    const p = tcacheTake(s, tbytes);
+    return handOut(s, p !== NIL ? p : libcMalloc2(s, bytes), bytes);
+  }
   const tcIdx = csize2tidx(tbytes);
   maybeInitTcache(s);
   const tc = s.thread.tcache;
   if (tcIdx < s.mp.tcacheBins && tc !== null && tc.counts[tcIdx]! > 0) {
     return handOut(s, tcacheGet(s, tc, tcIdx), bytes);
   }
-  if (s.singleThread) return handOut(s, intMalloc(s, s.main, bytes), bytes);
+  return handOut(s, libcMalloc2(s, bytes), bytes);
+}
+
+/** __libc_malloc2 (so named from 2.42; before, the rest of __libc_malloc): the arena's way. */
+export function libcMalloc2(s: Process, bytes: number): number {
+  if (s.singleThread) return intMalloc(s, s.main, bytes);
   let ar = arenaGet(s, bytes);
   let victim = intMalloc(s, ar, bytes);
   if (victim === NIL && ar !== null) {
     ar = arenaGetRetry(s, ar, bytes);
     victim = intMalloc(s, ar, bytes);
   }
-  return handOut(s, victim, bytes);
+  return victim;
 }
 
 /** __libc_free */
 export function libcFree(s: Process, p: number): void {
   if (p === NIL) return;
   const ck = s.ck;
+  if (s.profile.lazyTcache) {
+    libcFreeLazy(s, p);
+    return;
+  }
   if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
-    // The dynamic threshold: chunksize_nomask includes the M bit, so a chunk exactly at the
-    // threshold raises it, and one of exactly 32 MiB does not.
-    const raw = ck.size[p]! + ck.flags[p]!;
-    const mp = s.mp;
-    if (!mp.noDynThreshold && raw > mp.mmapThreshold && raw <= DEFAULT_MMAP_THRESHOLD_MAX) {
-      mp.mmapThreshold = ck.size[p]!;
-      mp.trimThreshold = 2 * mp.mmapThreshold;
-    }
+    raiseDynamicThresholds(s, p);
     munmapChunk(s, p);
     return;
   }
   maybeInitTcache(s);
   intFree(s, arenaForChunk(s, p), p);
+}
+
+/**
+ * __libc_free of 2.43 on: the tcache takes any chunk below tcache_max_bytes it has room for (an
+ * mmapped one too); a thread's first such free allocates its tcache (tcache_free_init) and frees
+ * again; the rest goes to _int_free_chunk.
+ */
+function libcFreeLazy(s: Process, p: number): void {
+  const av = arenaForChunk(s, p);
+  switch (freeChecks(s, av, p)) {
+    case FreeRoute.TCACHE: {
+      const tc = s.thread.tcache!;
+      const idx = tcacheIndex(s.ck.size[p]!);
+      if (idx < TCACHE_SMALL_BINS) tcachePut(s, tc, p, idx);
+      else tcachePutLarge(s, tc, p, idx);
+      return;
+    }
+    case FreeRoute.TCACHE_INIT:
+      tcacheInitLazy(s, null);
+      libcFreeLazy(s, p);
+      return;
+    case FreeRoute.MMAP:
+      raiseDynamicThresholds(s, p);
+      munmapChunk(s, p);
+      return;
+    default:
+      intFreeMergeChunk(s, av, p, s.ck.size[p]!);
+  }
 }
 
 /** __libc_calloc */
@@ -134,7 +197,16 @@ export function libcCalloc(s: Process, n: number, elemSize: number): number {
   if (!s.initialized) ptmallocInit(s);
   maybeInitTcache(s);
   const ck = s.ck;
-  if (s.profile.callocFromTcache) {
+  if (s.profile.lazyTcache) {
+    // 2.43 on: a cached chunk of any size below tcache_max_bytes; a small one is cleared whole
+    // but its last word (tidx2usize), a large one as far as its usable size.
+    const p = tcacheTake(s, checkedRequest2size(bytes));
+    if (p !== NIL) {
+      handOut(s, p, bytes);
+      writeUser(s, p, ck.size[p]! - 8);
+      return p;
+    }
+  } else if (s.profile.callocFromTcache) {
     // 2.41 on (tcache_try_malloc): a cached chunk, cleared whole but its last word.
     const idx = csize2tidx(checkedRequest2size(bytes));
     const tc = s.thread.tcache;
@@ -192,13 +264,13 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   const oldsize = ck.size[oldp]!;
   const mmapped = (ck.flags[oldp]! & IS_MMAPPED) !== 0;
   if (s.profile.reallocWithinPadding) {
-    // 2.38 on: a request within the usable size, with less than 16 bytes to spare (a page, for
-    // an mmapped chunk), keeps the block as it is (musable).
-    const inuse = mmapped || (ck.flags[ck.next[oldp]!]! & PREV_INUSE) !== 0;
-    const usable = mmapped ? oldsize - CHUNK_HDR_SZ : inuse ? oldsize - 8 : 0;
+    // 2.38 on: a request within the usable size, with less than 16 bytes to spare (2.38 to 2.42:
+    // or a page, for an mmapped chunk), keeps the block as it is (musable).
+    const usable = mallocUsableSize(s, oldp);
     if (bytes <= usable) {
       const spare = usable - bytes;
-      if (spare < 2 * 8 || (mmapped && spare <= PAGE_SIZE)) return handOut(s, oldp, bytes);
+      const withinPage = mmapped && s.profile.reallocMmappedWithinPage && spare <= PAGE_SIZE;
+      if (spare < 2 * 8 || withinPage) return handOut(s, oldp, bytes);
     }
   }
   // Set for a heap chunk; an mmapped chunk has no arena (and returns before it is needed).
@@ -213,7 +285,10 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   if (mmapped) {
     const np = mremapChunk(s, oldp, nb);
     if (np !== NIL) return handOut(s, np, bytes);
-    if (oldsize - 8 >= nb) return handOut(s, oldp, bytes);
+    // A shrink stays where it is: up to 2.42 when the chunk holds nb, from 2.43 when its usable
+    // size holds the request.
+    if (s.profile.mmapChunkTailHeader ? bytes <= mallocUsableSize(s, oldp) : oldsize - 8 >= nb)
+      return handOut(s, oldp, bytes);
     const newp = libcMalloc(s, bytes);
     if (newp === NIL) return NIL;
     writeUser(s, newp, oldsize - CHUNK_HDR_SZ);
@@ -226,7 +301,8 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
     newp = libcMalloc(s, bytes);
     if (newp !== NIL) {
       writeUser(s, newp, oldsize - 8);
-      intFree(s, ar!, oldp);
+      if (s.profile.fastbins) intFree(s, ar!, oldp);
+      else intFreeChunk(s, ar!, oldp);
     }
   }
   return handOut(s, newp, bytes);
@@ -242,7 +318,15 @@ function midMemalign(s: Process, alignment: number, bytes: number): number {
     while (a < alignment) a *= 2;
     alignment = a;
   }
-  if (s.profile.memalignFromTcache) {
+  if (s.profile.lazyTcache) {
+    // 2.43 on: tcache_get_align, from any bin below tcache_max_bytes.
+    const nb = checkedRequest2size(bytes);
+    const tc = s.thread.tcache;
+    if (nb !== 0 && tc !== null && nb < s.mp.tcacheMaxBytes) {
+      const p = tcacheGetAlign(s, tc, tcacheIndex(nb), nb, alignment);
+      if (p !== NIL) return handOut(s, p, bytes);
+    }
+  } else if (s.profile.memalignFromTcache) {
     // 2.38 on: an already aligned chunk of the request's size from the tcache.
     const nb = checkedRequest2size(bytes);
     if (nb === 0) return NIL;
@@ -277,13 +361,13 @@ export function libcValloc(s: Process, bytes: number): number {
 
 /**
  * __libc_pvalloc: rounds the size up with `& -(pagesize - 1)`, a mask that keeps bit 0, so an odd
- * size rounds to one byte over a page multiple (a 2.30-2.41 quirk).
+ * size rounds to one byte over a page multiple (a 2.30-2.42 quirk: profile.pvallocKeepsOddBit).
  */
 export function libcPvalloc(s: Process, bytes: number): number {
   if (!s.initialized) ptmallocInit(s);
   const sum = bytes + PAGE_SIZE - 1;
   if (sum >= SIZE_MAX_PLUS_1) return NIL; // ENOMEM
-  const rounded = sum - (sum % PAGE_SIZE) + (sum % 2);
+  const rounded = sum - (sum % PAGE_SIZE) + (s.profile.pvallocKeepsOddBit ? sum % 2 : 0);
   // The program asked for `bytes`; the rounding is glibc's.
   return handOut(s, midMemalign(s, PAGE_SIZE, rounded), bytes);
 }
@@ -292,7 +376,9 @@ export function libcPvalloc(s: Process, bytes: number): number {
 export function mallocUsableSize(s: Process, p: number): number {
   if (p === NIL) return 0;
   const ck = s.ck;
-  if ((ck.flags[p]! & IS_MMAPPED) !== 0) return ck.size[p]! - CHUNK_HDR_SZ;
+  // memsize: an mmapped chunk has no next chunk's prev_size to lend, until 2.43 gave it one.
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0)
+    return ck.size[p]! - (s.profile.mmapChunkTailHeader ? 8 : CHUNK_HDR_SZ);
   const n = ck.next[p]!;
   if (n !== NIL && (ck.flags[n]! & PREV_INUSE) !== 0) return ck.size[p]! - 8;
   return 0;

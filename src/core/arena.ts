@@ -7,7 +7,8 @@
  * (free_list, most recently freed first), else a new arena while fewer than the limit exist, else
  * the arenas in turn (reused_arena: main, newest, ..., oldest; without contention trylock always
  * succeeds, so this is plain round-robin). The limit is fixed once, the first time it is needed
- * after more than arena_test arenas exist: arena_max if set, else 8 x the number of CPUs. A thread
+ * after more than arena_test arenas exist: arena_max if set, else 8 x the number of CPUs (2.44: once
+ * arena_test arenas exist, the number of CPUs and at least arena_test). A thread
  * keeps its arena for life (apart from arena_get_retry after an allocation failure) and at exit
  * flushes its tcache and, if it was the arena's last thread, puts the arena on the free list: any
  * arena, the main one included (say the main thread moved to another arena in arena_get_retry, and
@@ -108,7 +109,12 @@ function arenaGet2(s: Process, size: number, avoid: Arena | null): Arena | null 
   if (a === null) {
     if (s.narenasLimit === 0) {
       if (s.mp.arenaMax !== 0) s.narenasLimit = s.mp.arenaMax;
-      else if (s.narenas > s.mp.arenaTest) s.narenasLimit = 8 * (s.ncores >= 1 ? s.ncores : 2);
+      else if (s.profile.arenaLimitPerCpu) {
+        if (s.narenas > s.mp.arenaTest) s.narenasLimit = 8 * (s.ncores >= 1 ? s.ncores : 2);
+      } else if (s.narenas >= s.mp.arenaTest) {
+        // 2.44: as many arenas as online CPUs, and at least arena_test.
+        s.narenasLimit = Math.max(s.ncores, s.mp.arenaTest);
+      }
     }
     // (size_t) 0 - 1 is huge: no limit yet.
     if (s.narenasLimit === 0 || s.narenas <= s.narenasLimit - 1) {

@@ -25,7 +25,6 @@ import {
   NON_MAIN_ARENA,
   NFASTBINS,
   PREV_INUSE,
-  TCACHE_MAX_BINS,
   binIndex,
   csize2tidx,
   fastbinIndex,
@@ -256,7 +255,7 @@ function checkTcaches(s: Process): void {
   for (const th of s.threads.values()) {
     const tc = th.tcache;
     if (tc === null) continue;
-    for (let i = 0; i < TCACHE_MAX_BINS; i++) {
+    for (let i = 0; i < tc.entries.length; i++) {
       let n = 0;
       for (let p = tc.entries[i]!; p !== NIL; p = ck.fd[p]!) {
         n++;

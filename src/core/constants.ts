@@ -26,8 +26,8 @@ export const BINMAPSIZE = 4;
 /** The unsorted bin is bin 1; it also serves as the arena's initial (size 0) top. */
 export const UNSORTED_BIN = 1;
 
-export const TCACHE_MAX_BINS = 64;
-export const TCACHE_FILL_COUNT = 7;
+const TCACHE_MAX_BINS = 64;
+/* TCACHE_FILL_COUNT (7; 16 from 2.43) and the large bins of 2.42 on are the release's: profile.ts. */
 export const MAX_TCACHE_COUNT = 65535;
 /* sizeof (tcache_perthread_struct) differs between releases: profile.ts, tcacheStructSize. */
 
@@ -84,6 +84,20 @@ function tidx2usize(idx: number): number {
 
 /** MAX_TCACHE_SIZE = tidx2usize(63) = 1032. */
 export const MAX_TCACHE_SIZE = tidx2usize(TCACHE_MAX_BINS - 1);
+/** MAX_TCACHE_SMALL_SIZE (2.42 on) = tidx2csize(63) = 1040: the largest chunk of a small tcache bin. */
+export const MAX_TCACHE_SMALL_SIZE = (TCACHE_MAX_BINS - 1) * MALLOC_ALIGNMENT + MINSIZE;
+
+/**
+ * large_csize2tidx (2.42 on): the large tcache bin of a chunk size above 1040, one bin per
+ * power of two (1041..2047 in bin 64, 2048..4095 in 65, ...).
+ */
+export function largeCsize2tidx(nb: number): number {
+  return TCACHE_MAX_BINS + bitWidth(nb) - bitWidth(MAX_TCACHE_SMALL_SIZE);
+}
+
+function bitWidth(n: number): number {
+  return n < 2 ** 32 ? 32 - Math.clz32(n) : 32 + bitWidth(Math.floor(n / 2 ** 32));
+}
 
 export function fastbinIndex(size: number): number {
   return (size >>> 4) - 2;

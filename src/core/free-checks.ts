@@ -31,19 +31,32 @@ import {
   checkedRequest2size,
   csize2tidx,
   fastbinIndex,
+  largeCsize2tidx,
 } from './constants.js';
+import { TCACHE_SMALL_BINS } from './profile.js';
 import { GLIBC_ABORT, GlibcAbort, mallocPrinterr, type GlibcAbortMessage } from './errors.js';
 import { maybeInitTcache } from './tcache.js';
 import type { Arena, Process } from './state.js';
 
-/** Where _int_free puts a chunk once its checks have passed. */
+/** Where _int_free (from 2.43, __libc_free) puts a chunk once its checks have passed. */
 export const FreeRoute = {
+  /** The calling thread's tcache (from 2.42 a large bin for a chunk above 1040 bytes). */
   TCACHE: 0,
   FASTBIN: 1,
   /** An mmapped chunk reaching _int_free: munmap_chunk. */
   MMAP: 2,
   /** Coalescing with its free neighbours, then the unsorted bin or the top. */
   COALESCE: 3,
+  /**
+   * 2.43 on: the thread's tcache is still the dummy: tcache_free_init allocates it, then frees
+   * the chunk again.
+   */
+  TCACHE_INIT: 4,
+  /**
+   * 2.43 on: the key word says the chunk is cached, but not in this thread's tcache
+   * (tcache_double_free_verify): glibc clears the key and frees it again.
+   */
+  FREE_AGAIN: 5,
 } as const;
 export type FreeRoute = (typeof FreeRoute)[keyof typeof FreeRoute];
 
@@ -52,6 +65,7 @@ export type FreeRoute = (typeof FreeRoute)[keyof typeof FreeRoute];
  * or raises glibc's abort. The calling thread's tcache is s.thread's.
  */
 export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
+  if (s.profile.lazyTcache) return libcFreeChecks(s, av, p);
   const ck = s.ck;
   const size = ck.size[p]!;
   // "p > -size || misaligned": chunk addresses are 16-aligned and no size wraps the address
@@ -74,16 +88,67 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
     }
   }
 
-  const next = ck.next[p]!;
-  const nextsize = ck.size[next]!;
   if (size <= s.globalMaxFast) {
+    const next = ck.next[p]!;
+    const nextsize = ck.size[next]!;
     if (nextsize + ck.flags[next]! <= CHUNK_HDR_SZ || nextsize >= av.systemMem)
       mallocPrinterr(GLIBC_ABORT.INVALID_NEXT_SIZE_FAST);
     if (av.fastbins[fastbinIndex(size)] === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_FASTTOP);
     return FreeRoute.FASTBIN;
   }
   if ((ck.flags[p]! & IS_MMAPPED) !== 0) return FreeRoute.MMAP;
+  arenaFreeChecks(s, av, p);
+  return FreeRoute.COALESCE;
+}
 
+/**
+ * __libc_free's checks of 2.43 on, up to the first change it makes: the tcache first (for every
+ * chunk below tcache_max_bytes, mmapped ones included), then the size, then _int_free_chunk's.
+ */
+function libcFreeChecks(s: Process, av: Arena, p: number): FreeRoute {
+  const ck = s.ck;
+  const size = ck.size[p]!;
+  const mp = s.mp;
+  if (size < mp.tcacheMaxBytes) {
+    const tc = s.thread.tcache;
+    // The key word matches only in a cached chunk: tcache_double_free_verify walks every bin of
+    // this thread's tcache.
+    if (ck.state[p] === St.TCACHE) {
+      if (tc !== null)
+        for (let i = 0; i < tc.entries.length; i++)
+          for (let e = tc.entries[i]!; e !== NIL; e = ck.fd[e]!)
+            if (e === p) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TCACHE);
+      return FreeRoute.FREE_AGAIN;
+    }
+    if (size >= MINSIZE) {
+      const idx = tcacheIndex(size);
+      if (tc !== null && tc.counts[idx]! < mp.tcacheCount) return FreeRoute.TCACHE;
+    }
+    if (s.thread.tcache === null && !s.thread.tcacheShuttingDown) return FreeRoute.TCACHE_INIT;
+  }
+  // INT_ADD_OVERFLOW (p, size - MINSIZE): a size below MINSIZE wraps.
+  if (size < MINSIZE) mallocPrinterr(GLIBC_ABORT.FREE_INVALID_SIZE);
+  if ((ck.flags[p]! & IS_MMAPPED) !== 0) return FreeRoute.MMAP;
+  arenaFreeChecks(s, av, p);
+  return FreeRoute.COALESCE;
+}
+
+/** csize2tidx, or large_csize2tidx above the small bins (2.42 on). */
+export function tcacheIndex(size: number): number {
+  const idx = csize2tidx(size);
+  return idx < TCACHE_SMALL_BINS ? idx : largeCsize2tidx(size);
+}
+
+/**
+ * The checks before a heap chunk is merged into its arena (_int_free; from 2.43
+ * _int_free_merge_chunk): not the top, not past it, marked in use, a sane next size, and a
+ * previous chunk as big as prev_size says.
+ */
+export function arenaFreeChecks(s: Process, av: Arena, p: number): void {
+  const ck = s.ck;
+  const size = ck.size[p]!;
+  const next = ck.next[p]!;
+  const nextsize = ck.size[next]!;
   const top = av.top;
   if (p === top) mallocPrinterr(GLIBC_ABORT.DOUBLE_FREE_TOP);
   // The next chunk's address is p + size (not the model's neighbour: p may be a header glibc
@@ -97,7 +162,6 @@ export function freeChecks(s: Process, av: Arena, p: number): FreeRoute {
   if ((ck.flags[p]! & PREV_INUSE) === 0 && ck.size[ck.prev[p]!]! !== ck.prevSize[p]!) {
     mallocPrinterr(GLIBC_ABORT.CORRUPTED_PREV_SIZE_CONSOLIDATING);
   }
-  return FreeRoute.COALESCE;
 }
 
 /** __libc_realloc's pointer check, on the old chunk's size ("p > -size || misaligned", as in free). */
@@ -145,6 +209,12 @@ export function freeAgainVerdict(s: Process, mem: number): AgainVerdict {
     let outcome: GlibcAbortMessage | FreeRoute;
     try {
       outcome = freeChecks(s, av, v.p);
+      // 2.43 on, tcache_count 0: tcache_free_init only disables the tcache, and the free goes on
+      // to _int_free_chunk's checks.
+      if (outcome === FreeRoute.TCACHE_INIT && s.mp.tcacheCount === 0) {
+        s.thread.tcacheShuttingDown = true;
+        outcome = freeChecks(s, av, v.p);
+      }
     } catch (e) {
       if (!(e instanceof GlibcAbort)) throw e;
       outcome = e.glibcMessage;
@@ -165,6 +235,8 @@ function freeReads(outcome: GlibcAbortMessage | FreeRoute, prevRead: number): nu
     case GLIBC_ABORT.DOUBLE_FREE_TCACHE:
     case GLIBC_ABORT.DOUBLE_FREE_TOP:
     case FreeRoute.TCACHE:
+    case FreeRoute.TCACHE_INIT:
+    case FreeRoute.FREE_AGAIN:
     case FreeRoute.MMAP:
       return 0;
     case GLIBC_ABORT.INVALID_NEXT_SIZE_FAST:
@@ -214,12 +286,22 @@ export function reallocAgainVerdict(s: Process, mem: number, bytes: number): Aga
       const av = arenaForChunk(s, v.p);
       reallocChecks(s, av, v.p);
       if (v.unknownRead(av, READS_NEXT)) return 'unknown';
+      // From 2.43 a shrink frees the tail it splits off with _int_free_chunk, into the arena the
+      // old header names: its checks run on that tail, and one of the main arena's may fail for a
+      // chunk of a thread's heap (the header of a binned chunk has no A bit).
+      if (!s.profile.fastbins && nb <= oldsize && oldsize - nb >= MINSIZE) {
+        const tailEnd = ck.addr[v.p]! + oldsize;
+        if (av.contiguous && tailEnd >= ck.addr[av.top]! + ck.size[av.top]!)
+          return v.unknownRead(av, READS_TOP) ? 'unknown' : GLIBC_ABORT.DOUBLE_FREE_OUT;
+      }
       const next = ck.next[v.p]!;
       const nextState = ck.state[next];
       // _int_realloc cannot grow in place: the next chunk is in use. Whatever _int_malloc does,
       // it neither returns that chunk nor empties a tcache bin, so the old chunk is freed with
       // the calling thread's tcache still holding it.
+      // (From 2.43 _int_realloc frees it with _int_free_chunk, which never looks at the tcache.)
       if (
+        s.profile.fastbins &&
         ck.state[v.p] === St.TCACHE &&
         nb > oldsize &&
         (nextState === St.INUSE || nextState === St.TCACHE)

@@ -10,13 +10,19 @@
  * arena when the top reaches trim_threshold, heap_trim (always tried) for other arenas. glibc's
  * checks on the chunk, which choose among these ways, are freeChecks (free-checks.ts).
  *
- * glibc: _int_free, malloc_consolidate, munmap_chunk (malloc/malloc.c).
+ * From 2.43 there are no fastbins (profile.fastbins): __libc_free hands a chunk the tcache does not
+ * take to _int_free_chunk, which unmaps an mmapped chunk or merges and bins a heap chunk; the
+ * allocator's own frees call it too (intFreeInternal).
+ *
+ * glibc: _int_free, _int_free_chunk, malloc_consolidate, munmap_chunk (malloc/malloc.c).
  */
 
 import { insertSmallbinHead, insertUnsortedHead, unlinkChunk } from './bins.js';
 import { NIL, St } from './chunks.js';
 import {
+  DEFAULT_MMAP_THRESHOLD_MAX,
   FASTBIN_CONSOLIDATION_THRESHOLD,
+  IS_MMAPPED,
   NFASTBINS,
   PAGE_SIZE,
   PREV_INUSE,
@@ -26,7 +32,7 @@ import {
   powerof2,
 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
-import { FreeRoute, freeChecks } from './free-checks.js';
+import { FreeRoute, arenaFreeChecks, freeChecks } from './free-checks.js';
 import {
   clearPrevInuse,
   freePerturb,
@@ -69,6 +75,46 @@ export function intFree(s: Process, av: Arena, p: number): void {
   }
 
   intFreeMergeChunk(s, av, p, size);
+}
+
+/**
+ * _int_free_chunk (2.43 on): an mmapped chunk is unmapped (raising the dynamic thresholds, as
+ * __libc_free did before); a heap chunk is checked and merged into its arena
+ * (_int_free_merge_chunk).
+ */
+export function intFreeChunk(s: Process, av: Arena, p: number): void {
+  if ((s.ck.flags[p]! & IS_MMAPPED) !== 0) {
+    raiseDynamicThresholds(s, p);
+    munmapChunk(s, p);
+    return;
+  }
+  arenaFreeChecks(s, av, p);
+  intFreeMergeChunk(s, av, p, s.ck.size[p]!);
+}
+
+/**
+ * A free by the allocator itself (realloc's old chunk and remainder, sysmalloc's fenced-off old
+ * top): _int_free up to 2.42, which may cache the chunk; _int_free_chunk from 2.43, which never
+ * does.
+ */
+export function intFreeInternal(s: Process, av: Arena, p: number): void {
+  if (s.profile.fastbins) intFree(s, av, p);
+  else intFreeChunk(s, av, p);
+}
+
+/**
+ * The dynamic mmap threshold, when an mmapped chunk is freed (__libc_free; _int_free_chunk from
+ * 2.43): chunksize_nomask includes the M bit, so a chunk exactly at the threshold raises it, and
+ * one of exactly 32 MiB does not.
+ */
+export function raiseDynamicThresholds(s: Process, p: number): void {
+  const ck = s.ck;
+  const raw = ck.size[p]! + ck.flags[p]!;
+  const mp = s.mp;
+  if (!mp.noDynThreshold && raw > mp.mmapThreshold && raw <= DEFAULT_MMAP_THRESHOLD_MAX) {
+    mp.mmapThreshold = ck.size[p]!;
+    mp.trimThreshold = 2 * mp.mmapThreshold;
+  }
 }
 
 /**
@@ -227,12 +273,21 @@ export function mallocConsolidate(s: Process, av: Arena): void {
   }
 }
 
+/**
+ * mmap_size: the whole mapping of an mmapped chunk, from its start (prev_size bytes before the
+ * chunk) to its end (from 2.43, CHUNK_HDR_SZ after the chunk: profile.mmapChunkTailHeader).
+ */
+export function mmapSize(s: Process, p: number): number {
+  const ck = s.ck;
+  return ck.prevSize[p]! + ck.size[p]! + (s.profile.mmapChunkTailHeader ? 16 : 0);
+}
+
 /** munmap_chunk: gives an mmapped chunk's whole mapping back. */
 export function munmapChunk(s: Process, p: number): void {
   const ck = s.ck;
   const mem = ck.addr[p]! + 16;
   const block = ck.addr[p]! - ck.prevSize[p]!;
-  const total = ck.prevSize[p]! + ck.size[p]!;
+  const total = mmapSize(s, p);
   if (block % PAGE_SIZE !== 0 || total % PAGE_SIZE !== 0 || !powerof2(mem % PAGE_SIZE)) {
     mallocPrinterr(GLIBC_ABORT.MUNMAP_INVALID_POINTER);
   }

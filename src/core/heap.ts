@@ -30,7 +30,7 @@ import {
   alignUp,
 } from './constants.js';
 import { unlinkChunk } from './bins.js';
-import { intFree } from './free.js';
+import { intFreeInternal } from './free.js';
 import { setFoot, setHead } from './mem.js';
 import type { Arena, HeapInfo, Process } from './state.js';
 
@@ -158,7 +158,7 @@ export function growHeapForTop(
     setFoot(s, f16, CHUNK_HDR_SZ);
     setHead(s, oldTop, oldSize, PREV_INUSE | NON_MAIN_ARENA);
     oldHeap.fence = f0;
-    intFree(s, av, oldTop);
+    intFreeInternal(s, av, oldTop);
   } else {
     const f0 = ck.splitAt(oldTop, oldSize + CHUNK_HDR_SZ);
     setHead(s, f0, 0, PREV_INUSE);

@@ -42,7 +42,7 @@ import {
   writeBkNext,
 } from './mem.js';
 import { sysmalloc } from './sysmalloc.js';
-import { tcacheGet, tcachePut } from './tcache.js';
+import { tcacheGet, tcacheInactive, tcacheInitLazy, tcachePut } from './tcache.js';
 import type { Arena, Process } from './state.js';
 
 export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
@@ -59,7 +59,9 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
 
   av.rewrites++;
   const aFlag = av.index !== 0 ? NON_MAIN_ARENA : 0;
-  const tc = s.thread.tcache;
+  // Reassigned where 2.43's lazy tcache is allocated in the middle of this call.
+  let tc = s.thread.tcache;
+  const lazy = s.profile.lazyTcache;
   const mp = s.mp;
   let idx: number;
 
@@ -96,6 +98,11 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
       if (aFlag !== 0) setArenaBit(s, victim);
       ck.state[victim] = St.INUSE;
       const tcIdx = csize2tidx(nb);
+      // 2.43 on: a tcache still the dummy is allocated here (tcache_init (av)), from this arena.
+      if (lazy && tcIdx < mp.tcacheBins && tcacheInactive(s)) {
+        tcacheInitLazy(s, av);
+        tc = s.thread.tcache;
+      }
       if (tc !== null && tcIdx < mp.tcacheBins) {
         let tcVictim: number;
         while (tc.counts[tcIdx]! < mp.tcacheCount && (tcVictim = ck.bk[bin]!) !== bin) {
@@ -116,7 +123,9 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
   }
 
   const tcIdx = csize2tidx(nb);
-  const tcacheNb = tc !== null && tcIdx < mp.tcacheBins ? nb : 0;
+  const tcacheNb = (tc !== null || lazy) && tcIdx < mp.tcacheBins ? nb : 0;
+  // 2.44 returns an exact fit at once (profile.unsortedStash).
+  const stash = s.profile.unsortedStash;
   let returnCached = false;
   let tcacheUnsortedCount = 0;
   const unsorted = av.bin(1);
@@ -165,9 +174,13 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
         setInuseBitAfter(s, victim);
         if (aFlag !== 0) setArenaBit(s, victim);
         ck.state[victim] = St.INUSE;
-        if (tcacheNb !== 0 && tc!.counts[tcIdx]! < mp.tcacheCount) {
+        if (lazy && stash && tcacheInactive(s)) {
+          tcacheInitLazy(s, av);
+          tc = s.thread.tcache;
+        }
+        if (stash && tcacheNb !== 0 && tc !== null && tc.counts[tcIdx]! < mp.tcacheCount) {
           // Fill the cache first; one of these is returned once the loop ends.
-          tcachePut(s, tc!, victim, tcIdx);
+          tcachePut(s, tc, victim, tcIdx);
           returnCached = true;
           continue;
         }

@@ -6,6 +6,9 @@
  * any tail that makes a chunk, merged with what follows). An mmapped chunk only moves its start: the lead stays in
  * the mapping (counted in prev_size) and nothing is unmapped.
  *
+ * From 2.43 only a tail of at least MINSIZE goes back, and an mmapped chunk moves to the first
+ * aligned spot, without a lead of MINSIZE.
+ *
  * glibc: _int_memalign (malloc/malloc.c), with the Debian 2.36 fix for alignments above
  * PTRDIFF_MAX.
  */
@@ -48,6 +51,15 @@ export function intMemalign(
 
     if ((ck.flags[p]! & IS_MMAPPED) !== 0) {
       const prev = ck.prevSize[p]!;
+      if (s.profile.mmapChunkTailHeader) {
+        // 2.43 on: the first aligned spot, however close (mmap_set_chunk).
+        const at = alignUp(mem, alignment) - 16;
+        const lead = at - ck.addr[p]!;
+        ck.addr[p] = at;
+        setPrevSize(s, p, prev + lead);
+        setHead(s, p, ck.size[p]! - lead, IS_MMAPPED);
+        return p;
+      }
       ck.addr[p] = brk;
       setPrevSize(s, p, prev + leadsize);
       setHead(s, p, newsize, IS_MMAPPED);
@@ -72,10 +84,11 @@ export function intMemalign(
       const next = ck.next[p]!;
       const nextsize = ck.size[next]!;
       const spare = size - nb;
-      if (
-        spare > 0 &&
-        (spare >= MINSIZE || next === av!.top || (ck.flags[ck.next[next]!]! & PREV_INUSE) === 0)
-      ) {
+      // 2.43 on: only a tail of at least MINSIZE (profile.memalignTailNeedsMinsize).
+      const nextFree =
+        !s.profile.memalignTailNeedsMinsize &&
+        (next === av!.top || (ck.flags[ck.next[next]!]! & PREV_INUSE) === 0);
+      if (spare > 0 && (spare >= MINSIZE || nextFree)) {
         const remainder = ck.splitAt(p, nb);
         setHeadSize(s, p, nb, 0);
         av!.rewrites++;

@@ -69,6 +69,11 @@ export interface GlibcProfile {
    */
   readonly memalignMergesRemainders: boolean;
   /**
+   * _int_memalign gives the room after the aligned block back only when it is at least MINSIZE,
+   * whatever follows it (2.43 on).
+   */
+  readonly memalignTailNeedsMinsize: boolean;
+  /**
    * __libc_realloc returns the block as it is when the request fits its usable size with less than
    * 16 bytes to spare (a page, for an mmapped chunk), before anything else (2.38 on).
    */
@@ -78,6 +83,63 @@ export interface GlibcProfile {
    * 2.38): when the break cannot grow, the main arena maps at least a page, not 1 MiB.
    */
   readonly mmapFallbackSwapped: boolean;
+  /**
+   * sysmalloc_mmap_fallback maps nb + top_pad + MINSIZE rounded to pages (at least 1 MiB), without
+   * adding the old top back in (2.43 on).
+   */
+  readonly mmapFallbackFromRequest: boolean;
+  /**
+   * __libc_realloc keeps an mmapped block whose usable size is within a page of the request
+   * (2.38 to 2.42; from 2.43 only the 16-byte rule of reallocWithinPadding applies to it).
+   */
+  readonly reallocMmappedWithinPage: boolean;
+  /** __libc_pvalloc rounds with `& -(pagesize - 1)`, keeping bit 0 of an odd size (2.30 to 2.42). */
+  readonly pvallocKeepsOddBit: boolean;
+  /**
+   * Fastbins exist (up to 2.42). Without them (2.43 on) there is no malloc_consolidate and no
+   * _int_free: __libc_free hands what the tcache does not take to _int_free_chunk, and the
+   * allocator's own frees (realloc's old chunk and remainder, sysmalloc's old top, a thread's
+   * tcache at exit) go straight to _int_free_chunk, never to the tcache.
+   */
+  readonly fastbins: boolean;
+  /** Chunks each tcache bin holds by default: TCACHE_FILL_COUNT, 7 (16 from 2.43). */
+  readonly tcacheFillCount: number;
+  /**
+   * Tcache bins for large chunks after the 64 small ones (2.42 on: 12, each for a power-of-two
+   * range of sizes up to 4 MiB, used only when glibc.malloc.tcache_max asks for them).
+   * sizeof (tcache_perthread_struct) is 10 bytes a bin (a uint16_t and a pointer).
+   */
+  readonly tcacheLargeBins: number;
+  /**
+   * The tcache is a static dummy until the thread's first free of a cacheable chunk
+   * (tcache_free_init) or until _int_malloc would stash a chunk in it (tcache_init (av)); malloc
+   * no longer allocates it (MAYBE_INIT_TCACHE is gone, 2.43 on). A failed tcache_init is not
+   * retried.
+   */
+  readonly lazyTcache: boolean;
+  /**
+   * tcache_init (av) asks _int_malloc for request2size (sizeof (tcache_perthread_struct)) bytes,
+   * which _int_malloc pads again: a 0x310 chunk where tcache_init (NULL) gets 0x300 (2.43; 2.44
+   * passes the size itself).
+   */
+  readonly tcacheInitPadsTwice: boolean;
+  /**
+   * _int_malloc caches exact fits it finds in the unsorted bin and returns one at the end, and
+   * glibc.malloc.tcache_unsorted_limit bounds that (up to 2.43; 2.44 returns the first exact fit).
+   */
+  readonly unsortedStash: boolean;
+  /**
+   * An mmapped chunk has a heap chunk's layout: the mapping keeps CHUNK_HDR_SZ after the chunk,
+   * whose size is the mapping's less its offset and 16 (mmap_set_chunk, 2.43 on); before, the
+   * chunk ran to the mapping's end. _int_memalign then aligns an mmapped chunk without a lead of
+   * MINSIZE.
+   */
+  readonly mmapChunkTailHeader: boolean;
+  /**
+   * arena_get2 fixes the arena limit, once narenas reaches arena_test, at max (online CPUs,
+   * arena_test) (2.44); before, once narenas exceeds arena_test, at 8 per online CPU.
+   */
+  readonly arenaLimitPerCpu: boolean;
   /**
    * Bytes of each count in tcache_perthread_struct: a char up to 2.29, a uint16_t from 2.30. With
    * chars the struct is 576 bytes (a 0x250 chunk, not 0x290), glibc.malloc.tcache_count has no
@@ -135,8 +197,20 @@ const GLIBC_2_36: GlibcProfile = {
   freeSmallToSmallbin: false,
   memalignFromTcache: false,
   memalignMergesRemainders: false,
+  memalignTailNeedsMinsize: false,
   reallocWithinPadding: false,
   mmapFallbackSwapped: true,
+  mmapFallbackFromRequest: false,
+  reallocMmappedWithinPage: false,
+  pvallocKeepsOddBit: true,
+  fastbins: true,
+  tcacheFillCount: 7,
+  tcacheLargeBins: 0,
+  lazyTcache: false,
+  tcacheInitPadsTwice: false,
+  unsortedStash: true,
+  mmapChunkTailHeader: false,
+  arenaLimitPerCpu: true,
   tcacheCountBytes: 2,
   tcacheDoubleFreeCheck: true,
   mallocInfoCountsTop: true,
@@ -177,6 +251,8 @@ const GLIBC_2_28: GlibcProfile = {
   tcacheDoubleFreeCheck: false,
   mallocInfoCountsTop: false,
   mxfastTunable: false,
+  // The rounding quirk of __libc_pvalloc came with 2.30.
+  pvallocKeepsOddBit: false,
 };
 
 /** 2.34 (RHEL 9): the hooks and the malloc checking gone, the random tcache key; heap_info still 32 bytes. */
@@ -201,6 +277,7 @@ const GLIBC_2_41: GlibcProfile = {
   memalignFromTcache: true,
   memalignMergesRemainders: true,
   reallocWithinPadding: true,
+  reallocMmappedWithinPage: true,
   mmapFallbackSwapped: false,
   strictTunables: true,
 };
@@ -226,6 +303,32 @@ const GLIBC_2_39: GlibcProfile = {
   freeSmallToSmallbin: false,
 };
 
+const GLIBC_2_43: GlibcProfile = {
+  ...GLIBC_2_41,
+  version: '2.43',
+  debian: '2.43-7',
+  mallocStateSize: 2112,
+  mmapFallbackFromRequest: true,
+  reallocMmappedWithinPage: false,
+  pvallocKeepsOddBit: false,
+  memalignTailNeedsMinsize: true,
+  fastbins: false,
+  tcacheFillCount: 16,
+  tcacheLargeBins: 12,
+  lazyTcache: true,
+  tcacheInitPadsTwice: true,
+  mmapChunkTailHeader: true,
+};
+
+const GLIBC_2_44: GlibcProfile = {
+  ...GLIBC_2_43,
+  version: '2.44',
+  debian: '2.44-3',
+  tcacheInitPadsTwice: false,
+  unsortedStash: false,
+  arenaLimitPerCpu: false,
+};
+
 /** The profiles by version, oldest first. */
 export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [
   GLIBC_2_28,
@@ -235,10 +338,20 @@ export const GLIBC_PROFILES: ReadonlyArray<GlibcProfile> = [
   GLIBC_2_36,
   GLIBC_2_39,
   GLIBC_2_41,
+  GLIBC_2_43,
+  GLIBC_2_44,
 ];
 
 /** The profile a replay uses unless told otherwise. */
 export const DEFAULT_PROFILE: GlibcProfile = GLIBC_2_36;
+
+/** TCACHE_SMALL_BINS: the tcache bins of chunk sizes 32 to 1040, one per 16 bytes. */
+export const TCACHE_SMALL_BINS = 64;
+
+/** TCACHE_MAX_BINS of a release: the small bins and the large ones. */
+export function tcacheMaxBins(p: GlibcProfile): number {
+  return TCACHE_SMALL_BINS + p.tcacheLargeBins;
+}
 
 /** Offset of a first heap's top chunk: after heap_info and malloc_state, so that chunk2mem is 16-aligned. */
 export function firstTopOffset(p: GlibcProfile): number {
@@ -252,9 +365,12 @@ function parseVersion(v: string): [number, number] | undefined {
   return m === null ? undefined : [Number(m[1]), Number(m[2])];
 }
 
-/** sizeof (tcache_perthread_struct): a count and an entry pointer for each of the 64 bins. */
+/**
+ * sizeof (tcache_perthread_struct): a count (a char up to 2.29, a uint16_t from 2.30) and an entry
+ * pointer per bin: 576 bytes up to 2.29, 640 to 2.41, 760 from 2.42 (76 bins).
+ */
 export function tcacheStructSize(p: GlibcProfile): number {
-  return 64 * (p.tcacheCountBytes + 8);
+  return tcacheMaxBins(p) * (p.tcacheCountBytes + 8);
 }
 
 /** True for a profile no real build has proven yet. */

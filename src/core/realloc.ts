@@ -23,7 +23,7 @@ import {
   powerof2,
 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
-import { intFree } from './free.js';
+import { intFreeInternal, mmapSize } from './free.js';
 import { reallocChecks } from './free-checks.js';
 import { intMalloc } from './malloc.js';
 import { setHead, setHeadSize, setInuseBitAfter, writeUser } from './mem.js';
@@ -78,7 +78,7 @@ export function intRealloc(
       newp = oldp;
     } else {
       writeUser(s, nw, oldsize - SIZE_SZ);
-      intFree(s, av, oldp);
+      intFreeInternal(s, av, oldp);
       return nw;
     }
   }
@@ -93,7 +93,7 @@ export function intRealloc(
     setHead(s, remainder, remainderSize, PREV_INUSE | aFlag);
     setInuseBitAfter(s, remainder);
     ck.state[remainder] = St.INUSE;
-    intFree(s, av, remainder);
+    intFreeInternal(s, av, remainder);
   }
   return newp;
 }
@@ -105,18 +105,22 @@ export function mremapChunk(s: Process, p: number, nb: number): number {
   const size = ck.size[p]!;
   const block = ck.addr[p]! - offset;
   const mem = ck.addr[p]! + 16;
-  const total = offset + size;
+  const total = mmapSize(s, p);
   if (block % PAGE_SIZE !== 0 || total % PAGE_SIZE !== 0 || !powerof2(mem % PAGE_SIZE)) {
     mallocPrinterr(GLIBC_ABORT.MREMAP_INVALID_POINTER);
   }
-  const newSize = alignUp(nb + offset + SIZE_SZ, PAGE_SIZE);
+  // The mapping's tail: SIZE_SZ, or from 2.43 CHUNK_HDR_SZ (profile.mmapChunkTailHeader).
+  const tail = s.profile.mmapChunkTailHeader ? 16 : SIZE_SZ;
+  const newSize = alignUp(nb + offset + tail, PAGE_SIZE);
   if (total === newSize) return p;
   const cp = s.kernel.mremap(block, total, newSize);
   if (cp === -1) return NIL;
   if (s.mp.thpPagesize !== 0 && newSize >= s.mp.thpPagesize) s.kernel.madviseHugepage();
   ck.addr[p] = cp + offset;
-  setHead(s, p, newSize - offset, IS_MMAPPED);
+  setHead(s, p, newSize - offset - (s.profile.mmapChunkTailHeader ? 16 : 0), IS_MMAPPED);
   const mp = s.mp;
+  // new_size - size - offset, with size the chunk's: from 2.43 that counts 16 bytes more than
+  // the mapping grew (mmapped_mem drifts up by 16 at each mremap).
   mp.mmappedMem += newSize - size - offset;
   if (mp.mmappedMem > mp.maxMmappedMem) mp.maxMmappedMem = mp.mmappedMem;
   return p;

@@ -7,7 +7,13 @@
  */
 
 import type { Kernel } from '../kernel/kernel.js';
-import { DEFAULT_PROFILE, firstTopOffset, type GlibcProfile } from './profile.js';
+import {
+  DEFAULT_PROFILE,
+  firstTopOffset,
+  tcacheMaxBins,
+  TCACHE_SMALL_BINS,
+  type GlibcProfile,
+} from './profile.js';
 import { ChunkStore, NIL, NOT_NULL, St } from './chunks.js';
 import {
   BINMAPSIZE,
@@ -16,10 +22,9 @@ import {
   DEFAULT_TOP_PAD,
   DEFAULT_TRIM_THRESHOLD,
   MAX_TCACHE_SIZE,
+  MAX_TCACHE_SMALL_SIZE,
   NBINS,
   NFASTBINS,
-  TCACHE_FILL_COUNT,
-  TCACHE_MAX_BINS,
   UNSORTED_BIN,
 } from './constants.js';
 
@@ -48,8 +53,12 @@ interface MallocPar {
   maxMmappedMem: number;
   /** First address the main arena got from sbrk (0 until then). */
   sbrkBase: number;
-  /** Number of tcache bins in use (tcache_max). */
+  /** Number of (small) tcache bins in use (tcache_bins; from 2.42 tcache_small_bins). */
   tcacheBins: number;
+  /**
+   * tcache_max_bytes: up to 2.41 the largest request cached; from 2.42 one more than the largest
+   * chunk size cached (a large chunk size when glibc.malloc.tcache_max asks for large bins).
+   */
   tcacheMaxBytes: number;
   /** Chunks each tcache bin holds at most. */
   tcacheCount: number;
@@ -57,7 +66,7 @@ interface MallocPar {
   tcacheUnsortedLimit: number;
 }
 
-function defaultMallocPar(): MallocPar {
+function defaultMallocPar(p: GlibcProfile): MallocPar {
   return {
     trimThreshold: DEFAULT_TRIM_THRESHOLD,
     topPad: DEFAULT_TOP_PAD,
@@ -73,9 +82,10 @@ function defaultMallocPar(): MallocPar {
     mmappedMem: 0,
     maxMmappedMem: 0,
     sbrkBase: 0,
-    tcacheBins: TCACHE_MAX_BINS,
-    tcacheMaxBytes: MAX_TCACHE_SIZE,
-    tcacheCount: TCACHE_FILL_COUNT,
+    tcacheBins: TCACHE_SMALL_BINS,
+    // 2.42 on: MAX_TCACHE_SMALL_SIZE + 1, a chunk size.
+    tcacheMaxBytes: p.tcacheLargeBins > 0 ? MAX_TCACHE_SMALL_SIZE + 1 : MAX_TCACHE_SIZE,
+    tcacheCount: p.tcacheFillCount,
     tcacheUnsortedLimit: 0,
   };
 }
@@ -197,7 +207,7 @@ export interface Tcache {
   counts: Uint16Array;
   /** entries[i]: most recently cached chunk of bin i (a handle); the list continues through `fd`. */
   entries: Int32Array;
-  /** The 640-byte chunk holding the struct in the heap. */
+  /** The chunk holding the struct in the heap (640 bytes; 760 from 2.42). */
   chunk: number;
 }
 
@@ -205,16 +215,20 @@ export interface Tcache {
 export interface ThreadState {
   tid: number;
   tcache: Tcache | null;
-  /** Set by tcache_thread_shutdown: the tcache is never re-created. */
+  /**
+   * Set by tcache_thread_shutdown, and from 2.43 by tcache_init itself (tcache_set_disabled):
+   * the tcache is never (re-)created.
+   */
   tcacheShuttingDown: boolean;
   /** thread_arena */
   arena: Arena | null;
 }
 
-export function newTcache(chunk: number): Tcache {
+export function newTcache(chunk: number, profile: GlibcProfile): Tcache {
+  const bins = tcacheMaxBins(profile);
   return {
-    counts: new Uint16Array(TCACHE_MAX_BINS),
-    entries: new Int32Array(TCACHE_MAX_BINS).fill(NIL),
+    counts: new Uint16Array(bins),
+    entries: new Int32Array(bins).fill(NIL),
     chunk,
   };
 }
@@ -227,7 +241,7 @@ export class Process {
   readonly profile: GlibcProfile;
   /** Offset of a thread arena's first top chunk from its heap: after heap_info and malloc_state. */
   readonly firstTopOffset: number;
-  readonly mp: MallocPar = defaultMallocPar();
+  readonly mp: MallocPar;
   readonly main: Arena;
   /** Arenas in creation order (main first). */
   readonly arenas: Arena[] = [];
@@ -272,6 +286,7 @@ export class Process {
     this.kernel = kernel;
     this.profile = profile;
     this.firstTopOffset = firstTopOffset(profile);
+    this.mp = defaultMallocPar(profile);
     this.mallocHookIni = profile.initHooks;
     this.main = new Arena(this.ck, 0);
     this.arenas.push(this.main);

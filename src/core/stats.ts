@@ -186,7 +186,10 @@ export function mallocInfo(s: Process): string {
     totalAvail += avail;
     totalSystem += ar.systemMem;
     totalMaxSystem += ar.maxSystemMem;
-    out += `</sizes>\n<total type="fast" count="${nfastblocks}" size="${fastavail}"/>\n`;
+    out += '</sizes>\n';
+    // 2.43 dropped the fastbins, and their lines (profile.fastbins).
+    if (s.profile.fastbins)
+      out += `<total type="fast" count="${nfastblocks}" size="${fastavail}"/>\n`;
     out += `<total type="rest" count="${nblocks}" size="${avail}"/>\n`;
     out += `<system type="current" size="${ar.systemMem}"/>\n`;
     out += `<system type="max" size="${ar.maxSystemMem}"/>\n`;
@@ -211,7 +214,8 @@ export function mallocInfo(s: Process): string {
     out += '</heap>\n';
     ar = ar.next;
   } while (ar !== s.main);
-  out += `<total type="fast" count="${totalNfast}" size="${totalFastavail}"/>\n`;
+  if (s.profile.fastbins)
+    out += `<total type="fast" count="${totalNfast}" size="${totalFastavail}"/>\n`;
   out += `<total type="rest" count="${totalNblocks}" size="${totalAvail}"/>\n`;
   out += `<total type="mmap" count="${s.mp.nMmaps}" size="${s.mp.mmappedMem}"/>\n`;
   out += `<system type="current" size="${totalSystem}"/>\n`;

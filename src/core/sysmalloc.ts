@@ -29,7 +29,7 @@ import {
   alignUp,
 } from './constants.js';
 import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
-import { intFree } from './free.js';
+import { intFreeInternal } from './free.js';
 import { growHeapForTop } from './heap.js';
 import { setHead, setPrevSize } from './mem.js';
 import type { Arena, Process } from './state.js';
@@ -60,9 +60,13 @@ function madviseThp(s: Process, size: number): void {
   s.kernel.madviseHugepage();
 }
 
-/** sysmalloc_mmap: a chunk with a mapping of its own. Returns the chunk, or NIL. */
+/**
+ * sysmalloc_mmap: a chunk with a mapping of its own. Returns the chunk, or NIL. From 2.43
+ * (profile.mmapChunkTailHeader) the mapping keeps CHUNK_HDR_SZ after the chunk (mmap_set_chunk).
+ */
 function sysmallocMmap(s: Process, nb: number, pagesize: number): number {
-  const size = alignUp(nb + SIZE_SZ, pagesize);
+  const tail = s.profile.mmapChunkTailHeader ? CHUNK_HDR_SZ : SIZE_SZ;
+  const size = alignUp(nb + tail, pagesize);
   if (size <= nb) return NIL;
   const mm = s.kernel.mmap(size);
   if (mm === -1) return NIL;
@@ -70,7 +74,7 @@ function sysmallocMmap(s: Process, nb: number, pagesize: number): number {
   const ck = s.ck;
   const p = ck.alloc(mm);
   setPrevSize(s, p, 0);
-  setHead(s, p, size, IS_MMAPPED);
+  setHead(s, p, s.profile.mmapChunkTailHeader ? size - CHUNK_HDR_SZ : size, IS_MMAPPED);
   const mp = s.mp;
   mp.nMmaps++;
   if (mp.nMmaps > mp.maxNMmaps) mp.maxNMmaps = mp.nMmaps;
@@ -123,9 +127,11 @@ export function sysmalloc(s: Process, nb: number, av: Arena | null): number {
       const unit = swapped ? MMAP_AS_MORECORE_SIZE : PAGE_SIZE;
       const least = swapped ? PAGE_SIZE : MMAP_AS_MORECORE_SIZE;
       let fsize = size;
-      if (av.contiguous) fsize = alignUp(fsize + oldSize, unit);
+      // 2.43 on: the request's own size, nb + top_pad + MINSIZE, in pages.
+      if (s.profile.mmapFallbackFromRequest) fsize = alignUp(nb + mp.topPad + MINSIZE, PAGE_SIZE);
+      else if (av.contiguous) fsize = alignUp(fsize + oldSize, unit);
       if (fsize < least) fsize = least;
-      if (fsize > nb) {
+      if (fsize > nb || s.profile.mmapFallbackFromRequest) {
         const mbrk = s.kernel.mmap(fsize);
         if (mbrk !== -1) {
           madviseThp(s, fsize);
@@ -186,7 +192,7 @@ export function sysmalloc(s: Process, nb: number, av: Arena | null): number {
             setHead(s, f1, CHUNK_HDR_SZ, PREV_INUSE);
             const f2 = ck.splitAt(f1, CHUNK_HDR_SZ);
             setHead(s, f2, CHUNK_HDR_SZ, PREV_INUSE);
-            if (oldSize >= MINSIZE) intFree(s, av, oldTop);
+            if (oldSize >= MINSIZE) intFreeInternal(s, av, oldTop);
           }
         }
       }

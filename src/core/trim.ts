@@ -18,7 +18,8 @@ const MALLOC_CHUNK_STRUCT = 48;
 
 export function mtrim(s: Process, av: Arena, pad: number): number {
   av.rewrites++; // the pages it discards read back as zeros
-  mallocConsolidate(s, av);
+  if (s.profile.fastbins) mallocConsolidate(s, av); // no fastbins from 2.43
+
   const ck = s.ck;
   const psindex = binIndex(PAGE_SIZE);
   const psm1 = PAGE_SIZE - 1;

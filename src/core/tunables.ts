@@ -22,12 +22,13 @@ import {
   MAX_TCACHE_COUNT,
   MAX_TCACHE_SIZE,
   csize2tidx,
+  largeCsize2tidx,
   maxFastFor,
   request2size,
 } from './constants.js';
 import { mallocConsolidate } from './free.js';
 import type { Process } from './state.js';
-import { DEFAULT_PROFILE, type GlibcProfile } from './profile.js';
+import { DEFAULT_PROFILE, TCACHE_SMALL_BINS, tcacheMaxBins, type GlibcProfile } from './profile.js';
 
 type TunableType = 'int32' | 'size_t';
 
@@ -244,11 +245,13 @@ export function resolveTunables(
   const notes: TunableNote[] = [];
   const release = profile.version;
   // glibc.malloc.hugetlb came with 2.35 and glibc.malloc.mxfast with 2.30: an older release does
-  // not know them; mmap_max refuses negative values from 2.34.
+  // not know them; mmap_max refuses negative values from 2.34; glibc.malloc.tcache_unsorted_limit
+  // went with 2.44.
   const known = MALLOC_TUNABLES.filter(
     (d) =>
       (profile.hugetlbTunable || d.name !== 'hugetlb') &&
-      (profile.mxfastTunable || d.name !== 'mxfast'),
+      (profile.mxfastTunable || d.name !== 'mxfast') &&
+      (profile.unsortedStash || d.name !== 'tcache_unsorted_limit'),
   ).map((d) =>
     d.name === 'mmap_max' && !profile.mmapMaxTunableNonNegative ? { ...d, min: INT32_MIN } : d,
   );
@@ -340,6 +343,12 @@ export function resolveTunables(
       reason: 'MAP_HUGETLB pools are not modelled; ptsim replays as if it were 0',
     });
   }
+  // 2.43 on: glibc.malloc.mxfast is still a tunable, and sets nothing (no fastbins).
+  if (values.has('mxfast') && !profile.fastbins)
+    notes.push({
+      setting: 'glibc.malloc.mxfast',
+      reason: `glibc ${release} has no fastbins: it accepts the tunable and ignores it`,
+    });
   const check = values.get('check');
   if (check !== undefined && !(profile.mallocCheckInLibc && check === 0n))
     notes.push(
@@ -382,7 +391,8 @@ export function applyTunables(s: Process, t: ResolvedTunables): void {
   if ((x = num('tcache_max')) !== undefined) setTcacheMax(s, x);
   if ((x = num('tcache_count')) !== undefined) setTcacheCount(s, x);
   if ((x = num('tcache_unsorted_limit')) !== undefined) s.mp.tcacheUnsortedLimit = x;
-  if ((x = num('mxfast')) !== undefined) setMxfast(s, x);
+  // 2.43 on: ptmalloc_init no longer reads glibc.malloc.mxfast (still a tunable).
+  if ((x = num('mxfast')) !== undefined && s.profile.fastbins) setMxfast(s, x);
   if ((x = num('hugetlb')) !== undefined) {
     // do_set_hugetlb: 1 enables THP advice when the kernel's THP mode is "madvise" (assumed, as
     // on Debian); 2 and above need huge page pools, which ptsim does not model.
@@ -412,7 +422,21 @@ function setMmapsMax(s: Process, v: number): number {
   s.mp.noDynThreshold = true;
   return 1;
 }
+/**
+ * do_set_tcache_max. From 2.42 (profile.tcacheLargeBins) a value up to 4 MiB or so is accepted:
+ * above 1032 bytes it opens the large bins up to its chunk size.
+ */
 function setTcacheMax(s: Process, v: number): number {
+  if (s.profile.tcacheLargeBins > 0) {
+    if (v >= 2 ** 63) return 0;
+    const nb = request2size(v);
+    let idx = csize2tidx(nb);
+    if (idx >= TCACHE_SMALL_BINS) idx = largeCsize2tidx(nb);
+    if (idx >= tcacheMaxBins(s.profile)) return 0;
+    if (idx < TCACHE_SMALL_BINS) s.mp.tcacheBins = idx + 1;
+    s.mp.tcacheMaxBytes = nb + 1;
+    return 1;
+  }
   if (v > MAX_TCACHE_SIZE) return 0;
   s.mp.tcacheMaxBytes = v;
   s.mp.tcacheBins = csize2tidx(request2size(v)) + 1;
@@ -429,6 +453,8 @@ function setTcacheCount(s: Process, v: number): number {
   return 1;
 }
 function setMxfast(s: Process, v: number): number {
+  // 2.43 on: no fastbins; M_MXFAST is accepted and sets nothing.
+  if (!s.profile.fastbins) return 1;
   if (v > MAX_FAST_SIZE) return 0;
   s.globalMaxFast = maxFastFor(v);
   return 1;
@@ -445,7 +471,7 @@ function sizeT(value: number): number {
  */
 export function doMallopt(s: Process, param: number, value: number): number {
   value = value | 0;
-  mallocConsolidate(s, s.main);
+  if (s.profile.fastbins) mallocConsolidate(s, s.main);
   switch (param) {
     case M.MXFAST:
       return setMxfast(s, sizeT(value));

@@ -61,6 +61,30 @@ describe('ptsim replay --glibc', () => {
     expect(at(c, '2.41')).toEqual([672, null, 672]);
     expect(at(t)).toEqual([672, 2928]);
     expect(at(t, '2.31')).toEqual([672, 2912]);
+    // 2.43 and 2.44: no tcache until the first free, so a comes first in the heap; the free then
+    // allocates the tcache after it and caches a, which calloc takes back. A thread's first block
+    // follows heap_info and a malloc_state of 2112 bytes: 2176.
+    for (const v of ['2.43', '2.44']) {
+      expect(at(c, v)).toEqual([16, null, 16]);
+      expect(at(t, v)).toEqual([16, 2176]);
+    }
+  });
+
+  it('caps the arenas as 2.44 does: one per CPU, at least arena_test', () => {
+    // Eleven threads, one malloc each, on two CPUs: 2.43 gives each its own arena (the limit of 16
+    // is fixed once 9 exist), 2.44 stops at 8 and reuses the main arena, then arena 1, ...
+    const lines = Array.from({ length: 11 }, (_, i) => `${i + 2} malloc 24 a${i}`);
+    const many = trace('arenas.trace', `1 malloc 24 m\n${lines.join('\n')}\n`);
+    const arenas = (v: string): number[] => {
+      const r = ptsim(['replay', many, '--events', '-', '--glibc', v, '--cores', '2']);
+      expect(r.code).toBe(0);
+      return r.out
+        .split('\n')
+        .filter((l) => l.startsWith('{"i":'))
+        .map((l) => (JSON.parse(l) as { arena: number }).arena);
+    };
+    expect(arenas('2.43')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+    expect(arenas('2.44')).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 0, 7, 6, 5]);
   });
 
   it('says which release it modelled, and replays another as the newest before it, with a note', () => {

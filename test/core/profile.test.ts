@@ -12,7 +12,10 @@ import {
   glibcLabel,
   isUnverified,
   profileFor,
+  tcacheMaxBins,
+  tcacheStructSize,
 } from '../../src/core/profile.js';
+import { largeCsize2tidx } from '../../src/core/constants.js';
 
 describe('profileFor', () => {
   it('gives a modelled version its own profile, without a note', () => {
@@ -79,5 +82,26 @@ describe('the layout each profile carries', () => {
     expect(firstTopOffset(profileFor('2.35')!.profile)).toBe(0x8d0);
     expect(firstTopOffset(profileFor('2.36')!.profile)).toBe(0x8d0);
     expect(firstTopOffset(profileFor('2.41')!.profile)).toBe(0x8d0);
+    // 2.43 dropped the fastbins from malloc_state: 2112 bytes, so 48 + 2112 = 2160.
+    expect(firstTopOffset(profileFor('2.43')!.profile)).toBe(2160);
+    expect(firstTopOffset(profileFor('2.44')!.profile)).toBe(2160);
+  });
+
+  it('sizes the tcache struct by its bins: 64 up to 2.41, 76 from 2.42 (a count and a pointer each)', () => {
+    expect(tcacheStructSize(profileFor('2.28')!.profile)).toBe(576);
+    expect(tcacheStructSize(profileFor('2.36')!.profile)).toBe(640);
+    expect(tcacheStructSize(profileFor('2.43')!.profile)).toBe(760);
+    expect(tcacheMaxBins(profileFor('2.44')!.profile)).toBe(76);
+  });
+});
+
+describe('large_csize2tidx', () => {
+  it('gives each power of two above 1040 a bin, up to 4 MiB', () => {
+    // From glibc 2.43's definition: TCACHE_SMALL_BINS + clz (1040) - clz (nb), 32-bit clz.
+    expect(largeCsize2tidx(1056)).toBe(64);
+    expect(largeCsize2tidx(2047)).toBe(64);
+    expect(largeCsize2tidx(2048)).toBe(65);
+    expect(largeCsize2tidx(4 * 1024 * 1024 - 16)).toBe(75);
+    expect(largeCsize2tidx(4 * 1024 * 1024)).toBe(76);
   });
 });

@@ -12,6 +12,7 @@ import { Process } from '../../src/core/state.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { M } from '../../src/core/constants.js';
 import { dlStrtoul, resolveTunables } from '../../src/core/tunables.js';
+import { profileFor } from '../../src/core/profile.js';
 
 function proc(env: Array<[string, string]> = []): Process {
   const s = new Process(new Kernel());
@@ -159,5 +160,57 @@ describe('mallopt return values (measured on glibc 2.36)', () => {
     expect(s.mp.arenaTest).toBe(8);
     expect(mallopt(s, M.ARENA_MAX, 3)).toBe(1);
     expect(s.mp.arenaMax).toBe(3);
+  });
+});
+
+describe('tunables and mallopt from glibc 2.43 (as malloc/malloc.c and arena.c of 2.43 and 2.44 read them)', () => {
+  const on = (v: string, env: Array<[string, string]> = []): Process => {
+    const s = new Process(new Kernel(), profileFor(v)!.profile);
+    s.env = env;
+    ptmallocInit(s);
+    return s;
+  };
+  it('M_MXFAST returns 1 for any value and sets nothing: there are no fastbins', () => {
+    const s = on('2.43');
+    expect(s.globalMaxFast).toBe(0);
+    expect(mallopt(s, M.MXFAST, 0)).toBe(1);
+    expect(mallopt(s, M.MXFAST, 1000)).toBe(1);
+    expect(s.globalMaxFast).toBe(0);
+  });
+  it('glibc.malloc.mxfast is still a tunable, which ptmalloc_init no longer reads (with a note)', () => {
+    const t = resolveTunables(
+      [['GLIBC_TUNABLES', 'glibc.malloc.mxfast=0']],
+      profileFor('2.43')!.profile,
+    );
+    expect(t.values.get('mxfast')).toBe(0n);
+    expect(t.notes.map((n) => n.reason)).toEqual([
+      'glibc 2.43 has no fastbins: it accepts the tunable and ignores it',
+    ]);
+  });
+  it('tcache_max opens the large bins up to its chunk size; tcache_unsorted_limit is gone in 2.44', () => {
+    // do_set_tcache_max: tcache_max_bytes is request2size (value) + 1; the small bins stay 64.
+    // 4194280 asks for chunks of 4194288 bytes, in bin 64 + clz (1040) - clz (4194288) = 75.
+    const s = on('2.43', [['GLIBC_TUNABLES', 'glibc.malloc.tcache_max=4194280']]);
+    expect(s.mp.tcacheMaxBytes).toBe(4194288 + 1);
+    expect(s.mp.tcacheBins).toBe(64);
+    // 4 MiB asks for 4194320-byte chunks, whose bin would be the 77th: refused, as in glibc.
+    const refused = on('2.43', [['GLIBC_TUNABLES', 'glibc.malloc.tcache_max=4194304']]);
+    expect(refused.mp.tcacheMaxBytes).toBe(1041);
+    // Below 1033 it bounds the small bins, as before: 100 asks for 112-byte chunks, bin 5.
+    const small = on('2.43', [['GLIBC_TUNABLES', 'glibc.malloc.tcache_max=100']]);
+    expect([small.mp.tcacheBins, small.mp.tcacheMaxBytes]).toEqual([6, 113]);
+    const limit = 'glibc.malloc.tcache_unsorted_limit=1';
+    expect(resolveTunables([['GLIBC_TUNABLES', limit]], profileFor('2.43')!.profile).notes).toEqual(
+      [],
+    );
+    expect(resolveTunables([['GLIBC_TUNABLES', limit]], profileFor('2.44')!.profile).notes).toEqual(
+      [
+        {
+          setting: limit,
+          reason:
+            'glibc.malloc.tcache_unsorted_limit is not a glibc 2.44 tunable: glibc ignores it',
+        },
+      ],
+    );
   });
 });

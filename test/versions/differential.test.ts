@@ -12,7 +12,8 @@
 import { describe, expect, it } from 'vitest';
 import { fetchGlibc } from '../helpers/glibc-builds.js';
 import { runNativeText } from '../helpers/native.js';
-import { compareEvents, differential, runSim, traceEnv } from '../diff/harness.js';
+import { compareEvents, differential, runSim, traceEnv, traceTouch } from '../diff/harness.js';
+import type { TouchMode } from '../../src/replay/replay.js';
 import {
   fixedTraces,
   generatedTraces,
@@ -34,9 +35,17 @@ for (const version of VERSIONS) {
     for (const t of [...fixedTraces(true), ...pageTraces(), ...generatedTraces(STEP)]) {
       it.skipIf(!f.ok)(`${t.group} ${t.name}`, () => {
         const text = t.text();
-        expect(
-          differential(text, { name: t.name, glibc: version, stats: t.details, info: t.details }),
-        ).toBeNull();
+        const report = differential(text, {
+          name: t.name,
+          glibc: version,
+          stats: t.details,
+          info: t.details,
+        });
+        // A free or realloc that this version does not detect (2.43's realloc of a block in the
+        // thread's own tcache): ptsim must stop there, and glibc carry on, as for the undetected
+        // double frees below.
+        if (report !== null && UNDETECTED.test(report)) undetectedHere(text, t.name, version);
+        else expect(report).toBeNull();
       });
     }
     // The variants of the trace's own tests: every 4th touch variant of what those run.
@@ -44,27 +53,40 @@ for (const version of VERSIONS) {
       it.skipIf(!f.ok)(`${t.group} ${t.name} --touch ${t.touch ?? 'recorded'}`, () => {
         const text = t.text();
         const opts = { name: t.name, glibc: version, ...(t.touch ? { touch: t.touch } : {}) };
-        expect(differential(text, opts)).toBeNull();
+        const report = differential(text, opts);
+        if (report !== null && UNDETECTED.test(report))
+          undetectedHere(text, t.name, version, t.touch);
+        else expect(report).toBeNull();
       });
     }
     for (const t of undetectedTraces()) {
       it.skipIf(!f.ok)(
         `${t.name}: ptsim stops at the undetected double free, glibc carries on`,
-        () => {
-          const text = t.text();
-          const env = traceEnv(text);
-          const sim = runSim(text, env, t.name, undefined, version);
-          const nat = runNativeText(text, { env, name: t.name, rss: true, glibc: version });
-          expect(sim.error).toMatch(
-            new RegExp(`: glibc ${version.replace('.', '\\.')} does not detect this here`),
-          );
-          const stop = sim.events.length;
-          expect(nat.abort).toBeUndefined();
-          expect(nat.exitCode).toBe(0);
-          expect(nat.events.length).toBeGreaterThan(stop);
-          expect(compareEvents(text, sim, nat, { rss: true, upTo: stop })).toBeNull();
-        },
+        () => undetectedHere(t.text(), t.name, version),
       );
     }
   });
+}
+
+const UNDETECTED = /^ptsim stopped: .*: glibc [0-9.]+ does not detect this here/;
+
+/** ptsim stops at a double free it says glibc does not detect; glibc indeed carries on. */
+function undetectedHere(text: string, name: string, version: string, touch?: TouchMode): void {
+  const env = traceEnv(text);
+  const sim = runSim(text, env, name, touch ?? traceTouch(text), version);
+  const nat = runNativeText(text, {
+    env,
+    name,
+    rss: true,
+    glibc: version,
+    touch: touch ?? traceTouch(text),
+  });
+  expect(sim.error).toMatch(
+    new RegExp(`: glibc ${version.replace('.', '\\.')} does not detect this here`),
+  );
+  const stop = sim.events.length;
+  expect(nat.abort).toBeUndefined();
+  expect(nat.exitCode).toBe(0);
+  expect(nat.events.length).toBeGreaterThan(stop);
+  expect(compareEvents(text, sim, nat, { rss: true, upTo: stop })).toBeNull();
 }
