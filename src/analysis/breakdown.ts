@@ -389,6 +389,35 @@ function breakdownArena(
   };
 }
 
+/**
+ * Every live block that keeps free memory in the bins resident (the fragmentation cause), in all
+ * heaps, with the pages it shares with that memory and the free bytes on them: the full list of
+ * which breakdown's examples are the first few of each heap.
+ */
+export function fragmentingBlocks(s: Process): FragmentingBlock[] {
+  const tcacheStructs = new Set<number>();
+  for (const th of s.threads.values()) if (th.tcache !== null) tcacheStructs.add(th.tcache.chunk);
+  if (s.thread.tcache !== null) tcacheStructs.add(s.thread.tcache.chunk);
+  const ck = s.ck;
+  const out: FragmentingBlock[] = [];
+  let ar = s.main;
+  do {
+    for (const hf of breakdownArena(s, ar, tcacheStructs, true).heaps)
+      for (const [chunk, b] of hf.blocks)
+        out.push({
+          chunk,
+          addr: ck.addr[chunk]!,
+          size: ck.size[chunk]!,
+          requested: ck.req[chunk]!,
+          bornEvent: ck.born[chunk]!,
+          pages: b.pages,
+          freeBytes: b.freeBytes,
+        });
+    ar = ar.next;
+  } while (ar !== s.main);
+  return out;
+}
+
 /** A heap's fragmentation as reported: its totals and its few worst blocks. */
 function heapReport(s: Process, hf: HeapFrag): HeapFragmentation {
   const ck = s.ck;

@@ -4,14 +4,16 @@
  *
  * Each event keeps what the replay reads: its operation, thread, numeric arguments, time, line, and
  * the one token it takes or returns (key and number, token-key.ts and token-numbers.ts; a realloc's
- * second token, the one it takes, sits in columns of its own). Lines are kept as runs of a constant
+ * second token, the one it takes, sits in columns of its own), and, in a trace with call stacks,
+the number of its stack (`^ID`; 4 bytes more an event). Lines are kept as runs of a constant
  * distance between line and index (one run for a trace without comments among its events). The
  * texts of tokens without a key are kept as UTF-8 in one buffer, in trace order. About 33 bytes an
  * event.
  *
  * The records that stand between events (`#:touch`, `#:rss`, `# touches incomplete from here`:
  * docs/trace-format.md) are kept too,
- * each group with the event it follows.
+ * each group with the event it follows; so are the call stack, mapping and symbol records (`#:stack`,
+`#:map`, `#:sym`), each with the event it comes before.
  *
  * A stored trace can be delivered again to any sink, as the reader delivered it (same events, same
  * token keys and numbers, same records), from its start or from any event on (to a replay
@@ -29,6 +31,7 @@ import {
   Op,
   type OpCode,
   type RssSample,
+  type SiteRecord,
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
@@ -53,6 +56,8 @@ interface Chunk {
   id: Int32Array;
   /** Null while no event of the chunk has a time. */
   time: Float64Array | null;
+  /** The call stack of each event (`^ID`, -1: none); null while no event of the chunk has one. */
+  site: Int32Array | null;
 }
 
 /** A stored trace: plain data, sent to workers as it is. */
@@ -79,6 +84,8 @@ export interface StoredTrace {
   ascii: boolean;
   /** The groups of records, in trace order: each after event `after` (-1: before the first). */
   records: RecordGroup[];
+  /** The `#:stack`, `#:map` and `#:sym` records, in trace order, each read before event `before`. */
+  sites: Array<{ before: number; rec: SiteRecord }>;
 }
 
 /** A `#:touch` or `#:rss` record, as kept. */
@@ -104,6 +111,13 @@ export interface Edits {
    * event before it.
    */
   move?: { from: number; to: number; id: number; oldId: number; takenAt: number };
+  /**
+   * A free of a live block (allocated at event `born`) inserted right after event `after`, on
+   * thread `tid`: the token of key
+   * `key`, number `id` and text `token`. The `#:touch` records that name it after the free are
+   * left out (the block is no longer there to write). Not together with `move`.
+   */
+  free?: { after: number; born: number; tid: number; key: number; id: number; token: string };
 }
 
 function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
@@ -166,6 +180,7 @@ export class TraceStore implements TraceSink {
       maxId: -1,
       ascii: true,
       records: [],
+      sites: [],
     };
     this.bytes = textsOf(this.t);
   }
@@ -191,6 +206,12 @@ export class TraceStore implements TraceSink {
     if (rec.key !== undefined) copy.key = rec.key;
     if (rec.id !== undefined) copy.id = rec.id;
     this.record({ kind: 'touch', touch: copy });
+  }
+
+  /** Keeps a call stack, mapping or symbol record (the sink's to keep, as TraceSink.site says). */
+  site(rec: SiteRecord): void {
+    if (!this.ok) return;
+    this.t.sites.push({ before: this.t.count, rec });
   }
 
   /** Keeps a copy of a `#:rss` sample. */
@@ -242,6 +263,7 @@ export class TraceStore implements TraceSink {
         key: shared(Float64Array, CHUNK),
         id: shared(Int32Array, CHUNK),
         time: null,
+        site: null,
       });
       t.chunkTexts.push(this.texts);
       t.chunkReallocs.push(this.reallocs);
@@ -263,6 +285,12 @@ export class TraceStore implements TraceSink {
       c.time.fill(-1);
     }
     if (c.time !== null) c.time[j] = ev.time;
+    const site = ev.site ?? -1;
+    if (site >= 0 && c.site === null) {
+      c.site = shared(Int32Array, CHUNK);
+      c.site.fill(-1);
+    }
+    if (c.site !== null) c.site[j] = site;
     this.group = null;
     // The token that is not kept must be NULL, as the readers make it; anything else is not stored.
     if (isAllocation(op)) {
@@ -331,6 +359,7 @@ export class TraceStore implements TraceSink {
     this.ok = false;
     this.t.chunks = [];
     this.t.records = [];
+    this.t.sites = [];
   }
 
   /** The stored trace, or null when it was given up. */
@@ -386,6 +415,7 @@ class Cursor {
     ev.index = i;
     ev.line = i + t.lineDelta[this.run]!;
     ev.time = c.time === null ? -1 : c.time[j]!;
+    ev.site = c.site === null ? -1 : c.site[j]!;
     ev.tid = c.tid[j]!;
     const op = c.op[j]! as OpCode;
     ev.op = op;
@@ -449,6 +479,8 @@ export function editedIndex(edits: Edits | undefined, i: number): number {
   if (edits === undefined) return i;
   const n = edits.trimEvery ?? 0;
   const trimsBefore = (j: number): number => (n > 0 ? Math.floor(j / n) : 0);
+  const f = edits.free;
+  if (f !== undefined) return i + (i > f.after ? 1 : 0) + trimsBefore(i);
   const m = edits.move;
   if (m === undefined) return i + trimsBefore(i);
   if (i === m.from) return m.to + trimsBefore(m.to);
@@ -463,6 +495,8 @@ export function editedIndex(edits: Edits | undefined, i: number): number {
 export function momentIndex(edits: Edits | undefined, m: number): number {
   const move = edits?.move;
   if (move !== undefined && m === move.from) return editedIndex(edits, m - 1);
+  // The free inserted after event m is one of the calls made by then.
+  if (edits?.free !== undefined && m === edits.free.after) return editedIndex(edits, m) + 1;
   return editedIndex(edits, m);
 }
 
@@ -480,6 +514,9 @@ export async function deliverStored(
   const move = edits?.move;
   if (move !== undefined && start > move.to)
     throw new Error('ptsim internal error: a moved event before the start of a delivery');
+  const free = edits?.free;
+  if (free !== undefined && (start > free.after || move !== undefined))
+    throw new Error('ptsim internal error: an inserted free before the start of a delivery');
   const groups = t.records;
   let g = 0;
   while (g < groups.length && groups[g]!.after < start - 1) g++;
@@ -498,8 +535,16 @@ export async function deliverStored(
       sink.recordsEnd?.();
     }
   } else if (g < groups.length && groups[g]!.after === start - 1) g++;
+  // The site records: those read before the first event delivered at once, the others in place.
+  const sites = t.sites;
+  let sr = 0;
+  const sitesBefore = (i: number): void => {
+    if (sink.site === undefined) return;
+    while (sr < sites.length && sites[sr]!.before <= i) sink.site(sites[sr++]!.rec);
+  };
+  sitesBefore(start);
   const trimEvery = edits?.trimEvery ?? 0;
-  const edited = move !== undefined || trimEvery > 0;
+  const edited = move !== undefined || free !== undefined || trimEvery > 0;
   const ev = new ReadEvent();
   const cursor = new Cursor(t, start);
   const moved = move !== undefined ? new Cursor(t, move.from) : null;
@@ -511,6 +556,7 @@ export async function deliverStored(
   let last = Date.now();
   while (cursor.i < t.count) {
     const i = cursor.i;
+    sitesBefore(i);
     if (moved !== null && i === move!.to) {
       moved.read(ev);
       ev.outId = move!.id;
@@ -530,13 +576,29 @@ export async function deliverStored(
       const extra = movedRecords !== null && i === move!.from - 1 ? movedRecords : null;
       ev.recordsFollow = own !== null || extra !== null ? true : undefined;
       sink.event(ev);
-      if (own !== null) deliverRecords(own, sink, move);
+      if (own !== null) deliverRecords(own, sink, move, free);
       if (extra !== null) deliverRecords(extra, sink, move);
       if (own !== null || extra !== null) sink.recordsEnd?.();
+    }
+    if (free !== undefined && i === free.after) {
+      ev.index = k++;
+      ev.tid = free.tid;
+      ev.op = Op.free;
+      ev.site = -1;
+      ev.n1 = 0;
+      ev.n2 = 0;
+      ev.param = 0;
+      ev.setIn(free.key, free.key === NO_KEY ? free.token : NULL_TOKEN);
+      ev.setOut(0, NULL_TOKEN);
+      ev.inId = free.id;
+      ev.outId = -1;
+      ev.recordsFollow = undefined;
+      sink.event(ev);
     }
     if (trimEvery > 0 && (i + 1) % trimEvery === 0) {
       ev.index = k++;
       ev.op = Op.mallocTrim;
+      ev.site = -1;
       ev.n1 = 0;
       ev.n2 = 0;
       ev.param = 0;
@@ -552,14 +614,28 @@ export async function deliverStored(
       last = Date.now();
     }
   }
+  sitesBefore(t.count);
 }
 
 /**
  * Hands a group's records to the sink. Between a moved allocation and the event that takes its
  * token, a `#:touch` record names it by the number it has in the edited trace.
  */
-function deliverRecords(group: RecordGroup, sink: TraceSink, move: Edits['move']): void {
+function deliverRecords(
+  group: RecordGroup,
+  sink: TraceSink,
+  move: Edits['move'],
+  free?: Edits['free'],
+): void {
   for (const r of group.records) {
+    // A block freed earlier is not written after its free.
+    if (
+      r.kind === 'touch' &&
+      free !== undefined &&
+      group.after > free.after &&
+      r.touch.id === free.id
+    )
+      continue;
     if (r.kind === 'rss') {
       sink.rss?.(r.rss);
       continue;
@@ -661,4 +737,20 @@ export function threadExits(t: StoredTrace, tid: number, from: number, to: numbe
     if (c.op[j] === Op.exit && c.tid[j] === tid) return true;
   }
   return false;
+}
+
+/**
+ * The last event, up to event `upTo`, that names the live block allocated at event `born` with
+ * token number `id`: its allocation, or an event that a `#:touch` record naming it follows. A trace
+ * does not see the program's reads and writes: this is the earliest the block could be freed as
+ * far as the trace shows.
+ */
+export function lastUse(t: StoredTrace, born: number, id: number, upTo: number): number {
+  let last = born;
+  for (const g of t.records) {
+    if (g.after <= last) continue;
+    if (g.after > upTo) break;
+    if (g.records.some((r) => r.kind === 'touch' && r.touch.id === id)) last = g.after;
+  }
+  return last;
 }

@@ -13,7 +13,7 @@ import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceSink } from '../trace/types.js';
-import type { FragmentingBlock } from './breakdown.js';
+import { fragmentingBlocks } from './breakdown.js';
 import { deliverStored, type StoredTrace } from './event-store.js';
 import {
   attributeSites,
@@ -51,6 +51,8 @@ export interface TopSite {
   bytes: number;
   pages: number;
   blocks: number;
+  /** In the lists per arena: the resident bytes of each cause (live, tcache, fastbins) that has any. */
+  causes?: Partial<Record<'live' | 'tcache' | 'fastbins', number>>;
 }
 
 export type SiteCauseName = 'live' | 'tcache' | 'fastbins' | 'fragmentation';
@@ -65,7 +67,7 @@ export interface CauseSites {
   unknownBytes: number;
 }
 
-/** The top sites of an arena's blocks, all causes together (live, tcache, fastbins). */
+/** The top sites of an arena's blocks, all causes together (live, tcache, fastbins), and each apart. */
 export interface ArenaSites {
   /** 0 main, k the k-th arena created; -1 for chunks mmapped on their own. */
   arena: number;
@@ -82,7 +84,11 @@ export interface MomentSites {
 }
 
 /** The site of the block allocated at event `bornEvent`, or undefined when it has no stack. */
-function blockSite(table: SiteTable, bornEvent: number, view: SiteView): BlockSite | undefined {
+export function blockSite(
+  table: SiteTable,
+  bornEvent: number,
+  view: SiteView,
+): BlockSite | undefined {
   const s = siteOfEvent(table, bornEvent, view.wrappers);
   return s === null ? undefined : { site: s.key, chain: s.chain.slice(0, CHAIN_FRAMES) };
 }
@@ -94,15 +100,12 @@ const FROM: ReadonlyArray<[SiteCause, SiteCauseName]> = [
 ];
 
 /**
- * The top sites of each cause in process `s`. Fragmentation's sites are those of the live blocks
- * the breakdown names for it (`fragmenting`), with the free bytes and pages they keep resident.
+ * The top sites of each cause in process `s`. Fragmentation's sites are those of every live block
+ * that shares resident pages with free memory in the bins (fragmentingBlocks), with the free bytes
+ * and pages they keep resident.
  */
-function momentSites(
-  s: Process,
-  table: SiteTable,
-  view: SiteView,
-  fragmenting: readonly FragmentingBlock[],
-): MomentSites {
+function momentSites(s: Process, table: SiteTable, view: SiteView): MomentSites {
+  const fragmenting = fragmentingBlocks(s);
   const causes: CauseSites[] = [];
   for (const [from, cause] of FROM) {
     const att = attributeSites(s, table, {
@@ -176,7 +179,14 @@ function arenaSites(s: Process, table: SiteTable, view: SiteView): ArenaSites[] 
     if (att.groups.length > 0)
       out.push({
         arena,
-        sites: topSites(att.groups),
+        sites: topSites(att.groups).map((t, i) => {
+          const causes: NonNullable<TopSite['causes']> = {};
+          for (const [from, name] of FROM) {
+            const b = att.groups[i]!.byCause[from].bytes;
+            if (b > 0) causes[name as 'live' | 'tcache' | 'fastbins'] = b;
+          }
+          return { ...t, causes };
+        }),
         more: Math.max(0, att.groups.length - TOP_SITES),
       });
   };
@@ -224,11 +234,10 @@ export async function processAt(
   return run.replayer.process;
 }
 
-/** What explainSites fills in: a moment's pins and fragmentation, and its sites. */
+/** What explainSites fills in: a moment's pins, and its sites. */
 interface SitedMoment {
   event: number;
   pins: Array<{ bornEvent: number; site?: BlockSite }>;
-  fragmentation: Array<{ examples: FragmentingBlock[] }>;
   sites?: MomentSites;
 }
 
@@ -253,11 +262,6 @@ export async function explainSites(
     if (!processes.has(m.event)) processes.set(m.event, await replayTo(m.event));
     const s = processes.get(m.event);
     if (s === null || s === undefined) continue;
-    m.sites = momentSites(
-      s,
-      table,
-      view,
-      m.fragmentation.flatMap((f) => f.examples),
-    );
+    m.sites = momentSites(s, table, view);
   }
 }

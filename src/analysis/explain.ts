@@ -31,8 +31,16 @@ import {
   type FragmentingBlock,
   type HeapFragmentation,
 } from './breakdown.js';
-import { earliestMove, TraceStore, type Edits } from './event-store.js';
 import {
+  earliestMove,
+  lastUse,
+  storedEvent,
+  threadExits,
+  TraceStore,
+  type Edits,
+} from './event-store.js';
+import {
+  blockSite,
   DEFAULT_SITE_VIEW,
   explainSites,
   processAt,
@@ -50,6 +58,7 @@ import {
   type Family,
   type SettingCandidate,
 } from './remedies.js';
+import { symbolizeTable } from './sites.js';
 import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 import { shortBytes } from './units.js';
@@ -86,6 +95,8 @@ interface ExplainOptions {
   storeLimit?: number;
   /** How the allocation sites are grouped, for a trace with call stacks. */
   sites?: Partial<SiteView>;
+  /** Events right after which each pin is also tried freed (besides its last use and the moment). */
+  freeAt?: number[];
 }
 
 /** What freeing a pin right after the moment does, measured on a copy of the replay. */
@@ -121,9 +132,11 @@ interface Remedy {
   /**
    * setting: one setting; settings: two together; trim_now: malloc_trim(0) at the moment;
    * trim_every: malloc_trim(0) every N events; free_pin: the pin freed at the moment;
+   * free_pin_early: the pin freed earlier (right after its last use, or an event given);
    * move_pin: the pin allocated earlier.
    */
-  id: 'setting' | 'settings' | 'trim_now' | 'trim_every' | 'free_pin' | 'move_pin';
+  id:
+    'setting' | 'settings' | 'trim_now' | 'trim_every' | 'free_pin' | 'free_pin_early' | 'move_pin';
   /** What was changed: settings as compare's --config takes them, or the change to the program. */
   setting: string;
   /** What it does, in one line. */
@@ -147,6 +160,10 @@ interface Remedy {
   edits?: Edits;
   /** The call made right after the moment's event, as a trace line (trim_now, free_pin). */
   call?: string;
+  /** What became of the freed pin's chunk, and so why it saves what it saves (free_pin, free_pin_early). */
+  note?: string;
+  /** Where the pin was allocated (the pin remedies, on a trace with call stacks). */
+  site?: BlockSite;
   failure?: string;
 }
 
@@ -247,6 +264,19 @@ function pinNote(p: PinFreed, saved: number): string {
   return p.main
     ? `gives back nothing: the freed chunk is merged with the free memory around it, but the top of the heap (${shortBytes(p.topAfter)}) stays below the trim threshold (${shortBytes(p.trimThreshold)})`
     : "gives back nothing: the freed chunk is merged with the free memory around it, but glibc keeps it in the thread's heap";
+}
+
+/** One line on what freeing a pin earlier did, at the moment explained. */
+function earlyNote(went: PinFreed['went'] | undefined, saved: number): string {
+  const where =
+    went === 'tcache'
+      ? 'the freed chunk went into the tcache, where glibc still counts it as in use'
+      : went === 'fastbin'
+        ? 'the freed chunk went into a fastbin, where it is not merged with the free memory around it'
+        : 'the freed chunk was merged with the free memory around it';
+  if (saved > 0) return `gives back ${shortBytes(saved)} by this moment (${where})`;
+  if (saved < 0) return `costs ${shortBytes(-saved)} by this moment (${where})`;
+  return `gives back nothing by this moment: ${where}${went === 'merged' ? ', and the heap kept it' : ''}`;
 }
 
 /** A measured remedy against the moment's baseline. */
@@ -361,6 +391,10 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   const candidates = new Map<string, SettingCandidate>();
   const measured = new Map<string, Measured>();
   const moves = new Map<string, { event: number; pin: Pin; edits: Edits }>();
+  const frees = new Map<string, { event: number; pin: Pin; edits: Edits; lastUse: boolean }>();
+  const siteView = { ...DEFAULT_SITE_VIEW, ...opts.sites };
+  const siteOf = (born: number): BlockSite | undefined =>
+    table.hasSites ? blockSite(table, born, siteView) : undefined;
   let done = 0;
   let total = 0;
   const trimEvery = trimInterval(event + 1);
@@ -404,7 +438,12 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     const want = (key: string, settings: ReplaySettings, edits?: Edits, only?: number): void => {
       if (planned(key)) return;
       const when = only !== undefined ? [only] : at;
-      const cp = edits?.move !== undefined ? checkpointBefore(edits.move.to) : undefined;
+      const cp =
+        edits?.move !== undefined
+          ? checkpointBefore(edits.move.to)
+          : edits?.free !== undefined
+            ? checkpointBefore(edits.free.after)
+            : undefined;
       if (cp !== undefined && stored !== null) {
         local.push({ key, run: () => measureFrom(cp, stored, edits, when) });
         return;
@@ -426,14 +465,49 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
           want('trim_every', opts.settings, { trimEvery });
         if (stored !== null)
-          for (const p of m.pins
+          for (const [p, first] of m.pins
             .filter((p) => {
               // A block born of a realloc cannot be allocated earlier on its own.
               const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
               return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
             })
             .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
-            .slice(0, MOVED_PINS)) {
+            .slice(0, MOVED_PINS)
+            .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const)) {
+            // Freed earlier: right after its last use (the first live pin only, to bound the
+            // replays: one that starts early costs about a replay of the trace), and after each
+            // event asked for.
+            const born = m.facts.find(([i]) => i === p.bornEvent)![1];
+            const last = lastUse(stored, p.bornEvent, born.id, m.event);
+            const when = new Set([...(first ? [last] : []), ...(opts.freeAt ?? [])]);
+            // Only a block the program holds can be freed.
+            if (p.kind === 'live')
+              for (const after of when) {
+                // At the moment itself, it is the pin freed there (analyseMoment).
+                if (after < p.bornEvent || after >= m.event) continue;
+                // The thread that allocated it frees it, unless it has exited by then.
+                const tid = threadExits(stored, born.tid, p.bornEvent, after)
+                  ? storedEvent(stored, after).tid
+                  : born.tid;
+                const key = `free ${p.bornEvent} ${after} ${m.event}`;
+                const edits: Edits = {
+                  free: {
+                    after,
+                    born: p.bornEvent,
+                    tid,
+                    key: born.key,
+                    id: born.id,
+                    token: born.token,
+                  },
+                };
+                frees.set(key, {
+                  event: m.event,
+                  pin: p,
+                  edits,
+                  lastUse: after === last && first,
+                });
+                want(key, opts.settings, edits, m.event);
+              }
             const move = earliestMove(stored, p.bornEvent);
             if (move === null) continue;
             const key = `move ${p.bornEvent} ${move.to} ${m.event}`;
@@ -540,6 +614,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
                 why: `the program frees ${name}, the block that pins ${pin.arena === 0 ? 'the main heap' : `arena ${pin.arena} heap ${pin.heap}`}, right after this event`,
                 addresses: 'pin',
                 call: `${fr.tid} free ${rep.token}`,
+                note: rep.freed.note,
+                ...(siteOf(pin.bornEvent) !== undefined ? { site: siteOf(pin.bornEvent)! } : {}),
               },
               m,
               fr.failure === undefined ? fr.figures : null,
@@ -585,6 +661,39 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         );
         continue;
       }
+      const early = frees.get(key);
+      if (early !== undefined) {
+        if (early.event !== p.event) continue;
+        const pin = early.pin;
+        const token = tokenOf(pin.bornEvent);
+        const name = pinName(pin, token);
+        const after = early.edits.free!.after;
+        const f = res.figures[0] ?? null;
+        const saved = f === null ? 0 : m.b.residentBytes - f.rss;
+        const site = siteOf(pin.bornEvent);
+        all.push(
+          remedyOf(
+            {
+              id: 'free_pin_early',
+              setting: early.lastUse
+                ? `free(${name}) right after its last use (event ${after})`
+                : `free(${name}) after event ${after}`,
+              why: early.lastUse
+                ? `the program frees ${name} right after event ${after}, the last that names it (${after === pin.bornEvent ? 'its allocation' : 'a record of the pages it touched'}; a trace does not see reads and writes), instead of keeping it`
+                : `the program frees ${name} right after event ${after} instead of keeping it`,
+              addresses: 'pin',
+              edits: early.edits,
+              call: `${early.edits.free!.tid} free ${token}`,
+              note: earlyNote(res.went, saved),
+              ...(site !== undefined ? { site } : {}),
+            },
+            m,
+            f,
+            res.failure,
+          ),
+        );
+        continue;
+      }
       const move = moves.get(key);
       if (move !== undefined) {
         if (move.event !== p.event) continue;
@@ -599,6 +708,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
               why: `the program allocates ${name} before the churn, as early as its thread and its name allow, so that the blocks freed around it are not below it`,
               addresses: 'pin',
               edits: move.edits,
+              ...(siteOf(pin.bornEvent) !== undefined ? { site: siteOf(pin.bornEvent)! } : {}),
             },
             m,
             res.figures[0] ?? null,
@@ -672,6 +782,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     return x;
   });
 
+  if (table.hasSites) symbolizeTable(table);
   if (table.hasSites)
     await explainSites(
       out,

@@ -17,7 +17,9 @@
 
 import { NIL, St } from '../core/chunks.js';
 import type { Process } from '../core/state.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { openTrace } from '../import/index.js';
+import { symbolize } from '../import/symbolize.js';
 import { replayFile, type ReplaySettings } from '../replay/run-file.js';
 import { SiteTable, type StackFrame } from '../trace/site-table.js';
 import type { SymFrame } from '../trace/types.js';
@@ -216,6 +218,43 @@ interface Acc {
   sites: Map<string, { site: Site; bytes: number }>;
 }
 
+/** What attributeSites counts of a chunk [a, b): its resident bytes, its own whole resident pages, and the resident pages at its ends (which it may share). */
+export function chunkResident(
+  k: Kernel,
+  a: number,
+  b: number,
+): { bytes: number; inner: number; edges: number[] } {
+  // Resident bytes: whole pages inside the chunk (its own), and the resident parts of the
+  // pages at its ends (which it may share).
+  const firstFull = Math.ceil(a / PAGE) * PAGE;
+  const lastFull = Math.floor(b / PAGE) * PAGE;
+  let bytes = 0;
+  let inner = 0;
+  const edges: number[] = [];
+  if (firstFull < lastFull) {
+    inner = k.residentIn(firstFull, lastFull) / PAGE;
+    bytes += inner * PAGE;
+    if (a < firstFull && k.isResident(a)) {
+      bytes += firstFull - a;
+      edges.push(Math.floor(a / PAGE));
+    }
+    if (lastFull < b && k.isResident(lastFull)) {
+      bytes += b - lastFull;
+      edges.push(lastFull / PAGE);
+    }
+  } else {
+    for (let p = Math.floor(a / PAGE); p * PAGE < b; p++) {
+      const from = Math.max(a, p * PAGE);
+      const to = Math.min(b, (p + 1) * PAGE);
+      if (k.isResident(from)) {
+        bytes += to - from;
+        edges.push(p);
+      }
+    }
+  }
+  return { bytes, inner, edges };
+}
+
 /**
  * Attributes the chunks of process `s` to their allocation sites. `table` gives each chunk's
  * stack from the event that allocated it (ChunkStore.born).
@@ -256,34 +295,7 @@ export function attributeSites(
       if (!siteCache.has(stack)) siteCache.set(stack, siteOf(table.frames(stack), isWrapper));
       site = siteCache.get(stack)!;
     }
-    // Resident bytes: whole pages inside the chunk (its own), and the resident parts of the
-    // pages at its ends (which it may share).
-    const firstFull = Math.ceil(a / PAGE) * PAGE;
-    const lastFull = Math.floor(b / PAGE) * PAGE;
-    let bytes = 0;
-    let inner = 0;
-    const edges: number[] = [];
-    if (firstFull < lastFull) {
-      inner = k.residentIn(firstFull, lastFull) / PAGE;
-      bytes += inner * PAGE;
-      if (a < firstFull && k.isResident(a)) {
-        bytes += firstFull - a;
-        edges.push(Math.floor(a / PAGE));
-      }
-      if (lastFull < b && k.isResident(lastFull)) {
-        bytes += b - lastFull;
-        edges.push(lastFull / PAGE);
-      }
-    } else {
-      for (let p = Math.floor(a / PAGE); p * PAGE < b; p++) {
-        const from = Math.max(a, p * PAGE);
-        const to = Math.min(b, (p + 1) * PAGE);
-        if (k.isResident(from)) {
-          bytes += to - from;
-          edges.push(p);
-        }
-      }
-    }
+    const { bytes, inner, edges } = chunkResident(k, a, b);
     const requested = cause === 'live' ? ck.req[h]! : 0;
     if (site === null) {
       unknown.bytes += bytes;
@@ -343,6 +355,18 @@ export function attributeSites(
   return { groups: out, unknown };
 }
 
+/**
+ * Looks up the addresses of the table's stacks that the trace left without symbols, in the files
+ * it says were mapped there (heaptrack's raw data read as it is, say), with addr2line or
+ * llvm-symbolizer, as a conversion would (a converted trace keeps them: this is done each time).
+ */
+export function symbolizeTable(table: SiteTable): void {
+  const bare = table.unsymbolized().filter((a) => table.mappingOf(a) !== undefined);
+  if (bare.length === 0) return;
+  const { symbols } = symbolize(bare, (a) => table.mappingOf(a));
+  for (const [addr, frames] of symbols) table.add({ kind: 'sym', line: 0, addr, frames });
+}
+
 /** The site of the chunk with handle `h` (ChunkStore), as attributeSites would name it, or null. */
 export function siteOfChunk(
   s: Process,
@@ -364,7 +388,15 @@ export function siteOfEvent(
   index: number,
   wrappers: readonly string[] = DEFAULT_WRAPPERS,
 ): { key: string; fn: string; file: string; chain: string[] } | null {
-  const stack = index < 0 ? -1 : table.siteOfEvent(index);
+  return siteOfStack(table, index < 0 ? -1 : table.siteOfEvent(index), wrappers);
+}
+
+/** The site of stack `stack` of the table (-1: none), as siteOfEvent names it, or null. */
+export function siteOfStack(
+  table: SiteTable,
+  stack: number,
+  wrappers: readonly string[] = DEFAULT_WRAPPERS,
+): { key: string; fn: string; file: string; chain: string[] } | null {
   if (stack < 0) return null;
   const site = siteOf(table.frames(stack), matcher(wrappers));
   if (site === null) return null;

@@ -66,7 +66,36 @@ interface MeasureJob {
 /** What a measure job found: the figures at each moment reached, and why it stopped early. */
 export interface Measured {
   figures: Array<MomentFigures | null>;
+  /** For an edit that frees a block: where its chunk went at the free. */
+  went?: PinFreed['went'];
   failure?: string;
+}
+
+/**
+ * Watches an edited replay that frees a block (Edits.free): finds the block's chunk right before
+ * the free, and says where the free put it (a cache, or merged with the free memory around it).
+ */
+function freeWatcher(edits: Edits | undefined): {
+  observe: (ev: TraceEvent, r: Replayer) => void;
+  went: () => PinFreed['went'] | undefined;
+} {
+  const f = edits?.free;
+  let chunk = -1;
+  let went: PinFreed['went'] | undefined;
+  return {
+    observe: (ev, r) => {
+      if (f === undefined) return;
+      const ck = r.process.ck;
+      if (ev.index === f.after) {
+        for (let h = 0; h < ck.highWater; h++)
+          if (ck.born[h] === f.born && ck.state[h] === St.INUSE) chunk = h;
+      } else if (ev.index === f.after + 1 && chunk >= 0) {
+        const st = ck.state[chunk];
+        went = st === St.TCACHE ? 'tcache' : st === St.FAST ? 'fastbin' : 'merged';
+      }
+    },
+    went: () => went,
+  };
 }
 
 interface MomentJob {
@@ -161,15 +190,19 @@ async function measure(job: MeasureJob): Promise<Measured> {
   const targets = job.at.map((m) => momentIndex(job.edits, m));
   const figures: Array<MomentFigures | null> = job.at.map(() => null);
   let next = 0;
+  const freed = freeWatcher(job.edits);
   const run = await replayFile(job.trace.path, {
     ...source(job.trace, job.edits),
     ...job.settings,
     stopAfter: targets[targets.length - 1],
     observe: (ev: TraceEvent, r: Replayer) => {
+      freed.observe(ev, r);
       while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
     },
   });
   const out: Measured = { figures };
+  const went = freed.went();
+  if (went !== undefined) out.went = went;
   const r = run.replayer;
   if (run.failure !== null) out.failure = run.failure.message;
   else if (r !== null && r.aborted && next < targets.length) {
@@ -432,10 +465,14 @@ export async function measureFrom(
   const targets = at.map((m) => momentIndex(edits, m));
   const figures: Array<MomentFigures | null> = at.map(() => null);
   let next = 0;
+  const freed = freeWatcher(edits);
   const { r, failure } = await resume(cp, store, edits, targets[targets.length - 1]!, (ev, r) => {
+    freed.observe(ev, r);
     while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
   });
   const out: Measured = { figures };
+  const went = freed.went();
+  if (went !== undefined) out.went = went;
   if (failure !== null) out.failure = failure.message;
   else if (r.aborted && next < targets.length) {
     const a = r.finish().abort!;

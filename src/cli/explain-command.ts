@@ -35,6 +35,8 @@ Options:
   --at WHEN            end, peak or an event index (repeatable; default: end and peak)
   --json               print the explanation as one JSON object
   --no-what-if         skip the remedies (faster)
+  --free-at EVENT      also try each pin freed right after event EVENT (repeatable; each pin is
+                       tried freed right after its last use and at the moment anyway)
   --jobs N             replay the remedies on N worker threads (default: the number of CPUs)
   --by GROUPING        site, function or file: how the allocation sites of a trace recorded
                        with call stacks are grouped (default site)
@@ -66,6 +68,7 @@ export const explainCommand = defineCommand({
     jobs: { type: 'string' },
     by: { type: 'string' },
     wrappers: { type: 'string', multiple: true, default: [] },
+    'free-at': { type: 'string', multiple: true, default: [] },
     ...SETTINGS_OPTIONS,
     ...IMPORT_OPTIONS,
   },
@@ -91,6 +94,7 @@ export const explainCommand = defineCommand({
       parallel: jobs,
       progress: (d, t) => progress(d, t),
       sites: siteView(values.by, values.wrappers),
+      freeAt: freeAtEvents(values['free-at']),
     });
     if (ex.events === 0) warn(`${path}: ${NO_EVENTS}`);
     out(values.json ? JSON.stringify(ex) + '\n' : formatExplanation(ex));
@@ -99,8 +103,17 @@ export const explainCommand = defineCommand({
   },
 });
 
+/** The --free-at events. */
+export function freeAtEvents(texts: string[]): number[] {
+  return texts.map((t) => {
+    const n = parseNumber(t, '--free-at');
+    if (n < 0) throw new UsageError('--free-at takes an event index (0 or more)');
+    return n;
+  });
+}
+
 /** The --by and --wrappers options, as explain takes them. */
-function siteView(by: string | undefined, wrappers: string[]): SiteView {
+export function siteView(by: string | undefined, wrappers: string[]): SiteView {
   if (by !== undefined && by !== 'site' && by !== 'function' && by !== 'file')
     throw new UsageError('--by takes site, function or file');
   const more = wrappers.flatMap((w) => w.split(',').map((x) => x.trim())).filter((x) => x !== '');
@@ -248,9 +261,19 @@ function formatMoment(ex: Explanation, m: MomentExplanation): string {
         `    ${r.setting.padEnd(30)} ${shortBytes(r.rss).padStart(10)} resident (saves ${shortBytes(r.saved)}), peak ${shortBytes(r.peakRss)}, ${cost}`,
       );
       lines.push(`    ${''.padEnd(30)} ${r.why}`);
+      if (r.id === 'free_pin_early' && r.note !== undefined)
+        lines.push(`    ${''.padEnd(30)} ${r.note}`);
+      if (r.site !== undefined)
+        lines.push(`    ${''.padEnd(30)} allocated in ${r.site.chain.join(' <- ')}`);
     }
     const failed = m.tried.filter((r) => r.failure !== undefined);
-    const none = m.tried.filter((r) => r.failure === undefined);
+    // A pin freed earlier that saves nothing: why, on a line of its own.
+    const early = m.tried.filter((r) => r.failure === undefined && r.id === 'free_pin_early');
+    const none = m.tried.filter((r) => r.failure === undefined && r.id !== 'free_pin_early');
+    for (const r of early) {
+      lines.push(`    ${r.setting}: ${r.note ?? 'saves nothing here'}`);
+      if (r.site !== undefined) lines.push(`      allocated in ${r.site.chain.join(' <- ')}`);
+    }
     if (none.length > 0)
       lines.push(
         `    tried, saving nothing here: ${none.map((r) => `${r.setting}${r.saved < 0 ? ` (costs ${shortBytes(-r.saved)})` : r.saved > 0 ? ' (no more than one of them alone)' : ''}`).join(', ')}`,

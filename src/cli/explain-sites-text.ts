@@ -37,7 +37,18 @@ export function formatSites(ms: MomentSites): string[] {
   for (const a of ms.arenas) {
     const name = a.arena < 0 ? 'mmapped chunks' : a.arena === 0 ? 'main arena' : `arena ${a.arena}`;
     lines.push(`    ${name} (live data, tcache and fastbins)`);
-    for (const s of a.sites) lines.push(site(s));
+    for (const s of a.sites) {
+      // Split by cause when the site's blocks are of more than one.
+      const parts = Object.entries(s.causes ?? {});
+      lines.push(
+        site(s) +
+          (parts.length > 1
+            ? ` (${parts.map(([c, b]) => `${c === 'live' ? 'live' : `in the ${c}`} ${shortBytes(b)}`).join(', ')})`
+            : parts.length === 1 && parts[0]![0] !== 'live'
+              ? ` (in the ${parts[0]![0]})`
+              : ''),
+      );
+    }
     if (a.more > 0) lines.push(`      ... and ${a.more} more`);
   }
   return lines;

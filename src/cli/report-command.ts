@@ -12,7 +12,7 @@ import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js
 import { count } from './numbers.js';
 import { OutputFile } from './output.js';
 import { configGlibcNotes, configNotes } from './config.js';
-import { parseMoment } from './explain-command.js';
+import { freeAtEvents, parseMoment, siteView } from './explain-command.js';
 import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 import {
   SETTINGS_HELP,
@@ -28,7 +28,9 @@ const REPORT_HELP = `Usage: ptsim report TRACE -o FILE.html [options]
 Writes one self-contained HTML page about TRACE (it needs no network to open): the explanation of
 ptsim explain at one moment, RSS over time for the default configuration and each --config, the
 mmap and trim threshold history on the same time axis, and a map of the heap at that moment, with
-each chunk coloured by its state and the chunks that pin each heap marked.
+each chunk coloured by its state and the chunks that pin each heap marked. For a trace with call
+stacks, also a flame graph of the resident memory by allocation site and cause at the moment
+explained, the end, the peak and moments along the timeline, and the top sites over time.
 
 Options:
   -o, --output FILE    the HTML file to write (required)
@@ -39,6 +41,9 @@ Options:
   --samples K          samples per configuration's timeline (default ${DEFAULT_TIMELINE_SAMPLES}); the peak and the
                        last event are always among them
   --no-what-if         skip replaying the remedies (faster)
+  --free-at EVENT      also try each pin freed right after event EVENT (repeatable), as explain does
+  --wrappers LIST      more allocator wrappers to skip to their caller in a trace with call stacks,
+                       comma-separated, as explain takes them
   --jobs N             worker threads for the configurations and remedies (default: the CPUs)
 ${SETTINGS_HELP}
 ${IMPORT_HELP}
@@ -77,6 +82,8 @@ export const reportCommand = defineCommand({
     at: { type: 'string' },
     samples: { type: 'string' },
     'no-what-if': { type: 'boolean', default: false },
+    'free-at': { type: 'string', multiple: true, default: [] },
+    wrappers: { type: 'string', multiple: true, default: [] },
     jobs: { type: 'string' },
     ...SETTINGS_OPTIONS,
     ...IMPORT_OPTIONS,
@@ -131,6 +138,8 @@ export const reportCommand = defineCommand({
         at,
         timeline: { samples },
         whatIfs: !values['no-what-if'],
+        freeAt: freeAtEvents(values['free-at']),
+        wrappers: siteView(undefined, values.wrappers).wrappers,
         parallel: jobs,
         progress: (what, d, t) => io.progress(d, t, what),
         settingsNotes: notes,

@@ -227,7 +227,11 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       replayer!.recordsEnd();
     },
   };
-  if (sites !== undefined) sink.site = (rec) => sites.add(rec);
+  if (sites !== undefined || tee?.site !== undefined)
+    sink.site = (rec) => {
+      tee?.site?.(rec);
+      sites?.add(rec);
+    };
   if (opts.ready !== undefined) sink.ready = opts.ready;
   return {
     sink,

@@ -46,6 +46,16 @@ code, .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, mono
 .region-head { font-size: 13px; color: #2d3748; margin: 0 0 4px 4px; }
 .tooltip { position: absolute; z-index: 10; background: #1a202c; color: #fff; padding: 6px 8px; border-radius: 4px; font-size: 12px; pointer-events: none; max-width: 520px; }
 .note { color: #4a5568; font-size: 13px; }
+.flame-controls { margin: 6px 0; }
+.flame-controls button { margin-right: 6px; font: inherit; font-size: 13px; }
+.flame-controls label { margin: 0 10px; font-size: 13px; }
+.flame-title { font-size: 13px; color: #2d3748; margin: 6px 0; }
+.flame { position: relative; background: #fff; margin: 6px 0 14px; overflow: hidden; }
+.frame { position: absolute; height: 19px; display: flex; overflow: hidden; cursor: pointer; box-shadow: inset -1px 0 #fff, inset 0 -1px #fff; }
+.frame .seg { height: 100%; flex: none; opacity: 0.85; }
+.frame .label { position: absolute; left: 3px; top: 2px; font-size: 11.5px; white-space: nowrap; color: #1a202c; pointer-events: none; }
+.frame.site .label { font-weight: 600; }
+.frame:hover .seg { opacity: 1; }
 .warn { color: #9b2c2c; }
 `;
 
@@ -150,13 +160,19 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
           : p.kind === 'glibc'
             ? "glibc's own chunk (the tcache structure or a fencepost)"
             : `a freed ${num(p.size)}-byte chunk held in the ${h(p.kind)}`;
-      const born = p.bornEvent >= 0 ? `event ${num(p.bornEvent)}, line ${num(p.line)}` : '';
+      const born =
+        (p.bornEvent >= 0 ? h(`event ${num(p.bornEvent)}, line ${num(p.line)}`) : '') +
+        (p.site !== undefined
+          ? `<br><span class="mono">in ${h(p.site.chain.join(' <- '))}</span>`
+          : '');
       out.push(
-        `<tr><td>${h(heap)}</td><td>${what}</td><td>${h(born)}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td><td>${p.freed !== undefined ? h(p.freed.note) : ''}</td></tr>`,
+        `<tr><td>${h(heap)}</td><td>${what}</td><td>${born}</td><td class="n">${h(shortBytes(p.heldBytes))}</td><td class="n">${h(shortBytes(p.freeBelowBytes))}</td><td>${p.freed !== undefined ? h(p.freed.note) : ''}</td></tr>`,
       );
     }
     out.push('</table>');
   }
+
+  out.push(...sitesHtml(m));
 
   const changes = d.configs[0]!.thresholds;
   const st = m.thresholdState;
@@ -205,16 +221,86 @@ function explanationHtml(d: ReportData, m: MomentExplanation): string {
       }
       const sign = (n: number): string => (n >= 0 ? `+${num(n)}` : num(n));
       out.push(
-        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(shortBytes(r.rss))}</td><td class="n">${h(shortBytes(r.saved))}</td><td class="n">${h(shortBytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}</td></tr>`,
+        `<tr><td><code>${h(r.setting)}</code></td><td class="n">${h(shortBytes(r.rss))}</td><td class="n">${h(shortBytes(r.saved))}</td><td class="n">${h(shortBytes(r.peakRss))}</td><td class="n">${sign(r.extraSyscalls)}</td><td class="n">${sign(r.extraPageFaults)}</td><td class="why">${h(r.why)}${remedyMore(r)}</td></tr>`,
       );
     }
     out.push('</table>');
   }
+  // A pin freed earlier that saves nothing: why, each on a line of its own.
+  for (const r of m.tried.filter((x) => x.id === 'free_pin_early' && x.failure === undefined))
+    out.push(
+      `<p class="note">Tried: <code>${h(r.setting)}</code>: ${h(r.note ?? 'saves nothing here')}.${remedyMore({ ...r, note: undefined })}</p>`,
+    );
   if (m.tried.length > 0)
     out.push(
-      `<p class="note">Tried, saving nothing here: ${m.tried.map((r) => `<code>${h(r.setting)}</code>${r.failure !== undefined ? ` (could not be replayed: ${h(r.failure)})` : ''}`).join(', ')}.</p>`,
+      `<p class="note">Tried, saving nothing here: ${m.tried
+        .filter((r) => r.id !== 'free_pin_early' || r.failure !== undefined)
+        .map(
+          (r) =>
+            `<code>${h(r.setting)}</code>${r.failure !== undefined ? ` (could not be replayed: ${h(r.failure)})` : ''}`,
+        )
+        .join(', ')}.</p>`,
     );
   return out.join('\n');
+}
+
+const SITE_CAUSE: Record<string, string> = {
+  live: 'live data',
+  tcache: 'freed blocks in the tcache',
+  fastbins: 'freed blocks in the fastbins',
+  fragmentation: 'fragmentation (free memory in the bins that these live blocks keep resident)',
+};
+
+/** The top allocation sites of each cause, as explain lists them (a trace with call stacks). */
+function sitesHtml(m: MomentExplanation): string[] {
+  const ms = m.sites;
+  if (ms === undefined || ms.causes.length === 0) return [];
+  const out = [
+    `<h3>Which code holds it</h3><p class="note">The top allocation sites of each cause (by ${h(ms.by)}): the first caller of each block's call stack that is not an allocator wrapper. The flame graph below shows every site, at this and other moments.</p>`,
+    '<table><tr><th>cause</th><th>site</th><th>resident</th><th>pages</th><th>blocks</th><th>called from</th></tr>',
+  ];
+  for (const c of ms.causes) {
+    c.sites.forEach((x, i) => {
+      out.push(
+        `<tr><td>${i === 0 ? h(SITE_CAUSE[c.cause] ?? c.cause) : ''}</td><td class="mono">${h(x.key)}</td><td class="n">${h(shortBytes(x.bytes))}</td><td class="n">${num(x.pages)}</td><td class="n">${num(x.blocks)}</td><td class="mono">${h(x.chain.slice(1).join(' <- '))}</td></tr>`,
+      );
+    });
+    const rest: string[] = [];
+    if (c.more > 0) rest.push(`and ${num(c.more)} more site${c.more === 1 ? '' : 's'}`);
+    if (c.unknownBytes > 0)
+      rest.push(`${shortBytes(c.unknownBytes)} in blocks without a call stack`);
+    if (rest.length > 0)
+      out.push(`<tr><td></td><td colspan="5" class="note">${h(rest.join('; '))}</td></tr>`);
+  }
+  out.push('</table>');
+  return out;
+}
+
+/** The flame graph's section, for a trace with call stacks. */
+function flameHtml(d: ReportData): string {
+  const s = d.sites;
+  if (s === undefined) return '';
+  const wrappers =
+    s.wrappers.length > 0
+      ? ` Allocator wrappers (${h(s.wrappers.slice(0, 6).join(', '))}, ...) are folded into their callers.`
+      : '';
+  return `<h2>Which code holds the memory</h2>
+<p class="note">Resident memory by call chain, as an icicle: the outermost caller at the top, each allocation site at the bottom of its chain, widths in proportion to resident bytes (chunk headers included), each frame coloured by what its bytes are. Memory no allocation site holds (free chunks merged in the bins, the free top, glibc's own metadata) has boxes of its own, so that the whole width is the resident memory; call chains that hold less than 1/5,000 of it are summed in one box. Taken at the moment explained, the end, the peak and ${num(s.moments.filter((x) => x.kind === 'sample').length)} moments along the timeline.${wrappers}</p>
+<div id="flame"></div>
+<div id="chart-sites"></div>`;
+}
+
+/** A pin remedy's note on the freed chunk, and the code that allocated the pin. */
+function remedyMore(r: {
+  id: string;
+  note?: string | undefined;
+  site?: { chain: string[] };
+}): string {
+  let out = '';
+  if (r.id === 'free_pin_early' && r.note !== undefined) out += `<br>${h(r.note)}`;
+  if (r.site !== undefined)
+    out += `<br>allocated in <span class="mono">${h(r.site.chain.join(' <- '))}</span>`;
+  return out;
 }
 
 function configsHtml(d: ReportData): string {
@@ -302,6 +388,7 @@ export function renderReport(d: ReportData, baseSettings = ''): string {
 ${headerHtml(d, baseSettings)}
 <h2>Explanation</h2>
 ${explanationHtml(d, m)}
+${flameHtml(d)}
 <h2>Resident memory over time</h2>
 <p class="note">${num(samples)} samples per configuration (the peak and the last event always among them). Dashed lines: changes of the mmap threshold; solid line: the moment explained above. Live bytes and free-but-resident bytes are measured at fewer samples on large heaps (a walk over every chunk).</p>${measuredChartNote(d)}
 <div id="chart-rss"></div>

@@ -11,6 +11,7 @@ import {
   type MomentExplanation,
 } from '../analysis/explain.js';
 import { CAUSES, type Cause } from '../analysis/breakdown.js';
+import { siteFlames, type FlameRequest, type SiteFlames } from '../analysis/site-flame.js';
 import type { TimelineOptions, TimelineSample } from '../analysis/timeline.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { heapMap, type HeapMap } from './heap-map.js';
@@ -41,6 +42,10 @@ interface ReportOptions {
   at: Moment;
   timeline: TimelineOptions;
   whatIfs?: boolean;
+  /** Events right after which each pin is also tried freed (explain's freeAt). */
+  freeAt?: number[];
+  /** Allocator wrappers folded into their callers (default DEFAULT_WRAPPERS). */
+  wrappers?: readonly string[];
   parallel?: number;
   progress?: (what: string, done: number, total: number) => void;
   /** What the command line's settings do not do in glibc (settingsNotes), shown on the page. */
@@ -88,6 +93,20 @@ export interface ReportData {
   heapMap: HeapMap;
   /** The settings' notes (a mallopt glibc refuses, a tunable it ignores), then the explanation's. */
   notes: string[];
+  /** The resident memory by allocation site at a few moments (a trace with call stacks). */
+  sites?: SiteFlames;
+}
+
+/** Moments along the timeline at which the sites are taken, besides the explained one, the end and the peak. */
+const SITE_SAMPLES = 32;
+
+/** The timeline's sample events to take the sites at: about SITE_SAMPLES of them, evenly spread. */
+function siteSampleEvents(events: number[]): number[] {
+  if (events.length <= SITE_SAMPLES) return events;
+  const out: number[] = [];
+  for (let k = 0; k < SITE_SAMPLES; k++)
+    out.push(events[Math.round((k * (events.length - 1)) / (SITE_SAMPLES - 1))]!);
+  return out;
 }
 
 /** Samples as columns. */
@@ -146,6 +165,8 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     settings: opts.combine(opts.base, {}),
     at: [opts.at],
     whatIfs: opts.whatIfs,
+    ...(opts.freeAt !== undefined ? { freeAt: opts.freeAt } : {}),
+    ...(opts.wrappers !== undefined ? { sites: { wrappers: opts.wrappers } } : {}),
     parallel: opts.parallel,
     progress: (d, t) => opts.progress?.('replaying remedies', d, t),
   });
@@ -180,7 +201,34 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     }
   }
 
-  return {
+  // A trace with call stacks: the sites at the moment explained, the end, the peak and along the
+  // timeline, in one more replay.
+  let sites: SiteFlames | null = null;
+  if (m.sites !== undefined) {
+    opts.progress?.('taking the allocation sites', 0, 1);
+    const requests: FlameRequest[] = [
+      { kind: 'explained', event: m.event },
+      { kind: 'end', event: base.summary.events - 1 },
+      { kind: 'peak', event: base.summary.peakEvent },
+      ...siteSampleEvents(base.samples.map((x) => x.event)).map((event): FlameRequest => ({
+        kind: 'sample',
+        event,
+      })),
+    ];
+    sites = await siteFlames(
+      path,
+      {
+        settings: opts.combine(opts.base, {}),
+        import: opts.import,
+        displayName,
+        ...(opts.wrappers !== undefined ? { wrappers: opts.wrappers } : {}),
+      },
+      requests,
+    );
+    opts.progress?.('taking the allocation sites', 1, 1);
+  }
+
+  const data: ReportData = {
     format: 'ptsim-report/1',
     trace: displayName,
     events: explanation.events,
@@ -207,4 +255,6 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     // The explanation may say again what the command line's notes said (the version modelled).
     notes: [...new Set([...(opts.settingsNotes ?? []), ...explanation.notes])],
   };
+  if (sites !== null) data.sites = sites;
+  return data;
 }

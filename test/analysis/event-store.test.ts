@@ -17,6 +17,9 @@ import {
   deliverStored,
   earliestMove,
   editedIndex,
+  lastUse,
+  momentIndex,
+  storedEvent,
   type Edits,
   type StoredTrace,
 } from '../../src/analysis/event-store.js';
@@ -24,6 +27,7 @@ import { libcFree } from '../../src/core/api.js';
 import { openTrace } from '../../src/import/index.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import type { Replayer } from '../../src/replay/replay.js';
+import { SiteTable } from '../../src/trace/site-table.js';
 import { Op, type TraceEvent, type TraceSink } from '../../src/trace/types.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
@@ -163,6 +167,42 @@ describe('a stored trace', () => {
     });
   }
 
+  it("keeps the call stacks: each event's and the site records, edited or not", async () => {
+    const path = join(ROOT, 'traces/sites.trace');
+    const t = await store(path);
+    /** Each event's stack as the site table names it, from a delivery. */
+    const stacks = async (deliver: (sink: TraceSink) => Promise<unknown>): Promise<string[]> => {
+      const table = new SiteTable();
+      const evs: Array<[number, string]> = [];
+      await deliver({
+        header: () => {},
+        event: (ev) => {
+          table.noteEvent(ev);
+          evs.push([ev.index, ev.out]);
+        },
+        site: (rec) => table.add(rec),
+      });
+      return evs.map(
+        ([i, token]) =>
+          `${token} ${table
+            .frames(table.siteOfEvent(i))
+            .map((f) => f.symbols.map((x) => x.fn).join('/'))
+            .join(' < ')}`,
+      );
+    };
+    const read = await stacks((sink) => openTrace(path, sink));
+    expect(read[40]).toBe('config xmalloc < load_config < main');
+    expect(await stacks((sink) => deliverStored(t, sink))).toEqual(read);
+    // Moved, the allocation keeps its stack; the trims inserted have none.
+    const move = earliestMove(t, 40)!;
+    const moved = await stacks((sink) => deliverStored(t, sink, { move, trimEvery: 10 }));
+    expect(moved[editedIndex({ move, trimEvery: 10 }, 40)]).toBe(read[40]);
+    // The first trim follows event 9 of the trace as given.
+    expect(moved[editedIndex({ move, trimEvery: 10 }, 9) + 1]).toBe(' ');
+    // Neither the 40 frees nor the 8 trims have a stack.
+    expect(moved.filter((x) => x === ' ')).toHaveLength(48);
+  });
+
   it('gives up beyond its limit, and on events it cannot keep', () => {
     const s = new TraceStore(2);
     const ev: TraceEvent = {
@@ -297,6 +337,58 @@ describe('edits', () => {
       await replayFile(path, { cores: 2, source: (sink) => deliverStored(t, sink, { move }) })
     ).replayer!.finish();
     expect(a.touch).toBe('recorded');
+    expect({ ...b, peakEvent: 0 }).toEqual({ ...a, peakEvent: 0 });
+  });
+
+  it('insert a free after an event: its last use by the touch records, later records of it left out', async () => {
+    const text = [
+      '# touches recorded',
+      '1 malloc 8000 big',
+      '#:touch big 0',
+      '2 malloc 5000 pin',
+      '#:touch pin 0',
+      '1 malloc 100 a',
+      '#:touch pin 1',
+      '1 free a',
+      '1 free big',
+      '#:touch pin 0-1',
+      '1 malloc 200 b',
+      '',
+    ].join('\n');
+    const path = file('free-touch.trace', text);
+    const t = await store(path);
+    const pin = storedEvent(t, 1);
+    // Named last by the records after event 2 (up to event 3), by those after event 4 (up to 5).
+    expect(lastUse(t, 1, pin.id, 3)).toBe(2);
+    expect(lastUse(t, 1, pin.id, 5)).toBe(4);
+    const free = { after: 2, born: 1, tid: 2, key: pin.key, id: pin.id, token: pin.token };
+    const edits: Edits = { free };
+    const got = await eventsOf((sink) => deliverStored(t, sink, edits));
+    const evs = only(got);
+    expect(evs.map((e) => e.index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(evs[3]).toMatchObject({ op: Op.free, tid: 2, in: 'pin', inId: pin.id });
+    // The trace's events keep their lines, one place later after the free.
+    expect([0, 1, 2, 3, 4, 5].map((i) => evs[editedIndex(edits, i)]!.line)).toEqual([
+      2, 4, 6, 8, 9, 11,
+    ]);
+    expect(momentIndex(edits, 2)).toBe(3);
+    expect(momentIndex(edits, 5)).toBe(6);
+    // The record of pin after the free is gone; those before it stay.
+    const touches = got.filter(
+      (x): x is { token: string } => typeof x === 'object' && x !== null && 'pages' in x,
+    );
+    expect(touches.map((x) => x.token)).toEqual(['big', 'pin', 'pin']);
+    // The same as the trace written with the free, and without the record after it.
+    const lines = text.split('\n');
+    lines.splice(7, 0, '2 free pin');
+    lines.splice(lines.indexOf('#:touch pin 0-1'), 1);
+    const freed = file('freed-touch.trace', lines.join('\n'));
+    const a = (await replayFile(freed, { cores: 2 })).replayer!.finish();
+    const b = (
+      await replayFile(path, { cores: 2, source: (sink) => deliverStored(t, sink, edits) })
+    ).replayer!.finish();
+    expect(a.touch).toBe('recorded');
+    expect(a.events).toBe(7);
     expect({ ...b, peakEvent: 0 }).toEqual({ ...a, peakEvent: 0 });
   });
 

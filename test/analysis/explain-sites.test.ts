@@ -164,6 +164,76 @@ describe('explain by allocation site', () => {
     ]);
   });
 
+  it("splits each arena's sites by cause", async () => {
+    // Thread 2 (the first, in the main arena): 3 live blocks of its site and 7 freed into its
+    // tcache; thread 3 (arena 1): 2 of its site freed into a fastbin (its tcache list full of 7
+    // others) and 1 live.
+    const p = file('arena-causes.trace', [
+      '#:stack 0 0x1010',
+      '#:stack 1 0x2010',
+      '#:stack 2 0x3010',
+      ...range(10).map((i) => `2 malloc 40 a${i} ^0`),
+      ...range(7).map((i) => `2 free a${i}`),
+      ...range(7).map((i) => `3 malloc 40 f${i} ^2`),
+      ...range(3).map((i) => `3 malloc 40 b${i} ^1`),
+      ...range(7).map((i) => `3 free f${i}`),
+      ...range(2).map((i) => `3 free b${i}`),
+      '#:sym 0x1010 /src/a.c:1 worker_one',
+      '#:sym 0x2010 /src/b.c:2 worker_two',
+      '#:sym 0x3010 /src/c.c:3 filler',
+    ]);
+    const ex = await explain(p, { settings: { cores: 2 }, at: ['end'], whatIfs: false });
+    const arenas = ex.moments[0]!.sites!.arenas;
+    // 48-byte chunks for 40 bytes.
+    expect(arenas.map((a) => [a.arena, a.sites.map((s) => [s.key, s.bytes, s.causes])])).toEqual([
+      [0, [['worker_one (/src/a.c:1)', 10 * 48, { live: 3 * 48, tcache: 7 * 48 }]]],
+      [
+        1,
+        [
+          ['filler (/src/c.c:3)', 7 * 48, { tcache: 7 * 48 }],
+          ['worker_two (/src/b.c:2)', 3 * 48, { live: 48, fastbins: 2 * 48 }],
+        ],
+      ],
+    ]);
+    const r = await ptsim(['explain', p, '--at', 'end', '--no-what-if', '--cores', '2']);
+    expect(r.out).toContain('worker_one (/src/a.c:1) (live 144 B, in the tcache 336 B)\n');
+    expect(r.out).toContain('filler (/src/c.c:3) (in the tcache)\n');
+  });
+
+  it('names the sites of every live block that fragments a heap, not only the examples', async () => {
+    // 12 small live blocks, each between two freed 4000-byte ones: every one shares pages with
+    // free memory in the bins (and so does the last big one, above the last freed block). The
+    // first 6 from one site, the other 6 from another.
+    const p = file('scattered.trace', [
+      '#:stack 0 0x1010',
+      '#:stack 1 0x2010',
+      '#:stack 2 0x3010',
+      ...range(12).flatMap((i) => [
+        `1 malloc 4000 f${i} ^0`,
+        `1 malloc 100 k${i} ^${i < 6 ? 1 : 2}`,
+      ]),
+      '1 malloc 4000 last ^0',
+      ...range(12).map((i) => `1 free f${i}`),
+      '#:sym 0x1010 /src/a.c:1 buffers',
+      '#:sym 0x2010 /src/b.c:2 early_keys',
+      '#:sym 0x3010 /src/c.c:3 late_keys',
+    ]);
+    const ex = await explain(p, { settings: {}, at: ['end'], whatIfs: false });
+    const m = ex.moments[0]!;
+    const heaps = m.fragmentation;
+    const blocks = heaps.reduce((n, f) => n + f.blocks, 0);
+    expect(blocks).toBe(13);
+    expect(heaps.reduce((n, f) => n + f.examples.length, 0)).toBeLessThan(blocks);
+    const frag = m.sites!.causes.find((c) => c.cause === 'fragmentation')!;
+    expect(
+      frag.sites.map((s) => [s.key, s.blocks]).sort((x, y) => (x[0]! < y[0]! ? -1 : 1)),
+    ).toEqual([
+      ['buffers (/src/a.c:1)', 1],
+      ['early_keys (/src/b.c:2)', 6],
+      ['late_keys (/src/c.c:3)', 6],
+    ]);
+  });
+
   it('prints the sites in the text, and takes --by and --wrappers', async () => {
     const r = await ptsim(['explain', path, '--at', 'end', '--no-what-if']);
     expect(r.code).toBe(0);

@@ -174,6 +174,17 @@ async function separately(
       if ((i + 1) % n === 0) units.push([`${u[0]!.split(' ')[0]} malloc_trim 0`]);
     });
     stop = m.event + Math.floor(m.event / n);
+  } else if (rem.id === 'free_pin_early') {
+    // The free comes after event `after` and the records that follow it; the pin's touch
+    // records after it go.
+    const { after, token } = rem.edits!.free!;
+    const gone = (l: string): boolean => l.startsWith(`#:touch ${token} `);
+    units = [
+      ...events.slice(0, after + 1),
+      [rem.call!],
+      ...events.slice(after + 1).map((u) => u.filter((l) => !gone(l))),
+    ];
+    stop = m.event + 1;
   } else if (rem.id === 'move_pin') {
     // The event line moves; the lines after it stay, after the event before it.
     const { from, to } = rem.edits!.move!;

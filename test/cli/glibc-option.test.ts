@@ -117,7 +117,10 @@ describe('ptsim replay --glibc', () => {
     const c = trace('header.trace', `# glibc 2.41\n${callocText}`);
     expect(offsets(ptsim(['replay', c, '--events', '-']).out)).toEqual([672, null, 672]);
     // A comment that starts with the word is prose, not a version: 2.36, and nothing said.
-    const prose = trace('prose.trace', `# glibc 2.41 serves this from the tcache\n${callocText}`);
+    const prose = trace(
+      'prose-version.trace',
+      `# glibc 2.41 serves this from the tcache\n${callocText}`,
+    );
     const p = ptsim(['replay', prose, '--events', '-']);
     expect(offsets(p.out)).toEqual([672, null, 784]);
     expect(p.err).toBe('');
@@ -128,6 +131,14 @@ describe('ptsim replay --glibc', () => {
       null,
       784,
     ]);
+  });
+
+  it('takes a header comment that starts with the word glibc for prose, not a # glibc line', () => {
+    const c = trace('prose.trace', `# glibc can only give memory back from the top\n${callocText}`);
+    const r = ptsim(['replay', c, '--events', '-']);
+    expect(r.err).toBe('');
+    // As glibc 2.36 places them (not 2.41's 672 for the last).
+    expect(offsets(r.out)).toEqual([672, null, 784]);
   });
 
   it('refuses what is not a version, and more than one version where one replay is made', () => {

@@ -5,7 +5,8 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 const CANDIDATES = ['/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'];
 
@@ -36,4 +37,38 @@ export function ensureChromium(): string {
   return findChromium() !== undefined
     ? 'installed Chromium (Debian package) for the report browser test'
     : 'could not install Chromium with apt-get: the report browser test is skipped';
+}
+
+/**
+ * Opens a page in headless Chromium (`findChromium`) and returns its DOM after the page's scripts
+ * ran (a few seconds of virtual time), with a profile of its own, removed afterwards; `hash` is
+ * added to the page's address (`#event=12`).
+ */
+export function dumpDom(chromium: string, page: string, profileRoot: string, hash = ''): string {
+  const profile = mkdtempSync(join(profileRoot, 'ptsim-chromium-'));
+  try {
+    const r = spawnSync(
+      chromium,
+      [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--disable-dev-shm-usage',
+        `--user-data-dir=${profile}`,
+        '--window-size=1280,2000',
+        '--virtual-time-budget=5000',
+        '--dump-dom',
+        `file://${page}${hash}`,
+      ],
+      { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
+    );
+    return r.stdout;
+  } finally {
+    rmSync(profile, { recursive: true, force: true });
+  }
 }

@@ -1,12 +1,12 @@
 /**
  * `ptsim explain` on a recording with call stacks (docs/explaining.md, "Allocation sites"): a C
- * program built -O2 -fomit-frame-pointer -g pins its heap with a block allocated through a
- * wrapper, and leaves freed blocks of two known functions in the tcache and in the fastbins;
- * explain must name the function and file:line of the pin and of each cause's holders, which the
- * test reads from the SITE markers of the source.
+ * program and a C++ one, built -O2 -fomit-frame-pointer -g, pin their heap with a block allocated
+ * through a wrapper (xmalloc; operator new), and leave freed blocks of two known functions in the
+ * tcache and in the fastbins; explain must name the function and file:line of the pin and of each
+ * cause's holders, which the test reads from the SITE markers of the source.
  *
- * Needs a C compiler and a symbolizer (addr2line or llvm-symbolizer): skipped, with the reason,
- * without them.
+ * Needs a C (and C++) compiler and a symbolizer (addr2line or llvm-symbolizer): skipped, with the
+ * reason, without them.
  */
 
 import { spawnSync } from 'node:child_process';
@@ -16,10 +16,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
 import { findSymbolizer } from '../../src/import/symbolize.js';
-import { BUILD, record } from './helpers.js';
+import { runs } from '../helpers/tools.js';
+import { BUILD, record, scratch } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const SOURCE = 'explain-sites.c';
 
 const missing = [
   spawnSync('cc', ['--version'], { stdio: 'ignore' }).status === 0 ? null : 'cc',
@@ -27,15 +27,23 @@ const missing = [
 ].filter((m) => m !== null);
 if (missing.length > 0)
   console.warn(`test/record/explain-sites.test.ts skipped: ${missing.join(', ')} not installed`);
+const noCxx = !runs('c++');
+if (noCxx)
+  console.warn('test/record/explain-sites.test.ts: its C++ case skipped, c++ not installed');
+const noHeaptrack = !runs('heaptrack');
+if (noHeaptrack)
+  console.warn(
+    'test/record/explain-sites.test.ts: its heaptrack case skipped, heaptrack not installed',
+  );
 
-/** Compiles the program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
-function build(): string {
-  const src = join(HERE, 'programs', SOURCE);
-  const bin = join(BUILD, 'bin', 'explain-sites-c');
+/** Compiles a program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
+function build(source: string, compiler: string): string {
+  const src = join(HERE, 'programs', source);
+  const bin = join(BUILD, 'bin', source.replace('.', '-'));
   if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
   mkdirSync(dirname(bin), { recursive: true });
   const tmp = `${bin}.${process.pid}.tmp`;
-  const r = spawnSync('cc', ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
+  const r = spawnSync(compiler, ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`cc ${src} failed:\n${r.stderr}`);
@@ -44,9 +52,9 @@ function build(): string {
 }
 
 /** The line of each `SITE name` marker in the source. */
-function markers(): Map<string, number> {
+function markers(source: string): Map<string, number> {
   const out = new Map<string, number>();
-  readFileSync(join(HERE, 'programs', SOURCE), 'utf8')
+  readFileSync(join(HERE, 'programs', source), 'utf8')
     .split('\n')
     .forEach((l, i) => {
       const m = /SITE (\w+)/.exec(l);
@@ -55,16 +63,18 @@ function markers(): Map<string, number> {
   return out;
 }
 
-/** `fn (…/explain-sites.c:LINE)` for a marker. */
-function site(fn: string, marker = fn): RegExp {
-  const line = markers().get(marker);
-  if (line === undefined) throw new Error(`no SITE ${marker} in ${SOURCE}`);
-  return new RegExp(`^${fn} \\(\\S*programs/explain-sites\\.c:${line}\\)$`);
+/** `fn (…/SOURCE:LINE)` for a marker of a source (`fn(...)`, for C++'s parameter lists). */
+function siteIn(source: string, fn: string, marker = fn): RegExp {
+  const line = markers(source).get(marker);
+  if (line === undefined) throw new Error(`no SITE ${marker} in ${source}`);
+  const name = source.endsWith('.cpp') ? `${fn}\\([^)]*\\)` : fn;
+  return new RegExp(`^${name} \\(\\S*programs/${source.replace('.', '\\.')}:${line}\\)$`);
 }
+const site = (fn: string, marker = fn): RegExp => siteIn('explain-sites.c', fn, marker);
 
 describe.skipIf(missing.length > 0)('explain names the code of a recorded program', () => {
   it('names the pin, the tcache and the fastbin holders by function and file:line', async () => {
-    const rec = await record(build(), [], { stacks: 32, touches: false });
+    const rec = await record(build('explain-sites.c', 'cc'), [], { stacks: 32, touches: false });
     expect(rec.exitCode).toBe(0);
     const file = rec.traces.find((t) => t.main)!.file;
     const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
@@ -101,4 +111,85 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
     expect(rawPin.site?.site).toMatch(site('xmalloc'));
     expect(rawPin.site!.chain[1]).toMatch(site('keep_config'));
   }, 120_000);
+
+  it.skipIf(noCxx)(
+    'names them in a C++ program, operator new folded into its caller (skipped without c++)',
+    async () => {
+      const cxx = (fn: string, marker = fn): RegExp => siteIn('explain-sites.cpp', fn, marker);
+      const rec = await record(build('explain-sites.cpp', 'c++'), [], {
+        stacks: 32,
+        touches: false,
+      });
+      expect(rec.exitCode).toBe(0);
+      const file = rec.traces.find((t) => t.main)!.file;
+      const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
+      const m = ex.moments[0]!;
+      const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
+      expect(pin).toBeDefined();
+      expect(pin!.site?.site).toMatch(cxx('keep_config'));
+      expect(pin!.site!.chain[1]).toMatch(/^main \(\S*programs\/explain-sites\.cpp:\d+\)$/);
+      expect(pin!.site!.chain[1]).toContain(`:${markers('explain-sites.cpp').get('main')})`);
+      const causes = new Map(m.sites!.causes.map((c) => [c.cause, c]));
+      const tcache = causes.get('tcache')!.sites[0]!;
+      expect(tcache.key).toMatch(cxx('fill_cache'));
+      expect([tcache.blocks, tcache.bytes]).toEqual([7, 7 * 48]);
+      const fast = causes.get('fastbins')!.sites[0]!;
+      expect(fast.key).toMatch(cxx('make_small'));
+      expect([fast.blocks, fast.bytes]).toEqual([13, 13 * 48]);
+
+      // Without folding, operator new itself is the site of every block.
+      const raw = await explain(file, {
+        settings: {},
+        at: ['end'],
+        whatIfs: false,
+        sites: { wrappers: [] },
+      });
+      const rawPin = raw.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live')!;
+      expect(rawPin.site?.site).toMatch(/^operator new\(unsigned long\)/);
+      expect(rawPin.site!.chain[1]).toMatch(cxx('keep_config'));
+    },
+    120_000,
+  );
+
+  it.skipIf(noHeaptrack)(
+    "names them through heaptrack's raw data, read as it is and converted (skipped without heaptrack)",
+    async () => {
+      const dir = scratch('explain-heaptrack');
+      const raw = join(dir, 'explain-sites');
+      const h = spawnSync('heaptrack', ['--raw', '-o', raw, build('explain-sites.c', 'cc')], {
+        encoding: 'utf8',
+      });
+      expect(h.status, h.stderr).toBe(0);
+      const converted = join(dir, 'explain-sites.trace');
+      const c = spawnSync(
+        process.execPath,
+        [join(HERE, '../../dist/cli/main.js'), 'convert', `${raw}.raw.zst`, '-o', converted],
+        { encoding: 'utf8' },
+      );
+      expect(c.status, c.stderr).toBe(0);
+      // heaptrack loads libstdc++ into the program, whose emergency pool (a block of about 70 KiB,
+      // allocated first) is freed last, at exit: a free that big consolidates the fastbins. The
+      // moment explained is the one before it, when the program's own frees are done.
+      const events = readFileSync(converted, 'utf8')
+        .split('\n')
+        .filter((l) => /^(@\d+ )?\d+ \w/.test(l));
+      expect(events[events.length - 1]).toMatch(/ free /);
+      const at = events.length - 2;
+      for (const file of [`${raw}.raw.zst`, converted]) {
+        const ex = await explain(file, { settings: {}, at: [at], whatIfs: false });
+        const m = ex.moments[0]!;
+        const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
+        expect(pin!.site?.site, file).toMatch(site('keep_config'));
+        expect(pin!.site!.chain[1]).toMatch(site('main'));
+        const causes = new Map(m.sites!.causes.map((x) => [x.cause, x]));
+        const tcache = causes.get('tcache')!.sites[0]!;
+        expect(tcache.key).toMatch(site('fill_cache'));
+        expect([tcache.blocks, tcache.bytes]).toEqual([7, 7 * 48]);
+        const fast = causes.get('fastbins')!.sites[0]!;
+        expect(fast.key).toMatch(site('make_small'));
+        expect([fast.blocks, fast.bytes]).toEqual([13, 13 * 48]);
+      }
+    },
+    120_000,
+  );
 });

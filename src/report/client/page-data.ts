@@ -68,6 +68,29 @@ export interface PagePin {
   line?: number;
 }
 
+/** The allocation sites at one moment, as leaves (FlameMoment). */
+export interface PageFlameMoment {
+  kind: string;
+  event: number;
+  time: number;
+  total: number;
+  node: number[];
+  what: number[];
+  arena: number[];
+  bytes: number[];
+  blocks: number[];
+}
+
+/** The tree of call chains and its moments (SiteFlames). */
+export interface PageSites {
+  kinds: readonly string[];
+  names: string[];
+  name: number[];
+  parent: number[];
+  site: boolean[];
+  moments: PageFlameMoment[];
+}
+
 export interface PageData {
   /** Whether times are the trace's @TIME in nanoseconds (else event indexes). */
   timed: boolean;
@@ -80,4 +103,6 @@ export interface PageData {
     regions: PageRegion[];
     pins: PagePin[];
   };
+  /** A trace with call stacks: the resident memory by allocation site. */
+  sites?: PageSites;
 }

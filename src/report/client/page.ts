@@ -13,6 +13,7 @@ type PageSeries = import('./page-data.js').PageSeries;
 type PageThresholdChange = import('./page-data.js').PageThresholdChange;
 type PageRegion = import('./page-data.js').PageRegion;
 type PagePin = import('./page-data.js').PagePin;
+type PageSites = import('./page-data.js').PageSites;
 
 window.addEventListener('error', (e) => {
   document.body.setAttribute('data-ptsim-error', String(e.message));
@@ -627,6 +628,339 @@ window.addEventListener('error', (e) => {
     window.addEventListener('resize', () => {
       drawn.forEach(drawRegion);
     });
+  })();
+
+  /* ---------------------------------------------------------------- which code holds it */
+
+  let flameFrames = 0;
+  (() => {
+    const flameHost = section('flame');
+    if (!flameHost || !data.sites) return;
+    const host: HTMLElement = flameHost;
+    const sites: PageSites = data.sites;
+    const KIND_COLORS: Record<string, string> = {
+      live: '#3b7dd8',
+      mmapped: '#805ad5',
+      tcache: '#f0a030',
+      fastbins: '#e4572e',
+      bins: '#6aa84f',
+      fragmentation: '#9ae6b4',
+      top: '#b6e3b0',
+      metadata: '#8c8c8c',
+    };
+    const KIND_TEXT: Record<string, string> = {
+      live: 'live',
+      mmapped: 'live, mmapped on its own',
+      tcache: 'freed, in the tcache',
+      fastbins: 'freed, in a fastbin',
+      bins: 'free in the bins',
+      fragmentation: 'free in the bins, on pages live blocks share',
+      top: 'free top',
+      metadata: "glibc's metadata",
+    };
+    const ROW = 20;
+    const kinds = sites.kinds;
+    const moments = sites.moments;
+    /* Each node's path of names from the root, made once. */
+    const paths: number[][] = sites.name.map(() => []);
+    sites.name.forEach((_, n) => {
+      const p: number[] = [];
+      for (let x = n; x >= 0; x = sites.parent[x]!) p.unshift(x);
+      paths[n] = p;
+    });
+    const arenaName = (a: number): string =>
+      a < 0 ? 'chunks mmapped on their own' : a === 0 ? 'main arena' : 'arena ' + String(a);
+
+    /** A frame of the tree drawn: its name, bytes by kind, blocks, children. */
+    interface Frame {
+      name: string;
+      site: boolean;
+      bytes: number;
+      kinds: number[];
+      blocks: number;
+      children: Map<string, Frame>;
+      parent: Frame | null;
+    }
+    const frame = (name: string, site: boolean, parent: Frame | null): Frame => ({
+      name: name,
+      site: site,
+      bytes: 0,
+      kinds: kinds.map(() => 0),
+      blocks: 0,
+      children: new Map(),
+      parent: parent,
+    });
+
+    let current = Math.max(
+      0,
+      moments.findIndex((m) => m.kind === 'explained'),
+    );
+    let byArena = false;
+    /* The names from the root to the frame zoomed into (empty: the whole moment). */
+    let zoom: string[] = [];
+
+    function tree(mi: number): Frame {
+      const m = moments[mi]!;
+      const root = frame('all resident memory', false, null);
+      for (let i = 0; i < m.node.length; i++) {
+        const names = paths[m.node[i]!]!.map((n) => sites.names[sites.name[n]!]!);
+        if (byArena) names.unshift(arenaName(m.arena[i]!));
+        const add = (f: Frame): void => {
+          f.bytes += m.bytes[i]!;
+          f.kinds[m.what[i]!]! += m.bytes[i]!;
+          f.blocks += m.blocks[i]!;
+        };
+        add(root);
+        let f = root;
+        names.forEach((nm, k) => {
+          let c = f.children.get(nm);
+          if (!c) {
+            const last = k === names.length - 1;
+            c = frame(nm, last && sites.site[m.node[i]!]!, f);
+            f.children.set(nm, c);
+          }
+          add(c);
+          f = c;
+        });
+      }
+      return root;
+    }
+
+    const controls = el('div', 'flame-controls');
+    host.appendChild(controls);
+    const legend = el('div', 'legend');
+    kinds.forEach((k) => {
+      const item = el('span', 'legend-item');
+      const sw = el('span', 'swatch');
+      sw.style.background = KIND_COLORS[k] || '#999';
+      item.appendChild(sw);
+      item.appendChild(document.createTextNode(KIND_TEXT[k] || k));
+      legend.appendChild(item);
+    });
+    host.appendChild(legend);
+    const title = el('div', 'flame-title');
+    host.appendChild(title);
+    const box = el('div', 'flame');
+    host.appendChild(box);
+    const tip = el('div', 'tooltip');
+    tip.style.display = 'none';
+    document.body.appendChild(tip);
+
+    const momentName = (m: (typeof moments)[number]): string =>
+      (m.kind === 'explained'
+        ? 'the moment explained'
+        : m.kind === 'end'
+          ? 'the end'
+          : m.kind === 'peak'
+            ? 'the peak'
+            : 'a sample') +
+      ' (after event ' +
+      m.event.toLocaleString('en-US') +
+      (timed ? ', ' + fmtX(xOf(m.time)) : '') +
+      ')';
+
+    const buttons: HTMLButtonElement[] = [];
+    (['explained', 'end', 'peak'] as const).forEach((kind) => {
+      const mi = moments.findIndex((m) => m.kind === kind);
+      if (mi < 0) return;
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = kind === 'explained' ? 'moment explained' : kind;
+      b.setAttribute('data-moment', String(mi));
+      b.addEventListener('click', () => {
+        show(mi);
+      });
+      controls.appendChild(b);
+      buttons.push(b);
+    });
+    const arenaBox = document.createElement('label');
+    const check = document.createElement('input');
+    check.type = 'checkbox';
+    check.addEventListener('change', () => {
+      byArena = check.checked;
+      zoom = [];
+      draw();
+    });
+    arenaBox.appendChild(check);
+    arenaBox.appendChild(document.createTextNode(' split by arena'));
+    controls.appendChild(arenaBox);
+    const reset = document.createElement('button');
+    reset.type = 'button';
+    reset.textContent = 'whole moment';
+    reset.addEventListener('click', () => {
+      zoom = [];
+      draw();
+    });
+    controls.appendChild(reset);
+    controls.appendChild(
+      el(
+        'span',
+        'note',
+        ' or click a moment on the charts above and below; click a frame to zoom in',
+      ),
+    );
+
+    function show(mi: number): void {
+      current = mi;
+      zoom = [];
+      draw();
+    }
+
+    function draw(): void {
+      const m = moments[current]!;
+      let root = tree(current);
+      for (const nm of zoom) {
+        const c = root.children.get(nm);
+        if (!c) {
+          zoom = [];
+          root = tree(current);
+          break;
+        }
+        root = c;
+      }
+      buttons.forEach((b) => {
+        b.disabled = Number(b.getAttribute('data-moment')) === current;
+      });
+      title.textContent =
+        'Resident memory at ' +
+        momentName(m) +
+        ': ' +
+        fmtBytes(m.total) +
+        (zoom.length > 0 ? '; shown: ' + zoom[zoom.length - 1]! + ', ' + fmtBytes(root.bytes) : '');
+      box.textContent = '';
+      host.setAttribute('data-event', String(m.event));
+      flameFrames = 0;
+      let depth = 0;
+      const total = root.bytes;
+      if (total <= 0) return;
+      /* Frames narrower than this share of the width are not drawn (their bytes are in their parent's). */
+      const MIN = 0.0005;
+      const place = (f: Frame, left: number, row: number, names: string[]): void => {
+        const w = f.bytes / total;
+        if (w < MIN) return;
+        depth = Math.max(depth, row + 1);
+        const d = el('div', 'frame' + (f.site ? ' site' : ''));
+        d.style.left = String(left * 100) + '%';
+        d.style.width = String(w * 100) + '%';
+        d.style.top = String(row * ROW) + 'px';
+        d.setAttribute('data-bytes', String(f.bytes));
+        d.setAttribute('data-name', f.name);
+        f.kinds.forEach((b, k) => {
+          if (b <= 0) return;
+          const seg = el('span', 'seg');
+          seg.style.width = String((100 * b) / f.bytes) + '%';
+          seg.style.background = KIND_COLORS[kinds[k]!] || '#999';
+          d.appendChild(seg);
+        });
+        d.appendChild(el('span', 'label', f.name + ' ' + fmtBytes(f.bytes)));
+        d.addEventListener('mousemove', (ev) => {
+          const lines = [
+            f.name,
+            fmtBytes(f.bytes) +
+              ' resident' +
+              (f.blocks > 0 ? ', ' + f.blocks.toLocaleString('en-US') + ' chunks' : ''),
+          ];
+          f.kinds.forEach((b, k) => {
+            if (b > 0) lines.push(KIND_TEXT[kinds[k]!]! + ': ' + fmtBytes(b));
+          });
+          if (f.site)
+            lines.push('an allocation site (the first caller that is not an allocator wrapper)');
+          tip.textContent = '';
+          lines.forEach((t) => tip.appendChild(el('div', '', t)));
+          tip.style.display = 'block';
+          tip.style.left = String(ev.pageX + 12) + 'px';
+          tip.style.top = String(ev.pageY + 12) + 'px';
+          ev.stopPropagation();
+        });
+        d.addEventListener('mouseleave', () => {
+          tip.style.display = 'none';
+        });
+        d.addEventListener('click', (ev) => {
+          ev.stopPropagation();
+          zoom = names;
+          draw();
+        });
+        box.appendChild(d);
+        flameFrames++;
+        let x = left;
+        [...f.children.values()]
+          .sort((a, b) => b.bytes - a.bytes || (a.name < b.name ? -1 : 1))
+          .forEach((c) => {
+            place(c, x, row + 1, [...names, c.name]);
+            x += c.bytes / total;
+          });
+      };
+      place(root, 0, 0, zoom);
+      box.style.height = String(depth * ROW + 2) + 'px';
+      document.body.setAttribute('data-ptsim-flame', String(flameFrames) + ' frames');
+    }
+
+    /* The moment nearest a time clicked on a chart (samples only: those the replay took). */
+    function nearest(t: number): number {
+      let best = 0;
+      moments.forEach((m, i) => {
+        if (Math.abs(xOf(m.time) - t) < Math.abs(xOf(moments[best]!.time) - t)) best = i;
+      });
+      return best;
+    }
+
+    /* Top sites over time: the sites with the most bytes at any moment, one line each. */
+    const chartHost = section('chart-sites');
+    if (chartHost) {
+      const order = moments
+        .map((_, i) => i)
+        .sort(
+          (a, b) => moments[a]!.time - moments[b]!.time || moments[a]!.event - moments[b]!.event,
+        );
+      const perSite = new Map<string, number[]>();
+      order.forEach((mi, k) => {
+        const m = moments[mi]!;
+        for (let i = 0; i < m.node.length; i++) {
+          if (!sites.site[m.node[i]!]) continue;
+          const name = sites.names[sites.name[m.node[i]!]!]!;
+          let col = perSite.get(name);
+          if (!col) {
+            col = order.map(() => 0);
+            perSite.set(name, col);
+          }
+          col[k]! += m.bytes[i]!;
+        }
+      });
+      const top = [...perSite.entries()]
+        .sort((a, b) => Math.max(...b[1]) - Math.max(...a[1]) || (a[0] < b[0] ? -1 : 1))
+        .slice(0, 8);
+      if (top.length > 0)
+        makeChart(
+          chartHost,
+          'Top allocation sites over time (resident bytes of their live and cached blocks)',
+          [order.map((mi) => xOf(moments[mi]!.time)), ...top.map(([, col]) => col)],
+          top.map(([name], k): Line => ({
+            label: name,
+            color: COLORS[k % COLORS.length]!,
+            sparse: true,
+          })),
+          data.configs[0]!.thresholds,
+        );
+    }
+
+    charts.forEach((c) => {
+      c.u.over.addEventListener('click', () => {
+        const left = c.u.cursor.left;
+        if (left === undefined || left < 0) return;
+        show(nearest(c.u.posToVal(left, 'x')));
+        host.scrollIntoView({ block: 'start' });
+      });
+    });
+
+    /* A link may name the moment to show: #event=N, the moment taken nearest event N. */
+    const asked = /(?:^#|&)event=(\d+)/.exec(location.hash);
+    if (asked) {
+      const e = Number(asked[1]);
+      moments.forEach((m, i) => {
+        if (Math.abs(m.event - e) < Math.abs(moments[current]!.event - e)) current = i;
+      });
+    }
+    draw();
   })();
 
   /* What was drawn, for anyone checking the page without looking at it (the tests do). */
