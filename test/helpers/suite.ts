@@ -1,8 +1,8 @@
 /**
- * How much of the differential suite a run covers. `npm test` (and CI) runs every hand-written
- * and bundled trace, every 2nd generated single- and multi-thread trace, and a sample of the
- * thread-heap stress set and of the variants (touch records, the other touch models); `npm run
- * test:full` (PTSIM_FULL=1) runs every trace and every variant of every trace.
+ * How much of the differential suite a run covers. `npm test` (and CI) runs every trace of the
+ * main sets but the thread-heap stress set, and a sample of that set and of the variants (touch
+ * records, the other touch models); `npm run test:full` (PTSIM_FULL=1) runs every trace and every
+ * variant of every trace.
  */
 
 const FULL = process.env['PTSIM_FULL'] === '1';
