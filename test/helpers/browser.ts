@@ -39,6 +39,19 @@ export function ensureChromium(): string {
     : 'could not install Chromium with apt-get: the report browser test is skipped';
 }
 
+/** The flags every headless Chromium of the tests runs with: no sandbox, GPU, network or sync. */
+export const HEADLESS_FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
+];
+
 /**
  * Opens a page in headless Chromium (`findChromium`) and returns its DOM after the page's scripts
  * ran (a few seconds of virtual time), with a profile of its own, removed afterwards; `hash` is
@@ -50,15 +63,7 @@ export function dumpDom(chromium: string, page: string, profileRoot: string, has
     const r = spawnSync(
       chromium,
       [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-dev-shm-usage',
+        ...HEADLESS_FLAGS,
         `--user-data-dir=${profile}`,
         '--window-size=1280,2000',
         '--virtual-time-budget=5000',

@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { HEADLESS_FLAGS } from './browser.js';
 
 interface Message {
   id?: number;
@@ -54,15 +55,7 @@ export class Browser {
     const proc = spawn(
       chromium,
       [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--disable-dev-shm-usage',
+        ...HEADLESS_FLAGS,
         '--hide-scrollbars',
         '--force-device-scale-factor=1',
         `--user-data-dir=${profile}`,

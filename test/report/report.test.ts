@@ -15,7 +15,7 @@ import { CAUSES } from '../../src/analysis/breakdown.js';
 import { escapeHtml } from '../../src/report/escape.js';
 import type { ReportData } from '../../src/report/report.js';
 import { replayFile } from '../../src/replay/run-file.js';
-import { findChromium } from '../helpers/browser.js';
+import { dumpDom, findChromium } from '../helpers/browser.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const MAIN = join(ROOT, 'dist/cli/main.js');
@@ -299,29 +299,7 @@ describe('ptsim report', () => {
     () => {
       // measured.html: the RSS chart with the measured line (the test above writes it).
       for (const page of [load.path, join(dir, 'evil.html'), join(dir, 'measured.html')]) {
-        const profile = mkdtempSync(join(tmpdir(), 'ptsim-chromium-'));
-        const r = spawnSync(
-          CHROMIUM!,
-          [
-            '--headless',
-            '--no-sandbox',
-            '--disable-gpu',
-            '--disable-quic',
-            '--no-first-run',
-            '--disable-background-networking',
-            '--disable-component-update',
-            '--disable-sync',
-            '--disable-dev-shm-usage',
-            `--user-data-dir=${profile}`,
-            '--window-size=1280,2000',
-            '--virtual-time-budget=5000',
-            '--dump-dom',
-            `file://${page}`,
-          ],
-          { encoding: 'utf8', timeout: 90_000, maxBuffer: 1 << 27 },
-        );
-        rmSync(profile, { recursive: true, force: true });
-        const dom = r.stdout;
+        const dom = dumpDom(CHROMIUM!, page, tmpdir());
         expect(/data-ptsim-error="[^"]*"/.exec(dom)?.[0]).toBeUndefined();
         const drawn = /data-ptsim-drawn="(\d+) charts, (\d+) heap map canvases"/.exec(dom);
         expect(drawn).not.toBeNull();
