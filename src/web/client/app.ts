@@ -317,6 +317,24 @@ function groupName(c: ChunkView): string {
   return c.arena === 0 ? 'main arena (brk heap)' : `arena ${c.arena}, heap ${c.heap}`;
 }
 
+/** A canvas sized to width x height CSS pixels at the screen's pixel ratio, cleared to white. */
+function clearedCanvas(
+  canvas: HTMLCanvasElement,
+  width: number,
+  height: number,
+): CanvasRenderingContext2D {
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  canvas.style.width = width + 'px';
+  canvas.style.height = height + 'px';
+  const ctx = canvas.getContext('2d')!;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, width, height);
+  return ctx;
+}
+
 function drawHeapMap(): void {
   const canvas = $<HTMLCanvasElement>('heap-map');
   const width = Math.max(320, canvas.parentElement!.clientWidth);
@@ -348,15 +366,7 @@ function drawHeapMap(): void {
     x += w + GAP;
   }
   const height = chunks.length === 0 ? 40 : y + BOX_H + 4;
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
-  canvas.style.width = width + 'px';
-  canvas.style.height = height + 'px';
-  const ctx = canvas.getContext('2d')!;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, width, height);
+  const ctx = clearedCanvas(canvas, width, height);
   ctx.textBaseline = 'alphabetic';
   if (chunks.length === 0) {
     ctx.fillStyle = '#555555';
@@ -417,15 +427,7 @@ function drawPages(): void {
   const LABEL = 16;
   const ROW = 14;
   const height = Math.max(20, pages.length * (LABEL + ROW + 4));
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
-  canvas.style.width = width + 'px';
-  canvas.style.height = height + 'px';
-  const ctx = canvas.getContext('2d')!;
-  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  ctx.fillStyle = '#ffffff';
-  ctx.fillRect(0, 0, width, height);
+  const ctx = clearedCanvas(canvas, width, height);
   ctx.font = '11px sans-serif';
   pages.forEach((m, i) => {
     const y = i * (LABEL + ROW + 4);
