@@ -213,6 +213,7 @@ export class EventBatch {
     let index = this.firstIndex;
     let p = 0;
     let sp = 0;
+    let exact = false;
     for (let i = 0; i < this.count; i++) {
       const code = this.op[i]!;
       if (code >= TOUCH) {
@@ -242,6 +243,7 @@ export class EventBatch {
           const b = texts[t++]!;
           if (a !== '') ev.exact1 = BigInt(a);
           if (b !== '') ev.exact2 = BigInt(b);
+          exact = true;
         } else {
           sink.recordsEnd?.();
         }
@@ -271,7 +273,11 @@ export class EventBatch {
         sink.event(ev);
         ev.recordsFollow = undefined;
       }
-      if (ev.exact1 !== undefined || ev.exact2 !== undefined) ev.exact1 = ev.exact2 = undefined;
+      if (exact) {
+        // Set only while the sink has the event that has them.
+        ev.exact1 = ev.exact2 = undefined;
+        exact = false;
+      }
     }
   }
 }
