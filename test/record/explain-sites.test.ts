@@ -10,14 +10,14 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
 import { findSymbolizer } from '../../src/import/symbolize.js';
 import { runs } from '../helpers/tools.js';
-import { BUILD, record, scratch } from './helpers.js';
+import { buildOptimised, markers, record, scratch } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -36,33 +36,6 @@ if (noHeaptrack)
     'test/record/explain-sites.test.ts: its heaptrack case skipped, heaptrack not installed',
   );
 
-/** Compiles a program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
-function build(source: string, compiler: string): string {
-  const src = join(HERE, 'programs', source);
-  const bin = join(BUILD, 'bin', source.replace('.', '-'));
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
-  mkdirSync(dirname(bin), { recursive: true });
-  const tmp = `${bin}.${process.pid}.tmp`;
-  const r = spawnSync(compiler, ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`cc ${src} failed:\n${r.stderr}`);
-  renameSync(tmp, bin);
-  return bin;
-}
-
-/** The line of each `SITE name` marker in the source. */
-function markers(source: string): Map<string, number> {
-  const out = new Map<string, number>();
-  readFileSync(join(HERE, 'programs', source), 'utf8')
-    .split('\n')
-    .forEach((l, i) => {
-      const m = /SITE (\w+)/.exec(l);
-      if (m !== null) out.set(m[1]!, i + 1);
-    });
-  return out;
-}
-
 /** `fn (…/SOURCE:LINE)` for a marker of a source (`fn(...)`, for C++'s parameter lists). */
 function siteIn(source: string, fn: string, marker = fn): RegExp {
   const line = markers(source).get(marker);
@@ -74,7 +47,10 @@ const site = (fn: string, marker = fn): RegExp => siteIn('explain-sites.c', fn, 
 
 describe.skipIf(missing.length > 0)('explain names the code of a recorded program', () => {
   it('names the pin, the tcache and the fastbin holders by function and file:line', async () => {
-    const rec = await record(build('explain-sites.c', 'cc'), [], { stacks: 32, touches: false });
+    const rec = await record(buildOptimised('explain-sites.c', 'cc'), [], {
+      stacks: 32,
+      touches: false,
+    });
     expect(rec.exitCode).toBe(0);
     const file = rec.traces.find((t) => t.main)!.file;
     const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
@@ -116,7 +92,7 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
     'names them in a C++ program, operator new folded into its caller (skipped without c++)',
     async () => {
       const cxx = (fn: string, marker = fn): RegExp => siteIn('explain-sites.cpp', fn, marker);
-      const rec = await record(build('explain-sites.cpp', 'c++'), [], {
+      const rec = await record(buildOptimised('explain-sites.cpp', 'c++'), [], {
         stacks: 32,
         touches: false,
       });
@@ -156,9 +132,13 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
     async () => {
       const dir = scratch('explain-heaptrack');
       const raw = join(dir, 'explain-sites');
-      const h = spawnSync('heaptrack', ['--raw', '-o', raw, build('explain-sites.c', 'cc')], {
-        encoding: 'utf8',
-      });
+      const h = spawnSync(
+        'heaptrack',
+        ['--raw', '-o', raw, buildOptimised('explain-sites.c', 'cc')],
+        {
+          encoding: 'utf8',
+        },
+      );
       expect(h.status, h.stderr).toBe(0);
       const converted = join(dir, 'explain-sites.trace');
       const c = spawnSync(

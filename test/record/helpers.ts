@@ -40,6 +40,34 @@ export function program(name: string): string {
   return bin;
 }
 
+/** Compiles a program of programs/ -O2 -fomit-frame-pointer -g with `compiler` (unless the
+ *  binary is newer): the optimised code without frame pointers that call stacks must unwind. */
+export function buildOptimised(source: string, compiler: string): string {
+  const src = join(HERE, 'programs', source);
+  const bin = join(BUILD, 'bin', source.replace('.', '-'));
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
+  mkdirSync(dirname(bin), { recursive: true });
+  const tmp = `${bin}.${process.pid}.tmp`;
+  const r = spawnSync(compiler, ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`${compiler} ${src} failed:\n${r.stderr}`);
+  renameSync(tmp, bin);
+  return bin;
+}
+
+/** The line of each `SITE name` marker in a source file of programs/, read from the source itself. */
+export function markers(source: string): Map<string, number> {
+  const out = new Map<string, number>();
+  readFileSync(join(HERE, 'programs', source), 'utf8')
+    .split('\n')
+    .forEach((l, i) => {
+      const m = /SITE (\w+)/.exec(l);
+      if (m !== null) out.set(m[1]!, i + 1);
+    });
+  return out;
+}
+
 export function scratch(prefix: string): string {
   mkdirSync(BUILD, { recursive: true });
   return mkdtempSync(join(BUILD, `${prefix}-`));

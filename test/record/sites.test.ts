@@ -12,7 +12,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ import { Replayer, type EventRecord } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { SiteTable } from '../../src/trace/site-table.js';
 import { traceEnv } from '../diff/harness.js';
-import { BUILD, program, record, scratch } from './helpers.js';
+import { buildOptimised, markers, program, record, scratch } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 
@@ -39,33 +39,6 @@ if (missing.length > 0)
   console.warn(`test/record/sites.test.ts skipped: ${missing.join(', ')} not installed`);
 if (!runs('heaptrack'))
   console.warn('test/record/sites.test.ts: the heaptrack test skipped: heaptrack not installed');
-
-/** Compiles a test program -O2 -fomit-frame-pointer -g (unless the binary is newer). */
-function build(source: string, compiler: string): string {
-  const src = join(HERE, 'programs', source);
-  const bin = join(BUILD, 'bin', source.replace('.', '-'));
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
-  mkdirSync(dirname(bin), { recursive: true });
-  const tmp = `${bin}.${process.pid}.tmp`;
-  const r = spawnSync(compiler, ['-O2', '-fomit-frame-pointer', '-g', '-Wall', '-o', tmp, src], {
-    encoding: 'utf8',
-  });
-  if (r.status !== 0) throw new Error(`${compiler} ${src} failed:\n${r.stderr}`);
-  renameSync(tmp, bin);
-  return bin;
-}
-
-/** The line of each `SITE name` marker in a source file, read from the source itself. */
-function markers(source: string): Map<string, number> {
-  const out = new Map<string, number>();
-  readFileSync(join(HERE, 'programs', source), 'utf8')
-    .split('\n')
-    .forEach((l, i) => {
-      const m = /SITE (\w+)/.exec(l);
-      if (m !== null) out.set(m[1]!, i + 1);
-    });
-  return out;
-}
 
 /** Replays a trace to its end, with its site table; the fidelity log too. */
 function replay(text: string): { r: Replayer; table: SiteTable; log: EventRecord[] } {
@@ -98,7 +71,7 @@ function groups(text: string, opts: SiteOptions = {}) {
 
 describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
   it('C: names the function and file:line of each site, through a wrapper and an inlined function', async () => {
-    const bin = build('sites.c', 'cc');
+    const bin = buildOptimised('sites.c', 'cc');
     const lines = markers('sites.c');
     const rec = await record(bin, [], { stacks: 32, touches: false });
     expect(rec.exitCode).toBe(0);
@@ -145,7 +118,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
   });
 
   it('C++: folds operator new and the allocator into the code that asked', async () => {
-    const bin = build('sites.cpp', 'c++');
+    const bin = buildOptimised('sites.cpp', 'c++');
     const lines = markers('sites.cpp');
     const rec = await record(bin, [], { stacks: 32, touches: false });
     expect(rec.exitCode).toBe(0);
@@ -185,7 +158,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
   });
 
   it('a trace with stacks replays exactly as without them', async () => {
-    const bin = build('sites.c', 'cc');
+    const bin = buildOptimised('sites.c', 'cc');
     const rec = await record(bin, [], { stacks: 16, freeStacks: true });
     expect(rec.main).toMatch(/^# free_stacks recorded$/m);
     expect(rec.main).toMatch(/^\S+ \d+ free 0x[0-9a-f]+ \^\d+$/m);
@@ -203,7 +176,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
 
   // heaptrack's raw data of the same program, converted: the same sites come out.
   it.skipIf(!runs('heaptrack'))('heaptrack --raw, converted, names the same sites', () => {
-    const bin = build('sites.c', 'cc');
+    const bin = buildOptimised('sites.c', 'cc');
     const lines = markers('sites.c');
     const dir = scratch('heaptrack');
     const raw = join(dir, 'sites');
