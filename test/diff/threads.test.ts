@@ -15,7 +15,8 @@ import { differential } from './harness.js';
 const TRACES = 300;
 
 describe('generated multi-thread traces replay identically on ptsim and real glibc', () => {
-  for (let n = 0; n < TRACES; n++) {
+  // Every trace in a full run, every 2nd in npm test (test/helpers/suite.ts).
+  for (let n = 0; n < TRACES; n += stride(1, 2)) {
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `threads-${n}`, events });
@@ -27,7 +28,7 @@ describe('generated multi-thread traces replay identically on ptsim and real gli
 });
 
 describe('generated multi-thread traces with touch records replay identically', () => {
-  // Every 6th trace in a full run, every 18th in npm test (test/helpers/suite.ts).
+  // Every 6th trace in a full run, every 30th in npm test (test/helpers/suite.ts).
   for (let n = 0; n < TRACES; n += stride(6, 30)) {
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {

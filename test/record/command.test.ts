@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RECORD_HELP, recordCommand } from '../../src/cli/record-command.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { buildRecorder, RecorderBuildError } from '../../src/record/build.js';
@@ -23,9 +23,15 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
   return { code, out, err };
 }
 
+// The command builds into the per-user cache: keep it out of the user's home (and put the
+// variable back for the test files that run after this one in the same process).
+const savedCache = process.env['XDG_CACHE_HOME'];
 beforeAll(() => {
-  // The command builds into the per-user cache: keep it out of the user's home.
   process.env['XDG_CACHE_HOME'] = join(BUILD, 'xdg');
+});
+afterAll(() => {
+  if (savedCache === undefined) delete process.env['XDG_CACHE_HOME'];
+  else process.env['XDG_CACHE_HOME'] = savedCache;
 });
 
 describe('ptsim record', () => {
