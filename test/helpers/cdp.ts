@@ -94,7 +94,7 @@ export class Browser {
       targetId,
       flatten: true,
     })) as { sessionId: string };
-    const page = new Page(this, sessionId);
+    const page = new Page(this, sessionId, targetId);
     this.on((m) => {
       if (m.sessionId !== sessionId) return;
       if (m.method === 'Runtime.exceptionThrown') {
@@ -126,10 +126,16 @@ export class Page {
   constructor(
     private readonly browser: Browser,
     private readonly sessionId: string,
+    private readonly targetId: string,
   ) {}
 
   send(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return this.browser.send(method, params, this.sessionId);
+  }
+
+  /** Closes the page (its target). */
+  async close(): Promise<void> {
+    await this.browser.send('Target.closeTarget', { targetId: this.targetId });
   }
 
   /** The value of a JavaScript expression in the page (awaited when it is a promise). */
@@ -142,6 +148,33 @@ export class Page {
     if (r.exceptionDetails !== undefined)
       throw new Error(`in the page: ${r.exceptionDetails.text} (${expression})`);
     return r.result.value as T;
+  }
+
+  /**
+   * Gives the files (absolute paths) to the page's `<input type=file>` that the expression
+   * finds, as a user picking them would: the input's `input` and `change` events follow.
+   */
+  async pickFiles(input: string, files: string[]): Promise<void> {
+    const r = (await this.send('Runtime.evaluate', { expression: input })) as {
+      result: { objectId?: string };
+    };
+    if (r.result.objectId === undefined) throw new Error(`no element: ${input}`);
+    await this.send('DOM.setFileInputFiles', { files, objectId: r.result.objectId });
+  }
+
+  /**
+   * One step of dragging files (absolute paths) from outside the page over the point (x, y) of
+   * the viewport, through the browser's own drag and drop: 'dragEnter', 'dragOver', then 'drop'
+   * (or 'dragCancel').
+   */
+  async drag(
+    type: 'dragEnter' | 'dragOver' | 'drop' | 'dragCancel',
+    files: string[],
+    x: number,
+    y: number,
+  ): Promise<void> {
+    const data = { items: [], files, dragOperationsMask: 1 };
+    await this.send('Input.dispatchDragEvent', { type, x, y, data });
   }
 
   /** Waits until the expression is true in the page. */

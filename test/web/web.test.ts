@@ -7,17 +7,18 @@
  * along its first row, the colours of the chunks the model holds there.
  */
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkView, HeapView } from '../../src/analysis/heap-view.js';
 import { findChromium } from '../helpers/browser.js';
 import { Browser, type Page } from '../helpers/cdp.js';
 import { inProcess, MAIN, ROOT } from '../helpers/cli.js';
-import { readPng } from '../helpers/png.js';
+import { runNative, type NativeRun } from '../helpers/native.js';
+import { coverage, near, pixel, readPng } from '../helpers/png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-web-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -77,6 +78,64 @@ writeFileSync(
     '',
   ].join('\n'),
 );
+
+/**
+ * A trace small enough to work by hand (glibc 2.36, docs/glibc-facts.md; the touch records of
+ * docs/trace-format.md), whose resident pages the tests draw on:
+ * - s: the first malloc makes the main heap, its 656-byte tcache block + 128 KiB of top_pad +
+ *   MINSIZE rounded up to pages: 33 pages, of which glibc writes only the first (the tcache
+ *   block, s, the top's header);
+ * - big: 300000 bytes, above the mmap threshold (128 KiB), mmapped on its own: its chunk of
+ *   300016 bytes + 8 rounded up to pages, 74; resident, the pages its record names (page 0 also
+ *   holds the chunk's header);
+ * - m: 40000 bytes from the top, at offset 784 of the heap: its pages 0-9 are the heap's, the top's
+ *   new header at 768 + 40016 lands on page 9 too;
+ * - free big: munmap; the mmap threshold becomes its chunk's size, 303104, the trim threshold twice
+ *   that;
+ * - big2: 300000 bytes, now below the threshold: from the heap, whose break grows to 116 pages;
+ *   its first byte at 40800, on page 9, its record's 20 pages the heap's 9-28; u next to it, and
+ *   the top's header after u, at 340800 + 32, both on page 83.
+ */
+const HAND_LINES = [
+  '# touches recorded',
+  '1 malloc 100 s',
+  '1 malloc 300000 big',
+  '#:touch big 0-3,10,20-29,48-73',
+  '1 malloc 40000 m',
+  '#:touch m 0-9',
+  '1 free big',
+  '1 malloc 300000 big2',
+  '#:touch big2 0-19',
+  '1 malloc 20 u',
+  '1 free m',
+  '1 free s',
+];
+const handTrace = join(dir, 'hand.trace');
+writeFileSync(handTrace, HAND_LINES.join('\n') + '\n');
+const range = (a: number, b: number): number[] =>
+  Array.from({ length: b - a + 1 }, (_, i) => a + i);
+/** The resident pages of each mapping after events 2 and 5, by the reasoning above. */
+const HAND_PAGES = {
+  2: [
+    { pages: 33, resident: range(0, 9) },
+    { pages: 74, resident: [...range(0, 3), 10, ...range(20, 29), ...range(48, 73)] },
+  ],
+  5: [{ pages: 116, resident: [...range(0, 28), 83] }],
+};
+/** The hand-worked trace replayed on the real glibc, with the RSS after each event (once). */
+let handRun: NativeRun | undefined;
+const handNative = (): NativeRun => (handRun ??= runNative(handTrace, { rss: true }));
+
+interface Rect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/** The events of a native trace: its lines that are not comments. */
+const eventLines = (text: string): string[] =>
+  text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'));
 
 describe('ptsim web --export', () => {
   let loadPage = '';
@@ -141,25 +200,40 @@ describe('ptsim web --export', () => {
   });
 });
 
+/** The servers started, stopped at the end whatever happened. */
+const servers: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of servers) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+});
+
+/** `ptsim web TRACE --port 0` as its own process: the address it prints, and a stop by SIGTERM. */
+async function serve(trace: string): Promise<{ url: string; stop: () => Promise<number | null> }> {
+  const child = spawn(process.execPath, [MAIN, 'web', trace, '--port', '0'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  servers.push(child);
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /http:\/\/127\.0\.0\.1:\d+\//.exec(out);
+      if (m !== null) resolve(m[0]);
+    });
+    child.once('exit', () => reject(new Error('ptsim web ended: ' + out)));
+  });
+  const stop = (): Promise<number | null> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve(child.exitCode);
+      child.once('exit', (c) => resolve(c));
+      child.kill('SIGTERM');
+    });
+  return { url, stop };
+}
+
 describe('ptsim web TRACE', () => {
   it('serves the page and the trace on 127.0.0.1, prints the address, stops on SIGTERM', async () => {
-    const child = spawn(
-      process.execPath,
-      [MAIN, 'web', 'traces/malloc-trim.trace', '--port', '0'],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /http:\/\/127\.0\.0\.1:\d+\//.exec(out);
-        if (m !== null) resolve(m[0]);
-      });
-      child.once('exit', () => reject(new Error('ptsim web ended: ' + out)));
-    });
+    const { url, stop } = await serve('traces/malloc-trim.trace');
     const page = await (await fetch(url)).text();
     const e = embeddedOf(page);
     expect(e.trace).toBeNull();
@@ -168,11 +242,7 @@ describe('ptsim web TRACE', () => {
     // A native trace goes as it is, so that the page gives the file's own line numbers.
     expect(trace.equals(readFileSync(join(ROOT, 'traces/malloc-trim.trace')))).toBe(true);
     expect((await fetch(new URL('/nothing', url))).status).toBe(404);
-    const code = await new Promise<number | null>((resolve) => {
-      child.once('exit', (c) => resolve(c));
-      child.kill('SIGTERM');
-    });
-    expect(code).toBe(0);
+    expect(await stop()).toBe(0);
   }, 30_000);
 });
 
@@ -195,6 +265,33 @@ describe.skipIf(CHROMIUM === undefined)(
       p.eval(
         `[...document.querySelectorAll('#chunks tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent))`,
       );
+
+    const scrubTo = async (p: Page, at: number): Promise<void> => {
+      await p.eval(
+        `(() => { const s = document.getElementById('scrub'); s.value = '${at}'; s.dispatchEvent(new Event('input')); })()`,
+      );
+      await ready(p, at);
+    };
+    /** Waits until the page has read the trace of that name and shows the start of it. */
+    const opened = (p: Page, name: string): Promise<void> =>
+      p.waitFor(
+        `document.getElementById('trace-name').textContent === ${JSON.stringify(name)} && document.body.dataset.ptsimState === 'ready' && document.body.dataset.ptsimPos === '-1'`,
+      );
+    /** The page shows at each of these events the chunks and the line `ptsim show --json` gives. */
+    async function expectShows(p: Page, trace: string, ats: number[]): Promise<void> {
+      const events = eventLines(readFileSync(trace, 'utf8')).length;
+      for (const at of ats) {
+        await scrubTo(p, at);
+        const shown = await showJson(trace, at);
+        expect(await tableRows(p)).toEqual(shown.chunks.map(row));
+        expect(await p.eval<string>(`document.getElementById('figures').textContent`)).toContain(
+          `event ${at} of ${events} (line ${shown.line})`,
+        );
+      }
+    }
+    const FILE_INPUT = `document.getElementById('file')`;
+    let barePage = '';
+    const bare = async (): Promise<string> => (barePage ||= await exportPage('bare-b', []));
 
     it('shows at each event, stepping and scrubbing back, the chunks of ptsim show --json', async () => {
       const page = await exportPage('load-b', ['traces/load-test.trace']);
@@ -254,8 +351,7 @@ describe.skipIf(CHROMIUM === undefined)(
     }, 30_000);
 
     it('replays with the settings given and reports what ptsim replay reports', async () => {
-      const page = join(dir, 'bare', 'index.html');
-      const p = await browser.newPage(`file://${page}#scenario=4-dynamic-threshold`);
+      const p = await browser.newPage(`file://${await bare()}#scenario=4-dynamic-threshold`);
       await ready(p, -1);
       await p.eval(`document.getElementById('settings').value = 'M_MMAP_THRESHOLD=128K'`);
       await p.eval(`document.querySelector('#whatif button').click()`);
@@ -278,8 +374,7 @@ describe.skipIf(CHROMIUM === undefined)(
     }, 30_000);
 
     it('draws the heap map: its first row has the colours of the chunks, in address order', async () => {
-      const page = join(dir, 'bare', 'index.html');
-      const p = await browser.newPage(`file://${page}#scenario=1-tcache`);
+      const p = await browser.newPage(`file://${await bare()}#scenario=1-tcache`);
       await ready(p, -1);
       await p.eval(
         `(() => { const s = document.getElementById('scrub'); s.value = '5'; s.dispatchEvent(new Event('input')); })()`,
@@ -317,5 +412,253 @@ describe.skipIf(CHROMIUM === undefined)(
       expect(runs).toEqual(states);
       expect(p.errors).toEqual([]);
     }, 30_000);
+
+    const rectOf = (p: Page, selector: string): Promise<Rect> =>
+      p.eval<Rect>(
+        `(() => { const r = document.querySelector(${JSON.stringify(selector)}).getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`,
+      );
+    /** The page opened from file:// with the hand-worked trace picked, at the event before any. */
+    async function openHand(): Promise<Page> {
+      const p = await browser.newPage(`file://${await bare()}`);
+      await p.waitFor(`document.body.dataset.ptsimState === 'empty'`);
+      await p.pickFiles(FILE_INPUT, [handTrace]);
+      await opened(p, 'hand.trace');
+      return p;
+    }
+
+    it('draws the resident pages: a strip a mapping, a cell a page, green where it is resident', async () => {
+      // The residency worked by hand adds up to the RSS the real glibc has after those events.
+      for (const [at, maps] of Object.entries(HAND_PAGES))
+        expect(handNative().events[Number(at)]!['rss']).toBe(
+          4096 * maps.reduce((n, m) => n + m.resident.length, 0),
+        );
+      const p = await openHand();
+      for (const [at, maps] of Object.entries(HAND_PAGES)) {
+        await scrubTo(p, Number(at));
+        // The page's strips: a mapping each, in address order, 34 pixels apart; the cells 14
+        // high, under a 16-pixel label, and as wide as the canvas over the number of cells.
+        const rect = await rectOf(p, '#pages');
+        expect(rect.height).toBe(34 * maps.length);
+        const img = readPng(await p.screenshot(rect));
+        maps.forEach((m, i) => {
+          const w = img.width / m.pages;
+          const cells = range(0, m.pages - 1).map((k) => {
+            const px = pixel(img, Math.floor(k * w + w / 2 - 0.25), 34 * i + 16 + 7);
+            return near(px, [47, 133, 90]) ? '#' : near(px, [232, 232, 232]) ? '.' : '?';
+          });
+          const want = range(0, m.pages - 1).map((k) => (m.resident.includes(k) ? '#' : '.'));
+          expect(`event ${at}, mapping ${i}: ${cells.join('')}`).toBe(
+            `event ${at}, mapping ${i}: ${want.join('')}`,
+          );
+        });
+      }
+      expect(p.errors).toEqual([]);
+      await p.close();
+    }, 30_000);
+
+    it('draws the figures along the trace: each line at the height of its value, the cursor at the event and moving with it', async () => {
+      // The figures after each event: the RSS and the break (the main heap, all the heap there
+      // is) from the real glibc, the bytes of the blocks mmapped on their own from their usable
+      // sizes there, the bytes live and the thresholds from the trace (a free of an mmapped
+      // chunk sets the mmap threshold to its size and the trim threshold to twice that).
+      const native = handNative().events;
+      const fig: Record<string, number[]> = {
+        RSS: [],
+        heap: [],
+        mmapped: [],
+        live: [],
+        'mmap threshold': [],
+        'trim threshold': [],
+      };
+      const asked = new Map<string, number>();
+      const mmapped = new Map<string, number>();
+      let live = 0;
+      let mm = 0;
+      let mmapThreshold = 128 * 1024;
+      let trimThreshold = 128 * 1024;
+      eventLines(HAND_LINES.join('\n')).forEach((line, i) => {
+        const [, op, a, b] = line.split(' ') as [string, string, string, string?];
+        const ev = native[i]!;
+        if (op === 'malloc') {
+          asked.set(b!, Number(a));
+          live += Number(a);
+          if (ev['arena'] === -1) mmapped.set(b!, (ev['usable'] as number) + 16);
+          mm += mmapped.get(b!) ?? 0;
+        } else {
+          live -= asked.get(a)!;
+          const size = mmapped.get(a);
+          if (size !== undefined) {
+            mm -= size;
+            mmapThreshold = size;
+            trimThreshold = 2 * size;
+          }
+        }
+        fig['RSS']!.push(ev['rss'] as number);
+        fig['heap']!.push(ev['brk'] as number);
+        fig['mmapped']!.push(mm);
+        fig['live']!.push(live);
+        fig['mmap threshold']!.push(mmapThreshold);
+        fig['trim threshold']!.push(trimThreshold);
+      });
+      const last = native.length - 1;
+      const p = await openHand();
+      const colours = new Map(
+        (
+          await p.eval<Array<[string, string]>>(
+            `[...document.querySelectorAll('.u-legend .u-series')].map((tr) => [tr.querySelector('.u-label').textContent, getComputedStyle(tr.querySelector('.u-marker')).borderTopColor])`,
+          )
+        ).map(([label, rgb]) => [label, rgb.match(/\d+/g)!.slice(0, 3).map(Number)]),
+      );
+      const charts = [
+        { host: '#chart', lines: ['RSS', 'heap', 'mmapped', 'live'], stepped: false },
+        { host: '#threshold-chart', lines: ['mmap threshold', 'trim threshold'], stepped: true },
+      ];
+      const misses: string[] = [];
+      let checked = 0;
+      let before: number[] = [];
+      for (const at of [2, 3]) {
+        if (at === 2) await scrubTo(p, at);
+        else {
+          await p.eval(`document.getElementById('next').click()`);
+          await ready(p, at);
+        }
+        const cursors: number[] = [];
+        for (const chart of charts) {
+          const rect = await rectOf(p, `${chart.host} canvas`);
+          const plot = JSON.parse(
+            await p.eval<string>(
+              `document.querySelector(${JSON.stringify(chart.host)} + ' .uplot').dataset.plot`,
+            ),
+          ) as {
+            left: number;
+            top: number;
+            width: number;
+            height: number;
+            x: number[];
+            y: number[];
+          };
+          const values = chart.lines.flatMap((l) => fig[l]!);
+          // The scales span the events sampled, every one, and every value drawn.
+          expect(plot.x).toEqual([0, last]);
+          expect(plot.y[0]!).toBeLessThanOrEqual(Math.min(...values));
+          expect(plot.y[1]!).toBeGreaterThanOrEqual(Math.max(...values));
+          const img = readPng(await p.screenshot(rect));
+          const xOf = (event: number): number =>
+            plot.left + ((event - plot.x[0]!) / (plot.x[1]! - plot.x[0]!)) * plot.width;
+          const yOf = (v: number): number =>
+            plot.top + (1 - (v - plot.y[0]!) / (plot.y[1]! - plot.y[0]!)) * plot.height;
+          // The cursor: a red line 2 pixels wide, centred on the event's x rounded, from the top
+          // of the plot to its bottom; no other column of the plot is red.
+          const cursor = Math.round(xOf(at));
+          cursors.push(cursor);
+          const red: number[] = [];
+          for (let x = Math.floor(plot.left); x < plot.left + plot.width; x++) {
+            let n = 0;
+            for (let y = Math.ceil(plot.top) + 1; y < plot.top + plot.height - 1; y++)
+              if (near(pixel(img, x, y), [214, 39, 40], 10)) n++;
+            if (n > 0.8 * (plot.height - 2)) red.push(x);
+          }
+          expect(`${chart.host} at ${at}: red columns ${red.join(' ')}`).toBe(
+            `${chart.host} at ${at}: red columns ${cursor - 1} ${cursor}`,
+          );
+          // Each line, 4 pixels either side of the cursor: at the height of its value there
+          // (between two events, the straight line between their values; a stepped line, the
+          // value after the event before), within 2 pixels, at least half its colour. A line
+          // that a line drawn after it covers there is not looked at.
+          for (const x of [cursor - 4, cursor + 4]) {
+            const e = plot.x[0]! + ((x + 0.5 - plot.left) / plot.width) * (plot.x[1]! - plot.x[0]!);
+            const k = Math.floor(e);
+            const ys = chart.lines.map((l) => {
+              const v = fig[l]!;
+              return yOf(chart.stepped ? v[k]! : v[k]! + (e - k) * (v[k + 1]! - v[k]!));
+            });
+            chart.lines.forEach((l, i) => {
+              const y = ys[i]!;
+              if (ys.some((o, j) => j > i && Math.abs(o - y) < 4)) return;
+              checked++;
+              let best = -1;
+              for (let r = Math.round(y) - 2; r <= Math.round(y) + 2; r++)
+                best = Math.max(best, coverage(pixel(img, x, r), colours.get(l)!));
+              if (best < 0.5)
+                misses.push(`${l} at event ${e.toFixed(2)} (x ${x}, y ${y.toFixed(1)})`);
+            });
+          }
+        }
+        // Stepping moved the cursors.
+        if (at === 3)
+          for (const [i, c] of cursors.entries()) expect(c).toBeGreaterThan(before[i]! + 10);
+        before = cursors;
+      }
+      expect(misses).toEqual([]);
+      expect(checked).toBeGreaterThanOrEqual(16);
+      expect(p.errors).toEqual([]);
+      await p.close();
+    }, 30_000);
+
+    it('opens a trace picked with the file input, gzip or plain, in the page read from file://', async () => {
+      const p = await browser.newPage(`file://${await bare()}`);
+      await p.waitFor(`document.body.dataset.ptsimState === 'empty'`);
+      const gz = join(dir, 'thread-arenas.trace.gz');
+      writeFileSync(gz, gzipSync(readFileSync('traces/thread-arenas.trace')));
+      await p.pickFiles(FILE_INPUT, [gz]);
+      await opened(p, 'thread-arenas.trace.gz');
+      await expectShows(p, 'traces/thread-arenas.trace', [3, 1500, 2056]);
+      // A second pick replaces the trace.
+      await p.pickFiles(FILE_INPUT, [join(ROOT, 'traces/malloc-trim.trace')]);
+      await opened(p, 'malloc-trim.trace');
+      await expectShows(p, 'traces/malloc-trim.trace', [0, 17, 28]);
+      expect(p.errors).toEqual([]);
+      await p.close();
+    }, 60_000);
+
+    it('opens a trace dropped onto the page, outlining the page while it is dragged over', async () => {
+      const p = await browser.newPage(`file://${await bare()}`);
+      await p.waitFor(`document.body.dataset.ptsimState === 'empty'`);
+      const file = join(ROOT, 'traces/scenarios/2-fastbins.trace');
+      await p.drag('dragEnter', [file], 400, 300);
+      await p.drag('dragOver', [file], 400, 300);
+      await p.waitFor(`document.body.classList.contains('dragging')`);
+      await p.drag('drop', [file], 400, 300);
+      await opened(p, '2-fastbins.trace');
+      expect(await p.eval<boolean>(`document.body.classList.contains('dragging')`)).toBe(false);
+      await expectShows(p, 'traces/scenarios/2-fastbins.trace', [2, 8]);
+      expect(p.errors).toEqual([]);
+      await p.close();
+    }, 30_000);
+
+    it('served by ptsim web: fetches its trace; opens a picked one, a scenario from the menu and one the address names', async () => {
+      const { url, stop } = await serve('traces/malloc-trim.trace');
+      const p = await browser.newPage(url);
+      await opened(p, 'malloc-trim.trace');
+      await expectShows(p, 'traces/malloc-trim.trace', [1, 28]);
+      await p.eval(
+        `(() => { const s = document.getElementById('examples'); s.value = '3-pinned-top'; s.dispatchEvent(new Event('change')); })()`,
+      );
+      await opened(p, '3-pinned-top.trace');
+      const text = readFileSync('traces/scenarios/3-pinned-top.trace', 'utf8');
+      expect(text).toContain(
+        (await p.eval<string>(`document.getElementById('story').textContent`)).slice(0, 60),
+      );
+      await expectShows(p, 'traces/scenarios/3-pinned-top.trace', [4, 8]);
+      await p.pickFiles(FILE_INPUT, [join(ROOT, 'traces/scenarios/5-trim-threshold.trace')]);
+      await opened(p, '5-trim-threshold.trace');
+      await expectShows(p, 'traces/scenarios/5-trim-threshold.trace', [5]);
+      expect(p.errors).toEqual([]);
+      await p.close();
+      // The address names a scenario: it opens rather than the trace served.
+      const q = await browser.newPage(url + '#scenario=6-arenas');
+      await opened(q, '6-arenas.trace');
+      await expectShows(q, 'traces/scenarios/6-arenas.trace', [5]);
+      expect(q.errors).toEqual([]);
+      await q.close();
+      // A name that is none of them: said so, in one line.
+      const r = await browser.newPage(url + '#scenario=7-nothing');
+      await r.waitFor(`document.body.dataset.ptsimState === 'error'`);
+      expect(await r.eval<string>(`document.getElementById('status').textContent`)).toBe(
+        'no scenario is called 7-nothing',
+      );
+      await r.close();
+      expect(await stop()).toBe(0);
+    }, 60_000);
   },
 );

@@ -551,6 +551,17 @@ const cursorLine: uPlot.Plugin = {
   hooks: {
     draw: [
       (u) => {
+        // Where the plot lies on its canvas (CSS pixels) and what its scales span, for the tests
+        // of the drawing.
+        const dpr = window.devicePixelRatio || 1;
+        u.root.dataset['plot'] = JSON.stringify({
+          left: u.bbox.left / dpr,
+          top: u.bbox.top / dpr,
+          width: u.bbox.width / dpr,
+          height: u.bbox.height / dpr,
+          x: [u.scales['x']!.min, u.scales['x']!.max],
+          y: [u.scales['y']!.min, u.scales['y']!.max],
+        });
         if (pos < 0) return;
         const x = Math.round(u.valToPos(pos, 'x', true));
         const ctx = u.ctx;
@@ -663,7 +674,13 @@ drawAll();
 
 const hash = new URLSearchParams(location.hash.slice(1));
 const wantedScenario = hash.get('scenario');
-if (embedded.trace !== null) {
+// A scenario the address names comes first: it is what the reader asked for.
+if (wantedScenario !== null && embedded.scenarios.some((s) => s.id === wantedScenario)) {
+  openScenario(wantedScenario);
+} else if (wantedScenario !== null) {
+  body.dataset['ptsimState'] = 'error';
+  status(`no scenario is called ${wantedScenario}`, true);
+} else if (embedded.trace !== null) {
   load(embedded.trace.name, fromBase64(embedded.trace.gzip64));
 } else if (embedded.traceUrl !== null) {
   body.dataset['ptsimState'] = 'loading';
@@ -678,8 +695,6 @@ if (embedded.trace !== null) {
       body.dataset['ptsimState'] = 'error';
       status('could not fetch the trace: ' + String(e), true);
     });
-} else if (wantedScenario !== null) {
-  openScenario(wantedScenario);
 } else {
   body.dataset['ptsimState'] = 'empty';
   status('Open a trace (or drop one onto the page), or pick an example.');
