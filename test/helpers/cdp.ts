@@ -189,12 +189,18 @@ export class Page {
     throw new Error(`timed out waiting for ${expression}`);
   }
 
-  /** A PNG screenshot of a region of the page (CSS pixels, from the page's top). */
-  async screenshot(clip: { x: number; y: number; width: number; height: number }): Promise<Buffer> {
+  /**
+   * A PNG screenshot of the element the selector finds, as it is on screen: the page is scrolled
+   * to show it and nothing else changes (a capture beyond the viewport resizes the viewport, and
+   * a page that redraws on resize would then be shown redrawn).
+   */
+  async shot(selector: string): Promise<Buffer> {
+    const clip = await this.eval<{ x: number; y: number; width: number; height: number }>(
+      `(() => { const e = document.querySelector(${JSON.stringify(selector)}); e.scrollIntoView({ block: 'nearest' }); const r = e.getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`,
+    );
     const r = (await this.send('Page.captureScreenshot', {
       format: 'png',
       clip: { ...clip, scale: 1 },
-      captureBeyondViewport: true,
     })) as { data: string };
     return Buffer.from(r.data, 'base64');
   }

@@ -305,10 +305,7 @@ describe.skipIf(CHROMIUM === undefined)(
       await ready(p, 1);
       for (const at of [1, 2000, 40, 1200, 2441]) {
         if (at !== 1) {
-          await p.eval(
-            `(() => { const s = document.getElementById('scrub'); s.value = '${at}'; s.dispatchEvent(new Event('input')); })()`,
-          );
-          await ready(p, at);
+          await scrubTo(p, at);
         }
         const shown = await showJson('traces/load-test.trace', at);
         expect(await tableRows(p)).toEqual(shown.chunks.map(row));
@@ -331,10 +328,7 @@ describe.skipIf(CHROMIUM === undefined)(
       const page = join(dir, 'evil', 'index.html');
       const p = await browser.newPage(`file://${page}`);
       await ready(p, -1);
-      await p.eval(
-        `(() => { const s = document.getElementById('scrub'); s.value = '4'; s.dispatchEvent(new Event('input')); })()`,
-      );
-      await ready(p, 4);
+      await scrubTo(p, 4);
       const tokens = (await tableRows(p)).map((r) => r[6]).filter((t) => t !== '');
       expect(tokens).toEqual([HOSTILE[0], HOSTILE[2], HOSTILE[3]]);
       expect(await p.eval<string>(`document.getElementById('sentence').textContent`)).toBe(
@@ -376,18 +370,12 @@ describe.skipIf(CHROMIUM === undefined)(
     it('draws the heap map: its first row has the colours of the chunks, in address order', async () => {
       const p = await browser.newPage(`file://${await bare()}#scenario=1-tcache`);
       await ready(p, -1);
-      await p.eval(
-        `(() => { const s = document.getElementById('scrub'); s.value = '5'; s.dispatchEvent(new Event('input')); })()`,
-      );
-      await ready(p, 5);
+      await scrubTo(p, 5);
       // What the model holds after the three frees, from ptsim itself.
       const shown = await showJson('traces/scenarios/1-tcache.trace', 5);
       const states = shown.chunks.map((c) => c.state);
       expect(states).toEqual(['tcache-struct', 'tcache', 'tcache', 'tcache', 'top']);
-      const rect = await p.eval<{ x: number; y: number; width: number; height: number }>(
-        `(() => { const r = document.getElementById('heap-map').getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`,
-      );
-      const img = readPng(await p.screenshot(rect));
+      const img = readPng(await p.shot('#heap-map'));
       // The colours of the states (the page's legend), read from the page's own legend swatches.
       const legend = await p.eval<Array<[string, string]>>(
         `[...document.querySelectorAll('#legend span')].map((s) => [s.textContent, getComputedStyle(s.firstChild).backgroundColor])`,
@@ -439,7 +427,8 @@ describe.skipIf(CHROMIUM === undefined)(
         // high, under a 16-pixel label, and as wide as the canvas over the number of cells.
         const rect = await rectOf(p, '#pages');
         expect(rect.height).toBe(34 * maps.length);
-        const img = readPng(await p.screenshot(rect));
+        const img = readPng(await p.shot('#pages'));
+        expect(img.height).toBe(rect.height);
         maps.forEach((m, i) => {
           const w = img.width / m.pages;
           const cells = range(0, m.pages - 1).map((k) => {
@@ -542,7 +531,8 @@ describe.skipIf(CHROMIUM === undefined)(
           expect(plot.x).toEqual([0, last]);
           expect(plot.y[0]!).toBeLessThanOrEqual(Math.min(...values));
           expect(plot.y[1]!).toBeGreaterThanOrEqual(Math.max(...values));
-          const img = readPng(await p.screenshot(rect));
+          const img = readPng(await p.shot(`${chart.host} canvas`));
+          expect(img.width).toBe(rect.width);
           const xOf = (event: number): number =>
             plot.left + ((event - plot.x[0]!) / (plot.x[1]! - plot.x[0]!)) * plot.width;
           const yOf = (v: number): number =>
