@@ -491,6 +491,12 @@ describe.skipIf(CHROMIUM === undefined)(
       });
       const last = native.length - 1;
       const p = await openHand();
+      // Every drawing lies inside its white box, the box's padding around it.
+      expect(
+        await p.eval<string[]>(
+          `[...document.querySelectorAll('.box')].flatMap((box) => { const b = box.getBoundingClientRect(); const s = getComputedStyle(box); return [...box.querySelectorAll('canvas')].filter((c) => { const r = c.getBoundingClientRect(); return r.left < b.left + parseFloat(s.paddingLeft) - 0.5 || r.right > b.right - parseFloat(s.paddingRight) + 0.5; }).map((c) => (box.id || c.id) + ': ' + c.getBoundingClientRect().right + ' > ' + b.right); })`,
+        ),
+      ).toEqual([]);
       const colours = new Map(
         (
           await p.eval<Array<[string, string]>>(

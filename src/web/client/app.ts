@@ -317,6 +317,12 @@ function groupName(c: ChunkView): string {
   return c.arena === 0 ? 'main arena (brk heap)' : `arena ${c.arena}, heap ${c.heap}`;
 }
 
+/** The width inside an element's padding, in CSS pixels: what a canvas in it may take. */
+function contentWidth(el: HTMLElement): number {
+  const style = getComputedStyle(el);
+  return el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+}
+
 /** A canvas sized to width x height CSS pixels at the screen's pixel ratio, cleared to white. */
 function clearedCanvas(
   canvas: HTMLCanvasElement,
@@ -337,7 +343,7 @@ function clearedCanvas(
 
 function drawHeapMap(): void {
   const canvas = $<HTMLCanvasElement>('heap-map');
-  const width = Math.max(320, canvas.parentElement!.clientWidth);
+  const width = Math.max(320, contentWidth(canvas.parentElement!));
   const chunks = view === null ? [] : view.chunks.slice(0, MAP_LIMIT);
   const BOX_H = 34;
   const GAP = 3;
@@ -423,7 +429,7 @@ function describe(c: ChunkView): string {
 
 function drawPages(): void {
   const canvas = $<HTMLCanvasElement>('pages');
-  const width = Math.max(320, canvas.parentElement!.clientWidth);
+  const width = Math.max(320, contentWidth(canvas.parentElement!));
   const LABEL = 16;
   const ROW = 14;
   const height = Math.max(20, pages.length * (LABEL + ROW + 4));
@@ -586,7 +592,7 @@ function chartOpts(
   const host = $('chart');
   return {
     title,
-    width: Math.max(320, host.clientWidth),
+    width: Math.max(320, contentWidth(host)),
     height,
     scales: { x: { time: false } },
     series: [
