@@ -3,8 +3,13 @@
  * the trace is one line and writes nothing; the server serves the page and the trace on the
  * loopback address. Then, in one headless Chromium (where it is installed, or can be): the page
  * read from file:// shows at each event the chunks `ptsim show --json` lists at that event,
- * stepping and scrubbing back included; hostile tokens stay text; and the heap map's pixels have,
- * along its first row, the colours of the chunks the model holds there.
+ * stepping and scrubbing back included, as do a trace picked with its file input, one dropped
+ * onto it, the trace the server serves, a scenario of its menu or of its address; hostile tokens
+ * stay text. And its drawings, pixel by pixel, from screenshots: the heap map's first row has the
+ * colours of the chunks the model holds there; the resident pages of hand-worked traces (their
+ * sum the RSS of the real glibc) are green and the others grey in the strips; the charts' lines
+ * lie at the heights of the figures after each event (from the real glibc and the trace), and
+ * the event's cursor is where the event is, and moves with it.
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
