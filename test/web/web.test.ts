@@ -23,7 +23,7 @@ import { findChromium } from '../helpers/browser.js';
 import { Browser, type Page } from '../helpers/cdp.js';
 import { inProcess, MAIN, ROOT } from '../helpers/cli.js';
 import { runNative, type NativeRun } from '../helpers/native.js';
-import { coverage, near, pixel, readPng } from '../helpers/png.js';
+import { coverage, near, pixel, readPng, type Image } from '../helpers/png.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-web-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -498,6 +498,33 @@ describe.skipIf(CHROMIUM === undefined)(
       await p.close();
     }, 30_000);
 
+    interface Plot {
+      left: number;
+      top: number;
+      width: number;
+      height: number;
+      x: number[];
+      y: number[];
+    }
+    /** Where a chart's plot lies on its canvas and what its scales span, as the page notes it. */
+    const plotOf = async (p: Page, host: string): Promise<Plot> =>
+      JSON.parse(
+        await p.eval<string>(
+          `document.querySelector(${JSON.stringify(host)} + ' .uplot').dataset.plot`,
+        ),
+      ) as Plot;
+    /** The columns of the plot that are red (the cursor's colour) over 80% of its height. */
+    function redColumns(img: Image, plot: Plot): number[] {
+      const red: number[] = [];
+      for (let x = Math.floor(plot.left); x < plot.left + plot.width; x++) {
+        let n = 0;
+        for (let y = Math.ceil(plot.top) + 1; y < plot.top + plot.height - 1; y++)
+          if (near(pixel(img, x, y), [214, 39, 40], 10)) n++;
+        if (n > 0.8 * (plot.height - 2)) red.push(x);
+      }
+      return red;
+    }
+
     it('draws the figures along the trace: each line at the height of its value, the cursor at the event and moving with it', async () => {
       // The figures after each event: the RSS and the break (the main heap, all the heap there
       // is) from the real glibc, the bytes of the blocks mmapped on their own from their usable
@@ -573,18 +600,7 @@ describe.skipIf(CHROMIUM === undefined)(
         const cursors: number[] = [];
         for (const chart of charts) {
           const rect = await rectOf(p, `${chart.host} canvas`);
-          const plot = JSON.parse(
-            await p.eval<string>(
-              `document.querySelector(${JSON.stringify(chart.host)} + ' .uplot').dataset.plot`,
-            ),
-          ) as {
-            left: number;
-            top: number;
-            width: number;
-            height: number;
-            x: number[];
-            y: number[];
-          };
+          const plot = await plotOf(p, chart.host);
           const values = chart.lines.flatMap((l) => fig[l]!);
           // The scales span the events sampled, every one, and every value drawn.
           expect(plot.x).toEqual([0, last]);
@@ -600,13 +616,7 @@ describe.skipIf(CHROMIUM === undefined)(
           // of the plot to its bottom; no other column of the plot is red.
           const cursor = Math.round(xOf(at));
           cursors.push(cursor);
-          const red: number[] = [];
-          for (let x = Math.floor(plot.left); x < plot.left + plot.width; x++) {
-            let n = 0;
-            for (let y = Math.ceil(plot.top) + 1; y < plot.top + plot.height - 1; y++)
-              if (near(pixel(img, x, y), [214, 39, 40], 10)) n++;
-            if (n > 0.8 * (plot.height - 2)) red.push(x);
-          }
+          const red = redColumns(img, plot);
           expect(`${chart.host} at ${at}: red columns ${red.join(' ')}`).toBe(
             `${chart.host} at ${at}: red columns ${cursor - 1} ${cursor}`,
           );
@@ -640,6 +650,12 @@ describe.skipIf(CHROMIUM === undefined)(
       }
       expect(misses).toEqual([]);
       expect(checked).toBeGreaterThanOrEqual(16);
+      // With a what-if's RSS on the chart (a dashed line), the cursor is still solid.
+      await p.eval(`document.getElementById('settings').value = 'M_MMAP_THRESHOLD=512K'`);
+      await p.eval(`document.querySelector('#whatif button').click()`);
+      await p.waitFor(`document.getElementById('whatif-result').dataset.peakRss !== undefined`);
+      const img = readPng(await p.shot('#chart canvas'));
+      expect(redColumns(img, await plotOf(p, '#chart'))).toEqual([before[0]! - 1, before[0]!]);
       expect(p.errors).toEqual([]);
       await p.close();
     }, 30_000);

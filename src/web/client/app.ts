@@ -574,6 +574,8 @@ const cursorLine: uPlot.Plugin = {
         ctx.save();
         ctx.strokeStyle = '#d62728';
         ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
+        // Solid, whatever dash the last line drawn left on the context.
+        ctx.setLineDash([]);
         ctx.beginPath();
         ctx.moveTo(x, u.bbox.top);
         ctx.lineTo(x, u.bbox.top + u.bbox.height);
@@ -584,11 +586,21 @@ const cursorLine: uPlot.Plugin = {
   },
 };
 
-function chartOpts(
-  title: string,
-  lines: Array<{ label: string; color: string; stepped?: boolean }>,
-  height: number,
-): uPlot.Options {
+/** Steps between the ticks of the event axis: 1, 2, 5, 10, 20, 50, ... */
+const EVENT_TICKS = Array.from(
+  { length: 30 },
+  (_, i) => [1, 2, 5][i % 3]! * 10 ** Math.floor(i / 3),
+);
+
+/** A line of a chart: its label, colour, and whether it is stepped or dashed. */
+interface Line {
+  label: string;
+  color: string;
+  stepped?: boolean;
+  dash?: number[];
+}
+
+function chartOpts(title: string, lines: Line[], height: number): uPlot.Options {
   const host = $('chart');
   return {
     title,
@@ -600,6 +612,7 @@ function chartOpts(
       ...lines.map((l): uPlot.Series => ({
         label: l.label,
         stroke: l.color,
+        ...(l.dash === undefined ? {} : { dash: l.dash }),
         width: 1.5,
         spanGaps: true,
         points: { show: false },
@@ -607,7 +620,11 @@ function chartOpts(
         value: (_u, v) => fmtBytes(v),
       })),
     ],
-    axes: [{}, { size: 80, values: (_u, vals) => vals.map((v) => fmtBytes(v)) }],
+    // Ticks on whole events only.
+    axes: [
+      { incrs: EVENT_TICKS },
+      { size: 80, values: (_u, vals) => vals.map((v) => fmtBytes(v)) },
+    ],
     plugins: [cursorLine],
     cursor: { sync: { key: 'ptsim-web' } },
   };
@@ -620,7 +637,7 @@ function drawChart(): void {
   thresholdChart = null;
   if (series === null) return;
   const s = series;
-  const lines = [
+  const lines: Line[] = [
     { label: 'RSS', color: '#2f855a' },
     { label: 'heap', color: '#4e79a7' },
     { label: 'mmapped', color: '#edc948' },
@@ -628,7 +645,12 @@ function drawChart(): void {
   ];
   let data: uPlot.AlignedData = [s.event, s.rss, s.heap, s.mmapped, s.live];
   if (whatIf !== null) {
-    lines.push({ label: 'RSS with ' + (whatIf.settings || 'default settings'), color: '#d62728' });
+    // Dashed and dark: not the red of the event's cursor.
+    lines.push({
+      label: 'RSS with ' + (whatIf.settings || 'default settings'),
+      color: '#1a202c',
+      dash: [6, 4],
+    });
     data = uPlot.join([data, [whatIf.series.event, whatIf.series.rss]]);
   }
   chart = new uPlot(chartOpts('Memory along the trace', lines, 260), data, $('chart'));
