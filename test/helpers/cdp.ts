@@ -94,7 +94,7 @@ export class Browser {
       targetId,
       flatten: true,
     })) as { sessionId: string };
-    const page = new Page(this, sessionId);
+    const page = new Page(this, sessionId, targetId);
     this.on((m) => {
       if (m.sessionId !== sessionId) return;
       if (m.method === 'Runtime.exceptionThrown') {
@@ -126,10 +126,16 @@ export class Page {
   constructor(
     private readonly browser: Browser,
     private readonly sessionId: string,
+    private readonly targetId: string,
   ) {}
 
   send(method: string, params: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
     return this.browser.send(method, params, this.sessionId);
+  }
+
+  /** Closes the page (its target). */
+  async close(): Promise<void> {
+    await this.browser.send('Target.closeTarget', { targetId: this.targetId });
   }
 
   /** The value of a JavaScript expression in the page (awaited when it is a promise). */
@@ -144,6 +150,33 @@ export class Page {
     return r.result.value as T;
   }
 
+  /**
+   * Gives the files (absolute paths) to the page's `<input type=file>` that the expression
+   * finds, as a user picking them would: the input's `input` and `change` events follow.
+   */
+  async pickFiles(input: string, files: string[]): Promise<void> {
+    const r = (await this.send('Runtime.evaluate', { expression: input })) as {
+      result: { objectId?: string };
+    };
+    if (r.result.objectId === undefined) throw new Error(`no element: ${input}`);
+    await this.send('DOM.setFileInputFiles', { files, objectId: r.result.objectId });
+  }
+
+  /**
+   * One step of dragging files (absolute paths) from outside the page over the point (x, y) of
+   * the viewport, through the browser's own drag and drop: 'dragEnter', 'dragOver', then 'drop'
+   * (or 'dragCancel').
+   */
+  async drag(
+    type: 'dragEnter' | 'dragOver' | 'drop' | 'dragCancel',
+    files: string[],
+    x: number,
+    y: number,
+  ): Promise<void> {
+    const data = { items: [], files, dragOperationsMask: 1 };
+    await this.send('Input.dispatchDragEvent', { type, x, y, data });
+  }
+
   /** Waits until the expression is true in the page. */
   async waitFor(expression: string, timeout = 20_000): Promise<void> {
     const end = Date.now() + timeout;
@@ -156,12 +189,18 @@ export class Page {
     throw new Error(`timed out waiting for ${expression}`);
   }
 
-  /** A PNG screenshot of a region of the page (CSS pixels, from the page's top). */
-  async screenshot(clip: { x: number; y: number; width: number; height: number }): Promise<Buffer> {
+  /**
+   * A PNG screenshot of the element the selector finds, as it is on screen: the page is scrolled
+   * to show it and nothing else changes (a capture beyond the viewport resizes the viewport, and
+   * a page that redraws on resize would then be shown redrawn).
+   */
+  async shot(selector: string): Promise<Buffer> {
+    const clip = await this.eval<{ x: number; y: number; width: number; height: number }>(
+      `(() => { const e = document.querySelector(${JSON.stringify(selector)}); e.scrollIntoView({ block: 'nearest' }); const r = e.getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`,
+    );
     const r = (await this.send('Page.captureScreenshot', {
       format: 'png',
       clip: { ...clip, scale: 1 },
-      captureBeyondViewport: true,
     })) as { data: string };
     return Buffer.from(r.data, 'base64');
   }

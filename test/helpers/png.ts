@@ -71,3 +71,34 @@ export function readPng(png: Buffer): Image {
   }
   return { width, height, rgba };
 }
+
+/** The red, green and blue of the pixel at (x, y). */
+export function pixel(img: Image, x: number, y: number): [number, number, number] {
+  if (x < 0 || y < 0 || x >= img.width || y >= img.height)
+    throw new Error(`(${x}, ${y}) is outside the ${img.width}x${img.height} image`);
+  const o = (y * img.width + x) * 4;
+  return [img.rgba[o]!, img.rgba[o + 1]!, img.rgba[o + 2]!];
+}
+
+/** Whether two colours are the same within `tolerance` in each channel. */
+export function near(a: readonly number[], b: readonly number[], tolerance = 3): boolean {
+  return a.every((v, k) => Math.abs(v - b[k]!) <= tolerance);
+}
+
+/**
+ * How much of `colour` a pixel drawn over white has (0: white, 1: the colour itself), as an
+ * antialiased edge mixes them, or -1 when the pixel is not a mix of the two (another hue): the
+ * share fitted to the three channels at once, each channel within `tolerance` of the fit.
+ */
+export function coverage(px: readonly number[], colour: readonly number[], tolerance = 12): number {
+  let num = 0;
+  let den = 0;
+  for (let k = 0; k < 3; k++) {
+    num += (255 - px[k]!) * (255 - colour[k]!);
+    den += (255 - colour[k]!) ** 2;
+  }
+  const share = num / den;
+  for (let k = 0; k < 3; k++)
+    if (Math.abs(255 - px[k]! - share * (255 - colour[k]!)) > tolerance) return -1;
+  return share;
+}

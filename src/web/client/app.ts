@@ -317,6 +317,12 @@ function groupName(c: ChunkView): string {
   return c.arena === 0 ? 'main arena (brk heap)' : `arena ${c.arena}, heap ${c.heap}`;
 }
 
+/** The width inside an element's padding, in CSS pixels: what a canvas in it may take. */
+function contentWidth(el: HTMLElement): number {
+  const style = getComputedStyle(el);
+  return el.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+}
+
 /** A canvas sized to width x height CSS pixels at the screen's pixel ratio, cleared to white. */
 function clearedCanvas(
   canvas: HTMLCanvasElement,
@@ -337,7 +343,7 @@ function clearedCanvas(
 
 function drawHeapMap(): void {
   const canvas = $<HTMLCanvasElement>('heap-map');
-  const width = Math.max(320, canvas.parentElement!.clientWidth);
+  const width = Math.max(320, contentWidth(canvas.parentElement!));
   const chunks = view === null ? [] : view.chunks.slice(0, MAP_LIMIT);
   const BOX_H = 34;
   const GAP = 3;
@@ -423,7 +429,7 @@ function describe(c: ChunkView): string {
 
 function drawPages(): void {
   const canvas = $<HTMLCanvasElement>('pages');
-  const width = Math.max(320, canvas.parentElement!.clientWidth);
+  const width = Math.max(320, contentWidth(canvas.parentElement!));
   const LABEL = 16;
   const ROW = 14;
   const height = Math.max(20, pages.length * (LABEL + ROW + 4));
@@ -551,12 +557,25 @@ const cursorLine: uPlot.Plugin = {
   hooks: {
     draw: [
       (u) => {
+        // Where the plot lies on its canvas (CSS pixels) and what its scales span, for the tests
+        // of the drawing.
+        const dpr = window.devicePixelRatio || 1;
+        u.root.dataset['plot'] = JSON.stringify({
+          left: u.bbox.left / dpr,
+          top: u.bbox.top / dpr,
+          width: u.bbox.width / dpr,
+          height: u.bbox.height / dpr,
+          x: [u.scales['x']!.min, u.scales['x']!.max],
+          y: [u.scales['y']!.min, u.scales['y']!.max],
+        });
         if (pos < 0) return;
         const x = Math.round(u.valToPos(pos, 'x', true));
         const ctx = u.ctx;
         ctx.save();
         ctx.strokeStyle = '#d62728';
         ctx.lineWidth = 2 * (window.devicePixelRatio || 1);
+        // Solid, whatever dash the last line drawn left on the context.
+        ctx.setLineDash([]);
         ctx.beginPath();
         ctx.moveTo(x, u.bbox.top);
         ctx.lineTo(x, u.bbox.top + u.bbox.height);
@@ -567,15 +586,25 @@ const cursorLine: uPlot.Plugin = {
   },
 };
 
-function chartOpts(
-  title: string,
-  lines: Array<{ label: string; color: string; stepped?: boolean }>,
-  height: number,
-): uPlot.Options {
+/** Steps between the ticks of the event axis: 1, 2, 5, 10, 20, 50, ... */
+const EVENT_TICKS = Array.from(
+  { length: 30 },
+  (_, i) => [1, 2, 5][i % 3]! * 10 ** Math.floor(i / 3),
+);
+
+/** A line of a chart: its label, colour, and whether it is stepped or dashed. */
+interface Line {
+  label: string;
+  color: string;
+  stepped?: boolean;
+  dash?: number[];
+}
+
+function chartOpts(title: string, lines: Line[], height: number): uPlot.Options {
   const host = $('chart');
   return {
     title,
-    width: Math.max(320, host.clientWidth),
+    width: Math.max(320, contentWidth(host)),
     height,
     scales: { x: { time: false } },
     series: [
@@ -583,6 +612,7 @@ function chartOpts(
       ...lines.map((l): uPlot.Series => ({
         label: l.label,
         stroke: l.color,
+        ...(l.dash === undefined ? {} : { dash: l.dash }),
         width: 1.5,
         spanGaps: true,
         points: { show: false },
@@ -590,7 +620,11 @@ function chartOpts(
         value: (_u, v) => fmtBytes(v),
       })),
     ],
-    axes: [{}, { size: 80, values: (_u, vals) => vals.map((v) => fmtBytes(v)) }],
+    // Ticks on whole events only.
+    axes: [
+      { incrs: EVENT_TICKS },
+      { size: 80, values: (_u, vals) => vals.map((v) => fmtBytes(v)) },
+    ],
     plugins: [cursorLine],
     cursor: { sync: { key: 'ptsim-web' } },
   };
@@ -603,7 +637,7 @@ function drawChart(): void {
   thresholdChart = null;
   if (series === null) return;
   const s = series;
-  const lines = [
+  const lines: Line[] = [
     { label: 'RSS', color: '#2f855a' },
     { label: 'heap', color: '#4e79a7' },
     { label: 'mmapped', color: '#edc948' },
@@ -611,7 +645,12 @@ function drawChart(): void {
   ];
   let data: uPlot.AlignedData = [s.event, s.rss, s.heap, s.mmapped, s.live];
   if (whatIf !== null) {
-    lines.push({ label: 'RSS with ' + (whatIf.settings || 'default settings'), color: '#d62728' });
+    // Dashed and dark: not the red of the event's cursor.
+    lines.push({
+      label: 'RSS with ' + (whatIf.settings || 'default settings'),
+      color: '#1a202c',
+      dash: [6, 4],
+    });
     data = uPlot.join([data, [whatIf.series.event, whatIf.series.rss]]);
   }
   chart = new uPlot(chartOpts('Memory along the trace', lines, 260), data, $('chart'));
@@ -663,7 +702,13 @@ drawAll();
 
 const hash = new URLSearchParams(location.hash.slice(1));
 const wantedScenario = hash.get('scenario');
-if (embedded.trace !== null) {
+// A scenario the address names comes first: it is what the reader asked for.
+if (wantedScenario !== null && embedded.scenarios.some((s) => s.id === wantedScenario)) {
+  openScenario(wantedScenario);
+} else if (wantedScenario !== null) {
+  body.dataset['ptsimState'] = 'error';
+  status(`no scenario is called ${wantedScenario}`, true);
+} else if (embedded.trace !== null) {
   load(embedded.trace.name, fromBase64(embedded.trace.gzip64));
 } else if (embedded.traceUrl !== null) {
   body.dataset['ptsimState'] = 'loading';
@@ -678,8 +723,6 @@ if (embedded.trace !== null) {
       body.dataset['ptsimState'] = 'error';
       status('could not fetch the trace: ' + String(e), true);
     });
-} else if (wantedScenario !== null) {
-  openScenario(wantedScenario);
 } else {
   body.dataset['ptsimState'] = 'empty';
   status('Open a trace (or drop one onto the page), or pick an example.');
