@@ -46,6 +46,12 @@ export class Call {
   /** As in TraceEvent: the first and second numeric arguments. */
   n1 = 0;
   n2 = 0;
+  /**
+   * As in TraceEvent: n1 and n2 exactly when they are above 2^53 (and so not exact as doubles).
+   * Cleared by submit(): an importer sets them only for the call that has them.
+   */
+  exact1: bigint | undefined = undefined;
+  exact2: bigint | undefined = undefined;
   /** Nanoseconds since the start of the recording, or -1. */
   time = -1;
   line = 0;
@@ -64,6 +70,8 @@ export class Call {
     this.tid = c.tid;
     this.n1 = c.n1;
     this.n2 = c.n2;
+    this.exact1 = c.exact1;
+    this.exact2 = c.exact2;
     this.time = c.time;
     this.line = c.line;
     this.inKey = c.inKey;
@@ -160,7 +168,15 @@ export class ImportCore {
 
   /** Hands the filled `call` on. */
   submit(): void {
-    const c = this.call;
+    try {
+      this.take(this.call);
+    } finally {
+      this.call.exact1 = undefined;
+      this.call.exact2 = undefined;
+    }
+  }
+
+  private take(c: Call): void {
     // The native format's limit on times, so that a conversion always reads back.
     if (c.time > Number.MAX_SAFE_INTEGER)
       this.fail(c.line, `time ${c.time} ns is out of range (more than 2^53-1)`);
@@ -188,6 +204,8 @@ export class ImportCore {
             c.outKey,
             c.outText,
             c.site,
+            c.exact1,
+            c.exact2,
           );
           return;
         }
@@ -352,6 +370,7 @@ export class ImportCore {
           c.outKey,
           c.outText,
           c.site,
+          c.exact1,
         );
         return;
       }
@@ -372,6 +391,8 @@ export class ImportCore {
       c.outKey,
       c.outText,
       c.site,
+      c.exact1,
+      c.exact2,
     );
   }
 
@@ -401,6 +422,8 @@ export class ImportCore {
     outKey: number,
     outText: string,
     site: number,
+    exact1?: bigint,
+    exact2?: bigint,
   ): void {
     if (!this.headerSent) this.sendHeader();
     const ev = this.ev;
@@ -411,6 +434,8 @@ export class ImportCore {
     ev.op = op;
     ev.n1 = n1;
     ev.n2 = n2;
+    ev.exact1 = exact1;
+    ev.exact2 = exact2;
     ev.param = 0;
     ev.site = site;
     ev.setIn(inKey, inText);

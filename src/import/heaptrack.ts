@@ -129,6 +129,7 @@ export class HeaptrackImporter extends LineImporter {
         // + SIZE TRACE PTR
         sc.blanks();
         const size = this.size(sc.hex(), no);
+        const exact = sc.exact;
         sc.blanks();
         const trace = sc.hex();
         sc.blanks();
@@ -143,6 +144,7 @@ export class HeaptrackImporter extends LineImporter {
           this.core.fail(no, `unexpected '${sc.rest()}' after the allocation record`);
         c.op = Op.malloc;
         c.n1 = size;
+        c.exact1 = exact;
         c.inKey = 0;
         c.inText = NULL_TOKEN;
         c.outKey = sc.key;

@@ -57,6 +57,8 @@ export class LogallocImporter extends LineImporter {
   private readonly otherPids = new Set<number>();
   /** Argument values of the current line (numbers) and its pointer (key and text). */
   private readonly nums = [0, 0];
+  /** The numbers above 2^53 exactly (Scan.exact), beside nums. */
+  private readonly exacts: Array<bigint | undefined> = [undefined, undefined];
   private pKey = 0;
   private pText = NULL_TOKEN;
 
@@ -135,6 +137,7 @@ export class LogallocImporter extends LineImporter {
       } else {
         const v = this.size(sc.num(), no, 'argument');
         if (v < 0) this.core.fail(no, `number expected at '${sc.rest()}'`);
+        this.exacts[ni] = sc.exact;
         this.nums[ni++] = v;
       }
       sc.blanks();
@@ -174,10 +177,13 @@ export class LogallocImporter extends LineImporter {
       case Op.pvalloc:
         c.n1 = nums[0]!;
         c.n2 = 0;
+        c.exact1 = this.exacts[0];
         break;
       default: // calloc NMEMB SIZE, memalign ALIGN SIZE
         c.n1 = nums[0]!;
         c.n2 = nums[1]!;
+        c.exact1 = this.exacts[0];
+        c.exact2 = this.exacts[1];
     }
     if (fn.op === Op.free || fn.op === Op.realloc) {
       c.inKey = this.pKey;

@@ -47,6 +47,9 @@ import { Call } from './core.js';
 import { functionOf, ImportedStacks } from './stacks.js';
 import { ThreadNumbers } from './threads.js';
 
+/** size_t's largest value. */
+const SIZE_MAX = (1n << 64n) - 1n;
+
 /** ` > OBJECT(FUNCTION+OFFSET) [ADDRESS]`, as ltrace -w writes a frame (the address with or without 0x). */
 const FRAME = /^\s*>\s+(.*?)\(([^()]*)\)\s*\[(?:0x)?([0-9a-fA-F]+)\]\s*$/;
 
@@ -89,6 +92,8 @@ export class LtraceImporter extends LineImporter {
   private readonly threads = new ThreadNumbers();
   private readonly unfinished = new Map<number, Unfinished>();
   private readonly nums = [0, 0, 0];
+  /** The numbers above 2^53 exactly (Scan.exact), beside nums. */
+  private readonly exacts: Array<bigint | undefined> = [undefined, undefined, undefined];
   /** Timestamps: the first one seen (whole seconds and ns), the running sum of `-r`, the style. */
   private t0Whole = NaN;
   private t0Frac = 0;
@@ -309,6 +314,7 @@ export class LtraceImporter extends LineImporter {
       } else if (kind === 'n') {
         const v = this.size(sc.num(), no, 'argument');
         if (v < 0) this.core.fail(no, `${name}: number expected at '${sc.rest()}'`);
+        this.exacts[ni] = sc.exact;
         this.nums[ni++] = v;
       } else {
         while (!sc.atEnd() && sc.peek() !== 0x2c && sc.peek() !== 0x29) sc.i++;
@@ -348,6 +354,8 @@ export class LtraceImporter extends LineImporter {
     if (op === Op.calloc || op === Op.memalign) {
       c.n1 = nums[0]!;
       c.n2 = nums[1]!;
+      c.exact1 = this.exacts[0];
+      c.exact2 = this.exacts[1];
     } else if (op === Op.free) {
       c.n1 = 0;
       c.n2 = 0;
@@ -355,9 +363,17 @@ export class LtraceImporter extends LineImporter {
       // reallocarray(p, nmemb, size) is realloc(p, nmemb * size) with an overflow check
       c.n1 = nums[0]! * nums[1]!;
       c.n2 = 0;
+      if (c.n1 > Number.MAX_SAFE_INTEGER) {
+        // Exactly; a product past 2^64 - 1 (reallocarray's overflow, which fails with the old block
+        // kept) is replayed as realloc(p, SIZE_MAX), which fails the same way.
+        const p = BigInt(this.exacts[0] ?? nums[0]!) * BigInt(this.exacts[1] ?? nums[1]!);
+        c.exact1 = p > SIZE_MAX ? SIZE_MAX : p;
+        c.n1 = Number(c.exact1);
+      }
     } else {
       c.n1 = nums[0]!;
       c.n2 = 0;
+      c.exact1 = this.exacts[0];
     }
     c.inKey = inKey;
     c.inText = inText;

@@ -71,9 +71,11 @@ export class MalloclabImporter extends LineImporter {
     const id = sc.dec();
     if (id < 0) this.core.fail(no, `block id expected at '${sc.rest()}'`);
     let bytes = 0;
+    let exact: bigint | undefined;
     if (kind !== 0x66) {
       if (sc.blanks() === 0 || (bytes = this.size(sc.dec(), no)) < 0)
         this.core.fail(no, `size in bytes expected after the id in '${lineShown(b, s, e)}'`);
+      exact = sc.exact;
     }
     sc.blanks();
     if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' at the end of the request`);
@@ -93,6 +95,7 @@ export class MalloclabImporter extends LineImporter {
     c.time = -1;
     c.n2 = 0;
     c.n1 = bytes;
+    c.exact1 = exact;
     if (kind === 0x61) {
       c.op = Op.malloc;
       c.inKey = 0;

@@ -133,9 +133,11 @@ export class MtraceImporter extends LineImporter {
     const key = scan.key;
     const text = scan.text;
     let size = 0;
+    let exact: bigint | undefined;
     if (three) {
       scan.set(b, f[4]!, f[5]!);
       size = this.size(scan.num(), no);
+      exact = scan.exact;
       if (size < 0 || !scan.atEnd())
         this.core.fail(no, `'${lineShown(b, f[4]!, f[5]!)}' is not a size`);
     }
@@ -151,6 +153,7 @@ export class MtraceImporter extends LineImporter {
       case PLUS:
         c.op = Op.malloc;
         c.n1 = size;
+        c.exact1 = exact;
         this.tokens(0, NULL_TOKEN, key, text);
         break;
       case MINUS:
@@ -174,6 +177,7 @@ export class MtraceImporter extends LineImporter {
           this.core.fail(no, "a '>' record with a NULL block (a failed realloc is written '!')");
         c.op = Op.realloc;
         c.n1 = size;
+        c.exact1 = exact;
         this.tokens(this.openKey, this.openText, key, text);
         c.line = this.openLine;
         c.site = this.openSite;
@@ -182,6 +186,7 @@ export class MtraceImporter extends LineImporter {
       case BANG:
         c.op = Op.realloc;
         c.n1 = size;
+        c.exact1 = exact;
         this.tokens(key, text, 0, NULL_TOKEN);
         break;
     }

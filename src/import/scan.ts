@@ -29,6 +29,11 @@ export class Scan {
   text = NULL_TOKEN;
   /** Set by dec, hex and num when the number read is above 2^64 - 1 (no size can be). */
   big = false;
+  /**
+   * Set by dec, hex and num to the number read when it is above 2^53 (and at most 2^64 - 1): its
+   * double, returned, is only the nearest one. Undefined otherwise.
+   */
+  exact: bigint | undefined = undefined;
   /** Where the last number read starts (its `0x` included). */
   numStart = 0;
 
@@ -94,9 +99,12 @@ export class Scan {
     // Doubles cannot tell 2^64 - 1 from 2^64: long spellings are compared as text.
     this.big =
       this.i - s >= 20 && tooBig(this.b.toString('latin1', s, this.i), '18446744073709551615');
-    // Above 2^53 the sum of digits drifts: the nearest double instead.
-    if (v > Number.MAX_SAFE_INTEGER && !this.big)
-      v = Number(BigInt(this.b.toString('latin1', s, this.i)));
+    // Above 2^53 the sum of digits drifts: the number exactly, and its nearest double.
+    this.exact = undefined;
+    if (v > Number.MAX_SAFE_INTEGER && !this.big) {
+      this.exact = BigInt(this.b.toString('latin1', s, this.i));
+      v = Number(this.exact);
+    }
     return this.i > s ? v : -1;
   }
 
@@ -113,8 +121,11 @@ export class Scan {
     this.big =
       this.i - s > 16 &&
       tooBig(this.b.toString('latin1', s, this.i).toLowerCase(), 'ffffffffffffffff');
-    if (v > Number.MAX_SAFE_INTEGER && !this.big)
-      v = Number(BigInt('0x' + this.b.toString('latin1', s, this.i)));
+    this.exact = undefined;
+    if (v > Number.MAX_SAFE_INTEGER && !this.big) {
+      this.exact = BigInt('0x' + this.b.toString('latin1', s, this.i));
+      v = Number(this.exact);
+    }
     return this.i > s ? v : -1;
   }
 

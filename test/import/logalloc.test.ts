@@ -11,6 +11,27 @@ import { imp, importError } from './helpers.js';
 const opts = { from: 'logalloc' };
 
 describe('logalloc importer', () => {
+  it('keeps sizes above 2^53 exactly', () => {
+    const r = imp(
+      [
+        '1 1 malloc(18446744073709551615)=0x0',
+        '1 1 calloc(18446744073709551615,2)=0x0',
+        '1 1 memalign(16,9007199254740993)=0x0',
+        '1 1 malloc(32)=0x7f90495120e0',
+        '',
+      ].join('\n'),
+      opts,
+    );
+    expect(r.lines).toEqual([
+      '1: 1 malloc 18446744073709551615 0',
+      '2: 1 calloc 18446744073709551615 2 0',
+      '3: 1 memalign 16 9007199254740993 0',
+      '4: 1 malloc 32 0x7f90495120e0',
+    ]);
+    expect(r.events[2]!.exact1).toBeUndefined();
+    expect(r.events[3]!.exact1).toBeUndefined();
+  });
+
   it('reads every function of a raw log', () => {
     const r = imp(
       [

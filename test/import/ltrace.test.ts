@@ -10,7 +10,7 @@ import { imp, importError } from './helpers.js';
 const opts = { from: 'ltrace' };
 
 describe('ltrace importer', () => {
-  it('reads sizes above 2^53 as their nearest doubles', () => {
+  it('keeps sizes above 2^53 exactly, beside their nearest doubles', () => {
     // Digit by digit in doubles, 9223372036854775807 drifts to 2^63 + 2048; its nearest double is
     // 2^63, and 12345678901234567891's is 12345678901234567168 (not 12345678901234569216).
     const r = imp(
@@ -18,15 +18,42 @@ describe('ltrace importer', () => {
         'malloc(9223372036854775807)                      = nil',
         'malloc(12345678901234567891)                     = nil',
         'malloc(0x7fffffffffffffff)                       = nil',
+        'calloc(3, 0x20000000000001)                      = nil',
+        'malloc(24)                                       = 0x5555555592a0',
+        // 2^32 x 2^32 = 2^64 overflows: reallocarray fails and keeps the block, as realloc does
+        // with SIZE_MAX; 2^27 x (2^27 + 1) = 2^54 + 2^27 is exact.
+        'reallocarray(0x5555555592a0, 4294967296, 4294967296) = nil',
+        'reallocarray(0x5555555592a0, 134217728, 134217729) = nil',
+        'malloc(9007199254740993)                         = nil',
         '',
       ].join('\n'),
       opts,
     );
     expect(r.lines).toEqual([
-      '1: 1 malloc 9223372036854775808 0',
-      '2: 1 malloc 12345678901234567168 0',
-      '3: 1 malloc 9223372036854775808 0',
+      '1: 1 malloc 9223372036854775807 0',
+      '2: 1 malloc 12345678901234567891 0',
+      '3: 1 malloc 9223372036854775807 0',
+      '4: 1 calloc 3 9007199254740993 0',
+      '5: 1 malloc 24 0x5555555592a0',
+      '6: 1 realloc 0x5555555592a0 18446744073709551615 0',
+      '7: 1 realloc 0x5555555592a0 18014398643699712 0',
+      '8: 1 malloc 9007199254740993 0',
     ]);
+    // The doubles the replay works with are the nearest ones.
+    expect(r.events.map((e) => e.n1)).toEqual([
+      2 ** 63,
+      12345678901234567168,
+      2 ** 63,
+      3,
+      24,
+      2 ** 64,
+      2 ** 54 + 2 ** 27,
+      2 ** 53,
+    ]);
+    expect(r.events[3]!.n2).toBe(2 ** 53);
+    // An event without a big size has no exact spelling left from the one before it.
+    expect(r.events[4]!.exact1).toBeUndefined();
+    expect(r.events[3]!.exact1).toBeUndefined();
   });
 
   it('reads the calls villoc reads, and skips the rest with a count', () => {

@@ -10,6 +10,16 @@ import { imp, importError } from './helpers.js';
 const opts = { from: 'malloclab' };
 
 describe('malloclab importer', () => {
+  it('keeps sizes above 2^53 exactly', () => {
+    const r = imp('0\n2\n3\n1\na 0 18446744073709551615\na 1 16\nf 1\n', opts, 't.rep');
+    expect(r.lines).toEqual([
+      '5: 1 malloc 18446744073709551615 id0',
+      '6: 1 malloc 16 id1',
+      '7: 1 free id1',
+    ]);
+    expect(r.events[0]!.n1).toBe(2 ** 64);
+  });
+
   it('reads the header and every request', () => {
     const r = imp('20000\n2\n5\n1\na 0 512\na 1 128\nr 0 640\nf 1\nf 0\n', opts, 't.rep');
     expect(r.lines).toEqual([

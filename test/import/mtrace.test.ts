@@ -41,10 +41,9 @@ describe('mtrace importer', () => {
       '7: 1 malloc 48 0x555555559800',
       '8: 1 free 0x5555555592c0',
       '9: 1 realloc 0x555555559700 281474976710655 0',
-      // 0x7fffffffffffffff: the importers hold sizes as doubles, so 2^63 - 1 arrives as 2^63
-      // (the native reader keeps sizes above 2^53 exactly; the importers do not yet).
-      '10: 1 malloc 9223372036854775808 0',
-      '11: 1 realloc 0 9223372036854775808 0',
+      // 0x7fffffffffffffff: kept exactly, as the native reader keeps sizes above 2^53.
+      '10: 1 malloc 9223372036854775807 0',
+      '11: 1 realloc 0 9223372036854775807 0',
       '12: 1 free 0x555555559700',
       '13: 1 free 0x555555559800',
       '14: 1 free 0x5555555592e0',
