@@ -104,6 +104,11 @@ class ItemBlocks {
   ) {}
 }
 
+/** An object a snapshot leaves out: a restore makes a new one. */
+class Fresh {
+  constructor(readonly make: () => object) {}
+}
+
 /** Whether bytes [from, from + b.byteLength) of `a` are the bytes of b. */
 function sameBytes(a: TypedArray, from: number, b: ArrayBuffer): boolean {
   const at = a.byteOffset + from;
@@ -138,10 +143,15 @@ export class Snapshots {
   /** The blocks of each typed array or long array as last taken or restored. */
   private readonly last = new WeakMap<object, TypedBlocks | ItemBlocks>();
 
-  /** A snapshot of `state`, which goes on unchanged. */
-  take<T extends object>(state: T): Snapshot<T> {
+  /**
+   * A snapshot of `state`, which goes on unchanged; the objects of `fresh` are left out, and a
+   * restore makes them anew with the function each is given.
+   */
+  take<T extends object>(state: T, fresh?: ReadonlyMap<object, () => object>): Snapshot<T> {
     let bytes = 0;
     const copy = copier((v, copyItem) => {
+      const make = fresh?.get(v);
+      if (make !== undefined) return new Fresh(make);
       if (ArrayBuffer.isView(v)) {
         if (v instanceof DataView)
           throw new Error('ptsim internal error: a DataView in a checkpoint');
@@ -191,6 +201,7 @@ export class Snapshots {
   /** A new state, as snapshot s took it (s stays as it is, for later restores). */
   restore<T extends object>(s: Snapshot<T>): T {
     const copy = copier((v) => {
+      if (v instanceof Fresh) return v.make();
       if (v instanceof TypedBlocks) {
         const buf = new ArrayBuffer(v.byteLength);
         const bytes = new Uint8Array(buf);

@@ -19,7 +19,7 @@ import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED, M } from '../core/constants.js';
 import type { Process } from '../core/state.js';
 import { PAGE_SIZE } from '../kernel/kernel.js';
-import type { Replayer } from '../replay/replay.js';
+import { RecentFrees, type Replayer } from '../replay/replay.js';
 import { replaySink, type ReplaySettings } from '../replay/sink.js';
 import { NO_KEY, tokenKey } from '../trace/token-key.js';
 import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
@@ -241,6 +241,8 @@ export class Stepper {
   private readonly thin: boolean;
   /** Index of the last event replayed (-1: none). */
   private pos = -1;
+  /** Whether the replay runs from the start (not from a checkpoint, which has no recent frees). */
+  private fromStart = true;
   /** Set once the replay has met glibc's abort or a mistake: it cannot go past `stop.event - 1`. */
   stop: Stop | null = null;
   private readonly watched = new Map<string, Watch>();
@@ -338,6 +340,7 @@ export class Stepper {
     this.reader.seek(0);
     this.reader.leading(this.r);
     this.pos = -1;
+    this.fromStart = true;
     this.rewatch();
   }
 
@@ -347,12 +350,16 @@ export class Stepper {
     this.r = state.r;
     this.born = state.born;
     this.pos = c.pos;
+    this.fromStart = false;
     this.rewatch();
   }
 
   /** Takes a checkpoint after event i; thins them out when they outgrow their bytes. */
   private takeCheckpoint(i: number): void {
-    const snap = this.snapshots.take<State>({ r: this.r, born: this.born });
+    // The ring of recent frees is left out: only the message of a stop depends on it, and a stop
+    // met after a restore is met again from the start (advance).
+    const fresh = new Map([[this.r.recentFrees, () => new RecentFrees()]]);
+    const snap = this.snapshots.take<State>({ r: this.r, born: this.born }, fresh);
     this.checkpoints.push({ pos: i, snap });
     this.checkpointBytes += snap.bytes;
     if (!this.thin || this.checkpointBytes <= CHECKPOINT_BYTES) return;
@@ -385,6 +392,7 @@ export class Stepper {
     const before = explain ? this.before(ev) : null;
     try {
       this.r.event(ev);
+      if (this.r.aborted && !this.fromStart) return this.stopAgain(i, explain);
       if (this.r.aborted) {
         const a = this.r.finish().abort!;
         this.stop = { event: i, kind: 'abort', message: `glibc would abort here: ${a.message}` };
@@ -393,6 +401,7 @@ export class Stepper {
       this.reader.records(this.r);
     } catch (e) {
       if (e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError')) {
+        if (!this.fromStart) return this.stopAgain(i, explain);
         this.stop = { event: i, kind: 'mistake', message: e.message };
         // The model may be half-way through the event: replay up to the one before.
         this.goTo(i - 1);
@@ -406,6 +415,16 @@ export class Stepper {
     if (k === this.checkpoints.length && Number.isInteger(k)) this.takeCheckpoint(i);
     if (this.watched.size > 0) this.trackWatched(ev);
     return before === null ? null : this.explain(ev, before);
+  }
+
+  /**
+   * A stop met at event i by a replay from a checkpoint: its message may depend on the frees the
+   * checkpoint left out, so the replay runs again from the start and meets it there.
+   */
+  private stopAgain(i: number, explain: boolean): Step | null | false {
+    this.restart();
+    while (this.pos < i - 1) if (this.advance(false) === false) return false;
+    return this.advance(explain);
   }
 
   /** Takes note of the tokens event ev (just replayed) takes and returns. */
