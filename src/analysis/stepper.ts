@@ -445,9 +445,9 @@ export class Stepper {
   /** Goes to just after event n (-1: before the first), from a checkpoint when going back or far. */
   goTo(n: number): Step | null {
     const target = Math.min(n, this.last);
-    // From the latest checkpoint before the target, when going back or far forward (strictly
+    // From the latest checkpoint before the target, when going back or past a checkpoint (strictly
     // before it: the target's step is explained).
-    if (target < this.pos || target - this.pos > this.every) {
+    if (target < this.pos || target - this.pos > 1) {
       const c = this.checkpointBefore(target);
       if (c !== null && (target < this.pos || c.pos > this.pos)) this.restore(c);
       else if (target < this.pos) this.restart();
