@@ -24,7 +24,7 @@ the number of its stack (`^ID`; 4 bytes more an event). Lines are kept as runs o
  * that name it until then, take that number: the other tokens keep theirs.
  */
 
-import { NO_KEY } from '../trace/token-key.js';
+import { keyedTokenText, NO_KEY } from '../trace/token-key.js';
 import { ReadEvent } from '../trace/event.js';
 import {
   NULL_TOKEN,
@@ -120,15 +120,22 @@ export interface Edits {
   free?: { after: number; born: number; tid: number; key: number; id: number; token: string };
 }
 
+/**
+ * The buffers of the columns: shared where there is SharedArrayBuffer (Node; a browser page that is
+ * not cross-origin isolated, as the visualizer's, has none, and needs none: it sends no store).
+ */
+const Shared: new (n: number) => ArrayBufferLike =
+  typeof SharedArrayBuffer === 'function' ? SharedArrayBuffer : ArrayBuffer;
+
 function shared<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
-  Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  Kind: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
   n: number,
 ): T {
-  return new Kind(new SharedArrayBuffer(Math.max(1, n) * Kind.BYTES_PER_ELEMENT));
+  return new Kind(new Shared(Math.max(1, n) * Kind.BYTES_PER_ELEMENT));
 }
 
 function grown<T extends Float64Array | Int32Array | Uint32Array | Uint8Array>(
-  Kind: { new (b: SharedArrayBuffer): T; BYTES_PER_ELEMENT: number },
+  Kind: { new (b: ArrayBufferLike): T; BYTES_PER_ELEMENT: number },
   a: T,
   need: number,
 ): T {
@@ -468,6 +475,153 @@ class Cursor {
       if (c.key[j] === NO_KEY) this.text++;
     } else if ((op === Op.free || isAllocation(op)) && c.key[j] === NO_KEY) this.text++;
   }
+}
+
+/**
+ * A stored trace read one event at a time, from any event on, with the records that follow each:
+ * for a replay that goes back and forth (the stepper, stepper.ts). Events and records come as the
+ * trace's reader delivered them (as deliverStored delivers them, without the site records).
+ */
+export class StoredReader {
+  private cursor: Cursor;
+  /** The first group of records that may follow the next event read. */
+  private g = 0;
+  private readonly ev = new ReadEvent();
+  /** The event last read, until its records are delivered (-1: none). */
+  private lastRead = -1;
+
+  constructor(private readonly t: StoredTrace) {
+    this.cursor = new Cursor(t);
+  }
+
+  /** The index of the next event read. */
+  get next(): number {
+    return this.cursor.i;
+  }
+
+  /** Delivers the records that stand before the first event, if any, to sink. */
+  leading(sink: TraceSink): void {
+    const first = this.t.records[0];
+    if (first === undefined || first.after !== -1) return;
+    deliverRecords(first, sink, undefined);
+    sink.recordsEnd?.();
+  }
+
+  /** The next event read is event i. */
+  seek(i: number): void {
+    this.lastRead = -1;
+    const at = this.cursor.i;
+    if (i === at) return;
+    if (i > at && i - at < CHUNK) while (this.cursor.i < i) this.cursor.skip();
+    else this.cursor = new Cursor(this.t, i);
+    // The first group after event i - 1 or later.
+    const groups = this.t.records;
+    let lo = 0;
+    let hi = groups.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (groups[mid]!.after < i) lo = mid + 1;
+      else hi = mid;
+    }
+    this.g = lo;
+  }
+
+  /**
+   * Event i (the same object each time: valid until the next read), read again only when it is not
+   * the event last read, whose records are not yet delivered.
+   */
+  at(i: number): ReadEvent {
+    if (this.lastRead === i) return this.ev;
+    this.seek(i);
+    return this.read();
+  }
+
+  /** The next event (the same object each time: valid until the next read). */
+  read(): ReadEvent {
+    const ev = this.ev;
+    const i = this.cursor.i;
+    this.lastRead = i;
+    this.cursor.read(ev);
+    const groups = this.t.records;
+    while (this.g < groups.length && groups[this.g]!.after < i) this.g++;
+    ev.recordsFollow = this.g < groups.length && groups[this.g]!.after === i ? true : undefined;
+    return ev;
+  }
+
+  /** Delivers the records that follow the event last read, if it has any, to sink. */
+  records(sink: TraceSink): void {
+    this.lastRead = -1;
+    if (this.ev.recordsFollow !== true) return;
+    deliverRecords(this.t.records[this.g++]!, sink, undefined);
+    sink.recordsEnd?.();
+  }
+}
+
+/** Event i of a stored trace, as its reader delivered it (a new object). */
+export function storedReadEvent(t: StoredTrace, i: number): ReadEvent {
+  const ev = new ReadEvent();
+  new Cursor(t, i).read(ev);
+  return ev;
+}
+
+/** The number of the token event i returns (an allocation's, realloc's NEW), or -1. */
+export function returnedTokenId(t: StoredTrace, i: number): number {
+  const c = t.chunks[Math.floor(i / CHUNK)]!;
+  const j = i % CHUNK;
+  const op = c.op[j]!;
+  return isAllocation(op) || op === Op.realloc ? c.id[j]! : -1;
+}
+
+/** The texts of the tokens events `events` (in increasing order) return ('' for NULL). */
+export function returnedTokens(t: StoredTrace, events: readonly number[]): string[] {
+  const out: string[] = [];
+  const ev = new ReadEvent();
+  let cursor: Cursor | null = null;
+  for (const i of events) {
+    const c = t.chunks[Math.floor(i / CHUNK)]!;
+    const key = c.key[i % CHUNK]!;
+    if (key !== NO_KEY) {
+      out.push(key === 0 ? NULL_TOKEN : keyedTokenText(key));
+      continue;
+    }
+    // A token without a key: its text, read on from the last one read when it is near.
+    if (cursor === null || cursor.i > i || i - cursor.i >= CHUNK) cursor = new Cursor(t, i);
+    while (cursor.i < i) cursor.skip();
+    cursor.read(ev);
+    out.push(ev.out);
+  }
+  return out;
+}
+
+/**
+ * The event, up to event `upTo`, that returned the live block the token (key and text) names
+ * then: the last that returned it, when none took it since; -1 when none.
+ */
+export function tokenReturnedAt(t: StoredTrace, key: number, text: string, upTo: number): number {
+  let born = -1;
+  if (key === 0) return born;
+  const ev = new ReadEvent();
+  const cursor = new Cursor(t);
+  const same = (k: number, s: () => string): boolean =>
+    k === key && (key !== NO_KEY || s() === text);
+  while (cursor.i <= upTo && cursor.i < t.count) {
+    const i = cursor.i;
+    const c = t.chunks[Math.floor(i / CHUNK)]!;
+    const j = i % CHUNK;
+    const op = c.op[j]!;
+    // Events that name no token of this key are passed without making their texts.
+    const named =
+      (op === Op.realloc && (c.key[j] === key || t.reallocKey[cursor.realloc] === key)) ||
+      ((op === Op.free || isAllocation(op)) && c.key[j] === key);
+    if (!named) {
+      cursor.skip();
+      continue;
+    }
+    cursor.read(ev);
+    if ((op === Op.free || op === Op.realloc) && same(ev.inKey, () => ev.in)) born = -1;
+    if (op !== Op.free && same(ev.outKey, () => ev.out)) born = i;
+  }
+  return born;
 }
 
 /**

@@ -131,7 +131,13 @@ const RETURNS_BLOCK = new Set<number>([Op.malloc, Op.calloc, Op.memalign, Op.val
  * The trace's token of each live block, kept from the events as they complete: the model knows a
  * block by the event that returned it (ChunkStore.born), the trace by its token.
  */
-export class TokenBook {
+/** The token of the live block each event returned, as the trace names it. */
+export interface TokenNames {
+  /** The token of the block returned by event i, or null. */
+  tokenOf(i: number): string | null;
+}
+
+export class TokenBook implements TokenNames {
   private byEvent = new Map<number, string>();
   private byToken = new Map<string, number>();
 
@@ -229,7 +235,7 @@ function stateOf(s: Process, h: number, structs: Set<number>, tops: Set<number>)
 }
 
 /** Every chunk of the process, by arena (main first, mmapped chunks last), heap and address. */
-export function chunksOf(s: Process, book: TokenBook | null): ChunkView[] {
+export function chunksOf(s: Process, book: TokenNames | null): ChunkView[] {
   const ck = s.ck;
   const structs = tcacheStructs(s);
   const tops = new Set<number>();
@@ -401,7 +407,7 @@ function mapsOf(s: Process): MappingView[] {
 /** The picture of the process a replayer holds, after event `event` (line `line`). */
 export function heapView(
   r: Replayer,
-  book: TokenBook | null,
+  book: TokenNames | null,
   event: number,
   line: number,
 ): HeapView {

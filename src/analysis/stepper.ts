@@ -3,42 +3,37 @@
  * at a time, forwards and back, with each step explained in one plain sentence from the model's
  * state before and after it.
  *
+ * The trace is held as explain holds it (event-store.ts): columns of typed arrays, about 33 bytes
+ * an event, not an object per event; what a step's sentence or the heap view needs of an event
+ * (its tokens' texts, its line) is read from the columns when that event is shown.
+ *
  * Going forward continues the replay. Going back restores the nearest checkpoint before the target
- * (a copy of the replay's whole state, taken every `checkpointEvery` events as the replay first
- * passes there: checkpoint.ts) and replays forward from it, so that any event is at most that many
- * events of replay away. Nothing here does I/O: the caller delivers the trace (Stepper.read).
+ * (a snapshot of the replay's whole state, taken every `checkpointEvery` events as the replay
+ * first passes there: checkpoint.ts) and replays forward from it, so that any event is at most
+ * that many events of replay away. Snapshots share the blocks of the state that have not changed
+ * since the one before; when they outgrow CHECKPOINT_BYTES, every other one goes. Nothing here
+ * does I/O: the caller delivers the trace (Stepper.read).
  */
 
 import { NIL, St } from '../core/chunks.js';
 import { IS_MMAPPED, M } from '../core/constants.js';
 import type { Process } from '../core/state.js';
 import { PAGE_SIZE } from '../kernel/kernel.js';
-import type { Replayer } from '../replay/replay.js';
+import { RecentFrees, type Replayer } from '../replay/replay.js';
 import { replaySink, type ReplaySettings } from '../replay/sink.js';
+import { NO_KEY, tokenKey } from '../trace/token-key.js';
+import { OP_NAMES, Op, type TraceEvent, type TraceHeader, type TraceSink } from '../trace/types.js';
+import { snapshotBytes, Snapshots, type Snapshot } from './checkpoint.js';
 import {
-  OP_NAMES,
-  Op,
-  type RssSample,
-  type TouchRecord,
-  type TraceEvent,
-  type TraceHeader,
-  type TraceSink,
-} from '../trace/types.js';
-import { checkpoint } from './checkpoint.js';
-import { chunkPlace, heapView, TokenBook, type HeapView } from './heap-view.js';
-
-/** What the reader delivered, kept in order. */
-type Item =
-  { kind: 'touch'; rec: TouchRecord } | { kind: 'rss'; sample: RssSample } | { kind: 'end' };
-
-interface Held {
-  ev: TraceEvent;
-  /** The records after it (touch, rss, then end), when it has any; NO_RECORDS when it has none. */
-  after: Item[];
-}
-
-/** The records of the many events that have none: one array for all of them, never added to. */
-const NO_RECORDS: readonly Item[] = Object.freeze([]);
+  returnedTokenId,
+  returnedTokens,
+  StoredReader,
+  storedReadEvent,
+  tokenReturnedAt,
+  TraceStore,
+  type StoredTrace,
+} from './event-store.js';
+import { chunkPlace, heapView, type HeapView, type TokenNames } from './heap-view.js';
 
 export interface StepperOptions {
   settings: ReplaySettings;
@@ -47,17 +42,13 @@ export interface StepperOptions {
   fallbackCores?: number;
   /** The same for a release that counts the CPUs it may run on (2.34, 2.35). */
   fallbackAllowedCores?: number;
-  /** Events between checkpoints (default: a 64th of the trace, at least 4096; 0: none). */
+  /**
+   * Events between checkpoints (0: none). By default CHECKPOINT_EVERY, and twice as many each
+   * time the checkpoints outgrow CHECKPOINT_BYTES.
+   */
   checkpointEvery?: number;
   /** Called after each event replayed (every time it is replayed), with the replay's state. */
   observe?: (ev: TraceEvent, r: Replayer) => void;
-}
-
-/** A copy of the replay's state after event `pos`. */
-interface Checkpoint {
-  pos: number;
-  r: Replayer;
-  book: TokenBook;
 }
 
 /** One event replayed and explained. */
@@ -203,27 +194,69 @@ function binName(state: number, bin: number, size: number): string {
   return bin < 64 ? `small bin ${bin}` : `large bin ${bin}`;
 }
 
+/**
+ * Events between checkpoints, unless the options say; doubled each time the checkpoints outgrow
+ * CHECKPOINT_BYTES.
+ */
+const CHECKPOINT_EVERY = 8192;
+/** Bytes the checkpoints may take; beyond, every other one goes (the rest twice as far apart). */
+const CHECKPOINT_BYTES = 256 * 2 ** 20;
+
+/** What a checkpoint keeps: the replay, and the event that returned each token number's block. */
+interface State {
+  r: Replayer;
+  born: Int32Array;
+}
+
+/** A snapshot of the replay's state after event `pos`. */
+interface Checkpoint {
+  pos: number;
+  snap: Snapshot<State>;
+}
+
+/** A watched token: its key and text, and the event that returned the block it names (-1: none). */
+interface Watch {
+  key: number;
+  text: string;
+  born: number;
+  /** The last known chunk address of its block (-1: none yet). */
+  addr: number;
+}
+
 export class Stepper {
-  private held: Held[] = [];
-  /** Records before the first event. */
-  private leading: Item[] = [];
-  private header: TraceHeader = { env: [], facts: new Map() };
   private r!: Replayer;
-  private book = new TokenBook();
+  /**
+   * For each token number, the event that returned the live block the token of that number names
+   * now (-1: none): the step's sentences and the heap view's tokens, as the trace names them.
+   */
+  private born: Int32Array;
+  private readonly reader: StoredReader;
   /** Events between checkpoints (0: none), and the checkpoints, every one up to the furthest. */
   private every = 0;
-  private readonly checkpoints: Checkpoint[] = [];
+  private checkpoints: Checkpoint[] = [];
+  private readonly snapshots = new Snapshots();
+  /** Bytes the checkpoints take. */
+  private checkpointBytes = 0;
+  /** Whether the checkpoints may be thinned when they outgrow CHECKPOINT_BYTES. */
+  private readonly thin: boolean;
   /** Index of the last event replayed (-1: none). */
   private pos = -1;
+  /** Whether the replay runs from the start (not from a checkpoint, which has no recent frees). */
+  private fromStart = true;
   /** Set once the replay has met glibc's abort or a mistake: it cannot go past `stop.event - 1`. */
   stop: Stop | null = null;
-  /** The last known chunk address of each watched token. */
-  private readonly watched = new Map<string, number>();
+  private readonly watched = new Map<string, Watch>();
 
   private constructor(
     readonly trace: string,
+    private readonly store: StoredTrace,
     private readonly opts: StepperOptions,
-  ) {}
+  ) {
+    this.reader = new StoredReader(store);
+    this.born = new Int32Array(store.maxId + 1).fill(-1);
+    this.every = opts.checkpointEvery ?? CHECKPOINT_EVERY;
+    this.thin = opts.checkpointEvery === undefined;
+  }
 
   /**
    * Takes the trace into memory from `read`, which delivers it to the sink it is given (a mistake
@@ -234,53 +267,13 @@ export class Stepper {
     read: (sink: TraceSink) => Promise<unknown> | void,
     opts: StepperOptions,
   ): Promise<Stepper> {
-    const st = new Stepper(name, opts);
-    let last: Held | null = null;
-    await read({
-      header: (h) => {
-        st.header = h;
-      },
-      event: (ev) => {
-        last = {
-          ev: {
-            index: ev.index,
-            line: ev.line,
-            time: ev.time,
-            tid: ev.tid,
-            op: ev.op,
-            n1: ev.n1,
-            n2: ev.n2,
-            out: ev.out,
-            in: ev.in,
-            param: ev.param,
-            recordsFollow: ev.recordsFollow === true,
-          },
-          after: NO_RECORDS as Item[],
-        };
-        st.held.push(last);
-      },
-      touch: (rec) => {
-        const item: Item = { kind: 'touch', rec: { ...rec, pages: rec.pages.slice() } };
-        st.recordsAfter(last).push(item);
-      },
-      rss: (sample) => {
-        const item: Item = { kind: 'rss', sample: { ...sample } };
-        st.recordsAfter(last).push(item);
-      },
-      recordsEnd: () => {
-        st.recordsAfter(last).push({ kind: 'end' });
-      },
-    });
-    st.every = opts.checkpointEvery ?? Math.max(4096, Math.ceil(st.held.length / 64));
+    const store = new TraceStore(Number.POSITIVE_INFINITY);
+    await read(store);
+    const t = store.finish();
+    if (t === null) throw new Error(`ptsim internal error: ${name} could not be held in memory`);
+    const st = new Stepper(name, t, opts);
     st.restart();
     return st;
-  }
-
-  /** Where a record read after event `last` (null: before the first event) is kept. */
-  private recordsAfter(last: Held | null): Item[] {
-    if (last === null) return this.leading;
-    if (last.after === NO_RECORDS) last.after = [];
-    return last.after;
   }
 
   /**
@@ -288,32 +281,33 @@ export class Stepper {
    * reader delivered it.
    */
   feed(sink: TraceSink): void {
-    sink.header(this.header);
-    const give = (it: Item): void => {
-      if (it.kind === 'touch') sink.touch?.(it.rec);
-      else if (it.kind === 'rss') sink.rss?.(it.sample);
-      else sink.recordsEnd?.();
-    };
-    for (const it of this.leading) give(it);
-    for (const h of this.held) {
-      sink.event(h.ev);
-      for (const it of h.after) give(it);
+    const reader = new StoredReader(this.store);
+    sink.header(this.store.header);
+    reader.leading(sink);
+    for (let i = 0; i < this.store.count; i++) {
+      sink.event(reader.read());
+      reader.records(sink);
     }
   }
 
   /** The trace's header, as its reader gave it. */
   get traceHeader(): TraceHeader {
-    return this.header;
+    return this.store.header;
   }
 
   /** Events in the trace. */
   get events(): number {
-    return this.held.length;
+    return this.store.count;
   }
 
   /** Events between checkpoints (0: none). */
   get checkpointInterval(): number {
     return this.every;
+  }
+
+  /** Checkpoints taken so far, and the bytes they take. */
+  get checkpointStats(): { count: number; bytes: number } {
+    return { count: this.checkpoints.length, bytes: this.checkpointBytes };
   }
 
   /** Index of the last event replayed (-1 before the first). */
@@ -323,7 +317,7 @@ export class Stepper {
 
   /** The last event the replay can reach. */
   get last(): number {
-    return this.stop === null ? this.held.length - 1 : this.stop.event - 1;
+    return this.stop === null ? this.store.count - 1 : this.stop.event - 1;
   }
 
   /** The replay's state now. */
@@ -333,30 +327,47 @@ export class Stepper {
 
   /** A fresh replay, before the first event. */
   private restart(): void {
-    this.book = new TokenBook();
-    const observe = this.opts.observe;
     const rs = replaySink(this.trace, {
       ...this.opts.settings,
       fallbackCores: this.opts.fallbackCores,
       fallbackAllowedCores: this.opts.fallbackAllowedCores,
       onWarning: this.opts.onWarning,
-      // The book of the replay being run: after a restore, the restored copy's.
-      observe: (ev, r) => {
-        if (!r.aborted) this.book.see(ev);
-        observe?.(ev, r);
-      },
+      observe: this.opts.observe,
     });
-    rs.sink.header(this.header);
+    rs.sink.header(this.store.header);
     this.r = rs.replayer!;
-    for (const it of this.leading) this.deliver(it);
+    this.born.fill(-1);
+    this.reader.seek(0);
+    this.reader.leading(this.r);
     this.pos = -1;
+    this.fromStart = true;
+    this.rewatch();
   }
 
   /** Goes back to checkpoint c (a copy of it: the checkpoint stays as it was). */
   private restore(c: Checkpoint): void {
-    this.r = checkpoint(c.r);
-    this.book = c.book.clone();
+    const state = this.snapshots.restore(c.snap);
+    this.r = state.r;
+    this.born = state.born;
     this.pos = c.pos;
+    this.fromStart = false;
+    this.rewatch();
+  }
+
+  /** Takes a checkpoint after event i; thins them out when they outgrow their bytes. */
+  private takeCheckpoint(i: number): void {
+    // The ring of recent frees is left out: only the message of a stop depends on it, and a stop
+    // met after a restore is met again from the start (advance).
+    const fresh = new Map([[this.r.recentFrees, () => new RecentFrees()]]);
+    const snap = this.snapshots.take<State>({ r: this.r, born: this.born }, fresh);
+    this.checkpoints.push({ pos: i, snap });
+    this.checkpointBytes += snap.bytes;
+    if (!this.thin || this.checkpointBytes <= CHECKPOINT_BYTES) return;
+    // Every other one goes (those that stay are twice as far apart); the bytes of the blocks still
+    // shared are counted again.
+    this.every *= 2;
+    this.checkpoints = this.checkpoints.filter((c) => (c.pos + 1) % this.every === 0);
+    this.checkpointBytes = snapshotBytes(this.checkpoints.map((c) => c.snap));
   }
 
   /** The latest checkpoint strictly before event `target`, or null. */
@@ -373,29 +384,24 @@ export class Stepper {
     return null;
   }
 
-  private deliver(it: Item): void {
-    const r = this.r;
-    if (it.kind === 'touch') r.touch(it.rec);
-    else if (it.kind === 'rss') r.rss(it.sample);
-    else r.recordsEnd();
-  }
-
   /** Replays the next event; false when there is none (the end, an abort, a mistake). */
   private advance(explain: boolean): Step | null | false {
     const i = this.pos + 1;
     if (i > this.last) return false;
-    const h = this.held[i]!;
-    const before = explain ? this.before(h.ev) : null;
+    const ev = this.reader.at(i);
+    const before = explain ? this.before(ev) : null;
     try {
-      this.r.event(h.ev);
+      this.r.event(ev);
+      if (this.r.aborted && !this.fromStart) return this.stopAgain(i, explain);
       if (this.r.aborted) {
         const a = this.r.finish().abort!;
         this.stop = { event: i, kind: 'abort', message: `glibc would abort here: ${a.message}` };
         return false;
       }
-      for (const it of h.after) this.deliver(it);
+      this.reader.records(this.r);
     } catch (e) {
       if (e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError')) {
+        if (!this.fromStart) return this.stopAgain(i, explain);
         this.stop = { event: i, kind: 'mistake', message: e.message };
         // The model may be half-way through the event: replay up to the one before.
         this.goTo(i - 1);
@@ -404,19 +410,44 @@ export class Stepper {
       throw e;
     }
     this.pos = i;
+    this.see(ev);
     const k = this.every > 0 ? (i + 1) / this.every - 1 : -1;
-    if (k === this.checkpoints.length && Number.isInteger(k))
-      this.checkpoints.push({ pos: i, r: checkpoint(this.r), book: this.book.clone() });
-    this.trackWatched();
-    return before === null ? null : this.explain(h.ev, before);
+    if (k === this.checkpoints.length && Number.isInteger(k)) this.takeCheckpoint(i);
+    if (this.watched.size > 0) this.trackWatched(ev);
+    return before === null ? null : this.explain(ev, before);
+  }
+
+  /**
+   * A stop met at event i by a replay from a checkpoint: its message may depend on the frees the
+   * checkpoint left out, so the replay runs again from the start and meets it there.
+   */
+  private stopAgain(i: number, explain: boolean): Step | null | false {
+    this.restart();
+    while (this.pos < i - 1) if (this.advance(false) === false) return false;
+    return this.advance(explain);
+  }
+
+  /** Takes note of the tokens event ev (just replayed) takes and returns. */
+  private see(ev: TraceEvent): void {
+    const op = ev.op;
+    // realloc to a size that fails in the model keeps OLD live: the replay says so in a warning,
+    // and the tokens are those of the trace, as the replay's numbers are.
+    if ((op === Op.free || op === Op.realloc) && ev.inId !== undefined && ev.inId >= 0)
+      this.born[ev.inId] = -1;
+    if (op !== Op.free && ev.outId !== undefined && ev.outId >= 0) this.born[ev.outId] = ev.index;
+  }
+
+  /** The event that returned the live block of the token event ev takes (-1: none). */
+  private bornOfIn(ev: TraceEvent): number {
+    return ev.inId !== undefined && ev.inId >= 0 ? this.born[ev.inId]! : -1;
   }
 
   /** Goes to just after event n (-1: before the first), from a checkpoint when going back or far. */
   goTo(n: number): Step | null {
     const target = Math.min(n, this.last);
-    // From the latest checkpoint before the target, when going back or far forward (strictly
+    // From the latest checkpoint before the target, when going back or past a checkpoint (strictly
     // before it: the target's step is explained).
-    if (target < this.pos || target - this.pos > this.every) {
+    if (target < this.pos || target - this.pos > 1) {
       const c = this.checkpointBefore(target);
       if (c !== null && (target < this.pos || c.pos > this.pos)) this.restore(c);
       else if (target < this.pos) this.restart();
@@ -450,7 +481,7 @@ export class Stepper {
     for (;;) {
       const i = this.pos + 1;
       if (i > this.last) return null;
-      const pick = before(this.held[i]!.ev);
+      const pick = before(this.reader.at(i));
       const r = this.advance(pick || after !== null);
       if (r === false) return null;
       if (pick || (after !== null && after(r!))) return r;
@@ -459,18 +490,37 @@ export class Stepper {
 
   /** The event at index i as the trace has it. */
   eventAt(i: number): TraceEvent | null {
-    return this.held[i]?.ev ?? null;
+    return i >= 0 && i < this.store.count ? storedReadEvent(this.store, i) : null;
   }
 
   /** The heap view at the current position. */
   view(): HeapView {
-    const ev = this.pos >= 0 ? this.held[this.pos]!.ev : null;
-    return heapView(this.replayer, this.book, this.pos, ev === null ? 0 : ev.line);
+    const s = this.r.process;
+    const ck = s.ck;
+    // The tokens of the live blocks, as the trace names them: only those of the chunks shown.
+    const events: number[] = [];
+    for (let h = 0; h < ck.highWater; h++) {
+      const e = ck.born[h]!;
+      if (ck.state[h] === St.INUSE && e >= 0 && e < this.store.count) {
+        const id = returnedTokenId(this.store, e);
+        if (id >= 0 && this.born[id] === e) events.push(e);
+      }
+    }
+    events.sort((a, b) => a - b);
+    const texts = returnedTokens(this.store, events);
+    const names = new Map<number, string>();
+    for (let k = 0; k < events.length; k++) names.set(events[k]!, texts[k]!);
+    const book: TokenNames = { tokenOf: (e) => names.get(e) ?? null };
+    const line = this.pos >= 0 ? storedReadEvent(this.store, this.pos).line : 0;
+    return heapView(this.r, book, this.pos, line);
   }
 
   watch(token: string): void {
-    this.watched.set(token, -1);
-    this.trackWatched();
+    const key = tokenKey(token);
+    const w: Watch = { key, text: key === NO_KEY ? token : '', born: -1, addr: -1 };
+    w.born = tokenReturnedAt(this.store, key, w.text, this.pos);
+    this.watched.set(token, w);
+    this.trackWatch(w);
   }
 
   unwatch(token: string): boolean {
@@ -481,21 +531,39 @@ export class Stepper {
     return [...this.watched.keys()];
   }
 
-  private trackWatched(): void {
-    const s = this.replayer.process;
-    for (const t of this.watched.keys()) {
-      const e = this.book.eventOf(t);
-      if (e < 0) continue;
-      const h = chunkBornAt(s, e);
-      if (h !== NIL) this.watched.set(t, s.ck.addr[h]!);
+  /** The watched tokens' events again, after a restart or a restore. */
+  private rewatch(): void {
+    for (const w of this.watched.values())
+      w.born = tokenReturnedAt(this.store, w.key, w.text, this.pos);
+  }
+
+  /** Follows the watched tokens through event ev, just replayed. */
+  private trackWatched(ev: TraceEvent): void {
+    for (const w of this.watched.values()) {
+      const same = (key: number, text: () => string): boolean =>
+        key === w.key && (key !== NO_KEY || text() === w.text);
+      if ((ev.op === Op.free || ev.op === Op.realloc) && same(ev.inKey ?? -2, () => ev.in))
+        w.born = -1;
+      if (ev.op !== Op.free && same(ev.outKey ?? -2, () => ev.out)) w.born = ev.index;
+      this.trackWatch(w);
     }
+  }
+
+  /** Where a watched token's block is now, while it is live. */
+  private trackWatch(w: Watch): void {
+    if (w.born < 0) return;
+    const s = this.r.process;
+    const h = chunkBornAt(s, w.born);
+    if (h !== NIL) w.addr = s.ck.addr[h]!;
   }
 
   /** Where a watched token's block is now, in one line. */
   whereIs(token: string): string {
     const s = this.replayer.process;
     const ck = s.ck;
-    const e = this.book.eventOf(token);
+    const w = this.watched.get(token);
+    const key = tokenKey(token);
+    const e = w?.born ?? tokenReturnedAt(this.store, key, key === NO_KEY ? token : '', this.pos);
     if (e >= 0) {
       const h = chunkBornAt(s, e);
       if (h !== NIL) {
@@ -504,7 +572,7 @@ export class Stepper {
         return `${token}: live, ${aSize(ck.size[h]!)} chunk in the ${where}${p.arena > 0 ? ` heap ${p.heap}` : ''} at offset ${p.off} (${ck.req[h]} bytes asked for, since event ${e})`;
       }
     }
-    const addr = this.watched.get(token) ?? -1;
+    const addr = w?.addr ?? -1;
     if (addr < 0) return `${token}: not live now`;
     const h = chunkHolding(s, addr);
     if (h === NIL) return `${token}: not live; its memory went back to the kernel`;
@@ -534,7 +602,7 @@ export class Stepper {
     }
     let taken: Before['taken'] = null;
     if ((ev.op === Op.free || ev.op === Op.realloc) && ev.in !== '') {
-      const e = this.book.eventOf(ev.in);
+      const e = this.bornOfIn(ev);
       const h = e < 0 ? NIL : chunkBornAt(s, e);
       if (h !== NIL)
         taken = {
@@ -582,12 +650,12 @@ export class Stepper {
         const t = b.taken;
         if (t === null)
           return step('the block was not live in the model, so nothing happened', null);
-        return step(this.freed(t, b) + consolidated, t.arena);
+        return step(this.freed(ev, t, b) + consolidated, t.arena);
       }
       case Op.realloc: {
         const t = b.taken;
         if (ev.n1 === 0 && t !== null)
-          return step(`realloc to 0 bytes frees the block: ${this.freed(t, b)}`, t.arena);
+          return step(`realloc to 0 bytes frees the block: ${this.freed(ev, t, b)}`, t.arena);
         if (t === null) return this.allocated(ev, b, step);
         const h = this.returned(ev);
         if (h === NIL) return step(`returned NULL; ${ev.in} stays where it was`, t.arena);
@@ -646,7 +714,7 @@ export class Stepper {
   /** The handle of the block event ev returned, or NIL. */
   private returned(ev: TraceEvent): number {
     if (ev.out === '') return NIL;
-    return this.book.eventOf(ev.out) === ev.index
+    return ev.outId !== undefined && ev.outId >= 0 && this.born[ev.outId] === ev.index
       ? chunkBornAt(this.replayer.process, ev.index)
       : NIL;
   }
@@ -725,7 +793,7 @@ export class Stepper {
   }
 
   /** What free did with the block t (before: b). */
-  private freed(t: NonNullable<Before['taken']>, b: Before): string {
+  private freed(ev: TraceEvent, t: NonNullable<Before['taken']>, b: Before): string {
     const s = this.replayer.process;
     const ck = s.ck;
     const size = t.size;
@@ -742,7 +810,7 @@ export class Stepper {
     if (h === NIL) return `the ${size}-byte chunk was freed and its memory went back to the kernel`;
     const st = ck.state[h]!;
     if (st === St.TCACHE) {
-      const th = s.threads.get(this.held[this.pos]!.ev.tid);
+      const th = s.threads.get(ev.tid);
       const n = th?.tcache?.counts[ck.bin[h]!] ?? 0;
       return `the ${size}-byte chunk went into the tcache (bin ${hex(size)}, now ${n} of ${s.mp.tcacheCount})`;
     }

@@ -188,6 +188,20 @@ export interface ReplaySummary {
 /** How many freed tokens are remembered to tell a double free from a never-seen token (a power of 2). */
 const FREED_MEMORY = 65536;
 
+/**
+ * The last FREED_MEMORY frees of a replay (a ring): token (key, and text for a token without one;
+ * the text in a keyed token's slot is stale), user address and line, searched only when a free
+ * names a token that is not live, to tell a double free from a token never seen. Only the message
+ * of a replay's stop depends on it (a checkpoint may leave it out: stepper.ts).
+ */
+export class RecentFrees {
+  readonly key = new Float64Array(FREED_MEMORY);
+  readonly text: string[] = new Array<string>(FREED_MEMORY).fill('');
+  readonly mem = new Float64Array(FREED_MEMORY);
+  readonly line = new Float64Array(FREED_MEMORY);
+  next = 0;
+}
+
 /** What run() returns for a call that returns no block (free, mallopt, ...). */
 const NO_BLOCK = -2;
 
@@ -217,16 +231,8 @@ export class Replayer implements TraceSink {
   private readonly numbers = new TokenNumbers();
   /** Tokens whose call returned NULL in the model although the recording got a block. */
   private readonly deadTokens = new TokenTable(16);
-  /**
-   * The last FREED_MEMORY frees (a ring): token (key, and text for a token without one; the text
-   * in a keyed token's slot is stale), user address and line, searched only when a free names a
-   * token that is not live, to tell a double free from a token never seen.
-   */
-  private readonly freedKey = new Float64Array(FREED_MEMORY);
-  private readonly freedText: string[] = new Array<string>(FREED_MEMORY).fill('');
-  private readonly freedMem = new Float64Array(FREED_MEMORY);
-  private readonly freedLine = new Float64Array(FREED_MEMORY);
-  private freedNext = 0;
+  /** The last frees, to tell a double free from a token never seen (RecentFrees). */
+  readonly recentFrees = new RecentFrees();
   private mainTid = -1;
   /** The process's main thread (the thread of the first event), whatever its number becomes later. */
   private mainThread: ThreadState | null = null;
@@ -696,22 +702,24 @@ export class Replayer implements TraceSink {
 
   /** Records a freed token and its user address in the ring of recent frees (the text only for a token without a key). */
   private remember(ev: TraceEvent, key: number, text: string, mem: number): void {
-    const slot = this.freedNext;
-    this.freedNext = (slot + 1) & (FREED_MEMORY - 1);
-    this.freedKey[slot] = key;
-    if (key === NO_KEY) this.freedText[slot] = text;
-    this.freedMem[slot] = mem;
-    this.freedLine[slot] = ev.line;
+    const f = this.recentFrees;
+    const slot = f.next;
+    f.next = (slot + 1) & (FREED_MEMORY - 1);
+    f.key[slot] = key;
+    if (key === NO_KEY) f.text[slot] = text;
+    f.mem[slot] = mem;
+    f.line[slot] = ev.line;
   }
 
   /** A free or realloc of a token that is not live: a double free, or a token never seen. */
   private notLive(ev: TraceEvent, key: number, what: string): never {
     const text = key === NO_KEY ? ev.in : '';
     const name = tokenName(key, text);
+    const f = this.recentFrees;
     let slot = -1;
     for (let k = 1; k <= FREED_MEMORY; k++) {
-      const i = (this.freedNext - k + FREED_MEMORY) % FREED_MEMORY;
-      if (this.freedKey[i] === key && (key !== NO_KEY || this.freedText[i] === text)) {
+      const i = (f.next - k + FREED_MEMORY) % FREED_MEMORY;
+      if (f.key[i] === key && (key !== NO_KEY || f.text[i] === text)) {
         slot = i;
         break;
       }
@@ -725,12 +733,12 @@ export class Replayer implements TraceSink {
       );
     }
     // glibc is handed the old address again: what would it make of it now?
-    const mem = this.freedMem[slot]!;
+    const mem = f.mem[slot]!;
     const verdict =
       what === 'realloc'
         ? reallocAgainVerdict(this.process, mem, ev.n1)
         : freeAgainVerdict(this.process, mem);
-    const already = `${what} of ${name}, which was already freed at line ${this.freedLine[slot]}`;
+    const already = `${what} of ${name}, which was already freed at line ${f.line[slot]}`;
     if (verdict === 'undetected') {
       throw new ReplayError(
         this.file,

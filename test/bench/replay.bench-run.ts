@@ -697,17 +697,25 @@ it.skipIf(ONLY !== 'profile')('profiles a replay, by layer', async () => {
 
 async function benchScrub(trace: Trace): Promise<void> {
   const { gz } = trace;
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(0)} MiB`;
   const t0 = performance.now();
   const st = await Stepper.read(gz, (sink) => openTrace(gz, sink, { displayName: gz }), {
     settings: { cores: cpus().length },
   });
   const read = performance.now() - t0;
+  const heapRead = process.memoryUsage();
   st.goTo(st.last);
   const loaded = performance.now() - t0;
+  const mem = process.memoryUsage();
+  const cps = st.checkpointStats;
   console.log(
-    `ptsim web engine: read ${(read / 1000).toFixed(2)} s, first pass with a checkpoint every ${st.checkpointInterval} events ${((loaded - read) / 1000).toFixed(2)} s, heap ${(process.memoryUsage().heapUsed / 2 ** 20).toFixed(0)} MiB, resident ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
+    `ptsim web engine: read ${(read / 1000).toFixed(2)} s (heap ${mib(heapRead.heapUsed)}, array buffers ${mib(heapRead.arrayBuffers)}), first pass with a checkpoint every ${st.checkpointInterval} events ${((loaded - read) / 1000).toFixed(2)} s; ${cps.count} checkpoints of ${mib(cps.bytes)} (${(cps.bytes / Math.max(1, cps.count) / 1024).toFixed(0)} KiB each); heap ${mib(mem.heapUsed)}, array buffers ${mib(mem.arrayBuffers)}, resident ${mib(mem.rss)}`,
   );
   const rng = seedrandom('bench-scrub');
+  const stat = (xs: number[]): string => {
+    const s = [...xs].sort((p, q) => p - q);
+    return `median ${s[s.length >> 1]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
+  };
   const go: number[] = [];
   const view: number[] = [];
   let chunks = 0;
@@ -720,12 +728,23 @@ async function benchScrub(trace: Trace): Promise<void> {
     go.push(b - a);
     view.push(performance.now() - b);
   }
-  const stat = (xs: number[]): string => {
-    const s = [...xs].sort((p, q) => p - q);
-    return `median ${s[s.length >> 1]!.toFixed(0)} ms, max ${s[s.length - 1]!.toFixed(0)} ms`;
-  };
   console.log(
     `ptsim web engine: go to a random event (40 of them): ${stat(go)}; its heap view (${(chunks / 40).toFixed(0)} chunks on average): ${stat(view)}`,
+  );
+  // The worst jumps: to the event just before a checkpoint, from just after it (the longest
+  // replay from the checkpoint before), and one event back (the same, from the step before).
+  const every = st.checkpointInterval;
+  const worst: number[] = [];
+  for (let k = 0; k < 20; k++) {
+    const c = 1 + Math.floor(rng() * Math.max(1, Math.floor(st.last / every) - 2));
+    const target = (c + 1) * every - 2;
+    st.goTo(k % 2 === 0 ? target + 5 : target + 1);
+    const a = performance.now();
+    st.goTo(target);
+    worst.push(performance.now() - a);
+  }
+  console.log(
+    `ptsim web engine: the worst jumps (${every - 1} events from a checkpoint, back from 1 or 5 events after, 20 of them): ${stat(worst)}; peak resident ${mib(process.resourceUsage().maxRSS * 1024)}`,
   );
 }
 

@@ -1,11 +1,12 @@
 /**
- * The few pieces of Node's Buffer that the trace parser (src/trace/parser.ts) uses, for the
- * browser: the bundle (npm run build) injects this module where the parser names `Buffer` and
- * `node:buffer`. A Uint8Array with Buffer's methods of the same names and meanings; nothing else
+ * The few pieces of Node's Buffer that the trace parser (src/trace/parser.ts) and the stored
+ * trace (src/analysis/event-store.ts) use, for the browser: the bundle (npm run build) injects
+ * this module where they name `Buffer` and `node:buffer`. A Uint8Array with Buffer's methods of the same names and meanings; nothing else
  * of Node's Buffer is here.
  */
 
 const utf8 = new TextDecoder('utf-8');
+const encoder = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** The bytes, with Buffer's instance methods the parser uses. */
@@ -20,6 +21,11 @@ class Bytes extends Uint8Array {
   override toString(encoding = 'utf8', s = 0, e = this.length): string {
     if (encoding === 'latin1') return this.latin1Slice(s, e);
     return utf8.decode(this.subarray(s, e));
+  }
+
+  /** Writes s as UTF-8 at offset t (the stored trace's texts: only UTF-8); returns the bytes. */
+  write(s: string, t = 0): number {
+    return encoder.encodeInto(s, this.subarray(t)).written;
   }
 
   /** Bytes s..e as Latin-1: one character a byte. */
