@@ -403,8 +403,12 @@ export class Stepper {
       if (e instanceof Error && (e.name === 'ReplayError' || e.name === 'TraceSyntaxError')) {
         if (!this.fromStart) return this.stopAgain(i, explain);
         this.stop = { event: i, kind: 'mistake', message: e.message };
-        // The model may be half-way through the event: replay up to the one before.
-        this.goTo(i - 1);
+        // The model may be half-way through the event (a token reused while live: the block was
+        // allocated before the token was found bound): back to the state after the one before.
+        const c = this.checkpointBefore(i);
+        if (c !== null) this.restore(c);
+        else this.restart();
+        while (this.pos < i - 1) if (this.advance(false) === false) break;
         return false;
       }
       throw e;
