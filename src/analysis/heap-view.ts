@@ -119,6 +119,8 @@ export interface HeapView {
   rss: number;
   mmapThreshold: number;
   trimThreshold: number;
+  /** Whether the release modelled has fastbins (glibc 2.43 freed small chunks as it frees others). */
+  fastbins: boolean;
   chunks: ChunkView[];
   arenas: ArenaView[];
   tcache: TcacheView[];
@@ -421,6 +423,7 @@ export function heapView(
     rss: k.residentPages * PAGE_SIZE,
     mmapThreshold: s.mp.mmapThreshold,
     trimThreshold: s.mp.trimThreshold,
+    fastbins: s.profile.fastbins,
     chunks: chunksOf(s, book),
     arenas: s.arenas.map((a) => arenaView(s, a)),
     tcache: tcacheViews(s),

@@ -175,8 +175,12 @@ function tcacheLines(t: TcacheView, p: Paint): string[] {
   return out;
 }
 
-function fastbinLines(a: ArenaView, p: Paint, many: boolean): string[] {
+function fastbinLines(v: HeapView, a: ArenaView, p: Paint, many: boolean): string[] {
   const out = [p.title(many ? `fastbins (${arenaName(a.arena)})` : 'fastbins')];
+  if (!v.fastbins) {
+    out.push('none in this release (glibc 2.43 removed them)');
+    return out;
+  }
   // pwndbg lists every fastbin size up to the default maximum, 0x80.
   for (let size = 0x20; size <= 0x80; size += 0x10) {
     const b = a.fastbins.find((f) => f.size === size);
@@ -206,7 +210,7 @@ function binsText(v: HeapView, p: Paint): string[] {
   const many = v.arenas.length > 1;
   for (const a of v.arenas) {
     if (many) out.push(p.title(`--- ${arenaName(a.arena)} ---`));
-    out.push(...fastbinLines(a, p, false));
+    out.push(...fastbinLines(v, a, p, false));
     out.push(p.title('unsortedbin'));
     out.push(a.unsorted.length === 0 ? 'all: 0x0' : p.free('all: ') + chain(p, a.unsorted, false));
     out.push(...regularLines('smallbins', a.smallbins, p));
@@ -273,7 +277,7 @@ export function viewText(v: HeapView, which: ViewName, p: Paint): string {
       if (lines.length === 0) lines = ['tcachebins', 'no tcache yet'];
       break;
     case 'fastbins':
-      lines = v.arenas.flatMap((a) => fastbinLines(a, p, v.arenas.length > 1));
+      lines = v.arenas.flatMap((a) => fastbinLines(v, a, p, v.arenas.length > 1));
       break;
     case 'arenas':
       lines = arenasText(v, p);

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { HeapView } from '../../src/analysis/heap-view.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { Op } from '../../src/trace/types.js';
+import { inProcess } from '../helpers/cli.js';
 import { runNative } from '../helpers/native.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -92,6 +93,33 @@ describe('ptsim show in a terminal and in a pipe', () => {
       /^555555559000-55555557a000 rw-p 00000000 00:00 0 +\[heap\]\nSize: +132 kB\n/m,
     );
     expect(maps.out).toMatch(/rw-p 00000000 00:00 0 +mmapped chunk\nSize: +196 kB\nRss: +196 kB/);
+  });
+
+  it('lists the fastbins where the release has them, and says when it has none', async () => {
+    // Ten 24-byte blocks freed: seven fill the tcache's 0x20 list, three go to the 0x20 fastbin
+    // (the differential suite's tcache and fastbin cases); glibc 2.43 has no fastbins.
+    const f = join(dir, 'fast.trace');
+    const lines = [];
+    for (let i = 0; i < 10; i++) lines.push(`1 malloc 24 p${i}`);
+    for (let i = 0; i < 10; i++) lines.push(`1 free p${i}`);
+    writeFileSync(f, lines.join('\n') + '\n');
+    const now = await inProcess(['show', f, 'fastbins']);
+    expect(now.code).toBe(0);
+    // p7, p8 and p9's chunks, 0x20 apart after the tcache's 0x290 bytes, the last freed first.
+    expect(now.out).toContain(
+      '\n0x20: 0x5555555593b0 —▸ 0x555555559390 —▸ 0x555555559370 ◂— 0\n0x30: 0x0\n',
+    );
+    const later = await inProcess(['show', f, 'fastbins', '--glibc', '2.43']);
+    expect(later.code).toBe(0);
+    expect(later.out).toContain('fastbins\nnone in this release (glibc 2.43 removed them)\n');
+    expect(later.out).not.toContain('0x20:');
+    const bins = await inProcess(['show', f, 'bins', '--glibc', '2.43']);
+    expect(bins.out).toContain('fastbins\nnone in this release (glibc 2.43 removed them)\n');
+    const json = await inProcess(['show', f, '--json', '--glibc', '2.43']);
+    expect((JSON.parse(json.out) as HeapView).fastbins).toBe(false);
+    expect((JSON.parse((await inProcess(['show', f, '--json'])).out) as HeapView).fastbins).toBe(
+      true,
+    );
   });
 
   it('colours with --color always, and never with NO_COLOR', () => {

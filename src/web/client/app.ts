@@ -469,7 +469,8 @@ function drawPanels(): void {
     }
     for (const a of v.arenas) {
       bins.push('', `arena ${a.arena}: fastbins`);
-      if (a.fastbins.length === 0) bins.push('empty');
+      if (!v.fastbins) bins.push('none in this release (glibc 2.43 removed them)');
+      else if (a.fastbins.length === 0) bins.push('empty');
       for (const b of a.fastbins) bins.push(`${hex(b.size)}: ${chain(b.chunks, false)}`);
       bins.push(
         'unsortedbin',
