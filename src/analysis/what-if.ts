@@ -33,7 +33,7 @@ import {
   type StoredTrace,
 } from './event-store.js';
 import { findPins, type Pin } from './pins.js';
-import { runPool } from './pool.js';
+import { JobPool } from './pool.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 
 /** Where a job reads the trace. */
@@ -502,17 +502,7 @@ export function runExplainJob(job: ExplainJob): Promise<ExplainResult> {
   return job.kind === 'measure' ? measure(job) : momentJob(job);
 }
 
-/** Runs jobs on up to `parallel` worker threads (1: all in this thread), in the jobs' order. */
-export function runExplainJobs(
-  jobs: ExplainJob[],
-  parallel?: number,
-  progress?: (done: number, total: number) => void,
-): Promise<ExplainResult[]> {
-  return runPool(
-    new URL('./explain-worker.js', import.meta.url),
-    jobs,
-    runExplainJob,
-    parallel,
-    progress,
-  );
+/** Worker threads for explain's jobs, kept over its rounds (1: every job in this thread). */
+export function explainPool(parallel?: number): JobPool<ExplainJob, ExplainResult> {
+  return new JobPool(new URL('./explain-worker.js', import.meta.url), runExplainJob, parallel);
 }
