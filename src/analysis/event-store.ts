@@ -39,7 +39,8 @@ import {
 } from '../trace/types.js';
 
 /** Events per chunk of columns. */
-const CHUNK = 1 << 16;
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
 
 /** How long events are delivered before the event loop is given a turn. */
 const YIELD_MS = 50;
@@ -394,6 +395,17 @@ class Cursor {
     while (this.i < from) this.skip();
   }
 
+  /** The line run of the event being read: its distance from line to index, and where it ends. */
+  private delta = 0;
+  private nextRun = -1;
+
+  private seekRun(i: number): void {
+    const t = this.t;
+    while (this.run + 1 < t.lineRuns && t.lineFrom[this.run + 1]! <= i) this.run++;
+    this.delta = t.lineDelta[this.run] ?? 0;
+    this.nextRun = this.run + 1 < t.lineRuns ? t.lineFrom[this.run + 1]! : Infinity;
+  }
+
   /** The text of the next token without a key. */
   private nextText(): string {
     const k = this.text++;
@@ -409,11 +421,11 @@ class Cursor {
   read(ev: ReadEvent): void {
     const t = this.t;
     const i = this.i++;
-    const c = t.chunks[Math.floor(i / CHUNK)]!;
-    const j = i % CHUNK;
-    while (this.run + 1 < t.lineRuns && t.lineFrom[this.run + 1]! <= i) this.run++;
+    const c = t.chunks[i >>> CHUNK_BITS]!;
+    const j = i & (CHUNK - 1);
+    if (i >= this.nextRun) this.seekRun(i);
     ev.index = i;
-    ev.line = i + t.lineDelta[this.run]!;
+    ev.line = i + this.delta;
     ev.time = c.time === null ? -1 : c.time[j]!;
     ev.site = c.site === null ? -1 : c.site[j]!;
     ev.tid = c.tid[j]!;
@@ -554,6 +566,24 @@ export async function deliverStored(
   // Where the first event delivered goes: before the moved one's place, only trims come first.
   let k = editedIndex(trimEvery > 0 ? { trimEvery } : undefined, start);
   let last = Date.now();
+  // The trace as given, the common case, on a path of its own.
+  const siteCount = sink.site !== undefined ? sites.length : 0;
+  while (!edited && cursor.i < t.count) {
+    const i = cursor.i;
+    if (sr < siteCount && sites[sr]!.before <= i) sitesBefore(i);
+    const own = g < groups.length && groups[g]!.after === i ? groups[g++]! : null;
+    cursor.read(ev);
+    ev.recordsFollow = own !== null ? true : undefined;
+    sink.event(ev);
+    if (own !== null) {
+      deliverRecords(own, sink, undefined);
+      sink.recordsEnd?.();
+    }
+    if ((i & 4095) === 0 && Date.now() - last >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      last = Date.now();
+    }
+  }
   while (cursor.i < t.count) {
     const i = cursor.i;
     sitesBefore(i);
