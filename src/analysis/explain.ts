@@ -439,7 +439,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     if (!scans.has(key)) scans.set(key, scan());
     return scans.get(key) as T;
   };
-  const pool = explainPool(opts.parallel);
+  const pool = explainPool(opts.parallel, stored);
   /** Every job planned, in the order the results are kept; their results, as they come. */
   const order: string[] = [];
   const results = new Map<string, Promise<MomentAnalysis | Measured>>();

@@ -100,6 +100,11 @@ export class JobPool<J, R> {
     private readonly workerUrl: URL,
     private readonly runHere: (job: J) => Promise<R>,
     private readonly parallel = availableParallelism(),
+    /**
+     * What every job needs, sent once to each worker (its workerData) rather than with each job,
+     * and `send`, which makes a job into what a worker is sent without it.
+     */
+    private readonly shared?: { data: unknown; send: (job: J) => unknown },
   ) {
     this.useWorkers =
       parallel > 1 && workerUrl.pathname.endsWith('.js')
@@ -129,7 +134,7 @@ export class JobPool<J, R> {
     let worker = this.idle.pop();
     if (worker === undefined) {
       if (this.all.size >= this.parallel) return;
-      worker = new Worker(this.workerUrl);
+      worker = new Worker(this.workerUrl, { workerData: this.shared?.data });
       this.all.add(worker);
     }
     const w = worker;
@@ -156,7 +161,7 @@ export class JobPool<J, R> {
     };
     w.once('error', onError);
     w.once('message', onMessage);
-    w.postMessage(job);
+    w.postMessage(this.shared !== undefined ? this.shared.send(job) : job);
   }
 
   /** Stops the workers (the jobs still queued are not run). */
