@@ -723,35 +723,60 @@ export function storedEvent(t: StoredTrace, i: number): StoredEvent {
  */
 export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['move']> | null {
   const target = storedEvent(t, from);
-  const ev = new ReadEvent();
-  const cursor = new Cursor(t);
   let first = -1;
   let after = 0;
-  const same = (key: number, text: () => string): boolean =>
-    key !== 0 && key === target.key && (key !== NO_KEY || text() === target.token);
-  while (cursor.i < from) {
-    const i = cursor.i;
-    cursor.read(ev);
-    if (ev.tid === target.tid) {
-      if (ev.op === Op.exit) {
-        first = -1;
-        after = Math.max(after, i + 1);
-        continue;
-      }
-      if (first < 0) first = i;
-    }
-    if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
+  // The events of the target's thread: its first since it last exited.
+  const thread = (i: number, op: number, tid: number): boolean => {
+    if (tid !== target.tid) return false;
+    if (op === Op.exit) {
+      first = -1;
       after = Math.max(after, i + 1);
+      return true;
+    }
+    if (first < 0) first = i;
+    return false;
+  };
+  if (target.key !== NO_KEY) {
+    // A token with a key is the same token as any with the same key: the columns tell, without
+    // making the events.
+    let r = 0;
+    for (let i = 0; i < from; i++) {
+      const c = t.chunks[i >>> CHUNK_BITS]!;
+      const j = i & (CHUNK - 1);
+      const op = c.op[j]!;
+      const isRealloc = op === Op.realloc;
+      const inKey = op === Op.free ? c.key[j]! : isRealloc ? t.reallocKey[r]! : 0;
+      if (isRealloc) r++;
+      if (thread(i, op, c.tid[j]!)) continue;
+      const outKey = isRealloc || isAllocation(op) ? c.key[j]! : 0;
+      if (target.key !== 0 && (inKey === target.key || outKey === target.key))
+        after = Math.max(after, i + 1);
+    }
+  } else {
+    const ev = new ReadEvent();
+    const cursor = new Cursor(t);
+    const same = (key: number, text: () => string): boolean =>
+      key === NO_KEY && text() === target.token;
+    while (cursor.i < from) {
+      const i = cursor.i;
+      cursor.read(ev);
+      if (thread(i, ev.op, ev.tid)) continue;
+      if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
+        after = Math.max(after, i + 1);
+    }
   }
   const to = Math.max(first < 0 ? from : first, after);
   if (to >= from) return null;
   // The event that takes the token next: the first after `from` to take its number.
   let takenAt = -1;
-  cursor.skip();
-  while (cursor.i < t.count) {
-    const i = cursor.i;
-    cursor.read(ev);
-    if ((ev.op === Op.free || ev.op === Op.realloc) && ev.inId === target.id) {
+  let r = t.chunkReallocs[from >>> CHUNK_BITS] ?? 0;
+  for (let i = from & ~(CHUNK - 1); i < t.count; i++) {
+    const c = t.chunks[i >>> CHUNK_BITS]!;
+    const j = i & (CHUNK - 1);
+    const op = c.op[j]!;
+    if (op !== Op.free && op !== Op.realloc) continue;
+    const id = op === Op.free ? c.id[j]! : t.reallocId[r++]!;
+    if (i > from && id === target.id) {
       takenAt = i;
       break;
     }
