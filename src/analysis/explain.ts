@@ -14,7 +14,11 @@
  *
  * The trace is read once, by the first replay, which keeps a copy of it in memory (event-store.ts)
  * for the others; what-ifs that start at a moment (malloc_trim there, a pin freed there) run on
- * copies of that moment's state rather than replaying up to it again.
+ * copies of that moment's state rather than replaying up to it again. The other replays run on
+ * worker threads kept for the whole explanation, which get the copy of the trace once. They come
+ * in rounds, each chosen from what the earlier ones found; only the moments and the settings'
+ * figures choose, so a round starts as soon as those are in, while the edited replays of the
+ * round before (trims inserted, pins freed or moved) still run.
  */
 
 import { DEFAULT_PROFILE, isUnverified, unverifiedNote } from '../core/profile.js';

@@ -2,6 +2,9 @@
  * `ptsim report`: everything a report shows, gathered as one value (ReportData) that the page
  * embeds as JSON and draws from: the explanation at the chosen moment, a timeline per
  * configuration (the default first), the threshold history on the same time axis, and the heap map.
+ * The default configuration is replayed once, by the explanation, whose first replay gathers its
+ * timeline too; the replays after it (the heap map at the peak, the sites) read the copy of the
+ * trace the explanation kept rather than the file.
  */
 
 import {

@@ -2,7 +2,8 @@
  * The replays behind a report: one per configuration, each sampled into a timeline, with its
  * threshold history placed on the trace's time axis and, for the configuration being explained,
  * the heap map at the chosen moment. Configurations run on worker threads when the compiled
- * worker is there (pool.ts), else one after the other.
+ * worker is there (pool.ts), else one after the other; what a replay gathers can also ride on
+ * another replay of the same configuration (configWatcher: the explanation's first replay).
  */
 
 import { glibcLabel } from '../core/profile.js';
