@@ -39,7 +39,8 @@ import {
 } from '../trace/types.js';
 
 /** Events per chunk of columns. */
-const CHUNK = 1 << 16;
+const CHUNK_BITS = 16;
+const CHUNK = 1 << CHUNK_BITS;
 
 /** How long events are delivered before the event loop is given a turn. */
 const YIELD_MS = 50;
@@ -401,6 +402,17 @@ class Cursor {
     while (this.i < from) this.skip();
   }
 
+  /** The line run of the event being read: its distance from line to index, and where it ends. */
+  private delta = 0;
+  private nextRun = -1;
+
+  private seekRun(i: number): void {
+    const t = this.t;
+    while (this.run + 1 < t.lineRuns && t.lineFrom[this.run + 1]! <= i) this.run++;
+    this.delta = t.lineDelta[this.run] ?? 0;
+    this.nextRun = this.run + 1 < t.lineRuns ? t.lineFrom[this.run + 1]! : Infinity;
+  }
+
   /** The text of the next token without a key. */
   private nextText(): string {
     const k = this.text++;
@@ -416,11 +428,11 @@ class Cursor {
   read(ev: ReadEvent): void {
     const t = this.t;
     const i = this.i++;
-    const c = t.chunks[Math.floor(i / CHUNK)]!;
-    const j = i % CHUNK;
-    while (this.run + 1 < t.lineRuns && t.lineFrom[this.run + 1]! <= i) this.run++;
+    const c = t.chunks[i >>> CHUNK_BITS]!;
+    const j = i & (CHUNK - 1);
+    if (i >= this.nextRun) this.seekRun(i);
     ev.index = i;
-    ev.line = i + t.lineDelta[this.run]!;
+    ev.line = i + this.delta;
     ev.time = c.time === null ? -1 : c.time[j]!;
     ev.site = c.site === null ? -1 : c.site[j]!;
     ev.tid = c.tid[j]!;
@@ -708,6 +720,24 @@ export async function deliverStored(
   // Where the first event delivered goes: before the moved one's place, only trims come first.
   let k = editedIndex(trimEvery > 0 ? { trimEvery } : undefined, start);
   let last = Date.now();
+  // The trace as given, the common case, on a path of its own.
+  const siteCount = sink.site !== undefined ? sites.length : 0;
+  while (!edited && cursor.i < t.count) {
+    const i = cursor.i;
+    if (sr < siteCount && sites[sr]!.before <= i) sitesBefore(i);
+    const own = g < groups.length && groups[g]!.after === i ? groups[g++]! : null;
+    cursor.read(ev);
+    ev.recordsFollow = own !== null ? true : undefined;
+    sink.event(ev);
+    if (own !== null) {
+      deliverRecords(own, sink, undefined);
+      sink.recordsEnd?.();
+    }
+    if ((i & 4095) === 0 && Date.now() - last >= YIELD_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      last = Date.now();
+    }
+  }
   while (cursor.i < t.count) {
     const i = cursor.i;
     sitesBefore(i);
@@ -847,35 +877,60 @@ export function storedEvent(t: StoredTrace, i: number): StoredEvent {
  */
 export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['move']> | null {
   const target = storedEvent(t, from);
-  const ev = new ReadEvent();
-  const cursor = new Cursor(t);
   let first = -1;
   let after = 0;
-  const same = (key: number, text: () => string): boolean =>
-    key !== 0 && key === target.key && (key !== NO_KEY || text() === target.token);
-  while (cursor.i < from) {
-    const i = cursor.i;
-    cursor.read(ev);
-    if (ev.tid === target.tid) {
-      if (ev.op === Op.exit) {
-        first = -1;
-        after = Math.max(after, i + 1);
-        continue;
-      }
-      if (first < 0) first = i;
-    }
-    if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
+  // The events of the target's thread: its first since it last exited.
+  const thread = (i: number, op: number, tid: number): boolean => {
+    if (tid !== target.tid) return false;
+    if (op === Op.exit) {
+      first = -1;
       after = Math.max(after, i + 1);
+      return true;
+    }
+    if (first < 0) first = i;
+    return false;
+  };
+  if (target.key !== NO_KEY) {
+    // A token with a key is the same token as any with the same key: the columns tell, without
+    // making the events.
+    let r = 0;
+    for (let i = 0; i < from; i++) {
+      const c = t.chunks[i >>> CHUNK_BITS]!;
+      const j = i & (CHUNK - 1);
+      const op = c.op[j]!;
+      const isRealloc = op === Op.realloc;
+      const inKey = op === Op.free ? c.key[j]! : isRealloc ? t.reallocKey[r]! : 0;
+      if (isRealloc) r++;
+      if (thread(i, op, c.tid[j]!)) continue;
+      const outKey = isRealloc || isAllocation(op) ? c.key[j]! : 0;
+      if (target.key !== 0 && (inKey === target.key || outKey === target.key))
+        after = Math.max(after, i + 1);
+    }
+  } else {
+    const ev = new ReadEvent();
+    const cursor = new Cursor(t);
+    const same = (key: number, text: () => string): boolean =>
+      key === NO_KEY && text() === target.token;
+    while (cursor.i < from) {
+      const i = cursor.i;
+      cursor.read(ev);
+      if (thread(i, ev.op, ev.tid)) continue;
+      if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
+        after = Math.max(after, i + 1);
+    }
   }
   const to = Math.max(first < 0 ? from : first, after);
   if (to >= from) return null;
   // The event that takes the token next: the first after `from` to take its number.
   let takenAt = -1;
-  cursor.skip();
-  while (cursor.i < t.count) {
-    const i = cursor.i;
-    cursor.read(ev);
-    if ((ev.op === Op.free || ev.op === Op.realloc) && ev.inId === target.id) {
+  let r = t.chunkReallocs[from >>> CHUNK_BITS] ?? 0;
+  for (let i = from & ~(CHUNK - 1); i < t.count; i++) {
+    const c = t.chunks[i >>> CHUNK_BITS]!;
+    const j = i & (CHUNK - 1);
+    const op = c.op[j]!;
+    if (op !== Op.free && op !== Op.realloc) continue;
+    const id = op === Op.free ? c.id[j]! : t.reallocId[r++]!;
+    if (i > from && id === target.id) {
       takenAt = i;
       break;
     }

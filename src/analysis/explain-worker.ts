@@ -1,6 +1,12 @@
-/** A worker thread that runs explain's replays (what-if.ts), one job per message. */
+/**
+ * A worker thread that runs explain's replays (what-if.ts), one job per message; the trace held in
+ * memory comes once, as its workerData.
+ */
 
-import { runExplainJob } from './what-if.js';
+import { workerData } from 'node:worker_threads';
+import type { StoredTrace } from './event-store.js';
+import { receivedJob, runExplainJob } from './what-if.js';
 import { serveJobs } from './pool.js';
 
-serveJobs(runExplainJob);
+const store = (workerData ?? null) as StoredTrace | null;
+serveJobs((job: Parameters<typeof runExplainJob>[0]) => runExplainJob(receivedJob(job, store)));

@@ -14,13 +14,22 @@
  *
  * The trace is read once, by the first replay, which keeps a copy of it in memory (event-store.ts)
  * for the others; what-ifs that start at a moment (malloc_trim there, a pin freed there) run on
- * copies of that moment's state rather than replaying up to it again.
+ * copies of that moment's state rather than replaying up to it again. The other replays run on
+ * worker threads kept for the whole explanation, which get the copy of the trace once. They come
+ * in rounds, each chosen from what the earlier ones found; only the moments and the settings'
+ * figures choose, so a round starts as soon as those are in, while the edited replays of the
+ * round before (trims inserted, pins freed or moved) still run.
  */
 
 import { DEFAULT_PROFILE, isUnverified, unverifiedNote } from '../core/profile.js';
 import { totalmem } from 'node:os';
 import type { Replayer } from '../replay/replay.js';
-import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import {
+  replayFile,
+  type ImportSettings,
+  type ReplaySettings,
+  type RunResult,
+} from '../replay/run-file.js';
 import { SiteTable } from '../trace/site-table.js';
 import { Op, type TraceEvent } from '../trace/types.js';
 import {
@@ -38,6 +47,7 @@ import {
   threadExits,
   TraceStore,
   type Edits,
+  type StoredTrace,
 } from './event-store.js';
 import {
   blockSite,
@@ -66,7 +76,7 @@ import {
   analyseMoment,
   measureFrom,
   momentFrom,
-  runExplainJobs,
+  explainPool,
   takeCheckpoint,
   type Checkpoint,
   type EventFacts,
@@ -97,6 +107,14 @@ interface ExplainOptions {
   sites?: Partial<SiteView>;
   /** Events right after which each pin is also tried freed (besides its last use and the moment). */
   freeAt?: number[];
+  /**
+   * Another watcher of the first replay (the report's timeline of the configuration explained),
+   * told of each event and of the replay's end, with the trace held in memory (null: not held).
+   */
+  firstPass?: {
+    observe: (ev: TraceEvent, r: Replayer) => void;
+    done: (run: RunResult, stored: StoredTrace | null) => void;
+  };
 }
 
 /** What freeing a pin right after the moment does, measured on a copy of the replay. */
@@ -327,6 +345,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   let event = -1;
   let tid = 0;
   const table = new SiteTable();
+  const watcher = opts.firstPass?.observe;
   const run = await replayFile(path, {
     sites: table,
     ...opts.settings,
@@ -334,6 +353,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     displayName: opts.displayName,
     tee: store,
     observe: (ev: TraceEvent, r: Replayer) => {
+      watcher?.(ev, r);
       history.observe(ev, r);
       line = ev.line;
       event = ev.index;
@@ -354,6 +374,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   if (r === null) throw run.failure ?? new Error(`${path}: nothing to replay`);
   if (run.failure !== null) throw run.failure;
   const stored = store.finish();
+  opts.firstPass?.done(run, stored);
   const ref: TraceRef = {
     path,
     displayName: opts.displayName,
@@ -389,7 +410,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   // The replays: rounds of jobs, each round's choices made from what the earlier ones found. Jobs
   // that can resume from a checkpoint run here, the others on the worker threads, side by side.
   const candidates = new Map<string, SettingCandidate>();
-  const measured = new Map<string, Measured>();
+  let measured = new Map<string, Measured>();
   const moves = new Map<string, { event: number; pin: Pin; edits: Edits }>();
   const frees = new Map<string, { event: number; pin: Pin; edits: Edits; lastUse: boolean }>();
   const siteView = { ...DEFAULT_SITE_VIEW, ...opts.sites };
@@ -416,166 +437,203 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       family === 'arenas' || f.syscalls + f.pageFaults > m.baseline.syscalls + m.baseline.pageFaults
     );
   };
-  for (let round = 0; ; round++) {
-    const jobs: ExplainJob[] = [];
-    const keys: string[] = [];
-    const local: Array<{ key: string; run: () => Promise<MomentAnalysis | Measured> }> = [];
-    const planned = (key: string): boolean =>
-      measured.has(key) || keys.includes(key) || local.some((l) => l.key === key);
-    for (const e of at)
-      if (round === 0 && !analyses.has(e)) {
-        const cp = checkpointBefore(e + 1);
-        if (cp !== undefined && stored !== null)
-          local.push({
-            key: `moment ${e}`,
-            run: () => momentFrom(cp, { ...ref, store: stored }, e, whatIfs),
-          });
-        else {
-          jobs.push({ kind: 'moment', trace: ref, settings: opts.settings, at: e, whatIfs });
-          keys.push(`moment ${e}`);
-        }
-      }
-    const want = (key: string, settings: ReplaySettings, edits?: Edits, only?: number): void => {
-      if (planned(key)) return;
-      const when = only !== undefined ? [only] : at;
-      const cp =
-        edits?.move !== undefined
-          ? checkpointBefore(edits.move.to)
-          : edits?.free !== undefined
-            ? checkpointBefore(edits.free.after)
-            : undefined;
-      if (cp !== undefined && stored !== null) {
-        local.push({ key, run: () => measureFrom(cp, stored, edits, when) });
-        return;
-      }
-      const job: ExplainJob = { kind: 'measure', trace: ref, settings, at: when };
-      if (edits !== undefined) job.edits = edits;
-      jobs.push(job);
-      keys.push(key);
-    };
-    if (whatIfs)
-      for (const m of analyses.values()) {
-        // Nothing to change before the first event, nor in a process glibc has aborted.
-        if (m.abort !== undefined || m.event < 0) continue;
-        for (const c of settingCandidates(m)) {
-          if (c.after !== undefined && !worthMilder(m, c.after, c.family)) continue;
-          candidates.set(c.setting, c);
-          want(c.setting, combine(opts.settings, c.settings));
-        }
-        if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
-          want('trim_every', opts.settings, { trimEvery });
-        if (stored !== null)
-          for (const [p, first] of m.pins
-            .filter((p) => {
-              // A block born of a realloc cannot be allocated earlier on its own.
-              const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
-              return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
-            })
-            .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
-            .slice(0, MOVED_PINS)
-            .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const)) {
-            // Freed earlier: right after its last use (the first live pin only, to bound the
-            // replays: one that starts early costs about a replay of the trace), and after each
-            // event asked for.
-            const born = m.facts.find(([i]) => i === p.bornEvent)![1];
-            const last = lastUse(stored, p.bornEvent, born.id, m.event);
-            const when = new Set([...(first ? [last] : []), ...(opts.freeAt ?? [])]);
-            // Only a block the program holds can be freed.
-            if (p.kind === 'live')
-              for (const after of when) {
-                // At the moment itself, it is the pin freed there (analyseMoment).
-                if (after < p.bornEvent || after >= m.event) continue;
-                // The thread that allocated it frees it, unless it has exited by then.
-                const tid = threadExits(stored, born.tid, p.bornEvent, after)
-                  ? storedEvent(stored, after).tid
-                  : born.tid;
-                const key = `free ${p.bornEvent} ${after} ${m.event}`;
-                const edits: Edits = {
-                  free: {
-                    after,
-                    born: p.bornEvent,
-                    tid,
-                    key: born.key,
-                    id: born.id,
-                    token: born.token,
-                  },
-                };
-                frees.set(key, {
-                  event: m.event,
-                  pin: p,
-                  edits,
-                  lastUse: after === last && first,
-                });
-                want(key, opts.settings, edits, m.event);
-              }
-            const move = earliestMove(stored, p.bornEvent);
-            if (move === null) continue;
-            const key = `move ${p.bornEvent} ${move.to} ${m.event}`;
-            const edits: Edits = { move };
-            moves.set(key, { event: m.event, pin: p, edits });
-            want(key, opts.settings, edits, m.event);
+  // The scans of the stored trace behind the pins' edits, made once: every round plans again.
+  const scans = new Map<string, unknown>();
+  const once = <T>(key: string, scan: () => T): T => {
+    if (!scans.has(key)) scans.set(key, scan());
+    return scans.get(key) as T;
+  };
+  const pool = explainPool(opts.parallel, stored);
+  /** Every job planned, in the order the results are kept; their results, as they come. */
+  const order: string[] = [];
+  const results = new Map<string, Promise<MomentAnalysis | Measured>>();
+  /** The jobs that run here (from checkpoints), one after the other. */
+  let here: Promise<unknown> = Promise.resolve();
+  const keep = (key: string, res: MomentAnalysis | Measured): void => {
+    if (key.startsWith('moment ')) analyses.set(Number(key.slice(7)), res as MomentAnalysis);
+    else measured.set(key, res as Measured);
+  };
+  /**
+   * Whether a job's result may decide the next round's jobs: the moments and the settings do, the
+   * edited replays (periodic trims, pins freed or moved) never do.
+   */
+  const decides = (key: string): boolean => !/^(trim_every|free |move )/.test(key);
+  try {
+    for (let round = 0; ; round++) {
+      const jobs: ExplainJob[] = [];
+      const keys: string[] = [];
+      const local: Array<{ key: string; run: () => Promise<MomentAnalysis | Measured> }> = [];
+      const planned = (key: string): boolean =>
+        results.has(key) || keys.includes(key) || local.some((l) => l.key === key);
+      for (const e of at)
+        if (round === 0 && !analyses.has(e)) {
+          const cp = checkpointBefore(e + 1);
+          if (cp !== undefined && stored !== null)
+            local.push({
+              key: `moment ${e}`,
+              run: () => momentFrom(cp, { ...ref, store: stored }, e, whatIfs),
+            });
+          else {
+            jobs.push({ kind: 'moment', trace: ref, settings: opts.settings, at: e, whatIfs });
+            keys.push(`moment ${e}`);
           }
-        // Two settings together, when two causes each have settings: the best of each of the two
-        // families that save most (or address the most memory), once their settings are measured.
-        const families = new Map<Family, { c: SettingCandidate; saved: number }>();
-        let pending = false;
-        for (const c of settingCandidates(m)) {
-          if (c.after !== undefined) continue;
-          if (!measured.has(c.setting)) pending = true;
-          const saved = savedBy(m, c.setting);
-          const cur = families.get(c.family);
-          if (cur === undefined || saved > cur.saved) families.set(c.family, { c, saved });
         }
-        for (const c of candidates.values()) {
-          const cur = families.get(c.family);
-          const saved = savedBy(m, c.setting);
-          if (cur !== undefined && saved > cur.saved) families.set(c.family, { c, saved });
+      const want = (key: string, settings: ReplaySettings, edits?: Edits, only?: number): void => {
+        if (planned(key)) return;
+        const when = only !== undefined ? [only] : at;
+        const cp =
+          edits?.move !== undefined
+            ? checkpointBefore(edits.move.to)
+            : edits?.free !== undefined
+              ? checkpointBefore(edits.free.after)
+              : undefined;
+        if (cp !== undefined && stored !== null) {
+          local.push({ key, run: () => measureFrom(cp, stored, edits, when) });
+          return;
         }
-        // Any setting of the top's family also stops the dynamic threshold: the thresholds'
-        // setting adds nothing to it.
-        if (families.has('top')) families.delete('thresholds');
-        const ranked = [...families.entries()].sort(
-          (x, y) => y[1].saved - x[1].saved || familyBytes(m, y[0]) - familyBytes(m, x[0]),
-        );
-        if (!pending && ranked.length >= 2) {
-          const a = ranked[0]![1].c;
-          const b = ranked[1]![1].c;
-          want(
-            `${a.setting} ${b.setting}`,
-            combine(combine(opts.settings, a.settings), b.settings),
+        const job: ExplainJob = { kind: 'measure', trace: ref, settings, at: when };
+        if (edits !== undefined) job.edits = edits;
+        jobs.push(job);
+        keys.push(key);
+      };
+      if (whatIfs)
+        for (const m of analyses.values()) {
+          // Nothing to change before the first event, nor in a process glibc has aborted.
+          if (m.abort !== undefined || m.event < 0) continue;
+          for (const c of settingCandidates(m)) {
+            if (c.after !== undefined && !worthMilder(m, c.after, c.family)) continue;
+            candidates.set(c.setting, c);
+            want(c.setting, combine(opts.settings, c.settings));
+          }
+          if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
+            want('trim_every', opts.settings, { trimEvery });
+          if (stored !== null)
+            for (const [p, first] of m.pins
+              .filter((p) => {
+                // A block born of a realloc cannot be allocated earlier on its own.
+                const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
+                return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
+              })
+              .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
+              .slice(0, MOVED_PINS)
+              .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const)) {
+              // Freed earlier: right after its last use (the first live pin only, to bound the
+              // replays: one that starts early costs about a replay of the trace), and after each
+              // event asked for.
+              const born = m.facts.find(([i]) => i === p.bornEvent)![1];
+              const last = once(`last ${p.bornEvent} ${m.event}`, () =>
+                lastUse(stored, p.bornEvent, born.id, m.event),
+              );
+              const when = new Set([...(first ? [last] : []), ...(opts.freeAt ?? [])]);
+              // Only a block the program holds can be freed.
+              if (p.kind === 'live')
+                for (const after of when) {
+                  // At the moment itself, it is the pin freed there (analyseMoment).
+                  if (after < p.bornEvent || after >= m.event) continue;
+                  // The thread that allocated it frees it, unless it has exited by then.
+                  const gone = once(`exits ${born.tid} ${p.bornEvent} ${after}`, () =>
+                    threadExits(stored, born.tid, p.bornEvent, after),
+                  );
+                  const tid = gone ? storedEvent(stored, after).tid : born.tid;
+                  const key = `free ${p.bornEvent} ${after} ${m.event}`;
+                  const edits: Edits = {
+                    free: {
+                      after,
+                      born: p.bornEvent,
+                      tid,
+                      key: born.key,
+                      id: born.id,
+                      token: born.token,
+                    },
+                  };
+                  frees.set(key, {
+                    event: m.event,
+                    pin: p,
+                    edits,
+                    lastUse: after === last && first,
+                  });
+                  want(key, opts.settings, edits, m.event);
+                }
+              const move = once(`move ${p.bornEvent}`, () => earliestMove(stored, p.bornEvent));
+              if (move === null) continue;
+              const key = `move ${p.bornEvent} ${move.to} ${m.event}`;
+              const edits: Edits = { move };
+              moves.set(key, { event: m.event, pin: p, edits });
+              want(key, opts.settings, edits, m.event);
+            }
+          // Two settings together, when two causes each have settings: the best of each of the two
+          // families that save most (or address the most memory), once their settings are measured.
+          const families = new Map<Family, { c: SettingCandidate; saved: number }>();
+          let pending = false;
+          for (const c of settingCandidates(m)) {
+            if (c.after !== undefined) continue;
+            if (!measured.has(c.setting)) pending = true;
+            const saved = savedBy(m, c.setting);
+            const cur = families.get(c.family);
+            if (cur === undefined || saved > cur.saved) families.set(c.family, { c, saved });
+          }
+          for (const c of candidates.values()) {
+            const cur = families.get(c.family);
+            const saved = savedBy(m, c.setting);
+            if (cur !== undefined && saved > cur.saved) families.set(c.family, { c, saved });
+          }
+          // Any setting of the top's family also stops the dynamic threshold: the thresholds'
+          // setting adds nothing to it.
+          if (families.has('top')) families.delete('thresholds');
+          const ranked = [...families.entries()].sort(
+            (x, y) => y[1].saved - x[1].saved || familyBytes(m, y[0]) - familyBytes(m, x[0]),
           );
+          if (!pending && ranked.length >= 2) {
+            const a = ranked[0]![1].c;
+            const b = ranked[1]![1].c;
+            want(
+              `${a.setting} ${b.setting}`,
+              combine(combine(opts.settings, a.settings), b.settings),
+            );
+          }
         }
+      if (jobs.length === 0 && local.length === 0) break;
+      total += jobs.length + local.length;
+      opts.progress?.(done, total);
+      // The results are kept in the order planned, the jobs of the workers first.
+      order.push(...keys, ...local.map((l) => l.key));
+      const settle = (key: string, p: Promise<MomentAnalysis | Measured>): void => {
+        const r = p.then((res) => {
+          opts.progress?.(++done, total);
+          return res;
+        });
+        // Its failure is met where it is awaited.
+        r.catch(() => {});
+        results.set(key, r);
+      };
+      // The replays that decide the next round's start first.
+      const byDecision = (ks: number[]): number[] => [
+        ...ks.filter((k) => decides(keys[k]!)),
+        ...ks.filter((k) => !decides(keys[k]!)),
+      ];
+      for (const k of byDecision(keys.map((_, k) => k))) settle(keys[k]!, pool.run(jobs[k]!));
+      for (const l of [
+        ...local.filter((l) => decides(l.key)),
+        ...local.filter((l) => !decides(l.key)),
+      ]) {
+        const p = here.then(() => l.run());
+        here = p.catch(() => {});
+        settle(l.key, p);
       }
-    if (jobs.length === 0 && local.length === 0) break;
-    total += jobs.length + local.length;
-    let localDone = 0;
-    let poolDone = 0;
-    const tell = (): void => opts.progress?.(done + localDone + poolDone, total);
-    const [results, here] = await Promise.all([
-      jobs.length > 0
-        ? runExplainJobs(jobs, opts.parallel, (d) => {
-            poolDone = d;
-            tell();
-          })
-        : Promise.resolve([]),
-      (async () => {
-        const out: Array<MomentAnalysis | Measured> = [];
-        for (const l of local) {
-          out.push(await l.run());
-          localDone++;
-          tell();
-        }
-        return out;
-      })(),
-    ]);
-    done += jobs.length + local.length;
-    const store = (key: string, res: MomentAnalysis | Measured): void => {
-      if (key.startsWith('moment ')) analyses.set(Number(key.slice(7)), res as MomentAnalysis);
-      else measured.set(key, res as Measured);
-    };
-    results.forEach((res, k) => store(keys[k]!, res));
-    here.forEach((res, k) => store(local[k]!.key, res));
+      // The next round is planned from the moments and the settings' figures alone: the edited
+      // replays (trims, pins freed or moved) go on meanwhile.
+      const decisive = [...keys, ...local.map((l) => l.key)].filter(decides);
+      const got = await Promise.all(decisive.map((key) => results.get(key)!));
+      decisive.forEach((key, k) => keep(key, got[k]!));
+    }
+    for (const key of order) if (!decides(key)) keep(key, await results.get(key)!);
+  } finally {
+    await pool.close();
   }
+  // In the order planned, whatever order they finished in.
+  measured = new Map(
+    order.filter((k) => !k.startsWith('moment ')).map((k) => [k, measured.get(k)!]),
+  );
 
   const out: MomentExplanation[] = points.map((p) => {
     const m = analyses.get(p.event)!;

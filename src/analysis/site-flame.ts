@@ -21,6 +21,8 @@ import { IS_MMAPPED } from '../core/constants.js';
 import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { SiteTable } from '../trace/site-table.js';
+import type { TraceSink } from '../trace/types.js';
+import { deliverStored, type StoredTrace } from './event-store.js';
 import { breakdown, type Cause } from './breakdown.js';
 import { chunkResident, DEFAULT_WRAPPERS, siteOfStack, symbolizeTable } from './sites.js';
 
@@ -236,6 +238,8 @@ export async function siteFlames(
     import?: ImportSettings | undefined;
     displayName?: string | undefined;
     wrappers?: readonly string[];
+    /** The trace held in memory, to replay instead of reading the file again. */
+    stored?: StoredTrace | null;
   },
   requests: FlameRequest[],
 ): Promise<SiteFlames | null> {
@@ -243,11 +247,15 @@ export async function siteFlames(
   for (const r of requests) if (r.event >= 0 && !wanted.has(r.event)) wanted.set(r.event, r.kind);
   const table = new SiteTable();
   const raw: RawMoment[] = [];
+  const stored = opts.stored;
   const run = await replayFile(path, {
     ...opts.settings,
     ...(opts.import !== undefined ? { import: opts.import } : {}),
     ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
     sites: table,
+    ...(stored !== null && stored !== undefined
+      ? { source: (sink: TraceSink) => deliverStored(stored, sink) }
+      : {}),
     observe: (ev, r) => {
       const kind = wanted.get(ev.index);
       if (kind !== undefined)

@@ -33,7 +33,7 @@ import {
   type StoredTrace,
 } from './event-store.js';
 import { findPins, type Pin } from './pins.js';
-import { runPool } from './pool.js';
+import { JobPool } from './pool.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 
 /** Where a job reads the trace. */
@@ -502,17 +502,26 @@ export function runExplainJob(job: ExplainJob): Promise<ExplainResult> {
   return job.kind === 'measure' ? measure(job) : momentJob(job);
 }
 
-/** Runs jobs on up to `parallel` worker threads (1: all in this thread), in the jobs' order. */
-export function runExplainJobs(
-  jobs: ExplainJob[],
-  parallel?: number,
-  progress?: (done: number, total: number) => void,
-): Promise<ExplainResult[]> {
-  return runPool(
-    new URL('./explain-worker.js', import.meta.url),
-    jobs,
-    runExplainJob,
-    parallel,
-    progress,
-  );
+/**
+ * Worker threads for explain's jobs, kept over its rounds (1: every job in this thread). The trace
+ * held in memory goes to each worker once, not with every job (its columns are shared memory, but
+ * its records are copied).
+ */
+export function explainPool(
+  parallel: number | undefined,
+  store: StoredTrace | null,
+): JobPool<ExplainJob, ExplainResult> {
+  return new JobPool(new URL('./explain-worker.js', import.meta.url), runExplainJob, parallel, {
+    data: store,
+    send: (job) =>
+      store !== null && job.trace.store === store
+        ? { ...job, trace: { ...job.trace, store: null, held: true } }
+        : job,
+  });
+}
+
+/** A job as a worker receives it, given back the trace held in memory. */
+export function receivedJob(job: ExplainJob, store: StoredTrace | null): ExplainJob {
+  const t = job.trace as TraceRef & { held?: boolean };
+  return t.held === true ? { ...job, trace: { ...t, store } } : job;
 }

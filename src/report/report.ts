@@ -2,6 +2,9 @@
  * `ptsim report`: everything a report shows, gathered as one value (ReportData) that the page
  * embeds as JSON and draws from: the explanation at the chosen moment, a timeline per
  * configuration (the default first), the threshold history on the same time axis, and the heap map.
+ * The default configuration is replayed once, by the explanation, whose first replay gathers its
+ * timeline too; the replays after it (the heap map at the peak, the sites) read the copy of the
+ * trace the explanation kept rather than the file.
  */
 
 import {
@@ -15,7 +18,10 @@ import { siteFlames, type FlameRequest, type SiteFlames } from '../analysis/site
 import type { TimelineOptions, TimelineSample } from '../analysis/timeline.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { heapMap, type HeapMap } from './heap-map.js';
+import { deliverStored, type StoredTrace } from '../analysis/event-store.js';
+import type { TraceSink } from '../trace/types.js';
 import {
+  configWatcher,
   runConfigs,
   type ConfigRun,
   type ConfigRunJob,
@@ -127,13 +133,6 @@ function toColumns(samples: TimelineSample[]): SeriesColumns {
   };
 }
 
-/** A trace mistake found by a replay in a worker comes back as a plain Error: give it its name back. */
-function failureError(run: ConfigRun): Error {
-  const e = new Error(run.failure);
-  e.name = run.failureName ?? 'ReplayError';
-  return e;
-}
-
 export async function buildReport(path: string, opts: ReportOptions): Promise<ReportData> {
   const displayName = opts.displayName ?? path;
   const all: ReportConfig[] = [
@@ -153,12 +152,14 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     if (i === 0 && opts.at !== 'peak') job.mapAt = opts.at;
     return job;
   });
-  const runs = await runConfigs(jobs, opts.parallel, (d, t) =>
+  // The other configurations on the worker threads first; the default one is the explanation's
+  // own first replay, which gathers its timeline on its way.
+  const others = await runConfigs(jobs.slice(1), opts.parallel, (d, t) =>
     opts.progress?.('replaying configurations', d, t),
   );
-  const base = runs[0]!;
-  if (base.failure !== undefined) throw failureError(base);
-
+  const watcher = configWatcher(jobs[0]!);
+  let base: ConfigRun | undefined;
+  let stored: StoredTrace | null = null;
   const explanation = await explain(path, {
     displayName,
     import: opts.import,
@@ -169,19 +170,32 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     ...(opts.wrappers !== undefined ? { sites: { wrappers: opts.wrappers } } : {}),
     parallel: opts.parallel,
     progress: (d, t) => opts.progress?.('replaying remedies', d, t),
+    firstPass: {
+      observe: watcher.observe,
+      done: (run, s) => {
+        base = watcher.finish(run);
+        stored = s;
+      },
+    },
   });
+  const first = base;
+  if (first === undefined) throw new Error(`${displayName}: nothing to replay`);
+  const runs = [first, ...others];
   const m = explanation.moments[0];
   if (m === undefined) throw new Error(`${displayName}: nothing to explain (no event replayed)`);
 
-  let map = base.map;
-  let time = base.mapTime;
+  let map = first.map;
+  let time = first.mapTime;
   if (map === undefined || opts.at === 'peak') {
     const stop = m.event;
     let t = -1;
+    const held = stored as StoredTrace | null;
+    // From the copy of the trace the explanation kept, when it kept one.
     const run = await replayFile(path, {
       ...opts.combine(opts.base, {}),
       import: opts.import,
       displayName,
+      ...(held !== null ? { source: (sink: TraceSink) => deliverStored(held, sink) } : {}),
       stopAfter: stop,
       observe: (ev) => {
         t = ev.time >= 0 ? ev.time : ev.index;
@@ -208,9 +222,9 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     opts.progress?.('taking the allocation sites', 0, 1);
     const requests: FlameRequest[] = [
       { kind: 'explained', event: m.event },
-      { kind: 'end', event: base.summary.events - 1 },
-      { kind: 'peak', event: base.summary.peakEvent },
-      ...siteSampleEvents(base.samples.map((x) => x.event)).map((event): FlameRequest => ({
+      { kind: 'end', event: first.summary.events - 1 },
+      { kind: 'peak', event: first.summary.peakEvent },
+      ...siteSampleEvents(first.samples.map((x) => x.event)).map((event): FlameRequest => ({
         kind: 'sample',
         event,
       })),
@@ -222,6 +236,7 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
         import: opts.import,
         displayName,
         ...(opts.wrappers !== undefined ? { wrappers: opts.wrappers } : {}),
+        stored: stored,
       },
       requests,
     );
@@ -232,12 +247,12 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
     format: 'ptsim-report/1',
     trace: displayName,
     events: explanation.events,
-    timed: base.timed,
+    timed: first.timed,
     moment: { kind: m.moment, event: m.event, line: m.line, time: time ?? 0 },
     header: {
-      facts: base.facts.filter(([k]) => RECORDING_FACTS.has(k)),
-      env: base.env,
-      comments: base.comments,
+      facts: first.facts.filter(([k]) => RECORDING_FACTS.has(k)),
+      env: first.env,
+      comments: first.comments,
     },
     configs: runs.map((r, i) => {
       const c: ReportConfigData = {

@@ -2,7 +2,8 @@
  * The replays behind a report: one per configuration, each sampled into a timeline, with its
  * threshold history placed on the trace's time axis and, for the configuration being explained,
  * the heap map at the chosen moment. Configurations run on worker threads when the compiled
- * worker is there (pool.ts), else one after the other.
+ * worker is there (pool.ts), else one after the other; what a replay gathers can also ride on
+ * another replay of the same configuration (configWatcher: the explanation's first replay).
  */
 
 import { glibcLabel } from '../core/profile.js';
@@ -16,7 +17,12 @@ import {
 import type { SyscallCounts } from '../kernel/kernel.js';
 import type { MeasuredSample, MeasuredSamples } from '../replay/measured.js';
 import type { Replayer } from '../replay/replay.js';
-import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
+import {
+  replayFile,
+  type ImportSettings,
+  type ReplaySettings,
+  type RunResult,
+} from '../replay/run-file.js';
 import type { TraceEvent } from '../trace/types.js';
 import { heapMap, type HeapMap } from './heap-map.js';
 
@@ -94,8 +100,15 @@ function measuredSeries(m: MeasuredSamples, times: number[]): MeasuredSeries | u
   return out;
 }
 
-/** Replays one configuration in this thread. */
-export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
+/**
+ * What a configuration's replay gathers, as it goes (observe) and at its end (finish): for
+ * runConfig's own replay, or for another that replays the same configuration (the report's
+ * explanation replays the default one once for both).
+ */
+export function configWatcher(job: Omit<ConfigRunJob, 'settings'>): {
+  observe: (ev: TraceEvent, r: Replayer) => void;
+  finish: (run: RunResult) => ConfigRun;
+} {
   const sampler = new TimelineSampler(job.timeline);
   const history = new ThresholdHistory();
   const times: number[] = [];
@@ -122,53 +135,62 @@ export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
       mapTime = time;
     }
   };
+  const finish = (run: RunResult): ConfigRun => {
+    const r = run.replayer;
+    if (r === null)
+      throw run.failure ?? new Error(`${job.displayName ?? job.path}: nothing to replay`);
+    if (job.mapAt !== undefined && map === undefined) {
+      map = heapMap(r.process, lastEvent);
+      mapTime = lastTime;
+    }
+    const s = r.finish();
+    const out: ConfigRun = {
+      samples: sampler.finish(),
+      timed: sampler.timed,
+      thresholds: history.changes.map((c, i) => ({ ...c, time: times[i]! })),
+      summary: {
+        events: s.events,
+        rss: s.rss,
+        peakRss: s.peakRss,
+        peakEvent: s.peakEvent,
+        heap: r.process.arenas.reduce((n, a) => n + a.systemMem, 0),
+        mmapped: s.mmapped,
+        liveBytes: s.liveBytes,
+        syscalls: s.syscalls,
+        pageFaults: s.pageFaults,
+        glibc: glibcLabel(r.process.profile),
+      },
+      facts: run.header === null ? [] : [...run.header.facts],
+      env: run.header === null ? [] : [...run.header.env],
+      comments: run.header?.comments ?? [],
+    };
+    const measured = measuredSeries(r.measured, sampleTimes);
+    if (measured !== undefined) out.measured = measured;
+    if (s.abort !== undefined)
+      out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
+    if (map !== undefined) {
+      out.map = map;
+      out.mapTime = mapTime!;
+    }
+    if (run.failure !== null) {
+      out.failure = run.failure.message;
+      out.failureName = run.failure.name;
+    }
+    return out;
+  };
+  return { observe, finish };
+}
+
+/** Replays one configuration in this thread. */
+export async function runConfig(job: ConfigRunJob): Promise<ConfigRun> {
+  const w = configWatcher(job);
   const run = await replayFile(job.path, {
     ...job.settings,
     import: job.import,
     displayName: job.displayName,
-    observe,
+    observe: w.observe,
   });
-  const r = run.replayer;
-  if (r === null)
-    throw run.failure ?? new Error(`${job.displayName ?? job.path}: nothing to replay`);
-  if (job.mapAt !== undefined && map === undefined) {
-    map = heapMap(r.process, lastEvent);
-    mapTime = lastTime;
-  }
-  const s = r.finish();
-  const out: ConfigRun = {
-    samples: sampler.finish(),
-    timed: sampler.timed,
-    thresholds: history.changes.map((c, i) => ({ ...c, time: times[i]! })),
-    summary: {
-      events: s.events,
-      rss: s.rss,
-      peakRss: s.peakRss,
-      peakEvent: s.peakEvent,
-      heap: r.process.arenas.reduce((n, a) => n + a.systemMem, 0),
-      mmapped: s.mmapped,
-      liveBytes: s.liveBytes,
-      syscalls: s.syscalls,
-      pageFaults: s.pageFaults,
-      glibc: glibcLabel(r.process.profile),
-    },
-    facts: run.header === null ? [] : [...run.header.facts],
-    env: run.header === null ? [] : [...run.header.env],
-    comments: run.header?.comments ?? [],
-  };
-  const measured = measuredSeries(r.measured, sampleTimes);
-  if (measured !== undefined) out.measured = measured;
-  if (s.abort !== undefined)
-    out.summary.abort = `${s.abort.message} (event ${s.abort.event}, line ${s.abort.line})`;
-  if (map !== undefined) {
-    out.map = map;
-    out.mapTime = mapTime!;
-  }
-  if (run.failure !== null) {
-    out.failure = run.failure.message;
-    out.failureName = run.failure.name;
-  }
-  return out;
+  return w.finish(run);
 }
 
 /** Runs the jobs on up to `parallel` worker threads; results in the jobs' order. */

@@ -25,7 +25,8 @@
  *
  * On the 8-thread trace, `ptsim explain` (the end and the peak, with its remedies), `explain --at
  * end --no-what-if`, `compare` with two configurations, `replay --timeline` (2000 samples, and
- * every event) and `report` are timed against the replay's own time, with their peak memory.
+ * every event) and `report` are timed against the replay's own time (a replay run right before
+ * each), with their processor time and peak memory; on the recorded cc1 trace, explain and report.
  *
  * BENCH_AGAINST=DIR measures the ptsim built in another checkout too (the parse, core loop and end
  * to end figures), right after this tree's on each trace, so that a change is measured against
@@ -34,6 +35,8 @@
  * On the same trace, the engine of `ptsim web` (and `ptsim step`): the time to read the trace into
  * memory and replay it once, taking its checkpoints, then the time to go to events picked at random
  * along the trace, forwards and back, each with the heap view the page shows there.
+ *
+ * BENCH_COMMANDS=explain,report,... picks the commands timed (by the names the output gives them).
  *
  * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `web` (the engine of
  * `ptsim web`), `profile` (where the
@@ -527,10 +530,14 @@ function benchTrace(trace: Trace): void {
   }
 }
 
-function benchCommands(trace: Trace): void {
+/**
+ * The commands on one trace, each against the replay measured right before it in the same tree.
+ * `few`: explain and report only (the cc1 recording).
+ */
+function benchCommands(trace: Trace, few = false): void {
   const { gz } = trace;
   console.log(`\n${trace.label}: commands, load average ${load()}`);
-  const runs: Array<[string, string[]]> = [
+  const all: Array<[string, string[]]> = [
     ['replay', ['replay', gz, ...CORES]],
     ['explain', ['explain', gz, ...CORES]],
     ['explain --at end --no-what-if', ['explain', gz, ...CORES, '--at', 'end', '--no-what-if']],
@@ -564,16 +571,25 @@ function benchCommands(trace: Trace): void {
     ],
     ['report', ['report', gz, ...CORES, '-o', join(DIR, `report.${process.pid}.html`)]],
   ];
+  const picked = process.env['BENCH_COMMANDS']?.split(',');
+  const runs = all.filter(([name]) =>
+    picked !== undefined ? picked.includes(name) : !few || ['explain', 'report'].includes(name),
+  );
   // Each command in turn in each tree, so that both see the same moments of the machine.
   const replaySeconds = new Map<string, number>();
+  const replay = all[0]![1];
   for (const [name, args] of runs) {
     for (const root of ROOTS) {
+      // The replay right before each command, so that the two see about the same load.
+      if (name !== 'replay') replaySeconds.set(root, ptsim(replay, root).seconds);
       const t = ptsim(args, root);
       if (name === 'replay') replaySeconds.set(root, t.seconds);
-      const mem = t.maxRssMiB !== null ? `, peak memory ${t.maxRssMiB.toFixed(0)} MiB` : '';
+      const mem =
+        (t.cpu !== null ? `, ${t.cpu.toFixed(1)} s of CPU` : '') +
+        (t.maxRssMiB !== null ? `, peak memory ${t.maxRssMiB.toFixed(0)} MiB` : '');
       const tag = ROOTS.length > 1 ? ` [${root === ROOT ? 'this tree' : root}]` : '';
       console.log(
-        `  ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds.get(root)!).toFixed(1)} x replay)${mem}${tag}`,
+        `  ptsim ${name.padEnd(30)} ${t.seconds.toFixed(2).padStart(7)} s (${(t.seconds / replaySeconds.get(root)!).toFixed(1)} x replay${name === 'replay' ? '' : ` of ${replaySeconds.get(root)!.toFixed(2)} s`})${mem}${tag}`,
       );
     }
   }
@@ -684,6 +700,9 @@ it.skipIf(ONLY !== undefined && ONLY !== 'replay')(
 it.skipIf(ONLY !== undefined && ONLY !== 'explain')(
   'times explain, compare, timelines and report against the replay',
   async () => {
+    const cc1 = await traces['cc1']!();
+    if (cc1 === null) console.log(`\nskipped: the recorded cc1 trace (no gcc)`);
+    else benchCommands(cc1, true);
     benchCommands((await traces['mt']!())!);
   },
 );
