@@ -690,7 +690,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
           {
             id: 'trim_now',
             setting: 'malloc_trim(0) at this moment',
-            why: 'consolidates and returns every whole free page inside the heaps, and the top of the main heap',
+            // mtrim: the fastbins are merged first, in the releases that have them.
+            why: `${r.process.profile.fastbins ? 'consolidates and returns' : 'returns'} every whole free page inside the heaps, and the top of the main heap`,
             addresses: 'free memory inside the heaps',
             calls: 1,
             call: `${m.tid} malloc_trim 0`,

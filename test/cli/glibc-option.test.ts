@@ -289,6 +289,28 @@ describe('several versions in sweep and report, and unverified profiles in every
     ]);
   });
 
+  it("explain's malloc_trim consolidates the fastbins only in a release that has them", async () => {
+    const why = async (args: string[]): Promise<string> => {
+      const r = await inProcess([
+        'explain',
+        join(ROOT, 'traces/field-report.trace'),
+        '--at',
+        'end',
+        '--json',
+        '--jobs',
+        '1',
+        ...args,
+      ]);
+      expect(r.code, r.err).toBe(0);
+      type Remedy = { id: string; why: string };
+      const m = (JSON.parse(r.out) as { moments: Array<{ remedies: Remedy[]; tried: Remedy[] }> })
+        .moments[0]!;
+      return [...m.remedies, ...m.tried].find((x) => x.id === 'trim_now')!.why;
+    };
+    expect(await why([])).toMatch(/^consolidates and returns every whole free page/);
+    expect(await why(['--glibc', '2.43'])).toMatch(/^returns every whole free page/);
+  });
+
   it("show's first line names a release other than the default", async () => {
     const c = trace(CALLOC, callocText);
     const first = async (args: string[]): Promise<string> => {
