@@ -28,13 +28,10 @@
  * touch the page (the touch model).
  *
  * Memory: 59 bytes a handle. The columns grow by doubling, and the part of a column not yet used
- * is never written, so the system does not give it pages. A big store's columns grow in place
- * (growable.ts): its growth never holds the old columns and the new ones at once. The request and the event that handed a chunk out are 32-bit
- * until a value needs more (handOut widens the column, once); the free handles are chained through
- * `fd`, which a dead handle does not use.
+ * is never written, so the system does not give it pages. The request and the event that handed
+ * a chunk out are 32-bit until a value needs more (handOut widens the column, once); the free
+ * handles are chained through `fd`, which a dead handle does not use.
  */
-
-import { grownArray } from './growable.js';
 
 export const NIL = -1;
 /** What fd_nextsize reads in a bin header: some non-NULL word of the arena (see unlinkChunk). */
@@ -206,20 +203,40 @@ export class ChunkStore {
 
   private grow(): void {
     const cap = this.cap * 2;
-    this.addr = grownArray(this, 'addr', this.addr, cap);
-    this.size = grownArray(this, 'size', this.size, cap);
-    this.flags = grownArray(this, 'flags', this.flags, cap);
-    this.prevSize = grownArray(this, 'prevSize', this.prevSize, cap);
-    this.fd = grownArray(this, 'fd', this.fd, cap);
-    this.bk = grownArray(this, 'bk', this.bk, cap);
-    this.fdNext = grownArray(this, 'fdNext', this.fdNext, cap);
-    this.bkNext = grownArray(this, 'bkNext', this.bkNext, cap);
-    this.next = grownArray(this, 'next', this.next, cap);
-    this.prev = grownArray(this, 'prev', this.prev, cap);
-    this.state = grownArray(this, 'state', this.state, cap);
-    this.bin = grownArray(this, 'bin', this.bin, cap);
-    this.req = grownArray(this, 'req', this.req, cap);
-    this.born = grownArray(this, 'born', this.born, cap);
+    const f64 = (a: Float64Array): Float64Array => {
+      const b = new Float64Array(cap);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array): Int32Array => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    const u8 = (a: Uint8Array): Uint8Array => {
+      const b = new Uint8Array(cap);
+      b.set(a);
+      return b;
+    };
+    const same = <A extends Uint32Array | Int32Array | Float64Array>(a: A): A => {
+      const b = new (a.constructor as new (n: number) => A)(cap);
+      b.set(a);
+      return b;
+    };
+    this.addr = f64(this.addr);
+    this.size = f64(this.size);
+    this.flags = u8(this.flags);
+    this.prevSize = f64(this.prevSize);
+    this.fd = i32(this.fd);
+    this.bk = i32(this.bk);
+    this.fdNext = i32(this.fdNext);
+    this.bkNext = i32(this.bkNext);
+    this.next = i32(this.next);
+    this.prev = i32(this.prev);
+    this.state = u8(this.state);
+    this.bin = u8(this.bin);
+    this.req = same(this.req);
+    this.born = same(this.born);
     this.cap = cap;
   }
 }

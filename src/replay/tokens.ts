@@ -13,13 +13,13 @@
  */
 
 import { NIL } from '../core/chunks.js';
-import { grownArray } from '../core/growable.js';
+import { release } from '../core/release.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
 
 export class LiveTokens {
   /**
    * The block each token number names, plus one (0 for none: the part not yet used is never
-   * written, and grows in place, growable.ts).
+   * written, so the system does not give it pages).
    */
   private handles = new Int32Array(1024);
   /** Numbered tokens bound. */
@@ -94,6 +94,9 @@ export class LiveTokens {
   private grow(id: number): void {
     let n = this.handles.length * 2;
     while (n <= id) n *= 2;
-    this.handles = grownArray(this, 'handles', this.handles, n);
+    const bigger = new Int32Array(n);
+    bigger.set(this.handles);
+    release(this.handles);
+    this.handles = bigger;
   }
 }

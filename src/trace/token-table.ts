@@ -19,7 +19,7 @@
  * unkeyed tokens. (Values are int32 rather than doubles: doubles cost the parser a few per cent.)
  */
 
-import { release } from '../core/growable.js';
+import { release } from '../core/release.js';
 
 /** What the table answers for a token it does not hold. */
 export const NONE = -1;
