@@ -13,11 +13,15 @@
  */
 
 import { NIL } from '../core/chunks.js';
+import { release } from '../core/release.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
 
 export class LiveTokens {
-  /** The block each token number names (NIL for none). */
-  private handles = new Int32Array(1024).fill(NIL);
+  /**
+   * The block each token number names, plus one (0 for none: the part not yet used is never
+   * written, so the system does not give it pages).
+   */
+  private handles = new Int32Array(1024);
   /** Numbered tokens bound. */
   private numbered = 0;
   /** Bound tokens that have no number. */
@@ -33,7 +37,7 @@ export class LiveTokens {
   /** The block a token names (number `id`, or -1; key and text), or NIL. */
   find(id: number, key: number, text: string): number {
     if (id >= 0 && id < this.handles.length) {
-      const h = this.handles[id]!;
+      const h = this.handles[id]! - 1;
       if (h !== NIL) return h;
     }
     if (!this.anyOrphans) return NIL;
@@ -49,7 +53,7 @@ export class LiveTokens {
     if (id >= this.handles.length) this.grow(id);
     const old = this.find(id, key, text);
     if (old !== NIL) return old;
-    this.handles[id] = h;
+    this.handles[id] = h + 1;
     this.numbered++;
     return NIL;
   }
@@ -57,9 +61,9 @@ export class LiveTokens {
   /** Unbinds the token (number `id` or -1, key, text) and returns the block it named, or NIL. */
   unbind(id: number, key: number, text: string): number {
     if (id >= 0 && id < this.handles.length) {
-      const h = this.handles[id]!;
+      const h = this.handles[id]! - 1;
       if (h !== NIL) {
-        this.handles[id] = NIL;
+        this.handles[id] = 0;
         this.numbered--;
         return h;
       }
@@ -83,15 +87,16 @@ export class LiveTokens {
   /** Calls f with the block of every bound token. */
   forEachHandle(f: (h: number) => void): void {
     for (let id = 0; id < this.handles.length; id++)
-      if (this.handles[id] !== NIL) f(this.handles[id]!);
+      if (this.handles[id] !== 0) f(this.handles[id]! - 1);
     this.orphans.forEachValue(f);
   }
 
   private grow(id: number): void {
     let n = this.handles.length * 2;
     while (n <= id) n *= 2;
-    const bigger = new Int32Array(n).fill(NIL);
+    const bigger = new Int32Array(n);
     bigger.set(this.handles);
+    release(this.handles);
     this.handles = bigger;
   }
 }

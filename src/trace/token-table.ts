@@ -19,6 +19,8 @@
  * unkeyed tokens. (Values are int32 rather than doubles: doubles cost the parser a few per cent.)
  */
 
+import { release } from '../core/release.js';
+
 /** What the table answers for a token it does not hold. */
 export const NONE = -1;
 
@@ -165,6 +167,9 @@ export class TokenTable {
     this.vals = vals;
     this.mask = mask;
     this.shift = shift;
+    // A big table's old arrays (half the new ones' bytes) are freed now, not at the collector's pace.
+    release(oldKeys);
+    release(oldVals);
   }
 }
 
