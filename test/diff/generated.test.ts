@@ -3,7 +3,7 @@
  * tens of MiB crossing the mmap threshold both ways, phases that grow and shrink the heap,
  * malloc_trim and mallopt calls. Each must replay identically on ptsim and on real glibc; every
  * 4th also with touch records (the recorded model), every 10th without the program's writes
- * (none: only glibc's own writes make pages resident). `npm test` runs every 2nd trace, and every
+ * (none: only glibc's own writes make pages resident). `npm test` runs every 3rd trace, and every
  * 20th and every 40th of those variants; `npm run test:full` all of them (test/helpers/suite.ts).
  */
 
@@ -16,8 +16,8 @@ import { differential } from './harness.js';
 const TRACES = 500;
 
 describe('generated traces replay identically on ptsim and real glibc', () => {
-  // Every trace in a full run, every 2nd in npm test.
-  for (let n = 0; n < TRACES; n += stride(1, 2)) {
+  // Every trace in a full run, every 3rd in npm test.
+  for (let n = 0; n < TRACES; n += stride(1, 3)) {
     const events = n % 25 === 0 ? 6000 : 150 + ((n * 7919) % 1200);
     it(`seed diff-${n} (${events} events)`, () => {
       const text = generateTrace({ seed: `diff-${n}`, events });

@@ -15,8 +15,8 @@ import { differential } from './harness.js';
 const TRACES = 300;
 
 describe('generated multi-thread traces replay identically on ptsim and real glibc', () => {
-  // Every trace in a full run, every 2nd in npm test (test/helpers/suite.ts).
-  for (let n = 0; n < TRACES; n += stride(1, 2)) {
+  // Every trace in a full run, every 3rd in npm test (test/helpers/suite.ts).
+  for (let n = 0; n < TRACES; n += stride(1, 3)) {
     const events = n % 30 === 0 ? 8000 : 300 + ((n * 7919) % 1500);
     it(`seed threads-${n} (${events} events)`, () => {
       const text = generateThreadedTrace({ seed: `threads-${n}`, events });

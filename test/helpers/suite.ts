@@ -1,6 +1,6 @@
 /**
  * How much of the differential suite a run covers. `npm test` (and CI) runs every hand-written
- * case and bundled trace, and a sample of the generated sets (every 2nd single- and multi-thread
+ * case and bundled trace, and a sample of the generated sets (every 3rd single- and multi-thread
  * trace, every 4th heap-stress one) and of their variants (touch records, the other touch
  * models); `npm run test:full` (PTSIM_FULL=1) runs every trace and every variant of every trace.
  */
