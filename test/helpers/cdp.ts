@@ -33,6 +33,8 @@ export class Browser {
     private readonly proc: ChildProcess,
     private readonly profile: string,
   ) {
+    // A browser that has gone is seen by its exit; a write to its pipe after that is not an error.
+    (proc.stdio[3] as Writable).on('error', () => {});
     const input = proc.stdio[4] as Readable;
     let held = Buffer.alloc(0);
     input.on('data', (chunk: Buffer) => {
@@ -111,12 +113,20 @@ export class Browser {
     return page;
   }
 
-  /** Ends the browser and removes its profile. */
+  /**
+   * Ends the browser and removes its profile. Browser.close lets Chromium end its own processes
+   * (a renderer killed with it went on writing to the profile while it was being removed); a
+   * browser that does not end within 5 s is killed.
+   */
   async close(): Promise<void> {
-    const exited = new Promise((r) => this.proc.once('exit', r));
-    this.proc.kill();
-    await exited;
-    rmSync(this.profile, { recursive: true, force: true, maxRetries: 5 });
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((r) => this.proc.once('exit', r));
+      const timer = setTimeout(() => this.proc.kill(), 5000);
+      this.send('Browser.close').catch(() => this.proc.kill());
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(this.profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
   }
 }
 
