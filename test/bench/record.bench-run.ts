@@ -28,6 +28,9 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { it } from 'vitest';
+
+/** BENCH_ONLY=record runs this part alone; another part named there leaves it out. */
+const SKIP = process.env['BENCH_ONLY'] !== undefined && process.env['BENCH_ONLY'] !== 'record';
 import { buildRecorder } from '../../src/record/build.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -150,17 +153,20 @@ function bench(label: string, argv: string[], env: NodeJS.ProcessEnv): void {
   }
 }
 
-it('the cost of recording a C program: calls, and calls with touches and samples', () => {
-  mkdirSync(DIR, { recursive: true });
-  const bin = join(DIR, 'churn');
-  const r = spawnSync(
-    'cc',
-    ['-O2', '-fno-builtin', '-o', bin, join(ROOT, 'test/bench/programs/churn.c')],
-    { encoding: 'utf8' },
-  );
-  if (r.status !== 0) throw new Error(`cc failed: ${r.stderr}`);
-  bench(`churn ${CHURN_ROUNDS}`, [bin, String(CHURN_ROUNDS)], process.env);
-});
+it.skipIf(SKIP)(
+  'the cost of recording a C program: calls, and calls with touches and samples',
+  () => {
+    mkdirSync(DIR, { recursive: true });
+    const bin = join(DIR, 'churn');
+    const r = spawnSync(
+      'cc',
+      ['-O2', '-fno-builtin', '-o', bin, join(ROOT, 'test/bench/programs/churn.c')],
+      { encoding: 'utf8' },
+    );
+    if (r.status !== 0) throw new Error(`cc failed: ${r.stderr}`);
+    bench(`churn ${CHURN_ROUNDS}`, [bin, String(CHURN_ROUNDS)], process.env);
+  },
+);
 
 const script = [
   'd = {}',
@@ -172,9 +178,12 @@ const script = [
 ].join('\n');
 
 if (!existsSync(PYTHON)) console.warn(`skipped: the python3 recording benchmark (no ${PYTHON})`);
-it.skipIf(!existsSync(PYTHON))('the cost of recording CPython with PYTHONMALLOC=malloc', () => {
-  bench('python3 dict of 300,000 lists, half deleted', [PYTHON, '-c', script], {
-    ...process.env,
-    PYTHONMALLOC: 'malloc',
-  });
-});
+it.skipIf(SKIP || !existsSync(PYTHON))(
+  'the cost of recording CPython with PYTHONMALLOC=malloc',
+  () => {
+    bench('python3 dict of 300,000 lists, half deleted', [PYTHON, '-c', script], {
+      ...process.env,
+      PYTHONMALLOC: 'malloc',
+    });
+  },
+);

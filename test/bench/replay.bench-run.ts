@@ -39,7 +39,7 @@
  * BENCH_COMMANDS=explain,report,... picks the commands timed (by the names the output gives them).
  *
  * BENCH_ONLY picks one part: `replay` (the traces), `explain` (the commands), `web` (the engine of
- * `ptsim web`), `profile` (where the
+ * `ptsim web`), `record` (the cost of recording, test/bench/record.bench-run.ts), `profile` (where the
  * time of a replay goes: a CPU profile of each thread of `ptsim replay`, its self time summed by
  * layer, for BENCH_PROFILE_TRACE: cc1, mix, mt, alloc or churn; cc1 by default).
  */
