@@ -704,6 +704,11 @@ describe.skipIf(CHROMIUM === undefined)(
       const q = await browser.newPage(url + '#scenario=6-arenas');
       await opened(q, '6-arenas.trace');
       await expectShows(q, 'traces/scenarios/6-arenas.trace', [5]);
+      // Named in the address of the open page: it opens in place of the one shown.
+      await q.eval(`location.hash = 'scenario=2-fastbins'`);
+      await opened(q, '2-fastbins.trace');
+      await expectShows(q, 'traces/scenarios/2-fastbins.trace', [6]);
+      expect(await q.eval<string>(`document.getElementById('examples').value`)).toBe('2-fastbins');
       expect(q.errors).toEqual([]);
       await q.close();
       // A name that is none of them: said so, in one line.

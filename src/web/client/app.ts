@@ -701,14 +701,30 @@ for (const [state, colour] of Object.entries(COLOURS)) {
 }
 drawAll();
 
-const hash = new URLSearchParams(location.hash.slice(1));
-const wantedScenario = hash.get('scenario');
+/** The scenario the address names (`#scenario=NAME`), or null. */
+function scenarioInAddress(): string | null {
+  return new URLSearchParams(location.hash.slice(1)).get('scenario');
+}
+
+/** Opens the scenario called `id`, or says in the status line that there is none. */
+function openNamed(id: string): void {
+  if (embedded.scenarios.some((s) => s.id === id)) openScenario(id);
+  else {
+    body.dataset['ptsimState'] = 'error';
+    status(`no scenario is called ${id}`, true);
+  }
+}
+
+// A scenario named in the address after the page opened (a link, or typed) opens too.
+window.addEventListener('hashchange', () => {
+  const id = scenarioInAddress();
+  if (id !== null && id !== examples.value) openNamed(id);
+});
+
+const wantedScenario = scenarioInAddress();
 // A scenario the address names comes first: it is what the reader asked for.
-if (wantedScenario !== null && embedded.scenarios.some((s) => s.id === wantedScenario)) {
-  openScenario(wantedScenario);
-} else if (wantedScenario !== null) {
-  body.dataset['ptsimState'] = 'error';
-  status(`no scenario is called ${wantedScenario}`, true);
+if (wantedScenario !== null) {
+  openNamed(wantedScenario);
 } else if (embedded.trace !== null) {
   load(embedded.trace.name, fromBase64(embedded.trace.gzip64));
 } else if (embedded.traceUrl !== null) {
