@@ -49,6 +49,10 @@ async function exportPage(name: string, args: string[]): Promise<string> {
   return join(out, 'index.html');
 }
 
+/** The page exported with the hostile trace, made once by whichever test wants it first. */
+let evilPage: Promise<string> | undefined;
+const evil = (): Promise<string> => (evilPage ??= exportPage('evil', [hostileTrace]));
+
 async function showJson(trace: string, at: number): Promise<HeapView> {
   const r = await inProcess(['show', trace, '--at', String(at), '--json']);
   expect(r.code).toBe(0);
@@ -202,7 +206,7 @@ describe('ptsim web --export', () => {
   });
 
   it('opens without a network and keeps trace text out of the markup', async () => {
-    const page = await exportPage('evil', [hostileTrace]);
+    const page = await evil();
     const html = readFileSync(page, 'utf8');
     expect(html).not.toMatch(
       /<(script|img|iframe|link|audio|video|source|embed|object)\b[^>]*\b(src|href|data)\s*=/i,
@@ -358,8 +362,7 @@ describe.skipIf(CHROMIUM === undefined)(
     }, 60_000);
 
     it('keeps hostile tokens and names as text', async () => {
-      const page = join(dir, 'evil', 'index.html');
-      const p = await browser.newPage(`file://${page}`);
+      const p = await browser.newPage(`file://${await evil()}`);
       await ready(p, -1);
       await scrubTo(p, 4);
       const tokens = (await tableRows(p)).map((r) => r[6]).filter((t) => t !== '');
