@@ -63,6 +63,26 @@ describe('heaptrack importer', () => {
     ]);
   });
 
+  it('keeps sizes above 2^53 exactly', () => {
+    const r = imp(
+      [
+        'v 10400 3',
+        't 7f7fe9797b9f 0',
+        '+ 20000000000001 1 55b476ab1530',
+        '+ 18 1 55b476ac31d0',
+        '',
+      ].join('\n'),
+      opts,
+      'h.raw',
+    );
+    expect(r.lines.map((l) => l.replace(/@\d+ /, ''))).toEqual([
+      '3: 1 malloc 9007199254740993 0x55b476ab1530',
+      '4: 1 malloc 24 0x55b476ac31d0',
+    ]);
+    expect(r.events[0]!.n1).toBe(2 ** 53);
+    expect(r.events[1]!.exact1).toBeUndefined();
+  });
+
   it("refuses heaptrack's interpreted files, which have lost the pointers", () => {
     for (const text of ['v 10400 3\ns 5 main\na 18 1\n+ 0\n- 0\n', 'v 10400 3\n+ 1\n']) {
       const e = importError(text, opts, 'heaptrack.p.1.zst');
