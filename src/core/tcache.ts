@@ -62,18 +62,7 @@ export function tcacheGetAligned(s: Process, tc: Tcache, idx: number, alignment:
     p = ck.fd[p]!;
   }
   if (p === NIL) return NIL;
-  if (before === NIL) {
-    tc.entries[idx] = ck.fd[p]!;
-  } else {
-    // The link to it is the next word of the chunk before it in the list.
-    ck.fd[before] = ck.fd[p]!;
-    s.kernel.touch(ck.addr[before]! + 16);
-  }
-  tc.counts[idx]!--;
-  s.kernel.touch(ck.addr[p]! + 24);
-  ck.state[p] = St.INUSE;
-  ck.fd[p] = NIL;
-  return p;
+  return takeAfter(s, tc, idx, before, p);
 }
 
 /**
@@ -147,6 +136,7 @@ function takeAfter(s: Process, tc: Tcache, idx: number, before: number, p: numbe
   const ck = s.ck;
   if (before === NIL) tc.entries[idx] = ck.fd[p]!;
   else {
+    // The link to it is the next word of the chunk before it in the list.
     ck.fd[before] = ck.fd[p]!;
     s.kernel.touch(ck.addr[before]! + 16);
   }
