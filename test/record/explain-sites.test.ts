@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { explain } from '../../src/analysis/explain.js';
+import { explain, type Explanation } from '../../src/analysis/explain.js';
 import { findSymbolizer } from '../../src/import/symbolize.js';
 import { runs } from '../helpers/tools.js';
 import { buildOptimised, markers, record, scratch } from './helpers.js';
@@ -45,23 +45,38 @@ function siteIn(source: string, fn: string, marker = fn): RegExp {
 }
 const site = (fn: string, marker = fn): RegExp => siteIn('explain-sites.c', fn, marker);
 
+/**
+ * Builds the program (optimised, without frame pointers), records it with call stacks, and explains
+ * the end: the moment, its pin in the main arena, and that pin with no wrapper folded.
+ */
+async function explainRecorded(source: string, compiler: string) {
+  const rec = await record(buildOptimised(source, compiler), [], { stacks: 32, touches: false });
+  expect(rec.exitCode).toBe(0);
+  const file = rec.traces.find((t) => t.main)!.file;
+  const mainPin = (x: Explanation) =>
+    x.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live');
+  const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
+  const pin = mainPin(ex);
+  expect(pin).toBeDefined();
+  const unfolded = await explain(file, {
+    settings: {},
+    at: ['end'],
+    whatIfs: false,
+    sites: { wrappers: [] },
+  });
+  const raw = mainPin(unfolded);
+  expect(raw).toBeDefined();
+  return { m: ex.moments[0]!, pin: pin!, raw: raw! };
+}
+
 describe.skipIf(missing.length > 0)('explain names the code of a recorded program', () => {
   it('names the pin, the tcache and the fastbin holders by function and file:line', async () => {
-    const rec = await record(buildOptimised('explain-sites.c', 'cc'), [], {
-      stacks: 32,
-      touches: false,
-    });
-    expect(rec.exitCode).toBe(0);
-    const file = rec.traces.find((t) => t.main)!.file;
-    const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
-    const m = ex.moments[0]!;
+    const { m, pin, raw } = await explainRecorded('explain-sites.c', 'cc');
 
     // The pin: the block keep_config allocated through xmalloc (folded), called from main.
-    const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
-    expect(pin).toBeDefined();
-    expect(pin!.site?.site).toMatch(site('keep_config'));
-    expect(pin!.site!.chain[0]).toBe(pin!.site!.site);
-    expect(pin!.site!.chain[1]).toMatch(site('main'));
+    expect(pin.site?.site).toMatch(site('keep_config'));
+    expect(pin.site!.chain[0]).toBe(pin.site!.site);
+    expect(pin.site!.chain[1]).toMatch(site('main'));
 
     const causes = new Map(m.sites!.causes.map((c) => [c.cause, c]));
     const tcache = causes.get('tcache')!.sites[0]!;
@@ -77,34 +92,18 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
     );
 
     // Without folding xmalloc, the pin's site is xmalloc itself.
-    const raw = await explain(file, {
-      settings: {},
-      at: ['end'],
-      whatIfs: false,
-      sites: { wrappers: [] },
-    });
-    const rawPin = raw.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live')!;
-    expect(rawPin.site?.site).toMatch(site('xmalloc'));
-    expect(rawPin.site!.chain[1]).toMatch(site('keep_config'));
+    expect(raw.site?.site).toMatch(site('xmalloc'));
+    expect(raw.site!.chain[1]).toMatch(site('keep_config'));
   }, 120_000);
 
   it.skipIf(noCxx)(
     'names them in a C++ program, operator new folded into its caller (skipped without c++)',
     async () => {
       const cxx = (fn: string, marker = fn): RegExp => siteIn('explain-sites.cpp', fn, marker);
-      const rec = await record(buildOptimised('explain-sites.cpp', 'c++'), [], {
-        stacks: 32,
-        touches: false,
-      });
-      expect(rec.exitCode).toBe(0);
-      const file = rec.traces.find((t) => t.main)!.file;
-      const ex = await explain(file, { settings: {}, at: ['end'], whatIfs: false });
-      const m = ex.moments[0]!;
-      const pin = m.pins.find((p) => p.arena === 0 && p.kind === 'live');
-      expect(pin).toBeDefined();
-      expect(pin!.site?.site).toMatch(cxx('keep_config'));
-      expect(pin!.site!.chain[1]).toMatch(/^main \(\S*programs\/explain-sites\.cpp:\d+\)$/);
-      expect(pin!.site!.chain[1]).toContain(`:${markers('explain-sites.cpp').get('main')})`);
+      const { m, pin, raw } = await explainRecorded('explain-sites.cpp', 'c++');
+      expect(pin.site?.site).toMatch(cxx('keep_config'));
+      expect(pin.site!.chain[1]).toMatch(/^main \(\S*programs\/explain-sites\.cpp:\d+\)$/);
+      expect(pin.site!.chain[1]).toContain(`:${markers('explain-sites.cpp').get('main')})`);
       const causes = new Map(m.sites!.causes.map((c) => [c.cause, c]));
       const tcache = causes.get('tcache')!.sites[0]!;
       expect(tcache.key).toMatch(cxx('fill_cache'));
@@ -114,15 +113,8 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
       expect([fast.blocks, fast.bytes]).toEqual([13, 13 * 48]);
 
       // Without folding, operator new itself is the site of every block.
-      const raw = await explain(file, {
-        settings: {},
-        at: ['end'],
-        whatIfs: false,
-        sites: { wrappers: [] },
-      });
-      const rawPin = raw.moments[0]!.pins.find((p) => p.arena === 0 && p.kind === 'live')!;
-      expect(rawPin.site?.site).toMatch(/^operator new\(unsigned long\)/);
-      expect(rawPin.site!.chain[1]).toMatch(cxx('keep_config'));
+      expect(raw.site?.site).toMatch(/^operator new\(unsigned long\)/);
+      expect(raw.site!.chain[1]).toMatch(cxx('keep_config'));
     },
     120_000,
   );
