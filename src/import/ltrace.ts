@@ -18,7 +18,8 @@
  * operator new and delete under their mangled names (_Znwm, _Znam, _ZdlPv, _ZdaPv and the sized
  * and nothrow variants), which ltrace shows instead of the malloc they call. Everything else
  * (other functions, system calls, signals, exits) is counted and skipped; so is posix_memalign,
- * whose block ltrace does not show (it is stored through a pointer argument).
+ * whose block ltrace does not show (it is stored through a pointer argument), and a reallocarray
+ * whose size overflows (glibc fails it before calling realloc).
  *
  * A call split by `<unfinished ...>` is imported where it is resumed, when it returned: that is
  * when an allocation's address is known. A free resumed after another thread got its address back
@@ -345,12 +346,22 @@ export class LtraceImporter extends LineImporter {
     }
     if (!sc.atEnd()) this.core.fail(no, `unexpected '${sc.rest()}' after the result`);
 
+    const nums = this.nums;
+    // __libc_reallocarray fails on an overflowing product before it calls realloc: the allocator
+    // does nothing (realloc itself would set up the thread's tcache first).
+    let product = 0n;
+    if (spec === 'pnn') {
+      product = BigInt(this.exacts[0] ?? nums[0]!) * BigInt(this.exacts[1] ?? nums[1]!);
+      if (product > SIZE_MAX) {
+        this.core.skip('reallocarray whose size overflows (no allocator call)');
+        return;
+      }
+    }
     const c = this.core.call;
     c.op = op;
     c.tid = tid;
     c.line = no;
     c.time = time;
-    const nums = this.nums;
     if (op === Op.calloc || op === Op.memalign) {
       c.n1 = nums[0]!;
       c.n2 = nums[1]!;
@@ -361,15 +372,9 @@ export class LtraceImporter extends LineImporter {
       c.n2 = 0;
     } else if (spec === 'pnn') {
       // reallocarray(p, nmemb, size) is realloc(p, nmemb * size) with an overflow check
-      c.n1 = nums[0]! * nums[1]!;
+      c.n1 = Number(product);
       c.n2 = 0;
-      if (c.n1 > Number.MAX_SAFE_INTEGER) {
-        // Exactly; a product past 2^64 - 1 (reallocarray's overflow, which fails with the old block
-        // kept) is replayed as realloc(p, SIZE_MAX), which fails the same way.
-        const p = BigInt(this.exacts[0] ?? nums[0]!) * BigInt(this.exacts[1] ?? nums[1]!);
-        c.exact1 = p > SIZE_MAX ? SIZE_MAX : p;
-        c.n1 = Number(c.exact1);
-      }
+      if (product > Number.MAX_SAFE_INTEGER) c.exact1 = product;
     } else {
       c.n1 = nums[0]!;
       c.n2 = 0;
