@@ -79,6 +79,55 @@ export function checkpoint<T extends object>(state: T): T {
   return copier()(state) as T;
 }
 
+/**
+ * Whether two states are the same, member by member, as checkpoint would copy them (typed arrays by
+ * content, arrays, maps, sets and objects member by member and of one class, functions and symbols
+ * by identity), leaving out the members `skip` names.
+ */
+export function sameState(
+  a: unknown,
+  b: unknown,
+  skip: (owner: object, key: PropertyKey) => boolean = () => false,
+): boolean {
+  const paired = new Map<object, unknown>();
+  const same = (x: unknown, y: unknown): boolean => {
+    if (typeof x !== 'object' || x === null || typeof y !== 'object' || y === null)
+      return Object.is(x, y);
+    if (x === y) return true;
+    if (paired.has(x)) return paired.get(x) === y;
+    paired.set(x, y);
+    if (Object.getPrototypeOf(x) !== Object.getPrototypeOf(y)) return false;
+    if (ArrayBuffer.isView(x)) {
+      const u = new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+      const w = y as ArrayBufferView;
+      const v = new Uint8Array(w.buffer, w.byteOffset, w.byteLength);
+      return u.length === v.length && Buffer.compare(u, v) === 0;
+    }
+    if (Array.isArray(x)) {
+      const ys = y as unknown[];
+      return x.length === ys.length && x.every((e, i) => same(e, ys[i]));
+    }
+    if (x instanceof Map) {
+      const ym = y as Map<unknown, unknown>;
+      if (x.size !== ym.size) return false;
+      // Keys of plain values, as the model's maps have.
+      for (const [k, e] of x) if (!ym.has(k) || !same(e, ym.get(k))) return false;
+      return true;
+    }
+    if (x instanceof Set) {
+      const ys = y as Set<unknown>;
+      return x.size === ys.size && [...x].every((e) => ys.has(e));
+    }
+    const keys = Reflect.ownKeys(x).filter((k) => !skip(x, k));
+    const others = Reflect.ownKeys(y).filter((k) => !skip(y, k));
+    if (keys.length !== others.length) return false;
+    const xs = x as Record<PropertyKey, unknown>;
+    const ys = y as Record<PropertyKey, unknown>;
+    return keys.every((k) => Object.prototype.hasOwnProperty.call(y, k) && same(xs[k], ys[k]));
+  };
+  return same(a, b);
+}
+
 /** Bytes of a typed array's block in a snapshot. */
 const BLOCK_BYTES = 16384;
 /** Elements of an array's block; arrays of plain values this long or longer are kept in blocks. */

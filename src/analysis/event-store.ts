@@ -666,6 +666,19 @@ export function momentIndex(edits: Edits | undefined, m: number): number {
   return editedIndex(edits, m);
 }
 
+/** A copy of a stored trace's header, as its reader delivered it. */
+export function storedHeader(t: StoredTrace): TraceHeader {
+  return {
+    env: t.header.env.map(([k, v]) => [k, v] as [string, string]),
+    ...(t.header.nprocs !== undefined ? { nprocs: t.header.nprocs } : {}),
+    ...(t.header.touchesRecorded !== undefined
+      ? { touchesRecorded: t.header.touchesRecorded }
+      : {}),
+    facts: new Map(t.header.facts),
+    ...(t.header.comments !== undefined ? { comments: [...t.header.comments] } : {}),
+  };
+}
+
 /**
  * Delivers the stored trace to `sink`, as its reader did, or edited; from event `start` on (its
  * header only when it starts at the first event). Gives the event loop a turn now and then; stops
@@ -687,15 +700,7 @@ export async function deliverStored(
   let g = 0;
   while (g < groups.length && groups[g]!.after < start - 1) g++;
   if (start === 0) {
-    sink.header({
-      env: t.header.env.map(([k, v]) => [k, v] as [string, string]),
-      ...(t.header.nprocs !== undefined ? { nprocs: t.header.nprocs } : {}),
-      ...(t.header.touchesRecorded !== undefined
-        ? { touchesRecorded: t.header.touchesRecorded }
-        : {}),
-      facts: new Map(t.header.facts),
-      ...(t.header.comments !== undefined ? { comments: [...t.header.comments] } : {}),
-    });
+    sink.header(storedHeader(t));
     if (g < groups.length && groups[g]!.after === -1) {
       deliverRecords(groups[g++]!, sink, move);
       sink.recordsEnd?.();

@@ -77,7 +77,9 @@ import {
   measureFrom,
   momentFrom,
   explainPool,
+  startState,
   takeCheckpoint,
+  twins,
   type Checkpoint,
   type EventFacts,
   type ExplainJob,
@@ -326,6 +328,46 @@ function remedyOf(
 function withMeasured(x: MomentExplanation, r: Replayer): void {
   const c = compareMeasured(r.measured, x.event);
   if (c !== undefined) x.measured = c;
+}
+
+/**
+ * The settings jobs of a round that another one can stand for: those whose settings leave glibc in
+ * the same state once started (twins), and those that differ only in the trim threshold, which the
+ * other job's replay watches (MeasureJob.otherTrimThreshold; its result says whether the watched
+ * threshold would ever have mattered, else the twin is replayed after all). Returns each twin's
+ * job with the job that stands for it; the jobs that watch a threshold get it.
+ */
+async function twinJobs(
+  jobs: ExplainJob[],
+  t: TraceRef & { store: StoredTrace },
+): Promise<Map<number, { runner: number; kind: 'same' | 'trim' }>> {
+  const out = new Map<number, { runner: number; kind: 'same' | 'trim' }>();
+  const plain = (j: ExplainJob): j is ExplainJob & { kind: 'measure' } =>
+    j.kind === 'measure' && j.edits === undefined && j.trace.store === t.store;
+  const states = await Promise.all(
+    jobs.map((j) => (plain(j) ? startState(t, j.settings) : Promise.resolve(null))),
+  );
+  for (let k = 0; k < jobs.length; k++) {
+    const sk = states[k]!;
+    const job = jobs[k]!;
+    if (sk === null || !plain(job)) continue;
+    for (let r = 0; r < k; r++) {
+      const sr = states[r]!;
+      const runner = jobs[r]!;
+      if (sr === null || !plain(runner) || out.has(r)) continue;
+      if (runner.at.join() !== job.at.join()) continue;
+      const twin = twins(sr, sk);
+      if (twin === null) continue;
+      if (twin.kind === 'trim') {
+        // One threshold watched per replay.
+        if (runner.otherTrimThreshold !== undefined) continue;
+        runner.otherTrimThreshold = twin.otherTrimThreshold;
+      }
+      out.set(k, { runner: r, kind: twin.kind });
+      break;
+    }
+  }
+  return out;
 }
 
 /** Explains the replay of `path` at each requested moment. */
@@ -611,7 +653,25 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         ...ks.filter((k) => decides(keys[k]!)),
         ...ks.filter((k) => !decides(keys[k]!)),
       ];
-      for (const k of byDecision(keys.map((_, k) => k))) settle(keys[k]!, pool.run(jobs[k]!));
+      // Settings that leave glibc in the same state share one replay (twinJobs).
+      const twinned =
+        stored !== null
+          ? await twinJobs(jobs, { ...ref, store: stored })
+          : new Map<number, { runner: number; kind: 'same' | 'trim' }>();
+      for (const k of byDecision(keys.map((_, k) => k)))
+        if (!twinned.has(k)) settle(keys[k]!, pool.run(jobs[k]!));
+      for (const [k, { runner, kind }] of twinned) {
+        const twin = jobs[k]!;
+        settle(
+          keys[k]!,
+          results.get(keys[runner]!)!.then((res) => {
+            const m = res as Measured;
+            if (kind === 'trim' && m.otherTrimMattered !== false) return pool.run(twin);
+            const { otherTrimMattered: _, ...same } = m;
+            return same;
+          }),
+        );
+      }
       for (const l of [
         ...local.filter((l) => decides(l.key)),
         ...local.filter((l) => !decides(l.key)),

@@ -44,7 +44,7 @@ import {
   writeFdNext,
 } from './mem.js';
 import { heapTrim } from './heap.js';
-import { systrim } from './sysmalloc.js';
+import { systrim, systrimExtra } from './sysmalloc.js';
 import { tcachePut } from './tcache.js';
 import type { Arena, Process } from './state.js';
 
@@ -114,7 +114,23 @@ export function raiseDynamicThresholds(s: Process, p: number): void {
   if (!mp.noDynThreshold && raw > mp.mmapThreshold && raw <= DEFAULT_MMAP_THRESHOLD_MAX) {
     mp.mmapThreshold = ck.size[p]!;
     mp.trimThreshold = 2 * mp.mmapThreshold;
+    // The other setting's threshold is raised the same (Process.otherTrimThreshold).
+    if (s.otherTrimThreshold >= 0) s.otherTrimThreshold = mp.trimThreshold;
   }
+}
+
+/**
+ * A comparison of the top with the trim threshold (Process.otherTrimThreshold): whether the other
+ * threshold would have changed what happens, when trimming this top would give something back
+ * (`acts`).
+ */
+export function watchTrim(s: Process, top: number, acts: boolean): void {
+  if (
+    acts &&
+    s.trimThresholdMattered < 0 &&
+    top >= s.otherTrimThreshold !== top >= s.mp.trimThreshold
+  )
+    s.trimThresholdMattered = s.eventIndex;
 }
 
 /**
@@ -208,7 +224,9 @@ export function intFreeMaybeConsolidate(s: Process, av: Arena, size: number): vo
     av.rewrites++;
     if (av.haveFastchunks) mallocConsolidate(s, av);
     if (av === s.main) {
-      if (s.ck.size[av.top]! >= s.mp.trimThreshold) systrim(s, s.mp.topPad, av);
+      const top = s.ck.size[av.top]!;
+      if (s.otherTrimThreshold >= 0) watchTrim(s, top, systrimExtra(s, top, s.mp.topPad) !== 0);
+      if (top >= s.mp.trimThreshold) systrim(s, s.mp.topPad, av);
     } else {
       heapTrim(s, av, s.mp.topPad);
     }

@@ -30,7 +30,7 @@ import {
   alignUp,
 } from './constants.js';
 import { unlinkChunk } from './bins.js';
-import { intFreeInternal } from './free.js';
+import { intFreeInternal, watchTrim } from './free.js';
 import { setFoot, setHead } from './mem.js';
 import type { Arena, HeapInfo, Process } from './state.js';
 
@@ -169,6 +169,13 @@ export function growHeapForTop(
   return true;
 }
 
+/** What heap_trim would give back of a top of `topSize` bytes keeping `pad` (0: nothing). */
+function heapTrimExtra(topSize: number, pad: number): number {
+  const topArea = topSize - MINSIZE - 1;
+  if (topArea < 0 || topArea <= pad) return 0;
+  return alignDown(topArea - pad, PAGE_SIZE);
+}
+
 /**
  * heap_trim: deletes heaps that hold nothing but the top while the heap before them has enough free
  * room at its end, then shrinks the top's heap down to `pad` once the top reaches trim_threshold.
@@ -211,10 +218,9 @@ export function heapTrim(s: Process, av: Arena, pad: number): number {
   }
 
   const topSize = ck.size[topChunk]!;
+  const extra = heapTrimExtra(topSize, pad);
+  if (s.otherTrimThreshold >= 0) watchTrim(s, topSize, extra !== 0);
   if (topSize < s.mp.trimThreshold) return 0;
-  const topArea = topSize - MINSIZE - 1;
-  if (topArea < 0 || topArea <= pad) return 0;
-  const extra = alignDown(topArea - pad, PAGE_SIZE);
   if (extra === 0) return 0;
   if (shrinkHeap(s, heap, extra) !== 0) return 0;
   av.systemMem -= extra;

@@ -281,6 +281,15 @@ export class Process {
   mayShrinkHeap = false;
   /** Index of the event being replayed (for the chunks' birth records). */
   eventIndex = 0;
+  /**
+   * A second trim threshold to watch (-1: none), for a replay that stands for two settings which
+   * leave glibc in the same state but for the trim threshold: every place glibc compares the top
+   * with the threshold also asks whether this one would have changed what happened, and the first
+   * event where it would is kept in trimThresholdMattered (-1: none so far). Until then, a replay
+   * with this threshold would have done the very same.
+   */
+  otherTrimThreshold = -1;
+  trimThresholdMattered = -1;
 
   constructor(kernel: Kernel, profile: GlibcProfile = DEFAULT_PROFILE) {
     this.kernel = kernel;

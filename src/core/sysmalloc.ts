@@ -215,16 +215,24 @@ export function sysmalloc(s: Process, nb: number, av: Arena | null): number {
   return NIL; // ENOMEM
 }
 
-/** systrim: lowers the break to give back top memory above `pad`. Returns 1 if anything was released. */
-export function systrim(s: Process, pad: number, av: Arena): number {
-  const ck = s.ck;
-  const topSize = ck.size[av.top]!;
+/**
+ * What systrim would give back of a top of `topSize` bytes keeping `pad` (0: it returns at once,
+ * having done nothing).
+ */
+export function systrimExtra(s: Process, topSize: number, pad: number): number {
   // top_area is a long compared with the unsigned pad: a negative area never counts as small.
   const topArea = topSize - MINSIZE - 1;
   if ((topArea < 0 ? topArea + 2 ** 64 : topArea) <= pad) return 0;
   const unit = s.mp.thpPagesize !== 0 ? s.mp.thpPagesize : PAGE_SIZE;
   // ALIGN_DOWN in two's complement: a floor, also for the negative case above.
-  const extra = alignDown(topArea - pad, unit);
+  return alignDown(topArea - pad, unit);
+}
+
+/** systrim: lowers the break to give back top memory above `pad`. Returns 1 if anything was released. */
+export function systrim(s: Process, pad: number, av: Arena): number {
+  const ck = s.ck;
+  const topSize = ck.size[av.top]!;
+  const extra = systrimExtra(s, topSize, pad);
   if (extra === 0) return 0;
   const currentBrk = morecore(s, 0);
   if (currentBrk === ck.addr[av.top]! + topSize) {

@@ -475,8 +475,12 @@ export function doMallopt(s: Process, param: number, value: number): number {
   switch (param) {
     case M.MXFAST:
       return setMxfast(s, sizeT(value));
-    case M.TRIM_THRESHOLD:
-      return setTrimThreshold(s, sizeT(value));
+    case M.TRIM_THRESHOLD: {
+      const r = setTrimThreshold(s, sizeT(value));
+      // The program's own call sets both thresholds of a watched replay (otherTrimThreshold).
+      if (s.otherTrimThreshold >= 0) s.otherTrimThreshold = s.mp.trimThreshold;
+      return r;
+    }
     case M.TOP_PAD:
       return setTopPad(s, sizeT(value));
     case M.MMAP_THRESHOLD:

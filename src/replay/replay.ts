@@ -132,6 +132,8 @@ export interface ReplayOptions {
   checkLevel?: 0 | 1 | 2;
   /** The glibc release to model (core/profile.ts); 2.36 by default. */
   profile?: GlibcProfile;
+  /** A second trim threshold to watch, from the start (Process.otherTrimThreshold). */
+  otherTrimThreshold?: number;
 }
 
 /** Bytes of a string in UTF-8, as strlen counts them in the process's environment. */
@@ -304,6 +306,8 @@ export class Replayer implements TraceSink {
     if (mallopts.length > 0) {
       for (const [param, value] of mallopts) mallopt(this.process, param, value);
     }
+    if (this.opts.otherTrimThreshold !== undefined)
+      this.process.otherTrimThreshold = this.opts.otherTrimThreshold;
   }
 
   /**

@@ -1,0 +1,132 @@
+/**
+ * Settings that leave glibc in the same state share one replay in explain: twins(), from the state
+ * after start-up, tells when two settings do (or do but for the trim threshold), and a replay that
+ * watches a second trim threshold (Process.otherTrimThreshold) says whether it would ever have
+ * made a difference. The property checked here: whenever the watch says it never did, the replay
+ * with the other threshold is the same, event by event (the fidelity log) and in its summary. The
+ * replays themselves are checked against real glibc by the differential suite.
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { TraceStore, type StoredTrace } from '../../src/analysis/event-store.js';
+import { startState, twins, type TraceRef } from '../../src/analysis/what-if.js';
+import { MALLOPT_PARAMS } from '../../src/core/constants.js';
+import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
+import { generateTrace } from '../gen/generate.js';
+import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { fcParams } from '../helpers/fc.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ptsim-twins-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+async function stored(text: string): Promise<TraceRef & { store: StoredTrace }> {
+  const path = join(dir, `t${files++}.trace`);
+  writeFileSync(path, text);
+  const store = new TraceStore(1e7);
+  await replayFile(path, { cores: 2, tee: store });
+  return { path, store: store.finish()! };
+}
+
+const opt = (name: string, value: number): [number, number] => [MALLOPT_PARAMS[name]!, value];
+
+async function kindOf(t: TraceRef & { store: StoredTrace }, a: ReplaySettings, b: ReplaySettings) {
+  const [x, y] = await Promise.all([startState(t, a), startState(t, b)]);
+  return twins(x!, y!);
+}
+
+describe('twins', () => {
+  it('are told apart by the state glibc starts in', async () => {
+    const t = await stored(generateTrace({ seed: 'twins', events: 200 }));
+    const mmap = { cores: 2, mallopts: [opt('M_MMAP_THRESHOLD', 131072)] };
+    // Either setting stops the dynamic threshold, and the thresholds are then those of the other.
+    expect(
+      await kindOf(t, mmap, { cores: 2, mallopts: [opt('M_TRIM_THRESHOLD', 131072)] }),
+    ).toEqual({ kind: 'same' });
+    expect(await kindOf(t, mmap, { cores: 2, mallopts: [opt('M_TRIM_THRESHOLD', 0)] })).toEqual({
+      kind: 'trim',
+      otherTrimThreshold: 0,
+    });
+    // As a tunable, the same.
+    expect(
+      await kindOf(t, mmap, { cores: 2, extraTunables: 'glibc.malloc.trim_threshold=4096' }),
+    ).toEqual({ kind: 'trim', otherTrimThreshold: 4096 });
+    for (const other of [
+      { cores: 2, mallopts: [opt('M_TOP_PAD', 0)] },
+      { cores: 2, extraTunables: 'glibc.malloc.tcache_count=0' },
+      { cores: 2, mallopts: [opt('M_MMAP_THRESHOLD', 131072), opt('M_ARENA_MAX', 1)] },
+      // Unchanged thresholds still move: not the same as fixing them.
+      { cores: 2 },
+      { cores: 4, mallopts: [opt('M_MMAP_THRESHOLD', 131072)] },
+    ])
+      expect(await kindOf(t, mmap, other)).toBeNull();
+  });
+});
+
+/** A replay's fidelity log and summary, and where the watched threshold first mattered. */
+async function replay(path: string, settings: ReplaySettings, otherTrimThreshold?: number) {
+  const log: string[] = [];
+  const run = await replayFile(path, {
+    ...settings,
+    ...(otherTrimThreshold !== undefined ? { otherTrimThreshold } : {}),
+    onEvent: (rec) => log.push(JSON.stringify(rec)),
+  });
+  const r = run.replayer!;
+  const { mallinfo2: _, ...summary } = r.finish();
+  return {
+    log,
+    summary: JSON.stringify({ ...summary, failure: run.failure?.message }),
+    mattered: r.process.trimThresholdMattered,
+  };
+}
+
+describe('a replay watching a second trim threshold', () => {
+  it('stands for the replay with it whenever it says that threshold never mattered', async () => {
+    let mattered = 0;
+    let not = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.record({
+          seed: fc.integer({ min: 0, max: 1e6 }),
+          threads: fc.boolean(),
+          pad: fc.constantFrom(0, 4096, 131072),
+          trim: fc.constantFrom(0, 1, 4096, 65536, 131072, 200000, 1 << 20),
+          other: fc.constantFrom(0, 33, 4096, 131072, 262144),
+        }),
+        async ({ seed, threads, pad, trim, other }) => {
+          const text = threads
+            ? generateThreadedTrace({ seed: `twin${seed}`, events: 2500, maxThreads: 4 })
+            : generateTrace({ seed: `twin${seed}`, events: 2500 });
+          const path = join(dir, `p${files++}.trace`);
+          writeFileSync(path, text);
+          const base = [opt('M_TOP_PAD', pad), opt('M_MMAP_THRESHOLD', 65536)];
+          const a: ReplaySettings = {
+            cores: 2,
+            mallopts: [...base, opt('M_TRIM_THRESHOLD', trim)],
+          };
+          const b: ReplaySettings = {
+            cores: 2,
+            mallopts: [...base, opt('M_TRIM_THRESHOLD', other)],
+          };
+          const watched = await replay(path, a, other);
+          if (watched.mattered >= 0 && trim !== other) {
+            mattered++;
+            return;
+          }
+          not++;
+          const own = await replay(path, b);
+          expect(own.log).toEqual(watched.log);
+          expect(own.summary).toBe(watched.summary);
+        },
+      ),
+      fcParams({ numRuns: 60 }),
+    );
+    // Both answers come up: the watch is not always quiet, nor always alarmed.
+    expect(mattered).toBeGreaterThan(0);
+    expect(not).toBeGreaterThan(0);
+  });
+});
