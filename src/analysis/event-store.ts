@@ -35,6 +35,7 @@ import {
   type TouchRecord,
   type TraceEvent,
   type TraceHeader,
+  type CopyKeeper,
   type TraceSink,
 } from '../trace/types.js';
 
@@ -160,7 +161,7 @@ function isAllocation(op: number): boolean {
 
 /** Builds a stored trace from what a reader delivers (a sink that keeps it all). */
 export class TraceStore implements TraceSink {
-  private readonly t: StoredTrace;
+  private t: StoredTrace;
   private texts = 0;
   private reallocs = 0;
   /** The texts' bytes, as a Buffer to write into. */
@@ -193,8 +194,35 @@ export class TraceStore implements TraceSink {
     this.bytes = textsOf(this.t);
   }
 
+  /**
+   * The copy, kept by the reader on the thread that parses when it can (TraceSink.copy): this
+   * store then takes what that thread kept, and ignores what it is given meanwhile.
+   */
+  get copy(): CopyKeeper {
+    return {
+      limit: this.limit,
+      keptElsewhere: () => {
+        this.elsewhere = true;
+      },
+      adopt: (copy: unknown) => {
+        const t = copy as StoredTrace | null;
+        this.adopted = true;
+        if (t === null) this.drop();
+        else this.t = t;
+      },
+    };
+  }
+
+  /**
+   * Whether the reader keeps the copy (copy.keptElsewhere), and whether it has handed it over: a
+   * reading stopped early hands nothing, and the copy is then given up.
+   */
+  private elsewhere = false;
+  private adopted = false;
+
   /** Keeps the trace's header. */
   header(h: TraceHeader): void {
+    if (this.elsewhere) return;
     this.t.header = h;
   }
 
@@ -203,7 +231,7 @@ export class TraceStore implements TraceSink {
 
   /** Keeps a copy of a `#:touch` record. */
   touch(rec: TouchRecord): void {
-    if (!this.ok) return;
+    if (!this.ok || this.elsewhere) return;
     const copy: TouchRecord = {
       line: rec.line,
       token: rec.token,
@@ -218,19 +246,19 @@ export class TraceStore implements TraceSink {
 
   /** Keeps a call stack, mapping or symbol record (the sink's to keep, as TraceSink.site says). */
   site(rec: SiteRecord): void {
-    if (!this.ok) return;
+    if (!this.ok || this.elsewhere) return;
     this.t.sites.push({ before: this.t.count, rec });
   }
 
   /** Keeps a copy of a `#:rss` sample. */
   rss(sample: RssSample): void {
-    if (!this.ok) return;
+    if (!this.ok || this.elsewhere) return;
     this.record({ kind: 'rss', rss: { ...sample } });
   }
 
   /** Keeps a `# touches incomplete from here` line met after the first event. */
   touchesIncomplete(line: number, detail: string): void {
-    if (!this.ok) return;
+    if (!this.ok || this.elsewhere) return;
     this.record({ kind: 'incomplete', line, detail });
   }
 
@@ -254,7 +282,7 @@ export class TraceStore implements TraceSink {
 
   /** Keeps a copy of ev (the next event of the trace). */
   add(ev: TraceEvent): void {
-    if (!this.ok) return;
+    if (!this.ok || this.elsewhere) return;
     const t = this.t;
     const i = t.count;
     if (i !== ev.index || i >= this.limit) {
@@ -372,7 +400,7 @@ export class TraceStore implements TraceSink {
 
   /** The stored trace, or null when it was given up. */
   finish(): StoredTrace | null {
-    return this.ok ? this.t : null;
+    return this.ok && this.elsewhere === this.adopted ? this.t : null;
   }
 }
 

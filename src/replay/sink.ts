@@ -160,7 +160,8 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
   let header: TraceHeader | null = null;
   const notes: string[] = [];
   const observe = opts.observe;
-  const tee = opts.tee;
+  // What the sink copies the trace to: nothing more once the reader keeps the copy itself.
+  let tee = opts.tee;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
   const sites = opts.sites;
   const sink: TraceSink = {
@@ -238,6 +239,16 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       sites?.add(rec);
     };
   if (opts.ready !== undefined) sink.ready = opts.ready;
+  const copy = tee?.copy;
+  if (copy !== undefined)
+    sink.copy = {
+      limit: copy.limit,
+      keptElsewhere: () => {
+        tee = undefined;
+        copy.keptElsewhere();
+      },
+      adopt: (c) => copy.adopt(c),
+    };
   return {
     sink,
     get replayer() {

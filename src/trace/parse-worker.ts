@@ -16,6 +16,7 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { TraceStore, type StoredTrace } from '../analysis/event-store.js';
 import { EventBatch } from './batch.js';
 import type { ReadEvent } from './event.js';
 import type { TraceReadResult } from './parser.js';
@@ -38,6 +39,11 @@ export interface ParseWorkerInput {
   name: string;
   /** inFlight[0]: batches sent and not yet replayed (an Int32Array over a SharedArrayBuffer). */
   inFlight: Int32Array;
+  /**
+   * Keep a copy of the trace (TraceSink.copy) of at most this many events, sent at the end; none
+   * when absent.
+   */
+  keep?: number;
 }
 
 /** Batches the parent may hold before the worker waits. */
@@ -46,6 +52,7 @@ export const MAX_IN_FLIGHT = 4;
 export type ParseWorkerMessage =
   | { kind: 'header'; header: TraceHeader }
   | ReturnType<EventBatch['message']>
+  | { kind: 'copy'; copy: StoredTrace | null }
   | { kind: 'end'; result: TraceReadResult }
   | { kind: 'syntax'; file: string; line: number; detail: string }
   | { kind: 'read'; file: string; detail: string }
@@ -55,7 +62,7 @@ function send(m: ParseWorkerMessage, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(m, transfer);
 }
 
-const { path, name, inFlight } = workerData as ParseWorkerInput;
+const { path, name, inFlight, keep } = workerData as ParseWorkerInput;
 
 /** Buffers of batches the parent has replayed and sent back, to fill again. */
 const spare: ArrayBuffer[] = [];
@@ -65,33 +72,42 @@ parentPort!.unref();
 
 class BatchingSink implements TraceSink {
   private batch = new EventBatch();
+  /** The copy of the trace kept for the parent (ParseWorkerInput.keep). */
+  readonly kept = keep !== undefined ? new TraceStore(keep) : null;
 
   header(h: TraceHeader): void {
+    this.kept?.header(h);
     send({ kind: 'header', header: h });
   }
 
   event(ev: TraceEvent): void {
+    this.kept?.event(ev);
     // The parser's own event object (event.ts), whose token keys are always set.
     if (this.batch.add(ev as ReadEvent)) this.flush();
   }
 
   touch(rec: TouchRecord): void {
+    this.kept?.touch(rec);
     if (this.batch.addTouch(rec)) this.flush();
   }
 
   rss(s: RssSample): void {
+    this.kept?.rss(s);
     if (this.batch.addRss(s)) this.flush();
   }
 
   touchesIncomplete(line: number, detail: string): void {
+    this.kept?.touchesIncomplete(line, detail);
     if (this.batch.addTouchesIncomplete(line, detail)) this.flush();
   }
 
   recordsEnd(): void {
+    this.kept?.recordsEnd();
     if (this.batch.addRecordsEnd()) this.flush();
   }
 
   site(rec: SiteRecord): void {
+    this.kept?.site(rec);
     if (this.batch.addSite(rec)) this.flush();
   }
 
@@ -113,6 +129,7 @@ const sink = new BatchingSink();
 try {
   const result = await streamTraceFile(path, name, sink);
   sink.flush();
+  if (sink.kept !== null) send({ kind: 'copy', copy: sink.kept.finish() });
   send({ kind: 'end', result });
 } catch (e) {
   sink.flush();

@@ -294,10 +294,26 @@ export interface TraceSink {
    */
   recordsEnd?(): void;
   /**
+   * A sink that keeps a copy of the trace (event-store.ts's TraceStore, as a tee) may have the
+   * reader keep it instead, on the thread that parses (the parse worker): the thread of the sink
+   * is then left to the replay.
+   */
+  copy?: CopyKeeper;
+  /**
    * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
    * own output is full, and the reader delivers nothing more until it settles.
    */
   ready?(): Promise<void> | undefined;
+}
+
+/** TraceSink.copy: the copy of the trace a reader may keep for a sink. */
+export interface CopyKeeper {
+  /** Most events the copy may hold (beyond, it is given up). */
+  readonly limit: number;
+  /** From now on the reader keeps the copy: the sink is given nothing more to copy. */
+  keptElsewhere(): void;
+  /** The copy the reader kept (a stored trace, or null when it was given up), before the end. */
+  adopt(copy: unknown): void;
 }
 
 /** A line that does not parse, reported with the file name and line number. */

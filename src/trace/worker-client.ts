@@ -45,6 +45,12 @@ export function readInWorker(
 ): Promise<TraceReadResult> {
   const inFlight = new Int32Array(new SharedArrayBuffer(4));
   const input: ParseWorkerInput = { path, name, inFlight };
+  // The copy of the trace the sink keeps, kept here by the worker (TraceSink.copy).
+  const copy = sink.copy;
+  if (copy !== undefined && copy.limit > 0) {
+    input.keep = copy.limit;
+    copy.keptElsewhere();
+  }
   const worker = new Worker(WORKER_SCRIPT, { workerData: input });
   const ev = new ReadEvent();
   const touch = new ReadTouch();
@@ -111,6 +117,9 @@ export function readInWorker(
             worker.postMessage(m.buffer, [m.buffer]);
             Atomics.sub(inFlight, 0, 1);
             Atomics.notify(inFlight, 0);
+            break;
+          case 'copy':
+            copy?.adopt(m.copy);
             break;
           case 'end':
             settle(null, m.result);

@@ -6,17 +6,22 @@
  * first); their classes are dist's, hence the comparisons by name rather than instanceof.
  */
 
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import type * as Store from '../../src/analysis/event-store.js';
 import type * as Reader from '../../src/trace/reader.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
 const { readTraceFile } = (await import(
   new URL('../../dist/trace/reader.js', import.meta.url).href
 )) as typeof Reader;
+const { TraceStore } = (await import(
+  new URL('../../dist/analysis/event-store.js', import.meta.url).href
+)) as typeof Store;
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-worker-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -61,6 +66,19 @@ async function read(
     out.error = { name: err.name, message: err.message };
   }
   return out;
+}
+
+/** A stored trace with each typed array as a hash of its bytes (quicker to compare). */
+function digest(v: unknown): unknown {
+  if (ArrayBuffer.isView(v))
+    return createHash('sha1')
+      .update(new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
+      .digest('hex');
+  if (Array.isArray(v)) return v.map(digest);
+  if (v instanceof Map) return [...v].map(digest);
+  if (typeof v === 'object' && v !== null)
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, digest(x)]));
+  return v;
 }
 
 async function expectSame(path: string): Promise<Read> {
@@ -237,6 +255,38 @@ describe('the parse worker', () => {
     const gz = gzipSync(trace(1000));
     const corrupt = await expectSame(tmpFile(gz.subarray(0, gz.length - 100)));
     expect(corrupt.error?.message).toMatch(/^shown\.trace: gzip data is corrupt or truncated/);
+  });
+
+  it('keeps the copy of the trace a sink asks for (TraceSink.copy) as this thread would', async () => {
+    for (const text of [traceWithRecords(20_000), traceWithStacks(3000)]) {
+      const path = tmpFile(gzipSync(text, { level: 1 }));
+      const here = new TraceStore(1e7);
+      await readTraceFile(path, here, { worker: false });
+      const there = new TraceStore(1e7);
+      await readTraceFile(path, there, { worker: true });
+      const copy = there.finish();
+      expect(copy).not.toBeNull();
+      expect(digest(copy)).toEqual(digest(here.finish()));
+      expect(copy!.count).toBeGreaterThan(3000);
+    }
+    // Beyond its limit, the copy is given up, there as here.
+    const path = tmpFile(trace(5000));
+    const small = new TraceStore(100);
+    await readTraceFile(path, small, { worker: true });
+    expect(small.finish()).toBeNull();
+    // A reading stopped early hands no copy over: none is kept.
+    const stopped = new TraceStore(1e7);
+    const boom = new Error('boom');
+    const sink: TraceSink = {
+      header: (h) => stopped.header(h),
+      event: (ev) => {
+        stopped.event(ev);
+        if (ev.index === 2000) throw boom;
+      },
+      copy: stopped.copy,
+    };
+    await expect(readTraceFile(path, sink, { worker: true })).rejects.toBe(boom);
+    expect(stopped.finish()).toBeNull();
   });
 
   it('passes an error thrown by the sink through unchanged, and stops the worker', async () => {
