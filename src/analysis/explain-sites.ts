@@ -14,7 +14,7 @@ import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceSink } from '../trace/types.js';
 import { fragmentingBlocks } from './breakdown.js';
-import { deliverStored, type StoredTrace } from './event-store.js';
+import { deliverStored, type StoredTrace } from '../trace/event-store.js';
 import {
   attributeSites,
   DEFAULT_WRAPPERS,

@@ -4,7 +4,7 @@
  */
 
 import { workerData } from 'node:worker_threads';
-import type { StoredTrace } from './event-store.js';
+import type { StoredTrace } from '../trace/event-store.js';
 import { receivedJob, runExplainJob } from './what-if.js';
 import { serveJobs } from './pool.js';
 

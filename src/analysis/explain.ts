@@ -48,7 +48,7 @@ import {
   TraceStore,
   type Edits,
   type StoredTrace,
-} from './event-store.js';
+} from '../trace/event-store.js';
 import {
   blockSite,
   DEFAULT_SITE_VIEW,

@@ -22,7 +22,7 @@ import type { Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { SiteTable } from '../trace/site-table.js';
 import type { TraceSink } from '../trace/types.js';
-import { deliverStored, type StoredTrace } from './event-store.js';
+import { deliverStored, type StoredTrace } from '../trace/event-store.js';
 import { breakdown, type Cause } from './breakdown.js';
 import { chunkResident, DEFAULT_WRAPPERS, siteOfStack, symbolizeTable } from './sites.js';
 

@@ -32,7 +32,7 @@ import {
   tokenReturnedAt,
   TraceStore,
   type StoredTrace,
-} from './event-store.js';
+} from '../trace/event-store.js';
 import { chunkPlace, heapView, type HeapView, type TokenNames } from './heap-view.js';
 
 export interface StepperOptions {

@@ -33,7 +33,7 @@ import {
   threadExits,
   type Edits,
   type StoredTrace,
-} from './event-store.js';
+} from '../trace/event-store.js';
 import { findPins, type Pin } from './pins.js';
 import { JobPool } from './pool.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';

@@ -18,7 +18,7 @@ import { siteFlames, type FlameRequest, type SiteFlames } from '../analysis/site
 import type { TimelineOptions, TimelineSample } from '../analysis/timeline.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { heapMap, type HeapMap } from './heap-map.js';
-import { deliverStored, type StoredTrace } from '../analysis/event-store.js';
+import { deliverStored, type StoredTrace } from '../trace/event-store.js';
 import type { TraceSink } from '../trace/types.js';
 import {
   configWatcher,

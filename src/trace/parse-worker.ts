@@ -16,7 +16,7 @@
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { TraceStore, type StoredTrace } from '../analysis/event-store.js';
+import { TraceStore, type StoredTrace } from './event-store.js';
 import { EventBatch } from './batch.js';
 import type { ReadEvent } from './event.js';
 import type { TraceReadResult } from './parser.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TraceStore, type StoredTrace } from '../../src/analysis/event-store.js';
+import { TraceStore, type StoredTrace } from '../../src/trace/event-store.js';
 import { startState, twins, type TraceRef } from '../../src/analysis/what-if.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';

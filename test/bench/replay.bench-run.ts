@@ -3,7 +3,7 @@
  *
  *  - parse: the trace read and parsed on one thread into a sink that only counts (plain text, and
  *    gzip, which adds the inflating);
- *  - core loop: the events already in memory (the store explain keeps, analysis/event-store.ts)
+ *  - core loop: the events already in memory (the store explain keeps, trace/event-store.ts)
  *    delivered to the replay: token lookup, the allocator and kernel models, the touch model and
  *    the per-event RSS; the median of BENCH_LOOP_ROUNDS rounds in one process, after a round that
  *    warms the compiler up;
@@ -356,7 +356,7 @@ if (mode === 'parse') {
   await streamTraceFile(path, path, sink);
   console.log(JSON.stringify({ events, seconds: [(performance.now() - t0) / 1000] }));
 } else {
-  const { TraceStore, deliverStored } = await dist('analysis/event-store.js');
+  const { TraceStore, deliverStored } = await dist('trace/event-store.js');
   const { replaySink } = await dist('replay/sink.js');
   const store = new TraceStore(Number.MAX_SAFE_INTEGER);
   await readTraceFile(path, store);
@@ -605,7 +605,7 @@ const LAYERS: Array<[string, RegExp]> = [
   ['token lookup', /\/trace\/token-(numbers|table)\.js$|\/replay\/tokens\.js$/],
   ['core (allocator model)', /\/core\//],
   ['kernel and touch model', /\/kernel\//],
-  ['replay loop, per-event RSS and stats', /\/replay\/|\/analysis\/event-store\.js$/],
+  ['replay loop, per-event RSS and stats', /\/replay\/|\/trace\/event-store\.js$/],
 ];
 
 interface CpuProfile {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import type * as Store from '../../src/analysis/event-store.js';
+import type * as Store from '../../src/trace/event-store.js';
 import type * as Reader from '../../src/trace/reader.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
@@ -20,7 +20,7 @@ const { readTraceFile } = (await import(
   new URL('../../dist/trace/reader.js', import.meta.url).href
 )) as typeof Reader;
 const { TraceStore } = (await import(
-  new URL('../../dist/analysis/event-store.js', import.meta.url).href
+  new URL('../../dist/trace/event-store.js', import.meta.url).href
 )) as typeof Store;
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-worker-'));

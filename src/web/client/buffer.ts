@@ -1,6 +1,6 @@
 /**
  * The few pieces of Node's Buffer that the trace parser (src/trace/parser.ts) and the stored
- * trace (src/analysis/event-store.ts) use, for the browser: the bundle (npm run build) injects
+ * trace (src/trace/event-store.ts) use, for the browser: the bundle (npm run build) injects
  * this module where they name `Buffer` and `node:buffer`. A Uint8Array with Buffer's methods of the same names and meanings; nothing else
  * of Node's Buffer is here.
  */

@@ -24,8 +24,8 @@ the number of its stack (`^ID`; 4 bytes more an event). Lines are kept as runs o
  * that name it until then, take that number: the other tokens keep theirs.
  */
 
-import { keyedTokenText, NO_KEY } from '../trace/token-key.js';
-import { ReadEvent } from '../trace/event.js';
+import { keyedTokenText, NO_KEY } from './token-key.js';
+import { ReadEvent } from './event.js';
 import {
   NULL_TOKEN,
   Op,
@@ -37,7 +37,7 @@ import {
   type TraceHeader,
   type CopyKeeper,
   type TraceSink,
-} from '../trace/types.js';
+} from './types.js';
 
 /** Events per chunk of columns. */
 const CHUNK_BITS = 16;

@@ -22,7 +22,7 @@ import {
   storedEvent,
   type Edits,
   type StoredTrace,
-} from '../../src/analysis/event-store.js';
+} from '../../src/trace/event-store.js';
 import { libcFree } from '../../src/core/api.js';
 import { openTrace } from '../../src/import/index.js';
 import { replayFile } from '../../src/replay/run-file.js';
