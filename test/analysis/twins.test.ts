@@ -12,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TraceStore, type StoredTrace } from '../../src/trace/event-store.js';
+import { explain } from '../../src/analysis/explain.js';
 import { startState, twins, type TraceRef } from '../../src/analysis/what-if.js';
+import { TraceStore, type StoredTrace } from '../../src/trace/event-store.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
 import { generateTrace } from '../gen/generate.js';
@@ -128,5 +129,34 @@ describe('a replay watching a second trim threshold', () => {
     // Both answers come up: the watch is not always quiet, nor always alarmed.
     expect(mattered).toBeGreaterThan(0);
     expect(not).toBeGreaterThan(0);
+  });
+});
+
+describe('explain', () => {
+  it('gives twin settings, replayed once, the figures of their own replays', async () => {
+    // A big block raises the dynamic thresholds; then a heap's worth of small blocks, all freed,
+    // leaves a free top below the raised trim threshold: both M_MMAP_THRESHOLD=131072 and
+    // M_TRIM_THRESHOLD=0 are offered.
+    const lines = ['1 malloc 300000 big', '1 free big'];
+    for (let i = 0; i < 400; i++) lines.push(`1 malloc 1000 s${i}`);
+    for (let i = 0; i < 400; i++) lines.push(`1 free s${i}`);
+    const path = join(dir, 'twins.trace');
+    writeFileSync(path, lines.join('\n') + '\n');
+    const ex = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    const m = ex.moments[0]!;
+    const all = [...m.remedies, ...m.tried];
+    const cases: Array<[string, ReplaySettings]> = [
+      ['M_MMAP_THRESHOLD=131072', { mallopts: [opt('M_MMAP_THRESHOLD', 131072)] }],
+      ['M_TRIM_THRESHOLD=0', { mallopts: [opt('M_TRIM_THRESHOLD', 0)] }],
+    ];
+    for (const [setting, settings] of cases) {
+      const r = all.find((x) => x.setting === setting);
+      expect(r, setting).toBeDefined();
+      const run = await replayFile(path, { cores: 2, ...settings });
+      const own = run.replayer!;
+      expect(r!.rss).toBe(own.kernel.residentPages * 4096);
+      expect(r!.peakRss).toBe(own.finish().peakRss);
+      expect(r!.pageFaults).toBe(own.kernel.pageFaults);
+    }
   });
 });
