@@ -33,6 +33,8 @@
  * handles are chained through `fd`, which a dead handle does not use.
  */
 
+import { grown } from './release.js';
+
 export const NIL = -1;
 /** What fd_nextsize reads in a bin header: some non-NULL word of the arena (see unlinkChunk). */
 export const NOT_NULL = -2;
@@ -203,40 +205,22 @@ export class ChunkStore {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const f64 = (a: Float64Array): Float64Array => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    const i32 = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    const u8 = (a: Uint8Array): Uint8Array => {
-      const b = new Uint8Array(cap);
-      b.set(a);
-      return b;
-    };
-    const same = <A extends Uint32Array | Int32Array | Float64Array>(a: A): A => {
-      const b = new (a.constructor as new (n: number) => A)(cap);
-      b.set(a);
-      return b;
-    };
-    this.addr = f64(this.addr);
-    this.size = f64(this.size);
-    this.flags = u8(this.flags);
-    this.prevSize = f64(this.prevSize);
-    this.fd = i32(this.fd);
-    this.bk = i32(this.bk);
-    this.fdNext = i32(this.fdNext);
-    this.bkNext = i32(this.bkNext);
-    this.next = i32(this.next);
-    this.prev = i32(this.prev);
-    this.state = u8(this.state);
-    this.bin = u8(this.bin);
-    this.req = same(this.req);
-    this.born = same(this.born);
+    // A big column grows within its buffer, or is copied and its old array freed at once, before
+    // the next is copied: a growth holds one old column at a time beside the new ones, not all.
+    this.addr = grown(this.addr, cap);
+    this.size = grown(this.size, cap);
+    this.flags = grown(this.flags, cap);
+    this.prevSize = grown(this.prevSize, cap);
+    this.fd = grown(this.fd, cap);
+    this.bk = grown(this.bk, cap);
+    this.fdNext = grown(this.fdNext, cap);
+    this.bkNext = grown(this.bkNext, cap);
+    this.next = grown(this.next, cap);
+    this.prev = grown(this.prev, cap);
+    this.state = grown(this.state, cap);
+    this.bin = grown(this.bin, cap);
+    this.req = grown(this.req, cap);
+    this.born = grown(this.born, cap);
     this.cap = cap;
   }
 }
