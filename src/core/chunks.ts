@@ -27,13 +27,14 @@
  * Every write that glibc makes to heap memory goes through the helpers in mem.ts, which also
  * touch the page (the touch model).
  *
- * Memory: 59 bytes a handle. The columns grow by doubling, and the part of a column not yet used
- * is never written, so the system does not give it pages. The request and the event that handed
- * a chunk out are 32-bit until a value needs more (handOut widens the column, once); the free
- * handles are chained through `fd`, which a dead handle does not use.
+ * Memory: 51 bytes a handle. The columns grow by doubling, and the part of a column not yet used
+ * is never written, so the system does not give it pages. The sizes, the prev_size words, the
+ * request and the event that handed a chunk out are 32-bit until a value needs more (setSize,
+ * setPrevSize and handOut widen the column, once); the free handles are chained through `fd`,
+ * which a dead handle does not use.
  */
 
-import { grown } from './release.js';
+import { bigArray, grown, release } from './release.js';
 
 export const NIL = -1;
 /** What fd_nextsize reads in a bin header: some non-NULL word of the arena (see unlinkChunk). */
@@ -57,12 +58,12 @@ export const St = {
 export class ChunkStore {
   cap: number;
   addr: Float64Array;
-  /** Chunk size without the flag bits. */
-  size: Float64Array;
+  /** Chunk size without the flag bits (widened by setSize; written only through it). */
+  size: Uint32Array | Float64Array;
   /** The P, M and A bits of the size word. */
   flags: Uint8Array;
-  /** The prev_size word at the chunk's start. */
-  prevSize: Float64Array;
+  /** The prev_size word at the chunk's start (widened by setPrevSize; written only through it). */
+  prevSize: Uint32Array | Float64Array;
   fd: Int32Array;
   bk: Int32Array;
   fdNext: Int32Array;
@@ -87,9 +88,9 @@ export class ChunkStore {
   constructor(cap = 1024) {
     this.cap = cap;
     this.addr = new Float64Array(cap);
-    this.size = new Float64Array(cap);
+    this.size = new Uint32Array(cap);
     this.flags = new Uint8Array(cap);
-    this.prevSize = new Float64Array(cap);
+    this.prevSize = new Uint32Array(cap);
     this.fd = new Int32Array(cap);
     this.bk = new Int32Array(cap);
     this.fdNext = new Int32Array(cap);
@@ -159,12 +160,23 @@ export class ChunkStore {
     this.live--;
   }
 
+  /** Sets chunk h's size (without the flag bits). */
+  setSize(h: number, size: number): void {
+    if (size >>> 0 !== size && !(this.size instanceof Float64Array)) this.size = widened(this.size);
+    this.size[h] = size;
+  }
+
+  /** Sets the prev_size word at chunk h's start. */
+  setPrevSize(h: number, v: number): void {
+    if (v >>> 0 !== v && !(this.prevSize instanceof Float64Array))
+      this.prevSize = widened(this.prevSize);
+    this.prevSize[h] = v;
+  }
+
   /** Records that chunk h is handed out for `req` bytes at event `born`. */
   handOut(h: number, req: number, born: number): void {
-    if (req > 0xffffffff && !(this.req instanceof Float64Array))
-      this.req = Float64Array.from(this.req);
-    if (born > 0x7fffffff && !(this.born instanceof Float64Array))
-      this.born = Float64Array.from(this.born);
+    if (req > 0xffffffff && !(this.req instanceof Float64Array)) this.req = widened(this.req);
+    if (born > 0x7fffffff && !(this.born instanceof Float64Array)) this.born = widened(this.born);
     this.req[h] = req;
     this.born[h] = born;
   }
@@ -223,4 +235,12 @@ export class ChunkStore {
     this.born = grown(this.born, cap);
     this.cap = cap;
   }
+}
+
+/** A 64-bit copy of a 32-bit column, for a value that does not fit (the old one is freed). */
+function widened(a: Uint32Array | Int32Array): Float64Array {
+  const b = bigArray(Float64Array, a.length);
+  for (let i = 0; i < a.length; i++) b[i] = a[i]!;
+  release(a);
+  return b;
 }
