@@ -9,10 +9,11 @@
  * freed, but a smaller one comes from the heap as soon as glibc's mmap threshold has risen above
  * its size, which it does each time a mapped block is freed (up to 32 MiB), and a big block freed
  * inside the heap leaves a hole that stays resident. Arrays that grow by doubling leave such a hole
- * at each step: tens of MiB for a store of millions of chunks. So a big array gets a buffer of at
- * least MAPPED_BYTES, of which it views only the elements it needs: the pages never written are
- * never given (they cost address space, not memory), and it grows within its buffer without a
- * copy until the buffer is full.
+ * at each step: tens of MiB for a store of millions of chunks. So, in Node on Linux, a big array
+ * gets a buffer of at least MAPPED_BYTES, of which it views only the elements it needs: the pages
+ * never written are never given (they cost address space, not memory), and it grows within its
+ * buffer without a copy until the buffer is full. Elsewhere (a browser, whose allocator may write
+ * or commit a whole buffer) a buffer has the size of its array.
  */
 
 type Growable = Float64Array | Int32Array | Uint32Array | Uint8Array;
@@ -20,8 +21,14 @@ type Kind<A extends Growable> = new (b: ArrayBufferLike, at: number, n: number) 
 
 /** Arrays of this many bytes or more get a buffer of MAPPED_BYTES at least. */
 const BIG_BYTES = 1 << 20;
-/** glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit), and a page. */
-const MAPPED_BYTES = (32 << 20) + 4096;
+/**
+ * glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit) and a page, in Node on
+ * Linux; elsewhere 0 (no room).
+ */
+const MAPPED_BYTES =
+  (globalThis as { process?: { platform?: string } }).process?.platform === 'linux'
+    ? (32 << 20) + 4096
+    : 0;
 
 /** A typed array of kind `Kind` with n elements, all zero (a big one in a buffer with room). */
 export function bigArray<A extends Growable>(

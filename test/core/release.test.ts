@@ -35,22 +35,25 @@ describe('bigArray and grown', () => {
     expect([b.length, b[999], b[1000], b[1999]]).toEqual([2000, 5, 0, 0]);
   });
 
-  it('gives a big array a buffer of 32 MiB at least, and grows it within that buffer', () => {
-    const a = bigArray(Float64Array, 1 << 17);
-    expect(a.length).toBe(1 << 17);
-    expect(a.buffer.byteLength).toBeGreaterThanOrEqual(32 << 20);
-    a[5] = 1.5;
-    a[(1 << 17) - 1] = 2.5;
-    const b = grown(a, 1 << 18);
-    expect(b.buffer).toBe(a.buffer);
-    expect([b.length, b[5], b[(1 << 17) - 1], b[1 << 17], b[(1 << 18) - 1]]).toEqual([
-      1 << 18,
-      1.5,
-      2.5,
-      0,
-      0,
-    ]);
-  });
+  it.runIf(process.platform === 'linux')(
+    'gives a big array a buffer of 32 MiB at least, and grows it within that buffer (Linux)',
+    () => {
+      const a = bigArray(Float64Array, 1 << 17);
+      expect(a.length).toBe(1 << 17);
+      expect(a.buffer.byteLength).toBeGreaterThanOrEqual(32 << 20);
+      a[5] = 1.5;
+      a[(1 << 17) - 1] = 2.5;
+      const b = grown(a, 1 << 18);
+      expect(b.buffer).toBe(a.buffer);
+      expect([b.length, b[5], b[(1 << 17) - 1], b[1 << 17], b[(1 << 18) - 1]]).toEqual([
+        1 << 18,
+        1.5,
+        2.5,
+        0,
+        0,
+      ]);
+    },
+  );
 
   it('copies a big array that outgrows its buffer, and frees the old one', () => {
     const a = bigArray(Uint8Array, 1 << 20);
