@@ -27,11 +27,14 @@
  * Every write that glibc makes to heap memory goes through the helpers in mem.ts, which also
  * touch the page (the touch model).
  *
- * Memory: 59 bytes a handle. The columns grow by doubling, and the part of a column not yet used
- * is never written, so the system does not give it pages. The request and the event that handed
- * a chunk out are 32-bit until a value needs more (handOut widens the column, once); the free
- * handles are chained through `fd`, which a dead handle does not use.
+ * Memory: 51 bytes a handle. The columns grow by doubling, and the part of a column not yet used
+ * is never written, so the system does not give it pages. The sizes, the prev_size words, the
+ * request and the event that handed a chunk out are 32-bit until a value needs more (setSize,
+ * setPrevSize and handOut widen the column, once); the free handles are chained through `fd`,
+ * which a dead handle does not use.
  */
+
+import { bigArray, grown, release } from './release.js';
 
 export const NIL = -1;
 /** What fd_nextsize reads in a bin header: some non-NULL word of the arena (see unlinkChunk). */
@@ -55,12 +58,12 @@ export const St = {
 export class ChunkStore {
   cap: number;
   addr: Float64Array;
-  /** Chunk size without the flag bits. */
-  size: Float64Array;
+  /** Chunk size without the flag bits (widened by setSize; written only through it). */
+  size: Uint32Array | Float64Array;
   /** The P, M and A bits of the size word. */
   flags: Uint8Array;
-  /** The prev_size word at the chunk's start. */
-  prevSize: Float64Array;
+  /** The prev_size word at the chunk's start (widened by setPrevSize; written only through it). */
+  prevSize: Uint32Array | Float64Array;
   fd: Int32Array;
   bk: Int32Array;
   fdNext: Int32Array;
@@ -85,9 +88,9 @@ export class ChunkStore {
   constructor(cap = 1024) {
     this.cap = cap;
     this.addr = new Float64Array(cap);
-    this.size = new Float64Array(cap);
+    this.size = new Uint32Array(cap);
     this.flags = new Uint8Array(cap);
-    this.prevSize = new Float64Array(cap);
+    this.prevSize = new Uint32Array(cap);
     this.fd = new Int32Array(cap);
     this.bk = new Int32Array(cap);
     this.fdNext = new Int32Array(cap);
@@ -157,12 +160,23 @@ export class ChunkStore {
     this.live--;
   }
 
+  /** Sets chunk h's size (without the flag bits). */
+  setSize(h: number, size: number): void {
+    if (size >>> 0 !== size && !(this.size instanceof Float64Array)) this.size = widened(this.size);
+    this.size[h] = size;
+  }
+
+  /** Sets the prev_size word at chunk h's start. */
+  setPrevSize(h: number, v: number): void {
+    if (v >>> 0 !== v && !(this.prevSize instanceof Float64Array))
+      this.prevSize = widened(this.prevSize);
+    this.prevSize[h] = v;
+  }
+
   /** Records that chunk h is handed out for `req` bytes at event `born`. */
   handOut(h: number, req: number, born: number): void {
-    if (req > 0xffffffff && !(this.req instanceof Float64Array))
-      this.req = Float64Array.from(this.req);
-    if (born > 0x7fffffff && !(this.born instanceof Float64Array))
-      this.born = Float64Array.from(this.born);
+    if (req > 0xffffffff && !(this.req instanceof Float64Array)) this.req = widened(this.req);
+    if (born > 0x7fffffff && !(this.born instanceof Float64Array)) this.born = widened(this.born);
     this.req[h] = req;
     this.born[h] = born;
   }
@@ -203,40 +217,30 @@ export class ChunkStore {
 
   private grow(): void {
     const cap = this.cap * 2;
-    const f64 = (a: Float64Array): Float64Array => {
-      const b = new Float64Array(cap);
-      b.set(a);
-      return b;
-    };
-    const i32 = (a: Int32Array): Int32Array => {
-      const b = new Int32Array(cap);
-      b.set(a);
-      return b;
-    };
-    const u8 = (a: Uint8Array): Uint8Array => {
-      const b = new Uint8Array(cap);
-      b.set(a);
-      return b;
-    };
-    const same = <A extends Uint32Array | Int32Array | Float64Array>(a: A): A => {
-      const b = new (a.constructor as new (n: number) => A)(cap);
-      b.set(a);
-      return b;
-    };
-    this.addr = f64(this.addr);
-    this.size = f64(this.size);
-    this.flags = u8(this.flags);
-    this.prevSize = f64(this.prevSize);
-    this.fd = i32(this.fd);
-    this.bk = i32(this.bk);
-    this.fdNext = i32(this.fdNext);
-    this.bkNext = i32(this.bkNext);
-    this.next = i32(this.next);
-    this.prev = i32(this.prev);
-    this.state = u8(this.state);
-    this.bin = u8(this.bin);
-    this.req = same(this.req);
-    this.born = same(this.born);
+    // A big column grows within its buffer, or is copied and its old array freed at once, before
+    // the next is copied: a growth holds one old column at a time beside the new ones, not all.
+    this.addr = grown(this.addr, cap);
+    this.size = grown(this.size, cap);
+    this.flags = grown(this.flags, cap);
+    this.prevSize = grown(this.prevSize, cap);
+    this.fd = grown(this.fd, cap);
+    this.bk = grown(this.bk, cap);
+    this.fdNext = grown(this.fdNext, cap);
+    this.bkNext = grown(this.bkNext, cap);
+    this.next = grown(this.next, cap);
+    this.prev = grown(this.prev, cap);
+    this.state = grown(this.state, cap);
+    this.bin = grown(this.bin, cap);
+    this.req = grown(this.req, cap);
+    this.born = grown(this.born, cap);
     this.cap = cap;
   }
+}
+
+/** A 64-bit copy of a 32-bit column, for a value that does not fit (the old one is freed). */
+function widened(a: Uint32Array | Int32Array): Float64Array {
+  const b = bigArray(Float64Array, a.length);
+  for (let i = 0; i < a.length; i++) b[i] = a[i]!;
+  release(a);
+  return b;
 }

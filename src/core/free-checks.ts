@@ -434,9 +434,9 @@ class ChunkView {
   private temp(addr: number, size: number, flags: number, prevSize: number): number {
     const ck = this.s.ck;
     const h = ck.alloc(addr);
-    ck.size[h] = size;
+    ck.setSize(h, size);
     ck.flags[h] = flags;
-    ck.prevSize[h] = prevSize;
+    ck.setPrevSize(h, prevSize);
     this.temps.push(h);
     return h;
   }

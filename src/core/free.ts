@@ -193,7 +193,7 @@ export function intFreeCreateChunk(
     } else {
       clearPrevInuse(s, nextchunk);
     }
-    ck.size[p] = size;
+    ck.setSize(p, size);
     if (s.profile.freeSmallToSmallbin && inSmallbinRange(size)) insertSmallbinHead(s, av, p, size);
     else insertUnsortedHead(s, av, p, size);
     setHead(s, p, size, PREV_INUSE);

@@ -15,7 +15,7 @@ import type { Process } from './state.js';
 /** set_head(p, size | flags) */
 export function setHead(s: Process, p: number, size: number, flags: number): void {
   const ck = s.ck;
-  ck.size[p] = size;
+  ck.setSize(p, size);
   ck.flags[p] = flags;
   s.kernel.touch(ck.addr[p]! + 8);
 }
@@ -23,7 +23,7 @@ export function setHead(s: Process, p: number, size: number, flags: number): voi
 /** set_head_size(p, size | extraFlags): keeps p's own flag bits. */
 export function setHeadSize(s: Process, p: number, size: number, extraFlags: number): void {
   const ck = s.ck;
-  ck.size[p] = size;
+  ck.setSize(p, size);
   ck.flags[p] = ck.flags[p]! | extraFlags;
   s.kernel.touch(ck.addr[p]! + 8);
 }
@@ -31,13 +31,13 @@ export function setHeadSize(s: Process, p: number, size: number, extraFlags: num
 /** set_foot(p, size): the prev_size word of the chunk that follows p. */
 export function setFoot(s: Process, p: number, size: number): void {
   const ck = s.ck;
-  ck.prevSize[ck.next[p]!] = size;
+  ck.setPrevSize(ck.next[p]!, size);
   s.kernel.touch(ck.addr[p]! + size);
 }
 
 /** set_prev_size(p, v) */
 export function setPrevSize(s: Process, p: number, v: number): void {
-  s.ck.prevSize[p] = v;
+  s.ck.setPrevSize(p, v);
   s.kernel.touch(s.ck.addr[p]!);
 }
 

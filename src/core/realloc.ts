@@ -66,7 +66,7 @@ export function intRealloc(
     newsize = oldsize + nextsize;
     unlinkChunk(s, next);
     ck.absorb(next);
-    ck.size[oldp] = newsize;
+    ck.setSize(oldp, newsize);
   } else {
     const nw = intMalloc(s, av, nb - MALLOC_ALIGN_MASK);
     if (nw === NIL) return NIL;
@@ -74,7 +74,7 @@ export function intRealloc(
       // The new chunk is the next one (a fastbin hit, or a top extended in place): merge, no copy.
       newsize = ck.size[nw]! + oldsize;
       ck.absorb(nw);
-      ck.size[oldp] = newsize;
+      ck.setSize(oldp, newsize);
       newp = oldp;
     } else {
       writeUser(s, nw, oldsize - SIZE_SZ);

@@ -13,7 +13,7 @@
  */
 
 import { NIL } from '../core/chunks.js';
-import { release } from '../core/release.js';
+import { grown } from '../core/release.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
 
 export class LiveTokens {
@@ -94,9 +94,6 @@ export class LiveTokens {
   private grow(id: number): void {
     let n = this.handles.length * 2;
     while (n <= id) n *= 2;
-    const bigger = new Int32Array(n);
-    bigger.set(this.handles);
-    release(this.handles);
-    this.handles = bigger;
+    this.handles = grown(this.handles, n);
   }
 }

@@ -15,6 +15,7 @@
  * and numbers stay as few as the tokens returned and not yet taken.
  */
 
+import { grown } from '../core/release.js';
 import { NONE, TokenTable } from './token-table.js';
 
 /** The number of NULL, and of a taken token that had none. */
@@ -62,9 +63,7 @@ export class TokenNumbers {
     const n = this.table.delete(key, text);
     if (n === NONE) return NO_NUMBER;
     if (this.nReleased === this.released.length) {
-      const bigger = new Int32Array(this.released.length * 2);
-      bigger.set(this.released);
-      this.released = bigger;
+      this.released = grown(this.released, this.released.length * 2);
     }
     this.released[this.nReleased++] = n;
     return n;

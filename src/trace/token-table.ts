@@ -19,7 +19,7 @@
  * unkeyed tokens. (Values are int32 rather than doubles: doubles cost the parser a few per cent.)
  */
 
-import { release } from '../core/release.js';
+import { bigArray, release } from '../core/release.js';
 
 /** What the table answers for a token it does not hold. */
 export const NONE = -1;
@@ -153,8 +153,8 @@ export class TokenTable {
     const n = oldKeys.length * 2;
     const mask = n - 1;
     const shift = Math.clz32(n) + 1;
-    const keys = new Float64Array(n);
-    const vals = new Int32Array(n);
+    const keys = bigArray(Float64Array, n);
+    const vals = bigArray(Int32Array, n);
     for (let j = 0; j < oldKeys.length; j++) {
       const k = oldKeys[j]!;
       if (k === EMPTY) continue;

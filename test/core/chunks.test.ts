@@ -1,7 +1,7 @@
 /**
  * The chunk store's data layout (src/core/chunks.ts): handles given back are reused, and the
- * 32-bit columns (the request, the allocating event) widen when a value needs more, keeping every
- * value exact.
+ * 32-bit columns (the size, the prev_size word, the request, the allocating event) widen when a
+ * value needs more, keeping every value exact.
  */
 
 import { describe, expect, it } from 'vitest';
@@ -45,5 +45,22 @@ describe('ChunkStore', () => {
     expect([ck.req[b], ck.born[b]]).toEqual([2 ** 32 + 16, 2 ** 31 + 5]);
     expect([ck.req[c], ck.born[c]]).toEqual([2 ** 40, 2 ** 40 + 1]);
     expect(ck.born[ck.alloc(0x4000)]).toBe(-1);
+  });
+
+  it('keeps sizes and prev_size words of 4 GiB and more exact', () => {
+    const ck = new ChunkStore(2);
+    const a = ck.alloc(0x1000);
+    const b = ck.alloc(0x2000);
+    ck.setSize(a, 2 ** 32 - 16);
+    ck.setPrevSize(a, 48);
+    ck.setSize(b, 2 ** 32 + 4096);
+    ck.setPrevSize(b, 2 ** 33 + 32);
+    // Grown after widening: the wide columns stay wide.
+    const c = ck.alloc(0x3000);
+    ck.setSize(c, 2 ** 45 + 16);
+    expect([ck.size[a], ck.prevSize[a]]).toEqual([2 ** 32 - 16, 48]);
+    expect([ck.size[b], ck.prevSize[b]]).toEqual([2 ** 32 + 4096, 2 ** 33 + 32]);
+    expect([ck.size[c], ck.prevSize[c]]).toEqual([2 ** 45 + 16, 0]);
+    expect(ck.size[ck.alloc(0x4000)]).toBe(0);
   });
 });
