@@ -110,6 +110,14 @@ interface Allowance {
   perEvent: number;
 }
 
+/**
+ * The samples that earn a walk allowance (Allowance.perSample), at most: as many as a timeline of
+ * the default budget takes before its first coarsening and a few times over. A timeline with no
+ * limit (`--timeline-samples 0`, a sample after every event) would otherwise earn a walk at nearly
+ * every sample, and cost a hundred times the replay; its walks are then paid by the events.
+ */
+const SAMPLES_PAID = 4 * DEFAULT_TIMELINE_SAMPLES;
+
 /** Walks charged against an allowance. */
 class WalkBudget {
   private spent = 0;
@@ -119,7 +127,9 @@ class WalkBudget {
   take(samples: number, event: number, cost: number): boolean {
     if (
       this.spent + cost >
-      this.rule.free + this.rule.perSample * samples + this.rule.perEvent * (event + 1)
+      this.rule.free +
+        this.rule.perSample * Math.min(samples, SAMPLES_PAID) +
+        this.rule.perEvent * (event + 1)
     )
       return false;
     this.spent += cost;
