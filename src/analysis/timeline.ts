@@ -111,16 +111,19 @@ interface Allowance {
 }
 
 /**
- * The samples that earn a walk allowance (Allowance.perSample), at most: as many as a timeline of
- * the default budget takes before its first coarsening and a few times over. A timeline with no
- * limit (`--timeline-samples 0`, a sample after every event) would otherwise earn a walk at nearly
- * every sample, and cost a hundred times the replay; its walks are then paid by the events.
+ * In a timeline with no limit of samples (`--timeline-samples 0`: a sample after every event, by
+ * default), the samples that earn a walk allowance (Allowance.perSample), at most: four times the
+ * default budget. Every sample earning one, the walks would run at nearly every sample, and cost a
+ * hundred times the replay; beyond, they are paid by the events. (A timeline with a budget takes
+ * samples sparsely enough: its allowance is unchanged.)
  */
 const SAMPLES_PAID = 4 * DEFAULT_TIMELINE_SAMPLES;
 
 /** Walks charged against an allowance. */
 class WalkBudget {
   private spent = 0;
+  /** The samples that earn an allowance, at most (SAMPLES_PAID). */
+  paid = Number.POSITIVE_INFINITY;
   constructor(private readonly rule: Allowance) {}
 
   /** Charges a walk of `cost` handles if the allowance after `samples` samples and `event` covers it. */
@@ -128,7 +131,7 @@ class WalkBudget {
     if (
       this.spent + cost >
       this.rule.free +
-        this.rule.perSample * Math.min(samples, SAMPLES_PAID) +
+        this.rule.perSample * Math.min(samples, this.paid) +
         this.rule.perEvent * (event + 1)
     )
       return false;
@@ -144,7 +147,7 @@ class WalkBudget {
  * A sample refused for want of allowance leaves its cell open for the next one.
  */
 class DetailGrid {
-  private readonly budget: WalkBudget;
+  readonly budget: WalkBudget;
   private lastX = Number.NEGATIVE_INFINITY;
   /** 1 while every sample could be walked (a small heap is measured at each sample), then `stride`. */
   private cells = 1;
@@ -205,6 +208,14 @@ export class TimelineSampler {
     this.budget = opts.samples ?? DEFAULT_TIMELINE_SAMPLES;
     if (!Number.isInteger(this.budget) || (this.budget !== 0 && this.budget < 4))
       throw new RangeError('a timeline keeps at least 4 samples (0: no limit)');
+    if (this.budget === 0)
+      for (const b of [
+        this.liveGrid.budget,
+        this.causesGrid.budget,
+        this.peakLive,
+        this.peakCauses,
+      ])
+        b.paid = SAMPLES_PAID;
   }
 
   /** The observe hook: call after every event. */
