@@ -925,7 +925,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
     notes.push(
       `${THREADLESS[from]}: every call is replayed on one thread, in one arena, so what the program's threads and arenas did (and M_ARENA_MAX) cannot be shown`,
     );
-  if (whatIfs && !edited && events > 0 && again)
+  // (A copy not kept because the reading stopped early, at glibc's abort, matters to no remedy.)
+  if (whatIfs && !store.ok && events > 0 && again)
     notes.push(
       'the trace has too many events to keep in memory: periodic malloc_trim and allocations moved earlier were not tried',
     );
