@@ -568,3 +568,27 @@ describe('the field reports', () => {
     expect(one.saved).toBeGreaterThan(27 << 20);
   });
 });
+
+describe('the copy of the trace held in memory', () => {
+  const NOTE =
+    'the trace has too many events to keep in memory: periodic malloc_trim and allocations moved earlier were not tried';
+  it('is said to be missing when the trace is too long for it, and only then', async () => {
+    const path = file('fragmented-copy.trace', FRAGMENTED);
+    const kept = await explain(path, { settings: { cores: 2 }, at: ['end'], parallel: 1 });
+    expect(kept.notes).not.toContain(NOTE);
+    const tooLong = await explain(path, {
+      settings: { cores: 2 },
+      at: ['end'],
+      parallel: 1,
+      storeLimit: 100,
+    });
+    expect(tooLong.notes).toContain(NOTE);
+    // A trace at which glibc aborts: nothing to try, nothing to say about the copy.
+    const aborted = await explain(file('abort-copy.trace', '1 malloc 40 a\n1 free a\n1 free a\n'), {
+      settings: { cores: 2 },
+      parallel: 1,
+    });
+    expect(aborted.abort).toBeDefined();
+    expect(aborted.notes).not.toContain(NOTE);
+  });
+});
