@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { generateTrace } from '../gen/generate.js';
 import { inProcess, spawned } from '../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-cli-'));
@@ -304,5 +305,32 @@ describe('ptsim', () => {
       // Nothing lost: the three events before it are in the summary.
       expect(r.out).toContain(`${p}: 3 events replayed`);
     }
+  });
+});
+
+describe('ptsim explain on a file the parse worker reads', () => {
+  it('explains as from a file read in the calling thread (the copy of the trace kept by the worker)', async () => {
+    // Over 4 MiB plain: read by the parse worker, which keeps the copy the remedies replay; under
+    // it gzipped: read in the calling thread, which keeps it. (Times make the lines longer, and
+    // fewer events do.)
+    let t = 1_000_000_000_000;
+    const text = generateTrace({ seed: 'worker-copy', events: 130_000 })
+      .split('\n')
+      .map((line) => (line === '' || line.startsWith('#') ? line : `@${(t += 1013)} ${line}`))
+      .join('\n');
+    expect(text.length).toBeGreaterThan(4 << 20);
+    const plain = trace('worker-copy.trace', text);
+    const gz = trace('worker-copy.trace.gz', gzipSync(text, { level: 1 }));
+    const run = async (path: string): Promise<unknown> => {
+      const r = await ptsim(['explain', path, '--json', '--cores', '2']);
+      expect(r.code, r.err).toBe(0);
+      // The file's name, in the trace's field and the notes, is all that may differ.
+      return JSON.parse(r.out.replaceAll(path, 'TRACE')) as unknown;
+    };
+    const there = (await run(plain)) as { moments: Array<{ remedies: Array<{ id: string }> }> };
+    expect(there).toEqual(await run(gz));
+    // Remedies that replay the copy edited were tried.
+    const ids = there.moments.flatMap((m) => m.remedies.map((x) => x.id));
+    expect(ids.some((id) => id === 'trim_every' || id === 'move_pin')).toBe(true);
   });
 });
