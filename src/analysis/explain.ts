@@ -344,6 +344,13 @@ async function twinJobs(
   const out = new Map<number, { runner: number; kind: 'same' | 'trim' }>();
   const plain = (j: ExplainJob): j is ExplainJob & { kind: 'measure' } =>
     j.kind === 'measure' && j.edits === undefined && j.trace.store === t.store;
+  // The state compared is glibc's and the kernel's: the settings must agree on everything else the
+  // replay reads (the touch model, ...), as explain's remedies do, which change only mallopt calls
+  // and tunables.
+  const rest = (j: ExplainJob): string => {
+    const { mallopts: _m, extraTunables: _x, tunables: _t, env: _e, ...other } = j.settings;
+    return JSON.stringify(other);
+  };
   const states = await Promise.all(
     jobs.map((j) => (plain(j) ? startState(t, j.settings) : Promise.resolve(null))),
   );
@@ -355,7 +362,7 @@ async function twinJobs(
       const sr = states[r]!;
       const runner = jobs[r]!;
       if (sr === null || !plain(runner) || out.has(r)) continue;
-      if (runner.at.join() !== job.at.join()) continue;
+      if (runner.at.join() !== job.at.join() || rest(runner) !== rest(job)) continue;
       const twin = twins(sr, sk);
       if (twin === null) continue;
       if (twin.kind === 'trim') {
