@@ -19,6 +19,7 @@ import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
+import { differential } from '../diff/harness.js';
 import { fcParams } from '../helpers/fc.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-twins-'));
@@ -134,6 +135,40 @@ describe('a replay watching a second trim threshold', () => {
     // Both answers come up: the watch is not always quiet, nor always alarmed.
     expect(mattered).toBeGreaterThan(0);
     expect(not).toBeGreaterThan(0);
+  });
+});
+
+describe('a threshold of 0 and one of 128 KiB', () => {
+  it('differ when a top under 33 bytes is trimmed: glibc grows the break, and the watch sees it', async () => {
+    // A free of 64 KiB or more that does not reach the top makes glibc look at the top; with a
+    // threshold of 0 it calls systrim even on a top of 32 bytes, whose area (32 - 33, a long
+    // compared with the unsigned pad) counts as larger than the pad: the break grows.
+    const zero: ReplaySettings = { cores: 2, mallopts: [opt('M_TRIM_THRESHOLD', 0)] };
+    const head = ['1 malloc 70000 a', '1 malloc 100 g'];
+    const first = join(dir, 'small-top-head.trace');
+    writeFileSync(first, head.join('\n') + '\n');
+    const s = (await replayFile(first, zero)).replayer!.process;
+    const top = s.ck.size[s.main.top]!;
+    const text = [...head, `1 malloc ${top - 32 - 8} f`, '1 free a', '1 malloc 50 x'].join('\n');
+    // Real glibc, the program setting the threshold itself first.
+    expect(
+      differential(`1 mallopt M_TRIM_THRESHOLD 0\n${text}\n`, { name: 'small-top.trace' }),
+    ).toBeNull();
+    const path = join(dir, 'small-top.trace');
+    writeFileSync(path, text + '\n');
+    const own = await replay(path, zero);
+    const brk = own.log.map((l) => (JSON.parse(l) as { brk: number }).brk);
+    expect(brk[3]).toBeGreaterThan(brk[2]!);
+    // The replay with M_MMAP_THRESHOLD=131072 (trim threshold 128 KiB) watching 0: it mattered
+    // at that free, and the two replays differ there.
+    const watched = await replay(
+      path,
+      { cores: 2, mallopts: [opt('M_MMAP_THRESHOLD', 131072)] },
+      0,
+    );
+    expect(watched.mattered).toBe(3);
+    expect(watched.log.slice(0, 3)).toEqual(own.log.slice(0, 3));
+    expect(watched.log[3]).not.toEqual(own.log[3]);
   });
 });
 
