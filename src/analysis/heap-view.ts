@@ -22,6 +22,7 @@ import {
   UNSORTED_BIN,
 } from '../core/constants.js';
 import { mallocUsableSize } from '../core/api.js';
+import { heapKey } from '../core/heap.js';
 import type { Arena, HeapInfo, Process } from '../core/state.js';
 import { PAGE_SIZE } from '../kernel/kernel.js';
 import type { Replayer } from '../replay/replay.js';
@@ -187,7 +188,7 @@ export class TokenBook implements TokenNames {
 
 /** The heap of arena `av` that holds address a (the main arena's brk heap: null). */
 function heapAt(s: Process, a: number): HeapInfo | null {
-  return s.heaps.get(a - (a % HEAP_MAX_SIZE)) ?? null;
+  return s.heaps.get(heapKey(a)) ?? null;
 }
 
 /** Where chunk h is: arena, heap, off, as the fidelity log says it. */

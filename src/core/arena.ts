@@ -20,7 +20,7 @@
 
 import { St } from './chunks.js';
 import { MALLOC_ALIGNMENT, NON_MAIN_ARENA, PREV_INUSE } from './constants.js';
-import { heapForPtr, newHeap } from './heap.js';
+import { heapForPtr, heapKey, newHeap } from './heap.js';
 import { setHead } from './mem.js';
 import { Arena, type Process } from './state.js';
 import { tcacheThreadShutdown } from './tcache.js';
@@ -48,7 +48,7 @@ function intNewArena(s: Process, size: number): Arena | null {
   s.arenas.push(a);
   h.arena = a;
   a.heap = h;
-  s.heaps.set(h.start, h);
+  s.heaps.set(heapKey(h.start), h);
   // malloc_init_state writes the arena's bins, on the heap's first page.
   s.kernel.touch(h.start + s.profile.heapInfoSize);
   a.attachedThreads = 1;

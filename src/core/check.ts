@@ -18,7 +18,6 @@
 
 import { NIL, St } from './chunks.js';
 import {
-  HEAP_MAX_SIZE,
   IS_MMAPPED,
   MINSIZE,
   NBINS,
@@ -29,6 +28,7 @@ import {
   csize2tidx,
   fastbinIndex,
 } from './constants.js';
+import { heapKey } from './heap.js';
 import type { Arena, Process } from './state.js';
 
 function fail(what: string): never {
@@ -222,7 +222,7 @@ function checkArena(s: Process, av: Arena, heads: readonly number[]): void {
 
 /** The arena whose memory holds address a: a heap's arena, else the main arena. */
 function ownerOf(s: Process, a: number): Arena {
-  const h = s.heaps.get(Math.floor(a / HEAP_MAX_SIZE) * HEAP_MAX_SIZE);
+  const h = s.heaps.get(heapKey(a));
   return h === undefined ? s.main : h.arena;
 }
 

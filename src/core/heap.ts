@@ -34,10 +34,18 @@ import { intFreeInternal, watchTrim } from './free.js';
 import { setFoot, setHead } from './mem.js';
 import type { Arena, HeapInfo, Process } from './state.js';
 
+/** The key of Process.heaps for the heap whose reservation would hold address a. */
+export function heapKey(a: number): number {
+  return Math.floor(a / HEAP_MAX_SIZE);
+}
+
 /** heap_for_ptr: the heap whose 64 MiB-aligned reservation holds address a. */
 export function heapForPtr(s: Process, a: number): HeapInfo {
-  const h = s.heaps.get(Math.floor(a / HEAP_MAX_SIZE) * HEAP_MAX_SIZE);
+  const hint = s.heapHint;
+  if (hint !== null && a >= hint.start && a < hint.start + HEAP_MAX_SIZE) return hint;
+  const h = s.heaps.get(heapKey(a));
   if (h === undefined) throw new Error(`ptsim internal error: no heap holds 0x${a.toString(16)}`);
+  s.heapHint = h;
   return h;
 }
 
@@ -139,7 +147,7 @@ export function growHeapForTop(
   heap.arena = av;
   heap.prev = oldHeap;
   heap.number = oldHeap.number + 1;
-  s.heaps.set(heap.start, heap);
+  s.heaps.set(heapKey(heap.start), heap);
   av.heap = heap;
   av.systemMem += heap.size;
   const top = ck.alloc(heap.start + heapInfo);
@@ -200,7 +208,8 @@ export function heapTrim(s: Process, av: Arena, pad: number): number {
     av.systemMem -= heap.size;
     if (heap.start + HEAP_MAX_SIZE === s.alignedHeapArea) s.alignedHeapArea = 0;
     s.kernel.munmap(heap.start, HEAP_MAX_SIZE);
-    s.heaps.delete(heap.start);
+    s.heaps.delete(heapKey(heap.start));
+    if (s.heapHint === heap) s.heapHint = null;
     ck.release(topChunk);
     heap = prevHeap;
     av.heap = heap;

@@ -263,8 +263,13 @@ export class Process {
   /** The calling thread of the current call. */
   thread: ThreadState;
   readonly threads = new Map<number, ThreadState>();
-  /** Every non-main heap, by the start of its reservation (what heap_for_ptr finds). */
+  /**
+   * Every non-main heap, by the number of its 64 MiB-aligned reservation (heapKey: what
+   * heap_for_ptr finds; a small integer, which a Map hashes faster than an address).
+   */
   readonly heaps = new Map<number, HeapInfo>();
+  /** The heap heapForPtr found last (most look-ups find the same one again); null once it goes. */
+  heapHint: HeapInfo | null = null;
   /** Number of CPUs glibc counts when it fixes the arena limit (online CPUs on Debian's 2.36). */
   ncores = 2;
   /** narenas: arenas created so far, the main one included. */

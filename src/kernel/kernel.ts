@@ -59,6 +59,9 @@ interface Mapping {
   pages: PageSet;
 }
 
+/** The pages of no mapping (Kernel.hitPages when there is no last hit). */
+const NO_PAGES = new PageSet(1);
+
 const DEFAULT_BRK_BASE = 0x555555559000;
 const DEFAULT_MAX_MAPPING = 2 ** 40;
 const DEFAULT_MMAP_BASE = 0x7ffff7fc0000;
@@ -77,6 +80,13 @@ export class Kernel {
   /** Mappings sorted by start address; they never overlap. */
   readonly mappings: Mapping[] = [];
   private lastHit: Mapping | null = null;
+  /**
+   * The bounds and pages of lastHit as numbers of the kernel's own (empty when there is none), so
+   * that touch() finds the mapping it wrote to last without loading it.
+   */
+  private hitStart = 0;
+  private hitEnd = 0;
+  private hitPages = NO_PAGES;
 
   readonly syscalls: SyscallCounts = {
     brk: 0,
@@ -225,6 +235,11 @@ export class Kernel {
         this.residentPages++;
         this.pageFaults++;
       }
+    } else if (addr < this.hitEnd && addr >= this.hitStart) {
+      if (this.hitPages.set(Math.floor((addr - this.hitStart) * PAGE_FRACTION)) !== 0) {
+        this.residentPages++;
+        this.pageFaults++;
+      }
     } else {
       this.touchMapping(addr);
     }
@@ -249,6 +264,15 @@ export class Kernel {
       const first = Math.floor((addr - base) * PAGE_FRACTION);
       const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
       const n = first === last ? this.brkPages.set(first) : this.brkPages.setRange(first, last + 1);
+      this.residentPages += n;
+      this.pageFaults += n;
+      return;
+    }
+    if (addr >= this.hitStart && end <= this.hitEnd) {
+      const base = this.hitStart;
+      const first = Math.floor((addr - base) * PAGE_FRACTION);
+      const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
+      const n = first === last ? this.hitPages.set(first) : this.hitPages.setRange(first, last + 1);
       this.residentPages += n;
       this.pageFaults += n;
       return;
@@ -336,6 +360,9 @@ export class Kernel {
       else if (addr >= m.end) lo = mid + 1;
       else {
         this.lastHit = m;
+        this.hitStart = m.start;
+        this.hitEnd = m.end;
+        this.hitPages = m.pages;
         return m;
       }
     }
@@ -378,7 +405,11 @@ export class Kernel {
     const i = this.mappings.indexOf(m);
     if (i >= 0) this.mappings.splice(i, 1);
     this.residentPages -= m.pages.count;
-    if (this.lastHit === m) this.lastHit = null;
+    if (this.lastHit === m) {
+      this.lastHit = null;
+      this.hitStart = this.hitEnd = 0;
+      this.hitPages = NO_PAGES;
+    }
   }
 
   /** Unmaps [start, end), splitting mappings that extend beyond it. */
