@@ -178,6 +178,7 @@ export async function pairTwins<J extends Twinnable>(
     return JSON.stringify(other);
   };
   const keys: Array<string | null> = [];
+  const trims: number[] = [];
   for (const j of jobs) {
     const t = trace(j);
     const a = agree(j);
@@ -187,6 +188,7 @@ export async function pairTwins<J extends Twinnable>(
         ? null
         : JSON.stringify([t!.path, t!.displayName, t!.import, a, rest(j.settings), stateDigest(s)]),
     );
+    trims.push(s === null ? -1 : s.mp.trimThreshold);
   }
   const stateOf = async (k: number): Promise<Process> =>
     (await startState(trace(jobs[k]!)!, jobs[k]!.settings))!;
@@ -196,13 +198,11 @@ export async function pairTwins<J extends Twinnable>(
     for (let r = 0; r < k; r++) {
       const runner = jobs[r]!;
       if (keys[r] !== key || out.has(r)) continue;
+      // One threshold watched per replay.
+      if (trims[r] !== trims[k] && runner.otherTrimThreshold !== undefined) continue;
       const twin = twins(await stateOf(r), await stateOf(k));
       if (twin === null) continue;
-      if (twin.kind === 'trim') {
-        // One threshold watched per replay.
-        if (runner.otherTrimThreshold !== undefined) continue;
-        runner.otherTrimThreshold = twin.otherTrimThreshold;
-      }
+      if (twin.kind === 'trim') runner.otherTrimThreshold = twin.otherTrimThreshold;
       out.set(k, { runner: r, kind: twin.kind });
       break;
     }
