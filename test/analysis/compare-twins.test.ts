@@ -116,6 +116,44 @@ describe('compare with twin configurations', () => {
     expect(zero.syscalls.brk).toBeGreaterThan(mmap.syscalls.brk);
   });
 
+  it('shares replays of an imported trace too, with the figures of its own replays', async () => {
+    // An mtrace log: a big block that raises the dynamic thresholds, then small blocks all freed.
+    const block = (i: number): string => `0x${(0x555555559000 + i * 0x400).toString(16)}`;
+    const lines = ['= Start', '+ 0x7f0000000010 0x493e0', '- 0x7f0000000010'];
+    for (let i = 0; i < 300; i++) lines.push(`+ ${block(i)} 0x3e8`);
+    for (let i = 0; i < 300; i++) lines.push(`- ${block(i)}`);
+    const path = join(dir, 'imported.log');
+    writeFileSync(path, [...lines, '= End'].join('\n') + '\n');
+    const configs = ['M_MMAP_THRESHOLD=131072', 'M_TRIM_THRESHOLD=0'];
+    const r = await ptsim([
+      'compare',
+      path,
+      '--from',
+      'mtrace',
+      '--cores',
+      '2',
+      ...configs.flatMap((c) => ['--config', c]),
+      '--json',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const rows = (JSON.parse(r.out) as { rows: Array<{ figures: Figures }> }).rows;
+    const own = (c: string | null): Promise<Figures> =>
+      runFigures({ path, import: { from: 'mtrace' }, settings: settingsOf(c) });
+    for (const [i, config] of [null, ...configs].entries())
+      expect(rows[i]!.figures, `${config}`).toEqual(await own(config));
+    expect(rows[0]!.figures.events).toBe(602);
+    const ks: number[] = [];
+    await runMany(
+      [null, ...configs].map((c) => ({
+        path,
+        import: { from: 'mtrace' },
+        settings: settingsOf(c),
+      })),
+      { parallel: 1, replaying: (k) => ks.push(k) },
+    );
+    expect(ks).toEqual([0, 1]);
+  });
+
   it('pairs configurations only on the same glibc release', async () => {
     const ks: number[] = [];
     await runMany(
