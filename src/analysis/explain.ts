@@ -44,6 +44,7 @@ import {
   earliestMove,
   lastUse,
   storedEvent,
+  storedHeader,
   threadExits,
   TraceStore,
   type Edits,
@@ -71,15 +72,14 @@ import {
 import { symbolizeTable } from './sites.js';
 import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
+import { pairTwins, type Twin } from './twins.js';
 import { shortBytes } from './units.js';
 import {
   analyseMoment,
   measureFrom,
   momentFrom,
   explainPool,
-  startState,
   takeCheckpoint,
-  twins,
   type Checkpoint,
   type EventFacts,
   type ExplainJob,
@@ -328,53 +328,6 @@ function remedyOf(
 function withMeasured(x: MomentExplanation, r: Replayer): void {
   const c = compareMeasured(r.measured, x.event);
   if (c !== undefined) x.measured = c;
-}
-
-/**
- * The settings jobs of a round that another one can stand for: those whose settings leave glibc in
- * the same state once started (twins), and those that differ only in the trim threshold, which the
- * other job's replay watches (MeasureJob.otherTrimThreshold; its result says whether the watched
- * threshold would ever have mattered, else the twin is replayed after all). Returns each twin's
- * job with the job that stands for it; the jobs that watch a threshold get it.
- */
-async function twinJobs(
-  jobs: ExplainJob[],
-  t: TraceRef & { store: StoredTrace },
-): Promise<Map<number, { runner: number; kind: 'same' | 'trim' }>> {
-  const out = new Map<number, { runner: number; kind: 'same' | 'trim' }>();
-  const plain = (j: ExplainJob): j is ExplainJob & { kind: 'measure' } =>
-    j.kind === 'measure' && j.edits === undefined && j.trace.store === t.store;
-  // The state compared is glibc's and the kernel's: the settings must agree on everything else the
-  // replay reads (the touch model, ...), as explain's remedies do, which change only mallopt calls
-  // and tunables.
-  const rest = (j: ExplainJob): string => {
-    const { mallopts: _m, extraTunables: _x, tunables: _t, env: _e, ...other } = j.settings;
-    return JSON.stringify(other);
-  };
-  const states = await Promise.all(
-    jobs.map((j) => (plain(j) ? startState(t, j.settings) : Promise.resolve(null))),
-  );
-  for (let k = 0; k < jobs.length; k++) {
-    const sk = states[k]!;
-    const job = jobs[k]!;
-    if (sk === null || !plain(job)) continue;
-    for (let r = 0; r < k; r++) {
-      const sr = states[r]!;
-      const runner = jobs[r]!;
-      if (sr === null || !plain(runner) || out.has(r)) continue;
-      if (runner.at.join() !== job.at.join() || rest(runner) !== rest(job)) continue;
-      const twin = twins(sr, sk);
-      if (twin === null) continue;
-      if (twin.kind === 'trim') {
-        // One threshold watched per replay.
-        if (runner.otherTrimThreshold !== undefined) continue;
-        runner.otherTrimThreshold = twin.otherTrimThreshold;
-      }
-      out.set(k, { runner: r, kind: twin.kind });
-      break;
-    }
-  }
-  return out;
 }
 
 /** Explains the replay of `path` at each requested moment. */
@@ -660,11 +613,20 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         ...ks.filter((k) => decides(keys[k]!)),
         ...ks.filter((k) => !decides(keys[k]!)),
       ];
-      // Settings that leave glibc in the same state share one replay (twinJobs).
+      // Settings that leave glibc in the same state share one replay (twins.ts): among the
+      // settings' jobs, those that measure at the same moments.
+      const start = stored !== null ? { ...ref, header: storedHeader(stored) } : null;
       const twinned =
-        stored !== null
-          ? await twinJobs(jobs, { ...ref, store: stored })
-          : new Map<number, { runner: number; kind: 'same' | 'trim' }>();
+        start !== null
+          ? await pairTwins(
+              jobs,
+              () => start,
+              (j) =>
+                j.kind === 'measure' && j.edits === undefined && j.trace.store === stored
+                  ? j.at.join()
+                  : null,
+            )
+          : new Map<number, Twin>();
       for (const k of byDecision(keys.map((_, k) => k)))
         if (!twinned.has(k)) settle(keys[k]!, pool.run(jobs[k]!));
       for (const [k, { runner, kind }] of twinned) {

@@ -14,22 +14,20 @@
  * its file.
  */
 
-import { mallocTrim, ptmallocInit } from '../core/api.js';
+import { mallocTrim } from '../core/api.js';
 import { St } from '../core/chunks.js';
 import { openTrace } from '../import/index.js';
 import type { SyscallCounts } from '../kernel/kernel.js';
 import type { Replayer } from '../replay/replay.js';
-import type { Arena, Process } from '../core/state.js';
 import { replayFile, type ImportSettings, type ReplaySettings } from '../replay/run-file.js';
 import { Op, type TraceEvent, type TraceHeader } from '../trace/types.js';
 import { breakdown, type Breakdown } from './breakdown.js';
-import { checkpoint, sameState } from './checkpoint.js';
+import { checkpoint } from './checkpoint.js';
 import {
   deliverStored,
   editedIndex,
   momentIndex,
   storedEvent,
-  storedHeader,
   threadExits,
   type Edits,
   type StoredTrace,
@@ -65,7 +63,7 @@ interface MeasureJob {
   at: number[];
   /**
    * The trim threshold of a second setting, which leaves glibc in the same state at start but for
-   * that threshold (twinSettings): the replay says whether it would ever have made a difference.
+   * that threshold (twins.ts): the replay says whether it would ever have made a difference.
    */
   otherTrimThreshold?: number;
 }
@@ -398,52 +396,6 @@ async function momentJob(job: MomentJob): Promise<MomentAnalysis> {
   if (r === null) throw run.failure ?? new Error(`${job.trace.path}: nothing to replay`);
   if (run.failure !== null) throw run.failure;
   return analyseMoment(r, job.trace, history, { event, line, tid }, run.header, job.whatIfs);
-}
-
-/**
- * How two settings leave glibc once it has started (startState): in the same state, in the same
- * state but for the trim threshold (then one replay of the first, watching the second's threshold,
- * stands for both as long as that threshold never matters: MeasureJob.otherTrimThreshold), or
- * otherwise (null).
- */
-export function twins(
-  x: Process,
-  y: Process,
-): { kind: 'same' } | { kind: 'trim'; otherTrimThreshold: number } | null {
-  // The environment is read once, at start-up: what it set is in the rest of the state. An
-  // arena's `rewrites` only ever counts on from where it stands (mallopt consolidates once).
-  const skip = (owner: object, key: PropertyKey): boolean =>
-    (key === 'env' && (owner === x || owner === y)) ||
-    (key === 'trimThreshold' && (owner === x.mp || owner === y.mp)) ||
-    (key === 'rewrites' &&
-      (x.arenas.includes(owner as Arena) || y.arenas.includes(owner as Arena)));
-  if (!sameState(x, y, skip)) return null;
-  return x.mp.trimThreshold === y.mp.trimThreshold
-    ? { kind: 'same' }
-    : { kind: 'trim', otherTrimThreshold: y.mp.trimThreshold };
-}
-
-/**
- * glibc's state under `settings` once it has started: the trace's header read, the settings
- * applied, malloc initialised (null: the replay would not start).
- */
-export async function startState(
-  t: TraceRef & { store: StoredTrace },
-  settings: ReplaySettings,
-): Promise<Process | null> {
-  const run = await replayFile(t.path, {
-    import: t.import,
-    displayName: t.displayName,
-    ...settings,
-    source: (sink) => {
-      sink.header(storedHeader(t.store));
-      return Promise.resolve();
-    },
-  });
-  const r = run.replayer;
-  if (r === null || run.failure !== null) return null;
-  ptmallocInit(r.process);
-  return r.process;
 }
 
 /** A copy of the replay as given, taken right after an event, to resume from. */

@@ -29,7 +29,9 @@ const COMPARE_HELP = `Usage: ptsim compare TRACE --config SETTINGS [--config SET
 Replays TRACE once per configuration (the default configuration always first) and prints one row
 per configuration: peak, final and time-weighted mean RSS, heap and mmapped bytes, system calls by
 kind and page faults: the memory-versus-CPU trade-off each setting makes. Configurations run in
-parallel on worker threads.
+parallel on worker threads; those that leave glibc in the same state once it has started (as
+M_MMAP_THRESHOLD=131072 and M_TRIM_THRESHOLD=131072, which both fix the thresholds at 128 KiB)
+share one replay, with the figures each would have on its own.
 
 A configuration is one or more settings separated by spaces or commas:
   M_MMAP_THRESHOLD=131072         mallopt(M_MMAP_THRESHOLD, 131072) before the first event

@@ -218,6 +218,7 @@ export function withConfig(base: ReplaySettings, c: ReplaySettings): ReplaySetti
 /**
  * Replays the trace once per configuration, on worker threads (--jobs of them), each configuration
  * on top of the settings of the command line; the figures come back in the configurations' order.
+ * Configurations that leave glibc in the same state share one replay (runMany).
  */
 export function replayConfigs(
   path: string,
@@ -233,5 +234,5 @@ export function replayConfigs(
     settings: withConfig(base, c.settings),
   }));
   const parallel = values.jobs !== undefined ? parseNumber(values.jobs, '--jobs') : undefined;
-  return runMany(jobs, parallel, progress);
+  return runMany(jobs, { parallel, progress });
 }

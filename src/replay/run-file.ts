@@ -47,16 +47,14 @@ export async function replayFile(path: string, opts: RunOptions = {}): Promise<R
 class HeaderRead extends Error {}
 
 /**
- * What a replay of the trace with these settings would say about the glibc release it models
- * (the notes of chooseProfile), read from the trace's header alone: for the commands that replay
- * in ways that do not pass a replay's notes on. Nothing for standard input, which is read once.
+ * The trace's header alone, read from the start of the file (null: standard input, which is read
+ * once, or a trace that cannot be read, which says so when it is replayed).
  */
-export async function glibcNotes(
+export async function readHeader(
   path: string,
-  opts: Pick<RunOptions, 'glibc' | 'import' | 'displayName'>,
-): Promise<string[]> {
-  if (opts.glibc !== undefined) return chooseProfile(opts.glibc, null).notes;
-  if (path === '-') return [];
+  opts: Pick<RunOptions, 'import' | 'displayName'> = {},
+): Promise<TraceHeader | null> {
+  if (path === '-') return null;
   let header: TraceHeader | null = null;
   const sink: TraceSink = {
     header(h: TraceHeader): void {
@@ -68,8 +66,23 @@ export async function glibcNotes(
   try {
     await openTrace(path, sink, { ...opts.import, displayName: opts.displayName ?? path });
   } catch (e) {
-    // A trace that cannot be read says so when it is replayed.
-    if (!(e instanceof HeaderRead)) return [];
+    if (!(e instanceof HeaderRead)) return null;
   }
-  return chooseProfile(undefined, header).notes;
+  return header;
+}
+
+/**
+ * What a replay of the trace with these settings would say about the glibc release it models
+ * (the notes of chooseProfile), read from the trace's header alone: for the commands that replay
+ * in ways that do not pass a replay's notes on. Nothing for standard input, which is read once.
+ */
+export async function glibcNotes(
+  path: string,
+  opts: Pick<RunOptions, 'glibc' | 'import' | 'displayName'>,
+): Promise<string[]> {
+  if (opts.glibc !== undefined) return chooseProfile(opts.glibc, null).notes;
+  if (path === '-') return [];
+  // A trace that cannot be read says so when it is replayed.
+  const header = await readHeader(path, opts);
+  return header === null ? [] : chooseProfile(undefined, header).notes;
 }

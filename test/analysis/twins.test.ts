@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
-import { startState, twins, type TraceRef } from '../../src/analysis/what-if.js';
-import { TraceStore, type StoredTrace } from '../../src/trace/event-store.js';
+import { startState, twins } from '../../src/analysis/twins.js';
+import type { TraceRef } from '../../src/analysis/what-if.js';
+import { storedHeader, TraceStore, type StoredTrace } from '../../src/trace/event-store.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
 import { generateTrace } from '../gen/generate.js';
@@ -37,7 +38,8 @@ async function stored(text: string): Promise<TraceRef & { store: StoredTrace }> 
 const opt = (name: string, value: number): [number, number] => [MALLOPT_PARAMS[name]!, value];
 
 async function kindOf(t: TraceRef & { store: StoredTrace }, a: ReplaySettings, b: ReplaySettings) {
-  const [x, y] = await Promise.all([startState(t, a), startState(t, b)]);
+  const start = { ...t, header: storedHeader(t.store) };
+  const [x, y] = await Promise.all([startState(start, a), startState(start, b)]);
   return twins(x!, y!);
 }
 
