@@ -87,7 +87,10 @@ export interface MeasuredSeries {
   of: 'anon' | 'total';
   time: number[];
   bytes: number[];
-  /** What the process held beyond the replay's RSS at the first sample of the line: its RssAnon less the recorder's (or its whole RSS), less the replay's RSS there. */
+  /**
+   * What the process held beyond the replay's RSS at the first sample of the line: its RssAnon
+   * less the recorder's (or its whole RSS), less the replay's RSS there.
+   */
   baseline: number;
 }
 

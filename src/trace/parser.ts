@@ -1293,7 +1293,8 @@ export class TraceParser {
 
   /**
    * `#:rss [@TIME] KEY=VALUE ...`: anon= or total= is required (or both), heap=, rec= and mark= are
-   * read, other keys are skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
+   * read, other keys are skipped. Its fields are found here (a sample may have more than
+   * MAX_TOKENS of them).
    */
   private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
     if (ctl >= 0) this.controlCharacter(b, ls, ctl);
