@@ -45,14 +45,18 @@ function file(name: string, text: string): string {
 const HEAPTRACK = [
   'v 10400 3',
   'x 9 /tmp/ht/p',
+  'I 1000 5e2922',
+  'R 3a0',
   '+ 18 8 55b476ac31d0',
   '+ 190 9 55b476ac32b0',
   'c 1',
+  'R 3b8',
   '- 55b476ac31d0',
   '+ c8 a 55b476ac34b0',
   'c 2a',
   '- 55b476ac32b0',
   '- 55b476ac34b0',
+  'R 3b0',
   '',
 ].join('\n');
 
