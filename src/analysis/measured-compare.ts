@@ -6,6 +6,12 @@
  * memory (`rec=`), against the replay's RSS, each less its figure at the first sample, which
  * stands for what the process held before its first allocator call (its stacks, libraries'
  * data, a runtime's start-up). They agree within 5% of the measured growth + 512 KiB.
+ *
+ * A sample with only the process's whole RSS (`total=`, as heaptrack's imports have) is not
+ * compared so: it is shown beside the replay's RSS, which counts only the allocator's memory, the
+ * difference being the rest of the process (code, libraries, stacks, the recorder's own memory).
+ * The growth comparison, made from RssAnon, leaves such samples out; its baseline is the first
+ * sample that has RssAnon.
  */
 
 import type { MeasuredSample, MeasuredSamples } from '../replay/measured.js';
@@ -15,10 +21,15 @@ import { shortBytes } from './units.js';
 const SHARE = 0.05;
 const SLACK = 512 * 1024;
 
-export interface MeasuredComparison {
+/** The measurement at a moment: compared as growth (anon), or shown beside the replay (total). */
+export type MeasuredComparison = AnonComparison | TotalBeside;
+
+/** A sample with RssAnon, compared with the replay as growth since the first such sample. */
+export interface AnonComparison {
+  kind: 'anon';
   /** The sample compared: the last one at or before the moment's event. */
   sample: MeasuredSample;
-  /** The first sample of the trace, the baseline of both growths. */
+  /** The first sample of the trace that has RssAnon, the baseline of both growths. */
   first: MeasuredSample;
   /** RssAnon less the recorder's own memory, less the same at the first sample. */
   measuredGrowth: number;
@@ -32,9 +43,23 @@ export interface MeasuredComparison {
   note?: string;
 }
 
+/**
+ * A sample with only the process's whole RSS (`total=`): shown beside the replay's RSS, with no
+ * verdict, as the two measure different things.
+ */
+export interface TotalBeside {
+  kind: 'total';
+  /** The sample: the last one at or before the moment's event. */
+  sample: MeasuredSample;
+  /** The process's whole resident memory. */
+  total: number;
+  /** The rest of the process: its whole RSS less the replay's RSS at the sample. */
+  rest: number;
+}
+
 /** RssAnon less the recorder's own memory. */
 function own(s: MeasuredSample): number {
-  return s.anon - (s.recorder ?? 0);
+  return s.anon! - (s.recorder ?? 0);
 }
 
 /** The comparison at event `event`, or undefined when no sample stands at or before it. */
@@ -42,12 +67,17 @@ export function compareMeasured(m: MeasuredSamples, event: number): MeasuredComp
   const i = m.atOrBefore(event);
   if (i < 0) return undefined;
   const sample = m.get(i);
-  const first = m.get(0);
+  if (sample.anon === null) {
+    const total = sample.total!;
+    return { kind: 'total', sample, total, rest: total - sample.modelled };
+  }
+  const first = m.get(m.firstWithAnon());
   const measuredGrowth = own(sample) - own(first);
   const modelledGrowth = sample.modelled - first.modelled;
   const allowed = SHARE * Math.abs(measuredGrowth) + SLACK;
   const gap = measuredGrowth - modelledGrowth;
-  const c: MeasuredComparison = {
+  const c: AnonComparison = {
+    kind: 'anon',
     sample,
     first,
     measuredGrowth,
@@ -72,7 +102,7 @@ export function comparisonWords(
   c: MeasuredComparison,
   event: number,
   eventNumber: (n: number) => string,
-): { where: string; mark: string; rec: string; signed: (n: number) => string } {
+): { where: string; mark: string; rec: string; total: string; signed: (n: number) => string } {
   const s = c.sample;
   const where =
     s.event === event
@@ -84,6 +114,23 @@ export function comparisonWords(
     where,
     mark: s.mark === null ? '' : `, mark ${s.mark}`,
     rec: s.recorder === null ? '' : `, of which the recorder's own ${shortBytes(s.recorder)}`,
-    signed: (n) => (n < 0 ? `-${shortBytes(-n)}` : shortBytes(n)),
+    total: s.total === undefined ? '' : `; the whole RSS ${shortBytes(s.total)}`,
+    signed,
+  };
+}
+
+function signed(n: number): string {
+  return n < 0 ? `-${shortBytes(-n)}` : shortBytes(n);
+}
+
+/**
+ * What a sample with only the process's whole RSS says beside the replay, in the words explain's
+ * text and the report share; and that the growth comparison leaves it out.
+ */
+export function totalBesideWords(c: TotalBeside): { beside: string; leftOut: string } {
+  return {
+    beside: `the process's whole RSS ${shortBytes(c.total)} (total=, what top shows as RES), the replay's RSS of the allocator's memory ${shortBytes(c.sample.modelled)}: the difference, ${signed(c.rest)}, is the rest of the process (code, libraries, stacks, the recorder's own memory)`,
+    leftOut:
+      'the sample has no RssAnon (anon=), so the growth comparison with the replay, which is made from RssAnon, leaves it out',
   };
 }

@@ -14,7 +14,8 @@
  * counters the model keeps anyway, so sampling every event costs little.
  *
  * A trace recorded with `#:rss` samples (docs/trace-format.md) adds what the process measured:
- * after an event that a sample follows, the sample's anon figure (null elsewhere). Such an event
+ * after an event that a sample follows, the sample's anon and total figures (null elsewhere, and
+ * where the sample has not that figure). Such an event
  * takes the place of its grid cell's sample when that one has no measurement, and keeps its place
  * when the grid coarsens, so that the measurements survive as far as the grid allows.
  */
@@ -42,8 +43,10 @@ export interface TimelineSample {
   /** The event's @TIME in nanoseconds, or its index when the trace has no times. */
   time: number;
   rss: number;
-  /** The recording's `#:rss` anon figure after this event (null: no sample follows it). */
+  /** The recording's `#:rss` anon figure after this event (null: no sample follows it, or it has none). */
   measuredAnon: number | null;
+  /** The recording's `#:rss` total figure (the whole RSS) after this event (null likewise). */
+  measuredTotal: number | null;
   /** Bytes the arenas got from the system (the sum of their system_mem). */
   heap: number;
   /** Bytes of chunks mmapped on their own. */
@@ -188,8 +191,9 @@ export class TimelineSampler {
   private peakRss = 0;
   private lastEvent = -1;
   private lastTime = -1;
-  /** The measured anon figure after the last event, or null. */
-  private lastMeasured: number | null = null;
+  /** The measured anon and total figures after the last event, or null. */
+  private lastAnon: number | null = null;
+  private lastTotal: number | null = null;
   private replayer: Replayer | null = null;
   /** Regular samples taken so far, kept or not. */
   private taken = 0;
@@ -226,8 +230,10 @@ export class TimelineSampler {
     this.lastEvent = ev.index;
     this.lastTime = time;
     const sample = r.eventSample;
-    const measured = sample >= 0 ? r.measured.anonOf(sample) : null;
-    this.lastMeasured = measured;
+    const anon = sample >= 0 ? figure(r.measured.anonOf(sample)) : null;
+    const total = sample >= 0 ? figure(r.measured.totalOf(sample)) : null;
+    this.lastAnon = anon;
+    this.lastTotal = total;
     const rss = r.kernel.residentPages * 4096;
     // The replay's own rule for its peak (the first event at the highest RSS), so that the peak
     // sample is the summary's peakEvent.
@@ -241,15 +247,18 @@ export class TimelineSampler {
           ? Detail.Live
           : Detail.None;
       this.peak = this.fill(this.peak ?? blank(), ev.index, time, r, detail);
-      this.peak.measuredAnon = measured;
+      this.peak.measuredAnon = anon;
+      this.peak.measuredTotal = total;
     }
     const x = this.byTime ? time : ev.index;
     const cell = Math.floor(x / this.interval);
     if (cell <= this.lastCell) {
       // A measured moment replaces the cell's sample unless that one is measured too.
       const prev = this.samples[this.samples.length - 1];
-      if (measured === null || prev === undefined || prev.measuredAnon !== null) return;
-      this.fill(prev, ev.index, time, r, Detail.None).measuredAnon = measured;
+      if (sample < 0 || prev === undefined || measured(prev)) return;
+      const x = this.fill(prev, ev.index, time, r, Detail.None);
+      x.measuredAnon = anon;
+      x.measuredTotal = total;
       return;
     }
     this.lastCell = cell;
@@ -261,7 +270,8 @@ export class TimelineSampler {
         ? Detail.Live
         : Detail.None;
     const row = this.fill(blank(), ev.index, time, r, detail);
-    row.measuredAnon = measured;
+    row.measuredAnon = anon;
+    row.measuredTotal = total;
     this.samples.push(row);
     // Two places are kept for the peak and the last event.
     if (this.budget > 0) while (this.samples.length > this.budget - 2) this.coarsen();
@@ -277,11 +287,14 @@ export class TimelineSampler {
       out.length > 0 && out[out.length - 1]!.event === this.lastEvent ? out[out.length - 1]! : null;
     if (last === null) {
       last = this.fill(blank(), this.lastEvent, this.lastTime, r, Detail.Causes);
-      last.measuredAnon = this.lastMeasured;
+      last.measuredAnon = this.lastAnon;
+      last.measuredTotal = this.lastTotal;
       out.push(last);
     } else if (last.causes === null) {
-      const measured = last.measuredAnon;
-      this.fill(last, this.lastEvent, this.lastTime, r, Detail.Causes).measuredAnon = measured;
+      const { measuredAnon, measuredTotal } = last;
+      this.fill(last, this.lastEvent, this.lastTime, r, Detail.Causes);
+      last.measuredAnon = measuredAnon;
+      last.measuredTotal = measuredTotal;
     }
     last.mark = 'last';
     const peak = this.peak;
@@ -292,7 +305,10 @@ export class TimelineSampler {
         // The same moment, measured by whichever of the two walked more.
         if (same.causes === null && peak.causes !== null) same.causes = peak.causes;
         if (same.live === null && peak.live !== null) same.live = peak.live;
-        if (same.measuredAnon === null) same.measuredAnon = peak.measuredAnon;
+        if (!measured(same)) {
+          same.measuredAnon = peak.measuredAnon;
+          same.measuredTotal = peak.measuredTotal;
+        }
       } else {
         peak.mark = 'peak';
         let i = out.length;
@@ -315,6 +331,7 @@ export class TimelineSampler {
     x.time = time;
     x.rss = r.kernel.residentPages * 4096;
     x.measuredAnon = null;
+    x.measuredTotal = null;
     x.heap = heapBytes(s);
     x.mmapped = s.mp.mmappedMem;
     x.mmapThreshold = s.mp.mmapThreshold;
@@ -359,7 +376,17 @@ function detailOf(x: TimelineSample): Detail {
 
 /** Which of two samples of a cell a coarser grid keeps: a measured one, then the more detailed. */
 function rank(x: TimelineSample): number {
-  return (x.measuredAnon !== null ? 4 : 0) + detailOf(x);
+  return (measured(x) ? 4 : 0) + detailOf(x);
+}
+
+/** Whether a `#:rss` sample follows the sample's event. */
+function measured(x: TimelineSample): boolean {
+  return x.measuredAnon !== null || x.measuredTotal !== null;
+}
+
+/** A sample's figure as MeasuredSamples keeps it (-1: none), as the timeline has it. */
+function figure(v: number): number | null {
+  return v < 0 ? null : v;
 }
 
 function blank(): TimelineSample {
@@ -368,6 +395,7 @@ function blank(): TimelineSample {
     time: 0,
     rss: 0,
     measuredAnon: null,
+    measuredTotal: null,
     heap: 0,
     mmapped: 0,
     live: null,
@@ -406,6 +434,7 @@ export const TIMELINE_COLUMNS: readonly string[] = [
   'mmap_threshold',
   'trim_threshold',
   'measured_anon',
+  'measured_total',
   'mark',
 ];
 
@@ -423,6 +452,7 @@ function timelineRow(x: TimelineSample): Record<string, number | string | null> 
   row['mmap_threshold'] = x.mmapThreshold;
   row['trim_threshold'] = x.trimThreshold;
   row['measured_anon'] = x.measuredAnon;
+  row['measured_total'] = x.measuredTotal;
   row['mark'] = x.mark;
   return row;
 }

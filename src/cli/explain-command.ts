@@ -13,7 +13,7 @@ import { formatSites, pinSiteLine } from './explain-sites-text.js';
 import type { SiteView } from '../analysis/explain-sites.js';
 import { DEFAULT_WRAPPERS } from '../analysis/sites.js';
 import { shortBytes } from '../analysis/units.js';
-import { comparisonWords } from '../analysis/measured-compare.js';
+import { comparisonWords, totalBesideWords } from '../analysis/measured-compare.js';
 import { defineCommand } from './command.js';
 import { GlibcAborted, NO_EVENTS, UsageError, exitStatusHelp } from './errors.js';
 import { count, formatBytes, plural } from './numbers.js';
@@ -130,10 +130,17 @@ function measuredLines(m: MomentExplanation): string[] {
   const c = m.measured;
   if (c === undefined) return [];
   const s = c.sample;
-  const { where, mark, rec, signed } = comparisonWords(c, m.event, String);
+  const { where, mark, rec, total, signed } = comparisonWords(c, m.event, String);
+  if (c.kind === 'total') {
+    const { beside, leftOut } = totalBesideWords(c);
+    return [
+      `  measured: ${beside} (#:rss sample ${where}, line ${s.line}${mark})`,
+      `    ${leftOut}`,
+    ];
+  }
   const lines = [
-    `  measured: RssAnon ${shortBytes(s.anon)}${rec} (#:rss sample ${where}, line ${s.line}${mark}); the replay ${shortBytes(s.modelled)} there`,
-    `    growth since the first sample (line ${c.first.line}, RssAnon ${shortBytes(c.first.anon)} against the replay's ${shortBytes(c.first.modelled)}: what the process held before its first allocator call): measured ${signed(c.measuredGrowth)}${s.recorder === null ? '' : ' less the recorder'}, modelled ${signed(c.modelledGrowth)}: ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${shortBytes(c.allowed)})`}`,
+    `  measured: RssAnon ${shortBytes(s.anon!)}${rec}${total} (#:rss sample ${where}, line ${s.line}${mark}); the replay ${shortBytes(s.modelled)} there`,
+    `    growth since the first sample (line ${c.first.line}, RssAnon ${shortBytes(c.first.anon!)} against the replay's ${shortBytes(c.first.modelled)}: what the process held before its first allocator call): measured ${signed(c.measuredGrowth)}${s.recorder === null ? '' : ' less the recorder'}, modelled ${signed(c.modelledGrowth)}: ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${shortBytes(c.allowed)})`}`,
   ];
   if (c.note !== undefined) lines.push(`  note: ${c.note}`);
   return lines;

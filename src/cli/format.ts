@@ -99,8 +99,12 @@ function touchLines(s: ReplaySummary): string[] {
     lines.push(
       `  measured by the recording   ${plural(m.samples, '#:rss sample')}; beside each, the replay's RSS at the same point`,
       `    last sample               ${sampleLine(m.last)}`,
-      `    highest RssAnon           ${sampleLine(m.peak)}`,
+      `    ${`highest ${m.peak.anon === null ? 'whole RSS' : 'RssAnon'}`.padEnd(26)}${sampleLine(m.peak)}`,
     );
+    if (m.last.anon === null || m.peak.anon === null)
+      lines.push(
+        "    (the whole RSS, total=, is all the process held, as top shows it: the replay's RSS is the allocator's memory alone, and the difference is the rest of the process: code, libraries, stacks, the recorder's own memory)",
+      );
   }
   return lines;
 }
@@ -109,8 +113,13 @@ function sampleLine(x: MeasuredSample): string {
   const where = x.event < 0 ? 'before the first event' : `after event ${x.event}`;
   const mark = x.mark === null ? '' : ` (mark ${x.mark})`;
   const heap = x.heap === null ? '' : `, allocator's memory ${formatBytes(x.heap)}`;
+  if (x.anon === null) {
+    const rest = x.total! - x.modelled;
+    return `${where}${mark}: whole RSS ${formatBytes(x.total!)}${heap}; replay ${formatBytes(x.modelled)}, the rest of the process ${rest < 0 ? '-' : ''}${formatBytes(Math.abs(rest))}`;
+  }
   const rec = x.recorder === null ? '' : `, of which the recorder's own ${formatBytes(x.recorder)}`;
-  return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${rec}${heap}; replay ${formatBytes(x.modelled)}`;
+  const total = x.total === undefined ? '' : `, whole RSS ${formatBytes(x.total)}`;
+  return `${where}${mark}: RssAnon ${formatBytes(x.anon)}${rec}${total}${heap}; replay ${formatBytes(x.modelled)}`;
 }
 
 /** A mallinfo2 field as glibc's struct holds it (digits only, as a C program would print it). */

@@ -22,10 +22,16 @@
  *  - reports warnings with file and line, the first few of each kind one by one and the rest as
  *    a count at the end, so that a log with a million odd lines does not drown the output.
  *
+ * An importer whose log has the process's own measurements hands them on as `#:rss` samples
+ * (rss()), where they stand among the calls. So that the sink learns that records follow an event
+ * (TraceEvent.recordsFollow), as the native reader tells it, each event is handed on when the
+ * next line of substance is known: the next call, a sample or the end.
+ *
  * The common path (no conflict) keeps nothing per call but the live set, and allocates nothing.
  */
 
 import { ReadEvent } from '../trace/event.js';
+import { ReadRss } from '../trace/records.js';
 import { NO_KEY, keyedTokenText } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
@@ -34,6 +40,7 @@ import {
   Op,
   TraceSyntaxError,
   type OpCode,
+  type RssSample,
   type SiteRecord,
   type TraceHeader,
   type TraceSink,
@@ -135,6 +142,13 @@ export class ImportCore {
   /** Site records given before the header was sent. */
   private earlySites: SiteRecord[] = [];
   private readonly ev = new ReadEvent();
+  /** Whether `ev` is filled and waits to be handed on (see rss()). */
+  private held = false;
+  /** Whether samples were handed on since the last event, and the sink awaits recordsEnd(). */
+  private inRecords = false;
+  /** Samples given before the header was sent. */
+  private earlySamples: RssSample[] = [];
+  private readonly rssRec = new ReadRss();
   /** Numbers the events' tokens (inId, outId) by the native reader's rule. */
   private readonly numbers = new TokenNumbers();
   private events = 0;
@@ -237,6 +251,7 @@ export class ImportCore {
       );
     }
     if (!this.headerSent) this.sendHeader();
+    this.release(false);
     return {
       events: this.events,
       lines,
@@ -426,6 +441,7 @@ export class ImportCore {
     exact2?: bigint,
   ): void {
     if (!this.headerSent) this.sendHeader();
+    this.release(false);
     const ev = this.ev;
     ev.index = this.events++;
     ev.line = line;
@@ -444,7 +460,49 @@ export class ImportCore {
     // returned gets one.
     ev.inId = this.numbers.takeIn(inKey, inKey === NO_KEY ? inText : NULL_TOKEN);
     ev.outId = this.numbers.numberOut(outKey, outKey === NO_KEY ? outText : NULL_TOKEN);
-    this.sink.event(ev);
+    this.held = true;
+  }
+
+  /**
+   * Hands on the event that waits, if any (with recordsFollow when samples come next), or ends
+   * the samples that followed the last one.
+   */
+  private release(recordsFollow: boolean): void {
+    if (this.held) {
+      this.held = false;
+      const ev = this.ev;
+      if (!recordsFollow) {
+        this.sink.event(ev);
+        return;
+      }
+      ev.recordsFollow = true;
+      this.inRecords = true;
+      try {
+        this.sink.event(ev);
+      } finally {
+        ev.recordsFollow = undefined;
+      }
+    } else if (this.inRecords && !recordsFollow) {
+      this.inRecords = false;
+      this.sink.recordsEnd?.();
+    }
+  }
+
+  /**
+   * A `#:rss` sample of the process's resident memory, standing after the last call submitted
+   * (before the first call when none came yet). Only for an importer that holds no calls back (a
+   * single-threaded log): a call held back would come after the sample.
+   */
+  rss(sample: RssSample): void {
+    if (this.pending.length > 0)
+      throw new Error('ptsim internal error: a sample while calls are held back');
+    if (!this.headerSent) {
+      this.earlySamples.push({ ...sample });
+      return;
+    }
+    this.release(true);
+    this.rssRec.set(sample);
+    this.sink.rss?.(this.rssRec);
   }
 
   /**
@@ -461,5 +519,13 @@ export class ImportCore {
     this.sink.header(this.header);
     for (const rec of this.earlySites) this.sink.site?.(rec);
     this.earlySites = [];
+    const early = this.earlySamples;
+    if (early.length === 0) return;
+    this.earlySamples = [];
+    for (const sample of early) {
+      this.rssRec.set(sample);
+      this.sink.rss?.(this.rssRec);
+    }
+    this.sink.recordsEnd?.();
   }
 }

@@ -4,13 +4,14 @@
  *
  *   v 10400 3                        heaptrack's version and the file format's
  *   x 9 /tmp/prog                    the executable;  X ./prog args   the command line
- *   I 1000 5e2922                    page size and pages
+ *   I 1000 5e2922                    the page size and the machine's physical pages
  *   m LEN PATH BASE (VADDR SIZE)...  a module loaded at BASE with these loadable segments (`m 1 x`
  *                                    is the executable; `m 1 -` starts the list afresh)
  *   t IP PARENT                      a node of the tree of stacks: a return address (minus one) and
  *                                    the node of its caller (nodes are numbered 1, 2, ... in order;
  *                                    0 is the root)
- *   R RSS                            resident pages: not needed here
+ *   R PAGES                          the process's resident pages (statm's second field: its
+ *                                    whole RSS), every 10 ms and at the end
  *   + SIZE TRACE PTR                 an allocation of SIZE bytes at PTR (no 0x prefix) from the
  *                                    stack ending at node TRACE
  *   - PTR                            a free
@@ -24,6 +25,12 @@
  * symbolized like a recording. An allocation from a node no `t` record defined (a log cut out
  * of a longer one) has no stack; a stack stops at a caller no `t` record defined.
  *
+ * Each `R` becomes a `#:rss @TIME total=BYTES` sample where it stands (after the event before it,
+ * before the first when none came yet): its pages times the page size of `I` (4096 when no `I`
+ * came first), the time that of the last `c`, as events have it. It is the whole process's RSS
+ * (what top shows as RES: code, libraries, stacks and heaptrack's own memory included), not its
+ * anonymous memory, which heaptrack does not measure: the samples have total= only.
+ *
  * What the format cannot say: heaptrack writes realloc as a free of the old block and an
  * allocation of the new one (even when the block grew in place), calloc and the aligned
  * allocations as plain allocations of their size; it has no thread ids (everything is thread 1)
@@ -35,6 +42,7 @@
  * it is recognised and refused with a message saying how to get raw data.
  */
 
+import { ReadRss } from '../trace/records.js';
 import { NULL_TOKEN, Op } from '../trace/types.js';
 import type { ImportCore } from './core.js';
 import { LineImporter } from './importer.js';
@@ -51,6 +59,9 @@ export class HeaptrackImporter extends LineImporter {
   /** The stack number of each node that allocated, by node. */
   private readonly nodeStacks = new Map<number, number>();
   private readonly stacks: ImportedStacks;
+  /** The page size of the `I` record, in bytes. */
+  private pageSize = 4096;
+  private readonly sample = new ReadRss();
 
   constructor(core: ImportCore, strict: boolean) {
     super(core, strict);
@@ -202,6 +213,39 @@ export class HeaptrackImporter extends LineImporter {
         this.now = ms * 1e6;
         return;
       }
+      case 0x52: {
+        // R PAGES
+        sc.blanks();
+        const pages = sc.hex();
+        sc.blanks();
+        const bytes = pages * this.pageSize;
+        if (pages < 0 || !sc.atEnd() || !Number.isSafeInteger(bytes))
+          this.core.fail(
+            no,
+            `malformed resident size record '${lineShown(b, s, e)}' (expected 'R PAGES' in hex, at most 2^53-1 bytes)`,
+          );
+        const x = this.sample;
+        x.line = no;
+        x.time = this.now;
+        x.total = bytes;
+        this.core.rss(x);
+        return;
+      }
+      case 0x49: {
+        // I PAGESIZE PHYSPAGES
+        sc.blanks();
+        const size = sc.hex();
+        sc.blanks();
+        const phys = sc.hex();
+        sc.blanks();
+        if (size <= 0 || size > 1 << 30 || phys < 0 || !sc.atEnd())
+          this.core.fail(
+            no,
+            `malformed system record '${lineShown(b, s, e)}' (expected 'I PAGESIZE PAGES' in hex)`,
+          );
+        this.pageSize = size;
+        return;
+      }
       case 0x78: // x LEN PATH
         this.fact('exe', b, s, e, true);
         return;
@@ -216,7 +260,7 @@ export class HeaptrackImporter extends LineImporter {
         if (!((letter >= 0x41 && letter <= 0x5a) || (letter >= 0x61 && letter <= 0x7a))) {
           this.core.fail(no, `not a heaptrack record: '${lineShown(b, s, e)}'`);
         }
-        // v, I, m, t, i, s, R, A, S...: versions, modules, backtraces and resident sizes.
+        // v, i, s, A, S...: versions, debugging and interpreted data.
         return;
     }
     c.tid = 1;

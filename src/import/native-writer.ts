@@ -202,7 +202,9 @@ export class NativeTraceWriter implements TraceSink {
   }
 
   rss(x: RssSample): void {
-    let s = x.time >= 0 ? `#:rss @${num(x.time)} anon=${num(x.anon)}` : `#:rss anon=${num(x.anon)}`;
+    let s = x.time >= 0 ? `#:rss @${num(x.time)}` : '#:rss';
+    if (x.anon >= 0) s += ` anon=${num(x.anon)}`;
+    if (x.total !== undefined && x.total >= 0) s += ` total=${num(x.total)}`;
     if (x.heap >= 0) s += ` heap=${num(x.heap)}`;
     if (x.rec !== undefined && x.rec >= 0) s += ` rec=${num(x.rec)}`;
     if (x.mark !== '') s += ` mark=${x.mark}`;

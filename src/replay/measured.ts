@@ -19,8 +19,13 @@ export interface MeasuredSample {
   line: number;
   /** Its @TIME in nanoseconds, or -1. */
   time: number;
-  /** The process's anonymous resident memory (RssAnon). */
-  anon: number;
+  /** The process's anonymous resident memory (RssAnon), when the sample has it (`anon=`). */
+  anon: number | null;
+  /**
+   * The process's whole resident memory (VmRSS, what top shows as RES: code, libraries, stacks
+   * and the recorder's own memory included), present when the sample has it (`total=`).
+   */
+  total?: number;
   /** The resident part of the allocator's own memory, when the recorder measured it. */
   heap: number | null;
   /** The part of anon that was the recorder's own memory, when the recorder said (`rec=`). */
@@ -38,6 +43,7 @@ export class MeasuredSamples {
   private line = new Float64Array(16);
   private time = new Float64Array(16);
   private anon = new Float64Array(16);
+  private total = new Float64Array(16);
   private heap = new Float64Array(16);
   private rec = new Float64Array(16);
   private modelled = new Float64Array(16);
@@ -53,6 +59,7 @@ export class MeasuredSamples {
     this.line[i] = s.line;
     this.time[i] = s.time;
     this.anon[i] = s.anon;
+    this.total[i] = s.total ?? -1;
     this.heap[i] = s.heap;
     this.rec[i] = s.rec ?? -1;
     this.modelled[i] = 0;
@@ -65,25 +72,34 @@ export class MeasuredSamples {
     this.unsettled = this.count;
   }
 
-  /** The anon figure of sample i. */
+  /** The anon figure of sample i, or -1 when it has none. */
   anonOf(i: number): number {
     return this.anon[i]!;
   }
 
+  /** The total figure of sample i, or -1 when it has none. */
+  totalOf(i: number): number {
+    return this.total[i]!;
+  }
+
   /** Sample i as an object. */
   get(i: number): MeasuredSample {
+    const anon = this.anon[i]!;
     const heap = this.heap[i]!;
     const rec = this.rec[i]!;
-    return {
+    const total = this.total[i]!;
+    const x: MeasuredSample = {
       event: this.event[i]!,
       line: this.line[i]!,
       time: this.time[i]!,
-      anon: this.anon[i]!,
+      anon: anon < 0 ? null : anon,
       heap: heap < 0 ? null : heap,
       recorder: rec < 0 ? null : rec,
       mark: this.marks.get(i) ?? null,
       modelled: this.modelled[i]!,
     };
+    if (total >= 0) x.total = total;
+    return x;
   }
 
   /** The index of the last sample that follows event `event` or an earlier one (-1: none). */
@@ -98,11 +114,21 @@ export class MeasuredSamples {
     return lo - 1;
   }
 
-  /** The index of the first sample with the highest anon figure (-1 when there is none). */
+  /**
+   * The index of the first sample with the highest anon figure; when no sample has one, of the
+   * first with the highest total (-1 when there is no sample).
+   */
   peak(): number {
+    const by = this.firstWithAnon() >= 0 ? this.anon : this.total;
     let best = -1;
-    for (let i = 0; i < this.count; i++) if (best < 0 || this.anon[i]! > this.anon[best]!) best = i;
+    for (let i = 0; i < this.count; i++) if (best < 0 || by[i]! > by[best]!) best = i;
     return best;
+  }
+
+  /** The index of the first sample that has an anon figure (-1: none has). */
+  firstWithAnon(): number {
+    for (let i = 0; i < this.count; i++) if (this.anon[i]! >= 0) return i;
+    return -1;
   }
 
   private grow(): void {
@@ -116,6 +142,7 @@ export class MeasuredSamples {
     this.line = bigger(this.line);
     this.time = bigger(this.time);
     this.anon = bigger(this.anon);
+    this.total = bigger(this.total);
     this.heap = bigger(this.heap);
     this.rec = bigger(this.rec);
     this.modelled = bigger(this.modelled);

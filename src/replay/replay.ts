@@ -181,7 +181,10 @@ export interface ReplaySummary {
   glibc: string;
   /** Set when that release's profile is not yet proven against a real build. */
   glibcUnverified?: true;
-  /** The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon. */
+  /**
+   * The trace's `#:rss` samples, when it has any: how many, the last and the one of highest anon
+   * (of highest total when none has anon).
+   */
   measured?: { samples: number; last: MeasuredSample; peak: MeasuredSample };
   /** Set when glibc would have aborted. */
   abort?: { message: GlibcAbortMessage; event: number; line: number };

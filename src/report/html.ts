@@ -8,7 +8,7 @@
 import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
 import { shortBytes } from '../analysis/units.js';
-import { comparisonWords } from '../analysis/measured-compare.js';
+import { comparisonWords, totalBesideWords } from '../analysis/measured-compare.js';
 import { chartAssets, pageScript } from './assets.js';
 import type { PageData } from './client/page-data.js';
 import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './escape.js';
@@ -64,9 +64,15 @@ function measuredHtml(m: MomentExplanation): string[] {
   const c = m.measured;
   if (c === undefined) return [];
   const s = c.sample;
-  const { where, mark, rec, signed } = comparisonWords(c, m.event, num);
+  const { where, mark, rec, total, signed } = comparisonWords(c, m.event, num);
+  if (c.kind === 'total') {
+    const { beside, leftOut } = totalBesideWords(c);
+    return [
+      `<p class="sub">Measured by the process: ${h(beside)} (the #:rss sample ${h(where)}, trace line ${num(s.line)}${h(mark)}); ${h(leftOut)}.</p>`,
+    ];
+  }
   const out = [
-    `<p class="sub">Measured by the process: RssAnon <b>${h(shortBytes(s.anon))}</b>${h(rec)} (the #:rss sample ${h(where)}, trace line ${num(s.line)}${h(mark)}); the replay ${h(shortBytes(s.modelled))} there. Grown since the first sample (line ${num(c.first.line)}): measured ${h(signed(c.measuredGrowth))}, modelled ${h(signed(c.modelledGrowth))}; ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${h(shortBytes(c.allowed))})`}.</p>`,
+    `<p class="sub">Measured by the process: RssAnon <b>${h(shortBytes(s.anon!))}</b>${h(rec)}${h(total)} (the #:rss sample ${h(where)}, trace line ${num(s.line)}${h(mark)}); the replay ${h(shortBytes(s.modelled))} there. Grown since the first sample (line ${num(c.first.line)}): measured ${h(signed(c.measuredGrowth))}, modelled ${h(signed(c.modelledGrowth))}; ${c.differs ? 'they differ' : `they agree within 5% + 512 KiB (${h(shortBytes(c.allowed))})`}.</p>`,
   ];
   if (c.note !== undefined) out.push(`<p class="note warn">${h(c.note)}.</p>`);
   return out;
@@ -351,6 +357,8 @@ function headerHtml(d: ReportData, baseSettings: string): string {
 function measuredChartNote(d: ReportData): string {
   const m = d.configs[0]!.measured;
   if (m === undefined) return '';
+  if (m.of === 'total')
+    return `\n<p class="note">Grey line: what the process measured of itself (${num(m.time.length)} #:rss sample${m.time.length === 1 ? '' : 's'}, total= only), beside the default configuration's RSS: its whole RSS (what top shows as RES), ${m.baseline < 0 ? `plus ${h(shortBytes(-m.baseline))}` : `less ${h(shortBytes(m.baseline))}`}, the rest of the process at the first sample (code, libraries, stacks, the recorder's own memory: the replay's RSS counts only the allocator's memory), so that the two lines start together. Where they part, the allocator's memory grew differently from the replay's, or the rest of the process grew (thread stacks, its own mmaps, a language runtime's pools).</p>`;
   return `\n<p class="note">Grey line: what the process measured of itself (${num(m.time.length)} #:rss sample${m.time.length === 1 ? '' : 's'}), beside the default configuration's RSS: its RssAnon less the recorder's own memory (rec=) and ${m.baseline < 0 ? `plus ${h(shortBytes(-m.baseline))}` : `less ${h(shortBytes(m.baseline))}`}, what it held before its first allocator call beyond the replay's figure there (stacks, libraries' data, a runtime's start-up), so that the two lines start together. Where they part, the process holds memory the allocator does not own (thread stacks, its own mmaps, a language runtime's pools), or the replay counts pages the program never wrote.</p>`;
 }
 

@@ -77,26 +77,41 @@ export interface ConfigRun {
 /**
  * The process's own measurement as a line beside the replay's RSS: at each `#:rss` sample (at
  * the time of the event it follows), RssAnon less the recorder's own memory (`rec=`), less the
- * baseline, so that the two lines start together and part where they grew differently.
+ * baseline, so that the two lines start together and part where they grew differently. Samples
+ * without RssAnon are left out of it; when no sample has RssAnon (heaptrack's imports), the line
+ * is the process's whole RSS (`total=`) less the baseline, then the rest of the process at the
+ * first sample (code, libraries, stacks, the recorder's own memory).
  */
 export interface MeasuredSeries {
+  /** What the line is made of: RssAnon (less rec=), or the whole RSS. */
+  of: 'anon' | 'total';
   time: number[];
   bytes: number[];
-  /** What the process held before its first allocator call as the first sample saw it: its RssAnon less the recorder's, less the replay's RSS there. */
+  /**
+   * What the process held beyond the replay's RSS at the first sample of the line: its RssAnon
+   * less the recorder's (or its whole RSS), less the replay's RSS there.
+   */
   baseline: number;
 }
 
 /** The samples of a replay finished, at the times given to each (see runConfig). */
 function measuredSeries(m: MeasuredSamples, times: number[]): MeasuredSeries | undefined {
   if (m.count === 0 || times.length === 0) return undefined;
-  const own = (x: MeasuredSample): number => x.anon - (x.recorder ?? 0);
-  const first = m.get(0);
-  const baseline = own(first) - first.modelled;
-  const out: MeasuredSeries = { time: [], bytes: [], baseline };
+  const of = m.firstWithAnon() >= 0 ? 'anon' : 'total';
+  const own = (x: MeasuredSample): number | null =>
+    of === 'total' ? (x.total ?? null) : x.anon === null ? null : x.anon - (x.recorder ?? 0);
+  let baseline: number | undefined;
+  const out: MeasuredSeries = { of, time: [], bytes: [], baseline: 0 };
   for (let i = 0; i < times.length; i++) {
+    const x = m.get(i);
+    const bytes = own(x);
+    if (bytes === null) continue;
+    baseline ??= bytes - x.modelled;
     out.time.push(times[i]!);
-    out.bytes.push(own(m.get(i)) - baseline);
+    out.bytes.push(bytes - baseline);
   }
+  if (baseline === undefined) return undefined;
+  out.baseline = baseline;
   return out;
 }
 

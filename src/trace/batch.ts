@@ -11,7 +11,8 @@
  * event's code is its OpCode, plus FOLLOWED when records follow it. A touch record keeps its
  * token in the in columns (its text, when it has no key, among the texts), its page ranges in
  * `pages` (a plain array, as records are few), their count in n1 and its highest page in n2; a
- * sample keeps anon in n1, heap in n2, rec in inKey, and its mark, when it has one (param 1), among the texts;
+ * sample keeps anon in n1, heap in n2, rec in inKey, total in outKey, and its mark, when it has one
+ * (param 1), among the texts;
  * a `# touches incomplete from here` line keeps its detail among the texts. The records of the site
  * table (`#:stack`, `#:map`, `#:sym`) are few: they travel as objects, in `sites`, each marked by
  * SITE in the op column. An event with a size above 2^53 is preceded by an EXACT record: its exact
@@ -176,6 +177,7 @@ export class EventBatch {
     this.n1[i] = s.anon;
     this.n2[i] = s.heap;
     this.inKey[i] = s.rec ?? -1;
+    this.outKey[i] = s.total ?? -1;
     this.param[i] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
     return this.count >= BATCH_EVENTS - 1;
@@ -232,6 +234,7 @@ export class EventBatch {
           rss.anon = this.n1[i]!;
           rss.heap = this.n2[i]!;
           rss.rec = this.inKey[i]!;
+          rss.total = this.outKey[i]!;
           rss.mark = this.param[i] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
         } else if (code === INCOMPLETE) {

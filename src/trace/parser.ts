@@ -1292,13 +1292,15 @@ export class TraceParser {
   }
 
   /**
-   * `#:rss [@TIME] KEY=VALUE ...`: anon= is required, heap=, rec= and mark= are read, other keys are
-   * skipped. Its fields are found here (a sample may have more than MAX_TOKENS of them).
+   * `#:rss [@TIME] KEY=VALUE ...`: anon= or total= is required (or both), heap=, rec= and mark= are
+   * read, other keys are skipped. Its fields are found here (a sample may have more than
+   * MAX_TOKENS of them).
    */
   private rssLine(b: Buffer, ls: number, le: number, ctl: number): void {
     if (ctl >= 0) this.controlCharacter(b, ls, ctl);
     let time = -1;
     let anon = -1;
+    let total = -1;
     let heap = -1;
     let recorder = -1;
     let mark: string | null = null;
@@ -1317,29 +1319,43 @@ export class TraceParser {
       if (eq === s || eq === i)
         this.fail(`#:rss: '${show(b, s, i)}' is not KEY=VALUE (or @TIME, first)`);
       const name = (b as FastSliceBuffer).latin1Slice(s, eq);
-      if (name !== 'anon' && name !== 'heap' && name !== 'mark' && name !== 'rec') continue;
+      if (
+        name !== 'anon' &&
+        name !== 'total' &&
+        name !== 'heap' &&
+        name !== 'mark' &&
+        name !== 'rec'
+      )
+        continue;
       if (eq + 1 === i) this.fail(`#:rss: ${name}= has no value`);
       const seen =
         name === 'anon'
           ? anon >= 0
-          : name === 'heap'
-            ? heap >= 0
-            : name === 'rec'
-              ? recorder >= 0
-              : mark !== null;
+          : name === 'total'
+            ? total >= 0
+            : name === 'heap'
+              ? heap >= 0
+              : name === 'rec'
+                ? recorder >= 0
+                : mark !== null;
       if (seen) this.fail(`#:rss: ${name}= is given twice`);
       if (name === 'mark') mark = tokenString(b, eq + 1, i);
       else if (name === 'anon') anon = this.size(b, eq + 1, i, '#:rss anon=');
+      else if (name === 'total') total = this.size(b, eq + 1, i, '#:rss total=');
       else if (name === 'heap') heap = this.size(b, eq + 1, i, '#:rss heap=');
       else recorder = this.size(b, eq + 1, i, '#:rss rec=');
     }
-    if (anon < 0) this.fail("#:rss without anon=BYTES (the process's anonymous resident memory)");
+    if (anon < 0 && total < 0)
+      this.fail(
+        "#:rss without anon=BYTES or total=BYTES (the process's anonymous, or whole, resident memory)",
+      );
     if (this.state === IDLE) {
       // Before the first event: kept until the header is out.
       (this.early ??= []).push({
         line: this.lineNo,
         time,
         anon,
+        total,
         heap,
         mark: mark ?? '',
         rec: recorder,
@@ -1350,6 +1366,7 @@ export class TraceParser {
     rec.line = this.lineNo;
     rec.time = time;
     rec.anon = anon;
+    rec.total = total;
     rec.heap = heap;
     rec.mark = mark ?? '';
     rec.rec = recorder;

@@ -53,7 +53,8 @@ export class ReadTouch implements TouchRecord {
 export class ReadRss implements RssSample {
   line = 0;
   time = -1;
-  anon = 0;
+  anon = -1;
+  total = -1;
   heap = -1;
   mark = '';
   rec = -1;
@@ -63,6 +64,7 @@ export class ReadRss implements RssSample {
     this.line = s.line;
     this.time = s.time;
     this.anon = s.anon;
+    this.total = s.total ?? -1;
     this.heap = s.heap;
     this.mark = s.mark;
     this.rec = s.rec ?? -1;

@@ -161,8 +161,14 @@ export interface RssSample {
   line: number;
   /** Nanoseconds from the `@TIME` field, or -1 when the line has none. */
   time: number;
-  /** `anon=`: the process's anonymous resident bytes. */
+  /** `anon=`: the process's anonymous resident bytes (RssAnon), or -1 when the sample has none. */
   anon: number;
+  /**
+   * `total=`: the process's whole resident bytes (VmRSS, what top shows as RES), or -1 when the
+   * sample has none. A sample has anon or total, or both. Optional for producers other than the
+   * trace reader (absent: none).
+   */
+  total?: number;
   /** `heap=`: the resident bytes of the allocator's own memory, or -1 when the sample has none. */
   heap: number;
   /** `mark=`: the name of the point where the program asked for the sample, or ''. */

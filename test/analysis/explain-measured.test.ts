@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
+import type { AnonComparison, MeasuredComparison } from '../../src/analysis/measured-compare.js';
 import { explainCommand } from '../../src/cli/explain-command.js';
 
 const KiB = 1024;
@@ -44,6 +45,12 @@ const TRACE = [
 ].join('\n');
 const MODELLED = 130 * 4096;
 
+/** The comparison made from RssAnon (fails the test for a sample of the whole RSS alone). */
+function anonComparison(c: MeasuredComparison | undefined): AnonComparison {
+  expect(c?.kind).toBe('anon');
+  return c as AnonComparison;
+}
+
 async function run(argv: string[]): Promise<string> {
   let out = '';
   const code = await explainCommand.run(
@@ -61,7 +68,7 @@ describe('explain beside the measured RSS', () => {
     const ex = await explain(p, { settings: {}, at: [0, 1], whatIfs: false });
     for (const m of ex.moments) {
       expect(m.residentBytes).toBe(MODELLED);
-      const c = m.measured!;
+      const c = anonComparison(m.measured);
       // Event 1 has no sample of its own: the one after event 0 stands for it.
       expect(c.sample).toMatchObject({ event: 0, line: 3, mark: 'big', anon: 4726784 });
       expect(c.sample.modelled).toBe(MODELLED);
@@ -89,7 +96,7 @@ describe('explain beside the measured RSS', () => {
     const ex = await explain(p, { settings: {}, at: ['end'], whatIfs: false });
     const m = ex.moments[0]!;
     expect(m.event).toBe(3);
-    const c = m.measured!;
+    const c = anonComparison(m.measured);
     // The end (event 3) has no sample of its own: the one after event 2.
     expect(c.sample).toMatchObject({ event: 2, line: 6, anon: 13 * MiB, modelled: MODELLED });
     // 13 MiB - 64 KiB - (4 MiB - 64 KiB) = 9 MiB, against the replay's 532,480 bytes.
@@ -120,12 +127,54 @@ describe('explain beside the measured RSS', () => {
   it('says when the replay grew more than the process', async () => {
     const p = file('less.trace', TRACE.replace('anon=4726784', 'anon=4194304'));
     const ex = await explain(p, { settings: {}, at: [0], whatIfs: false });
-    const c = ex.moments[0]!.measured!;
+    const c = anonComparison(ex.moments[0]!.measured);
     // Measured growth 0: allowed 512 KiB, and the replay grew 520 KiB.
     expect(c.measuredGrowth).toBe(0);
     expect(c.differs).toBe(true);
     expect(c.note).toContain("grew 520.0 KiB less than the replay's RSS");
     expect(c.note).toContain('madvise');
+  });
+
+  it('leaves samples of the whole RSS alone out of the growth comparison', async () => {
+    // A total-only sample first: the baseline is the first sample with RssAnon (line 2).
+    const p = file('mixed.trace', `#:rss total=99999999\n${TRACE}`);
+    const ex = await explain(p, { settings: {}, at: [0], whatIfs: false });
+    const c = anonComparison(ex.moments[0]!.measured);
+    expect(c.first).toMatchObject({ event: -1, line: 2, anon: 4 * MiB });
+    expect(c.first.total).toBeUndefined();
+    expect(c.measuredGrowth).toBe(MODELLED);
+    expect(c.differs).toBe(false);
+  });
+
+  it('shows a sample of the whole RSS alone beside the replay, as the rest of the process, with no verdict', async () => {
+    // heaptrack's samples: total= only. 8 MiB before the first event, 8 MiB + 532,480 after it.
+    const p = file(
+      'total.trace',
+      [
+        '#:rss total=8388608',
+        '1 malloc 524288 a',
+        '#:rss @5 total=8921088 mark=big',
+        '1 malloc 100 b',
+        '',
+      ].join('\n'),
+    );
+    const ex = await explain(p, { settings: {}, at: [0, 1], whatIfs: false });
+    for (const m of ex.moments) {
+      const c = m.measured!;
+      expect(c.kind).toBe('total');
+      if (c.kind !== 'total') continue;
+      expect(c.sample).toMatchObject({ event: 0, line: 3, anon: null, total: 8921088 });
+      expect(c.total).toBe(8921088);
+      expect(c.rest).toBe(8921088 - MODELLED);
+    }
+    const text = await run([p, '--at', '0', '--no-what-if']);
+    expect(text).toContain(
+      "measured: the process's whole RSS 8.51 MiB (total=, what top shows as RES), the replay's RSS of the allocator's memory 520.0 KiB: the difference, 8.00 MiB, is the rest of the process (code, libraries, stacks, the recorder's own memory) (#:rss sample at this event, line 3, mark big)",
+    );
+    expect(text).toContain('the sample has no RssAnon (anon=), so the growth comparison');
+    expect(text).not.toContain('RssAnon 8');
+    expect(text).not.toContain('they differ');
+    expect(text).not.toContain('they agree');
   });
 
   it('shows nothing of it for a trace without samples', async () => {

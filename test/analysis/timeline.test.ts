@@ -97,6 +97,35 @@ describe('the measured column', () => {
       expect(x.measuredAnon).toBe(x.event % 97 === 0 ? 1000 + x.event : null);
   });
 
+  it('carries the whole RSS (total=) in its own column, anon empty where the sample has none', async () => {
+    const path = file(
+      'total.trace',
+      [
+        '#:rss total=4096',
+        '1 malloc 100 a',
+        '#:rss total=8192',
+        '1 malloc 200 b',
+        '#:rss anon=300 total=12288',
+        '1 free a',
+        '',
+      ].join('\n'),
+    );
+    const { samples } = await sample(path, { samples: 0 });
+    expect(samples.map((x) => [x.event, x.measuredAnon, x.measuredTotal])).toEqual([
+      [0, null, 8192],
+      [1, 300, 12288],
+      [2, null, null],
+    ]);
+    const csv = formatTimeline(samples, 'csv').split('\n');
+    const col = TIMELINE_COLUMNS.indexOf('measured_total');
+    expect(TIMELINE_COLUMNS[col - 1]).toBe('measured_anon');
+    expect(csv.slice(1, 4).map((l) => l.split(',').slice(col - 1, col + 1))).toEqual([
+      ['', '8192'],
+      ['300', '12288'],
+      ['', ''],
+    ]);
+  });
+
   it('keeps the measured events when the grid coarsens, as far as one per cell allows', async () => {
     const every = await sample(MEASURED, { samples: 0 });
     const events = every.samples.filter((x) => x.mark === '' || x.mark === 'last').length;
@@ -239,6 +268,7 @@ describe('timeline files', () => {
       time: 3,
       rss: 4096,
       measuredAnon: null,
+      measuredTotal: null,
       heap: 135168,
       mmapped: 0,
       live: null,
@@ -248,10 +278,11 @@ describe('timeline files', () => {
       mark: '',
     };
     expect(formatTimeline([x], 'csv').split('\n')[1]).toBe(
-      '3,3,4096,135168,0,,,,,,,,,,131072,131072,,',
+      '3,3,4096,135168,0,,,,,,,,,,131072,131072,,,',
     );
     expect(JSON.parse(formatTimeline([x], 'jsonl'))).toMatchObject({
       measured_anon: null,
+      measured_total: null,
       live_bytes: null,
       resident_free_top: null,
       mark: '',

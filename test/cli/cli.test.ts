@@ -256,6 +256,37 @@ describe('ptsim', () => {
     expect(bad.err).toContain("--touch takes recorded, full or none, got 'some'");
   });
 
+  it("reports a heaptrack import's resident sizes as the whole RSS, anon unknown", async () => {
+    const p = trace(
+      'ht.raw',
+      ['v 10400 3', 'I 1000 5e2922', 'R 100', '+ 18 0 10', 'c 5', 'R 3b8', ''].join('\n'),
+    );
+    const out = await ptsim(['replay', p, '--json', '--cores', '2']);
+    expect(out.code).toBe(0);
+    const rec = JSON.parse(out.out) as { rss: number; measured?: unknown };
+    // 0x3b8 pages of 0x1000 bytes after the allocation, at `c 5`; 0x100 before any event.
+    const last = {
+      event: 0,
+      line: 6,
+      time: 5_000_000,
+      anon: null,
+      total: 0x3b8 * 4096,
+      heap: null,
+      recorder: null,
+      mark: null,
+      modelled: rec.rss,
+    };
+    expect(rec.measured).toEqual({ samples: 2, last, peak: last });
+    const text = await ptsim(['replay', p, '--cores', '2']);
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(
+      /last sample {15}after event 0: whole RSS 3\.72 MiB \(3,899,392 B\); replay .*, the rest of the process 3\.\d+ MiB/,
+    );
+    expect(text.out).toMatch(/ {4}highest whole RSS {9}after event 0: whole RSS 3\.72 MiB/);
+    expect(text.out).toContain("the replay's RSS is the allocator's memory alone");
+    expect(text.out).not.toContain('RssAnon');
+  });
+
   it('notes that a trace with big blocks and no touch records gives an upper bound', async () => {
     const p = trace('untouched.trace', '1 malloc 2000000 a\n1 free a\n');
     const r = await ptsim(['replay', p]);

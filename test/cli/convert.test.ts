@@ -159,6 +159,8 @@ describe('ptsim convert', () => {
       '#:touch buf -',
       '#  touches incomplete from here:   a sandbox ',
       '@30 1 free 0x7f0000000010',
+      '#:rss @31 total=0x40000',
+      '#:rss total=3 anon=2',
       '',
     ].join('\n');
     const output = join(dir, 'recorded.trace');
@@ -175,6 +177,8 @@ describe('ptsim convert', () => {
         '#:touch buf -',
         '# touches incomplete from here: a sandbox',
         '@30 1 free 0x7f0000000010',
+        '#:rss @31 total=262144',
+        '#:rss anon=2 total=3',
         '',
       ].join('\n'),
     );
@@ -184,12 +188,65 @@ describe('ptsim convert', () => {
         header: (h) => log.push(['header', h.touchesRecorded, [...h.facts]]),
         event: (ev) => log.push(['event', ev.index, ev.time, ev.recordsFollow === true]),
         touch: (r) => log.push(['touch', r.token, [...r.pages.subarray(0, 2 * r.ranges)]]),
-        rss: (x) => log.push(['rss', x.time, x.anon, x.heap, x.mark]),
+        rss: (x) => log.push(['rss', x.time, x.anon, x.total, x.heap, x.mark]),
         recordsEnd: () => log.push(['end']),
       });
       return log;
     };
     expect(await calls(output)).toEqual(await calls(join(dir, 'recorded-in.trace')));
+  });
+
+  it("writes heaptrack's resident sizes as samples of the whole RSS, which read back the same", async () => {
+    const raw = [
+      'v 10400 3',
+      'R 100',
+      'I 2000 5e2922',
+      '+ 18 0 10',
+      'c 2',
+      'R 3b8',
+      '- 10',
+      '',
+    ].join('\n');
+    const output = join(dir, 'ht.trace');
+    expect((await convert([file('ht.raw', raw), '--from', 'heaptrack', '-o', output])).code).toBe(
+      0,
+    );
+    // 0x100 pages of 4096 bytes (no I yet) before the first event; 0x3b8 of 8192 after the
+    // allocation, at the time of `c 2` (2 ms).
+    expect(readFileSync(output, 'utf8')).toBe(
+      [
+        '# from heaptrack',
+        '#:rss @0 total=1048576',
+        '@0 1 malloc 24 0x10',
+        '#:rss @2000000 total=7798784',
+        '@2000000 1 free 0x10',
+        '',
+      ].join('\n'),
+    );
+    const samples = async (path: string, from?: string): Promise<unknown[]> => {
+      const log: unknown[] = [];
+      await openTrace(
+        path,
+        {
+          header: () => {},
+          event: (ev) => log.push(['event', ev.index, ev.recordsFollow === true]),
+          rss: (x) => log.push(['rss', x.time, x.anon, x.total, x.heap, x.rec, x.mark]),
+          recordsEnd: () => log.push(['end']),
+        },
+        { from },
+      );
+      return log;
+    };
+    const imported = await samples(join(dir, 'ht.raw'), 'heaptrack');
+    expect(imported).toEqual([
+      ['rss', 0, -1, 1048576, -1, -1, ''],
+      ['end'],
+      ['event', 0, true],
+      ['rss', 2000000, -1, 7798784, -1, -1, ''],
+      ['end'],
+      ['event', 1, false],
+    ]);
+    expect(await samples(output)).toEqual(imported);
   });
 
   it('writes readable native text, facts of the recording first', async () => {

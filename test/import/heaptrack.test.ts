@@ -5,6 +5,7 @@
  */
 
 import { describe, expect, it } from 'vitest';
+import { importText } from '../../src/import/index.js';
 import { TraceSyntaxError } from '../../src/trace/types.js';
 import { imp, importError } from './helpers.js';
 
@@ -93,6 +94,48 @@ describe('heaptrack importer', () => {
     }
   });
 
+  it("makes each resident size record a sample of the whole RSS, where it stands, at the last c's time", () => {
+    const log: unknown[] = [];
+    importText(
+      [
+        'v 10400 3',
+        'R 10', // before I: pages of 4096 bytes, before the first event, at time 0
+        'I 2000 5e2922',
+        'R 11', // pages of 8192 bytes from here
+        '+ 18 0 10',
+        'c 5',
+        'R 12', // after the allocation, at 5 ms
+        'c 7',
+        '- 10',
+        '+ 20 0 20',
+        'c a',
+        'R 3b8', // after the second allocation, at 10 ms
+        '',
+      ].join('\n'),
+      'h.raw',
+      {
+        header: () => log.push('header'),
+        event: (ev) => log.push(['event', ev.line, ev.time, ev.recordsFollow === true]),
+        rss: (x) => log.push(['rss', x.line, x.time, x.anon, x.total, x.heap, x.rec, x.mark]),
+        recordsEnd: () => log.push('end'),
+      },
+      opts,
+    );
+    expect(log).toEqual([
+      'header',
+      ['rss', 2, 0, -1, 0x10 * 4096, -1, -1, ''],
+      ['rss', 4, 0, -1, 0x11 * 8192, -1, -1, ''],
+      'end',
+      ['event', 5, 0, true],
+      ['rss', 7, 5e6, -1, 0x12 * 8192, -1, -1, ''],
+      'end',
+      ['event', 9, 7e6, false],
+      ['event', 10, 7e6, true],
+      ['rss', 12, 10e6, -1, 0x3b8 * 8192, -1, -1, ''],
+      'end',
+    ]);
+  });
+
   it('names the file and line of malformed records', () => {
     const cases: Array<[string, string]> = [
       ['+ 18 8 10\n+ 18 8\n', "h.raw:2: malformed allocation record '+ 18 8'"],
@@ -102,6 +145,16 @@ describe('heaptrack importer', () => {
       ['c zz\n', "h.raw:1: malformed timestamp record 'c zz'"],
       ['+18 8 10\n', "h.raw:1: not a heaptrack record: '+18 8 10'"],
       ['% 1\n', "h.raw:1: not a heaptrack record: '% 1'"],
+      ['+ 18 8 10\nR\n', "h.raw:2: malformed resident size record 'R' (expected 'R PAGES' in hex"],
+      ['R 3b8 1\n', "h.raw:1: malformed resident size record 'R 3b8 1'"],
+      ['R zz\n', "h.raw:1: malformed resident size record 'R zz'"],
+      [
+        'I 1000\n',
+        "h.raw:1: malformed system record 'I 1000' (expected 'I PAGESIZE PAGES' in hex)",
+      ],
+      ['I 0 5e2922\n', "h.raw:1: malformed system record 'I 0 5e2922'"],
+      ['I 1000 5e2922 x\n', "h.raw:1: malformed system record 'I 1000 5e2922 x'"],
+      ['I 100000 1\nR 20000000000\n', "h.raw:2: malformed resident size record 'R 20000000000'"],
     ];
     for (const [text, message] of cases) {
       const e = importError(text, opts, 'h.raw');

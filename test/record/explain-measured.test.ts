@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
+import type { AnonComparison } from '../../src/analysis/measured-compare.js';
 import { Replayer } from '../../src/replay/replay.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { program, record, scratch } from './helpers.js';
@@ -33,7 +34,7 @@ describe('explain on real recordings, beside the process', () => {
     expect(r.exitCode).toBe(0);
     const { path, event } = saved(r.main, 'worst', 'used');
     const ex = await explain(path, { settings: {}, at: [event, 'end'], whatIfs: false });
-    const [used, end] = ex.moments.map((m) => m.measured!);
+    const [used, end] = ex.moments.map((m) => m.measured as AnonComparison);
     expect(used!.sample.mark).toBe('used');
     expect(used!.sample.event).toBe(event);
     expect(used!.measuredGrowth).toBeGreaterThan(2.9 * MiB);
@@ -49,7 +50,7 @@ describe('explain on real recordings, beside the process', () => {
     expect(r.exitCode).toBe(0);
     const { path, event } = saved(r.main, 'own', 'peak');
     const ex = await explain(path, { settings: {}, at: [event], whatIfs: false });
-    const c = ex.moments[0]!.measured!;
+    const c = ex.moments[0]!.measured as AnonComparison;
     expect(c.sample.mark).toBe('peak');
     // The 24 MiB are in RssAnon, and not in the replay.
     const gap = c.measuredGrowth - c.modelledGrowth;

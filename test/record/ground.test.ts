@@ -58,7 +58,8 @@ function points(text: string, peak: boolean): Point[] {
     : all.filter((s) => s.mark !== null && s !== base).map((s) => ({ name: s.mark!, s }));
   return chosen.map(({ name, s }) => ({
     name,
-    measured: s.anon - own(s) - (base.anon - own(base)),
+    // The recorder writes anon= in every sample.
+    measured: s.anon! - own(s) - (base.anon! - own(base)),
     modelled: s.modelled - base.modelled,
   }));
 }

@@ -211,6 +211,7 @@ describe('ptsim report', () => {
     // baseline: 4 MiB - 64 KiB measured against 0 modelled at the first sample. Each sample at
     // the time of the event it follows (an untimed trace: its index; the first at event 0's).
     expect(data.configs[0]!.measured).toEqual({
+      of: 'anon',
       time: [0, 0, 2],
       bytes: [0, 532480, 9 * 1024 * 1024],
       baseline: 4194304 - 65536,
@@ -224,6 +225,39 @@ describe('ptsim report', () => {
     );
     expect(html).toContain('Grey line: what the process measured of itself (3 #:rss samples)');
     expect(html).toContain('less 3.94 MiB, what it held before its first allocator call');
+  });
+
+  it('draws samples of the whole RSS alone (total=) as such, beside the replay, with no verdict', () => {
+    const trace = join(dir, 'total.trace');
+    writeFileSync(
+      trace,
+      [
+        '#:rss total=8388608',
+        '1 malloc 524288 a',
+        '#:rss total=8921088',
+        '1 malloc 100 b',
+        '1 free b',
+        '#:rss total=9437184',
+        '1 malloc 200 c',
+        '',
+      ].join('\n'),
+    );
+    const { html, data } = report(trace, 'total.html', ['--no-what-if']);
+    // The baseline: the rest of the process at the first sample, 8 MiB against 0 modelled.
+    expect(data.configs[0]!.measured).toEqual({
+      of: 'total',
+      time: [0, 0, 2],
+      bytes: [0, 532480, 1024 * 1024],
+      baseline: 8388608,
+    });
+    // At the end: 9 MiB whole against the replay's 520 KiB, the rest 8.49 MiB.
+    expect(html).toContain(
+      'Measured by the process: the process&#39;s whole RSS 9.00 MiB (total=, what top shows as RES), the replay&#39;s RSS of the allocator&#39;s memory 520.0 KiB: the difference, 8.49 MiB, is the rest of the process',
+    );
+    expect(html).toContain('the sample has no RssAnon (anon=), so the growth comparison');
+    expect(html).not.toContain('RssAnon <b>');
+    expect(html).not.toContain('they differ');
+    expect(html).toContain("total= only), beside the default configuration's RSS: its whole RSS");
   });
 
   it('escapes everything taken from the trace', () => {

@@ -14,7 +14,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type * as Store from '../../src/trace/event-store.js';
 import type * as Reader from '../../src/trace/reader.js';
-import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
+import type { RssSample, TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
 const { readTraceFile } = (await import(
   new URL('../../dist/trace/reader.js', import.meta.url).href
@@ -136,10 +136,15 @@ function traceWithRecords(n: number): string {
       );
     }
     if (++lines % 9001 === 0) out.push(`# touches incomplete from here: at ${lines}`);
-    if (out.length % 13 === 0)
+    if (out.length % 13 === 0) {
+      // Some with the whole RSS (total=) too, some with it alone.
+      const k = out.length;
+      const anon = k % 7 === 0 ? '' : ` anon=${k * 4096}`;
+      const total = k % 3 === 0 || anon === '' ? ` total=${k * 8192}` : '';
       out.push(
-        `#:rss @${out.length} anon=${out.length * 4096}${out.length % 2 ? ' heap=7' : ''}${out.length % 26 === 0 ? ' mark=m' + out.length : ''}`,
+        `#:rss @${k}${anon}${total}${k % 2 ? ' heap=7' : ''}${k % 26 === 0 ? ' mark=m' + k : ''}`,
       );
+    }
   }
   return out.join('\n') + '\n';
 }
@@ -199,6 +204,9 @@ describe('the parse worker', () => {
     const r = await expectSame(tmpFile(text));
     const kinds = new Set(r.calls.map((c) => c[0]));
     expect([...kinds].sort()).toEqual(['end', 'event', 'header', 'incomplete', 'rss', 'touch']);
+    const samples = r.calls.filter((c) => c[0] === 'rss').map((c) => c[1] as RssSample);
+    expect(samples.filter((x) => x.total! > 0 && x.anon < 0).length).toBeGreaterThan(100);
+    expect(samples.filter((x) => x.total! > 0 && x.anon > 0).length).toBeGreaterThan(100);
     expect(r.calls.length).toBeGreaterThan(2 * 16384);
     expect(
       r.calls.filter((c) => c[0] === 'event' && (c[1] as TraceEvent).recordsFollow).length,

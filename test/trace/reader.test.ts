@@ -980,7 +980,16 @@ function recordLog(): { sink: TraceSink; log: unknown[] } {
         ]);
       },
       rss(s) {
-        log.push(['rss', s.line, s.time, s.anon, s.heap, s.mark, ...(s.rec! >= 0 ? [s.rec] : [])]);
+        log.push([
+          'rss',
+          s.line,
+          s.time,
+          s.anon,
+          s.heap,
+          s.mark,
+          ...(s.rec! >= 0 ? [s.rec] : []),
+          ...(s.total! >= 0 ? [`total=${s.total}`] : []),
+        ]);
       },
       recordsEnd() {
         log.push(['end']);
@@ -1134,6 +1143,23 @@ describe('records (#:touch, #:rss)', () => {
     ]);
   });
 
+  it('reads the whole RSS (total=) with anon=, or alone, and before the first event', () => {
+    const sample = (line: string): unknown => records(`1 malloc 1 a\n${line}\n`)[2];
+    const at = (line: string): string => `1 malloc 1 a\n${line}\n`;
+    expect(sample('#:rss @3 total=0x5000')).toEqual(['rss', 2, 3, -1, -1, '', 'total=20480']);
+    expect(sample('#:rss total=9 anon=8 rec=1')).toEqual(['rss', 2, -1, 8, -1, '', 1, 'total=9']);
+    expect(sample('#:rss anon=8')).toEqual(['rss', 2, -1, 8, -1, '']);
+    expect(records('#:rss total=12288\n1 malloc 1 a\n')).toEqual([
+      ['header', false],
+      ['rss', 1, -1, -1, -1, '', 'total=12288'],
+      ['end'],
+      ['event', 0, 2, false],
+    ]);
+    expectError(at('#:rss total=1 total=2'), 2, '#:rss: total= is given twice');
+    expectError(at('#:rss total=-1'), 2, '#:rss total= -1 is negative');
+    expectError(at('#:rss total='), 2, '#:rss: total= has no value');
+  });
+
   it('gives the same calls for every way of cutting a trace with records in two', () => {
     const bytes = Buffer.from(RECORDS_TRACE);
     const whole = records(bytes);
@@ -1187,12 +1213,12 @@ describe('records (#:touch, #:rss)', () => {
     expectError(
       at('#:rss'),
       2,
-      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+      "#:rss without anon=BYTES or total=BYTES (the process's anonymous, or whole, resident memory)",
     );
     expectError(
       at('#:rss heap=4'),
       2,
-      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+      "#:rss without anon=BYTES or total=BYTES (the process's anonymous, or whole, resident memory)",
     );
     expectError(at('#:rss anon=4k'), 2, "#:rss anon= '4k' is not a number");
     expectError(at('#:rss anon=-4'), 2, '#:rss anon= -4 is negative');
@@ -1212,7 +1238,7 @@ describe('records (#:touch, #:rss)', () => {
     expectError(
       '#:rss anon=1\n#:rss\n',
       2,
-      "#:rss without anon=BYTES (the process's anonymous resident memory)",
+      "#:rss without anon=BYTES or total=BYTES (the process's anonymous, or whole, resident memory)",
     );
     expectError(
       '# touches all\n',

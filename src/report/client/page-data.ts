@@ -31,8 +31,8 @@ export interface PageThresholdChange {
 export interface PageConfig {
   name: string;
   series: PageSeries;
-  /** The trace's `#:rss` samples: RssAnon less the recorder's memory and the baseline (MeasuredSeries). */
-  measured?: { time: number[]; bytes: number[]; baseline: number };
+  /** The trace's `#:rss` samples: RssAnon less the recorder's memory (or the whole RSS) and the baseline (MeasuredSeries). */
+  measured?: { of: 'anon' | 'total'; time: number[]; bytes: number[]; baseline: number };
   thresholds: PageThresholdChange[];
 }
 

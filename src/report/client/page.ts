@@ -226,7 +226,10 @@ window.addEventListener('error', (e) => {
       const idx = m.time.map((_, i) => i).sort((a, b) => m.time[a]! - m.time[b]!);
       tables.push([column(idx, (i) => xOf(m.time[i]!)), column(idx, (i) => m.bytes[i]!)]);
       series.push({
-        label: 'measured (RssAnon less rec= and the baseline)',
+        label:
+          m.of === 'total'
+            ? 'measured (whole RSS less the baseline)'
+            : 'measured (RssAnon less rec= and the baseline)',
         color: '#718096',
         width: 2,
         sparse: m.time.length < 200,
