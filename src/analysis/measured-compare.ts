@@ -129,7 +129,10 @@ function signed(n: number): string {
  */
 export function totalBesideWords(c: TotalBeside): { beside: string; leftOut: string } {
   return {
-    beside: `the process's whole RSS ${shortBytes(c.total)} (total=, what top shows as RES), the replay's RSS of the allocator's memory ${shortBytes(c.sample.modelled)}: the difference, ${signed(c.rest)}, is the rest of the process (code, libraries, stacks, the recorder's own memory)`,
+    beside:
+      c.rest < 0
+        ? `the process's whole RSS ${shortBytes(c.total)} (total=, what top shows as RES), the replay's RSS of the allocator's memory ${shortBytes(c.sample.modelled)}: ${shortBytes(-c.rest)} more than all the process held, so the replay makes pages resident that the program did not write (without touch records it takes every requested byte as written: an upper bound)`
+        : `the process's whole RSS ${shortBytes(c.total)} (total=, what top shows as RES), the replay's RSS of the allocator's memory ${shortBytes(c.sample.modelled)}: the difference, ${shortBytes(c.rest)}, is the rest of the process (code, libraries, stacks, the recorder's own memory)`,
     leftOut:
       'the sample has no RssAnon (anon=), so the growth comparison with the replay, which is made from RssAnon, leaves it out',
   };

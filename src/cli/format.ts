@@ -103,7 +103,7 @@ function touchLines(s: ReplaySummary): string[] {
     );
     if (m.last.anon === null || m.peak.anon === null)
       lines.push(
-        "    (the whole RSS, total=, is all the process held, as top shows it: the replay's RSS is the allocator's memory alone, and the difference is the rest of the process: code, libraries, stacks, the recorder's own memory)",
+        "    (the whole RSS, total=, is all the process held, as top shows it: the replay's RSS is the allocator's memory alone, and the difference is the rest of the process: code, libraries, stacks, the recorder's own memory; a replay above it makes pages resident that the program did not write)",
       );
   }
   return lines;
@@ -115,7 +115,12 @@ function sampleLine(x: MeasuredSample): string {
   const heap = x.heap === null ? '' : `, allocator's memory ${formatBytes(x.heap)}`;
   if (x.anon === null) {
     const rest = x.total! - x.modelled;
-    return `${where}${mark}: whole RSS ${formatBytes(x.total!)}${heap}; replay ${formatBytes(x.modelled)}, the rest of the process ${rest < 0 ? '-' : ''}${formatBytes(Math.abs(rest))}`;
+    // More in the replay than in the whole process: the replay wrote pages the program did not.
+    const diff =
+      rest < 0
+        ? `${formatBytes(-rest)} more than the whole process held`
+        : `the rest of the process ${formatBytes(rest)}`;
+    return `${where}${mark}: whole RSS ${formatBytes(x.total!)}${heap}; replay ${formatBytes(x.modelled)}, ${diff}`;
   }
   const rec = x.recorder === null ? '' : `, of which the recorder's own ${formatBytes(x.recorder)}`;
   const total = x.total === undefined ? '' : `, whole RSS ${formatBytes(x.total)}`;

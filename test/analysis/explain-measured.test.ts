@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { explain } from '../../src/analysis/explain.js';
 import type { AnonComparison, MeasuredComparison } from '../../src/analysis/measured-compare.js';
 import { explainCommand } from '../../src/cli/explain-command.js';
+import { replayCommand } from '../../src/cli/replay-command.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -51,9 +52,9 @@ function anonComparison(c: MeasuredComparison | undefined): AnonComparison {
   return c as AnonComparison;
 }
 
-async function run(argv: string[]): Promise<string> {
+async function run(argv: string[], command = explainCommand): Promise<string> {
   let out = '';
-  const code = await explainCommand.run(
+  const code = await command.run(
     argv,
     (s) => void (out += s),
     (s) => void (out += s),
@@ -175,6 +176,25 @@ describe('explain beside the measured RSS', () => {
     expect(text).not.toContain('RssAnon 8');
     expect(text).not.toContain('they differ');
     expect(text).not.toContain('they agree');
+  });
+
+  it('says so when the replay holds more than the whole process measured', async () => {
+    // A whole RSS of 256 KiB after a block of 512 KiB written whole (--touch full): the program
+    // wrote less of it than the replay takes as written.
+    const p = file('under.trace', ['1 malloc 524288 a', '#:rss total=262144', ''].join('\n'));
+    const ex = await explain(p, { settings: {}, at: [0], whatIfs: false });
+    const c = ex.moments[0]!.measured!;
+    expect(c.kind).toBe('total');
+    if (c.kind === 'total') expect(c.rest).toBe(262144 - MODELLED);
+    const text = await run([p, '--at', '0', '--no-what-if']);
+    expect(text).toContain(
+      "the replay's RSS of the allocator's memory 520.0 KiB: 264.0 KiB more than all the process held, so the replay makes pages resident that the program did not write",
+    );
+    expect(text).not.toContain('is the rest of the process');
+    const replay = await run([p], replayCommand);
+    expect(replay).toMatch(
+      /whole RSS 256\.00 KiB \(262,144 B\); replay .*, 264\.00 KiB \(270,336 B\) more than the whole process held/,
+    );
   });
 
   it('shows nothing of it for a trace without samples', async () => {
