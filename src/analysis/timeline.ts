@@ -33,6 +33,24 @@ export interface TimelineOptions {
   everyTime?: number;
   /** Keep at most this many samples, peak and last included (default 2000; 0: no limit). */
   samples?: number;
+  /**
+   * With no limit of samples: each sample, once final, is handed to this (in event order) instead
+   * of kept, so that the memory a timeline takes does not grow with the trace; finishSpilled()
+   * then gives the rest, and where the peak goes among the samples handed on.
+   */
+  spill?: (x: TimelineSample) => void;
+}
+
+/** The end of a timeline whose samples were handed on as they became final (TimelineOptions.spill). */
+export interface SpilledEnd {
+  /** The samples still held, in event order, the last event's included: they follow those handed on. */
+  tail: TimelineSample[];
+  /**
+   * The peak's sample when it belongs among those handed on: it 'replaces' the one handed on with
+   * the same event, or is 'inserted' before the first handed on with a later event (after all of
+   * them when none is later). Null when the peak is in the tail (or there is none).
+   */
+  peak: { sample: TimelineSample; place: 'replace' | 'insert' } | null;
 }
 
 export const DEFAULT_TIMELINE_SAMPLES = 2000;
@@ -185,6 +203,10 @@ export class TimelineSampler {
   timed = false;
   private readonly budget: number;
   private samples: TimelineSample[] = [];
+  /** Where final samples go (TimelineOptions.spill), or null: they are kept. */
+  private readonly spill: ((x: TimelineSample) => void) | null;
+  /** A copy of the sample handed on whose event was then the peak's (null: none yet). */
+  private spilledAtPeak: TimelineSample | null = null;
   /** The grid cell of the last sample taken. */
   private lastCell = Number.NEGATIVE_INFINITY;
   private peak: TimelineSample | null = null;
@@ -212,6 +234,9 @@ export class TimelineSampler {
     this.budget = opts.samples ?? DEFAULT_TIMELINE_SAMPLES;
     if (!Number.isInteger(this.budget) || (this.budget !== 0 && this.budget < 4))
       throw new RangeError('a timeline keeps at least 4 samples (0: no limit)');
+    if (opts.spill !== undefined && this.budget !== 0)
+      throw new RangeError('samples are handed on only in a timeline with no limit of samples');
+    this.spill = opts.spill ?? null;
     if (this.budget === 0)
       for (const b of [
         this.liveGrid.budget,
@@ -275,12 +300,48 @@ export class TimelineSampler {
     this.samples.push(row);
     // Two places are kept for the peak and the last event.
     if (this.budget > 0) while (this.samples.length > this.budget - 2) this.coarsen();
+    else if (this.spill !== null) this.handOn();
   };
+
+  /**
+   * Hands on every sample but the one of the current cell (a later event of the cell may still
+   * take its place): with no limit of samples, a sample of a cell that is over is final but for the
+   * peak's mark, which finishSpilled() places.
+   */
+  private handOn(): void {
+    const xs = this.samples;
+    if (xs.length < 2) return;
+    const peak = this.peak;
+    for (let i = 0; i < xs.length - 1; i++) {
+      const x = xs[i]!;
+      if (peak !== null && x.event === peak.event)
+        this.spilledAtPeak = { ...x, causes: x.causes === null ? null : { ...x.causes } };
+      this.spill!(x);
+    }
+    this.samples = [xs[xs.length - 1]!];
+  }
 
   /** The samples in event order, the peak and the last event included. Call once, after the replay. */
   finish(): TimelineSample[] {
+    if (this.spill !== null)
+      throw new Error('ptsim internal error: finish() of a timeline that hands its samples on');
+    return this.settle().tail;
+  }
+
+  /** The end of a timeline that handed its samples on (TimelineOptions.spill). Call once, after the replay. */
+  finishSpilled(): SpilledEnd {
+    if (this.spill === null)
+      throw new Error('ptsim internal error: finishSpilled() of a timeline that keeps its samples');
+    return this.settle();
+  }
+
+  /**
+   * The last event's sample, measured in full, and the peak's mark, on the samples held; the peak
+   * placed among those handed on when it belongs there.
+   */
+  private settle(): SpilledEnd {
     const r = this.replayer;
-    if (r === null) return [];
+    if (r === null) return { tail: [], peak: null };
     const out = this.samples;
     this.samples = [];
     let last =
@@ -298,25 +359,29 @@ export class TimelineSampler {
     }
     last.mark = 'last';
     const peak = this.peak;
-    if (peak !== null) {
-      const same = out.find((x) => x.event === peak.event);
-      if (same !== undefined) {
-        same.mark = same.mark === '' ? 'peak' : `peak ${same.mark}`;
-        // The same moment, measured by whichever of the two walked more.
-        if (same.causes === null && peak.causes !== null) same.causes = peak.causes;
-        if (same.live === null && peak.live !== null) same.live = peak.live;
-        if (!measured(same)) {
-          same.measuredAnon = peak.measuredAnon;
-          same.measuredTotal = peak.measuredTotal;
-        }
-      } else {
-        peak.mark = 'peak';
-        let i = out.length;
-        while (i > 0 && out[i - 1]!.event > peak.event) i--;
-        out.splice(i, 0, peak);
+    if (peak === null) return { tail: out, peak: null };
+    const handed = this.spilledAtPeak;
+    const held = out.find((x) => x.event === peak.event);
+    const same = held ?? (handed !== null && handed.event === peak.event ? handed : undefined);
+    if (same !== undefined) {
+      same.mark = same.mark === '' ? 'peak' : `peak ${same.mark}`;
+      // The same moment, measured by whichever of the two walked more.
+      if (same.causes === null && peak.causes !== null) same.causes = peak.causes;
+      if (same.live === null && peak.live !== null) same.live = peak.live;
+      if (!measured(same)) {
+        same.measuredAnon = peak.measuredAnon;
+        same.measuredTotal = peak.measuredTotal;
       }
+      return { tail: out, peak: same === held ? null : { sample: same, place: 'replace' } };
     }
-    return out;
+    peak.mark = 'peak';
+    // Before the samples held: among those handed on, if any were.
+    if (this.spill !== null && out[0]!.event > peak.event)
+      return { tail: out, peak: { sample: peak, place: 'insert' } };
+    let i = out.length;
+    while (i > 0 && out[i - 1]!.event > peak.event) i--;
+    out.splice(i, 0, peak);
+    return { tail: out, peak: null };
   }
 
   private fill(
@@ -457,18 +522,29 @@ function timelineRow(x: TimelineSample): Record<string, number | string | null> 
   return row;
 }
 
+/** What a timeline file starts with: CSV's header row, nothing for JSON lines. */
+export function timelineHeader(format: TimelineFormat): string {
+  return format === 'csv' ? TIMELINE_COLUMNS.join(',') + '\n' : '';
+}
+
+/** One sample as a line of a timeline file, its newline included. */
+export function timelineLine(x: TimelineSample, format: TimelineFormat): string {
+  const row = timelineRow(x);
+  // Every field is a number, empty (not measured) or a mark of letters and a space: nothing to quote.
+  if (format === 'csv') return TIMELINE_COLUMNS.map((k) => row[k] ?? '').join(',') + '\n';
+  return JSON.stringify(row) + '\n';
+}
+
+/** The event of a line timelineLine made (its first field). */
+export function timelineLineEvent(line: string, format: TimelineFormat): number {
+  return format === 'csv'
+    ? Number(line.slice(0, line.indexOf(',')))
+    : Number(line.slice('{"event":'.length, line.indexOf(',')));
+}
+
 /** The text of a timeline file: CSV with a header row, or one JSON object per line. */
 export function formatTimeline(samples: TimelineSample[], format: TimelineFormat): string {
-  const lines: string[] = [];
-  if (format === 'csv') {
-    lines.push(TIMELINE_COLUMNS.join(','));
-    // Every field is a number, empty (not measured) or a mark of letters and a space: nothing to quote.
-    for (const x of samples) {
-      const row = timelineRow(x);
-      lines.push(TIMELINE_COLUMNS.map((k) => row[k] ?? '').join(','));
-    }
-  } else {
-    for (const x of samples) lines.push(JSON.stringify(timelineRow(x)));
-  }
-  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+  let out = timelineHeader(format);
+  for (const x of samples) out += timelineLine(x, format);
+  return out;
 }

@@ -3,13 +3,21 @@
  * timeline.ts) and writes the samples as CSV or JSON lines, chosen by the file's extension.
  */
 
+import { closeSync, openSync, readSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   DEFAULT_TIMELINE_SAMPLES,
   TimelineSampler,
   formatTimeline,
   timelineFormatOf,
+  timelineHeader,
+  timelineLine,
+  timelineLineEvent,
+  type SpilledEnd,
   type TimelineFormat,
   type TimelineOptions,
+  type TimelineSample,
 } from '../analysis/timeline.js';
 import type { Replayer } from '../replay/replay.js';
 import type { RunResult } from '../replay/run-file.js';
@@ -103,7 +111,10 @@ export function timelineArgs(values: TimelineValues): TimelineRequest | null {
 /**
  * Runs a replay with the timeline's observe hook (when one is asked for) and writes the samples to
  * the timeline's file, which the caller commits or discards (output.ts). The file is opened
- * first, so that a path that cannot be written fails before a long replay.
+ * first, so that a path that cannot be written fails before a long replay. A timeline with no
+ * limit of samples (a sample after every event, by default) is not held in memory: its samples go
+ * to a spill file as they become final, and from there to the timeline's file at the end, the
+ * peak's mark put in on the way (spilled()).
  */
 export async function replayWithTimeline(
   req: TimelineRequest | null,
@@ -111,13 +122,95 @@ export async function replayWithTimeline(
 ): Promise<{ result: RunResult; file: OutputFile | null }> {
   if (req === null) return { result: await run(undefined), file: null };
   const file = OutputFile.open(req.path, '--timeline');
+  let spill: OutputFile | null = null;
   try {
+    if (req.options.samples === 0) {
+      // Beside the timeline's own temporary file, on the disk the user chose; in the system's
+      // temporary directory when the timeline is written in place (a device, a pipe).
+      spill = OutputFile.open(
+        file.writePath !== file.path ? req.path : join(tmpdir(), `ptsim-timeline-${process.pid}`),
+        '--timeline',
+      );
+      const out = new Lines(spill);
+      const sampler = new TimelineSampler({
+        ...req.options,
+        spill: (x) => out.add(timelineLine(x, req.format)),
+      });
+      const result = await run(sampler.observe);
+      out.flush();
+      spilled(spill.writePath, sampler.finishSpilled(), file, req.format);
+      spill.discard();
+      return { result, file };
+    }
     const sampler = new TimelineSampler(req.options);
     const result = await run(sampler.observe);
     file.write(formatTimeline(sampler.finish(), req.format));
     return { result, file };
   } catch (e) {
+    spill?.discard();
     file.discard();
     throw e;
   }
+}
+
+/** Lines gathered into blocks of about a MiB before they are written. */
+class Lines {
+  private buf = '';
+  constructor(private readonly file: OutputFile) {}
+  add(line: string): void {
+    this.buf += line;
+    if (this.buf.length >= 1 << 20) this.flush();
+  }
+  flush(): void {
+    if (this.buf !== '') this.file.write(this.buf);
+    this.buf = '';
+  }
+}
+
+/**
+ * Writes the timeline from its spill file (the lines of the samples handed on) and its end: the
+ * header, the lines with the peak's sample put in place or in order, then the samples held.
+ */
+function spilled(path: string, end: SpilledEnd, file: OutputFile, format: TimelineFormat): void {
+  const out = new Lines(file);
+  out.add(timelineHeader(format));
+  let peak: TimelineSample | null = end.peak?.sample ?? null;
+  const place = end.peak?.place;
+  const line = (text: string): void => {
+    if (peak !== null) {
+      const event = timelineLineEvent(text, format);
+      if (place === 'replace' && event === peak.event) {
+        out.add(timelineLine(peak, format));
+        peak = null;
+        return;
+      }
+      if (place === 'insert' && event > peak.event) {
+        out.add(timelineLine(peak, format));
+        peak = null;
+      }
+    }
+    out.add(text + '\n');
+  };
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(1 << 20);
+    let rest = '';
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      const text = rest + buf.toString('utf8', 0, n);
+      let from = 0;
+      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
+        line(text.slice(from, nl));
+        from = nl + 1;
+      }
+      rest = text.slice(from);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  // Inserted after every sample handed on: none came later.
+  if (peak !== null) out.add(timelineLine(peak, format));
+  for (const x of end.tail) out.add(timelineLine(x, format));
+  out.flush();
 }

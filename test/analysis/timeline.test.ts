@@ -4,7 +4,7 @@
  * trace time; the CSV and JSON-lines files `ptsim replay --timeline` writes.
  */
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -260,6 +260,67 @@ describe('timeline files', () => {
       // The same samples as the CSV file.
       expect(objs.map((o) => o['rss'])).toEqual(rows.slice(1).map((r) => Number(r.split(',')[2])));
     }
+  });
+
+  it('writes a timeline with no limit of samples through a spill file: the file the samples kept in memory make', async () => {
+    // Peaks at the first event, in the middle (between two samples of a coarser grid) and at
+    // the last event: the peak's sample replaces one handed on, goes in among them, or stays held.
+    const small = (n: number, from: number): string[] =>
+      Array.from({ length: n }, (_, i) => `1 malloc ${16 + (i % 7) * 8} s${from + i}`);
+    const peakFirst = file(
+      'peak-first.trace',
+      ['1 malloc 1000000 big', '1 free big', ...small(40, 0), ''].join('\n'),
+    );
+    const peakMiddle = file(
+      'peak-middle.trace',
+      [...small(50, 0), '1 malloc 1000000 big', '1 free big', ...small(40, 50), ''].join('\n'),
+    );
+    const peakLast = file(
+      'peak-last.trace',
+      [...small(30, 0), '1 malloc 1000000 big', ''].join('\n'),
+    );
+    const cases: Array<[string, TimelineOptions, string[]]> = [
+      [SHORT, {}, []],
+      [SHORT, { every: 7 }, ['--timeline-every', '7']],
+      [MEASURED, { every: 10 }, ['--timeline-every', '10']],
+      [TIMED, { everyTime: 50_000 }, ['--timeline-every-time', '50us']],
+      [peakFirst, {}, []],
+      [peakFirst, { every: 3 }, ['--timeline-every', '3']],
+      [peakMiddle, {}, []],
+      [peakMiddle, { every: 7 }, ['--timeline-every', '7']],
+      [peakLast, {}, []],
+      [peakLast, { every: 4 }, ['--timeline-every', '4']],
+    ];
+    const quiet = (): void => {};
+    for (const [trace, opts, args] of cases) {
+      const kept = await sample(trace, { ...opts, samples: 0 });
+      for (const format of ['csv', 'jsonl'] as const) {
+        const p = join(dir, `spilled.${format}`);
+        const argv = [trace, '--cores', '2', '--timeline', p, '--timeline-samples', '0', ...args];
+        expect(await replayCommand.run(argv, quiet, quiet)).toBe(0);
+        expect(readFileSync(p, 'utf8'), `${trace} ${args.join(' ')} ${format}`).toBe(
+          formatTimeline(kept.samples, format),
+        );
+      }
+    }
+    // The spill files are gone.
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+    // Each peak case puts the peak where it should: among the samples handed on or held.
+    const places: string[] = [];
+    for (const [trace, opts] of cases.slice(4)) {
+      const handed: TimelineSample[] = [];
+      const sampler = new TimelineSampler({
+        ...opts,
+        samples: 0,
+        spill: (x) => handed.push({ ...x }),
+      });
+      await replayFile(trace, { cores: 2, observe: sampler.observe });
+      const end = sampler.finishSpilled();
+      // Held at the end: the current cell's sample and the last event's, with the peak at most.
+      expect(end.tail.length).toBeLessThanOrEqual(3);
+      places.push(end.peak?.place ?? 'held');
+    }
+    expect(places).toEqual(['replace', 'replace', 'replace', 'insert', 'held', 'held']);
   });
 
   it('formats what was not measured as empty CSV fields and JSON nulls', () => {
