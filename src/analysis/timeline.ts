@@ -503,23 +503,12 @@ export const TIMELINE_COLUMNS: readonly string[] = [
   'mark',
 ];
 
-/** A sample as one flat row keyed by TIMELINE_COLUMNS (null where not measured). */
-function timelineRow(x: TimelineSample): Record<string, number | string | null> {
-  const row: Record<string, number | string | null> = {
-    event: x.event,
-    time: x.time,
-    rss: x.rss,
-    heap: x.heap,
-    mmapped: x.mmapped,
-    live_bytes: x.live,
-  };
-  for (const c of CAUSES) row[causeColumn(c)] = x.causes === null ? null : x.causes[c];
-  row['mmap_threshold'] = x.mmapThreshold;
-  row['trim_threshold'] = x.trimThreshold;
-  row['measured_anon'] = x.measuredAnon;
-  row['measured_total'] = x.measuredTotal;
-  row['mark'] = x.mark;
-  return row;
+/** The keys of the breakdown's columns, each as JSON writes it (`"resident_free_top":`). */
+const CAUSE_KEYS = CAUSES.map((c) => `${JSON.stringify(causeColumn(c))}:`);
+
+/** A value of a timeline file: a number, or empty (CSV) / null (JSON) where not measured. */
+function field(v: number | null, format: TimelineFormat): string {
+  return v === null ? (format === 'csv' ? '' : 'null') : String(v);
 }
 
 /** What a timeline file starts with: CSV's header row, nothing for JSON lines. */
@@ -527,12 +516,28 @@ export function timelineHeader(format: TimelineFormat): string {
   return format === 'csv' ? TIMELINE_COLUMNS.join(',') + '\n' : '';
 }
 
-/** One sample as a line of a timeline file, its newline included. */
+/**
+ * One sample as a line of a timeline file, its newline included: its fields in the order of
+ * TIMELINE_COLUMNS, as CSV or as one JSON object (written here directly: a file of a sample after
+ * every event has millions of them).
+ */
 export function timelineLine(x: TimelineSample, format: TimelineFormat): string {
-  const row = timelineRow(x);
+  const c = x.causes;
+  const csv = format === 'csv';
+  const live = field(x.live, format);
+  let line = csv
+    ? `${x.event},${x.time},${x.rss},${x.heap},${x.mmapped},${live}`
+    : `{"event":${x.event},"time":${x.time},"rss":${x.rss},"heap":${x.heap},"mmapped":${x.mmapped},"live_bytes":${live}`;
+  for (let k = 0; k < CAUSES.length; k++) {
+    const v = field(c === null ? null : c[CAUSES[k]!], format);
+    line += csv ? `,${v}` : `,${CAUSE_KEYS[k]!}${v}`;
+  }
+  const anon = field(x.measuredAnon, format);
+  const total = field(x.measuredTotal, format);
   // Every field is a number, empty (not measured) or a mark of letters and a space: nothing to quote.
-  if (format === 'csv') return TIMELINE_COLUMNS.map((k) => row[k] ?? '').join(',') + '\n';
-  return JSON.stringify(row) + '\n';
+  return csv
+    ? `${line},${x.mmapThreshold},${x.trimThreshold},${anon},${total},${x.mark}\n`
+    : `${line},"mmap_threshold":${x.mmapThreshold},"trim_threshold":${x.trimThreshold},"measured_anon":${anon},"measured_total":${total},"mark":${JSON.stringify(x.mark)}}\n`;
 }
 
 /** The event of a line timelineLine made (its first field). */

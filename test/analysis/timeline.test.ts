@@ -350,6 +350,37 @@ describe('timeline files', () => {
     });
   });
 
+  it('writes each JSON line as the object of the columns, and each CSV line as their values', async () => {
+    const { samples } = await sample(MEASURED, { samples: 0, every: 50 });
+    // Samples with and without the breakdown, live bytes, a measurement and marks.
+    expect(samples.some((x) => x.causes !== null) && samples.some((x) => x.causes === null)).toBe(
+      true,
+    );
+    expect(samples.some((x) => x.measuredAnon !== null)).toBe(true);
+    expect(samples.some((x) => x.mark.includes('peak'))).toBe(true);
+    const jsonl = formatTimeline(samples, 'jsonl').trimEnd().split('\n');
+    const csv = formatTimeline(samples, 'csv').trimEnd().split('\n').slice(1);
+    samples.forEach((x, i) => {
+      const row: Record<string, number | string | null> = {
+        event: x.event,
+        time: x.time,
+        rss: x.rss,
+        heap: x.heap,
+        mmapped: x.mmapped,
+        live_bytes: x.live,
+      };
+      for (const c of CAUSES) row[`resident_${c.replace(/-/g, '_')}`] = x.causes?.[c] ?? null;
+      row['mmap_threshold'] = x.mmapThreshold;
+      row['trim_threshold'] = x.trimThreshold;
+      row['measured_anon'] = x.measuredAnon;
+      row['measured_total'] = x.measuredTotal;
+      row['mark'] = x.mark;
+      expect(Object.keys(row)).toEqual([...TIMELINE_COLUMNS]);
+      expect(jsonl[i]).toBe(JSON.stringify(row));
+      expect(csv[i]).toBe(TIMELINE_COLUMNS.map((k) => row[k] ?? '').join(','));
+    });
+  });
+
   it('refuses other extensions and stray options before replaying', async () => {
     const noop = (): void => {};
     await expect(
