@@ -488,6 +488,11 @@ export class ImportCore {
     }
   }
 
+  /** Hands on the event that waits (if any) when the reading stops at a mistake in the input. */
+  deliverHeld(): void {
+    if (this.headerSent) this.release(false);
+  }
+
   /**
    * A `#:rss` sample of the process's resident memory, standing after the last call submitted
    * (before the first call when none came yet). Only for an importer that holds no calls back (a

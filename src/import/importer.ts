@@ -65,6 +65,11 @@ export abstract class LineImporter implements LineHandler {
     return this.core.finish(lines);
   }
 
+  /** Hands on the call the core holds, when the reading stops at a mistake (index.ts stoppedAt). */
+  deliverHeld(): void {
+    this.core.deliverHeld();
+  }
+
   /** Called at the end of the log, before the core finishes (for calls an importer holds). */
   protected flush(): void {}
 }

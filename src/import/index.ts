@@ -13,7 +13,7 @@ import { TraceParser, type TraceReadResult } from '../trace/parser.js';
 import { readTraceFile } from '../trace/reader.js';
 import { decompressBytes, inputName, peekInput, streamChosenInput } from '../trace/source.js';
 import { escapeControls } from '../trace/shown.js';
-import { TraceReadError, type TraceSink } from '../trace/types.js';
+import { TraceReadError, TraceSyntaxError, type TraceSink } from '../trace/types.js';
 import { ImportCore, type ImportReport } from './core.js';
 import { FORMATS, detectFormat, formatNamed, type TraceFormat } from './detect.js';
 import { HeaptrackImporter } from './heaptrack.js';
@@ -107,6 +107,7 @@ async function streamOnce(
   opts: OpenTraceOptions,
 ): Promise<OpenTraceResult> {
   let end: (() => OpenTraceResult) | undefined;
+  let importer: LineImporter | undefined;
   await streamChosenInput(path, name, HEAD_BYTES, (head) => {
     checkLineEnds(name, head);
     const format = known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
@@ -118,13 +119,17 @@ async function streamOnce(
         return sink.ready?.();
       };
     }
-    const importer = createImporter(format, name, sink, opts);
-    const splitter = new LineSplitter(importer, name);
-    end = () => ({ format, ...importer.end(splitter.end()) });
+    const created = createImporter(format, name, sink, opts);
+    importer = created;
+    const splitter = new LineSplitter(created, name);
+    end = () => ({ format, ...created.end(splitter.end()) });
     return (chunk) => {
       splitter.push(chunk);
       return sink.ready?.();
     };
+  }).catch((e: unknown) => {
+    stoppedAt(importer, e);
+    throw e;
   });
   // streamChosenInput calls the chooser exactly once, which sets `end`.
   if (end === undefined) throw new Error('ptsim internal error: no reader was chosen');
@@ -185,8 +190,23 @@ export function importText(
   }
   const importer = createImporter(format, name, sink, opts);
   const splitter = new LineSplitter(importer, name);
-  splitter.push(bytes);
-  return { format, ...importer.end(splitter.end()) };
+  try {
+    splitter.push(bytes);
+    return { format, ...importer.end(splitter.end()) };
+  } catch (e) {
+    stoppedAt(importer, e);
+    throw e;
+  }
+}
+
+/**
+ * A mistake in the input stops the reading: the call the importer holds (it waits to learn whether
+ * samples follow it) is a call before the failing line, and goes to the sink first, as the native
+ * reader delivers every event before such a line. (An error of the sink's own stops it as it is.)
+ */
+function stoppedAt(importer: LineImporter | undefined, e: unknown): void {
+  if (importer !== undefined && (e instanceof TraceSyntaxError || e instanceof TraceReadError))
+    importer.deliverHeld();
 }
 
 /**

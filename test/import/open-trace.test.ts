@@ -196,6 +196,45 @@ describe('openTrace', () => {
     expect((e as Error).message).toBe("shown.log:2: 'zz' is not a size");
   });
 
+  it('delivers every call before a line it cannot read, as the native reader does', async () => {
+    // Each log: two calls, then a broken line; read from a file and from memory.
+    const logs: Array<[string, string, string]> = [
+      [
+        'mtrace',
+        '= Start\n@ ./a.out:[0x1] + 0x10 0x10\n@ ./a.out:[0x1] - 0x10\n@ ./a.out:[0x1] + 0x10 zz\n',
+        "'zz' is not a size",
+      ],
+      ['heaptrack', 'I 1000 5e2922\n+ 18 0 10\n- 10\n+ 18 8 zz\n', 'malformed allocation record'],
+      ['heaptrack', '+ 18 0 10\nR 3b8\n- 10\nR zz\n', 'malformed resident size record'],
+    ];
+    for (const [k, [from, log, why]] of logs.entries()) {
+      const c = collect();
+      const e = await openTrace(file(`stop-${k}.log`, log), c.sink, { from }).catch(
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(TraceSyntaxError);
+      expect((e as Error).message).toContain(why);
+      expect(c.lines, `${from} from a file`).toHaveLength(2);
+      const m = collect();
+      expect(() => importText(log, `stop-${k}.log`, m.sink, { from })).toThrow(why);
+      expect(m.lines, `${from} from memory`).toEqual(c.lines);
+    }
+    // A corrupt end of a compressed log: the calls before it too.
+    const whole =
+      '= Start\n' + '@ ./a.out:[0x1] + 0x10 0x10\n@ ./a.out:[0x1] - 0x10\n'.repeat(4000);
+    const gz = gzipSync(whole);
+    const c = collect();
+    await expect(
+      openTrace(file('cut.gz', gz.subarray(0, gz.length - 40)), c.sink, { from: 'mtrace' }),
+    ).rejects.toThrow(/corrupt or truncated/);
+    expect(c.lines.length).toBeGreaterThan(0);
+    // Every call of the lines read is delivered: the last one is a whole line's call.
+    const read = c.lines.length;
+    expect(c.lines[read - 1]).toBe(
+      `${read + 1}: ${read % 2 === 1 ? '1 malloc 16 0x10' : '1 free 0x10'}`,
+    );
+  });
+
   it('passes errors of the sink through unchanged', async () => {
     const boom = new Error('sink says no');
     const sink = {
