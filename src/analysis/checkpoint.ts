@@ -80,6 +80,38 @@ export function checkpoint<T extends object>(state: T): T {
 }
 
 /**
+ * The bytes of the typed arrays a state holds (each counted once): nearly all of a checkpoint's
+ * memory (the chunks' columns, the kernel's pages, the ring of recent frees).
+ */
+export function typedBytes(state: object): number {
+  const seen = new Set<object>();
+  let bytes = 0;
+  const walk = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+    seen.add(v);
+    if (ArrayBuffer.isView(v)) {
+      bytes += v.byteLength;
+      return;
+    }
+    if (Array.isArray(v)) {
+      for (const e of v) if (typeof e === 'object') walk(e);
+      return;
+    }
+    if (v instanceof Map) {
+      for (const e of v.values()) walk(e);
+      return;
+    }
+    if (v instanceof Set) return;
+    for (const k of Reflect.ownKeys(v)) {
+      const d = Object.getOwnPropertyDescriptor(v, k)!;
+      if ('value' in d) walk(d.value);
+    }
+  };
+  walk(state);
+  return bytes;
+}
+
+/**
  * Whether two states are the same, member by member, as checkpoint would copy them (typed arrays by
  * content, arrays, maps, sets and objects member by member and of one class, functions and symbols
  * by identity), leaving out the members `skip` names.

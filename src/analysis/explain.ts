@@ -70,6 +70,7 @@ import {
   type SettingCandidate,
 } from './remedies.js';
 import { symbolizeTable } from './sites.js';
+import { typedBytes } from './checkpoint.js';
 import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 import { pairTwins, type Twin } from './twins.js';
@@ -105,6 +106,12 @@ interface ExplainOptions {
   progress?: (done: number, total: number) => void;
   /** Most events kept in memory (default: what a quarter of the machine's memory holds). */
   storeLimit?: number;
+  /**
+   * Where the first pass takes its checkpoints: every `every` events at first (CHECKPOINT_EVERY),
+   * at most `bytes` of them together (CHECKPOINT_BYTES). What explain finds does not depend on them:
+   * they only spare replaying from the first event.
+   */
+  checkpoints?: { every?: number; bytes?: number };
   /** How the allocation sites are grouped, for a trace with call stacks. */
   sites?: Partial<SiteView>;
   /** Events right after which each pin is also tried freed (besides its last use and the moment). */
@@ -245,9 +252,14 @@ export class MomentOutOfRange extends Error {
   }
 }
 
-/** Checkpoints of the replay as given kept at most, and how far apart they start. */
+/**
+ * Checkpoints of the replay as given kept at most, how far apart they start, and the memory they
+ * may take together: a trace that keeps millions of blocks live makes checkpoints of hundreds of
+ * MiB each, and keeps fewer (two at least), further apart.
+ */
 const CHECKPOINTS = 16;
 const CHECKPOINT_EVERY = 1 << 16;
+const CHECKPOINT_BYTES = 1 << 30;
 
 /** Pins per moment tried allocated earlier (those with the most free memory below them). */
 const MOVED_PINS = 2;
@@ -342,7 +354,9 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
   const store = new TraceStore(again ? (opts.storeLimit ?? defaultStoreLimit()) : 0);
   const history = new ThresholdHistory();
   const checkpoints: Checkpoint[] = [];
-  let every = CHECKPOINT_EVERY;
+  let every = opts.checkpoints?.every ?? CHECKPOINT_EVERY;
+  const budget = opts.checkpoints?.bytes ?? CHECKPOINT_BYTES;
+  let room = CHECKPOINTS;
   let line = 0;
   let event = -1;
   let tid = 0;
@@ -361,14 +375,19 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       event = ev.index;
       tid = ev.tid;
       if (store.ok && (ev.index + 1) % every === 0) {
-        if (checkpoints.length === CHECKPOINTS) {
+        while (checkpoints.length >= room) {
           // Twice as far apart from now on: every other one goes.
           every *= 2;
           for (let k = checkpoints.length - 1; k >= 0; k--)
             if ((checkpoints[k]!.event + 1) % every !== 0) checkpoints.splice(k, 1);
         }
-        if ((ev.index + 1) % every === 0)
-          checkpoints.push(takeCheckpoint(r, history, { event, line, tid }));
+        if ((ev.index + 1) % every === 0) {
+          const cp = takeCheckpoint(r, history, { event, line, tid });
+          checkpoints.push(cp);
+          // Room for as many as the latest's size allows (the state only grows with the trace).
+          const fit = Math.floor(budget / Math.max(1, typedBytes(cp.r)));
+          room = Math.min(room, Math.max(2, fit));
+        }
       }
     },
   });
@@ -465,11 +484,15 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       const jobs: ExplainJob[] = [];
       const keys: string[] = [];
       const local: Array<{ key: string; run: () => Promise<MomentAnalysis | Measured> }> = [];
+      // The round's jobs in the order planned, wherever they run (a worker, or here from a
+      // checkpoint): the order their results are kept in does not depend on the checkpoints.
+      const inOrder: string[] = [];
       const planned = (key: string): boolean =>
         results.has(key) || keys.includes(key) || local.some((l) => l.key === key);
       for (const e of at)
         if (round === 0 && !analyses.has(e)) {
           const cp = checkpointBefore(e + 1);
+          inOrder.push(`moment ${e}`);
           if (cp !== undefined && stored !== null)
             local.push({
               key: `moment ${e}`,
@@ -482,6 +505,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         }
       const want = (key: string, settings: ReplaySettings, edits?: Edits, only?: number): void => {
         if (planned(key)) return;
+        inOrder.push(key);
         const when = only !== undefined ? [only] : at;
         const cp =
           edits?.move !== undefined
@@ -597,8 +621,8 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
       if (jobs.length === 0 && local.length === 0) break;
       total += jobs.length + local.length;
       opts.progress?.(done, total);
-      // The results are kept in the order planned, the jobs of the workers first.
-      order.push(...keys, ...local.map((l) => l.key));
+      // The results are kept in the order planned.
+      order.push(...inOrder);
       const settle = (key: string, p: Promise<MomentAnalysis | Measured>): void => {
         const r = p.then((res) => {
           opts.progress?.(++done, total);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { explain, type MomentExplanation } from '../../src/analysis/explain.js';
 import { breakdown } from '../../src/analysis/breakdown.js';
+import { typedBytes } from '../../src/analysis/checkpoint.js';
 import { findPins } from '../../src/analysis/pins.js';
 import { NIL, St } from '../../src/core/chunks.js';
 import { IS_MMAPPED } from '../../src/core/constants.js';
@@ -590,5 +591,29 @@ describe('the copy of the trace held in memory', () => {
     });
     expect(aborted.abort).toBeDefined();
     expect(aborted.notes).not.toContain(NOTE);
+  });
+});
+
+describe('checkpoints', () => {
+  it('change nothing explain finds, however many it keeps: none, every 50 events, or two at most by their memory', async () => {
+    const path = file('fragmented-checkpoints.trace', FRAGMENTED);
+    const base = { settings: { cores: 2 }, at: ['end' as const, 'peak' as const], parallel: 1 };
+    const none = await explain(path, base);
+    const many = await explain(path, { ...base, checkpoints: { every: 50 } });
+    const few = await explain(path, { ...base, checkpoints: { every: 50, bytes: 1 } });
+    expect(JSON.stringify(many)).toBe(JSON.stringify(none));
+    expect(JSON.stringify(few)).toBe(JSON.stringify(none));
+  });
+
+  it('are measured by the bytes of the typed arrays they hold, each counted once', () => {
+    const shared = new Float64Array(8);
+    const state = {
+      a: new Uint8Array(100),
+      b: [shared, { c: shared, d: new Int32Array(10) }],
+      m: new Map([[1, { e: new Uint32Array(4) }]]),
+      n: 3,
+      s: 'text',
+    };
+    expect(typedBytes(state)).toBe(100 + 64 + 40 + 16);
   });
 });
