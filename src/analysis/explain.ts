@@ -259,7 +259,7 @@ export class MomentOutOfRange extends Error {
  */
 const CHECKPOINTS = 16;
 const CHECKPOINT_EVERY = 1 << 16;
-const CHECKPOINT_BYTES = 1 << 30;
+const CHECKPOINT_BYTES = 1 << 28;
 
 /** Pins per moment tried allocated earlier (those with the most free memory below them). */
 const MOVED_PINS = 2;
