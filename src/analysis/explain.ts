@@ -653,13 +653,14 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
           : new Map<number, Twin>();
       for (const k of byDecision(keys.map((_, k) => k)))
         if (!twinned.has(k)) settle(keys[k]!, pool.run(jobs[k]!));
-      for (const [k, { runner, kind }] of twinned) {
+      for (const [k, how] of twinned) {
         const twin = jobs[k]!;
         settle(
           keys[k]!,
-          results.get(keys[runner]!)!.then((res) => {
+          results.get(keys[how.runner]!)!.then((res) => {
             const m = res as Measured;
-            if (kind === 'trim' && m.otherTrimMattered !== false) return pool.run(twin);
+            if (how.kind === 'trim' && m.otherTrimMattered?.[how.watch] !== false)
+              return pool.run(twin);
             const { otherTrimMattered: _, ...same } = m;
             return same;
           }),

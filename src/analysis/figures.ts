@@ -28,10 +28,10 @@ export interface FiguresJob {
   /** Sample RSS every this many events into `timeline` (0: none). */
   sampleEvery?: number;
   /**
-   * The trim threshold of a twin configuration to watch (twins.ts): the figures then say whether it
-   * would ever have decided a trim differently (Watched.otherTrimMattered).
+   * The trim thresholds of twin configurations to watch (twins.ts): the figures then say whether
+   * each would ever have decided a trim differently (Watched.otherTrimMattered).
    */
-  otherTrimThreshold?: number;
+  otherTrimThresholds?: number[];
 }
 
 export interface Figures {
@@ -58,8 +58,8 @@ export interface Figures {
 
 /** The figures of a job that watches another trim threshold. */
 interface Watched extends Figures {
-  /** Whether the watched threshold would have changed anything (false: the figures are its too). */
-  otherTrimMattered?: boolean;
+  /** Whether each watched threshold would have changed anything (false: the figures are its too). */
+  otherTrimMattered?: boolean[];
 }
 
 /** Replays one job in this thread. */
@@ -83,7 +83,9 @@ export async function runFigures(job: FiguresJob): Promise<Watched> {
     import: job.import,
     displayName: job.displayName,
     stopAfter: job.stopAfter,
-    ...(job.otherTrimThreshold !== undefined ? { otherTrimThreshold: job.otherTrimThreshold } : {}),
+    ...(job.otherTrimThresholds !== undefined
+      ? { otherTrimThresholds: job.otherTrimThresholds }
+      : {}),
     observe,
   });
   const r = run.replayer;
@@ -107,8 +109,8 @@ export async function runFigures(job: FiguresJob): Promise<Watched> {
     f.failureName = run.failure.name;
   }
   if (s.abort !== undefined) f.abort = { ...s.abort };
-  if (job.otherTrimThreshold !== undefined)
-    f.otherTrimMattered = r.process.trimThresholdMattered >= 0;
+  if (job.otherTrimThresholds !== undefined)
+    f.otherTrimMattered = r.process.trimThresholdsMattered.map((e) => e >= 0);
   return f;
 }
 
@@ -151,9 +153,11 @@ export async function runMany(jobs: FiguresJob[], opts: ManyOptions = {}): Promi
   try {
     const results = new Array<Promise<Watched>>(run.length);
     for (let k = 0; k < run.length; k++) if (!twinned.has(k)) results[k] = replay(k);
-    for (const [k, { runner, kind }] of twinned)
-      results[k] = results[runner]!.then((f) =>
-        kind === 'trim' && f.otherTrimMattered !== false ? replay(k) : structuredClone(f),
+    for (const [k, twin] of twinned)
+      results[k] = results[twin.runner]!.then((f) =>
+        twin.kind === 'trim' && f.otherTrimMattered?.[twin.watch] !== false
+          ? replay(k)
+          : structuredClone(f),
       );
     return await Promise.all(results.map((p) => p.then(counted)));
   } finally {

@@ -143,22 +143,23 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A job that may stand for others (its replay watching one other trim threshold). */
+/** A job that may stand for others (its replay watching the other trim thresholds). */
 interface Twinnable {
   settings: ReplaySettings;
-  otherTrimThreshold?: number;
-}
-
-/** A job another stands for: the job whose replay gives its figures, and how. */
-export interface Twin {
-  runner: number;
-  kind: 'same' | 'trim';
+  otherTrimThresholds?: number[];
 }
 
 /**
+ * A job another stands for: the job whose replay gives its figures, and how ('trim': its threshold
+ * is the runner's otherTrimThresholds[watch]).
+ */
+export type Twin =
+  { runner: number; kind: 'same' } | { runner: number; kind: 'trim'; watch: number };
+
+/**
  * The jobs another job can stand for: each twin's job with the earlier job that stands for it
- * (itself no twin); a job that stands for a twin of kind 'trim' gets the threshold to watch
- * (otherTrimThreshold, one per job). `agree` says what else two jobs must agree on, besides the
+ * (itself no twin); a job that stands for twins of kind 'trim' gets their thresholds to watch
+ * (otherTrimThresholds). `agree` says what else two jobs must agree on, besides the
  * settings other than mallopt calls, tunables and the environment, and the trace each reads
  * (null: the job stands alone).
  *
@@ -178,7 +179,6 @@ export async function pairTwins<J extends Twinnable>(
     return JSON.stringify(other);
   };
   const keys: Array<string | null> = [];
-  const trims: number[] = [];
   for (const j of jobs) {
     const t = trace(j);
     const a = agree(j);
@@ -188,7 +188,6 @@ export async function pairTwins<J extends Twinnable>(
         ? null
         : JSON.stringify([t!.path, t!.displayName, t!.import, a, rest(j.settings), stateDigest(s)]),
     );
-    trims.push(s === null ? -1 : s.mp.trimThreshold);
   }
   const stateOf = async (k: number): Promise<Process> =>
     (await startState(trace(jobs[k]!)!, jobs[k]!.settings))!;
@@ -198,12 +197,15 @@ export async function pairTwins<J extends Twinnable>(
     for (let r = 0; r < k; r++) {
       const runner = jobs[r]!;
       if (keys[r] !== key || out.has(r)) continue;
-      // One threshold watched per replay.
-      if (trims[r] !== trims[k] && runner.otherTrimThreshold !== undefined) continue;
       const twin = twins(await stateOf(r), await stateOf(k));
       if (twin === null) continue;
-      if (twin.kind === 'trim') runner.otherTrimThreshold = twin.otherTrimThreshold;
-      out.set(k, { runner: r, kind: twin.kind });
+      if (twin.kind === 'same') out.set(k, { runner: r, kind: 'same' });
+      else {
+        const watched = (runner.otherTrimThresholds ??= []);
+        let watch = watched.indexOf(twin.otherTrimThreshold);
+        if (watch < 0) watch = watched.push(twin.otherTrimThreshold) - 1;
+        out.set(k, { runner: r, kind: 'trim', watch });
+      }
       break;
     }
   }

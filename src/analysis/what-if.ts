@@ -62,10 +62,10 @@ interface MeasureJob {
   /** The moments to measure at, as indexes of the trace as given, in increasing order. */
   at: number[];
   /**
-   * The trim threshold of a second setting, which leaves glibc in the same state at start but for
-   * that threshold (twins.ts): the replay says whether it would ever have made a difference.
+   * The trim thresholds of other settings, which leave glibc in the same state at start but for
+   * that threshold (twins.ts): the replay says whether each would ever have made a difference.
    */
-  otherTrimThreshold?: number;
+  otherTrimThresholds?: number[];
 }
 
 /** What a measure job found: the figures at each moment reached, and why it stopped early. */
@@ -75,10 +75,10 @@ export interface Measured {
   went?: PinFreed['went'];
   failure?: string;
   /**
-   * With MeasureJob.otherTrimThreshold: whether that threshold would have changed anything by the
-   * last moment (false: the figures are the other setting's too).
+   * With MeasureJob.otherTrimThresholds: whether each threshold would have changed anything by the
+   * last moment (false: the figures are that setting's too).
    */
-  otherTrimMattered?: boolean;
+  otherTrimMattered?: boolean[];
 }
 
 /**
@@ -205,7 +205,9 @@ async function measure(job: MeasureJob): Promise<Measured> {
     ...source(job.trace, job.edits),
     ...job.settings,
     stopAfter: targets[targets.length - 1],
-    ...(job.otherTrimThreshold !== undefined ? { otherTrimThreshold: job.otherTrimThreshold } : {}),
+    ...(job.otherTrimThresholds !== undefined
+      ? { otherTrimThresholds: job.otherTrimThresholds }
+      : {}),
     observe: (ev: TraceEvent, r: Replayer) => {
       freed.observe(ev, r);
       while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
@@ -215,8 +217,10 @@ async function measure(job: MeasureJob): Promise<Measured> {
   const went = freed.went();
   if (went !== undefined) out.went = went;
   const r = run.replayer;
-  if (job.otherTrimThreshold !== undefined)
-    out.otherTrimMattered = r === null || r.process.trimThresholdMattered >= 0;
+  if (job.otherTrimThresholds !== undefined)
+    out.otherTrimMattered = job.otherTrimThresholds.map(
+      (_, i) => r === null || r.process.trimThresholdsMattered[i]! >= 0,
+    );
   if (run.failure !== null) out.failure = run.failure.message;
   else if (r !== null && r.aborted && next < targets.length) {
     const a = r.finish().abort!;

@@ -114,23 +114,23 @@ export function raiseDynamicThresholds(s: Process, p: number): void {
   if (!mp.noDynThreshold && raw > mp.mmapThreshold && raw <= DEFAULT_MMAP_THRESHOLD_MAX) {
     mp.mmapThreshold = ck.size[p]!;
     mp.trimThreshold = 2 * mp.mmapThreshold;
-    // The other setting's threshold is raised the same (Process.otherTrimThreshold).
-    if (s.otherTrimThreshold >= 0) s.otherTrimThreshold = mp.trimThreshold;
+    // The other settings' thresholds are raised the same (Process.otherTrimThresholds).
+    s.otherTrimThresholds.fill(mp.trimThreshold);
   }
 }
 
 /**
- * A comparison of the top with the trim threshold (Process.otherTrimThreshold): whether the other
- * threshold would have changed what happens, when trimming this top would give something back
- * (`acts`).
+ * A comparison of the top with the trim threshold (Process.otherTrimThresholds): whether each
+ * other threshold would have changed what happens, when trimming this top would give something
+ * back (`acts`).
  */
 export function watchTrim(s: Process, top: number, acts: boolean): void {
-  if (
-    acts &&
-    s.trimThresholdMattered < 0 &&
-    top >= s.otherTrimThreshold !== top >= s.mp.trimThreshold
-  )
-    s.trimThresholdMattered = s.eventIndex;
+  if (!acts) return;
+  const trims = top >= s.mp.trimThreshold;
+  const others = s.otherTrimThresholds;
+  const mattered = s.trimThresholdsMattered;
+  for (let i = 0; i < others.length; i++)
+    if (mattered[i]! < 0 && top >= others[i]! !== trims) mattered[i] = s.eventIndex;
 }
 
 /**
@@ -225,7 +225,8 @@ export function intFreeMaybeConsolidate(s: Process, av: Arena, size: number): vo
     if (av.haveFastchunks) mallocConsolidate(s, av);
     if (av === s.main) {
       const top = s.ck.size[av.top]!;
-      if (s.otherTrimThreshold >= 0) watchTrim(s, top, systrimExtra(s, top, s.mp.topPad) !== 0);
+      if (s.otherTrimThresholds.length > 0)
+        watchTrim(s, top, systrimExtra(s, top, s.mp.topPad) !== 0);
       if (top >= s.mp.trimThreshold) systrim(s, s.mp.topPad, av);
     } else {
       heapTrim(s, av, s.mp.topPad);

@@ -228,7 +228,7 @@ export function heapTrim(s: Process, av: Arena, pad: number): number {
 
   const topSize = ck.size[topChunk]!;
   const extra = heapTrimExtra(topSize, pad);
-  if (s.otherTrimThreshold >= 0) watchTrim(s, topSize, extra !== 0);
+  if (s.otherTrimThresholds.length > 0) watchTrim(s, topSize, extra !== 0);
   if (topSize < s.mp.trimThreshold) return 0;
   if (extra === 0) return 0;
   if (shrinkHeap(s, heap, extra) !== 0) return 0;

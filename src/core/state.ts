@@ -287,14 +287,14 @@ export class Process {
   /** Index of the event being replayed (for the chunks' birth records). */
   eventIndex = 0;
   /**
-   * A second trim threshold to watch (-1: none), for a replay that stands for two settings which
+   * Other trim thresholds to watch (none: empty), for a replay that stands for settings which
    * leave glibc in the same state but for the trim threshold: every place glibc compares the top
-   * with the threshold also asks whether this one would have changed what happened, and the first
-   * event where it would is kept in trimThresholdMattered (-1: none so far). Until then, a replay
-   * with this threshold would have done the very same.
+   * with the threshold also asks whether each of these would have changed what happened, and the
+   * first event where it would is kept in trimThresholdsMattered at the same index (-1: none so
+   * far). Until then, a replay with that threshold would have done the very same.
    */
-  otherTrimThreshold = -1;
-  trimThresholdMattered = -1;
+  otherTrimThresholds: number[] = [];
+  trimThresholdsMattered: number[] = [];
 
   constructor(kernel: Kernel, profile: GlibcProfile = DEFAULT_PROFILE) {
     this.kernel = kernel;

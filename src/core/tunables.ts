@@ -477,8 +477,8 @@ export function doMallopt(s: Process, param: number, value: number): number {
       return setMxfast(s, sizeT(value));
     case M.TRIM_THRESHOLD: {
       const r = setTrimThreshold(s, sizeT(value));
-      // The program's own call sets both thresholds of a watched replay (otherTrimThreshold).
-      if (s.otherTrimThreshold >= 0) s.otherTrimThreshold = s.mp.trimThreshold;
+      // The program's own call sets every threshold of a watched replay (otherTrimThresholds).
+      s.otherTrimThresholds.fill(s.mp.trimThreshold);
       return r;
     }
     case M.TOP_PAD:

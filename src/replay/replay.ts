@@ -132,8 +132,8 @@ export interface ReplayOptions {
   checkLevel?: 0 | 1 | 2;
   /** The glibc release to model (core/profile.ts); 2.36 by default. */
   profile?: GlibcProfile;
-  /** A second trim threshold to watch, from the start (Process.otherTrimThreshold). */
-  otherTrimThreshold?: number;
+  /** Other trim thresholds to watch, from the start (Process.otherTrimThresholds). */
+  otherTrimThresholds?: readonly number[];
 }
 
 /** Bytes of a string in UTF-8, as strlen counts them in the process's environment. */
@@ -309,8 +309,9 @@ export class Replayer implements TraceSink {
     if (mallopts.length > 0) {
       for (const [param, value] of mallopts) mallopt(this.process, param, value);
     }
-    if (this.opts.otherTrimThreshold !== undefined)
-      this.process.otherTrimThreshold = this.opts.otherTrimThreshold;
+    const others = this.opts.otherTrimThresholds ?? [];
+    this.process.otherTrimThresholds = [...others];
+    this.process.trimThresholdsMattered = others.map(() => -1);
   }
 
   /**

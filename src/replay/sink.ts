@@ -99,8 +99,8 @@ export interface RunOptions extends ReplaySettings {
   displayName?: string;
   /** Stop after the event with this index (the rest of the trace is not read). */
   stopAfter?: number;
-  /** A second trim threshold to watch (ReplayOptions.otherTrimThreshold). */
-  otherTrimThreshold?: number;
+  /** Other trim thresholds to watch (ReplayOptions.otherTrimThresholds). */
+  otherTrimThresholds?: readonly number[];
   checkLevel?: 0 | 1 | 2;
   onEvent?: (rec: EventRecord) => void;
   /**
@@ -193,8 +193,8 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
         touch: opts.touch,
         onEvent: opts.onEvent,
         onWarning: opts.onWarning,
-        ...(opts.otherTrimThreshold !== undefined
-          ? { otherTrimThreshold: opts.otherTrimThreshold }
+        ...(opts.otherTrimThresholds !== undefined
+          ? { otherTrimThresholds: opts.otherTrimThresholds }
           : {}),
         // Called once the event is complete, the records after it applied.
         observe: (ev, r) => {

@@ -1,7 +1,7 @@
 /**
  * Settings that leave glibc in the same state share one replay in explain: twins(), from the state
  * after start-up, tells when two settings do (or do but for the trim threshold), and a replay that
- * watches a second trim threshold (Process.otherTrimThreshold) says whether it would ever have
+ * watches other trim thresholds (Process.otherTrimThresholds) says whether each would ever have
  * made a difference. The property checked here: whenever the watch says it never did, the replay
  * with the other threshold is the same, event by event (the fidelity log) and in its summary. The
  * replays themselves are checked against real glibc by the differential suite.
@@ -71,12 +71,12 @@ describe('twins', () => {
   });
 });
 
-/** A replay's fidelity log and summary, and where the watched threshold first mattered. */
-async function replay(path: string, settings: ReplaySettings, otherTrimThreshold?: number) {
+/** A replay's fidelity log and summary, and where each watched threshold first mattered. */
+async function replay(path: string, settings: ReplaySettings, otherTrimThresholds?: number[]) {
   const log: string[] = [];
   const run = await replayFile(path, {
     ...settings,
-    ...(otherTrimThreshold !== undefined ? { otherTrimThreshold } : {}),
+    ...(otherTrimThresholds !== undefined ? { otherTrimThresholds } : {}),
     onEvent: (rec) => log.push(JSON.stringify(rec)),
   });
   const r = run.replayer!;
@@ -84,12 +84,12 @@ async function replay(path: string, settings: ReplaySettings, otherTrimThreshold
   return {
     log,
     summary: JSON.stringify({ ...summary, failure: run.failure?.message }),
-    mattered: r.process.trimThresholdMattered,
+    mattered: r.process.trimThresholdsMattered,
   };
 }
 
-describe('a replay watching a second trim threshold', () => {
-  it('stands for the replay with it whenever it says that threshold never mattered', async () => {
+describe('a replay watching other trim thresholds', () => {
+  it('stands for the replay with each whenever it says that threshold never mattered', async () => {
     let mattered = 0;
     let not = 0;
     await fc.assert(
@@ -99,12 +99,15 @@ describe('a replay watching a second trim threshold', () => {
           threads: fc.boolean(),
           pad: fc.constantFrom(0, 4096, 131072),
           trim: fc.constantFrom(0, 1, 4096, 65536, 131072, 200000, 1 << 20),
-          other: fc.constantFrom(0, 33, 4096, 131072, 262144),
+          others: fc.uniqueArray(fc.constantFrom(0, 33, 4096, 131072, 262144), {
+            minLength: 1,
+            maxLength: 3,
+          }),
           // Releases whose free paths differ (2.43 has no fastbins and frees through the tcache
           // first).
           glibc: fc.constantFrom('2.31', '2.36', '2.43'),
         }),
-        async ({ seed, threads, pad, trim, other, glibc }) => {
+        async ({ seed, threads, pad, trim, others, glibc }) => {
           const text = threads
             ? generateThreadedTrace({ seed: `twin${seed}`, events: 2500, maxThreads: 4 })
             : generateTrace({ seed: `twin${seed}`, events: 2500 });
@@ -116,20 +119,24 @@ describe('a replay watching a second trim threshold', () => {
             glibc,
             mallopts: [...base, opt('M_TRIM_THRESHOLD', trim)],
           };
-          const b: ReplaySettings = {
-            cores: 2,
-            glibc,
-            mallopts: [...base, opt('M_TRIM_THRESHOLD', other)],
-          };
-          const watched = await replay(path, a, other);
-          if (watched.mattered >= 0 && trim !== other) {
-            mattered++;
-            return;
+          // One replay watches them all.
+          const watched = await replay(path, a, others);
+          expect(watched.mattered).toHaveLength(others.length);
+          for (const [i, other] of others.entries()) {
+            if (watched.mattered[i]! >= 0 && trim !== other) {
+              mattered++;
+              continue;
+            }
+            not++;
+            const b: ReplaySettings = {
+              cores: 2,
+              glibc,
+              mallopts: [...base, opt('M_TRIM_THRESHOLD', other)],
+            };
+            const own = await replay(path, b);
+            expect(own.log).toEqual(watched.log);
+            expect(own.summary).toBe(watched.summary);
           }
-          not++;
-          const own = await replay(path, b);
-          expect(own.log).toEqual(watched.log);
-          expect(own.summary).toBe(watched.summary);
         },
       ),
       fcParams({ numRuns: 60 }),
@@ -166,9 +173,9 @@ describe('a threshold of 0 and one of 128 KiB', () => {
     const watched = await replay(
       path,
       { cores: 2, mallopts: [opt('M_MMAP_THRESHOLD', 131072)] },
-      0,
+      [0],
     );
-    expect(watched.mattered).toBe(3);
+    expect(watched.mattered).toEqual([3]);
     expect(watched.log.slice(0, 3)).toEqual(own.log.slice(0, 3));
     expect(watched.log[3]).not.toEqual(own.log[3]);
   });
