@@ -318,7 +318,8 @@ export class TimelineSampler {
         this.spilledAtPeak = { ...x, causes: x.causes === null ? null : { ...x.causes } };
       this.spill!(x);
     }
-    this.samples = [xs[xs.length - 1]!];
+    xs[0] = xs[xs.length - 1]!;
+    xs.length = 1;
   }
 
   /** The samples in event order, the peak and the last event included. Call once, after the replay. */

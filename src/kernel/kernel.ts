@@ -260,6 +260,7 @@ export class Kernel {
     if (len <= 0) return;
     const end = addr + len;
     if (addr >= this.brkBase && end <= this.brkEnd) {
+      // Nearly every write: kept inline (writePages is the same for any region).
       const base = this.brkPageBase;
       const first = Math.floor((addr - base) * PAGE_FRACTION);
       const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
@@ -269,12 +270,7 @@ export class Kernel {
       return;
     }
     if (addr >= this.hitStart && end <= this.hitEnd) {
-      const base = this.hitStart;
-      const first = Math.floor((addr - base) * PAGE_FRACTION);
-      const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
-      const n = first === last ? this.hitPages.set(first) : this.hitPages.setRange(first, last + 1);
-      this.residentPages += n;
-      this.pageFaults += n;
+      this.writePages(this.hitPages, this.hitStart, addr, end);
       return;
     }
     // A range may cross from one region into an adjacent one (heap mappings are contiguous).
@@ -290,13 +286,18 @@ export class Kernel {
       if (m === null)
         throw new Error(`ptsim internal error: write to unmapped address 0x${a.toString(16)}`);
       const stop = Math.min(end, m.end);
-      const first = Math.floor((a - m.start) / PAGE_SIZE);
-      const last = Math.floor((stop - 1 - m.start) / PAGE_SIZE);
-      const n = m.pages.setRange(first, last + 1);
-      this.residentPages += n;
-      this.pageFaults += n;
+      this.writePages(m.pages, m.start, a, stop);
       a = stop;
     }
+  }
+
+  /** The pages of bytes [addr, end) written, in a region whose page 0 starts at `base`. */
+  private writePages(pages: PageSet, base: number, addr: number, end: number): void {
+    const first = Math.floor((addr - base) * PAGE_FRACTION);
+    const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
+    const n = first === last ? pages.set(first) : pages.setRange(first, last + 1);
+    this.residentPages += n;
+    this.pageFaults += n;
   }
 
   // ---------------------------------------------------------------- queries
