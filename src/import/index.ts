@@ -9,8 +9,9 @@
  * plain or compressed (gzip, zstd, xz, bzip2, recognised by their magic bytes), streamed.
  */
 
-import { TraceParser, type TraceReadResult } from '../trace/parser.js';
-import { readTraceFile } from '../trace/reader.js';
+import type { TraceReadResult } from '../trace/parser.js';
+import { isBinaryTrace } from '../trace/binary.js';
+import { readTraceFile, readerFor } from '../trace/reader.js';
 import { decompressBytes, inputName, peekInput, streamChosenInput } from '../trace/source.js';
 import { escapeControls } from '../trace/shown.js';
 import { TraceReadError, TraceSyntaxError, type TraceSink } from '../trace/types.js';
@@ -73,7 +74,8 @@ export async function openTrace(
     // before it is read, so that a native trace goes to the native reader, which has a faster
     // path for large files; anything else is recognised while it is streamed, below.
     const { head } = peekInput(path, name, HEAD_BYTES);
-    if (head !== undefined) {
+    if (head !== undefined && isBinaryTrace(head)) format = binaryFormat(name, format);
+    else if (head !== undefined) {
       checkLineEnds(name, head);
       format ??= detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
     }
@@ -109,10 +111,14 @@ async function streamOnce(
   let end: (() => OpenTraceResult) | undefined;
   let importer: LineImporter | undefined;
   await streamChosenInput(path, name, HEAD_BYTES, (head) => {
-    checkLineEnds(name, head);
-    const format = known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head);
+    const binary = isBinaryTrace(head);
+    if (binary) binaryFormat(name, known);
+    else checkLineEnds(name, head);
+    const format = binary
+      ? 'native'
+      : (known ?? detectFormat(head.toString('latin1')) ?? unknownFormat(name, head));
     if (format === 'native') {
-      const parser = new TraceParser(name, sink);
+      const parser = readerFor(head, name, sink);
       end = () => nativeResult(parser.end());
       return (chunk) => {
         parser.push(chunk);
@@ -176,15 +182,16 @@ export function importText(
 ): OpenTraceResult {
   const data = decompressBytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, name);
   const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const format =
-    opts.from !== undefined
-      ? formatNamed(opts.from)
-      : (detectFormat(bytes.subarray(0, HEAD_BYTES).toString('latin1')) ??
-        unknownFormat(name, bytes));
-  if (format === undefined)
+  const given = opts.from !== undefined ? formatNamed(opts.from) : undefined;
+  if (opts.from !== undefined && given === undefined)
     throw new TraceReadError(name, `unknown format '${opts.from}' (known: ${FORMATS.join(', ')})`);
+  const format = isBinaryTrace(bytes)
+    ? binaryFormat(name, given)
+    : (given ??
+      detectFormat(bytes.subarray(0, HEAD_BYTES).toString('latin1')) ??
+      unknownFormat(name, bytes));
   if (format === 'native') {
-    const parser = new TraceParser(name, sink);
+    const parser = readerFor(bytes, name, sink);
     parser.push(bytes);
     return nativeResult(parser.end());
   }
@@ -214,6 +221,16 @@ function stoppedAt(importer: LineImporter | undefined, e: unknown): void {
  * reader takes LF or CRLF, and would otherwise read the whole file as one line. Told by the first
  * line: a CR inside it, not just before its LF (or the end of the input), followed by more text.
  */
+/** A binary trace is a native trace: no other format is read from it. */
+function binaryFormat(name: string, given: TraceFormat | undefined): 'native' {
+  if (given !== undefined && given !== 'native')
+    throw new TraceReadError(
+      name,
+      `a binary ptsim trace is a native trace, not ${given}: leave --from out, or give --from native`,
+    );
+  return 'native';
+}
+
 function checkLineEnds(name: string, head: Uint8Array): void {
   const b = Buffer.from(head.buffer, head.byteOffset, head.byteLength);
   const lf = b.indexOf(10);

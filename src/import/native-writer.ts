@@ -9,7 +9,8 @@
  * while it is full: the reader's sink back-pressure (TraceSink.ready) then holds the input until
  * the stream has drained, so memory stays flat when the output is slower than the input. `gzip`
  * compresses each block as one gzip member; concatenated members are one valid gzip file
- * (RFC 1952), which gunzip and ptsim read as a whole.
+ * (RFC 1952), which gunzip and ptsim read as a whole. `binary` writes the binary form of the trace
+ * (src/trace/binary.ts) through the same output.
  */
 
 import { closeSync, openSync, writeSync } from 'node:fs';
@@ -17,6 +18,7 @@ import type { Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { MALLOPT_PARAMS } from '../core/constants.js';
 import { symLine } from './symbolize.js';
+import { BinaryTraceEncoder } from '../trace/binary.js';
 import {
   OP_NAMES,
   Op,
@@ -153,6 +155,10 @@ export class NativeTraceWriter implements TraceSink {
   private readonly fd: number;
   private readonly ownsFd: boolean;
   private readonly stream: Writable | null = null;
+  /** The binary form's encoder, and the bytes it made that are not written yet. */
+  private readonly encoder: BinaryTraceEncoder | null;
+  private encoded: Uint8Array[] = [];
+  private encodedBytes = 0;
   /** Events written. */
   events = 0;
   /** Bytes written to the file (compressed when gzip). */
@@ -161,6 +167,7 @@ export class NativeTraceWriter implements TraceSink {
   constructor(
     path: string | number | Writable,
     private readonly gzip = false,
+    binary = false,
   ) {
     if (typeof path === 'number') {
       this.fd = path;
@@ -173,19 +180,37 @@ export class NativeTraceWriter implements TraceSink {
       this.fd = openSync(path, 'w');
       this.ownsFd = true;
     }
+    this.encoder = binary
+      ? new BinaryTraceEncoder((b) => {
+          this.encoded.push(b);
+          this.encodedBytes += b.length;
+        })
+      : null;
   }
 
   header(h: TraceHeader): void {
+    if (this.encoder !== null) return this.encoder.header(h);
     this.buf += headerLines(h);
   }
 
   event(ev: TraceEvent): void {
-    this.buf += eventLine(ev, true) + '\n';
     this.events++;
+    if (this.encoder !== null) {
+      this.encoder.event(ev);
+      if (this.encodedBytes >= BLOCK) this.flush();
+      return;
+    }
+    this.buf += eventLine(ev, true) + '\n';
     if (this.buf.length >= BLOCK) this.flush();
   }
 
+  /** The end of the records after an event: the binary form keeps it, the text needs none. */
+  recordsEnd(): void {
+    this.encoder?.recordsEnd();
+  }
+
   touch(rec: TouchRecord): void {
+    if (this.encoder !== null) return this.encoder.touch(rec);
     const ranges: string[] = [];
     for (let k = 0; k < rec.ranges; k++) {
       const a = rec.pages[2 * k]!;
@@ -197,11 +222,13 @@ export class NativeTraceWriter implements TraceSink {
   }
 
   site(rec: SiteRecord): void {
+    if (this.encoder !== null) return this.encoder.site(rec);
     this.buf += siteLine(rec) + '\n';
     if (this.buf.length >= BLOCK) this.flush();
   }
 
   rss(x: RssSample): void {
+    if (this.encoder !== null) return this.encoder.rss(x);
     let s = x.time >= 0 ? `#:rss @${num(x.time)}` : '#:rss';
     if (x.anon >= 0) s += ` anon=${num(x.anon)}`;
     if (x.total !== undefined && x.total >= 0) s += ` total=${num(x.total)}`;
@@ -211,7 +238,8 @@ export class NativeTraceWriter implements TraceSink {
     this.buf += s + '\n';
   }
 
-  touchesIncomplete(_line: number, detail: string): void {
+  touchesIncomplete(line: number, detail: string): void {
+    if (this.encoder !== null) return this.encoder.touchesIncomplete(line, detail);
     this.buf += incompleteLine(detail);
   }
 
@@ -223,8 +251,12 @@ export class NativeTraceWriter implements TraceSink {
     return this.stream === null ? undefined : whenDrained(this.stream);
   }
 
-  /** Writes what is gathered, then closes the file (a stream is left open: see drained). */
-  close(): void {
+  /**
+   * Writes what is gathered, then closes the file (a stream is left open: see drained). `lines`:
+   * the lines of the input, which the binary form's end keeps (default: the last event's line).
+   */
+  close(lines?: number): void {
+    this.encoder?.end(lines);
     this.flush();
     if (this.ownsFd) closeSync(this.fd);
   }
@@ -235,9 +267,17 @@ export class NativeTraceWriter implements TraceSink {
   }
 
   private flush(): void {
-    if (this.buf.length === 0) return;
-    let data: Buffer = Buffer.from(this.buf, 'utf8');
-    this.buf = '';
+    let data: Buffer;
+    if (this.encoder !== null) {
+      if (this.encodedBytes === 0) return;
+      data = Buffer.concat(this.encoded);
+      this.encoded = [];
+      this.encodedBytes = 0;
+    } else {
+      if (this.buf.length === 0) return;
+      data = Buffer.from(this.buf, 'utf8');
+      this.buf = '';
+    }
     if (this.gzip) data = gzipSync(data);
     this.bytes += data.length;
     if (this.stream !== null) {

@@ -6,15 +6,20 @@
  * files (worker-client.ts); streamTraceFile does the same in the calling thread; readTraceText
  * parses a trace held in memory. All three read plain and compressed traces alike (source.ts).
  *
+ * The binary form of a trace (binary.ts) is read by all three too, recognised by its first bytes;
+ * it is read in the calling thread, where decoding it costs less than receiving the parse
+ * worker's batches would.
+ *
  * Every mistake in the trace is a TraceSyntaxError (file, line, what is wrong); a file that cannot
- * be read or corrupt compressed data is a TraceReadError (file, what is wrong). Errors thrown by
- * the sink pass through unchanged.
+ * be read, corrupt compressed data or a damaged binary trace is a TraceReadError (file, what is
+ * wrong). Errors thrown by the sink pass through unchanged.
  */
 
 import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { BINARY_MAGIC, BinaryTraceReader, isBinaryTrace } from './binary.js';
 import { TraceParser, type TraceReadResult } from './parser.js';
-import { decompressBytes, inputName, streamInput } from './source.js';
+import { decompressBytes, inputName, peekInput, streamChosenInput } from './source.js';
 import type { TraceSink } from './types.js';
 import { WORKER_MIN_BYTES, readInWorker, workerAvailable } from './worker-client.js';
 
@@ -33,6 +38,11 @@ export function readTraceText(
   sink: TraceSink,
 ): TraceReadResult {
   const bytes = decompressBytes(typeof text === 'string' ? Buffer.from(text, 'utf8') : text, name);
+  if (isBinaryTrace(bytes)) {
+    const reader = new BinaryTraceReader(name, sink);
+    reader.push(bytes);
+    return reader.finish();
+  }
   const parser = new TraceParser(name, sink);
   parser.push(bytes);
   return parser.end();
@@ -57,8 +67,14 @@ export async function readTraceFile(
   const worker =
     opts?.worker ??
     (path !== '-' && availableParallelism() > 1 && fileSize(path) >= WORKER_MIN_BYTES);
-  if (worker && workerAvailable()) return readInWorker(path, name, sink);
+  if (worker && workerAvailable() && !binaryFile(path, name)) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
+}
+
+/** Whether the file holds a binary trace (plain or gzip; other compressions are not looked into). */
+function binaryFile(path: string, name: string): boolean {
+  const { head } = peekInput(path, name, 4096);
+  return head !== undefined && isBinaryTrace(head);
 }
 
 /** The size of a file, or -1 when it cannot be known (the reading will report why). */
@@ -79,22 +95,37 @@ export async function streamTraceFile(
   name: string,
   sink: TraceSink,
 ): Promise<TraceReadResult> {
-  const parser = new TraceParser(name, sink);
+  let reader: { push(chunk: Uint8Array): void; end(): TraceReadResult } | undefined;
   const ready = sink.ready?.bind(sink);
-  await streamInput(
-    path,
-    name,
-    ready === undefined
-      ? (chunk) => parser.push(chunk)
-      : async (chunk) => {
-          // The receiver's output is checked every slice of the input, not only every chunk: a
-          // 1 MiB chunk of short lines is about 90,000 events, several MB of event log.
-          for (let at = 0; at < chunk.length; at += READY_SLICE) {
-            parser.push(chunk.subarray(at, Math.min(at + READY_SLICE, chunk.length)));
-            const wait = ready();
-            if (wait !== undefined) await wait;
-          }
-        },
-  );
-  return parser.end();
+  await streamChosenInput(path, name, BINARY_MAGIC.length, (head) => {
+    const r = (reader = readerFor(head, name, sink));
+    if (ready === undefined) return (chunk) => r.push(chunk);
+    // The receiver's output is checked every slice of the input, not only every chunk: a 1 MiB
+    // chunk of short lines is about 90,000 events, several MB of event log.
+    return async (chunk) => {
+      for (let at = 0; at < chunk.length; at += READY_SLICE) {
+        r.push(chunk.subarray(at, Math.min(at + READY_SLICE, chunk.length)));
+        const wait = ready();
+        if (wait !== undefined) await wait;
+      }
+    };
+  });
+  // streamChosenInput calls the chooser exactly once, which sets `reader`.
+  return reader!.end();
+}
+
+/**
+ * The reader of a native trace whose first bytes are `head`: the binary form's, or the text's.
+ */
+export function readerFor(
+  head: Uint8Array,
+  name: string,
+  sink: TraceSink,
+): { push(chunk: Uint8Array): void; end(): TraceReadResult } {
+  if (isBinaryTrace(head)) {
+    const binary = new BinaryTraceReader(name, sink);
+    return { push: (chunk) => binary.push(chunk), end: () => binary.finish() };
+  }
+  const parser = new TraceParser(name, sink);
+  return { push: (chunk) => parser.push(chunk), end: () => parser.end() };
 }

@@ -13,6 +13,7 @@ import { TimelineSampler, type TimelineSample } from '../../analysis/timeline.js
 import { MALLOPT_PARAMS } from '../../core/constants.js';
 import { PAGE_SIZE } from '../../kernel/kernel.js';
 import { replaySink, type ReplaySettings } from '../../replay/sink.js';
+import { BinaryTraceReader, isBinaryTrace } from '../../trace/binary.js';
 import { TraceParser } from '../../trace/parser.js';
 import type { PageStrip, Reply, Request, Series } from './protocol.js';
 
@@ -115,8 +116,15 @@ export class Engine {
     const st = await Stepper.read(
       name,
       (sink) => {
+        // The binary form, or the text in pieces, as a reader gives them (the parser keeps no
+        // reference to them).
+        if (isBinaryTrace(bytes)) {
+          const b = new BinaryTraceReader(name, sink);
+          b.push(bytes);
+          b.finish();
+          return;
+        }
         const p = new TraceParser(name, sink);
-        // In pieces, as a reader gives them: the parser keeps no reference to them.
         for (let i = 0; i < bytes.length; i += 1 << 20) p.push(bytes.subarray(i, i + (1 << 20)));
         p.end();
       },

@@ -1,0 +1,1058 @@
+/**
+ * The binary form of a native trace (docs/trace-format.md, "The binary form"): the same events
+ * and records as the text, in blocks of columns that a reader copies into typed arrays rather than
+ * parses, with the tokens' numbers (token-numbers.ts) carried along, so that reading one costs
+ * neither the parsing of numbers nor the hashing of tokens. `ptsim convert --binary` and
+ * `ptsim record --binary` write it; every reader of native traces reads it (reader.ts), plain or
+ * compressed, and delivers exactly what the text would have delivered: the same sink calls, in
+ * the same order, with the same events (indexes, lines, times, keys, texts and numbers), records
+ * and header.
+ *
+ * Layout (integers little-endian):
+ *
+ *     file   := MAGIC (8 bytes) version:u32 0:u32 block* end
+ *     block  := 1:u32 length:u32 payload      (length bytes, a multiple of 8)
+ *     end    := 2:u32 length:u32 JSON {events, lines}
+ *     payload:= metaLength:u32 meta (JSON) columns, each starting at a multiple of 8
+ *
+ * A block holds up to BLOCK_ENTRIES entries: events and the records between them, in trace order.
+ * Each entry has a code (an OpCode, plus FOLLOWED when records follow the event; or a record's
+ * code), and each event a byte of flags that says which of the sparse columns it has an element
+ * in: its size (N1), second number (N2), mallopt parameter (PARAM), call stack (SITE), the token it
+ * takes (IN) and the token it returns (OUT). A token taken is given by its number, from which the
+ * reader knows its key and text (the number was given to that token when it was returned), or,
+ * without a number (a pointer never returned, or NULL), by its key. A token returned is given by
+ * its key; its number follows the numbering rule (the number released last, or a new one) unless
+ * OUT_ID says it is written out (a token returned again while it has a number). Keys are split in
+ * a high part (one of at most 255 per block) and 32 low bits when that is possible, else kept as
+ * doubles. Times are differences from the event before when they allow, else doubles. The meta
+ * part has the widths chosen, the counts of each column, the lines (runs of a constant distance
+ * from index to line), the texts of tokens without a key, and the records, which are few.
+ */
+
+import { ReadEvent } from './event.js';
+import { ReadRss, ReadTouch } from './records.js';
+import { NO_KEY, tokenKey } from './token-key.js';
+import { TokenNumbers } from './token-numbers.js';
+import {
+  NULL_TOKEN,
+  Op,
+  TraceReadError,
+  type OpCode,
+  type RssSample,
+  type SiteRecord,
+  type TouchRecord,
+  type TraceEvent,
+  type TraceHeader,
+  type TraceSink,
+} from './types.js';
+
+/** The first bytes of a binary trace: not text (0x89), then `ptsim`, CR LF (caught if mangled). */
+export const BINARY_MAGIC = Uint8Array.of(0x89, 0x70, 0x74, 0x73, 0x69, 0x6d, 0x0d, 0x0a);
+const VERSION = 1;
+const FILE_HEADER = 16;
+const BLOCK_EVENTS_KIND = 1;
+const BLOCK_END_KIND = 2;
+const BLOCK_HEADER = 8;
+
+/** Entries a writer puts in a block (a reader takes up to BLOCK_MAX). */
+const BLOCK_ENTRIES = 16384;
+const BLOCK_MAX = 1 << 20;
+
+/** Codes of entries: an OpCode (+ FOLLOWED), or a record. */
+const OP_MASK = 0x1f;
+const FOLLOWED = 0x20;
+const RECORD = 0x40;
+const TOUCH = 0x40;
+const RSS = 0x41;
+const RECORDS_END = 0x42;
+const INCOMPLETE = 0x43;
+const SITE = 0x44;
+const EXACT = 0x45;
+const HEADER = 0x46;
+
+/** Flags of an event. */
+const F_N1 = 1;
+const F_N2 = 2;
+const F_PARAM = 4;
+const F_SITE = 8;
+const F_IN = 16;
+const F_OUT = 32;
+const F_OUT_ID = 64;
+const F_KNOWN = 127;
+
+const TWO32 = 4294967296;
+
+/** Whether `bytes` start like a binary trace. */
+export function isBinaryTrace(bytes: Uint8Array): boolean {
+  if (bytes.length < BINARY_MAGIC.length) return false;
+  for (let i = 0; i < BINARY_MAGIC.length; i++) if (bytes[i] !== BINARY_MAGIC[i]) return false;
+  return true;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
+
+function align8(n: number): number {
+  return (n + 7) & ~7;
+}
+
+/** The counts of the sparse columns of a block, in the order of the columns. */
+interface Counts {
+  n1: number;
+  n2: number;
+  param: number;
+  site: number;
+  ins: number;
+  inKeys: number;
+  outs: number;
+  outIds: number;
+}
+
+/** A block's meta part (JSON). */
+interface Meta {
+  /** Index of the first event. */
+  first: number;
+  /** Entries, events. */
+  n: number;
+  e: number;
+  /** Bytes a thread number takes: 1, 2 or 4 (signed). */
+  tidW: number;
+  /** Bytes a size takes: 4 (unsigned) or 8 (double). */
+  n1W: number;
+  /** A key returned: 5 (a high part's index and 32 low bits) or 8 (double). */
+  keyW: number;
+  /** The high parts of keys (keyW 5). */
+  hi: number[];
+  /** 0: no times; 4: differences (unsigned), from `time0` for the first event; 8: doubles. */
+  timeW: number;
+  time0: number;
+  /** The columns' counts, as Counts in order. */
+  c: number[];
+  /** Line runs: event offsets in the block and the distance from index to line, in pairs. */
+  runs: number[];
+  /** The texts of tokens without a key, in order (an event's taken token before its returned one). */
+  texts: string[];
+  /** The records' contents, in the order of their entries (RECORDS_END has none). */
+  recs: unknown[];
+}
+
+/** How a touch record is written in a block's records. */
+interface TouchJson {
+  l: number;
+  k: number;
+  t: string;
+  i: number;
+  p: number[];
+}
+
+/** How a sample is written. */
+interface RssJson {
+  l: number;
+  t: number;
+  a: number;
+  h: number;
+  m: string;
+  r: number;
+  T: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+/**
+ * A sink that encodes what it is given as a binary trace, handing the bytes to `write` a block at
+ * a time. The tokens are numbered here, by the rule every reader of the text follows, whatever
+ * numbers the events carried.
+ */
+export class BinaryTraceEncoder implements TraceSink {
+  private readonly numbers = new TokenNumbers();
+  /** The numbering rule's state, mirrored: released numbers (last on top) and the next new one. */
+  private released = new Int32Array(1024);
+  private nReleased = 0;
+  private nextNumber = 0;
+
+  private readonly codes = new Uint8Array(BLOCK_ENTRIES);
+  private readonly flags = new Uint8Array(BLOCK_ENTRIES);
+  private readonly tids = new Int32Array(BLOCK_ENTRIES);
+  private readonly times = new Float64Array(BLOCK_ENTRIES);
+  private readonly n1s = new Float64Array(BLOCK_ENTRIES);
+  private readonly n2s = new Float64Array(BLOCK_ENTRIES);
+  private readonly params = new Float64Array(BLOCK_ENTRIES);
+  private readonly sites = new Int32Array(BLOCK_ENTRIES);
+  private readonly inIds = new Int32Array(BLOCK_ENTRIES);
+  private readonly inKeys = new Float64Array(BLOCK_ENTRIES);
+  private readonly outKeys = new Float64Array(BLOCK_ENTRIES);
+  private readonly outIds = new Int32Array(BLOCK_ENTRIES);
+  private readonly c: Counts = emptyCounts();
+  private n = 0;
+  private e = 0;
+  private first = 0;
+  private runs: number[] = [];
+  private texts: string[] = [];
+  private recs: unknown[] = [];
+  /** The index the next event should have, to stay in this block. */
+  private nextIndex = 0;
+  private started = false;
+  private ended = false;
+  /** Events encoded; the last event's line. */
+  events = 0;
+  private lastLine = 0;
+
+  constructor(private readonly write: (bytes: Uint8Array) => void) {}
+
+  header(h: TraceHeader): void {
+    // Member by member, in the order the reader made them (the facts' map as its entries).
+    const json: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(h))
+      json[k] = k === 'facts' ? [...(v as Map<string, string>)] : v;
+    this.record(HEADER, json);
+  }
+
+  event(ev: TraceEvent): void {
+    // Room for the event and its exact sizes, in the same block.
+    if (this.n >= BLOCK_ENTRIES - 2 || (this.e > 0 && ev.index !== this.nextIndex)) this.flush();
+    if (ev.exact1 !== undefined || ev.exact2 !== undefined)
+      this.record(EXACT, [ev.exact1?.toString() ?? '', ev.exact2?.toString() ?? '']);
+    if (this.e === 0) {
+      this.first = ev.index;
+      this.nextIndex = ev.index;
+    }
+    const k = this.n++;
+    const e = this.e++;
+    this.nextIndex++;
+    this.events++;
+    this.lastLine = ev.line;
+    this.codes[k] = ev.op + (ev.recordsFollow === true ? FOLLOWED : 0);
+    const delta = ev.line - ev.index;
+    const runs = this.runs;
+    if (runs.length === 0 || runs[runs.length - 1] !== delta) runs.push(e, delta);
+    this.tids[e] = ev.tid;
+    this.times[e] = ev.time;
+    const c = this.c;
+    let f = 0;
+    if (ev.n1 !== 0) {
+      f |= F_N1;
+      this.n1s[c.n1++] = ev.n1;
+    }
+    if (ev.n2 !== 0) {
+      f |= F_N2;
+      this.n2s[c.n2++] = ev.n2;
+    }
+    if (ev.param !== 0) {
+      f |= F_PARAM;
+      this.params[c.param++] = ev.param;
+    }
+    const site = ev.site ?? -1;
+    if (site !== -1) {
+      f |= F_SITE;
+      this.sites[c.site++] = site;
+    }
+    // The taken token first, then the returned one, as the readers number them.
+    const inKey = ev.inKey ?? tokenKey(ev.in);
+    if (inKey !== 0) {
+      f |= F_IN;
+      const text = inKey === NO_KEY ? ev.in : NULL_TOKEN;
+      const id = this.numbers.takeIn(inKey, text);
+      this.inIds[c.ins++] = id;
+      if (id >= 0) {
+        if (this.nReleased === this.released.length) {
+          const bigger = new Int32Array(this.released.length * 2);
+          bigger.set(this.released);
+          this.released = bigger;
+        }
+        this.released[this.nReleased++] = id;
+      } else {
+        this.inKeys[c.inKeys++] = inKey;
+        if (inKey === NO_KEY) this.texts.push(text);
+      }
+    }
+    const outKey = ev.outKey ?? tokenKey(ev.out);
+    if (outKey !== 0) {
+      f |= F_OUT;
+      const text = outKey === NO_KEY ? ev.out : NULL_TOKEN;
+      const id = this.numbers.numberOut(outKey, text);
+      this.outKeys[c.outs++] = outKey;
+      if (outKey === NO_KEY) this.texts.push(text);
+      // A number given by the rule is never one a live token holds: any other is written out.
+      const ruled = this.nReleased > 0 ? this.released[this.nReleased - 1]! : this.nextNumber;
+      if (id === ruled) {
+        if (this.nReleased > 0) this.nReleased--;
+        else this.nextNumber++;
+      } else {
+        f |= F_OUT_ID;
+        this.outIds[c.outIds++] = id;
+      }
+    }
+    this.flags[e] = f;
+  }
+
+  touch(rec: TouchRecord): void {
+    const key = rec.key ?? tokenKey(rec.token);
+    const text = key === NO_KEY ? rec.token : NULL_TOKEN;
+    const json: TouchJson = {
+      l: rec.line,
+      k: key,
+      t: text,
+      i: this.numbers.lookup(key, text),
+      p: Array.from(rec.pages.subarray(0, 2 * rec.ranges)),
+    };
+    this.record(TOUCH, json);
+  }
+
+  rss(s: RssSample): void {
+    const json: RssJson = {
+      l: s.line,
+      t: s.time,
+      a: s.anon,
+      h: s.heap,
+      m: s.mark,
+      r: s.rec ?? -1,
+      T: s.total ?? -1,
+    };
+    this.record(RSS, json);
+  }
+
+  touchesIncomplete(line: number, detail: string): void {
+    this.record(INCOMPLETE, { l: line, d: detail });
+  }
+
+  site(rec: SiteRecord): void {
+    this.record(SITE, rec);
+  }
+
+  recordsEnd(): void {
+    this.record(RECORDS_END, undefined);
+  }
+
+  /** Writes what is gathered and the end of the trace (`lines`: the lines of the text read). */
+  end(lines = this.lastLine): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.flush();
+    const json = new TextEncoder().encode(JSON.stringify({ events: this.events, lines }));
+    const out = new Uint8Array(BLOCK_HEADER + json.length);
+    const dv = new DataView(out.buffer);
+    dv.setUint32(0, BLOCK_END_KIND, true);
+    dv.setUint32(4, json.length, true);
+    out.set(json, BLOCK_HEADER);
+    this.write(out);
+  }
+
+  private record(code: number, json: unknown): void {
+    if (this.n >= BLOCK_ENTRIES) this.flush();
+    this.codes[this.n++] = code;
+    if (code !== RECORDS_END) this.recs.push(json);
+  }
+
+  private start(): void {
+    if (this.started) return;
+    this.started = true;
+    const head = new Uint8Array(FILE_HEADER);
+    head.set(BINARY_MAGIC);
+    new DataView(head.buffer).setUint32(8, VERSION, true);
+    this.write(head);
+  }
+
+  /** Encodes the block gathered, if any. */
+  private flush(): void {
+    this.start();
+    if (this.n === 0) return;
+    const { n, e, c } = this;
+    const tidW = widthOfTids(this.tids, e);
+    const n1W = allUint32(this.n1s, c.n1) ? 4 : 8;
+    const hi: number[] = [];
+    const keyW = splitKeys(this.outKeys, c.outs, hi) ? 5 : 8;
+    const { timeW, time0 } = timesOf(this.times, e);
+    const meta: Meta = {
+      first: this.first,
+      n,
+      e,
+      tidW,
+      n1W,
+      keyW,
+      hi: keyW === 5 ? hi : [],
+      timeW,
+      time0,
+      c: countsList(c),
+      runs: this.runs,
+      texts: this.texts,
+      recs: this.recs,
+    };
+    const metaBytes = new TextEncoder().encode(JSON.stringify(meta));
+    const lay = layout(meta, metaBytes.length);
+    const payload = new Uint8Array(lay.end);
+    const buf = payload.buffer;
+    new DataView(buf).setUint32(0, metaBytes.length, true);
+    payload.set(metaBytes, 4);
+    payload.set(this.codes.subarray(0, n), lay.codes);
+    payload.set(this.flags.subarray(0, e), lay.flags);
+    const tids = this.tids.subarray(0, e);
+    if (tidW === 1) new Uint8Array(buf, lay.tids, e).set(tids);
+    else if (tidW === 2) new Uint16Array(buf, lay.tids, e).set(tids);
+    else new Int32Array(buf, lay.tids, e).set(tids);
+    const n1s = this.n1s.subarray(0, c.n1);
+    if (n1W === 4) new Uint32Array(buf, lay.n1, c.n1).set(n1s);
+    else new Float64Array(buf, lay.n1, c.n1).set(n1s);
+    new Float64Array(buf, lay.n2, c.n2).set(this.n2s.subarray(0, c.n2));
+    new Float64Array(buf, lay.param, c.param).set(this.params.subarray(0, c.param));
+    new Int32Array(buf, lay.site, c.site).set(this.sites.subarray(0, c.site));
+    new Int32Array(buf, lay.ins, c.ins).set(this.inIds.subarray(0, c.ins));
+    new Float64Array(buf, lay.inKeys, c.inKeys).set(this.inKeys.subarray(0, c.inKeys));
+    if (keyW === 8) new Float64Array(buf, lay.outs, c.outs).set(this.outKeys.subarray(0, c.outs));
+    else {
+      const lo = new Uint32Array(buf, lay.outs, c.outs);
+      const idx = new Uint8Array(buf, lay.outHi, c.outs);
+      const index = new Map(hi.map((h, i) => [h, i]));
+      for (let k = 0; k < c.outs; k++) {
+        const key = this.outKeys[k]!;
+        const h = Math.floor(key / TWO32);
+        lo[k] = key - h * TWO32;
+        idx[k] = index.get(h)!;
+      }
+    }
+    new Int32Array(buf, lay.outIds, c.outIds).set(this.outIds.subarray(0, c.outIds));
+    if (timeW === 4) {
+      const d = new Uint32Array(buf, lay.times, e);
+      let prev = time0;
+      for (let k = 0; k < e; k++) {
+        const t = this.times[k]!;
+        d[k] = t - prev;
+        prev = t;
+      }
+    } else if (timeW === 8) new Float64Array(buf, lay.times, e).set(this.times.subarray(0, e));
+    const head = new Uint8Array(BLOCK_HEADER);
+    const dv = new DataView(head.buffer);
+    dv.setUint32(0, BLOCK_EVENTS_KIND, true);
+    dv.setUint32(4, payload.length, true);
+    this.write(head);
+    this.write(payload);
+    this.n = 0;
+    this.e = 0;
+    Object.assign(this.c, emptyCounts());
+    this.runs = [];
+    this.texts = [];
+    this.recs = [];
+  }
+}
+
+function emptyCounts(): Counts {
+  return { n1: 0, n2: 0, param: 0, site: 0, ins: 0, inKeys: 0, outs: 0, outIds: 0 };
+}
+
+function countsList(c: Counts): number[] {
+  return [c.n1, c.n2, c.param, c.site, c.ins, c.inKeys, c.outs, c.outIds];
+}
+
+/** The narrowest width that holds every thread number (signed 32 bits at most). */
+function widthOfTids(a: Int32Array, n: number): number {
+  let min = 0;
+  let max = 0;
+  for (let i = 0; i < n; i++) {
+    const v = a[i]!;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (min < 0) return 4;
+  return max < 0x100 ? 1 : max < 0x10000 ? 2 : 4;
+}
+
+function allUint32(a: Float64Array, n: number): boolean {
+  for (let i = 0; i < n; i++) {
+    const v = a[i]!;
+    if (v >>> 0 !== v || Object.is(v, -0)) return false;
+  }
+  return true;
+}
+
+/** Whether the keys split into at most 255 high parts (listed in `hi`) and 32 low bits. */
+function splitKeys(a: Float64Array, n: number, hi: number[]): boolean {
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    const h = Math.floor(a[i]! / TWO32);
+    if (!seen.has(h)) {
+      if (seen.size === 255) return false;
+      seen.add(h);
+      hi.push(h);
+    }
+  }
+  return true;
+}
+
+/** How a block's times are written: none, unsigned differences, or doubles. */
+function timesOf(a: Float64Array, n: number): { timeW: number; time0: number } {
+  let none = true;
+  let deltas = true;
+  let prev = n > 0 ? a[0]! : 0;
+  for (let i = 0; i < n; i++) {
+    const t = a[i]!;
+    if (t !== -1) none = false;
+    const d = t - prev;
+    if (!Number.isSafeInteger(t) || t < 0 || d >>> 0 !== d) deltas = false;
+    prev = t;
+  }
+  if (none) return { timeW: 0, time0: 0 };
+  return deltas ? { timeW: 4, time0: a[0]! } : { timeW: 8, time0: 0 };
+}
+
+/** Where each column of a block starts, from its meta part's length and counts. */
+interface Layout {
+  codes: number;
+  flags: number;
+  tids: number;
+  n1: number;
+  n2: number;
+  param: number;
+  site: number;
+  ins: number;
+  inKeys: number;
+  outs: number;
+  outHi: number;
+  outIds: number;
+  times: number;
+  end: number;
+}
+
+function layout(m: Meta, metaLength: number): Layout {
+  const [n1, n2, param, site, ins, inKeys, outs, outIds] = m.c as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  let at = align8(4 + metaLength);
+  const take = (bytes: number): number => {
+    const here = at;
+    at = align8(at + bytes);
+    return here;
+  };
+  const codes = take(m.n);
+  const flags = take(m.e);
+  const tids = take(m.tidW * m.e);
+  const n1At = take(m.n1W * n1);
+  const n2At = take(8 * n2);
+  const paramAt = take(8 * param);
+  const siteAt = take(4 * site);
+  const insAt = take(4 * ins);
+  const inKeysAt = take(8 * inKeys);
+  const outsAt = take((m.keyW === 5 ? 4 : 8) * outs);
+  const outHi = take(m.keyW === 5 ? outs : 0);
+  const outIdsAt = take(4 * outIds);
+  const times = take(m.timeW * m.e);
+  return {
+    codes,
+    flags,
+    tids,
+    n1: n1At,
+    n2: n2At,
+    param: paramAt,
+    site: siteAt,
+    ins: insAt,
+    inKeys: inKeysAt,
+    outs: outsAt,
+    outHi,
+    outIds: outIdsAt,
+    times,
+    end: at,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+/** What reading a binary trace found (as TraceParser.end reports it for a text). */
+export interface BinaryReadResult {
+  events: number;
+  lines: number;
+}
+
+/**
+ * Reads a binary trace pushed to it in pieces of any size, delivering to `sink` what the text
+ * would have delivered. A damaged file is a TraceReadError naming the file and the byte where the
+ * damage was found; everything before the block found damaged is delivered.
+ */
+export class BinaryTraceReader {
+  private buf = new Uint8Array(1 << 16);
+  private start = 0;
+  private end = 0;
+  /** Bytes of the input consumed before buf[start]. */
+  private offset = 0;
+  private headerRead = false;
+  private result: BinaryReadResult | null = null;
+
+  private readonly ev = new ReadEvent();
+  private readonly touchRec = new ReadTouch();
+  private readonly rssRec = new ReadRss();
+  private delivered = 0;
+
+  /** The numbering rule's state: released numbers, the next new one; each number's token. */
+  private released = new Int32Array(1024);
+  private nReleased = 0;
+  private next = 0;
+  private idKey = new Float64Array(1024);
+  private live = new Uint8Array(1024);
+  private readonly idText = new Map<number, string>();
+
+  /** A block's columns, widened to one type each. */
+  private tids = new Int32Array(BLOCK_ENTRIES);
+  private n1s = new Float64Array(BLOCK_ENTRIES);
+  private outKeys = new Float64Array(BLOCK_ENTRIES);
+  private times = new Float64Array(BLOCK_ENTRIES);
+
+  constructor(
+    private readonly name: string,
+    private readonly sink: TraceSink,
+  ) {
+    if (!LITTLE_ENDIAN)
+      throw new TraceReadError(name, 'binary traces are read on little-endian machines only');
+  }
+
+  /** Takes the next bytes of the input. */
+  push(chunk: Uint8Array): void {
+    const len = chunk.length;
+    if (this.end + len > this.buf.length) {
+      // What is held moves to the front, into a bigger buffer when it must.
+      const held = this.end - this.start;
+      let size = this.buf.length;
+      while (held + len > size) size *= 2;
+      if (size === this.buf.length) this.buf.copyWithin(0, this.start, this.end);
+      else {
+        const bigger = new Uint8Array(size);
+        bigger.set(this.buf.subarray(this.start, this.end));
+        this.buf = bigger;
+      }
+      this.start = 0;
+      this.end = held;
+    }
+    this.buf.set(chunk, this.end);
+    this.end += len;
+    this.consume();
+  }
+
+  /** The end of the input: what was read, or the error of a file cut short. */
+  finish(): BinaryReadResult {
+    if (!this.headerRead) {
+      if (this.end - this.start === 0 && this.offset === 0)
+        throw new TraceReadError(this.name, 'empty input: not a binary trace');
+      throw this.cut();
+    }
+    if (this.result === null) throw this.cut();
+    return this.result;
+  }
+
+  private cut(): TraceReadError {
+    return new TraceReadError(
+      this.name,
+      `binary trace cut short at byte ${this.offset + this.end - this.start}: it has no end (${this.delivered} events read)`,
+    );
+  }
+
+  private corrupt(at: number, what: string): TraceReadError {
+    return new TraceReadError(
+      this.name,
+      `damaged binary trace: ${what} (block at byte ${at}; ${this.delivered} events read before it)`,
+    );
+  }
+
+  private consume(): void {
+    for (;;) {
+      const have = this.end - this.start;
+      const at = this.offset;
+      if (!this.headerRead) {
+        if (have < FILE_HEADER) return;
+        const head = this.buf.subarray(this.start, this.start + FILE_HEADER);
+        if (!isBinaryTrace(head))
+          throw new TraceReadError(
+            this.name,
+            "not a binary trace (its first bytes are not ptsim's)",
+          );
+        const version = new DataView(head.buffer, head.byteOffset, FILE_HEADER).getUint32(8, true);
+        if (version !== VERSION)
+          throw new TraceReadError(
+            this.name,
+            `binary trace of version ${version}: this ptsim reads version ${VERSION}`,
+          );
+        this.headerRead = true;
+        this.skip(FILE_HEADER);
+        continue;
+      }
+      if (have === 0) return;
+      if (this.result !== null) throw this.corrupt(at, 'bytes after the end of the trace');
+      if (have < BLOCK_HEADER) return;
+      const dv = new DataView(this.buf.buffer, this.buf.byteOffset + this.start, BLOCK_HEADER);
+      const kind = dv.getUint32(0, true);
+      const length = dv.getUint32(4, true);
+      if (kind !== BLOCK_EVENTS_KIND && kind !== BLOCK_END_KIND)
+        throw this.corrupt(at, `unknown block kind ${kind}`);
+      if (kind === BLOCK_EVENTS_KIND && length % 8 !== 0)
+        throw this.corrupt(at, `a block of ${length} bytes, not a multiple of 8`);
+      if (length > 1 << 30) throw this.corrupt(at, `a block of ${length} bytes`);
+      if (have < BLOCK_HEADER + length) return;
+      // A copy, at the start of a buffer of its own: the columns are views into it.
+      const s = this.start + BLOCK_HEADER;
+      const payload = this.buf.slice(s, s + length);
+      this.skip(BLOCK_HEADER + length);
+      if (kind === BLOCK_END_KIND) this.readEnd(payload, at);
+      else this.readBlock(payload, at);
+    }
+  }
+
+  private skip(n: number): void {
+    this.start += n;
+    this.offset += n;
+    if (this.start === this.end) this.start = this.end = 0;
+  }
+
+  private readEnd(payload: Uint8Array, at: number): void {
+    let json: unknown;
+    try {
+      json = JSON.parse(new TextDecoder().decode(payload));
+    } catch {
+      throw this.corrupt(at, 'the end is not JSON');
+    }
+    const r = json as Partial<BinaryReadResult> | null;
+    if (
+      r === null ||
+      typeof r !== 'object' ||
+      !isCount(r.events) ||
+      !isCount(r.lines) ||
+      r.events !== this.delivered
+    )
+      throw this.corrupt(
+        at,
+        `the end says ${String(r?.events)} events, ${this.delivered} were read`,
+      );
+    this.result = { events: r.events, lines: r.lines };
+  }
+
+  private readBlock(payload: Uint8Array, at: number): void {
+    const buf = payload.buffer;
+    if (payload.length < 8) throw this.corrupt(at, 'a block too short for its meta part');
+    const metaLength = new DataView(buf).getUint32(0, true);
+    if (4 + metaLength > payload.length) throw this.corrupt(at, 'the meta part overruns the block');
+    let m: Meta;
+    try {
+      m = JSON.parse(new TextDecoder().decode(payload.subarray(4, 4 + metaLength))) as Meta;
+    } catch {
+      throw this.corrupt(at, 'the meta part is not JSON');
+    }
+    const bad = badMeta(m);
+    if (bad !== null) throw this.corrupt(at, bad);
+    const lay = layout(m, metaLength);
+    if (lay.end !== payload.length)
+      throw this.corrupt(at, `columns of ${lay.end} bytes in a block of ${payload.length}`);
+    const [n1c, n2c, paramc, sitec, insc, inKeysc, outsc, outIdsc] = m.c;
+    const { n, e } = m;
+    const codes = new Uint8Array(buf, lay.codes, n);
+    const flags = new Uint8Array(buf, lay.flags, e);
+    // Checked before anything is delivered: every code and flag known, every column's count right.
+    const seen = emptyCounts();
+    let events = 0;
+    let recs = 0;
+    for (let k = 0; k < n; k++) {
+      const code = codes[k]!;
+      if (code >= RECORD) {
+        if (code > HEADER) throw this.corrupt(at, `unknown record code 0x${code.toString(16)}`);
+        if (code !== RECORDS_END) recs++;
+        continue;
+      }
+      if ((code & OP_MASK) > Op.exit)
+        throw this.corrupt(at, `unknown operation code 0x${code.toString(16)}`);
+      if (events >= e) throw this.corrupt(at, 'more events than the block says');
+      const f = flags[events++]!;
+      if ((f & ~F_KNOWN) !== 0 || ((f & F_OUT_ID) !== 0 && (f & F_OUT) === 0))
+        throw this.corrupt(at, `unknown flags 0x${f.toString(16)}`);
+      if (f & F_N1) seen.n1++;
+      if (f & F_N2) seen.n2++;
+      if (f & F_PARAM) seen.param++;
+      if (f & F_SITE) seen.site++;
+      if (f & F_IN) seen.ins++;
+      if (f & F_OUT) seen.outs++;
+      if (f & F_OUT_ID) seen.outIds++;
+    }
+    const inIds = new Int32Array(buf, lay.ins, insc);
+    for (let k = 0; k < insc!; k++) if (inIds[k]! < 0) seen.inKeys++;
+    if (events !== e || recs !== m.recs.length || countsList(seen).some((v, i) => v !== m.c[i]))
+      throw this.corrupt(at, 'the columns do not hold what the events say');
+    if (m.runs.length === 0 ? e > 0 : m.runs[0] !== 0)
+      throw this.corrupt(at, 'the lines of the events are missing');
+
+    // The columns, each of one type.
+    if (this.tids.length < e) this.widen(e);
+    const tids = this.tids;
+    if (m.tidW === 1) tids.set(new Uint8Array(buf, lay.tids, e));
+    else if (m.tidW === 2) tids.set(new Uint16Array(buf, lay.tids, e));
+    else tids.set(new Int32Array(buf, lay.tids, e));
+    let n1s: Float64Array;
+    if (m.n1W === 8) n1s = new Float64Array(buf, lay.n1, n1c);
+    else {
+      n1s = this.n1s;
+      n1s.set(new Uint32Array(buf, lay.n1, n1c));
+    }
+    const n2s = new Float64Array(buf, lay.n2, n2c);
+    const params = new Float64Array(buf, lay.param, paramc);
+    const sites = new Int32Array(buf, lay.site, sitec);
+    const inKeys = new Float64Array(buf, lay.inKeys, inKeysc);
+    let outKeys: Float64Array;
+    if (m.keyW === 8) outKeys = new Float64Array(buf, lay.outs, outsc);
+    else {
+      outKeys = this.outKeys;
+      const lo = new Uint32Array(buf, lay.outs, outsc);
+      const idx = new Uint8Array(buf, lay.outHi, outsc);
+      const hi = m.hi;
+      for (let k = 0; k < outsc!; k++) {
+        const h = hi[idx[k]!];
+        if (h === undefined) throw this.corrupt(at, 'a key with no high part');
+        outKeys[k] = h * TWO32 + lo[k]!;
+      }
+    }
+    const outIds = new Int32Array(buf, lay.outIds, outIdsc);
+    const timeW = m.timeW;
+    let times: Float64Array = this.times;
+    if (timeW === 4) {
+      const d = new Uint32Array(buf, lay.times, e);
+      let t = m.time0;
+      for (let k = 0; k < e; k++) times[k] = t += d[k]!;
+    } else if (timeW === 8) times = new Float64Array(buf, lay.times, e);
+
+    const sink = this.sink;
+    const ev = this.ev;
+    const texts = m.texts;
+    const recList = m.recs;
+    const runs = m.runs;
+    let run = 0;
+    let delta = runs[1]!;
+    let nextRun = runs.length > 2 ? runs[2]! : Infinity;
+    let index = m.first;
+    let ei = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let a4 = 0;
+    let b = 0;
+    let bk = 0;
+    let o = 0;
+    let oi = 0;
+    let t = 0;
+    let r = 0;
+    let exact = false;
+    for (let k = 0; k < n; k++) {
+      const code = codes[k]!;
+      if (code >= RECORD) {
+        if (code === RECORDS_END) sink.recordsEnd?.();
+        else {
+          const rec = recList[r++];
+          if (code === EXACT) exact = this.exact(rec, at);
+          else this.deliverRecord(code, rec, at);
+        }
+        continue;
+      }
+      if (ei === nextRun) {
+        run += 2;
+        delta = runs[run + 1]!;
+        nextRun = run + 2 < runs.length ? runs[run + 2]! : Infinity;
+      }
+      const f = flags[ei]!;
+      ev.index = index;
+      ev.line = index + delta;
+      ev.time = timeW === 0 ? -1 : times[ei]!;
+      ev.tid = tids[ei]!;
+      ev.n1 = (f & F_N1) !== 0 ? n1s[a1++]! : 0;
+      ev.n2 = (f & F_N2) !== 0 ? n2s[a2++]! : 0;
+      ev.param = (f & F_PARAM) !== 0 ? params[a3++]! : 0;
+      ev.site = (f & F_SITE) !== 0 ? sites[a4++]! : -1;
+      if ((f & F_IN) !== 0) {
+        const id = inIds[b++]!;
+        if (id >= 0) {
+          if (id >= this.next || this.live[id] === 0)
+            throw this.corrupt(
+              at,
+              `event ${index} takes token number ${id}, which no live token has`,
+            );
+          const key = this.idKey[id]!;
+          ev.setIn(key, key === NO_KEY ? this.idText.get(id)! : NULL_TOKEN);
+          this.live[id] = 0;
+          this.release(id);
+        } else {
+          const key = inKeys[bk++]!;
+          ev.setIn(key, key === NO_KEY ? text(texts, t++) : NULL_TOKEN);
+        }
+        ev.inId = id;
+      } else {
+        ev.setIn(0, NULL_TOKEN);
+        ev.inId = -1;
+      }
+      if ((f & F_OUT) !== 0) {
+        const key = outKeys[o++]!;
+        const s = key === NO_KEY ? text(texts, t++) : NULL_TOKEN;
+        let id: number;
+        if ((f & F_OUT_ID) !== 0) {
+          id = outIds[oi++]!;
+          if (
+            id < 0 ||
+            id >= this.next ||
+            this.live[id] === 0 ||
+            this.idKey[id] !== key ||
+            (key === NO_KEY && this.idText.get(id) !== s)
+          )
+            throw this.corrupt(
+              at,
+              `event ${index} returns a token under a number it does not have`,
+            );
+        } else {
+          id = this.nReleased > 0 ? this.released[--this.nReleased]! : this.next++;
+          if (id >= this.live.length) this.grow(id + 1);
+          this.idKey[id] = key;
+          this.live[id] = 1;
+          if (key === NO_KEY) this.idText.set(id, s);
+        }
+        ev.setOut(key, s);
+        ev.outId = id;
+      } else {
+        ev.setOut(0, NULL_TOKEN);
+        ev.outId = -1;
+      }
+      ei++;
+      index++;
+      this.delivered++;
+      if (code < FOLLOWED) {
+        ev.op = code as OpCode;
+        sink.event(ev);
+      } else {
+        ev.op = (code - FOLLOWED) as OpCode;
+        ev.recordsFollow = true;
+        sink.event(ev);
+        ev.recordsFollow = undefined;
+      }
+      if (exact) {
+        ev.exact1 = ev.exact2 = undefined;
+        exact = false;
+      }
+    }
+    if (t !== texts.length) throw this.corrupt(at, 'texts left over');
+  }
+
+  private widen(n: number): void {
+    this.tids = new Int32Array(n);
+    this.n1s = new Float64Array(n);
+    this.outKeys = new Float64Array(n);
+    this.times = new Float64Array(n);
+  }
+
+  private release(id: number): void {
+    if (this.nReleased === this.released.length) {
+      const bigger = new Int32Array(this.released.length * 2);
+      bigger.set(this.released);
+      this.released = bigger;
+    }
+    this.released[this.nReleased++] = id;
+  }
+
+  private grow(need: number): void {
+    let size = this.live.length;
+    while (size < need) size *= 2;
+    const key = new Float64Array(size);
+    key.set(this.idKey);
+    this.idKey = key;
+    const live = new Uint8Array(size);
+    live.set(this.live);
+    this.live = live;
+  }
+
+  /** An EXACT record: the next event's exact sizes. */
+  private exact(rec: unknown, at: number): boolean {
+    if (!Array.isArray(rec) || rec.length !== 2 || !rec.every((s) => /^\d*$/.test(String(s))))
+      throw this.corrupt(at, 'a damaged exact size');
+    const [a, b] = rec as [string, string];
+    if (a !== '') this.ev.exact1 = BigInt(a);
+    if (b !== '') this.ev.exact2 = BigInt(b);
+    return true;
+  }
+
+  private deliverRecord(code: number, rec: unknown, at: number): void {
+    const sink = this.sink;
+    const o = rec as Record<string, unknown> | null;
+    if (o === null || typeof o !== 'object') throw this.corrupt(at, 'a damaged record');
+    switch (code) {
+      case HEADER: {
+        if (!Array.isArray(o.env) || !Array.isArray(o.facts))
+          throw this.corrupt(at, 'a damaged header');
+        const h: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(o))
+          h[k] = k === 'facts' ? new Map(v as Array<[string, string]>) : v;
+        sink.header(h as unknown as TraceHeader);
+        return;
+      }
+      case TOUCH: {
+        const j = o as unknown as TouchJson;
+        if (!Array.isArray(j.p) || typeof j.k !== 'number' || typeof j.l !== 'number')
+          throw this.corrupt(at, 'a damaged touch record');
+        const touch = this.touchRec;
+        touch.setToken(j.k, j.t);
+        touch.line = j.l;
+        touch.id = j.i;
+        touch.clear();
+        for (let k = 0; k + 1 < j.p.length; k += 2) touch.add(j.p[k]!, j.p[k + 1]!);
+        sink.touch?.(touch);
+        return;
+      }
+      case RSS: {
+        const j = o as unknown as RssJson;
+        if (typeof j.l !== 'number' || typeof j.a !== 'number')
+          throw this.corrupt(at, 'a damaged sample');
+        const s = this.rssRec;
+        s.line = j.l;
+        s.time = j.t;
+        s.anon = j.a;
+        s.heap = j.h;
+        s.mark = j.m;
+        s.rec = j.r;
+        s.total = j.T;
+        sink.rss?.(s);
+        return;
+      }
+      case INCOMPLETE:
+        sink.touchesIncomplete?.(o.l as number, String(o.d));
+        return;
+      case SITE:
+        sink.site?.(o as unknown as SiteRecord);
+        return;
+    }
+  }
+}
+
+function text(texts: string[], t: number): string {
+  return texts[t] ?? NULL_TOKEN;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+/** What is wrong with a block's meta part, or null. */
+function badMeta(m: Meta): string | null {
+  if (m === null || typeof m !== 'object') return 'the meta part is not an object';
+  if (!isCount(m.n) || !isCount(m.e) || m.n > BLOCK_MAX || m.e > m.n)
+    return 'a block of an impossible size';
+  if (!isCount(m.first)) return 'a first event index that is not a count';
+  if (![1, 2, 4].includes(m.tidW) || ![4, 8].includes(m.n1W) || ![5, 8].includes(m.keyW))
+    return 'unknown column widths';
+  if (![0, 4, 8].includes(m.timeW) || typeof m.time0 !== 'number') return 'unknown times';
+  if (!Array.isArray(m.c) || m.c.length !== 8 || !m.c.every(isCount))
+    return 'the column counts are damaged';
+  if (!Array.isArray(m.hi) || !m.hi.every((h) => Number.isSafeInteger(h)) || m.hi.length > 255)
+    return "the keys' high parts are damaged";
+  if (
+    !Array.isArray(m.runs) ||
+    m.runs.length % 2 !== 0 ||
+    !m.runs.every((v) => Number.isSafeInteger(v))
+  )
+    return 'the lines are damaged';
+  if (!Array.isArray(m.texts) || !m.texts.every((s) => typeof s === 'string'))
+    return 'the texts are damaged';
+  if (!Array.isArray(m.recs)) return 'the records are damaged';
+  return null;
+}
