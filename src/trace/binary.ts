@@ -117,7 +117,7 @@ interface Meta {
   e: number;
   /** Bytes a thread number takes: 1, 2 or 4 (signed). */
   tidW: number;
-  /** Bytes a size takes: 4 (unsigned) or 8 (double). */
+  /** Bytes a size takes: 2 or 4 (unsigned), or 8 (double). */
   n1W: number;
   /** A key returned: 5 (a high part's index and 32 low bits) or 8 (double). */
   keyW: number;
@@ -359,7 +359,7 @@ export class BinaryTraceEncoder implements TraceSink {
     if (this.n === 0) return;
     const { n, e, c } = this;
     const tidW = widthOfTids(this.tids, e);
-    const n1W = allUint32(this.n1s, c.n1) ? 4 : 8;
+    const n1W = allUint(this.n1s, c.n1, 0xffff) ? 2 : allUint(this.n1s, c.n1, 0xffffffff) ? 4 : 8;
     const hi: number[] = [];
     const keyW = splitKeys(this.outKeys, c.outs, hi) ? 5 : 8;
     const { timeW, time0 } = timesOf(this.times, e);
@@ -391,7 +391,8 @@ export class BinaryTraceEncoder implements TraceSink {
     else if (tidW === 2) new Uint16Array(buf, lay.tids, e).set(tids);
     else new Int32Array(buf, lay.tids, e).set(tids);
     const n1s = this.n1s.subarray(0, c.n1);
-    if (n1W === 4) new Uint32Array(buf, lay.n1, c.n1).set(n1s);
+    if (n1W === 2) new Uint16Array(buf, lay.n1, c.n1).set(n1s);
+    else if (n1W === 4) new Uint32Array(buf, lay.n1, c.n1).set(n1s);
     else new Float64Array(buf, lay.n1, c.n1).set(n1s);
     new Float64Array(buf, lay.n2, c.n2).set(this.n2s.subarray(0, c.n2));
     new Float64Array(buf, lay.param, c.param).set(this.params.subarray(0, c.param));
@@ -456,10 +457,11 @@ function widthOfTids(a: Int32Array, n: number): number {
   return max < 0x100 ? 1 : max < 0x10000 ? 2 : 4;
 }
 
-function allUint32(a: Float64Array, n: number): boolean {
+/** Whether the first n values are integers from 0 to max. */
+function allUint(a: Float64Array, n: number, max: number): boolean {
   for (let i = 0; i < n; i++) {
     const v = a[i]!;
-    if (v >>> 0 !== v || Object.is(v, -0)) return false;
+    if (!(v >= 0 && v <= max) || Math.floor(v) !== v || Object.is(v, -0)) return false;
   }
   return true;
 }
@@ -653,7 +655,7 @@ export class BinaryTraceReader {
   private corrupt(at: number, what: string): TraceReadError {
     return new TraceReadError(
       this.name,
-      `damaged binary trace: ${what} (block at byte ${at}; ${this.delivered} events read before it)`,
+      `damaged binary trace: ${what} (block at byte ${at}; ${this.delivered} events read)`,
     );
   }
 
@@ -790,7 +792,7 @@ export class BinaryTraceReader {
     if (m.n1W === 8) n1s = new Float64Array(buf, lay.n1, n1c);
     else {
       n1s = this.n1s;
-      n1s.set(new Uint32Array(buf, lay.n1, n1c));
+      n1s.set(m.n1W === 2 ? new Uint16Array(buf, lay.n1, n1c) : new Uint32Array(buf, lay.n1, n1c));
     }
     const n2s = new Float64Array(buf, lay.n2, n2c);
     const params = new Float64Array(buf, lay.param, paramc);
@@ -1038,7 +1040,7 @@ function badMeta(m: Meta): string | null {
   if (!isCount(m.n) || !isCount(m.e) || m.n > BLOCK_MAX || m.e > m.n)
     return 'a block of an impossible size';
   if (!isCount(m.first)) return 'a first event index that is not a count';
-  if (![1, 2, 4].includes(m.tidW) || ![4, 8].includes(m.n1W) || ![5, 8].includes(m.keyW))
+  if (![1, 2, 4].includes(m.tidW) || ![2, 4, 8].includes(m.n1W) || ![5, 8].includes(m.keyW))
     return 'unknown column widths';
   if (![0, 4, 8].includes(m.timeW) || typeof m.time0 !== 'number') return 'unknown times';
   if (!Array.isArray(m.c) || m.c.length !== 8 || !m.c.every(isCount))
