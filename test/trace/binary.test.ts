@@ -291,7 +291,7 @@ describe('a damaged binary trace', () => {
         }),
         (flips) => {
           const bytes = bin.slice();
-          for (const [at, x] of flips) bytes[at] ^= x;
+          for (const [at, x] of flips) bytes[at] = bytes[at]! ^ x;
           const { error } = read(bytes, false);
           if (error !== undefined) expect(error).toBeInstanceOf(TraceReadError);
         },
