@@ -194,6 +194,11 @@ describe('ptsim record --binary', () => {
     expect(r.code).toBe(125);
     expect(r.err).toBe(`ptsim: cannot write the trace ${out}: is a directory\n`);
     expect(readdirSync(dir).sort()).toEqual(['single.log', 'taken.ptb']);
+    // A directory that is not there: found before the program runs.
+    const missing = join(dir, 'no-such-dir', 'x.ptb');
+    const m = await run(['--binary', '-o', missing, '--', program('single')]);
+    expect(m.code).toBe(125);
+    expect(m.err).toMatch(new RegExp(`^ptsim: cannot write the trace ${missing}: [^\n]*\n$`));
   });
 });
 
