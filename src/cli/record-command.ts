@@ -1,5 +1,5 @@
 /**
- * `ptsim record [-o FILE] [--gzip] -- COMMAND ARGS...`: runs a program under ptsim's malloc recorder
+ * `ptsim record [-o FILE] [--binary] [--gzip] -- COMMAND ARGS...`: runs a program under ptsim's malloc recorder
  * and writes its calls as a trace for `ptsim replay`.
  */
 
@@ -10,6 +10,7 @@ import {
   recordProgram,
   sideDirectory,
   SpawnError,
+  TraceWriteError,
   type RecordedTrace,
 } from '../record/session.js';
 import { defineCommand } from './command.js';
@@ -20,7 +21,7 @@ import { plural } from './numbers.js';
 const DEFAULT_STACK_DEPTH = 64;
 const MAX_STACK_DEPTH = 256;
 
-export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--gzip] [--no-children] [--no-touches] [--rss-every WHEN] [--stacks[=DEPTH]] [--free-stacks] [--] COMMAND [ARGS...]
+export const RECORD_HELP = `Usage: ptsim record [-o FILE] [--binary] [--gzip] [--no-children] [--no-touches] [--rss-every WHEN] [--stacks[=DEPTH]] [--free-stacks] [--] COMMAND [ARGS...]
 
 Runs COMMAND with ptsim's recorder loaded (LD_PRELOAD) and writes every malloc, calloc, realloc,
 free, memalign, aligned_alloc, posix_memalign, valloc, pvalloc, malloc_trim and mallopt call it
@@ -29,7 +30,10 @@ is a small C library built with the system's C compiler (cc, or $CC) on first us
 $XDG_CACHE_HOME/ptsim (default ~/.cache/ptsim).
 
 Options:
-  -o, --output FILE   write the trace to FILE (default: COMMAND's name + .trace, or .trace.gz)
+  -o, --output FILE   write the trace to FILE (default: COMMAND's name + .trace, or .trace.gz;
+                      with --binary, .ptb or .ptb.gz)
+  --binary            write the traces in ptsim's binary form: about half the size of the text,
+                      read several times faster, and read by every ptsim command
   --gzip              compress the trace with gzip (implied by a FILE ending in .gz)
   --no-children       record only COMMAND's process (and the programs it execs), not its children
   --no-touches        record only the calls: not which pages of each block of 4096 bytes or more
@@ -49,11 +53,11 @@ Options:
 
 Processes: FILE is the trace of the last program COMMAND's process ran (a wrapper script that
 execs the real program ends up with the real program's trace). Every other process image gets
-a trace of its own in the directory FILE.d: a forked child's (FILE.d/PID.trace) starts with its
-parent's trace up to the fork, so that it replays as the process it is, and a child that makes
-no allocator call (fork, then exec) writes none; a program started with exec has a fresh heap
-and a fresh trace (FILE.d/PID.N.trace for the N-th program of process PID). Statically linked
-and setuid programs cannot be recorded.
+a trace of its own in the directory FILE.d: a forked child's (FILE.d/PID.trace, or PID.ptb with
+--binary) starts with its parent's trace up to the fork, so that it replays as the process it
+is, and a child that makes no allocator call (fork, then exec) writes none; a program started
+with exec has a fresh heap and a fresh trace (FILE.d/PID.N.trace for the N-th program of process
+PID). Statically linked and setuid programs cannot be recorded.
 
 When COMMAND ends, ptsim record reports the events recorded and the files written (on standard
 error; COMMAND's own output passes through untouched), and says so when most of the memory the
@@ -193,6 +197,7 @@ export const recordCommand = defineCommand({
   options: {
     output: { type: 'string', short: 'o' },
     gzip: { type: 'boolean', default: false },
+    binary: { type: 'boolean', default: false },
     'no-children': { type: 'boolean', default: false },
     'no-touches': { type: 'boolean', default: false },
     'rss-every': { type: 'string' },
@@ -221,7 +226,9 @@ export const recordCommand = defineCommand({
       throw new UsageError('--free-stacks goes with --stacks: it adds the stacks of free calls');
     const [command, ...commandArgs] = rest as [string, ...string[]];
     const gzip = values.gzip || (values.output?.endsWith('.gz') ?? false);
-    const output = values.output ?? `${basename(command)}.trace${gzip ? '.gz' : ''}`;
+    const output =
+      values.output ??
+      `${basename(command)}.${values.binary ? 'ptb' : 'trace'}${gzip ? '.gz' : ''}`;
 
     let library: string;
     try {
@@ -238,6 +245,7 @@ export const recordCommand = defineCommand({
         args: commandArgs,
         output,
         gzip,
+        binary: values.binary,
         children: !values['no-children'],
         touches: !values['no-touches'],
         ...(rssEvery !== undefined ? { rssEvery } : {}),
@@ -249,6 +257,10 @@ export const recordCommand = defineCommand({
       if (e instanceof SpawnError) {
         err(`ptsim: ${e.message}\n`);
         return e.code === 'ENOENT' ? 127 : 126;
+      }
+      if (e instanceof TraceWriteError) {
+        err(`ptsim: ${e.message}\n`);
+        return 125;
       }
       const code = (e as NodeJS.ErrnoException).code;
       if (

@@ -1,8 +1,9 @@
 /**
  * One recording: runs a program with the recorder preloaded, waits for it, then turns the files
  * the recorder wrote (one per process image, PID.N.trace in a work directory next to the output)
- * into the traces the user asked for, compressed or not: the started program's trace under the
- * requested name, every other process image's in a directory beside it (FILE.d/PID.trace).
+ * into the traces the user asked for, as text or in the binary form, compressed or not: the
+ * started program's trace under the requested name, every other process image's in a directory
+ * beside it (FILE.d/PID.trace, or FILE.d/PID.ptb).
  */
 
 import { spawn, type StdioOptions } from 'node:child_process';
@@ -26,6 +27,9 @@ import { constants as osConstants } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import { NativeTraceWriter } from '../import/native-writer.js';
+import { streamTraceFile } from '../trace/reader.js';
+import { TraceReadError, TraceSyntaxError } from '../trace/types.js';
 import { buildRecorder } from './build.js';
 import { symbolizeTrace, type SymbolizeResult } from './trace-symbols.js';
 
@@ -35,6 +39,8 @@ export interface RecordOptions {
   /** The started program's trace. Other process images' traces go to sideDirectory(output). */
   output: string;
   gzip: boolean;
+  /** Write the traces in the binary form (src/trace/binary.ts) instead of text (default false). */
+  binary?: boolean;
   /** Record forked children and every descendant too (default true). */
   children?: boolean;
   /** The built recorder; built (or taken from the cache) when absent. */
@@ -146,13 +152,64 @@ export class SpawnError extends Error {
   }
 }
 
+/** A trace could not be written where it goes (nor converted to the binary form): one line. */
+export class TraceWriteError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TraceWriteError';
+  }
+}
+
 /** Where the other process images' traces go: `out.trace` and `out.trace.gz` -> `out.trace.d`. */
 export function sideDirectory(output: string): string {
   return `${output.endsWith('.gz') ? output.slice(0, -3) : output}.d`;
 }
 
 /** Names of the files this module writes in the side directory (and replaces on the next run). */
-const SIDE_FILE = /^\d+(\.\d+)?\.trace(\.gz)?$/;
+const SIDE_FILE = /^\d+(\.\d+)?\.(trace|ptb)(\.gz)?$/;
+
+/** Why a file could not be written, in words. */
+function writeFailure(e: unknown): string {
+  switch ((e as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'no such directory';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'EEXIST':
+      return 'a file of that name is in the way';
+    default:
+      return e instanceof Error ? e.message : String(e);
+  }
+}
+
+/**
+ * Writes the text trace at `text` in the binary form to `target` (gzip-compressed with `gzip`):
+ * the same header, events and records, read back as the text reads.
+ */
+export async function writeBinaryTrace(text: string, target: string, gzip: boolean): Promise<void> {
+  const writer = new NativeTraceWriter(target, gzip, true);
+  let lines: number;
+  try {
+    lines = (await streamTraceFile(text, text, writer)).lines;
+  } catch (e) {
+    try {
+      writer.close();
+    } catch {
+      // the error being reported matters more
+    }
+    throw e;
+  }
+  writer.close(lines);
+}
 
 interface RawFile {
   path: string;
@@ -305,6 +362,7 @@ async function finalize(
   output: string,
   topPid: number,
   gzip: boolean,
+  binary: boolean,
   stacks: boolean,
 ): Promise<RecordedTrace[]> {
   const files = listFiles(work);
@@ -314,40 +372,66 @@ async function finalize(
   const top = byPid.get(topPid);
   const mainFile = top !== undefined ? top[top.length - 1] : undefined;
   const side = sideDirectory(output);
-  if (existsSync(side)) {
-    for (const name of readdirSync(side))
-      if (SIDE_FILE.test(name)) rmSync(join(side, name), { force: true });
+  // Where a step that writes failed: the file it was writing.
+  let writing = side;
+  try {
+    if (existsSync(side)) {
+      for (const name of readdirSync(side))
+        if (SIDE_FILE.test(name)) rmSync(join(side, name), { force: true });
+    }
+  } catch (e) {
+    throw new TraceWriteError(`cannot write the traces in ${side}: ${writeFailure(e)}`);
   }
   const out: RecordedTrace[] = [];
   for (const f of files) {
     const facts = inspect(f.path);
     const main = f === mainFile;
     const siblings = byPid.get(f.pid)!;
-    const ext = gzip ? '.trace.gz' : '.trace';
+    const ext = (binary ? '.ptb' : '.trace') + (gzip ? '.gz' : '');
     let target = output;
-    if (!main) {
-      mkdirSync(side, { recursive: true });
-      target = join(
-        side,
-        siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`,
-      );
+    try {
+      if (!main) {
+        writing = side;
+        mkdirSync(side, { recursive: true });
+        target = join(
+          side,
+          siblings.length === 1 ? `${f.pid}${ext}` : `${f.pid}.${siblings.indexOf(f) + 1}${ext}`,
+        );
+      }
+      writing = target;
+      // Symbolized once, here, while the program's files are still those it ran with.
+      const symbols = stacks ? await symbolizeTrace(f.path) : undefined;
+      if (binary) {
+        // Written in the work directory, beside the target, then renamed over it.
+        const converted = `${f.path}.ptb`;
+        await writeBinaryTrace(f.path, converted, gzip);
+        renameSync(converted, target);
+        unlinkSync(f.path);
+      } else if (gzip) {
+        await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
+        unlinkSync(f.path);
+      } else {
+        renameSync(f.path, target);
+      }
+      out.push({
+        file: target,
+        pid: f.pid,
+        image: f.image,
+        main,
+        ...facts,
+        ...(symbols !== undefined ? { symbols } : {}),
+      });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (typeof code === 'string' && (e as NodeJS.ErrnoException).syscall !== undefined)
+        throw new TraceWriteError(`cannot write the trace ${writing}: ${writeFailure(e)}`);
+      // The recorder's text could not be read back (a trace that does not parse).
+      if (binary && (e instanceof TraceSyntaxError || e instanceof TraceReadError))
+        throw new TraceWriteError(
+          `cannot write the trace ${writing} in the binary form: ${e.message}`,
+        );
+      throw e;
     }
-    // Symbolized once, here, while the program's files are still those it ran with.
-    const symbols = stacks ? await symbolizeTrace(f.path) : undefined;
-    if (gzip) {
-      await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
-      unlinkSync(f.path);
-    } else {
-      renameSync(f.path, target);
-    }
-    out.push({
-      file: target,
-      pid: f.pid,
-      image: f.image,
-      main,
-      ...facts,
-      ...(symbols !== undefined ? { symbols } : {}),
-    });
   }
   return out.sort((a, b) => Number(b.main) - Number(a.main));
 }
@@ -416,6 +500,7 @@ export async function recordProgram(o: RecordOptions): Promise<RecordResult> {
       output,
       child.pid!,
       o.gzip,
+      o.binary === true,
       o.stacks !== undefined && o.stacks > 0,
     );
     const result: RecordResult = {

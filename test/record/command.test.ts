@@ -41,6 +41,7 @@ describe('ptsim record', () => {
     expect(r.out).toBe(RECORD_HELP + '\n');
     for (const opt of [
       '-o, --output',
+      '--binary',
       '--gzip',
       '--no-children',
       '--no-touches',
