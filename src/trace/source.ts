@@ -176,7 +176,7 @@ export function decompressBytes(bytes: Uint8Array, name: string): Uint8Array {
  * Streams the input at `path` (`-`: standard input) to `onChunk`, decompressed. Resolves when all
  * of it has been delivered. `name` is the file name used in messages.
  */
-export async function streamInput(
+async function streamInput(
   path: string,
   name: string,
   onChunk: (chunk: Buffer) => void | Promise<void>,
