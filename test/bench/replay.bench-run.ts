@@ -14,6 +14,11 @@
  *  - the native replay of the same trace on this machine's glibc (test/native): its own loop, and
  *    end to end as ptsim's (inflating with gzip, then the whole process: reading, parsing,
  *    replaying, one thread), and ptsim's end-to-end rate as a multiple of that.
+ *  - the binary form of the same trace (trace/binary.ts), written once by `ptsim convert --binary`
+ *    (plain, and with --gzip) and kept beside the text: its size; reading it alone on one thread
+ *    into a sink that only counts; `ptsim replay` of it end to end (plain and gzip, BENCH_RUNS runs
+ *    each, processor time and peak memory as for the text), its rate as a multiple of the native
+ *    replay's end to end, and whether its replay ends as the text's does.
  *
  * The traces: the bundled recording of GCC's cc1 (traces/gcc-cc1.trace.gz, 122,153 calls; its core
  * loop replays it BENCH_CC1_ROUNDS times per round); a longer recording of cc1 (GCC compiling a
@@ -45,6 +50,7 @@
  */
 
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import {
   createWriteStream,
@@ -58,7 +64,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { createGzip, gunzipSync } from 'node:zlib';
 import seedrandom from 'seedrandom';
 import { it } from 'vitest';
@@ -491,43 +497,127 @@ function benchTrace(trace: Trace): void {
     `  glibc native replay       loop ${rates(natSummary.events, [natSummary.seconds])}, end to end ${rates(natSummary.events, [natEnd])} (gunzip ${gunzip.seconds.toFixed(2)} s, process ${nat.seconds.toFixed(2)} s)`,
   );
 
+  const bin = binaryForms(trace);
   for (const root of ROOTS) {
     const tag = ROOTS.length > 1 ? `  [${root === ROOT ? 'this tree' : root}]\n` : '';
     const parsed = phase(root, 'parse', plain);
     const parsedGz = phase(root, 'parse', gz);
     const loop = phase(root, 'loop', plain, trace.rounds === 1 ? LOOP_ROUNDS : 3, trace.rounds);
-    const seconds: number[] = [];
-    const peaks: number[] = [];
-    const cpu: number[] = [];
-    let summary: Summary | undefined;
-    for (let k = 0; k < RUNS; k++) {
-      const t = ptsim(['replay', gz, '--json', ...CORES], root);
-      seconds.push(t.seconds);
-      if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
-      if (t.cpu !== null) cpu.push(t.cpu);
-      summary = JSON.parse(t.r.stdout) as Summary;
-    }
-    const s = summary!;
-    let mem = '';
-    if (peaks.length > 0) {
-      const peak = median(peaks);
-      const base = baseline(root);
-      mem = `; peak memory ${peak.toFixed(0)} MiB`;
-      if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
-        mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
-    }
-    // Processor time per event, both threads: less swayed than the rate by a busy machine.
-    const ns =
-      cpu.length > 0 ? `, ${((median(cpu) * 1e9) / s.events).toFixed(0)} ns of CPU an event` : '';
+    const e2e = endToEnd(root, gz, trace);
+    const s = e2e.summary;
     console.log(
       [
         `${tag}  parse, one thread         plain ${rates(parsed.events, parsed.seconds)}, gzip ${rates(parsedGz.events, parsedGz.seconds)}`,
         `  core loop, in memory      ${rates(loop.events, loop.seconds)}${trace.rounds > 1 ? ` (${trace.rounds} replays a round)` : ''}, ${loop.seconds.length} rounds`,
-        `  ptsim replay, end to end  ${rates(s.events, seconds)}, ${RUNS} runs${ns}${mem}`,
-        `  ptsim / native, end to end ${(natEnd / median(seconds)).toFixed(2)} x; core loop / native loop ${(natSummary.seconds / (median(loop.seconds) / trace.rounds)).toFixed(2)} x; final RSS ${s.rss === natSummary.rss ? 'identical' : `DIFFERENT (ptsim ${s.rss}, glibc ${natSummary.rss})`}`,
+        `  ptsim replay, end to end  ${rates(s.events, e2e.seconds)}, ${RUNS} runs${e2e.ns}${e2e.mem}`,
+        `  ptsim / native, end to end ${(natEnd / median(e2e.seconds)).toFixed(2)} x; core loop / native loop ${(natSummary.seconds / (median(loop.seconds) / trace.rounds)).toFixed(2)} x; final RSS ${s.rss === natSummary.rss ? 'identical' : `DIFFERENT (ptsim ${s.rss}, glibc ${natSummary.rss})`}`,
+      ].join('\n'),
+    );
+
+    // The binary form of the same trace: read alone, and replayed end to end (plain and gzip).
+    if (root === ROOT)
+      console.log(
+        `  binary form               ${mb(bin.plain)} plain, ${mb(bin.gz)} gzip (${(statSync(bin.plain).size / s.events).toFixed(1)} bytes an event plain, ${(statSync(bin.plain).size / statSync(plain).size).toFixed(2)} of the text's size)`,
+      );
+    if (!existsSync(join(root, 'dist/trace/binary.js'))) {
+      console.log('  binary form               not read by this tree (no dist/trace/binary.js)');
+      continue;
+    }
+    let binRead, binReadGz, binE2e, binE2eGz;
+    try {
+      binRead = phase(root, 'parse', bin.plain);
+      binReadGz = phase(root, 'parse', bin.gz);
+      binE2e = endToEnd(root, bin.plain, trace);
+      binE2eGz = endToEnd(root, bin.gz, trace);
+    } catch (e) {
+      // Another tree may read another version of the form than this tree writes.
+      if (root === ROOT) throw e;
+      const why = /ptsim: .*/.exec((e as Error).message)?.[0] ?? 'it failed';
+      console.log(`  binary form               not read by this tree: ${why}`);
+      continue;
+    }
+    const same = (b: Summary): string =>
+      b.events === s.events && b.rss === natSummary.rss
+        ? 'identical'
+        : `DIFFERENT (${b.events} events, final RSS ${b.rss}; the text ${s.events} events, glibc ${natSummary.rss})`;
+    console.log(
+      [
+        `  binary read, one thread   plain ${rates(binRead.events, binRead.seconds)}, gzip ${rates(binReadGz.events, binReadGz.seconds)}`,
+        `  binary replay, end to end ${rates(binE2e.summary.events, binE2e.seconds)}, ${RUNS} runs${binE2e.ns}${binE2e.mem}`,
+        `  binary gzip, end to end   ${rates(binE2eGz.summary.events, binE2eGz.seconds)}, ${RUNS} runs${binE2eGz.ns}${binE2eGz.mem}`,
+        `  binary / native, end to end ${(natEnd / median(binE2e.seconds)).toFixed(2)} x, gzip ${(natEnd / median(binE2eGz.seconds)).toFixed(2)} x; binary gzip / text gzip, end to end ${(median(e2e.seconds) / median(binE2eGz.seconds)).toFixed(2)} x; final RSS ${same(binE2e.summary)}, gzip ${same(binE2eGz.summary)}`,
       ].join('\n'),
     );
   }
+}
+
+/**
+ * `ptsim replay FILE --json`, BENCH_RUNS runs: the summary, the times, and the processor time per
+ * event and the peak memory as the end-to-end line prints them.
+ */
+function endToEnd(
+  root: string,
+  file: string,
+  trace: Trace,
+): { summary: Summary; seconds: number[]; ns: string; mem: string } {
+  const seconds: number[] = [];
+  const peaks: number[] = [];
+  const cpu: number[] = [];
+  let summary: Summary | undefined;
+  for (let k = 0; k < RUNS; k++) {
+    const t = ptsim(['replay', file, '--json', ...CORES], root);
+    seconds.push(t.seconds);
+    if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
+    if (t.cpu !== null) cpu.push(t.cpu);
+    summary = JSON.parse(t.r.stdout) as Summary;
+  }
+  const s = summary!;
+  let mem = '';
+  if (peaks.length > 0) {
+    const peak = median(peaks);
+    const base = baseline(root);
+    mem = `; peak memory ${peak.toFixed(0)} MiB`;
+    if (base !== null && trace.liveHeavy && s.liveBlocks > 0)
+      mem += `, ${(((peak - base) * 1048576) / s.liveBlocks).toFixed(0)} bytes per live block (${s.liveBlocks.toLocaleString('en-US')} live, above ${base.toFixed(0)} MiB for a tiny trace)`;
+  }
+  // Processor time per event, both threads: less swayed than the rate by a busy machine.
+  const ns =
+    cpu.length > 0 ? `, ${((median(cpu) * 1e9) / s.events).toFixed(0)} ns of CPU an event` : '';
+  return { summary: s, seconds, ns, mem };
+}
+
+/** The compiled files whose change changes the binary form ptsim writes. */
+const BINARY_WRITER = [
+  'trace/binary.js',
+  'import/native-writer.js',
+  'trace/token-numbers.js',
+  'trace/token-key.js',
+];
+
+/**
+ * The binary form of a trace, plain and gzip-compressed, written by this tree's `ptsim convert
+ * --binary` from the plain text and kept in DIR beside it. Their names carry a digest of the
+ * writer (BINARY_WRITER): a change to the form makes new ones rather than reading stale ones.
+ */
+function binaryForms(trace: Trace): { plain: string; gz: string } {
+  const digest = createHash('sha256');
+  for (const f of BINARY_WRITER) digest.update(readFileSync(join(ROOT, 'dist', f)));
+  const base = join(DIR, basename(trace.plain).replace(/\.trace$/, ''));
+  const plain = `${base}.${digest.digest('hex').slice(0, 10)}.ptb`;
+  const gz = `${plain}.gz`;
+  for (const [out, extra] of [
+    [plain, []],
+    [gz, ['--gzip']],
+  ] as const) {
+    if (existsSync(out)) continue;
+    const t0 = performance.now();
+    // convert writes beside `out` and renames it into place when done.
+    ptsim(['convert', trace.plain, '--binary', ...extra, '-o', out]);
+    console.log(
+      `converted ${basename(trace.plain)} to ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+  }
+  return { plain, gz };
 }
 
 /**
