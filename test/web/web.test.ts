@@ -19,6 +19,8 @@ import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChunkView, HeapView } from '../../src/analysis/heap-view.js';
+import { BinaryTraceEncoder } from '../../src/trace/binary.js';
+import { readTraceText } from '../../src/trace/reader.js';
 import { findChromium } from '../helpers/browser.js';
 import { Browser, type Page } from '../helpers/cdp.js';
 import { inProcess, MAIN, ROOT } from '../helpers/cli.js';
@@ -680,6 +682,15 @@ describe.skipIf(CHROMIUM === undefined)(
       await opened(p, '2-fastbins.trace');
       expect(await p.eval<boolean>(`document.body.classList.contains('dragging')`)).toBe(false);
       await expectShows(p, 'traces/scenarios/2-fastbins.trace', [2, 8]);
+      // The binary form of a trace (here gzip-compressed) opens as its text does.
+      const parts: Uint8Array[] = [];
+      const enc = new BinaryTraceEncoder((b) => parts.push(b.slice()));
+      enc.end(readTraceText(readFileSync('traces/thread-arenas.trace'), 'x', enc).lines);
+      const bin = join(dir, 'thread-arenas.ptb.gz');
+      writeFileSync(bin, gzipSync(Buffer.concat(parts)));
+      await p.pickFiles(FILE_INPUT, [bin]);
+      await opened(p, 'thread-arenas.ptb.gz');
+      await expectShows(p, 'traces/thread-arenas.trace', [3, 2056]);
       expect(p.errors).toEqual([]);
       await p.close();
     }, 60_000);
