@@ -14,7 +14,7 @@
  */
 
 import { arenaForChunk, arenaGet, arenaGetRetry } from './arena.js';
-import { NIL } from './chunks.js';
+import { NIL, St } from './chunks.js';
 import {
   CHUNK_HDR_SZ,
   DEFAULT_MXFAST,
@@ -150,6 +150,23 @@ export function libcFree(s: Process, p: number): void {
     return;
   }
   maybeInitTcache(s);
+  // The common case, _int_free's first way out, without its other checks: a chunk of a size the
+  // tcache holds, not cached already, and room in its bin (freeChecks makes the same choice).
+  const tc = s.thread.tcache;
+  if (tc !== null) {
+    const size = ck.size[p]!;
+    if (size >= MINSIZE) {
+      const idx = csize2tidx(size);
+      if (
+        idx < s.mp.tcacheBins &&
+        ck.state[p] !== St.TCACHE &&
+        tc.counts[idx]! < s.mp.tcacheCount
+      ) {
+        tcachePut(s, tc, p, idx);
+        return;
+      }
+    }
+  }
   intFree(s, arenaForChunk(s, p), p);
 }
 
