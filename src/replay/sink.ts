@@ -196,11 +196,16 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
         ...(opts.otherTrimThresholds !== undefined
           ? { otherTrimThresholds: opts.otherTrimThresholds }
           : {}),
-        // Called once the event is complete, the records after it applied.
-        observe: (ev, r) => {
-          if (observe !== undefined) observe(ev, r);
-          if (ev.index >= stopAfter) throw new StopReplay();
-        },
+        // Called once the event is complete, the records after it applied (only when there is
+        // something to do then: a call per event costs).
+        ...(observe !== undefined || stopAfter !== Number.POSITIVE_INFINITY
+          ? {
+              observe: (ev: TraceEvent, r: Replayer): void => {
+                if (observe !== undefined) observe(ev, r);
+                if (ev.index >= stopAfter) throw new StopReplay();
+              },
+            }
+          : {}),
       });
       replayer = r;
       r.header(h);
