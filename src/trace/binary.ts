@@ -820,6 +820,20 @@ export class BinaryTraceReader {
       for (let k = 0; k < e; k++) times[k] = t += d[k]!;
     } else if (timeW === 8) times = new Float64Array(buf, lay.times, e);
 
+    const wrong = badValues(
+      m,
+      tids,
+      n1s.subarray(0, n1c),
+      n2s,
+      params,
+      sites,
+      inKeys,
+      outKeys,
+      outsc!,
+      times,
+    );
+    if (wrong !== null) throw this.corrupt(at, wrong);
+
     const sink = this.sink;
     const ev = this.ev;
     const texts = m.texts;
@@ -863,6 +877,9 @@ export class BinaryTraceReader {
       ev.time = timeW === 0 ? -1 : times[ei]!;
       ev.tid = tids[ei]!;
       ev.n1 = (f & F_N1) !== 0 ? n1s[a1++]! : 0;
+      // Only mallopt's value may be negative.
+      if (ev.n1 < 0 && (code & OP_MASK) !== Op.mallopt)
+        throw this.corrupt(at, `event ${index} has a negative size`);
       ev.n2 = (f & F_N2) !== 0 ? n2s[a2++]! : 0;
       ev.param = (f & F_PARAM) !== 0 ? params[a3++]! : 0;
       ev.site = (f & F_SITE) !== 0 ? sites[a4++]! : -1;
@@ -980,8 +997,7 @@ export class BinaryTraceReader {
     if (o === null || typeof o !== 'object') throw this.corrupt(at, 'a damaged record');
     switch (code) {
       case HEADER: {
-        if (!Array.isArray(o.env) || !Array.isArray(o.facts))
-          throw this.corrupt(at, 'a damaged header');
+        if (!isHeader(o)) throw this.corrupt(at, 'a damaged header');
         const h: Record<string, unknown> = {};
         for (const [k, v] of Object.entries(o))
           h[k] = k === 'facts' ? new Map(v as Array<[string, string]>) : v;
@@ -990,7 +1006,15 @@ export class BinaryTraceReader {
       }
       case TOUCH: {
         const j = o as unknown as TouchJson;
-        if (!Array.isArray(j.p) || typeof j.k !== 'number' || typeof j.l !== 'number')
+        if (
+          !Array.isArray(j.p) ||
+          j.p.length % 2 !== 0 ||
+          !j.p.every((v) => Number.isSafeInteger(v) && v >= 0) ||
+          !isKey(j.k) ||
+          typeof j.t !== 'string' ||
+          !Number.isSafeInteger(j.i) ||
+          !isCount(j.l)
+        )
           throw this.corrupt(at, 'a damaged touch record');
         const touch = this.touchRec;
         touch.setToken(j.k, j.t);
@@ -1003,7 +1027,11 @@ export class BinaryTraceReader {
       }
       case RSS: {
         const j = o as unknown as RssJson;
-        if (typeof j.l !== 'number' || typeof j.a !== 'number')
+        if (
+          !isCount(j.l) ||
+          ![j.t, j.a, j.h, j.r, j.T].every((v) => typeof v === 'number' && v >= -1) ||
+          typeof j.m !== 'string'
+        )
           throw this.corrupt(at, 'a damaged sample');
         const s = this.rssRec;
         s.line = j.l;
@@ -1017,10 +1045,14 @@ export class BinaryTraceReader {
         return;
       }
       case INCOMPLETE:
-        sink.touchesIncomplete?.(o.l as number, String(o.d));
+        if (!isCount(o.l) || typeof o.d !== 'string')
+          throw this.corrupt(at, 'a damaged touches-incomplete line');
+        sink.touchesIncomplete?.(o.l, o.d);
         return;
       case SITE:
-        sink.site?.(o as unknown as SiteRecord);
+        if (!isSiteRecord(o))
+          throw this.corrupt(at, 'a damaged call stack, mapping or symbol record');
+        sink.site?.(o);
         return;
     }
   }
@@ -1056,5 +1088,114 @@ function badMeta(m: Meta): string | null {
   if (!Array.isArray(m.texts) || !m.texts.every((s) => typeof s === 'string'))
     return 'the texts are damaged';
   if (!Array.isArray(m.recs)) return 'the records are damaged';
+  return null;
+}
+
+/** A key as readers make them: NO_KEY, 0 (NULL) or a pointer's value. */
+function isKey(k: unknown): k is number {
+  return typeof k === 'number' && Number.isSafeInteger(k) && k >= NO_KEY;
+}
+
+const isStrings = (a: unknown, n: number): boolean =>
+  Array.isArray(a) && a.length === n && a.every((x) => typeof x === 'string');
+
+/** Whether a header's parts have the types readers give them. */
+function isHeader(o: Record<string, unknown>): boolean {
+  const pairs = (a: unknown): boolean => Array.isArray(a) && a.every((x) => isStrings(x, 2));
+  if (!pairs(o.env) || !pairs(o.facts)) return false;
+  if (o.nprocs !== undefined && !isCount(o.nprocs)) return false;
+  if (o.touchesRecorded !== undefined && typeof o.touchesRecorded !== 'boolean') return false;
+  if (
+    o.comments !== undefined &&
+    !(Array.isArray(o.comments) && o.comments.every((c) => typeof c === 'string'))
+  )
+    return false;
+  const ti = o.touchesIncomplete as Record<string, unknown> | undefined;
+  if (ti !== undefined && (ti === null || !isCount(ti.line) || typeof ti.detail !== 'string'))
+    return false;
+  return true;
+}
+
+/** Whether a site record has the fields of its kind. */
+function isSiteRecord(o: Record<string, unknown>): o is SiteRecord & Record<string, unknown> {
+  const nums = (a: unknown): boolean =>
+    Array.isArray(a) && a.every((x) => Number.isSafeInteger(x) && (x as number) >= 0);
+  if (!isCount(o.line)) return false;
+  switch (o.kind) {
+    case 'stack':
+      return isCount(o.id) && nums(o.frames);
+    case 'map':
+      return nums([o.start, o.end, o.offset]) && typeof o.path === 'string';
+    case 'sym':
+      return (
+        isCount(o.addr) &&
+        Array.isArray(o.frames) &&
+        o.frames.every(
+          (f: Record<string, unknown> | null) =>
+            f !== null &&
+            typeof f === 'object' &&
+            typeof f.fn === 'string' &&
+            typeof f.file === 'string' &&
+            isCount(f.line),
+        )
+      );
+    default:
+      return false;
+  }
+}
+
+/** The most a size can be: 2^64 - 1, which a double rounds to 2^64. */
+const MAX_SIZE = 2 ** 64;
+
+/**
+ * What is wrong with the values of a block's columns (those a reader of the text could never give:
+ * sizes that are not whole numbers, keys that are no key, ...), or null. Columns of narrow
+ * unsigned integers are right by their type: only the wide ones are looked at.
+ */
+function badValues(
+  m: Meta,
+  tids: Int32Array,
+  n1s: Float64Array,
+  n2s: Float64Array,
+  params: Float64Array,
+  sites: Int32Array,
+  inKeys: Float64Array,
+  outKeys: Float64Array,
+  outs: number,
+  times: Float64Array,
+): string | null {
+  const e = m.e;
+  if (m.tidW === 4) for (let k = 0; k < e; k++) if (tids[k]! < 0) return 'a negative thread number';
+  if (m.n1W === 8)
+    for (let k = 0; k < n1s.length; k++) {
+      const v = n1s[k]!;
+      if (!Number.isInteger(v) || v > MAX_SIZE || v < -MAX_SIZE) return 'a size that is not one';
+    }
+  for (let k = 0; k < n2s.length; k++) {
+    const v = n2s[k]!;
+    if (!Number.isInteger(v) || v < 0 || v > MAX_SIZE) return 'a size that is not one';
+  }
+  for (let k = 0; k < params.length; k++)
+    if (!Number.isSafeInteger(params[k])) return 'a mallopt parameter that is not one';
+  for (let k = 0; k < sites.length; k++) if (sites[k]! < 0) return 'a negative call stack number';
+  for (let k = 0; k < inKeys.length; k++) if (!isKey(inKeys[k])) return 'a key that is not one';
+  if (m.keyW === 8) {
+    for (let k = 0; k < outs; k++)
+      if (!isKey(outKeys[k]) || outKeys[k] === 0) return 'a key that is not one';
+  } else {
+    // High parts below 2^21 make keys below 2^53, whole; -1 only for NO_KEY itself.
+    if (!m.hi.every((h) => h >= -1 && h < 2 ** 21)) return 'a key that is not one';
+    for (let k = 0; k < outs; k++) {
+      const key = outKeys[k]!;
+      if (key === 0 || key < NO_KEY) return 'a key that is not one';
+    }
+  }
+  if (m.timeW === 8)
+    for (let k = 0; k < e; k++) {
+      const t = times[k]!;
+      if (t !== -1 && !(Number.isSafeInteger(t) && t >= 0)) return 'a time that is not one';
+    }
+  else if (m.timeW === 4 && !(Number.isSafeInteger(m.time0) && m.time0 >= 0))
+    return 'a time that is not one';
   return null;
 }

@@ -14,7 +14,9 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openTrace } from '../../src/import/index.js';
+import { ReplayError } from '../../src/replay/replay.js';
 import { replayFile } from '../../src/replay/run-file.js';
+import { isStopReplay, replaySink } from '../../src/replay/sink.js';
 import { BINARY_MAGIC, BinaryTraceEncoder, BinaryTraceReader } from '../../src/trace/binary.js';
 import { readTraceFile, readTraceText } from '../../src/trace/reader.js';
 import { TraceReadError, type TraceSink } from '../../src/trace/types.js';
@@ -300,6 +302,35 @@ describe('a damaged binary trace', () => {
     );
   });
 
+  it('with bytes changed and replayed: what a replay says of a bad trace, never a crash', () => {
+    const small = encode(generateTrace({ seed: 'bin-f', events: 600, touches: true }));
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(small.length - 1), fc.integer({ min: 1, max: 255 })), {
+          minLength: 1,
+          maxLength: 3,
+        }),
+        (flips) => {
+          const bytes = small.slice();
+          for (const [at, x] of flips) bytes[at] = bytes[at]! ^ x;
+          const rs = replaySink('x.ptb');
+          try {
+            const reader = new BinaryTraceReader('x.ptb', rs.sink);
+            reader.push(bytes);
+            reader.finish();
+            rs.replayer?.finish();
+          } catch (e) {
+            // A damaged file, a trace a replay refuses (a free of a token never allocated...), or
+            // glibc's abort: each said in a line. Anything else would be a crash.
+            if (!(e instanceof TraceReadError || e instanceof ReplayError || isStopReplay(e)))
+              throw e;
+          }
+        },
+      ),
+      fcParams({ numRuns: 150 }),
+    );
+  });
+
   it('says what is wrong: another version, bytes after the end, a number no token has', () => {
     const v2 = bin.slice();
     v2[8] = 2;
@@ -320,6 +351,26 @@ describe('a damaged binary trace', () => {
       /^TraceReadError: x\.ptb: damaged binary trace: event 6 takes token number 9, which no live token has \(block at byte 16; 6 events read\)$/,
     );
     expect(r.calls.filter((c) => (c as unknown[])[0] === 'event')).toHaveLength(6);
+  });
+
+  it('refuses values no text gives: a size that is not a whole number, a negative one', () => {
+    // The size 2^33 is kept as a double: made NaN, then -4096, then a malloc's size of -1.
+    const big = Buffer.from(encode(lines('1 malloc 8589934592 0x10', '1 free 0x10')));
+    const word = Buffer.alloc(8);
+    word.writeDoubleLE(2 ** 33);
+    const at = big.indexOf(word);
+    expect(at).toBeGreaterThan(0);
+    const made = (v: number): unknown => {
+      const b = Buffer.from(big);
+      b.writeDoubleLE(v, at);
+      return read(b).error;
+    };
+    expect(String(made(NaN))).toMatch(/damaged binary trace: a size that is not one/);
+    expect(String(made(2.5))).toMatch(/damaged binary trace: a size that is not one/);
+    expect(String(made(-4096))).toMatch(/damaged binary trace: event 0 has a negative size/);
+    // mallopt's value may be negative, as in the text.
+    const opt = both(lines('1 mallopt M_MMAP_THRESHOLD -1', '1 malloc 8589934592 0x10'));
+    expect(opt.binary).toEqual(opt.text);
   });
 
   it('is not taken for text: the magic bytes come first', () => {
