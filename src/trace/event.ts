@@ -47,7 +47,8 @@ export class ReadEvent implements TraceEvent {
     out: {
       enumerable: true,
       get(this: ReadEvent): string {
-        return this.outKey > 0 ? keyedTokenText(this.outKey) : this.#outText;
+        const k = this.outKey;
+        return k > 0 ? keyedTokenText(k) : k === NO_KEY ? this.#outText : NULL_TOKEN;
       },
       set(this: ReadEvent, text: string): void {
         this.setOut(tokenKey(text), text);
@@ -56,7 +57,8 @@ export class ReadEvent implements TraceEvent {
     in: {
       enumerable: true,
       get(this: ReadEvent): string {
-        return this.inKey > 0 ? keyedTokenText(this.inKey) : this.#inText;
+        const k = this.inKey;
+        return k > 0 ? keyedTokenText(k) : k === NO_KEY ? this.#inText : NULL_TOKEN;
       },
       set(this: ReadEvent, text: string): void {
         this.setIn(tokenKey(text), text);
@@ -68,15 +70,18 @@ export class ReadEvent implements TraceEvent {
     Object.defineProperties(this, ReadEvent.#tokenAccessors);
   }
 
-  /** Sets the token the call takes: its key, and its text when the key is NO_KEY. */
+  /**
+   * Sets the token the call takes: its key, and its text when the key is NO_KEY (the text is read
+   * only then, so it is written only then: a store fewer for nearly every event).
+   */
   setIn(key: number, text: string): void {
     this.inKey = key;
-    this.#inText = key === NO_KEY ? text : NULL_TOKEN;
+    if (key === NO_KEY) this.#inText = text;
   }
 
   /** Sets the token the call returns: its key, and its text when the key is NO_KEY. */
   setOut(key: number, text: string): void {
     this.outKey = key;
-    this.#outText = key === NO_KEY ? text : NULL_TOKEN;
+    if (key === NO_KEY) this.#outText = text;
   }
 }
