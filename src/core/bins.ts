@@ -13,7 +13,7 @@
 
 import { NIL, St } from './chunks.js';
 import { inSmallbinRange, largebinIndex, smallbinIndex } from './constants.js';
-import { writeBk, writeBkNext, writeFd, writeFdNext } from './mem.js';
+import { writeBk, writeBkNext, writeFd, writeFdBk, writeFdNext, writeNextsize } from './mem.js';
 import type { Arena, Process } from './state.js';
 
 /** mark_bin */
@@ -33,11 +33,9 @@ export function unlinkChunk(s: Process, p: number): void {
     if (ck.fdNext[fd] === NIL) {
       // The next chunk has the same size: it inherits p's place in the nextsize ring.
       if (ck.fdNext[p] === p) {
-        writeFdNext(s, fd, fd);
-        writeBkNext(s, fd, fd);
+        writeNextsize(s, fd, fd, fd);
       } else {
-        writeFdNext(s, fd, ck.fdNext[p]!);
-        writeBkNext(s, fd, ck.bkNext[p]!);
+        writeNextsize(s, fd, ck.fdNext[p]!, ck.bkNext[p]!);
         writeBkNext(s, ck.fdNext[p]!, fd);
         writeFdNext(s, ck.bkNext[p]!, fd);
       }
@@ -57,12 +55,8 @@ export function insertUnsortedHead(s: Process, av: Arena, p: number, size: numbe
   const ck = s.ck;
   const bck = av.bin(1);
   const fwd = ck.fd[bck]!;
-  writeFd(s, p, fwd);
-  writeBk(s, p, bck);
-  if (!inSmallbinRange(size)) {
-    writeFdNext(s, p, NIL);
-    writeBkNext(s, p, NIL);
-  }
+  writeFdBk(s, p, fwd, bck);
+  if (!inSmallbinRange(size)) writeNextsize(s, p, NIL, NIL);
   writeFd(s, bck, p);
   writeBk(s, fwd, p);
   ck.state[p] = St.BINNED;
@@ -79,8 +73,7 @@ export function insertSmallbinHead(s: Process, av: Arena, p: number, size: numbe
   const bck = av.bin(idx);
   const fwd = ck.fd[bck]!;
   markBin(av, idx);
-  writeBk(s, p, bck);
-  writeFd(s, p, fwd);
+  writeFdBk(s, p, fwd, bck);
   writeFd(s, bck, p);
   writeBk(s, fwd, p);
   ck.state[p] = St.BINNED;
@@ -112,8 +105,7 @@ export function placeInBin(s: Process, av: Arena, victim: number, size: number):
         fwd = bck;
         bck = ck.bk[bck]!;
         const first = ck.fd[fwd]!;
-        writeFdNext(s, victim, first);
-        writeBkNext(s, victim, ck.bkNext[first]!);
+        writeNextsize(s, victim, first, ck.bkNext[first]!);
         writeBkNext(s, first, victim);
         writeFdNext(s, ck.bkNext[victim]!, victim);
       } else {
@@ -121,21 +113,18 @@ export function placeInBin(s: Process, av: Arena, victim: number, size: number):
         if (size === ck.size[fwd]!) {
           fwd = ck.fd[fwd]!;
         } else {
-          writeFdNext(s, victim, fwd);
-          writeBkNext(s, victim, ck.bkNext[fwd]!);
+          writeNextsize(s, victim, fwd, ck.bkNext[fwd]!);
           writeBkNext(s, fwd, victim);
           writeFdNext(s, ck.bkNext[victim]!, victim);
         }
         bck = ck.bk[fwd]!;
       }
     } else {
-      writeFdNext(s, victim, victim);
-      writeBkNext(s, victim, victim);
+      writeNextsize(s, victim, victim, victim);
     }
   }
   markBin(av, victimIndex);
-  writeBk(s, victim, bck);
-  writeFd(s, victim, fwd);
+  writeFdBk(s, victim, fwd, bck);
   writeBk(s, fwd, victim);
   writeFd(s, bck, victim);
   ck.state[victim] = St.BINNED;

@@ -40,8 +40,8 @@ import {
   setHead,
   writeBk,
   writeFd,
-  writeBkNext,
-  writeFdNext,
+  writeFdBk,
+  writeNextsize,
 } from './mem.js';
 import { heapTrim } from './heap.js';
 import { systrim, systrimExtra } from './sysmalloc.js';
@@ -270,13 +270,9 @@ export function mallocConsolidate(s: Process, av: Arena): void {
         const first = ck.fd[unsorted]!;
         writeFd(s, unsorted, p);
         writeBk(s, first, p);
-        if (!inSmallbinRange(size)) {
-          writeFdNext(s, p, NIL);
-          writeBkNext(s, p, NIL);
-        }
+        if (!inSmallbinRange(size)) writeNextsize(s, p, NIL, NIL);
         setHead(s, p, size, PREV_INUSE);
-        writeBk(s, p, unsorted);
-        writeFd(s, p, first);
+        writeFdBk(s, p, first, unsorted);
         setFoot(s, p, size);
         ck.state[p] = St.BINNED;
         ck.bin[p] = 1;

@@ -38,8 +38,8 @@ import {
   setInuseBitAfter,
   writeBk,
   writeFd,
-  writeFdNext,
-  writeBkNext,
+  writeFdBk,
+  writeNextsize,
 } from './mem.js';
 import { sysmalloc } from './sysmalloc.js';
 import { tcacheGet, tcacheInactive, tcacheInitLazy, tcachePut } from './tcache.js';
@@ -150,12 +150,8 @@ export function intMalloc(s: Process, av: Arena | null, bytes: number): number {
         writeBk(s, unsorted, remainder);
         writeFd(s, unsorted, remainder);
         av.lastRemainder = ck.addr[remainder]!;
-        writeBk(s, remainder, unsorted);
-        writeFd(s, remainder, unsorted);
-        if (!inSmallbinRange(remainderSize)) {
-          writeFdNext(s, remainder, NIL);
-          writeBkNext(s, remainder, NIL);
-        }
+        writeFdBk(s, remainder, unsorted, unsorted);
+        if (!inSmallbinRange(remainderSize)) writeNextsize(s, remainder, NIL, NIL);
         setHead(s, victim, nb, PREV_INUSE | aFlag);
         setHead(s, remainder, remainderSize, PREV_INUSE);
         setFoot(s, remainder, remainderSize);

@@ -70,6 +70,27 @@ export function writeBk(s: Process, p: number, v: number): void {
   if (a >= 0) s.kernel.touch(a + 24);
 }
 
+/**
+ * p's fd and bk together: one 16-byte-aligned pair of words, so one page (the touch model sees
+ * the same first write as from two stores).
+ */
+export function writeFdBk(s: Process, p: number, fd: number, bk: number): void {
+  const ck = s.ck;
+  ck.fd[p] = fd;
+  ck.bk[p] = bk;
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 16);
+}
+
+/** p's fd_nextsize and bk_nextsize together (one page, as writeFdBk). */
+export function writeNextsize(s: Process, p: number, fdNext: number, bkNext: number): void {
+  const ck = s.ck;
+  ck.fdNext[p] = fdNext;
+  ck.bkNext[p] = bkNext;
+  const a = ck.addr[p]!;
+  if (a >= 0) s.kernel.touch(a + 32);
+}
+
 export function writeFdNext(s: Process, p: number, v: number): void {
   const ck = s.ck;
   ck.fdNext[p] = v;
