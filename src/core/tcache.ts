@@ -27,10 +27,9 @@ import { newTcache, type Arena, type Process, type Tcache } from './state.js';
 /** tcache_put: caches chunk p in bin idx (writes the entry's key at mem+8 and next at mem+0). */
 export function tcachePut(s: Process, tc: Tcache, p: number, idx: number): void {
   const ck = s.ck;
-  const mem = ck.addr[p]! + 16;
-  s.kernel.touch(mem + 8);
+  // Both words are in one 16-byte-aligned pair, so on one page: touched once.
+  s.kernel.touch(ck.addr[p]! + 16);
   ck.fd[p] = tc.entries[idx]!;
-  s.kernel.touch(mem);
   tc.entries[idx] = p;
   tc.counts[idx]!++;
   ck.state[p] = St.TCACHE;
