@@ -156,6 +156,37 @@ interface RssJson {
   T: number;
 }
 
+/**
+ * The numbering rule of token-numbers.ts, without the tokens: the numbers released (the last on
+ * top) and the next new one. A token returned gets the number released last, or a new one.
+ */
+class NumberRule {
+  private released = new Int32Array(1024);
+  private n = 0;
+  /** Numbers ever given: the next new one. */
+  next = 0;
+
+  /** A taken token gives its number up. */
+  release(id: number): void {
+    if (this.n === this.released.length) {
+      const bigger = new Int32Array(this.n * 2);
+      bigger.set(this.released);
+      this.released = bigger;
+    }
+    this.released[this.n++] = id;
+  }
+
+  /** The number the rule gives the next token returned. */
+  peek(): number {
+    return this.n > 0 ? this.released[this.n - 1]! : this.next;
+  }
+
+  /** Gives it. */
+  take(): number {
+    return this.n > 0 ? this.released[--this.n]! : this.next++;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writing
 
@@ -166,10 +197,8 @@ interface RssJson {
  */
 export class BinaryTraceEncoder implements TraceSink {
   private readonly numbers = new TokenNumbers();
-  /** The numbering rule's state, mirrored: released numbers (last on top) and the next new one. */
-  private released = new Int32Array(1024);
-  private nReleased = 0;
-  private nextNumber = 0;
+  /** The numbering rule's state, mirrored, to tell which numbers the reader will find by it. */
+  private readonly rule = new NumberRule();
 
   private readonly codes = new Uint8Array(BLOCK_ENTRIES);
   private readonly flags = new Uint8Array(BLOCK_ENTRIES);
@@ -255,12 +284,7 @@ export class BinaryTraceEncoder implements TraceSink {
       const id = this.numbers.takeIn(inKey, text);
       this.inIds[c.ins++] = id;
       if (id >= 0) {
-        if (this.nReleased === this.released.length) {
-          const bigger = new Int32Array(this.released.length * 2);
-          bigger.set(this.released);
-          this.released = bigger;
-        }
-        this.released[this.nReleased++] = id;
+        this.rule.release(id);
       } else {
         this.inKeys[c.inKeys++] = inKey;
         if (inKey === NO_KEY) this.texts.push(text);
@@ -274,11 +298,8 @@ export class BinaryTraceEncoder implements TraceSink {
       this.outKeys[c.outs++] = outKey;
       if (outKey === NO_KEY) this.texts.push(text);
       // A number given by the rule is never one a live token holds: any other is written out.
-      const ruled = this.nReleased > 0 ? this.released[this.nReleased - 1]! : this.nextNumber;
-      if (id === ruled) {
-        if (this.nReleased > 0) this.nReleased--;
-        else this.nextNumber++;
-      } else {
+      if (id === this.rule.peek()) this.rule.take();
+      else {
         f |= F_OUT_ID;
         this.outIds[c.outIds++] = id;
       }
@@ -590,10 +611,8 @@ export class BinaryTraceReader {
   private readonly rssRec = new ReadRss();
   private delivered = 0;
 
-  /** The numbering rule's state: released numbers, the next new one; each number's token. */
-  private released = new Int32Array(1024);
-  private nReleased = 0;
-  private next = 0;
+  /** The numbering rule's state, and the token that has each number. */
+  private readonly rule = new NumberRule();
   private idKey = new Float64Array(1024);
   private live = new Uint8Array(1024);
   private readonly idText = new Map<number, string>();
@@ -886,7 +905,7 @@ export class BinaryTraceReader {
       if ((f & F_IN) !== 0) {
         const id = inIds[b++]!;
         if (id >= 0) {
-          if (id >= this.next || this.live[id] === 0)
+          if (id >= this.rule.next || this.live[id] === 0)
             throw this.corrupt(
               at,
               `event ${index} takes token number ${id}, which no live token has`,
@@ -894,7 +913,7 @@ export class BinaryTraceReader {
           const key = this.idKey[id]!;
           ev.setIn(key, key === NO_KEY ? this.idText.get(id)! : NULL_TOKEN);
           this.live[id] = 0;
-          this.release(id);
+          this.rule.release(id);
         } else {
           const key = inKeys[bk++]!;
           ev.setIn(key, key === NO_KEY ? text(texts, t++) : NULL_TOKEN);
@@ -912,7 +931,7 @@ export class BinaryTraceReader {
           id = outIds[oi++]!;
           if (
             id < 0 ||
-            id >= this.next ||
+            id >= this.rule.next ||
             this.live[id] === 0 ||
             this.idKey[id] !== key ||
             (key === NO_KEY && this.idText.get(id) !== s)
@@ -922,7 +941,7 @@ export class BinaryTraceReader {
               `event ${index} returns a token under a number it does not have`,
             );
         } else {
-          id = this.nReleased > 0 ? this.released[--this.nReleased]! : this.next++;
+          id = this.rule.take();
           if (id >= this.live.length) this.grow(id + 1);
           this.idKey[id] = key;
           this.live[id] = 1;
@@ -959,15 +978,6 @@ export class BinaryTraceReader {
     this.n1s = new Float64Array(n);
     this.outKeys = new Float64Array(n);
     this.times = new Float64Array(n);
-  }
-
-  private release(id: number): void {
-    if (this.nReleased === this.released.length) {
-      const bigger = new Int32Array(this.released.length * 2);
-      bigger.set(this.released);
-      this.released = bigger;
-    }
-    this.released[this.nReleased++] = id;
   }
 
   private grow(need: number): void {
