@@ -200,6 +200,7 @@ export class NativeTraceWriter implements TraceSink {
       if (this.encodedBytes >= BLOCK) this.flush();
       return;
     }
+    this.placeSites(ev.line);
     this.buf += eventLine(ev, true) + '\n';
     if (this.buf.length >= BLOCK) this.flush();
   }
@@ -211,6 +212,7 @@ export class NativeTraceWriter implements TraceSink {
 
   touch(rec: TouchRecord): void {
     if (this.encoder !== null) return this.encoder.touch(rec);
+    this.placeSites(rec.line);
     const ranges: string[] = [];
     for (let k = 0; k < rec.ranges; k++) {
       const a = rec.pages[2 * k]!;
@@ -221,14 +223,38 @@ export class NativeTraceWriter implements TraceSink {
     if (this.buf.length >= BLOCK) this.flush();
   }
 
+  /**
+   * A site record is written where it stood in the input, by its line: a reader may deliver one
+   * before the event line just above it (docs/trace-format.md), so it waits for the first line
+   * written that came after it. One without a line (made here, as the symbols of a conversion) is
+   * written at once.
+   */
   site(rec: SiteRecord): void {
     if (this.encoder !== null) return this.encoder.site(rec);
+    if (rec.line > 0) {
+      this.heldSites.push(rec);
+      return;
+    }
+    this.placeSites(Number.POSITIVE_INFINITY);
     this.buf += siteLine(rec) + '\n';
     if (this.buf.length >= BLOCK) this.flush();
   }
 
+  /** Site records held (in input order), each until a line written comes after it. */
+  private heldSites: SiteRecord[] = [];
+
+  /** Writes the held site records that stood before input line `line`. */
+  private placeSites(line: number): void {
+    const held = this.heldSites;
+    if (held.length === 0 || held[0]!.line > line) return;
+    let k = 0;
+    while (k < held.length && held[k]!.line < line) this.buf += siteLine(held[k++]!) + '\n';
+    held.splice(0, k);
+  }
+
   rss(x: RssSample): void {
     if (this.encoder !== null) return this.encoder.rss(x);
+    this.placeSites(x.line);
     let s = x.time >= 0 ? `#:rss @${num(x.time)}` : '#:rss';
     if (x.anon >= 0) s += ` anon=${num(x.anon)}`;
     if (x.total !== undefined && x.total >= 0) s += ` total=${num(x.total)}`;
@@ -240,6 +266,7 @@ export class NativeTraceWriter implements TraceSink {
 
   touchesIncomplete(line: number, detail: string): void {
     if (this.encoder !== null) return this.encoder.touchesIncomplete(line, detail);
+    this.placeSites(line);
     this.buf += incompleteLine(detail);
   }
 
@@ -257,6 +284,7 @@ export class NativeTraceWriter implements TraceSink {
    */
   close(lines?: number): void {
     this.encoder?.end(lines);
+    this.placeSites(Number.POSITIVE_INFINITY);
     this.flush();
     if (this.ownsFd) closeSync(this.fd);
   }

@@ -15,6 +15,7 @@ import { openTrace } from '../../src/import/index.js';
 import { readTraceFile } from '../../src/trace/reader.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
+const ROOT = new URL('../..', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-convert-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -247,6 +248,22 @@ describe('ptsim convert', () => {
       ['event', 1, false],
     ]);
     expect(await samples(output)).toEqual(imported);
+  });
+
+  it('keeps call stack, mapping and symbol records where they stood: converting again changes nothing', async () => {
+    // The reader may deliver such a record before the event line above it; written there, each
+    // pass moved it one event up.
+    const input = join(ROOT, 'traces/sites.trace');
+    const once = join(dir, 'sites-1.trace');
+    const twice = join(dir, 'sites-2.trace');
+    expect((await convert([input, '-o', once])).code).toBe(0);
+    expect((await convert([once, '-o', twice])).code).toBe(0);
+    expect(readFileSync(twice, 'utf8')).toBe(readFileSync(once, 'utf8'));
+    const body = (path: string): string[] =>
+      readFileSync(path, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '' && (!l.startsWith('#') || l.startsWith('#:')));
+    expect(body(once)).toEqual(body(input));
   });
 
   it('writes readable native text, facts of the recording first', async () => {
