@@ -195,6 +195,41 @@ function writeFailure(e: unknown): string {
  * Writes the text trace at `text` in the binary form to `target` (gzip-compressed with `gzip`):
  * the same header, events and records, read back as the text reads.
  */
+/**
+ * Writes the recorded text trace `text` as the binary trace `target`: converted in the work
+ * directory, beside the text, then renamed over the target. A conversion that fails keeps the
+ * recording as text beside the target, and says so (a TraceWriteError).
+ */
+export async function recordedAsBinary(text: string, target: string, gzip: boolean): Promise<void> {
+  const converted = `${text}.ptb`;
+  try {
+    await writeBinaryTrace(text, converted, gzip);
+  } catch (e) {
+    rmSync(converted, { force: true });
+    throw keptAsText(e, text, target);
+  }
+  renameSync(converted, target);
+  unlinkSync(text);
+}
+
+/**
+ * The error of a conversion to the binary form that failed, once the recorded text is moved beside
+ * the target (`NAME.trace` for `NAME.ptb`), so that the recording is not lost.
+ */
+function keptAsText(e: unknown, text: string, target: string): TraceWriteError {
+  const kept = target.replace(/\.ptb(\.gz)?$/, '') + '.trace';
+  let where: string;
+  try {
+    renameSync(text, kept);
+    where = `; the recording is kept as text in ${kept}`;
+  } catch (r) {
+    where = `; the recording could not be kept either (${writeFailure(r)})`;
+  }
+  const why =
+    e instanceof TraceSyntaxError || e instanceof TraceReadError ? e.message : writeFailure(e);
+  return new TraceWriteError(`cannot write the trace ${target} in the binary form: ${why}${where}`);
+}
+
 export async function writeBinaryTrace(text: string, target: string, gzip: boolean): Promise<void> {
   const writer = new NativeTraceWriter(target, gzip, true);
   let lines: number;
@@ -402,11 +437,7 @@ async function finalize(
       // Symbolized once, here, while the program's files are still those it ran with.
       const symbols = stacks ? await symbolizeTrace(f.path) : undefined;
       if (binary) {
-        // Written in the work directory, beside the target, then renamed over it.
-        const converted = `${f.path}.ptb`;
-        await writeBinaryTrace(f.path, converted, gzip);
-        renameSync(converted, target);
-        unlinkSync(f.path);
+        await recordedAsBinary(f.path, target, gzip);
       } else if (gzip) {
         await pipeline(createReadStream(f.path), createGzip(), createWriteStream(target));
         unlinkSync(f.path);
@@ -425,11 +456,6 @@ async function finalize(
       const code = (e as NodeJS.ErrnoException).code;
       if (typeof code === 'string' && (e as NodeJS.ErrnoException).syscall !== undefined)
         throw new TraceWriteError(`cannot write the trace ${writing}: ${writeFailure(e)}`);
-      // The recorder's text could not be read back (a trace that does not parse).
-      if (binary && (e instanceof TraceSyntaxError || e instanceof TraceReadError))
-        throw new TraceWriteError(
-          `cannot write the trace ${writing} in the binary form: ${e.message}`,
-        );
       throw e;
     }
   }

@@ -3,12 +3,12 @@
  * written in the binary form, holds the calls the programs made, and replays as its text does.
  */
 
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recordCommand } from '../../src/cli/record-command.js';
 import { NativeTraceWriter } from '../../src/import/native-writer.js';
-import { writeBinaryTrace } from '../../src/record/session.js';
+import { TraceWriteError, recordedAsBinary, writeBinaryTrace } from '../../src/record/session.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import { BINARY_MAGIC } from '../../src/trace/binary.js';
 import { readTraceFile } from '../../src/trace/reader.js';
@@ -199,6 +199,28 @@ describe('ptsim record --binary', () => {
     const m = await run(['--binary', '-o', missing, '--', program('single')]);
     expect(m.code).toBe(125);
     expect(m.err).toMatch(new RegExp(`^ptsim: cannot write the trace ${missing}: [^\n]*\n$`));
+  });
+});
+
+describe('a conversion to the binary form that fails', () => {
+  it('keeps the recording as text beside the target, and says so in one line', async () => {
+    const dir = scratch('binary-fails');
+    // A text the reader refuses stands for whatever made the conversion fail.
+    const text = join(dir, 'work.trace');
+    writeFileSync(text, '1 malloc 10 a\n1 frobnicate a\n');
+    const target = join(dir, 'app.ptb');
+    const e = await recordedAsBinary(text, target, false).then(
+      () => null,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(TraceWriteError);
+    const kept = join(dir, 'app.trace');
+    expect((e as Error).message).toBe(
+      `cannot write the trace ${target} in the binary form: ${text}:2: unknown operation 'frobnicate' (known: malloc, calloc, realloc, memalign, valloc, pvalloc, free, malloc_trim, mallopt, exit); the recording is kept as text in ${kept}`,
+    );
+    expect(readFileSync(kept, 'utf8')).toBe('1 malloc 10 a\n1 frobnicate a\n');
+    expect(existsSync(target)).toBe(false);
+    expect(readdirSync(dir).sort()).toEqual(['app.trace']);
   });
 });
 
