@@ -21,13 +21,14 @@
  * in: its size (N1), second number (N2), mallopt parameter (PARAM), call stack (SITE), the token it
  * takes (IN) and the token it returns (OUT). A token taken is given by its number, from which the
  * reader knows its key and text (the number was given to that token when it was returned), or,
- * without a number (a pointer never returned, or NULL), by its key. A token returned is given by
- * its key; its number follows the numbering rule (the number released last, or a new one) unless
- * OUT_ID says it is written out (a token returned again while it has a number). Keys are split in
- * a high part (one of at most 255 per block) and 32 low bits when that is possible, else kept as
- * doubles. Times are differences from the event before when they allow, else doubles. The meta
- * part has the widths chosen, the counts of each column, the lines (runs of a constant distance
- * from index to line), the texts of tokens without a key, and the records, which are few.
+ * without a number (a pointer never returned), by its key; NULL is not written at all. A token
+ * returned is given by its key; its number follows the numbering rule (the number released last,
+ * or a new one) unless OUT_ID says it is written out (a token returned again while it has a
+ * number). Keys are split in a high part (one of at most 255 per block) and 32 low bits when that
+ * is possible, else kept as doubles. Sizes take 2 or 4 bytes when they fit, thread numbers 1, 2
+ * or 4; times are differences from the event before when they allow, else doubles. The meta part
+ * has the widths chosen, the counts of each column, the lines (runs of a constant distance from
+ * index to line), the texts of tokens without a key, and the records, which are few.
  */
 
 import { ReadEvent } from './event.js';
