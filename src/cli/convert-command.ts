@@ -17,10 +17,11 @@ import { IMPORT_HELP, IMPORT_OPTIONS, importArgs } from './import-options.js';
 
 export const CONVERT_HELP = `Usage: ptsim convert IN -o OUT [options]
 
-Reads IN, a trace in any format ptsim reads (a native trace, glibc's mtrace log, Firefox's
-logalloc log, ltrace output, heaptrack raw data or a CS:APP malloclab trace; plain or compressed
-with gzip, zstd, xz or bzip2; - reads standard input), and writes it as a native ptsim trace.
-Reading OUT back gives exactly the events ptsim replays from IN.
+Reads IN, a trace in any format ptsim reads (a native trace, text or binary, glibc's mtrace log,
+Firefox's logalloc log, ltrace output, heaptrack raw data or a CS:APP malloclab trace; plain or
+compressed with gzip, zstd, xz or bzip2; - reads standard input), and writes it as a native ptsim
+trace (text, or binary with --binary). Reading OUT back gives exactly the events ptsim replays
+from IN.
 
 Options:
   -o, --output OUT     the native trace to write (- for standard output)

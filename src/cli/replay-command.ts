@@ -22,8 +22,8 @@ import {
 
 const REPLAY_HELP = `Usage: ptsim replay TRACE [options]
 
-Replays TRACE (a ptsim trace or another tool's log, see docs/importing.md; plain or compressed;
-- reads standard input) through a model of glibc 2.36's malloc on x86_64 (or of the release
+Replays TRACE (a ptsim trace, text or binary, or another tool's log, see docs/importing.md; plain
+or compressed; - reads standard input) through a model of glibc 2.36's malloc on x86_64 (or of the release
 --glibc names) and reports where the memory went: resident memory at the end and at its peak, the
 heap, mmapped chunks, mallinfo2, system calls and page faults.
 
