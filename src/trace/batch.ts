@@ -59,17 +59,13 @@ export interface BatchMessage {
 
 export class EventBatch {
   readonly buffer: ArrayBuffer;
-  private readonly n1: Float64Array;
-  private readonly n2: Float64Array;
-  private readonly time: Float64Array;
-  private readonly line: Float64Array;
-  private readonly inKey: Float64Array;
-  private readonly outKey: Float64Array;
-  private readonly tid: Int32Array;
-  private readonly param: Int32Array;
-  private readonly inId: Int32Array;
-  private readonly outId: Int32Array;
-  private readonly site: Int32Array;
+  /**
+   * Each entry's numbers side by side: n1, n2, time, line, in key, out key at 6 * i + 0..5, and
+   * thread, param, in id, out id, site at 5 * i + 0..4 (what one event needs is in a few cache
+   * lines, not in one of each of eleven columns).
+   */
+  private readonly nums: Float64Array;
+  private readonly ints: Int32Array;
   private readonly op: Uint8Array;
   /** Events in the batch. */
   count = 0;
@@ -88,17 +84,8 @@ export class EventBatch {
   constructor(buffer: ArrayBuffer = new ArrayBuffer(BATCH_BYTES)) {
     this.buffer = buffer;
     const n = BATCH_EVENTS;
-    this.n1 = new Float64Array(buffer, 0, n);
-    this.n2 = new Float64Array(buffer, 8 * n, n);
-    this.time = new Float64Array(buffer, 16 * n, n);
-    this.line = new Float64Array(buffer, 24 * n, n);
-    this.inKey = new Float64Array(buffer, 32 * n, n);
-    this.outKey = new Float64Array(buffer, 40 * n, n);
-    this.tid = new Int32Array(buffer, 48 * n, n);
-    this.param = new Int32Array(buffer, 52 * n, n);
-    this.inId = new Int32Array(buffer, 56 * n, n);
-    this.outId = new Int32Array(buffer, 60 * n, n);
-    this.site = new Int32Array(buffer, 64 * n, n);
+    this.nums = new Float64Array(buffer, 0, 6 * n);
+    this.ints = new Int32Array(buffer, 48 * n, 5 * n);
     this.op = new Uint8Array(buffer, 68 * n, n);
   }
 
@@ -135,18 +122,18 @@ export class EventBatch {
     }
     const i = this.count++;
     if (this.events++ === 0) this.firstIndex = ev.index;
-    this.n1[i] = ev.n1;
-    this.n2[i] = ev.n2;
-    this.time[i] = ev.time;
-    this.line[i] = ev.line;
-    this.tid[i] = ev.tid;
-    this.param[i] = ev.param;
+    this.nums[6 * i] = ev.n1;
+    this.nums[6 * i + 1] = ev.n2;
+    this.nums[6 * i + 2] = ev.time;
+    this.nums[6 * i + 3] = ev.line;
+    this.ints[5 * i] = ev.tid;
+    this.ints[5 * i + 1] = ev.param;
     this.op[i] = ev.recordsFollow === true ? FOLLOWED + ev.op : ev.op;
-    this.inKey[i] = ev.inKey;
-    this.outKey[i] = ev.outKey;
-    this.inId[i] = ev.inId;
-    this.outId[i] = ev.outId;
-    this.site[i] = ev.site;
+    this.nums[6 * i + 4] = ev.inKey;
+    this.nums[6 * i + 5] = ev.outKey;
+    this.ints[5 * i + 2] = ev.inId;
+    this.ints[5 * i + 3] = ev.outId;
+    this.ints[5 * i + 4] = ev.site;
     // A token without a key keeps its text: reading it makes no string.
     if (ev.inKey === NO_KEY) this.texts.push(ev.in);
     if (ev.outKey === NO_KEY) this.texts.push(ev.out);
@@ -158,12 +145,12 @@ export class EventBatch {
     const i = this.count++;
     const key = rec.key!;
     this.op[i] = TOUCH;
-    this.line[i] = rec.line;
-    this.inKey[i] = key;
-    this.inId[i] = rec.id ?? -1;
+    this.nums[6 * i + 3] = rec.line;
+    this.nums[6 * i + 4] = key;
+    this.ints[5 * i + 2] = rec.id ?? -1;
     if (key === NO_KEY) this.texts.push(rec.token);
-    this.n1[i] = rec.ranges;
-    this.n2[i] = rec.maxPage;
+    this.nums[6 * i] = rec.ranges;
+    this.nums[6 * i + 1] = rec.maxPage;
     for (let k = 0; k < 2 * rec.ranges; k++) this.pages.push(rec.pages[k]!);
     return this.count >= BATCH_EVENTS - 1;
   }
@@ -172,13 +159,13 @@ export class EventBatch {
   addRss(s: RssSample): boolean {
     const i = this.count++;
     this.op[i] = RSS;
-    this.line[i] = s.line;
-    this.time[i] = s.time;
-    this.n1[i] = s.anon;
-    this.n2[i] = s.heap;
-    this.inKey[i] = s.rec ?? -1;
-    this.outKey[i] = s.total ?? -1;
-    this.param[i] = s.mark === '' ? 0 : 1;
+    this.nums[6 * i + 3] = s.line;
+    this.nums[6 * i + 2] = s.time;
+    this.nums[6 * i] = s.anon;
+    this.nums[6 * i + 1] = s.heap;
+    this.nums[6 * i + 4] = s.rec ?? -1;
+    this.nums[6 * i + 5] = s.total ?? -1;
+    this.ints[5 * i + 1] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
     return this.count >= BATCH_EVENTS - 1;
   }
@@ -187,7 +174,7 @@ export class EventBatch {
   addTouchesIncomplete(line: number, detail: string): boolean {
     const i = this.count++;
     this.op[i] = INCOMPLETE;
-    this.line[i] = line;
+    this.nums[6 * i + 3] = line;
     this.texts.push(detail);
     return this.count >= BATCH_EVENTS - 1;
   }
@@ -220,25 +207,25 @@ export class EventBatch {
       const code = this.op[i]!;
       if (code >= TOUCH) {
         if (code === TOUCH) {
-          const key = this.inKey[i]!;
+          const key = this.nums[6 * i + 4]!;
           touch.setToken(key, key === NO_KEY ? texts[t++]! : NULL_TOKEN);
-          touch.line = this.line[i]!;
-          touch.id = this.inId[i]!;
+          touch.line = this.nums[6 * i + 3]!;
+          touch.id = this.ints[5 * i + 2]!;
           touch.clear();
-          const ranges = this.n1[i]!;
+          const ranges = this.nums[6 * i]!;
           for (let k = 0; k < ranges; k++, p += 2) touch.add(this.pages[p]!, this.pages[p + 1]!);
           sink.touch?.(touch);
         } else if (code === RSS) {
-          rss.line = this.line[i]!;
-          rss.time = this.time[i]!;
-          rss.anon = this.n1[i]!;
-          rss.heap = this.n2[i]!;
-          rss.rec = this.inKey[i]!;
-          rss.total = this.outKey[i]!;
-          rss.mark = this.param[i] === 1 ? texts[t++]! : '';
+          rss.line = this.nums[6 * i + 3]!;
+          rss.time = this.nums[6 * i + 2]!;
+          rss.anon = this.nums[6 * i]!;
+          rss.heap = this.nums[6 * i + 1]!;
+          rss.rec = this.nums[6 * i + 4]!;
+          rss.total = this.nums[6 * i + 5]!;
+          rss.mark = this.ints[5 * i + 1] === 1 ? texts[t++]! : '';
           sink.rss?.(rss);
         } else if (code === INCOMPLETE) {
-          sink.touchesIncomplete?.(this.line[i]!, texts[t++]!);
+          sink.touchesIncomplete?.(this.nums[6 * i + 3]!, texts[t++]!);
         } else if (code === SITE) {
           sink.site?.(this.sites[sp++]!);
         } else if (code === EXACT) {
@@ -253,19 +240,19 @@ export class EventBatch {
         continue;
       }
       ev.index = index++;
-      ev.line = this.line[i]!;
-      ev.time = this.time[i]!;
-      ev.tid = this.tid[i]!;
-      ev.n1 = this.n1[i]!;
-      ev.n2 = this.n2[i]!;
-      ev.param = this.param[i]!;
-      const inKey = this.inKey[i]!;
+      ev.line = this.nums[6 * i + 3]!;
+      ev.time = this.nums[6 * i + 2]!;
+      ev.tid = this.ints[5 * i]!;
+      ev.n1 = this.nums[6 * i]!;
+      ev.n2 = this.nums[6 * i + 1]!;
+      ev.param = this.ints[5 * i + 1]!;
+      const inKey = this.nums[6 * i + 4]!;
       ev.setIn(inKey, inKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
-      const outKey = this.outKey[i]!;
+      const outKey = this.nums[6 * i + 5]!;
       ev.setOut(outKey, outKey === NO_KEY ? texts[t++]! : NULL_TOKEN);
-      ev.inId = this.inId[i]!;
-      ev.outId = this.outId[i]!;
-      ev.site = this.site[i]!;
+      ev.inId = this.ints[5 * i + 2]!;
+      ev.outId = this.ints[5 * i + 3]!;
+      ev.site = this.ints[5 * i + 4]!;
       if (code < FOLLOWED) {
         ev.op = code as OpCode;
         sink.event(ev);
