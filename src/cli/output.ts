@@ -34,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { whenDrained } from '../import/native-writer.js';
+import { writeFailure } from '../trace/source.js';
 import { OutputError } from './errors.js';
 
 /** Characters gathered before a write. */
@@ -81,28 +82,6 @@ function unwatch(): void {
   for (const s of SIGNALS) process.off(s, onSignal);
 }
 
-/** Why a path cannot be written, in words. */
-function reason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  switch (code) {
-    case 'ENOENT':
-      return 'no such directory';
-    case 'ENOTDIR':
-      return 'a part of the path is not a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'read-only file system';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EISDIR':
-      return 'is a directory';
-    default:
-      return e instanceof Error ? e.message : String(e);
-  }
-}
-
 /**
  * A file being written: `fd` is open on a temporary file beside the target (or on the target
  * itself when it is not a regular file), until commit() puts it in place or discard() drops it.
@@ -138,7 +117,7 @@ export class OutputFile {
     try {
       st = statSync(path);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail(reason(e));
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') fail(writeFailure(e));
     }
     if (st?.isDirectory()) fail('is a directory');
     if (st !== undefined && !st.isFile()) {
@@ -147,7 +126,7 @@ export class OutputFile {
       try {
         fd = openSync(path, 'w');
       } catch (e) {
-        fail(reason(e));
+        fail(writeFailure(e));
       }
       return new OutputFile(path, option, true, path, fd);
     }
@@ -155,7 +134,7 @@ export class OutputFile {
       try {
         accessSync(path, fsConstants.W_OK);
       } catch (e) {
-        fail(reason(e));
+        fail(writeFailure(e));
       }
     }
     const tmp = join(
@@ -166,7 +145,7 @@ export class OutputFile {
     try {
       fd = openSync(tmp, 'wx', 0o666);
     } catch (e) {
-      fail(reason(e));
+      fail(writeFailure(e));
     }
     pending.add(tmp);
     watch();
@@ -187,7 +166,7 @@ export class OutputFile {
     try {
       while (off < buf.length) off += writeSync(this.fd, buf, off);
     } catch (e) {
-      throw new OutputError(`${this.option} ${this.path}: cannot write it: ${reason(e)}`);
+      throw new OutputError(`${this.option} ${this.path}: cannot write it: ${writeFailure(e)}`);
     }
   }
 
@@ -201,7 +180,7 @@ export class OutputFile {
       renameSync(this.writePath, this.path);
     } catch (e) {
       this.forget();
-      throw new OutputError(`${this.option} ${this.path}: cannot write it: ${reason(e)}`);
+      throw new OutputError(`${this.option} ${this.path}: cannot write it: ${writeFailure(e)}`);
     }
     this.forget();
   }

@@ -29,6 +29,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { NativeTraceWriter } from '../import/native-writer.js';
 import { streamTraceFile } from '../trace/reader.js';
+import { writeFailure } from '../trace/source.js';
 import { TraceReadError, TraceSyntaxError } from '../trace/types.js';
 import { buildRecorder } from './build.js';
 import { symbolizeTrace, type SymbolizeResult } from './trace-symbols.js';
@@ -168,33 +169,6 @@ export function sideDirectory(output: string): string {
 /** Names of the files this module writes in the side directory (and replaces on the next run). */
 const SIDE_FILE = /^\d+(\.\d+)?\.(trace|ptb)(\.gz)?$/;
 
-/** Why a file could not be written, in words. */
-function writeFailure(e: unknown): string {
-  switch ((e as NodeJS.ErrnoException).code) {
-    case 'ENOENT':
-      return 'no such directory';
-    case 'ENOTDIR':
-      return 'a part of the path is not a directory';
-    case 'EACCES':
-    case 'EPERM':
-      return 'permission denied';
-    case 'EROFS':
-      return 'read-only file system';
-    case 'ENOSPC':
-      return 'no space left on the device';
-    case 'EISDIR':
-      return 'is a directory';
-    case 'EEXIST':
-      return 'a file of that name is in the way';
-    default:
-      return e instanceof Error ? e.message : String(e);
-  }
-}
-
-/**
- * Writes the text trace at `text` in the binary form to `target` (gzip-compressed with `gzip`):
- * the same header, events and records, read back as the text reads.
- */
 /**
  * Writes the recorded text trace `text` as the binary trace `target`: converted in the work
  * directory, beside the text, then renamed over the target. A conversion that fails keeps the
@@ -230,6 +204,10 @@ function keptAsText(e: unknown, text: string, target: string): TraceWriteError {
   return new TraceWriteError(`cannot write the trace ${target} in the binary form: ${why}${where}`);
 }
 
+/**
+ * Writes the text trace at `text` in the binary form to `target` (gzip-compressed with `gzip`):
+ * the same header, events and records, read back as the text reads.
+ */
 export async function writeBinaryTrace(text: string, target: string, gzip: boolean): Promise<void> {
   const writer = new NativeTraceWriter(target, gzip, true);
   let lines: number;

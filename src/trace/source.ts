@@ -92,6 +92,32 @@ function readError(name: string, e: unknown): unknown {
   }
 }
 
+/**
+ * Why a file or directory could not be written, in words (readError's counterpart for outputs:
+ * the command's output files, a recording's traces).
+ */
+export function writeFailure(e: unknown): string {
+  switch ((e as NodeJS.ErrnoException).code) {
+    case 'ENOENT':
+      return 'no such directory';
+    case 'ENOTDIR':
+      return 'a part of the path is not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on the device';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'EEXIST':
+      return 'a file of that name is in the way';
+    default:
+      return e instanceof Error ? e.message : String(e);
+  }
+}
+
 function programMissing(name: string, kind: ByProgram): TraceReadError {
   const program = PROGRAMS[kind];
   return new TraceReadError(
