@@ -5,8 +5,7 @@
 
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordCommand } from '../../src/cli/record-command.js';
+import { describe, expect, it } from 'vitest';
 import { NativeTraceWriter } from '../../src/import/native-writer.js';
 import { TraceWriteError, recordedAsBinary, writeBinaryTrace } from '../../src/record/session.js';
 import { replayFile } from '../../src/replay/run-file.js';
@@ -14,29 +13,12 @@ import { BINARY_MAGIC } from '../../src/trace/binary.js';
 import { readTraceFile } from '../../src/trace/reader.js';
 import type { TraceSink } from '../../src/trace/types.js';
 import type { EventRecord } from '../../src/replay/replay.js';
-import { BUILD, events, logged, program, scratch } from './helpers.js';
+import { events, logged, program, scratch, cacheInBuild, runRecord } from './helpers.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await recordCommand.run(
-    argv,
-    (s) => (out += s),
-    (s) => (err += s),
-  );
-  return { code, out, err };
-}
-
-const savedCache = process.env['XDG_CACHE_HOME'];
-beforeAll(() => {
-  process.env['XDG_CACHE_HOME'] = join(BUILD, 'xdg');
-});
-afterAll(() => {
-  if (savedCache === undefined) delete process.env['XDG_CACHE_HOME'];
-  else process.env['XDG_CACHE_HOME'] = savedCache;
-});
+const run = runRecord;
+cacheInBuild();
 
 function startsWithMagic(path: string): boolean {
   const head = readFileSync(path).subarray(0, BINARY_MAGIC.length);

@@ -6,33 +6,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RECORD_HELP, recordCommand } from '../../src/cli/record-command.js';
+import { describe, expect, it } from 'vitest';
+import { RECORD_HELP } from '../../src/cli/record-command.js';
 import { UsageError } from '../../src/cli/errors.js';
 import { buildRecorder, RecorderBuildError } from '../../src/record/build.js';
-import { BUILD, events, program, scratch } from './helpers.js';
+import { BUILD, events, program, scratch, cacheInBuild, runRecord } from './helpers.js';
 
-async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const code = await recordCommand.run(
-    argv,
-    (s) => (out += s),
-    (s) => (err += s),
-  );
-  return { code, out, err };
-}
-
-// The command builds into the per-user cache: keep it out of the user's home (and put the
-// variable back for the test files that run after this one in the same process).
-const savedCache = process.env['XDG_CACHE_HOME'];
-beforeAll(() => {
-  process.env['XDG_CACHE_HOME'] = join(BUILD, 'xdg');
-});
-afterAll(() => {
-  if (savedCache === undefined) delete process.env['XDG_CACHE_HOME'];
-  else process.env['XDG_CACHE_HOME'] = savedCache;
-});
+const run = runRecord;
+cacheInBuild();
 
 describe('ptsim record', () => {
   it('explains itself', async () => {

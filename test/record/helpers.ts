@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll } from 'vitest';
+import { recordCommand } from '../../src/cli/record-command.js';
 import { buildRecorder } from '../../src/record/build.js';
 import { recordProgram, type RecordOptions, type RecordResult } from '../../src/record/session.js';
 import { runSim, traceEnv } from '../diff/harness.js';
@@ -193,4 +195,34 @@ export function addressCheck(text: string): string | null {
     }
   }
   return null;
+}
+
+/** `ptsim record ARGV` in this process: its exit status and what it printed. */
+export async function runRecord(
+  argv: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await recordCommand.run(
+    argv,
+    (s) => (out += s),
+    (s) => (err += s),
+  );
+  return { code, out, err };
+}
+
+/**
+ * The command builds into the per-user cache: for the calling file's tests it is kept out of the
+ * user's home, in BUILD (and the variable is put back for the test files that run after it in the
+ * same process).
+ */
+export function cacheInBuild(): void {
+  const saved = process.env['XDG_CACHE_HOME'];
+  beforeAll(() => {
+    process.env['XDG_CACHE_HOME'] = join(BUILD, 'xdg');
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env['XDG_CACHE_HOME'];
+    else process.env['XDG_CACHE_HOME'] = saved;
+  });
 }
