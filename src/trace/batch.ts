@@ -202,7 +202,6 @@ export class EventBatch {
     let index = this.firstIndex;
     let p = 0;
     let sp = 0;
-    let exact = false;
     for (let i = 0; i < this.count; i++) {
       const code = this.op[i]!;
       if (code >= TOUCH) {
@@ -233,7 +232,6 @@ export class EventBatch {
           const b = texts[t++]!;
           if (a !== '') ev.exact1 = BigInt(a);
           if (b !== '') ev.exact2 = BigInt(b);
-          exact = true;
         } else {
           sink.recordsEnd?.();
         }
@@ -253,21 +251,8 @@ export class EventBatch {
       ev.inId = this.ints[5 * i + 2]!;
       ev.outId = this.ints[5 * i + 3]!;
       ev.site = this.ints[5 * i + 4]!;
-      if (code < FOLLOWED) {
-        ev.op = code as OpCode;
-        sink.event(ev);
-      } else {
-        // As the reader does: the flag is set only while the sink has the event.
-        ev.op = (code - FOLLOWED) as OpCode;
-        ev.recordsFollow = true;
-        sink.event(ev);
-        ev.recordsFollow = undefined;
-      }
-      if (exact) {
-        // Set only while the sink has the event that has them.
-        ev.exact1 = ev.exact2 = undefined;
-        exact = false;
-      }
+      if (code < FOLLOWED) ev.handTo(sink, code as OpCode, false);
+      else ev.handTo(sink, (code - FOLLOWED) as OpCode, true);
     }
   }
 }

@@ -10,7 +10,7 @@
  */
 
 import { keyedTokenText, NO_KEY, tokenKey } from './token-key.js';
-import { NULL_TOKEN, type OpCode, type TraceEvent } from './types.js';
+import { NULL_TOKEN, type OpCode, type TraceEvent, type TraceSink } from './types.js';
 
 export class ReadEvent implements TraceEvent {
   index = 0;
@@ -83,5 +83,20 @@ export class ReadEvent implements TraceEvent {
   setOut(key: number, text: string): void {
     this.outKey = key;
     if (key === NO_KEY) this.#outText = text;
+  }
+  /**
+   * Hands the event to `sink` as operation `op`, as the readers do: `recordsFollow` set only while
+   * the sink has it (when records follow), and sizes above 2^53 (exact1, exact2), set for this
+   * event only, cleared once it is handed on.
+   */
+  handTo(sink: TraceSink, op: OpCode, followed: boolean): void {
+    this.op = op;
+    if (followed) {
+      this.recordsFollow = true;
+      sink.event(this);
+      this.recordsFollow = undefined;
+    } else sink.event(this);
+    if (this.exact1 !== undefined || this.exact2 !== undefined)
+      this.exact1 = this.exact2 = undefined;
   }
 }
