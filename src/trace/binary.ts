@@ -97,17 +97,11 @@ function align8(n: number): number {
   return (n + 7) & ~7;
 }
 
-/** The counts of the sparse columns of a block, in the order of the columns. */
-interface Counts {
-  n1: number;
-  n2: number;
-  param: number;
-  site: number;
-  ins: number;
-  inKeys: number;
-  outs: number;
-  outIds: number;
-}
+/** The sparse columns of a block, in the order of the columns (and of the meta part's counts). */
+const SPARSE = ['n1', 'n2', 'param', 'site', 'ins', 'inKeys', 'outs', 'outIds'] as const;
+
+/** The counts of the sparse columns of a block. */
+type Counts = Record<(typeof SPARSE)[number], number>;
 
 /** A block's meta part (JSON). */
 interface Meta {
@@ -459,11 +453,17 @@ export class BinaryTraceEncoder implements TraceSink {
 }
 
 function emptyCounts(): Counts {
-  return { n1: 0, n2: 0, param: 0, site: 0, ins: 0, inKeys: 0, outs: 0, outIds: 0 };
+  return countsOf(SPARSE.map(() => 0));
 }
 
+/** The counts as the meta part lists them. */
 function countsList(c: Counts): number[] {
-  return [c.n1, c.n2, c.param, c.site, c.ins, c.inKeys, c.outs, c.outIds];
+  return SPARSE.map((k) => c[k]);
+}
+
+/** The counts of a meta part's list. */
+function countsOf(list: readonly number[]): Counts {
+  return Object.fromEntries(SPARSE.map((k, i) => [k, list[i]!])) as Counts;
 }
 
 /** The narrowest width that holds every thread number (signed 32 bits at most). */
@@ -518,68 +518,33 @@ function timesOf(a: Float64Array, n: number): { timeW: number; time0: number } {
   return deltas ? { timeW: 4, time0: a[0]! } : { timeW: 8, time0: 0 };
 }
 
-/** Where each column of a block starts, from its meta part's length and counts. */
-interface Layout {
-  codes: number;
-  flags: number;
-  tids: number;
-  n1: number;
-  n2: number;
-  param: number;
-  site: number;
-  ins: number;
-  inKeys: number;
-  outs: number;
-  outHi: number;
-  outIds: number;
-  times: number;
-  end: number;
-}
+/** Where each column of a block starts, from its meta part's length and counts; and its end. */
+type Layout = Record<keyof Counts | 'codes' | 'flags' | 'tids' | 'outHi' | 'times' | 'end', number>;
 
 function layout(m: Meta, metaLength: number): Layout {
-  const [n1, n2, param, site, ins, inKeys, outs, outIds] = m.c as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
+  const c = countsOf(m.c);
   let at = align8(4 + metaLength);
   const take = (bytes: number): number => {
     const here = at;
     at = align8(at + bytes);
     return here;
   };
-  const codes = take(m.n);
-  const flags = take(m.e);
-  const tids = take(m.tidW * m.e);
-  const n1At = take(m.n1W * n1);
-  const n2At = take(8 * n2);
-  const paramAt = take(8 * param);
-  const siteAt = take(4 * site);
-  const insAt = take(4 * ins);
-  const inKeysAt = take(8 * inKeys);
-  const outsAt = take((m.keyW === 5 ? 4 : 8) * outs);
-  const outHi = take(m.keyW === 5 ? outs : 0);
-  const outIdsAt = take(4 * outIds);
-  const times = take(m.timeW * m.e);
+  // In the order of the columns: each take() starts where the one before ended.
+  const split = m.keyW === 5;
   return {
-    codes,
-    flags,
-    tids,
-    n1: n1At,
-    n2: n2At,
-    param: paramAt,
-    site: siteAt,
-    ins: insAt,
-    inKeys: inKeysAt,
-    outs: outsAt,
-    outHi,
-    outIds: outIdsAt,
-    times,
+    codes: take(m.n),
+    flags: take(m.e),
+    tids: take(m.tidW * m.e),
+    n1: take(m.n1W * c.n1),
+    n2: take(8 * c.n2),
+    param: take(8 * c.param),
+    site: take(4 * c.site),
+    ins: take(4 * c.ins),
+    inKeys: take(8 * c.inKeys),
+    outs: take((split ? 4 : 8) * c.outs),
+    outHi: take(split ? c.outs : 0),
+    outIds: take(4 * c.outIds),
+    times: take(m.timeW * m.e),
     end: at,
   };
 }
@@ -766,7 +731,7 @@ export class BinaryTraceReader {
     const lay = layout(m, metaLength);
     if (lay.end !== payload.length)
       throw this.corrupt(at, `columns of ${lay.end} bytes in a block of ${payload.length}`);
-    const [n1c, n2c, paramc, sitec, insc, inKeysc, outsc, outIdsc] = m.c;
+    const count = countsOf(m.c);
     const { n, e } = m;
     const codes = new Uint8Array(buf, lay.codes, n);
     const flags = new Uint8Array(buf, lay.flags, e);
@@ -795,8 +760,8 @@ export class BinaryTraceReader {
       if (f & F_OUT) seen.outs++;
       if (f & F_OUT_ID) seen.outIds++;
     }
-    const inIds = new Int32Array(buf, lay.ins, insc);
-    for (let k = 0; k < insc!; k++) if (inIds[k]! < 0) seen.inKeys++;
+    const inIds = new Int32Array(buf, lay.ins, count.ins);
+    for (let k = 0; k < count.ins; k++) if (inIds[k]! < 0) seen.inKeys++;
     if (events !== e || recs !== m.recs.length || countsList(seen).some((v, i) => v !== m.c[i]))
       throw this.corrupt(at, 'the columns do not hold what the events say');
     if (m.runs.length === 0 ? e > 0 : m.runs[0] !== 0)
@@ -809,29 +774,33 @@ export class BinaryTraceReader {
     else if (m.tidW === 2) tids.set(new Uint16Array(buf, lay.tids, e));
     else tids.set(new Int32Array(buf, lay.tids, e));
     let n1s: Float64Array;
-    if (m.n1W === 8) n1s = new Float64Array(buf, lay.n1, n1c);
+    if (m.n1W === 8) n1s = new Float64Array(buf, lay.n1, count.n1);
     else {
       n1s = this.n1s;
-      n1s.set(m.n1W === 2 ? new Uint16Array(buf, lay.n1, n1c) : new Uint32Array(buf, lay.n1, n1c));
+      n1s.set(
+        m.n1W === 2
+          ? new Uint16Array(buf, lay.n1, count.n1)
+          : new Uint32Array(buf, lay.n1, count.n1),
+      );
     }
-    const n2s = new Float64Array(buf, lay.n2, n2c);
-    const params = new Float64Array(buf, lay.param, paramc);
-    const sites = new Int32Array(buf, lay.site, sitec);
-    const inKeys = new Float64Array(buf, lay.inKeys, inKeysc);
+    const n2s = new Float64Array(buf, lay.n2, count.n2);
+    const params = new Float64Array(buf, lay.param, count.param);
+    const sites = new Int32Array(buf, lay.site, count.site);
+    const inKeys = new Float64Array(buf, lay.inKeys, count.inKeys);
     let outKeys: Float64Array;
-    if (m.keyW === 8) outKeys = new Float64Array(buf, lay.outs, outsc);
+    if (m.keyW === 8) outKeys = new Float64Array(buf, lay.outs, count.outs);
     else {
       outKeys = this.outKeys;
-      const lo = new Uint32Array(buf, lay.outs, outsc);
-      const idx = new Uint8Array(buf, lay.outHi, outsc);
+      const lo = new Uint32Array(buf, lay.outs, count.outs);
+      const idx = new Uint8Array(buf, lay.outHi, count.outs);
       const hi = m.hi;
-      for (let k = 0; k < outsc!; k++) {
+      for (let k = 0; k < count.outs; k++) {
         const h = hi[idx[k]!];
         if (h === undefined) throw this.corrupt(at, 'a key with no high part');
         outKeys[k] = h * TWO32 + lo[k]!;
       }
     }
-    const outIds = new Int32Array(buf, lay.outIds, outIdsc);
+    const outIds = new Int32Array(buf, lay.outIds, count.outIds);
     const timeW = m.timeW;
     let times: Float64Array = this.times;
     if (timeW === 4) {
@@ -843,13 +812,13 @@ export class BinaryTraceReader {
     const wrong = badValues(
       m,
       tids,
-      n1s.subarray(0, n1c),
+      n1s.subarray(0, count.n1),
       n2s,
       params,
       sites,
       inKeys,
       outKeys,
-      outsc!,
+      count.outs,
       times,
     );
     if (wrong !== null) throw this.corrupt(at, wrong);
@@ -874,14 +843,13 @@ export class BinaryTraceReader {
     let oi = 0;
     let t = 0;
     let r = 0;
-    let exact = false;
     for (let k = 0; k < n; k++) {
       const code = codes[k]!;
       if (code >= RECORD) {
         if (code === RECORDS_END) sink.recordsEnd?.();
         else {
           const rec = recList[r++];
-          if (code === EXACT) exact = this.exact(rec, at);
+          if (code === EXACT) this.exact(rec, at);
           else this.deliverRecord(code, rec, at);
         }
         continue;
@@ -957,19 +925,8 @@ export class BinaryTraceReader {
       ei++;
       index++;
       this.delivered++;
-      if (code < FOLLOWED) {
-        ev.op = code as OpCode;
-        sink.event(ev);
-      } else {
-        ev.op = (code - FOLLOWED) as OpCode;
-        ev.recordsFollow = true;
-        sink.event(ev);
-        ev.recordsFollow = undefined;
-      }
-      if (exact) {
-        ev.exact1 = ev.exact2 = undefined;
-        exact = false;
-      }
+      if (code < FOLLOWED) ev.handTo(sink, code as OpCode, false);
+      else ev.handTo(sink, (code - FOLLOWED) as OpCode, true);
     }
     if (t !== texts.length) throw this.corrupt(at, 'texts left over');
   }
@@ -993,13 +950,12 @@ export class BinaryTraceReader {
   }
 
   /** An EXACT record: the next event's exact sizes. */
-  private exact(rec: unknown, at: number): boolean {
+  private exact(rec: unknown, at: number): void {
     if (!Array.isArray(rec) || rec.length !== 2 || !rec.every((s) => /^\d*$/.test(String(s))))
       throw this.corrupt(at, 'a damaged exact size');
     const [a, b] = rec as [string, string];
     if (a !== '') this.ev.exact1 = BigInt(a);
     if (b !== '') this.ev.exact2 = BigInt(b);
-    return true;
   }
 
   private deliverRecord(code: number, rec: unknown, at: number): void {
