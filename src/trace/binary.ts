@@ -558,6 +558,34 @@ export interface BinaryReadResult {
   lines: number;
 }
 
+/** An empty list of texts, or of records, whose array kind is that of a list with some. */
+const NO_TEXTS: string[] = [''];
+NO_TEXTS.pop();
+const NO_RECS: unknown[] = [{}];
+NO_RECS.pop();
+
+/** A block's columns, checked, each of one type, as BinaryTraceReader.deliverBlock reads them. */
+class BlockColumns {
+  codes: Uint8Array = new Uint8Array(0);
+  flags: Uint8Array = new Uint8Array(0);
+  tids: Int32Array = new Int32Array(0);
+  n1s: Float64Array = new Float64Array(0);
+  n2s: Float64Array = new Float64Array(0);
+  params: Float64Array = new Float64Array(0);
+  sites: Int32Array = new Int32Array(0);
+  inIds: Int32Array = new Int32Array(0);
+  inKeys: Float64Array = new Float64Array(0);
+  outKeys: Float64Array = new Float64Array(0);
+  outIds: Int32Array = new Int32Array(0);
+  times: Float64Array = new Float64Array(0);
+  timeW = 0;
+  first = 0;
+  n = 0;
+  runs: Float64Array = new Float64Array(0);
+  texts = NO_TEXTS;
+  recs = NO_RECS;
+}
+
 /**
  * Reads a binary trace pushed to it in pieces of any size, delivering to `sink` what the text
  * would have delivered. A damaged file is a TraceReadError naming the file and the byte where the
@@ -588,6 +616,7 @@ export class BinaryTraceReader {
   private n1s = new Float64Array(BLOCK_ENTRIES);
   private outKeys = new Float64Array(BLOCK_ENTRIES);
   private times = new Float64Array(BLOCK_ENTRIES);
+  private readonly cols = new BlockColumns();
 
   constructor(
     private readonly name: string,
@@ -823,15 +852,43 @@ export class BinaryTraceReader {
     );
     if (wrong !== null) throw this.corrupt(at, wrong);
 
+    const cols = this.cols;
+    cols.codes = codes;
+    cols.flags = flags;
+    cols.tids = tids;
+    cols.n1s = n1s;
+    cols.n2s = n2s;
+    cols.params = params;
+    cols.sites = sites;
+    cols.inIds = inIds;
+    cols.inKeys = inKeys;
+    cols.outKeys = outKeys;
+    cols.outIds = outIds;
+    cols.times = times;
+    cols.timeW = timeW;
+    cols.first = m.first;
+    cols.n = n;
+    cols.runs = Float64Array.from(m.runs);
+    cols.texts = m.texts.length > 0 ? m.texts : NO_TEXTS;
+    cols.recs = m.recs.length > 0 ? m.recs : NO_RECS;
+    this.deliverBlock(cols, at);
+  }
+
+  /**
+   * Delivers a block's entries, checked by readBlock. Kept apart from readBlock, whose meta part
+   * (JSON, whose arrays differ in kind from block to block) would otherwise send this loop, with
+   * the replay inlined into it, back to the interpreter time and again while the compiler warms up.
+   */
+  private deliverBlock(cols: BlockColumns, at: number): void {
+    const { codes, flags, tids, n1s, n2s, params, sites, inIds, inKeys, outKeys, outIds } = cols;
+    const { times, timeW, texts, runs, n } = cols;
+    const recList = cols.recs;
     const sink = this.sink;
     const ev = this.ev;
-    const texts = m.texts;
-    const recList = m.recs;
-    const runs = m.runs;
     let run = 0;
     let delta = runs[1]!;
     let nextRun = runs.length > 2 ? runs[2]! : Infinity;
-    let index = m.first;
+    let index = cols.first;
     let ei = 0;
     let a1 = 0;
     let a2 = 0;
@@ -925,8 +982,8 @@ export class BinaryTraceReader {
       ei++;
       index++;
       this.delivered++;
-      if (code < FOLLOWED) ev.handTo(sink, code as OpCode, false);
-      else ev.handTo(sink, (code - FOLLOWED) as OpCode, true);
+      // One call for both: a second call site would be one more the compiler must learn.
+      ev.handTo(sink, (code & OP_MASK) as OpCode, code >= FOLLOWED);
     }
     if (t !== texts.length) throw this.corrupt(at, 'texts left over');
   }
