@@ -7,33 +7,27 @@
 
 import { readFileSync } from 'node:fs';
 import type { Command, Print } from './command.js';
-import { compareCommand } from './compare-command.js';
-import { convertCommand } from './convert-command.js';
 import { UsageError } from './errors.js';
-import { explainCommand } from './explain-command.js';
-import { recordCommand } from './record-command.js';
-import { replayCommand } from './replay-command.js';
-import { reportCommand } from './report-command.js';
 import { modelledVersions } from './settings-options.js';
-import { showCommand } from './show-command.js';
-import { stepCommand } from './step-command.js';
-import { statsCommand } from './stats-command.js';
-import { sweepCommand } from './sweep-command.js';
-import { webCommand } from './web-command.js';
 
-const COMMANDS: readonly Command[] = [
-  replayCommand,
-  explainCommand,
-  compareCommand,
-  sweepCommand,
-  reportCommand,
-  showCommand,
-  stepCommand,
-  webCommand,
-  recordCommand,
-  statsCommand,
-  convertCommand,
-];
+/**
+ * The subcommands, each loaded when it is run: a command needs only its own part of ptsim, and
+ * loading all of them would cost every command's start (a replay's among them) several times as
+ * many modules.
+ */
+const COMMANDS: Readonly<Record<string, () => Promise<Command>>> = {
+  replay: async () => (await import('./replay-command.js')).replayCommand,
+  explain: async () => (await import('./explain-command.js')).explainCommand,
+  compare: async () => (await import('./compare-command.js')).compareCommand,
+  sweep: async () => (await import('./sweep-command.js')).sweepCommand,
+  report: async () => (await import('./report-command.js')).reportCommand,
+  show: async () => (await import('./show-command.js')).showCommand,
+  step: async () => (await import('./step-command.js')).stepCommand,
+  web: async () => (await import('./web-command.js')).webCommand,
+  record: async () => (await import('./record-command.js')).recordCommand,
+  stats: async () => (await import('./stats-command.js')).statsCommand,
+  convert: async () => (await import('./convert-command.js')).convertCommand,
+};
 
 const HELP = `Usage: ptsim COMMAND [options]
 
@@ -64,7 +58,8 @@ ltrace, heaptrack --raw, malloclab (docs/importing.md); gzip/zstd/xz/bzip2 are r
 /** Runs `ptsim ARGV...`; returns the exit status. */
 export async function ptsim(argv: string[], out: Print, err: Print): Promise<number> {
   const [name, ...rest] = argv;
-  const command = COMMANDS.find((c) => c.name === name);
+  const load = name !== undefined && Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  let command: Command | undefined;
   try {
     switch (name) {
       case undefined:
@@ -83,7 +78,8 @@ export async function ptsim(argv: string[], out: Print, err: Print): Promise<num
         return 0;
       }
     }
-    if (command === undefined) throw new UsageError(`unknown command '${name}'`);
+    if (load === undefined) throw new UsageError(`unknown command '${name}'`);
+    command = await load();
     return await command.run(rest, out, err);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
