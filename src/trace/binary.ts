@@ -617,6 +617,8 @@ export class BinaryTraceReader {
   private outKeys = new Float64Array(BLOCK_ENTRIES);
   private times = new Float64Array(BLOCK_ENTRIES);
   private readonly cols = new BlockColumns();
+  /** Holds the block being read (consume). */
+  private blockBuf = new ArrayBuffer(1 << 16);
 
   constructor(
     private readonly name: string,
@@ -707,9 +709,13 @@ export class BinaryTraceReader {
         throw this.corrupt(at, `a block of ${length} bytes, not a multiple of 8`);
       if (length > 1 << 30) throw this.corrupt(at, `a block of ${length} bytes`);
       if (have < BLOCK_HEADER + length) return;
-      // A copy, at the start of a buffer of its own: the columns are views into it.
+      // A copy, at the start of the reader's block buffer (the columns are views into it, read
+      // before the next block is): not a buffer of its own per block, whose allocation, pages and
+      // collection cost more than reading the block.
       const s = this.start + BLOCK_HEADER;
-      const payload = this.buf.slice(s, s + length);
+      if (length > this.blockBuf.byteLength) this.blockBuf = new ArrayBuffer(grownSize(length));
+      const payload = new Uint8Array(this.blockBuf, 0, length);
+      payload.set(this.buf.subarray(s, s + length));
       this.skip(BLOCK_HEADER + length);
       if (kind === BLOCK_END_KIND) this.readEnd(payload, at);
       else this.readBlock(payload, at);
@@ -1080,6 +1086,13 @@ export class BinaryTraceReader {
         return;
     }
   }
+}
+
+/** A power of two of at least n bytes. */
+function grownSize(n: number): number {
+  let size = 1 << 16;
+  while (size < n) size *= 2;
+  return size;
 }
 
 function text(texts: string[], t: number): string {
