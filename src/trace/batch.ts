@@ -79,6 +79,8 @@ export class EventBatch {
   sites: SiteRecord[] = [];
   /** Events in the batch (count counts the records too). */
   private events = 0;
+  /** Entries from which the batch counts as full (at most BATCH_EVENTS - 1: `add` may add two). */
+  limit = BATCH_EVENTS - 1;
 
   /** An empty batch, or a view of the columns of a received one. */
   constructor(buffer: ArrayBuffer = new ArrayBuffer(BATCH_BYTES)) {
@@ -137,7 +139,7 @@ export class EventBatch {
     // A token without a key keeps its text: reading it makes no string.
     if (ev.inKey === NO_KEY) this.texts.push(ev.in);
     if (ev.outKey === NO_KEY) this.texts.push(ev.out);
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /** Appends a copy of a touch record (the reader's, whose key is always set). Returns true when the batch is full. */
@@ -152,7 +154,7 @@ export class EventBatch {
     this.nums[6 * i] = rec.ranges;
     this.nums[6 * i + 1] = rec.maxPage;
     for (let k = 0; k < 2 * rec.ranges; k++) this.pages.push(rec.pages[k]!);
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /** Appends a copy of a sample. Returns true when the batch is full. */
@@ -167,7 +169,7 @@ export class EventBatch {
     this.nums[6 * i + 5] = s.total ?? -1;
     this.ints[5 * i + 1] = s.mark === '' ? 0 : 1;
     if (s.mark !== '') this.texts.push(s.mark);
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /** Appends a `# touches incomplete from here` line. Returns true when the batch is full. */
@@ -176,20 +178,20 @@ export class EventBatch {
     this.op[i] = INCOMPLETE;
     this.nums[6 * i + 3] = line;
     this.texts.push(detail);
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /** Appends a site record. Returns true when the batch is full. */
   addSite(rec: SiteRecord): boolean {
     this.op[this.count++] = SITE;
     this.sites.push(rec);
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /** Appends the end of a run of records. Returns true when the batch is full. */
   addRecordsEnd(): boolean {
     this.op[this.count++] = RECORDS_END;
-    return this.count >= BATCH_EVENTS - 1;
+    return this.count >= this.limit;
   }
 
   /**

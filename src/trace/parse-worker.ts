@@ -70,8 +70,16 @@ parentPort!.on('message', (b: ArrayBuffer) => spare.push(b));
 // The buffers coming back do not keep the worker alive once the trace is read.
 parentPort!.unref();
 
+/**
+ * The first batches are smaller: the replaying thread starts sooner, and warms its compiler up on
+ * them while this thread parses on.
+ */
+const FIRST_LIMITS = [255, 1023, 4095];
+
 class BatchingSink implements TraceSink {
-  private batch = new EventBatch();
+  private batch = withLimit(new EventBatch(), 0);
+  /** Batches sent. */
+  private sent = 0;
   /** The copy of the trace kept for the parent (ParseWorkerInput.keep). */
   readonly kept = keep !== undefined ? new TraceStore(keep) : null;
 
@@ -121,8 +129,14 @@ class BatchingSink implements TraceSink {
     }
     Atomics.add(inFlight, 0, 1);
     send(this.batch.message(), [this.batch.buffer]);
-    this.batch = new EventBatch(spare.pop());
+    this.batch = withLimit(new EventBatch(spare.pop()), ++this.sent);
   }
+}
+
+/** The batch, full from the size the n-th batch sent (from 0) has. */
+function withLimit(b: EventBatch, n: number): EventBatch {
+  if (n < FIRST_LIMITS.length) b.limit = FIRST_LIMITS[n]!;
+  return b;
 }
 
 const sink = new BatchingSink();
