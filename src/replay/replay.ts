@@ -283,6 +283,8 @@ export class Replayer implements TraceSink {
   /** The event run and not yet complete (records follow it), and the block it returned. */
   private pending: TraceEvent | null = null;
   private pendingBlock = NO_BLOCK;
+  /** ReplayOptions.checkLevel. */
+  private readonly checkLevel: 0 | 1 | 2;
 
   constructor(
     readonly file: string,
@@ -293,6 +295,7 @@ export class Replayer implements TraceSink {
     this.process = new Process(this.kernel, profile);
     this.process.env = opts.env ?? [];
     this.process.ncores = opts.cores ?? 2;
+    this.checkLevel = opts.checkLevel ?? 0;
   }
 
   /** Trace header facts are applied by the caller (which merges them with its own options). */
@@ -342,25 +345,29 @@ export class Replayer implements TraceSink {
     const s = this.process;
     s.eventIndex = ev.index;
     this.lastIndex = ev.index;
-    this.selectThread(ev);
+    if (ev.tid === this.lastTid) s.thread = this.lastThread!;
+    else this.selectThread(ev);
     let p: number;
     try {
       p = this.run(ev);
     } catch (e) {
-      if (e instanceof GlibcAbort) {
-        this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
-        return;
-      }
-      throw e;
+      this.stopAt(ev, e);
+      return;
     }
     this.events++;
-    if (this.opts.checkLevel) checkProcess(s, this.opts.checkLevel);
+    if (this.checkLevel !== 0) checkProcess(s, this.checkLevel);
     if (ev.recordsFollow === true) {
       this.pending = ev;
       this.pendingBlock = p;
       return;
     }
     this.complete(ev, p);
+  }
+
+  /** An event's call threw: glibc's abort is recorded, anything else passed on. */
+  private stopAt(ev: TraceEvent, e: unknown): void {
+    if (!(e instanceof GlibcAbort)) throw e;
+    this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
   }
 
   /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
@@ -484,13 +491,9 @@ export class Replayer implements TraceSink {
     this.measured.add(this.lastIndex, sample);
   }
 
+  /** The thread of an event that does not come from the thread of the event before. */
   private selectThread(ev: TraceEvent): void {
     const s = this.process;
-    // Most events come from the thread of the event before: nothing to look up.
-    if (ev.tid === this.lastTid) {
-      s.thread = this.lastThread!;
-      return;
-    }
     if (this.mainTid < 0) this.mainTid = ev.tid;
     let th = s.threads.get(ev.tid);
     if (th === undefined || this.exited.has(ev.tid)) {

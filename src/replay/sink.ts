@@ -164,6 +164,12 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
   let tee = opts.tee;
   const stopAfter = opts.stopAfter ?? Number.POSITIVE_INFINITY;
   const sites = opts.sites;
+  // Out of line: the compiler inlines the event path into the reader's loop within a budget of
+  // code, which a rare path would spend.
+  const stopAtAbort = (ev: TraceEvent, r: Replayer): never => {
+    if (observe !== undefined) observe(ev, r);
+    throw new StopReplay();
+  };
   const sink: TraceSink = {
     header(h: TraceHeader): void {
       tee?.header(h);
@@ -216,10 +222,7 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       // Before the event runs: an observer of this event may look its block's stack up.
       if (sites !== undefined) sites.noteEvent(ev);
       r.event(ev);
-      if (r.aborted) {
-        if (observe !== undefined) observe(ev, r);
-        throw new StopReplay();
-      }
+      if (r.aborted) stopAtAbort(ev, r);
     },
     touch: (rec) => {
       tee?.touch?.(rec);
