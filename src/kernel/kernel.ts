@@ -230,22 +230,24 @@ export class Kernel {
    * into the break area: that case is a bit test and nothing else.
    */
   touch(addr: number): void {
+    // Only the common ways are written here: touch() is inlined into every store the allocator
+    // makes, within a budget of code per compiled function, which anything else would spend.
     if (addr < this.brkEnd && addr >= this.brkBase) {
-      if (this.brkPages.set(Math.floor((addr - this.brkPageBase) * PAGE_FRACTION)) !== 0) {
-        this.residentPages++;
-        this.pageFaults++;
-      }
+      if (this.brkPages.set(Math.floor((addr - this.brkPageBase) * PAGE_FRACTION)) !== 0)
+        this.faulted();
     } else if (addr < this.hitEnd && addr >= this.hitStart) {
-      if (this.hitPages.set(Math.floor((addr - this.hitStart) * PAGE_FRACTION)) !== 0) {
-        this.residentPages++;
-        this.pageFaults++;
-      }
-    } else {
-      this.touchMapping(addr);
-    }
+      if (this.hitPages.set(Math.floor((addr - this.hitStart) * PAGE_FRACTION)) !== 0)
+        this.faulted();
+    } else this.touchMapping(addr);
   }
 
-  /** touch() outside the break area, kept out of line so that touch() inlines into its callers. */
+  /** A page written for the first time. */
+  private faulted(): void {
+    this.residentPages++;
+    this.pageFaults++;
+  }
+
+  /** touch() outside the break area. */
   private touchMapping(addr: number): void {
     const m = this.findMapping(addr);
     if (m === null)
