@@ -261,26 +261,22 @@ export class Kernel {
   touchRange(addr: number, len: number): void {
     if (len <= 0) return;
     const end = addr + len;
-    if (addr >= this.brkBase && end <= this.brkEnd) {
-      // Nearly every write: kept inline (writePages is the same for any region).
-      const base = this.brkPageBase;
-      const first = Math.floor((addr - base) * PAGE_FRACTION);
-      const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
-      const n = first === last ? this.brkPages.set(first) : this.brkPages.setRange(first, last + 1);
-      this.residentPages += n;
-      this.pageFaults += n;
-      return;
-    }
-    if (addr >= this.hitStart && end <= this.hitEnd) {
+    // The common ways inline, the rest out of line (as touch()).
+    if (addr >= this.brkBase && end <= this.brkEnd)
+      this.writePages(this.brkPages, this.brkPageBase, addr, end);
+    else if (addr >= this.hitStart && end <= this.hitEnd)
       this.writePages(this.hitPages, this.hitStart, addr, end);
-      return;
-    }
+    else this.touchRangeElsewhere(addr, end);
+  }
+
+  /** touchRange() of bytes [addr, end) neither all in the break area nor in the last mapping hit. */
+  private touchRangeElsewhere(addr: number, end: number): void {
     // A range may cross from one region into an adjacent one (heap mappings are contiguous).
     let a = addr;
     while (a < end) {
       if (a >= this.brkBase && a < this.brkEnd) {
         const stop = Math.min(end, this.brkEnd);
-        this.touchRange(a, stop - a);
+        this.writePages(this.brkPages, this.brkPageBase, a, stop);
         a = stop;
         continue;
       }
@@ -298,8 +294,10 @@ export class Kernel {
     const first = Math.floor((addr - base) * PAGE_FRACTION);
     const last = Math.floor((end - 1 - base) * PAGE_FRACTION);
     const n = first === last ? pages.set(first) : pages.setRange(first, last + 1);
-    this.residentPages += n;
-    this.pageFaults += n;
+    if (n !== 0) {
+      this.residentPages += n;
+      this.pageFaults += n;
+    }
   }
 
   // ---------------------------------------------------------------- queries
