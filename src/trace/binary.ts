@@ -558,6 +558,44 @@ export interface BinaryReadResult {
   lines: number;
 }
 
+/**
+ * A checked meta part in an object of one shape, whose lists are each of one kind of array (JSON
+ * gives an empty list, a list of small integers and one of larger numbers, strings or objects
+ * each a kind of its own).
+ */
+function stableMeta(m: Meta): Meta {
+  return {
+    first: m.first,
+    n: m.n,
+    e: m.e,
+    tidW: m.tidW,
+    n1W: m.n1W,
+    keyW: m.keyW,
+    hi: doubles(m.hi),
+    timeW: m.timeW,
+    time0: m.time0,
+    c: doubles(m.c),
+    runs: doubles(m.runs),
+    texts: m.texts.length > 0 ? m.texts : NO_TEXTS,
+    recs: m.recs.length > 0 ? m.recs : NO_RECS,
+  };
+}
+
+/** Whether counts are those of a meta part's list. */
+function sameCounts(c: Counts, list: readonly number[]): boolean {
+  const mine = countsList(c);
+  for (let i = 0; i < mine.length; i++) if (mine[i] !== list[i]) return false;
+  return true;
+}
+
+/** A copy of a list of numbers as an array of doubles, whatever the numbers are. */
+function doubles(a: readonly number[]): number[] {
+  const out = [0.5];
+  out.pop();
+  for (const v of a) out.push(v);
+  return out;
+}
+
 /** An empty list of texts, or of records, whose array kind is that of a list with some. */
 const NO_TEXTS: string[] = [''];
 NO_TEXTS.pop();
@@ -763,6 +801,17 @@ export class BinaryTraceReader {
     }
     const bad = badMeta(m);
     if (bad !== null) throw this.corrupt(at, bad);
+    this.readColumns(payload, stableMeta(m), metaLength, at);
+  }
+
+  /**
+   * readBlock's checks of a block's columns against its meta part, and their delivery: apart from
+   * readBlock, whose reads of the JSON meta part (objects and arrays whose shapes differ from block
+   * to block) send its compiled code back to the interpreter now and then, which these loops would
+   * share.
+   */
+  private readColumns(payload: Uint8Array, m: Meta, metaLength: number, at: number): void {
+    const buf = payload.buffer;
     const lay = layout(m, metaLength);
     if (lay.end !== payload.length)
       throw this.corrupt(at, `columns of ${lay.end} bytes in a block of ${payload.length}`);
@@ -797,7 +846,7 @@ export class BinaryTraceReader {
     }
     const inIds = new Int32Array(buf, lay.ins, count.ins);
     for (let k = 0; k < count.ins; k++) if (inIds[k]! < 0) seen.inKeys++;
-    if (events !== e || recs !== m.recs.length || countsList(seen).some((v, i) => v !== m.c[i]))
+    if (events !== e || recs !== m.recs.length || !sameCounts(seen, m.c))
       throw this.corrupt(at, 'the columns do not hold what the events say');
     if (m.runs.length === 0 ? e > 0 : m.runs[0] !== 0)
       throw this.corrupt(at, 'the lines of the events are missing');
@@ -875,17 +924,21 @@ export class BinaryTraceReader {
     cols.first = m.first;
     cols.n = n;
     cols.runs = Float64Array.from(m.runs);
-    cols.texts = m.texts.length > 0 ? m.texts : NO_TEXTS;
-    cols.recs = m.recs.length > 0 ? m.recs : NO_RECS;
-    this.deliverBlock(cols, at);
+    cols.texts = m.texts;
+    cols.recs = m.recs;
+    // Checked here, not after the loop of deliverBlock: code compiled while that loop ran (on-stack
+    // replacement) has seen nothing after it, and would return to the interpreter at every block.
+    if (this.deliverBlock(cols, at) !== cols.texts.length)
+      throw this.corrupt(at, 'texts left over');
   }
 
   /**
-   * Delivers a block's entries, checked by readBlock. Kept apart from readBlock, whose meta part
-   * (JSON, whose arrays differ in kind from block to block) would otherwise send this loop, with
-   * the replay inlined into it, back to the interpreter time and again while the compiler warms up.
+   * Delivers a block's entries, checked by readColumns, and returns how many texts they took.
+   * Kept apart from readBlock, whose meta part (JSON, whose arrays differ in kind from block to
+   * block) would otherwise send this loop, with the replay inlined into it, back to the
+   * interpreter time and again while the compiler warms up.
    */
-  private deliverBlock(cols: BlockColumns, at: number): void {
+  private deliverBlock(cols: BlockColumns, at: number): number {
     const { codes, flags, tids, n1s, n2s, params, sites, inIds, inKeys, outKeys, outIds } = cols;
     const { times, timeW, texts, runs, n } = cols;
     const recList = cols.recs;
@@ -991,7 +1044,7 @@ export class BinaryTraceReader {
       // One call for both: a second call site would be one more the compiler must learn.
       ev.handTo(sink, (code & OP_MASK) as OpCode, code >= FOLLOWED);
     }
-    if (t !== texts.length) throw this.corrupt(at, 'texts left over');
+    return t;
   }
 
   private widen(n: number): void {
