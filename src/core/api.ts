@@ -55,7 +55,7 @@ import {
 import { TCACHE_SMALL_BINS } from './profile.js';
 import { applyTunables, doMallopt, resolveTunables } from './tunables.js';
 import { mtrim } from './trim.js';
-import { writeUser } from './mem.js';
+import { copyUser, writeUser } from './mem.js';
 import { heapForPtr } from './heap.js';
 import type { Arena, Process, ThreadState } from './state.js';
 
@@ -307,7 +307,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
       return handOut(s, oldp, bytes);
     const newp = libcMalloc(s, bytes);
     if (newp === NIL) return NIL;
-    writeUser(s, newp, oldsize - CHUNK_HDR_SZ);
+    copyUser(s, oldp, newp, oldsize - CHUNK_HDR_SZ);
     munmapChunk(s, oldp);
     return newp;
   }
@@ -316,7 +316,7 @@ export function libcRealloc(s: Process, oldp: number, bytes: number): number {
   if (newp === NIL) {
     newp = libcMalloc(s, bytes);
     if (newp !== NIL) {
-      writeUser(s, newp, oldsize - 8);
+      copyUser(s, oldp, newp, oldsize - 8);
       if (s.profile.fastbins) intFree(s, ar!, oldp);
       else intFreeChunk(s, ar!, oldp);
     }

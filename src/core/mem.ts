@@ -110,6 +110,15 @@ export function writeUser(s: Process, p: number, len: number): void {
   s.kernel.touchRange(s.ck.addr[p]! + 16, len);
 }
 
+/**
+ * A memcpy of `len` bytes from the user pointer of `from` to that of `to` (realloc's copy): the
+ * source is read, the destination written.
+ */
+export function copyUser(s: Process, from: number, to: number, len: number): void {
+  s.kernel.readRange(s.ck.addr[from]! + 16, len);
+  writeUser(s, to, len);
+}
+
 /** alloc_perturb: fills the requested bytes when M_PERTURB is set. */
 export function allocPerturb(s: Process, p: number, bytes: number): void {
   if (s.perturbByte !== 0) writeUser(s, p, bytes);

@@ -26,7 +26,7 @@ import { GLIBC_ABORT, mallocPrinterr } from './errors.js';
 import { intFreeInternal, mmapSize } from './free.js';
 import { reallocChecks } from './free-checks.js';
 import { intMalloc } from './malloc.js';
-import { setHead, setHeadSize, setInuseBitAfter, writeUser } from './mem.js';
+import { copyUser, setHead, setHeadSize, setInuseBitAfter } from './mem.js';
 import type { Arena, Process } from './state.js';
 
 /** _int_realloc: returns the (possibly same) chunk, or NIL when no memory could be found. */
@@ -77,7 +77,7 @@ export function intRealloc(
       ck.setSize(oldp, newsize);
       newp = oldp;
     } else {
-      writeUser(s, nw, oldsize - SIZE_SZ);
+      copyUser(s, oldp, nw, oldsize - SIZE_SZ);
       intFreeInternal(s, av, oldp);
       return nw;
     }

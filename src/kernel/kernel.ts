@@ -5,9 +5,11 @@
  *
  * Addresses are plain numbers (all below 2^48, exact in a double). Pages are 4 KiB. A page is
  * resident from its first write (`touch`) until it is unmapped, given back by lowering the break,
- * or discarded by madvise(MADV_DONTNEED), which is the touch model of the fidelity log. Reads are
- * not modelled: on Linux a read of an untouched anonymous page maps the shared zero page, which
- * does not count towards RSS.
+ * or discarded by madvise(MADV_DONTNEED), which is the touch model of the fidelity log. A read of
+ * an untouched anonymous page maps the shared zero page on most Linux kernels, which does not
+ * count towards RSS; some kernels give every page read a frame of its own, so that a read makes
+ * it resident as a write does (KernelOptions.zeroPage, `readRange`). The only reads modelled are
+ * glibc's own: realloc's copy of the old block.
  *
  * Placement of mappings follows Linux's top-down allocator: the highest gap below the mmap base
  * that fits. Real addresses depend on ASLR and on every other mapping of the process, so only
@@ -50,6 +52,12 @@ export interface KernelOptions {
    * replay cannot know; without a limit a petabyte request would be "granted" here.
    */
   maxMapping?: number;
+  /**
+   * Whether a read of an untouched anonymous page maps the shared zero page (the default, Linux's
+   * usual way), which stays out of RSS; false models a kernel that gives the page a frame of its
+   * own, resident from then on.
+   */
+  zeroPage?: boolean;
 }
 
 /** One anonymous mapping. */
@@ -97,12 +105,15 @@ export class Kernel {
     madvise: 0,
     getrandom: 0,
   };
+  /** KernelOptions.zeroPage. */
+  readonly zeroPage: boolean;
   /** First touches of a page (minor page faults). */
   pageFaults = 0;
   /** Resident pages of the break area and all mappings. */
   residentPages = 0;
 
   constructor(opts: KernelOptions = {}) {
+    this.zeroPage = opts.zeroPage ?? true;
     this.brkBase = (opts.brkBase ?? DEFAULT_BRK_BASE) + (opts.loaderSbrk ?? 0);
     this.brkEnd = this.brkBase;
     this.brkPageBase = pageAlignDown(this.brkBase);
@@ -267,6 +278,11 @@ export class Kernel {
     else if (addr >= this.hitStart && end <= this.hitEnd)
       this.writePages(this.hitPages, this.hitStart, addr, end);
     else this.touchRangeElsewhere(addr, end);
+  }
+
+  /** A read of bytes [addr, addr+len): resident afterwards only on a kernel without a zero page. */
+  readRange(addr: number, len: number): void {
+    if (!this.zeroPage) this.touchRange(addr, len);
   }
 
   /** touchRange() of bytes [addr, end) neither all in the break area nor in the last mapping hit. */

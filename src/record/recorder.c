@@ -1622,6 +1622,30 @@ static uint64_t start_brk(char *scratch, size_t cap) {
   return 0;
 }
 
+/* Resident pages of the process (the second field of /proc/self/statm), -1 when unknown. */
+static long statm_resident(char *scratch, size_t cap) {
+  if (read_proc("/proc/self/statm", scratch, cap) <= 0) return -1;
+  char *p = strchr(scratch, ' ');
+  return p ? strtol(p + 1, NULL, 10) : -1;
+}
+
+/*
+ * Whether a read of an untouched anonymous page maps the shared zero page (most kernels: it stays
+ * out of RSS) rather than giving the page a frame of its own, which the replay must know for the
+ * reads glibc makes (realloc's copy of the old block). Probed on 64 pages mapped for the purpose.
+ */
+static int reads_map_zero_page(char *scratch, size_t cap) {
+  enum { PAGES = 64 };
+  volatile char *m = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 1;
+  long before = statm_resident(scratch, cap);
+  char sum = 0;
+  for (int i = 0; i < PAGES; i++) sum += m[i * 4096];
+  long after = statm_resident(scratch, cap);
+  munmap((void *)m, PAGES * 4096);
+  return before < 0 || after < 0 || sum != 0 || after - before < PAGES;
+}
+
 static void write_header(char *scratch, size_t cap) {
   char num[32];
   append("# ptsim trace v1\n", 17);
@@ -1640,6 +1664,8 @@ static void write_header(char *scratch, size_t cap) {
   header_line("glibc", release, strlen(release));
   uint64_t b = start_brk(scratch, cap);
   if (b) header_line("start_brk", num, (size_t)(put_hex(num, b) - num));
+  /* Written only for a kernel without the zero page: the replay's default is the usual kernel. */
+  if (!reads_map_zero_page(scratch, cap)) header_line("zero_page", "no", 2);
   /* A program break already moved before the first call (someone called sbrk) shifts the heap. */
   uintptr_t cur = (uintptr_t)sbrk(0);
   if (b && cur != b) header_line("brk_at_first_call", num, (size_t)(put_hex(num, cur) - num));

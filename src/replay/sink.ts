@@ -179,7 +179,9 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       notes.push(...chosen.notes);
       for (const note of resolveTunables(env, chosen.profile).notes)
         notes.push(`${note.setting}: ${note.reason}`);
-      const kernel: { brkBase?: number; maxBrk?: number } = {};
+      const kernel: { brkBase?: number; maxBrk?: number; zeroPage?: boolean } = {};
+      // Recorded on a kernel that gives a page read a frame of its own (recorder.c).
+      if (h.facts.get('zero_page') === 'no') kernel.zeroPage = false;
       const startBrk = h.facts.get('start_brk');
       if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
       else if (

@@ -18,7 +18,7 @@ import {
 } from '../../src/replay/replay.js';
 import { PAGE_SIZE } from '../../src/kernel/kernel.js';
 import type { TraceEvent, TraceHeader } from '../../src/trace/types.js';
-import { runNativeText, type NativeRun } from '../helpers/native.js';
+import { kernelZeroPage, runNativeText, type NativeRun } from '../helpers/native.js';
 import { profileFor } from '../../src/core/profile.js';
 
 /** The model's profile of a glibc version that has one of its own (test code: no nearest). */
@@ -79,6 +79,8 @@ export function runSim(
   const r: Replayer = new Replayer(name, {
     env: Object.entries(env),
     cores: cpus().length,
+    // The kernel's, as the native replay meets it.
+    kernel: { zeroPage: kernelZeroPage() },
     ...(touch === undefined ? {} : { touch }),
     ...(glibc === undefined ? {} : { profile: exactProfile(glibc) }),
     // Called once the event is complete, touch model included: the figure the summary's rss is.

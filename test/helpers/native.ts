@@ -162,6 +162,22 @@ function abortMessage(stderr: string): string {
 }
 
 /** Replays a trace file (plain or gzip) on the real glibc. */
+let zeroPage: boolean | undefined;
+
+/**
+ * Whether this machine's kernel maps the shared zero page for a read of an untouched anonymous
+ * page (the native replayer's --zero-page probe): replays compared with it model the same kernel
+ * (KernelOptions.zeroPage).
+ */
+export function kernelZeroPage(): boolean {
+  if (zeroPage === undefined) {
+    const r = spawnSync(buildNativeReplayer(), ['--zero-page'], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`the zero-page probe failed: ${r.stderr}`);
+    zeroPage = r.stdout.trim() !== 'no';
+  }
+  return zeroPage;
+}
+
 export function runNative(tracePath: string, opts: NativeOptions = {}): NativeRun {
   let glibc: GlibcBuild | undefined;
   if (opts.glibc !== undefined) {

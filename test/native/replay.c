@@ -2322,7 +2322,29 @@ static void usage(void) {
                   " [--touch recorded|full|none]\n");
 }
 
+/*
+ * --zero-page: whether this kernel maps the shared zero page for a read of an untouched anonymous
+ * page (prints "yes": the page stays out of RSS) or gives it a frame of its own ("no").
+ */
+static int zero_page_probe(void) {
+  enum { PAGES = 64 };
+  volatile char *m = mmap(NULL, PAGES * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) return 1;
+  long size, before, after;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (!f || fscanf(f, "%ld %ld", &size, &before) != 2) return 1;
+  char sum = 0;
+  for (int i = 0; i < PAGES; i++) sum += m[i * 4096];
+  rewind(f);
+  if (fscanf(f, "%ld %ld", &size, &after) != 2) return 1;
+  fclose(f);
+  munmap((void *)m, PAGES * 4096);
+  printf("%s\n", after - before >= PAGES && sum == 0 ? "no" : "yes");
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && !strcmp(argv[1], "--zero-page")) return zero_page_probe();
   pool_init();
   prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0); /* huge pages would change residency behind our back */
 

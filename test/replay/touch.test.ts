@@ -16,6 +16,7 @@ import {
   type ReplaySummary,
   type TouchMode,
 } from '../../src/replay/replay.js';
+import { replaySink } from '../../src/replay/sink.js';
 import { readTraceText } from '../../src/trace/reader.js';
 import { maxTouchPage, type TraceEvent } from '../../src/trace/types.js';
 
@@ -496,5 +497,26 @@ describe('the three models bound each other', () => {
       }),
       fcParams({ numRuns: 150 }),
     );
+  });
+});
+
+describe('a kernel without the zero page (`# zero_page no`, written by the recorder)', () => {
+  // glibc's realloc copies the old block; a page it reads that was never written maps the zero
+  // page on most kernels (not resident), a frame of its own on others (resident).
+  const moved = (header: string): number => {
+    const text = `# ptsim trace v1\n${header}1 mallopt M_MMAP_THRESHOLD 8388608\n1 malloc 200000 a\n1 malloc 10 pin\n1 realloc a 400000 b\n`;
+    const rs = replaySink('t.trace', { touch: 'none' });
+    readTraceText(text, 't.trace', rs.sink);
+    return rs.replayer!.finish().rss / PAGE;
+  };
+
+  it("makes the pages realloc's copy reads resident, and only then", () => {
+    const usual = moved('');
+    expect(moved('# zero_page yes\n')).toBe(usual);
+    // 200,000 bytes read: 49 to 50 pages, of which the first (the block's header) and the last
+    // (the next chunk's header) were resident already.
+    const extra = moved('# zero_page no\n') - usual;
+    expect(extra).toBeGreaterThanOrEqual(47);
+    expect(extra).toBeLessThanOrEqual(48);
   });
 });

@@ -189,14 +189,16 @@ static void marks(void) {
   mark("m2");
 }
 
-/* 50 blocks, one every 2 ms: samples by count and by time. */
+/* 50 blocks, one every 10 ms: samples by count and by time. Slow enough that a sample every 10
+   events never waits for the recorder's limit on their cost (at most 1 % of the time), on a machine
+   where reading the process's memory counters is slow too. */
 static void slow(void) {
   for (int i = 0; i < 50; i++) {
     char name[16];
     snprintf(name, sizeof name, "w%d", i);
     char *p = blk(name, malloc(5000), 5000);
     fill(name, p, 0, 5000);
-    usleep(2000);
+    usleep(10000);
     free(p);
   }
 }
