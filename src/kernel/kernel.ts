@@ -67,6 +67,10 @@ interface Mapping {
   pages: PageSet;
 }
 
+/** Slots of findMapping's cache, each 64 MiB of addresses (the size of a heap of another arena). */
+const SLOTS = 256;
+const SLOT_FRACTION = 1 / 2 ** 26;
+
 /** The pages of no mapping (Kernel.hitPages when there is no last hit). */
 const NO_PAGES = new PageSet(1);
 
@@ -95,6 +99,14 @@ export class Kernel {
   private hitStart = 0;
   private hitEnd = 0;
   private hitPages = NO_PAGES;
+  /**
+   * findMapping's cache, direct-mapped by 64 MiB slot of the address: the bounds and the mapping
+   * found last in each slot (the heaps of several arenas, written in turn by their threads, each
+   * keep their own). Emptied when a mapping goes.
+   */
+  private readonly slotStart = new Float64Array(SLOTS);
+  private readonly slotEnd = new Float64Array(SLOTS);
+  private readonly slotMapping: Array<Mapping | null> = new Array<Mapping | null>(SLOTS).fill(null);
 
   readonly syscalls: SyscallCounts = {
     brk: 0,
@@ -367,6 +379,15 @@ export class Kernel {
   findMapping(addr: number): Mapping | null {
     const hit = this.lastHit;
     if (hit !== null && addr >= hit.start && addr < hit.end) return hit;
+    const k = Math.floor(addr * SLOT_FRACTION) & (SLOTS - 1);
+    if (addr >= this.slotStart[k]! && addr < this.slotEnd[k]!) {
+      const m = this.slotMapping[k]!;
+      this.lastHit = m;
+      this.hitStart = m.start;
+      this.hitEnd = m.end;
+      this.hitPages = m.pages;
+      return m;
+    }
     const ms = this.mappings;
     let lo = 0;
     let hi = ms.length - 1;
@@ -380,6 +401,9 @@ export class Kernel {
         this.hitStart = m.start;
         this.hitEnd = m.end;
         this.hitPages = m.pages;
+        this.slotStart[k] = m.start;
+        this.slotEnd[k] = m.end;
+        this.slotMapping[k] = m;
         return m;
       }
     }
@@ -422,6 +446,8 @@ export class Kernel {
     const i = this.mappings.indexOf(m);
     if (i >= 0) this.mappings.splice(i, 1);
     this.residentPages -= m.pages.count;
+    this.slotEnd.fill(0);
+    this.slotMapping.fill(null);
     if (this.lastHit === m) {
       this.lastHit = null;
       this.hitStart = this.hitEnd = 0;
