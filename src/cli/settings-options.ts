@@ -17,6 +17,7 @@ export const SETTINGS_OPTIONS = {
   'ignore-trace-env': { type: 'boolean', default: false },
   'brk-base': { type: 'string' },
   'max-brk': { type: 'string' },
+  'zero-page': { type: 'string' },
   cores: { type: 'string' },
   touch: { type: 'string' },
   glibc: { type: 'string', multiple: true, default: [] as string[] },
@@ -37,6 +38,10 @@ export const SETTINGS_HELP = `  --mallopt NAME=VALUE call mallopt(NAME, VALUE) b
                        if page-aligned, else 0x555555559000); only alignments above 4096 depend on it
   --max-brk BYTES      the program break cannot grow more than BYTES (as when a mapping sits above
                        the heap): glibc then falls back to mmap
+  --zero-page yes|no   whether the kernel maps the shared zero page for a page read before it is
+                       written (yes: it stays out of RSS) or gives it a frame of its own (no: the
+                       pages glibc's realloc copies from become resident); default: the trace's
+                       '# zero_page', else yes
   --touch MODEL        what the program writes into its blocks: recorded (blocks of 4096 bytes or
                        more only the pages of the trace's #:touch records, smaller ones whole; the
                        default for a trace with '# touches recorded'), full (every requested byte,
@@ -58,6 +63,7 @@ interface SettingsValues {
   'ignore-trace-env': boolean;
   'brk-base'?: string;
   'max-brk'?: string;
+  'zero-page'?: string;
   cores?: string;
   touch?: string;
   glibc: string[];
@@ -148,6 +154,12 @@ export function settingsArgs(values: SettingsValues): ReplaySettings {
     s.brkBase = b;
   }
   if (values['max-brk'] !== undefined) s.maxBrk = parseNumber(values['max-brk'], '--max-brk');
+  const zeroPage = values['zero-page'];
+  if (zeroPage !== undefined) {
+    if (zeroPage !== 'yes' && zeroPage !== 'no')
+      throw new UsageError(`--zero-page takes yes or no, got '${zeroPage}'`);
+    s.zeroPage = zeroPage === 'yes';
+  }
   if (values.cores !== undefined) {
     const c = parseNumber(values.cores, '--cores');
     if (c < 1 || c > 1 << 20) throw new UsageError('--cores must be between 1 and 1048576');

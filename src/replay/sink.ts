@@ -37,6 +37,8 @@ export interface ReplaySettings {
   fallbackAllowedCores?: number;
   brkBase?: number;
   maxBrk?: number;
+  /** Whether the kernel maps the zero page for reads (KernelOptions.zeroPage; default: the trace's `# zero_page`, else yes). */
+  zeroPage?: boolean;
   /** What the program writes (default: `recorded` for a trace with touch records, else `full`). */
   touch?: TouchMode;
   /** The glibc release to model (default: the trace's `# glibc` line, else 2.36). */
@@ -180,8 +182,9 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       for (const note of resolveTunables(env, chosen.profile).notes)
         notes.push(`${note.setting}: ${note.reason}`);
       const kernel: { brkBase?: number; maxBrk?: number; zeroPage?: boolean } = {};
-      // Recorded on a kernel that gives a page read a frame of its own (recorder.c).
-      if (h.facts.get('zero_page') === 'no') kernel.zeroPage = false;
+      // Recorded on a kernel that gives a page read a frame of its own (recorder.c), unless told.
+      if (opts.zeroPage !== undefined) kernel.zeroPage = opts.zeroPage;
+      else if (h.facts.get('zero_page') === 'no') kernel.zeroPage = false;
       const startBrk = h.facts.get('start_brk');
       if (opts.brkBase !== undefined) kernel.brkBase = opts.brkBase;
       else if (

@@ -503,9 +503,12 @@ describe('the three models bound each other', () => {
 describe('a kernel without the zero page (`# zero_page no`, written by the recorder)', () => {
   // glibc's realloc copies the old block; a page it reads that was never written maps the zero
   // page on most kernels (not resident), a frame of its own on others (resident).
-  const moved = (header: string): number => {
+  const moved = (header: string, zeroPage?: boolean): number => {
     const text = `# ptsim trace v1\n${header}1 mallopt M_MMAP_THRESHOLD 8388608\n1 malloc 200000 a\n1 malloc 10 pin\n1 realloc a 400000 b\n`;
-    const rs = replaySink('t.trace', { touch: 'none' });
+    const rs = replaySink('t.trace', {
+      touch: 'none',
+      ...(zeroPage === undefined ? {} : { zeroPage }),
+    });
     readTraceText(text, 't.trace', rs.sink);
     return rs.replayer!.finish().rss / PAGE;
   };
@@ -518,5 +521,12 @@ describe('a kernel without the zero page (`# zero_page no`, written by the recor
     const extra = moved('# zero_page no\n') - usual;
     expect(extra).toBeGreaterThanOrEqual(47);
     expect(extra).toBeLessThanOrEqual(48);
+  });
+
+  it('is what --zero-page says, whatever the trace says', () => {
+    const usual = moved('');
+    const without = moved('# zero_page no\n');
+    expect(moved('', false)).toBe(without);
+    expect(moved('# zero_page no\n', true)).toBe(usual);
   });
 });
