@@ -59,7 +59,7 @@ interface ReportOptions {
 }
 
 /** The `# KEY VALUE` facts ptsim record writes; other header comments are prose, shown as written. */
-const RECORDING_FACTS = new Set(['pid', 'exe', 'cmdline', 'start_brk']);
+const RECORDING_FACTS = new Set(['pid', 'exe', 'cmdline', 'start_brk', 'zero_page']);
 
 /** A timeline as columns, the shape the charts take. */
 interface SeriesColumns {
@@ -92,7 +92,7 @@ export interface ReportData {
   /** Whether times are the trace's @TIME in nanoseconds (else event indexes). */
   timed: boolean;
   moment: { kind: MomentExplanation['moment']; event: number; line: number; time: number };
-  /** Facts a recorder writes (pid, exe, cmdline, start_brk), `# env` settings, and every header comment as written. */
+  /** Facts a recorder writes (pid, exe, cmdline, start_brk, zero_page), `# env` settings, and every header comment as written. */
   header: { facts: Array<[string, string]>; env: Array<[string, string]>; comments: string[] };
   configs: ReportConfigData[];
   explanation: Explanation;
