@@ -463,7 +463,19 @@ function countsList(c: Counts): number[] {
 
 /** The counts of a meta part's list. */
 function countsOf(list: readonly number[]): Counts {
-  return Object.fromEntries(SPARSE.map((k, i) => [k, list[i]!])) as Counts;
+  // A literal in SPARSE's order, of small integers (badMeta bounds the counts), so that every
+  // Counts has one shape: objects made by Object.fromEntries, or with fields of doubles here and
+  // small integers there, sent readColumns's compiled code back to the interpreter at every block.
+  return {
+    n1: list[0]! | 0,
+    n2: list[1]! | 0,
+    param: list[2]! | 0,
+    site: list[3]! | 0,
+    ins: list[4]! | 0,
+    inKeys: list[5]! | 0,
+    outs: list[6]! | 0,
+    outIds: list[7]! | 0,
+  };
 }
 
 /** The narrowest width that holds every thread number (signed 32 bits at most). */
@@ -561,24 +573,42 @@ export interface BinaryReadResult {
 /**
  * A checked meta part in an object of one shape, whose lists are each of one kind of array (JSON
  * gives an empty list, a list of small integers and one of larger numbers, strings or objects
- * each a kind of its own).
+ * each a kind of its own), and whose numbers are each held one way: a field that held a small
+ * integer in one block and a larger number in the next changed the object's hidden class, and
+ * sent readColumns's compiled code back to the interpreter at the blocks that followed.
  */
-function stableMeta(m: Meta): Meta {
-  return {
-    first: m.first,
-    n: m.n,
-    e: m.e,
-    tidW: m.tidW,
-    n1W: m.n1W,
-    keyW: m.keyW,
-    hi: doubles(m.hi),
-    timeW: m.timeW,
-    time0: m.time0,
-    c: doubles(m.c),
-    runs: doubles(m.runs),
-    texts: m.texts.length > 0 ? m.texts : NO_TEXTS,
-    recs: m.recs.length > 0 ? m.recs : NO_RECS,
-  };
+class StableMeta implements Meta {
+  // Numbers that may be large (or not whole) start as doubles: every value is then held as one.
+  first = 0.5;
+  time0 = 0.5;
+  // Numbers badMeta bounds: small integers.
+  n = 0;
+  e = 0;
+  tidW = 0;
+  n1W = 0;
+  keyW = 0;
+  timeW = 0;
+  readonly hi: number[];
+  readonly c: number[];
+  readonly runs: number[];
+  readonly texts: string[];
+  readonly recs: unknown[];
+
+  constructor(m: Meta) {
+    this.first = m.first;
+    this.time0 = m.time0;
+    this.n = m.n | 0;
+    this.e = m.e | 0;
+    this.tidW = m.tidW | 0;
+    this.n1W = m.n1W | 0;
+    this.keyW = m.keyW | 0;
+    this.timeW = m.timeW | 0;
+    this.hi = doubles(m.hi);
+    this.c = doubles(m.c);
+    this.runs = doubles(m.runs);
+    this.texts = m.texts.length > 0 ? m.texts : NO_TEXTS;
+    this.recs = m.recs.length > 0 ? m.recs : NO_RECS;
+  }
 }
 
 /** Whether counts are those of a meta part's list. */
@@ -801,7 +831,7 @@ export class BinaryTraceReader {
     }
     const bad = badMeta(m);
     if (bad !== null) throw this.corrupt(at, bad);
-    this.readColumns(payload, stableMeta(m), metaLength, at);
+    this.readColumns(payload, new StableMeta(m), metaLength, at);
   }
 
   /**
@@ -820,33 +850,12 @@ export class BinaryTraceReader {
     const codes = new Uint8Array(buf, lay.codes, n);
     const flags = new Uint8Array(buf, lay.flags, e);
     // Checked before anything is delivered: every code and flag known, every column's count right.
-    const seen = emptyCounts();
-    let events = 0;
-    let recs = 0;
-    for (let k = 0; k < n; k++) {
-      const code = codes[k]!;
-      if (code >= RECORD) {
-        if (code > HEADER) throw this.corrupt(at, `unknown record code 0x${code.toString(16)}`);
-        if (code !== RECORDS_END) recs++;
-        continue;
-      }
-      if ((code & OP_MASK) > Op.exit)
-        throw this.corrupt(at, `unknown operation code 0x${code.toString(16)}`);
-      if (events >= e) throw this.corrupt(at, 'more events than the block says');
-      const f = flags[events++]!;
-      if ((f & ~F_KNOWN) !== 0 || ((f & F_OUT_ID) !== 0 && (f & F_OUT) === 0))
-        throw this.corrupt(at, `unknown flags 0x${f.toString(16)}`);
-      if (f & F_N1) seen.n1++;
-      if (f & F_N2) seen.n2++;
-      if (f & F_PARAM) seen.param++;
-      if (f & F_SITE) seen.site++;
-      if (f & F_IN) seen.ins++;
-      if (f & F_OUT) seen.outs++;
-      if (f & F_OUT_ID) seen.outIds++;
-    }
+    const seen = new EntryCounts();
+    const unknown = scanEntries(codes, flags, n, e, seen);
+    if (unknown !== null) throw this.corrupt(at, unknown);
     const inIds = new Int32Array(buf, lay.ins, count.ins);
-    for (let k = 0; k < count.ins; k++) if (inIds[k]! < 0) seen.inKeys++;
-    if (events !== e || recs !== m.recs.length || !sameCounts(seen, m.c))
+    seen.inKeys = negatives(inIds);
+    if (seen.events !== e || seen.recs !== m.recs.length || !sameCounts(seen, m.c))
       throw this.corrupt(at, 'the columns do not hold what the events say');
     if (m.runs.length === 0 ? e > 0 : m.runs[0] !== 0)
       throw this.corrupt(at, 'the lines of the events are missing');
@@ -877,21 +886,13 @@ export class BinaryTraceReader {
       outKeys = this.outKeys;
       const lo = new Uint32Array(buf, lay.outs, count.outs);
       const idx = new Uint8Array(buf, lay.outHi, count.outs);
-      const hi = m.hi;
-      for (let k = 0; k < count.outs; k++) {
-        const h = hi[idx[k]!];
-        if (h === undefined) throw this.corrupt(at, 'a key with no high part');
-        outKeys[k] = h * TWO32 + lo[k]!;
-      }
+      if (!joinKeys(lo, idx, m.hi, outKeys)) throw this.corrupt(at, 'a key with no high part');
     }
     const outIds = new Int32Array(buf, lay.outIds, count.outIds);
     const timeW = m.timeW;
     let times: Float64Array = this.times;
-    if (timeW === 4) {
-      const d = new Uint32Array(buf, lay.times, e);
-      let t = m.time0;
-      for (let k = 0; k < e; k++) times[k] = t += d[k]!;
-    } else if (timeW === 8) times = new Float64Array(buf, lay.times, e);
+    if (timeW === 4) addUp(new Uint32Array(buf, lay.times, e), m.time0, times);
+    else if (timeW === 8) times = new Float64Array(buf, lay.times, e);
 
     const wrong = badValues(
       m,
@@ -1141,6 +1142,82 @@ export class BinaryTraceReader {
   }
 }
 
+// readColumns's loops, each in a function of its own that returns at once when the loop ends.
+// V8 compiles a loop that runs long while it runs (on-stack replacement), before the code after
+// it has ever run; that code, reached later, sends the compiled loop back to the interpreter,
+// and a loop that enters the same compiled code at every block went back at every block.
+
+/** A block's entries counted (events, records, the sparse columns they use); null, or what is wrong. */
+class EntryCounts {
+  events = 0;
+  recs = 0;
+  n1 = 0;
+  n2 = 0;
+  param = 0;
+  site = 0;
+  ins = 0;
+  inKeys = 0;
+  outs = 0;
+  outIds = 0;
+}
+
+/**
+ * Counts a block's n entries (codes, and the flags of its events) into `seen`: null, or what is
+ * wrong with them (an unknown code or flag, more events than the e the block says).
+ */
+function scanEntries(
+  codes: Uint8Array,
+  flags: Uint8Array,
+  n: number,
+  e: number,
+  seen: EntryCounts,
+): string | null {
+  for (let k = 0; k < n; k++) {
+    const code = codes[k]!;
+    if (code >= RECORD) {
+      if (code > HEADER) return `unknown record code 0x${code.toString(16)}`;
+      if (code !== RECORDS_END) seen.recs++;
+      continue;
+    }
+    if ((code & OP_MASK) > Op.exit) return `unknown operation code 0x${code.toString(16)}`;
+    if (seen.events >= e) return 'more events than the block says';
+    const f = flags[seen.events++]!;
+    if ((f & ~F_KNOWN) !== 0 || ((f & F_OUT_ID) !== 0 && (f & F_OUT) === 0))
+      return `unknown flags 0x${f.toString(16)}`;
+    if (f & F_N1) seen.n1++;
+    if (f & F_N2) seen.n2++;
+    if (f & F_PARAM) seen.param++;
+    if (f & F_SITE) seen.site++;
+    if (f & F_IN) seen.ins++;
+    if (f & F_OUT) seen.outs++;
+    if (f & F_OUT_ID) seen.outIds++;
+  }
+  return null;
+}
+
+/** How many values are negative (events whose taken token has no number: their keys follow). */
+function negatives(a: Int32Array): number {
+  let count = 0;
+  for (let k = 0; k < a.length; k++) if (a[k]! < 0) count++;
+  return count;
+}
+
+/** Keys of 5 bytes made whole: each a high part (by its index) and 32 low bits; false when an index has no high part. */
+function joinKeys(lo: Uint32Array, idx: Uint8Array, hi: readonly number[], out: Float64Array): boolean {
+  for (let k = 0; k < lo.length; k++) {
+    const h = hi[idx[k]!];
+    if (h === undefined) return false;
+    out[k] = h * TWO32 + lo[k]!;
+  }
+  return true;
+}
+
+/** Times from their differences, from t0 for the first. */
+function addUp(d: Uint32Array, t0: number, out: Float64Array): void {
+  let t = t0;
+  for (let k = 0; k < d.length; k++) out[k] = t += d[k]!;
+}
+
 /** A power of two of at least n bytes. */
 function grownSize(n: number): number {
   let size = 1 << 16;
@@ -1165,7 +1242,7 @@ function badMeta(m: Meta): string | null {
   if (![1, 2, 4].includes(m.tidW) || ![2, 4, 8].includes(m.n1W) || ![5, 8].includes(m.keyW))
     return 'unknown column widths';
   if (![0, 4, 8].includes(m.timeW) || typeof m.time0 !== 'number') return 'unknown times';
-  if (!Array.isArray(m.c) || m.c.length !== 8 || !m.c.every(isCount))
+  if (!Array.isArray(m.c) || m.c.length !== 8 || !m.c.every((v) => isCount(v) && v <= m.e))
     return 'the column counts are damaged';
   if (!Array.isArray(m.hi) || !m.hi.every((h) => Number.isSafeInteger(h)) || m.hi.length > 255)
     return "the keys' high parts are damaged";
@@ -1240,7 +1317,8 @@ const MAX_SIZE = 2 ** 64;
 /**
  * What is wrong with the values of a block's columns (those a reader of the text could never give:
  * sizes that are not whole numbers, keys that are no key, ...), or null. Columns of narrow
- * unsigned integers are right by their type: only the wide ones are looked at.
+ * unsigned integers are right by their type: only the wide ones are looked at. Each loop is a
+ * function of its own (see EntryCounts).
  */
 function badValues(
   m: Meta,
@@ -1254,38 +1332,68 @@ function badValues(
   outs: number,
   times: Float64Array,
 ): string | null {
-  const e = m.e;
-  if (m.tidW === 4) for (let k = 0; k < e; k++) if (tids[k]! < 0) return 'a negative thread number';
-  if (m.n1W === 8)
-    for (let k = 0; k < n1s.length; k++) {
-      const v = n1s[k]!;
-      if (!Number.isInteger(v) || v > MAX_SIZE || v < -MAX_SIZE) return 'a size that is not one';
-    }
-  for (let k = 0; k < n2s.length; k++) {
-    const v = n2s[k]!;
-    if (!Number.isInteger(v) || v < 0 || v > MAX_SIZE) return 'a size that is not one';
-  }
-  for (let k = 0; k < params.length; k++)
-    if (!Number.isSafeInteger(params[k])) return 'a mallopt parameter that is not one';
-  for (let k = 0; k < sites.length; k++) if (sites[k]! < 0) return 'a negative call stack number';
-  for (let k = 0; k < inKeys.length; k++) if (!isKey(inKeys[k])) return 'a key that is not one';
+  if (m.tidW === 4 && !allAtLeast(tids, m.e, 0)) return 'a negative thread number';
+  if (m.n1W === 8 && !allSizes(n1s, -MAX_SIZE)) return 'a size that is not one';
+  if (!allSizes(n2s, 0)) return 'a size that is not one';
+  if (!allSafeIntegers(params)) return 'a mallopt parameter that is not one';
+  if (!allAtLeast(sites, sites.length, 0)) return 'a negative call stack number';
+  if (!allKeys(inKeys, inKeys.length, false)) return 'a key that is not one';
   if (m.keyW === 8) {
-    for (let k = 0; k < outs; k++)
-      if (!isKey(outKeys[k]) || outKeys[k] === 0) return 'a key that is not one';
+    if (!allKeys(outKeys, outs, true)) return 'a key that is not one';
   } else {
     // High parts below 2^21 make keys below 2^53, whole; -1 only for NO_KEY itself.
     if (!m.hi.every((h) => h >= -1 && h < 2 ** 21)) return 'a key that is not one';
-    for (let k = 0; k < outs; k++) {
-      const key = outKeys[k]!;
-      if (key === 0 || key < NO_KEY) return 'a key that is not one';
-    }
+    if (!allAtLeastKeys(outKeys, outs)) return 'a key that is not one';
   }
-  if (m.timeW === 8)
-    for (let k = 0; k < e; k++) {
-      const t = times[k]!;
-      if (t !== -1 && !(Number.isSafeInteger(t) && t >= 0)) return 'a time that is not one';
-    }
-  else if (m.timeW === 4 && !(Number.isSafeInteger(m.time0) && m.time0 >= 0))
+  if (m.timeW === 8 && !allTimes(times, m.e)) return 'a time that is not one';
+  if (m.timeW === 4 && !(Number.isSafeInteger(m.time0) && m.time0 >= 0))
     return 'a time that is not one';
   return null;
+}
+
+/** Whether the first n values are at least `least`. */
+function allAtLeast(a: Int32Array, n: number, least: number): boolean {
+  for (let k = 0; k < n; k++) if (a[k]! < least) return false;
+  return true;
+}
+
+/** Whether every value is a whole number from `least` to MAX_SIZE. */
+function allSizes(a: Float64Array, least: number): boolean {
+  for (let k = 0; k < a.length; k++) {
+    const v = a[k]!;
+    if (!Number.isInteger(v) || v > MAX_SIZE || v < least) return false;
+  }
+  return true;
+}
+
+function allSafeIntegers(a: Float64Array): boolean {
+  for (let k = 0; k < a.length; k++) if (!Number.isSafeInteger(a[k])) return false;
+  return true;
+}
+
+/** Whether the first n values are keys (not NULL's, when `returned`: a call that returned one). */
+function allKeys(a: Float64Array, n: number, returned: boolean): boolean {
+  for (let k = 0; k < n; k++) {
+    const key = a[k]!;
+    if (!isKey(key) || (returned && key === 0)) return false;
+  }
+  return true;
+}
+
+/** Keys of 5 bytes, whole by their making: whether none is NULL's or below NO_KEY. */
+function allAtLeastKeys(a: Float64Array, n: number): boolean {
+  for (let k = 0; k < n; k++) {
+    const key = a[k]!;
+    if (key === 0 || key < NO_KEY) return false;
+  }
+  return true;
+}
+
+/** Whether the first n values are times: -1 (none) or safe integers from 0. */
+function allTimes(a: Float64Array, n: number): boolean {
+  for (let k = 0; k < n; k++) {
+    const t = a[k]!;
+    if (t !== -1 && !(Number.isSafeInteger(t) && t >= 0)) return false;
+  }
+  return true;
 }
