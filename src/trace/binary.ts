@@ -1203,7 +1203,12 @@ function negatives(a: Int32Array): number {
 }
 
 /** Keys of 5 bytes made whole: each a high part (by its index) and 32 low bits; false when an index has no high part. */
-function joinKeys(lo: Uint32Array, idx: Uint8Array, hi: readonly number[], out: Float64Array): boolean {
+function joinKeys(
+  lo: Uint32Array,
+  idx: Uint8Array,
+  hi: readonly number[],
+  out: Float64Array,
+): boolean {
   for (let k = 0; k < lo.length; k++) {
     const h = hi[idx[k]!];
     if (h === undefined) return false;
