@@ -74,7 +74,7 @@ import { typedBytes } from './checkpoint.js';
 import { compareMeasured, type MeasuredComparison } from './measured-compare.js';
 import { ThresholdHistory, type ThresholdChange } from './thresholds.js';
 import { pairTwins, type Twin } from './twins.js';
-import { shortBytes } from './units.js';
+import { shortBytes, thousands } from './units.js';
 import {
   analyseMoment,
   measureFrom,
@@ -278,7 +278,7 @@ function defaultStoreLimit(): number {
 
 /** A count, as the remedies' texts print it. */
 function num(n: number): string {
-  return n.toLocaleString('en-US');
+  return thousands(n);
 }
 
 function pinName(p: Pin, token: string): string {

@@ -9,16 +9,11 @@
  * sums them (stats' requested bytes) and printed here exactly.
  */
 
-/** An integer as the exact bigint it is (a double's own value above 2^53). */
-function exact(n: number | bigint): bigint | null {
-  if (typeof n === 'bigint') return n;
-  return Number.isInteger(n) ? BigInt(n) : null;
-}
+import { thousands } from '../analysis/units.js';
 
 /** 1234567 -> "1,234,567"; exact for any integer a double or bigint holds. */
 export function count(n: number | bigint): string {
-  const b = exact(n);
-  return b === null ? (n as number).toLocaleString('en-US') : b.toLocaleString('en-US');
+  return thousands(n);
 }
 
 /** "1 event", "2 events", "1,024 pages": a count and its noun. */

@@ -7,7 +7,7 @@
 
 import { CAUSE_NAMES, CAUSE_TEXT } from '../analysis/breakdown.js';
 import type { MomentExplanation } from '../analysis/explain.js';
-import { shortBytes } from '../analysis/units.js';
+import { shortBytes, thousands } from '../analysis/units.js';
 import { comparisonWords, totalBesideWords } from '../analysis/measured-compare.js';
 import { chartAssets, pageScript } from './assets.js';
 import type { PageData } from './client/page-data.js';
@@ -15,7 +15,7 @@ import { escapeHtml as h, inlineScript, inlineStyle, jsonForScript } from './esc
 import type { ReportData } from './report.js';
 
 function num(n: number): string {
-  return n.toLocaleString('en-US');
+  return thousands(n);
 }
 
 const STYLE = `

@@ -25,6 +25,13 @@ describe('the number formatter', () => {
   it('separates thousands and is exact beyond 2^53', () => {
     expect(count(0)).toBe('0');
     expect(count(1234567)).toBe('1,234,567');
+    expect(count(999)).toBe('999');
+    expect(count(1000)).toBe('1,000');
+    expect(count(100000)).toBe('100,000');
+    expect(count(-999999)).toBe('-999,999');
+    // The separators as toLocaleString puts them, for every length.
+    for (let n = 1, k = 1; k <= 16; k++, n = n * 10 + (k % 10))
+      expect(count(n)).toBe(n.toLocaleString('en-US'));
     expect(count(-2048)).toBe('-2,048');
     expect(count(2 ** 53 + 2)).toBe('9,007,199,254,740,994');
     expect(count(2 ** 64)).toBe('18,446,744,073,709,551,616');
