@@ -43,6 +43,13 @@ import { arenaThreadFreeres } from '../core/arena.js';
 import { checkProcess } from '../core/check.js';
 import { DEFAULT_PROFILE, isUnverified, type GlibcProfile } from '../core/profile.js';
 import { Kernel, PAGE_SIZE, type KernelOptions, type SyscallCounts } from '../kernel/kernel.js';
+import {
+  STORE_CHUNK,
+  STORE_CHUNK_BITS,
+  storedReadEvent,
+  type StoredPlace,
+  type StoredTrace,
+} from '../trace/event-store.js';
 import { keyedTokenText, NO_KEY, tokenKey } from '../trace/token-key.js';
 import { TokenNumbers } from '../trace/token-numbers.js';
 import { NONE, TokenTable } from '../trace/token-table.js';
@@ -333,6 +340,136 @@ export class Replayer implements TraceSink {
     this.opts.observe = observe;
   }
 
+  /**
+   * Replays events of a stored trace as event() would, from event `at.i` up to event `stop - 1`,
+   * as long as they are of the common kinds: malloc, calloc, memalign, free and realloc of tokens
+   * that have keys and numbers, in a replay that nothing watches event by event (no fidelity log,
+   * observer or checks). Moves `at` past the events replayed (`at.realloc` counts the reallocs);
+   * the caller hands the event it stops at to event() as usual. The events replayed here take no
+   * text from the store, and none has records after it (the caller stops before such an event).
+   *
+   * This is the loop of the replay of a stored trace (deliverStored): the same calls without an
+   * event object filled and handed through the sink for each, which cost a third of the loop.
+   * Whatever is unusual about an event (a token not live, one bound already, a thread that
+   * starts or has exited, realloc(p, 0)) sends it to event(), before its call; a call that
+   * returns NULL is finished by event()'s own code, on the event read from the store.
+   */
+  runStored(t: StoredTrace, at: StoredPlace, stop: number): void {
+    const o = this.opts;
+    if (
+      o.onEvent !== undefined ||
+      o.observe !== undefined ||
+      this.checkLevel !== 0 ||
+      this.pending !== null ||
+      this.abort !== undefined ||
+      this.lastThread === null ||
+      !this.tokens.allNumbered
+    )
+      return;
+    const s = this.process;
+    s.thread = this.lastThread;
+    const tokens = this.tokens;
+    let i = at.i;
+    // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
+    let delta = 0;
+    let nextRun = 0;
+    try {
+      for (;;) {
+        if (i >= stop) return;
+        const c = t.chunks[i >>> STORE_CHUNK_BITS]!;
+        const j = i & (STORE_CHUNK - 1);
+        const key = c.nums[3 * j + 2]!;
+        if (key === NO_KEY) return;
+        const tid = c.ints[2 * j]!;
+        if (tid !== this.lastTid) {
+          // A thread seen before and not exited; a new one's start is event()'s.
+          const th = s.threads.get(tid);
+          if (th === undefined || this.exited.has(tid)) return;
+          this.selectThread(tid);
+        }
+        const id = c.ints[2 * j + 1]!;
+        const op = c.op[j]!;
+        let p = NO_BLOCK;
+        if (op === Op.free) {
+          s.eventIndex = i;
+          this.lastIndex = i;
+          if (key !== 0) {
+            const h = tokens.take(id);
+            if (h === NIL) return;
+            if (i >= nextRun) {
+              delta = this.storedLine(t, i) - i;
+              const r = this.lineRun + 1;
+              nextRun = r < t.lineRuns ? t.lineFrom[r]! : Number.POSITIVE_INFINITY;
+            }
+            this.rememberFree(key, '', s.ck.addr[h]! + 16, i + delta);
+            libcFree(s, h);
+          }
+        } else if (op === Op.malloc || op === Op.calloc || op === Op.memalign) {
+          if (key === 0 || !tokens.unbound(id)) return;
+          s.eventIndex = i;
+          this.lastIndex = i;
+          const n1 = c.nums[3 * j]!;
+          const n2 = c.nums[3 * j + 1]!;
+          let touch = n1;
+          if (op === Op.malloc) p = libcMalloc(s, n1);
+          else if (op === Op.calloc) {
+            p = libcCalloc(s, n1, n2);
+            touch = n1 * n2;
+          } else {
+            p = libcMemalign(s, n1, n2);
+            touch = n2;
+          }
+          if (p === NIL) this.bind(storedReadEvent(t, i), p);
+          else {
+            tokens.bindNumber(id, p);
+            if (touch > this.largestRequest) this.largestRequest = touch;
+            if (touch < this.writeBelow) this.kernel.touchRange(s.ck.addr[p]! + 16, touch);
+          }
+        } else if (op === Op.realloc) {
+          const r = at.realloc;
+          const oldKey = t.reallocKey[r]!;
+          const oldId = t.reallocId[r]!;
+          const n1 = c.nums[3 * j]!;
+          // realloc(p, 0), a recorded failure, a token without a key: event()'s.
+          if (n1 === 0 || key === 0 || oldKey === NO_KEY) return;
+          const old = oldKey === 0 ? NIL : tokens.find(oldId, oldKey, '');
+          if ((oldKey !== 0 && old === NIL) || !(id === oldId || tokens.unbound(id))) return;
+          s.eventIndex = i;
+          this.lastIndex = i;
+          at.realloc = r + 1;
+          const ck = s.ck;
+          const oldReq = old === NIL ? 0 : ck.req[old]!;
+          const oldMem = old === NIL ? 0 : ck.addr[old]! + 16;
+          p = libcRealloc(s, old, n1);
+          if (p === NIL)
+            p = this.reallocDone(storedReadEvent(t, i), old, oldReq, oldMem, oldId, oldKey, '', p);
+          else {
+            if (old !== NIL) {
+              tokens.take(oldId);
+              if (i >= nextRun) {
+                delta = this.storedLine(t, i) - i;
+                const k = this.lineRun + 1;
+                nextRun = k < t.lineRuns ? t.lineFrom[k]! : Number.POSITIVE_INFINITY;
+              }
+              this.rememberFree(oldKey, '', oldMem, i + delta);
+            }
+            tokens.bindNumber(id, p);
+            if (n1 > this.largestRequest) this.largestRequest = n1;
+            if (n1 < this.writeBelow) this.writeGrown(p, n1, oldReq);
+          }
+        } else return;
+        this.events++;
+        this.settle(i, p);
+        at.i = ++i;
+      }
+    } catch (e) {
+      // Event i's call threw: glibc's abort is recorded as event() records it.
+      if (!(e instanceof GlibcAbort)) throw e;
+      this.abort = { message: e.glibcMessage, event: i, line: this.storedLine(t, i) };
+      at.i = i + 1;
+    }
+  }
+
   get aborted(): boolean {
     return this.abort !== undefined;
   }
@@ -346,7 +483,7 @@ export class Replayer implements TraceSink {
     s.eventIndex = ev.index;
     this.lastIndex = ev.index;
     if (ev.tid === this.lastTid) s.thread = this.lastThread!;
-    else this.selectThread(ev);
+    else this.selectThread(ev.tid);
     let p: number;
     try {
       p = this.run(ev);
@@ -372,6 +509,17 @@ export class Replayer implements TraceSink {
 
   /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
   private complete(ev: TraceEvent, p: number): void {
+    this.settle(ev.index, p);
+    // The fidelity log's record is made only for a listener: a replay without one allocates
+    // nothing per event.
+    const onEvent = this.opts.onEvent;
+    if (onEvent !== undefined) onEvent(this.record(ev, p));
+    const observe = this.opts.observe;
+    if (observe !== undefined) observe(ev, this);
+  }
+
+  /** What completing event i, which returned p, does before the listeners hear of it. */
+  private settle(i: number, p: number): void {
     this.lastBlock = p >= 0 ? p : NIL;
     // Set here, not after the listeners: a copy of the replay taken by one (a checkpoint) must not
     // carry this event's sample on to its own next event.
@@ -379,16 +527,9 @@ export class Replayer implements TraceSink {
     const rss = this.kernel.residentPages * PAGE_SIZE;
     if (rss > this.peakRss) {
       this.peakRss = rss;
-      this.peakEvent = ev.index;
+      this.peakEvent = i;
     }
-    const m = this.measured;
-    if (m.count > 0) this.settleSamples(rss);
-    // The fidelity log's record is made only for a listener: a replay without one allocates
-    // nothing per event.
-    const onEvent = this.opts.onEvent;
-    if (onEvent !== undefined) onEvent(this.record(ev, p));
-    const observe = this.opts.observe;
-    if (observe !== undefined) observe(ev, this);
+    if (this.measured.count > 0) this.settleSamples(rss);
   }
 
   /** The samples kept since the last event complete stand at this point. */
@@ -492,26 +633,26 @@ export class Replayer implements TraceSink {
   }
 
   /** The thread of an event that does not come from the thread of the event before. */
-  private selectThread(ev: TraceEvent): void {
+  private selectThread(tid: number): void {
     const s = this.process;
-    if (this.mainTid < 0) this.mainTid = ev.tid;
-    let th = s.threads.get(ev.tid);
-    if (th === undefined || this.exited.has(ev.tid)) {
-      if (th !== undefined) this.exited.delete(ev.tid);
-      if (s.threads.size === 0 && ev.tid === this.mainTid) {
+    if (this.mainTid < 0) this.mainTid = tid;
+    let th = s.threads.get(tid);
+    if (th === undefined || this.exited.has(tid)) {
+      if (th !== undefined) this.exited.delete(tid);
+      if (s.threads.size === 0 && tid === this.mainTid) {
         th = s.thread;
-        th.tid = ev.tid;
+        th.tid = tid;
         this.mainThread = th;
       } else {
         // A new thread. The first one is created by the main thread (the thread of the first
         // event), which therefore has initialised malloc and owns the main arena by then.
-        th = { tid: ev.tid, tcache: null, tcacheShuttingDown: false, arena: null };
+        th = { tid: tid, tcache: null, tcacheShuttingDown: false, arena: null };
         threadStart(s, this.mainThread!);
       }
-      s.threads.set(ev.tid, th);
+      s.threads.set(tid, th);
     }
     s.thread = th;
-    this.lastTid = ev.tid;
+    this.lastTid = tid;
     this.lastThread = th;
   }
 
@@ -579,6 +720,24 @@ export class Replayer implements TraceSink {
     // Taken before the call, which may merge the old chunk away.
     const oldMem = old === NIL ? 0 : ck.addr[old]! + 16;
     const p = libcRealloc(s, old, ev.n1);
+    return this.reallocDone(ev, old, oldReq, oldMem, id, key, text, p);
+  }
+
+  /**
+   * What follows realloc's call: the tokens (OLD's number given up, NEW's bound) and the bytes
+   * the program writes. `old` is OLD's block (NIL for NULL), which held oldReq bytes at oldMem;
+   * OLD is number `id`, key and text; p is what the call returned.
+   */
+  private reallocDone(
+    ev: TraceEvent,
+    old: number,
+    oldReq: number,
+    oldMem: number,
+    id: number,
+    key: number,
+    text: string,
+    p: number,
+  ): number {
     if (old !== NIL && ev.n1 === 0) {
       // realloc(p, 0) frees p and returns NULL in glibc 2.36.
       this.forget(ev, id, key, text, oldMem);
@@ -601,17 +760,34 @@ export class Replayer implements TraceSink {
         this.bind(ev, p);
       }
       if (p !== NIL && ev.n1 > this.largestRequest) this.largestRequest = ev.n1;
-      if (p !== NIL && ev.n1 < this.writeBelow) {
-        // The program writes the bytes the old block did not have; in the recorded model, where
-        // a big old block was not written whole, all of a (small) new block.
-        const from =
-          this.touchMode === 'recorded' && this.incompleteLine < 0 && oldReq >= TOUCH_MIN_BYTES
-            ? 0
-            : oldReq;
-        if (ev.n1 > from) this.kernel.touchRange(ck.addr[p]! + 16 + from, ev.n1 - from);
-      }
+      if (p !== NIL && ev.n1 < this.writeBelow) this.writeGrown(p, ev.n1, oldReq);
     }
     return p;
+  }
+
+  /**
+   * The program writes the bytes of block p (n bytes) that the old block (oldReq bytes) did not
+   * have; in the recorded model, where a big old block was not written whole, all of a (small)
+   * new block.
+   */
+  private writeGrown(p: number, n: number, oldReq: number): void {
+    const from =
+      this.touchMode === 'recorded' && this.incompleteLine < 0 && oldReq >= TOUCH_MIN_BYTES
+        ? 0
+        : oldReq;
+    if (n > from) this.kernel.touchRange(this.process.ck.addr[p]! + 16 + from, n - from);
+  }
+
+  /** The line run of a stored trace where runStored found the last line it looked for. */
+  private lineRun = 0;
+
+  /** The line of event i of a stored trace: found on from the last one (runStored goes forwards). */
+  private storedLine(t: StoredTrace, i: number): number {
+    let r = this.lineRun;
+    if (r >= t.lineRuns || t.lineFrom[r]! > i) r = 0;
+    while (r + 1 < t.lineRuns && t.lineFrom[r + 1]! <= i) r++;
+    this.lineRun = r;
+    return i + (t.lineRuns > 0 ? t.lineDelta[r]! : 0);
   }
 
   /** The fidelity log's record of an event, after the call (p as run() returned it). */
@@ -713,13 +889,17 @@ export class Replayer implements TraceSink {
 
   /** Records a freed token and its user address in the ring of recent frees (the text only for a token without a key). */
   private remember(ev: TraceEvent, key: number, text: string, mem: number): void {
+    this.rememberFree(key, text, mem, ev.line);
+  }
+
+  private rememberFree(key: number, text: string, mem: number, line: number): void {
     const f = this.recentFrees;
     const slot = f.next;
     f.next = (slot + 1) & (FREED_MEMORY - 1);
     f.key[slot] = key;
     if (key === NO_KEY) f.text[slot] = text;
     f.mem[slot] = mem;
-    f.line[slot] = ev.line;
+    f.line[slot] = line;
   }
 
   /** A free or realloc of a token that is not live: a double free, or a token never seen. */

@@ -13,6 +13,7 @@ import {
   unverifiedNote,
   type GlibcProfile,
 } from '../core/profile.js';
+import type { StoredPlace, StoredTrace } from '../trace/event-store.js';
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
 import { Replayer, type EventRecord, type TouchMode } from './replay.js';
@@ -228,6 +229,14 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       if (sites !== undefined) sites.noteEvent(ev);
       r.event(ev);
       if (r.aborted) stopAtAbort(ev, r);
+    },
+    runStored(t: StoredTrace, at: StoredPlace, stop: number): void {
+      // Only for a replay alone: a tee and the call stacks see every event.
+      if (tee !== undefined || sites !== undefined) return;
+      const r = replayer!;
+      r.runStored(t, at, stop);
+      // stopAtAbort without an event: runStored runs only when nothing observes.
+      if (r.aborted) throw new StopReplay();
     },
     touch: (rec) => {
       tee?.touch?.(rec);

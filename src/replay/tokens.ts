@@ -84,6 +84,37 @@ export class LiveTokens {
     this.anyOrphans = true;
   }
 
+  /** Whether every bound token has its number (none is kept by key and text). */
+  get allNumbered(): boolean {
+    return !this.anyOrphans;
+  }
+
+  /**
+   * For a replay whose tokens all have their numbers (allNumbered): unbinds token number `id` and
+   * returns the block it named, or NIL (and nothing changes) when it names none.
+   */
+  take(id: number): number {
+    if (id < 0 || id >= this.handles.length) return NIL;
+    const h = this.handles[id]! - 1;
+    if (h !== NIL) {
+      this.handles[id] = 0;
+      this.numbered--;
+    }
+    return h;
+  }
+
+  /** For such a replay: whether token number `id` (>= 0) names no block. */
+  unbound(id: number): boolean {
+    return id >= 0 && (id >= this.handles.length || this.handles[id] === 0);
+  }
+
+  /** For such a replay: binds token number `id`, which names no block (unbound), to block h. */
+  bindNumber(id: number, h: number): void {
+    if (id >= this.handles.length) this.grow(id);
+    this.handles[id] = h + 1;
+    this.numbered++;
+  }
+
   /** Calls f with the block of every bound token. */
   forEachHandle(f: (h: number) => void): void {
     for (let id = 0; id < this.handles.length; id++)

@@ -44,9 +44,14 @@ import {
 /** Events per chunk of columns. */
 const CHUNK_BITS = 16;
 const CHUNK = 1 << CHUNK_BITS;
+/** Events a chunk of a stored trace holds, for a reader of its columns (Replayer.runStored). */
+export const STORE_CHUNK_BITS = CHUNK_BITS;
+export const STORE_CHUNK = CHUNK;
 
 /** How long events are delivered before the event loop is given a turn. */
 const YIELD_MS = 50;
+/** Most events a sink's runStored replays between two looks at the clock. */
+const RUN_SLICE = 4096;
 
 /** The columns of one chunk of events. */
 interface Chunk {
@@ -411,8 +416,17 @@ function textsOf(t: StoredTrace): Buffer {
   return Buffer.from(t.textBytes.buffer, t.textBytes.byteOffset, t.textBytes.length);
 }
 
+/**
+ * Where a delivery of a stored trace stands: the next event, and the reallocs before it (the
+ * index of its taken token in reallocKey and reallocId).
+ */
+export interface StoredPlace {
+  i: number;
+  realloc: number;
+}
+
 /** The event being read from a stored trace, with its place in the texts and the reallocs. */
-class Cursor {
+class Cursor implements StoredPlace {
   i = 0;
   private run = 0;
   text: number;
@@ -757,8 +771,25 @@ export async function deliverStored(
   let last = Date.now();
   // The trace as given, the common case, on a path of its own.
   const siteCount = sink.site !== undefined ? sites.length : 0;
+  const runStored = !edited ? sink.runStored?.bind(sink) : undefined;
   while (!edited && cursor.i < t.count) {
     const i = cursor.i;
+    if (runStored !== undefined) {
+      // The sink replays what it can up to the next event with records after it, or site records
+      // before it, and at most a slice of events between two looks at the clock.
+      let stop = Math.min(t.count, i + RUN_SLICE);
+      if (g < groups.length && groups[g]!.after < stop) stop = groups[g]!.after;
+      if (sr < siteCount && sites[sr]!.before < stop) stop = sites[sr]!.before;
+      runStored(t, cursor, stop);
+      if (cursor.i > i) {
+        // Those events take no text: the cursor's place and its count of reallocs moved.
+        if (Date.now() - last >= YIELD_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          last = Date.now();
+        }
+        continue;
+      }
+    }
     if (sr < siteCount && sites[sr]!.before <= i) sitesBefore(i);
     const own = g < groups.length && groups[g]!.after === i ? groups[g++]! : null;
     cursor.read(ev);

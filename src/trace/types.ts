@@ -6,6 +6,8 @@
  * hundreds of millions of events allocates nothing per event: a consumer copies what it keeps.
  */
 
+import type { StoredPlace, StoredTrace } from './event-store.js';
+
 /** Operation codes, in the order of the trace format's table. */
 export const Op = {
   malloc: 0,
@@ -305,6 +307,13 @@ export interface TraceSink {
    * is then left to the replay.
    */
   copy?: CopyKeeper;
+  /**
+   * For a sink that replays (replay/sink.ts): replays the events of a stored trace from `at` on,
+   * up to event `stop - 1`, that it can without their being delivered one by one
+   * (Replayer.runStored), and moves `at` past them; deliverStored, the only caller, delivers the
+   * next one as usual. No event before `stop` has records after it or site records before it.
+   */
+  runStored?(t: StoredTrace, at: StoredPlace, stop: number): void;
   /**
    * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
    * own output is full, and the reader delivers nothing more until it settles.
