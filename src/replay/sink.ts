@@ -13,6 +13,7 @@ import {
   unverifiedNote,
   type GlibcProfile,
 } from '../core/profile.js';
+import type { BatchPlace, EventBatch } from '../trace/batch.js';
 import type { StoredPlace, StoredTrace } from '../trace/event-store.js';
 import type { SiteTable } from '../trace/site-table.js';
 import type { TraceEvent, TraceHeader, TraceSink } from '../trace/types.js';
@@ -236,6 +237,12 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       const r = replayer!;
       r.runStored(t, at, stop);
       // stopAtAbort without an event: runStored runs only when nothing observes.
+      if (r.aborted) throw new StopReplay();
+    },
+    runBatch(b: EventBatch, at: BatchPlace): void {
+      if (tee !== undefined || sites !== undefined) return;
+      const r = replayer!;
+      r.runBatch(b, at);
       if (r.aborted) throw new StopReplay();
     },
     touch: (rec) => {

@@ -19,7 +19,7 @@
  * n1 and n2 in decimal among the texts ('' for one that is exact as a double).
  */
 
-import type { ReadEvent } from './event.js';
+import { ReadEvent as ReadEventClass, type ReadEvent } from './event.js';
 import type { ReadRss, ReadTouch } from './records.js';
 import { NO_KEY } from './token-key.js';
 import {
@@ -39,6 +39,14 @@ const BATCH_BYTES = BATCH_EVENTS * (6 * 8 + 5 * 4 + 1);
 
 /** Codes of the op column: OpCodes below FOLLOWED, then FOLLOWED + OpCode, then the records. */
 const FOLLOWED = 0x20;
+/** The first code that is not an event without records after it (for Replayer.runBatch). */
+export const BATCH_FOLLOWED = FOLLOWED;
+
+/** Where a delivery of a batch stands: the next entry, and the index of the next event. */
+export interface BatchPlace {
+  entry: number;
+  index: number;
+}
 const TOUCH = 0x40;
 const RSS = 0x41;
 const RECORDS_END = 0x42;
@@ -64,9 +72,10 @@ export class EventBatch {
    * thread, param, in id, out id, site at 5 * i + 0..4 (what one event needs is in a few cache
    * lines, not in one of each of eleven columns).
    */
-  private readonly nums: Float64Array;
-  private readonly ints: Int32Array;
-  private readonly op: Uint8Array;
+  readonly nums: Float64Array;
+  readonly ints: Int32Array;
+  /** Each entry's code: an event's OpCode (plus BATCH_FOLLOWED when records follow it), or a record's. */
+  readonly op: Uint8Array;
   /** Events in the batch. */
   count = 0;
   /** The index of the first event. */
@@ -89,6 +98,31 @@ export class EventBatch {
     this.nums = new Float64Array(buffer, 0, 6 * n);
     this.ints = new Int32Array(buffer, 48 * n, 5 * n);
     this.op = new Uint8Array(buffer, 68 * n, n);
+  }
+
+  /** Where runBatch stands (one, reused). */
+  private readonly place: BatchPlace = { entry: 0, index: 0 };
+
+  /**
+   * Event `index`, at entry k, as deliver hands it (a new object): for an event whose tokens have
+   * keys (it takes no text), without exact sizes.
+   */
+  eventAt(k: number, index: number): ReadEvent {
+    const ev = new ReadEventClass();
+    ev.index = index;
+    ev.line = this.nums[6 * k + 3]!;
+    ev.time = this.nums[6 * k + 2]!;
+    ev.tid = this.ints[5 * k]!;
+    ev.op = this.op[k]! as OpCode;
+    ev.n1 = this.nums[6 * k]!;
+    ev.n2 = this.nums[6 * k + 1]!;
+    ev.param = this.ints[5 * k + 1]!;
+    ev.setIn(this.nums[6 * k + 4]!, NULL_TOKEN);
+    ev.setOut(this.nums[6 * k + 5]!, NULL_TOKEN);
+    ev.inId = this.ints[5 * k + 2]!;
+    ev.outId = this.ints[5 * k + 3]!;
+    ev.site = this.ints[5 * k + 4]!;
+    return ev;
   }
 
   /** A received batch. */
@@ -204,8 +238,23 @@ export class EventBatch {
     let index = this.firstIndex;
     let p = 0;
     let sp = 0;
+    // A sink that replays takes the runs of common events itself (Replayer.runBatch); an event
+    // with exact sizes (after an EXACT record) is handed over as an event.
+    const runs = sink.runBatch !== undefined;
+    const place = this.place;
     for (let i = 0; i < this.count; i++) {
       const code = this.op[i]!;
+      if (runs && code < FOLLOWED && ev.exact1 === undefined && ev.exact2 === undefined) {
+        place.entry = i;
+        place.index = index;
+        sink.runBatch!(this, place);
+        if (place.entry > i) {
+          // Events without texts: only the places moved.
+          i = place.entry - 1;
+          index = place.index;
+          continue;
+        }
+      }
       if (code >= TOUCH) {
         if (code === TOUCH) {
           const key = this.nums[6 * i + 4]!;

@@ -6,6 +6,7 @@
  * hundreds of millions of events allocates nothing per event: a consumer copies what it keeps.
  */
 
+import type { BatchPlace, EventBatch } from './batch.js';
 import type { StoredPlace, StoredTrace } from './event-store.js';
 
 /** Operation codes, in the order of the trace format's table. */
@@ -314,6 +315,12 @@ export interface TraceSink {
    * next one as usual. No event before `stop` has records after it or site records before it.
    */
   runStored?(t: StoredTrace, at: StoredPlace, stop: number): void;
+  /**
+   * The same for a batch of events (batch.ts; Replayer.runBatch): replays the batch's events from
+   * entry `at.entry` (event `at.index`) on that it can, each without records after it, and moves
+   * `at` past them; EventBatch.deliver, the only caller, delivers the next entry as usual.
+   */
+  runBatch?(b: EventBatch, at: BatchPlace): void;
   /**
    * Optional back-pressure: asked between chunks of input, it returns a promise while the sink's
    * own output is full, and the reader delivers nothing more until it settles.

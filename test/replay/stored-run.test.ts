@@ -1,10 +1,11 @@
 /**
- * The replay of a stored trace without event objects (Replayer.runStored, through the replay
- * sink's runStored and deliverStored): the same replay as the one of the file, event by event in
- * its outcome. Each trace is replayed twice, from the file (every event through event()) and from
- * its stored copy (the common events through runStored), and the two must end alike: the summary
- * (RSS, peak and its event, mallinfo2, system calls, live blocks, warnings, glibc's abort), the
- * warnings' texts and the message of a replay that stops.
+ * The replay without event objects: of a stored trace (Replayer.runStored, through the replay
+ * sink's runStored and deliverStored), and of the parse worker's batches (Replayer.runBatch,
+ * through EventBatch.deliver): the same replay as the one that hands every event to event(). Each
+ * trace is replayed three ways, from the file in the calling thread (every event through
+ * event()), from its stored copy and through the parse worker, and the three must end alike: the
+ * summary (RSS, peak and its event, mallinfo2, system calls, live blocks, warnings, glibc's abort),
+ * the warnings' texts and the message of a replay that stops.
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,10 +13,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceStore, deliverStored, type StoredTrace } from '../../src/trace/event-store.js';
-import { readTraceFile } from '../../src/trace/reader.js';
+import * as Reader from '../../src/trace/reader.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
+
+// The parse worker runs compiled JavaScript: its reader is dist's (`npm test` builds first).
+const worker = (await import(
+  new URL('../../dist/trace/reader.js', import.meta.url).href
+)) as typeof Reader;
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-stored-run-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,7 +53,7 @@ function withPointers(text: string, keep = 7): string {
 
 async function stored(path: string): Promise<StoredTrace> {
   const s = new TraceStore(1e9);
-  await readTraceFile(path, s);
+  await Reader.readTraceFile(path, s);
   const t = s.finish();
   expect(t).not.toBeNull();
   return t!;
@@ -57,58 +63,85 @@ interface Outcome {
   summary: unknown;
   failure: string | null;
   warnings: string[];
-  /** Events runStored replayed (from the stored copy only). */
+  /** Events replayed without event objects (runStored or runBatch). */
   fast: number;
 }
 
-/** The replay of the file, and the replay of its stored copy. */
-async function bothWays(text: string): Promise<[Outcome, Outcome]> {
-  const path = file(text);
-  const fromFile: Outcome = { summary: null, failure: null, warnings: [], fast: 0 };
-  const a = await replayFile(path, { cores: 2, onWarning: (w) => fromFile.warnings.push(w) });
-  fromFile.summary = a.replayer?.finish() ?? null;
-  fromFile.failure = a.failure?.message ?? null;
+type Way = 'events' | 'stored' | 'batches';
 
-  const t = await stored(path);
-  const fromStore: Outcome = { summary: null, failure: null, warnings: [], fast: 0 };
-  const b = await replayFile(path, {
+/** The replay of the file one of the three ways. */
+async function replayed(path: string, way: Way): Promise<Outcome> {
+  const out: Outcome = { summary: null, failure: null, warnings: [], fast: 0 };
+  const t = way === 'stored' ? await stored(path) : null;
+  const r = await replayFile(path, {
     cores: 2,
-    onWarning: (w) => fromStore.warnings.push(w),
+    onWarning: (w) => out.warnings.push(w),
     source: (sink) => {
-      const run = sink.runStored!.bind(sink);
+      if (way === 'events') {
+        // Every event through event(): the calling thread's reader, which has no batches.
+        sink.runStored = undefined;
+        sink.runBatch = undefined;
+        return Reader.streamTraceFile(path, path, sink);
+      }
+      const runS = sink.runStored!.bind(sink);
       sink.runStored = (st, at, stop) => {
         const from = at.i;
         try {
-          run(st, at, stop);
+          runS(st, at, stop);
         } finally {
-          fromStore.fast += at.i - from;
+          out.fast += at.i - from;
         }
       };
-      return deliverStored(t, sink);
+      const runB = sink.runBatch!.bind(sink);
+      sink.runBatch = (b, at) => {
+        const from = at.index;
+        try {
+          runB(b, at);
+        } finally {
+          out.fast += at.index - from;
+        }
+      };
+      return way === 'stored'
+        ? deliverStored(t!, sink)
+        : worker.readTraceFile(path, sink, { worker: true });
     },
   });
-  fromStore.summary = b.replayer?.finish() ?? null;
-  fromStore.failure = b.failure?.message ?? null;
-  return [fromFile, fromStore];
+  out.summary = r.replayer?.finish() ?? null;
+  out.failure = r.failure?.message ?? null;
+  return out;
 }
 
-async function expectSame(text: string): Promise<Outcome> {
-  const [a, b] = await bothWays(text);
-  expect(b.summary).toEqual(a.summary);
-  expect(b.failure).toBe(a.failure);
-  expect(b.warnings).toEqual(a.warnings);
-  return b;
+/** The replay of the trace every event through event(), then from its stored copy and in batches. */
+async function threeWays(text: string): Promise<[Outcome, Outcome, Outcome]> {
+  const path = file(text);
+  return [
+    await replayed(path, 'events'),
+    await replayed(path, 'stored'),
+    await replayed(path, 'batches'),
+  ];
+}
+
+/** Checks that the three ways end alike; returns the stored and batch ways. */
+async function expectSame(text: string): Promise<[Outcome, Outcome]> {
+  const [a, b, c] = await threeWays(text);
+  for (const x of [b, c]) {
+    expect(x.summary).toEqual(a.summary);
+    expect(x.failure).toBe(a.failure);
+    expect(x.warnings).toEqual(a.warnings);
+  }
+  expect(a.fast).toBe(0);
+  return [b, c];
 }
 
 const events = (text: string): number => text.split('\n').filter((l) => /^\d/.test(l)).length;
 
-describe('the replay of a stored trace without event objects', () => {
+describe('the replay without event objects', () => {
   for (const seed of ['r1', 'r2', 'r3', 'r4']) {
     it(`ends as the replay of the file: generated trace ${seed}`, async () => {
       const text = withPointers(generateTrace({ seed, events: 4000, touches: seed === 'r2' }));
-      const out = await expectSame(text);
       // Most events took the way without event objects (every seventh token is a name).
-      expect(out.fast).toBeGreaterThan(events(text) * 0.5);
+      for (const out of await expectSame(text))
+        expect(out.fast).toBeGreaterThan(events(text) * 0.5);
     });
   }
 
@@ -117,25 +150,25 @@ describe('the replay of a stored trace without event objects', () => {
       const text = withPointers(
         generateThreadedTrace({ seed, events: 4000, maxThreads: 6, touches: seed === 't2' }),
       );
-      const out = await expectSame(text);
-      expect(out.fast).toBeGreaterThan(events(text) * 0.5);
+      for (const out of await expectSame(text))
+        expect(out.fast).toBeGreaterThan(events(text) * 0.5);
     });
   }
 
   it('takes every common event of a trace of pointers', async () => {
     const text = withPointers(generateTrace({ seed: 'all', events: 3000, mallopts: false }), 1e9);
-    const out = await expectSame(text);
+    const outs = await expectSame(text);
     const common = text
       .split('\n')
       .filter((l) => /^\d+ (malloc|calloc|memalign|free|realloc) /.test(l) && !/ 0$/.test(l));
-    expect(out.fast).toBeGreaterThanOrEqual(common.length * 0.9);
+    for (const out of outs) expect(out.fast).toBeGreaterThanOrEqual(common.length * 0.9);
   });
 
   const P = (n: number): string => `0x${(0x10000 + 16 * n).toString(16)}`;
   const lines = (...ls: string[]): string => ['# ptsim trace v1', ...ls, ''].join('\n');
 
   it('records the abort of a double free glibc detects, with its event and line', async () => {
-    const out = await expectSame(
+    const [out] = await expectSame(
       lines(`1 malloc 24 ${P(1)}`, `1 malloc 24 ${P(2)}`, `1 free ${P(1)}`, `1 free ${P(1)}`),
     );
     expect(out.summary).toMatchObject({ abort: { event: 3, line: 5 } });
@@ -145,7 +178,7 @@ describe('the replay of a stored trace without event objects', () => {
     // Seven frees fill the tcache; the chunk freed again is not at the top of its fastbin.
     const fill = [1, 2, 3, 4, 5, 6, 7].map((n) => `1 malloc 24 ${P(n)}`);
     const free = [1, 2, 3, 4, 5, 6, 7].map((n) => `1 free ${P(n)}`);
-    const [a, b] = await bothWays(
+    const [out] = await expectSame(
       lines(
         ...fill,
         `1 malloc 24 ${P(8)}`,
@@ -156,18 +189,16 @@ describe('the replay of a stored trace without event objects', () => {
         `1 free ${P(8)}`,
       ),
     );
-    expect(b.failure).toBe(a.failure);
-    expect(b.summary).toEqual(a.summary);
-    expect(a.failure).toMatch(/already freed at line 18/);
+    expect(out.failure).toMatch(/already freed at line 18/);
   });
 
   it('stops at a free of a token never allocated', async () => {
-    const out = await expectSame(lines(`1 malloc 24 ${P(1)}`, `1 free ${P(5)}`));
+    const [out] = await expectSame(lines(`1 malloc 24 ${P(1)}`, `1 free ${P(5)}`));
     expect(out.failure).toMatch(/:3: free of 0x10050, which is not a live block/);
   });
 
   it('stops at a token returned again while live', async () => {
-    const out = await expectSame(lines(`1 malloc 24 ${P(1)}`, `1 malloc 40 ${P(1)}`));
+    const [out] = await expectSame(lines(`1 malloc 24 ${P(1)}`, `1 malloc 40 ${P(1)}`));
     expect(out.failure).toMatch(/:3: token 0x10010 is reused while still live/);
   });
 
