@@ -76,7 +76,7 @@ export async function runFigures(job: FiguresJob): Promise<Watched> {
     else firstT = t;
     lastT = t;
     lastRss = r.kernel.residentPages * 4096;
-    if (every > 0 && ev.index % every === 0) timeline.push([ev.index, lastRss]);
+    if (ev.index % every === 0) timeline.push([ev.index, lastRss]);
   };
   const run = await replayFile(job.path, {
     ...job.settings,
@@ -86,11 +86,20 @@ export async function runFigures(job: FiguresJob): Promise<Watched> {
     ...(job.otherTrimThresholds !== undefined
       ? { otherTrimThresholds: job.otherTrimThresholds }
       : {}),
-    observe,
+    // Without a timeline the replay keeps RSS over time itself, and needs no observer: its
+    // common events are replayed without event objects (Replayer.runStored, runBatch).
+    ...(every > 0 ? { observe } : { rssOverTime: true }),
   });
   const r = run.replayer;
   if (r === null) throw run.failure ?? new Error(`${job.path}: nothing to replay`);
   const s = r.finish();
+  if (every === 0) {
+    const o = r.rssOverTime;
+    area = o.area;
+    firstT = o.first;
+    lastT = o.last;
+    lastRss = o.lastRss;
+  }
   const span = lastT - firstT;
   const f: Watched = {
     events: s.events,

@@ -84,6 +84,17 @@ export class ReplayError extends Error {
   }
 }
 
+/** RSS over time (Replayer.rssOverTime). */
+export interface RssOverTime {
+  /** The sum, over the events, of the RSS after each times the time to the next event. */
+  area: number;
+  /** The first and last events' times (their indexes in a trace without times); -1 before the first. */
+  first: number;
+  last: number;
+  /** The RSS after the last event. */
+  lastRss: number;
+}
+
 /** One line of the fidelity log. */
 export interface EventRecord {
   i: number;
@@ -142,6 +153,14 @@ export interface ReplayOptions {
   profile?: GlibcProfile;
   /** Other trim thresholds to watch, from the start (Process.otherTrimThresholds). */
   otherTrimThresholds?: readonly number[];
+  /**
+   * Events before this index are not observed (`observe` is called from this event on): a replay
+   * that only stops at an event, or looks at one, replays those before it without event objects
+   * (runStored, runBatch). 0 by default.
+   */
+  observeFrom?: number;
+  /** Keep the integral of RSS over the events' times (rssOverTime), with no observer needed. */
+  rssOverTime?: boolean;
 }
 
 /** Bytes of a string in UTF-8, as strlen counts them in the process's environment. */
@@ -293,6 +312,11 @@ export class Replayer implements TraceSink {
   private pendingBlock = NO_BLOCK;
   /** ReplayOptions.checkLevel. */
   private readonly checkLevel: 0 | 1 | 2;
+  /** ReplayOptions.observeFrom. */
+  private readonly observeFrom: number;
+  /** ReplayOptions.rssOverTime, and the integral (rssOverTime). */
+  private readonly integrate: boolean;
+  private readonly overTime: RssOverTime = { area: 0, first: -1, last: -1, lastRss: 0 };
 
   constructor(
     readonly file: string,
@@ -304,6 +328,8 @@ export class Replayer implements TraceSink {
     this.process.env = opts.env ?? [];
     this.process.ncores = opts.cores ?? 2;
     this.checkLevel = opts.checkLevel ?? 0;
+    this.observeFrom = opts.observeFrom ?? 0;
+    this.integrate = opts.rssOverTime === true;
   }
 
   /** Trace header facts are applied by the caller (which merges them with its own options). */
@@ -359,7 +385,7 @@ export class Replayer implements TraceSink {
     const o = this.opts;
     if (
       o.onEvent !== undefined ||
-      o.observe !== undefined ||
+      (o.observe !== undefined && this.observeFrom <= at.i) ||
       this.checkLevel !== 0 ||
       this.pending !== null ||
       this.abort !== undefined ||
@@ -371,6 +397,8 @@ export class Replayer implements TraceSink {
     s.thread = this.lastThread;
     const tokens = this.tokens;
     let i = at.i;
+    // The events from observeFrom on are observed: they are event()'s.
+    if (o.observe !== undefined && stop > this.observeFrom) stop = this.observeFrom;
     // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
     let delta = 0;
     let nextRun = 0;
@@ -460,13 +488,17 @@ export class Replayer implements TraceSink {
           }
         } else return;
         this.events++;
-        this.settle(i, p);
+        this.settle(i, p, c.time === null ? -1 : c.time[j]!);
         at.i = ++i;
       }
     } catch (e) {
       // Event i's call threw: glibc's abort is recorded as event() records it.
       if (!(e instanceof GlibcAbort)) throw e;
       this.abort = { message: e.glibcMessage, event: i, line: this.storedLine(t, i) };
+      if (this.integrate) {
+        const c = t.chunks[i >>> STORE_CHUNK_BITS]!;
+        this.accumulate(i, c.time === null ? -1 : c.time[i & (STORE_CHUNK - 1)]!);
+      }
       at.i = i + 1;
     }
   }
@@ -485,7 +517,7 @@ export class Replayer implements TraceSink {
     const o = this.opts;
     if (
       o.onEvent !== undefined ||
-      o.observe !== undefined ||
+      (o.observe !== undefined && this.observeFrom <= at.index) ||
       this.checkLevel !== 0 ||
       this.pending !== null ||
       this.abort !== undefined ||
@@ -502,9 +534,11 @@ export class Replayer implements TraceSink {
     const count = b.count;
     let k = at.entry;
     let i = at.index;
+    // The events from observeFrom on are observed: they are event()'s.
+    const observed = o.observe !== undefined ? this.observeFrom : Number.POSITIVE_INFINITY;
     try {
       for (;;) {
-        if (k >= count) return;
+        if (k >= count || i >= observed) return;
         const op = codes[k]!;
         // Records, and events with records after them: the caller's.
         if (op >= BATCH_FOLLOWED) return;
@@ -575,13 +609,14 @@ export class Replayer implements TraceSink {
           }
         } else return;
         this.events++;
-        this.settle(i, p);
+        this.settle(i, p, nums[6 * k + 2]!);
         at.entry = ++k;
         at.index = ++i;
       }
     } catch (e) {
       if (!(e instanceof GlibcAbort)) throw e;
       this.abort = { message: e.glibcMessage, event: i, line: nums[6 * k + 3]! };
+      if (this.integrate) this.accumulate(i, nums[6 * k + 2]!);
       at.entry = k + 1;
       at.index = i + 1;
     }
@@ -622,21 +657,23 @@ export class Replayer implements TraceSink {
   private stopAt(ev: TraceEvent, e: unknown): void {
     if (!(e instanceof GlibcAbort)) throw e;
     this.abort = { message: e.glibcMessage, event: ev.index, line: ev.line };
+    // The state glibc aborted in counts for RSS over time, as an observer sees it then.
+    if (this.integrate) this.accumulate(ev.index, ev.time);
   }
 
   /** An event is complete: its RSS counts, its samples get their modelled figure, listeners hear of it. */
   private complete(ev: TraceEvent, p: number): void {
-    this.settle(ev.index, p);
+    this.settle(ev.index, p, ev.time);
     // The fidelity log's record is made only for a listener: a replay without one allocates
     // nothing per event.
     const onEvent = this.opts.onEvent;
     if (onEvent !== undefined) onEvent(this.record(ev, p));
     const observe = this.opts.observe;
-    if (observe !== undefined) observe(ev, this);
+    if (observe !== undefined && ev.index >= this.observeFrom) observe(ev, this);
   }
 
-  /** What completing event i, which returned p, does before the listeners hear of it. */
-  private settle(i: number, p: number): void {
+  /** What completing event i (at `time`, -1 for none), which returned p, does before the listeners hear of it. */
+  private settle(i: number, p: number, time: number): void {
     this.lastBlock = p >= 0 ? p : NIL;
     // Set here, not after the listeners: a copy of the replay taken by one (a checkpoint) must not
     // carry this event's sample on to its own next event.
@@ -647,6 +684,25 @@ export class Replayer implements TraceSink {
       this.peakEvent = i;
     }
     if (this.measured.count > 0) this.settleSamples(rss);
+    if (this.integrate) this.accumulate(i, time);
+  }
+
+  /** RSS over time, after event i (at `time`, -1 for none): each event weighs the time to the next. */
+  private accumulate(i: number, time: number): void {
+    const t = time >= 0 ? time : i;
+    const o = this.overTime;
+    if (o.last >= 0) o.area += o.lastRss * (t - o.last);
+    else o.first = t;
+    o.last = t;
+    o.lastRss = this.kernel.residentPages * PAGE_SIZE;
+  }
+
+  /**
+   * RSS over the events' times so far (ReplayOptions.rssOverTime): the integral of the RSS after
+   * each event up to the next event's time, and the first and last times (-1 before the first).
+   */
+  get rssOverTime(): Readonly<RssOverTime> {
+    return this.overTime;
   }
 
   /** The samples kept since the last event complete stand at this point. */

@@ -105,6 +105,8 @@ export interface RunOptions extends ReplaySettings {
   stopAfter?: number;
   /** Other trim thresholds to watch (ReplayOptions.otherTrimThresholds). */
   otherTrimThresholds?: readonly number[];
+  /** Keep RSS over time (ReplayOptions.rssOverTime, Replayer.rssOverTime). */
+  rssOverTime?: boolean;
   checkLevel?: 0 | 1 | 2;
   onEvent?: (rec: EventRecord) => void;
   /**
@@ -210,15 +212,18 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
           ? { otherTrimThresholds: opts.otherTrimThresholds }
           : {}),
         // Called once the event is complete, the records after it applied (only when there is
-        // something to do then: a call per event costs).
+        // something to do then: a call per event costs; without an observer of the caller's,
+        // from the event to stop after on, so that the events before it need no event object).
         ...(observe !== undefined || stopAfter !== Number.POSITIVE_INFINITY
           ? {
               observe: (ev: TraceEvent, r: Replayer): void => {
                 if (observe !== undefined) observe(ev, r);
                 if (ev.index >= stopAfter) throw new StopReplay();
               },
+              observeFrom: observe !== undefined ? 0 : stopAfter,
             }
           : {}),
+        ...(opts.rssOverTime === true ? { rssOverTime: true } : {}),
       });
       replayer = r;
       r.header(h);

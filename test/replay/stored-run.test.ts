@@ -15,6 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TraceStore, deliverStored, type StoredTrace } from '../../src/trace/event-store.js';
 import * as Reader from '../../src/trace/reader.js';
 import { replayFile } from '../../src/replay/run-file.js';
+import type { TraceSink } from '../../src/trace/types.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 
@@ -235,5 +236,93 @@ describe('the replay without event objects', () => {
         `2 free ${P(5)}`,
       ),
     );
+  });
+});
+
+describe('RSS over time kept by the replay (Replayer.rssOverTime)', () => {
+  /** The integral of RSS over time, as an observer of every event computes it. */
+  async function observed(path: string, stopAfter?: number): Promise<unknown> {
+    let area = 0;
+    let first = -1;
+    let last = -1;
+    let lastRss = 0;
+    await replayFile(path, {
+      cores: 2,
+      ...(stopAfter !== undefined ? { stopAfter } : {}),
+      observe: (ev, r) => {
+        const t = ev.time >= 0 ? ev.time : ev.index;
+        if (last >= 0) area += lastRss * (t - last);
+        else first = t;
+        last = t;
+        lastRss = r.kernel.residentPages * 4096;
+      },
+    });
+    return { area, first, last, lastRss };
+  }
+
+  /** The same kept by the replay, read each of the three ways; checks that all agree. */
+  async function kept(path: string, stopAfter?: number): Promise<unknown> {
+    const t = await stored(path);
+    const sources = [
+      (sink: TraceSink) => Reader.streamTraceFile(path, path, sink),
+      (sink: TraceSink) => deliverStored(t, sink),
+      (sink: TraceSink) => worker.readTraceFile(path, sink, { worker: true }),
+    ];
+    const out: unknown[] = [];
+    for (const source of sources) {
+      const r = await replayFile(path, {
+        cores: 2,
+        rssOverTime: true,
+        ...(stopAfter !== undefined ? { stopAfter } : {}),
+        source,
+      });
+      out.push({ ...r.replayer!.rssOverTime });
+    }
+    expect(out[1]).toEqual(out[0]);
+    expect(out[2]).toEqual(out[0]);
+    return out[0];
+  }
+
+  /** Times before the events: increasing, irregular. */
+  function timed(text: string): string {
+    let t = 1000;
+    return text
+      .split('\n')
+      .map((l) => (/^\d/.test(l) ? `@${(t += 1 + ((t * 7) % 13))} ${l}` : l))
+      .join('\n');
+  }
+
+  for (const [name, text] of [
+    ['a trace without times', withPointers(generateTrace({ seed: 'o1', events: 3000 }))],
+    ['a trace with times', timed(withPointers(generateTrace({ seed: 'o2', events: 3000 })))],
+    [
+      'threads, with times',
+      timed(withPointers(generateThreadedTrace({ seed: 'o3', events: 3000, maxThreads: 5 }))),
+    ],
+  ] as const) {
+    it(`is the integral an observer of every event makes: ${name}`, async () => {
+      const path = file(text);
+      const o = (await observed(path)) as { area: number };
+      expect(o.area).toBeGreaterThan(0);
+      expect(await kept(path)).toEqual(o);
+      // Stopping after an event, too.
+      expect(await kept(path, 1777)).toEqual(await observed(path, 1777));
+    });
+  }
+
+  it('counts the state glibc aborted in, as an observer sees it', async () => {
+    const path = file(
+      timed(
+        [
+          '# ptsim trace v1',
+          '1 malloc 5000 0x10010',
+          '1 malloc 24 0x10020',
+          '1 free 0x10020',
+          '1 free 0x10020',
+          '',
+        ].join('\n'),
+      ),
+    );
+    expect(await kept(path)).toEqual(await observed(path));
   });
 });
