@@ -88,11 +88,14 @@ export interface Measured {
 function freeWatcher(edits: Edits | undefined): {
   observe: (ev: TraceEvent, r: Replayer) => void;
   went: () => PinFreed['went'] | undefined;
+  /** The events it looks at. */
+  events: number[];
 } {
   const f = edits?.free;
   let chunk = -1;
   let went: PinFreed['went'] | undefined;
   return {
+    events: f === undefined ? [] : [f.after, f.after + 1],
     observe: (ev, r) => {
       if (f === undefined) return;
       const ck = r.process.ck;
@@ -212,6 +215,8 @@ async function measure(job: MeasureJob): Promise<Measured> {
       freed.observe(ev, r);
       while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
     },
+    // Only those events: the others are replayed without event objects.
+    observeAt: [...new Set([...targets, ...freed.events])].sort((a, b) => a - b),
   });
   const out: Measured = { figures };
   const went = freed.went();

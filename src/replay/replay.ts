@@ -154,11 +154,11 @@ export interface ReplayOptions {
   /** Other trim thresholds to watch, from the start (Process.otherTrimThresholds). */
   otherTrimThresholds?: readonly number[];
   /**
-   * Events before this index are not observed (`observe` is called from this event on): a replay
-   * that only stops at an event, or looks at one, replays those before it without event objects
-   * (runStored, runBatch). 0 by default.
+   * The events `observe` is called for, by index, in increasing order; every event when absent. A
+   * replay that looks at a few events (or only stops at one) replays those in between without
+   * event objects (runStored, runBatch).
    */
-  observeFrom?: number;
+  observeAt?: readonly number[];
   /** Keep the integral of RSS over the events' times (rssOverTime), with no observer needed. */
   rssOverTime?: boolean;
 }
@@ -312,8 +312,9 @@ export class Replayer implements TraceSink {
   private pendingBlock = NO_BLOCK;
   /** ReplayOptions.checkLevel. */
   private readonly checkLevel: 0 | 1 | 2;
-  /** ReplayOptions.observeFrom. */
-  private readonly observeFrom: number;
+  /** ReplayOptions.observeAt (null: every event), and the first of them not passed yet. */
+  private readonly observeAt: readonly number[] | null;
+  private observeNext = 0;
   /** ReplayOptions.rssOverTime, and the integral (rssOverTime). */
   private readonly integrate: boolean;
   private readonly overTime: RssOverTime = { area: 0, first: -1, last: -1, lastRss: 0 };
@@ -328,7 +329,7 @@ export class Replayer implements TraceSink {
     this.process.env = opts.env ?? [];
     this.process.ncores = opts.cores ?? 2;
     this.checkLevel = opts.checkLevel ?? 0;
-    this.observeFrom = opts.observeFrom ?? 0;
+    this.observeAt = opts.observeAt ?? null;
     this.integrate = opts.rssOverTime === true;
   }
 
@@ -385,7 +386,7 @@ export class Replayer implements TraceSink {
     const o = this.opts;
     if (
       o.onEvent !== undefined ||
-      (o.observe !== undefined && this.observeFrom <= at.i) ||
+      (o.observe !== undefined && this.nextObserved(at.i) === at.i) ||
       this.checkLevel !== 0 ||
       this.pending !== null ||
       this.abort !== undefined ||
@@ -397,8 +398,8 @@ export class Replayer implements TraceSink {
     s.thread = this.lastThread;
     const tokens = this.tokens;
     let i = at.i;
-    // The events from observeFrom on are observed: they are event()'s.
-    if (o.observe !== undefined && stop > this.observeFrom) stop = this.observeFrom;
+    // An event observed is event()'s.
+    if (o.observe !== undefined) stop = Math.min(stop, this.nextObserved(i));
     // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
     let delta = 0;
     let nextRun = 0;
@@ -517,7 +518,7 @@ export class Replayer implements TraceSink {
     const o = this.opts;
     if (
       o.onEvent !== undefined ||
-      (o.observe !== undefined && this.observeFrom <= at.index) ||
+      (o.observe !== undefined && this.nextObserved(at.index) === at.index) ||
       this.checkLevel !== 0 ||
       this.pending !== null ||
       this.abort !== undefined ||
@@ -534,8 +535,8 @@ export class Replayer implements TraceSink {
     const count = b.count;
     let k = at.entry;
     let i = at.index;
-    // The events from observeFrom on are observed: they are event()'s.
-    const observed = o.observe !== undefined ? this.observeFrom : Number.POSITIVE_INFINITY;
+    // An event observed is event()'s.
+    const observed = o.observe !== undefined ? this.nextObserved(i) : Number.POSITIVE_INFINITY;
     try {
       for (;;) {
         if (k >= count || i >= observed) return;
@@ -669,7 +670,17 @@ export class Replayer implements TraceSink {
     const onEvent = this.opts.onEvent;
     if (onEvent !== undefined) onEvent(this.record(ev, p));
     const observe = this.opts.observe;
-    if (observe !== undefined && ev.index >= this.observeFrom) observe(ev, this);
+    if (observe !== undefined && this.nextObserved(ev.index) === ev.index) observe(ev, this);
+  }
+
+  /** The first event from event i on that the observer is called for (ReplayOptions.observeAt). */
+  private nextObserved(i: number): number {
+    const at = this.observeAt;
+    if (at === null) return i;
+    let k = this.observeNext;
+    while (k < at.length && at[k]! < i) k++;
+    this.observeNext = k;
+    return k < at.length ? at[k]! : Number.POSITIVE_INFINITY;
   }
 
   /** What completing event i (at `time`, -1 for none), which returned p, does before the listeners hear of it. */

@@ -105,6 +105,8 @@ export interface RunOptions extends ReplaySettings {
   stopAfter?: number;
   /** Other trim thresholds to watch (ReplayOptions.otherTrimThresholds). */
   otherTrimThresholds?: readonly number[];
+  /** The events `observe` is called for (ReplayOptions.observeAt); every event when absent. */
+  observeAt?: readonly number[];
   /** Keep RSS over time (ReplayOptions.rssOverTime, Replayer.rssOverTime). */
   rssOverTime?: boolean;
   checkLevel?: 0 | 1 | 2;
@@ -145,6 +147,21 @@ function mergeEnv(header: TraceHeader | null, s: ReplaySettings): Array<[string,
 }
 
 class StopReplay extends Error {}
+
+/**
+ * ReplayOptions.observeAt for the replay sink's observer: the events the caller's observer looks
+ * at (every one when it has an observer and says none), and the event to stop after.
+ */
+function observedEvents(
+  callerObserves: boolean,
+  at: readonly number[] | undefined,
+  stopAfter: number,
+): { observeAt?: readonly number[] } {
+  if (callerObserves && at === undefined) return {};
+  const events = [...(callerObserves ? at! : [])];
+  if (stopAfter !== Number.POSITIVE_INFINITY) events.push(stopAfter);
+  return { observeAt: [...new Set(events)].sort((a, b) => a - b) };
+}
 
 /** A sink that replays what it is given, as replayFile does: the Replayer is made at the header. */
 export interface ReplaySink {
@@ -212,15 +229,16 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
           ? { otherTrimThresholds: opts.otherTrimThresholds }
           : {}),
         // Called once the event is complete, the records after it applied (only when there is
-        // something to do then: a call per event costs; without an observer of the caller's,
-        // from the event to stop after on, so that the events before it need no event object).
+        // something to do then: a call per event costs; only at the events the caller looks
+        // at and the one to stop after, when it says which, so that the others need no event
+        // object).
         ...(observe !== undefined || stopAfter !== Number.POSITIVE_INFINITY
           ? {
               observe: (ev: TraceEvent, r: Replayer): void => {
                 if (observe !== undefined) observe(ev, r);
                 if (ev.index >= stopAfter) throw new StopReplay();
               },
-              observeFrom: observe !== undefined ? 0 : stopAfter,
+              ...observedEvents(observe !== undefined, opts.observeAt, stopAfter),
             }
           : {}),
         ...(opts.rssOverTime === true ? { rssOverTime: true } : {}),

@@ -15,7 +15,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { TraceStore, deliverStored, type StoredTrace } from '../../src/trace/event-store.js';
 import * as Reader from '../../src/trace/reader.js';
 import { replayFile } from '../../src/replay/run-file.js';
-import type { TraceSink } from '../../src/trace/types.js';
+import type { TraceEvent, TraceSink } from '../../src/trace/types.js';
+import type { Replayer } from '../../src/replay/replay.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 
@@ -324,5 +325,57 @@ describe('RSS over time kept by the replay (Replayer.rssOverTime)', () => {
       ),
     );
     expect(await kept(path)).toEqual(await observed(path));
+  });
+});
+
+describe('an observer of a few events (ReplayOptions.observeAt)', () => {
+  it('sees those events, in the state an observer of every event sees them in', async () => {
+    const path = file(withPointers(generateThreadedTrace({ seed: 'w1', events: 3000 })));
+    const at = [0, 5, 6, 700, 1499, 2222];
+    const look = (ev: TraceEvent, r: Replayer): string =>
+      `${ev.index} ${ev.line} ${ev.op} ${ev.tid} ${r.kernel.residentPages} ${r.kernel.brkEnd} ${r.lastBlock}`;
+    const every: string[] = [];
+    await replayFile(path, {
+      cores: 2,
+      stopAfter: 2222,
+      observe: (ev, r) => {
+        if (at.includes(ev.index)) every.push(look(ev, r));
+      },
+    });
+    expect(every).toHaveLength(at.length);
+    const t = await stored(path);
+    const ways: Array<[(sink: TraceSink) => Promise<unknown>, boolean]> = [
+      [(sink) => Reader.streamTraceFile(path, path, sink), false],
+      [(sink) => deliverStored(t, sink), true],
+      [(sink) => worker.readTraceFile(path, sink, { worker: true }), true],
+    ];
+    for (const [source, withoutObjects] of ways) {
+      const few: string[] = [];
+      let fast = 0;
+      const r = await replayFile(path, {
+        cores: 2,
+        stopAfter: 2222,
+        observeAt: at,
+        observe: (ev, rr) => few.push(look(ev, rr)),
+        source: (sink) => {
+          for (const k of ['runStored', 'runBatch'] as const) {
+            const run = sink[k]?.bind(sink);
+            if (run === undefined) continue;
+            sink[k] = ((...args: [never, { i?: number; index?: number }, never]) => {
+              const place = args[1];
+              const from = place.i ?? place.index!;
+              (run as (...a: unknown[]) => void)(...args);
+              fast += (place.i ?? place.index!) - from;
+            }) as never;
+          }
+          return source(sink);
+        },
+      });
+      expect(few).toEqual(every);
+      expect(r.replayer!.finish().events).toBe(2223);
+      // Through the store and the batches, the events in between took the way without objects.
+      if (withoutObjects) expect(fast).toBeGreaterThan(1500);
+      else expect(fast).toBe(0);
+    }
   });
 });
