@@ -234,6 +234,13 @@ export class RecentFrees {
   next = 0;
 }
 
+/** Event i of a stored trace, read back whole and numbered `shift` more (Replayer.runStored). */
+function readBack(t: StoredTrace, i: number, shift: number): TraceEvent {
+  const ev = storedReadEvent(t, i);
+  ev.index += shift;
+  return ev;
+}
+
 /** What run() returns for a call that returns no block (free, mallopt, ...). */
 const NO_BLOCK = -2;
 
@@ -376,17 +383,20 @@ export class Replayer implements TraceSink {
    * the caller hands the event it stops at to event() as usual. The events replayed here take no
    * text from the store, and none has records after it (the caller stops before such an event).
    *
+   * In an edited delivery (deliverStored's Edits) the events are numbered `shift` more than their
+   * index in the store: the caller stops the run at every edit.
+   *
    * This is the loop of the replay of a stored trace (deliverStored): the same calls without an
    * event object filled and handed through the sink for each, which cost a third of the loop.
    * Whatever is unusual about an event (a token not live, one bound already, a thread that
    * starts or has exited, realloc(p, 0)) sends it to event(), before its call; a call that
    * returns NULL is finished by event()'s own code, on the event read from the store.
    */
-  runStored(t: StoredTrace, at: StoredPlace, stop: number): void {
+  runStored(t: StoredTrace, at: StoredPlace, stop: number, shift = 0): void {
     const o = this.opts;
     if (
       o.onEvent !== undefined ||
-      (o.observe !== undefined && this.nextObserved(at.i) === at.i) ||
+      (o.observe !== undefined && this.nextObserved(at.i + shift) === at.i + shift) ||
       this.checkLevel !== 0 ||
       this.pending !== null ||
       this.abort !== undefined ||
@@ -399,7 +409,7 @@ export class Replayer implements TraceSink {
     const tokens = this.tokens;
     let i = at.i;
     // An event observed is event()'s.
-    if (o.observe !== undefined) stop = Math.min(stop, this.nextObserved(i));
+    if (o.observe !== undefined) stop = Math.min(stop, this.nextObserved(i + shift) - shift);
     // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
     let delta = 0;
     let nextRun = 0;
@@ -421,8 +431,8 @@ export class Replayer implements TraceSink {
         const op = c.op[j]!;
         let p = NO_BLOCK;
         if (op === Op.free) {
-          s.eventIndex = i;
-          this.lastIndex = i;
+          s.eventIndex = i + shift;
+          this.lastIndex = i + shift;
           if (key !== 0) {
             const h = tokens.take(id);
             if (h === NIL) return;
@@ -436,8 +446,8 @@ export class Replayer implements TraceSink {
           }
         } else if (op === Op.malloc || op === Op.calloc || op === Op.memalign) {
           if (key === 0 || !tokens.unbound(id)) return;
-          s.eventIndex = i;
-          this.lastIndex = i;
+          s.eventIndex = i + shift;
+          this.lastIndex = i + shift;
           const n1 = c.nums[3 * j]!;
           const n2 = c.nums[3 * j + 1]!;
           let touch = n1;
@@ -449,7 +459,7 @@ export class Replayer implements TraceSink {
             p = libcMemalign(s, n1, n2);
             touch = n2;
           }
-          if (p === NIL) this.bind(storedReadEvent(t, i), p);
+          if (p === NIL) this.bind(readBack(t, i, shift), p);
           else {
             tokens.bindNumber(id, p);
             if (touch > this.largestRequest) this.largestRequest = touch;
@@ -464,15 +474,15 @@ export class Replayer implements TraceSink {
           if (n1 === 0 || key === 0 || oldKey === NO_KEY) return;
           const old = oldKey === 0 ? NIL : tokens.find(oldId, oldKey, '');
           if ((oldKey !== 0 && old === NIL) || !(id === oldId || tokens.unbound(id))) return;
-          s.eventIndex = i;
-          this.lastIndex = i;
+          s.eventIndex = i + shift;
+          this.lastIndex = i + shift;
           at.realloc = r + 1;
           const ck = s.ck;
           const oldReq = old === NIL ? 0 : ck.req[old]!;
           const oldMem = old === NIL ? 0 : ck.addr[old]! + 16;
           p = libcRealloc(s, old, n1);
           if (p === NIL)
-            p = this.reallocDone(storedReadEvent(t, i), old, oldReq, oldMem, oldId, oldKey, '', p);
+            p = this.reallocDone(readBack(t, i, shift), old, oldReq, oldMem, oldId, oldKey, '', p);
           else {
             if (old !== NIL) {
               tokens.take(oldId);
@@ -489,16 +499,16 @@ export class Replayer implements TraceSink {
           }
         } else return;
         this.events++;
-        this.settle(i, p, c.time === null ? -1 : c.time[j]!);
+        this.settle(i + shift, p, c.time === null ? -1 : c.time[j]!);
         at.i = ++i;
       }
     } catch (e) {
       // Event i's call threw: glibc's abort is recorded as event() records it.
       if (!(e instanceof GlibcAbort)) throw e;
-      this.abort = { message: e.glibcMessage, event: i, line: this.storedLine(t, i) };
+      this.abort = { message: e.glibcMessage, event: i + shift, line: this.storedLine(t, i) };
       if (this.integrate) {
         const c = t.chunks[i >>> STORE_CHUNK_BITS]!;
-        this.accumulate(i, c.time === null ? -1 : c.time[i & (STORE_CHUNK - 1)]!);
+        this.accumulate(i + shift, c.time === null ? -1 : c.time[i & (STORE_CHUNK - 1)]!);
       }
       at.i = i + 1;
     }

@@ -254,11 +254,11 @@ export function replaySink(displayName: string, opts: RunOptions = {}): ReplaySi
       r.event(ev);
       if (r.aborted) stopAtAbort(ev, r);
     },
-    runStored(t: StoredTrace, at: StoredPlace, stop: number): void {
+    runStored(t: StoredTrace, at: StoredPlace, stop: number, shift?: number): void {
       // Only for a replay alone: a tee and the call stacks see every event.
       if (tee !== undefined || sites !== undefined) return;
       const r = replayer!;
-      r.runStored(t, at, stop);
+      r.runStored(t, at, stop, shift);
       // stopAtAbort without an event: runStored runs only when nothing observes.
       if (r.aborted) throw new StopReplay();
     },

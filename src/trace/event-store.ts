@@ -771,7 +771,7 @@ export async function deliverStored(
   let last = Date.now();
   // The trace as given, the common case, on a path of its own.
   const siteCount = sink.site !== undefined ? sites.length : 0;
-  const runStored = !edited ? sink.runStored?.bind(sink) : undefined;
+  const runStored = sink.runStored?.bind(sink);
   while (!edited && cursor.i < t.count) {
     const i = cursor.i;
     if (runStored !== undefined) {
@@ -806,6 +806,28 @@ export async function deliverStored(
   }
   while (cursor.i < t.count) {
     const i = cursor.i;
+    if (runStored !== undefined) {
+      // As in the loop above, and up to the next edit: the events in between are numbered
+      // k - i more than in the store.
+      let stop = Math.min(t.count, i + RUN_SLICE);
+      if (g < groups.length && groups[g]!.after < stop) stop = groups[g]!.after;
+      if (sr < siteCount && sites[sr]!.before < stop) stop = sites[sr]!.before;
+      if (move !== undefined)
+        for (const e of [move.to, move.from - 1, move.from, move.takenAt])
+          if (e >= i && e < stop) stop = e;
+      if (free !== undefined && free.after >= i && free.after < stop) stop = free.after;
+      // The next event a trim follows.
+      if (trimEvery > 0) stop = Math.min(stop, i + trimEvery - 1 - (i % trimEvery));
+      runStored(t, cursor, stop, k - i);
+      if (cursor.i > i) {
+        k += cursor.i - i;
+        if (Date.now() - last >= YIELD_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve));
+          last = Date.now();
+        }
+        continue;
+      }
+    }
     sitesBefore(i);
     if (moved !== null && i === move!.to) {
       moved.read(ev);

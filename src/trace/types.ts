@@ -313,8 +313,9 @@ export interface TraceSink {
    * up to event `stop - 1`, that it can without their being delivered one by one
    * (Replayer.runStored), and moves `at` past them; deliverStored, the only caller, delivers the
    * next one as usual. No event before `stop` has records after it or site records before it.
+   * In an edited delivery the events are numbered `shift` more than their index in the store.
    */
-  runStored?(t: StoredTrace, at: StoredPlace, stop: number): void;
+  runStored?(t: StoredTrace, at: StoredPlace, stop: number, shift?: number): void;
   /**
    * The same for a batch of events (batch.ts; Replayer.runBatch): replays the batch's events from
    * entry `at.entry` (event `at.index`) on that it can, each without records after it, and moves

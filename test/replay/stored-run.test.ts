@@ -12,10 +12,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { TraceStore, deliverStored, type StoredTrace } from '../../src/trace/event-store.js';
+import {
+  TraceStore,
+  deliverStored,
+  earliestMove,
+  storedReadEvent,
+  type Edits,
+  type StoredTrace,
+} from '../../src/trace/event-store.js';
 import * as Reader from '../../src/trace/reader.js';
 import { replayFile } from '../../src/replay/run-file.js';
-import type { TraceEvent, TraceSink } from '../../src/trace/types.js';
+import { Op, type TraceEvent, type TraceSink } from '../../src/trace/types.js';
 import type { Replayer } from '../../src/replay/replay.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
@@ -376,6 +383,97 @@ describe('an observer of a few events (ReplayOptions.observeAt)', () => {
       // Through the store and the batches, the events in between took the way without objects.
       if (withoutObjects) expect(fast).toBeGreaterThan(1500);
       else expect(fast).toBe(0);
+    }
+  });
+});
+
+describe('an edited delivery without event objects (deliverStored with Edits)', () => {
+  it('replays between the edits as the delivery event by event does', async () => {
+    const path = file(withPointers(generateThreadedTrace({ seed: 'e1', events: 3000 })));
+    const t = await stored(path);
+    // A block born at event b, freed early instead, right after an event a few later (one of the
+    // common kinds, after another of the same thread, so that a run without event objects would
+    // pass it) while the block is still live.
+    const plain = (k: number): boolean => {
+      const e = storedReadEvent(t, k);
+      const before = storedReadEvent(t, k - 1);
+      return (
+        (e.op === Op.malloc || e.op === Op.free) &&
+        e.inKey !== -1 &&
+        e.outKey !== -1 &&
+        before.inKey !== -1 &&
+        before.outKey !== -1 &&
+        before.tid === e.tid
+      );
+    };
+    let b = 400;
+    let after = -1;
+    for (; after < 0; b++) {
+      const e = storedReadEvent(t, b);
+      if (!(e.op === Op.malloc && e.outKey > 0)) continue;
+      for (let k = b + 5; k < b + 40; k++) {
+        const x = storedReadEvent(t, k);
+        if (x.op === Op.free && x.inId === e.outId) break;
+        if (plain(k)) {
+          after = k;
+          break;
+        }
+      }
+    }
+    b--;
+    const ev = storedReadEvent(t, b);
+    const free = {
+      after,
+      born: b,
+      tid: ev.tid,
+      key: ev.outKey,
+      id: ev.outId,
+      token: ev.out,
+    };
+    const move = earliestMove(t, 2500);
+    expect(move).not.toBeNull();
+    // Each edit, the events the replay goes to (the block freed early is freed again later, a
+    // free of a token that is not live), and how many of them at least take the way without
+    // event objects.
+    const edits: Array<[Edits, number, number]> = [
+      [{ trimEvery: 97 }, 2999, 2000],
+      [{ move: move! }, 2999, 2000],
+      [{ free }, free.after + 300, 200],
+      [{ move: move!, trimEvery: 50 }, 2999, 2000],
+    ];
+    const at = [3, 404, 410, 1200, 2499, 2500, 2501, 2700];
+    const look = (e: TraceEvent, r: Replayer): string =>
+      `${e.index} ${e.line} ${e.op} ${r.kernel.residentPages} ${r.kernel.brkEnd} ${r.lastBlock}`;
+    for (const [edit, stopAfter, least] of edits) {
+      const outcomes: unknown[] = [];
+      for (const withoutObjects of [false, true]) {
+        const seen: string[] = [];
+        let fast = 0;
+        const r = await replayFile(path, {
+          cores: 2,
+          stopAfter,
+          observeAt: at,
+          observe: (e, rr) => seen.push(look(e, rr)),
+          source: (sink) => {
+            const run = sink.runStored!.bind(sink);
+            sink.runStored = withoutObjects
+              ? (st, place, stop, shift) => {
+                  const from = place.i;
+                  run(st, place, stop, shift);
+                  fast += place.i - from;
+                }
+              : undefined;
+            return deliverStored(t, sink, edit);
+          },
+        });
+        if (withoutObjects) expect(fast).toBeGreaterThan(least);
+        outcomes.push({
+          summary: r.replayer!.finish(),
+          failure: r.failure?.message ?? null,
+          seen,
+        });
+      }
+      expect(outcomes[1]).toEqual(outcomes[0]);
     }
   });
 });
