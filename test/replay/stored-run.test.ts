@@ -79,11 +79,12 @@ interface Outcome {
 type Way = 'events' | 'stored' | 'batches';
 
 /** The replay of the file one of the three ways. */
-async function replayed(path: string, way: Way): Promise<Outcome> {
+async function replayed(path: string, way: Way, glibc?: string): Promise<Outcome> {
   const out: Outcome = { summary: null, failure: null, warnings: [], fast: 0 };
   const t = way === 'stored' ? await stored(path) : null;
   const r = await replayFile(path, {
     cores: 2,
+    ...(glibc !== undefined ? { glibc } : {}),
     onWarning: (w) => out.warnings.push(w),
     source: (sink) => {
       if (way === 'events') {
@@ -121,18 +122,18 @@ async function replayed(path: string, way: Way): Promise<Outcome> {
 }
 
 /** The replay of the trace every event through event(), then from its stored copy and in batches. */
-async function threeWays(text: string): Promise<[Outcome, Outcome, Outcome]> {
+async function threeWays(text: string, glibc?: string): Promise<[Outcome, Outcome, Outcome]> {
   const path = file(text);
   return [
-    await replayed(path, 'events'),
-    await replayed(path, 'stored'),
-    await replayed(path, 'batches'),
+    await replayed(path, 'events', glibc),
+    await replayed(path, 'stored', glibc),
+    await replayed(path, 'batches', glibc),
   ];
 }
 
 /** Checks that the three ways end alike; returns the stored and batch ways. */
-async function expectSame(text: string): Promise<[Outcome, Outcome]> {
-  const [a, b, c] = await threeWays(text);
+async function expectSame(text: string, glibc?: string): Promise<[Outcome, Outcome]> {
+  const [a, b, c] = await threeWays(text, glibc);
   for (const x of [b, c]) {
     expect(x.summary).toEqual(a.summary);
     expect(x.failure).toBe(a.failure);
@@ -151,6 +152,18 @@ describe('the replay without event objects', () => {
       // Most events took the way without event objects (every seventh token is a name).
       for (const out of await expectSame(text))
         expect(out.fast).toBeGreaterThan(events(text) * 0.5);
+    });
+  }
+
+  // Other releases: 2.28's tcache without its double-free check, 2.43's lazy tcache without
+  // fastbins (core/profile.ts).
+  for (const glibc of ['2.28', '2.31', '2.43']) {
+    it(`ends as the replay of the file: glibc ${glibc}`, async () => {
+      const text = withPointers(generateTrace({ seed: `g${glibc}`, events: 3000 }));
+      for (const out of await expectSame(text, glibc)) {
+        expect(out.summary).toMatchObject({ glibc });
+        expect(out.fast).toBeGreaterThan(events(text) * 0.5);
+      }
     });
   }
 
