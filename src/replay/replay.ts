@@ -241,6 +241,9 @@ function readBack(t: StoredTrace, i: number, shift: number): TraceEvent {
   return ev;
 }
 
+/** Past the last line run of a stored trace (Replayer.runStored). */
+const NO_MORE_RUNS = Number.POSITIVE_INFINITY;
+
 /** What run() returns for a call that returns no block (free, mallopt, ...). */
 const NO_BLOCK = -2;
 
@@ -411,11 +414,19 @@ export class Replayer implements TraceSink {
     // An event observed is event()'s.
     if (o.observe !== undefined) stop = Math.min(stop, this.nextObserved(i + shift) - shift);
     // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
+    // nextRun starts as a double, not a small integer: the comparison's compiled code is then for
+    // numbers from the first, and does not go back to the interpreter when nextRun becomes
+    // NO_MORE_RUNS (a run without records is long: this code is compiled while it runs).
     let delta = 0;
-    let nextRun = 0;
+    let nextRun = -0.5;
     try {
       for (;;) {
         if (i >= stop) return;
+        if (i >= nextRun) {
+          delta = this.storedLine(t, i) - i;
+          const r = this.lineRun + 1;
+          nextRun = r < t.lineRuns ? t.lineFrom[r]! : NO_MORE_RUNS;
+        }
         const c = t.chunks[i >>> STORE_CHUNK_BITS]!;
         const j = i & (STORE_CHUNK - 1);
         const key = c.nums[3 * j + 2]!;
@@ -436,11 +447,6 @@ export class Replayer implements TraceSink {
           if (key !== 0) {
             const h = tokens.take(id);
             if (h === NIL) return;
-            if (i >= nextRun) {
-              delta = this.storedLine(t, i) - i;
-              const r = this.lineRun + 1;
-              nextRun = r < t.lineRuns ? t.lineFrom[r]! : Number.POSITIVE_INFINITY;
-            }
             this.rememberFree(key, '', s.ck.addr[h]! + 16, i + delta);
             libcFree(s, h);
           }
@@ -486,11 +492,6 @@ export class Replayer implements TraceSink {
           else {
             if (old !== NIL) {
               tokens.take(oldId);
-              if (i >= nextRun) {
-                delta = this.storedLine(t, i) - i;
-                const k = this.lineRun + 1;
-                nextRun = k < t.lineRuns ? t.lineFrom[k]! : Number.POSITIVE_INFINITY;
-              }
               this.rememberFree(oldKey, '', oldMem, i + delta);
             }
             tokens.bindNumber(id, p);
