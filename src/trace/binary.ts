@@ -100,8 +100,28 @@ function align8(n: number): number {
 /** The sparse columns of a block, in the order of the columns (and of the meta part's counts). */
 const SPARSE = ['n1', 'n2', 'param', 'site', 'ins', 'inKeys', 'outs', 'outIds'] as const;
 
-/** The counts of the sparse columns of a block. */
-type Counts = Record<(typeof SPARSE)[number], number>;
+/**
+ * The counts of the sparse columns of a block, in SPARSE's order. A class of small integers
+ * (badMeta bounds the counts of a meta part), so that every Counts has one shape: objects made by
+ * Object.fromEntries, or with fields of doubles here and small integers there, sent readColumns's
+ * compiled code back to the interpreter at every block.
+ */
+class Counts {
+  n1 = 0;
+  n2 = 0;
+  param = 0;
+  site = 0;
+  ins = 0;
+  inKeys = 0;
+  outs = 0;
+  outIds = 0;
+}
+
+/** A block's entries counted by readColumns's scan: events, records and the sparse columns. */
+class EntryCounts extends Counts {
+  events = 0;
+  recs = 0;
+}
 
 /** A block's meta part (JSON). */
 interface Meta {
@@ -207,7 +227,7 @@ export class BinaryTraceEncoder implements TraceSink {
   private readonly inKeys = new Float64Array(BLOCK_ENTRIES);
   private readonly outKeys = new Float64Array(BLOCK_ENTRIES);
   private readonly outIds = new Int32Array(BLOCK_ENTRIES);
-  private readonly c: Counts = emptyCounts();
+  private readonly c = new Counts();
   private n = 0;
   private e = 0;
   private first = 0;
@@ -445,15 +465,11 @@ export class BinaryTraceEncoder implements TraceSink {
     this.write(payload);
     this.n = 0;
     this.e = 0;
-    Object.assign(this.c, emptyCounts());
+    Object.assign(this.c, new Counts());
     this.runs = [];
     this.texts = [];
     this.recs = [];
   }
-}
-
-function emptyCounts(): Counts {
-  return countsOf(SPARSE.map(() => 0));
 }
 
 /** The counts as the meta part lists them. */
@@ -463,19 +479,16 @@ function countsList(c: Counts): number[] {
 
 /** The counts of a meta part's list. */
 function countsOf(list: readonly number[]): Counts {
-  // A literal in SPARSE's order, of small integers (badMeta bounds the counts), so that every
-  // Counts has one shape: objects made by Object.fromEntries, or with fields of doubles here and
-  // small integers there, sent readColumns's compiled code back to the interpreter at every block.
-  return {
-    n1: list[0]! | 0,
-    n2: list[1]! | 0,
-    param: list[2]! | 0,
-    site: list[3]! | 0,
-    ins: list[4]! | 0,
-    inKeys: list[5]! | 0,
-    outs: list[6]! | 0,
-    outIds: list[7]! | 0,
-  };
+  const c = new Counts();
+  c.n1 = list[0]! | 0;
+  c.n2 = list[1]! | 0;
+  c.param = list[2]! | 0;
+  c.site = list[3]! | 0;
+  c.ins = list[4]! | 0;
+  c.inKeys = list[5]! | 0;
+  c.outs = list[6]! | 0;
+  c.outIds = list[7]! | 0;
+  return c;
 }
 
 /** The narrowest width that holds every thread number (signed 32 bits at most). */
@@ -531,7 +544,10 @@ function timesOf(a: Float64Array, n: number): { timeW: number; time0: number } {
 }
 
 /** Where each column of a block starts, from its meta part's length and counts; and its end. */
-type Layout = Record<keyof Counts | 'codes' | 'flags' | 'tids' | 'outHi' | 'times' | 'end', number>;
+type Layout = Record<
+  (typeof SPARSE)[number] | 'codes' | 'flags' | 'tids' | 'outHi' | 'times' | 'end',
+  number
+>;
 
 function layout(m: Meta, metaLength: number): Layout {
   const c = countsOf(m.c);
@@ -1147,20 +1163,6 @@ export class BinaryTraceReader {
 // it has ever run; that code, reached later, sends the compiled loop back to the interpreter,
 // and a loop that enters the same compiled code at every block went back at every block.
 
-/** A block's entries counted (events, records, the sparse columns they use); null, or what is wrong. */
-class EntryCounts {
-  events = 0;
-  recs = 0;
-  n1 = 0;
-  n2 = 0;
-  param = 0;
-  site = 0;
-  ins = 0;
-  inKeys = 0;
-  outs = 0;
-  outIds = 0;
-}
-
 /**
  * Counts a block's n entries (codes, and the flags of its events) into `seen`: null, or what is
  * wrong with them (an unknown code or flag, more events than the e the block says).
@@ -1323,7 +1325,7 @@ const MAX_SIZE = 2 ** 64;
  * What is wrong with the values of a block's columns (those a reader of the text could never give:
  * sizes that are not whole numbers, keys that are no key, ...), or null. Columns of narrow
  * unsigned integers are right by their type: only the wide ones are looked at. Each loop is a
- * function of its own (see EntryCounts).
+ * function of its own (see scanEntries).
  */
 function badValues(
   m: Meta,
