@@ -396,23 +396,13 @@ export class Replayer implements TraceSink {
    * returns NULL is finished by event()'s own code, on the event read from the store.
    */
   runStored(t: StoredTrace, at: StoredPlace, stop: number, shift = 0): void {
-    const o = this.opts;
-    if (
-      o.onEvent !== undefined ||
-      (o.observe !== undefined && this.nextObserved(at.i + shift) === at.i + shift) ||
-      this.checkLevel !== 0 ||
-      this.pending !== null ||
-      this.abort !== undefined ||
-      this.lastThread === null ||
-      !this.tokens.allNumbered
-    )
-      return;
+    const upTo = this.runsUpTo(at.i + shift);
+    if (upTo <= at.i + shift) return;
+    stop = Math.min(stop, upTo - shift);
     const s = this.process;
-    s.thread = this.lastThread;
+    s.thread = this.lastThread!;
     const tokens = this.tokens;
     let i = at.i;
-    // An event observed is event()'s.
-    if (o.observe !== undefined) stop = Math.min(stop, this.nextObserved(i + shift) - shift);
     // The lines of events, for the ring of recent frees: i + delta up to event nextRun.
     // nextRun starts as a double, not a small integer: the comparison's compiled code is then for
     // numbers from the first, and does not go back to the interpreter when nextRun becomes
@@ -516,7 +506,28 @@ export class Replayer implements TraceSink {
   }
 
   /**
-   * runStored for a batch of events (batch.ts: the parse worker's, and the binary reader's): replays
+   * Where a run without event objects (runStored, runBatch) that starts at event i must stop at
+   * the latest: before the next event observed (ReplayOptions.observeAt; Infinity when nothing
+   * observes). i itself, so no run at all, when anything watches every event (the fidelity log,
+   * checks), an event waits for the records after it, glibc has aborted, no event has set the
+   * thread yet, or a token is bound without its number.
+   */
+  private runsUpTo(i: number): number {
+    const o = this.opts;
+    if (
+      o.onEvent !== undefined ||
+      this.checkLevel !== 0 ||
+      this.pending !== null ||
+      this.abort !== undefined ||
+      this.lastThread === null ||
+      !this.tokens.allNumbered
+    )
+      return i;
+    return o.observe !== undefined ? this.nextObserved(i) : Number.POSITIVE_INFINITY;
+  }
+
+  /**
+   * runStored for a batch of events (batch.ts: the parse worker's): replays
    * the batch's events from entry `at.entry` (event `at.index`) on, as long as they are events
    * without records after them, of the kinds runStored replays, and moves `at` past them; the
    * caller delivers the entry it stops at as usual.
@@ -526,19 +537,10 @@ export class Replayer implements TraceSink {
    * compiler then inlines less of the allocator's entry points into the loop).
    */
   runBatch(b: EventBatch, at: BatchPlace): void {
-    const o = this.opts;
-    if (
-      o.onEvent !== undefined ||
-      (o.observe !== undefined && this.nextObserved(at.index) === at.index) ||
-      this.checkLevel !== 0 ||
-      this.pending !== null ||
-      this.abort !== undefined ||
-      this.lastThread === null ||
-      !this.tokens.allNumbered
-    )
-      return;
+    const upTo = this.runsUpTo(at.index);
+    if (upTo <= at.index) return;
     const s = this.process;
-    s.thread = this.lastThread;
+    s.thread = this.lastThread!;
     const tokens = this.tokens;
     const codes = b.op;
     const nums = b.nums;
@@ -546,11 +548,9 @@ export class Replayer implements TraceSink {
     const count = b.count;
     let k = at.entry;
     let i = at.index;
-    // An event observed is event()'s.
-    const observed = o.observe !== undefined ? this.nextObserved(i) : Number.POSITIVE_INFINITY;
     try {
       for (;;) {
-        if (k >= count || i >= observed) return;
+        if (k >= count || i >= upTo) return;
         const op = codes[k]!;
         // Records, and events with records after them: the caller's.
         if (op >= BATCH_FOLLOWED) return;
