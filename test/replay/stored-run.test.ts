@@ -74,13 +74,23 @@ interface Outcome {
   warnings: string[];
   /** Events replayed without event objects (runStored or runBatch). */
   fast: number;
+  /** Every chunk of the model at the end: address, size and state. */
+  heap: string;
 }
 
 type Way = 'events' | 'stored' | 'batches';
 
+/** Every chunk the model holds, where it is, its size and state: the same replay leaves the same heap. */
+function heapOf(r: Replayer): string {
+  const ck = r.process.ck;
+  const out: string[] = [];
+  for (let h = 0; h < ck.highWater; h++) out.push(`${ck.addr[h]}:${ck.size[h]}:${ck.state[h]}`);
+  return out.join(' ');
+}
+
 /** The replay of the file one of the three ways. */
 async function replayed(path: string, way: Way, glibc?: string): Promise<Outcome> {
-  const out: Outcome = { summary: null, failure: null, warnings: [], fast: 0 };
+  const out: Outcome = { summary: null, failure: null, warnings: [], fast: 0, heap: '' };
   const t = way === 'stored' ? await stored(path) : null;
   const r = await replayFile(path, {
     cores: 2,
@@ -118,6 +128,7 @@ async function replayed(path: string, way: Way, glibc?: string): Promise<Outcome
   });
   out.summary = r.replayer?.finish() ?? null;
   out.failure = r.failure?.message ?? null;
+  out.heap = r.replayer === null ? '' : heapOf(r.replayer);
   return out;
 }
 
@@ -138,6 +149,7 @@ async function expectSame(text: string, glibc?: string): Promise<[Outcome, Outco
     expect(x.summary).toEqual(a.summary);
     expect(x.failure).toBe(a.failure);
     expect(x.warnings).toEqual(a.warnings);
+    expect(x.heap).toBe(a.heap);
   }
   expect(a.fast).toBe(0);
   return [b, c];
