@@ -431,7 +431,9 @@ const STOP = new Error('stop');
 
 /**
  * Resumes the replay as given from a copy of checkpoint `cp`, with the stored trace's events after
- * it (edited: `stop` and the indexes `observe` sees are edited ones), up to event `stop`.
+ * it (edited: `stop` and the indexes `observe` sees are edited ones), up to event `stop`. `observe`
+ * is called for the events `at` names (and `stop`), or every event when absent; the others are
+ * replayed without event objects (Replayer.runStored).
  */
 async function resume(
   cp: Checkpoint,
@@ -439,15 +441,19 @@ async function resume(
   edits: Edits | undefined,
   stop: number,
   observe: (ev: TraceEvent, r: Replayer, h: ThresholdHistory) => void,
+  at?: readonly number[],
 ): Promise<{ r: Replayer; history: ThresholdHistory; failure: Error | null }> {
   const c = checkpoint({ r: cp.r, history: cp.history });
   const r = c.r;
   // An event is complete once the records after it are applied: the copy's observer, in place of
   // the original replay's, sees it then, and stops at the last one.
-  r.observeWith((ev, rr) => {
-    observe(ev, rr, c.history);
-    if (ev.index >= stop) throw STOP;
-  });
+  r.observeWith(
+    (ev, rr) => {
+      observe(ev, rr, c.history);
+      if (ev.index >= stop) throw STOP;
+    },
+    at === undefined ? undefined : [...new Set([...at, stop])].sort((x, y) => x - y),
+  );
   let failure: Error | null = null;
   if (editedIndex(edits, cp.event) < stop) {
     try {
@@ -461,6 +467,12 @@ async function resume(
               observe(ev, r, c.history);
               throw STOP;
             }
+          },
+          // The events nothing observes, without event objects. An abort there is at an event
+          // the observer does not look at: the replay stops, as at any other.
+          runStored: (t, place, until, shift) => {
+            r.runStored(t, place, until, shift);
+            if (r.aborted) throw STOP;
           },
           touch: (rec) => r.touch(rec),
           rss: (sample) => r.rss(sample),
@@ -488,10 +500,17 @@ export async function measureFrom(
   const figures: Array<MomentFigures | null> = at.map(() => null);
   let next = 0;
   const freed = freeWatcher(edits);
-  const { r, failure } = await resume(cp, store, edits, targets[targets.length - 1]!, (ev, r) => {
-    freed.observe(ev, r);
-    while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
-  });
+  const { r, failure } = await resume(
+    cp,
+    store,
+    edits,
+    targets[targets.length - 1]!,
+    (ev, r) => {
+      freed.observe(ev, r);
+      while (next < targets.length && targets[next] === ev.index) figures[next++] = figuresOf(r);
+    },
+    [...targets, ...freed.events],
+  );
   const out: Measured = { figures };
   const went = freed.went();
   if (went !== undefined) out.went = went;

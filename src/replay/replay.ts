@@ -323,7 +323,7 @@ export class Replayer implements TraceSink {
   /** ReplayOptions.checkLevel. */
   private readonly checkLevel: 0 | 1 | 2;
   /** ReplayOptions.observeAt (null: every event), and the first of them not passed yet. */
-  private readonly observeAt: readonly number[] | null;
+  private observeAt: readonly number[] | null;
   private observeNext = 0;
   /** ReplayOptions.rssOverTime, and the integral (rssOverTime). */
   private readonly integrate: boolean;
@@ -371,11 +371,14 @@ export class Replayer implements TraceSink {
   }
 
   /**
-   * Replaces the observer (ReplayOptions.observe): a copy of a replay resumed on its own (a
-   * checkpoint of explain's what-ifs) must not call the original's.
+   * Replaces the observer (ReplayOptions.observe) and the events it is called for (observeAt,
+   * every event when absent): a copy of a replay resumed on its own (a checkpoint of explain's
+   * what-ifs) must not call the original's, and looks at events of its own.
    */
-  observeWith(observe: ReplayOptions['observe']): void {
+  observeWith(observe: ReplayOptions['observe'], at?: readonly number[]): void {
     this.opts.observe = observe;
+    this.observeAt = at ?? null;
+    this.observeNext = 0;
   }
 
   /**

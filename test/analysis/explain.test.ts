@@ -10,13 +10,14 @@
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { explain, type MomentExplanation } from '../../src/analysis/explain.js';
 import { breakdown } from '../../src/analysis/breakdown.js';
 import { typedBytes } from '../../src/analysis/checkpoint.js';
 import { findPins } from '../../src/analysis/pins.js';
 import { NIL, St } from '../../src/core/chunks.js';
 import { IS_MMAPPED } from '../../src/core/constants.js';
+import { Replayer } from '../../src/replay/replay.js';
 import { replayFile, type ReplaySettings } from '../../src/replay/run-file.js';
 import { differential } from '../diff/harness.js';
 import { generateTrace } from '../gen/generate.js';
@@ -48,12 +49,15 @@ function fastbinsTrace(): string {
  * 20,000 blocks of 200 bytes, every 50th kept: live blocks scattered over the heap's pages (the
  * docs' example has 100,000).
  */
-function fragmentedTrace(): string {
+function fragmentedTrace(name = (i: number): string => `b${i}`): string {
   const lines: string[] = [];
-  for (let i = 0; i < 20000; i++) lines.push(`1 malloc 200 b${i}`);
-  for (let i = 0; i < 20000; i++) if (i % 50 !== 0) lines.push(`1 free b${i}`);
+  for (let i = 0; i < 20000; i++) lines.push(`1 malloc 200 ${name(i)}`);
+  for (let i = 0; i < 20000; i++) if (i % 50 !== 0) lines.push(`1 free ${name(i)}`);
   return lines.join('\n') + '\n';
 }
+
+/** The same with pointers for tokens, as a recorder writes them (replayed without event objects). */
+const pointer = (i: number): string => `0x${(0x10000 + 16 * i).toString(16)}`;
 
 /**
  * Small blocks freed from the top down: the first freed (the highest) fill the tcache and pin the
@@ -596,13 +600,61 @@ describe('the copy of the trace held in memory', () => {
 
 describe('checkpoints', () => {
   it('change nothing explain finds, however many it keeps: none, every 50 events, or two at most by their memory', async () => {
-    const path = file('fragmented-checkpoints.trace', FRAGMENTED);
-    const base = { settings: { cores: 2 }, at: ['end' as const, 'peak' as const], parallel: 1 };
-    const none = await explain(path, base);
-    const many = await explain(path, { ...base, checkpoints: { every: 50 } });
-    const few = await explain(path, { ...base, checkpoints: { every: 50, bytes: 1 } });
-    expect(JSON.stringify(many)).toBe(JSON.stringify(none));
-    expect(JSON.stringify(few)).toBe(JSON.stringify(none));
+    for (const [name, text] of [
+      ['fragmented-checkpoints.trace', FRAGMENTED],
+      ['fragmented-pointers.trace', fragmentedTrace(pointer)],
+    ]) {
+      const path = file(name!, text!);
+      const base = { settings: { cores: 2 }, at: ['end' as const, 'peak' as const], parallel: 1 };
+      const none = await explain(path, base);
+      const many = await explain(path, { ...base, checkpoints: { every: 50 } });
+      const few = await explain(path, { ...base, checkpoints: { every: 50, bytes: 1 } });
+      expect(JSON.stringify(many)).toBe(JSON.stringify(none));
+      expect(JSON.stringify(few)).toBe(JSON.stringify(none));
+    }
+  });
+
+  it('are resumed without event objects between the events their what-ifs look at', async () => {
+    // The copies of checkpoints that explain's edited what-ifs resume are told which events they
+    // look at (observeWith's second argument); runStored replays the others.
+    const resumed = new WeakSet<Replayer>();
+    let fast = 0;
+    const observeWith = Replayer.prototype.observeWith;
+    const runStored = Replayer.prototype.runStored;
+    const spies = [
+      vi.spyOn(Replayer.prototype, 'observeWith').mockImplementation(function (
+        this: Replayer,
+        ...args: Parameters<Replayer['observeWith']>
+      ) {
+        if (args[1] !== undefined) resumed.add(this);
+        observeWith.apply(this, args);
+      }),
+      vi.spyOn(Replayer.prototype, 'runStored').mockImplementation(function (
+        this: Replayer,
+        ...args: Parameters<Replayer['runStored']>
+      ) {
+        const from = args[1].i;
+        runStored.apply(this, args);
+        if (resumed.has(this)) fast += args[1].i - from;
+      }),
+    ];
+    try {
+      const path = file('fragmented-resumed.trace', fragmentedTrace(pointer));
+      const x = await explain(path, {
+        settings: { cores: 2 },
+        at: ['end', 'peak'],
+        parallel: 1,
+        checkpoints: { every: 50 },
+      });
+      // Pins moved or freed earlier: what-ifs resumed from a checkpoint before their edit.
+      const edited = x.moments.flatMap((m) =>
+        m.tried.filter((t) => t.id === 'move_pin' || t.id === 'free_pin_early'),
+      );
+      expect(edited.length).toBeGreaterThan(0);
+      expect(fast).toBeGreaterThan(x.events / 2);
+    } finally {
+      for (const spy of spies) spy.mockRestore();
+    }
   });
 
   it('are measured by the bytes of the typed arrays they hold, each counted once', () => {
