@@ -619,8 +619,11 @@ describe('checkpoints', () => {
     // look at (observeWith's second argument); runStored replays the others.
     const resumed = new WeakSet<Replayer>();
     let fast = 0;
+    // The methods themselves, called below with the replay as `this`.
+    /* eslint-disable @typescript-eslint/unbound-method */
     const observeWith = Replayer.prototype.observeWith;
     const runStored = Replayer.prototype.runStored;
+    /* eslint-enable @typescript-eslint/unbound-method */
     const spies = [
       vi.spyOn(Replayer.prototype, 'observeWith').mockImplementation(function (
         this: Replayer,
