@@ -12,7 +12,13 @@ import fc from 'fast-check';
 import { fcParams } from '../helpers/fc.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TraceParser } from '../../src/trace/parser.js';
-import { TraceReadError, readTraceFile, readTraceText } from '../../src/trace/reader.js';
+import {
+  TraceReadError,
+  readTraceFile,
+  readTraceText,
+  streamTraceFile,
+} from '../../src/trace/reader.js';
+import { BinaryTraceEncoder } from '../../src/trace/binary.js';
 import { tokenKey } from '../../src/trace/token-key.js';
 import { MALLOPT_PARAMS } from '../../src/core/constants.js';
 import {
@@ -637,6 +643,39 @@ describe('readTraceFile', () => {
     expect(result).toEqual({ events: 2, lines: 3 });
     expect(c.headers[0]!.nprocs).toBe(2);
     expect(c.events).toEqual(parse(text).events);
+  });
+
+  it('streams a large plain file, text or binary, as the same events as the text in memory', async () => {
+    // Several megabytes: the file is read in many chunks, into buffers read into again.
+    const lines: string[] = ['# ptsim trace v1\n'];
+    for (let i = 0; i < 300_000; i++)
+      lines.push(
+        `${1 + (i % 3)} malloc ${(i * 7919) % 100_000} 0x${(0x10000 + 16 * i).toString(16)}\n`,
+        `${1 + (i % 3)} free 0x${(0x10000 + 16 * i).toString(16)}\n`,
+      );
+    const text = lines.join('');
+    const digest = (): { sink: TraceSink; all: () => string } => {
+      const out: string[] = [];
+      return {
+        sink: {
+          header() {},
+          event: (e) => out.push(`${e.index} ${e.line} ${e.tid} ${e.op} ${e.n1} ${e.in} ${e.out}`),
+        },
+        all: () => out.join('\n'),
+      };
+    };
+    const inMemory = digest();
+    const expected = readTraceText(text, 'big', inMemory.sink);
+    const parts: Uint8Array[] = [];
+    const enc = new BinaryTraceEncoder((b) => parts.push(b.slice()));
+    enc.end(readTraceText(text, 'big', enc).lines);
+    for (const bytes of [Buffer.from(text), Buffer.concat(parts)]) {
+      expect(bytes.length).toBeGreaterThan(4 << 20);
+      const path = tmpFile(bytes);
+      const streamed = digest();
+      expect(await streamTraceFile(path, path, streamed.sink)).toEqual(expected);
+      expect(streamed.all()).toBe(inMemory.all());
+    }
   });
 
   it('reads an empty file', async () => {
