@@ -31,6 +31,7 @@
  * index to line), the texts of tokens without a key, and the records, which are few.
  */
 
+import { grown } from '../core/release.js';
 import { ReadEvent } from './event.js';
 import { ReadRss, ReadTouch } from './records.js';
 import { NO_KEY, tokenKey } from './token-key.js';
@@ -1071,15 +1072,16 @@ export class BinaryTraceReader {
     this.times = new Float64Array(n);
   }
 
+  /**
+   * Room for token numbers below `need`: the arrays grow within the room their buffers have
+   * (release.ts), so that millions of live tokens are not copied, nor their pages written, at
+   * each doubling.
+   */
   private grow(need: number): void {
     let size = this.live.length;
     while (size < need) size *= 2;
-    const key = new Float64Array(size);
-    key.set(this.idKey);
-    this.idKey = key;
-    const live = new Uint8Array(size);
-    live.set(this.live);
-    this.live = live;
+    this.idKey = grown(this.idKey, size);
+    this.live = grown(this.live, size);
   }
 
   /** An EXACT record: the next event's exact sizes. */
