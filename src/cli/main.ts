@@ -6,6 +6,8 @@
  * output.ts).
  */
 
+// First: glibc's thresholds for this process are raised before the modules load.
+import './malloc-thresholds.js';
 import { ptsim } from './ptsim.js';
 
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
