@@ -153,59 +153,97 @@ export async function replayWithTimeline(
   }
 }
 
-/** Lines gathered into blocks of about a MiB before they are written. */
+/**
+ * Lines gathered into blocks of a MiB before they are written: copied into one buffer as they
+ * come, each line's string garbage at once. (Gathered as one string, the block was a tree of the
+ * lines' pieces that lived on until it was written, which the collector copied at each of its
+ * young-generation passes: half the time of a timeline of every event.)
+ */
 class Lines {
-  private buf = '';
+  private readonly buf = Buffer.allocUnsafe(1 << 20);
+  private used = 0;
   constructor(private readonly file: OutputFile) {}
   add(line: string): void {
-    this.buf += line;
-    if (this.buf.length >= 1 << 20) this.flush();
+    // At most 3 bytes a UTF-16 unit in UTF-8.
+    if (3 * line.length > this.buf.length - this.used) {
+      this.flush();
+      if (3 * line.length > this.buf.length) {
+        this.file.write(line);
+        return;
+      }
+    }
+    this.used += this.buf.write(line, this.used, 'utf8');
+  }
+  /** Bytes b[from, to) as they are. */
+  addBytes(b: Buffer, from: number, to: number): void {
+    if (to - from > this.buf.length - this.used) {
+      this.flush();
+      if (to - from > this.buf.length) {
+        this.file.write(b.subarray(from, to));
+        return;
+      }
+    }
+    this.used += b.copy(this.buf, this.used, from, to);
   }
   flush(): void {
-    if (this.buf !== '') this.file.write(this.buf);
-    this.buf = '';
+    if (this.used > 0) this.file.write(this.buf.subarray(0, this.used));
+    this.used = 0;
   }
 }
 
 /**
  * Writes the timeline from its spill file (the lines of the samples handed on) and its end: the
- * header, the lines with the peak's sample put in place or in order, then the samples held.
+ * header, the lines with the peak's sample put in place or in order, then the samples held. The
+ * spill file's bytes are copied as they are: only the lines read until the peak's place is found
+ * are looked at (their event, the first field).
  */
 function spilled(path: string, end: SpilledEnd, file: OutputFile, format: TimelineFormat): void {
   const out = new Lines(file);
   out.add(timelineHeader(format));
   let peak: TimelineSample | null = end.peak?.sample ?? null;
   const place = end.peak?.place;
-  const line = (text: string): void => {
-    if (peak !== null) {
-      const event = timelineLineEvent(text, format);
-      if (place === 'replace' && event === peak.event) {
-        out.add(timelineLine(peak, format));
-        peak = null;
-        return;
-      }
-      if (place === 'insert' && event > peak.event) {
-        out.add(timelineLine(peak, format));
-        peak = null;
-      }
+  /** Whether the line buf[from, nl) goes out as it is (else the peak's sample replaces it). */
+  const keep = (buf: Buffer, from: number, nl: number): boolean => {
+    if (peak === null) return true;
+    const event = timelineLineEvent(buf.toString('latin1', from, nl), format);
+    if (place === 'replace' && event === peak.event) {
+      out.add(timelineLine(peak, format));
+      peak = null;
+      return false;
     }
-    out.add(text + '\n');
+    if (place === 'insert' && event > peak.event) {
+      out.add(timelineLine(peak, format));
+      peak = null;
+    }
+    return true;
   };
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.alloc(1 << 20);
-    let rest = '';
+    // buf[0, held) is a line begun in the last read, completed by the next (the lines are short).
+    let held = 0;
     for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
+      if (held === buf.length) throw new Error('ptsim internal error: a timeline line of a MiB');
+      const n = readSync(fd, buf, held, buf.length - held, null);
       if (n === 0) break;
-      const text = rest + buf.toString('utf8', 0, n);
+      const filled = held + n;
       let from = 0;
-      for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', from)) {
-        line(text.slice(from, nl));
+      while (peak !== null) {
+        const nl = buf.indexOf(10, from);
+        if (nl < 0 || nl >= filled) break;
+        if (keep(buf, from, nl)) out.addBytes(buf, from, nl + 1);
         from = nl + 1;
       }
-      rest = text.slice(from);
+      // Once the peak is in its place, whole lines go on in one copy.
+      const last = buf.lastIndexOf(10, filled - 1);
+      if (peak === null && last >= from) {
+        out.addBytes(buf, from, last + 1);
+        from = last + 1;
+      }
+      held = filled - from;
+      buf.copyWithin(0, from, filled);
     }
+    // The spill file ends with a newline: nothing is left over.
   } finally {
     closeSync(fd);
   }

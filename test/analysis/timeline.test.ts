@@ -279,7 +279,17 @@ describe('timeline files', () => {
       'peak-last.trace',
       [...small(30, 0), '1 malloc 1000000 big', ''].join('\n'),
     );
+    // Spill files of megabytes, read back in several pieces, lines cut across them: the peak
+    // after the first megabyte.
+    const peakLate = file(
+      'peak-late.trace',
+      [...small(25_000, 0), '1 malloc 1000000 big', '1 free big', ...small(5_000, 25_000), ''].join(
+        '\n',
+      ),
+    );
     const cases: Array<[string, TimelineOptions, string[]]> = [
+      [peakLate, {}, []],
+      [peakLate, { every: 7 }, ['--timeline-every', '7']],
       [SHORT, {}, []],
       [SHORT, { every: 7 }, ['--timeline-every', '7']],
       [MEASURED, { every: 10 }, ['--timeline-every', '10']],
@@ -307,7 +317,7 @@ describe('timeline files', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
     // Each peak case puts the peak where it should: among the samples handed on or held.
     const places: string[] = [];
-    for (const [trace, opts] of cases.slice(4)) {
+    for (const [trace, opts] of [...cases.slice(0, 2), ...cases.slice(6)]) {
       const handed: TimelineSample[] = [];
       const sampler = new TimelineSampler({
         ...opts,
@@ -320,7 +330,16 @@ describe('timeline files', () => {
       expect(end.tail.length).toBeLessThanOrEqual(3);
       places.push(end.peak?.place ?? 'held');
     }
-    expect(places).toEqual(['replace', 'replace', 'replace', 'insert', 'held', 'held']);
+    expect(places).toEqual([
+      'replace',
+      'insert',
+      'replace',
+      'replace',
+      'replace',
+      'insert',
+      'held',
+      'held',
+    ]);
   });
 
   it('formats what was not measured as empty CSV fields and JSON nulls', () => {
