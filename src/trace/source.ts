@@ -222,8 +222,8 @@ async function streamInput(
       throw e;
     }
   };
-  // A plain file is read into one buffer again and again once its receiver takes the chunks
-  // itself (no decompression): the receiver is done with a chunk when its promise settles.
+  // A plain file is read into the same two buffers again and again once its receiver takes the
+  // chunks itself (no decompression): the receiver is done with a chunk when its promise settles.
   let reuse = false;
   const source =
     path === '-'
