@@ -200,6 +200,8 @@ export async function buildReport(path: string, opts: ReportOptions): Promise<Re
       observe: (ev) => {
         t = ev.time >= 0 ? ev.time : ev.index;
       },
+      // Only the moment's own event: the others are replayed without event objects.
+      observeAt: [stop],
     });
     if (run.replayer === null) throw run.failure ?? new Error(`${displayName}: nothing to replay`);
     map = heapMap(run.replayer.process, stop);

@@ -15,6 +15,7 @@ import { CAUSES } from '../../src/analysis/breakdown.js';
 import { escapeHtml } from '../../src/report/escape.js';
 import type { ReportData } from '../../src/report/report.js';
 import { replayFile } from '../../src/replay/run-file.js';
+import { heapMap } from '../../src/report/heap-map.js';
 import { dumpDom, findChromium } from '../helpers/browser.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
@@ -114,6 +115,41 @@ describe('ptsim report', () => {
         expect(sum).toBe(s.rss);
       }
     }
+  });
+
+  it("maps the heap at the peak as a replay stopped there has it, at the peak event's time", async () => {
+    // Pointers for tokens (the replay to the peak runs without event objects between the events
+    // it looks at) and times: the moment's time is the peak event's @TIME.
+    const P = (i: number): string => `0x${(0x10000 + 16 * i).toString(16)}`;
+    const lines = ['# ptsim trace v1'];
+    let t = 1000;
+    for (let i = 0; i < 3000; i++)
+      lines.push(`@${(t += 7)} 1 malloc ${32 + (i % 50) * 16} ${P(i)}`);
+    for (let i = 0; i < 3000; i += 2) lines.push(`@${(t += 5)} 1 free ${P(i)}`);
+    for (let i = 3000; i < 3400; i++) lines.push(`@${(t += 3)} 1 malloc 24 ${P(i)}`);
+    const trace = join(dir, 'peak-timed.trace');
+    writeFileSync(trace, lines.join('\n') + '\n');
+    const { data } = report(trace, 'peak.html', ['--at', 'peak', '--no-what-if']);
+    const whole = (await replayFile(trace, { cores: 2 })).replayer!.finish();
+    expect(data.moment.event).toBe(whole.peakEvent);
+    let time = -1;
+    const run = await replayFile(trace, {
+      cores: 2,
+      stopAfter: whole.peakEvent,
+      observe: (ev) => {
+        time = ev.time;
+      },
+    });
+    expect(data.moment.time).toBe(time);
+    expect(time).toBeGreaterThan(1000);
+    // The report names each pin's token and line, which explain knows and the map does not.
+    const shown = {
+      ...data.heapMap,
+      pins: data.heapMap.pins.map(({ token: _t, line: _l, ...pin }) => pin),
+    };
+    expect(JSON.stringify(shown)).toBe(
+      JSON.stringify(heapMap(run.replayer!.process, whole.peakEvent)),
+    );
   });
 
   it('shows the threshold history and the pins of ptsim explain', () => {
