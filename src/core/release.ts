@@ -12,13 +12,15 @@
  * at each step: tens of MiB for a store of millions of chunks. So, in Node on Linux, a big array
  * gets a buffer of at least MAPPED_BYTES, of which it views only the elements it needs: the pages
  * never written are never given (they cost address space, not memory), and it grows within its
- * buffer without a copy until the buffer is full. MAPPED_BYTES is well above glibc's threshold:
- * a copy writes every page of the new array, and a page written for the first time is dear (a
- * page fault, 11 to 26 microseconds on our machines: docs/architecture.md, "Page faults"), so
- * room for 32 million chunks saves a store of millions the copies of its doublings. Where the
- * system will not give that much address space (a limit on it, or strict overcommit), the buffer
- * has the size of the array. Elsewhere (a browser, whose allocator may write or commit a whole
- * buffer) a buffer has the size of its array.
+ * buffer without a copy until the buffer is full. Where the system will not give that much
+ * address space (a limit on it, or strict overcommit), the buffer has the size of the array.
+ * Elsewhere (a browser, whose allocator may write or commit a whole buffer) a buffer has the size
+ * of its array.
+ *
+ * More room (256 MiB) saved a store of millions of chunks the copies of its doublings (a copy
+ * writes every page of the new array, and a page written for the first time is dear: 6 % on a
+ * replay of 5 million live blocks), but a chunk store's fifteen columns then held nearly 4 GiB of
+ * address space, and a process limited to 3 GB of it (`ulimit -v`) failed where it had run.
  */
 
 type Growable = Float64Array | Int32Array | Uint32Array | Uint8Array;
@@ -27,12 +29,12 @@ type Kind<A extends Growable> = new (b: ArrayBufferLike, at: number, n: number) 
 /** Arrays of this many bytes or more get a buffer of MAPPED_BYTES at least. */
 const BIG_BYTES = 1 << 20;
 /**
- * 256 MiB and a page, in Node on Linux (above glibc's largest mmap threshold,
- * DEFAULT_MMAP_THRESHOLD_MAX, 32 MiB on 64-bit); elsewhere 0 (no room).
+ * glibc's largest mmap threshold (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit) and a page, in Node on
+ * Linux; elsewhere 0 (no room).
  */
 const MAPPED_BYTES =
   (globalThis as { process?: { platform?: string } }).process?.platform === 'linux'
-    ? (256 << 20) + 4096
+    ? (32 << 20) + 4096
     : 0;
 
 /** A typed array of kind `Kind` with n elements, all zero (a big one in a buffer with room). */
