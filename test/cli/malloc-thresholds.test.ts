@@ -38,6 +38,31 @@ function faultsPerRound(raised: boolean): number[] {
 }
 
 describe('malloc thresholds', () => {
+  it.runIf(process.platform === 'linux')(
+    'leave the thresholds as they are when the block cannot be had, and the command starts (Linux)',
+    () => {
+      // A process that cannot have 32 MiB (a limit on its address space): the allocation fails.
+      const module = pathToFileURL(join(ROOT, 'dist/cli/malloc-thresholds.js')).href;
+      const script = `
+        const Base = Uint8Array;
+        globalThis.Uint8Array = class extends Base {
+          constructor(...a) {
+            if (typeof a[0] === 'number' && a[0] >= 1 << 24)
+              throw new RangeError('Array buffer allocation failed');
+            super(...a);
+          }
+        };
+        await import(${JSON.stringify(module)});
+        console.log('started');
+      `;
+      const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+        encoding: 'utf8',
+      });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('started');
+    },
+  );
+
   it.runIf(glibc)(
     'raised at start-up, glibc reuses freed megabytes instead of writing fresh pages (glibc)',
     () => {
