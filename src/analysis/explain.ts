@@ -42,6 +42,7 @@ import {
 } from './breakdown.js';
 import {
   earliestMove,
+  earliestMoves,
   lastUse,
   storedEvent,
   storedHeader,
@@ -342,6 +343,22 @@ function withMeasured(x: MomentExplanation, r: Replayer): void {
   if (c !== undefined) x.measured = c;
 }
 
+/**
+ * The pins of a moment that explain tries allocating earlier (and freeing earlier), the one that
+ * saves most first, MOVED_PINS at most, each with whether it is the first live one: those that
+ * free memory below them, not born of a realloc (which cannot be allocated earlier on its own).
+ */
+function movablePins(m: MomentAnalysis): Array<readonly [Pin, boolean]> {
+  return m.pins
+    .filter((p) => {
+      const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
+      return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
+    })
+    .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
+    .slice(0, MOVED_PINS)
+    .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const);
+}
+
 /** Explains the replay of `path` at each requested moment. */
 export async function explain(path: string, opts: ExplainOptions): Promise<Explanation> {
   const moments = opts.at ?? ['end', 'peak'];
@@ -522,6 +539,14 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
         jobs.push(job);
         keys.push(key);
       };
+      // The moves of the pins this round may move, found in one scan of the stored trace.
+      if (whatIfs && stored !== null) {
+        const born = [...analyses.values()]
+          .filter((m) => m.abort === undefined && m.event >= 0)
+          .flatMap((m) => movablePins(m).map(([p]) => p.bornEvent))
+          .filter((b) => !scans.has(`move ${b}`));
+        for (const [b, move] of earliestMoves(stored, born)) scans.set(`move ${b}`, move);
+      }
       if (whatIfs)
         for (const m of analyses.values()) {
           // Nothing to change before the first event, nor in a process glibc has aborted.
@@ -534,15 +559,7 @@ export async function explain(path: string, opts: ExplainOptions): Promise<Expla
           if (edited && trimsMatter(m) && Math.floor((m.event + 1) / trimEvery) > 0)
             want('trim_every', opts.settings, { trimEvery });
           if (stored !== null)
-            for (const [p, first] of m.pins
-              .filter((p) => {
-                // A block born of a realloc cannot be allocated earlier on its own.
-                const op = m.facts.find(([i]) => i === p.bornEvent)?.[1].op;
-                return p.freeBelowBytes > 0 && op !== undefined && op !== Op.realloc;
-              })
-              .sort((x, y) => y.freeBelowBytes - x.freeBelowBytes)
-              .slice(0, MOVED_PINS)
-              .map((p, i, all) => [p, all.findIndex((q) => q.kind === 'live') === i] as const)) {
+            for (const [p, first] of movablePins(m)) {
               // Freed earlier: right after its last use (the first live pin only, to bound the
               // replays: one that starts early costs about a replay of the trace), and after each
               // event asked for.

@@ -1007,7 +1007,72 @@ export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['m
         after = Math.max(after, i + 1);
     }
   }
-  const to = Math.max(first < 0 ? from : first, after);
+  return moveTo(t, from, target.id, first < 0 ? from : first, after);
+}
+
+/**
+ * earliestMove of several allocations at once: of those whose tokens have keys, in one scan of the
+ * trace for all of them (a scan reads the store's columns up to the latest of them: on a trace of
+ * millions of events, about as long as a replay's first steps). The moves by allocation.
+ */
+export function earliestMoves(
+  t: StoredTrace,
+  froms: readonly number[],
+): Map<number, NonNullable<Edits['move']> | null> {
+  const out = new Map<number, NonNullable<Edits['move']> | null>();
+  const targets = [...new Set(froms)].map((from) => storedEvent(t, from));
+  for (const x of targets) if (x.key === NO_KEY) out.set(x.index, earliestMove(t, x.index));
+  const ts = targets.filter((x) => x.key !== NO_KEY);
+  const n = ts.length;
+  // As earliestMove, for each: the first event of its thread since the thread last exited, and
+  // the place after the last event that names its token.
+  const first = ts.map(() => -1);
+  const after = ts.map(() => 0);
+  const end = Math.max(0, ...ts.map((x) => x.index));
+  let r = 0;
+  for (let i = 0; i < end; i++) {
+    const c = t.chunks[i >>> CHUNK_BITS]!;
+    const j = i & (CHUNK - 1);
+    const op = c.op[j]!;
+    const isRealloc = op === Op.realloc;
+    const inKey = op === Op.free ? c.nums[3 * j + 2]! : isRealloc ? t.reallocKey[r]! : 0;
+    if (isRealloc) r++;
+    const outKey = isRealloc || isAllocation(op) ? c.nums[3 * j + 2]! : 0;
+    const tid = c.ints[2 * j]!;
+    for (let k = 0; k < n; k++) {
+      const x = ts[k]!;
+      if (i >= x.index) continue;
+      if (tid === x.tid) {
+        if (op === Op.exit) {
+          first[k] = -1;
+          after[k] = Math.max(after[k]!, i + 1);
+          continue;
+        }
+        if (first[k]! < 0) first[k] = i;
+      }
+      if (x.key !== 0 && (inKey === x.key || outKey === x.key))
+        after[k] = Math.max(after[k]!, i + 1);
+    }
+  }
+  for (let k = 0; k < n; k++) {
+    const x = ts[k]!;
+    out.set(x.index, moveTo(t, x.index, x.id, first[k]! < 0 ? x.index : first[k]!, after[k]!));
+  }
+  return out;
+}
+
+/**
+ * The move of allocation `from`, whose token has number `id`, to the later of `first` and
+ * `after`; null when that is not earlier.
+ */
+function moveTo(
+  t: StoredTrace,
+  from: number,
+  id: number,
+  first: number,
+  after: number,
+): NonNullable<Edits['move']> | null {
+  const to = Math.max(first, after);
   if (to >= from) return null;
   // The event that takes the token next: the first after `from` to take its number.
   let takenAt = -1;
@@ -1017,13 +1082,13 @@ export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['m
     const j = i & (CHUNK - 1);
     const op = c.op[j]!;
     if (op !== Op.free && op !== Op.realloc) continue;
-    const id = op === Op.free ? c.ints[2 * j + 1]! : t.reallocId[r++]!;
-    if (i > from && id === target.id) {
+    const taken = op === Op.free ? c.ints[2 * j + 1]! : t.reallocId[r++]!;
+    if (i > from && taken === id) {
       takenAt = i;
       break;
     }
   }
-  return { from, to, id: t.maxId + 1, oldId: target.id, takenAt };
+  return { from, to, id: t.maxId + 1, oldId: id, takenAt };
 }
 
 /** Whether thread `tid` exits between events `from` and `to` (both included). */

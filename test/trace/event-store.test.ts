@@ -16,6 +16,7 @@ import {
   TraceStore,
   deliverStored,
   earliestMove,
+  earliestMoves,
   editedIndex,
   lastUse,
   momentIndex,
@@ -415,6 +416,43 @@ describe('edits', () => {
     expect(earliestMove(t, 5)).toMatchObject({ to: 3 });
     // z is the first event of its thread's life: nowhere to go.
     expect(earliestMove(t, 4)).toBeNull();
+    // Together, in one scan: the same.
+    expect(earliestMoves(t, [6, 5, 4, 6])).toEqual(
+      new Map([
+        [6, earliestMove(t, 6)],
+        [5, earliestMove(t, 5)],
+        [4, null],
+      ]),
+    );
+  });
+
+  it('move several allocations in one scan as each alone, threads, exits, reallocs and all', async () => {
+    // Most tokens pointers (keyed), every fifth a name; threads that exit and come back.
+    for (const seed of ['moves-a', 'moves-b', 'moves-c']) {
+      const text = generateThreadedTrace({ seed, events: 4000 })
+        .split('\n')
+        .map((line) =>
+          line.startsWith('#')
+            ? line
+            : line.replace(/\bb(\d+)\b/g, (name, n: string) =>
+                Number(n) % 5 === 0 ? name : `0x${(0x10000 + 16 * Number(n)).toString(16)}`,
+              ),
+        )
+        .join('\n');
+      const t = await store(file(`${seed}.trace`, text));
+      const allocations: number[] = [];
+      for (let i = 0; i < t.count; i++) {
+        const op = storedEvent(t, i).op;
+        if (op === Op.malloc || op === Op.calloc || op === Op.realloc) allocations.push(i);
+      }
+      const picked = allocations.filter((_, k) => k % Math.ceil(allocations.length / 25) === 0);
+      expect(picked.length).toBeGreaterThan(10);
+      const together = earliestMoves(t, picked);
+      const moved = picked.filter((i) => earliestMove(t, i) !== null);
+      expect(moved.length).toBeGreaterThan(3);
+      for (const i of picked)
+        expect(together.get(i), `${seed}: allocation ${i}`).toEqual(earliestMove(t, i));
+    }
   });
 });
 
