@@ -965,54 +965,37 @@ export function storedEvent(t: StoredTrace, i: number): StoredEvent {
  */
 export function earliestMove(t: StoredTrace, from: number): NonNullable<Edits['move']> | null {
   const target = storedEvent(t, from);
+  // A token with a key is the same token as any with the same key: earliestMoves reads the
+  // columns, without making the events.
+  if (target.key !== NO_KEY) return earliestMoves(t, [from]).get(from)!;
+  // A token without a key: the events, by text.
   let first = -1;
   let after = 0;
-  // The events of the target's thread: its first since it last exited.
-  const thread = (i: number, op: number, tid: number): boolean => {
-    if (tid !== target.tid) return false;
-    if (op === Op.exit) {
-      first = -1;
+  const ev = new ReadEvent();
+  const cursor = new Cursor(t);
+  const same = (key: number, text: () => string): boolean =>
+    key === NO_KEY && text() === target.token;
+  while (cursor.i < from) {
+    const i = cursor.i;
+    cursor.read(ev);
+    // The first event of the target's thread since the thread last exited.
+    if (ev.tid === target.tid) {
+      if (ev.op === Op.exit) {
+        first = -1;
+        after = Math.max(after, i + 1);
+        continue;
+      }
+      if (first < 0) first = i;
+    }
+    if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
       after = Math.max(after, i + 1);
-      return true;
-    }
-    if (first < 0) first = i;
-    return false;
-  };
-  if (target.key !== NO_KEY) {
-    // A token with a key is the same token as any with the same key: the columns tell, without
-    // making the events.
-    let r = 0;
-    for (let i = 0; i < from; i++) {
-      const c = t.chunks[i >>> CHUNK_BITS]!;
-      const j = i & (CHUNK - 1);
-      const op = c.op[j]!;
-      const isRealloc = op === Op.realloc;
-      const inKey = op === Op.free ? c.nums[3 * j + 2]! : isRealloc ? t.reallocKey[r]! : 0;
-      if (isRealloc) r++;
-      if (thread(i, op, c.ints[2 * j]!)) continue;
-      const outKey = isRealloc || isAllocation(op) ? c.nums[3 * j + 2]! : 0;
-      if (target.key !== 0 && (inKey === target.key || outKey === target.key))
-        after = Math.max(after, i + 1);
-    }
-  } else {
-    const ev = new ReadEvent();
-    const cursor = new Cursor(t);
-    const same = (key: number, text: () => string): boolean =>
-      key === NO_KEY && text() === target.token;
-    while (cursor.i < from) {
-      const i = cursor.i;
-      cursor.read(ev);
-      if (thread(i, ev.op, ev.tid)) continue;
-      if (same(ev.inKey, () => ev.in) || same(ev.outKey, () => ev.out))
-        after = Math.max(after, i + 1);
-    }
   }
   return moveTo(t, from, target.id, first < 0 ? from : first, after);
 }
 
 /**
  * earliestMove of several allocations at once: of those whose tokens have keys, in one scan of the
- * trace for all of them (a scan reads the store's columns up to the latest of them: on a trace of
+ * store's columns for all of them (a scan reads the store's columns up to the latest of them: on a trace of
  * millions of events, about as long as a replay's first steps). The moves by allocation.
  */
 export function earliestMoves(

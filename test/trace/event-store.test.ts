@@ -416,6 +416,19 @@ describe('edits', () => {
     expect(earliestMove(t, 5)).toMatchObject({ to: 3 });
     // z is the first event of its thread's life: nowhere to go.
     expect(earliestMove(t, 4)).toBeNull();
+    // The same with pointers for tokens (keys: the columns are read, not the events).
+    const keyed = await store(
+      file(
+        'limits-keyed.trace',
+        text.replace(
+          / ([xyzw])$/gm,
+          (_m, c: string) => ` 0x${(0x1000 + c.charCodeAt(0)).toString(16)}`,
+        ),
+      ),
+    );
+    expect(earliestMove(keyed, 6)).toMatchObject({ to: 4 });
+    expect(earliestMove(keyed, 5)).toMatchObject({ to: 3 });
+    expect(earliestMove(keyed, 4)).toBeNull();
     // Together, in one scan: the same.
     expect(earliestMoves(t, [6, 5, 4, 6])).toEqual(
       new Map([
