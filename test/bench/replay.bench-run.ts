@@ -438,8 +438,8 @@ function timedRun(
 }
 
 /** A ptsim command, run to its end. */
-function ptsim(args: string[], root = ROOT): ReturnType<typeof timedRun> {
-  return timedRun([process.execPath, join(root, 'dist/cli/main.js'), ...args]);
+function ptsim(args: string[], root = ROOT, env?: NodeJS.ProcessEnv): ReturnType<typeof timedRun> {
+  return timedRun([process.execPath, join(root, 'dist/cli/main.js'), ...args], { env });
 }
 
 const median = (xs: number[]): number => {
@@ -548,6 +548,14 @@ function benchTrace(trace: Trace): void {
         `  binary / native, end to end ${(natEnd / median(binE2e.seconds)).toFixed(2)} x, gzip ${(natEnd / median(binE2eGz.seconds)).toFixed(2)} x; binary gzip / text gzip, end to end ${(median(e2e.seconds) / median(binE2eGz.seconds)).toFixed(2)} x; final RSS ${same(binE2e.summary)}, gzip ${same(binE2eGz.summary)}`,
       ].join('\n'),
     );
+    // A trace that keeps millions of blocks live, with huge pages asked for whatever its size
+    // (src/cli/huge-pages.ts: a replay asks for them itself from 256 MiB of trace).
+    if (trace.liveHeavy && existsSync(join(root, 'dist/cli/huge-pages.js'))) {
+      const huge = endToEnd(root, bin.plain, trace, { ...process.env, PTSIM_HUGE_PAGES: '1' });
+      console.log(
+        `  binary, huge pages        ${rates(huge.summary.events, huge.seconds)}, ${RUNS} runs${huge.ns}${huge.mem}; / native ${(natEnd / median(huge.seconds)).toFixed(2)} x; final RSS ${same(huge.summary)}`,
+      );
+    }
   }
 }
 
@@ -559,13 +567,14 @@ function endToEnd(
   root: string,
   file: string,
   trace: Trace,
+  env?: NodeJS.ProcessEnv,
 ): { summary: Summary; seconds: number[]; ns: string; mem: string } {
   const seconds: number[] = [];
   const peaks: number[] = [];
   const cpu: number[] = [];
   let summary: Summary | undefined;
   for (let k = 0; k < RUNS; k++) {
-    const t = ptsim(['replay', file, '--json', ...CORES], root);
+    const t = ptsim(['replay', file, '--json', ...CORES], root, env);
     seconds.push(t.seconds);
     if (t.maxRssMiB !== null) peaks.push(t.maxRssMiB);
     if (t.cpu !== null) cpu.push(t.cpu);

@@ -1,0 +1,152 @@
+/**
+ * Transparent huge pages for ptsim's own memory, on a big trace: the executable runs itself again
+ * with glibc's `glibc.malloc.hugetlb=1` tunable added to GLIBC_TUNABLES, so that glibc asks the
+ * kernel for huge pages (madvise MADV_HUGEPAGE) for the memory it maps and for its heap's growth.
+ *
+ * Node serves array buffers with malloc, and a replay's state is array buffers: a trace that keeps
+ * 5 million blocks live holds about 400 MB of them, written page by page as they grow. With 4 KiB
+ * pages that is 100,000 page faults (about 11 to 26 microseconds each on our machines) and as many
+ * TLB entries; with 2 MiB pages, a few hundred. Measured (docs/architecture.md, "Page faults"):
+ * `ptsim replay` of the trace that only allocates 2.5 to 1.8 s, `ptsim explain` of it 13.8 to 11.4
+ * s and of the 8-thread mix 14.3 to 12.4 s; 2 to 4 % on replays that keep few blocks live.
+ *
+ * glibc reads its tunables once, when the process starts, so the tunable cannot be set from inside
+ * Node: the process runs ptsim again as its child, and that costs a second start of Node (about 0.1
+ * s). So it is done where that pays: a command that replays the trace several times (explain,
+ * report, compare, sweep) on a trace of 16 MiB or more, or `replay` on one of 256 MiB or more
+ * (compressed files counted at four times their size), on a kernel whose huge pages are given on
+ * request ("madvise", the default of most distributions; with "always" every process has them
+ * already, with "never" none can). PTSIM_HUGE_PAGES=0 never does it, PTSIM_HUGE_PAGES=1 does it for
+ * any trace of those commands; a GLIBC_TUNABLES that names glibc.malloc.hugetlb already is left as
+ * it is (the user's choice, or the child's own start).
+ *
+ * Only ptsim's own process is concerned: the tunable changes where glibc's memory comes from, not
+ * what the replayed allocator does (its settings come from the trace and the command line), and the
+ * commands that run other programs (record) are never relaunched. This module is loaded before
+ * anything else, and loads nothing but what it needs.
+ */
+
+import { spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+
+/** The tunable added: huge pages for glibc's mapped memory and heap (glibc 2.35 on). */
+export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
+
+/** Bytes of trace from which each command is relaunched (an uncompressed trace's size). */
+const MIN_TRACE_BYTES: Readonly<Record<string, number>> = {
+  explain: 16 << 20,
+  report: 16 << 20,
+  compare: 16 << 20,
+  sweep: 16 << 20,
+  replay: 256 << 20,
+};
+
+/** How many times its size a compressed trace is counted. */
+const COMPRESSED_FACTOR = 4;
+
+/** What the decision looks at, from the process and the machine (given apart for the tests). */
+export interface LaunchFacts {
+  platform: string;
+  /** /sys/kernel/mm/transparent_hugepage/enabled, e.g. "always [madvise] never"; '' if unknown. */
+  thp: string;
+  env: Readonly<Record<string, string | undefined>>;
+  /** The size of a regular file, or -1 (none, not a regular file, unreadable). */
+  fileSize(path: string): number;
+}
+
+/** The facts of this process and machine. */
+export function processFacts(): LaunchFacts {
+  let thp = '';
+  try {
+    thp = readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8');
+  } catch {
+    // no such file: a kernel without transparent huge pages, or not Linux
+  }
+  return {
+    platform: process.platform,
+    thp,
+    env: process.env,
+    fileSize(path) {
+      try {
+        const st = statSync(path);
+        return st.isFile() ? st.size : -1;
+      } catch {
+        return -1;
+      }
+    },
+  };
+}
+
+/** The mode the kernel gives huge pages in: the bracketed word of its setting ('' if none). */
+export function thpMode(setting: string): string {
+  return /\[(\w+)\]/.exec(setting)?.[1] ?? '';
+}
+
+/**
+ * The environment to run `ptsim ARGV` again with, huge pages asked for, or null to run it in this
+ * process.
+ */
+export function relaunchEnv(
+  argv: readonly string[],
+  f: LaunchFacts,
+): Record<string, string> | null {
+  const choice = f.env['PTSIM_HUGE_PAGES'];
+  if (choice === '0' || f.platform !== 'linux' || thpMode(f.thp) !== 'madvise') return null;
+  const tunables = f.env['GLIBC_TUNABLES'] ?? '';
+  if (/(^|:)glibc\.malloc\.hugetlb=/.test(tunables)) return null;
+  const [command, ...rest] = argv;
+  const min = command !== undefined ? MIN_TRACE_BYTES[command] : undefined;
+  if (min === undefined || rest.includes('--help') || rest.includes('-h')) return null;
+  if (choice !== '1' && largestTrace(rest, f) < min) return null;
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(f.env)) if (v !== undefined) env[k] = v;
+  env['GLIBC_TUNABLES'] =
+    tunables === '' ? HUGE_PAGES_TUNABLE : `${tunables}:${HUGE_PAGES_TUNABLE}`;
+  return env;
+}
+
+/**
+ * The largest file the arguments name, compressed ones counted COMPRESSED_FACTOR times (any
+ * argument that is a regular file: the trace, and perhaps an output file that exists already,
+ * which errs on the side of the relaunch).
+ */
+function largestTrace(args: readonly string[], f: LaunchFacts): number {
+  let largest = 0;
+  for (const a of args) {
+    if (a === '-' || a.startsWith('-')) continue;
+    const size = f.fileSize(a);
+    if (size < 0) continue;
+    const counted = /\.(gz|zst|zstd|xz|bz2)$/i.test(a) ? size * COMPRESSED_FACTOR : size;
+    if (counted > largest) largest = counted;
+  }
+  return largest;
+}
+
+/**
+ * Runs this executable again as a child with `env`, on the same arguments and standard streams,
+ * and resolves to the exit status to end with: the child's, or 128 + the number of the signal
+ * that ended it; null if the child could not be started (the command then runs here). SIGINT is
+ * left to the child (the terminal sends it to both); SIGTERM, SIGHUP and SIGQUIT sent to this
+ * process are passed on to it.
+ */
+export function relaunch(env: Record<string, string>): Promise<number | null> {
+  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env,
+  });
+  const handlers: Array<[NodeJS.Signals, () => void]> = [['SIGINT', () => {}]];
+  for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const)
+    handlers.push([sig, () => void child.kill(sig)]);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  return new Promise((resolve) => {
+    const done = (status: number | null): void => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      resolve(status);
+    };
+    child.on('error', () => done(null));
+    child.on('exit', (code, signal) =>
+      done(code ?? 128 + (signal !== null ? (osConstants.signals[signal] ?? 0) : 0)),
+    );
+  });
+}
