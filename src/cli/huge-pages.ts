@@ -126,18 +126,18 @@ function largestTrace(args: readonly string[], f: LaunchFacts): number {
 /**
  * Runs this executable again as a child with `env`, on the same arguments and standard streams,
  * and resolves to the exit status to end with: the child's, or 128 + the number of the signal
- * that ended it; null if the child could not be started (the command then runs here). SIGINT is
- * left to the child (the terminal sends it to both); SIGTERM, SIGHUP and SIGQUIT sent to this
- * process are passed on to it.
+ * that ended it; null if the child could not be started (the command then runs here). SIGINT,
+ * SIGTERM, SIGHUP and SIGQUIT sent to this process are passed on to the child, which ends as the
+ * command would (a terminal's Ctrl-C reaches both: the child's first one ends it).
  */
 export function relaunch(env: Record<string, string>): Promise<number | null> {
   const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env,
   });
-  const handlers: Array<[NodeJS.Signals, () => void]> = [['SIGINT', () => {}]];
-  for (const sig of ['SIGTERM', 'SIGHUP', 'SIGQUIT'] as const)
-    handlers.push([sig, () => void child.kill(sig)]);
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const).map(
+    (sig) => [sig, () => void child.kill(sig)] as const,
+  );
   for (const [sig, h] of handlers) process.on(sig, h);
   return new Promise((resolve) => {
     const done = (status: number | null): void => {

@@ -141,9 +141,12 @@ describe('the relaunched command', () => {
     expect(a).toEqual(spawned(['replay', '-', '--json'], { env: off, input: '1 malloc 100 a\n' }));
   });
 
-  it.runIf(machineThp() === 'madvise')(
-    'passes SIGTERM on to the child and ends with its status (Linux, huge pages on request)',
-    async () => {
+  it.runIf(machineThp() === 'madvise').each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)(
+    'passes %s on to the child and ends with its status, %i (Linux, huge pages on request)',
+    async (signal, status) => {
       const parent = spawn(process.execPath, [MAIN, 'replay', '-'], {
         cwd: ROOT,
         env: { ...process.env, PTSIM_HUGE_PAGES: '1' },
@@ -161,9 +164,9 @@ describe('the relaunched command', () => {
         }
       }
       expect(child).toMatch(/^\d+$/);
-      parent.kill('SIGTERM');
-      // The child's status, as a shell gives it for a program ended by SIGTERM.
-      expect(await exited).toBe(143);
+      parent.kill(signal);
+      // The child's status, as a shell gives it for a program ended by the signal.
+      expect(await exited).toBe(status);
       expect(() => readFileSync(`/proc/${child}/stat`, 'utf8')).toThrow();
     },
     60_000,
