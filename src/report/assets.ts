@@ -37,10 +37,13 @@ export function chartAssets(): ChartAssets {
 
 let pageCode: string | null = null;
 
-/** The page's own script, compiled from client/page.ts next to this module. */
+/**
+ * The page's own script, compiled from client/page.ts next to this module into dist/report/client
+ * (found from the package's root: this module also runs bundled, from dist/bin).
+ */
 export function pageScript(): string {
   if (pageCode !== null) return pageCode;
-  const file = fileURLToPath(new URL('./client/page.js', import.meta.url));
+  const file = fileURLToPath(new URL('../../dist/report/client/page.js', import.meta.url));
   try {
     pageCode = readFileSync(file, 'utf8');
   } catch (e) {

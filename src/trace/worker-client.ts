@@ -24,8 +24,9 @@ export const WORKER_MIN_BYTES = 4 << 20;
 const YIELD_MS = 50;
 
 /**
- * The parse worker's script. It exists once compiled (dist/); code run from the TypeScript
- * sources (the unit tests) reads in the calling thread.
+ * The parse worker's script. It exists once compiled (dist/), and in the executable's bundle
+ * (dist/bin, whose chunks have the workers' bundled scripts beside them, as dist/trace has this
+ * one); code run from the TypeScript sources (the unit tests) reads in the calling thread.
  */
 const WORKER_SCRIPT = fileURLToPath(new URL('./parse-worker.js', import.meta.url));
 

@@ -88,7 +88,8 @@ function bundledScenarios(): Scenario[] {
 }
 
 function clientScript(name: string): string {
-  const file = fileURLToPath(new URL(`./client/${name}.js`, import.meta.url));
+  // From the package's root: this module also runs bundled, from dist/bin (npm run build:bin).
+  const file = fileURLToPath(new URL(`dist/web/client/${name}.js`, ROOT));
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {

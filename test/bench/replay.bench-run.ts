@@ -302,7 +302,7 @@ function recordedCc1(events: number): Trace | null {
   const rec = spawnSync(
     process.execPath,
     [
-      join(ROOT, 'dist/cli/main.js'),
+      executable(ROOT),
       'record',
       '-o',
       'gcc.trace.gz',
@@ -439,7 +439,13 @@ function timedRun(
 
 /** A ptsim command, run to its end. */
 function ptsim(args: string[], root = ROOT, env?: NodeJS.ProcessEnv): ReturnType<typeof timedRun> {
-  return timedRun([process.execPath, join(root, 'dist/cli/main.js'), ...args], { env });
+  return timedRun([process.execPath, executable(root), ...args], { env });
+}
+
+/** A tree's executable: its bundle, or for a tree from before the bundle, its compiled main.js. */
+function executable(root: string): string {
+  const bundle = join(root, 'dist/bin/main.js');
+  return existsSync(bundle) ? bundle : join(root, 'dist/cli/main.js');
 }
 
 const median = (xs: number[]): number => {
@@ -742,7 +748,7 @@ function benchProfile(trace: Trace): void {
     '--cpu-prof',
     '--cpu-prof-dir',
     dir,
-    join(ROOT, 'dist/cli/main.js'),
+    executable(ROOT),
     'replay',
     trace.gz,
     '--json',

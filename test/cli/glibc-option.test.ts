@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { inProcess } from '../helpers/cli.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
+const MAIN = join(ROOT, 'dist/bin/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-glibc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

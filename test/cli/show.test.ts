@@ -16,7 +16,7 @@ import { inProcess } from '../helpers/cli.js';
 import { runNative } from '../helpers/native.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
+const MAIN = join(ROOT, 'dist/bin/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-show-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

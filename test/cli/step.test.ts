@@ -14,7 +14,7 @@ import { differential } from '../diff/harness.js';
 import { pageTrace } from '../docs/examples.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
+const MAIN = join(ROOT, 'dist/bin/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-step-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -6,7 +6,7 @@
  * next command or the end of the block, are its output as pasted on the page, where a line `...`
  * stands for lines left out. Commands run in order, in a scratch directory of the page's own (so
  * that `cat > x.trace <<'EOF'` makes a file the later commands read), with `traces/` linked to the
- * repository's, and `npx ptsim` standing for the built command, `dist/cli/main.js`. A command that
+ * repository's, and `npx ptsim` standing for the built command, `dist/bin/main.js`. A command that
  * is `npx ptsim` with plain arguments alone (maybe with its standard output sent to a file) runs in
  * this process (test/helpers/cli.ts): the same built code, without a Node start-up for each; any
  * other command (a pipe, standard input as `-`, other programs) runs in bash.

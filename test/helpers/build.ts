@@ -16,7 +16,7 @@ const ROOT = resolve(new URL('../..', import.meta.url).pathname);
 const CONFIGS = ['tsconfig.json', 'tsconfig.core.json', 'src/report/client/tsconfig.json'];
 
 /** What it writes last of each of its compilations (tsc writes every output of a run). */
-const OUTPUTS = ['dist/cli/main.js', 'dist/report/client/page.js'];
+const OUTPUTS = ['dist/cli/main.js', 'dist/report/client/page.js', 'dist/bin/main.js'];
 
 function newestSource(dir: string): number {
   let newest = 0;

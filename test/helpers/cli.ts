@@ -3,9 +3,10 @@
  * (`inProcess`), or started as its own process (`spawned`) where what is tested needs one: standard
  * input, signals, a reader of standard output, the executable's exit status itself.
  *
- * In this process the command is the same compiled code as `dist/cli/main.js` runs, worker threads
- * included (compare, sweep, explain's remedies and the trace parser start them from `dist/` as they
- * do there); only main.js's two lines around it are left out, which `spawned` covers. It saves a
+ * In this process the command is the same compiled code as the executable runs (`dist/bin/main.js`,
+ * the same modules bundled), worker threads included (compare, sweep, explain's remedies and the
+ * trace parser start them from `dist/`); only main.js's lines around it are left out, which
+ * `spawned` covers. It saves a
  * Node start-up (about 0.2 CPU-second, more with the workers' own) per command.
  */
 
@@ -14,7 +15,8 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-export const MAIN = join(ROOT, 'dist/cli/main.js');
+/** The executable as package.json's `bin` names it: the bundle of `npm run build:bin`. */
+export const MAIN = join(ROOT, 'dist/bin/main.js');
 
 export interface CliResult {
   code: number | null;
@@ -57,7 +59,7 @@ export async function inProcess(args: string[]): Promise<CliResult> {
   }
 }
 
-/** Runs `node dist/cli/main.js ARGS...` as its own process. */
+/** Runs `node dist/bin/main.js ARGS...` as its own process. */
 export function spawned(
   args: string[],
   opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},

@@ -135,7 +135,7 @@ describe.skipIf(missing.length > 0)('explain names the code of a recorded progra
       const converted = join(dir, 'explain-sites.trace');
       const c = spawnSync(
         process.execPath,
-        [join(HERE, '../../dist/cli/main.js'), 'convert', `${raw}.raw.zst`, '-o', converted],
+        [join(HERE, '../../dist/bin/main.js'), 'convert', `${raw}.raw.zst`, '-o', converted],
         { encoding: 'utf8' },
       );
       expect(c.status, c.stderr).toBe(0);

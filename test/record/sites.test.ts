@@ -185,7 +185,7 @@ describe.skipIf(missing.length > 0)('call stacks of a recorded program', () => {
     const out = join(dir, 'sites.trace');
     const c = spawnSync(
       process.execPath,
-      [join(HERE, '../../dist/cli/main.js'), 'convert', `${raw}.raw.zst`, '-o', out],
+      [join(HERE, '../../dist/bin/main.js'), 'convert', `${raw}.raw.zst`, '-o', out],
       { encoding: 'utf8' },
     );
     expect(c.status, c.stderr).toBe(0);

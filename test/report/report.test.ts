@@ -19,7 +19,7 @@ import { heapMap } from '../../src/report/heap-map.js';
 import { dumpDom, findChromium } from '../helpers/browser.js';
 
 const ROOT = resolve(new URL('../..', import.meta.url).pathname);
-const MAIN = join(ROOT, 'dist/cli/main.js');
+const MAIN = join(ROOT, 'dist/bin/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-report-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
