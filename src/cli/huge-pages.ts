@@ -26,7 +26,7 @@
  * anything else, and loads nothing but what it needs.
  */
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 
@@ -106,15 +106,20 @@ export function relaunchEnv(
   return env;
 }
 
+/** Options whose value is a file the command writes, not a trace it reads. */
+const OUTPUT_OPTIONS = new Set(['-o', '--output', '--events', '--timeline']);
+
 /**
- * The largest file the arguments name, compressed ones counted COMPRESSED_FACTOR times (any
- * argument that is a regular file: the trace, and perhaps an output file that exists already,
- * which errs on the side of the relaunch).
+ * The largest file the arguments name, compressed ones counted COMPRESSED_FACTOR times: any
+ * argument that is a regular file (the trace, a file of configurations), but not the value of an
+ * option that names an output (which may exist already, from an earlier run).
  */
 function largestTrace(args: readonly string[], f: LaunchFacts): number {
   let largest = 0;
-  for (const a of args) {
-    if (a === '-' || a.startsWith('-')) continue;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (OUTPUT_OPTIONS.has(a)) i++;
+    if (a.startsWith('-')) continue;
     const size = f.fileSize(a);
     if (size < 0) continue;
     const counted = /\.(gz|zst|zstd|xz|bz2)$/i.test(a) ? size * COMPRESSED_FACTOR : size;
@@ -131,21 +136,24 @@ function largestTrace(args: readonly string[], f: LaunchFacts): number {
  * command would (a terminal's Ctrl-C reaches both: the child's first one ends it).
  */
 export function relaunch(env: Record<string, string>): Promise<number | null> {
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+  // The handlers first: a signal that comes while the child starts is passed on once it has.
+  let child: ChildProcess | null = null;
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const).map(
+    (sig) => [sig, () => void child?.kill(sig)] as const,
+  );
+  for (const [sig, h] of handlers) process.on(sig, h);
+  const c = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
     env,
   });
-  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const).map(
-    (sig) => [sig, () => void child.kill(sig)] as const,
-  );
-  for (const [sig, h] of handlers) process.on(sig, h);
+  child = c;
   return new Promise((resolve) => {
     const done = (status: number | null): void => {
       for (const [sig, h] of handlers) process.off(sig, h);
       resolve(status);
     };
-    child.on('error', () => done(null));
-    child.on('exit', (code, signal) =>
+    c.on('error', () => done(null));
+    c.on('exit', (code, signal) =>
       done(code ?? 128 + (signal !== null ? (osConstants.signals[signal] ?? 0) : 0)),
     );
   });

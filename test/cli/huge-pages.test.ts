@@ -63,6 +63,11 @@ describe('relaunchEnv', () => {
     expect(relaunchEnv(['explain', '-'], facts(big))).toBeNull();
     // An option is not a file, even where a file of that name exists.
     expect(relaunchEnv(['explain', '--json'], facts({ '--json': 1 << 30 }))).toBeNull();
+    // Nor is an output file that exists already, whatever its size.
+    for (const out of ['-o', '--output', '--events', '--timeline'])
+      expect(relaunchEnv(['report', 't', out, 'old'], facts({ t: 10, old: 1 << 30 }))).toBeNull();
+    // A trace after an option without a value still counts.
+    expect(relaunchEnv(['report', '--json', 't'], facts({ t: 1 << 30 }))).not.toBeNull();
   });
 
   it('PTSIM_HUGE_PAGES=1 relaunches those commands on any trace, 0 on none', () => {
