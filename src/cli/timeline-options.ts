@@ -8,11 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   DEFAULT_TIMELINE_SAMPLES,
+  TIMELINE_LINE_MAX_BYTES,
   TimelineSampler,
+  encodeTimelineLine,
   formatTimeline,
   timelineFormatOf,
   timelineHeader,
-  timelineLine,
   timelineLineEvent,
   type SpilledEnd,
   type TimelineFormat,
@@ -131,11 +132,8 @@ export async function replayWithTimeline(
         file.writePath !== file.path ? req.path : join(tmpdir(), `ptsim-timeline-${process.pid}`),
         '--timeline',
       );
-      const out = new Lines(spill);
-      const sampler = new TimelineSampler({
-        ...req.options,
-        spill: (x) => out.add(timelineLine(x, req.format)),
-      });
+      const out = new Lines(spill, req.format);
+      const sampler = new TimelineSampler({ ...req.options, spill: (x) => out.addSample(x) });
       const result = await run(sampler.observe);
       out.flush();
       spilled(spill.writePath, sampler.finishSpilled(), file, req.format);
@@ -154,25 +152,36 @@ export async function replayWithTimeline(
 }
 
 /**
- * Lines gathered into blocks of a MiB before they are written: copied into one buffer as they
- * come, each line's string garbage at once. (Gathered as one string, the block was a tree of the
+ * Lines gathered into blocks of a MiB before they are written. Samples are encoded into the block
+ * directly (encodeTimelineLine), without a string: a timeline of every event has millions of
+ * lines, whose strings cost their building, a call into Node's native code each to copy them
+ * into the block, and the collector. (Gathered as one string of a MiB, the block was a tree of the
  * lines' pieces that lived on until it was written, which the collector copied at each of its
- * young-generation passes: half the time of a timeline of every event.)
+ * young-generation passes: half the time of such a timeline.)
  */
 class Lines {
   private readonly buf = Buffer.allocUnsafe(1 << 20);
   private used = 0;
-  constructor(private readonly file: OutputFile) {}
-  add(line: string): void {
+  constructor(
+    private readonly file: OutputFile,
+    private readonly format: TimelineFormat,
+  ) {}
+  /** A sample's line. */
+  addSample(x: TimelineSample): void {
+    if (TIMELINE_LINE_MAX_BYTES > this.buf.length - this.used) this.flush();
+    this.used = encodeTimelineLine(x, this.format, this.buf, this.used);
+  }
+  /** Text (the header). */
+  add(text: string): void {
     // At most 3 bytes a UTF-16 unit in UTF-8.
-    if (3 * line.length > this.buf.length - this.used) {
+    if (3 * text.length > this.buf.length - this.used) {
       this.flush();
-      if (3 * line.length > this.buf.length) {
-        this.file.write(line);
+      if (3 * text.length > this.buf.length) {
+        this.file.write(text);
         return;
       }
     }
-    this.used += this.buf.write(line, this.used, 'utf8');
+    this.used += this.buf.write(text, this.used, 'utf8');
   }
   /** Bytes b[from, to) as they are. */
   addBytes(b: Buffer, from: number, to: number): void {
@@ -198,7 +207,7 @@ class Lines {
  * are looked at (their event, the first field).
  */
 function spilled(path: string, end: SpilledEnd, file: OutputFile, format: TimelineFormat): void {
-  const out = new Lines(file);
+  const out = new Lines(file, format);
   out.add(timelineHeader(format));
   let peak: TimelineSample | null = end.peak?.sample ?? null;
   const place = end.peak?.place;
@@ -207,12 +216,12 @@ function spilled(path: string, end: SpilledEnd, file: OutputFile, format: Timeli
     if (peak === null) return true;
     const event = timelineLineEvent(buf.toString('latin1', from, nl), format);
     if (place === 'replace' && event === peak.event) {
-      out.add(timelineLine(peak, format));
+      out.addSample(peak);
       peak = null;
       return false;
     }
     if (place === 'insert' && event > peak.event) {
-      out.add(timelineLine(peak, format));
+      out.addSample(peak);
       peak = null;
     }
     return true;
@@ -248,7 +257,7 @@ function spilled(path: string, end: SpilledEnd, file: OutputFile, format: Timeli
     closeSync(fd);
   }
   // Inserted after every sample handed on: none came later.
-  if (peak !== null) out.add(timelineLine(peak, format));
-  for (const x of end.tail) out.add(timelineLine(x, format));
+  if (peak !== null) out.addSample(peak);
+  for (const x of end.tail) out.addSample(x);
   out.flush();
 }

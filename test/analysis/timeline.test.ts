@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CAUSES } from '../../src/analysis/breakdown.js';
+import fc from 'fast-check';
+import { CAUSES, type Cause } from '../../src/analysis/breakdown.js';
 import {
   TIMELINE_COLUMNS,
   TimelineSampler,
@@ -18,6 +19,7 @@ import {
 } from '../../src/analysis/timeline.js';
 import { replayCommand } from '../../src/cli/replay-command.js';
 import { replayFile } from '../../src/replay/run-file.js';
+import { fcParams } from '../helpers/fc.js';
 import { generateTrace } from '../gen/generate.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ptsim-timeline-'));
@@ -367,6 +369,46 @@ describe('timeline files', () => {
       resident_free_top: null,
       mark: '',
     });
+  });
+
+  it('writes every number of a line as String() writes it', () => {
+    const values = fc.oneof(
+      fc.nat(),
+      fc.maxSafeNat(),
+      fc.constantFrom(0, 9, 10, 99, 100, 2 ** 31, 2 ** 32, 2 ** 53 - 1, 2 ** 53, -1, 1e21, 0.5),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+    );
+    fc.assert(
+      fc.property(fc.array(values, { minLength: 19, maxLength: 19 }), (v) => {
+        const causes = Object.fromEntries(CAUSES.map((c, k) => [c, v[6 + k]!])) as Record<
+          Cause,
+          number
+        >;
+        const at = 6 + CAUSES.length;
+        const x: TimelineSample = {
+          event: v[0]!,
+          time: v[1]!,
+          rss: v[2]!,
+          heap: v[3]!,
+          mmapped: v[4]!,
+          live: v[5]!,
+          causes,
+          mmapThreshold: v[at]!,
+          trimThreshold: v[at + 1]!,
+          measuredAnon: v[at + 2]!,
+          measuredTotal: v[at + 3]!,
+          mark: 'peak last',
+        };
+        const fields = v.slice(0, at + 4).map((n) => String(n));
+        expect(formatTimeline([x], 'csv').split('\n')[1]).toBe([...fields, 'peak last'].join(','));
+        const obj = JSON.parse(formatTimeline([x], 'jsonl')) as Record<string, unknown>;
+        expect(Object.values(obj)).toEqual([
+          ...v.slice(0, at + 4).map((n) => JSON.parse(String(n)) as unknown),
+          'peak last',
+        ]);
+      }),
+      fcParams({ numRuns: 300 }),
+    );
   });
 
   it('writes each JSON line as the object of the columns, and each CSV line as their values', async () => {
