@@ -42,9 +42,14 @@ function copier(special?: Special): Copy {
       return c;
     }
     if (Array.isArray(v)) {
-      const c: unknown[] = new Array<unknown>(v.length);
+      // Copied whole, then its objects one by one: most long arrays of the state hold plain
+      // values (the ring of recent frees' texts: 65,536 strings).
+      const c: unknown[] = v.slice();
       seen.set(v, c);
-      for (let i = 0; i < v.length; i++) c[i] = copy(v[i]);
+      for (let i = 0; i < c.length; i++) {
+        const x = c[i];
+        if (typeof x === 'object' && x !== null) c[i] = copy(x);
+      }
       return c;
     }
     if (v instanceof Map) {
