@@ -148,11 +148,20 @@ export function relaunch(env: Record<string, string>): Promise<number | null> {
   });
   child = c;
   return new Promise((resolve) => {
+    let started = false;
+    let settled = false;
     const done = (status: number | null): void => {
+      if (settled) return;
+      settled = true;
       for (const [sig, h] of handlers) process.off(sig, h);
       resolve(status);
     };
-    c.on('error', () => done(null));
+    c.on('spawn', () => (started = true));
+    // Only a child that never started has the command run here; a later error (a signal that
+    // could not be passed on) leaves it to the child, whose exit ends this process.
+    c.on('error', () => {
+      if (!started) done(null);
+    });
     c.on('exit', (code, signal) =>
       done(code ?? 128 + (signal !== null ? (osConstants.signals[signal] ?? 0) : 0)),
     );
