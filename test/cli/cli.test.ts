@@ -30,6 +30,7 @@ describe('ptsim', () => {
     const top = await ptsim(['--help']);
     expect(top.code).toBe(0);
     expect(top.out).toContain('replay TRACE');
+    expect(top.out).toContain('PTSIM_HUGE_PAGES');
     const help = await ptsim(['replay', '--help']);
     expect(help.code).toBe(0);
     for (const opt of [
