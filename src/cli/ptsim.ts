@@ -55,9 +55,10 @@ Options:
 Traces are ptsim's text format (docs/trace-format.md) or other tools' logs: mtrace, logalloc,
 ltrace, heaptrack --raw, malloclab (docs/importing.md); gzip/zstd/xz/bzip2 are read as is.
 
-On Linux, explain, report, compare and sweep on a trace of 16 MiB or more, and replay on one of
-256 MiB or more, run in a second process of ptsim's with glibc's huge pages for its own memory
-(PTSIM_HUGE_PAGES=1: on any trace of those commands, 0: never; README, "Big traces").`;
+On Linux, explain, report, compare and sweep on a trace of 16 MiB or more, replay on one of
+256 MiB or more, and any of them on a binary trace that kept a million blocks live at once, run in
+a second process of ptsim's with glibc's huge pages for its own memory (PTSIM_HUGE_PAGES=1: on any
+trace of those commands, 0: never; README, "Big traces").`;
 
 /** Runs `ptsim ARGV...`; returns the exit status. */
 export async function ptsim(argv: string[], out: Print, err: Print): Promise<number> {

@@ -12,7 +12,7 @@
  *
  *     file   := MAGIC (8 bytes) version:u32 0:u32 block* end
  *     block  := 1:u32 length:u32 payload      (length bytes, a multiple of 8)
- *     end    := 2:u32 length:u32 JSON {events, lines}
+ *     end    := 2:u32 length:u32 JSON {events, lines, peakLive}
  *     payload:= metaLength:u32 meta (JSON) columns, each starting at a multiple of 8
  *
  * A block holds up to BLOCK_ENTRIES entries: events and the records between them, in trace order.
@@ -32,6 +32,15 @@
  */
 
 import { grown } from '../core/release.js';
+import {
+  BINARY_MAGIC,
+  BLOCK_END_KIND,
+  BLOCK_EVENTS_KIND,
+  BLOCK_HEADER,
+  FILE_HEADER,
+  isBinaryTrace,
+  type BinaryEnd,
+} from './binary-end.js';
 import { ReadEvent } from './event.js';
 import { ReadRss, ReadTouch } from './records.js';
 import { NO_KEY, tokenKey } from './token-key.js';
@@ -49,13 +58,9 @@ import {
   type TraceSink,
 } from './types.js';
 
-/** The first bytes of a binary trace: not text (0x89), then `ptsim`, CR LF (caught if mangled). */
-export const BINARY_MAGIC = Uint8Array.of(0x89, 0x70, 0x74, 0x73, 0x69, 0x6d, 0x0d, 0x0a);
+export { BINARY_MAGIC, isBinaryTrace };
+
 const VERSION = 1;
-const FILE_HEADER = 16;
-const BLOCK_EVENTS_KIND = 1;
-const BLOCK_END_KIND = 2;
-const BLOCK_HEADER = 8;
 
 /** Entries a writer puts in a block (a reader takes up to BLOCK_MAX). */
 const BLOCK_ENTRIES = 16384;
@@ -84,13 +89,6 @@ const F_OUT_ID = 64;
 const F_KNOWN = 127;
 
 const TWO32 = 4294967296;
-
-/** Whether `bytes` start like a binary trace. */
-export function isBinaryTrace(bytes: Uint8Array): boolean {
-  if (bytes.length < BINARY_MAGIC.length) return false;
-  for (let i = 0; i < BINARY_MAGIC.length; i++) if (bytes[i] !== BINARY_MAGIC[i]) return false;
-  return true;
-}
 
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
@@ -366,7 +364,10 @@ export class BinaryTraceEncoder implements TraceSink {
     if (this.ended) return;
     this.ended = true;
     this.flush();
-    const json = new TextEncoder().encode(JSON.stringify({ events: this.events, lines }));
+    // peakLive: the numbers the rule gave, as many as the tokens once live together (a new number
+    // is given only when every lower one is held), for the executable's choice of huge pages.
+    const end: BinaryEnd = { events: this.events, lines, peakLive: this.rule.next };
+    const json = new TextEncoder().encode(JSON.stringify(end));
     const out = new Uint8Array(BLOCK_HEADER + json.length);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, BLOCK_END_KIND, true);
@@ -820,7 +821,7 @@ export class BinaryTraceReader {
     } catch {
       throw this.corrupt(at, 'the end is not JSON');
     }
-    const r = json as Partial<BinaryReadResult> | null;
+    const r = json as Partial<BinaryEnd> | null;
     if (
       r === null ||
       typeof r !== 'object' ||
@@ -831,6 +832,12 @@ export class BinaryTraceReader {
       throw this.corrupt(
         at,
         `the end says ${String(r?.events)} events, ${this.delivered} were read`,
+      );
+    // Absent from files written before it was kept; else the reader's rule gave as many numbers.
+    if (r.peakLive !== undefined && r.peakLive !== this.rule.next)
+      throw this.corrupt(
+        at,
+        `the end says ${String(r.peakLive)} tokens were live at once, the numbers read say ${this.rule.next}`,
       );
     this.result = { events: r.events, lines: r.lines };
   }

@@ -28,6 +28,7 @@ function facts(
     thp: 'always [madvise] never\n',
     env: { HOME: '/home/u', ...env },
     fileSize: (p) => sizes[p] ?? -1,
+    peakLive: () => -1,
     ...more,
   };
 }
@@ -51,6 +52,26 @@ describe('relaunchEnv', () => {
     expect(
       relaunchEnv(['replay', '--json', 'small', 'big'], facts({ small: 10, big: 300 * MiB })),
     ).not.toBeNull();
+  });
+
+  it('relaunches on a binary trace whose end says a million blocks were live at once', () => {
+    const live = (counts: Record<string, number>): Partial<LaunchFacts> => ({
+      peakLive: (p) => counts[p] ?? -1,
+    });
+    for (const command of ['replay', 'explain', 'report', 'compare', 'sweep']) {
+      expect(relaunchEnv([command, 'a'], facts({ a: 100 }, {}, live({ a: MiB })))).not.toBeNull();
+      expect(relaunchEnv([command, 'a'], facts({ a: 100 }, {}, live({ a: MiB - 1 })))).toBeNull();
+    }
+    // Whichever file says it; not an output file, not a file that is not there.
+    const sizes = { small: 10, big: 20, old: 30 };
+    const counts = live({ big: 5 * MiB, old: 5 * MiB, gone: 5 * MiB });
+    expect(relaunchEnv(['replay', 'small', 'big'], facts(sizes, {}, counts))).not.toBeNull();
+    expect(relaunchEnv(['replay', 'small', '-o', 'old'], facts(sizes, {}, counts))).toBeNull();
+    expect(relaunchEnv(['replay', 'gone'], facts(sizes, {}, counts))).toBeNull();
+    expect(
+      relaunchEnv(['replay', 'big'], facts(sizes, { PTSIM_HUGE_PAGES: '0' }, counts)),
+    ).toBeNull();
+    expect(relaunchEnv(['convert', 'big'], facts(sizes, {}, counts))).toBeNull();
   });
 
   it('never relaunches the other commands, help, or standard input unless asked', () => {

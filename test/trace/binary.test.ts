@@ -18,8 +18,9 @@ import { ReplayError } from '../../src/replay/replay.js';
 import { replayFile } from '../../src/replay/run-file.js';
 import { isStopReplay, replaySink } from '../../src/replay/sink.js';
 import { BINARY_MAGIC, BinaryTraceEncoder, BinaryTraceReader } from '../../src/trace/binary.js';
+import { processFacts, readBinaryEnd } from '../../src/cli/huge-pages.js';
 import { readTraceFile, readTraceText } from '../../src/trace/reader.js';
-import { TraceReadError, type TraceSink } from '../../src/trace/types.js';
+import { NULL_TOKEN, TraceReadError, type TraceSink } from '../../src/trace/types.js';
 import { generateTrace } from '../gen/generate.js';
 import { generateThreadedTrace } from '../gen/generate-threads.js';
 import { ROOT, inProcess } from '../helpers/cli.js';
@@ -371,6 +372,68 @@ describe('a damaged binary trace', () => {
     // mallopt's value may be negative, as in the text.
     const opt = both(lines('1 mallopt M_MMAP_THRESHOLD -1', '1 malloc 8589934592 0x10'));
     expect(opt.binary).toEqual(opt.text);
+  });
+
+  it("ends with how many tokens were live at once, read from the file's last bytes", () => {
+    // Three blocks live after the third malloc; the free and the malloc after it keep three.
+    const text = lines(
+      '1 malloc 10 0x10',
+      '1 malloc 20 0x20',
+      '1 malloc 30 0x30',
+      '1 free 0x20',
+      '1 malloc 40 0x40',
+      '1 realloc 0x40 50 0x40',
+      '1 free 0x10',
+      '1 free 0x30',
+      '1 free 0x40',
+    );
+    expect(readBinaryEnd(file('peak.ptb', encode(text)))).toEqual({
+      events: 9,
+      lines: 9,
+      peakLive: 3,
+    });
+    expect(processFacts().peakLive(join(dir, 'peak.ptb'))).toBe(3);
+    // On generated traces, the most tokens live at once, counted from the text's events.
+    for (const [what, t] of CASES) {
+      const live = new Set<string>();
+      let most = 0;
+      readTraceText(t, what, {
+        header: () => {},
+        event: (ev) => {
+          if (ev.in !== NULL_TOKEN) live.delete(ev.in);
+          if (ev.out !== NULL_TOKEN) live.add(ev.out);
+          most = Math.max(most, live.size);
+        },
+      });
+      expect(readBinaryEnd(file('case.ptb', encode(t)))?.peakLive, what).toBe(most);
+    }
+    // Not a binary trace, compressed, cut short, missing: nothing said.
+    const bin = encode(text);
+    expect(readBinaryEnd(file('peak.trace', text))).toBeNull();
+    expect(readBinaryEnd(file('peak.ptb.gz', gzipSync(bin)))).toBeNull();
+    expect(readBinaryEnd(file('cut.ptb', bin.subarray(0, bin.length - 1)))).toBeNull();
+    expect(readBinaryEnd(file('short.ptb', bin.subarray(0, 20)))).toBeNull();
+    expect(readBinaryEnd(join(dir, 'no-such.ptb'))).toBeNull();
+  });
+
+  it("checks the end's count of live tokens against its own, and reads an end without one", () => {
+    const text = lines('1 malloc 10 0x10', '1 malloc 20 0x20', '1 free 0x10');
+    const bin = Buffer.from(encode(text));
+    const endAt = bin.lastIndexOf(Buffer.from('{"events"'));
+    const withEnd = (json: string): Uint8Array => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32LE(2, 0);
+      head.writeUInt32LE(Buffer.byteLength(json), 4);
+      return Buffer.concat([bin.subarray(0, endAt - 8), head, Buffer.from(json)]);
+    };
+    expect(bin.subarray(endAt).toString()).toBe('{"events":3,"lines":3,"peakLive":2}');
+    expect(read(withEnd('{"events":3,"lines":3,"peakLive":2}')).error).toBeUndefined();
+    // A file written before the count was kept.
+    expect(read(withEnd('{"events":3,"lines":3}')).error).toBeUndefined();
+    for (const wrong of ['1', '3', '"2"', '-1'])
+      expect(String(read(withEnd(`{"events":3,"lines":3,"peakLive":${wrong}}`)).error)).toMatch(
+        /^TraceReadError: x\.ptb: damaged binary trace: the end says .* tokens were live at once, the numbers read say 2 \(block at byte \d+; 3 events read\)$/,
+      );
   });
 
   it('is not taken for text: the magic bytes come first', () => {
