@@ -1,8 +1,8 @@
 /**
  * The frame of a binary trace (binary.ts; docs/trace-format.md, "The binary form"), and its end
- * read from the file's last bytes: what ptsim's executable looks at before it loads anything else
- * (cli/huge-pages.ts), so this module stays small and imports nothing (the visualizer's page,
- * which reads binary traces too, has no file functions).
+ * found in the file's last bytes: what ptsim's executable looks at before it loads anything else
+ * (cli/huge-pages.ts reads those bytes), so this module stays small and imports nothing (the
+ * visualizer's page, which reads binary traces too, has no file functions).
  *
  *     file := MAGIC (8 bytes) version:u32 0:u32 block* end
  *     end  := 2:u32 length:u32 JSON {events, lines, peakLive}
