@@ -147,7 +147,7 @@ function mostLive(args: readonly string[], f: LaunchFacts): number {
 }
 
 /** The arguments that may name a file read: neither options nor the values of OUTPUT_OPTIONS. */
-function inputFiles(args: readonly string[]): string[] {
+export function inputFiles(args: readonly string[]): string[] {
   const files: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;

@@ -16,8 +16,10 @@ const env = relaunchEnv(argv, processFacts());
 const status = env !== null ? await relaunch(env) : null;
 if (status !== null) process.exitCode = status;
 else {
-  // First: glibc's thresholds for this process are raised before the command's modules load.
+  // First: glibc's thresholds for this process are raised before the command's modules load;
+  // then the parse worker, if the command will want it, starts loading its own beside them.
   await import('./malloc-thresholds.js');
+  (await import('./parse-ahead.js')).startParseAhead(argv);
   const { ptsim } = await import('./ptsim.js');
 
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

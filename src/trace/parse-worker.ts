@@ -13,6 +13,9 @@
  * bounded however much faster parsing is than replaying. The parent sends each batch's buffer
  * back once replayed, and the next batches are filled in those buffers: a handful of them serve
  * the whole trace.
+ *
+ * A worker may be started before its file is known (worker-client.ts, prestartParseWorker): it
+ * loads its modules while the parent loads its own, then waits for its input.
  */
 
 import { parentPort, workerData } from 'node:worker_threads';
@@ -62,11 +65,24 @@ function send(m: ParseWorkerMessage, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(m, transfer);
 }
 
-const { path, name, inFlight, keep } = workerData as ParseWorkerInput;
+/** The parent's first message to a worker started ahead of need, without its input. */
+export interface ParseWorkerStart {
+  kind: 'input';
+  input: ParseWorkerInput;
+}
 
 /** Buffers of batches the parent has replayed and sent back, to fill again. */
 const spare: ArrayBuffer[] = [];
-parentPort!.on('message', (b: ArrayBuffer) => spare.push(b));
+let started: (input: ParseWorkerInput) => void = () => {};
+parentPort!.on('message', (m: ArrayBuffer | ParseWorkerStart) => {
+  if (m instanceof ArrayBuffer) spare.push(m);
+  else started(m.input);
+});
+// The input comes with the worker, or, for one started ahead of need (worker-client.ts,
+// prestartParseWorker), in the parent's first message: the port keeps the worker waiting for it.
+const given = workerData as ParseWorkerInput | null;
+const { path, name, inFlight, keep } =
+  given ?? (await new Promise<ParseWorkerInput>((resolve) => (started = resolve)));
 // The buffers coming back do not keep the worker alive once the trace is read.
 parentPort!.unref();
 

@@ -6,6 +6,7 @@
  * first); their classes are dist's, hence the comparisons by name rather than instanceof.
  */
 
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import type * as Store from '../../src/trace/event-store.js';
 import type * as Reader from '../../src/trace/reader.js';
+import type * as Client from '../../src/trace/worker-client.js';
 import type { RssSample, TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
 const { readTraceFile } = (await import(
@@ -22,6 +24,9 @@ const { readTraceFile } = (await import(
 const { TraceStore } = (await import(
   new URL('../../dist/trace/event-store.js', import.meta.url).href
 )) as typeof Store;
+const { prestartParseWorker } = (await import(
+  new URL('../../dist/trace/worker-client.js', import.meta.url).href
+)) as typeof Client;
 
 const tmp = mkdtempSync(join(tmpdir(), 'ptsim-worker-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -312,5 +317,45 @@ describe('the parse worker', () => {
     await expect(readTraceFile(path, sink, { worker: true })).rejects.toBe(boom);
     expect(seen).toBe(20_001);
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('started ahead of need, takes its file when asked and reads it as one started for it', async () => {
+    const text = traceWithRecords(20_000);
+    const path = tmpFile(gzipSync(text, { level: 1 }));
+    const fresh = await read(path, true);
+    prestartParseWorker();
+    // Time for it to load and wait, as it does while the command loads.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const ahead = await read(path, true);
+    expect(ahead).toEqual(fresh);
+    expect(ahead.calls.length).toBeGreaterThan(20_000);
+    // Taken at once too, and only once: the next reading starts a worker of its own.
+    prestartParseWorker();
+    const [a, b] = await Promise.all([read(path, true), read(path, true)]);
+    expect(a).toEqual(fresh);
+    expect(b).toEqual(fresh);
+    // Its errors are those of any worker.
+    prestartParseWorker();
+    expect(await read(join(tmp, 'missing.trace'), true)).toEqual(
+      await read(join(tmp, 'missing.trace'), false),
+    );
+  });
+
+  it('started ahead of need and never asked, does not keep the process alive', () => {
+    const client = new URL('../../dist/trace/worker-client.js', import.meta.url).href;
+    // A script file: a worker takes its parent's options (execArgv), and --input-type is refused
+    // by one that runs a file.
+    const script = join(tmp, 'ahead.mjs');
+    writeFileSync(
+      script,
+      `const m = await import(${JSON.stringify(client)});\n` +
+        `m.prestartParseWorker();\n` +
+        // Long enough for the worker to have started and be waiting for its input.
+        `setTimeout(() => console.log('started'), 500);\n`,
+    );
+    const r = spawnSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.error).toBeUndefined();
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe('started\n');
   });
 });
