@@ -1183,6 +1183,10 @@ function scanEntries(
   e: number,
   seen: EntryCounts,
 ): string | null {
+  // The events are counted by their flags, then each column's count summed from those counts: a
+  // store per event rather than one per column it has a value in.
+  const byFlags = FLAG_COUNTS.fill(0);
+  let events = 0;
   for (let k = 0; k < n; k++) {
     const code = codes[k]!;
     if (code >= RECORD) {
@@ -1191,20 +1195,29 @@ function scanEntries(
       continue;
     }
     if ((code & OP_MASK) > Op.exit) return `unknown operation code 0x${code.toString(16)}`;
-    if (seen.events >= e) return 'more events than the block says';
-    const f = flags[seen.events++]!;
-    if ((f & ~F_KNOWN) !== 0 || ((f & F_OUT_ID) !== 0 && (f & F_OUT) === 0))
+    if (events >= e) return 'more events than the block says';
+    const f = flags[events++]!;
+    if (f > F_KNOWN || (f & (F_OUT_ID | F_OUT)) === F_OUT_ID)
       return `unknown flags 0x${f.toString(16)}`;
-    if (f & F_N1) seen.n1++;
-    if (f & F_N2) seen.n2++;
-    if (f & F_PARAM) seen.param++;
-    if (f & F_SITE) seen.site++;
-    if (f & F_IN) seen.ins++;
-    if (f & F_OUT) seen.outs++;
-    if (f & F_OUT_ID) seen.outIds++;
+    byFlags[f]!++;
   }
+  for (let f = 0; f <= F_KNOWN; f++) {
+    const count = byFlags[f]!;
+    if (count === 0) continue;
+    if (f & F_N1) seen.n1 += count;
+    if (f & F_N2) seen.n2 += count;
+    if (f & F_PARAM) seen.param += count;
+    if (f & F_SITE) seen.site += count;
+    if (f & F_IN) seen.ins += count;
+    if (f & F_OUT) seen.outs += count;
+    if (f & F_OUT_ID) seen.outIds += count;
+  }
+  seen.events += events;
   return null;
 }
+
+/** scanEntries's counts of events by their flags (F_KNOWN is every flag). */
+const FLAG_COUNTS = new Int32Array(F_KNOWN + 1);
 
 /** How many values are negative (events whose taken token has no number: their keys follow). */
 function negatives(a: Int32Array): number {

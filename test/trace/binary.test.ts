@@ -354,6 +354,52 @@ describe('a damaged binary trace', () => {
     expect(r.calls.filter((c) => (c as unknown[])[0] === 'event')).toHaveLength(6);
   });
 
+  it('says which code or flags of an entry are unknown, the first in the block', () => {
+    // One block: the header's record and five events. Its codes, then its flags, each from a
+    // multiple of 8.
+    const text = lines(
+      '1 malloc 10 0x10',
+      '1 malloc 20 0x20',
+      '1 free 0x10',
+      '1 realloc 0x20 30 0x30',
+      '1 free 0x30',
+    );
+    const ok = Buffer.from(encode(text));
+    const metaLength = ok.readUInt32LE(24);
+    const codesAt = 24 + ((4 + metaLength + 7) & ~7);
+    const flagsAt = codesAt + 8;
+    expect([...ok.subarray(codesAt, codesAt + 6)]).toEqual([0x46, 0, 0, 6, 2, 6]);
+    // malloc: size, token returned; free: token taken; realloc: the three.
+    expect([...ok.subarray(flagsAt, flagsAt + 5)]).toEqual([33, 33, 16, 49, 16]);
+    const changed = (edits: Array<[number, number]>): string => {
+      const b = Buffer.from(ok);
+      for (const [at, v] of edits) b[at] = v;
+      return String(read(b).error);
+    };
+    const where = '\\(block at byte 16; 0 events read\\)$';
+    expect(changed([[flagsAt + 1, 0x80 | 33]])).toMatch(new RegExp(`unknown flags 0xa1 ${where}`));
+    // A number written out for a token not returned.
+    expect(changed([[flagsAt + 2, 16 | 64]])).toMatch(new RegExp(`unknown flags 0x50 ${where}`));
+    // The first in the block: a bad code after bad flags, bad flags after a bad code.
+    expect(
+      changed([
+        [flagsAt + 2, 64],
+        [codesAt + 5, 0x1f],
+      ]),
+    ).toMatch(/unknown flags 0x40 /);
+    expect(
+      changed([
+        [codesAt + 2, 0x1f],
+        [flagsAt + 3, 0xff],
+      ]),
+    ).toMatch(new RegExp(`unknown operation code 0x1f ${where}`));
+    expect(changed([[codesAt + 5, 0x4f]])).toMatch(/unknown record code 0x4f /);
+    // Known flags that do not match the columns' counts: a free given a size it does not have.
+    expect(changed([[flagsAt + 2, 16 | 1]])).toMatch(
+      /damaged binary trace: the columns do not hold what the events say/,
+    );
+  });
+
   it('refuses values no text gives: a size that is not a whole number, a negative one', () => {
     // The size 2^33 is kept as a double: made NaN, then -4096, then a malloc's size of -1.
     const big = Buffer.from(encode(lines('1 malloc 8589934592 0x10', '1 free 0x10')));
