@@ -334,6 +334,19 @@ describe('the parse worker', () => {
     const [a, b] = await Promise.all([read(path, true), read(path, true)]);
     expect(a).toEqual(fresh);
     expect(b).toEqual(fresh);
+    // Held back while the sink is slow (the count of batches in flight is shared with it).
+    const many = tmpFile(gzipSync(trace(100_000), { level: 1 }));
+    let n = 0;
+    const slow = (): undefined => {
+      if (++n % 25_000 === 0) {
+        const until = Date.now() + 100;
+        while (Date.now() < until);
+      }
+      return undefined;
+    };
+    const here = await read(many, false);
+    prestartParseWorker();
+    expect(await read(many, true, slow)).toEqual(here);
     // Its errors are those of any worker.
     prestartParseWorker();
     expect(await read(join(tmp, 'missing.trace'), true)).toEqual(
