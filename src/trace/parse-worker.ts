@@ -65,7 +65,7 @@ function send(m: ParseWorkerMessage, transfer: ArrayBuffer[] = []): void {
   parentPort!.postMessage(m, transfer);
 }
 
-/** The parent's first message to a worker started ahead of need, without its input. */
+/** The first message a parent sends a worker it started without its input (ahead of need). */
 export interface ParseWorkerStart {
   kind: 'input';
   input: ParseWorkerInput;
