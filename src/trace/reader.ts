@@ -6,9 +6,9 @@
  * files (worker-client.ts); streamTraceFile does the same in the calling thread; readTraceText
  * parses a trace held in memory. All three read plain and compressed traces alike (source.ts).
  *
- * The binary form of a trace (binary.ts) is read by all three too, recognised by its first bytes;
- * it is read in the calling thread, where decoding it costs less than receiving the parse
- * worker's batches would.
+ * The binary form of a trace (binary.ts) is read by all three too, recognised by its first bytes.
+ * readTraceFile has the parse worker read a long one as well (BINARY_WORKER_MIN_BYTES): the
+ * replaying thread then takes its batches without an event object each (Replayer.runBatch).
  *
  * Every mistake in the trace is a TraceSyntaxError (file, line, what is wrong); a file that cannot
  * be read, corrupt compressed data or a damaged binary trace is a TraceReadError (file, what is
@@ -21,7 +21,12 @@ import { BINARY_MAGIC, BinaryTraceReader, isBinaryTrace } from './binary.js';
 import { TraceParser, type TraceReadResult } from './parser.js';
 import { decompressBytes, inputName, peekInput, streamChosenInput } from './source.js';
 import type { TraceSink } from './types.js';
-import { WORKER_MIN_BYTES, readInWorker, workerAvailable } from './worker-client.js';
+import {
+  BINARY_WORKER_MIN_BYTES,
+  WORKER_MIN_BYTES,
+  readInWorker,
+  workerAvailable,
+} from './worker-client.js';
 
 /** Bytes of input parsed between two looks at the receiver's back-pressure (TraceSink.ready). */
 const READY_SLICE = 64 << 10;
@@ -54,9 +59,10 @@ export function readTraceText(
  * for a line that does not parse, a TraceReadError when the file cannot be read, or whatever the
  * sink threw.
  *
- * A file of WORKER_MIN_BYTES or more is read and parsed by the parse worker on a thread of its
- * own, which leaves the calling thread to the sink (the replay), when the machine has more than
- * one CPU; `worker` forces the choice either way. The sink sees the same calls either way.
+ * A file of WORKER_MIN_BYTES or more (a binary trace: BINARY_WORKER_MIN_BYTES) is read and parsed
+ * by the parse worker on a thread of its own, which leaves the calling thread to the sink (the
+ * replay), when the machine has more than one CPU; `worker` forces the choice either way. The sink
+ * sees the same calls either way.
  */
 export async function readTraceFile(
   path: string,
@@ -64,17 +70,27 @@ export async function readTraceFile(
   opts?: { displayName?: string; worker?: boolean },
 ): Promise<TraceReadResult> {
   const name = inputName(path, opts?.displayName);
-  const worker =
-    opts?.worker ??
-    (path !== '-' && availableParallelism() > 1 && fileSize(path) >= WORKER_MIN_BYTES);
-  if (worker && workerAvailable() && !binaryFile(path, name)) return readInWorker(path, name, sink);
+  const worker = opts?.worker ?? (path !== '-' && availableParallelism() > 1 && long(path, name));
+  if (worker && workerAvailable()) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
 }
 
-/** Whether the file holds a binary trace (plain or gzip; other compressions are not looked into). */
-function binaryFile(path: string, name: string): boolean {
-  const { head } = peekInput(path, name, 4096);
-  return head !== undefined && isBinaryTrace(head);
+/**
+ * Whether the file is long enough for the parse worker: WORKER_MIN_BYTES, or for a binary trace
+ * BINARY_WORKER_MIN_BYTES (a compressed one counted four times its size).
+ */
+function long(path: string, name: string): boolean {
+  const size = fileSize(path);
+  if (size < WORKER_MIN_BYTES) return false;
+  let peek: ReturnType<typeof peekInput>;
+  try {
+    peek = peekInput(path, name, 4096);
+  } catch {
+    // The reading will say what is wrong with the file.
+    return true;
+  }
+  if (peek.head === undefined || !isBinaryTrace(peek.head)) return true;
+  return size * (peek.compression === 'none' ? 1 : 4) >= BINARY_WORKER_MIN_BYTES;
 }
 
 /** The size of a file, or -1 when it cannot be known (the reading will report why). */

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type AheadFacts, parseAheadWanted } from '../../src/cli/parse-ahead.js';
-import { WORKER_MIN_BYTES } from '../../src/trace/worker-client.js';
+import { BINARY_WORKER_MIN_BYTES, WORKER_MIN_BYTES } from '../../src/trace/worker-client.js';
 import { spawned } from '../helpers/cli.js';
 
 const BIG = WORKER_MIN_BYTES;
@@ -20,7 +20,7 @@ function facts(sizes: Record<string, number>, binary: string[] = [], cpus = 2): 
 }
 
 describe('parseAheadWanted', () => {
-  it('starts the worker for a command that reads a large text trace', () => {
+  it('starts the worker for a command that reads a large trace', () => {
     for (const command of ['replay', 'explain', 'report', 'compare', 'sweep', 'stats', 'convert'])
       expect(parseAheadWanted([command, 't.trace'], facts({ 't.trace': BIG }))).toBe(true);
     // The trace anywhere among the arguments, a compressed one too.
@@ -32,7 +32,11 @@ describe('parseAheadWanted', () => {
 
   it('not where readTraceFile reads in the calling thread, nor for other commands', () => {
     expect(parseAheadWanted(['replay', 't'], facts({ t: BIG - 1 }))).toBe(false);
+    // A binary trace from a larger size.
     expect(parseAheadWanted(['replay', 't'], facts({ t: BIG }, ['t']))).toBe(false);
+    const binary = BINARY_WORKER_MIN_BYTES;
+    expect(parseAheadWanted(['replay', 't'], facts({ t: binary - 1 }, ['t']))).toBe(false);
+    expect(parseAheadWanted(['replay', 't'], facts({ t: binary }, ['t']))).toBe(true);
     expect(parseAheadWanted(['replay', 't'], facts({ t: BIG }, [], 1))).toBe(false);
     expect(parseAheadWanted(['replay', '-'], facts({}))).toBe(false);
     expect(parseAheadWanted(['replay', 't', '--from', 'mtrace'], facts({ t: BIG }))).toBe(false);

@@ -16,11 +16,23 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type * as Store from '../../src/trace/event-store.js';
 import type * as Reader from '../../src/trace/reader.js';
 import type * as Client from '../../src/trace/worker-client.js';
+import type * as Binary from '../../src/trace/binary.js';
 import type { RssSample, TraceEvent, TraceHeader, TraceSink } from '../../src/trace/types.js';
 
-const { readTraceFile } = (await import(
+const { readTraceFile, readTraceText } = (await import(
   new URL('../../dist/trace/reader.js', import.meta.url).href
 )) as typeof Reader;
+const { BinaryTraceEncoder } = (await import(
+  new URL('../../dist/trace/binary.js', import.meta.url).href
+)) as typeof Binary;
+
+/** The binary form of a text trace. */
+function binary(text: string): Uint8Array {
+  const parts: Uint8Array[] = [];
+  const enc = new BinaryTraceEncoder((b) => parts.push(b.slice()));
+  enc.end(readTraceText(text, 't', enc).lines);
+  return new Uint8Array(Buffer.concat(parts));
+}
 const { TraceStore } = (await import(
   new URL('../../dist/trace/event-store.js', import.meta.url).href
 )) as typeof Store;
@@ -260,6 +272,22 @@ describe('the parse worker', () => {
     expect(long.error?.message).toMatch(/^shown\.trace:\d+: free takes PTR, got 0 arguments$/);
     const record = await expectSame(tmpFile(traceWithRecords(30_000) + '#:touch 0x1 x\n'));
     expect(record.error?.message).toMatch(/^shown\.trace:\d+: #:touch: malformed page list 'x'/);
+  });
+
+  it('decodes a binary trace, plain or compressed, as this thread does: events, records, stacks', async () => {
+    for (const text of [traceWithRecords(20_000), traceWithStacks(3000), trace(100_000)]) {
+      const bin = binary(text);
+      const plain = await expectSame(tmpFile(bin));
+      expect(plain.calls.length).toBeGreaterThan(3000);
+      // The same calls as the text gives.
+      expect(plain).toEqual(await read(tmpFile(text), false));
+      await expectSame(tmpFile(gzipSync(bin, { level: 1 })));
+    }
+    // A damaged one: every event before the damaged block, then the same error.
+    const bin = binary(trace(100_000));
+    const cut = await expectSame(tmpFile(bin.subarray(0, bin.length >> 1)));
+    expect(cut.error?.message).toMatch(/^shown\.trace: binary trace cut short at byte \d+/);
+    expect(cut.calls.length).toBeGreaterThan(30_000);
   });
 
   it('reports files it cannot read', async () => {
