@@ -70,7 +70,8 @@ export async function readTraceFile(
   opts?: { displayName?: string; worker?: boolean },
 ): Promise<TraceReadResult> {
   const name = inputName(path, opts?.displayName);
-  const worker = opts?.worker ?? (path !== '-' && availableParallelism() > 1 && long(path, name));
+  const worker =
+    opts?.worker ?? (path !== '-' && availableParallelism() > 1 && worthTheWorker(path, name));
   if (worker && workerAvailable()) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
 }
@@ -79,7 +80,7 @@ export async function readTraceFile(
  * Whether the file is long enough for the parse worker: WORKER_MIN_BYTES, or for a binary trace
  * BINARY_WORKER_MIN_BYTES (a compressed one counted four times its size).
  */
-function long(path: string, name: string): boolean {
+function worthTheWorker(path: string, name: string): boolean {
   const size = fileSize(path);
   if (size < WORKER_MIN_BYTES) return false;
   let peek: ReturnType<typeof peekInput>;
