@@ -15,18 +15,11 @@
  * wrong). Errors thrown by the sink pass through unchanged.
  */
 
-import { statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { BINARY_MAGIC, BinaryTraceReader, isBinaryTrace } from './binary.js';
 import { TraceParser, type TraceReadResult } from './parser.js';
-import { decompressBytes, inputName, peekInput, streamChosenInput } from './source.js';
+import { decompressBytes, inputName, streamChosenInput } from './source.js';
 import type { TraceSink } from './types.js';
-import {
-  BINARY_WORKER_MIN_BYTES,
-  WORKER_MIN_BYTES,
-  readInWorker,
-  workerAvailable,
-} from './worker-client.js';
+import { readInWorker, workerAvailable, worthTheWorker } from './worker-client.js';
 
 /** Bytes of input parsed between two looks at the receiver's back-pressure (TraceSink.ready). */
 const READY_SLICE = 64 << 10;
@@ -59,10 +52,10 @@ export function readTraceText(
  * for a line that does not parse, a TraceReadError when the file cannot be read, or whatever the
  * sink threw.
  *
- * A file of WORKER_MIN_BYTES or more (a binary trace: BINARY_WORKER_MIN_BYTES) is read and parsed
- * by the parse worker on a thread of its own, which leaves the calling thread to the sink (the
- * replay), when the machine has more than one CPU; `worker` forces the choice either way. The sink
- * sees the same calls either way.
+ * A long file (worker-client.ts, worthTheWorker) is read and parsed by the parse worker on a
+ * thread of its own, which leaves the calling thread to the sink (the replay), when the machine
+ * has more than one CPU; `worker` forces the choice either way. The sink sees the same calls
+ * either way.
  */
 export async function readTraceFile(
   path: string,
@@ -70,37 +63,9 @@ export async function readTraceFile(
   opts?: { displayName?: string; worker?: boolean },
 ): Promise<TraceReadResult> {
   const name = inputName(path, opts?.displayName);
-  const worker =
-    opts?.worker ?? (path !== '-' && availableParallelism() > 1 && worthTheWorker(path, name));
+  const worker = opts?.worker ?? worthTheWorker(path, name);
   if (worker && workerAvailable()) return readInWorker(path, name, sink);
   return streamTraceFile(path, name, sink);
-}
-
-/**
- * Whether the file is long enough for the parse worker: WORKER_MIN_BYTES, or for a binary trace
- * BINARY_WORKER_MIN_BYTES (a compressed one counted four times its size).
- */
-function worthTheWorker(path: string, name: string): boolean {
-  const size = fileSize(path);
-  if (size < WORKER_MIN_BYTES) return false;
-  let peek: ReturnType<typeof peekInput>;
-  try {
-    peek = peekInput(path, name, 4096);
-  } catch {
-    // The reading will say what is wrong with the file.
-    return true;
-  }
-  if (peek.head === undefined || !isBinaryTrace(peek.head)) return true;
-  return size * (peek.compression === 'none' ? 1 : 4) >= BINARY_WORKER_MIN_BYTES;
-}
-
-/** The size of a file, or -1 when it cannot be known (the reading will report why). */
-function fileSize(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return -1;
-  }
 }
 
 /**

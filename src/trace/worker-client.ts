@@ -4,13 +4,16 @@
  * in this thread would make, and the same errors.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { EventBatch } from './batch.js';
+import { isBinaryTrace } from './binary-end.js';
 import { ReadEvent } from './event.js';
 import { ReadRss, ReadTouch } from './records.js';
 import type { TraceReadResult } from './parser.js';
+import { peekInput } from './source.js';
 import type { ParseWorkerInput, ParseWorkerMessage, ParseWorkerStart } from './parse-worker.js';
 import { TraceReadError, TraceSyntaxError, type TraceSink } from './types.js';
 
@@ -28,6 +31,33 @@ export const WORKER_MIN_BYTES = 4 << 20;
  * costs, once both are warm). A compressed one counts four times its size.
  */
 export const BINARY_WORKER_MIN_BYTES = 32 << 20;
+
+/**
+ * Whether readTraceFile has the parse worker read `path` (cli/parse-ahead.ts asks the same, to
+ * start it ahead): a file, not standard input, on a machine of more than one CPU, of
+ * WORKER_MIN_BYTES or more, or for a binary trace BINARY_WORKER_MIN_BYTES (a compressed one
+ * counted four times its size). `name` is the file name used in error messages.
+ */
+export function worthTheWorker(path: string, name = path, cpus = availableParallelism()): boolean {
+  if (path === '-' || cpus < 2) return false;
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch {
+    // Not there: the reading will say so.
+    return false;
+  }
+  if (size < WORKER_MIN_BYTES) return false;
+  let peek: ReturnType<typeof peekInput>;
+  try {
+    peek = peekInput(path, name, 4096);
+  } catch {
+    // The reading will say what is wrong with the file.
+    return true;
+  }
+  if (peek.head === undefined || !isBinaryTrace(peek.head)) return true;
+  return size * (peek.compression === 'none' ? 1 : 4) >= BINARY_WORKER_MIN_BYTES;
+}
 
 /** How long batches are replayed before the event loop is given a turn. */
 const YIELD_MS = 50;

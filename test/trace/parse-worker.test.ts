@@ -98,6 +98,18 @@ function digest(v: unknown): unknown {
   return v;
 }
 
+/** A sink's check that stalls the reading 0.1 s every 25,000 events (a slow sink). */
+function slowSink(): () => undefined {
+  let n = 0;
+  return () => {
+    if (++n % 25_000 === 0) {
+      const until = Date.now() + 100;
+      while (Date.now() < until);
+    }
+    return undefined;
+  };
+}
+
 async function expectSame(path: string): Promise<Read> {
   const here = await read(path, false);
   const there = await read(path, true);
@@ -201,14 +213,7 @@ describe('the parse worker', () => {
   it('streams a trace of many batches, holding the worker back while the sink is slow', async () => {
     // 100,000 events: six batches of 16,384, more than may wait for the sink at once (4).
     const path = tmpFile(gzipSync(trace(100_000), { level: 1 }));
-    let n = 0;
-    const slow = (): undefined => {
-      if (++n % 25_000 === 0) {
-        const until = Date.now() + 100;
-        while (Date.now() < until);
-      }
-      return undefined;
-    };
+    const slow = slowSink();
     const here = await read(path, false);
     const there = await read(path, true, slow);
     expect(there.result).toEqual(here.result);
@@ -364,14 +369,7 @@ describe('the parse worker', () => {
     expect(b).toEqual(fresh);
     // Held back while the sink is slow (the count of batches in flight is shared with it).
     const many = tmpFile(gzipSync(trace(100_000), { level: 1 }));
-    let n = 0;
-    const slow = (): undefined => {
-      if (++n % 25_000 === 0) {
-        const until = Date.now() + 100;
-        while (Date.now() < until);
-      }
-      return undefined;
-    };
+    const slow = slowSink();
     const here = await read(many, false);
     prestartParseWorker();
     expect(await read(many, true, slow)).toEqual(here);
